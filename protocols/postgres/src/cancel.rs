@@ -1,0 +1,78 @@
+//! Query cancellation. Clients get a BackendKeyData that the gateway makes
+//! up (its session id and a random secret), never the server's; a
+//! CancelRequest carrying that key is turned into a CancelRequest with the
+//! server's key of the connection the session holds right now.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use subtle::ConstantTimeEq;
+
+use crate::backend::{cancel, BackendKey};
+use crate::pool::Pool;
+
+/// The gateway's id for one client session; also the process id in the
+/// BackendKeyData the client receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId(pub u32);
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+struct Entry {
+    secret: [u8; 4],
+    pool: Arc<Pool>,
+    key: BackendKey,
+}
+
+/// Live sessions' cancel keys.
+#[derive(Default)]
+pub struct CancelRegistry {
+    sessions: Mutex<HashMap<u32, Entry>>,
+}
+
+impl std::fmt::Debug for CancelRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CancelRegistry")
+    }
+}
+
+impl CancelRegistry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Entry>> {
+        // insert/remove only: a poisoned map is still consistent.
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a session's key and the server connection it holds.
+    pub fn register(&self, id: SessionId, secret: [u8; 4], pool: Arc<Pool>, key: BackendKey) {
+        self.lock().insert(id.0, Entry { secret, pool, key });
+    }
+
+    /// Forgets a session (when it ends).
+    pub fn unregister(&self, id: SessionId) {
+        self.lock().remove(&id.0);
+    }
+
+    /// Forwards a client's CancelRequest if its key is valid. Like
+    /// PostgreSQL, the requester learns nothing either way.
+    pub async fn cancel(&self, pid: i32, secret: &[u8]) {
+        let found = {
+            let sessions = self.lock();
+            sessions.get(&(pid as u32)).and_then(|e| {
+                bool::from(e.secret.ct_eq(secret)).then(|| (e.pool.clone(), e.key.clone()))
+            })
+        };
+        match found {
+            Some((pool, key)) => {
+                tracing::info!(session = pid, target_name = %pool.backend().target, "forwarding cancel request");
+                if let Err(e) = cancel(pool.backend(), &key).await {
+                    tracing::warn!(session = pid, error = %e, "cancel request failed");
+                }
+            }
+            None => tracing::warn!(session = pid, "cancel request with an unknown key ignored"),
+        }
+    }
+}

@@ -1,0 +1,625 @@
+//! One client connection from its first byte to its end: TLS negotiation,
+//! the startup packet, authentication against the gateway's own users,
+//! routing to a target, a server connection from the pool, the greeting,
+//! the relay, and the release of the server connection.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use pgwire::messages::startup::{BackendKeyData, NegotiateProtocolVersion, SecretKey};
+use rand::RngCore;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::cancel::{CancelRegistry, SessionId};
+use crate::error::ProtocolError;
+use crate::frame::FrameReader;
+use crate::hooks::{AuthMethod, Hooks, SessionInfo, StatementOrigin};
+use crate::messages::error_response::{ClientError, SqlState};
+use crate::messages::startup::{self, Startup, StartupPacket};
+use crate::messages::{self, auth, frontend_tag, parameter_status};
+use crate::pool::Lease;
+use crate::relay::{self, RelayEnd, RelayLimits};
+use crate::scram::{ScramError, ScramSecret};
+use crate::stream::{ClientStream, MaybeTls};
+
+/// Longest message accepted during authentication.
+const MAX_AUTH_MESSAGE: usize = 8 * 1024;
+/// First byte of a TLS ClientHello: a client doing direct TLS (libpq 17
+/// `sslnegotiation=direct`) instead of sending SSLRequest first.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Settings of a PostgreSQL listener.
+#[derive(Debug, Clone)]
+pub struct FrontendConfig {
+    /// TLS for clients; `None` answers SSLRequest with `N`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Refuse clients that do not use TLS.
+    pub require_tls: bool,
+    /// Time a client has from connecting to being authenticated.
+    pub handshake_timeout: Duration,
+    /// Relay limits.
+    pub limits: RelayLimits,
+}
+
+/// Everything the sessions of one listener share.
+pub struct Gateway {
+    hooks: Arc<dyn Hooks>,
+    config: FrontendConfig,
+    cancels: CancelRegistry,
+    next_id: AtomicU32,
+    /// Key for the salts of the fake SCRAM exchange of unknown users.
+    mock_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// A refusal during the handshake: sent as FATAL, then the connection
+/// closes. `None` means the client simply went away.
+type Refusal = Option<ClientError>;
+
+impl Gateway {
+    /// A gateway with these hooks and settings.
+    pub fn new(hooks: Arc<dyn Hooks>, config: FrontendConfig) -> Arc<Self> {
+        let mut mock_key = [0u8; 32];
+        rand::rng().fill_bytes(&mut mock_key);
+        Arc::new(Gateway {
+            hooks,
+            config,
+            cancels: CancelRegistry::default(),
+            next_id: AtomicU32::new(1),
+            mock_key,
+        })
+    }
+
+    fn session_id(&self) -> SessionId {
+        loop {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff;
+            if id != 0 {
+                return SessionId(id);
+            }
+        }
+    }
+
+    /// Serves one client connection to its end.
+    pub async fn handle(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+        let _ = tcp.set_nodelay(true);
+        let mut reader = FrameReader::new(MAX_AUTH_MESSAGE);
+        let handshake = tokio::time::timeout(
+            self.config.handshake_timeout,
+            self.handshake(tcp, &mut reader),
+        )
+        .await;
+        let (mut client, startup) = match handshake {
+            Ok(Ok(Some(ok))) => ok,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "client handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "client handshake timed out");
+                return;
+            }
+        };
+        let tls = client.is_tls();
+        let auth = tokio::time::timeout(
+            self.config.handshake_timeout,
+            self.authenticate(&mut client, &mut reader, &startup),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Some(ClientError::fatal(
+                SqlState::INVALID_AUTHORIZATION,
+                "authentication timed out",
+            )))
+        });
+        let (user, database) = match auth {
+            Ok(ok) => ok,
+            Err(refusal) => return refuse(&mut client, refusal, peer).await,
+        };
+        let session = match self.hooks.route(&user, &database) {
+            Ok(route) => {
+                let info = SessionInfo {
+                    id: self.session_id(),
+                    user,
+                    target: route.target,
+                    peer,
+                    tls,
+                };
+                (info, route.pool)
+            }
+            Err(e) => return refuse(&mut client, Some(e), peer).await,
+        };
+        let (info, pool) = session;
+        let mut lease = match pool.acquire().await {
+            Ok(lease) => lease,
+            Err(e) => {
+                tracing::warn!(session = %info.id, user = %info.user, target_name = %info.target, error = %e, "no server connection");
+                return refuse(&mut client, Some(e.client_error(&info.target)), peer).await;
+            }
+        };
+        tracing::info!(session = %info.id, user = %info.user, target_name = %info.target, %peer, tls, "session started");
+        let status = match self.apply_startup_params(&mut lease, &info, &startup).await {
+            Ok(status) => status,
+            Err(refusal) => {
+                refuse(&mut client, refusal, peer).await;
+                lease.release(messages::TX_IDLE, false).await;
+                return;
+            }
+        };
+        let mut secret = [0u8; 4];
+        rand::rng().fill_bytes(&mut secret);
+        if let Err(e) = greet(&mut client, &lease, &info, secret, status).await {
+            tracing::debug!(session = %info.id, error = %e, "client left before the greeting");
+            lease.release(status, false).await;
+            return;
+        }
+        if let Some(key) = lease.conn().key().cloned() {
+            self.cancels
+                .register(info.id, secret, lease.pool().clone(), key);
+        }
+        let mut client_buf = reader.take_buffered();
+        let outcome = relay::run(
+            &mut client,
+            &mut client_buf,
+            lease.conn(),
+            &info,
+            self.hooks.as_ref(),
+            self.config.limits,
+            &shutdown,
+        )
+        .await;
+        self.cancels.unregister(info.id);
+        let closing = match &outcome.end {
+            RelayEnd::ClientGone => None,
+            RelayEnd::ClientError(e) => {
+                tracing::warn!(session = %info.id, error = %e, "client connection closed on a protocol error");
+                Some(ClientError::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string()))
+            }
+            RelayEnd::ServerGone | RelayEnd::ServerError(_) => {
+                tracing::warn!(session = %info.id, end = ?outcome.end, "server connection lost");
+                (!outcome.last_was_error).then(|| {
+                    ClientError::fatal(
+                        SqlState::CONNECTION_FAILURE,
+                        format!("the server connection of target \"{}\" was lost", info.target),
+                    )
+                })
+            }
+            RelayEnd::Shutdown => Some(ClientError::fatal(
+                SqlState::ADMIN_SHUTDOWN,
+                "terminating connection because sqlgate is shutting down",
+            )),
+        };
+        if let Some(err) = closing {
+            let mut buf = BytesMut::new();
+            err.encode(&mut buf);
+            let _ = client.write_all(&buf).await;
+        }
+        let _ = client.shutdown().await;
+        tracing::info!(session = %info.id, end = ?outcome.end, "session ended");
+        if outcome.reusable {
+            lease.release(outcome.status, outcome.unsynced).await;
+        }
+    }
+
+    /// TLS negotiation and the startup packet. `Ok(None)`: the client went
+    /// away or only wanted to cancel.
+    async fn handshake(
+        &self,
+        tcp: TcpStream,
+        reader: &mut FrameReader,
+    ) -> Result<Option<(ClientStream, Startup)>, ProtocolError> {
+        let mut first = [0u8; 1];
+        let direct_tls = tcp.peek(&mut first).await? == 1 && first[0] == TLS_HANDSHAKE_RECORD;
+        let mut stream = match (&self.config.tls, direct_tls) {
+            (Some(tls), true) => {
+                let s = TlsAcceptor::from(tls.clone()).accept(tcp).await?;
+                MaybeTls::Tls(Box::new(s))
+            }
+            _ => MaybeTls::Plain(tcp),
+        };
+        loop {
+            let Some(payload) = reader.read_startup(&mut stream).await? else {
+                return Ok(None);
+            };
+            match startup::decode(&payload)? {
+                StartupPacket::Ssl => {
+                    let (tcp, tls) = match (stream, &self.config.tls) {
+                        (MaybeTls::Plain(tcp), Some(tls)) => (tcp, tls.clone()),
+                        (mut other, _) => {
+                            other.write_all(b"N").await?;
+                            stream = other;
+                            continue;
+                        }
+                    };
+                    let mut tcp = tcp;
+                    tcp.write_all(b"S").await?;
+                    let s = TlsAcceptor::from(tls).accept(tcp).await?;
+                    stream = MaybeTls::Tls(Box::new(s));
+                }
+                StartupPacket::GssEnc => stream.write_all(b"N").await?,
+                StartupPacket::Cancel { pid, secret } => {
+                    self.cancels.cancel(pid, &secret).await;
+                    return Ok(None);
+                }
+                StartupPacket::Startup(s) => return Ok(Some((stream, s))),
+            }
+        }
+    }
+
+    /// Checks the startup packet and the user's password; returns the user
+    /// and the database name they asked for.
+    async fn authenticate(
+        &self,
+        client: &mut ClientStream,
+        reader: &mut FrameReader,
+        startup: &Startup,
+    ) -> Result<(String, String), Refusal> {
+        if startup.major != 3 {
+            return Err(Some(ClientError::fatal(
+                SqlState::FEATURE_NOT_SUPPORTED,
+                format!(
+                    "unsupported frontend protocol {}.{}: sqlgate supports 3.0",
+                    startup.major, startup.minor
+                ),
+            )));
+        }
+        let unsupported: Vec<String> = startup
+            .params
+            .iter()
+            .filter(|(k, _)| k.starts_with("_pq_."))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if startup.minor > 0 || !unsupported.is_empty() {
+            let mut buf = BytesMut::new();
+            messages::encode(&NegotiateProtocolVersion::new(0, unsupported), &mut buf);
+            send(client, &buf).await.map_err(|_| None)?;
+        }
+        if self.config.require_tls && !client.is_tls() {
+            return Err(Some(
+                ClientError::fatal(SqlState::INVALID_AUTHORIZATION, "sqlgate requires TLS")
+                    .with_hint("connect with sslmode=require"),
+            ));
+        }
+        let Some(user) = startup.param("user").filter(|u| !u.is_empty()) else {
+            return Err(Some(ClientError::fatal(
+                SqlState::INVALID_AUTHORIZATION,
+                "no PostgreSQL user name specified in startup packet",
+            )));
+        };
+        if let Some(r) = startup.param("replication") {
+            if !matches!(r, "false" | "off" | "no" | "0") {
+                return Err(Some(ClientError::fatal(
+                    SqlState::FEATURE_NOT_SUPPORTED,
+                    "replication connections are not supported by sqlgate",
+                )));
+            }
+        }
+        let database = startup
+            .param("database")
+            .filter(|d| !d.is_empty())
+            .unwrap_or(user);
+        let failed = || {
+            Some(ClientError::fatal(
+                SqlState::INVALID_PASSWORD,
+                format!("password authentication failed for user \"{user}\""),
+            ))
+        };
+        let known = self.hooks.user(user);
+        match known.as_ref().map(|u| u.method) {
+            Some(AuthMethod::Password) => {
+                if !client.is_tls() {
+                    return Err(Some(
+                        ClientError::fatal(
+                            SqlState::INVALID_AUTHORIZATION,
+                            format!("user \"{user}\" authenticates with a cleartext password, which sqlgate accepts only over TLS"),
+                        )
+                        .with_hint("connect with sslmode=require"),
+                    ));
+                }
+                let mut buf = BytesMut::new();
+                auth::cleartext(&mut buf);
+                send(client, &buf).await.map_err(|_| None)?;
+                let body = read_password_message(client, reader).await?;
+                let password = auth::decode_password(&body).map_err(protocol_refusal)?;
+                let secret = &known.as_ref().map(|u| &u.secret);
+                if !secret.is_some_and(|s| s.verify_password(password)) {
+                    return Err(failed());
+                }
+            }
+            method => {
+                let secret = match (method, known) {
+                    (Some(_), Some(u)) => u.secret,
+                    _ => ScramSecret::mock(user, &self.mock_key),
+                };
+                match self.scram(client, reader, &secret).await {
+                    Ok(()) => {}
+                    Err(ScramFailure::Proof) => return Err(failed()),
+                    Err(ScramFailure::Refused(r)) => return Err(r),
+                }
+            }
+        }
+        let mut buf = BytesMut::new();
+        auth::ok(&mut buf);
+        send(client, &buf).await.map_err(|_| None)?;
+        Ok((user.to_owned(), database.to_owned()))
+    }
+
+    async fn scram(
+        &self,
+        client: &mut ClientStream,
+        reader: &mut FrameReader,
+        secret: &ScramSecret,
+    ) -> Result<(), ScramFailure> {
+        let mut buf = BytesMut::new();
+        auth::sasl(&mut buf);
+        send(client, &buf).await.map_err(|_| ScramFailure::Refused(None))?;
+        let body = read_password_message(client, reader)
+            .await
+            .map_err(ScramFailure::Refused)?;
+        let (mechanism, first) = auth::decode_sasl_initial(&body)
+            .map_err(|e| ScramFailure::Refused(protocol_refusal(e)))?;
+        if mechanism != auth::SCRAM_SHA_256 {
+            return Err(ScramFailure::Refused(Some(ClientError::fatal(
+                SqlState::INVALID_AUTHORIZATION,
+                format!("SASL mechanism \"{mechanism}\" is not supported; sqlgate offers SCRAM-SHA-256"),
+            ))));
+        }
+        let (state, server_first) = secret.server_first(first).map_err(scram_refusal)?;
+        buf.clear();
+        auth::sasl_continue(&server_first, &mut buf);
+        send(client, &buf).await.map_err(|_| ScramFailure::Refused(None))?;
+        let body = read_password_message(client, reader)
+            .await
+            .map_err(ScramFailure::Refused)?;
+        let server_final = state.finish(&body).map_err(scram_refusal)?;
+        buf.clear();
+        auth::sasl_final(&server_final, &mut buf);
+        send(client, &buf).await.map_err(|_| ScramFailure::Refused(None))
+    }
+
+    /// Applies the client's startup settings (application_name,
+    /// client_encoding, DateStyle, `options=-c ...`) to the server
+    /// connection with one statement, which the hook sees like any other.
+    /// Returns the transaction status afterwards.
+    async fn apply_startup_params(
+        &self,
+        lease: &mut Lease,
+        info: &SessionInfo,
+        startup: &Startup,
+    ) -> Result<u8, Refusal> {
+        let settings = startup_settings(startup)?;
+        if settings.is_empty() {
+            return Ok(messages::TX_IDLE);
+        }
+        let calls: Vec<String> = settings
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "pg_catalog.set_config({}, {}, false)",
+                    sql_literal(k),
+                    sql_literal(v)
+                )
+            })
+            .collect();
+        let sql = format!("SELECT {}", calls.join(", "));
+        self.hooks
+            .statement(info, StatementOrigin::Startup, sql.as_bytes());
+        let outcome = lease.conn().simple_query(&sql).await.map_err(|e| {
+            tracing::warn!(session = %info.id, error = %e, "applying startup settings failed");
+            Some(e.client_error(&info.target))
+        })?;
+        if let Some(fields) = outcome.error {
+            let get = |c: u8| fields.iter().find(|(k, _)| *k == c).map(|(_, v)| v.clone());
+            let mut err = ClientError::fatal(
+                SqlState::INVALID_AUTHORIZATION,
+                get(b'M').unwrap_or_default(),
+            );
+            if let Some(code) = get(b'C').as_deref().and_then(SqlState::parse) {
+                err.code = code;
+            }
+            err.detail = get(b'D');
+            err.hint = get(b'H');
+            return Err(Some(err));
+        }
+        Ok(outcome.status)
+    }
+}
+
+enum ScramFailure {
+    Proof,
+    Refused(Refusal),
+}
+
+fn scram_refusal(e: ScramError) -> ScramFailure {
+    match e {
+        ScramError::BadProof => ScramFailure::Proof,
+        other => ScramFailure::Refused(Some(ClientError::fatal(
+            SqlState::PROTOCOL_VIOLATION,
+            other.to_string(),
+        ))),
+    }
+}
+
+fn protocol_refusal(e: ProtocolError) -> Refusal {
+    Some(ClientError::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string()))
+}
+
+/// The settings a startup packet asks for, as PostgreSQL would apply them:
+/// every parameter but the reserved ones, then each `-c name=value` (or
+/// `--name=value`) of `options`.
+fn startup_settings(startup: &Startup) -> Result<Vec<(String, String)>, Refusal> {
+    let mut out = Vec::new();
+    for (name, value) in &startup.params {
+        match name.as_str() {
+            "user" | "database" | "replication" => {}
+            "options" => parse_options(value, &mut out)?,
+            n if n.starts_with("_pq_.") => {}
+            _ => out.push((name.clone(), value.clone())),
+        }
+    }
+    for (name, _) in &out {
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+        if !valid {
+            return Err(Some(ClientError::fatal(
+                SqlState::PROTOCOL_VIOLATION,
+                format!("invalid startup parameter name \"{name}\""),
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Splits libpq's `options` string: words separated by spaces, a backslash
+/// escapes the next character.
+fn parse_options(options: &str, out: &mut Vec<(String, String)>) -> Result<(), Refusal> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_ascii_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut it = words.into_iter();
+    while let Some(w) = it.next() {
+        let setting = if w == "-c" {
+            it.next()
+        } else {
+            w.strip_prefix("--")
+                .or_else(|| w.strip_prefix("-c"))
+                .map(str::to_owned)
+        };
+        let pair = setting.as_deref().and_then(|s| s.split_once('='));
+        match pair {
+            Some((k, v)) => out.push((k.replace('-', "_"), v.to_owned())),
+            None => {
+                return Err(Some(ClientError::fatal(
+                    SqlState::FEATURE_NOT_SUPPORTED,
+                    format!("unsupported startup option \"{w}\": sqlgate accepts only -c name=value"),
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A string literal that means `s` whatever `standard_conforming_strings`
+/// is set to.
+fn sql_literal(s: &str) -> String {
+    if s.contains('\\') {
+        format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
+async fn read_password_message(
+    client: &mut ClientStream,
+    reader: &mut FrameReader,
+) -> Result<bytes::Bytes, Refusal> {
+    match reader.read_frame(client).await {
+        Ok(Some(f)) if f.tag == frontend_tag::PASSWORD => Ok(f.body),
+        Ok(Some(f)) => Err(protocol_refusal(ProtocolError::Unexpected {
+            tag: f.tag,
+            during: "during authentication",
+        })),
+        // The client hung up (psql does, to prompt for a password).
+        Ok(None) | Err(ProtocolError::Io(_)) | Err(ProtocolError::Truncated) => Err(None),
+        Err(e) => Err(protocol_refusal(e)),
+    }
+}
+
+async fn send(client: &mut ClientStream, bytes: &[u8]) -> std::io::Result<()> {
+    client.write_all(bytes).await?;
+    client.flush().await
+}
+
+async fn refuse(client: &mut ClientStream, refusal: Refusal, peer: SocketAddr) {
+    if let Some(err) = refusal {
+        tracing::info!(%peer, error = %err, "connection refused");
+        let mut buf = BytesMut::new();
+        err.encode(&mut buf);
+        let _ = send(client, &buf).await;
+    }
+    let _ = client.shutdown().await;
+}
+
+/// ParameterStatus for every setting the server reported,
+/// BackendKeyData with the gateway's key, ReadyForQuery.
+async fn greet(
+    client: &mut ClientStream,
+    lease: &Lease,
+    info: &SessionInfo,
+    secret: [u8; 4],
+    status: u8,
+) -> std::io::Result<()> {
+    let mut buf = BytesMut::with_capacity(1024);
+    for (name, value) in lease.params() {
+        let value = if name == "session_authorization" {
+            info.user.as_str()
+        } else {
+            value.as_str()
+        };
+        parameter_status::encode(name, value, &mut buf);
+    }
+    messages::encode(
+        &BackendKeyData::new(
+            info.id.0 as i32,
+            SecretKey::I32(i32::from_be_bytes(secret)),
+        ),
+        &mut buf,
+    );
+    messages::ready_for_query(status, &mut buf);
+    send(client, &buf).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_split_like_libpq() {
+        let mut out = Vec::new();
+        parse_options(r"-c search_path=a,b --statement-timeout=5s -csearch\ x=1", &mut out).unwrap();
+        assert_eq!(
+            out,
+            vec![
+                ("search_path".into(), "a,b".into()),
+                ("statement_timeout".into(), "5s".into()),
+                ("search x".into(), "1".into()),
+            ]
+        );
+        assert!(parse_options("-D /tmp", &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn literals_cannot_be_escaped() {
+        assert_eq!(sql_literal("it's"), "'it''s'");
+        assert_eq!(sql_literal(r"a\'b"), r"E'a\\''b'");
+    }
+}

@@ -1,0 +1,81 @@
+//! The one trait through which the gateway's engine (the `sqlgate`
+//! package) takes part in a PostgreSQL session: who the users are, which
+//! target a client may reach, and every statement text before it is
+//! forwarded. Everything here is in wire terms; the protocol crate knows
+//! nothing of policies.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::cancel::SessionId;
+use crate::messages::error_response::ClientError;
+use crate::pool::Pool;
+use crate::scram::ScramSecret;
+
+/// How a gateway user proves who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// SCRAM-SHA-256: the password never crosses the wire.
+    ScramSha256,
+    /// Cleartext password (for tokens and external checks later); only
+    /// ever accepted over TLS.
+    Password,
+}
+
+/// A gateway user's credentials.
+#[derive(Debug, Clone)]
+pub struct UserAuth {
+    /// The method the user must use.
+    pub method: AuthMethod,
+    /// The verifier their password is checked against.
+    pub secret: ScramSecret,
+}
+
+/// Where an authenticated session goes.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The target's name.
+    pub target: String,
+    /// Its pool.
+    pub pool: Arc<Pool>,
+}
+
+/// Who a session is, for hooks and logs.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// The gateway's session id (also the pid clients see).
+    pub id: SessionId,
+    /// The gateway user.
+    pub user: String,
+    /// The target.
+    pub target: String,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Whether the client connection is encrypted.
+    pub tls: bool,
+}
+
+/// Where a statement text came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementOrigin {
+    /// A simple Query message (may hold several statements).
+    Query,
+    /// An extended-protocol Parse message.
+    Parse,
+    /// Settings from the client's startup packet, applied by the gateway.
+    Startup,
+}
+
+/// The engine's side of a PostgreSQL session.
+pub trait Hooks: Send + Sync + 'static {
+    /// A gateway user's credentials, or `None` for an unknown user.
+    fn user(&self, name: &str) -> Option<UserAuth>;
+
+    /// The target an authenticated user reaches with the database name
+    /// they connected with; the error is sent to the client as is.
+    fn route(&self, user: &str, database: &str) -> Result<Route, ClientError>;
+
+    /// Every statement text, before it is forwarded. The bytes are the
+    /// client's; they need not be valid UTF-8.
+    fn statement(&self, session: &SessionInfo, origin: StatementOrigin, sql: &[u8]);
+}

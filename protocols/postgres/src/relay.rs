@@ -1,0 +1,391 @@
+//! The data path of an established session: two directions that run at
+//! once in one task, so that a server's asynchronous messages
+//! (NotificationResponse, NoticeResponse, ParameterStatus) reach an idle
+//! client immediately.
+//!
+//! Bytes are forwarded as they arrive. Only the boundaries of messages are
+//! tracked; a message is held back whole only when the gateway must read
+//! it (Query and Parse for the statement hook; ReadyForQuery and
+//! ParameterStatus from the server), so a huge DataRow or CopyData streams
+//! through with bounded memory. Each write is awaited before the next read,
+//! which carries a slow client's backpressure to the server.
+//!
+//! This module must never change a byte it does not have to: the one
+//! rewrite is the `session_authorization` ParameterStatus, which would
+//! otherwise reveal the server-side user.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{set_param, BackendConn};
+use crate::error::ProtocolError;
+use crate::frame::{peek_header, HEADER_LEN};
+use crate::hooks::{Hooks, SessionInfo, StatementOrigin};
+use crate::messages::{backend_tag, frontend_tag, parameter_status, query, TX_IDLE};
+use crate::stream::ClientStream;
+
+/// How much the relay reads at once in each direction.
+const READ_CHUNK: usize = 64 * 1024;
+/// Longest ParameterStatus or ReadyForQuery we accept from a server.
+const MAX_INSPECTED_SERVER_MESSAGE: usize = 1 << 20;
+/// Longest message of any kind (PostgreSQL's own limit is 1 GiB).
+const MAX_MESSAGE: usize = 1 << 30;
+
+/// Limits of one session's relay.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayLimits {
+    /// Longest Query or Parse message; these are held whole for the hook.
+    pub max_statement_len: usize,
+}
+
+/// Why a relay ended.
+#[derive(Debug)]
+pub enum RelayEnd {
+    /// The client sent Terminate or closed its connection.
+    ClientGone,
+    /// The client broke the protocol or its socket failed.
+    ClientError(ProtocolError),
+    /// The server closed the connection.
+    ServerGone,
+    /// The server connection failed.
+    ServerError(ProtocolError),
+    /// The gateway is shutting down and the session was idle.
+    Shutdown,
+}
+
+/// State both directions share. Atomics because the session future must be
+/// `Send`; both directions run in the same task, so `Relaxed` suffices.
+#[derive(Debug)]
+struct Shared {
+    /// Query/Sync/FunctionCall messages forwarded minus ReadyForQuery
+    /// received: zero means the server owes the client nothing.
+    pending: AtomicI64,
+    /// Transaction status of the last ReadyForQuery.
+    status: AtomicU8,
+    /// An extended-protocol message was sent after the last Sync.
+    unsynced: AtomicBool,
+    /// Set during shutdown: wake the session when it becomes idle.
+    draining: AtomicBool,
+    idle: Notify,
+}
+
+/// What the session needs to know once the relay has ended.
+#[derive(Debug)]
+pub struct RelayOutcome {
+    /// Why it ended.
+    pub end: RelayEnd,
+    /// The server connection is between requests and can be reset.
+    pub reusable: bool,
+    /// Transaction status of the last ReadyForQuery.
+    pub status: u8,
+    /// The client left an extended-protocol exchange without Sync.
+    pub unsynced: bool,
+    /// The last message forwarded to the client was an ErrorResponse.
+    pub last_was_error: bool,
+}
+
+/// Runs a session until either side ends it.
+pub async fn run(
+    client: &mut ClientStream,
+    client_buf: &mut BytesMut,
+    server: &mut BackendConn,
+    session: &SessionInfo,
+    hooks: &dyn Hooks,
+    limits: RelayLimits,
+    shutdown: &CancellationToken,
+) -> RelayOutcome {
+    let shared = Shared {
+        pending: AtomicI64::new(0),
+        status: AtomicU8::new(TX_IDLE),
+        unsynced: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
+        idle: Notify::new(),
+    };
+    let BackendConn {
+        stream,
+        rbuf,
+        params,
+        ..
+    } = server;
+    let (mut client_rd, mut client_wr) = tokio::io::split(client);
+    let (mut server_rd, mut server_wr) = tokio::io::split(stream);
+    let mut up = Upstream {
+        skip: 0,
+        session,
+        hooks,
+        limits,
+        shared: &shared,
+    };
+    let mut down = Downstream {
+        skip: 0,
+        shared: &shared,
+        params,
+        user: &session.user,
+        last_tag: 0,
+    };
+    let end = {
+        let c2s = up.run(&mut client_rd, &mut server_wr, client_buf);
+        let s2c = down.run(&mut server_rd, &mut client_wr, rbuf);
+        tokio::pin!(c2s, s2c);
+        loop {
+            tokio::select! {
+                r = &mut c2s => break r,
+                r = &mut s2c => break r,
+                _ = shutdown.cancelled(), if !shared.draining.load(Ordering::Relaxed) => {
+                    shared.draining.store(true, Ordering::Relaxed);
+                    if shared.pending.load(Ordering::Relaxed) == 0 {
+                        break RelayEnd::Shutdown;
+                    }
+                }
+                _ = shared.idle.notified(), if shared.draining.load(Ordering::Relaxed) => {
+                    if shared.pending.load(Ordering::Relaxed) == 0 {
+                        break RelayEnd::Shutdown;
+                    }
+                }
+            }
+        }
+    };
+    let pending = shared.pending.load(Ordering::Relaxed);
+    RelayOutcome {
+        reusable: matches!(end, RelayEnd::ClientGone | RelayEnd::Shutdown)
+            && pending == 0
+            && down.skip == 0,
+        status: shared.status.load(Ordering::Relaxed),
+        unsynced: shared.unsynced.load(Ordering::Relaxed),
+        last_was_error: down.last_tag == backend_tag::ERROR_RESPONSE,
+        end,
+    }
+}
+
+/// Client → server.
+struct Upstream<'a> {
+    /// Bytes of a passed-through message still to forward.
+    skip: usize,
+    session: &'a SessionInfo,
+    hooks: &'a dyn Hooks,
+    limits: RelayLimits,
+    shared: &'a Shared,
+}
+
+enum Scan {
+    /// Forward `0..n` and read more.
+    Forward(usize),
+    /// Forward `0..n`; then the client has terminated.
+    Terminate(usize),
+}
+
+impl Upstream<'_> {
+    async fn run<R, W>(&mut self, rd: &mut R, wr: &mut W, buf: &mut BytesMut) -> RelayEnd
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        loop {
+            let scan = match self.scan(buf) {
+                Ok(s) => s,
+                Err(e) => return RelayEnd::ClientError(e),
+            };
+            let (n, terminate) = match scan {
+                Scan::Forward(n) => (n, false),
+                Scan::Terminate(n) => (n, true),
+            };
+            if n > 0 {
+                if let Err(e) = write(wr, &buf[..n]).await {
+                    return RelayEnd::ServerError(e.into());
+                }
+                buf.advance(n);
+            }
+            if terminate {
+                return RelayEnd::ClientGone;
+            }
+            buf.reserve(READ_CHUNK);
+            match rd.read_buf(buf).await {
+                Ok(0) => {
+                    return if buf.is_empty() && self.skip == 0 {
+                        RelayEnd::ClientGone
+                    } else {
+                        RelayEnd::ClientError(ProtocolError::Truncated)
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return RelayEnd::ClientError(e.into()),
+            }
+        }
+    }
+
+    /// Walks the complete or passed-through messages at the front of `buf`
+    /// and returns how many bytes may be forwarded now.
+    fn scan(&mut self, buf: &mut BytesMut) -> Result<Scan, ProtocolError> {
+        let mut pos = 0;
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min(buf.len() - pos);
+                pos += n;
+                self.skip -= n;
+                if self.skip > 0 {
+                    return Ok(Scan::Forward(pos));
+                }
+            }
+            let Some((tag, total)) = peek_header(&buf[pos..], MAX_MESSAGE)? else {
+                return Ok(Scan::Forward(pos));
+            };
+            match tag {
+                frontend_tag::QUERY | frontend_tag::PARSE => {
+                    if total > self.limits.max_statement_len {
+                        return Err(ProtocolError::TooLong {
+                            tag,
+                            len: total,
+                            max: self.limits.max_statement_len,
+                        });
+                    }
+                    if buf.len() - pos < total {
+                        buf.reserve(total - (buf.len() - pos));
+                        return Ok(Scan::Forward(pos));
+                    }
+                    let body = &buf[pos + HEADER_LEN..pos + total];
+                    if tag == frontend_tag::QUERY {
+                        let sql = query::query_text(body)?;
+                        self.hooks
+                            .statement(self.session, StatementOrigin::Query, sql);
+                        self.shared.pending.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        let (_name, sql) = query::parse_text(body)?;
+                        self.hooks
+                            .statement(self.session, StatementOrigin::Parse, sql);
+                        self.shared.unsynced.store(true, Ordering::Relaxed);
+                    }
+                }
+                frontend_tag::SYNC => {
+                    self.shared.pending.fetch_add(1, Ordering::Relaxed);
+                    self.shared.unsynced.store(false, Ordering::Relaxed);
+                }
+                frontend_tag::FUNCTION_CALL => {
+                    self.shared.pending.fetch_add(1, Ordering::Relaxed);
+                }
+                frontend_tag::TERMINATE => return Ok(Scan::Terminate(pos)),
+                b'B' | b'E' | b'D' | b'C' => {
+                    self.shared.unsynced.store(true, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+            self.skip = total;
+        }
+    }
+}
+
+/// Server → client.
+struct Downstream<'a> {
+    skip: usize,
+    shared: &'a Shared,
+    params: &'a mut Vec<(String, String)>,
+    /// The gateway user, shown as `session_authorization`.
+    user: &'a str,
+    last_tag: u8,
+}
+
+impl Downstream<'_> {
+    async fn run<R, W>(&mut self, rd: &mut R, wr: &mut W, buf: &mut BytesMut) -> RelayEnd
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let mut rewritten = BytesMut::new();
+        loop {
+            if let Err(e) = self.forward(wr, buf, &mut rewritten).await {
+                return e;
+            }
+            buf.reserve(READ_CHUNK);
+            match rd.read_buf(buf).await {
+                Ok(0) => return RelayEnd::ServerGone,
+                Ok(_) => {}
+                Err(e) => return RelayEnd::ServerError(e.into()),
+            }
+        }
+    }
+
+    /// Forwards everything forwardable in `buf`, tracking ReadyForQuery and
+    /// ParameterStatus on the way.
+    async fn forward<W: AsyncWrite + Unpin>(
+        &mut self,
+        wr: &mut W,
+        buf: &mut BytesMut,
+        rewritten: &mut BytesMut,
+    ) -> Result<(), RelayEnd> {
+        let mut pos = 0;
+        let mut emitted = 0;
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min(buf.len() - pos);
+                pos += n;
+                self.skip -= n;
+                if self.skip > 0 {
+                    break;
+                }
+            }
+            let header = peek_header(&buf[pos..], MAX_MESSAGE).map_err(RelayEnd::ServerError)?;
+            let Some((tag, total)) = header else { break };
+            self.last_tag = tag;
+            match tag {
+                backend_tag::READY_FOR_QUERY | backend_tag::PARAMETER_STATUS => {
+                    if total > MAX_INSPECTED_SERVER_MESSAGE {
+                        return Err(RelayEnd::ServerError(ProtocolError::TooLong {
+                            tag,
+                            len: total,
+                            max: MAX_INSPECTED_SERVER_MESSAGE,
+                        }));
+                    }
+                    if buf.len() - pos < total {
+                        break;
+                    }
+                    let body = &buf[pos + HEADER_LEN..pos + total];
+                    if tag == backend_tag::READY_FOR_QUERY {
+                        self.ready(body);
+                    } else if let Some((name, value)) = parameter_status::decode(body) {
+                        if name == "session_authorization" {
+                            // Hide the server-side user behind the gateway user.
+                            rewritten.clear();
+                            parameter_status::encode(name, self.user, rewritten);
+                            write(wr, &buf[emitted..pos])
+                                .await
+                                .map_err(|e| RelayEnd::ClientError(e.into()))?;
+                            write(wr, rewritten)
+                                .await
+                                .map_err(|e| RelayEnd::ClientError(e.into()))?;
+                            emitted = pos + total;
+                        } else {
+                            set_param(self.params, name.to_owned(), value.to_owned());
+                        }
+                    }
+                }
+                _ => {}
+            }
+            self.skip = total;
+        }
+        if pos > emitted {
+            write(wr, &buf[emitted..pos])
+                .await
+                .map_err(|e| RelayEnd::ClientError(e.into()))?;
+        }
+        buf.advance(pos);
+        Ok(())
+    }
+
+    fn ready(&mut self, body: &[u8]) {
+        if let Some(&status) = body.first() {
+            self.shared.status.store(status, Ordering::Relaxed);
+        }
+        let left = self.shared.pending.fetch_sub(1, Ordering::Relaxed) - 1;
+        if left <= 0 && self.shared.draining.load(Ordering::Relaxed) {
+            self.shared.idle.notify_one();
+        }
+    }
+}
+
+async fn write<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    wr.write_all(bytes).await?;
+    wr.flush().await
+}
