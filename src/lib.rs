@@ -1,1 +1,21 @@
+//! sqlgate: a database gateway that sits between clients (agents, CI
+//! pipelines, people) and production databases, speaks their wire
+//! protocols, and judges every SQL statement before it reaches a server.
+//! Clients never hold the servers' credentials: the gateway does.
+//!
+//! This package is the engine (configuration, users, statement parsing and
+//! later policy) and the binary; the wire protocols live in `protocols/`.
 
+pub mod auth;
+pub mod certs;
+pub mod config;
+pub mod hooks;
+pub mod policy;
+pub mod server;
+
+/// Installs the process-wide TLS crypto provider (ring). Call once at
+/// start-up, before any TLS configuration is built; calling it again is
+/// harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,512 @@
+//! The one configuration file: listeners, targets, users.
+//!
+//! Loading has two steps, as in ripgrep's flags: [`RawConfig`] is exactly
+//! what serde reads from the TOML (unknown keys are errors), and
+//! [`Config`] is the validated, typed result with secrets resolved. Every
+//! problem found is reported, each as `file:line: key: message`; a missing
+//! environment variable is named, its value never shown.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sqlgate_postgres::tls::ServerTls;
+use sqlgate_postgres::{AuthMethod, ScramSecret, Secret};
+use toml::Spanned;
+
+/// Everything wrong with a configuration file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct ConfigError {
+    /// One line per problem: `file:line: key: message`.
+    pub problems: Vec<String>,
+}
+
+/// The configuration file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    postgres: Option<RawPgListener>,
+    #[serde(default)]
+    gateway: RawGateway,
+    #[serde(default, rename = "target")]
+    targets: Vec<RawTarget>,
+    #[serde(default, rename = "user")]
+    users: Vec<RawUser>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    shutdown_grace_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPgListener {
+    listen: Spanned<String>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
+    require_tls: Option<Spanned<bool>>,
+    handshake_timeout_secs: Option<u64>,
+    max_statement_bytes: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    host: String,
+    port: Option<u16>,
+    database: String,
+    user: String,
+    password_env: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    pool_size: Option<Spanned<usize>>,
+    acquire_timeout_secs: Option<u64>,
+    connect_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    tls: Option<Spanned<String>>,
+    tls_ca_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    name: Spanned<String>,
+    password_env: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    scram_verifier: Option<Spanned<String>>,
+    auth: Option<Spanned<String>>,
+    #[serde(default)]
+    groups: Vec<String>,
+    targets: Spanned<Vec<String>>,
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The PostgreSQL listener, if configured.
+    pub postgres: Option<PgListener>,
+    /// How long shutdown waits for busy sessions.
+    pub shutdown_grace: Duration,
+    /// Database targets clients can reach.
+    pub targets: Vec<Target>,
+    /// Gateway users.
+    pub users: Vec<User>,
+}
+
+/// The PostgreSQL listener.
+#[derive(Debug, Clone)]
+pub struct PgListener {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// PEM certificate chain and key for client TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Refuse clients without TLS.
+    pub require_tls: bool,
+    /// Time from connect to authenticated.
+    pub handshake_timeout: Duration,
+    /// Longest Query/Parse message.
+    pub max_statement_bytes: usize,
+}
+
+/// The protocol a target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A database clients reach through the gateway.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Name clients use as database name.
+    pub name: String,
+    /// Protocol.
+    pub kind: TargetKind,
+    /// Server host.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// Database on the server.
+    pub database: String,
+    /// Server-side user.
+    pub user: String,
+    /// Server-side password.
+    pub password: Option<Secret>,
+    /// Most server connections.
+    pub pool_size: usize,
+    /// Wait for a free connection.
+    pub acquire_timeout: Duration,
+    /// Connect + authenticate limit.
+    pub connect_timeout: Duration,
+    /// Idle connections older than this are closed.
+    pub idle_timeout: Duration,
+    /// TLS to the server.
+    pub tls: ServerTls,
+}
+
+/// A gateway user.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// How they authenticate.
+    pub auth: AuthMethod,
+    /// Password verifier.
+    pub secret: ScramSecret,
+    /// Groups (for policies).
+    pub groups: Vec<String>,
+    /// Targets they may reach; `*` for all.
+    pub targets: Vec<String>,
+}
+
+impl User {
+    /// May this user use the target?
+    pub fn may_use(&self, target: &str) -> bool {
+        self.targets.iter().any(|t| t == "*" || t == target)
+    }
+}
+
+/// Collects problems with their positions.
+struct Problems<'a> {
+    file: &'a Path,
+    text: &'a str,
+    list: Vec<String>,
+}
+
+impl Problems<'_> {
+    fn line(&self, span: &Range<usize>) -> usize {
+        self.text[..span.start.min(self.text.len())]
+            .bytes()
+            .filter(|&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn at(&mut self, span: Range<usize>, key: &str, message: impl std::fmt::Display) {
+        let line = self.line(&span);
+        self.list
+            .push(format!("{}:{line}: {key}: {message}", self.file.display()));
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![format!("{}: cannot read: {e}", path.display())],
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates configuration text; `path` names it in errors
+    /// and anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let mut p = Problems {
+            file: path,
+            text,
+            list: Vec::new(),
+        };
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                let line = p.line(&span);
+                let message = e.message().trim().to_owned();
+                return Err(ConfigError {
+                    problems: vec![format!("{}:{line}: {message}", path.display())],
+                });
+            }
+        };
+        let base = path.parent().unwrap_or(Path::new(".")).to_owned();
+        let config = validate(raw, &base, path, &mut p);
+        if p.list.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems: p.list })
+        }
+    }
+
+    /// A target by name.
+    pub fn target(&self, name: &str) -> Option<&Target> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+}
+
+fn secs(v: Option<u64>, default: u64) -> Duration {
+    Duration::from_secs(v.unwrap_or(default))
+}
+
+fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Config {
+    let postgres = raw.postgres.map(|l| {
+        let listen = l.listen.get_ref().parse().unwrap_or_else(|e| {
+            p.at(l.listen.span(), "postgres.listen", format!("not an address:port ({e})"));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        });
+        let tls = match (&l.tls_cert, &l.tls_key) {
+            (Some(c), Some(k)) => {
+                let cert = existing_file(base, c, "postgres.tls_cert", p);
+                let key = existing_file(base, k, "postgres.tls_key", p);
+                Some((cert, key))
+            }
+            (Some(c), None) => {
+                p.at(c.span(), "postgres.tls_cert", "tls_key is needed as well");
+                None
+            }
+            (None, Some(k)) => {
+                p.at(k.span(), "postgres.tls_key", "tls_cert is needed as well");
+                None
+            }
+            (None, None) => None,
+        };
+        let require_tls = l.require_tls.as_ref().is_some_and(|r| *r.get_ref());
+        if let Some(r) = l.require_tls.as_ref().filter(|_| require_tls && tls.is_none()) {
+            p.at(r.span(), "postgres.require_tls", "needs tls_cert and tls_key");
+        }
+        PgListener {
+            listen,
+            tls,
+            require_tls,
+            handshake_timeout: secs(l.handshake_timeout_secs, 15),
+            max_statement_bytes: l.max_statement_bytes.unwrap_or(64 << 20),
+        }
+    });
+    let mut names = HashSet::new();
+    let targets: Vec<Target> = raw
+        .targets
+        .into_iter()
+        .map(|t| {
+            let name = t.name.get_ref().clone();
+            if !names.insert(name.clone()) {
+                p.at(t.name.span(), "target.name", format!("target \"{name}\" is defined twice"));
+            }
+            let key = |k: &str| format!("target \"{name}\" {k}");
+            let kind = match t.kind.get_ref().as_str() {
+                "postgres" => TargetKind::Postgres,
+                other => {
+                    p.at(t.kind.span(), &key("kind"), format!("unknown kind \"{other}\" (expected \"postgres\")"));
+                    TargetKind::Postgres
+                }
+            };
+            let password = secret(base, t.password_env.as_ref(), t.password_file.as_ref(), &key("password"), p);
+            let pool_size = t.pool_size.as_ref().map(|s| *s.get_ref()).unwrap_or(20);
+            if let Some(s) = t.pool_size.as_ref().filter(|s| *s.get_ref() == 0) {
+                p.at(s.span(), &key("pool_size"), "must be at least 1");
+            }
+            let tls = match t.tls.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+                None | Some(("disable", _)) => ServerTls::Disable,
+                Some(("require", _)) => ServerTls::Require,
+                Some(("verify-full", span)) => match &t.tls_ca_file {
+                    Some(ca) => ServerTls::VerifyFull {
+                        ca_file: existing_file(base, ca, &key("tls_ca_file"), p),
+                    },
+                    None => {
+                        p.at(span, &key("tls"), "verify-full needs tls_ca_file");
+                        ServerTls::Disable
+                    }
+                },
+                Some((other, span)) => {
+                    p.at(span, &key("tls"), format!("unknown mode \"{other}\" (expected disable, require or verify-full)"));
+                    ServerTls::Disable
+                }
+            };
+            Target {
+                name,
+                kind,
+                host: t.host,
+                port: t.port.unwrap_or(5432),
+                database: t.database,
+                user: t.user,
+                password,
+                pool_size,
+                acquire_timeout: secs(t.acquire_timeout_secs, 5),
+                connect_timeout: secs(t.connect_timeout_secs, 5),
+                idle_timeout: secs(t.idle_timeout_secs, 600),
+                tls,
+            }
+        })
+        .collect();
+    let mut user_names = HashSet::new();
+    let users = raw
+        .users
+        .into_iter()
+        .filter_map(|u| {
+            let name = u.name.get_ref().clone();
+            if !user_names.insert(name.clone()) {
+                p.at(u.name.span(), "user.name", format!("user \"{name}\" is defined twice"));
+            }
+            let key = |k: &str| format!("user \"{name}\" {k}");
+            for t in u.targets.get_ref() {
+                if t != "*" && !names.contains(t) {
+                    p.at(u.targets.span(), &key("targets"), format!("no target named \"{t}\""));
+                }
+            }
+            let auth = match u.auth.as_ref().map(|a| (a.get_ref().as_str(), a.span())) {
+                None | Some(("scram-sha-256", _)) => AuthMethod::ScramSha256,
+                Some(("password", _)) => AuthMethod::Password,
+                Some((other, span)) => {
+                    p.at(span, &key("auth"), format!("unknown method \"{other}\" (expected scram-sha-256 or password)"));
+                    AuthMethod::ScramSha256
+                }
+            };
+            let secret = match &u.scram_verifier {
+                Some(v) => {
+                    if u.password_env.is_some() || u.password_file.is_some() {
+                        p.at(v.span(), &key("scram_verifier"), "give either a verifier or a password, not both");
+                    }
+                    ScramSecret::parse(v.get_ref())
+                        .map_err(|e| p.at(v.span(), &key("scram_verifier"), e))
+                        .ok()
+                }
+                None => match secret(base, u.password_env.as_ref(), u.password_file.as_ref(), &key("password"), p) {
+                    Some(pw) => Some(ScramSecret::from_password(pw.expose().as_bytes())),
+                    None => {
+                        let missing = u.password_env.is_none() && u.password_file.is_none();
+                        if missing {
+                            p.at(u.name.span(), &key("password"), "needs password_env, password_file or scram_verifier");
+                        }
+                        None
+                    }
+                },
+            };
+            Some(User {
+                name,
+                auth,
+                secret: secret?,
+                groups: u.groups,
+                targets: u.targets.into_inner(),
+            })
+        })
+        .collect();
+    let _ = path;
+    Config {
+        path: path.to_owned(),
+        postgres,
+        shutdown_grace: secs(raw.gateway.shutdown_grace_secs, 30),
+        targets,
+        users,
+    }
+}
+
+fn existing_file(base: &Path, value: &Spanned<String>, key: &str, p: &mut Problems) -> PathBuf {
+    let path = base.join(value.get_ref());
+    if !path.is_file() {
+        p.at(value.span(), key, format!("no such file: {}", path.display()));
+    }
+    path
+}
+
+/// A secret from an environment variable or a file (first line, without
+/// the line break).
+fn secret(
+    base: &Path,
+    env: Option<&Spanned<String>>,
+    file: Option<&Spanned<String>>,
+    key: &str,
+    p: &mut Problems,
+) -> Option<Secret> {
+    match (env, file) {
+        (Some(e), Some(_)) => {
+            p.at(e.span(), key, "give password_env or password_file, not both");
+            None
+        }
+        (Some(e), None) => match std::env::var(e.get_ref()) {
+            Ok(v) => Some(Secret::new(v)),
+            Err(_) => {
+                p.at(e.span(), &format!("{key}_env"), format!("environment variable {} is not set", e.get_ref()));
+                None
+            }
+        },
+        (None, Some(f)) => {
+            let path = base.join(f.get_ref());
+            match std::fs::read_to_string(&path) {
+                Ok(v) => Some(Secret::new(v.lines().next().unwrap_or("").to_owned())),
+                Err(err) => {
+                    p.at(f.span(), &format!("{key}_file"), format!("cannot read {}: {err}", path.display()));
+                    None
+                }
+            }
+        }
+        (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[postgres]
+listen = "127.0.0.1:6432"
+# tls_cert = "certs/server.crt"
+# tls_key  = "certs/server.key"
+
+[[target]]
+name = "app"              # clients choose it as the database name
+kind = "postgres"
+host = "127.0.0.1"
+port = 5432
+database = "app"
+user = "app_owner"
+password_env = "SQLGATE_TEST_APP_DB_PASSWORD"   # or password_file = "..."
+pool_size = 20
+
+[[user]]
+name = "agent"
+password_env = "SQLGATE_TEST_AGENT_PASSWORD"   # or a SCRAM verifier
+groups = ["agents"]
+targets = ["app"]
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("sqlgate.toml"), text)
+    }
+
+    #[test]
+    fn the_documented_example_loads() {
+        std::env::set_var("SQLGATE_TEST_APP_DB_PASSWORD", "server-pw");
+        std::env::set_var("SQLGATE_TEST_AGENT_PASSWORD", "agent-pw");
+        let c = parse(EXAMPLE).unwrap();
+        let t = c.target("app").unwrap();
+        assert_eq!((t.port, t.pool_size, t.user.as_str()), (5432, 20, "app_owner"));
+        assert_eq!(t.password.as_ref().unwrap().expose(), "server-pw");
+        assert!(c.users[0].secret.verify_password(b"agent-pw"));
+        assert!(c.users[0].may_use("app") && !c.users[0].may_use("other"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = parse("[postgres]\nlisen = \"x\"\n").unwrap_err().to_string();
+        assert!(err.starts_with("sqlgate.toml:2:"), "{err}");
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn missing_env_var_is_named_and_every_problem_reported() {
+        let text = EXAMPLE
+            .replace("SQLGATE_TEST_APP_DB_PASSWORD", "SQLGATE_TEST_UNSET_1")
+            .replace("targets = [\"app\"]", "targets = [\"nope\"]");
+        std::env::set_var("SQLGATE_TEST_AGENT_PASSWORD", "agent-pw");
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(err.problems[0].contains("sqlgate.toml:14: target \"app\" password_env: environment variable SQLGATE_TEST_UNSET_1 is not set"), "{err}");
+        assert!(err.problems[1].contains(":21: user \"agent\" targets: no target named \"nope\""), "{err}");
+    }
+
+    #[test]
+    fn secret_values_never_appear_in_errors() {
+        std::env::set_var("SQLGATE_TEST_SECRET_VALUE", "do-not-print-me");
+        let text = "[[user]]\nname = \"u\"\npassword_env = \"SQLGATE_TEST_SECRET_VALUE\"\nauth = \"plain\"\ntargets = []\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains("unknown method \"plain\""), "{err}");
+        assert!(!err.contains("do-not-print-me"));
+    }
+}

@@ -1,0 +1,106 @@
+//! Starts the gateway from a configuration: one pool per target, the
+//! listeners, and shutdown on a token.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlgate_postgres::backend::BackendConfig;
+use sqlgate_postgres::{tls, FrontendConfig, Gateway, Pool, PoolConfig, RelayLimits};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Users;
+use crate::config::{Config, TargetKind};
+use crate::hooks::PgHooks;
+
+/// A started gateway.
+#[derive(Debug)]
+pub struct Running {
+    /// Where the PostgreSQL listener accepts clients.
+    pub postgres_addr: Option<SocketAddr>,
+    /// Cancel to shut down.
+    pub shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits until every listener has stopped (after `shutdown` fires and
+    /// sessions have drained or the grace period ran out).
+    pub async fn wait(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Binds the listeners and starts serving.
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let shutdown = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let mut postgres_addr = None;
+    let mut pools = HashMap::new();
+    for t in config.targets.iter().filter(|t| t.kind == TargetKind::Postgres) {
+        let backend = BackendConfig {
+            target: t.name.clone(),
+            host: t.host.clone(),
+            port: t.port,
+            database: t.database.clone(),
+            user: t.user.clone(),
+            password: t.password.clone(),
+            tls: tls::client_config(&t.tls).with_context(|| format!("target \"{}\"", t.name))?,
+            connect_timeout: t.connect_timeout,
+        };
+        let pool = Pool::new(
+            backend,
+            PoolConfig {
+                size: t.pool_size,
+                acquire_timeout: t.acquire_timeout,
+                idle_timeout: t.idle_timeout,
+                reset_timeout: Duration::from_secs(5),
+            },
+        );
+        pools.insert(t.name.clone(), pool);
+    }
+    if let Some(pg) = &config.postgres {
+        let tls = match &pg.tls {
+            Some((cert, key)) => Some(tls::server_config(cert, key)?),
+            None => None,
+        };
+        let hooks = Arc::new(PgHooks::new(Users::new(&config.users), pools));
+        let gateway = Gateway::new(
+            hooks,
+            FrontendConfig {
+                tls,
+                require_tls: pg.require_tls,
+                handshake_timeout: pg.handshake_timeout,
+                limits: RelayLimits {
+                    max_statement_len: pg.max_statement_bytes,
+                },
+            },
+        );
+        let listener = TcpListener::bind(pg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", pg.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, tls = pg.tls.is_some(), "PostgreSQL listener ready");
+        postgres_addr = Some(addr);
+        tasks.push(tokio::spawn(sqlgate_postgres::server::serve(
+            listener,
+            gateway,
+            shutdown.clone(),
+            config.shutdown_grace,
+        )));
+    }
+    if tasks.is_empty() {
+        anyhow::bail!("{}: no listener configured (add a [postgres] section)", config.path.display());
+    }
+    Ok(Running {
+        postgres_addr,
+        shutdown,
+        tasks,
+    })
+}

@@ -1,0 +1,5 @@
+//! Integration tests: real PostgreSQL servers (started by the test support
+//! in temp dirs), the real gateway, real drivers and tools.
+
+mod pg;
+mod support;

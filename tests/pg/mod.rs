@@ -1,0 +1,7 @@
+//! The PostgreSQL gateway, through tokio-postgres, psql, pgbench and a raw
+//! protocol client.
+
+mod auth;
+mod pool;
+mod relay;
+mod tools;

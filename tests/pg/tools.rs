@@ -1,0 +1,177 @@
+//! The binary with stock tools: psql over TLS, pgbench, the statement log,
+//! and memory under a slow client.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::binary::{GatewayProcess, BIN};
+use crate::support::gateway::{connect, TestConfig, AGENT_PW};
+use crate::support::pg::{self, free_port};
+use crate::support::raw::RawClient;
+
+/// A config for the binary on a fixed free port, optionally with TLS from
+/// `sqlgate cert`.
+fn binary_config(tls: bool) -> (TestConfig, u16) {
+    let mut cfg = TestConfig::new(pg::shared());
+    let port = free_port();
+    cfg.toml = cfg.toml.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    if tls {
+        let out = Command::new(BIN)
+            .args(["cert", "--out"])
+            .arg(cfg.path().join("certs"))
+            .args(["--name", "localhost"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        cfg.listener("tls_cert = \"certs/server.crt\"\ntls_key = \"certs/server.key\"");
+    }
+    (cfg, port)
+}
+
+fn psql(port: u16, conn: &str, args: &[&str], password: &str) -> std::process::Output {
+    Command::new("psql")
+        .arg(format!("host=localhost port={port} dbname=app {conn}"))
+        .args(["-X", "-v", "ON_ERROR_STOP=1"])
+        .args(args)
+        .env("PGPASSWORD", password)
+        .env_remove("PGSSLMODE")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn psql_over_tls_runs_a_script_with_meta_commands() {
+    let (mut cfg, port) = binary_config(true);
+    cfg.user("tokenish", "agent.pw", &["app"], "auth = \"password\"");
+    let path = cfg.write();
+    let _gw = GatewayProcess::start(&path, port, "info");
+    let script = cfg.path().join("script.sql");
+    std::fs::write(
+        &script,
+        "\\conninfo\n\
+         CREATE TEMP TABLE psql_t (id serial PRIMARY KEY, name text NOT NULL);\n\
+         INSERT INTO psql_t (name) VALUES ('a'), ('b');\n\
+         \\d psql_t\n\
+         \\dt pg_temp*.*\n\
+         \\dn\n\
+         \\df pg_catalog.pg_sleep\n\
+         SELECT count(*) AS n FROM psql_t \\gset\n\
+         \\echo rows: :n\n",
+    )
+    .unwrap();
+    let root = cfg.path().join("certs/server.crt");
+    let conn = format!("user=agent sslmode=verify-full sslrootcert={}", root.display());
+    let out = psql(port, &conn, &["-f", script.to_str().unwrap()], AGENT_PW);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("SSL connection"), "{stdout}");
+    assert!(stdout.contains("psql_t_pkey"), "\\d shows the index: {stdout}");
+    assert!(stdout.contains("name   | text    |           | not null"), "{stdout}");
+    assert!(stdout.contains("pg_sleep"), "{stdout}");
+    assert!(stdout.contains("rows: 2"), "{stdout}");
+    // A cleartext-password user works over TLS...
+    let out = psql(port, "user=tokenish sslmode=require", &["-c", "SELECT 1"], AGENT_PW);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // ...and is refused without it.
+    let out = psql(port, "user=tokenish sslmode=disable", &["-c", "SELECT 1"], AGENT_PW);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only over TLS"));
+}
+
+#[test]
+fn every_statement_is_parsed_and_logged_with_its_session() {
+    let (cfg, port) = binary_config(false);
+    let path = cfg.write();
+    let mut gw = GatewayProcess::start(&path, port, "info,sqlgate::statement=debug");
+    let out = psql(port, "user=agent", &["-c", "SELECT 42 AS answer; SELECT 'second'"], AGENT_PW);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let first = gw
+        .wait_for_line(|l| l.contains("SELECT 42 AS answer"), Duration::from_secs(10))
+        .expect("the first statement is logged");
+    for field in ["user=agent", "target_name=app", "session=", "origin=Query"] {
+        assert!(first.contains(field), "{field} in {first}");
+    }
+    assert!(gw
+        .wait_for_line(|l| l.contains("SELECT 'second'"), Duration::from_secs(10))
+        .is_some());
+    let out = psql(port, "user=agent", &["-c", "SELEC 42 FROM nowhere"], AGENT_PW);
+    assert!(!out.status.success());
+    assert!(gw
+        .wait_for_line(|l| l.contains("unparseable statement") && l.contains("SELEC 42 FROM nowhere"), Duration::from_secs(10))
+        .is_some());
+}
+
+fn pgbench(port: u16, args: &[&str]) -> String {
+    let out = Command::new("pgbench")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "agent"])
+        .args(args)
+        .arg("app")
+        .env("PGPASSWORD", AGENT_PW)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "pgbench {args:?}: {text}");
+    text
+}
+
+#[test]
+fn pgbench_runs_with_every_protocol_without_failures() {
+    let (cfg, port) = binary_config(false);
+    let path = cfg.write();
+    let _gw = GatewayProcess::start(&path, port, "warn,sqlgate=info");
+    pgbench(port, &["-i", "-s", "1", "-q"]);
+    for mode in ["simple", "extended", "prepared"] {
+        let out = pgbench(port, &["-T", "10", "-c", "4", "-j", "2", "-M", mode]);
+        assert!(out.contains("number of failed transactions: 0 (0.000%)"), "{mode}: {out}");
+        let done = out
+            .lines()
+            .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        assert!(done > 100, "{mode}: {out}");
+    }
+}
+
+#[tokio::test]
+async fn a_slow_client_slows_the_server_not_the_gateways_memory() {
+    let pg = pg::shared();
+    let (cfg, port) = binary_config(false);
+    let path = cfg.write();
+    let gw = GatewayProcess::start(&path, port, "warn,sqlgate=info");
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (mut slow, _) = RawClient::connect(addr, &[("user", "agent"), ("database", "app")], AGENT_PW)
+        .await
+        .unwrap();
+    let before = gw.rss_kib();
+    // About 160 MB of rows that the client does not read for now.
+    let marker = format!("slow-{}", std::process::id());
+    let sql = format!("SELECT g, repeat('x', 8000) /* {marker} */ FROM generate_series(1, 20000) g");
+    let mut msg = bytes::BytesMut::new();
+    postgres_protocol::message::frontend::query(&sql, &mut msg).unwrap();
+    slow.send(&msg).await;
+    // The server must end up blocked writing to its client (the gateway).
+    let direct = connect(&pg.direct_conn_str("app")).await;
+    loop {
+        let n: i64 = direct
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'ClientWrite' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+                &[&marker],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let during = gw.rss_kib();
+    assert!(
+        during < before + 32 * 1024,
+        "gateway memory grew from {before} KiB to {during} KiB while holding back a 160 MB result"
+    );
+    // And nothing is lost once the client reads.
+    let msgs = slow.until_ready().await;
+    let rows = msgs.iter().filter(|(t, _)| *t == b'D').count();
+    assert_eq!(rows, 20000);
+}

@@ -1,0 +1,130 @@
+//! A gateway started in-process on a free port, configured from TOML text
+//! the same way the binary is.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use sqlgate::config::Config;
+use sqlgate::server::Running;
+
+use super::pg::{PgServer, APP_OWNER_PW};
+
+pub const AGENT_PW: &str = "agent-pw";
+
+/// A configuration under construction: a temp dir for password files and
+/// the TOML text.
+pub struct TestConfig {
+    pub dir: tempfile::TempDir,
+    pub toml: String,
+}
+
+impl TestConfig {
+    /// The PostgreSQL listener on a free port, target `app` on `pg` as
+    /// `app_owner` (SCRAM), user `agent` allowed on it.
+    pub fn new(pg: &PgServer) -> TestConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = TestConfig {
+            dir,
+            toml: "[postgres]\nlisten = \"127.0.0.1:0\"\n".to_owned(),
+        };
+        c.secret("app.pw", APP_OWNER_PW);
+        c.secret("agent.pw", AGENT_PW);
+        c.target("app", pg.port, "app_owner", Some("app.pw"), "");
+        c.user("agent", "agent.pw", &["app"], "");
+        c
+    }
+
+    /// Writes a password file next to the config.
+    pub fn secret(&mut self, name: &str, value: &str) {
+        std::fs::write(self.dir.path().join(name), format!("{value}\n")).unwrap();
+    }
+
+    /// Adds a `[[target]]`.
+    pub fn target(&mut self, name: &str, port: u16, user: &str, password_file: Option<&str>, extra: &str) {
+        let pw = password_file
+            .map(|f| format!("password_file = \"{f}\"\n"))
+            .unwrap_or_default();
+        self.toml.push_str(&format!(
+            "\n[[target]]\nname = \"{name}\"\nkind = \"postgres\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+             database = \"app\"\nuser = \"{user}\"\n{pw}{extra}\n"
+        ));
+    }
+
+    /// Adds a `[[user]]`.
+    pub fn user(&mut self, name: &str, password_file: &str, targets: &[&str], extra: &str) {
+        let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+        self.toml.push_str(&format!(
+            "\n[[user]]\nname = \"{name}\"\npassword_file = \"{password_file}\"\ntargets = [{}]\n{extra}\n",
+            targets.join(", ")
+        ));
+    }
+
+    /// Inserts lines into the `[postgres]` section.
+    pub fn listener(&mut self, lines: &str) {
+        self.toml = self
+            .toml
+            .replacen("[postgres]\n", &format!("[postgres]\n{lines}\n"), 1);
+    }
+
+    /// Writes the file and returns its path.
+    pub fn write(&self) -> PathBuf {
+        let path = self.dir.path().join("sqlgate.toml");
+        std::fs::write(&path, &self.toml).unwrap();
+        path
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts the gateway in this process.
+    pub async fn start(&self) -> Gateway {
+        sqlgate::install_crypto_provider();
+        let config = Config::load(&self.write()).unwrap_or_else(|e| panic!("config: {e}\n{}", self.toml));
+        let running = sqlgate::server::start(&config).await.expect("gateway starts");
+        Gateway { running }
+    }
+}
+
+pub struct Gateway {
+    pub running: Running,
+}
+
+impl Gateway {
+    pub fn addr(&self) -> SocketAddr {
+        self.running.postgres_addr.unwrap()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr().port()
+    }
+
+    /// A tokio-postgres connection string through the gateway.
+    pub fn conn_str(&self, user: &str, password: &str, db: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={user} password={password} dbname={db}",
+            self.port()
+        )
+    }
+
+    /// Connects as `agent` to `app` and drives the connection in the
+    /// background.
+    pub async fn agent(&self) -> tokio_postgres::Client {
+        connect(&self.conn_str("agent", AGENT_PW, "app")).await
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.running.shutdown.cancel();
+    }
+}
+
+/// Connects with tokio-postgres (no TLS) and spawns the connection.
+pub async fn connect(conn_str: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(conn_str, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect {conn_str}: {e}"));
+    tokio::spawn(conn);
+    client
+}
