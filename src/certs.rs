@@ -13,7 +13,8 @@ pub fn self_signed(dir: &Path, names: &[String]) -> anyhow::Result<(PathBuf, Pat
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let crt = dir.join("server.crt");
     let key = dir.join("server.key");
-    std::fs::write(&crt, cert.cert.pem()).with_context(|| format!("cannot write {}", crt.display()))?;
+    std::fs::write(&crt, cert.cert.pem())
+        .with_context(|| format!("cannot write {}", crt.display()))?;
     write_private(&key, cert.signing_key.serialize_pem().as_bytes())?;
     Ok((crt, key))
 }

@@ -248,7 +248,11 @@ fn secs(v: Option<u64>, default: u64) -> Duration {
 fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Config {
     let postgres = raw.postgres.map(|l| {
         let listen = l.listen.get_ref().parse().unwrap_or_else(|e| {
-            p.at(l.listen.span(), "postgres.listen", format!("not an address:port ({e})"));
+            p.at(
+                l.listen.span(),
+                "postgres.listen",
+                format!("not an address:port ({e})"),
+            );
             SocketAddr::from(([127, 0, 0, 1], 0))
         });
         let tls = match (&l.tls_cert, &l.tls_key) {
@@ -268,8 +272,16 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
             (None, None) => None,
         };
         let require_tls = l.require_tls.as_ref().is_some_and(|r| *r.get_ref());
-        if let Some(r) = l.require_tls.as_ref().filter(|_| require_tls && tls.is_none()) {
-            p.at(r.span(), "postgres.require_tls", "needs tls_cert and tls_key");
+        if let Some(r) = l
+            .require_tls
+            .as_ref()
+            .filter(|_| require_tls && tls.is_none())
+        {
+            p.at(
+                r.span(),
+                "postgres.require_tls",
+                "needs tls_cert and tls_key",
+            );
         }
         PgListener {
             listen,
@@ -286,17 +298,31 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
         .map(|t| {
             let name = t.name.get_ref().clone();
             if !names.insert(name.clone()) {
-                p.at(t.name.span(), "target.name", format!("target \"{name}\" is defined twice"));
+                p.at(
+                    t.name.span(),
+                    "target.name",
+                    format!("target \"{name}\" is defined twice"),
+                );
             }
             let key = |k: &str| format!("target \"{name}\" {k}");
             let kind = match t.kind.get_ref().as_str() {
                 "postgres" => TargetKind::Postgres,
                 other => {
-                    p.at(t.kind.span(), &key("kind"), format!("unknown kind \"{other}\" (expected \"postgres\")"));
+                    p.at(
+                        t.kind.span(),
+                        &key("kind"),
+                        format!("unknown kind \"{other}\" (expected \"postgres\")"),
+                    );
                     TargetKind::Postgres
                 }
             };
-            let password = secret(base, t.password_env.as_ref(), t.password_file.as_ref(), &key("password"), p);
+            let password = secret(
+                base,
+                t.password_env.as_ref(),
+                t.password_file.as_ref(),
+                &key("password"),
+                p,
+            );
             let pool_size = t.pool_size.as_ref().map(|s| *s.get_ref()).unwrap_or(20);
             if let Some(s) = t.pool_size.as_ref().filter(|s| *s.get_ref() == 0) {
                 p.at(s.span(), &key("pool_size"), "must be at least 1");
@@ -314,7 +340,13 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
                     }
                 },
                 Some((other, span)) => {
-                    p.at(span, &key("tls"), format!("unknown mode \"{other}\" (expected disable, require or verify-full)"));
+                    p.at(
+                        span,
+                        &key("tls"),
+                        format!(
+                            "unknown mode \"{other}\" (expected disable, require or verify-full)"
+                        ),
+                    );
                     ServerTls::Disable
                 }
             };
@@ -341,37 +373,63 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
         .filter_map(|u| {
             let name = u.name.get_ref().clone();
             if !user_names.insert(name.clone()) {
-                p.at(u.name.span(), "user.name", format!("user \"{name}\" is defined twice"));
+                p.at(
+                    u.name.span(),
+                    "user.name",
+                    format!("user \"{name}\" is defined twice"),
+                );
             }
             let key = |k: &str| format!("user \"{name}\" {k}");
             for t in u.targets.get_ref() {
                 if t != "*" && !names.contains(t) {
-                    p.at(u.targets.span(), &key("targets"), format!("no target named \"{t}\""));
+                    p.at(
+                        u.targets.span(),
+                        &key("targets"),
+                        format!("no target named \"{t}\""),
+                    );
                 }
             }
             let auth = match u.auth.as_ref().map(|a| (a.get_ref().as_str(), a.span())) {
                 None | Some(("scram-sha-256", _)) => AuthMethod::ScramSha256,
                 Some(("password", _)) => AuthMethod::Password,
                 Some((other, span)) => {
-                    p.at(span, &key("auth"), format!("unknown method \"{other}\" (expected scram-sha-256 or password)"));
+                    p.at(
+                        span,
+                        &key("auth"),
+                        format!("unknown method \"{other}\" (expected scram-sha-256 or password)"),
+                    );
                     AuthMethod::ScramSha256
                 }
             };
             let secret = match &u.scram_verifier {
                 Some(v) => {
                     if u.password_env.is_some() || u.password_file.is_some() {
-                        p.at(v.span(), &key("scram_verifier"), "give either a verifier or a password, not both");
+                        p.at(
+                            v.span(),
+                            &key("scram_verifier"),
+                            "give either a verifier or a password, not both",
+                        );
                     }
                     ScramSecret::parse(v.get_ref())
                         .map_err(|e| p.at(v.span(), &key("scram_verifier"), e))
                         .ok()
                 }
-                None => match secret(base, u.password_env.as_ref(), u.password_file.as_ref(), &key("password"), p) {
+                None => match secret(
+                    base,
+                    u.password_env.as_ref(),
+                    u.password_file.as_ref(),
+                    &key("password"),
+                    p,
+                ) {
                     Some(pw) => Some(ScramSecret::from_password(pw.expose().as_bytes())),
                     None => {
                         let missing = u.password_env.is_none() && u.password_file.is_none();
                         if missing {
-                            p.at(u.name.span(), &key("password"), "needs password_env, password_file or scram_verifier");
+                            p.at(
+                                u.name.span(),
+                                &key("password"),
+                                "needs password_env, password_file or scram_verifier",
+                            );
                         }
                         None
                     }
@@ -399,7 +457,11 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
 fn existing_file(base: &Path, value: &Spanned<String>, key: &str, p: &mut Problems) -> PathBuf {
     let path = base.join(value.get_ref());
     if !path.is_file() {
-        p.at(value.span(), key, format!("no such file: {}", path.display()));
+        p.at(
+            value.span(),
+            key,
+            format!("no such file: {}", path.display()),
+        );
     }
     path
 }
@@ -415,13 +477,21 @@ fn secret(
 ) -> Option<Secret> {
     match (env, file) {
         (Some(e), Some(_)) => {
-            p.at(e.span(), key, "give password_env or password_file, not both");
+            p.at(
+                e.span(),
+                key,
+                "give password_env or password_file, not both",
+            );
             None
         }
         (Some(e), None) => match std::env::var(e.get_ref()) {
             Ok(v) => Some(Secret::new(v)),
             Err(_) => {
-                p.at(e.span(), &format!("{key}_env"), format!("environment variable {} is not set", e.get_ref()));
+                p.at(
+                    e.span(),
+                    &format!("{key}_env"),
+                    format!("environment variable {} is not set", e.get_ref()),
+                );
                 None
             }
         },
@@ -430,7 +500,11 @@ fn secret(
             match std::fs::read_to_string(&path) {
                 Ok(v) => Some(Secret::new(v.lines().next().unwrap_or("").to_owned())),
                 Err(err) => {
-                    p.at(f.span(), &format!("{key}_file"), format!("cannot read {}: {err}", path.display()));
+                    p.at(
+                        f.span(),
+                        &format!("{key}_file"),
+                        format!("cannot read {}: {err}", path.display()),
+                    );
                     None
                 }
             }
@@ -476,7 +550,10 @@ targets = ["app"]
         std::env::set_var("SQLGATE_TEST_AGENT_PASSWORD", "agent-pw");
         let c = parse(EXAMPLE).unwrap();
         let t = c.target("app").unwrap();
-        assert_eq!((t.port, t.pool_size, t.user.as_str()), (5432, 20, "app_owner"));
+        assert_eq!(
+            (t.port, t.pool_size, t.user.as_str()),
+            (5432, 20, "app_owner")
+        );
         assert_eq!(t.password.as_ref().unwrap().expose(), "server-pw");
         assert!(c.users[0].secret.verify_password(b"agent-pw"));
         assert!(c.users[0].may_use("app") && !c.users[0].may_use("other"));
@@ -484,7 +561,9 @@ targets = ["app"]
 
     #[test]
     fn unknown_key_names_file_line_and_key() {
-        let err = parse("[postgres]\nlisen = \"x\"\n").unwrap_err().to_string();
+        let err = parse("[postgres]\nlisen = \"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("sqlgate.toml:2:"), "{err}");
         assert!(err.contains("lisen"), "{err}");
     }
@@ -498,7 +577,10 @@ targets = ["app"]
         let err = parse(&text).unwrap_err();
         assert_eq!(err.problems.len(), 2, "{err}");
         assert!(err.problems[0].contains("sqlgate.toml:14: target \"app\" password_env: environment variable SQLGATE_TEST_UNSET_1 is not set"), "{err}");
-        assert!(err.problems[1].contains(":21: user \"agent\" targets: no target named \"nope\""), "{err}");
+        assert!(
+            err.problems[1].contains(":21: user \"agent\" targets: no target named \"nope\""),
+            "{err}"
+        );
     }
 
     #[test]

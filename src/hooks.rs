@@ -63,7 +63,9 @@ impl Hooks for PgHooks {
                 SqlState::INVALID_CATALOG_NAME,
                 format!("target \"{database}\" does not exist"),
             )
-            .with_hint(format!("connect with the name of a target as database; yours: {choices}")));
+            .with_hint(format!(
+                "connect with the name of a target as database; yours: {choices}"
+            )));
         };
         if !allowed.contains(&database) {
             return Err(ClientError::fatal(

@@ -12,7 +12,11 @@ use sqlgate_postgres::ScramSecret;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "sqlgate", version, about = "A database gateway that judges every SQL statement")]
+#[command(
+    name = "sqlgate",
+    version,
+    about = "A database gateway that judges every SQL statement"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -101,7 +105,10 @@ fn run() -> anyhow::Result<ExitCode> {
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password)?;
             let password = password.trim_end_matches(['\n', '\r']);
-            println!("{}", ScramSecret::from_password(password.as_bytes()).verifier());
+            println!(
+                "{}",
+                ScramSecret::from_password(password.as_bytes()).verifier()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -43,7 +43,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let mut tasks = Vec::new();
     let mut postgres_addr = None;
     let mut pools = HashMap::new();
-    for t in config.targets.iter().filter(|t| t.kind == TargetKind::Postgres) {
+    for t in config
+        .targets
+        .iter()
+        .filter(|t| t.kind == TargetKind::Postgres)
+    {
         let backend = BackendConfig {
             target: t.name.clone(),
             host: t.host.clone(),
@@ -96,7 +100,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         )));
     }
     if tasks.is_empty() {
-        anyhow::bail!("{}: no listener configured (add a [postgres] section)", config.path.display());
+        anyhow::bail!(
+            "{}: no listener configured (add a [postgres] section)",
+            config.path.display()
+        );
     }
     Ok(Running {
         postgres_addr,

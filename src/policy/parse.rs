@@ -45,7 +45,11 @@ mod tests {
 
     #[test]
     fn multi_statement_strings_split() {
-        let stmts = parse(SqlDialect::Postgres, b"select 1; update t set a = 1 where id = $1;").unwrap();
+        let stmts = parse(
+            SqlDialect::Postgres,
+            b"select 1; update t set a = 1 where id = $1;",
+        )
+        .unwrap();
         assert_eq!(stmts.len(), 2);
     }
 

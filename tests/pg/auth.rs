@@ -17,17 +17,26 @@ async fn wrong_password_unknown_user_and_unknown_target_are_fatal() {
     let e = connect_err(&gw.conn_str("agent", "wrong", "app")).await;
     let db = e.as_db_error().expect("a server error");
     assert_eq!((db.severity(), db.code().code()), ("FATAL", "28P01"));
-    assert_eq!(db.message(), "password authentication failed for user \"agent\"");
+    assert_eq!(
+        db.message(),
+        "password authentication failed for user \"agent\""
+    );
     // An unknown user gets the very same answer (no user enumeration).
     let e = connect_err(&gw.conn_str("nobody", "x", "app")).await;
     let db = e.as_db_error().unwrap();
     assert_eq!((db.severity(), db.code().code()), ("FATAL", "28P01"));
-    assert_eq!(db.message(), "password authentication failed for user \"nobody\"");
+    assert_eq!(
+        db.message(),
+        "password authentication failed for user \"nobody\""
+    );
     let e = connect_err(&gw.conn_str("agent", AGENT_PW, "nope")).await;
     let db = e.as_db_error().unwrap();
     assert_eq!((db.severity(), db.code().code()), ("FATAL", "3D000"));
     assert_eq!(db.message(), "target \"nope\" does not exist");
-    assert!(db.hint().unwrap().contains("app"), "the hint lists the user's targets");
+    assert!(
+        db.hint().unwrap().contains("app"),
+        "the hint lists the user's targets"
+    );
 }
 
 #[tokio::test]
@@ -51,13 +60,27 @@ async fn backend_md5_trust_and_scram_with_gateway_credentials() {
     cfg.target("via_trust", pg.port, "trust_owner", None, "");
     cfg.user("ops", "agent.pw", &["*"], "");
     let gw = cfg.start().await;
-    for (target, server_user) in [("app", "app_owner"), ("via_md5", "md5_owner"), ("via_trust", "trust_owner")] {
+    for (target, server_user) in [
+        ("app", "app_owner"),
+        ("via_md5", "md5_owner"),
+        ("via_trust", "trust_owner"),
+    ] {
         let c = connect(&gw.conn_str("ops", AGENT_PW, target)).await;
-        let user: String = c.query_one("SELECT current_user::text", &[]).await.unwrap().get(0);
+        let user: String = c
+            .query_one("SELECT current_user::text", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(user, server_user, "target {target}");
     }
-    let method: String = pg.psql("app", "SELECT rolpassword FROM pg_authid WHERE rolname = 'md5_owner'");
-    assert!(method.starts_with("md5"), "md5_owner really has an md5 password");
+    let method: String = pg.psql(
+        "app",
+        "SELECT rolpassword FROM pg_authid WHERE rolname = 'md5_owner'",
+    );
+    assert!(
+        method.starts_with("md5"),
+        "md5_owner really has an md5 password"
+    );
 }
 
 #[tokio::test]
@@ -73,7 +96,10 @@ async fn refused_gateway_credentials_never_reach_the_client() {
     assert_eq!((db.severity(), db.code().code()), ("FATAL", "08001"));
     let all = format!("{} {:?} {:?}", db.message(), db.detail(), db.hint());
     assert!(all.contains("target \"broken\" is unavailable"), "{all}");
-    assert!(!all.contains("app_owner") && !all.contains("definitely-wrong"), "{all}");
+    assert!(
+        !all.contains("app_owner") && !all.contains("definitely-wrong"),
+        "{all}"
+    );
 }
 
 #[tokio::test]
@@ -104,7 +130,11 @@ async fn startup_options_are_applied_and_bad_ones_refused() {
     assert_eq!(row.get::<_, &str>(0), "pg_catalog,public");
     assert_eq!(row.get::<_, &str>(1), "1234ms");
     assert_eq!(row.get::<_, &str>(2), "opt-test");
-    let e = connect_err(&format!("{} options='-c no_such_setting_x=1'", gw.conn_str("agent", AGENT_PW, "app"))).await;
+    let e = connect_err(&format!(
+        "{} options='-c no_such_setting_x=1'",
+        gw.conn_str("agent", AGENT_PW, "app")
+    ))
+    .await;
     let db = e.as_db_error().unwrap();
     assert_eq!((db.severity(), db.code().code()), ("FATAL", "42704"));
 }
@@ -113,8 +143,12 @@ async fn startup_options_are_applied_and_bad_ones_refused() {
 async fn backend_tls_with_a_verified_certificate() {
     sqlgate::install_crypto_provider();
     let certs = tempfile::tempdir().unwrap();
-    let (crt, key) = sqlgate::certs::self_signed(certs.path(), &["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let pg = pg::PgServer::start(pg::PgOptions { tls: Some((crt.clone(), key)) });
+    let (crt, key) =
+        sqlgate::certs::self_signed(certs.path(), &["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+    let pg = pg::PgServer::start(pg::PgOptions {
+        tls: Some((crt.clone(), key)),
+    });
     let mut cfg = TestConfig::new(&pg);
     let extra = format!("tls = \"verify-full\"\ntls_ca_file = \"{}\"", crt.display());
     cfg.target("secure", pg.port, "app_owner", Some("app.pw"), &extra);
@@ -122,7 +156,10 @@ async fn backend_tls_with_a_verified_certificate() {
     let gw = cfg.start().await;
     let c = connect(&gw.conn_str("ops", AGENT_PW, "secure")).await;
     let ssl: bool = c
-        .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -130,7 +167,10 @@ async fn backend_tls_with_a_verified_certificate() {
     // The plain target on the same server is not.
     let c = connect(&gw.conn_str("ops", AGENT_PW, "app")).await;
     let ssl: bool = c
-        .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);

@@ -19,7 +19,11 @@ fn single_connection_config(pg: &PgServer) -> TestConfig {
 async fn a_released_connection_is_reset_before_reuse() {
     let gw = single_connection_config(pg::shared()).start().await;
     let c = gw.agent().await;
-    let pid1: i32 = c.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let pid1: i32 = c
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
     c.batch_execute(
         "SET search_path = pg_catalog; CREATE TEMP TABLE leftover (x int);
          PREPARE leftover_stmt AS SELECT 1; LISTEN leftover_channel; BEGIN; SELECT 1",
@@ -28,7 +32,11 @@ async fn a_released_connection_is_reset_before_reuse() {
     .unwrap();
     drop(c); // leaves with a transaction open
     let c = gw.agent().await;
-    let pid2: i32 = c.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let pid2: i32 = c
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(pid1, pid2, "the same server connection was reused");
     let row = c
         .query_one(
@@ -52,7 +60,12 @@ async fn an_exhausted_pool_answers_after_the_acquire_timeout() {
     let holder = gw.agent().await;
     holder.batch_execute("SELECT 1").await.unwrap();
     let started = Instant::now();
-    let e = match tokio_postgres::connect(&gw.conn_str("agent", AGENT_PW, "app"), tokio_postgres::NoTls).await {
+    let e = match tokio_postgres::connect(
+        &gw.conn_str("agent", AGENT_PW, "app"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    {
         Ok(_) => panic!("the pool has one connection and it is taken"),
         Err(e) => e,
     };
@@ -76,13 +89,22 @@ async fn sessions_recover_after_a_server_restart() {
     pg.stop();
     let e = c.batch_execute("SELECT 1").await.unwrap_err();
     assert!(e.as_db_error().is_some() || e.is_closed(), "{e}");
-    let e = match tokio_postgres::connect(&gw.conn_str("agent", AGENT_PW, "app"), tokio_postgres::NoTls).await {
+    let e = match tokio_postgres::connect(
+        &gw.conn_str("agent", AGENT_PW, "app"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    {
         Ok(_) => panic!("the server is down"),
         Err(e) => e,
     };
     let db = e.as_db_error().unwrap();
     assert_eq!((db.severity(), db.code().code()), ("FATAL", "08001"));
-    assert!(db.message().contains("target \"app\" is unavailable"), "{}", db.message());
+    assert!(
+        db.message().contains("target \"app\" is unavailable"),
+        "{}",
+        db.message()
+    );
     pg.start_again();
     // The idle connection from before the restart is dead: it must not be
     // handed out.
@@ -94,9 +116,12 @@ async fn sessions_recover_after_a_server_restart() {
 #[tokio::test]
 async fn shutdown_closes_idle_sessions_with_57p01() {
     let gw = TestConfig::new(pg::shared()).start().await;
-    let (c, conn) = tokio_postgres::connect(&gw.conn_str("agent", AGENT_PW, "app"), tokio_postgres::NoTls)
-        .await
-        .unwrap();
+    let (c, conn) = tokio_postgres::connect(
+        &gw.conn_str("agent", AGENT_PW, "app"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
     let driver = tokio::spawn(conn);
     c.batch_execute("SELECT 1").await.unwrap();
     gw.running.shutdown.cancel();
@@ -105,11 +130,20 @@ async fn shutdown_closes_idle_sessions_with_57p01() {
         .expect("the session is closed promptly")
         .unwrap();
     let e = ended.unwrap_err();
-    assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("57P01"), "{e}");
+    assert_eq!(
+        e.as_db_error().map(|d| d.code().code()),
+        Some("57P01"),
+        "{e}"
+    );
     // New clients are not accepted any more.
-    assert!(tokio::net::TcpStream::connect(gw.addr()).await.is_err() || {
-        tokio_postgres::connect(&gw.conn_str("agent", AGENT_PW, "app"), tokio_postgres::NoTls)
+    assert!(
+        tokio::net::TcpStream::connect(gw.addr()).await.is_err() || {
+            tokio_postgres::connect(
+                &gw.conn_str("agent", AGENT_PW, "app"),
+                tokio_postgres::NoTls,
+            )
             .await
             .is_err()
-    });
+        }
+    );
 }

@@ -13,7 +13,9 @@ use crate::support::raw::{error_field, param_status, RawClient};
 fn rows_of(msgs: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
     msgs.iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect()),
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+            }
             _ => None,
         })
         .collect()
@@ -57,7 +59,15 @@ async fn extended_protocol_binary_parameters_and_results() {
     let row = c
         .query_one(
             &stmt,
-            &[&-7i32, &(1i64 << 40), &1.5f64, &"héllo 🐘", &blob, &true, &None::<i32>],
+            &[
+                &-7i32,
+                &(1i64 << 40),
+                &1.5f64,
+                &"héllo 🐘",
+                &blob,
+                &true,
+                &None::<i32>,
+            ],
         )
         .await
         .unwrap();
@@ -69,8 +79,32 @@ async fn extended_protocol_binary_parameters_and_results() {
     assert!(row.get::<_, bool>(5));
     assert_eq!(row.get::<_, Option<i32>>(6), None);
     // The same named statement again, then an unnamed one.
-    assert_eq!(c.query(&stmt, &[&1i32, &2i64, &0.0f64, &"", &Vec::<u8>::new(), &false, &Some(3i32)]).await.unwrap().len(), 1);
-    let n: i64 = c.query_one("SELECT count(*) FROM generate_series(1, $1::int)", &[&42i32]).await.unwrap().get(0);
+    assert_eq!(
+        c.query(
+            &stmt,
+            &[
+                &1i32,
+                &2i64,
+                &0.0f64,
+                &"",
+                &Vec::<u8>::new(),
+                &false,
+                &Some(3i32)
+            ]
+        )
+        .await
+        .unwrap()
+        .len(),
+        1
+    );
+    let n: i64 = c
+        .query_one(
+            "SELECT count(*) FROM generate_series(1, $1::int)",
+            &[&42i32],
+        )
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 42);
 }
 
@@ -79,7 +113,10 @@ async fn suspended_portals_and_pipelining() {
     let gw = TestConfig::new(pg::shared()).start().await;
     let mut c = gw.agent().await;
     let tx = c.transaction().await.unwrap();
-    let stmt = tx.prepare("SELECT g FROM generate_series(1, 25) g").await.unwrap();
+    let stmt = tx
+        .prepare("SELECT g FROM generate_series(1, 25) g")
+        .await
+        .unwrap();
     let portal = tx.bind(&stmt, &[]).await.unwrap();
     let mut seen = Vec::new();
     loop {
@@ -112,7 +149,9 @@ async fn copy_round_trip(c: &tokio_postgres::Client, table: &str, format: &str, 
     futures_util::pin_mut!(sink);
     // In uneven pieces, so that CopyData boundaries do not line up with rows.
     for chunk in data.chunks(7) {
-        sink.send(bytes::Bytes::copy_from_slice(chunk)).await.unwrap();
+        sink.send(bytes::Bytes::copy_from_slice(chunk))
+            .await
+            .unwrap();
     }
     let n = sink.finish().await.unwrap();
     assert_eq!(n, 3, "{format}");
@@ -130,7 +169,9 @@ async fn copy_round_trip(c: &tokio_postgres::Client, table: &str, format: &str, 
 async fn copy_round_trips_are_byte_exact() {
     let gw = TestConfig::new(pg::shared()).start().await;
     let c = gw.agent().await;
-    c.batch_execute("CREATE TEMP TABLE copy_t (id int, name text, note text)").await.unwrap();
+    c.batch_execute("CREATE TEMP TABLE copy_t (id int, name text, note text)")
+        .await
+        .unwrap();
     let text = b"1\tal\\tpha\t\\N\n2\tb\xc3\xa9ta\tx\n3\t\t\xf0\x9f\x90\x98\n";
     copy_round_trip(&c, "copy_t", "", text).await;
     c.batch_execute("TRUNCATE copy_t").await.unwrap();
@@ -153,29 +194,46 @@ async fn copy_round_trips_are_byte_exact() {
 async fn copy_errors_and_client_abort_leave_the_session_usable() {
     let gw = TestConfig::new(pg::shared()).start().await;
     let c = gw.agent().await;
-    c.batch_execute("CREATE TEMP TABLE copy_e (id int)").await.unwrap();
+    c.batch_execute("CREATE TEMP TABLE copy_e (id int)")
+        .await
+        .unwrap();
     // Bad data mid-copy: the server's error reaches the client.
-    let sink = c.copy_in::<_, bytes::Bytes>("COPY copy_e FROM STDIN").await.unwrap();
+    let sink = c
+        .copy_in::<_, bytes::Bytes>("COPY copy_e FROM STDIN")
+        .await
+        .unwrap();
     futures_util::pin_mut!(sink);
-    sink.send(bytes::Bytes::from_static(b"1\nnot-a-number\n3\n")).await.unwrap();
+    sink.send(bytes::Bytes::from_static(b"1\nnot-a-number\n3\n"))
+        .await
+        .unwrap();
     let err = sink.finish().await.unwrap_err();
     assert_eq!(err.code().unwrap().code(), "22P02");
     // The client gives up mid-copy (tokio-postgres sends CopyFail).
     {
-        let sink = c.copy_in::<_, bytes::Bytes>("COPY copy_e FROM STDIN").await.unwrap();
+        let sink = c
+            .copy_in::<_, bytes::Bytes>("COPY copy_e FROM STDIN")
+            .await
+            .unwrap();
         futures_util::pin_mut!(sink);
         sink.send(bytes::Bytes::from_static(b"1\n")).await.unwrap();
     }
-    let n: i64 = c.query_one("SELECT count(*) FROM copy_e", &[]).await.unwrap().get(0);
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM copy_e", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0);
 }
 
 #[tokio::test]
 async fn notify_reaches_an_idle_listener_and_notices_pass() {
     let gw = TestConfig::new(pg::shared()).start().await;
-    let (listener, mut conn) = tokio_postgres::connect(&gw.conn_str("agent", AGENT_PW, "app"), tokio_postgres::NoTls)
-        .await
-        .unwrap();
+    let (listener, mut conn) = tokio_postgres::connect(
+        &gw.conn_str("agent", AGENT_PW, "app"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
@@ -185,7 +243,10 @@ async fn notify_reaches_an_idle_listener_and_notices_pass() {
             }
         }
     });
-    listener.batch_execute("LISTEN sqlgate_test_channel").await.unwrap();
+    listener
+        .batch_execute("LISTEN sqlgate_test_channel")
+        .await
+        .unwrap();
     // The listener is idle now; another session notifies.
     let other = gw.agent().await;
     other
@@ -220,9 +281,14 @@ async fn notify_reaches_an_idle_listener_and_notices_pass() {
 async fn error_responses_keep_every_field() {
     let gw = TestConfig::new(pg::shared()).start().await;
     let c = gw.agent().await;
-    c.batch_execute("CREATE TEMP TABLE uniq (id int CONSTRAINT uniq_pk PRIMARY KEY)").await.unwrap();
+    c.batch_execute("CREATE TEMP TABLE uniq (id int CONSTRAINT uniq_pk PRIMARY KEY)")
+        .await
+        .unwrap();
     c.execute("INSERT INTO uniq VALUES (1)", &[]).await.unwrap();
-    let e = c.execute("INSERT INTO uniq VALUES (1)", &[]).await.unwrap_err();
+    let e = c
+        .execute("INSERT INTO uniq VALUES (1)", &[])
+        .await
+        .unwrap_err();
     let db = e.as_db_error().unwrap();
     assert_eq!(db.code().code(), "23505");
     assert_eq!(db.constraint(), Some("uniq_pk"));
@@ -231,17 +297,26 @@ async fn error_responses_keep_every_field() {
     let e = c.simple_query("SELECT 1/0").await.unwrap_err();
     assert_eq!(e.as_db_error().unwrap().code().code(), "22012");
     assert_eq!(e.as_db_error().unwrap().message(), "division by zero");
-    let e = c.simple_query("SELECT * FROM no_such_table_here").await.unwrap_err();
+    let e = c
+        .simple_query("SELECT * FROM no_such_table_here")
+        .await
+        .unwrap_err();
     let db = e.as_db_error().unwrap();
     assert_eq!(db.code().code(), "42P01");
-    assert_eq!(db.position(), Some(&tokio_postgres::error::ErrorPosition::Original(15)));
+    assert_eq!(
+        db.position(),
+        Some(&tokio_postgres::error::ErrorPosition::Original(15))
+    );
     // The session goes on after errors, also inside a failed transaction.
     c.batch_execute("BEGIN").await.unwrap();
     assert!(c.batch_execute("SELECT 1/0").await.is_err());
     let e = c.simple_query("SELECT 1").await.unwrap_err();
     assert_eq!(e.as_db_error().unwrap().code().code(), "25P02");
     c.batch_execute("ROLLBACK").await.unwrap();
-    assert_eq!(rows_of(&c.simple_query("SELECT 5").await.unwrap()), vec![vec![Some("5".into())]]);
+    assert_eq!(
+        rows_of(&c.simple_query("SELECT 5").await.unwrap()),
+        vec![vec![Some("5".into())]]
+    );
 }
 
 #[tokio::test]
@@ -311,7 +386,11 @@ async fn greeting_hides_the_server_side_user_and_key() {
     let gw = TestConfig::new(pg).start().await;
     let (mut c, greeting) = RawClient::connect(
         gw.addr(),
-        &[("user", "agent"), ("database", "app"), ("application_name", "raw-test")],
+        &[
+            ("user", "agent"),
+            ("database", "app"),
+            ("application_name", "raw-test"),
+        ],
         AGENT_PW,
     )
     .await
@@ -326,25 +405,37 @@ async fn greeting_hides_the_server_side_user_and_key() {
     assert_eq!(get("application_name").as_deref(), Some("raw-test"));
     assert!(get("server_version").unwrap().starts_with(char::is_numeric));
     assert!(!params.iter().any(|(_, v)| v.contains("app_owner")));
-    let key = greeting.iter().find(|(t, _)| *t == b'K').expect("BackendKeyData");
+    let key = greeting
+        .iter()
+        .find(|(t, _)| *t == b'K')
+        .expect("BackendKeyData");
     let pid = i32::from_be_bytes(key.1[..4].try_into().unwrap());
     let msgs = c.query("SELECT pg_backend_pid()").await;
     let row = msgs.iter().find(|(t, _)| *t == b'D').unwrap();
     let server_pid: i32 = std::str::from_utf8(&row.1[6..]).unwrap().parse().unwrap();
-    assert_ne!(pid, server_pid, "the client gets the gateway's key, not the server's");
+    assert_ne!(
+        pid, server_pid,
+        "the client gets the gateway's key, not the server's"
+    );
     // A ParameterStatus after SET passes through; session_authorization
     // changes stay hidden too.
     let msgs = c.query("SET application_name = 'renamed'").await;
-    assert!(msgs.iter().any(|(t, b)| *t == b'S' && param_status(b) == ("application_name".into(), "renamed".into())));
+    assert!(msgs.iter().any(
+        |(t, b)| *t == b'S' && param_status(b) == ("application_name".into(), "renamed".into())
+    ));
 }
 
 #[tokio::test]
 async fn a_malformed_message_closes_only_its_connection() {
     let gw = TestConfig::new(pg::shared()).start().await;
     let healthy = gw.agent().await;
-    let (mut bad, _) = RawClient::connect(gw.addr(), &[("user", "agent"), ("database", "app")], AGENT_PW)
-        .await
-        .unwrap();
+    let (mut bad, _) = RawClient::connect(
+        gw.addr(),
+        &[("user", "agent"), ("database", "app")],
+        AGENT_PW,
+    )
+    .await
+    .unwrap();
     // A Query whose length field is below the minimum of 4.
     bad.send(&[b'Q', 0, 0, 0, 2]).await;
     let (tag, body) = bad.read().await.expect("an error before the close");
@@ -353,18 +444,30 @@ async fn a_malformed_message_closes_only_its_connection() {
     assert_eq!(error_field(&body, b'S').as_deref(), Some("FATAL"));
     assert!(bad.read().await.is_none(), "connection closed");
     // A Parse without its terminators, on another connection.
-    let (mut bad2, _) = RawClient::connect(gw.addr(), &[("user", "agent"), ("database", "app")], AGENT_PW)
-        .await
-        .unwrap();
+    let (mut bad2, _) = RawClient::connect(
+        gw.addr(),
+        &[("user", "agent"), ("database", "app")],
+        AGENT_PW,
+    )
+    .await
+    .unwrap();
     bad2.send(&[b'P', 0, 0, 0, 7, b's', b'e', b'l']).await;
     let (tag, body) = bad2.read().await.unwrap();
-    assert_eq!((tag, error_field(&body, b'C').as_deref()), (b'E', Some("08P01")));
+    assert_eq!(
+        (tag, error_field(&body, b'C').as_deref()),
+        (b'E', Some("08P01"))
+    );
     // Garbage before authentication.
     let mut raw = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut raw, &[0, 0, 0, 3, 1, 2, 3]).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut raw, &[0, 0, 0, 3, 1, 2, 3])
+        .await
+        .unwrap();
     let mut sink = Vec::new();
     // The gateway closes it (a reset, since our garbage was never read).
     let _ = tokio::io::AsyncReadExt::read_to_end(&mut raw, &mut sink).await;
     // Everyone else is untouched.
-    assert_eq!(rows_of(&healthy.simple_query("SELECT 7").await.unwrap()), vec![vec![Some("7".into())]]);
+    assert_eq!(
+        rows_of(&healthy.simple_query("SELECT 7").await.unwrap()),
+        vec![vec![Some("7".into())]]
+    );
 }

@@ -14,7 +14,9 @@ use crate::support::raw::RawClient;
 fn binary_config(tls: bool) -> (TestConfig, u16) {
     let mut cfg = TestConfig::new(pg::shared());
     let port = free_port();
-    cfg.toml = cfg.toml.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    cfg.toml = cfg
+        .toml
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
     if tls {
         let out = Command::new(BIN)
             .args(["cert", "--out"])
@@ -22,7 +24,11 @@ fn binary_config(tls: bool) -> (TestConfig, u16) {
             .args(["--name", "localhost"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         cfg.listener("tls_cert = \"certs/server.crt\"\ntls_key = \"certs/server.key\"");
     }
     (cfg, port)
@@ -60,20 +66,47 @@ fn psql_over_tls_runs_a_script_with_meta_commands() {
     )
     .unwrap();
     let root = cfg.path().join("certs/server.crt");
-    let conn = format!("user=agent sslmode=verify-full sslrootcert={}", root.display());
+    let conn = format!(
+        "user=agent sslmode=verify-full sslrootcert={}",
+        root.display()
+    );
     let out = psql(port, &conn, &["-f", script.to_str().unwrap()], AGENT_PW);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("SSL connection"), "{stdout}");
-    assert!(stdout.contains("psql_t_pkey"), "\\d shows the index: {stdout}");
-    assert!(stdout.contains("name   | text    |           | not null"), "{stdout}");
+    assert!(
+        stdout.contains("psql_t_pkey"),
+        "\\d shows the index: {stdout}"
+    );
+    assert!(
+        stdout.contains("name   | text    |           | not null"),
+        "{stdout}"
+    );
     assert!(stdout.contains("pg_sleep"), "{stdout}");
     assert!(stdout.contains("rows: 2"), "{stdout}");
     // A cleartext-password user works over TLS...
-    let out = psql(port, "user=tokenish sslmode=require", &["-c", "SELECT 1"], AGENT_PW);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = psql(
+        port,
+        "user=tokenish sslmode=require",
+        &["-c", "SELECT 1"],
+        AGENT_PW,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // ...and is refused without it.
-    let out = psql(port, "user=tokenish sslmode=disable", &["-c", "SELECT 1"], AGENT_PW);
+    let out = psql(
+        port,
+        "user=tokenish sslmode=disable",
+        &["-c", "SELECT 1"],
+        AGENT_PW,
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("only over TLS"));
 }
@@ -83,10 +116,22 @@ fn every_statement_is_parsed_and_logged_with_its_session() {
     let (cfg, port) = binary_config(false);
     let path = cfg.write();
     let mut gw = GatewayProcess::start(&path, port, "info,sqlgate::statement=debug");
-    let out = psql(port, "user=agent", &["-c", "SELECT 42 AS answer; SELECT 'second'"], AGENT_PW);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = psql(
+        port,
+        "user=agent",
+        &["-c", "SELECT 42 AS answer; SELECT 'second'"],
+        AGENT_PW,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let first = gw
-        .wait_for_line(|l| l.contains("SELECT 42 AS answer"), Duration::from_secs(10))
+        .wait_for_line(
+            |l| l.contains("SELECT 42 AS answer"),
+            Duration::from_secs(10),
+        )
         .expect("the first statement is logged");
     for field in ["user=agent", "target_name=app", "session=", "origin=Query"] {
         assert!(first.contains(field), "{field} in {first}");
@@ -94,10 +139,18 @@ fn every_statement_is_parsed_and_logged_with_its_session() {
     assert!(gw
         .wait_for_line(|l| l.contains("SELECT 'second'"), Duration::from_secs(10))
         .is_some());
-    let out = psql(port, "user=agent", &["-c", "SELEC 42 FROM nowhere"], AGENT_PW);
+    let out = psql(
+        port,
+        "user=agent",
+        &["-c", "SELEC 42 FROM nowhere"],
+        AGENT_PW,
+    );
     assert!(!out.status.success());
     assert!(gw
-        .wait_for_line(|l| l.contains("unparseable statement") && l.contains("SELEC 42 FROM nowhere"), Duration::from_secs(10))
+        .wait_for_line(
+            |l| l.contains("unparseable statement") && l.contains("SELEC 42 FROM nowhere"),
+            Duration::from_secs(10)
+        )
         .is_some());
 }
 
@@ -109,7 +162,11 @@ fn pgbench(port: u16, args: &[&str]) -> String {
         .env("PGPASSWORD", AGENT_PW)
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "pgbench {args:?}: {text}");
     text
 }
@@ -122,7 +179,10 @@ fn pgbench_runs_with_every_protocol_without_failures() {
     pgbench(port, &["-i", "-s", "1", "-q"]);
     for mode in ["simple", "extended", "prepared"] {
         let out = pgbench(port, &["-T", "10", "-c", "4", "-j", "2", "-M", mode]);
-        assert!(out.contains("number of failed transactions: 0 (0.000%)"), "{mode}: {out}");
+        assert!(
+            out.contains("number of failed transactions: 0 (0.000%)"),
+            "{mode}: {out}"
+        );
         let done = out
             .lines()
             .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
@@ -139,13 +199,15 @@ async fn a_slow_client_slows_the_server_not_the_gateways_memory() {
     let path = cfg.write();
     let gw = GatewayProcess::start(&path, port, "warn,sqlgate=info");
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let (mut slow, _) = RawClient::connect(addr, &[("user", "agent"), ("database", "app")], AGENT_PW)
-        .await
-        .unwrap();
+    let (mut slow, _) =
+        RawClient::connect(addr, &[("user", "agent"), ("database", "app")], AGENT_PW)
+            .await
+            .unwrap();
     let before = gw.rss_kib();
     // About 160 MB of rows that the client does not read for now.
     let marker = format!("slow-{}", std::process::id());
-    let sql = format!("SELECT g, repeat('x', 8000) /* {marker} */ FROM generate_series(1, 20000) g");
+    let sql =
+        format!("SELECT g, repeat('x', 8000) /* {marker} */ FROM generate_series(1, 20000) g");
     let mut msg = bytes::BytesMut::new();
     postgres_protocol::message::frontend::query(&sql, &mut msg).unwrap();
     slow.send(&msg).await;

@@ -37,13 +37,20 @@ impl GatewayProcess {
             }
         });
         let mut gw = GatewayProcess { child, lines, port };
-        gw.wait_for_line(|l| l.contains("PostgreSQL listener ready"), Duration::from_secs(30))
-            .expect("the listener comes up");
+        gw.wait_for_line(
+            |l| l.contains("PostgreSQL listener ready"),
+            Duration::from_secs(30),
+        )
+        .expect("the listener comes up");
         gw
     }
 
     /// Waits for a log line that satisfies `pred`.
-    pub fn wait_for_line(&mut self, pred: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
+    pub fn wait_for_line(
+        &mut self,
+        pred: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> Option<String> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;

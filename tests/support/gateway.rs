@@ -40,7 +40,14 @@ impl TestConfig {
     }
 
     /// Adds a `[[target]]`.
-    pub fn target(&mut self, name: &str, port: u16, user: &str, password_file: Option<&str>, extra: &str) {
+    pub fn target(
+        &mut self,
+        name: &str,
+        port: u16,
+        user: &str,
+        password_file: Option<&str>,
+        extra: &str,
+    ) {
         let pw = password_file
             .map(|f| format!("password_file = \"{f}\"\n"))
             .unwrap_or_default();
@@ -80,8 +87,11 @@ impl TestConfig {
     /// Starts the gateway in this process.
     pub async fn start(&self) -> Gateway {
         sqlgate::install_crypto_provider();
-        let config = Config::load(&self.write()).unwrap_or_else(|e| panic!("config: {e}\n{}", self.toml));
-        let running = sqlgate::server::start(&config).await.expect("gateway starts");
+        let config =
+            Config::load(&self.write()).unwrap_or_else(|e| panic!("config: {e}\n{}", self.toml));
+        let running = sqlgate::server::start(&config)
+            .await
+            .expect("gateway starts");
         Gateway { running }
     }
 }

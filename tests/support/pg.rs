@@ -40,12 +40,16 @@ fn bindir() -> PathBuf {
         }
     }
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL server binaries not found: install postgresql (the README's setup does)")
+        .expect(
+            "PostgreSQL server binaries not found: install postgresql (the README's setup does)",
+        )
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
         .filter(|p| p.join("initdb").exists())
         .collect();
     found.sort();
-    found.pop().expect("no initdb under /usr/lib/postgresql/*/bin")
+    found
+        .pop()
+        .expect("no initdb under /usr/lib/postgresql/*/bin")
 }
 
 /// A command that runs as the `postgres` user when we are root.
@@ -93,7 +97,9 @@ impl PgServer {
         }
         if is_root() {
             run(
-                Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir),
+                Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(&dir),
                 "chown",
             );
         }
@@ -101,7 +107,15 @@ impl PgServer {
             as_pg_user(&bindir.join("initdb"))
                 .arg("-D")
                 .arg(&data)
-                .args(["-U", "postgres", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync"])
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ])
                 .arg(format!("--pwfile={}", dir.join("pwfile").display())),
             "initdb",
         );
@@ -118,7 +132,10 @@ impl PgServer {
                 dir.join("server.crt").display(),
                 dir.join("server.key").display()
             ));
-            run(Command::new("chmod").arg("600").arg(dir.join("server.key")), "chmod");
+            run(
+                Command::new("chmod").arg("600").arg(dir.join("server.key")),
+                "chmod",
+            );
         }
         append(&data.join("postgresql.conf"), &conf);
         let hba = std::fs::read_to_string(data.join("pg_hba.conf")).unwrap();
@@ -178,7 +195,18 @@ impl PgServer {
     /// Runs SQL as the superuser, directly (not through the gateway).
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = Command::new("psql")
-            .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args([
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-d")
@@ -252,6 +280,8 @@ pub fn shared() -> &'static PgServer {
             pid = std::process::id(),
             dir = server.dir.display()
         );
+        // Deliberately not waited for: it must outlive this process.
+        #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .arg("-c")
             .arg(script)

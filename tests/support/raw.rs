@@ -40,7 +40,12 @@ impl RawClient {
                     out.clear();
                     match code {
                         0 => break,
-                        10 => frontend::sasl_initial_response("SCRAM-SHA-256", scram.message(), &mut out).unwrap(),
+                        10 => frontend::sasl_initial_response(
+                            "SCRAM-SHA-256",
+                            scram.message(),
+                            &mut out,
+                        )
+                        .unwrap(),
                         11 => {
                             scram.update(&body[4..]).unwrap();
                             frontend::sasl_response(scram.message(), &mut out).unwrap();

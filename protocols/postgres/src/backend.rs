@@ -152,7 +152,12 @@ pub type ErrorFields = Vec<(u8, String)>;
 
 fn error_fields(body: &ErrorResponseBody) -> ErrorFields {
     body.fields()
-        .map(|f| Ok((f.type_(), String::from_utf8_lossy(f.value_bytes()).into_owned())))
+        .map(|f| {
+            Ok((
+                f.type_(),
+                String::from_utf8_lossy(f.value_bytes()).into_owned(),
+            ))
+        })
         .collect()
         .unwrap_or_default()
 }
@@ -367,7 +372,8 @@ impl BackendConn {
     pub async fn reset(&mut self, status: u8, unsynced: bool) -> Result<(), BackendError> {
         let mut status = status;
         if unsynced {
-            self.wbuf.extend_from_slice(&[frontend_tag::SYNC, 0, 0, 0, 4]);
+            self.wbuf
+                .extend_from_slice(&[frontend_tag::SYNC, 0, 0, 0, 4]);
             self.flush().await?;
             status = self.read_until_ready().await?.status;
         }

@@ -93,7 +93,12 @@ impl Gateway {
     }
 
     /// Serves one client connection to its end.
-    pub async fn handle(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+    pub async fn handle(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
         let _ = tcp.set_nodelay(true);
         let mut reader = FrameReader::new(MAX_AUTH_MESSAGE);
         let handshake = tokio::time::timeout(
@@ -186,14 +191,20 @@ impl Gateway {
             RelayEnd::ClientGone => None,
             RelayEnd::ClientError(e) => {
                 tracing::warn!(session = %info.id, error = %e, "client connection closed on a protocol error");
-                Some(ClientError::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string()))
+                Some(ClientError::fatal(
+                    SqlState::PROTOCOL_VIOLATION,
+                    e.to_string(),
+                ))
             }
             RelayEnd::ServerGone | RelayEnd::ServerError(_) => {
                 tracing::warn!(session = %info.id, end = ?outcome.end, "server connection lost");
                 (!outcome.last_was_error).then(|| {
                     ClientError::fatal(
                         SqlState::CONNECTION_FAILURE,
-                        format!("the server connection of target \"{}\" was lost", info.target),
+                        format!(
+                            "the server connection of target \"{}\" was lost",
+                            info.target
+                        ),
                     )
                 })
             }
@@ -365,7 +376,9 @@ impl Gateway {
     ) -> Result<(), ScramFailure> {
         let mut buf = BytesMut::new();
         auth::sasl(&mut buf);
-        send(client, &buf).await.map_err(|_| ScramFailure::Refused(None))?;
+        send(client, &buf)
+            .await
+            .map_err(|_| ScramFailure::Refused(None))?;
         let body = read_password_message(client, reader)
             .await
             .map_err(ScramFailure::Refused)?;
@@ -374,20 +387,26 @@ impl Gateway {
         if mechanism != auth::SCRAM_SHA_256 {
             return Err(ScramFailure::Refused(Some(ClientError::fatal(
                 SqlState::INVALID_AUTHORIZATION,
-                format!("SASL mechanism \"{mechanism}\" is not supported; sqlgate offers SCRAM-SHA-256"),
+                format!(
+                    "SASL mechanism \"{mechanism}\" is not supported; sqlgate offers SCRAM-SHA-256"
+                ),
             ))));
         }
         let (state, server_first) = secret.server_first(first).map_err(scram_refusal)?;
         buf.clear();
         auth::sasl_continue(&server_first, &mut buf);
-        send(client, &buf).await.map_err(|_| ScramFailure::Refused(None))?;
+        send(client, &buf)
+            .await
+            .map_err(|_| ScramFailure::Refused(None))?;
         let body = read_password_message(client, reader)
             .await
             .map_err(ScramFailure::Refused)?;
         let server_final = state.finish(&body).map_err(scram_refusal)?;
         buf.clear();
         auth::sasl_final(&server_final, &mut buf);
-        send(client, &buf).await.map_err(|_| ScramFailure::Refused(None))
+        send(client, &buf)
+            .await
+            .map_err(|_| ScramFailure::Refused(None))
     }
 
     /// Applies the client's startup settings (application_name,
@@ -454,7 +473,10 @@ fn scram_refusal(e: ScramError) -> ScramFailure {
 }
 
 fn protocol_refusal(e: ProtocolError) -> Refusal {
-    Some(ClientError::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string()))
+    Some(ClientError::fatal(
+        SqlState::PROTOCOL_VIOLATION,
+        e.to_string(),
+    ))
 }
 
 /// The settings a startup packet asks for, as PostgreSQL would apply them:
@@ -520,7 +542,9 @@ fn parse_options(options: &str, out: &mut Vec<(String, String)>) -> Result<(), R
             None => {
                 return Err(Some(ClientError::fatal(
                     SqlState::FEATURE_NOT_SUPPORTED,
-                    format!("unsupported startup option \"{w}\": sqlgate accepts only -c name=value"),
+                    format!(
+                        "unsupported startup option \"{w}\": sqlgate accepts only -c name=value"
+                    ),
                 )))
             }
         }
@@ -588,10 +612,7 @@ async fn greet(
         parameter_status::encode(name, value, &mut buf);
     }
     messages::encode(
-        &BackendKeyData::new(
-            info.id.0 as i32,
-            SecretKey::I32(i32::from_be_bytes(secret)),
-        ),
+        &BackendKeyData::new(info.id.0 as i32, SecretKey::I32(i32::from_be_bytes(secret))),
         &mut buf,
     );
     messages::ready_for_query(status, &mut buf);
@@ -605,7 +626,11 @@ mod tests {
     #[test]
     fn options_are_split_like_libpq() {
         let mut out = Vec::new();
-        parse_options(r"-c search_path=a,b --statement-timeout=5s -csearch\ x=1", &mut out).unwrap();
+        parse_options(
+            r"-c search_path=a,b --statement-timeout=5s -csearch\ x=1",
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(
             out,
             vec![

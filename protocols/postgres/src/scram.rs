@@ -96,7 +96,10 @@ impl ScramSecret {
         let (iter, salt) = params.split_once(':').ok_or_else(bad)?;
         let (stored, server) = keys.split_once(':').ok_or_else(bad)?;
         let key = |s: &str| -> Result<[u8; 32], ScramError> {
-            B64.decode(s).ok().and_then(|v| v.try_into().ok()).ok_or_else(bad)
+            B64.decode(s)
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(bad)
         };
         Ok(ScramSecret {
             iterations: iter.parse().ok().filter(|&i| i > 0).ok_or_else(bad)?,
@@ -255,7 +258,9 @@ mod tests {
         let (state, server_first) = secret.server_first(client.message())?;
         client.update(&server_first).unwrap();
         let server_final = state.finish(client.message())?;
-        client.finish(&server_final).expect("client accepts the server signature");
+        client
+            .finish(&server_final)
+            .expect("client accepts the server signature");
         Ok(())
     }
 
@@ -293,7 +298,9 @@ mod tests {
             assert!(secret.server_first(bad).is_err(), "{bad:?}");
         }
         assert_eq!(
-            secret.server_first(b"p=tls-server-end-point,,n=,r=abc").unwrap_err(),
+            secret
+                .server_first(b"p=tls-server-end-point,,n=,r=abc")
+                .unwrap_err(),
             ScramError::ChannelBinding
         );
         let (state, _) = secret.server_first(b"n,,n=,r=abc").unwrap();

@@ -40,6 +40,9 @@ pub async fn serve(
     drop(listener);
     tracker.close();
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        tracing::warn!(sessions = tracker.len(), "shutdown deadline reached with sessions still busy");
+        tracing::warn!(
+            sessions = tracker.len(),
+            "shutdown deadline reached with sessions still busy"
+        );
     }
 }

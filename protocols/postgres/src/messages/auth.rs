@@ -45,7 +45,10 @@ pub fn sasl_continue(data: &[u8], buf: &mut BytesMut) {
 
 /// Appends AuthenticationSASLFinal.
 pub fn sasl_final(data: &[u8], buf: &mut BytesMut) {
-    super::encode(&Authentication::SASLFinal(Bytes::copy_from_slice(data)), buf);
+    super::encode(
+        &Authentication::SASLFinal(Bytes::copy_from_slice(data)),
+        buf,
+    );
 }
 
 /// Appends AuthenticationCleartextPassword.

@@ -153,9 +153,6 @@ mod tests {
             .encode(&mut buf);
         assert_eq!(buf[0], b'E');
         let body = &buf[5..];
-        assert_eq!(
-            body,
-            &b"SFATAL\0VFATAL\0C28P01\0Mnope\0Htry again\0\0"[..]
-        );
+        assert_eq!(body, &b"SFATAL\0VFATAL\0C28P01\0Mnope\0Htry again\0\0"[..]);
     }
 }

@@ -13,5 +13,8 @@ pub fn decode(body: &[u8]) -> Option<(&str, &str)> {
 
 /// Appends a ParameterStatus message.
 pub fn encode(name: &str, value: &str, buf: &mut BytesMut) {
-    super::encode(&ParameterStatus::new(name.to_owned(), value.to_owned()), buf);
+    super::encode(
+        &ParameterStatus::new(name.to_owned(), value.to_owned()),
+        buf,
+    );
 }
