@@ -42,6 +42,7 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawGateway {
     shutdown_grace_secs: Option<u64>,
+    worker_threads: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +97,8 @@ pub struct Config {
     pub postgres: Option<PgListener>,
     /// How long shutdown waits for busy sessions.
     pub shutdown_grace: Duration,
+    /// Runtime worker threads; `None` for one per CPU.
+    pub worker_threads: Option<usize>,
     /// Database targets clients can reach.
     pub targets: Vec<Target>,
     /// Gateway users.
@@ -444,8 +447,16 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
             })
         })
         .collect();
-    let _ = path;
+    if let Some(w) = raw
+        .gateway
+        .worker_threads
+        .as_ref()
+        .filter(|w| *w.get_ref() == 0)
+    {
+        p.at(w.span(), "gateway.worker_threads", "must be at least 1");
+    }
     Config {
+        worker_threads: raw.gateway.worker_threads.map(Spanned::into_inner),
         path: path.to_owned(),
         postgres,
         shutdown_grace: secs(raw.gateway.shutdown_grace_secs, 30),

@@ -74,7 +74,11 @@ fn run() -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            let rt = tokio::runtime::Builder::new_multi_thread()
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = config.worker_threads {
+                rt.worker_threads(n);
+            }
+            let rt = rt
                 .enable_all()
                 .build()
                 .context("cannot start the runtime")?;

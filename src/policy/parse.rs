@@ -65,3 +65,26 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod corpus {
+    use super::*;
+
+    /// Every statement of the corpus the benches use must parse: a
+    /// statement that stops parsing is a regression in what the policy
+    /// will be able to judge.
+    #[test]
+    fn the_postgres_corpus_parses() {
+        let text = include_str!("../../fixtures/sql/pg_statements.sql");
+        let failures: Vec<String> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("--"))
+            .filter_map(|l| {
+                parse(SqlDialect::Postgres, l.as_bytes())
+                    .err()
+                    .map(|e| format!("{l}\n  -> {e}"))
+            })
+            .collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}

@@ -111,8 +111,8 @@ pub async fn run(
         params,
         ..
     } = server;
-    let (mut client_rd, mut client_wr) = tokio::io::split(client);
-    let (mut server_rd, mut server_wr) = tokio::io::split(stream);
+    let (mut client_rd, mut client_wr) = client.split();
+    let (mut server_rd, mut server_wr) = stream.split();
     let mut up = Upstream {
         skip: 0,
         session,

@@ -86,3 +86,77 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for MaybeTls<S> {
         }
     }
 }
+
+/// The read half of a [`MaybeTls`] borrowed for the relay. Plain TCP
+/// splits without a lock (`TcpStream::split`); TLS needs tokio's locked
+/// split because both directions share one session state.
+pub enum ReadHalf<'a, S> {
+    /// Plain TCP.
+    Plain(tokio::net::tcp::ReadHalf<'a>),
+    /// TLS.
+    Tls(tokio::io::ReadHalf<&'a mut S>),
+}
+
+/// The write half of a [`MaybeTls`] borrowed for the relay.
+pub enum WriteHalf<'a, S> {
+    /// Plain TCP.
+    Plain(tokio::net::tcp::WriteHalf<'a>),
+    /// TLS.
+    Tls(tokio::io::WriteHalf<&'a mut S>),
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> MaybeTls<S> {
+    /// Splits into halves that can be used at the same time.
+    pub fn split(&mut self) -> (ReadHalf<'_, S>, WriteHalf<'_, S>) {
+        match self {
+            MaybeTls::Plain(tcp) => {
+                let (r, w) = tcp.split();
+                (ReadHalf::Plain(r), WriteHalf::Plain(w))
+            }
+            MaybeTls::Tls(s) => {
+                let (r, w) = tokio::io::split(s.as_mut());
+                (ReadHalf::Tls(r), WriteHalf::Tls(w))
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ReadHalf<'_, S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ReadHalf::Plain(r) => Pin::new(r).poll_read(cx, buf),
+            ReadHalf::Tls(r) => Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WriteHalf<'_, S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            WriteHalf::Plain(w) => Pin::new(w).poll_write(cx, buf),
+            WriteHalf::Tls(w) => Pin::new(w).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Plain(w) => Pin::new(w).poll_flush(cx),
+            WriteHalf::Tls(w) => Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Plain(w) => Pin::new(w).poll_shutdown(cx),
+            WriteHalf::Tls(w) => Pin::new(w).poll_shutdown(cx),
+        }
+    }
+}

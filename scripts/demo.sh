@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The demo: installs what is missing (PostgreSQL from the distribution's
+# packages), starts a throwaway PostgreSQL in ./demo with a small shop
+# database, makes a self-signed certificate, and runs sqlgate in front of
+# it with a demo configuration. Prints how to connect with psql.
+# Ctrl-C stops sqlgate and the demo server. Nothing outside ./demo changes
+# (besides installed packages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DEMO="$ROOT/demo"
+PG_PORT=${DEMO_PG_PORT:-54329}
+GW_PORT=${DEMO_GW_PORT:-6432}
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v psql >/dev/null; then
+  echo "== installing PostgreSQL"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql postgresql-contrib >/dev/null
+fi
+if ! command -v cargo >/dev/null; then
+  echo "sqlgate is built with cargo: install Rust from https://rustup.rs first" >&2
+  exit 1
+fi
+BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+
+echo "== building sqlgate (release)"
+cargo build --release --quiet
+
+# PostgreSQL refuses to run as root: run it as the postgres user then.
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+mkdir -p "$DEMO"
+export APP_DB_PASSWORD=${APP_DB_PASSWORD:-shop-owner-demo-pw}
+export SQLGATE_AGENT_PASSWORD=${SQLGATE_AGENT_PASSWORD:-agent-demo-pw}
+if [ ! -d "$DEMO/pgdata" ]; then
+  echo "== creating the demo PostgreSQL cluster in demo/pgdata"
+  PWFILE=$(mktemp); echo "postgres-demo-pw" >"$PWFILE"
+  [ "$(id -u)" = 0 ] && chown postgres "$PWFILE" "$DEMO"
+  as_pg "$BIN/initdb" -D "$DEMO/pgdata" -U postgres --auth=scram-sha-256 --pwfile="$PWFILE" -E UTF8 --locale=C >/dev/null
+  rm -f "$PWFILE"
+  cat >>"$DEMO/pgdata/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$DEMO'
+CONF
+  FRESH=1
+fi
+[ "$(id -u)" = 0 ] && chown -R postgres "$DEMO/pgdata"
+as_pg "$BIN/pg_ctl" -D "$DEMO/pgdata" -l "$DEMO/postgres.log" -w start >/dev/null
+trap 'as_pg "$BIN/pg_ctl" -D "$DEMO/pgdata" -m fast stop >/dev/null 2>&1 || true' EXIT
+export PGPASSWORD=postgres-demo-pw
+if [ "${FRESH:-0}" = 1 ]; then
+  echo "== loading the sample shop database"
+  psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
+    -c "CREATE ROLE shop_owner LOGIN PASSWORD '$APP_DB_PASSWORD'" \
+    -c "CREATE DATABASE shop OWNER shop_owner"
+  PGPASSWORD=$APP_DB_PASSWORD psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U shop_owner -d shop -f "$ROOT/fixtures/demo/shop.sql"
+fi
+unset PGPASSWORD
+
+[ -f "$DEMO/certs/server.crt" ] || "$ROOT/target/release/sqlgate" cert --out "$DEMO/certs" >/dev/null
+cat >"$DEMO/sqlgate.toml" <<TOML
+# The demo configuration (written by scripts/demo.sh).
+[postgres]
+listen = "127.0.0.1:$GW_PORT"
+tls_cert = "certs/server.crt"
+tls_key  = "certs/server.key"
+
+[[target]]
+name = "shop"                       # clients choose it as the database name
+kind = "postgres"
+host = "127.0.0.1"
+port = $PG_PORT
+database = "shop"
+user = "shop_owner"                 # only the gateway knows this user...
+password_env = "APP_DB_PASSWORD"    # ...and its password
+pool_size = 10
+
+[[user]]
+name = "agent"
+password_env = "SQLGATE_AGENT_PASSWORD"
+groups = ["agents"]
+targets = ["shop"]
+TOML
+"$ROOT/target/release/sqlgate" check --config "$DEMO/sqlgate.toml"
+
+cat <<MSG
+
+sqlgate is starting on 127.0.0.1:$GW_PORT in front of the demo database "shop".
+Connect as the gateway user "agent" (the server's own credentials stay inside sqlgate):
+
+  PGPASSWORD=$SQLGATE_AGENT_PASSWORD psql "host=localhost port=$GW_PORT dbname=shop user=agent sslmode=verify-full sslrootcert=$DEMO/certs/server.crt"
+
+Try: \\dt   SELECT * FROM customers LIMIT 3;   SELECT current_user;
+Every statement is logged below. Ctrl-C stops sqlgate and the demo server.
+
+MSG
+RUST_LOG=${RUST_LOG:-info,sqlgate::statement=debug} "$ROOT/target/release/sqlgate" serve --config "$DEMO/sqlgate.toml"
