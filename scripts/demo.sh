@@ -23,6 +23,7 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+SQLGATE="${CARGO_TARGET_DIR:-$ROOT/target}/release/sqlgate"
 
 echo "== building sqlgate (release)"
 cargo build --release --quiet
@@ -59,7 +60,7 @@ if [ "${FRESH:-0}" = 1 ]; then
 fi
 unset PGPASSWORD
 
-[ -f "$DEMO/certs/server.crt" ] || "$ROOT/target/release/sqlgate" cert --out "$DEMO/certs" >/dev/null
+[ -f "$DEMO/certs/server.crt" ] || "$SQLGATE" cert --out "$DEMO/certs" >/dev/null
 cat >"$DEMO/sqlgate.toml" <<TOML
 # The demo configuration (written by scripts/demo.sh).
 [postgres]
@@ -83,7 +84,7 @@ password_env = "SQLGATE_AGENT_PASSWORD"
 groups = ["agents"]
 targets = ["shop"]
 TOML
-"$ROOT/target/release/sqlgate" check --config "$DEMO/sqlgate.toml"
+"$SQLGATE" check --config "$DEMO/sqlgate.toml"
 
 cat <<MSG
 
@@ -96,4 +97,4 @@ Try: \\dt   SELECT * FROM customers LIMIT 3;   SELECT current_user;
 Every statement is logged below. Ctrl-C stops sqlgate and the demo server.
 
 MSG
-RUST_LOG=${RUST_LOG:-info,sqlgate::statement=debug} "$ROOT/target/release/sqlgate" serve --config "$DEMO/sqlgate.toml"
+RUST_LOG=${RUST_LOG:-info,sqlgate::statement=debug} "$SQLGATE" serve --config "$DEMO/sqlgate.toml"
