@@ -30,11 +30,17 @@ psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 bash "$BENCH/pg_bench.sh" -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d "$DB" --init -r 0 -o "$OUT" >/dev/null
 
 # sqlgate: one target on the same server, one gateway user with the same
-# password as the server user (pgbench sends one password).
-SG_PORT=6439
-cat >"$OUT/sqlgate.toml" <<TOML
+# password as the server user (pgbench sends one password). Two instances:
+# the default runtime (one worker per CPU) and a single worker, which is
+# what PgBouncer is.
+SG_PORT=6439 SG1_PORT=6440
+write_config() {  # PORT EXTRA
+cat <<TOML
+[gateway]
+$2
+
 [postgres]
-listen = "127.0.0.1:$SG_PORT"
+listen = "127.0.0.1:$1"
 
 [[target]]
 name = "$DB"
@@ -51,17 +57,25 @@ name = "$PGUSER"
 password_env = "PGPASSWORD"
 targets = ["$DB"]
 TOML
+}
+write_config $SG_PORT "" >"$OUT/sqlgate.toml"
+write_config $SG1_PORT "worker_threads = 1" >"$OUT/sqlgate-1w.toml"
 RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate.toml" 2>"$OUT/sqlgate.log" &
 SG_PID=$!
+RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate-1w.toml" 2>"$OUT/sqlgate-1w.log" &
+SG1_PID=$!
 read -r PGB_PID PGB_PORT < <(bash "$BENCH/pgbouncer.sh" start -m session -d "$DB" -U "$PGUSER" -W "$PGPASSWORD" -H "$PGHOST" -P "$PGPORT")
-trap 'kill $SG_PID 2>/dev/null; bash "$BENCH/pgbouncer.sh" stop' EXIT
-for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p $SG_PORT && break; sleep 0.1; done
+trap 'kill $SG_PID $SG1_PID 2>/dev/null; bash "$BENCH/pgbouncer.sh" stop' EXIT
+for p in $SG_PORT $SG1_PORT; do
+  for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p $p && break; sleep 0.1; done
+done
 
 run() { bash "$BENCH/pg_bench.sh" -h 127.0.0.1 -U "$PGUSER" -d "$DB" -T "$T" -r 1 -m "$MODES" -o "$OUT" "$@"; }
 for _ in $(seq "$R"); do  # interleaved, so that drift hits all three alike
   run -p "$PGPORT" -l direct
   run -p "$PGB_PORT" -l pgbouncer -P "$PGB_PID"
   run -p "$SG_PORT" -l sqlgate -P "$SG_PID"
+  run -p "$SG1_PORT" -l sqlgate-1worker -P "$SG1_PID"
 done
-python3 "$BENCH/summarize.py" --base direct "$OUT"/direct.csv "$OUT"/pgbouncer.csv "$OUT"/sqlgate.csv | tee "$OUT/summary.md"
+python3 "$BENCH/summarize.py" --base direct "$OUT"/direct.csv "$OUT"/pgbouncer.csv "$OUT"/sqlgate.csv "$OUT"/sqlgate-1worker.csv | tee "$OUT/summary.md"
 echo "results: $OUT"
