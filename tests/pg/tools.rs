@@ -237,3 +237,45 @@ async fn a_slow_client_slows_the_server_not_the_gateways_memory() {
     let rows = msgs.iter().filter(|(t, _)| *t == b'D').count();
     assert_eq!(rows, 20000);
 }
+
+#[test]
+fn a_wrong_config_fails_at_start_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[postgres]\nlisten = \"127.0.0.1:0\"\n\n[[target]]\nname = \"app\"\nkind = \"postgres\"\nhost = \"127.0.0.1\"\n\
+         database = \"app\"\nuser = \"app_owner\"\npassword_env = \"SQLGATE_TEST_SURELY_UNSET\"\npool_size = 0\n",
+    )
+    .unwrap();
+    for command in ["check", "serve"] {
+        let out = Command::new(BIN)
+            .args([command, "--config"])
+            .arg(&path)
+            .env_remove("SQLGATE_TEST_SURELY_UNSET")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command} must fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("bad.toml:10: target \"app\" password_env: environment variable SQLGATE_TEST_SURELY_UNSET is not set"),
+            "{command}: {stderr}"
+        );
+        assert!(
+            stderr.contains("bad.toml:11: target \"app\" pool_size: must be at least 1"),
+            "{command}: {stderr}"
+        );
+    }
+    std::fs::write(&path, "[postgres]\nlisten = \"127.0.0.1:0\"\npool = 3\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("bad.toml:3: unknown field `pool`"),
+        "{stderr}"
+    );
+}

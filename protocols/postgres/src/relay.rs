@@ -389,3 +389,210 @@ async fn write<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8]) -> std::io::Resu
     wr.write_all(bytes).await?;
     wr.flush().await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::cancel::SessionId;
+    use crate::hooks::{Route, UserAuth};
+    use crate::messages::error_response::ClientError;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(StatementOrigin, Vec<u8>)>>);
+
+    impl Hooks for Recorder {
+        fn user(&self, _: &str) -> Option<UserAuth> {
+            None
+        }
+        fn route(&self, _: &str, _: &str) -> Result<Route, ClientError> {
+            Err(ClientError::fatal(
+                crate::messages::error_response::SqlState::INVALID_CATALOG_NAME,
+                "none",
+            ))
+        }
+        fn statement(&self, _: &SessionInfo, origin: StatementOrigin, sql: &[u8]) {
+            self.0.lock().unwrap().push((origin, sql.to_vec()));
+        }
+    }
+
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag];
+        v.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn session() -> SessionInfo {
+        SessionInfo {
+            id: SessionId(1),
+            user: "agent".into(),
+            target: "app".into(),
+            peer: "127.0.0.1:1".parse().unwrap(),
+            tls: false,
+        }
+    }
+
+    fn shared() -> Shared {
+        Shared {
+            pending: AtomicI64::new(0),
+            status: AtomicU8::new(TX_IDLE),
+            unsynced: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            idle: Notify::new(),
+        }
+    }
+
+    /// A reader that delivers `bytes` in pieces of `size`.
+    fn chunked(bytes: &[u8], size: usize) -> tokio_test::io::Mock {
+        let mut b = tokio_test::io::Builder::new();
+        for piece in bytes.chunks(size) {
+            b.read(piece);
+        }
+        b.build()
+    }
+
+    const CHUNKS: [usize; 8] = [1, 2, 3, 5, 7, 64, 4096, usize::MAX];
+
+    #[tokio::test]
+    async fn client_bytes_pass_unchanged_at_every_chunking() {
+        let mut forwarded = Vec::new();
+        forwarded.extend(msg(b'Q', b"select 1; select 2\0"));
+        forwarded.extend(msg(b'P', b"s1\0select $1\0\0\0"));
+        forwarded.extend(msg(b'B', b"\0s1\0\0\0\0\0\0\0"));
+        forwarded.extend(msg(b'E', b"\0\0\0\0\0"));
+        forwarded.extend(msg(b'S', b""));
+        forwarded.extend(msg(b'd', &vec![b'x'; 100_000]));
+        let mut input = forwarded.clone();
+        input.extend(msg(b'X', b""));
+        for size in CHUNKS {
+            let hooks = Recorder::default();
+            let shared = shared();
+            let session = session();
+            let mut up = Upstream {
+                skip: 0,
+                session: &session,
+                hooks: &hooks,
+                limits: RelayLimits {
+                    max_statement_len: 1 << 20,
+                },
+                shared: &shared,
+            };
+            let mut out = Vec::new();
+            let mut buf = BytesMut::new();
+            let end = up
+                .run(
+                    &mut chunked(&input, size.min(input.len())),
+                    &mut out,
+                    &mut buf,
+                )
+                .await;
+            assert!(matches!(end, RelayEnd::ClientGone), "{size}: {end:?}");
+            assert!(out == forwarded, "chunks of {size}: bytes changed");
+            let seen = hooks.0.into_inner().unwrap();
+            assert_eq!(
+                seen,
+                vec![
+                    (StatementOrigin::Query, b"select 1; select 2".to_vec()),
+                    (StatementOrigin::Parse, b"select $1".to_vec())
+                ],
+                "{size}"
+            );
+            assert_eq!(shared.pending.load(Ordering::Relaxed), 2, "Query + Sync");
+            assert!(!shared.unsynced.load(Ordering::Relaxed));
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_statements_and_bad_lengths_are_protocol_errors() {
+        let hooks = Recorder::default();
+        let shared = shared();
+        let session = session();
+        let mut up = Upstream {
+            skip: 0,
+            session: &session,
+            hooks: &hooks,
+            limits: RelayLimits {
+                max_statement_len: 16,
+            },
+            shared: &shared,
+        };
+        let input = msg(b'Q', b"select 'far too long for the limit'\0");
+        let end = up
+            .run(
+                &mut chunked(&input, input.len()),
+                &mut Vec::new(),
+                &mut BytesMut::new(),
+            )
+            .await;
+        assert!(
+            matches!(end, RelayEnd::ClientError(ProtocolError::TooLong { .. })),
+            "{end:?}"
+        );
+        let mut up = Upstream { skip: 0, ..up };
+        let input = [b'S', 0, 0, 0, 1];
+        let end = up
+            .run(
+                &mut chunked(&input, 5),
+                &mut Vec::new(),
+                &mut BytesMut::new(),
+            )
+            .await;
+        assert!(
+            matches!(end, RelayEnd::ClientError(ProtocolError::BadLength { .. })),
+            "{end:?}"
+        );
+        assert!(hooks.0.into_inner().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn server_bytes_pass_unchanged_except_the_server_user() {
+        let mut input = Vec::new();
+        input.extend(msg(b'S', b"application_name\0psql\0"));
+        input.extend(msg(
+            b'T',
+            b"\0\x01a\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0",
+        ));
+        input.extend(msg(b'D', &vec![7u8; 70_000]));
+        input.extend(msg(b'S', b"session_authorization\0app_owner\0"));
+        input.extend(msg(b'Z', b"T"));
+        let mut expected = Vec::new();
+        expected.extend(msg(b'S', b"application_name\0psql\0"));
+        expected.extend(msg(
+            b'T',
+            b"\0\x01a\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0",
+        ));
+        expected.extend(msg(b'D', &vec![7u8; 70_000]));
+        expected.extend(msg(b'S', b"session_authorization\0agent\0"));
+        expected.extend(msg(b'Z', b"T"));
+        for size in CHUNKS {
+            let shared = shared();
+            shared.pending.store(1, Ordering::Relaxed);
+            let mut params = Vec::new();
+            let mut down = Downstream {
+                skip: 0,
+                shared: &shared,
+                params: &mut params,
+                user: "agent",
+                last_tag: 0,
+            };
+            let mut out = Vec::new();
+            let end = down
+                .run(
+                    &mut chunked(&input, size.min(input.len())),
+                    &mut out,
+                    &mut BytesMut::new(),
+                )
+                .await;
+            assert!(matches!(end, RelayEnd::ServerGone), "{end:?}");
+            assert!(out == expected, "chunks of {size}: bytes differ");
+            assert_eq!(
+                params,
+                vec![("application_name".to_owned(), "psql".to_owned())]
+            );
+            assert_eq!(shared.status.load(Ordering::Relaxed), b'T');
+            assert_eq!(shared.pending.load(Ordering::Relaxed), 0);
+        }
+    }
+}
