@@ -152,27 +152,26 @@ async fn backend_tls_with_a_verified_certificate() {
     let mut cfg = TestConfig::new(&pg);
     let extra = format!("tls = \"verify-full\"\ntls_ca_file = \"{}\"", crt.display());
     cfg.target("secure", pg.port, "app_owner", Some("app.pw"), &extra);
+    cfg.target(
+        "encrypted",
+        pg.port,
+        "app_owner",
+        Some("app.pw"),
+        "tls = \"require\"",
+    );
     cfg.user("ops", "agent.pw", &["*"], "");
     let gw = cfg.start().await;
-    let c = connect(&gw.conn_str("ops", AGENT_PW, "secure")).await;
-    let ssl: bool = c
-        .query_one(
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(ssl, "the server connection is encrypted");
-    // The plain target on the same server is not.
-    let c = connect(&gw.conn_str("ops", AGENT_PW, "app")).await;
-    let ssl: bool = c
-        .query_one(
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(!ssl);
+    // verify-full and require are encrypted; the plain target is not.
+    for (target, encrypted) in [("secure", true), ("encrypted", true), ("app", false)] {
+        let c = connect(&gw.conn_str("ops", AGENT_PW, target)).await;
+        let ssl: bool = c
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(ssl, encrypted, "target {target}");
+    }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use tokio_postgres::{AsyncMessage, SimpleQueryMessage};
 
-use crate::support::gateway::{connect, TestConfig, AGENT_PW};
+use crate::support::gateway::{TestConfig, AGENT_PW};
 use crate::support::pg;
 use crate::support::raw::{error_field, param_status, RawClient};
 
@@ -329,21 +329,7 @@ async fn cancel_lands_within_two_seconds() {
     let sql = format!("SELECT pg_sleep(30) /* {marker} */");
     let running = tokio::spawn(async move { c.simple_query(&sql).await });
     // Wait until the server runs the statement (a condition, not a guess).
-    let direct = connect(&pg.direct_conn_str("app")).await;
-    loop {
-        let n: i64 = direct
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
-                &[&marker],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if n == 1 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    pg.wait_for_backend("state = 'active'", &marker).await;
     let started = Instant::now();
     token.cancel_query(tokio_postgres::NoTls).await.unwrap();
     let result = tokio::time::timeout(Duration::from_secs(2), running)

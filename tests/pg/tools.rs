@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::binary::{GatewayProcess, BIN};
-use crate::support::gateway::{connect, TestConfig, AGENT_PW};
+use crate::support::gateway::{TestConfig, AGENT_PW};
 use crate::support::pg::{self, free_port};
 use crate::support::raw::RawClient;
 
@@ -212,21 +212,8 @@ async fn a_slow_client_slows_the_server_not_the_gateways_memory() {
     postgres_protocol::message::frontend::query(&sql, &mut msg).unwrap();
     slow.send(&msg).await;
     // The server must end up blocked writing to its client (the gateway).
-    let direct = connect(&pg.direct_conn_str("app")).await;
-    loop {
-        let n: i64 = direct
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'ClientWrite' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
-                &[&marker],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if n == 1 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    pg.wait_for_backend("wait_event = 'ClientWrite'", &marker)
+        .await;
     let during = gw.rss_kib();
     assert!(
         during < before + 32 * 1024,

@@ -232,6 +232,28 @@ impl PgServer {
         )
     }
 
+    /// Waits until a server process runs a statement containing `marker`
+    /// and satisfying `condition` (SQL over pg_stat_activity): a condition
+    /// to wait for, not a guessed delay.
+    pub async fn wait_for_backend(&self, condition: &str, marker: &str) {
+        let (client, conn) =
+            tokio_postgres::connect(&self.direct_conn_str("app"), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let sql = format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE {condition} \
+             AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()"
+        );
+        loop {
+            let n: i64 = client.query_one(&sql, &[&marker]).await.unwrap().get(0);
+            if n == 1 {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.join("data")
     }

@@ -548,24 +548,24 @@ mod tests {
 
     #[tokio::test]
     async fn server_bytes_pass_unchanged_except_the_server_user() {
-        let mut input = Vec::new();
-        input.extend(msg(b'S', b"application_name\0psql\0"));
-        input.extend(msg(
-            b'T',
-            b"\0\x01a\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0",
-        ));
-        input.extend(msg(b'D', &vec![7u8; 70_000]));
-        input.extend(msg(b'S', b"session_authorization\0app_owner\0"));
-        input.extend(msg(b'Z', b"T"));
-        let mut expected = Vec::new();
-        expected.extend(msg(b'S', b"application_name\0psql\0"));
-        expected.extend(msg(
-            b'T',
-            b"\0\x01a\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0",
-        ));
-        expected.extend(msg(b'D', &vec![7u8; 70_000]));
-        expected.extend(msg(b'S', b"session_authorization\0agent\0"));
-        expected.extend(msg(b'Z', b"T"));
+        let server_says = |user: &[u8]| -> Vec<u8> {
+            let mut auth = b"session_authorization\0".to_vec();
+            auth.extend_from_slice(user);
+            auth.push(0);
+            [
+                msg(b'S', b"application_name\0psql\0"),
+                msg(
+                    b'T',
+                    b"\0\x01a\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0",
+                ),
+                msg(b'D', &[7u8; 70_000]),
+                msg(b'S', &auth),
+                msg(b'Z', b"T"),
+            ]
+            .concat()
+        };
+        let input = server_says(b"app_owner");
+        let expected = server_says(b"agent");
         for size in CHUNKS {
             let shared = shared();
             shared.pending.store(1, Ordering::Relaxed);
