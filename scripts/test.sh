@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests and the integration
-# tests against throwaway PostgreSQL servers (started by the tests
-# themselves in temp dirs; nothing on the machine is touched).
-# Installs PostgreSQL from the distribution's packages when it is missing.
+# tests against throwaway PostgreSQL and MariaDB servers (started by the
+# tests themselves in temp dirs; nothing on the machine is touched).
+# Installs PostgreSQL and MariaDB from the distribution's packages when
+# they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+missing=()
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v pgbench >/dev/null || ! command -v psql >/dev/null; then
-  echo "== installing PostgreSQL (server, psql, pgbench)"
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  missing+=(postgresql postgresql-contrib)
+fi
+if ! command -v mariadb-install-db >/dev/null || ! command -v mariadbd >/dev/null || ! command -v mariadb >/dev/null; then
+  missing+=(mariadb-server mariadb-client)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql postgresql-contrib >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 echo "== cargo fmt --check"

@@ -29,7 +29,8 @@ pub struct ConfigError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    postgres: Option<RawPgListener>,
+    postgres: Option<RawListener>,
+    mysql: Option<RawListener>,
     #[serde(default)]
     gateway: RawGateway,
     #[serde(default, rename = "target")]
@@ -47,7 +48,7 @@ struct RawGateway {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawPgListener {
+struct RawListener {
     listen: Spanned<String>,
     tls_cert: Option<Spanned<String>>,
     tls_key: Option<Spanned<String>>,
@@ -94,7 +95,9 @@ pub struct Config {
     /// The file it came from.
     pub path: PathBuf,
     /// The PostgreSQL listener, if configured.
-    pub postgres: Option<PgListener>,
+    pub postgres: Option<Listener>,
+    /// The MySQL listener, if configured.
+    pub mysql: Option<Listener>,
     /// How long shutdown waits for busy sessions.
     pub shutdown_grace: Duration,
     /// Runtime worker threads; `None` for one per CPU.
@@ -105,9 +108,9 @@ pub struct Config {
     pub users: Vec<User>,
 }
 
-/// The PostgreSQL listener.
+/// A listener (PostgreSQL or MySQL protocol).
 #[derive(Debug, Clone)]
-pub struct PgListener {
+pub struct Listener {
     /// Address to listen on.
     pub listen: SocketAddr,
     /// PEM certificate chain and key for client TLS.
@@ -125,6 +128,8 @@ pub struct PgListener {
 pub enum TargetKind {
     /// PostgreSQL.
     Postgres,
+    /// MySQL or MariaDB.
+    Mysql,
 }
 
 /// A database clients reach through the gateway.
@@ -169,6 +174,9 @@ pub struct User {
     pub groups: Vec<String>,
     /// Targets they may reach; `*` for all.
     pub targets: Vec<String>,
+    /// Password hashes for MySQL logins (needs the password, not only a
+    /// SCRAM verifier).
+    pub mysql_secret: Option<sqlgate_mysql::auth::MysqlSecret>,
 }
 
 impl User {
@@ -249,51 +257,8 @@ fn secs(v: Option<u64>, default: u64) -> Duration {
 }
 
 fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Config {
-    let postgres = raw.postgres.map(|l| {
-        let listen = l.listen.get_ref().parse().unwrap_or_else(|e| {
-            p.at(
-                l.listen.span(),
-                "postgres.listen",
-                format!("not an address:port ({e})"),
-            );
-            SocketAddr::from(([127, 0, 0, 1], 0))
-        });
-        let tls = match (&l.tls_cert, &l.tls_key) {
-            (Some(c), Some(k)) => {
-                let cert = existing_file(base, c, "postgres.tls_cert", p);
-                let key = existing_file(base, k, "postgres.tls_key", p);
-                Some((cert, key))
-            }
-            (Some(c), None) => {
-                p.at(c.span(), "postgres.tls_cert", "tls_key is needed as well");
-                None
-            }
-            (None, Some(k)) => {
-                p.at(k.span(), "postgres.tls_key", "tls_cert is needed as well");
-                None
-            }
-            (None, None) => None,
-        };
-        let require_tls = l.require_tls.as_ref().is_some_and(|r| *r.get_ref());
-        if let Some(r) = l
-            .require_tls
-            .as_ref()
-            .filter(|_| require_tls && tls.is_none())
-        {
-            p.at(
-                r.span(),
-                "postgres.require_tls",
-                "needs tls_cert and tls_key",
-            );
-        }
-        PgListener {
-            listen,
-            tls,
-            require_tls,
-            handshake_timeout: secs(l.handshake_timeout_secs, 15),
-            max_statement_bytes: l.max_statement_bytes.unwrap_or(64 << 20),
-        }
-    });
+    let postgres = raw.postgres.map(|l| listener(l, "postgres", base, p));
+    let mysql = raw.mysql.map(|l| listener(l, "mysql", base, p));
     let mut names = HashSet::new();
     let targets: Vec<Target> = raw
         .targets
@@ -310,11 +275,12 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
             let key = |k: &str| format!("target \"{name}\" {k}");
             let kind = match t.kind.get_ref().as_str() {
                 "postgres" => TargetKind::Postgres,
+                "mysql" => TargetKind::Mysql,
                 other => {
                     p.at(
                         t.kind.span(),
                         &key("kind"),
-                        format!("unknown kind \"{other}\" (expected \"postgres\")"),
+                        format!("unknown kind \"{other}\" (expected \"postgres\" or \"mysql\")"),
                     );
                     TargetKind::Postgres
                 }
@@ -357,7 +323,10 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
                 name,
                 kind,
                 host: t.host,
-                port: t.port.unwrap_or(5432),
+                port: t.port.unwrap_or(match kind {
+                    TargetKind::Postgres => 5432,
+                    TargetKind::Mysql => 3306,
+                }),
                 database: t.database,
                 user: t.user,
                 password,
@@ -368,6 +337,11 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
                 tls,
             }
         })
+        .collect();
+    let mysql_targets: HashSet<String> = targets
+        .iter()
+        .filter(|t| t.kind == TargetKind::Mysql)
+        .map(|t| t.name.clone())
         .collect();
     let mut user_names = HashSet::new();
     let users = raw
@@ -404,6 +378,7 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
                     AuthMethod::ScramSha256
                 }
             };
+            let mut mysql_secret = None;
             let secret = match &u.scram_verifier {
                 Some(v) => {
                     if u.password_env.is_some() || u.password_file.is_some() {
@@ -424,7 +399,10 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
                     &key("password"),
                     p,
                 ) {
-                    Some(pw) => Some(ScramSecret::from_password(pw.expose().as_bytes())),
+                    Some(pw) => {
+                        mysql_secret = Some(sqlgate_mysql::auth::MysqlSecret::from_password(pw.expose().as_bytes()));
+                        Some(ScramSecret::from_password(pw.expose().as_bytes()))
+                    }
                     None => {
                         let missing = u.password_env.is_none() && u.password_file.is_none();
                         if missing {
@@ -438,12 +416,19 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
                     }
                 },
             };
+            let reaches_mysql = u.targets.get_ref().iter().any(|t| {
+                mysql_targets.contains(t) || (t == "*" && !mysql_targets.is_empty())
+            });
+            if reaches_mysql && mysql_secret.is_none() && u.scram_verifier.is_some() {
+                p.at(u.targets.span(), &key("targets"), "MySQL targets need the user's password (password_env or password_file): a SCRAM verifier cannot check MySQL logins");
+            }
             Some(User {
                 name,
                 auth,
                 secret: secret?,
                 groups: u.groups,
                 targets: u.targets.into_inner(),
+                mysql_secret,
             })
         })
         .collect();
@@ -459,9 +444,64 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
         worker_threads: raw.gateway.worker_threads.map(Spanned::into_inner),
         path: path.to_owned(),
         postgres,
+        mysql,
         shutdown_grace: secs(raw.gateway.shutdown_grace_secs, 30),
         targets,
         users,
+    }
+}
+
+fn listener(l: RawListener, section: &str, base: &Path, p: &mut Problems) -> Listener {
+    let listen = l.listen.get_ref().parse().unwrap_or_else(|e| {
+        p.at(
+            l.listen.span(),
+            &format!("{section}.listen"),
+            format!("not an address:port ({e})"),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    });
+    let tls = match (&l.tls_cert, &l.tls_key) {
+        (Some(c), Some(k)) => {
+            let cert = existing_file(base, c, &format!("{section}.tls_cert"), p);
+            let key = existing_file(base, k, &format!("{section}.tls_key"), p);
+            Some((cert, key))
+        }
+        (Some(c), None) => {
+            p.at(
+                c.span(),
+                &format!("{section}.tls_cert"),
+                "tls_key is needed as well",
+            );
+            None
+        }
+        (None, Some(k)) => {
+            p.at(
+                k.span(),
+                &format!("{section}.tls_key"),
+                "tls_cert is needed as well",
+            );
+            None
+        }
+        (None, None) => None,
+    };
+    let require_tls = l.require_tls.as_ref().is_some_and(|r| *r.get_ref());
+    if let Some(r) = l
+        .require_tls
+        .as_ref()
+        .filter(|_| require_tls && tls.is_none())
+    {
+        p.at(
+            r.span(),
+            &format!("{section}.require_tls"),
+            "needs tls_cert and tls_key",
+        );
+    }
+    Listener {
+        listen,
+        tls,
+        require_tls,
+        handshake_timeout: secs(l.handshake_timeout_secs, 15),
+        max_statement_bytes: l.max_statement_bytes.unwrap_or(64 << 20),
     }
 }
 

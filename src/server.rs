@@ -15,13 +15,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Users;
 use crate::config::{Config, TargetKind};
-use crate::hooks::PgHooks;
+use crate::hooks::{MysqlHooks, PgHooks};
 
 /// A started gateway.
 #[derive(Debug)]
 pub struct Running {
     /// Where the PostgreSQL listener accepts clients.
     pub postgres_addr: Option<SocketAddr>,
+    /// Where the MySQL listener accepts clients.
+    pub mysql_addr: Option<SocketAddr>,
     /// Cancel to shut down.
     pub shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -99,15 +101,95 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             config.shutdown_grace,
         )));
     }
+    let mut mysql_addr = None;
+    if let Some(my) = &config.mysql {
+        let pools = mysql_pools(config);
+        let greeting_pool = config
+            .targets
+            .iter()
+            .find(|t| t.kind == TargetKind::Mysql)
+            .and_then(|t| pools.get(&t.name).cloned())
+            .with_context(|| {
+                format!(
+                    "{}: [mysql] needs at least one target of kind \"mysql\"",
+                    config.path.display()
+                )
+            })?;
+        let tls = match &my.tls {
+            Some((cert, key)) => {
+                // The same certificate, without PostgreSQL's ALPN name.
+                let mut c = (*tls::server_config(cert, key)?).clone();
+                c.alpn_protocols.clear();
+                Some(Arc::new(c))
+            }
+            None => None,
+        };
+        let hooks = Arc::new(MysqlHooks::new(Users::new(&config.users), pools));
+        let gateway = sqlgate_mysql::Gateway::new(
+            hooks,
+            sqlgate_mysql::FrontendConfig {
+                tls,
+                require_tls: my.require_tls,
+                handshake_timeout: my.handshake_timeout,
+                limits: sqlgate_mysql::RelayLimits {
+                    max_statement_len: my.max_statement_bytes,
+                },
+                greeting_pool,
+            },
+        );
+        let listener = TcpListener::bind(my.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", my.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, tls = my.tls.is_some(), "MySQL listener ready");
+        mysql_addr = Some(addr);
+        tasks.push(tokio::spawn(sqlgate_mysql::server::serve(
+            listener,
+            gateway,
+            shutdown.clone(),
+            config.shutdown_grace,
+        )));
+    }
     if tasks.is_empty() {
         anyhow::bail!(
-            "{}: no listener configured (add a [postgres] section)",
+            "{}: no listener configured (add a [postgres] or [mysql] section)",
             config.path.display()
         );
     }
     Ok(Running {
         postgres_addr,
+        mysql_addr,
         shutdown,
         tasks,
     })
+}
+
+fn mysql_pools(config: &Config) -> HashMap<String, Arc<sqlgate_mysql::Pool>> {
+    config
+        .targets
+        .iter()
+        .filter(|t| t.kind == TargetKind::Mysql)
+        .map(|t| {
+            let backend = sqlgate_mysql::backend::BackendConfig {
+                target: t.name.clone(),
+                host: t.host.clone(),
+                port: t.port,
+                database: t.database.clone(),
+                user: t.user.clone(),
+                password: t.password.as_ref().map(|p| p.expose().to_owned()),
+                tls: tls::client_config(&t.tls).ok().flatten(),
+                connect_timeout: t.connect_timeout,
+            };
+            let pool = sqlgate_mysql::Pool::new(
+                backend,
+                sqlgate_mysql::PoolConfig {
+                    size: t.pool_size,
+                    acquire_timeout: t.acquire_timeout,
+                    idle_timeout: t.idle_timeout,
+                    reset_timeout: Duration::from_secs(5),
+                },
+            );
+            (t.name.clone(), pool)
+        })
+        .collect()
 }

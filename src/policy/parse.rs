@@ -3,7 +3,7 @@
 //! not a read.
 
 use sqlparser::ast::Statement;
-use sqlparser::dialect::{Dialect, PostgreSqlDialect};
+use sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect};
 use sqlparser::parser::{Parser, ParserError};
 
 /// The SQL dialect of a protocol.
@@ -11,12 +11,15 @@ use sqlparser::parser::{Parser, ParserError};
 pub enum SqlDialect {
     /// PostgreSQL.
     Postgres,
+    /// MySQL and MariaDB.
+    Mysql,
 }
 
 impl SqlDialect {
     fn dialect(self) -> &'static dyn Dialect {
         match self {
             SqlDialect::Postgres => &PostgreSqlDialect {},
+            SqlDialect::Mysql => &MySqlDialect {},
         }
     }
 }

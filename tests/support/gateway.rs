@@ -34,6 +34,25 @@ impl TestConfig {
         c
     }
 
+    /// The MySQL listener on a free port, target `app` on `my` as
+    /// `app_owner`, user `agent` allowed on it.
+    pub fn mysql(my: &super::mariadb::MariaDb) -> TestConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = TestConfig {
+            dir,
+            toml: "[mysql]\nlisten = \"127.0.0.1:0\"\n".to_owned(),
+        };
+        c.secret("app.pw", super::mariadb::APP_OWNER_PW);
+        c.secret("agent.pw", AGENT_PW);
+        c.toml.push_str(&format!(
+            "\n[[target]]\nname = \"app\"\nkind = \"mysql\"\nhost = \"127.0.0.1\"\nport = {}\n\
+             database = \"app\"\nuser = \"app_owner\"\npassword_file = \"app.pw\"\n",
+            my.port
+        ));
+        c.user("agent", "agent.pw", &["app"], "");
+        c
+    }
+
     /// Writes a password file next to the config.
     pub fn secret(&mut self, name: &str, value: &str) {
         std::fs::write(self.dir.path().join(name), format!("{value}\n")).unwrap();
@@ -107,6 +126,19 @@ impl Gateway {
 
     pub fn port(&self) -> u16 {
         self.addr().port()
+    }
+
+    /// Where the MySQL listener is.
+    pub fn mysql_port(&self) -> u16 {
+        self.running.mysql_addr.unwrap().port()
+    }
+
+    /// A mysql_async URL through the gateway.
+    pub fn mysql_url(&self, user: &str, password: &str, db: &str) -> String {
+        format!(
+            "mysql://{user}:{password}@127.0.0.1:{}/{db}",
+            self.mysql_port()
+        )
     }
 
     /// A tokio-postgres connection string through the gateway.

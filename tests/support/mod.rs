@@ -4,5 +4,6 @@
 
 pub mod binary;
 pub mod gateway;
+pub mod mariadb;
 pub mod pg;
 pub mod raw;

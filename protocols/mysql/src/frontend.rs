@@ -1,0 +1,431 @@
+//! One MySQL client connection: greeting, optional TLS, the handshake
+//! response, authentication against the gateway's users, routing, a server
+//! connection whose capabilities match the client's, the relay, and the
+//! release of the server connection.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_common::constants::{CapabilityFlags, StatusFlags};
+use mysql_common::io::ParseBuf;
+use mysql_common::packets::{HandshakePacket, HandshakeResponse};
+use mysql_common::proto::{MyDeserialize, MySerialize};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{nonce, MysqlSecret};
+use crate::backend::{ConnKey, SESSION_CAPS};
+use crate::error::ProtocolError;
+use crate::hooks::{AuthMethod, Hooks, SessionInfo};
+use crate::messages::err::ClientError;
+use crate::messages::ok;
+use crate::packet::{self, PacketReader};
+use crate::pool::Pool;
+use crate::relay::{Relay, RelayEnd, RelayLimits};
+use crate::stream::Stream;
+
+/// Longest packet accepted before authentication.
+const MAX_HANDSHAKE_PACKET: usize = 64 * 1024;
+
+/// Capabilities the gateway offers clients (before intersecting with the
+/// server's): no compression, no LOCAL INFILE, no query attributes, no
+/// MariaDB extensions.
+const OFFERED_CAPS: u32 = CapabilityFlags::CLIENT_LONG_PASSWORD.bits()
+    | CapabilityFlags::CLIENT_FOUND_ROWS.bits()
+    | CapabilityFlags::CLIENT_LONG_FLAG.bits()
+    | CapabilityFlags::CLIENT_CONNECT_WITH_DB.bits()
+    | CapabilityFlags::CLIENT_NO_SCHEMA.bits()
+    | CapabilityFlags::CLIENT_PROTOCOL_41.bits()
+    | CapabilityFlags::CLIENT_INTERACTIVE.bits()
+    | CapabilityFlags::CLIENT_IGNORE_SPACE.bits()
+    | CapabilityFlags::CLIENT_IGNORE_SIGPIPE.bits()
+    | CapabilityFlags::CLIENT_TRANSACTIONS.bits()
+    | CapabilityFlags::CLIENT_SECURE_CONNECTION.bits()
+    | CapabilityFlags::CLIENT_MULTI_STATEMENTS.bits()
+    | CapabilityFlags::CLIENT_MULTI_RESULTS.bits()
+    | CapabilityFlags::CLIENT_PS_MULTI_RESULTS.bits()
+    | CapabilityFlags::CLIENT_PLUGIN_AUTH.bits()
+    | CapabilityFlags::CLIENT_CONNECT_ATTRS.bits()
+    | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA.bits()
+    | CapabilityFlags::CLIENT_SESSION_TRACK.bits()
+    | CapabilityFlags::CLIENT_DEPRECATE_EOF.bits();
+
+const NATIVE: &[u8] = b"mysql_native_password";
+const SHA2: &[u8] = b"caching_sha2_password";
+const CLEAR: &[u8] = b"mysql_clear_password";
+
+/// Settings of a MySQL listener.
+#[derive(Debug, Clone)]
+pub struct FrontendConfig {
+    /// TLS for clients.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Refuse clients without TLS.
+    pub require_tls: bool,
+    /// Time from connect to authenticated.
+    pub handshake_timeout: Duration,
+    /// Relay limits.
+    pub limits: RelayLimits,
+    /// The pool whose server's greeting (version, capabilities) the
+    /// gateway's own greeting mirrors.
+    pub greeting_pool: Arc<Pool>,
+}
+
+/// Everything the sessions of one listener share.
+pub struct Gateway {
+    hooks: Arc<dyn Hooks>,
+    config: FrontendConfig,
+    next_id: AtomicU32,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish()
+    }
+}
+
+type Refusal = Option<ClientError>;
+
+struct Authenticated {
+    user: String,
+    database: Option<String>,
+    key: ConnKey,
+    /// Sequence id for the gateway's next packet.
+    seq: u8,
+}
+
+impl Gateway {
+    /// A gateway with these hooks and settings.
+    pub fn new(hooks: Arc<dyn Hooks>, config: FrontendConfig) -> Arc<Self> {
+        Arc::new(Gateway {
+            hooks,
+            config,
+            next_id: AtomicU32::new(1),
+        })
+    }
+
+    /// Serves one client connection to its end.
+    pub async fn handle(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
+        let _ = tcp.set_nodelay(true);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut client = Stream {
+            io: Box::new(tcp),
+            tls: false,
+        };
+        let mut reader = PacketReader::default();
+        let auth = tokio::time::timeout(
+            self.config.handshake_timeout,
+            self.handshake(&mut client, &mut reader, id, peer),
+        )
+        .await;
+        let auth = match auth {
+            Ok(Ok(a)) => a,
+            Ok(Err((seq, refusal))) => return refuse(&mut client, seq, refusal, peer).await,
+            Err(_) => return,
+        };
+        let route = match self.hooks.route(&auth.user, auth.database.as_deref()) {
+            Ok(r) => r,
+            Err(e) => return refuse(&mut client, auth.seq, Some(e), peer).await,
+        };
+        let session = SessionInfo {
+            id,
+            user: auth.user,
+            target: route.target,
+            peer,
+            tls: client.tls,
+        };
+        let mut lease = match route.pool.acquire(auth.key).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(session = id, user = %session.user, target_name = %session.target, error = %e, "no server connection");
+                return refuse(
+                    &mut client,
+                    auth.seq,
+                    Some(e.client_error(&session.target)),
+                    peer,
+                )
+                .await;
+            }
+        };
+        if packet::write(
+            &mut client.io,
+            auth.seq,
+            &ok::payload(ok::STATUS_AUTOCOMMIT),
+        )
+        .await
+        .is_err()
+        {
+            lease.release().await;
+            return;
+        }
+        tracing::info!(session = id, user = %session.user, target_name = %session.target, %peer, tls = session.tls, protocol = "mysql", "session started");
+        let relay = Relay {
+            client: &mut client,
+            cbuf: reader.take_buffered(),
+            server: lease.conn(),
+            session: &session,
+            hooks: self.hooks.as_ref(),
+            limits: self.config.limits,
+        };
+        let end = relay.run(&shutdown).await;
+        match &end {
+            RelayEnd::ClientError(e) => {
+                tracing::warn!(session = id, error = %e, "client connection closed on a protocol error");
+                let err = ClientError::new(1158, b"08S01", format!("sqlgate: {e}"));
+                let _ = packet::write(&mut client.io, 0, &err.payload()).await;
+            }
+            RelayEnd::ServerGone | RelayEnd::ServerError(_) => {
+                tracing::warn!(session = id, end = ?end, "server connection lost");
+                let err = ClientError::new(
+                    2013,
+                    b"HY000",
+                    format!(
+                        "the server connection of target '{}' was lost",
+                        session.target
+                    ),
+                );
+                let _ = packet::write(&mut client.io, 0, &err.payload()).await;
+            }
+            RelayEnd::Shutdown => {
+                let err = ClientError::new(1053, b"08S01", "sqlgate is shutting down");
+                let _ = packet::write(&mut client.io, 0, &err.payload()).await;
+            }
+            RelayEnd::ClientGone => {}
+        }
+        let _ = client.io.shutdown().await;
+        tracing::info!(session = id, end = ?end, "session ended");
+        if end.reusable() {
+            lease.release().await;
+        }
+    }
+
+    /// Greeting, TLS, handshake response and authentication.
+    async fn handshake(
+        &self,
+        client: &mut Stream,
+        reader: &mut PacketReader,
+        id: u32,
+        peer: SocketAddr,
+    ) -> Result<Authenticated, (u8, Refusal)> {
+        let info = self
+            .config
+            .greeting_pool
+            .server_info(ConnKey {
+                caps: 0,
+                collation: 45,
+            })
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot learn the server's greeting");
+                (
+                    0,
+                    Some(e.client_error(&self.config.greeting_pool.backend().target)),
+                )
+            })?;
+        let mut caps = OFFERED_CAPS & (info.caps | CapabilityFlags::CLIENT_CONNECT_ATTRS.bits());
+        if self.config.tls.is_some() {
+            caps |= CapabilityFlags::CLIENT_SSL.bits();
+        }
+        let scramble = nonce();
+        let mut part2 = scramble[8..].to_vec();
+        part2.push(0);
+        let greeting = HandshakePacket::new(
+            10,
+            info.version.as_slice(),
+            id,
+            scramble[..8].try_into().unwrap_or([0; 8]),
+            Some(part2.as_slice()),
+            CapabilityFlags::from_bits_retain(caps),
+            info.collation,
+            StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+            Some(NATIVE),
+        );
+        let mut payload = Vec::new();
+        greeting.serialize(&mut payload);
+        let gone = |_| (0u8, None);
+        packet::write(&mut client.io, 0, &payload)
+            .await
+            .map_err(gone)?;
+
+        let (mut seq, mut response) = read(client, reader).await?;
+        let tls_requested = response.len() >= 4
+            && u32::from_le_bytes([response[0], response[1], response[2], response[3]])
+                & CapabilityFlags::CLIENT_SSL.bits()
+                != 0;
+        if tls_requested {
+            let Some(tls) = self.config.tls.clone() else {
+                return Err((
+                    seq.wrapping_add(1),
+                    Some(ClientError::new(
+                        1045,
+                        b"28000",
+                        "TLS is not configured on this listener",
+                    )),
+                ));
+            };
+            if !reader.is_empty() {
+                return Err((0, None));
+            }
+            let Stream { io, .. } = std::mem::replace(
+                client,
+                Stream {
+                    io: Box::new(tokio::io::empty()),
+                    tls: false,
+                },
+            );
+            let tls_stream = TlsAcceptor::from(tls)
+                .accept(io)
+                .await
+                .map_err(|_| (0u8, None))?;
+            *client = Stream {
+                io: Box::new(tls_stream),
+                tls: true,
+            };
+            (seq, response) = read(client, reader).await?;
+        }
+        let next = seq.wrapping_add(1);
+        if self.config.require_tls && !client.tls {
+            return Err((
+                next,
+                Some(ClientError::new(
+                    1045,
+                    b"28000",
+                    "sqlgate requires TLS: connect with --ssl / ssl-mode=REQUIRED",
+                )),
+            ));
+        }
+        let hr = HandshakeResponse::deserialize((), &mut ParseBuf(&response)).map_err(|_| {
+            (
+                next,
+                Some(ClientError::new(1043, b"08S01", "Bad handshake")),
+            )
+        })?;
+        let client_caps = hr.capabilities().bits();
+        if client_caps & CapabilityFlags::CLIENT_PROTOCOL_41.bits() == 0 {
+            return Err((
+                next,
+                Some(ClientError::new(
+                    1043,
+                    b"08S01",
+                    "sqlgate requires protocol 4.1 clients",
+                )),
+            ));
+        }
+        let user = String::from_utf8_lossy(hr.user()).into_owned();
+        let database = hr
+            .db_name()
+            .filter(|d| !d.is_empty())
+            .map(|d| String::from_utf8_lossy(d).into_owned());
+        let host = peer.ip().to_string();
+        let collation = response.get(8).copied().unwrap_or(45);
+        let known = self.hooks.user(&user);
+        let secret = known
+            .as_ref()
+            .map(|u| u.secret.clone())
+            .unwrap_or_else(MysqlSecret::impossible);
+        let denied = |seq: u8| (seq, Some(ClientError::access_denied(&user, &host)));
+        let plugin = hr
+            .auth_plugin()
+            .map(|p| p.as_bytes().to_vec())
+            .unwrap_or_else(|| NATIVE.to_vec());
+        let mut seq = next;
+        let ok = match known.as_ref().map(|u| u.method) {
+            Some(AuthMethod::Cleartext) => {
+                if !client.tls {
+                    return Err((seq, Some(ClientError::new(1045, b"28000", format!("user '{user}' authenticates with a cleartext password, which sqlgate accepts only over TLS")))));
+                }
+                let (s, password) = self.switch(client, reader, seq, CLEAR, &[]).await?;
+                seq = s;
+                let password = password.strip_suffix(&[0]).unwrap_or(&password);
+                secret.verify_clear(password)
+            }
+            _ => match plugin.as_slice() {
+                NATIVE => secret.verify_native(&scramble, hr.scramble_buf()),
+                SHA2 => {
+                    let ok = secret.verify_sha2(&scramble, hr.scramble_buf());
+                    if ok {
+                        // Fast authentication succeeded.
+                        seq = packet::write(&mut client.io, seq, &[0x01, 0x03])
+                            .await
+                            .map_err(gone)?;
+                    }
+                    ok
+                }
+                _ => {
+                    let (s, token) = self.switch(client, reader, seq, NATIVE, &scramble).await?;
+                    seq = s;
+                    secret.verify_native(&scramble, &token)
+                }
+            },
+        };
+        if !ok || known.is_none() {
+            return Err(denied(seq));
+        }
+        Ok(Authenticated {
+            user,
+            database,
+            key: ConnKey {
+                caps: client_caps & SESSION_CAPS & !CapabilityFlags::CLIENT_LOCAL_FILES.bits(),
+                collation,
+            },
+            seq,
+        })
+    }
+
+    /// Sends an AuthSwitchRequest and returns `(next seq, answer)`.
+    async fn switch(
+        &self,
+        client: &mut Stream,
+        reader: &mut PacketReader,
+        seq: u8,
+        plugin: &[u8],
+        data: &[u8],
+    ) -> Result<(u8, Vec<u8>), (u8, Refusal)> {
+        let mut p = vec![0xfe];
+        p.extend_from_slice(plugin);
+        p.push(0);
+        p.extend_from_slice(data);
+        if !data.is_empty() {
+            p.push(0);
+        }
+        packet::write(&mut client.io, seq, &p)
+            .await
+            .map_err(|_| (0u8, None))?;
+        let (s, answer) = read(client, reader).await?;
+        Ok((s.wrapping_add(1), answer))
+    }
+}
+
+async fn read(
+    client: &mut Stream,
+    reader: &mut PacketReader,
+) -> Result<(u8, Vec<u8>), (u8, Refusal)> {
+    match reader.read(&mut client.io, MAX_HANDSHAKE_PACKET).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) | Err(ProtocolError::Io(_)) | Err(ProtocolError::Truncated) => Err((0, None)),
+        Err(e) => Err((
+            2,
+            Some(ClientError::new(
+                1043,
+                b"08S01",
+                format!("Bad handshake: {e}"),
+            )),
+        )),
+    }
+}
+
+async fn refuse(client: &mut Stream, seq: u8, refusal: Refusal, peer: SocketAddr) {
+    if let Some(err) = refusal {
+        tracing::info!(%peer, error = %err, "connection refused");
+        let _ = packet::write(&mut client.io, seq, &err.payload()).await;
+    }
+    let _ = client.io.shutdown().await;
+}

@@ -1,0 +1,74 @@
+//! The one trait through which the engine takes part in a MySQL session,
+//! in wire terms: users, routing by database name, and every statement
+//! text (each COM_QUERY, each COM_STMT_PREPARE) before it is forwarded.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::auth::MysqlSecret;
+use crate::messages::err::ClientError;
+use crate::pool::Pool;
+
+/// How a gateway user authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// Scrambled password (mysql_native_password or caching_sha2_password).
+    Scramble,
+    /// Cleartext password (mysql_clear_password), only over TLS.
+    Cleartext,
+}
+
+/// A gateway user's credentials.
+#[derive(Debug, Clone)]
+pub struct UserAuth {
+    /// The method.
+    pub method: AuthMethod,
+    /// The password hashes.
+    pub secret: MysqlSecret,
+}
+
+/// Where an authenticated session goes.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The target's name.
+    pub target: String,
+    /// Its pool.
+    pub pool: Arc<Pool>,
+}
+
+/// Who a session is.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// The gateway's connection id (what `CONNECTION_ID()`-aware clients
+    /// see in the handshake).
+    pub id: u32,
+    /// The gateway user.
+    pub user: String,
+    /// The target.
+    pub target: String,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Whether the client connection is encrypted.
+    pub tls: bool,
+}
+
+/// Where a statement text came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementOrigin {
+    /// COM_QUERY (may hold several statements).
+    Query,
+    /// COM_STMT_PREPARE.
+    Prepare,
+}
+
+/// The engine's side of a MySQL session.
+pub trait Hooks: Send + Sync + 'static {
+    /// A user's credentials, or `None` when unknown.
+    fn user(&self, name: &str) -> Option<UserAuth>;
+
+    /// The target for a database name (`None`: the client named none).
+    fn route(&self, user: &str, database: Option<&str>) -> Result<Route, ClientError>;
+
+    /// Every statement text before it is forwarded.
+    fn statement(&self, session: &SessionInfo, origin: StatementOrigin, sql: &[u8]);
+}

@@ -1,0 +1,280 @@
+//! The data path of an established MySQL session. The protocol is strictly
+//! request/response, so the relay is one loop: read a command from the
+//! client, judge it, forward it, then forward the server's response until
+//! [`Response`] says it is complete. Bytes pass through unchanged; only
+//! COM_QUERY and COM_STMT_PREPARE are held whole (for the statement hook).
+//! Commands the gateway does not know are answered with an ERR and never
+//! reach the server.
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::BackendConn;
+use crate::error::ProtocolError;
+use crate::hooks::{Hooks, SessionInfo, StatementOrigin};
+use crate::messages::command;
+use crate::messages::err::ClientError;
+use crate::packet::{self, header, HEADER_LEN, MAX_FRAGMENT};
+use crate::response::{Expect, Response};
+use crate::stream::Stream;
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Limits of one session's relay.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayLimits {
+    /// Longest COM_QUERY / COM_STMT_PREPARE (held whole for the hook).
+    pub max_statement_len: usize,
+}
+
+/// Why a relay ended.
+#[derive(Debug)]
+pub enum RelayEnd {
+    /// COM_QUIT or the client closed its connection between commands.
+    ClientGone,
+    /// The client broke the protocol or its socket failed.
+    ClientError(ProtocolError),
+    /// The server closed the connection.
+    ServerGone,
+    /// The server broke the protocol or its socket failed.
+    ServerError(ProtocolError),
+    /// The gateway is shutting down and the session was idle.
+    Shutdown,
+}
+
+impl RelayEnd {
+    /// The server connection is between commands and can be reset.
+    pub fn reusable(&self) -> bool {
+        matches!(self, RelayEnd::ClientGone | RelayEnd::Shutdown)
+    }
+}
+
+/// One session's relay state.
+pub struct Relay<'a> {
+    /// The client.
+    pub client: &'a mut Stream,
+    /// Client bytes read and not yet handled.
+    pub cbuf: BytesMut,
+    /// The server connection.
+    pub server: &'a mut BackendConn,
+    /// Who.
+    pub session: &'a SessionInfo,
+    /// The engine.
+    pub hooks: &'a dyn Hooks,
+    /// Limits.
+    pub limits: RelayLimits,
+}
+
+enum Side {
+    Client(ProtocolError),
+    Server(ProtocolError),
+}
+
+impl Relay<'_> {
+    /// Runs until the client leaves, a side fails, or shutdown at an idle
+    /// point.
+    pub async fn run(mut self, shutdown: &CancellationToken) -> RelayEnd {
+        let mut sbuf = self.server.reader.take_buffered();
+        loop {
+            // Idle: wait for the next command (or shutdown).
+            let ready = tokio::select! {
+                r = fill(&mut self.client.io, &mut self.cbuf, HEADER_LEN + 1) => r,
+                _ = shutdown.cancelled() => return RelayEnd::Shutdown,
+            };
+            match ready {
+                Ok(true) => {}
+                Ok(false) if self.cbuf.is_empty() => return RelayEnd::ClientGone,
+                Ok(false) => return RelayEnd::ClientError(ProtocolError::Truncated),
+                Err(e) => return RelayEnd::ClientError(e.into()),
+            }
+            let result = self.command(&mut sbuf).await;
+            match result {
+                Ok(true) => {}
+                Ok(false) => return RelayEnd::ClientGone,
+                Err(Side::Client(e)) => return RelayEnd::ClientError(e),
+                Err(Side::Server(ProtocolError::Truncated)) => return RelayEnd::ServerGone,
+                Err(Side::Server(e)) => return RelayEnd::ServerError(e),
+            }
+        }
+    }
+
+    /// One command and its response; `Ok(false)` on COM_QUIT.
+    async fn command(&mut self, sbuf: &mut BytesMut) -> Result<bool, Side> {
+        let (len, seq) = header(&self.cbuf).ok_or(Side::Client(ProtocolError::Truncated))?;
+        let cmd = self.cbuf[HEADER_LEN];
+        let expect = match cmd {
+            command::QUIT => return Ok(false),
+            command::QUERY | command::STMT_PREPARE => {
+                let (raw, text) = self.read_whole_command(len).await?;
+                let origin = if cmd == command::QUERY {
+                    StatementOrigin::Query
+                } else {
+                    StatementOrigin::Prepare
+                };
+                self.hooks.statement(self.session, origin, &text[1..]);
+                write(&mut self.server.stream.io, &raw)
+                    .await
+                    .map_err(|e| Side::Server(e.into()))?;
+                Some(if cmd == command::QUERY {
+                    Expect::Results
+                } else {
+                    Expect::Prepare
+                })
+            }
+            command::STMT_EXECUTE => self.pass_command(Some(Expect::Results)).await?,
+            command::STMT_FETCH => self.pass_command(Some(Expect::Rows)).await?,
+            command::STMT_SEND_LONG_DATA | command::STMT_CLOSE => self.pass_command(None).await?,
+            command::STMT_RESET
+            | command::PING
+            | command::INIT_DB
+            | command::RESET_CONNECTION
+            | command::SET_OPTION
+            | command::DEBUG
+            | command::STATISTICS => self.pass_command(Some(Expect::Single)).await?,
+            command::FIELD_LIST => self.pass_command(Some(Expect::FieldList)).await?,
+            other => {
+                // Unknown to the gateway (or not allowed through it): read
+                // and drop it, answer ERR; the server never sees it.
+                self.read_whole_command(len).await?;
+                let err = match other {
+                    command::CHANGE_USER => ClientError::new(
+                        1047,
+                        b"08S01",
+                        "COM_CHANGE_USER is not supported through sqlgate: reconnect as the other user",
+                    ),
+                    command::PROCESS_KILL => ClientError::new(
+                        1047,
+                        b"08S01",
+                        "COM_PROCESS_KILL is not supported through sqlgate: use KILL QUERY <id>",
+                    ),
+                    _ => ClientError::new(1047, b"08S01", format!("Unknown command {other:#04x}")),
+                };
+                packet::write(&mut self.client.io, seq.wrapping_add(1), &err.payload())
+                    .await
+                    .map_err(|e| Side::Client(e.into()))?;
+                None
+            }
+        };
+        if let Some(expect) = expect {
+            self.relay_response(expect, sbuf).await?;
+        }
+        Ok(true)
+    }
+
+    /// Reads a whole command (all fragments): `(raw bytes, joined payload)`.
+    async fn read_whole_command(&mut self, first_len: usize) -> Result<(Vec<u8>, Vec<u8>), Side> {
+        let mut raw = Vec::with_capacity(HEADER_LEN + first_len);
+        let mut payload = Vec::with_capacity(first_len);
+        loop {
+            let ok = fill(&mut self.client.io, &mut self.cbuf, HEADER_LEN)
+                .await
+                .map_err(|e| Side::Client(e.into()))?;
+            let (len, _) = header(&self.cbuf)
+                .filter(|_| ok)
+                .ok_or(Side::Client(ProtocolError::Truncated))?;
+            if payload.len() + len > self.limits.max_statement_len {
+                return Err(Side::Client(ProtocolError::TooLong {
+                    len: payload.len() + len,
+                    max: self.limits.max_statement_len,
+                }));
+            }
+            let ok = fill(&mut self.client.io, &mut self.cbuf, HEADER_LEN + len)
+                .await
+                .map_err(|e| Side::Client(e.into()))?;
+            if !ok {
+                return Err(Side::Client(ProtocolError::Truncated));
+            }
+            raw.extend_from_slice(&self.cbuf[..HEADER_LEN + len]);
+            payload.extend_from_slice(&self.cbuf[HEADER_LEN..HEADER_LEN + len]);
+            self.cbuf.advance(HEADER_LEN + len);
+            if len < MAX_FRAGMENT {
+                return Ok((raw, payload));
+            }
+        }
+    }
+
+    /// Streams a command to the server without holding it whole.
+    async fn pass_command(&mut self, expect: Option<Expect>) -> Result<Option<Expect>, Side> {
+        loop {
+            let ok = fill(&mut self.client.io, &mut self.cbuf, HEADER_LEN)
+                .await
+                .map_err(|e| Side::Client(e.into()))?;
+            let (len, _) = header(&self.cbuf)
+                .filter(|_| ok)
+                .ok_or(Side::Client(ProtocolError::Truncated))?;
+            let mut left = HEADER_LEN + len;
+            while left > 0 {
+                if self.cbuf.is_empty() {
+                    self.cbuf.reserve(READ_CHUNK);
+                    let n = self
+                        .client
+                        .io
+                        .read_buf(&mut self.cbuf)
+                        .await
+                        .map_err(|e| Side::Client(e.into()))?;
+                    if n == 0 {
+                        return Err(Side::Client(ProtocolError::Truncated));
+                    }
+                }
+                let n = left.min(self.cbuf.len());
+                write(&mut self.server.stream.io, &self.cbuf[..n])
+                    .await
+                    .map_err(|e| Side::Server(e.into()))?;
+                self.cbuf.advance(n);
+                left -= n;
+            }
+            if len < MAX_FRAGMENT {
+                return Ok(expect);
+            }
+        }
+    }
+
+    /// Forwards the server's response to the client until it is complete.
+    async fn relay_response(&mut self, expect: Expect, sbuf: &mut BytesMut) -> Result<(), Side> {
+        let mut response = Response::new(expect, self.server.deprecate_eof());
+        loop {
+            let n = response.scan(sbuf).map_err(Side::Server)?;
+            if n > 0 {
+                write(&mut self.client.io, &sbuf[..n])
+                    .await
+                    .map_err(|e| Side::Client(e.into()))?;
+                sbuf.advance(n);
+            }
+            if response.done() {
+                if !sbuf.is_empty() {
+                    return Err(Side::Server(ProtocolError::Unexpected(
+                        "server data after the end of a response",
+                    )));
+                }
+                return Ok(());
+            }
+            sbuf.reserve(READ_CHUNK);
+            match self.server.stream.io.read_buf(sbuf).await {
+                Ok(0) => return Err(Side::Server(ProtocolError::Truncated)),
+                Ok(_) => {}
+                Err(e) => return Err(Side::Server(e.into())),
+            }
+        }
+    }
+}
+
+/// Reads until `buf` holds at least `n` bytes; `Ok(false)` at end of stream.
+async fn fill<R: AsyncRead + Unpin + ?Sized>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    n: usize,
+) -> std::io::Result<bool> {
+    while buf.len() < n {
+        buf.reserve(READ_CHUNK.max(n - buf.len()));
+        if rd.read_buf(buf).await? == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+async fn write<W: AsyncWrite + Unpin + ?Sized>(wr: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    wr.write_all(bytes).await?;
+    wr.flush().await
+}

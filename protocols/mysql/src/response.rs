@@ -1,0 +1,416 @@
+//! Where a server's response to one command ends. MySQL has no
+//! ReadyForQuery: the gateway follows the shape of each response (OK, ERR,
+//! result sets with their column definitions and rows, prepare answers,
+//! multi-results) to know when the server is done, reading only the first
+//! bytes of row packets and whole packets only for the small ones that
+//! decide (OK, ERR, EOF, column counts).
+
+use crate::error::ProtocolError;
+use crate::messages::{lenenc_int, ok};
+use crate::packet::{header, HEADER_LEN, MAX_FRAGMENT};
+
+/// Longest packet the tracker holds whole (an OK with session-state
+/// information, an ERR, a column count).
+const MAX_INSPECTED: usize = 1 << 20;
+
+/// What a command's response looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// COM_QUERY, COM_STMT_EXECUTE: OK, ERR or result sets.
+    Results,
+    /// COM_STMT_FETCH: rows and a terminator.
+    Rows,
+    /// COM_STMT_PREPARE.
+    Prepare,
+    /// COM_FIELD_LIST: column definitions and a terminator.
+    FieldList,
+    /// One packet (OK, ERR, EOF, a statistics string).
+    Single,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Start,
+    Columns(u64),
+    ColumnsEof,
+    Rows,
+    PrepareStart,
+    PrepareParams { left: u64, columns: u64 },
+    PrepareParamsEof { columns: u64 },
+    PrepareColumns(u64),
+    PrepareColumnsEof,
+    FieldList,
+    Single,
+    Done,
+}
+
+/// Follows one response through the byte stream.
+#[derive(Debug)]
+pub struct Response {
+    state: State,
+    /// The session uses CLIENT_DEPRECATE_EOF (no EOF after column
+    /// definitions; OK packets with header 0xFE end row sets).
+    deprecate_eof: bool,
+    /// Bytes of the current fragment still to pass.
+    skip: usize,
+    /// The current logical packet continues in the next fragment.
+    continuing: bool,
+    /// The last terminator's status flags.
+    pub status: u16,
+}
+
+impl Response {
+    /// A tracker for the response to a command.
+    pub fn new(expect: Expect, deprecate_eof: bool) -> Self {
+        let state = match expect {
+            Expect::Results => State::Start,
+            Expect::Rows => State::Rows,
+            Expect::Prepare => State::PrepareStart,
+            Expect::FieldList => State::FieldList,
+            Expect::Single => State::Single,
+        };
+        Response {
+            state,
+            deprecate_eof,
+            skip: 0,
+            continuing: false,
+            status: 0,
+        }
+    }
+
+    /// True when the whole response has been seen.
+    pub fn done(&self) -> bool {
+        self.state == State::Done && self.skip == 0 && !self.continuing
+    }
+
+    /// Walks `buf` (bytes of this response, from where the last call
+    /// stopped): returns how many bytes may be forwarded now. When
+    /// [`Response::done`] turns true, the bytes after that are not part of
+    /// the response.
+    pub fn scan(&mut self, buf: &[u8]) -> Result<usize, ProtocolError> {
+        let mut pos = 0;
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min(buf.len() - pos);
+                pos += n;
+                self.skip -= n;
+                if self.skip > 0 || self.done() {
+                    return Ok(pos);
+                }
+            }
+            let Some((len, _seq)) = header(&buf[pos..]) else {
+                return Ok(pos);
+            };
+            if self.continuing {
+                self.continuing = len == MAX_FRAGMENT;
+                self.skip = HEADER_LEN + len;
+                continue;
+            }
+            if self.state == State::Done {
+                return Err(ProtocolError::Unexpected(
+                    "server data after the end of a response",
+                ));
+            }
+            let available = buf.len() - pos;
+            if len > 0 && available < HEADER_LEN + 1 {
+                return Ok(pos);
+            }
+            let first = (len > 0).then(|| buf[pos + HEADER_LEN]);
+            if self.needs_whole(first, len) {
+                if len > MAX_INSPECTED {
+                    return Err(ProtocolError::TooLong {
+                        len,
+                        max: MAX_INSPECTED,
+                    });
+                }
+                if available < HEADER_LEN + len {
+                    return Ok(pos);
+                }
+                let payload = &buf[pos + HEADER_LEN..pos + HEADER_LEN + len];
+                self.whole_packet(payload)?;
+            } else {
+                self.passed_packet();
+            }
+            self.continuing = len == MAX_FRAGMENT;
+            self.skip = HEADER_LEN + len;
+        }
+    }
+
+    fn is_terminator(&self, first: Option<u8>, len: usize) -> bool {
+        first == Some(0xfe)
+            && if self.deprecate_eof {
+                len < MAX_FRAGMENT
+            } else {
+                len < 9
+            }
+    }
+
+    fn needs_whole(&self, first: Option<u8>, len: usize) -> bool {
+        match self.state {
+            State::Start
+            | State::ColumnsEof
+            | State::PrepareStart
+            | State::PrepareParamsEof { .. }
+            | State::PrepareColumnsEof => true,
+            State::Rows | State::FieldList => first == Some(0xff) || self.is_terminator(first, len),
+            _ => false,
+        }
+    }
+
+    /// A packet that decides where the response goes.
+    fn whole_packet(&mut self, p: &[u8]) -> Result<(), ProtocolError> {
+        let first = p.first().copied();
+        self.state = match (self.state, first) {
+            (_, Some(0xff)) => State::Done,
+            (State::Start, Some(0x00)) => {
+                self.status = ok::ok_status(p).ok_or(ProtocolError::Malformed("OK"))?;
+                self.after_terminator()
+            }
+            (State::Start, Some(0xfb)) => {
+                // LOCAL INFILE request: never asked for, since the gateway
+                // does not offer CLIENT_LOCAL_FILES to servers.
+                return Err(ProtocolError::Unexpected("LOCAL INFILE request"));
+            }
+            (State::Start, Some(_)) => {
+                let (n, _) = lenenc_int(p).ok_or(ProtocolError::Malformed("column count"))?;
+                if n == 0 {
+                    return Err(ProtocolError::Malformed("column count"));
+                }
+                State::Columns(n)
+            }
+            (State::ColumnsEof, Some(0xfe)) => {
+                self.status = ok::terminator_status(p).ok_or(ProtocolError::Malformed("EOF"))?;
+                if self.status & ok::STATUS_CURSOR_EXISTS != 0 {
+                    State::Done
+                } else {
+                    State::Rows
+                }
+            }
+            (State::Rows, Some(0xfe)) | (State::FieldList, Some(0xfe)) => {
+                self.status = ok::terminator_status(p).ok_or(ProtocolError::Malformed("EOF"))?;
+                if self.state == State::FieldList {
+                    State::Done
+                } else {
+                    self.after_terminator()
+                }
+            }
+            (State::PrepareStart, Some(0x00)) => {
+                let field = |at: usize| -> Result<u64, ProtocolError> {
+                    let b = p
+                        .get(at..at + 2)
+                        .ok_or(ProtocolError::Malformed("prepare OK"))?;
+                    Ok(u16::from_le_bytes([b[0], b[1]]) as u64)
+                };
+                let (columns, params) = (field(5)?, field(7)?);
+                if params > 0 {
+                    State::PrepareParams {
+                        left: params,
+                        columns,
+                    }
+                } else {
+                    self.prepare_columns(columns)
+                }
+            }
+            (State::PrepareParamsEof { columns }, Some(0xfe)) => self.prepare_columns(columns),
+            (State::PrepareColumnsEof, Some(0xfe)) => State::Done,
+            _ => return Err(ProtocolError::Unexpected("packet in a response")),
+        };
+        Ok(())
+    }
+
+    /// A packet passed without reading it (a column definition or a row).
+    fn passed_packet(&mut self) {
+        self.state = match self.state {
+            State::Columns(1) if self.deprecate_eof => State::Rows,
+            State::Columns(1) => State::ColumnsEof,
+            State::Columns(n) => State::Columns(n - 1),
+            State::PrepareParams { left: 1, columns } if self.deprecate_eof => {
+                self.prepare_columns(columns)
+            }
+            State::PrepareParams { left: 1, columns } => State::PrepareParamsEof { columns },
+            State::PrepareParams { left, columns } => State::PrepareParams {
+                left: left - 1,
+                columns,
+            },
+            State::PrepareColumns(1) if self.deprecate_eof => State::Done,
+            State::PrepareColumns(1) => State::PrepareColumnsEof,
+            State::PrepareColumns(n) => State::PrepareColumns(n - 1),
+            State::Single => State::Done,
+            other => other,
+        };
+    }
+
+    fn after_terminator(&self) -> State {
+        if self.status & ok::STATUS_MORE_RESULTS != 0 {
+            State::Start
+        } else {
+            State::Done
+        }
+    }
+
+    fn prepare_columns(&self, columns: u64) -> State {
+        if columns > 0 {
+            State::PrepareColumns(columns)
+        } else {
+            State::Done
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::encode;
+
+    fn wire(packets: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut seq = 1;
+        for p in packets {
+            seq = encode(seq, p, &mut out);
+        }
+        out
+    }
+
+    fn eof(status: u16) -> Vec<u8> {
+        let mut p = vec![0xfe, 0, 0];
+        p.extend_from_slice(&status.to_le_bytes());
+        p
+    }
+
+    fn ok_fe(status: u16) -> Vec<u8> {
+        let mut p = ok::payload(status);
+        p[0] = 0xfe;
+        p
+    }
+
+    /// Feeds the response in every chunk size and checks where it ends.
+    fn check(expect: Expect, deprecate_eof: bool, packets: &[Vec<u8>]) {
+        let mut bytes = wire(packets);
+        let end = bytes.len();
+        bytes.extend_from_slice(&[1, 0, 0, 0, 0x00]); // what follows is not ours
+        for size in [1, 2, 3, 5, 7, 13, 100, usize::MAX] {
+            let mut r = Response::new(expect, deprecate_eof);
+            let mut fed = 0;
+            let mut forwarded = 0;
+            while !r.done() {
+                assert!(fed < bytes.len(), "chunks of {size}: never done");
+                fed = (fed + size.min(bytes.len())).min(bytes.len());
+                forwarded += r.scan(&bytes[forwarded..fed]).unwrap();
+            }
+            assert_eq!(forwarded, end, "chunks of {size}");
+        }
+    }
+
+    fn row(text: &[u8]) -> Vec<u8> {
+        let mut p = vec![text.len() as u8];
+        p.extend_from_slice(text);
+        p
+    }
+
+    #[test]
+    fn results_with_and_without_eof() {
+        let col = vec![3, b'd', b'e', b'f', 0, 0, 0];
+        check(
+            Expect::Results,
+            false,
+            &[
+                vec![2],
+                col.clone(),
+                col.clone(),
+                eof(0),
+                row(b"a"),
+                row(b""),
+                eof(2),
+            ],
+        );
+        check(
+            Expect::Results,
+            true,
+            &[vec![2], col.clone(), col.clone(), row(b"a"), ok_fe(2)],
+        );
+        // multi-results: OK with MORE_RESULTS, then a result set, then OK.
+        check(
+            Expect::Results,
+            true,
+            &[
+                ok::payload(ok::STATUS_MORE_RESULTS),
+                vec![1],
+                col.clone(),
+                row(b"x"),
+                ok_fe(ok::STATUS_MORE_RESULTS),
+                ok::payload(2),
+            ],
+        );
+        // an error in the middle of rows ends it.
+        check(
+            Expect::Results,
+            false,
+            &[
+                vec![1],
+                col.clone(),
+                eof(0),
+                row(b"1"),
+                vec![0xff, 0x10, 0x04, b'#', b'H', b'Y', b'0', b'0', b'0', b'x'],
+            ],
+        );
+        // a cursor: column definitions only.
+        check(
+            Expect::Results,
+            false,
+            &[vec![1], col.clone(), eof(ok::STATUS_CURSOR_EXISTS)],
+        );
+    }
+
+    #[test]
+    fn big_rows_span_fragments() {
+        let col = vec![3, b'd', b'e', b'f'];
+        let mut big = vec![0xfe];
+        big.extend_from_slice(&(20u64 << 20).to_le_bytes());
+        big.resize(20 << 20, b'x');
+        check(Expect::Results, true, &[vec![1], col, big, ok_fe(0)]);
+    }
+
+    #[test]
+    fn prepare_answers() {
+        let col = vec![3, b'd', b'e', b'f'];
+        let prep = |cols: u16, params: u16| {
+            let mut p = vec![0, 1, 0, 0, 0];
+            p.extend_from_slice(&cols.to_le_bytes());
+            p.extend_from_slice(&params.to_le_bytes());
+            p.extend_from_slice(&[0, 0, 0]);
+            p
+        };
+        check(
+            Expect::Prepare,
+            false,
+            &[
+                prep(1, 2),
+                col.clone(),
+                col.clone(),
+                eof(0),
+                col.clone(),
+                eof(0),
+            ],
+        );
+        check(
+            Expect::Prepare,
+            true,
+            &[prep(1, 2), col.clone(), col.clone(), col.clone()],
+        );
+        check(Expect::Prepare, false, &[prep(0, 0)]);
+        check(Expect::Single, false, &[ok::payload(0)]);
+        check(Expect::FieldList, false, &[col.clone(), col, eof(0)]);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        let mut r = Response::new(Expect::Prepare, false);
+        assert!(r.scan(&wire(&[vec![0x42]])).is_err());
+        let mut r = Response::new(Expect::Single, false);
+        let mut two = wire(&[ok::payload(0)]);
+        two.extend(wire(&[ok::payload(0)]));
+        let n = r.scan(&two).unwrap();
+        assert!(r.done());
+        assert!(n < two.len());
+    }
+}

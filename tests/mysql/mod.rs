@@ -1,0 +1,3 @@
+//! The MySQL gateway, through mysql_async and the mariadb client.
+
+mod relay;
