@@ -114,8 +114,8 @@ fn log_statement(
                 tracing::debug!(
                     target: STATEMENT_LOG,
                     session,
-                    user,
-                    target_name = target,
+                    %user,
+                    target_name = %target,
                     ?origin,
                     %statement,
                     "statement"
@@ -125,8 +125,8 @@ fn log_statement(
         Err(error) => tracing::debug!(
             target: STATEMENT_LOG,
             session,
-            user,
-            target_name = target,
+            %user,
+            target_name = %target,
             ?origin,
             text = %String::from_utf8_lossy(sql),
             %error,
