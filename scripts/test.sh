@@ -15,6 +15,7 @@ fi
 if ! command -v mariadb-install-db >/dev/null || ! command -v mariadbd >/dev/null || ! command -v mariadb >/dev/null; then
   missing+=(mariadb-server mariadb-client)
 fi
+command -v sysbench >/dev/null || missing+=(sysbench)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   $SUDO apt-get update -qq

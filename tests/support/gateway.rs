@@ -87,9 +87,20 @@ impl TestConfig {
 
     /// Inserts lines into the `[postgres]` section.
     pub fn listener(&mut self, lines: &str) {
+        self.section("postgres", lines);
+    }
+
+    /// Inserts lines at the top of a section.
+    pub fn section(&mut self, name: &str, lines: &str) {
+        let header = format!("[{name}]\n");
         self.toml = self
             .toml
-            .replacen("[postgres]\n", &format!("[postgres]\n{lines}\n"), 1);
+            .replacen(&header, &format!("{header}{lines}\n"), 1);
+    }
+
+    /// Adds a line to every `[[target]]`.
+    pub fn target_setting(&mut self, line: &str) {
+        self.toml = self.toml.replace("kind = ", &format!("{line}\nkind = "));
     }
 
     /// Writes the file and returns its path.

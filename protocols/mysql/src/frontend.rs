@@ -21,6 +21,7 @@ use crate::auth::{nonce, MysqlSecret};
 use crate::backend::{ConnKey, SESSION_CAPS};
 use crate::error::ProtocolError;
 use crate::hooks::{AuthMethod, Hooks, SessionInfo};
+use crate::kill::KillRegistry;
 use crate::messages::err::ClientError;
 use crate::messages::ok;
 use crate::packet::{self, PacketReader};
@@ -79,6 +80,7 @@ pub struct Gateway {
     hooks: Arc<dyn Hooks>,
     config: FrontendConfig,
     next_id: AtomicU32,
+    kills: KillRegistry,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -104,6 +106,7 @@ impl Gateway {
             hooks,
             config,
             next_id: AtomicU32::new(1),
+            kills: KillRegistry::default(),
         })
     }
 
@@ -167,6 +170,9 @@ impl Gateway {
             return;
         }
         tracing::info!(session = id, user = %session.user, target_name = %session.target, %peer, tls = session.tls, protocol = "mysql", "session started");
+        let thread = lease.conn().thread_id;
+        self.kills.register(id, lease.pool().clone(), thread);
+        let pool = lease.pool().clone();
         let relay = Relay {
             client: &mut client,
             cbuf: reader.take_buffered(),
@@ -174,8 +180,11 @@ impl Gateway {
             session: &session,
             hooks: self.hooks.as_ref(),
             limits: self.config.limits,
+            kills: &self.kills,
+            pool: &pool,
         };
         let end = relay.run(&shutdown).await;
+        self.kills.unregister(id);
         match &end {
             RelayEnd::ClientError(e) => {
                 tracing::warn!(session = id, error = %e, "client connection closed on a protocol error");
@@ -255,7 +264,10 @@ impl Gateway {
             .await
             .map_err(gone)?;
 
-        let (mut seq, mut response) = read(client, reader).await?;
+        // Read the first answer byte-exactly: after an SSL request the
+        // client starts its TLS handshake at once, and those bytes must be
+        // left in the socket for the TLS acceptor.
+        let (mut seq, mut response) = read_exact_packet(client).await?;
         let tls_requested = response.len() >= 4
             && u32::from_le_bytes([response[0], response[1], response[2], response[3]])
                 & CapabilityFlags::CLIENT_SSL.bits()
@@ -271,9 +283,6 @@ impl Gateway {
                     )),
                 ));
             };
-            if !reader.is_empty() {
-                return Err((0, None));
-            }
             let Stream { io, .. } = std::mem::replace(
                 client,
                 Stream {
@@ -420,6 +429,30 @@ async fn read(
             )),
         )),
     }
+}
+
+async fn read_exact_packet(client: &mut Stream) -> Result<(u8, Vec<u8>), (u8, Refusal)> {
+    use tokio::io::AsyncReadExt;
+    let mut header = [0u8; 4];
+    client
+        .io
+        .read_exact(&mut header)
+        .await
+        .map_err(|_| (0u8, None))?;
+    let (len, seq) = packet::header(&header).ok_or((0u8, None))?;
+    if len > MAX_HANDSHAKE_PACKET {
+        return Err((
+            seq.wrapping_add(1),
+            Some(ClientError::new(1043, b"08S01", "Bad handshake")),
+        ));
+    }
+    let mut payload = vec![0u8; len];
+    client
+        .io
+        .read_exact(&mut payload)
+        .await
+        .map_err(|_| (0u8, None))?;
+    Ok((seq, payload))
 }
 
 async fn refuse(client: &mut Stream, seq: u8, refusal: Refusal, peer: SocketAddr) {

@@ -14,6 +14,7 @@ pub mod backend;
 pub mod error;
 pub mod frontend;
 pub mod hooks;
+pub mod kill;
 pub mod messages;
 pub mod packet;
 pub mod pool;

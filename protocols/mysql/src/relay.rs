@@ -12,10 +12,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::BackendConn;
 use crate::error::ProtocolError;
+use std::sync::Arc;
+
 use crate::hooks::{Hooks, SessionInfo, StatementOrigin};
+use crate::kill::{self, Kill, KillRegistry};
 use crate::messages::command;
 use crate::messages::err::ClientError;
 use crate::packet::{self, header, HEADER_LEN, MAX_FRAGMENT};
+use crate::pool::Pool;
 use crate::response::{Expect, Response};
 use crate::stream::Stream;
 
@@ -64,6 +68,10 @@ pub struct Relay<'a> {
     pub hooks: &'a dyn Hooks,
     /// Limits.
     pub limits: RelayLimits,
+    /// Gateway connection ids → server threads, for KILL.
+    pub kills: &'a KillRegistry,
+    /// This session's pool (KILL reaches threads of the same target).
+    pub pool: &'a Arc<Pool>,
 }
 
 enum Side {
@@ -113,6 +121,18 @@ impl Relay<'_> {
                     StatementOrigin::Prepare
                 };
                 self.hooks.statement(self.session, origin, &text[1..]);
+                let raw = match (cmd, kill::parse(&text[1..])) {
+                    (command::QUERY, Some(kill)) => match self.kill_target(kill) {
+                        Ok(rewritten) => rewritten,
+                        Err(err) => {
+                            packet::write(&mut self.client.io, seq.wrapping_add(1), &err.payload())
+                                .await
+                                .map_err(|e| Side::Client(e.into()))?;
+                            return Ok(true);
+                        }
+                    },
+                    _ => raw,
+                };
                 write(&mut self.server.stream.io, &raw)
                     .await
                     .map_err(|e| Side::Server(e.into()))?;
@@ -160,6 +180,29 @@ impl Relay<'_> {
             self.relay_response(expect, sbuf).await?;
         }
         Ok(true)
+    }
+
+    /// The COM_QUERY to send for a KILL: the server thread behind the
+    /// gateway id the client named, or an ERR for the client.
+    fn kill_target(&self, kill: Result<Kill, ()>) -> Result<Vec<u8>, ClientError> {
+        let kill = kill.map_err(|()| {
+            ClientError::new(
+                1235,
+                b"42000",
+                "sqlgate supports only KILL [QUERY|CONNECTION] <connection id>",
+            )
+        })?;
+        let thread = u32::try_from(kill.id)
+            .ok()
+            .and_then(|id| self.kills.thread_on(id, self.pool))
+            .ok_or_else(|| {
+                ClientError::new(1094, b"HY000", format!("Unknown thread id: {}", kill.id))
+            })?;
+        let mut payload = vec![command::QUERY];
+        payload.extend_from_slice(kill.for_thread(thread).as_bytes());
+        let mut raw = Vec::new();
+        packet::encode(0, &payload, &mut raw);
+        Ok(raw)
     }
 
     /// Reads a whole command (all fragments): `(raw bytes, joined payload)`.

@@ -1,0 +1,129 @@
+//! `KILL [QUERY|CONNECTION] <id>` with the gateway's own connection ids.
+//! Clients learn the id from the handshake (what the gateway sent), not the
+//! server's thread id; a KILL with a gateway id is rewritten to the server
+//! thread of that session. A KILL of an id the gateway does not know never
+//! reaches the server: it could name another tenant's thread.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::pool::Pool;
+
+/// The server thread behind each live session.
+#[derive(Default)]
+pub struct KillRegistry {
+    sessions: Mutex<HashMap<u32, (Arc<Pool>, u32)>>,
+}
+
+impl std::fmt::Debug for KillRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KillRegistry")
+    }
+}
+
+impl KillRegistry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (Arc<Pool>, u32)>> {
+        // insert/remove only: a poisoned map is still consistent.
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a session's server thread.
+    pub fn register(&self, id: u32, pool: Arc<Pool>, thread: u32) {
+        self.lock().insert(id, (pool, thread));
+    }
+
+    /// Forgets a session.
+    pub fn unregister(&self, id: u32) {
+        self.lock().remove(&id);
+    }
+
+    /// The server thread of session `id` if it runs on `pool`'s target.
+    pub fn thread_on(&self, id: u32, pool: &Arc<Pool>) -> Option<u32> {
+        self.lock()
+            .get(&id)
+            .filter(|(p, _)| Arc::ptr_eq(p, pool))
+            .map(|(_, thread)| *thread)
+    }
+}
+
+/// A parsed KILL statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kill {
+    /// `KILL QUERY` (else the whole connection).
+    pub query_only: bool,
+    /// `HARD` / `SOFT` as written (MariaDB), if any.
+    pub modifier: Option<String>,
+    /// The id.
+    pub id: u64,
+}
+
+impl Kill {
+    /// The statement for the server thread `thread`.
+    pub fn for_thread(&self, thread: u32) -> String {
+        let modifier = self
+            .modifier
+            .as_deref()
+            .map(|m| format!("{m} "))
+            .unwrap_or_default();
+        let what = if self.query_only {
+            "QUERY"
+        } else {
+            "CONNECTION"
+        };
+        format!("KILL {modifier}{what} {thread}")
+    }
+}
+
+/// Recognizes `KILL [HARD|SOFT] [QUERY|CONNECTION] <number>` (any case,
+/// surrounding whitespace, one trailing semicolon). `Some(Err(()))` for
+/// other KILL forms (`KILL QUERY ID`, `KILL USER`), which the gateway
+/// refuses; `None` for anything that is not a KILL.
+pub fn parse(sql: &[u8]) -> Option<Result<Kill, ()>> {
+    let text = std::str::from_utf8(sql).ok()?;
+    let text = text.trim().trim_end_matches(';').trim_end();
+    let mut words = text.split_ascii_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("kill") {
+        return None;
+    }
+    let mut modifier = None;
+    let mut query_only = false;
+    for word in words {
+        let upper = word.to_ascii_uppercase();
+        match upper.as_str() {
+            "HARD" | "SOFT" if modifier.is_none() => modifier = Some(upper),
+            "QUERY" => query_only = true,
+            "CONNECTION" => {}
+            _ => {
+                return Some(
+                    word.parse()
+                        .map(|id| Kill {
+                            query_only,
+                            modifier,
+                            id,
+                        })
+                        .map_err(|_| ()),
+                )
+            }
+        }
+    }
+    Some(Err(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kill_forms() {
+        let k = parse(b"  kill query 42 ;").unwrap().unwrap();
+        assert_eq!((k.query_only, k.id), (true, 42));
+        assert_eq!(k.for_thread(7), "KILL QUERY 7");
+        let k = parse(b"KILL HARD CONNECTION 5").unwrap().unwrap();
+        assert_eq!(k.for_thread(9), "KILL HARD CONNECTION 9");
+        assert_eq!(parse(b"KILL 3").unwrap().unwrap().query_only, false);
+        assert_eq!(parse(b"KILL QUERY ID 3"), Some(Err(())));
+        assert_eq!(parse(b"KILL USER bob"), Some(Err(())));
+        assert_eq!(parse(b"SELECT 1"), None);
+        assert_eq!(parse(b"killjoy"), None);
+    }
+}

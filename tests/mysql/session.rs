@@ -1,0 +1,225 @@
+//! MySQL sessions: KILL with gateway ids, pooled connections reset between
+//! clients, LOCAL INFILE refused, the mariadb client over TLS.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts};
+
+use crate::support::gateway::{Gateway, TestConfig, AGENT_PW};
+use crate::support::mariadb;
+
+async fn agent(gw: &Gateway) -> Conn {
+    Conn::new(Opts::from_url(&gw.mysql_url("agent", AGENT_PW, "app")).unwrap())
+        .await
+        .unwrap()
+}
+
+fn server_code(e: mysql_async::Error) -> u16 {
+    match e {
+        mysql_async::Error::Server(s) => s.code,
+        other => panic!("expected a server error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn kill_query_with_the_gateway_id_ends_a_sleep_within_two_seconds() {
+    let my = mariadb::shared();
+    let gw = TestConfig::mysql(my).start().await;
+    let mut sleeper = agent(&gw).await;
+    let id = sleeper.id();
+    let marker = format!("kill-me-{}", std::process::id());
+    let sql = format!("SELECT SLEEP(10) /* {marker} */");
+    let running = tokio::spawn(async move {
+        let r: Result<Option<i64>, _> = sleeper.query_first(sql).await;
+        r
+    });
+    // Wait until the server runs it (a condition, not a guess).
+    let mut direct = Conn::new(Opts::from_url(&my.direct_url()).unwrap())
+        .await
+        .unwrap();
+    loop {
+        let n: Option<i64> = direct
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE CONCAT('%', ?, '%') AND id <> CONNECTION_ID()",
+                (marker.clone(),),
+            )
+            .await
+            .unwrap();
+        if n == Some(1) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let mut killer = agent(&gw).await;
+    let started = Instant::now();
+    killer.query_drop(format!("KILL QUERY {id}")).await.unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(2), running)
+        .await
+        .expect("the KILL lands within 2 s")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // MariaDB ends an interrupted SLEEP with 1 (or an "interrupted" error).
+    match result {
+        Ok(v) => assert_eq!(v, Some(1)),
+        Err(e) => assert_eq!(server_code(e), 1317),
+    }
+    // An id the gateway did not hand out never reaches the server.
+    let e = killer.query_drop("KILL QUERY 987654").await.unwrap_err();
+    assert_eq!(server_code(e), 1094);
+    let e = killer.query_drop("KILL QUERY ID 1").await.unwrap_err();
+    assert_eq!(server_code(e), 1235);
+}
+
+#[tokio::test]
+async fn a_released_connection_is_reset_before_reuse() {
+    let mut cfg = TestConfig::mysql(mariadb::shared());
+    cfg.target_setting("pool_size = 1");
+    let gw = cfg.start().await;
+    let mut a = agent(&gw).await;
+    let thread1: Option<i64> = a.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    a.query_drop("SET @leftover = 5; CREATE TEMPORARY TABLE leftover_t (x INT); USE information_schema; START TRANSACTION")
+        .await
+        .unwrap();
+    a.disconnect().await.unwrap();
+    let mut b = agent(&gw).await;
+    let row: Option<(i64, Option<i64>, String)> = b
+        .query_first("SELECT CONNECTION_ID(), @leftover, DATABASE()")
+        .await
+        .unwrap();
+    let (thread2, leftover, db) = row.unwrap();
+    assert_eq!(
+        Some(thread2),
+        thread1,
+        "the same server connection was reused"
+    );
+    assert_eq!(leftover, None);
+    assert_eq!(db, "app");
+    let e = b.query_drop("SELECT * FROM leftover_t").await.unwrap_err();
+    assert_eq!(server_code(e), 1146, "the temporary table is gone");
+}
+
+#[tokio::test]
+async fn local_infile_is_refused_and_the_session_goes_on() {
+    let gw = TestConfig::mysql(mariadb::shared()).start().await;
+    let mut c = agent(&gw).await;
+    c.query_drop("CREATE TABLE IF NOT EXISTS infile_t (x TEXT)")
+        .await
+        .unwrap();
+    let e = c
+        .query_drop("LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE infile_t")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(server_code(e), 1148 | 4166),
+        "refused by the server: LOCAL INFILE is off"
+    );
+    let one: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+}
+
+// Multi-threaded: the in-process gateway must keep serving while this
+// thread waits for the mariadb process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mariadb_client_works_over_tls() {
+    sqlgate::install_crypto_provider();
+    let mut cfg = TestConfig::mysql(mariadb::shared());
+    let (crt, key) = sqlgate::certs::self_signed(
+        &cfg.path().join("certs"),
+        &["localhost".into(), "127.0.0.1".into()],
+    )
+    .unwrap();
+    cfg.section(
+        "mysql",
+        &format!(
+            "tls_cert = \"{}\"\ntls_key = \"{}\"",
+            crt.display(),
+            key.display()
+        ),
+    );
+    let gw = cfg.start().await;
+    let out = Command::new("mariadb")
+        .args([
+            "--no-defaults",
+            "--host=127.0.0.1",
+            "--user=agent",
+            "--ssl",
+            "--ssl-verify-server-cert",
+        ])
+        .arg(format!("--port={}", gw.mysql_port()))
+        .arg(format!("--password={AGENT_PW}"))
+        .arg(format!("--ssl-ca={}", crt.display()))
+        .args([
+            "app",
+            "-e",
+            "status; SELECT CONCAT('sum=', 20 + 22) AS r; SHOW TABLES;",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Cipher in use"), "{stdout}");
+    assert!(stdout.contains("sum=42"), "{stdout}");
+}
+
+fn sysbench(port: u16, args: &[&str]) -> String {
+    let out = Command::new("sysbench")
+        .arg("oltp_read_write")
+        .args([
+            "--db-driver=mysql",
+            "--mysql-host=127.0.0.1",
+            "--mysql-user=agent",
+            "--mysql-db=app",
+        ])
+        .arg(format!("--mysql-port={port}"))
+        .arg(format!("--mysql-password={AGENT_PW}"))
+        // Enough rows that four threads practically never deadlock on the
+        // same ones (sysbench counts a server deadlock as an ignored error).
+        .args(["--tables=4", "--table-size=25000"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "sysbench {args:?}: {text}");
+    text
+}
+
+fn counter(report: &str, name: &str) -> Option<u64> {
+    report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sysbench_read_write_runs_without_errors_or_reconnects() {
+    let gw = TestConfig::mysql(mariadb::shared()).start().await;
+    let port = gw.mysql_port();
+    tokio::task::spawn_blocking(move || {
+        let _ = sysbench(port, &["cleanup"]);
+        sysbench(port, &["prepare"]);
+        let report = sysbench(
+            port,
+            &["--threads=4", "--time=10", "--report-interval=0", "run"],
+        );
+        assert_eq!(counter(&report, "ignored errors:"), Some(0), "{report}");
+        assert_eq!(counter(&report, "reconnects:"), Some(0), "{report}");
+        assert!(
+            counter(&report, "transactions:").unwrap_or(0) > 100,
+            "{report}"
+        );
+        sysbench(port, &["cleanup"]);
+    })
+    .await
+    .unwrap();
+}
