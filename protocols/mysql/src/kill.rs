@@ -120,7 +120,7 @@ mod tests {
         assert_eq!(k.for_thread(7), "KILL QUERY 7");
         let k = parse(b"KILL HARD CONNECTION 5").unwrap().unwrap();
         assert_eq!(k.for_thread(9), "KILL HARD CONNECTION 9");
-        assert_eq!(parse(b"KILL 3").unwrap().unwrap().query_only, false);
+        assert!(!parse(b"KILL 3").unwrap().unwrap().query_only);
         assert_eq!(parse(b"KILL QUERY ID 3"), Some(Err(())));
         assert_eq!(parse(b"KILL USER bob"), Some(Err(())));
         assert_eq!(parse(b"SELECT 1"), None);
