@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The demo: installs what is missing (PostgreSQL from the distribution's
-# packages), starts a throwaway PostgreSQL in ./demo with a small shop
-# database, makes a self-signed certificate, and runs sqlgate in front of
-# it with a demo configuration. Prints how to connect with psql.
-# Ctrl-C stops sqlgate and the demo server. Nothing outside ./demo changes
+# The demo: installs what is missing (PostgreSQL and MariaDB from the
+# distribution's packages), starts a throwaway PostgreSQL and MariaDB in
+# ./demo, each with a small shop database, makes a self-signed certificate,
+# and runs sqlgate in front of both with a demo configuration. Prints how
+# to connect with psql and with the mariadb client.
+# Ctrl-C stops sqlgate and the demo servers. Nothing outside ./demo changes
 # (besides installed packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,12 +12,20 @@ ROOT=$(pwd)
 DEMO="$ROOT/demo"
 PG_PORT=${DEMO_PG_PORT:-54329}
 GW_PORT=${DEMO_GW_PORT:-6432}
+MY_PORT=${DEMO_MY_PORT:-33069}
+GW_MY_PORT=${DEMO_GW_MY_PORT:-6033}
 
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v psql >/dev/null; then
   echo "== installing PostgreSQL"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql postgresql-contrib >/dev/null
+fi
+if ! command -v mariadb-install-db >/dev/null || ! command -v mariadbd >/dev/null || ! command -v mariadb >/dev/null; then
+  echo "== installing MariaDB"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mariadb-server mariadb-client >/dev/null
 fi
 if ! command -v cargo >/dev/null; then
   echo "sqlgate is built with cargo: install Rust from https://rustup.rs first" >&2
@@ -60,6 +69,28 @@ if [ "${FRESH:-0}" = 1 ]; then
 fi
 unset PGPASSWORD
 
+# MariaDB, as the mysql user when we are root.
+MY_USER_ARG=(); [ "$(id -u)" = 0 ] && MY_USER_ARG=(--user=mysql)
+if [ ! -d "$DEMO/mariadb" ]; then
+  echo "== creating the demo MariaDB in demo/mariadb"
+  mkdir -p "$DEMO/mariadb"
+  [ "$(id -u)" = 0 ] && chown -R mysql:mysql "$DEMO/mariadb"
+  mariadb-install-db --no-defaults --datadir="$DEMO/mariadb/data" --auth-root-authentication-method=normal --skip-test-db "${MY_USER_ARG[@]}" >/dev/null
+  MY_FRESH=1
+fi
+mariadbd --no-defaults --datadir="$DEMO/mariadb/data" --socket="$DEMO/mariadb/sock" --port="$MY_PORT" \
+  --bind-address=127.0.0.1 --pid-file="$DEMO/mariadb/pid" --log-error="$DEMO/mariadb/err.log" "${MY_USER_ARG[@]}" &
+MY_PID=$!
+trap 'kill $MY_PID 2>/dev/null; as_pg "$BIN/pg_ctl" -D "$DEMO/pgdata" -m fast stop >/dev/null 2>&1 || true' EXIT
+mariadb-admin --no-defaults --socket="$DEMO/mariadb/sock" --user=root --wait=30 ping >/dev/null
+if [ "${MY_FRESH:-0}" = 1 ]; then
+  echo "== loading the sample shop database into MariaDB"
+  mariadb --no-defaults --socket="$DEMO/mariadb/sock" --user=root -e "CREATE DATABASE shop;
+    CREATE USER shop_owner@'127.0.0.1' IDENTIFIED BY '$APP_DB_PASSWORD';
+    GRANT ALL ON shop.* TO shop_owner@'127.0.0.1';"
+  mariadb --no-defaults --socket="$DEMO/mariadb/sock" --user=root shop <"$ROOT/fixtures/demo/shop_mysql.sql"
+fi
+
 [ -f "$DEMO/certs/server.crt" ] || "$SQLGATE" cert --out "$DEMO/certs" >/dev/null
 cat >"$DEMO/sqlgate.toml" <<TOML
 # The demo configuration (written by scripts/demo.sh).
@@ -78,11 +109,26 @@ user = "shop_owner"                 # only the gateway knows this user...
 password_env = "APP_DB_PASSWORD"    # ...and its password
 pool_size = 10
 
+[mysql]
+listen = "127.0.0.1:$GW_MY_PORT"
+tls_cert = "certs/server.crt"
+tls_key  = "certs/server.key"
+
+[[target]]
+name = "shop_mysql"                 # the same shop on MariaDB
+kind = "mysql"
+host = "127.0.0.1"
+port = $MY_PORT
+database = "shop"
+user = "shop_owner"
+password_env = "APP_DB_PASSWORD"
+pool_size = 10
+
 [[user]]
 name = "agent"
 password_env = "SQLGATE_AGENT_PASSWORD"
 groups = ["agents"]
-targets = ["shop"]
+targets = ["shop", "shop_mysql"]
 TOML
 "$SQLGATE" check --config "$DEMO/sqlgate.toml"
 
@@ -94,7 +140,12 @@ Connect as the gateway user "agent" (the server's own credentials stay inside sq
   PGPASSWORD=$SQLGATE_AGENT_PASSWORD psql "host=localhost port=$GW_PORT dbname=shop user=agent sslmode=verify-full sslrootcert=$DEMO/certs/server.crt"
 
 Try: \\dt   SELECT * FROM customers LIMIT 3;   SELECT current_user;
-Every statement is logged below. Ctrl-C stops sqlgate and the demo server.
+
+The same shop on MariaDB, through sqlgate's MySQL listener on 127.0.0.1:$GW_MY_PORT:
+
+  mariadb --host=127.0.0.1 --port=$GW_MY_PORT --user=agent --password=$SQLGATE_AGENT_PASSWORD --ssl --ssl-ca=$DEMO/certs/server.crt shop_mysql
+
+Every statement is logged below. Ctrl-C stops sqlgate and the demo servers.
 
 MSG
 RUST_LOG=${RUST_LOG:-info,sqlgate::statement=debug} "$SQLGATE" serve --config "$DEMO/sqlgate.toml"

@@ -55,6 +55,7 @@ struct RawListener {
     require_tls: Option<Spanned<bool>>,
     handshake_timeout_secs: Option<u64>,
     max_statement_bytes: Option<usize>,
+    default_auth: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +122,8 @@ pub struct Listener {
     pub handshake_timeout: Duration,
     /// Longest Query/Parse message.
     pub max_statement_bytes: usize,
+    /// MySQL only: the auth plugin the greeting names.
+    pub caching_sha2: bool,
 }
 
 /// The protocol a target speaks.
@@ -496,7 +499,29 @@ fn listener(l: RawListener, section: &str, base: &Path, p: &mut Problems) -> Lis
             "needs tls_cert and tls_key",
         );
     }
+    let caching_sha2 = match l
+        .default_auth
+        .as_ref()
+        .map(|a| (a.get_ref().as_str(), a.span()))
+    {
+        None | Some(("mysql_native_password", _)) => false,
+        Some(("caching_sha2_password", _)) if section == "mysql" => true,
+        Some((other, span)) => {
+            let expected = if section == "mysql" {
+                "mysql_native_password or caching_sha2_password"
+            } else {
+                "nothing: default_auth is a [mysql] setting"
+            };
+            p.at(
+                span,
+                &format!("{section}.default_auth"),
+                format!("unknown \"{other}\" (expected {expected})"),
+            );
+            false
+        }
+    };
     Listener {
+        caching_sha2,
         listen,
         tls,
         require_tls,

@@ -135,6 +135,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
                     max_statement_len: my.max_statement_bytes,
                 },
                 greeting_pool,
+                caching_sha2: my.caching_sha2,
             },
         );
         let listener = TcpListener::bind(my.listen)

@@ -223,3 +223,105 @@ async fn sysbench_read_write_runs_without_errors_or_reconnects() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn change_user_is_checked_by_the_gateway_and_resets_the_session() {
+    let mut cfg = TestConfig::mysql(mariadb::shared());
+    cfg.user("ops", "agent.pw", &["app"], "");
+    let gw = cfg.start().await;
+    let mut c = agent(&gw).await;
+    c.query_drop("SET @leftover = 7").await.unwrap();
+    c.change_user(
+        mysql_async::ChangeUserOpts::default()
+            .with_user(Some("ops".into()))
+            .with_pass(Some(AGENT_PW.into()))
+            .with_db_name(Some("app".into())),
+    )
+    .await
+    .unwrap();
+    let row: Option<(Option<i64>, String)> =
+        c.query_first("SELECT @leftover, DATABASE()").await.unwrap();
+    assert_eq!(
+        row,
+        Some((None, "app".to_owned())),
+        "a fresh session after the change"
+    );
+    // A wrong password is refused by the gateway.
+    let e = c
+        .change_user(
+            mysql_async::ChangeUserOpts::default()
+                .with_user(Some("agent".into()))
+                .with_pass(Some("wrong".into())),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(server_code(e), 1045);
+}
+
+#[tokio::test]
+async fn caching_sha2_password_clients_log_in_on_the_fast_path() {
+    let mut cfg = TestConfig::mysql(mariadb::shared());
+    cfg.section("mysql", "default_auth = \"caching_sha2_password\"");
+    let gw = cfg.start().await;
+    // mysql_async answers with the plugin the greeting names.
+    let mut c = agent(&gw).await;
+    let one: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+    let e = Conn::new(Opts::from_url(&gw.mysql_url("agent", "wrong", "app")).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(server_code(e), 1045);
+}
+
+// Multi-threaded: the in-process gateway must keep serving while this
+// thread waits for the mariadb process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleartext_password_users_need_tls() {
+    sqlgate::install_crypto_provider();
+    let mut cfg = TestConfig::mysql(mariadb::shared());
+    cfg.user("tokenish", "agent.pw", &["app"], "auth = \"password\"");
+    let (crt, key) =
+        sqlgate::certs::self_signed(&cfg.path().join("certs"), &["127.0.0.1".into()]).unwrap();
+    cfg.section(
+        "mysql",
+        &format!(
+            "tls_cert = \"{}\"\ntls_key = \"{}\"",
+            crt.display(),
+            key.display()
+        ),
+    );
+    let gw = cfg.start().await;
+    let client = |tls: bool| {
+        let mut cmd = Command::new("mariadb");
+        cmd.args([
+            "--no-defaults",
+            "--host=127.0.0.1",
+            "--user=tokenish",
+            "--enable-cleartext-plugin",
+        ])
+        .arg(format!("--port={}", gw.mysql_port()))
+        .arg(format!("--password={AGENT_PW}"));
+        if tls {
+            cmd.arg("--ssl").arg(format!("--ssl-ca={}", crt.display()));
+        } else {
+            cmd.arg("--skip-ssl");
+        }
+        cmd.args(["app", "-e", "SELECT CONCAT('ok', 1)"])
+            .output()
+            .unwrap()
+    };
+    let out = client(true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok1"));
+    let out = client(false);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only over TLS"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

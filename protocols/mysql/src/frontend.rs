@@ -73,6 +73,9 @@ pub struct FrontendConfig {
     /// The pool whose server's greeting (version, capabilities) the
     /// gateway's own greeting mirrors.
     pub greeting_pool: Arc<Pool>,
+    /// Name caching_sha2_password in the greeting (MySQL 8's default)
+    /// instead of mysql_native_password. Both are accepted either way.
+    pub caching_sha2: bool,
 }
 
 /// Everything the sessions of one listener share.
@@ -93,6 +96,8 @@ type Refusal = Option<ClientError>;
 
 struct Authenticated {
     user: String,
+    nonce: [u8; 20],
+    client_caps: u32,
     database: Option<String>,
     key: ConnKey,
     /// Sequence id for the gateway's next packet.
@@ -177,7 +182,9 @@ impl Gateway {
             client: &mut client,
             cbuf: reader.take_buffered(),
             server: lease.conn(),
-            session: &session,
+            session: session.clone(),
+            nonce: auth.nonce,
+            client_caps: auth.client_caps,
             hooks: self.hooks.as_ref(),
             limits: self.config.limits,
             kills: &self.kills,
@@ -255,7 +262,11 @@ impl Gateway {
             CapabilityFlags::from_bits_retain(caps),
             info.collation,
             StatusFlags::SERVER_STATUS_AUTOCOMMIT,
-            Some(NATIVE),
+            Some(if self.config.caching_sha2 {
+                SHA2
+            } else {
+                NATIVE
+            }),
         );
         let mut payload = Vec::new();
         greeting.serialize(&mut payload);
@@ -380,6 +391,8 @@ impl Gateway {
         }
         Ok(Authenticated {
             user,
+            nonce: scramble,
+            client_caps,
             database,
             key: ConnKey {
                 caps: client_caps & SESSION_CAPS & !CapabilityFlags::CLIENT_LOCAL_FILES.bits(),

@@ -14,10 +14,11 @@ use crate::backend::BackendConn;
 use crate::error::ProtocolError;
 use std::sync::Arc;
 
-use crate::hooks::{Hooks, SessionInfo, StatementOrigin};
+use crate::auth::MysqlSecret;
+use crate::hooks::{AuthMethod, Hooks, SessionInfo, StatementOrigin};
 use crate::kill::{self, Kill, KillRegistry};
-use crate::messages::command;
 use crate::messages::err::ClientError;
+use crate::messages::{change_user, command, ok};
 use crate::packet::{self, header, HEADER_LEN, MAX_FRAGMENT};
 use crate::pool::Pool;
 use crate::response::{Expect, Response};
@@ -62,8 +63,13 @@ pub struct Relay<'a> {
     pub cbuf: BytesMut,
     /// The server connection.
     pub server: &'a mut BackendConn,
-    /// Who.
-    pub session: &'a SessionInfo,
+    /// Who (COM_CHANGE_USER changes it).
+    pub session: SessionInfo,
+    /// The nonce of the session's handshake (COM_CHANGE_USER scrambles
+    /// are computed with it).
+    pub nonce: [u8; 20],
+    /// The client's capability flags.
+    pub client_caps: u32,
     /// The engine.
     pub hooks: &'a dyn Hooks,
     /// Limits.
@@ -120,7 +126,7 @@ impl Relay<'_> {
                 } else {
                     StatementOrigin::Prepare
                 };
-                self.hooks.statement(self.session, origin, &text[1..]);
+                self.hooks.statement(&self.session, origin, &text[1..]);
                 let raw = match (cmd, kill::parse(&text[1..])) {
                     (command::QUERY, Some(kill)) => match self.kill_target(kill) {
                         Ok(rewritten) => rewritten,
@@ -153,16 +159,15 @@ impl Relay<'_> {
             | command::DEBUG
             | command::STATISTICS => self.pass_command(Some(Expect::Single)).await?,
             command::FIELD_LIST => self.pass_command(Some(Expect::FieldList)).await?,
+            command::CHANGE_USER => {
+                let (_, payload) = self.read_whole_command(len).await?;
+                return self.change_user(&payload[1..], seq).await;
+            }
             other => {
                 // Unknown to the gateway (or not allowed through it): read
                 // and drop it, answer ERR; the server never sees it.
                 self.read_whole_command(len).await?;
                 let err = match other {
-                    command::CHANGE_USER => ClientError::new(
-                        1047,
-                        b"08S01",
-                        "COM_CHANGE_USER is not supported through sqlgate: reconnect as the other user",
-                    ),
                     command::PROCESS_KILL => ClientError::new(
                         1047,
                         b"08S01",
@@ -170,15 +175,104 @@ impl Relay<'_> {
                     ),
                     _ => ClientError::new(1047, b"08S01", format!("Unknown command {other:#04x}")),
                 };
-                packet::write(&mut self.client.io, seq.wrapping_add(1), &err.payload())
-                    .await
-                    .map_err(|e| Side::Client(e.into()))?;
+                self.send(seq.wrapping_add(1), &err.payload()).await?;
                 None
             }
         };
         if let Some(expect) = expect {
             self.relay_response(expect, sbuf).await?;
         }
+        Ok(true)
+    }
+
+    async fn send(&mut self, seq: u8, payload: &[u8]) -> Result<u8, Side> {
+        packet::write(&mut self.client.io, seq, payload)
+            .await
+            .map_err(|e| Side::Client(e.into()))
+    }
+
+    /// COM_CHANGE_USER, answered by the gateway: the new user is checked
+    /// against the gateway's users with the session's nonce, must stay on
+    /// the same target, and gets a freshly reset server connection. The
+    /// command never reaches the server. `Ok(false)` ends the session (as
+    /// a server does after a failed change).
+    async fn change_user(&mut self, payload: &[u8], seq: u8) -> Result<bool, Side> {
+        let mut seq = seq.wrapping_add(1);
+        let Some(cu) = change_user::decode(payload, self.client_caps) else {
+            let err = ClientError::new(1047, b"08S01", "malformed COM_CHANGE_USER");
+            self.send(seq, &err.payload()).await?;
+            return Ok(false);
+        };
+        let known = self.hooks.user(&cu.user);
+        let secret = known
+            .as_ref()
+            .map(|u| u.secret.clone())
+            .unwrap_or_else(MysqlSecret::impossible);
+        let nonce = self.nonce;
+        let verified = match known.as_ref().map(|u| u.method) {
+            Some(AuthMethod::Cleartext) if self.session.tls => {
+                let mut switch = vec![0xfe];
+                switch.extend_from_slice(b"mysql_clear_password\0");
+                self.send(seq, &switch).await?;
+                let (_, answer) = self.read_whole_command(0).await?;
+                seq = seq.wrapping_add(2);
+                secret.verify_clear(answer.strip_suffix(&[0]).unwrap_or(&answer))
+            }
+            Some(AuthMethod::Cleartext) => false,
+            _ => match cu.plugin.as_deref() {
+                None | Some(b"mysql_native_password") => secret.verify_native(&nonce, &cu.auth),
+                Some(b"caching_sha2_password") => {
+                    let ok = secret.verify_sha2(&nonce, &cu.auth);
+                    if ok {
+                        seq = self.send(seq, &[0x01, 0x03]).await?;
+                    }
+                    ok
+                }
+                Some(_) => {
+                    let mut switch = vec![0xfe];
+                    switch.extend_from_slice(b"mysql_native_password\0");
+                    switch.extend_from_slice(&nonce);
+                    switch.push(0);
+                    self.send(seq, &switch).await?;
+                    let (_, answer) = self.read_whole_command(0).await?;
+                    seq = seq.wrapping_add(2);
+                    secret.verify_native(&nonce, &answer)
+                }
+            },
+        };
+        if !verified || known.is_none() {
+            let err = ClientError::access_denied(&cu.user, &self.session.peer.ip().to_string());
+            self.send(seq, &err.payload()).await?;
+            return Ok(false);
+        }
+        let route = match self.hooks.route(
+            &cu.user,
+            cu.database.as_deref().or(Some(&self.session.target)),
+        ) {
+            Ok(r) if Arc::ptr_eq(&r.pool, self.pool) => r,
+            Ok(_) => {
+                let err = ClientError::new(
+                    1044,
+                    b"42000",
+                    "COM_CHANGE_USER cannot move a session to another target: reconnect",
+                );
+                self.send(seq, &err.payload()).await?;
+                return Ok(false);
+            }
+            Err(err) => {
+                self.send(seq, &err.payload()).await?;
+                return Ok(false);
+            }
+        };
+        let database = self.pool.backend().database.clone();
+        self.server
+            .reset(&database)
+            .await
+            .map_err(|e| Side::Server(ProtocolError::Io(std::io::Error::other(e.to_string()))))?;
+        tracing::info!(session = self.session.id, from = %self.session.user, to = %cu.user, "COM_CHANGE_USER");
+        self.session.user = cu.user;
+        self.session.target = route.target;
+        self.send(seq, &ok::payload(ok::STATUS_AUTOCOMMIT)).await?;
         Ok(true)
     }
 

@@ -2,6 +2,7 @@
 //! through as framed bytes. Decoding of peer bytes is bounds-checked
 //! everywhere (slices with `get`), never `unwrap` on wire data.
 
+pub mod change_user;
 pub mod command;
 pub mod err;
 pub mod ok;

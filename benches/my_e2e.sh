@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# End-to-end MySQL benchmark: sysbench oltp_point_select and oltp_read_only
+# at 1 and 16 threads, direct and through sqlgate, in one run, on one server.
+#
+#   bash benches/my_e2e.sh [-T SECS] [-r REPEATS] [-m MODES]
+#
+# Uses the MariaDB/MySQL server at $MYHOST:$MYPORT (default 127.0.0.1:3306)
+# as root over its socket to create the database sqlgate_bench and the user
+# sqlgate_bench (password $MYPW), builds sqlgate in release mode, and prints
+# the summary tables BENCHMARKS.md quotes. Raw results: bench-results/.
+set -euo pipefail
+T=15 R=2 MODES="point_t1,point_t16,ro_t1,ro_t16"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -T) T=$2; shift 2;; -r) R=$2; shift 2;; -m) MODES=$2; shift 2;;
+    *) echo "unknown arg $1" >&2; exit 2;;
+  esac
+done
+HERE="$(cd "$(dirname "$0")/.." && pwd)"
+BENCH="$(cd "$HERE/../shared/bench" 2>/dev/null && pwd)" || { echo "needs ../shared/bench beside the project" >&2; exit 1; }
+MYHOST=${MYHOST:-127.0.0.1} MYPORT=${MYPORT:-3306} MYPW=${MYPW:-bench-pw}
+OUT="$HERE/bench-results/my-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT"
+DB=sqlgate_bench
+
+cd "$HERE"
+cargo build --release --quiet
+mariadb -uroot -e "CREATE DATABASE IF NOT EXISTS $DB;
+  CREATE USER IF NOT EXISTS sqlgate_bench@'%' IDENTIFIED BY '$MYPW';
+  ALTER USER sqlgate_bench@'%' IDENTIFIED BY '$MYPW';
+  GRANT ALL ON $DB.* TO sqlgate_bench@'%';"
+bash "$BENCH/my_bench.sh" -h "$MYHOST" -p "$MYPORT" -U sqlgate_bench -W "$MYPW" -d "$DB" --prepare -r 0 -o "$OUT" >/dev/null
+
+SG_PORT=6036
+export SQLGATE_BENCH_PW="$MYPW"
+cat >"$OUT/sqlgate.toml" <<TOML
+[mysql]
+listen = "127.0.0.1:$SG_PORT"
+
+[[target]]
+name = "$DB"
+kind = "mysql"
+host = "$MYHOST"
+port = $MYPORT
+database = "$DB"
+user = "sqlgate_bench"
+password_env = "SQLGATE_BENCH_PW"
+pool_size = 20
+
+[[user]]
+name = "sqlgate_bench"
+password_env = "SQLGATE_BENCH_PW"
+targets = ["$DB"]
+TOML
+RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate.toml" 2>"$OUT/sqlgate.log" &
+SG_PID=$!
+trap 'kill $SG_PID 2>/dev/null' EXIT
+for _ in $(seq 100); do mariadb-admin --no-defaults -h127.0.0.1 -P$SG_PORT -usqlgate_bench -p"$MYPW" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+run() { bash "$BENCH/my_bench.sh" -h 127.0.0.1 -U sqlgate_bench -W "$MYPW" -d "$DB" -T "$T" -r 1 -m "$MODES" -o "$OUT" "$@"; }
+for _ in $(seq "$R"); do
+  run -p "$MYPORT" -l direct
+  run -p "$SG_PORT" -l sqlgate -P "$SG_PID"
+done
+python3 "$BENCH/summarize.py" --metric qps --base direct "$OUT"/direct.csv "$OUT"/sqlgate.csv | tee "$OUT/summary.md"
+echo "results: $OUT"
