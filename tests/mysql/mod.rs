@@ -2,3 +2,4 @@
 
 mod relay;
 mod session;
+mod commands;

@@ -275,8 +275,9 @@ async fn wrong_password_unknown_database_and_unknown_command_are_errors() {
     assert_eq!(&body[3..9], b"#08S01");
 }
 
-/// A logged-in raw socket (mysql_native_password), for bytes no driver sends.
-async fn raw_session(port: u16) -> tokio::net::TcpStream {
+/// A logged-in raw socket (mysql_native_password, classic EOF packets), for
+/// bytes no driver sends.
+pub async fn raw_session(port: u16) -> tokio::net::TcpStream {
     use mysql_common::auth::plugins::mysql_native_password::scramble_native;
     use mysql_common::proto::MyDeserialize;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -295,7 +296,7 @@ async fn raw_session(port: u16) -> tokio::net::TcpStream {
     let mut nonce = hs.scramble_1_ref().to_vec();
     nonce.extend_from_slice(&hs.scramble_2_ref().unwrap()[..12]);
     let token = scramble_native(&nonce, AGENT_PW.as_bytes()).unwrap();
-    let caps: u32 = 0x0000_0200 | 0x0000_8000 | 0x0008_0000 | 0x0000_0008 | 0x0100_0000;
+    let caps: u32 = 0x0000_0200 | 0x0000_8000 | 0x0008_0000 | 0x0000_0008;
     let mut p = Vec::new();
     p.extend_from_slice(&caps.to_le_bytes());
     p.extend_from_slice(&(16u32 << 20).to_le_bytes());

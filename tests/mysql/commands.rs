@@ -1,0 +1,111 @@
+//! Commands drivers rarely send, byte by byte: cursors with COM_STMT_FETCH,
+//! COM_STMT_RESET/CLOSE, COM_FIELD_LIST, COM_INIT_DB, COM_STATISTICS,
+//! COM_PING. Each answer must arrive whole and the session stay in step.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::relay::raw_session;
+use crate::support::gateway::TestConfig;
+use crate::support::mariadb;
+
+async fn send(s: &mut TcpStream, payload: &[u8]) {
+    let mut out = Vec::new();
+    sqlgate_mysql::packet::encode(0, payload, &mut out);
+    s.write_all(&out).await.unwrap();
+}
+
+async fn packet(s: &mut TcpStream) -> Vec<u8> {
+    let mut hdr = [0u8; 4];
+    s.read_exact(&mut hdr).await.unwrap();
+    let mut p = vec![0u8; hdr[0] as usize | (hdr[1] as usize) << 8 | (hdr[2] as usize) << 16];
+    s.read_exact(&mut p).await.unwrap();
+    p
+}
+
+/// Packets up to and including a classic EOF (or an ERR).
+async fn until_eof(s: &mut TcpStream) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let p = packet(s).await;
+        let end = p.first() == Some(&0xff) || (p.first() == Some(&0xfe) && p.len() < 9);
+        out.push(p);
+        if end {
+            return out;
+        }
+    }
+}
+
+fn status(eof: &[u8]) -> u16 {
+    u16::from_le_bytes([eof[3], eof[4]])
+}
+
+#[tokio::test]
+async fn cursors_field_lists_and_admin_commands_stay_in_step() {
+    let gw = TestConfig::mysql(mariadb::shared()).start().await;
+    let mut s = raw_session(gw.mysql_port()).await;
+    // COM_STMT_PREPARE: OK, 0 params, 1 column (+ EOF).
+    let mut prep = vec![0x16];
+    prep.extend_from_slice(b"SELECT seq FROM seq_1_to_10");
+    send(&mut s, &prep).await;
+    let ok = packet(&mut s).await;
+    assert_eq!(ok[0], 0x00);
+    let stmt = u32::from_le_bytes([ok[1], ok[2], ok[3], ok[4]]);
+    let columns = until_eof(&mut s).await;
+    assert_eq!(columns.len(), 2, "one column definition and EOF");
+    // COM_STMT_EXECUTE with a read-only cursor: metadata only.
+    let mut exec = vec![0x17];
+    exec.extend_from_slice(&stmt.to_le_bytes());
+    exec.push(0x01); // CURSOR_TYPE_READ_ONLY
+    exec.extend_from_slice(&1u32.to_le_bytes());
+    send(&mut s, &exec).await;
+    let meta = until_eof(&mut s).await;
+    assert_eq!(meta[0], vec![1], "one column");
+    assert_ne!(status(meta.last().unwrap()) & 0x0040, 0, "cursor exists");
+    // COM_STMT_FETCH 4, then the rest.
+    let fetch = |n: u32| {
+        let mut f = vec![0x1c];
+        f.extend_from_slice(&stmt.to_le_bytes());
+        f.extend_from_slice(&n.to_le_bytes());
+        f
+    };
+    send(&mut s, &fetch(4)).await;
+    let rows = until_eof(&mut s).await;
+    assert_eq!(rows.len(), 5, "4 binary rows and EOF");
+    send(&mut s, &fetch(100)).await;
+    let rows = until_eof(&mut s).await;
+    assert_eq!(rows.len(), 7, "6 rows and EOF");
+    assert_ne!(status(rows.last().unwrap()) & 0x0080, 0, "last row sent");
+    // COM_STMT_RESET (OK), COM_STMT_CLOSE (no answer), COM_PING (OK).
+    let mut reset = vec![0x1a];
+    reset.extend_from_slice(&stmt.to_le_bytes());
+    send(&mut s, &reset).await;
+    assert_eq!(packet(&mut s).await[0], 0x00);
+    let mut close = vec![0x19];
+    close.extend_from_slice(&stmt.to_le_bytes());
+    send(&mut s, &close).await;
+    send(&mut s, &[0x0e]).await;
+    assert_eq!(packet(&mut s).await[0], 0x00, "the PING answer, not a stray packet");
+    // COM_FIELD_LIST on a table of the target.
+    send(&mut s, &[0x03]).await; // empty COM_QUERY: an ERR, and still in step
+    assert_eq!(packet(&mut s).await[0], 0xff);
+    let mut q = vec![0x03];
+    q.extend_from_slice(b"CREATE TABLE IF NOT EXISTS fields_t (a INT, b TEXT)");
+    send(&mut s, &q).await;
+    assert_eq!(packet(&mut s).await[0], 0x00);
+    let mut fl = vec![0x04];
+    fl.extend_from_slice(b"fields_t\0");
+    send(&mut s, &fl).await;
+    let fields = until_eof(&mut s).await;
+    assert_eq!(fields.len(), 3, "two column definitions and EOF");
+    // COM_INIT_DB and COM_STATISTICS.
+    let mut init = vec![0x02];
+    init.extend_from_slice(b"app");
+    send(&mut s, &init).await;
+    assert_eq!(packet(&mut s).await[0], 0x00);
+    send(&mut s, &[0x09]).await;
+    let stats = packet(&mut s).await;
+    assert!(String::from_utf8_lossy(&stats).contains("Uptime"));
+    send(&mut s, &[0x0e]).await;
+    assert_eq!(packet(&mut s).await[0], 0x00);
+}
