@@ -56,6 +56,7 @@ struct RawListener {
     handshake_timeout_secs: Option<u64>,
     max_statement_bytes: Option<usize>,
     default_auth: Option<Spanned<String>>,
+    local_infile: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +125,8 @@ pub struct Listener {
     pub max_statement_bytes: usize,
     /// MySQL only: the auth plugin the greeting names.
     pub caching_sha2: bool,
+    /// MySQL only: allow `LOAD DATA LOCAL INFILE`.
+    pub local_infile: bool,
 }
 
 /// The protocol a target speaks.
@@ -520,8 +523,17 @@ fn listener(l: RawListener, section: &str, base: &Path, p: &mut Problems) -> Lis
             false
         }
     };
+    let local_infile = l.local_infile.as_ref().is_some_and(|v| *v.get_ref());
+    if let Some(v) = l.local_infile.as_ref().filter(|_| section != "mysql") {
+        p.at(
+            v.span(),
+            &format!("{section}.local_infile"),
+            "local_infile is a [mysql] setting",
+        );
+    }
     Listener {
         caching_sha2,
+        local_infile,
         listen,
         tls,
         require_tls,

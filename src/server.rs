@@ -136,6 +136,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
                 },
                 greeting_pool,
                 caching_sha2: my.caching_sha2,
+                local_infile: my.local_infile,
             },
         );
         let listener = TcpListener::bind(my.listen)

@@ -85,7 +85,11 @@ async fn cursors_field_lists_and_admin_commands_stay_in_step() {
     close.extend_from_slice(&stmt.to_le_bytes());
     send(&mut s, &close).await;
     send(&mut s, &[0x0e]).await;
-    assert_eq!(packet(&mut s).await[0], 0x00, "the PING answer, not a stray packet");
+    assert_eq!(
+        packet(&mut s).await[0],
+        0x00,
+        "the PING answer, not a stray packet"
+    );
     // COM_FIELD_LIST on a table of the target.
     send(&mut s, &[0x03]).await; // empty COM_QUERY: an ERR, and still in step
     assert_eq!(packet(&mut s).await[0], 0xff);

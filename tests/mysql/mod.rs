@@ -1,5 +1,5 @@
 //! The MySQL gateway, through mysql_async and the mariadb client.
 
+mod commands;
 mod relay;
 mod session;
-mod commands;

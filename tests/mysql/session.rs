@@ -325,3 +325,80 @@ async fn cleartext_password_users_need_tls() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// Multi-threaded: the in-process gateway must keep serving while this
+// thread waits for the mariadb process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_infile_works_when_the_listener_enables_it() {
+    let mut cfg = TestConfig::mysql(mariadb::shared());
+    cfg.section("mysql", "local_infile = true");
+    let file = cfg.path().join("rows.tsv");
+    let rows: String = (1..=1000).map(|i| format!("{i}\trow {i}\n")).collect();
+    std::fs::write(&file, rows).unwrap();
+    let gw = cfg.start().await;
+    let sql = format!(
+        "CREATE TABLE IF NOT EXISTS infile_on_t (id INT, name TEXT); DELETE FROM infile_on_t; \
+         LOAD DATA LOCAL INFILE '{}' INTO TABLE infile_on_t; \
+         SELECT CONCAT('rows=', COUNT(*), ' last=', MAX(name)) FROM infile_on_t",
+        file.display()
+    );
+    let out = Command::new("mariadb")
+        .args([
+            "--no-defaults",
+            "--host=127.0.0.1",
+            "--user=agent",
+            "--local-infile=1",
+            "-N",
+        ])
+        .arg(format!("--port={}", gw.mysql_port()))
+        .arg(format!("--password={AGENT_PW}"))
+        .args(["app", "-e", &sql])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("rows=1000 last=row 999"), "{stdout}");
+}
+
+#[tokio::test]
+async fn an_exhausted_pool_and_a_down_server_give_clear_errors() {
+    let mut cfg = TestConfig::mysql(mariadb::shared());
+    cfg.target_setting("pool_size = 1\nacquire_timeout_secs = 1");
+    let gw = cfg.start().await;
+    let mut holder = agent(&gw).await;
+    holder.query_drop("DO 1").await.unwrap();
+    let started = Instant::now();
+    let e = Conn::new(Opts::from_url(&gw.mysql_url("agent", AGENT_PW, "app")).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(server_code(e), 1040);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    drop(holder);
+    // A target whose server is not there.
+    let mut cfg = TestConfig::mysql(mariadb::shared());
+    let dead = crate::support::pg::free_port();
+    cfg.toml = cfg.toml.replace(
+        &format!("port = {}", mariadb::shared().port),
+        &format!("port = {dead}"),
+    );
+    let gw = cfg.start().await;
+    let e = Conn::new(Opts::from_url(&gw.mysql_url("agent", AGENT_PW, "app")).unwrap())
+        .await
+        .unwrap_err();
+    match e {
+        mysql_async::Error::Server(s) => {
+            assert_eq!(s.code, 2003);
+            assert!(
+                s.message.contains("target 'app' is unavailable"),
+                "{}",
+                s.message
+            );
+            assert!(!s.message.contains("app_owner"), "{}", s.message);
+        }
+        other => panic!("expected a server error, got {other:?}"),
+    }
+}

@@ -76,6 +76,9 @@ pub struct FrontendConfig {
     /// Name caching_sha2_password in the greeting (MySQL 8's default)
     /// instead of mysql_native_password. Both are accepted either way.
     pub caching_sha2: bool,
+    /// Let clients use `LOAD DATA LOCAL INFILE` (off: the capability is
+    /// neither offered to clients nor asked of servers).
+    pub local_infile: bool,
 }
 
 /// Everything the sessions of one listener share.
@@ -246,7 +249,11 @@ impl Gateway {
                     Some(e.client_error(&self.config.greeting_pool.backend().target)),
                 )
             })?;
-        let mut caps = OFFERED_CAPS & (info.caps | CapabilityFlags::CLIENT_CONNECT_ATTRS.bits());
+        let mut offered = OFFERED_CAPS;
+        if self.config.local_infile {
+            offered |= CapabilityFlags::CLIENT_LOCAL_FILES.bits();
+        }
+        let mut caps = offered & (info.caps | CapabilityFlags::CLIENT_CONNECT_ATTRS.bits());
         if self.config.tls.is_some() {
             caps |= CapabilityFlags::CLIENT_SSL.bits();
         }
@@ -395,7 +402,7 @@ impl Gateway {
             client_caps,
             database,
             key: ConnKey {
-                caps: client_caps & SESSION_CAPS & !CapabilityFlags::CLIENT_LOCAL_FILES.bits(),
+                caps: client_caps & SESSION_CAPS & caps,
                 collation,
             },
             seq,

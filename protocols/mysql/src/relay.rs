@@ -367,6 +367,23 @@ impl Relay<'_> {
         }
     }
 
+    /// Streams the client's LOCAL INFILE data (packets up to an empty one)
+    /// to the server.
+    async fn pass_infile(&mut self) -> Result<(), Side> {
+        loop {
+            let ok = fill(&mut self.client.io, &mut self.cbuf, HEADER_LEN)
+                .await
+                .map_err(|e| Side::Client(e.into()))?;
+            let (len, _) = header(&self.cbuf)
+                .filter(|_| ok)
+                .ok_or(Side::Client(ProtocolError::Truncated))?;
+            self.pass_command(None).await?;
+            if len == 0 {
+                return Ok(());
+            }
+        }
+    }
+
     /// Forwards the server's response to the client until it is complete.
     async fn relay_response(&mut self, expect: Expect, sbuf: &mut BytesMut) -> Result<(), Side> {
         let mut response = Response::new(expect, self.server.deprecate_eof());
@@ -377,6 +394,11 @@ impl Relay<'_> {
                     .await
                     .map_err(|e| Side::Client(e.into()))?;
                 sbuf.advance(n);
+            }
+            if response.wants_client_data() {
+                self.pass_infile().await?;
+                response.client_data_sent();
+                continue;
             }
             if response.done() {
                 if !sbuf.is_empty() {

@@ -35,12 +35,19 @@ enum State {
     ColumnsEof,
     Rows,
     PrepareStart,
-    PrepareParams { left: u64, columns: u64 },
-    PrepareParamsEof { columns: u64 },
+    PrepareParams {
+        left: u64,
+        columns: u64,
+    },
+    PrepareParamsEof {
+        columns: u64,
+    },
     PrepareColumns(u64),
     PrepareColumnsEof,
     FieldList,
     Single,
+    /// The server asked for a LOCAL INFILE; the client's file comes next.
+    Infile,
     Done,
 }
 
@@ -78,6 +85,16 @@ impl Response {
         }
     }
 
+    /// True when the server waits for the client's LOCAL INFILE data.
+    pub fn wants_client_data(&self) -> bool {
+        self.state == State::Infile && self.skip == 0 && !self.continuing
+    }
+
+    /// The client's file has been sent: the server answers OK or ERR next.
+    pub fn client_data_sent(&mut self) {
+        self.state = State::Start;
+    }
+
     /// True when the whole response has been seen.
     pub fn done(&self) -> bool {
         self.state == State::Done && self.skip == 0 && !self.continuing
@@ -94,7 +111,7 @@ impl Response {
                 let n = self.skip.min(buf.len() - pos);
                 pos += n;
                 self.skip -= n;
-                if self.skip > 0 || self.done() {
+                if self.skip > 0 || self.done() || self.wants_client_data() {
                     return Ok(pos);
                 }
             }
@@ -166,11 +183,10 @@ impl Response {
                 self.status = ok::ok_status(p).ok_or(ProtocolError::Malformed("OK"))?;
                 self.after_terminator()
             }
-            (State::Start, Some(0xfb)) => {
-                // LOCAL INFILE request: never asked for, since the gateway
-                // does not offer CLIENT_LOCAL_FILES to servers.
-                return Err(ProtocolError::Unexpected("LOCAL INFILE request"));
-            }
+            // LOCAL INFILE request: servers send it only when the session
+            // negotiated CLIENT_LOCAL_FILES, which the gateway offers only
+            // when `local_infile` is enabled.
+            (State::Start, Some(0xfb)) => State::Infile,
             (State::Start, Some(_)) => {
                 let (n, _) = lenenc_int(p).ok_or(ProtocolError::Malformed("column count"))?;
                 if n == 0 {
@@ -400,6 +416,26 @@ mod tests {
         check(Expect::Prepare, false, &[prep(0, 0)]);
         check(Expect::Single, false, &[ok::payload(0)]);
         check(Expect::FieldList, false, &[col.clone(), col, eof(0)]);
+    }
+
+    #[test]
+    fn local_infile_hands_over_to_the_client() {
+        let mut r = Response::new(Expect::Results, false);
+        let mut bytes = wire(&[b"\xfb/tmp/x".to_vec()]);
+        let request_len = bytes.len();
+        bytes.extend(wire(&[ok::payload(0)]));
+        assert_eq!(
+            r.scan(&bytes).unwrap(),
+            request_len,
+            "stops after the request"
+        );
+        assert!(r.wants_client_data() && !r.done());
+        r.client_data_sent();
+        assert_eq!(
+            r.scan(&bytes[request_len..]).unwrap(),
+            bytes.len() - request_len
+        );
+        assert!(r.done());
     }
 
     #[test]
