@@ -113,3 +113,46 @@ async fn cursors_field_lists_and_admin_commands_stay_in_step() {
     send(&mut s, &[0x0e]).await;
     assert_eq!(packet(&mut s).await[0], 0x00);
 }
+
+#[tokio::test]
+async fn long_data_reaches_the_statement() {
+    let gw = TestConfig::mysql(mariadb::shared()).start().await;
+    let mut s = raw_session(gw.mysql_port()).await;
+    let mut prep = vec![0x16];
+    prep.extend_from_slice(b"SELECT LENGTH(?), MD5(?)");
+    send(&mut s, &prep).await;
+    let ok = packet(&mut s).await;
+    let stmt = u32::from_le_bytes([ok[1], ok[2], ok[3], ok[4]]);
+    until_eof(&mut s).await; // 2 parameter definitions + EOF
+    until_eof(&mut s).await; // 2 column definitions + EOF
+                             // Three chunks of long data for each parameter: no answer to these.
+    for param in 0..2u16 {
+        for chunk in [&b"abc"[..], &[b'x'; 70_000][..], b"end"] {
+            let mut p = vec![0x18];
+            p.extend_from_slice(&stmt.to_le_bytes());
+            p.extend_from_slice(&param.to_le_bytes());
+            p.extend_from_slice(chunk);
+            send(&mut s, &p).await;
+        }
+    }
+    // COM_STMT_EXECUTE: no cursor, 1 iteration, null bitmap, new-params-bound
+    // with two BLOB (0xfc) types, no values (they came as long data).
+    let mut exec = vec![0x17];
+    exec.extend_from_slice(&stmt.to_le_bytes());
+    exec.push(0x00);
+    exec.extend_from_slice(&1u32.to_le_bytes());
+    exec.push(0x00);
+    exec.push(0x01);
+    exec.extend_from_slice(&[0xfc, 0x00, 0xfc, 0x00]);
+    send(&mut s, &exec).await;
+    let result = until_eof(&mut s).await; // column count, 2 defs, EOF
+    assert_eq!(result[0], vec![2]);
+    let rows = until_eof(&mut s).await;
+    assert_eq!(rows.len(), 2, "one binary row and EOF");
+    // Binary row: header 0x00, null bitmap (1 byte), LENGTH() as a 4-byte
+    // INT, then MD5() as a length-prefixed string.
+    let row = &rows[0];
+    let len = i32::from_le_bytes(row[2..6].try_into().unwrap());
+    assert_eq!(len, 70_006);
+    assert_eq!(row[6], 32, "an MD5 hex string follows");
+}

@@ -3,3 +3,4 @@
 mod commands;
 mod relay;
 mod session;
+mod tools;

@@ -315,3 +315,34 @@ pub async fn raw_session(port: u16) -> tokio::net::TcpStream {
     assert_eq!(ok[0], 0, "login OK");
     s
 }
+
+#[tokio::test]
+async fn ok_packets_keep_affected_rows_insert_ids_warnings_and_info() {
+    let my = mariadb::shared();
+    let gw = TestConfig::mysql(my).start().await;
+    let mut direct = conn(&my.direct_url()).await;
+    let mut via = agent(&gw).await;
+    let mut seen = Vec::new();
+    for (c, name) in [(&mut direct, "ok_direct_t"), (&mut via, "ok_via_t")] {
+        table(c, name, "id INT AUTO_INCREMENT PRIMARY KEY, v TINYINT").await;
+        c.query_drop(format!("INSERT INTO {name} (v) VALUES (1), (2), (3)"))
+            .await
+            .unwrap();
+        let inserted = (c.affected_rows(), c.last_insert_id(), c.info().to_string());
+        // 300 does not fit a TINYINT: clamped with a warning (non-strict mode).
+        c.query_drop("SET SESSION sql_mode = ''").await.unwrap();
+        c.query_drop(format!("UPDATE {name} SET v = 300 WHERE id > 1"))
+            .await
+            .unwrap();
+        let updated = (c.affected_rows(), c.get_warnings(), c.info().to_string());
+        seen.push((inserted, updated));
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "the same OK packets direct and through the gateway"
+    );
+    let ((rows, id, info), (changed, warnings, _)) = &seen[1];
+    assert_eq!((*rows, *id), (3, Some(1)));
+    assert!(info.contains("Records: 3"), "{info}");
+    assert_eq!((*changed, *warnings), (2, 2));
+}

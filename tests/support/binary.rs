@@ -37,11 +37,8 @@ impl GatewayProcess {
             }
         });
         let mut gw = GatewayProcess { child, lines, port };
-        gw.wait_for_line(
-            |l| l.contains("PostgreSQL listener ready"),
-            Duration::from_secs(30),
-        )
-        .expect("the listener comes up");
+        gw.wait_for_line(|l| l.contains("listener ready"), Duration::from_secs(30))
+            .expect("the listener comes up");
         gw
     }
 
