@@ -402,3 +402,28 @@ async fn an_exhausted_pool_and_a_down_server_give_clear_errors() {
         other => panic!("expected a server error, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn sessions_recover_after_a_server_restart() {
+    let mut my = mariadb::MariaDb::start();
+    let gw = TestConfig::mysql(&my).start().await;
+    let mut c = agent(&gw).await;
+    c.query_drop("DO 1").await.unwrap();
+    let mut idle = agent(&gw).await;
+    idle.query_drop("DO 1").await.unwrap();
+    idle.disconnect().await.unwrap(); // back in the pool, idle
+    my.stop();
+    assert!(
+        c.query_drop("DO 1").await.is_err(),
+        "the session's server is gone"
+    );
+    let e = Conn::new(Opts::from_url(&gw.mysql_url("agent", AGENT_PW, "app")).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(server_code(e), 2003);
+    my.start_again();
+    // The idle connection from before the restart is dead and not handed out.
+    let mut c = agent(&gw).await;
+    let one: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+}

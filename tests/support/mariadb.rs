@@ -56,36 +56,9 @@ impl MariaDb {
             String::from_utf8_lossy(&out.stderr)
         );
         let port = free_port();
-        let mut cmd = Command::new("mariadbd");
-        cmd.arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", dir.join("sock").display()))
-            .arg(format!("--pid-file={}", dir.join("pid").display()))
-            .arg(format!("--log-error={}", dir.join("err.log").display()))
-            .arg(format!("--port={port}"))
-            .args([
-                "--bind-address=127.0.0.1",
-                "--max-allowed-packet=64M",
-                "--innodb-buffer-pool-size=64M",
-                "--innodb-flush-log-at-trx-commit=0",
-                "--skip-name-resolve",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if root {
-            cmd.arg("--user=mysql");
-        }
-        let child = cmd.spawn().expect("mariadbd starts");
+        let child = spawn(&dir, port);
         let server = MariaDb { port, dir, child };
-        // Wait until it answers (mariadb-admin retries by itself).
-        let ok = Command::new("mariadb-admin")
-            .arg(format!("--socket={}", server.dir.join("sock").display()))
-            .args(["--user=root", "--wait=60", "--connect-timeout=2", "ping"])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(ok.success(), "mariadbd did not come up: {}", server.log());
+        server.wait_until_up();
         server.sql(&format!(
             "ALTER USER root@localhost IDENTIFIED BY '{ROOT_PW}';
              CREATE OR REPLACE USER root@'127.0.0.1' IDENTIFIED BY '{ROOT_PW}';
@@ -95,6 +68,30 @@ impl MariaDb {
              GRANT ALL ON app.* TO app_owner@'%';"
         ));
         server
+    }
+
+    fn wait_until_up(&self) {
+        // mariadb-admin retries by itself until the server answers.
+        let ok = Command::new("mariadb-admin")
+            .arg(format!("--socket={}", self.dir.join("sock").display()))
+            .args(["--user=root", "--wait=60", "--connect-timeout=2", "ping"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mariadbd did not come up: {}", self.log());
+    }
+
+    /// Stops the server (SIGKILL: every connection breaks at once).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a stopped server again on the same port and data.
+    pub fn start_again(&mut self) {
+        self.child = spawn(&self.dir, self.port);
+        self.wait_until_up();
     }
 
     fn log(&self) -> String {
@@ -137,6 +134,30 @@ impl MariaDb {
             self.port
         )
     }
+}
+
+fn spawn(dir: &std::path::Path, port: u16) -> Child {
+    let mut cmd = Command::new("mariadbd");
+    cmd.arg("--no-defaults")
+        .arg(format!("--datadir={}", dir.join("data").display()))
+        .arg(format!("--socket={}", dir.join("sock").display()))
+        .arg(format!("--pid-file={}", dir.join("pid").display()))
+        .arg(format!("--log-error={}", dir.join("err.log").display()))
+        .arg(format!("--port={port}"))
+        .args([
+            "--bind-address=127.0.0.1",
+            "--max-allowed-packet=64M",
+            "--innodb-buffer-pool-size=64M",
+            "--innodb-flush-log-at-trx-commit=0",
+            "--skip-name-resolve",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if is_root() {
+        cmd.arg("--user=mysql");
+    }
+    cmd.spawn().expect("mariadbd starts")
 }
 
 impl Drop for MariaDb {
