@@ -230,6 +230,11 @@ async fn change_user_is_checked_by_the_gateway_and_resets_the_session() {
     cfg.user("ops", "agent.pw", &["app"], "");
     let gw = cfg.start().await;
     let mut c = agent(&gw).await;
+    // COM_RESET_CONNECTION from the client passes to the server.
+    c.query_drop("SET @reset_me = 1").await.unwrap();
+    c.reset().await.unwrap();
+    let v: Option<Option<i64>> = c.query_first("SELECT @reset_me").await.unwrap();
+    assert_eq!(v, Some(None));
     c.query_drop("SET @leftover = 7").await.unwrap();
     c.change_user(
         mysql_async::ChangeUserOpts::default()
@@ -426,4 +431,88 @@ async fn sessions_recover_after_a_server_restart() {
     let mut c = agent(&gw).await;
     let one: Option<i64> = c.query_first("SELECT 1").await.unwrap();
     assert_eq!(one, Some(1));
+}
+
+/// Backend logins the local MariaDB cannot show (it has no
+/// caching_sha2_password and sends no auth switch to a client that named its
+/// plugin): a second gateway plays the server. The chain is
+/// mysql_async → gateway A → (TLS, verify-full) → gateway B → MariaDB,
+/// where B names caching_sha2_password in its greeting and then switches
+/// A's login to mysql_clear_password, since A's account there is a
+/// cleartext one (only accepted over TLS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_tls_caching_sha2_and_auth_switch_through_a_second_gateway() {
+    sqlgate::install_crypto_provider();
+    let my = mariadb::shared();
+    let mut b_cfg = TestConfig::mysql(my);
+    b_cfg.secret("a.pw", "gateway-a-pw");
+    b_cfg.user("gateway_a", "a.pw", &["app"], "auth = \"password\"");
+    let (crt, key) =
+        sqlgate::certs::self_signed(&b_cfg.path().join("certs"), &["127.0.0.1".into()]).unwrap();
+    b_cfg.section(
+        "mysql",
+        &format!(
+            "default_auth = \"caching_sha2_password\"\ntls_cert = \"{}\"\ntls_key = \"{}\"",
+            crt.display(),
+            key.display()
+        ),
+    );
+    let b = b_cfg.start().await;
+
+    let mut a_cfg = TestConfig::mysql(my);
+    a_cfg.secret("a.pw", "gateway-a-pw");
+    a_cfg.toml = a_cfg
+        .toml
+        .replace(
+            &format!("port = {}", my.port),
+            &format!("port = {}", b.mysql_port()),
+        )
+        .replace("user = \"app_owner\"", "user = \"gateway_a\"")
+        .replace(
+            "password_file = \"app.pw\"",
+            &format!(
+                "password_file = \"a.pw\"\ntls = \"verify-full\"\ntls_ca_file = \"{}\"",
+                crt.display()
+            ),
+        );
+    let a = a_cfg.start().await;
+    let mut c = agent(&a).await;
+    let row: Option<(i64, String)> = c.query_first("SELECT 40 + 2, DATABASE()").await.unwrap();
+    assert_eq!(row, Some((42, "app".to_owned())));
+    // A scramble account on B: A logs in with caching_sha2_password and B
+    // answers on the fast path (0x01 0x03), without TLS.
+    let mut sha2 = TestConfig::mysql(my);
+    sha2.toml = sha2
+        .toml
+        .replace(
+            &format!("port = {}", my.port),
+            &format!("port = {}", b.mysql_port()),
+        )
+        .replace("user = \"app_owner\"", "user = \"agent\"")
+        .replace("password_file = \"app.pw\"", "password_file = \"agent.pw\"");
+    let sha2 = sha2.start().await;
+    let mut c = agent(&sha2).await;
+    let one: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+    // Without TLS the cleartext account is refused by B: the cleartext
+    // switch needs TLS.
+    let mut plain = TestConfig::mysql(my);
+    plain.secret("a.pw", "gateway-a-pw");
+    plain.toml = plain
+        .toml
+        .replace(
+            &format!("port = {}", my.port),
+            &format!("port = {}", b.mysql_port()),
+        )
+        .replace("user = \"app_owner\"", "user = \"gateway_a\"")
+        .replace("password_file = \"app.pw\"", "password_file = \"a.pw\"");
+    let plain = plain.start().await;
+    let e = Conn::new(Opts::from_url(&plain.mysql_url("agent", AGENT_PW, "app")).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        server_code(e),
+        2003,
+        "A reports the target unavailable, not B's message"
+    );
 }
