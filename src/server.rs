@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlgate_postgres::backend::BackendConfig;
-use sqlgate_postgres::{tls, FrontendConfig, Gateway, Pool, PoolConfig, RelayLimits};
+use sqlgate_postgres::{tls, FrontendConfig, Gateway, PoolConfig, RelayLimits};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -60,7 +60,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             tls: tls::client_config(&t.tls).with_context(|| format!("target \"{}\"", t.name))?,
             connect_timeout: t.connect_timeout,
         };
-        let pool = Pool::new(
+        let pool = sqlgate_postgres::new_pool(
             backend,
             PoolConfig {
                 size: t.pool_size,
@@ -182,7 +182,7 @@ fn mysql_pools(config: &Config) -> HashMap<String, Arc<sqlgate_mysql::Pool>> {
                 tls: tls::client_config(&t.tls).ok().flatten(),
                 connect_timeout: t.connect_timeout,
             };
-            let pool = sqlgate_mysql::Pool::new(
+            let pool = sqlgate_mysql::new_pool(
                 backend,
                 sqlgate_mysql::PoolConfig {
                     size: t.pool_size,

@@ -25,7 +25,7 @@ use crate::kill::KillRegistry;
 use crate::messages::err::ClientError;
 use crate::messages::ok;
 use crate::packet::{self, PacketReader};
-use crate::pool::Pool;
+use crate::pool::{self, Pool};
 use crate::relay::{Relay, RelayEnd, RelayLimits};
 use crate::stream::Stream;
 
@@ -160,7 +160,7 @@ impl Gateway {
                 return refuse(
                     &mut client,
                     auth.seq,
-                    Some(e.client_error(&session.target)),
+                    Some(pool::client_error(&e, &session.target)),
                     peer,
                 )
                 .await;
@@ -174,7 +174,7 @@ impl Gateway {
         .await
         .is_err()
         {
-            lease.release().await;
+            pool::release(lease).await;
             return;
         }
         tracing::info!(session = id, user = %session.user, target_name = %session.target, %peer, tls = session.tls, protocol = "mysql", "session started");
@@ -222,7 +222,7 @@ impl Gateway {
         let _ = client.io.shutdown().await;
         tracing::info!(session = id, end = ?end, "session ended");
         if end.reusable() {
-            lease.release().await;
+            pool::release(lease).await;
         }
     }
 
@@ -234,21 +234,16 @@ impl Gateway {
         id: u32,
         peer: SocketAddr,
     ) -> Result<Authenticated, (u8, Refusal)> {
-        let info = self
-            .config
-            .greeting_pool
-            .server_info(ConnKey {
-                caps: 0,
-                collation: 45,
-            })
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "cannot learn the server's greeting");
-                (
-                    0,
-                    Some(e.client_error(&self.config.greeting_pool.backend().target)),
-                )
-            })?;
+        let greeting_pool = &self.config.greeting_pool;
+        let key = ConnKey {
+            caps: 0,
+            collation: 45,
+        };
+        let info = pool::server_info(greeting_pool, key).await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot learn the server's greeting");
+            let target = &greeting_pool.connector().backend().target;
+            (0, Some(pool::client_error(&e, target)))
+        })?;
         let mut offered = OFFERED_CAPS;
         if self.config.local_infile {
             offered |= CapabilityFlags::CLIENT_LOCAL_FILES.bits();

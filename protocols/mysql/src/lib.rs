@@ -25,5 +25,5 @@ pub mod stream;
 
 pub use frontend::{FrontendConfig, Gateway};
 pub use hooks::{AuthMethod, Hooks, Route, SessionInfo, StatementOrigin, UserAuth};
-pub use pool::{Pool, PoolConfig};
+pub use pool::{new_pool, Pool, PoolConfig};
 pub use relay::RelayLimits;

@@ -264,7 +264,7 @@ impl Relay<'_> {
                 return Ok(false);
             }
         };
-        let database = self.pool.backend().database.clone();
+        let database = self.pool.connector().backend().database.clone();
         self.server
             .reset(&database)
             .await

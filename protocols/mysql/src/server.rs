@@ -1,11 +1,12 @@
-//! The accept loop of a MySQL listener, with graceful shutdown.
+//! The accept loop of a MySQL listener (graceful shutdown: stop
+//! accepting, end each session at its next idle point with ERR 1053, give
+//! busy sessions until the deadline).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::frontend::Gateway;
 
@@ -17,27 +18,8 @@ pub async fn serve(
     shutdown: CancellationToken,
     grace: Duration,
 ) {
-    let tracker = TaskTracker::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    tracker.spawn(gateway.clone().handle(tcp, peer, shutdown.clone()));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::task::yield_now().await;
-                }
-            },
-            _ = shutdown.cancelled() => break,
-        }
-    }
-    drop(listener);
-    tracker.close();
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        tracing::warn!(
-            sessions = tracker.len(),
-            "shutdown deadline reached with MySQL sessions still busy"
-        );
-    }
+    sqlgate_net::accept::serve(listener, shutdown, grace, move |tcp, peer, token| {
+        gateway.clone().handle(tcp, peer, token)
+    })
+    .await
 }

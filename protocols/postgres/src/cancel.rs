@@ -67,8 +67,8 @@ impl CancelRegistry {
         };
         match found {
             Some((pool, key)) => {
-                tracing::info!(session = pid, target_name = %pool.backend().target, "forwarding cancel request");
-                if let Err(e) = cancel(pool.backend(), &key).await {
+                tracing::info!(session = pid, target_name = %pool.connector().backend().target, "forwarding cancel request");
+                if let Err(e) = cancel(pool.connector().backend(), &key).await {
                     tracing::warn!(session = pid, error = %e, "cancel request failed");
                 }
             }

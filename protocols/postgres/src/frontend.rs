@@ -23,7 +23,7 @@ use crate::hooks::{AuthMethod, Hooks, SessionInfo, StatementOrigin};
 use crate::messages::error_response::{ClientError, SqlState};
 use crate::messages::startup::{self, Startup, StartupPacket};
 use crate::messages::{self, auth, frontend_tag, parameter_status};
-use crate::pool::Lease;
+use crate::pool::{self, Lease};
 use crate::relay::{self, RelayEnd, RelayLimits};
 use crate::scram::{ScramError, ScramSecret};
 use crate::stream::{ClientStream, MaybeTls};
@@ -148,11 +148,16 @@ impl Gateway {
             Err(e) => return refuse(&mut client, Some(e), peer).await,
         };
         let (info, pool) = session;
-        let mut lease = match pool.acquire().await {
+        let mut lease = match pool.acquire(()).await {
             Ok(lease) => lease,
             Err(e) => {
                 tracing::warn!(session = %info.id, user = %info.user, target_name = %info.target, error = %e, "no server connection");
-                return refuse(&mut client, Some(e.client_error(&info.target)), peer).await;
+                return refuse(
+                    &mut client,
+                    Some(pool::client_error(&e, &info.target)),
+                    peer,
+                )
+                .await;
             }
         };
         tracing::info!(session = %info.id, user = %info.user, target_name = %info.target, %peer, tls, "session started");
@@ -160,7 +165,7 @@ impl Gateway {
             Ok(status) => status,
             Err(refusal) => {
                 refuse(&mut client, refusal, peer).await;
-                lease.release(messages::TX_IDLE, false).await;
+                pool::release(lease, messages::TX_IDLE, false).await;
                 return;
             }
         };
@@ -168,7 +173,7 @@ impl Gateway {
         rand::rng().fill_bytes(&mut secret);
         if let Err(e) = greet(&mut client, &lease, &info, secret, status).await {
             tracing::debug!(session = %info.id, error = %e, "client left before the greeting");
-            lease.release(status, false).await;
+            pool::release(lease, status, false).await;
             return;
         }
         if let Some(key) = lease.conn().key().cloned() {
@@ -221,7 +226,7 @@ impl Gateway {
         let _ = client.shutdown().await;
         tracing::info!(session = %info.id, end = ?outcome.end, "session ended");
         if outcome.reusable {
-            lease.release(outcome.status, outcome.unsynced).await;
+            pool::release(lease, outcome.status, outcome.unsynced).await;
         }
     }
 
@@ -603,7 +608,7 @@ async fn greet(
     status: u8,
 ) -> std::io::Result<()> {
     let mut buf = BytesMut::with_capacity(1024);
-    for (name, value) in lease.params() {
+    for (name, value) in lease.conn_ref().params() {
         let value = if name == "session_authorization" {
             info.user.as_str()
         } else {

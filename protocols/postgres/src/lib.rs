@@ -25,7 +25,7 @@ pub mod tls;
 
 pub use frontend::{FrontendConfig, Gateway};
 pub use hooks::{AuthMethod, Hooks, Route, SessionInfo, StatementOrigin, UserAuth};
-pub use pool::{Pool, PoolConfig};
+pub use pool::{new_pool, Pool, PoolConfig};
 pub use relay::RelayLimits;
 pub use scram::ScramSecret;
 pub use secret::Secret;

@@ -1,0 +1,10 @@
+//! The parts of a gateway listener that know no wire protocol: the accept
+//! loop with graceful shutdown, and the session pool of server
+//! connections. `protocols/postgres` and `protocols/mysql` build on it;
+//! it must never learn either protocol, and they never depend on each
+//! other.
+
+#![warn(missing_docs)]
+
+pub mod accept;
+pub mod pool;

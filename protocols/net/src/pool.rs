@@ -1,0 +1,322 @@
+//! Session pooling: per target at most `size` server connections, each
+//! lent to one client session for that session's lifetime.
+//!
+//! A connection goes back to the pool only through [`Lease::give_back`],
+//! which the protocol crate calls after it has reset the connection; a
+//! lease that is dropped closes its connection. So a connection in an
+//! unknown state is never handed to another client. Idle connections carry
+//! the key they were opened with (MySQL: the client's packet-shaping
+//! capability flags); a session gets one with its key.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How a protocol opens and checks server connections.
+pub trait Connector: Send + Sync + 'static {
+    /// An open, authenticated server connection.
+    type Conn: Send + 'static;
+    /// What a session needs its connection to have been opened with.
+    type Key: PartialEq + Copy + Send + Sync + 'static;
+    /// Why opening failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The target's name, for errors and logs.
+    fn target(&self) -> &str;
+
+    /// Opens and authenticates a connection.
+    fn connect(
+        &self,
+        key: Self::Key,
+    ) -> impl Future<Output = Result<Self::Conn, Self::Error>> + Send;
+
+    /// The key a connection was opened with.
+    fn key_of(conn: &Self::Conn) -> Self::Key;
+
+    /// False when the server closed the connection or sent something while
+    /// it sat idle.
+    fn is_alive(conn: &mut Self::Conn) -> bool;
+}
+
+/// Pool limits for one target.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Most server connections open at once.
+    pub size: usize,
+    /// How long a session waits for a free connection.
+    pub acquire_timeout: Duration,
+    /// An idle connection older than this is closed instead of reused.
+    pub idle_timeout: Duration,
+    /// How long a reset may take before the connection is dropped.
+    pub reset_timeout: Duration,
+}
+
+/// Why a session got no server connection.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError<E: std::error::Error + 'static> {
+    /// Every connection was in use for the whole acquire timeout.
+    #[error("all {size} server connections of target \"{target}\" are in use (waited {waited:?})")]
+    Exhausted {
+        /// The target.
+        target: String,
+        /// The pool size.
+        size: usize,
+        /// How long the session waited.
+        waited: Duration,
+    },
+    /// Opening a new connection failed.
+    #[error(transparent)]
+    Connect(E),
+}
+
+struct Idle<C> {
+    conn: C,
+    since: Instant,
+}
+
+/// The pool of one target.
+pub struct Pool<C: Connector> {
+    connector: C,
+    config: PoolConfig,
+    idle: Mutex<Vec<Idle<C::Conn>>>,
+    permits: Arc<Semaphore>,
+}
+
+impl<C: Connector> std::fmt::Debug for Pool<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("target", &self.connector.target())
+            .field("size", &self.config.size)
+            .finish()
+    }
+}
+
+impl<C: Connector> Pool<C> {
+    /// An empty pool; connections open on demand.
+    pub fn new(connector: C, config: PoolConfig) -> Arc<Self> {
+        Arc::new(Pool {
+            permits: Arc::new(Semaphore::new(config.size)),
+            idle: Mutex::new(Vec::new()),
+            connector,
+            config,
+        })
+    }
+
+    /// How this pool connects.
+    pub fn connector(&self) -> &C {
+        &self.connector
+    }
+
+    /// Its limits.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// Connections open and idle right now.
+    pub fn idle_count(&self) -> usize {
+        self.lock_idle().len()
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle<C::Conn>>> {
+        // push/pop/remove only: a poisoned Vec is still consistent.
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lends a connection opened with `key`: an idle one that is still
+    /// alive, or a new one (closing an idle one of another key when the
+    /// pool is full).
+    pub async fn acquire(self: &Arc<Self>, key: C::Key) -> Result<Lease<C>, PoolError<C::Error>> {
+        let started = Instant::now();
+        let permit = tokio::time::timeout(
+            self.config.acquire_timeout,
+            self.permits.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| PoolError::Exhausted {
+            target: self.connector.target().to_owned(),
+            size: self.config.size,
+            waited: started.elapsed(),
+        })?
+        .expect("the pool never closes its semaphore");
+        loop {
+            let found = {
+                let mut idle = self.lock_idle();
+                idle.iter()
+                    .rposition(|i| C::key_of(&i.conn) == key)
+                    .map(|at| idle.swap_remove(at))
+            };
+            let Some(mut idle) = found else { break };
+            if idle.since.elapsed() < self.config.idle_timeout && C::is_alive(&mut idle.conn) {
+                return Ok(self.lease(idle.conn, permit));
+            }
+            tracing::debug!(target_name = %self.connector.target(), "dropping a stale idle server connection");
+        }
+        // Idle connections of other keys hold no permit but are server
+        // connections all the same: keep their number within the size.
+        {
+            let mut idle = self.lock_idle();
+            let busy = self.config.size - self.permits.available_permits();
+            if busy + idle.len() > self.config.size && !idle.is_empty() {
+                idle.remove(0);
+            }
+        }
+        let conn = self
+            .connector
+            .connect(key)
+            .await
+            .map_err(PoolError::Connect)?;
+        Ok(self.lease(conn, permit))
+    }
+
+    fn lease(self: &Arc<Self>, conn: C::Conn, permit: OwnedSemaphorePermit) -> Lease<C> {
+        Lease {
+            conn,
+            _permit: permit,
+            pool: self.clone(),
+        }
+    }
+}
+
+/// A server connection lent to one session.
+pub struct Lease<C: Connector> {
+    conn: C::Conn,
+    _permit: OwnedSemaphorePermit,
+    pool: Arc<Pool<C>>,
+}
+
+impl<C: Connector> std::fmt::Debug for Lease<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease").field("pool", &self.pool).finish()
+    }
+}
+
+impl<C: Connector> Lease<C> {
+    /// The connection.
+    pub fn conn(&mut self) -> &mut C::Conn {
+        &mut self.conn
+    }
+
+    /// The connection, read-only.
+    pub fn conn_ref(&self) -> &C::Conn {
+        &self.conn
+    }
+
+    /// The pool it came from.
+    pub fn pool(&self) -> &Arc<Pool<C>> {
+        &self.pool
+    }
+
+    /// Returns a connection the caller has just reset to the pool.
+    pub fn give_back(self) {
+        let Lease { conn, pool, .. } = self;
+        pool.lock_idle().push(Idle {
+            conn,
+            since: Instant::now(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    /// Connections are numbers; a connection is alive while `alive` says so.
+    struct Counter {
+        opened: AtomicU32,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("never")]
+    struct Never;
+
+    struct Conn {
+        id: u32,
+        key: u8,
+        alive: bool,
+    }
+
+    impl Connector for Counter {
+        type Conn = Conn;
+        type Key = u8;
+        type Error = Never;
+        fn target(&self) -> &str {
+            "t"
+        }
+        async fn connect(&self, key: u8) -> Result<Conn, Never> {
+            let id = self.opened.fetch_add(1, Ordering::Relaxed);
+            Ok(Conn {
+                id,
+                key,
+                alive: true,
+            })
+        }
+        fn key_of(conn: &Conn) -> u8 {
+            conn.key
+        }
+        fn is_alive(conn: &mut Conn) -> bool {
+            conn.alive
+        }
+    }
+
+    fn pool(size: usize) -> Arc<Pool<Counter>> {
+        Pool::new(
+            Counter {
+                opened: AtomicU32::new(0),
+            },
+            PoolConfig {
+                size,
+                acquire_timeout: Duration::from_millis(50),
+                idle_timeout: Duration::from_secs(60),
+                reset_timeout: Duration::from_secs(1),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn given_back_connections_are_reused_by_key_dropped_ones_are_not() {
+        let p = pool(2);
+        let a = p.acquire(1).await.unwrap();
+        assert_eq!(a.conn_ref().id, 0);
+        a.give_back();
+        assert_eq!(p.acquire(1).await.unwrap().conn_ref().id, 0, "reused");
+        // The lease above was dropped, not given back: its connection is gone.
+        assert_eq!(p.idle_count(), 0);
+        let mut b = p.acquire(1).await.unwrap();
+        assert_eq!(b.conn_ref().id, 1);
+        b.conn().alive = false;
+        b.give_back();
+        assert_eq!(
+            p.acquire(1).await.unwrap().conn_ref().id,
+            2,
+            "a dead idle connection is not handed out"
+        );
+        let c = p.acquire(1).await.unwrap();
+        c.give_back();
+        assert_eq!(
+            p.acquire(2).await.unwrap().conn_ref().key,
+            2,
+            "another key gets its own connection"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_exhausted_pool_answers_after_the_timeout() {
+        let p = pool(1);
+        let held = p.acquire(0).await.unwrap();
+        match p.acquire(0).await {
+            Err(PoolError::Exhausted {
+                size: 1, waited, ..
+            }) => assert!(waited >= Duration::from_millis(50)),
+            other => panic!("expected exhaustion, got {:?}", other.map(|_| ())),
+        }
+        drop(held);
+        assert!(
+            p.acquire(0).await.is_ok(),
+            "the permit came back with the dropped lease"
+        );
+    }
+}
