@@ -123,21 +123,8 @@ async fn local_infile_is_refused_and_the_session_goes_on() {
 // thread waits for the mariadb process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mariadb_client_works_over_tls() {
-    sqlgate::install_crypto_provider();
     let mut cfg = TestConfig::mysql(mariadb::shared());
-    let (crt, key) = sqlgate::certs::self_signed(
-        &cfg.path().join("certs"),
-        &["localhost".into(), "127.0.0.1".into()],
-    )
-    .unwrap();
-    cfg.section(
-        "mysql",
-        &format!(
-            "tls_cert = \"{}\"\ntls_key = \"{}\"",
-            crt.display(),
-            key.display()
-        ),
-    );
+    let crt = cfg.with_tls("mysql", &["localhost", "127.0.0.1"]);
     let gw = cfg.start().await;
     let out = Command::new("mariadb")
         .args([
@@ -282,19 +269,9 @@ async fn caching_sha2_password_clients_log_in_on_the_fast_path() {
 // thread waits for the mariadb process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleartext_password_users_need_tls() {
-    sqlgate::install_crypto_provider();
     let mut cfg = TestConfig::mysql(mariadb::shared());
     cfg.user("tokenish", "agent.pw", &["app"], "auth = \"password\"");
-    let (crt, key) =
-        sqlgate::certs::self_signed(&cfg.path().join("certs"), &["127.0.0.1".into()]).unwrap();
-    cfg.section(
-        "mysql",
-        &format!(
-            "tls_cert = \"{}\"\ntls_key = \"{}\"",
-            crt.display(),
-            key.display()
-        ),
-    );
+    let crt = cfg.with_tls("mysql", &["127.0.0.1"]);
     let gw = cfg.start().await;
     let client = |tls: bool| {
         let mut cmd = Command::new("mariadb");
@@ -442,71 +419,34 @@ async fn sessions_recover_after_a_server_restart() {
 /// cleartext one (only accepted over TLS).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_tls_caching_sha2_and_auth_switch_through_a_second_gateway() {
-    sqlgate::install_crypto_provider();
     let my = mariadb::shared();
     let mut b_cfg = TestConfig::mysql(my);
     b_cfg.secret("a.pw", "gateway-a-pw");
     b_cfg.user("gateway_a", "a.pw", &["app"], "auth = \"password\"");
-    let (crt, key) =
-        sqlgate::certs::self_signed(&b_cfg.path().join("certs"), &["127.0.0.1".into()]).unwrap();
-    b_cfg.section(
-        "mysql",
-        &format!(
-            "default_auth = \"caching_sha2_password\"\ntls_cert = \"{}\"\ntls_key = \"{}\"",
-            crt.display(),
-            key.display()
-        ),
-    );
+    let crt = b_cfg.with_tls("mysql", &["127.0.0.1"]);
+    b_cfg.section("mysql", "default_auth = \"caching_sha2_password\"");
     let b = b_cfg.start().await;
-
-    let mut a_cfg = TestConfig::mysql(my);
-    a_cfg.secret("a.pw", "gateway-a-pw");
-    a_cfg.toml = a_cfg
-        .toml
-        .replace(
-            &format!("port = {}", my.port),
-            &format!("port = {}", b.mysql_port()),
-        )
-        .replace("user = \"app_owner\"", "user = \"gateway_a\"")
-        .replace(
-            "password_file = \"app.pw\"",
-            &format!(
-                "password_file = \"a.pw\"\ntls = \"verify-full\"\ntls_ca_file = \"{}\"",
-                crt.display()
-            ),
-        );
-    let a = a_cfg.start().await;
+    // A gateway in front of B, logging in to B as `user`.
+    let in_front_of_b = |user: &str, password_file: &str, extra: &str| {
+        let mut cfg = TestConfig::mysql(my);
+        cfg.secret("a.pw", "gateway-a-pw");
+        cfg.retarget(my.port, b.mysql_port(), user, password_file, extra);
+        cfg
+    };
+    let tls = format!("tls = \"verify-full\"\ntls_ca_file = \"{}\"", crt.display());
+    let a = in_front_of_b("gateway_a", "a.pw", &tls).start().await;
     let mut c = agent(&a).await;
     let row: Option<(i64, String)> = c.query_first("SELECT 40 + 2, DATABASE()").await.unwrap();
     assert_eq!(row, Some((42, "app".to_owned())));
     // A scramble account on B: A logs in with caching_sha2_password and B
     // answers on the fast path (0x01 0x03), without TLS.
-    let mut sha2 = TestConfig::mysql(my);
-    sha2.toml = sha2
-        .toml
-        .replace(
-            &format!("port = {}", my.port),
-            &format!("port = {}", b.mysql_port()),
-        )
-        .replace("user = \"app_owner\"", "user = \"agent\"")
-        .replace("password_file = \"app.pw\"", "password_file = \"agent.pw\"");
-    let sha2 = sha2.start().await;
+    let sha2 = in_front_of_b("agent", "agent.pw", "").start().await;
     let mut c = agent(&sha2).await;
     let one: Option<i64> = c.query_first("SELECT 1").await.unwrap();
     assert_eq!(one, Some(1));
     // Without TLS the cleartext account is refused by B: the cleartext
     // switch needs TLS.
-    let mut plain = TestConfig::mysql(my);
-    plain.secret("a.pw", "gateway-a-pw");
-    plain.toml = plain
-        .toml
-        .replace(
-            &format!("port = {}", my.port),
-            &format!("port = {}", b.mysql_port()),
-        )
-        .replace("user = \"app_owner\"", "user = \"gateway_a\"")
-        .replace("password_file = \"app.pw\"", "password_file = \"a.pw\"");
-    let plain = plain.start().await;
+    let plain = in_front_of_b("gateway_a", "a.pw", "").start().await;
     let e = Conn::new(Opts::from_url(&plain.mysql_url("agent", AGENT_PW, "app")).unwrap())
         .await
         .unwrap_err();

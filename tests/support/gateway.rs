@@ -98,6 +98,42 @@ impl TestConfig {
             .replacen(&header, &format!("{header}{lines}\n"), 1);
     }
 
+    /// A self-signed certificate for `names`, served by `section`'s
+    /// listener; returns the certificate (the CA clients trust).
+    pub fn with_tls(&mut self, section: &str, names: &[&str]) -> PathBuf {
+        sqlgate::install_crypto_provider();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let (crt, key) = sqlgate::certs::self_signed(&self.path().join("certs"), &names).unwrap();
+        self.section(
+            section,
+            &format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"",
+                crt.display(),
+                key.display()
+            ),
+        );
+        crt
+    }
+
+    /// Points every `[[target]]` at another server port as another user.
+    pub fn retarget(
+        &mut self,
+        from_port: u16,
+        to_port: u16,
+        user: &str,
+        password_file: &str,
+        extra: &str,
+    ) {
+        self.toml = self
+            .toml
+            .replace(&format!("port = {from_port}"), &format!("port = {to_port}"))
+            .replace("user = \"app_owner\"", &format!("user = \"{user}\""))
+            .replace(
+                "password_file = \"app.pw\"",
+                &format!("password_file = \"{password_file}\"\n{extra}"),
+            );
+    }
+
     /// Adds a line to every `[[target]]`.
     pub fn target_setting(&mut self, line: &str) {
         self.toml = self.toml.replace("kind = ", &format!("{line}\nkind = "));

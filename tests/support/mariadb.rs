@@ -174,22 +174,11 @@ pub fn shared() -> &'static MariaDb {
     static SHARED: OnceLock<MariaDb> = OnceLock::new();
     SHARED.get_or_init(|| {
         let server = MariaDb::start();
-        let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill {child} 2>/dev/null; sleep 2; rm -rf '{dir}'",
-            pid = std::process::id(),
+        super::after_this_process(&format!(
+            "kill {child} 2>/dev/null; sleep 2; rm -rf '{dir}'",
             child = server.child.id(),
             dir = server.dir.display()
-        );
-        // Deliberately not waited for: it must outlive this process.
-        #[allow(clippy::zombie_processes)]
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("watchdog");
+        ));
         server
     })
 }

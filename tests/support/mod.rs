@@ -7,3 +7,22 @@ pub mod gateway;
 pub mod mariadb;
 pub mod pg;
 pub mod raw;
+
+/// Runs `cleanup` (a shell command) once this test process has exited:
+/// shared servers live as long as the process and are stopped after it.
+pub fn after_this_process(cleanup: &str) {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {cleanup}",
+        pid = std::process::id()
+    );
+    // Deliberately not waited for: it must outlive this process.
+    #[allow(clippy::zombie_processes)]
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("watchdog");
+}

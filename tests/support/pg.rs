@@ -297,21 +297,10 @@ pub fn shared() -> &'static PgServer {
         } else {
             stop
         };
-        let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
-            pid = std::process::id(),
+        super::after_this_process(&format!(
+            "{stop} >/dev/null 2>&1; rm -rf '{dir}'",
             dir = server.dir.display()
-        );
-        // Deliberately not waited for: it must outlive this process.
-        #[allow(clippy::zombie_processes)]
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("watchdog");
+        ));
         server
     })
 }
