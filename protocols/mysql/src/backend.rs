@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 
 use crate::error::ProtocolError;
 use crate::messages::err::{self, ClientError};
-use crate::messages::{command, ok};
+use crate::messages::command;
 use crate::packet::{self, PacketReader};
 use crate::stream::Stream;
 
@@ -437,9 +437,4 @@ fn scramble(
             String::from_utf8_lossy(other).into_owned(),
         )),
     }
-}
-
-/// ERR answer to a login or reset that the server refused (for logs).
-pub fn ok_status_autocommit() -> Vec<u8> {
-    ok::payload(ok::STATUS_AUTOCOMMIT)
 }

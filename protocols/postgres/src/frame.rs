@@ -69,11 +69,6 @@ impl FrameReader {
         }
     }
 
-    /// Bytes read from the stream but not yet returned as a frame.
-    pub fn buffered(&self) -> &[u8] {
-        &self.buf
-    }
-
     /// Takes the buffered bytes (to hand them to the relay).
     pub fn take_buffered(&mut self) -> BytesMut {
         self.buf.split()
