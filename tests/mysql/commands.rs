@@ -156,3 +156,40 @@ async fn long_data_reaches_the_statement() {
     assert_eq!(len, 70_006);
     assert_eq!(row[6], 32, "an MD5 hex string follows");
 }
+
+#[tokio::test]
+async fn a_malformed_packet_closes_only_its_connection() {
+    use mysql_async::prelude::*;
+    let gw = TestConfig::mysql(mariadb::shared()).start().await;
+    let mut healthy = mysql_async::Conn::new(
+        mysql_async::Opts::from_url(&gw.mysql_url(
+            "agent",
+            crate::support::gateway::AGENT_PW,
+            "app",
+        ))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    // A handshake response that is three bytes of nothing.
+    let mut s = TcpStream::connect(("127.0.0.1", gw.mysql_port()))
+        .await
+        .unwrap();
+    packet(&mut s).await; // the greeting
+    s.write_all(&[3, 0, 0, 1, 0xde, 0xad, 0xbe]).await.unwrap();
+    let err = packet(&mut s).await;
+    assert_eq!(&err[..3], &[0xff, 0x13, 0x04], "ERR 1043 Bad handshake");
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest).await;
+    // After login: a COM_QUERY that is cut off mid-packet, then EOF.
+    let mut s = raw_session(gw.mysql_port()).await;
+    s.write_all(&[100, 0, 0, 0, 0x03, b'S', b'E'])
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest).await;
+    // Everyone else is untouched.
+    let one: Option<i64> = healthy.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+}

@@ -18,8 +18,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::error::ProtocolError;
-use crate::messages::err::{self, ClientError};
 use crate::messages::command;
+use crate::messages::err::{self, ClientError};
 use crate::packet::{self, PacketReader};
 use crate::stream::Stream;
 
