@@ -31,11 +31,15 @@ mariadb -uroot -e "CREATE DATABASE IF NOT EXISTS $DB;
   GRANT ALL ON $DB.* TO sqlgate_bench@'%';"
 bash "$BENCH/my_bench.sh" -h "$MYHOST" -p "$MYPORT" -U sqlgate_bench -W "$MYPW" -d "$DB" --prepare -r 0 -o "$OUT" >/dev/null
 
-SG_PORT=6036
+SG_PORT=6036 SG1_PORT=6037
 export SQLGATE_BENCH_PW="$MYPW"
-cat >"$OUT/sqlgate.toml" <<TOML
+write_config() {  # PORT EXTRA
+cat <<TOML
+[gateway]
+$2
+
 [mysql]
-listen = "127.0.0.1:$SG_PORT"
+listen = "127.0.0.1:$1"
 
 [[target]]
 name = "$DB"
@@ -52,15 +56,24 @@ name = "sqlgate_bench"
 password_env = "SQLGATE_BENCH_PW"
 targets = ["$DB"]
 TOML
+}
+# Two instances: the default runtime (a worker per CPU) and one worker.
+write_config $SG_PORT "" >"$OUT/sqlgate.toml"
+write_config $SG1_PORT "worker_threads = 1" >"$OUT/sqlgate-1w.toml"
 RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate.toml" 2>"$OUT/sqlgate.log" &
 SG_PID=$!
-trap 'kill $SG_PID 2>/dev/null' EXIT
-for _ in $(seq 100); do mariadb-admin --no-defaults -h127.0.0.1 -P$SG_PORT -usqlgate_bench -p"$MYPW" ping >/dev/null 2>&1 && break; sleep 0.1; done
+RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate-1w.toml" 2>"$OUT/sqlgate-1w.log" &
+SG1_PID=$!
+trap 'kill $SG_PID $SG1_PID 2>/dev/null' EXIT
+for p in $SG_PORT $SG1_PORT; do
+  for _ in $(seq 100); do mariadb-admin --no-defaults -h127.0.0.1 -P$p -usqlgate_bench -p"$MYPW" ping >/dev/null 2>&1 && break; sleep 0.1; done
+done
 
 run() { bash "$BENCH/my_bench.sh" -h 127.0.0.1 -U sqlgate_bench -W "$MYPW" -d "$DB" -T "$T" -r 1 -m "$MODES" -o "$OUT" "$@"; }
 for _ in $(seq "$R"); do
   run -p "$MYPORT" -l direct
   run -p "$SG_PORT" -l sqlgate -P "$SG_PID"
+  run -p "$SG1_PORT" -l sqlgate-1worker -P "$SG1_PID"
 done
-python3 "$BENCH/summarize.py" --metric qps --base direct "$OUT"/direct.csv "$OUT"/sqlgate.csv | tee "$OUT/summary.md"
+python3 "$BENCH/summarize.py" --metric qps --base direct "$OUT"/direct.csv "$OUT"/sqlgate.csv "$OUT"/sqlgate-1worker.csv | tee "$OUT/summary.md"
 echo "results: $OUT"
