@@ -18,7 +18,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{nonce, MysqlSecret};
-use crate::backend::{ConnKey, SESSION_CAPS};
+use crate::backend::{ConnKey, ServerInfo, SESSION_CAPS};
 use crate::error::ProtocolError;
 use crate::hooks::{AuthMethod, Hooks, SessionInfo};
 use crate::kill::KillRegistry;
@@ -54,6 +54,9 @@ const OFFERED_CAPS: u32 = CapabilityFlags::CLIENT_LONG_PASSWORD.bits()
     | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA.bits()
     | CapabilityFlags::CLIENT_SESSION_TRACK.bits()
     | CapabilityFlags::CLIENT_DEPRECATE_EOF.bits();
+
+/// The version the greeting shows when no server has been reached yet.
+const FALLBACK_VERSION: &[u8] = b"8.0.0-sqlgate";
 
 const NATIVE: &[u8] = b"mysql_native_password";
 const SHA2: &[u8] = b"caching_sha2_password";
@@ -166,6 +169,22 @@ impl Gateway {
                 .await;
             }
         };
+        // After a generic greeting (the server was unknown) the client may
+        // have chosen capabilities this server lacks: the packets would not
+        // match. Now the server is known; a reconnect gets the right
+        // greeting.
+        if lease.conn().caps & SESSION_CAPS != auth.key.caps {
+            let err = ClientError::new(
+                1040,
+                b"08004",
+                format!(
+                    "target '{}' negotiated other capabilities than announced; reconnect",
+                    session.target
+                ),
+            );
+            drop(lease);
+            return refuse(&mut client, auth.seq, Some(err), peer).await;
+        }
         if packet::write(
             &mut client.io,
             auth.seq,
@@ -239,11 +258,19 @@ impl Gateway {
             caps: 0,
             collation: 45,
         };
-        let info = pool::server_info(greeting_pool, key).await.map_err(|e| {
-            tracing::warn!(error = %e, "cannot learn the server's greeting");
-            let target = &greeting_pool.connector().backend().target;
-            (0, Some(pool::client_error(&e, target)))
-        })?;
+        // A greeting target that is down must not lock clients out of the
+        // other targets: greet with generic values; the session's own
+        // target answers for itself after authentication.
+        let info = pool::server_info(greeting_pool, key)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot learn the server's greeting; using a generic one");
+                ServerInfo {
+                    version: FALLBACK_VERSION.to_vec(),
+                    caps: OFFERED_CAPS,
+                    collation: key.collation,
+                }
+            });
         let mut offered = OFFERED_CAPS;
         if self.config.local_infile {
             offered |= CapabilityFlags::CLIENT_LOCAL_FILES.bits();
