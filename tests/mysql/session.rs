@@ -456,3 +456,19 @@ async fn backend_tls_caching_sha2_and_auth_switch_through_a_second_gateway() {
         "A reports the target unavailable, not B's message"
     );
 }
+
+#[tokio::test]
+async fn shutdown_ends_idle_sessions_with_1053() {
+    use tokio::io::AsyncReadExt;
+    let gw = TestConfig::mysql(mariadb::shared()).start().await;
+    let mut idle = super::relay::raw_session(gw.mysql_port()).await;
+    gw.running.shutdown.cancel();
+    let mut hdr = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), idle.read_exact(&mut hdr))
+        .await
+        .expect("the idle session hears about the shutdown promptly")
+        .unwrap();
+    let mut err = vec![0u8; hdr[0] as usize];
+    idle.read_exact(&mut err).await.unwrap();
+    assert_eq!(&err[..3], &[0xff, 0x1d, 0x04], "ERR 1053 server shutdown");
+}

@@ -90,11 +90,15 @@ impl Relay<'_> {
     /// point.
     pub async fn run(mut self, shutdown: &CancellationToken) -> RelayEnd {
         let mut sbuf = self.server.reader.take_buffered();
+        // Registered once per session, not once per command.
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
         loop {
             // Idle: wait for the next command (or shutdown).
             let ready = tokio::select! {
+                biased;
                 r = fill(&mut self.client.io, &mut self.cbuf, HEADER_LEN + 1) => r,
-                _ = shutdown.cancelled() => return RelayEnd::Shutdown,
+                _ = &mut cancelled => return RelayEnd::Shutdown,
             };
             match ready {
                 Ok(true) => {}

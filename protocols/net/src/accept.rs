@@ -26,7 +26,9 @@ pub async fn serve<F, Fut>(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    tracker.spawn(session(tcp, peer, shutdown.clone()));
+                    // A child token per session: sessions wait on their own
+                    // node instead of all contending for the listener's.
+                    tracker.spawn(session(tcp, peer, shutdown.child_token()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: keep serving
