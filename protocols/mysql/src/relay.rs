@@ -303,17 +303,23 @@ impl Relay<'_> {
         Ok(raw)
     }
 
+    /// Waits for the header of the client's next packet; its payload length.
+    async fn next_packet_len(&mut self) -> Result<usize, Side> {
+        let ok = fill(&mut self.client.io, &mut self.cbuf, HEADER_LEN)
+            .await
+            .map_err(|e| Side::Client(e.into()))?;
+        header(&self.cbuf)
+            .filter(|_| ok)
+            .map(|(len, _)| len)
+            .ok_or(Side::Client(ProtocolError::Truncated))
+    }
+
     /// Reads a whole command (all fragments): `(raw bytes, joined payload)`.
     async fn read_whole_command(&mut self, first_len: usize) -> Result<(Vec<u8>, Vec<u8>), Side> {
         let mut raw = Vec::with_capacity(HEADER_LEN + first_len);
         let mut payload = Vec::with_capacity(first_len);
         loop {
-            let ok = fill(&mut self.client.io, &mut self.cbuf, HEADER_LEN)
-                .await
-                .map_err(|e| Side::Client(e.into()))?;
-            let (len, _) = header(&self.cbuf)
-                .filter(|_| ok)
-                .ok_or(Side::Client(ProtocolError::Truncated))?;
+            let len = self.next_packet_len().await?;
             if payload.len() + len > self.limits.max_statement_len {
                 return Err(Side::Client(ProtocolError::TooLong {
                     len: payload.len() + len,
@@ -338,12 +344,7 @@ impl Relay<'_> {
     /// Streams a command to the server without holding it whole.
     async fn pass_command(&mut self, expect: Option<Expect>) -> Result<Option<Expect>, Side> {
         loop {
-            let ok = fill(&mut self.client.io, &mut self.cbuf, HEADER_LEN)
-                .await
-                .map_err(|e| Side::Client(e.into()))?;
-            let (len, _) = header(&self.cbuf)
-                .filter(|_| ok)
-                .ok_or(Side::Client(ProtocolError::Truncated))?;
+            let len = self.next_packet_len().await?;
             let mut left = HEADER_LEN + len;
             while left > 0 {
                 if self.cbuf.is_empty() {
@@ -375,12 +376,7 @@ impl Relay<'_> {
     /// to the server.
     async fn pass_infile(&mut self) -> Result<(), Side> {
         loop {
-            let ok = fill(&mut self.client.io, &mut self.cbuf, HEADER_LEN)
-                .await
-                .map_err(|e| Side::Client(e.into()))?;
-            let (len, _) = header(&self.cbuf)
-                .filter(|_| ok)
-                .ok_or(Side::Client(ProtocolError::Truncated))?;
+            let len = self.next_packet_len().await?;
             self.pass_command(None).await?;
             if len == 0 {
                 return Ok(());
