@@ -1,4 +1,10 @@
-//! Statement → (later) risk tags → verdict. For now: every statement text
-//! is parsed, so that the policy that comes next has an AST to judge.
+//! Statement → risk tags → verdict. Every statement text is split and
+//! parsed ([`classify`]), each statement tagged ([`risk`]), and the tags
+//! judged against the rules that match the identity and target
+//! ([`rules`]).
 
+pub mod builtins;
+pub mod classify;
 pub mod parse;
+pub mod risk;
+pub mod tags;

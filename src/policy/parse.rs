@@ -16,7 +16,7 @@ pub enum SqlDialect {
 }
 
 impl SqlDialect {
-    fn dialect(self) -> &'static dyn Dialect {
+    pub(crate) fn dialect(self) -> &'static dyn Dialect {
         match self {
             SqlDialect::Postgres => &PostgreSqlDialect {},
             SqlDialect::Mysql => &MySqlDialect {},

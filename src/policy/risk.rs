@@ -1,0 +1,739 @@
+//! The risk tags of one parsed statement. The statement kind gives the
+//! main tags; a walk over the parts that run (queries, expressions, nested
+//! data-modifying statements) adds the tags of every function called, of
+//! locking clauses and of writes hidden in CTEs. Definitions (a view's
+//! query, a column default) are not walked: creating them runs nothing.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    AlterColumnOperation, AlterTableOperation, BinaryOperator, ColumnOption, CopySource,
+    CopyTarget, DiscardObject, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName,
+    ObjectType, Query, Reset, Set, SetExpr, Statement, TableConstraint, TableFactor,
+    TransactionAccessMode, TransactionMode, UnaryOperator, Value, Visit, Visitor,
+};
+
+use super::builtins::{function_tags, setting_tags};
+use super::parse::SqlDialect;
+use super::tags::{Tag, TagSet};
+
+/// What a statement does to the session's SQL-level prepared statements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prepared {
+    /// `PREPARE name AS ...`: the tags of what it prepares.
+    Define(String, TagSet),
+    /// `EXECUTE name`: it runs what was prepared under that name.
+    Execute(String),
+    /// `DEALLOCATE name` (`None`: all).
+    Forget(Option<String>),
+}
+
+/// The judgement-relevant facts of one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Risk {
+    /// Its tags.
+    pub tags: TagSet,
+    /// Its effect on SQL-level prepared statements.
+    pub prepared: Option<Prepared>,
+}
+
+impl Risk {
+    fn tags(tags: TagSet) -> Risk {
+        Risk {
+            tags,
+            prepared: None,
+        }
+    }
+}
+
+/// The tags of a parsed statement.
+pub fn classify(stmt: &Statement, dialect: SqlDialect) -> Risk {
+    match stmt {
+        Statement::Prepare {
+            name, statement, ..
+        } => {
+            let inner = classify(statement, dialect);
+            Risk {
+                tags: inner.tags,
+                prepared: Some(Prepared::Define(ident_key(&name.value), inner.tags)),
+            }
+        }
+        Statement::Execute {
+            name: Some(name),
+            parameters,
+            using,
+            ..
+        } => {
+            let mut tags = TagSet::EMPTY;
+            for p in parameters {
+                tags.extend(walk(p));
+            }
+            for u in using {
+                tags.extend(walk(&u.expr));
+            }
+            Risk {
+                tags,
+                prepared: Some(Prepared::Execute(object_key(name))),
+            }
+        }
+        Statement::Deallocate { name, .. } => Risk {
+            tags: TagSet::of(Tag::Session),
+            prepared: Some(Prepared::Forget(
+                (!name.value.eq_ignore_ascii_case("all")).then(|| ident_key(&name.value)),
+            )),
+        },
+        other => Risk::tags(statement_tags(other, dialect)),
+    }
+}
+
+/// Prepared-statement names compare like unquoted identifiers.
+fn ident_key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+fn object_key(name: &ObjectName) -> String {
+    ident_key(&name.to_string())
+}
+
+fn of(tags: &[Tag]) -> TagSet {
+    tags.iter().copied().collect()
+}
+
+fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
+    use Statement as S;
+    match stmt {
+        S::Query(_) => of(&[Tag::Read]) | walk(stmt),
+        S::Explain {
+            analyze: true,
+            statement,
+            ..
+        } => classify(statement, dialect).tags,
+        S::Explain { .. } | S::ExplainTable { .. } => of(&[Tag::Read]),
+        S::Insert(_) | S::Update(_) | S::Delete(_) | S::Merge(_) => walk(stmt),
+        S::Copy {
+            source, to, target, ..
+        } => {
+            let mut tags = if *to {
+                of(&[Tag::Read])
+            } else {
+                of(&[Tag::WriteInsert])
+            };
+            if let CopySource::Query(q) = source {
+                tags.extend(walk(q.as_ref()));
+            }
+            match target {
+                CopyTarget::Stdin | CopyTarget::Stdout => {}
+                CopyTarget::File { .. } => {
+                    tags.insert(if *to { Tag::FileWrite } else { Tag::FileRead })
+                }
+                CopyTarget::Program { .. } => tags.insert(Tag::FileProgram),
+            }
+            tags
+        }
+        S::LoadData { .. } => of(&[Tag::WriteInsert, Tag::FileRead]),
+        S::Set(set) => set_tags(set),
+        S::Reset(r) => match &r.reset {
+            Reset::ALL => of(&[Tag::AdminConfig]),
+            Reset::SessionAuthorization => of(&[Tag::DclRole]),
+            Reset::ConfigurationParameter(name) => setting_tags(&name.to_string()),
+        },
+        S::Discard { object_type } => match object_type {
+            DiscardObject::ALL => of(&[Tag::AdminConfig]),
+            _ => of(&[Tag::Session]),
+        },
+        S::ShowFunctions { .. }
+        | S::ShowVariable { .. }
+        | S::ShowStatus { .. }
+        | S::ShowVariables { .. }
+        | S::ShowCreate { .. }
+        | S::ShowColumns { .. }
+        | S::ShowCatalogs { .. }
+        | S::ShowDatabases { .. }
+        | S::ShowProcessList { .. }
+        | S::ShowSchemas { .. }
+        | S::ShowCharset(_)
+        | S::ShowObjects(_)
+        | S::ShowTables { .. }
+        | S::ShowViews { .. }
+        | S::ShowCollation { .. } => of(&[Tag::Read]),
+        S::StartTransaction { modes, .. } => {
+            let mut tags = of(&[Tag::Tx]);
+            if read_write(modes) {
+                tags.insert(Tag::AdminConfig);
+            }
+            tags
+        }
+        S::Commit { .. }
+        | S::Rollback { .. }
+        | S::Savepoint { .. }
+        | S::ReleaseSavepoint { .. } => of(&[Tag::Tx]),
+        S::Use(_) | S::LISTEN { .. } | S::UNLISTEN { .. } | S::NOTIFY { .. } => of(&[Tag::Session]),
+        S::Close { .. } => of(&[Tag::Session]),
+        S::Fetch { .. } => of(&[Tag::Read]),
+        S::Declare { stmts } => {
+            let mut tags = TagSet::EMPTY;
+            for d in stmts {
+                match &d.for_query {
+                    Some(q) => tags.extend(of(&[Tag::Read]) | walk(q.as_ref())),
+                    None => tags.insert(Tag::Unknown),
+                }
+            }
+            tags
+        }
+        S::Lock(_) | S::LockTables { .. } | S::UnlockTables => of(&[Tag::WriteLock]),
+        S::Truncate(_) => of(&[Tag::DdlTruncate]),
+        S::CreateTable(ct) => {
+            let mut tags = of(&[Tag::DdlCreate]);
+            if let Some(q) = &ct.query {
+                tags.extend(walk(q.as_ref()));
+            }
+            tags
+        }
+        S::CreateView(_)
+        | S::CreateSchema { .. }
+        | S::CreateDatabase { .. }
+        | S::CreateSequence { .. }
+        | S::CreateType { .. }
+        | S::CreateDomain(_)
+        | S::CreateTrigger(_)
+        | S::CreatePolicy(_)
+        | S::CreateCollation(_)
+        | S::CreateTextSearch(_)
+        | S::CreateVirtualTable { .. } => of(&[Tag::DdlCreate]),
+        S::CreateExtension(_) => of(&[Tag::DdlCreate, Tag::CodeFunction]),
+        S::CreateFunction(_) | S::CreateProcedure { .. } | S::AlterFunction(_) => {
+            of(&[Tag::CodeFunction])
+        }
+        S::CreateIndex(ci) => {
+            let mut tags = of(&[Tag::DdlIndex]);
+            // MySQL has no CONCURRENTLY; InnoDB builds indexes online.
+            if !ci.concurrently && dialect == SqlDialect::Postgres {
+                tags.insert(Tag::DdlBlocking);
+            }
+            tags
+        }
+        S::AlterIndex { operation, .. } => match operation {
+            sqlparser::ast::AlterIndexOperation::RenameIndex { .. } => of(&[Tag::DdlRename]),
+        },
+        S::AlterTable(at) => alter_table_tags(&at.operations),
+        S::AlterView { .. }
+        | S::AlterSchema(_)
+        | S::AlterType(_)
+        | S::AlterCollation(_)
+        | S::AlterPolicy(_)
+        | S::Comment { .. } => of(&[Tag::DdlAlter]),
+        S::RenameTable(_) => of(&[Tag::DdlRename]),
+        S::Drop { object_type, .. } => match object_type {
+            ObjectType::Role | ObjectType::User => of(&[Tag::DclRole]),
+            _ => of(&[Tag::DdlDrop]),
+        },
+        S::DropFunction(_)
+        | S::DropDomain(_)
+        | S::DropProcedure { .. }
+        | S::DropPolicy(_)
+        | S::DropTrigger(_)
+        | S::DropExtension(_) => of(&[Tag::DdlDrop]),
+        S::Grant(_) => of(&[Tag::DclGrant]),
+        S::Revoke(_) => of(&[Tag::DclRevoke]),
+        S::CreateRole(_) | S::CreateUser(_) | S::AlterUser(_) | S::AlterRole { .. } => {
+            of(&[Tag::DclRole])
+        }
+        S::Kill { .. } => of(&[Tag::AdminKill]),
+        S::Vacuum(v) if v.full => of(&[Tag::AdminMaintenance, Tag::DdlBlocking]),
+        S::Vacuum(_) | S::OptimizeTable { .. } | S::Flush { .. } | S::Analyze(_) => {
+            of(&[Tag::AdminMaintenance])
+        }
+        S::Call(f) => of(&[Tag::CodeCall]) | walk_function_args(f),
+        S::Load { .. } => of(&[Tag::CodeFunction]),
+        _ => of(&[Tag::Unknown]),
+    }
+}
+
+fn read_write(modes: &[TransactionMode]) -> bool {
+    modes.iter().any(|m| {
+        matches!(
+            m,
+            TransactionMode::AccessMode(TransactionAccessMode::ReadWrite)
+        )
+    })
+}
+
+fn set_tags(set: &Set) -> TagSet {
+    match set {
+        Set::SingleAssignment {
+            scope,
+            variable,
+            values,
+            ..
+        } => {
+            let mut tags = match scope {
+                Some(sqlparser::ast::ContextModifier::Global) => of(&[Tag::AdminConfig]),
+                _ => variable_tags(variable),
+            };
+            for v in values {
+                tags.extend(walk(v));
+            }
+            tags
+        }
+        Set::ParenthesizedAssignments { variables, values } => {
+            let mut tags = TagSet::EMPTY;
+            for v in variables {
+                tags.extend(variable_tags(v));
+            }
+            for v in values {
+                tags.extend(walk(v));
+            }
+            tags
+        }
+        Set::MultipleAssignments { assignments } => {
+            let mut tags = TagSet::EMPTY;
+            for a in assignments {
+                tags.extend(match a.scope {
+                    Some(sqlparser::ast::ContextModifier::Global) => of(&[Tag::AdminConfig]),
+                    _ => variable_tags(&a.name),
+                });
+                tags.extend(walk(&a.value));
+            }
+            tags
+        }
+        Set::SetSessionAuthorization(_) | Set::SetRole { .. } => of(&[Tag::DclRole]),
+        Set::SetSessionParam(_) => of(&[Tag::Unknown]),
+        Set::SetTimeZone { value, .. } => of(&[Tag::Session]) | walk(value),
+        Set::SetNames { .. } | Set::SetNamesDefault {} => of(&[Tag::Session]),
+        Set::SetTransaction { modes, .. } => {
+            let mut tags = of(&[Tag::Tx]);
+            if read_write(modes) {
+                tags.insert(Tag::AdminConfig);
+            }
+            tags
+        }
+    }
+}
+
+/// A SET target: a user variable (`@x`) is the client's own; anything else
+/// is a server setting.
+fn variable_tags(name: &ObjectName) -> TagSet {
+    let text = name.to_string();
+    if text.starts_with('@') && !text.starts_with("@@") {
+        return of(&[Tag::Session]);
+    }
+    setting_tags(&text)
+}
+
+fn alter_table_tags(ops: &[AlterTableOperation]) -> TagSet {
+    use AlterTableOperation as A;
+    let mut tags = TagSet::EMPTY;
+    for op in ops {
+        match op {
+            A::RenameTable { .. } | A::RenameColumn { .. } | A::RenameConstraint { .. } => {
+                tags.insert(Tag::DdlRename)
+            }
+            A::DropColumn { .. }
+            | A::DropConstraint { .. }
+            | A::DropPrimaryKey { .. }
+            | A::DropForeignKey { .. }
+            | A::DropIndex { .. }
+            | A::DropPartitions { .. } => {
+                tags.insert(Tag::DdlAlter);
+                tags.insert(Tag::DdlDrop);
+            }
+            A::AddColumn { column_def, .. } => {
+                tags.insert(Tag::DdlAlter);
+                let rewrites = column_def.options.iter().any(|o| match &o.option {
+                    ColumnOption::Default(e) => volatile(e),
+                    ColumnOption::PrimaryKey(_) | ColumnOption::Unique(_) => true,
+                    ColumnOption::Generated { .. } => true,
+                    _ => false,
+                }) || serial(&column_def.data_type.to_string());
+                if rewrites {
+                    tags.insert(Tag::DdlBlocking);
+                }
+            }
+            A::AddConstraint {
+                constraint,
+                not_valid,
+            } => {
+                tags.insert(Tag::DdlAlter);
+                let checked = matches!(
+                    constraint,
+                    TableConstraint::Check(_) | TableConstraint::ForeignKey(_)
+                );
+                // A CHECK or FOREIGN KEY added NOT VALID skips the scan;
+                // PRIMARY KEY / UNIQUE build an index under a lock.
+                if !(checked && *not_valid) {
+                    tags.insert(Tag::DdlBlocking);
+                }
+            }
+            A::AlterColumn { op, .. } => {
+                tags.insert(Tag::DdlAlter);
+                match op {
+                    AlterColumnOperation::SetNotNull
+                    | AlterColumnOperation::SetDataType { .. }
+                    | AlterColumnOperation::AddGenerated { .. } => tags.insert(Tag::DdlBlocking),
+                    _ => {}
+                }
+            }
+            A::ChangeColumn { .. } | A::ModifyColumn { .. } => {
+                tags.insert(Tag::DdlAlter);
+                tags.insert(Tag::DdlBlocking);
+            }
+            A::OwnerTo { .. } => {
+                tags.insert(Tag::DdlAlter);
+                tags.insert(Tag::DclGrant);
+            }
+            A::DisableRowLevelSecurity | A::NoForceRowLevelSecurity => {
+                tags.insert(Tag::DdlAlter);
+                tags.insert(Tag::DclGrant);
+            }
+            _ => tags.insert(Tag::DdlAlter),
+        }
+    }
+    if tags.is_empty() {
+        tags.insert(Tag::DdlAlter);
+    }
+    tags
+}
+
+fn serial(type_name: &str) -> bool {
+    matches!(
+        type_name.to_ascii_lowercase().as_str(),
+        "serial" | "bigserial" | "smallserial" | "serial4" | "serial8" | "serial2"
+    )
+}
+
+/// Whether a column default is volatile (PostgreSQL then rewrites the
+/// table on ADD COLUMN): any function that is not known to be stable.
+fn volatile(e: &Expr) -> bool {
+    const STABLE: &[&str] = &[
+        "now",
+        "current_timestamp",
+        "current_date",
+        "current_time",
+        "localtimestamp",
+        "localtime",
+        "transaction_timestamp",
+        "statement_timestamp",
+        "current_user",
+        "session_user",
+        "current_setting",
+        "lower",
+        "upper",
+        "coalesce",
+        "concat",
+    ];
+    let mut found = false;
+    let _ = e.visit(&mut FnVisitor(|f: &sqlparser::ast::Function| {
+        let name = f.name.to_string().to_ascii_lowercase();
+        let last = name.rsplit('.').next().unwrap_or(&name);
+        if !STABLE.contains(&last) {
+            found = true;
+        }
+    }));
+    found
+}
+
+struct FnVisitor<F>(F);
+
+impl<F: FnMut(&sqlparser::ast::Function)> Visitor for FnVisitor<F> {
+    type Break = ();
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        if let Expr::Function(f) = expr {
+            (self.0)(f);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Tags of what runs inside a node: functions called, locking clauses,
+/// nested data-modifying statements.
+fn walk<V: Visit>(node: &V) -> TagSet {
+    let mut w = Walker {
+        tags: TagSet::EMPTY,
+    };
+    let _ = node.visit(&mut w);
+    w.tags
+}
+
+fn walk_function_args(f: &sqlparser::ast::Function) -> TagSet {
+    let mut w = Walker {
+        tags: TagSet::EMPTY,
+    };
+    let _ = f.args.visit(&mut w);
+    w.tags
+}
+
+struct Walker {
+    tags: TagSet,
+}
+
+impl Visitor for Walker {
+    type Break = ();
+
+    fn pre_visit_statement(&mut self, stmt: &Statement) -> ControlFlow<()> {
+        use Statement as S;
+        match stmt {
+            S::Insert(ins) => {
+                self.tags.insert(Tag::WriteInsert);
+                if ins.on.is_some() || ins.replace_into {
+                    self.tags.insert(Tag::WriteUpsert);
+                }
+            }
+            S::Update(u) => {
+                self.tags.insert(Tag::WriteUpdate);
+                if u.selection.as_ref().is_none_or(always_true) {
+                    self.tags.insert(Tag::WriteUnbounded);
+                }
+            }
+            S::Delete(d) => {
+                self.tags.insert(Tag::WriteDelete);
+                if d.selection.as_ref().is_none_or(always_true) {
+                    self.tags.insert(Tag::WriteUnbounded);
+                }
+            }
+            S::Merge(_) => self.tags.insert(Tag::WriteMerge),
+            // A statement nested in a query that is not one of the above
+            // (the parser's future additions): not a read.
+            S::Query(_) => {}
+            _ => self.tags.insert(Tag::Unknown),
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+        if !q.locks.is_empty() {
+            self.tags.insert(Tag::WriteLock);
+        }
+        if let SetExpr::Select(s) = q.body.as_ref() {
+            if s.into.is_some() {
+                self.tags.insert(Tag::DdlCreate);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<()> {
+        match tf {
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            } => self.tags.extend(name_tags(name)),
+            TableFactor::Function { name, .. } => self.tags.extend(name_tags(name)),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        match expr {
+            Expr::Function(f) => {
+                let tags = name_tags(&f.name);
+                let setter = f
+                    .name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case("set_config"));
+                if setter && tags.contains(Tag::CodeFunction) {
+                    self.tags.extend(set_config_tags(&f.args));
+                } else {
+                    self.tags.extend(tags);
+                }
+            }
+            Expr::BinaryOp {
+                op: BinaryOperator::PGCustomBinaryOperator(_) | BinaryOperator::Custom(_),
+                ..
+            } => self.tags.insert(Tag::CodeFunction),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn name_tags(name: &ObjectName) -> TagSet {
+    let parts: Vec<&str> = name
+        .0
+        .iter()
+        .map(|p| p.as_ident().map(|i| i.value.as_str()).unwrap_or(""))
+        .collect();
+    match parts.as_slice() {
+        [f] => function_tags(None, f),
+        [schema, f] => function_tags(Some(schema), f),
+        _ => of(&[Tag::CodeFunction]),
+    }
+}
+
+/// `set_config('name', value, is_local)`: judged like `SET name`, when the
+/// name is a literal; a computed name could be anything.
+fn set_config_tags(args: &FunctionArguments) -> TagSet {
+    let FunctionArguments::List(list) = args else {
+        return of(&[Tag::AdminConfig]);
+    };
+    let mut tags = TagSet::EMPTY;
+    for (i, arg) in list.args.iter().enumerate() {
+        let expr = match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => e,
+            _ => return of(&[Tag::AdminConfig]),
+        };
+        if i == 0 {
+            match string_literal(expr) {
+                Some(name) => tags.extend(setting_tags(name)),
+                None => tags.insert(Tag::AdminConfig),
+            }
+        } else {
+            tags.extend(walk(expr));
+        }
+    }
+    if tags.is_empty() {
+        tags.insert(Tag::AdminConfig);
+    }
+    tags
+}
+
+fn string_literal(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s),
+            _ => None,
+        },
+        Expr::Nested(inner) => string_literal(inner),
+        Expr::Cast { expr, .. } => string_literal(expr),
+        _ => None,
+    }
+}
+
+/// Whether a WHERE clause holds for every row: constants that are true,
+/// comparisons of equal constants or of an expression with itself, and
+/// AND/OR/NOT of those.
+pub fn always_true(e: &Expr) -> bool {
+    match truth(e) {
+        Some(t) => t,
+        None => false,
+    }
+}
+
+/// The constant truth value of an expression, if it has one.
+fn truth(e: &Expr) -> Option<bool> {
+    match e {
+        Expr::Nested(inner) => truth(inner),
+        Expr::Value(v) => match &v.value {
+            Value::Boolean(b) => Some(*b),
+            Value::Number(n, _) => n.parse::<f64>().ok().map(|x| x != 0.0),
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
+                // MySQL converts a string to a number: '1' is true.
+                Some(s.trim().parse::<f64>().is_ok_and(|x| x != 0.0))
+            }
+            Value::Null => Some(false),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Not,
+            expr,
+        } => truth(expr).map(|t| !t),
+        Expr::BinaryOp { left, op, right } => match op {
+            BinaryOperator::Or => match (truth(left), truth(right)) {
+                (Some(true), _) | (_, Some(true)) => Some(true),
+                (Some(false), Some(false)) => Some(false),
+                _ => None,
+            },
+            BinaryOperator::And => match (truth(left), truth(right)) {
+                (Some(true), Some(true)) => Some(true),
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                _ => None,
+            },
+            BinaryOperator::Eq
+            | BinaryOperator::GtEq
+            | BinaryOperator::LtEq
+            | BinaryOperator::Spaceship
+                if left == right =>
+            {
+                Some(true)
+            }
+            BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::Gt
+            | BinaryOperator::Lt
+            | BinaryOperator::GtEq
+            | BinaryOperator::LtEq => compare_constants(left, op, right),
+            _ => None,
+        },
+        Expr::IsTrue(inner) => truth(inner),
+        Expr::IsNotFalse(inner) => truth(inner).map(|_| true).or(None),
+        Expr::IsNotNull(inner) => match inner.as_ref() {
+            Expr::Value(v) => Some(!matches!(v.value, Value::Null)),
+            _ => None,
+        },
+        Expr::Like {
+            negated: false,
+            expr,
+            pattern,
+            ..
+        }
+        | Expr::ILike {
+            negated: false,
+            expr,
+            pattern,
+            ..
+        } => match string_literal(pattern) {
+            Some("%") if !matches!(expr.as_ref(), Expr::Value(_)) => None,
+            Some("%") => Some(true),
+            _ => None,
+        },
+        Expr::InList {
+            expr,
+            list,
+            negated: false,
+        } if list.iter().any(|x| x == expr.as_ref()) => Some(true),
+        Expr::Between {
+            expr,
+            negated: false,
+            low,
+            high,
+        } if low == expr && high == expr => Some(true),
+        _ => None,
+    }
+}
+
+fn number(e: &Expr) -> Option<f64> {
+    match e {
+        Expr::Nested(inner) => number(inner),
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse().ok(),
+            Value::Boolean(b) => Some(f64::from(u8::from(*b))),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => number(expr).map(|x| -x),
+        _ => None,
+    }
+}
+
+fn compare_constants(left: &Expr, op: &BinaryOperator, right: &Expr) -> Option<bool> {
+    let ord = match (number(left), number(right)) {
+        (Some(a), Some(b)) => a.partial_cmp(&b)?,
+        _ => {
+            let (a, b) = (string_literal(left)?, string_literal(right)?);
+            a.cmp(b)
+        }
+    };
+    use std::cmp::Ordering::*;
+    Some(match op {
+        BinaryOperator::Eq => ord == Equal,
+        BinaryOperator::NotEq => ord != Equal,
+        BinaryOperator::Gt => ord == Greater,
+        BinaryOperator::Lt => ord == Less,
+        BinaryOperator::GtEq => ord != Less,
+        BinaryOperator::LtEq => ord != Greater,
+        _ => return None,
+    })
+}
+
+impl std::ops::BitOr for TagSet {
+    type Output = TagSet;
+    fn bitor(mut self, rhs: TagSet) -> TagSet {
+        self.extend(rhs);
+        self
+    }
+}
