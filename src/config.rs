@@ -193,14 +193,33 @@ impl User {
 }
 
 /// Collects problems with their positions.
-struct Problems<'a> {
+pub(crate) struct Problems<'a> {
     file: &'a Path,
     text: &'a str,
     list: Vec<String>,
 }
 
-impl Problems<'_> {
-    fn line(&self, span: &Range<usize>) -> usize {
+impl<'a> Problems<'a> {
+    /// Problems of one file with this text.
+    pub(crate) fn new(file: &'a Path, text: &'a str) -> Self {
+        Problems {
+            file,
+            text,
+            list: Vec::new(),
+        }
+    }
+
+    /// The file.
+    pub(crate) fn file(&self) -> &Path {
+        self.file
+    }
+
+    /// The problems found.
+    pub(crate) fn into_list(self) -> Vec<String> {
+        self.list
+    }
+
+    pub(crate) fn line(&self, span: &Range<usize>) -> usize {
         self.text[..span.start.min(self.text.len())]
             .bytes()
             .filter(|&b| b == b'\n')
@@ -208,7 +227,7 @@ impl Problems<'_> {
             + 1
     }
 
-    fn at(&mut self, span: Range<usize>, key: &str, message: impl std::fmt::Display) {
+    pub(crate) fn at(&mut self, span: Range<usize>, key: &str, message: impl std::fmt::Display) {
         let line = self.line(&span);
         self.list
             .push(format!("{}:{line}: {key}: {message}", self.file.display()));

@@ -7,4 +7,5 @@ pub mod builtins;
 pub mod classify;
 pub mod parse;
 pub mod risk;
+pub mod rules;
 pub mod tags;

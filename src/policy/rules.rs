@@ -1,0 +1,590 @@
+//! Policy files: `[[rule]]`s that give verdicts to risk tags for
+//! identities and targets, and `[defaults]`. Loading reports every problem
+//! as `file:line: key: message`; unknown tags and keys are errors.
+//!
+//! A [`Table`] is the policy compiled for one identity on one target: a
+//! verdict per tag, so judging a statement is a lookup per tag.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::tags::{Tag, TagPattern, TagSet};
+use crate::config::{ConfigError, Problems};
+
+/// What happens to a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verdict {
+    /// Forward it.
+    Allow,
+    /// Hold it for a human's approval.
+    Review,
+    /// Refuse it.
+    Deny,
+}
+
+impl Verdict {
+    fn parse(s: &str) -> Option<Verdict> {
+        match s {
+            "allow" => Some(Verdict::Allow),
+            "review" => Some(Verdict::Review),
+            "deny" => Some(Verdict::Deny),
+            _ => None,
+        }
+    }
+
+    /// The word rules use for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Review => "review",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `[[rule]]`.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Its name (shown in refusals).
+    pub name: String,
+    /// Users it applies to.
+    pub users: Vec<String>,
+    /// Groups it applies to.
+    pub groups: Vec<String>,
+    /// Targets (`*`: all).
+    pub targets: Vec<String>,
+    /// Its entries: a tag pattern and the verdict it gives.
+    pub entries: Vec<(TagPattern, Verdict)>,
+    /// Where it was written (`file:line`).
+    pub origin: String,
+}
+
+impl Rule {
+    /// Whether the rule applies to this identity on this target.
+    pub fn matches(&self, user: &str, groups: &[String], target: &str) -> bool {
+        let who =
+            self.users.iter().any(|u| u == user) || self.groups.iter().any(|g| groups.contains(g));
+        who && self.targets.iter().any(|t| t == "*" || t == target)
+    }
+
+    /// The rule's verdict for a tag by its most specific entry, and the
+    /// entry; `None` when the rule does not name the tag.
+    pub fn verdict(&self, tag: Tag) -> Option<(Verdict, &TagPattern)> {
+        let mut best: Option<(Verdict, &TagPattern)> = None;
+        for (pattern, verdict) in &self.entries {
+            if !pattern.covers(tag) {
+                continue;
+            }
+            best = match best {
+                Some((v, p)) if p.depth() > pattern.depth() => Some((v, p)),
+                // Same depth named twice: the stricter one.
+                Some((v, p)) if p.depth() == pattern.depth() && v >= *verdict => Some((v, p)),
+                _ => Some((*verdict, pattern)),
+            };
+        }
+        best
+    }
+}
+
+/// `[defaults]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defaults {
+    /// For a tag no matching rule names.
+    pub unmatched: Verdict,
+    /// For a statement the parser cannot read.
+    pub parse_error: Verdict,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            unmatched: Verdict::Deny,
+            parse_error: Verdict::Deny,
+        }
+    }
+}
+
+/// All policy files, loaded.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Rules in file order.
+    pub rules: Vec<Rule>,
+    /// The defaults.
+    pub defaults: Defaults,
+    /// The files read.
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default, rename = "rule")]
+    rules: Vec<Spanned<RawRule>>,
+    defaults: Option<Spanned<RawDefaults>>,
+    /// Masking rules are read by the masking module; accepted here so one
+    /// file may hold both.
+    #[serde(default, rename = "mask")]
+    _masks: Vec<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: Spanned<String>,
+    #[serde(default)]
+    users: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    targets: Option<Spanned<Vec<String>>>,
+    allow: Option<Spanned<Vec<String>>>,
+    review: Option<Spanned<Vec<String>>>,
+    deny: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    unmatched: Option<Spanned<String>>,
+    parse_error: Option<Spanned<String>>,
+}
+
+impl Policy {
+    /// Reads every file the patterns match (relative to `base`). A pattern
+    /// that matches no file is an error: a typo must not silently leave a
+    /// target without rules.
+    pub fn load(patterns: &[String], base: &Path) -> Result<Policy, ConfigError> {
+        let mut problems = Vec::new();
+        let mut files = Vec::new();
+        for pattern in patterns {
+            let full = base.join(pattern);
+            let full = full.to_string_lossy();
+            match glob::glob(&full) {
+                Ok(paths) => {
+                    let mut found: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+                    found.sort();
+                    if found.is_empty() {
+                        problems.push(format!("policy files \"{pattern}\": no file matches"));
+                    }
+                    files.extend(found);
+                }
+                Err(e) => problems.push(format!("policy files \"{pattern}\": {e}")),
+            }
+        }
+        let mut policy = Policy::default();
+        let mut defaults_from: Option<PathBuf> = None;
+        for file in files {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    problems.push(format!("{}: cannot read: {e}", file.display()));
+                    continue;
+                }
+            };
+            let mut p = Problems::new(&file, &text);
+            if let Some((rules, defaults)) = parse_file(&text, &mut p) {
+                policy.rules.extend(rules);
+                if let Some((defaults, span)) = defaults {
+                    if let Some(earlier) = &defaults_from {
+                        p.at(
+                            span,
+                            "defaults",
+                            format!("already set in {}", earlier.display()),
+                        );
+                    } else {
+                        policy.defaults = defaults;
+                        defaults_from = Some(file.clone());
+                    }
+                }
+            }
+            problems.extend(p.into_list());
+            policy.files.push(file);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for rule in &policy.rules {
+            if !seen.insert(rule.name.as_str()) {
+                problems.push(format!(
+                    "{}: rule \"{}\" is defined twice",
+                    rule.origin, rule.name
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(policy)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// The policy compiled for one identity on one target.
+    pub fn table(&self, user: &str, groups: &[String], target: &str) -> Table {
+        let rules: Vec<&Rule> = self
+            .rules
+            .iter()
+            .filter(|r| r.matches(user, groups, target))
+            .collect();
+        let mut verdicts = Vec::with_capacity(Tag::ALL.len());
+        for &tag in Tag::ALL {
+            let mut decided: Option<TagVerdict> = None;
+            for rule in &rules {
+                if let Some((verdict, pattern)) = rule.verdict(tag) {
+                    if decided.as_ref().is_none_or(|d| verdict > d.verdict) {
+                        decided = Some(TagVerdict {
+                            verdict,
+                            rule: Some(rule.name.clone()),
+                            entry: pattern.as_str().to_owned(),
+                        });
+                    }
+                }
+            }
+            verdicts.push(decided.unwrap_or(TagVerdict {
+                verdict: self.defaults.unmatched,
+                rule: None,
+                entry: "defaults.unmatched".to_owned(),
+            }));
+        }
+        Table {
+            verdicts,
+            parse_error: self.defaults.parse_error,
+            rules: rules.iter().map(|r| r.name.clone()).collect(),
+        }
+    }
+}
+
+fn parse_file(
+    text: &str,
+    p: &mut Problems,
+) -> Option<(Vec<Rule>, Option<(Defaults, std::ops::Range<usize>)>)> {
+    let raw: RawFile = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            p.at(e.span().unwrap_or(0..0), "toml", e.message().trim());
+            return None;
+        }
+    };
+    let mut rules = Vec::new();
+    for spanned in raw.rules {
+        let span = spanned.span();
+        let r = spanned.into_inner();
+        let name = r.name.get_ref().clone();
+        let key = format!("rule \"{name}\"");
+        if name.trim().is_empty() {
+            p.at(r.name.span(), "rule.name", "must not be empty");
+        }
+        if r.users.is_empty() && r.groups.is_empty() {
+            p.at(
+                span.clone(),
+                &key,
+                "names no users and no groups: it would apply to nobody",
+            );
+        }
+        let targets = match r.targets {
+            Some(t) if t.get_ref().is_empty() => {
+                p.at(t.span(), &format!("{key}.targets"), "is empty");
+                Vec::new()
+            }
+            Some(t) => t.into_inner(),
+            None => {
+                p.at(
+                    span.clone(),
+                    &key,
+                    "needs targets = [...] (\"*\" for every target)",
+                );
+                Vec::new()
+            }
+        };
+        let mut entries = Vec::new();
+        for (list, verdict) in [
+            (&r.allow, Verdict::Allow),
+            (&r.review, Verdict::Review),
+            (&r.deny, Verdict::Deny),
+        ] {
+            let Some(list) = list else { continue };
+            for tag in list.get_ref() {
+                match TagPattern::parse(tag) {
+                    Some(pattern) => {
+                        if let Some((_, other)) =
+                            entries.iter().find(|(p2, v): &&(TagPattern, Verdict)| {
+                                p2 == &pattern && *v != verdict
+                            })
+                        {
+                            p.at(
+                                list.span(),
+                                &format!("{key}.{verdict}"),
+                                format!("\"{tag}\" is also in {other}"),
+                            );
+                        }
+                        entries.push((pattern, verdict));
+                    }
+                    None => p.at(
+                        list.span(),
+                        &format!("{key}.{verdict}"),
+                        format!("unknown tag \"{tag}\" (tags: {})", tag_roots().join(", ")),
+                    ),
+                }
+            }
+        }
+        rules.push(Rule {
+            name,
+            users: r.users,
+            groups: r.groups,
+            targets,
+            entries,
+            origin: format!("{}:{}", p.file().display(), p.line(&span)),
+        });
+    }
+    let defaults = raw.defaults.map(|d| {
+        let span = d.span();
+        let d = d.into_inner();
+        let mut out = Defaults::default();
+        if let Some(u) = d.unmatched {
+            match Verdict::parse(u.get_ref()) {
+                Some(v) => out.unmatched = v,
+                None => p.at(
+                    u.span(),
+                    "defaults.unmatched",
+                    "must be \"deny\", \"review\" or \"allow\"",
+                ),
+            }
+        }
+        if let Some(e) = d.parse_error {
+            match Verdict::parse(e.get_ref()) {
+                Some(Verdict::Allow) | None => p.at(
+                    e.span(),
+                    "defaults.parse_error",
+                    "must be \"deny\" or \"review\": what the gateway cannot read is never allowed unseen",
+                ),
+                Some(v) => out.parse_error = v,
+            }
+        }
+        (out, span)
+    });
+    Some((rules, defaults))
+}
+
+/// The top of the tag tree, for error messages.
+fn tag_roots() -> Vec<&'static str> {
+    let mut roots: Vec<&str> = Tag::ALL
+        .iter()
+        .map(|t| t.name().split('.').next().unwrap_or(""))
+        .collect();
+    roots.dedup();
+    roots
+}
+
+/// The verdict for one tag, and who gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagVerdict {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The rule that gave it (`None`: the default for unmatched tags).
+    pub rule: Option<String>,
+    /// The entry that decided (`ddl.drop`), or `defaults.unmatched`.
+    pub entry: String,
+}
+
+/// The policy for one identity on one target.
+#[derive(Debug, Clone)]
+pub struct Table {
+    verdicts: Vec<TagVerdict>,
+    parse_error: Verdict,
+    /// Names of the rules that match.
+    pub rules: Vec<String>,
+}
+
+/// A statement's verdict and what decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The tag that decided it and the verdict given to it (`None` when
+    /// the statement has no tags, or could not be read).
+    pub deciding: Option<(Tag, TagVerdict)>,
+}
+
+impl Table {
+    /// The verdict for one tag.
+    pub fn tag(&self, tag: Tag) -> &TagVerdict {
+        &self.verdicts[tag as usize]
+    }
+
+    /// The strictest verdict over a statement's tags. `readable`: the
+    /// parser read the statement (otherwise `[defaults] parse_error`).
+    pub fn decide(&self, tags: TagSet, readable: bool) -> Decision {
+        if !readable {
+            return Decision {
+                verdict: self.parse_error,
+                deciding: None,
+            };
+        }
+        let mut out = Decision {
+            verdict: Verdict::Allow,
+            deciding: None,
+        };
+        for tag in tags.iter() {
+            let tv = self.tag(tag);
+            if out.deciding.is_none() || tv.verdict > out.verdict {
+                out.verdict = tv.verdict;
+                out.deciding = Some((tag, tv.clone()));
+            }
+        }
+        out
+    }
+
+    /// Whether nothing beyond `read`, `tx` and `session` may ever run or
+    /// be reviewed: then server sessions can be read-only.
+    pub fn read_only(&self) -> bool {
+        Tag::ALL
+            .iter()
+            .filter(|t| !matches!(t, Tag::Read | Tag::Tx | Tag::Session))
+            .all(|t| self.tag(*t).verdict == Verdict::Deny)
+            && self.parse_error == Verdict::Deny
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[[rule]]
+name = "agents-read-only"
+groups = ["agents"]          # or users = ["..."]
+targets = ["*"]
+allow  = ["read", "tx", "session"]
+review = ["write"]
+deny   = ["ddl", "dcl", "admin", "file", "code", "unknown"]
+
+[[rule]]
+name = "ci-migrations"
+users = ["ci"]
+targets = ["app"]
+allow  = ["read", "write", "ddl", "tx", "session"]
+review = ["ddl.drop", "ddl.truncate", "write.unbounded"]
+
+[defaults]
+unmatched = "deny"      # a tag that no matching rule names
+parse_error = "deny"    # a statement the parser cannot read: deny | review
+"#;
+
+    fn load(text: &str) -> Result<Policy, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.toml"), text).unwrap();
+        Policy::load(&["*.toml".to_owned()], dir.path())
+    }
+
+    fn set(tags: &[Tag]) -> TagSet {
+        tags.iter().copied().collect()
+    }
+
+    #[test]
+    fn the_issue_example_judges_as_written() {
+        let policy = load(EXAMPLE).unwrap();
+        let agent = policy.table("agent", &["agents".to_owned()], "app");
+        assert_eq!(
+            agent.decide(set(&[Tag::Read]), true).verdict,
+            Verdict::Allow
+        );
+        assert_eq!(
+            agent.decide(set(&[Tag::WriteDelete]), true).verdict,
+            Verdict::Review
+        );
+        assert_eq!(
+            agent.decide(set(&[Tag::Read, Tag::DdlDrop]), true).verdict,
+            Verdict::Deny
+        );
+        assert!(
+            agent.read_only() == false,
+            "agents may have writes reviewed"
+        );
+
+        let ci = policy.table("ci", &[], "app");
+        assert_eq!(
+            ci.decide(set(&[Tag::DdlCreate]), true).verdict,
+            Verdict::Allow
+        );
+        let drop = ci.decide(set(&[Tag::DdlDrop]), true);
+        assert_eq!(drop.verdict, Verdict::Review);
+        assert_eq!(drop.deciding.unwrap().1.entry, "ddl.drop");
+        assert_eq!(
+            ci.decide(set(&[Tag::WriteDelete, Tag::WriteUnbounded]), true)
+                .verdict,
+            Verdict::Review
+        );
+        // Not named by ci's rule: the default.
+        assert_eq!(
+            ci.decide(set(&[Tag::DclGrant]), true).verdict,
+            Verdict::Deny
+        );
+        assert_eq!(ci.decide(set(&[Tag::Read]), false).verdict, Verdict::Deny);
+        // ci on another target: no rule at all.
+        let elsewhere = policy.table("ci", &[], "other");
+        assert_eq!(
+            elsewhere.decide(set(&[Tag::Read]), true).verdict,
+            Verdict::Deny
+        );
+        assert!(elsewhere.read_only());
+    }
+
+    #[test]
+    fn strictest_rule_wins_across_rules() {
+        let policy = load(
+            r#"
+[[rule]]
+name = "a"
+users = ["u"]
+targets = ["*"]
+allow = ["write"]
+[[rule]]
+name = "b"
+users = ["u"]
+targets = ["t"]
+deny = ["write.delete"]
+"#,
+        )
+        .unwrap();
+        let t = policy.table("u", &[], "t");
+        let d = t.decide(set(&[Tag::WriteDelete]), true);
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert_eq!(d.deciding.unwrap().1.rule.as_deref(), Some("b"));
+        assert_eq!(
+            t.decide(set(&[Tag::WriteInsert]), true).verdict,
+            Verdict::Allow
+        );
+    }
+
+    #[test]
+    fn problems_name_file_line_and_key() {
+        let err = load(
+            "[[rule]]\nname = \"x\"\nusers = [\"u\"]\ntargets = [\"*\"]\nallow = [\"reed\"]\n\n[defaults]\nparse_error = \"allow\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("p.toml:5: rule \"x\".allow: unknown tag \"reed\""),
+            "{err}"
+        );
+        assert!(err.contains("p.toml:8: defaults.parse_error"), "{err}");
+        let err = load("[[rule]]\nname = \"x\"\nallow = [\"read\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("names no users and no groups"), "{err}");
+        assert!(err.contains("needs targets"), "{err}");
+        let err = load("[[rule]]\nnam = \"x\"\n").unwrap_err().to_string();
+        assert!(err.contains("p.toml:2"), "{err}");
+    }
+
+    #[test]
+    fn a_pattern_that_matches_nothing_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Policy::load(&["nope/*.toml".to_owned()], dir.path()).unwrap_err();
+        assert!(err.to_string().contains("no file matches"));
+    }
+}
