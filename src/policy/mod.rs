@@ -5,6 +5,7 @@
 
 pub mod builtins;
 pub mod classify;
+pub mod engine;
 pub mod parse;
 pub mod risk;
 pub mod rules;

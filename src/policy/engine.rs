@@ -1,0 +1,384 @@
+//! The policy at work: a shared [`Engine`] (the loaded policy, swapped on
+//! reload, and a bounded cache of classified statement texts) and one
+//! [`SessionPolicy`] per session (its identity's verdict table and its
+//! SQL-level prepared statements).
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, RwLock};
+
+use lru::LruCache;
+
+use super::classify::{classify_text, Reading, StatementRisk};
+use super::parse::SqlDialect;
+use super::risk::Prepared;
+use super::rules::{Decision, Policy, Table, Verdict};
+use super::tags::{Tag, TagSet};
+
+/// Texts longer than this are classified every time: the cache bounds
+/// its memory by entries, and long texts are rarely repeated.
+const MAX_CACHED_TEXT: usize = 4096;
+
+/// The loaded policy and its version.
+#[derive(Debug)]
+struct Loaded {
+    /// `None`: no `[policy]` configured; statements are classified and
+    /// logged, and all allowed.
+    policy: Option<Policy>,
+    generation: u64,
+}
+
+/// Classified statement texts, by text (one cache per dialect: the same
+/// text reads differently in each).
+type TextCache = LruCache<Box<[u8]>, Arc<[StatementRisk]>>;
+
+/// What every session shares.
+#[derive(Debug)]
+pub struct Engine {
+    loaded: RwLock<Arc<Loaded>>,
+    cache: [Mutex<TextCache>; 2],
+}
+
+impl Engine {
+    /// An engine with this policy (`None`: none configured) and a cache of
+    /// `cache_entries` texts per dialect.
+    pub fn new(policy: Option<Policy>, cache_entries: usize) -> Self {
+        let cap = NonZeroUsize::new(cache_entries.max(1)).expect("max(1)");
+        Engine {
+            loaded: RwLock::new(Arc::new(Loaded {
+                policy,
+                generation: 0,
+            })),
+            cache: [
+                Mutex::new(LruCache::new(cap)),
+                Mutex::new(LruCache::new(cap)),
+            ],
+        }
+    }
+
+    /// Installs a newly loaded policy. Sessions pick it up at their next
+    /// statement; the text cache holds no verdicts and stays.
+    pub fn replace(&self, policy: Option<Policy>) {
+        let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
+        let generation = loaded.generation + 1;
+        *loaded = Arc::new(Loaded { policy, generation });
+    }
+
+    fn current(&self) -> Arc<Loaded> {
+        self.loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The statements of a text, classified (from the cache when seen).
+    pub fn classify(&self, dialect: SqlDialect, sql: &[u8]) -> Arc<[StatementRisk]> {
+        if sql.len() > MAX_CACHED_TEXT {
+            return classify_text(dialect, sql).into();
+        }
+        let cache = &self.cache[dialect as usize];
+        if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(sql) {
+            return hit.clone();
+        }
+        let classified: Arc<[StatementRisk]> = classify_text(dialect, sql).into();
+        cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(sql.into(), classified.clone());
+        classified
+    }
+
+    /// Whether any policy is configured.
+    pub fn has_policy(&self) -> bool {
+        self.current().policy.is_some()
+    }
+
+    /// The verdict table of an identity on a target under the current
+    /// policy (`None`: no policy configured).
+    pub fn table(&self, user: &str, groups: &[String], target: &str) -> Option<Table> {
+        self.current()
+            .policy
+            .as_ref()
+            .map(|p| p.table(user, groups, target))
+    }
+}
+
+/// A refused statement, in words a person and an agent can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Deny or review.
+    pub verdict: Verdict,
+    /// One line: what was refused and by what.
+    pub message: String,
+    /// The statement and its tags.
+    pub detail: String,
+    /// What to do about it.
+    pub hint: String,
+    /// 1-based character position of the statement in the text.
+    pub position: usize,
+}
+
+/// One statement's judgement, for logs and `sqlgate explain`.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    /// The statement as classified.
+    pub statement: StatementRisk,
+    /// Its tags (for EXECUTE: those of what it runs).
+    pub tags: TagSet,
+    /// The verdict and what decided it.
+    pub decision: Decision,
+}
+
+/// One session's view of the policy.
+#[derive(Debug)]
+pub struct SessionPolicy {
+    engine: Arc<Engine>,
+    dialect: SqlDialect,
+    user: String,
+    groups: Vec<String>,
+    target: String,
+    table: Option<(u64, Arc<Table>)>,
+    /// SQL-level prepared statements: name → tags of what they run.
+    prepared: HashMap<String, TagSet>,
+}
+
+impl SessionPolicy {
+    /// The policy of a session of this identity on this target.
+    pub fn new(
+        engine: Arc<Engine>,
+        dialect: SqlDialect,
+        user: &str,
+        groups: &[String],
+        target: &str,
+    ) -> Self {
+        SessionPolicy {
+            engine,
+            dialect,
+            user: user.to_owned(),
+            groups: groups.to_vec(),
+            target: target.to_owned(),
+            table: None,
+            prepared: HashMap::new(),
+        }
+    }
+
+    /// The verdict table under the current policy (rebuilt after a
+    /// reload); `None` when no policy is configured.
+    fn table(&mut self) -> Option<Arc<Table>> {
+        let loaded = self.engine.current();
+        let policy = loaded.policy.as_ref()?;
+        match &self.table {
+            Some((generation, table)) if *generation == loaded.generation => Some(table.clone()),
+            _ => {
+                let table = Arc::new(policy.table(&self.user, &self.groups, &self.target));
+                self.table = Some((loaded.generation, table.clone()));
+                Some(table)
+            }
+        }
+    }
+
+    /// Whether the identity can never write on this target: its server
+    /// sessions are then made read-only.
+    pub fn read_only(&mut self) -> bool {
+        self.table().is_some_and(|t| t.read_only())
+    }
+
+    /// Judges every statement of a text; all must be allowed for any to
+    /// run. Returns each statement's judgement.
+    pub fn judge(&mut self, sql: &[u8]) -> Result<Vec<Judged>, Refusal> {
+        let statements = self.engine.classify(self.dialect, sql);
+        let table = self.table();
+        let mut judged = Vec::with_capacity(statements.len());
+        for (i, s) in statements.iter().enumerate() {
+            let tags = match &s.risk.prepared {
+                Some(Prepared::Execute(name)) => {
+                    let mut tags = s.risk.tags;
+                    tags.extend(
+                        self.prepared
+                            .get(name)
+                            .copied()
+                            .unwrap_or(TagSet::of(Tag::Unknown)),
+                    );
+                    tags
+                }
+                _ => s.risk.tags,
+            };
+            let readable = !matches!(s.reading, Reading::Unreadable(_));
+            let decision = match &table {
+                Some(t) => t.decide(tags, readable),
+                None => Decision {
+                    verdict: Verdict::Allow,
+                    deciding: None,
+                },
+            };
+            if decision.verdict != Verdict::Allow {
+                return Err(self.refusal(sql, s, i, statements.len(), tags, &decision));
+            }
+            judged.push(Judged {
+                statement: s.clone(),
+                tags,
+                decision,
+            });
+        }
+        for j in &judged {
+            match &j.statement.risk.prepared {
+                Some(Prepared::Define(name, tags)) => {
+                    self.prepared.insert(name.clone(), *tags);
+                }
+                Some(Prepared::Forget(Some(name))) => {
+                    self.prepared.remove(name);
+                }
+                Some(Prepared::Forget(None)) => self.prepared.clear(),
+                _ => {}
+            }
+        }
+        Ok(judged)
+    }
+
+    fn refusal(
+        &self,
+        sql: &[u8],
+        s: &StatementRisk,
+        index: usize,
+        count: usize,
+        tags: TagSet,
+        decision: &Decision,
+    ) -> Refusal {
+        let text = String::from_utf8_lossy(sql);
+        let mut excerpt: String = s.excerpt(&text).chars().take(200).collect();
+        if excerpt.chars().count() == 200 {
+            excerpt.push_str("...");
+        }
+        let which = if count > 1 {
+            format!("statement {} of {count}", index + 1)
+        } else {
+            "statement".to_owned()
+        };
+        let tag_list = if tags.is_empty() {
+            "none".to_owned()
+        } else {
+            tags.iter().map(Tag::name).collect::<Vec<_>>().join(", ")
+        };
+        let target = &self.target;
+        let user = &self.user;
+        let (message, hint) = match (&decision.deciding, &s.reading) {
+            (_, Reading::Unreadable(why)) => (
+                format!(
+                    "sqlgate cannot read this {which} ({why}); policy [defaults] parse_error = \"{}\"",
+                    decision.verdict
+                ),
+                "rewrite it in a form the gateway can parse, or ask a DBA".to_owned(),
+            ),
+            (Some((tag, tv)), _) => {
+                let by = match &tv.rule {
+                    Some(rule) => format!("rule \"{rule}\" ({} = \"{}\")", tv.verdict, tv.entry),
+                    None => format!(
+                        "no rule for user \"{user}\" on target \"{target}\" names it ([defaults] unmatched = \"{}\")",
+                        tv.verdict
+                    ),
+                };
+                match decision.verdict {
+                    Verdict::Review => (
+                        format!("{which} requires approval: {tag} by {by}"),
+                        "approvals are not available yet: ask a reviewer to run it, or a DBA to change the policy".to_owned(),
+                    ),
+                    _ => (
+                        format!("permission denied by sqlgate policy: {tag} by {by}"),
+                        format!("this identity may not run {tag} on target \"{target}\"; the rest of the text did not run either"),
+                    ),
+                }
+            }
+            (None, _) => (
+                format!("{which} refused by sqlgate policy"),
+                String::new(),
+            ),
+        };
+        Refusal {
+            verdict: decision.verdict,
+            message,
+            detail: format!("{which}: {excerpt} [tags: {tag_list}]"),
+            hint,
+            position: s.start + 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> Arc<Engine> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("p.toml"),
+            r#"
+[[rule]]
+name = "agents-read-only"
+groups = ["agents"]
+targets = ["*"]
+allow  = ["read", "tx", "session"]
+review = ["write"]
+deny   = ["ddl", "dcl", "admin", "file", "code", "unknown"]
+"#,
+        )
+        .unwrap();
+        let policy = Policy::load(&["*.toml".to_owned()], dir.path()).unwrap();
+        Arc::new(Engine::new(Some(policy), 100))
+    }
+
+    fn agent(e: &Arc<Engine>) -> SessionPolicy {
+        SessionPolicy::new(
+            e.clone(),
+            SqlDialect::Postgres,
+            "agent",
+            &["agents".to_owned()],
+            "app",
+        )
+    }
+
+    #[test]
+    fn one_refused_statement_refuses_the_text_with_its_position() {
+        let e = engine();
+        let mut s = agent(&e);
+        assert!(s.judge(b"select 1").is_ok());
+        let r = s.judge(b"select 1; drop table t").unwrap_err();
+        assert_eq!(r.verdict, Verdict::Deny);
+        assert_eq!(r.position, 11);
+        assert!(r.message.contains("ddl.drop"), "{}", r.message);
+        assert!(r.message.contains("agents-read-only"), "{}", r.message);
+        assert!(
+            r.detail.contains("statement 2 of 2: drop table t"),
+            "{}",
+            r.detail
+        );
+        let r = s.judge(b"delete from t").unwrap_err();
+        assert_eq!(r.verdict, Verdict::Review);
+        assert!(r.message.contains("requires approval"), "{}", r.message);
+    }
+
+    #[test]
+    fn execute_carries_the_verdict_of_what_it_runs() {
+        let e = engine();
+        let mut s = agent(&e);
+        assert!(s.judge(b"prepare p as select 1").is_ok());
+        assert!(s.judge(b"execute p").is_ok());
+        assert!(s.judge(b"prepare d as delete from t").is_err());
+        // Never prepared through the gateway: unknown.
+        assert!(s.judge(b"execute d").is_err());
+        assert!(s.judge(b"deallocate p").is_ok());
+        assert!(s.judge(b"execute p").is_err());
+    }
+
+    #[test]
+    fn a_reload_changes_the_verdicts_of_running_sessions() {
+        let e = engine();
+        let mut s = agent(&e);
+        assert!(s.judge(b"select 1").is_ok());
+        assert!(!s.read_only());
+        e.replace(Some(Policy::default()));
+        assert!(s.judge(b"select 1").is_err());
+        assert!(s.read_only());
+        e.replace(None);
+        assert!(s.judge(b"drop table t").is_ok());
+    }
+}
