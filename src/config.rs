@@ -37,6 +37,14 @@ pub struct RawConfig {
     targets: Vec<RawTarget>,
     #[serde(default, rename = "user")]
     users: Vec<RawUser>,
+    policy: Option<RawPolicy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    files: Spanned<Vec<String>>,
+    cache_entries: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -108,6 +116,28 @@ pub struct Config {
     pub targets: Vec<Target>,
     /// Gateway users.
     pub users: Vec<User>,
+    /// The risk policy, if `[policy]` is configured.
+    pub policy: Option<PolicyConfig>,
+}
+
+/// `[policy]`: where the rules are and the loaded rules.
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    /// File patterns, relative to `base`.
+    pub files: Vec<String>,
+    /// The configuration file's directory.
+    pub base: PathBuf,
+    /// Classified statement texts kept per dialect.
+    pub cache_entries: usize,
+    /// The rules as loaded at start.
+    pub rules: crate::policy::rules::Policy,
+}
+
+impl PolicyConfig {
+    /// Reads the policy files again (SIGHUP).
+    pub fn reload(&self) -> Result<crate::policy::rules::Policy, ConfigError> {
+        crate::policy::rules::Policy::load(&self.files, &self.base)
+    }
 }
 
 /// A listener (PostgreSQL or MySQL protocol).
@@ -465,7 +495,26 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
     {
         p.at(w.span(), "gateway.worker_threads", "must be at least 1");
     }
+    let policy = raw.policy.and_then(|rp| {
+        if rp.files.get_ref().is_empty() {
+            p.at(rp.files.span(), "policy.files", "names no files");
+        }
+        let files = rp.files.into_inner();
+        match crate::policy::rules::Policy::load(&files, base) {
+            Ok(rules) => Some(PolicyConfig {
+                files,
+                base: base.to_owned(),
+                cache_entries: rp.cache_entries.map_or(10_000, Spanned::into_inner),
+                rules,
+            }),
+            Err(e) => {
+                p.list.extend(e.problems);
+                None
+            }
+        }
+    });
     Config {
+        policy,
         worker_threads: raw.gateway.worker_threads.map(Spanned::into_inner),
         path: path.to_owned(),
         postgres,

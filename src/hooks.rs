@@ -1,6 +1,6 @@
 //! The engine's side of the protocol crates' hook traits: user lookup,
 //! routing a session to a target, and the statement hook point where
-//! every statement text is parsed and logged (policy plugs in here).
+//! every statement text is judged by the policy and logged.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +11,8 @@ use sqlgate_postgres::{Hooks, Pool, Route, SessionInfo, StatementOrigin, UserAut
 use sqlgate_mysql::messages::err::ClientError as MyError;
 
 use crate::auth::Users;
-use crate::policy::parse::{parse, SqlDialect};
+use crate::policy::engine::{Engine, Refusal, SessionPolicy};
+use crate::policy::parse::SqlDialect;
 
 /// Log target of the per-statement lines, so that they can be switched on
 /// alone: `RUST_LOG=info,sqlgate::statement=debug`.
@@ -22,12 +23,18 @@ pub const STATEMENT_LOG: &str = "sqlgate::statement";
 pub struct PgHooks {
     users: Users,
     pools: HashMap<String, Arc<Pool>>,
+    engine: Arc<Engine>,
 }
 
 impl PgHooks {
-    /// Hooks over these users and the pools of the PostgreSQL targets.
-    pub fn new(users: Users, pools: HashMap<String, Arc<Pool>>) -> Self {
-        PgHooks { users, pools }
+    /// Hooks over these users, the pools of the PostgreSQL targets and the
+    /// policy engine.
+    pub fn new(users: Users, pools: HashMap<String, Arc<Pool>>, engine: Arc<Engine>) -> Self {
+        PgHooks {
+            users,
+            pools,
+            engine,
+        }
     }
 
     fn targets_of(&self, user: &str) -> Vec<&str> {
@@ -82,56 +89,131 @@ impl Hooks for PgHooks {
         })
     }
 
-    fn statement(&self, session: &SessionInfo, origin: StatementOrigin, sql: &[u8]) {
-        log_statement(
+    fn session(&self, session: &SessionInfo) -> Box<dyn sqlgate_postgres::SessionHooks> {
+        Box::new(PgJudge(Judge::new(
+            &self.engine,
+            &self.users,
             SqlDialect::Postgres,
             session.id.0,
             &session.user,
             &session.target,
-            origin,
-            sql,
-        );
+        )))
     }
 }
 
-/// The statement hook point of both protocols: parse, then log each
-/// statement with its session (policy will judge here).
-fn log_statement(
-    dialect: SqlDialect,
+/// Log target of refusals (at info).
+pub const POLICY_LOG: &str = "sqlgate::policy";
+
+/// One session's statement judge, shared by both protocols: judges every
+/// text with the session's policy and logs each statement with its tags
+/// and verdict.
+struct Judge {
+    policy: SessionPolicy,
     session: u32,
-    user: &str,
-    target: &str,
-    origin: impl std::fmt::Debug,
-    sql: &[u8],
-) {
-    let parsed = parse(dialect, sql);
-    if !tracing::enabled!(target: STATEMENT_LOG, tracing::Level::DEBUG) {
-        return;
+    user: String,
+    target: String,
+}
+
+impl Judge {
+    fn new(
+        engine: &Arc<Engine>,
+        users: &Users,
+        dialect: SqlDialect,
+        session: u32,
+        user: &str,
+        target: &str,
+    ) -> Self {
+        let groups = users
+            .get(user)
+            .map(|u| u.groups.clone())
+            .unwrap_or_default();
+        Judge {
+            policy: SessionPolicy::new(engine.clone(), dialect, user, &groups, target),
+            session,
+            user: user.to_owned(),
+            target: target.to_owned(),
+        }
     }
-    match parsed {
-        Ok(statements) => {
-            for statement in &statements {
-                tracing::debug!(
-                    target: STATEMENT_LOG,
-                    session,
-                    %user,
-                    target_name = %target,
+
+    fn judge(&mut self, origin: impl std::fmt::Debug, sql: &[u8]) -> Result<(), Refusal> {
+        match self.policy.judge(sql) {
+            Ok(judged) => {
+                if tracing::enabled!(target: STATEMENT_LOG, tracing::Level::DEBUG) {
+                    let text = String::from_utf8_lossy(sql);
+                    for j in &judged {
+                        tracing::debug!(
+                            target: STATEMENT_LOG,
+                            session = self.session,
+                            user = %self.user,
+                            target_name = %self.target,
+                            ?origin,
+                            tags = %j.tags,
+                            verdict = %j.decision.verdict,
+                            statement = j.statement.excerpt(&text),
+                            "statement"
+                        );
+                    }
+                }
+                Ok(())
+            }
+            Err(refusal) => {
+                tracing::info!(
+                    target: POLICY_LOG,
+                    session = self.session,
+                    user = %self.user,
+                    target_name = %self.target,
                     ?origin,
-                    %statement,
-                    "statement"
+                    verdict = %refusal.verdict,
+                    detail = %refusal.detail,
+                    "{}",
+                    refusal.message
                 );
+                Err(refusal)
             }
         }
-        Err(error) => tracing::debug!(
-            target: STATEMENT_LOG,
-            session,
-            %user,
-            target_name = %target,
-            ?origin,
-            text = %String::from_utf8_lossy(sql),
-            %error,
-            "unparseable statement"
-        ),
+    }
+}
+
+struct PgJudge(Judge);
+
+impl sqlgate_postgres::SessionHooks for PgJudge {
+    fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<(), ClientError> {
+        self.0.judge(origin, sql).map_err(|r| {
+            let mut e = ClientError::error(SqlState::INSUFFICIENT_PRIVILEGE, r.message)
+                .with_detail(r.detail)
+                .with_position(r.position);
+            if !r.hint.is_empty() {
+                e = e.with_hint(r.hint);
+            }
+            e
+        })
+    }
+
+    fn read_only(&mut self) -> bool {
+        self.0.policy.read_only()
+    }
+}
+
+struct MyJudge(Judge);
+
+impl sqlgate_mysql::SessionHooks for MyJudge {
+    fn statement(
+        &mut self,
+        origin: sqlgate_mysql::StatementOrigin,
+        sql: &[u8],
+    ) -> Result<(), MyError> {
+        self.0.judge(origin, sql).map_err(|r| {
+            let mut text = format!("{} ({})", r.message, r.detail);
+            if !r.hint.is_empty() {
+                text.push_str(": ");
+                text.push_str(&r.hint);
+            }
+            MyError::new(1227, b"42000", text)
+        })
+    }
+
+    fn read_only(&mut self) -> bool {
+        self.0.policy.read_only()
     }
 }
 
@@ -140,12 +222,22 @@ fn log_statement(
 pub struct MysqlHooks {
     users: Users,
     pools: HashMap<String, Arc<sqlgate_mysql::Pool>>,
+    engine: Arc<Engine>,
 }
 
 impl MysqlHooks {
-    /// Hooks over these users and the pools of the MySQL targets.
-    pub fn new(users: Users, pools: HashMap<String, Arc<sqlgate_mysql::Pool>>) -> Self {
-        MysqlHooks { users, pools }
+    /// Hooks over these users, the pools of the MySQL targets and the
+    /// policy engine.
+    pub fn new(
+        users: Users,
+        pools: HashMap<String, Arc<sqlgate_mysql::Pool>>,
+        engine: Arc<Engine>,
+    ) -> Self {
+        MysqlHooks {
+            users,
+            pools,
+            engine,
+        }
     }
 }
 
@@ -206,19 +298,17 @@ impl sqlgate_mysql::Hooks for MysqlHooks {
         })
     }
 
-    fn statement(
+    fn session(
         &self,
         session: &sqlgate_mysql::SessionInfo,
-        origin: sqlgate_mysql::StatementOrigin,
-        sql: &[u8],
-    ) {
-        log_statement(
+    ) -> Box<dyn sqlgate_mysql::SessionHooks> {
+        Box::new(MyJudge(Judge::new(
+            &self.engine,
+            &self.users,
             SqlDialect::Mysql,
             session.id,
             &session.user,
             &session.target,
-            origin,
-            sql,
-        );
+        )))
     }
 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sqlgate::config::Config;
+use sqlgate::policy::parse::SqlDialect;
 use sqlgate_postgres::ScramSecret;
 use tracing_subscriber::EnvFilter;
 
@@ -36,6 +37,24 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Show how the policy judges a statement text for a user on a target
+    /// (tags, matching rules, verdict), without touching any database.
+    Explain {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The gateway user.
+        #[arg(long)]
+        user: String,
+        /// The target (its kind decides the SQL dialect).
+        #[arg(long)]
+        target: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// The statement text (several statements separated by `;`).
+        sql: String,
+    },
     /// Write a self-signed certificate and key (server.crt, server.key)
     /// for local TLS.
     Cert {
@@ -49,6 +68,12 @@ enum Command {
     /// Read a password on stdin and print its SCRAM-SHA-256 verifier for a
     /// user's `scram_verifier`.
     Passwd,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -87,8 +112,16 @@ fn run() -> anyhow::Result<ExitCode> {
         }
         Command::Check { config } => match Config::load(&config) {
             Ok(c) => {
+                let policy = match &c.policy {
+                    Some(p) => format!(
+                        "{} rules in {} policy files",
+                        p.rules.rules.len(),
+                        p.rules.files.len()
+                    ),
+                    None => "no policy".to_owned(),
+                };
                 println!(
-                    "{}: ok ({} targets, {} users)",
+                    "{}: ok ({} targets, {} users, {policy})",
                     config.display(),
                     c.targets.len(),
                     c.users.len()
@@ -100,6 +133,47 @@ fn run() -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
+        Command::Explain {
+            config,
+            user,
+            target,
+            format,
+            sql,
+        } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let t = config
+                .target(&target)
+                .with_context(|| format!("no target \"{target}\" in the configuration"))?;
+            let dialect = match t.kind {
+                sqlgate::config::TargetKind::Postgres => SqlDialect::Postgres,
+                sqlgate::config::TargetKind::Mysql => SqlDialect::Mysql,
+            };
+            let groups = config
+                .users
+                .iter()
+                .find(|u| u.name == user)
+                .map(|u| u.groups.clone())
+                .with_context(|| format!("no user \"{user}\" in the configuration"))?;
+            let e = sqlgate::policy::explain::explain(
+                config.policy.as_ref().map(|p| &p.rules),
+                dialect,
+                &user,
+                &groups,
+                &target,
+                &sql,
+            );
+            match format {
+                Format::Text => print!("{}", sqlgate::policy::explain::render(&e)),
+                Format::Json => println!("{e:#}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Cert { out, names } => {
             let (crt, key) = sqlgate::certs::self_signed(&out, &names)?;
             println!("wrote {} and {}", crt.display(), key.display());
@@ -130,6 +204,25 @@ fn init_logging() {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let running = sqlgate::server::start(&config).await?;
     let shutdown = running.shutdown.clone();
+    let engine = running.engine.clone();
+    let config = std::sync::Arc::new(config);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch SIGHUP: policy reload is off");
+                return;
+            }
+        };
+        while hup.recv().await.is_some() {
+            if let Err(e) = sqlgate::server::reload_policy(&config, &engine) {
+                for problem in &e.problems {
+                    tracing::error!(%problem, "policy reload failed; the policy in force stays");
+                }
+            }
+        }
+    });
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down: no new sessions; idle sessions close now");

@@ -14,8 +14,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Users;
-use crate::config::{Config, TargetKind};
+use crate::config::{Config, ConfigError, TargetKind};
 use crate::hooks::{MysqlHooks, PgHooks};
+use crate::policy::engine::Engine;
 
 /// A started gateway.
 #[derive(Debug)]
@@ -26,7 +27,25 @@ pub struct Running {
     pub mysql_addr: Option<SocketAddr>,
     /// Cancel to shut down.
     pub shutdown: CancellationToken,
+    /// The policy engine both listeners judge with.
+    pub engine: Arc<Engine>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// Reads the policy files again and installs them; on any problem the
+/// policy in force stays and the problems are returned.
+pub fn reload_policy(config: &Config, engine: &Engine) -> Result<(), ConfigError> {
+    let Some(policy) = &config.policy else {
+        return Ok(());
+    };
+    let rules = policy.reload()?;
+    tracing::info!(
+        files = rules.files.len(),
+        rules = rules.rules.len(),
+        "policy reloaded"
+    );
+    engine.replace(Some(rules));
+    Ok(())
 }
 
 impl Running {
@@ -43,6 +62,22 @@ impl Running {
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
+    let engine = Arc::new(match &config.policy {
+        Some(p) => {
+            tracing::info!(
+                files = p.rules.files.len(),
+                rules = p.rules.rules.len(),
+                "policy loaded"
+            );
+            Engine::new(Some(p.rules.clone()), p.cache_entries)
+        }
+        None => {
+            tracing::warn!(
+                "no [policy] configured: every statement is classified and logged, and allowed"
+            );
+            Engine::new(None, 10_000)
+        }
+    });
     let mut postgres_addr = None;
     let mut pools = HashMap::new();
     for t in config
@@ -76,7 +111,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             Some((cert, key)) => Some(tls::server_config(cert, key)?),
             None => None,
         };
-        let hooks = Arc::new(PgHooks::new(Users::new(&config.users), pools));
+        let hooks = Arc::new(PgHooks::new(
+            Users::new(&config.users),
+            pools,
+            engine.clone(),
+        ));
         let gateway = Gateway::new(
             hooks,
             FrontendConfig {
@@ -124,7 +163,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             }
             None => None,
         };
-        let hooks = Arc::new(MysqlHooks::new(Users::new(&config.users), pools));
+        let hooks = Arc::new(MysqlHooks::new(
+            Users::new(&config.users),
+            pools,
+            engine.clone(),
+        ));
         let gateway = sqlgate_mysql::Gateway::new(
             hooks,
             sqlgate_mysql::FrontendConfig {
@@ -162,6 +205,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         postgres_addr,
         mysql_addr,
         shutdown,
+        engine,
         tasks,
     })
 }

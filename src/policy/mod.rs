@@ -6,6 +6,7 @@
 pub mod builtins;
 pub mod classify;
 pub mod engine;
+pub mod explain;
 pub mod parse;
 pub mod risk;
 pub mod rules;

@@ -359,6 +359,14 @@ impl BackendConn {
         self.simple_command(&init).await
     }
 
+    /// Makes the session read-only (until COM_RESET_CONNECTION): writes
+    /// fail on the server even if a statement was misjudged.
+    pub async fn set_read_only(&mut self) -> Result<(), BackendError> {
+        let mut payload = vec![command::QUERY];
+        payload.extend_from_slice(b"SET SESSION TRANSACTION READ ONLY");
+        self.simple_command(&payload).await
+    }
+
     /// False when the server closed the connection or sent something while
     /// idle: such a connection is dropped.
     pub fn is_alive(&mut self) -> bool {

@@ -185,6 +185,15 @@ impl Gateway {
             drop(lease);
             return refuse(&mut client, auth.seq, Some(err), peer).await;
         }
+        let mut judge = self.hooks.session(&session);
+        if judge.read_only() {
+            if let Err(e) = lease.conn().set_read_only().await {
+                tracing::warn!(session = id, error = %e, "making the server session read-only failed");
+                let err = e.client_error(&session.target);
+                drop(lease);
+                return refuse(&mut client, auth.seq, Some(err), peer).await;
+            }
+        }
         if packet::write(
             &mut client.io,
             auth.seq,
@@ -208,6 +217,7 @@ impl Gateway {
             nonce: auth.nonce,
             client_caps: auth.client_caps,
             hooks: self.hooks.as_ref(),
+            judge,
             limits: self.config.limits,
             kills: &self.kills,
             pool: &pool,

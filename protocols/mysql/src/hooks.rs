@@ -69,6 +69,18 @@ pub trait Hooks: Send + Sync + 'static {
     /// The target for a database name (`None`: the client named none).
     fn route(&self, user: &str, database: Option<&str>) -> Result<Route, ClientError>;
 
-    /// Every statement text before it is forwarded.
-    fn statement(&self, session: &SessionInfo, origin: StatementOrigin, sql: &[u8]);
+    /// The engine's side of one session, opened once it is routed (and
+    /// again after COM_CHANGE_USER).
+    fn session(&self, session: &SessionInfo) -> Box<dyn SessionHooks>;
+}
+
+/// The engine's side of one session.
+pub trait SessionHooks: Send {
+    /// Every statement text before it is forwarded; an error refuses it
+    /// (the client gets the ERR, the server never sees the command).
+    fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<(), ClientError>;
+
+    /// Whether the server session must be read-only
+    /// (`SET SESSION TRANSACTION READ ONLY`): the identity can never write.
+    fn read_only(&mut self) -> bool;
 }

@@ -24,6 +24,6 @@ pub mod server;
 pub mod stream;
 
 pub use frontend::{FrontendConfig, Gateway};
-pub use hooks::{AuthMethod, Hooks, Route, SessionInfo, StatementOrigin, UserAuth};
+pub use hooks::{AuthMethod, Hooks, Route, SessionHooks, SessionInfo, StatementOrigin, UserAuth};
 pub use pool::{new_pool, Pool, PoolConfig};
 pub use relay::RelayLimits;

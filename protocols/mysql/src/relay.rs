@@ -15,7 +15,7 @@ use crate::error::ProtocolError;
 use std::sync::Arc;
 
 use crate::auth::MysqlSecret;
-use crate::hooks::{AuthMethod, Hooks, SessionInfo, StatementOrigin};
+use crate::hooks::{AuthMethod, Hooks, SessionHooks, SessionInfo, StatementOrigin};
 use crate::kill::{self, Kill, KillRegistry};
 use crate::messages::err::ClientError;
 use crate::messages::{change_user, command, ok};
@@ -72,6 +72,8 @@ pub struct Relay<'a> {
     pub client_caps: u32,
     /// The engine.
     pub hooks: &'a dyn Hooks,
+    /// The engine's side of this session (its statement judge).
+    pub judge: Box<dyn SessionHooks>,
     /// Limits.
     pub limits: RelayLimits,
     /// Gateway connection ids → server threads, for KILL.
@@ -130,7 +132,10 @@ impl Relay<'_> {
                 } else {
                     StatementOrigin::Prepare
                 };
-                self.hooks.statement(&self.session, origin, &text[1..]);
+                if let Err(err) = self.judge.statement(origin, &text[1..]) {
+                    self.send(seq.wrapping_add(1), &err.payload()).await?;
+                    return Ok(true);
+                }
                 let raw = match (cmd, kill::parse(&text[1..])) {
                     (command::QUERY, Some(kill)) => match self.kill_target(kill) {
                         Ok(rewritten) => rewritten,
@@ -276,6 +281,12 @@ impl Relay<'_> {
         tracing::info!(session = self.session.id, from = %self.session.user, to = %cu.user, "COM_CHANGE_USER");
         self.session.user = cu.user;
         self.session.target = route.target;
+        self.judge = self.hooks.session(&self.session);
+        if self.judge.read_only() {
+            self.server.set_read_only().await.map_err(|e| {
+                Side::Server(ProtocolError::Io(std::io::Error::other(e.to_string())))
+            })?;
+        }
         self.send(seq, &ok::payload(ok::STATUS_AUTOCOMMIT)).await?;
         Ok(true)
     }

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cancel::{CancelRegistry, SessionId};
 use crate::error::ProtocolError;
 use crate::frame::FrameReader;
-use crate::hooks::{AuthMethod, Hooks, SessionInfo, StatementOrigin};
+use crate::hooks::{AuthMethod, Hooks, SessionHooks, SessionInfo, StatementOrigin};
 use crate::messages::error_response::{ClientError, SqlState};
 use crate::messages::startup::{self, Startup, StartupPacket};
 use crate::messages::{self, auth, frontend_tag, parameter_status};
@@ -161,7 +161,11 @@ impl Gateway {
             }
         };
         tracing::info!(session = %info.id, user = %info.user, target_name = %info.target, %peer, tls, "session started");
-        let status = match self.apply_startup_params(&mut lease, &info, &startup).await {
+        let mut judge = self.hooks.session(&info);
+        let status = match self
+            .apply_startup_params(&mut lease, &info, judge.as_mut(), &startup)
+            .await
+        {
             Ok(status) => status,
             Err(refusal) => {
                 refuse(&mut client, refusal, peer).await;
@@ -185,8 +189,8 @@ impl Gateway {
             &mut client,
             &mut client_buf,
             lease.conn(),
-            &info,
-            self.hooks.as_ref(),
+            &info.user,
+            judge.as_mut(),
             self.config.limits,
             &shutdown,
         )
@@ -416,31 +420,43 @@ impl Gateway {
 
     /// Applies the client's startup settings (application_name,
     /// client_encoding, DateStyle, `options=-c ...`) to the server
-    /// connection with one statement, which the hook sees like any other.
-    /// Returns the transaction status afterwards.
+    /// connection with one statement, which the hook judges like any
+    /// other; then, when the identity can never write, makes the server
+    /// session read-only (after the client's settings, so that they
+    /// cannot lift it). Returns the transaction status afterwards.
     async fn apply_startup_params(
         &self,
         lease: &mut Lease,
         info: &SessionInfo,
+        judge: &mut dyn SessionHooks,
         startup: &Startup,
     ) -> Result<u8, Refusal> {
         let settings = startup_settings(startup)?;
-        if settings.is_empty() {
+        let set = |k: &str, v: &str| {
+            format!(
+                "pg_catalog.set_config({}, {}, false)",
+                sql_literal(k),
+                sql_literal(v)
+            )
+        };
+        let mut calls: Vec<String> = settings.iter().map(|(k, v)| set(k, v)).collect();
+        if !calls.is_empty() {
+            let sql = format!("SELECT {}", calls.join(", "));
+            judge
+                .statement(StatementOrigin::Startup, sql.as_bytes())
+                .map_err(|mut e| {
+                    e.severity = crate::messages::error_response::Severity::Fatal;
+                    e.position = None;
+                    Some(e)
+                })?;
+        }
+        if judge.read_only() {
+            calls.push(set("default_transaction_read_only", "on"));
+        }
+        if calls.is_empty() {
             return Ok(messages::TX_IDLE);
         }
-        let calls: Vec<String> = settings
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "pg_catalog.set_config({}, {}, false)",
-                    sql_literal(k),
-                    sql_literal(v)
-                )
-            })
-            .collect();
         let sql = format!("SELECT {}", calls.join(", "));
-        self.hooks
-            .statement(info, StatementOrigin::Startup, sql.as_bytes());
         let outcome = lease.conn().simple_query(&sql).await.map_err(|e| {
             tracing::warn!(session = %info.id, error = %e, "applying startup settings failed");
             Some(e.client_error(&info.target))

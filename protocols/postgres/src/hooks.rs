@@ -75,7 +75,19 @@ pub trait Hooks: Send + Sync + 'static {
     /// they connected with; the error is sent to the client as is.
     fn route(&self, user: &str, database: &str) -> Result<Route, ClientError>;
 
+    /// The engine's side of one session, opened once it is routed.
+    fn session(&self, session: &SessionInfo) -> Box<dyn SessionHooks>;
+}
+
+/// The engine's side of one session: judges every statement text before
+/// it is forwarded.
+pub trait SessionHooks: Send {
     /// Every statement text, before it is forwarded. The bytes are the
-    /// client's; they need not be valid UTF-8.
-    fn statement(&self, session: &SessionInfo, origin: StatementOrigin, sql: &[u8]);
+    /// client's; they need not be valid UTF-8. An error refuses the whole
+    /// text: it never reaches the server and the client gets the error.
+    fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<(), ClientError>;
+
+    /// Whether the server session must be read-only
+    /// (`default_transaction_read_only`): the identity can never write.
+    fn read_only(&mut self) -> bool;
 }

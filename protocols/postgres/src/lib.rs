@@ -24,7 +24,7 @@ pub mod stream;
 pub mod tls;
 
 pub use frontend::{FrontendConfig, Gateway};
-pub use hooks::{AuthMethod, Hooks, Route, SessionInfo, StatementOrigin, UserAuth};
+pub use hooks::{AuthMethod, Hooks, Route, SessionHooks, SessionInfo, StatementOrigin, UserAuth};
 pub use pool::{new_pool, Pool, PoolConfig};
 pub use relay::RelayLimits;
 pub use scram::ScramSecret;

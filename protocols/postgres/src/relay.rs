@@ -10,11 +10,25 @@
 //! through with bounded memory. Each write is awaited before the next read,
 //! which carries a slow client's backpressure to the server.
 //!
-//! This module must never change a byte it does not have to: the one
-//! rewrite is the `session_authorization` ParameterStatus, which would
-//! otherwise reveal the server-side user.
+//! This module must never change a byte it does not have to: the
+//! rewrites are the `session_authorization` ParameterStatus, which would
+//! otherwise reveal the server-side user, and refusals.
+//!
+//! **Refusals.** A Query or Parse the hook refuses is not forwarded: in its
+//! place the server gets a *marker* (the same message kind, for a
+//! statement that fails at parse analysis because it names a column that
+//! cannot exist). The server then does exactly what it does for any
+//! failing statement: it aborts a transaction block, skips the rest of an
+//! extended-protocol batch up to Sync, answers a Flush, and orders the
+//! error after the responses to everything sent before. The downstream
+//! side swaps the marker's ErrorResponse for the refusal. If an earlier
+//! message of the batch failed first, the server never reaches the
+//! marker; the client sees that earlier error, as it would without the
+//! gateway, and the refusal is dropped at the batch's ReadyForQuery.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -24,7 +38,8 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{set_param, BackendConn};
 use crate::error::ProtocolError;
 use crate::frame::{peek_header, HEADER_LEN};
-use crate::hooks::{Hooks, SessionInfo, StatementOrigin};
+use crate::hooks::{SessionHooks, StatementOrigin};
+use crate::messages::error_response::message_field;
 use crate::messages::{backend_tag, frontend_tag, parameter_status, query, TX_IDLE};
 use crate::stream::ClientStream;
 
@@ -71,6 +86,80 @@ struct Shared {
     /// Set during shutdown: wake the session when it becomes idle.
     draining: AtomicBool,
     idle: Notify,
+    /// Refusals whose markers the server has not answered yet, in order.
+    refusals: Mutex<VecDeque<Queued>>,
+    /// `refusals.len()`, readable without the lock.
+    refusals_len: AtomicUsize,
+    /// ReadyForQuery messages received (batches the server finished).
+    batches_done: AtomicU64,
+}
+
+/// A refusal waiting for its marker's error.
+#[derive(Debug)]
+struct Queued {
+    /// The batch (counted in ReadyForQuery-producing messages) it is in.
+    batch: u64,
+    /// The encoded ErrorResponse the client gets.
+    error: BytesMut,
+}
+
+impl Shared {
+    fn new() -> Self {
+        Shared {
+            pending: AtomicI64::new(0),
+            status: AtomicU8::new(TX_IDLE),
+            unsynced: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            idle: Notify::new(),
+            refusals: Mutex::new(VecDeque::new()),
+            refusals_len: AtomicUsize::new(0),
+            batches_done: AtomicU64::new(0),
+        }
+    }
+
+    fn queue(&self, q: Queued) {
+        let mut list = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        list.push_back(q);
+        self.refusals_len.store(list.len(), Ordering::Relaxed);
+    }
+
+    /// Takes the front refusal if it belongs to the current batch.
+    fn take_current(&self) -> Option<Queued> {
+        let current = self.batches_done.load(Ordering::Relaxed) + 1;
+        let mut list = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        let out = list
+            .front()
+            .is_some_and(|q| q.batch <= current)
+            .then(|| list.pop_front())?;
+        self.refusals_len.store(list.len(), Ordering::Relaxed);
+        out
+    }
+}
+
+/// The column name the marker statement uses: random per process, so no
+/// real statement's error can be mistaken for a marker's.
+fn marker_name() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| format!("sqlgate_refused_{:016x}", rand::random::<u64>()))
+}
+
+/// The marker sent in place of a refused Query or Parse.
+fn marker(tag: u8) -> BytesMut {
+    let sql = format!("SELECT {}", marker_name());
+    let mut body = Vec::with_capacity(sql.len() + 8);
+    if tag == frontend_tag::PARSE {
+        body.push(0); // the unnamed statement
+    }
+    body.extend_from_slice(sql.as_bytes());
+    body.push(0);
+    if tag == frontend_tag::PARSE {
+        body.extend_from_slice(&0i16.to_be_bytes()); // no parameter types
+    }
+    let mut out = BytesMut::with_capacity(body.len() + HEADER_LEN);
+    out.extend_from_slice(&[tag]);
+    out.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
 }
 
 /// What the session needs to know once the relay has ended.
@@ -93,18 +182,12 @@ pub async fn run(
     client: &mut ClientStream,
     client_buf: &mut BytesMut,
     server: &mut BackendConn,
-    session: &SessionInfo,
-    hooks: &dyn Hooks,
+    user: &str,
+    hooks: &mut dyn SessionHooks,
     limits: RelayLimits,
     shutdown: &CancellationToken,
 ) -> RelayOutcome {
-    let shared = Shared {
-        pending: AtomicI64::new(0),
-        status: AtomicU8::new(TX_IDLE),
-        unsynced: AtomicBool::new(false),
-        draining: AtomicBool::new(false),
-        idle: Notify::new(),
-    };
+    let shared = Shared::new();
     let BackendConn {
         stream,
         rbuf,
@@ -115,16 +198,16 @@ pub async fn run(
     let (mut server_rd, mut server_wr) = stream.split();
     let mut up = Upstream {
         skip: 0,
-        session,
         hooks,
         limits,
         shared: &shared,
+        batches_sent: 0,
     };
     let mut down = Downstream {
         skip: 0,
         shared: &shared,
         params,
-        user: &session.user,
+        user,
         last_tag: 0,
     };
     let end = {
@@ -165,10 +248,12 @@ pub async fn run(
 struct Upstream<'a> {
     /// Bytes of a passed-through message still to forward.
     skip: usize,
-    session: &'a SessionInfo,
-    hooks: &'a dyn Hooks,
+    hooks: &'a mut dyn SessionHooks,
     limits: RelayLimits,
     shared: &'a Shared,
+    /// ReadyForQuery-producing messages forwarded (Query, Sync,
+    /// FunctionCall): the number of the batch in progress, minus one.
+    batches_sent: u64,
 }
 
 enum Scan {
@@ -176,6 +261,12 @@ enum Scan {
     Forward(usize),
     /// Forward `0..n`; then the client has terminated.
     Terminate(usize),
+    /// Forward `0..before`, send `marker`, drop the `len` bytes after.
+    Refuse {
+        before: usize,
+        len: usize,
+        marker: BytesMut,
+    },
 }
 
 impl Upstream<'_> {
@@ -192,6 +283,21 @@ impl Upstream<'_> {
             let (n, terminate) = match scan {
                 Scan::Forward(n) => (n, false),
                 Scan::Terminate(n) => (n, true),
+                Scan::Refuse {
+                    before,
+                    len,
+                    marker,
+                } => {
+                    let sent = async {
+                        wr.write_all(&buf[..before]).await?;
+                        write(wr, &marker).await
+                    };
+                    if let Err(e) = sent.await {
+                        return RelayEnd::ServerError(e.into());
+                    }
+                    buf.advance(before + len);
+                    continue;
+                }
             };
             if n > 0 {
                 if let Err(e) = write(wr, &buf[..n]).await {
@@ -247,24 +353,42 @@ impl Upstream<'_> {
                         return Ok(Scan::Forward(pos));
                     }
                     let body = &buf[pos + HEADER_LEN..pos + total];
-                    if tag == frontend_tag::QUERY {
+                    let verdict = if tag == frontend_tag::QUERY {
                         let sql = query::query_text(body)?;
-                        self.hooks
-                            .statement(self.session, StatementOrigin::Query, sql);
                         self.shared.pending.fetch_add(1, Ordering::Relaxed);
+                        self.batches_sent += 1;
+                        self.hooks.statement(StatementOrigin::Query, sql)
                     } else {
                         let (_name, sql) = query::parse_text(body)?;
-                        self.hooks
-                            .statement(self.session, StatementOrigin::Parse, sql);
                         self.shared.unsynced.store(true, Ordering::Relaxed);
+                        self.hooks.statement(StatementOrigin::Parse, sql)
+                    };
+                    if let Err(refusal) = verdict {
+                        let mut error = BytesMut::new();
+                        refusal.encode(&mut error);
+                        // A Query is its own batch (counted above); a
+                        // Parse belongs to the batch its Sync ends.
+                        let batch = if tag == frontend_tag::QUERY {
+                            self.batches_sent
+                        } else {
+                            self.batches_sent + 1
+                        };
+                        self.shared.queue(Queued { batch, error });
+                        return Ok(Scan::Refuse {
+                            before: pos,
+                            len: total,
+                            marker: marker(tag),
+                        });
                     }
                 }
                 frontend_tag::SYNC => {
                     self.shared.pending.fetch_add(1, Ordering::Relaxed);
                     self.shared.unsynced.store(false, Ordering::Relaxed);
+                    self.batches_sent += 1;
                 }
                 frontend_tag::FUNCTION_CALL => {
                     self.shared.pending.fetch_add(1, Ordering::Relaxed);
+                    self.batches_sent += 1;
                 }
                 frontend_tag::TERMINATE => return Ok(Scan::Terminate(pos)),
                 b'B' | b'E' | b'D' | b'C' => {
@@ -329,6 +453,38 @@ impl Downstream<'_> {
             let header = peek_header(&buf[pos..], MAX_MESSAGE).map_err(RelayEnd::ServerError)?;
             let Some((tag, total)) = header else { break };
             self.last_tag = tag;
+            let inspect_error = tag == backend_tag::ERROR_RESPONSE
+                && self.shared.refusals_len.load(Ordering::Relaxed) > 0;
+            if inspect_error {
+                if total > MAX_INSPECTED_SERVER_MESSAGE {
+                    return Err(RelayEnd::ServerError(ProtocolError::TooLong {
+                        tag,
+                        len: total,
+                        max: MAX_INSPECTED_SERVER_MESSAGE,
+                    }));
+                }
+                if buf.len() - pos < total {
+                    break;
+                }
+                let body = &buf[pos + HEADER_LEN..pos + total];
+                let is_marker = message_field(body).is_some_and(|m| {
+                    m.windows(marker_name().len())
+                        .any(|w| w == marker_name().as_bytes())
+                });
+                if is_marker {
+                    if let Some(q) = self.shared.take_current() {
+                        write(wr, &buf[emitted..pos])
+                            .await
+                            .map_err(|e| RelayEnd::ClientError(e.into()))?;
+                        write(wr, &q.error)
+                            .await
+                            .map_err(|e| RelayEnd::ClientError(e.into()))?;
+                        emitted = pos + total;
+                    }
+                }
+                self.skip = total;
+                continue;
+            }
             match tag {
                 backend_tag::READY_FOR_QUERY | backend_tag::PARAMETER_STATUS => {
                     if total > MAX_INSPECTED_SERVER_MESSAGE {
@@ -378,6 +534,13 @@ impl Downstream<'_> {
         if let Some(&status) = body.first() {
             self.shared.status.store(status, Ordering::Relaxed);
         }
+        if self.shared.refusals_len.load(Ordering::Relaxed) > 0 {
+            // The batch ended without its marker failing: an earlier error
+            // made the server skip it, and that error is what the client
+            // saw. The refusal has nothing left to say.
+            drop(self.shared.take_current());
+        }
+        self.shared.batches_done.fetch_add(1, Ordering::Relaxed);
         let left = self.shared.pending.fetch_sub(1, Ordering::Relaxed) - 1;
         if left <= 0 && self.shared.draining.load(Ordering::Relaxed) {
             self.shared.idle.notify_one();
@@ -395,25 +558,22 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::cancel::SessionId;
-    use crate::hooks::{Route, UserAuth};
-    use crate::messages::error_response::ClientError;
+    use crate::messages::error_response::{ClientError, SqlState};
 
+    /// Records statements; refuses those that contain "drop".
     #[derive(Default)]
     struct Recorder(Mutex<Vec<(StatementOrigin, Vec<u8>)>>);
 
-    impl Hooks for Recorder {
-        fn user(&self, _: &str) -> Option<UserAuth> {
-            None
-        }
-        fn route(&self, _: &str, _: &str) -> Result<Route, ClientError> {
-            Err(ClientError::fatal(
-                crate::messages::error_response::SqlState::INVALID_CATALOG_NAME,
-                "none",
-            ))
-        }
-        fn statement(&self, _: &SessionInfo, origin: StatementOrigin, sql: &[u8]) {
+    impl SessionHooks for Recorder {
+        fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<(), ClientError> {
             self.0.lock().unwrap().push((origin, sql.to_vec()));
+            if sql.windows(4).any(|w| w == b"drop") {
+                return Err(ClientError::error(SqlState::INSUFFICIENT_PRIVILEGE, "no"));
+            }
+            Ok(())
+        }
+        fn read_only(&mut self) -> bool {
+            false
         }
     }
 
@@ -424,24 +584,8 @@ mod tests {
         v
     }
 
-    fn session() -> SessionInfo {
-        SessionInfo {
-            id: SessionId(1),
-            user: "agent".into(),
-            target: "app".into(),
-            peer: "127.0.0.1:1".parse().unwrap(),
-            tls: false,
-        }
-    }
-
     fn shared() -> Shared {
-        Shared {
-            pending: AtomicI64::new(0),
-            status: AtomicU8::new(TX_IDLE),
-            unsynced: AtomicBool::new(false),
-            draining: AtomicBool::new(false),
-            idle: Notify::new(),
-        }
+        Shared::new()
     }
 
     /// A reader that delivers `bytes` in pieces of `size`.
@@ -467,17 +611,16 @@ mod tests {
         let mut input = forwarded.clone();
         input.extend(msg(b'X', b""));
         for size in CHUNKS {
-            let hooks = Recorder::default();
+            let mut hooks = Recorder::default();
             let shared = shared();
-            let session = session();
             let mut up = Upstream {
                 skip: 0,
-                session: &session,
-                hooks: &hooks,
+                hooks: &mut hooks,
                 limits: RelayLimits {
                     max_statement_len: 1 << 20,
                 },
                 shared: &shared,
+                batches_sent: 0,
             };
             let mut out = Vec::new();
             let mut buf = BytesMut::new();
@@ -506,17 +649,16 @@ mod tests {
 
     #[tokio::test]
     async fn oversized_statements_and_bad_lengths_are_protocol_errors() {
-        let hooks = Recorder::default();
+        let mut hooks = Recorder::default();
         let shared = shared();
-        let session = session();
         let mut up = Upstream {
             skip: 0,
-            session: &session,
-            hooks: &hooks,
+            hooks: &mut hooks,
             limits: RelayLimits {
                 max_statement_len: 16,
             },
             shared: &shared,
+            batches_sent: 0,
         };
         let input = msg(b'Q', b"select 'far too long for the limit'\0");
         let end = up
@@ -594,5 +736,113 @@ mod tests {
             assert_eq!(shared.status.load(Ordering::Relaxed), b'T');
             assert_eq!(shared.pending.load(Ordering::Relaxed), 0);
         }
+    }
+
+    #[tokio::test]
+    async fn refused_statements_become_markers_and_markers_errors_become_refusals() {
+        let input = [
+            msg(b'Q', b"drop table t\0"),
+            msg(b'P', b"s1\0select 1\0\0\0"),
+            msg(b'P', b"s2\0drop table t\0\0\0"),
+            msg(b'S', b""),
+        ]
+        .concat();
+        let mut hooks = Recorder::default();
+        let shared = shared();
+        let mut up = Upstream {
+            skip: 0,
+            hooks: &mut hooks,
+            limits: RelayLimits {
+                max_statement_len: 1 << 20,
+            },
+            shared: &shared,
+            batches_sent: 0,
+        };
+        let mut out = Vec::new();
+        up.run(
+            &mut chunked(&input, input.len()),
+            &mut out,
+            &mut BytesMut::new(),
+        )
+        .await;
+        let expected = [
+            marker(b'Q').to_vec(),
+            msg(b'P', b"s1\0select 1\0\0\0"),
+            marker(b'P').to_vec(),
+            msg(b'S', b""),
+        ]
+        .concat();
+        assert!(
+            out == expected,
+            "markers replace exactly the refused messages"
+        );
+        assert_eq!(shared.refusals_len.load(Ordering::Relaxed), 2);
+
+        // The server fails both markers; the client sees the refusals.
+        let marker_error = |extra: &str| {
+            let mut e = BytesMut::new();
+            ClientError::error(
+                SqlState(*b"42703"),
+                format!("column \"{}\" does not exist{extra}", marker_name()),
+            )
+            .encode(&mut e);
+            e.to_vec()
+        };
+        let server = [
+            marker_error(""),
+            msg(b'Z', b"I"),
+            msg(b'1', b""),
+            marker_error(""),
+            msg(b'Z', b"I"),
+        ]
+        .concat();
+        let mut refusal = BytesMut::new();
+        ClientError::error(SqlState::INSUFFICIENT_PRIVILEGE, "no").encode(&mut refusal);
+        let expected = [
+            refusal.to_vec(),
+            msg(b'Z', b"I"),
+            msg(b'1', b""),
+            refusal.to_vec(),
+            msg(b'Z', b"I"),
+        ]
+        .concat();
+        let mut params = Vec::new();
+        let mut down = Downstream {
+            skip: 0,
+            shared: &shared,
+            params: &mut params,
+            user: "agent",
+            last_tag: 0,
+        };
+        let mut out = Vec::new();
+        down.run(&mut chunked(&server, 3), &mut out, &mut BytesMut::new())
+            .await;
+        assert!(out == expected, "refusals replace the markers' errors");
+        assert_eq!(shared.refusals_len.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn an_earlier_error_in_the_batch_wins_over_a_refusal() {
+        let shared = shared();
+        shared.queue(Queued {
+            batch: 1,
+            error: BytesMut::from(&b"never sent"[..]),
+        });
+        let mut real = BytesMut::new();
+        ClientError::error(SqlState(*b"23505"), "duplicate key").encode(&mut real);
+        let server = [real.to_vec(), msg(b'Z', b"I")].concat();
+        let mut params = Vec::new();
+        let mut down = Downstream {
+            skip: 0,
+            shared: &shared,
+            params: &mut params,
+            user: "agent",
+            last_tag: 0,
+        };
+        let mut out = Vec::new();
+        down.run(&mut chunked(&server, 5), &mut out, &mut BytesMut::new())
+            .await;
+        assert!(out == server);
+        assert_eq!(shared.refusals_len.load(Ordering::Relaxed), 0);
     }
 }

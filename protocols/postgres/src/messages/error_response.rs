@@ -82,6 +82,8 @@ pub struct ClientError {
     pub detail: Option<String>,
     /// An optional hint: what to do about it.
     pub hint: Option<String>,
+    /// 1-based character position in the statement text it is about.
+    pub position: Option<usize>,
 }
 
 impl ClientError {
@@ -93,6 +95,7 @@ impl ClientError {
             message: message.into(),
             detail: None,
             hint: None,
+            position: None,
         }
     }
 
@@ -116,6 +119,12 @@ impl ClientError {
         self
     }
 
+    /// Adds the position in the statement text (1-based characters).
+    pub fn with_position(mut self, position: usize) -> Self {
+        self.position = Some(position);
+        self
+    }
+
     /// Appends the ErrorResponse message.
     pub fn encode(&self, buf: &mut BytesMut) {
         let sev = self.severity.as_str().to_owned();
@@ -131,7 +140,25 @@ impl ClientError {
         if let Some(h) = &self.hint {
             fields.push((b'H', h.clone()));
         }
+        if let Some(p) = self.position {
+            fields.push((b'P', p.to_string()));
+        }
         super::encode(&ErrorResponse::new(fields), buf);
+    }
+}
+
+/// The primary message ('M' field) of an ErrorResponse body.
+pub fn message_field(body: &[u8]) -> Option<&[u8]> {
+    let mut c = super::cursor::Cursor::new(body);
+    loop {
+        let code = c.u8()?;
+        if code == 0 {
+            return None;
+        }
+        let value = c.cstr()?;
+        if code == b'M' {
+            return Some(value);
+        }
     }
 }
 
