@@ -239,6 +239,11 @@ impl MysqlHooks {
             engine,
         }
     }
+
+    /// A target's pool.
+    pub fn pool(&self, target: &str) -> Option<Arc<sqlgate_mysql::Pool>> {
+        self.pools.get(target).cloned()
+    }
 }
 
 impl sqlgate_mysql::Hooks for MysqlHooks {

@@ -79,43 +79,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         }
     });
     let mut postgres_addr = None;
-    let mut pools = HashMap::new();
-    for t in config
-        .targets
-        .iter()
-        .filter(|t| t.kind == TargetKind::Postgres)
-    {
-        let backend = BackendConfig {
-            target: t.name.clone(),
-            host: t.host.clone(),
-            port: t.port,
-            database: t.database.clone(),
-            user: t.user.clone(),
-            password: t.password.clone(),
-            tls: tls::client_config(&t.tls).with_context(|| format!("target \"{}\"", t.name))?,
-            connect_timeout: t.connect_timeout,
-        };
-        let pool = sqlgate_postgres::new_pool(
-            backend,
-            PoolConfig {
-                size: t.pool_size,
-                acquire_timeout: t.acquire_timeout,
-                idle_timeout: t.idle_timeout,
-                reset_timeout: Duration::from_secs(5),
-            },
-        );
-        pools.insert(t.name.clone(), pool);
-    }
     if let Some(pg) = &config.postgres {
         let tls = match &pg.tls {
             Some((cert, key)) => Some(tls::server_config(cert, key)?),
             None => None,
         };
-        let hooks = Arc::new(PgHooks::new(
-            Users::new(&config.users),
-            pools,
-            engine.clone(),
-        ));
+        let hooks = Arc::new(pg_hooks(config, engine.clone())?);
         let gateway = Gateway::new(
             hooks,
             FrontendConfig {
@@ -142,12 +111,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     }
     let mut mysql_addr = None;
     if let Some(my) = &config.mysql {
-        let pools = mysql_pools(config);
+        let hooks = mysql_hooks(config, engine.clone());
         let greeting_pool = config
             .targets
             .iter()
             .find(|t| t.kind == TargetKind::Mysql)
-            .and_then(|t| pools.get(&t.name).cloned())
+            .and_then(|t| hooks.pool(&t.name))
             .with_context(|| {
                 format!(
                     "{}: [mysql] needs at least one target of kind \"mysql\"",
@@ -163,11 +132,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             }
             None => None,
         };
-        let hooks = Arc::new(MysqlHooks::new(
-            Users::new(&config.users),
-            pools,
-            engine.clone(),
-        ));
+        let hooks = Arc::new(hooks);
         let gateway = sqlgate_mysql::Gateway::new(
             hooks,
             sqlgate_mysql::FrontendConfig {
@@ -208,6 +173,44 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         engine,
         tasks,
     })
+}
+
+/// The PostgreSQL listener's hooks: the users, a pool per PostgreSQL
+/// target, and the policy engine.
+pub fn pg_hooks(config: &Config, engine: Arc<Engine>) -> anyhow::Result<PgHooks> {
+    let mut pools = HashMap::new();
+    for t in config
+        .targets
+        .iter()
+        .filter(|t| t.kind == TargetKind::Postgres)
+    {
+        let backend = BackendConfig {
+            target: t.name.clone(),
+            host: t.host.clone(),
+            port: t.port,
+            database: t.database.clone(),
+            user: t.user.clone(),
+            password: t.password.clone(),
+            tls: tls::client_config(&t.tls).with_context(|| format!("target \"{}\"", t.name))?,
+            connect_timeout: t.connect_timeout,
+        };
+        let pool = sqlgate_postgres::new_pool(
+            backend,
+            PoolConfig {
+                size: t.pool_size,
+                acquire_timeout: t.acquire_timeout,
+                idle_timeout: t.idle_timeout,
+                reset_timeout: Duration::from_secs(5),
+            },
+        );
+        pools.insert(t.name.clone(), pool);
+    }
+    Ok(PgHooks::new(Users::new(&config.users), pools, engine))
+}
+
+/// The MySQL listener's hooks.
+pub fn mysql_hooks(config: &Config, engine: Arc<Engine>) -> MysqlHooks {
+    MysqlHooks::new(Users::new(&config.users), mysql_pools(config), engine)
 }
 
 fn mysql_pools(config: &Config) -> HashMap<String, Arc<sqlgate_mysql::Pool>> {

@@ -189,17 +189,24 @@ impl SessionPolicy {
         let statements = self.engine.classify(self.dialect, sql);
         let table = self.table();
         let mut judged = Vec::with_capacity(statements.len());
+        // What this text prepares, visible to its own later EXECUTEs.
+        let mut defined: HashMap<&str, TagSet> = HashMap::new();
         for (i, s) in statements.iter().enumerate() {
             let tags = match &s.risk.prepared {
                 Some(Prepared::Execute(name)) => {
                     let mut tags = s.risk.tags;
                     tags.extend(
-                        self.prepared
-                            .get(name)
+                        defined
+                            .get(name.as_str())
+                            .or_else(|| self.prepared.get(name))
                             .copied()
                             .unwrap_or(TagSet::of(Tag::Unknown)),
                     );
                     tags
+                }
+                Some(Prepared::Define(name, tags)) => {
+                    defined.insert(name, *tags);
+                    s.risk.tags
                 }
                 _ => s.risk.tags,
             };

@@ -2,6 +2,7 @@
 //! protocol client.
 
 mod auth;
+mod policy;
 mod pool;
 mod relay;
 mod tools;

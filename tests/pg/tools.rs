@@ -148,7 +148,7 @@ fn every_statement_is_parsed_and_logged_with_its_session() {
     assert!(!out.status.success());
     assert!(gw
         .wait_for_line(
-            |l| l.contains("unparseable statement") && l.contains("SELEC 42 FROM nowhere"),
+            |l| l.contains("tags=unknown") && l.contains("SELEC 42 FROM nowhere"),
             Duration::from_secs(10)
         )
         .is_some());

@@ -53,6 +53,37 @@ impl TestConfig {
         c
     }
 
+    /// The repository's example policy (`policies/agents.toml`, as
+    /// written) plus `extra` rules in a second file, and its identities on
+    /// `targets`: `bot` (group `agents`), `ci`, and `viewer` (group
+    /// `viewers`, which `extra` may give rules).
+    pub fn with_example_policy(&mut self, targets: &[&str], extra: &str) {
+        let dir = self.path().join("policies");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/agents.toml"),
+            dir.join("agents.toml"),
+        )
+        .unwrap();
+        if !extra.is_empty() {
+            std::fs::write(dir.join("extra.toml"), extra).unwrap();
+        }
+        self.toml.push_str(
+            "
+[policy]
+files = [\"policies/*.toml\"]
+",
+        );
+        for (name, groups) in [
+            ("bot", "groups = [\"agents\"]"),
+            ("ci", ""),
+            ("viewer", "groups = [\"viewers\"]"),
+        ] {
+            self.secret(&format!("{name}.pw"), &format!("{name}-pw"));
+            self.user(name, &format!("{name}.pw"), targets, groups);
+        }
+    }
+
     /// Writes a password file next to the config.
     pub fn secret(&mut self, name: &str, value: &str) {
         std::fs::write(self.dir.path().join(name), format!("{value}\n")).unwrap();
