@@ -606,10 +606,7 @@ fn string_literal(e: &Expr) -> Option<&str> {
 /// comparisons of equal constants or of an expression with itself, and
 /// AND/OR/NOT of those.
 pub fn always_true(e: &Expr) -> bool {
-    match truth(e) {
-        Some(t) => t,
-        None => false,
-    }
+    truth(e).unwrap_or_default()
 }
 
 /// The constant truth value of an expression, if it has one.
@@ -658,7 +655,10 @@ fn truth(e: &Expr) -> Option<bool> {
             _ => None,
         },
         Expr::IsTrue(inner) => truth(inner),
-        Expr::IsNotFalse(inner) => truth(inner).map(|_| true).or(None),
+        Expr::IsNotFalse(inner) => match inner.as_ref() {
+            Expr::Value(v) if matches!(v.value, Value::Null) => Some(true),
+            other => truth(other),
+        },
         Expr::IsNotNull(inner) => match inner.as_ref() {
             Expr::Value(v) => Some(!matches!(v.value, Value::Null)),
             _ => None,

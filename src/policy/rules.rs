@@ -258,10 +258,10 @@ impl Policy {
     }
 }
 
-fn parse_file(
-    text: &str,
-    p: &mut Problems,
-) -> Option<(Vec<Rule>, Option<(Defaults, std::ops::Range<usize>)>)> {
+/// A file's rules and its `[defaults]` (with where they are written).
+type ParsedFile = (Vec<Rule>, Option<(Defaults, std::ops::Range<usize>)>);
+
+fn parse_file(text: &str, p: &mut Problems) -> Option<ParsedFile> {
     let raw: RawFile = match toml::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {

@@ -2,7 +2,7 @@
 //! protocol client.
 
 mod auth;
-mod policy;
+pub mod policy;
 mod pool;
 mod relay;
 mod tools;
