@@ -500,10 +500,7 @@ parse_error = "deny"    # a statement the parser cannot read: deny | review
             agent.decide(set(&[Tag::Read, Tag::DdlDrop]), true).verdict,
             Verdict::Deny
         );
-        assert!(
-            agent.read_only() == false,
-            "agents may have writes reviewed"
-        );
+        assert!(!agent.read_only(), "agents may have writes reviewed");
 
         let ci = policy.table("ci", &[], "app");
         assert_eq!(
