@@ -1,0 +1,121 @@
+//! Cost of judging a statement: split + parse + classify + decide, per
+//! statement text, uncached (every text new) and cached (the text seen
+//! before, as with prepared statements and ORMs' repeated queries). The
+//! OLTP mix is pgbench's TPC-B-like transaction with literal values, as a
+//! simple-protocol client sends it.
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sqlgate::policy::engine::{Engine, SessionPolicy};
+use sqlgate::policy::parse::SqlDialect;
+use sqlgate::policy::rules::Policy;
+
+/// pgbench's tpcb-like statements, with distinct literals per round.
+fn oltp_mix(round: u32) -> Vec<String> {
+    let (aid, bid, tid, delta) = (
+        round % 100_000 + 1,
+        round % 10 + 1,
+        round % 100 + 1,
+        round % 5000,
+    );
+    vec![
+        "BEGIN;".to_owned(),
+        format!("UPDATE pgbench_accounts SET abalance = abalance + {delta} WHERE aid = {aid};"),
+        format!("SELECT abalance FROM pgbench_accounts WHERE aid = {aid};"),
+        format!("UPDATE pgbench_tellers SET tbalance = tbalance + {delta} WHERE tid = {tid};"),
+        format!("UPDATE pgbench_branches SET bbalance = bbalance + {delta} WHERE bid = {bid};"),
+        format!(
+            "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ({tid}, {bid}, {aid}, {delta}, CURRENT_TIMESTAMP);"
+        ),
+        "END;".to_owned(),
+    ]
+}
+
+fn engine(cache_entries: usize) -> Arc<Engine> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/policies/agents.toml"),
+        dir.path().join("agents.toml"),
+    )
+    .unwrap();
+    let policy = Policy::load(&["*.toml".to_owned()], dir.path()).unwrap();
+    Arc::new(Engine::new(Some(policy), cache_entries))
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("judge");
+    let mix = oltp_mix(1);
+    group.throughput(Throughput::Elements(mix.len() as u64));
+
+    let e = engine(10_000);
+    let mut ci = SessionPolicy::new(e, SqlDialect::Postgres, "ci", &[], "app");
+    for sql in &mix {
+        ci.judge(sql.as_bytes()).unwrap();
+    }
+    group.bench_function("pgbench tpcb mix, cached", |b| {
+        b.iter(|| {
+            for sql in &mix {
+                ci.judge(std::hint::black_box(sql.as_bytes())).unwrap();
+            }
+        })
+    });
+
+    // A cache of one entry and texts that never repeat: every judgement
+    // splits, parses and classifies.
+    let e = engine(1);
+    let mut ci = SessionPolicy::new(e, SqlDialect::Postgres, "ci", &[], "app");
+    let mut round = 0u32;
+    group.bench_function("pgbench tpcb mix, uncached", |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                oltp_mix(round)
+            },
+            |mix| {
+                for sql in &mix {
+                    ci.judge(std::hint::black_box(sql.as_bytes())).unwrap();
+                }
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+
+    let select = b"SELECT abalance FROM pgbench_accounts WHERE aid = 4711;";
+    let e = engine(10_000);
+    let mut bot = SessionPolicy::new(
+        e,
+        SqlDialect::Postgres,
+        "bot",
+        &["agents".to_owned()],
+        "app",
+    );
+    bot.judge(select).unwrap();
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("pgbench select, cached", |b| {
+        b.iter(|| bot.judge(std::hint::black_box(select)).unwrap())
+    });
+    let e = engine(1);
+    let mut bot = SessionPolicy::new(
+        e,
+        SqlDialect::Postgres,
+        "bot",
+        &["agents".to_owned()],
+        "app",
+    );
+    let mut n = 0u64;
+    group.bench_function("pgbench select, uncached", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                format!("SELECT abalance FROM pgbench_accounts WHERE aid = {n};")
+            },
+            |sql| bot.judge(std::hint::black_box(sql.as_bytes())).unwrap(),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
