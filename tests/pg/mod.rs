@@ -3,6 +3,7 @@
 
 mod auth;
 pub mod policy;
+mod policy_tools;
 mod pool;
 mod relay;
 mod tools;

@@ -1,0 +1,145 @@
+//! The policy through the binary: `sqlgate check` reports policy problems
+//! by file and line, `sqlgate explain` shows a judgement without a
+//! database, and SIGHUP reloads the policy (a bad file keeps the old one).
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::pg::policy::VIEWERS;
+use crate::support::binary::{GatewayProcess, BIN};
+use crate::support::gateway::{connect, TestConfig};
+use crate::support::pg::{self, free_port};
+
+fn sqlgate(args: &[&str], config: &std::path::Path) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_validates_every_policy_file() {
+    let mut cfg = TestConfig::new(pg::shared());
+    cfg.with_example_policy(&["app"], VIEWERS);
+    let path = cfg.write();
+    let (ok, out, err) = sqlgate(&["check"], &path);
+    assert!(ok, "{err}");
+    assert!(out.contains("3 rules in 2 policy files"), "{out}");
+
+    std::fs::write(
+        cfg.path().join("policies/extra.toml"),
+        "[[rule]]\nname = \"viewers\"\ngroups = [\"viewers\"]\ntargets = [\"*\"]\n\
+         allow = [\"read\", \"write.everything\"]\ndeny = [\"admin\"]\nreview = [\"admin\"]\n",
+    )
+    .unwrap();
+    let (ok, _, err) = sqlgate(&["check"], &path);
+    assert!(!ok);
+    assert!(
+        err.contains("extra.toml:5: rule \"viewers\".allow: unknown tag \"write.everything\""),
+        "{err}"
+    );
+    assert!(err.contains("\"admin\" is also in review"), "{err}");
+}
+
+#[test]
+fn explain_shows_tags_rules_and_verdict_without_a_database() {
+    let mut cfg = TestConfig::new(pg::shared());
+    cfg.with_example_policy(&["app"], "");
+    // Nothing listens there: explain must not connect.
+    cfg.toml = cfg
+        .toml
+        .replace(&format!("port = {}", pg::shared().port), "port = 1");
+    let path = cfg.write();
+    let sql = "SELECT * FROM orders; DROP TABLE orders";
+    let (ok, out, err) = sqlgate(&["explain", "--user", "bot", "--target", "app", sql], &path);
+    assert!(ok, "{err}");
+    for expected in [
+        "matching rules: agents-read-only",
+        "tags: read",
+        "tags: ddl.drop",
+        "rule \"agents-read-only\" (ddl)",
+        "verdict: deny",
+    ] {
+        assert!(out.contains(expected), "{expected} in\n{out}");
+    }
+    let (ok, out, err) = sqlgate(
+        &[
+            "explain",
+            "--user",
+            "ci",
+            "--target",
+            "app",
+            "--format",
+            "json",
+            "DELETE FROM orders",
+        ],
+        &path,
+    );
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verdict"], "review");
+    assert_eq!(
+        v["statements"][0]["tags"],
+        serde_json::json!(["write.delete", "write.unbounded"])
+    );
+    assert_eq!(v["statements"][0]["by_tag"][1]["entry"], "write.unbounded");
+    assert_eq!(v["read_only_session"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_policy_and_a_bad_file_keeps_the_old_one() {
+    let mut cfg = TestConfig::new(pg::shared());
+    let port = free_port();
+    cfg.toml = cfg
+        .toml
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    cfg.with_example_policy(&["app"], VIEWERS);
+    let path = cfg.write();
+    let mut gw = GatewayProcess::start(&path, port, "info");
+    let viewer = connect(&format!(
+        "host=127.0.0.1 port={port} user=viewer password=viewer-pw dbname=app"
+    ))
+    .await;
+    viewer.simple_query("SELECT 1").await.unwrap();
+
+    let hup = |pid: u32| {
+        let st = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    // Viewers lose `read`: the running session is judged by the new policy.
+    std::fs::write(
+        cfg.path().join("policies/extra.toml"),
+        VIEWERS.replace("allow = [\"read\", ", "deny = [\"read\"]\nallow = ["),
+    )
+    .unwrap();
+    hup(gw.pid());
+    assert!(gw
+        .wait_for_line(|l| l.contains("policy reloaded"), Duration::from_secs(10))
+        .is_some());
+    let e = viewer.simple_query("SELECT 1").await.unwrap_err();
+    assert_eq!(e.as_db_error().unwrap().code().code(), "42501");
+
+    // A broken file: the log says why, the policy in force stays.
+    std::fs::write(cfg.path().join("policies/extra.toml"), "[[rule]\nname = ").unwrap();
+    hup(gw.pid());
+    let line = gw
+        .wait_for_line(
+            |l| l.contains("policy reload failed"),
+            Duration::from_secs(10),
+        )
+        .expect("the failure is logged");
+    assert!(line.contains("extra.toml:1"), "{line}");
+    let e = viewer.simple_query("SELECT 1").await.unwrap_err();
+    assert_eq!(e.as_db_error().unwrap().code().code(), "42501");
+    viewer.simple_query("BEGIN").await.unwrap();
+}
