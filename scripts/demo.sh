@@ -43,6 +43,7 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 mkdir -p "$DEMO"
 export APP_DB_PASSWORD=${APP_DB_PASSWORD:-shop-owner-demo-pw}
 export SQLGATE_AGENT_PASSWORD=${SQLGATE_AGENT_PASSWORD:-agent-demo-pw}
+export SQLGATE_CI_PASSWORD=${SQLGATE_CI_PASSWORD:-ci-demo-pw}
 if [ ! -d "$DEMO/pgdata" ]; then
   echo "== creating the demo PostgreSQL cluster in demo/pgdata"
   PWFILE=$(mktemp); echo "postgres-demo-pw" >"$PWFILE"
@@ -92,6 +93,9 @@ if [ "${MY_FRESH:-0}" = 1 ]; then
 fi
 
 [ -f "$DEMO/certs/server.crt" ] || "$SQLGATE" cert --out "$DEMO/certs" >/dev/null
+# The example policy, with the CI rule on the demo's targets.
+mkdir -p "$DEMO/policies"
+sed 's/^targets = \["app"\]/targets = ["shop", "shop_mysql"]/' "$ROOT/policies/agents.toml" >"$DEMO/policies/agents.toml"
 cat >"$DEMO/sqlgate.toml" <<TOML
 # The demo configuration (written by scripts/demo.sh).
 [postgres]
@@ -129,6 +133,14 @@ name = "agent"
 password_env = "SQLGATE_AGENT_PASSWORD"
 groups = ["agents"]
 targets = ["shop", "shop_mysql"]
+
+[[user]]
+name = "ci"
+password_env = "SQLGATE_CI_PASSWORD"
+targets = ["shop", "shop_mysql"]
+
+[policy]
+files = ["policies/*.toml"]         # reloaded on SIGHUP
 TOML
 "$SQLGATE" check --config "$DEMO/sqlgate.toml"
 
@@ -140,6 +152,12 @@ Connect as the gateway user "agent" (the server's own credentials stay inside sq
   PGPASSWORD=$SQLGATE_AGENT_PASSWORD psql "host=localhost port=$GW_PORT dbname=shop user=agent sslmode=verify-full sslrootcert=$DEMO/certs/server.crt"
 
 Try: \\dt   SELECT * FROM customers LIMIT 3;   SELECT current_user;
+The example policy (demo/policies/agents.toml) lets "agent" read; its writes
+need approval and DDL is refused:   DELETE FROM orders;   DROP TABLE orders;
+"ci" (password $SQLGATE_CI_PASSWORD) may migrate; its DROP is held for review.
+See how a statement is judged without running it:
+
+  $SQLGATE explain --config $DEMO/sqlgate.toml --user agent --target shop "DELETE FROM orders"
 
 The same shop on MariaDB, through sqlgate's MySQL listener on 127.0.0.1:$GW_MY_PORT:
 

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use super::parse::SqlDialect;
 use super::tags::{Tag, TagSet};
 
 /// Built-in functions (both dialects) that compute a value without side
@@ -622,14 +623,22 @@ const RISKY: &[(&str, Tag)] = &[
 
 static READ_ONLY_SET: LazyLock<std::collections::HashSet<&'static str>> =
     LazyLock::new(|| READ_ONLY.iter().copied().collect());
+
+/// PostgreSQL's non-volatile catalog functions (see the file's header).
+static PG_STABLE: LazyLock<std::collections::HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("pg_stable_functions.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect()
+});
 static RISKY_MAP: LazyLock<HashMap<&'static str, Tag>> =
     LazyLock::new(|| RISKY.iter().copied().collect());
 
 /// Tags a call of the function `name` adds. `schema` is its qualifier,
 /// if any: only unqualified names and `pg_catalog.` ones are built-ins.
-/// `None`: the function is not known (and needs a look at its arguments,
-/// for `set_config`).
-pub fn function_tags(schema: Option<&str>, name: &str) -> TagSet {
+/// PostgreSQL's own non-volatile functions are known from its catalog;
+/// MySQL's from the list above. Unknown functions are `code.function`.
+pub fn function_tags(dialect: SqlDialect, schema: Option<&str>, name: &str) -> TagSet {
     let builtin = match schema {
         None => true,
         Some(s) => s.eq_ignore_ascii_case("pg_catalog"),
@@ -639,7 +648,9 @@ pub fn function_tags(schema: Option<&str>, name: &str) -> TagSet {
         if let Some(tag) = RISKY_MAP.get(lower.as_str()) {
             return TagSet::of(*tag);
         }
-        if READ_ONLY_SET.contains(lower.as_str()) {
+        if READ_ONLY_SET.contains(lower.as_str())
+            || (dialect == SqlDialect::Postgres && PG_STABLE.contains(lower.as_str()))
+        {
             return TagSet::EMPTY;
         }
     }
@@ -780,18 +791,24 @@ mod tests {
 
     #[test]
     fn only_unqualified_or_catalog_builtins_are_known() {
-        assert!(function_tags(None, "LOWER").is_empty());
-        assert!(function_tags(Some("pg_catalog"), "format_type").is_empty());
+        let pg = SqlDialect::Postgres;
+        assert!(function_tags(pg, None, "LOWER").is_empty());
+        assert!(function_tags(pg, Some("pg_catalog"), "format_type").is_empty());
+        assert!(function_tags(pg, Some("pg_catalog"), "pg_relation_is_publishable").is_empty());
         assert_eq!(
-            function_tags(Some("evil"), "lower"),
+            function_tags(SqlDialect::Mysql, None, "pg_relation_is_publishable"),
             TagSet::of(Tag::CodeFunction)
         );
         assert_eq!(
-            function_tags(None, "query_to_xml"),
+            function_tags(pg, Some("evil"), "lower"),
             TagSet::of(Tag::CodeFunction)
         );
         assert_eq!(
-            function_tags(None, "pg_read_file"),
+            function_tags(pg, None, "query_to_xml"),
+            TagSet::of(Tag::CodeFunction)
+        );
+        assert_eq!(
+            function_tags(pg, None, "pg_read_file"),
             TagSet::of(Tag::FileRead)
         );
     }

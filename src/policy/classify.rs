@@ -305,6 +305,21 @@ mod tests {
     }
 
     #[test]
+    fn catalog_operators_are_builtins_and_custom_ones_code() {
+        assert_eq!(
+            tags(
+                SqlDialect::Postgres,
+                "SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relname OPERATOR(pg_catalog.~) '^(t)$' COLLATE pg_catalog.default"
+            ),
+            ["read"]
+        );
+        assert_eq!(
+            tags(SqlDialect::Postgres, "SELECT a OPERATOR(evil.+) b FROM t"),
+            ["code.function read"]
+        );
+    }
+
+    #[test]
     fn unreadable_text_is_unknown() {
         assert_eq!(tags(SqlDialect::Postgres, "selec 1"), ["unknown"]);
         assert_eq!(

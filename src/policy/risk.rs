@@ -66,10 +66,10 @@ pub fn classify(stmt: &Statement, dialect: SqlDialect) -> Risk {
         } => {
             let mut tags = TagSet::EMPTY;
             for p in parameters {
-                tags.extend(walk(p));
+                tags.extend(walk(dialect, p));
             }
             for u in using {
-                tags.extend(walk(&u.expr));
+                tags.extend(walk(dialect, &u.expr));
             }
             Risk {
                 tags,
@@ -102,14 +102,14 @@ fn of(tags: &[Tag]) -> TagSet {
 fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
     use Statement as S;
     match stmt {
-        S::Query(_) => of(&[Tag::Read]) | walk(stmt),
+        S::Query(_) => of(&[Tag::Read]) | walk(dialect, stmt),
         S::Explain {
             analyze: true,
             statement,
             ..
         } => classify(statement, dialect).tags,
         S::Explain { .. } | S::ExplainTable { .. } => of(&[Tag::Read]),
-        S::Insert(_) | S::Update(_) | S::Delete(_) | S::Merge(_) => walk(stmt),
+        S::Insert(_) | S::Update(_) | S::Delete(_) | S::Merge(_) => walk(dialect, stmt),
         S::Copy {
             source, to, target, ..
         } => {
@@ -119,7 +119,7 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
                 of(&[Tag::WriteInsert])
             };
             if let CopySource::Query(q) = source {
-                tags.extend(walk(q.as_ref()));
+                tags.extend(walk(dialect, q.as_ref()));
             }
             match target {
                 CopyTarget::Stdin | CopyTarget::Stdout => {}
@@ -131,7 +131,7 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
             tags
         }
         S::LoadData { .. } => of(&[Tag::WriteInsert, Tag::FileRead]),
-        S::Set(set) => set_tags(set),
+        S::Set(set) => set_tags(dialect, set),
         S::Reset(r) => match &r.reset {
             Reset::ALL => of(&[Tag::AdminConfig]),
             Reset::SessionAuthorization => of(&[Tag::DclRole]),
@@ -174,7 +174,7 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
             let mut tags = TagSet::EMPTY;
             for d in stmts {
                 match &d.for_query {
-                    Some(q) => tags.extend(of(&[Tag::Read]) | walk(q.as_ref())),
+                    Some(q) => tags.extend(of(&[Tag::Read]) | walk(dialect, q.as_ref())),
                     None => tags.insert(Tag::Unknown),
                 }
             }
@@ -185,7 +185,7 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
         S::CreateTable(ct) => {
             let mut tags = of(&[Tag::DdlCreate]);
             if let Some(q) = &ct.query {
-                tags.extend(walk(q.as_ref()));
+                tags.extend(walk(dialect, q.as_ref()));
             }
             tags
         }
@@ -243,7 +243,7 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
         S::Vacuum(_) | S::OptimizeTable { .. } | S::Flush { .. } | S::Analyze(_) => {
             of(&[Tag::AdminMaintenance])
         }
-        S::Call(f) => of(&[Tag::CodeCall]) | walk_function_args(f),
+        S::Call(f) => of(&[Tag::CodeCall]) | walk_function_args(dialect, f),
         S::Load { .. } => of(&[Tag::CodeFunction]),
         _ => of(&[Tag::Unknown]),
     }
@@ -258,7 +258,7 @@ fn read_write(modes: &[TransactionMode]) -> bool {
     })
 }
 
-fn set_tags(set: &Set) -> TagSet {
+fn set_tags(dialect: SqlDialect, set: &Set) -> TagSet {
     match set {
         Set::SingleAssignment {
             scope,
@@ -271,7 +271,7 @@ fn set_tags(set: &Set) -> TagSet {
                 _ => variable_tags(variable),
             };
             for v in values {
-                tags.extend(walk(v));
+                tags.extend(walk(dialect, v));
             }
             tags
         }
@@ -281,7 +281,7 @@ fn set_tags(set: &Set) -> TagSet {
                 tags.extend(variable_tags(v));
             }
             for v in values {
-                tags.extend(walk(v));
+                tags.extend(walk(dialect, v));
             }
             tags
         }
@@ -292,13 +292,13 @@ fn set_tags(set: &Set) -> TagSet {
                     Some(sqlparser::ast::ContextModifier::Global) => of(&[Tag::AdminConfig]),
                     _ => variable_tags(&a.name),
                 });
-                tags.extend(walk(&a.value));
+                tags.extend(walk(dialect, &a.value));
             }
             tags
         }
         Set::SetSessionAuthorization(_) | Set::SetRole { .. } => of(&[Tag::DclRole]),
         Set::SetSessionParam(_) => of(&[Tag::Unknown]),
-        Set::SetTimeZone { value, .. } => of(&[Tag::Session]) | walk(value),
+        Set::SetTimeZone { value, .. } => of(&[Tag::Session]) | walk(dialect, value),
         Set::SetNames { .. } | Set::SetNamesDefault {} => of(&[Tag::Session]),
         Set::SetTransaction { modes, .. } => {
             let mut tags = of(&[Tag::Tx]);
@@ -446,17 +446,19 @@ impl<F: FnMut(&sqlparser::ast::Function)> Visitor for FnVisitor<F> {
 
 /// Tags of what runs inside a node: functions called, locking clauses,
 /// nested data-modifying statements.
-fn walk<V: Visit>(node: &V) -> TagSet {
+fn walk<V: Visit>(dialect: SqlDialect, node: &V) -> TagSet {
     let mut w = Walker {
         tags: TagSet::EMPTY,
+        dialect,
     };
     let _ = node.visit(&mut w);
     w.tags
 }
 
-fn walk_function_args(f: &sqlparser::ast::Function) -> TagSet {
+fn walk_function_args(dialect: SqlDialect, f: &sqlparser::ast::Function) -> TagSet {
     let mut w = Walker {
         tags: TagSet::EMPTY,
+        dialect,
     };
     let _ = f.args.visit(&mut w);
     w.tags
@@ -464,6 +466,7 @@ fn walk_function_args(f: &sqlparser::ast::Function) -> TagSet {
 
 struct Walker {
     tags: TagSet,
+    dialect: SqlDialect,
 }
 
 impl Visitor for Walker {
@@ -517,8 +520,8 @@ impl Visitor for Walker {
                 name,
                 args: Some(_),
                 ..
-            } => self.tags.extend(name_tags(name)),
-            TableFactor::Function { name, .. } => self.tags.extend(name_tags(name)),
+            } => self.tags.extend(name_tags(self.dialect, name)),
+            TableFactor::Function { name, .. } => self.tags.extend(name_tags(self.dialect, name)),
             _ => {}
         }
         ControlFlow::Continue(())
@@ -527,7 +530,7 @@ impl Visitor for Walker {
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
         match expr {
             Expr::Function(f) => {
-                let tags = name_tags(&f.name);
+                let tags = name_tags(self.dialect, &f.name);
                 let setter = f
                     .name
                     .0
@@ -535,37 +538,58 @@ impl Visitor for Walker {
                     .and_then(|p| p.as_ident())
                     .is_some_and(|i| i.value.eq_ignore_ascii_case("set_config"));
                 if setter && tags.contains(Tag::CodeFunction) {
-                    self.tags.extend(set_config_tags(&f.args));
+                    self.tags.extend(set_config_tags(self.dialect, &f.args));
                 } else {
                     self.tags.extend(tags);
                 }
             }
-            Expr::BinaryOp {
-                op: BinaryOperator::PGCustomBinaryOperator(_) | BinaryOperator::Custom(_),
-                ..
-            } => self.tags.insert(Tag::CodeFunction),
+            Expr::BinaryOp { op, .. } if !builtin_operator(op) => {
+                self.tags.insert(Tag::CodeFunction)
+            }
             _ => {}
         }
         ControlFlow::Continue(())
     }
 }
 
-fn name_tags(name: &ObjectName) -> TagSet {
+/// Whether an operator is PostgreSQL's own: `OPERATOR(pg_catalog.~)`
+/// (psql's catalog queries use it) and the built-in symbols sqlparser has
+/// no variant for. A user-defined operator runs a user-defined function.
+fn builtin_operator(op: &BinaryOperator) -> bool {
+    const SYMBOLS: &[&str] = &[
+        "~~", "!~~", "~~*", "!~~*", "<<", ">>", "&<", "&>", "-|-", "<->", "<#>", "<=>", "##",
+        "@-@", "?#", "?-", "?|", "~=", "<<=", ">>=", "&&", "@@@", "<^", ">^", "|>>", "<<|", "&<|",
+        "|&>", "?-|", "?||",
+    ];
+    match op {
+        BinaryOperator::PGCustomBinaryOperator(parts) => match parts.as_slice() {
+            [schema, symbol] => {
+                schema.eq_ignore_ascii_case("pg_catalog")
+                    && symbol.chars().all(|c| "+-*/<>=~!@#%^&|`?".contains(c))
+            }
+            _ => false,
+        },
+        BinaryOperator::Custom(symbol) => SYMBOLS.contains(&symbol.as_str()),
+        _ => true,
+    }
+}
+
+fn name_tags(dialect: SqlDialect, name: &ObjectName) -> TagSet {
     let parts: Vec<&str> = name
         .0
         .iter()
         .map(|p| p.as_ident().map(|i| i.value.as_str()).unwrap_or(""))
         .collect();
     match parts.as_slice() {
-        [f] => function_tags(None, f),
-        [schema, f] => function_tags(Some(schema), f),
+        [f] => function_tags(dialect, None, f),
+        [schema, f] => function_tags(dialect, Some(schema), f),
         _ => of(&[Tag::CodeFunction]),
     }
 }
 
 /// `set_config('name', value, is_local)`: judged like `SET name`, when the
 /// name is a literal; a computed name could be anything.
-fn set_config_tags(args: &FunctionArguments) -> TagSet {
+fn set_config_tags(dialect: SqlDialect, args: &FunctionArguments) -> TagSet {
     let FunctionArguments::List(list) = args else {
         return of(&[Tag::AdminConfig]);
     };
@@ -581,7 +605,7 @@ fn set_config_tags(args: &FunctionArguments) -> TagSet {
                 None => tags.insert(Tag::AdminConfig),
             }
         } else {
-            tags.extend(walk(expr));
+            tags.extend(walk(dialect, expr));
         }
     }
     if tags.is_empty() {

@@ -143,3 +143,49 @@ async fn sighup_reloads_the_policy_and_a_bad_file_keeps_the_old_one() {
     assert_eq!(e.as_db_error().unwrap().code().code(), "42501");
     viewer.simple_query("BEGIN").await.unwrap();
 }
+
+/// psql's catalog queries (its backslash commands) are reads: an agent
+/// under the example policy can look around with a stock client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_meta_commands_work_for_an_agent() {
+    let mut cfg = TestConfig::new(pg::shared());
+    cfg.with_example_policy(&["app"], "");
+    let gw = cfg.start().await;
+    let port = gw.port();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("psql")
+            .arg(format!("host=127.0.0.1 port={port} dbname=app user=bot"))
+            .args(["-X", "-v", "ON_ERROR_STOP=1"])
+            .args([
+                "-c", "\\dt", "-c", "\\dn", "-c", "\\df", "-c", "\\du", "-c", "\\l",
+            ])
+            .args(["-c", "\\d+ pg_catalog.pg_class", "-c", "\\conninfo"])
+            .env("PGPASSWORD", "bot-pw")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And a write from psql is refused with the policy's message.
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("psql")
+            .arg(format!("host=127.0.0.1 port={port} dbname=app user=bot"))
+            .args(["-X", "-c", "DROP TABLE IF EXISTS nothing_here"])
+            .env("PGPASSWORD", "bot-pw")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("permission denied by sqlgate policy: ddl.drop"),
+        "{err}"
+    );
+}
