@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end PostgreSQL benchmark: pgbench direct, through PgBouncer (session
-# mode, the peer to beat) and through sqlgate, in one run, on one server.
+# mode, the peer to beat) and through sqlgate (default runtime, one worker,
+# and with a policy judging every statement), in one run, on one server.
 #
 #   bash benches/pg_e2e.sh [-T SECS] [-r REPEATS] [-m MODES]
 #
@@ -60,13 +61,27 @@ TOML
 }
 write_config $SG_PORT "" >"$OUT/sqlgate.toml"
 write_config $SG1_PORT "worker_threads = 1" >"$OUT/sqlgate-1w.toml"
+# A third instance judges every statement: a policy that lets the bench
+# user run pgbench's reads, writes and transactions.
+SGP_PORT=6441
+write_config $SGP_PORT "" >"$OUT/sqlgate-policy.toml"
+printf '\n[policy]\nfiles = ["bench-policy.toml"]\n' >>"$OUT/sqlgate-policy.toml"
+cat >"$OUT/bench-policy.toml" <<TOML
+[[rule]]
+name = "bench"
+users = ["$PGUSER"]
+targets = ["*"]
+allow = ["read", "write", "tx", "session"]
+TOML
 RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate.toml" 2>"$OUT/sqlgate.log" &
 SG_PID=$!
 RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate-1w.toml" 2>"$OUT/sqlgate-1w.log" &
 SG1_PID=$!
+RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate-policy.toml" 2>"$OUT/sqlgate-policy.log" &
+SGP_PID=$!
 read -r PGB_PID PGB_PORT < <(bash "$BENCH/pgbouncer.sh" start -m session -d "$DB" -U "$PGUSER" -W "$PGPASSWORD" -H "$PGHOST" -P "$PGPORT")
-trap 'kill $SG_PID $SG1_PID 2>/dev/null; bash "$BENCH/pgbouncer.sh" stop' EXIT
-for p in $SG_PORT $SG1_PORT; do
+trap 'kill $SG_PID $SG1_PID $SGP_PID 2>/dev/null; bash "$BENCH/pgbouncer.sh" stop' EXIT
+for p in $SG_PORT $SG1_PORT $SGP_PORT; do
   for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p $p && break; sleep 0.1; done
 done
 
@@ -76,6 +91,7 @@ for _ in $(seq "$R"); do  # interleaved, so that drift hits all three alike
   run -p "$PGB_PORT" -l pgbouncer -P "$PGB_PID"
   run -p "$SG_PORT" -l sqlgate -P "$SG_PID"
   run -p "$SG1_PORT" -l sqlgate-1worker -P "$SG1_PID"
+  run -p "$SGP_PORT" -l sqlgate-policy -P "$SGP_PID"
 done
-python3 "$BENCH/summarize.py" --base direct "$OUT"/direct.csv "$OUT"/pgbouncer.csv "$OUT"/sqlgate.csv "$OUT"/sqlgate-1worker.csv | tee "$OUT/summary.md"
+python3 "$BENCH/summarize.py" --base direct "$OUT"/direct.csv "$OUT"/pgbouncer.csv "$OUT"/sqlgate.csv "$OUT"/sqlgate-1worker.csv "$OUT"/sqlgate-policy.csv | tee "$OUT/summary.md"
 echo "results: $OUT"
