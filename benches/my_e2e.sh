@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end MySQL benchmark: sysbench oltp_point_select and oltp_read_only
-# at 1 and 16 threads, direct and through sqlgate, in one run, on one server.
+# at 1 and 16 threads, direct and through sqlgate (default runtime, one
+# worker, and with a policy judging every statement), in one run, on one server.
 #
 #   bash benches/my_e2e.sh [-T SECS] [-r REPEATS] [-m MODES]
 #
@@ -60,12 +61,26 @@ TOML
 # Two instances: the default runtime (a worker per CPU) and one worker.
 write_config $SG_PORT "" >"$OUT/sqlgate.toml"
 write_config $SG1_PORT "worker_threads = 1" >"$OUT/sqlgate-1w.toml"
+# A third instance judges every statement (reads, writes, transactions
+# allowed for the bench user).
+SGP_PORT=6038
+write_config $SGP_PORT "" >"$OUT/sqlgate-policy.toml"
+printf '\n[policy]\nfiles = ["bench-policy.toml"]\n' >>"$OUT/sqlgate-policy.toml"
+cat >"$OUT/bench-policy.toml" <<TOML
+[[rule]]
+name = "bench"
+users = ["sqlgate_bench"]
+targets = ["*"]
+allow = ["read", "write", "tx", "session"]
+TOML
 RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate.toml" 2>"$OUT/sqlgate.log" &
 SG_PID=$!
 RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate-1w.toml" 2>"$OUT/sqlgate-1w.log" &
 SG1_PID=$!
-trap 'kill $SG_PID $SG1_PID 2>/dev/null' EXIT
-for p in $SG_PORT $SG1_PORT; do
+RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate-policy.toml" 2>"$OUT/sqlgate-policy.log" &
+SGP_PID=$!
+trap 'kill $SG_PID $SG1_PID $SGP_PID 2>/dev/null' EXIT
+for p in $SG_PORT $SG1_PORT $SGP_PORT; do
   for _ in $(seq 100); do mariadb-admin --no-defaults -h127.0.0.1 -P$p -usqlgate_bench -p"$MYPW" ping >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
@@ -74,6 +89,7 @@ for _ in $(seq "$R"); do
   run -p "$MYPORT" -l direct
   run -p "$SG_PORT" -l sqlgate -P "$SG_PID"
   run -p "$SG1_PORT" -l sqlgate-1worker -P "$SG1_PID"
+  run -p "$SGP_PORT" -l sqlgate-policy -P "$SGP_PID"
 done
-python3 "$BENCH/summarize.py" --metric qps --base direct "$OUT"/direct.csv "$OUT"/sqlgate.csv "$OUT"/sqlgate-1worker.csv | tee "$OUT/summary.md"
+python3 "$BENCH/summarize.py" --metric qps --base direct "$OUT"/direct.csv "$OUT"/sqlgate.csv "$OUT"/sqlgate-1worker.csv "$OUT"/sqlgate-policy.csv | tee "$OUT/summary.md"
 echo "results: $OUT"
