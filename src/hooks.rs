@@ -178,7 +178,12 @@ struct PgJudge(Judge);
 
 impl sqlgate_postgres::SessionHooks for PgJudge {
     fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<(), ClientError> {
-        self.0.judge(origin, sql).map_err(|r| {
+        let verdict = if origin == StatementOrigin::FunctionCall {
+            self.0.policy.judge_function_call()
+        } else {
+            self.0.judge(origin, sql)
+        };
+        verdict.map_err(|r| {
             let mut e = ClientError::error(SqlState::INSUFFICIENT_PRIVILEGE, r.message)
                 .with_detail(r.detail)
                 .with_position(r.position);

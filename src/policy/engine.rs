@@ -242,6 +242,31 @@ impl SessionPolicy {
         Ok(judged)
     }
 
+    /// Judges a call of a function the statement text does not show
+    /// (PostgreSQL's fastpath FunctionCall): `code.function`.
+    pub fn judge_function_call(&mut self) -> Result<(), Refusal> {
+        let Some(table) = self.table() else {
+            return Ok(());
+        };
+        let tags = TagSet::of(Tag::CodeFunction);
+        let decision = table.decide(tags, true);
+        if decision.verdict == Verdict::Allow {
+            return Ok(());
+        }
+        let s = StatementRisk {
+            start: 0,
+            end: 0,
+            risk: super::risk::Risk {
+                tags,
+                prepared: None,
+            },
+            reading: Reading::Parsed,
+        };
+        let mut r = self.refusal(b"", &s, 0, 1, tags, &decision);
+        r.detail = format!("a fastpath FunctionCall (a function called by OID) [tags: {tags}]");
+        Err(r)
+    }
+
     fn refusal(
         &self,
         sql: &[u8],

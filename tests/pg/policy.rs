@@ -329,3 +329,97 @@ async fn sqlgate_testing_gateway<H: sqlgate_postgres::Hooks>(
     ));
     (port, shutdown)
 }
+
+/// The wire, message by message: a refusal in the middle of a pipelined
+/// batch comes after the responses to what came before it, a refused
+/// Parse followed by Flush is answered without Sync, and a fastpath
+/// FunctionCall (a function by OID, no text) is `code.function`.
+#[tokio::test]
+async fn refusals_keep_the_protocol_in_order() {
+    use crate::support::raw::{error_field, RawClient};
+    use postgres_protocol::message::frontend;
+
+    let server = pg::shared();
+    let mut config = TestConfig::new(server);
+    config.with_example_policy(&["app"], "");
+    let gw = config.start().await;
+    let (mut c, _) =
+        RawClient::connect(gw.addr(), &[("user", "bot"), ("database", "app")], "bot-pw")
+            .await
+            .unwrap();
+    let tags =
+        |msgs: &[(u8, bytes::Bytes)]| msgs.iter().map(|(t, _)| *t as char).collect::<String>();
+
+    let mut out = bytes::BytesMut::new();
+    frontend::parse("", "SELECT 41 + 1", [], &mut out).unwrap();
+    frontend::bind(
+        "",
+        "",
+        [],
+        std::iter::empty::<i32>(),
+        |_: i32, _: &mut bytes::BytesMut| {
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(postgres_protocol::IsNull::No)
+        },
+        [],
+        &mut out,
+    )
+    .map_err(|_| ())
+    .unwrap();
+    frontend::execute("", 0, &mut out).unwrap();
+    frontend::parse("s2", "DELETE FROM nowhere", [], &mut out).unwrap();
+    frontend::bind(
+        "",
+        "s2",
+        [],
+        std::iter::empty::<i32>(),
+        |_: i32, _: &mut bytes::BytesMut| {
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(postgres_protocol::IsNull::No)
+        },
+        [],
+        &mut out,
+    )
+    .map_err(|_| ())
+    .unwrap();
+    frontend::execute("", 0, &mut out).unwrap();
+    frontend::sync(&mut out);
+    c.send(&out).await;
+    let msgs = c.until_ready().await;
+    assert_eq!(tags(&msgs), "12DCEZ", "{msgs:?}");
+    let err = &msgs[4].1;
+    assert_eq!(error_field(err, b'C').as_deref(), Some("42501"));
+    assert!(error_field(err, b'M').unwrap().contains("write.delete"));
+
+    // Parse + Describe + Flush: the client waits without a Sync.
+    out.clear();
+    frontend::parse("s3", "DROP TABLE nowhere", [], &mut out).unwrap();
+    frontend::describe(b'S', "s3", &mut out).unwrap();
+    frontend::flush(&mut out);
+    c.send(&out).await;
+    let (tag, body) = c.read().await.unwrap();
+    assert_eq!(tag, b'E');
+    assert_eq!(error_field(&body, b'C').as_deref(), Some("42501"));
+    out.clear();
+    frontend::sync(&mut out);
+    c.send(&out).await;
+    assert_eq!(tags(&c.until_ready().await), "Z");
+
+    // FunctionCall of pg_backend_pid() (OID 2026): refused, session goes on.
+    let mut call = vec![b'F'];
+    let body: Vec<u8> = [
+        &2026i32.to_be_bytes()[..],
+        &0i16.to_be_bytes(),
+        &0i16.to_be_bytes(),
+        &0i16.to_be_bytes(),
+    ]
+    .concat();
+    call.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    call.extend_from_slice(&body);
+    c.send(&call).await;
+    let msgs = c.until_ready().await;
+    assert_eq!(tags(&msgs), "EZ", "{msgs:?}");
+    assert!(error_field(&msgs[0].1, b'D')
+        .unwrap()
+        .contains("FunctionCall"));
+    let msgs = c.query("SELECT 1").await;
+    assert!(msgs.iter().any(|(t, _)| *t == b'D'), "{msgs:?}");
+}

@@ -59,6 +59,8 @@ pub enum StatementOrigin {
     Query,
     /// COM_STMT_PREPARE.
     Prepare,
+    /// COM_INIT_DB, judged as the `USE` statement it is.
+    InitDb,
 }
 
 /// The engine's side of a MySQL session.

@@ -160,9 +160,27 @@ impl Relay<'_> {
             command::STMT_EXECUTE => self.pass_command(Some(Expect::Results)).await?,
             command::STMT_FETCH => self.pass_command(Some(Expect::Rows)).await?,
             command::STMT_SEND_LONG_DATA | command::STMT_CLOSE => self.pass_command(None).await?,
+            command::INIT_DB => {
+                let (raw, payload) = self.read_whole_command(len).await?;
+                let mut sql = b"USE `".to_vec();
+                for &b in &payload[1..] {
+                    if b == b'`' {
+                        sql.push(b'`');
+                    }
+                    sql.push(b);
+                }
+                sql.push(b'`');
+                if let Err(err) = self.judge.statement(StatementOrigin::InitDb, &sql) {
+                    self.send(seq.wrapping_add(1), &err.payload()).await?;
+                    return Ok(true);
+                }
+                write(&mut self.server.stream.io, &raw)
+                    .await
+                    .map_err(|e| Side::Server(e.into()))?;
+                Some(Expect::Single)
+            }
             command::STMT_RESET
             | command::PING
-            | command::INIT_DB
             | command::RESET_CONNECTION
             | command::SET_OPTION
             | command::DEBUG

@@ -64,6 +64,9 @@ pub enum StatementOrigin {
     Parse,
     /// Settings from the client's startup packet, applied by the gateway.
     Startup,
+    /// A FunctionCall message (the fastpath interface): a function called
+    /// by OID, with no statement text; `sql` is empty.
+    FunctionCall,
 }
 
 /// The engine's side of a PostgreSQL session.

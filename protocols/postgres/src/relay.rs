@@ -198,6 +198,7 @@ pub async fn run(
     let (mut server_rd, mut server_wr) = stream.split();
     let mut up = Upstream {
         skip: 0,
+        discard: 0,
         hooks,
         limits,
         shared: &shared,
@@ -248,6 +249,8 @@ pub async fn run(
 struct Upstream<'a> {
     /// Bytes of a passed-through message still to forward.
     skip: usize,
+    /// Bytes of a refused message still to drop.
+    discard: usize,
     hooks: &'a mut dyn SessionHooks,
     limits: RelayLimits,
     shared: &'a Shared,
@@ -261,7 +264,8 @@ enum Scan {
     Forward(usize),
     /// Forward `0..n`; then the client has terminated.
     Terminate(usize),
-    /// Forward `0..before`, send `marker`, drop the `len` bytes after.
+    /// Forward `0..before`, send `marker`, drop the `len` bytes after
+    /// (those not read yet are dropped as they arrive).
     Refuse {
         before: usize,
         len: usize,
@@ -295,7 +299,9 @@ impl Upstream<'_> {
                     if let Err(e) = sent.await {
                         return RelayEnd::ServerError(e.into());
                     }
-                    buf.advance(before + len);
+                    let here = len.min(buf.len() - before);
+                    buf.advance(before + here);
+                    self.discard = len - here;
                     continue;
                 }
             };
@@ -326,6 +332,14 @@ impl Upstream<'_> {
     /// Walks the complete or passed-through messages at the front of `buf`
     /// and returns how many bytes may be forwarded now.
     fn scan(&mut self, buf: &mut BytesMut) -> Result<Scan, ProtocolError> {
+        if self.discard > 0 {
+            let n = self.discard.min(buf.len());
+            buf.advance(n);
+            self.discard -= n;
+            if self.discard > 0 {
+                return Ok(Scan::Forward(0));
+            }
+        }
         let mut pos = 0;
         loop {
             if self.skip > 0 {
@@ -389,6 +403,21 @@ impl Upstream<'_> {
                 frontend_tag::FUNCTION_CALL => {
                     self.shared.pending.fetch_add(1, Ordering::Relaxed);
                     self.batches_sent += 1;
+                    // Judged before its body is read: nothing in it says
+                    // more than "a function by OID".
+                    if let Err(refusal) = self.hooks.statement(StatementOrigin::FunctionCall, b"") {
+                        let mut error = BytesMut::new();
+                        refusal.encode(&mut error);
+                        self.shared.queue(Queued {
+                            batch: self.batches_sent,
+                            error,
+                        });
+                        return Ok(Scan::Refuse {
+                            before: pos,
+                            len: total,
+                            marker: marker(frontend_tag::QUERY),
+                        });
+                    }
                 }
                 frontend_tag::TERMINATE => return Ok(Scan::Terminate(pos)),
                 b'B' | b'E' | b'D' | b'C' => {
@@ -615,6 +644,7 @@ mod tests {
             let shared = shared();
             let mut up = Upstream {
                 skip: 0,
+                discard: 0,
                 hooks: &mut hooks,
                 limits: RelayLimits {
                     max_statement_len: 1 << 20,
@@ -653,6 +683,7 @@ mod tests {
         let shared = shared();
         let mut up = Upstream {
             skip: 0,
+            discard: 0,
             hooks: &mut hooks,
             limits: RelayLimits {
                 max_statement_len: 16,
@@ -751,6 +782,7 @@ mod tests {
         let shared = shared();
         let mut up = Upstream {
             skip: 0,
+            discard: 0,
             hooks: &mut hooks,
             limits: RelayLimits {
                 max_statement_len: 1 << 20,
