@@ -568,6 +568,26 @@ const READ_ONLY: &[&str] = &[
     "icu_version",
     "pg_char_length",
     "version_comment",
+    "currval",
+    "lastval",
+    "values",
+];
+
+/// The helper functions of PostgreSQL's information_schema (pgjdbc calls
+/// `information_schema._pg_expandarray` for primary keys).
+const INFORMATION_SCHEMA: &[&str] = &[
+    "_pg_expandarray",
+    "_pg_keysequal",
+    "_pg_index_position",
+    "_pg_truetypid",
+    "_pg_truetypmod",
+    "_pg_char_max_length",
+    "_pg_char_octet_length",
+    "_pg_numeric_precision",
+    "_pg_numeric_precision_radix",
+    "_pg_numeric_scale",
+    "_pg_datetime_precision",
+    "_pg_interval_type",
 ];
 
 /// Functions with a risk of their own.
@@ -639,11 +659,17 @@ static RISKY_MAP: LazyLock<HashMap<&'static str, Tag>> =
 /// PostgreSQL's own non-volatile functions are known from its catalog;
 /// MySQL's from the list above. Unknown functions are `code.function`.
 pub fn function_tags(dialect: SqlDialect, schema: Option<&str>, name: &str) -> TagSet {
+    let lower = name.to_ascii_lowercase();
+    if dialect == SqlDialect::Postgres
+        && schema.is_some_and(|s| s.eq_ignore_ascii_case("information_schema"))
+        && INFORMATION_SCHEMA.contains(&lower.as_str())
+    {
+        return TagSet::EMPTY;
+    }
     let builtin = match schema {
         None => true,
         Some(s) => s.eq_ignore_ascii_case("pg_catalog"),
     };
-    let lower = name.to_ascii_lowercase();
     if builtin {
         if let Some(tag) = RISKY_MAP.get(lower.as_str()) {
             return TagSet::of(*tag);

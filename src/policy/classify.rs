@@ -9,9 +9,10 @@
 //! are recognised by their leading keywords: they cannot contain other
 //! statements, so their keywords say all that the policy needs.
 
-use sqlparser::parser::Parser;
+use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
+use super::builtins::function_tags;
 use super::parse::SqlDialect;
 use super::risk::{classify, Prepared, Risk};
 use super::tags::{Tag, TagSet};
@@ -133,18 +134,11 @@ fn statement(
     let end = lines.offset(piece[last].span.end).max(start);
     piece.truncate(last + 1);
     piece.drain(..first);
-    let words = leading_words(&piece);
-    let mut parser = Parser::new(dialect.dialect()).with_tokens_with_locations(piece.clone());
-    let parsed = parser.parse_statement().and_then(|stmt| {
-        if parser.peek_token().token == Token::EOF {
-            Ok(stmt)
-        } else {
-            parser.expected("end of statement", parser.peek_token())
-        }
-    });
-    let (risk, reading) = match parsed {
+    let words = words(&piece);
+    let (risk, reading) = match parse_one(dialect, &piece) {
         Ok(stmt) => (classify(&stmt, dialect), Reading::Parsed),
-        Err(e) => match by_keywords(dialect, &words, &piece) {
+        Err(e) => match rewritten(dialect, &piece).or_else(|| by_keywords(dialect, &words, &piece))
+        {
             Some(risk) => (risk, Reading::Keywords),
             None => (
                 Risk {
@@ -163,13 +157,26 @@ fn statement(
     })
 }
 
-/// The first words of a statement, upper case (identifiers quoted or not:
-/// only keywords matter here, and a quoted word is never one).
-fn leading_words(piece: &[TokenWithSpan]) -> Vec<String> {
+/// Parses exactly one statement from the tokens.
+fn parse_one(
+    dialect: SqlDialect,
+    piece: &[TokenWithSpan],
+) -> Result<sqlparser::ast::Statement, ParserError> {
+    let mut parser = Parser::new(dialect.dialect()).with_tokens_with_locations(piece.to_vec());
+    let stmt = parser.parse_statement()?;
+    if parser.peek_token().token == Token::EOF {
+        Ok(stmt)
+    } else {
+        parser.expected("end of statement", parser.peek_token())
+    }
+}
+
+/// The words of a statement, upper case (unquoted only: a quoted word is
+/// never a keyword); other tokens are empty strings, `(` stays.
+fn words(piece: &[TokenWithSpan]) -> Vec<String> {
     piece
         .iter()
         .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-        .take(8)
         .map(|t| match &t.token {
             Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
             Token::LParen => "(".to_owned(),
@@ -179,48 +186,264 @@ fn leading_words(piece: &[TokenWithSpan]) -> Vec<String> {
 }
 
 /// Utility commands sqlparser does not parse, recognised by their leading
-/// keywords. Only commands that cannot embed another statement are here.
+/// keywords. Only commands that cannot embed another statement are here;
+/// an expression in them that calls a function adds `code.function`.
 fn by_keywords(dialect: SqlDialect, words: &[String], piece: &[TokenWithSpan]) -> Option<Risk> {
     let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
     let has = |k: &str| words.iter().any(|x| x == k);
-    let tags = |t: &[Tag]| -> Option<Risk> {
-        Some(Risk {
-            tags: t.iter().copied().collect(),
-            prepared: None,
-        })
-    };
-    match (w(0), w(1)) {
-        ("VACUUM", _) if has("FULL") => tags(&[Tag::AdminMaintenance, Tag::DdlBlocking]),
+    let pg = dialect == SqlDialect::Postgres;
+    let mut tags: Vec<Tag> = match (w(0), w(1)) {
+        ("VACUUM", _) if has("FULL") => vec![Tag::AdminMaintenance, Tag::DdlBlocking],
         ("VACUUM", _) | ("ANALYZE", _) | ("ANALYSE", _) | ("CHECKPOINT", _) => {
-            tags(&[Tag::AdminMaintenance])
+            vec![Tag::AdminMaintenance]
         }
-        ("CLUSTER", _) => tags(&[Tag::AdminMaintenance, Tag::DdlBlocking]),
+        ("CLUSTER", _) => vec![Tag::AdminMaintenance, Tag::DdlBlocking],
         ("REINDEX", _) | ("REFRESH", "MATERIALIZED") if !has("CONCURRENTLY") => {
-            tags(&[Tag::AdminMaintenance, Tag::DdlBlocking])
+            vec![Tag::AdminMaintenance, Tag::DdlBlocking]
         }
-        ("REINDEX", _) | ("REFRESH", "MATERIALIZED") => tags(&[Tag::AdminMaintenance]),
-        ("DO", _) if dialect == SqlDialect::Postgres => tags(&[Tag::CodeAnonymous]),
-        ("ALTER", "SYSTEM") => tags(&[Tag::AdminConfig]),
-        ("ALTER", "DEFAULT") if w(2) == "PRIVILEGES" => tags(&[Tag::DclGrant]),
-        ("ALTER", "DATABASE") if has("SET") || has("RESET") => tags(&[Tag::AdminConfig]),
-        ("ALTER", "ROLE") | ("ALTER", "USER") | ("ALTER", "GROUP") => tags(&[Tag::DclRole]),
-        ("SECURITY", "LABEL") => tags(&[Tag::DclGrant]),
-        ("REASSIGN", "OWNED") => tags(&[Tag::DclRole]),
-        ("DROP", "OWNED") => tags(&[Tag::DclRole, Tag::DdlDrop]),
+        ("REINDEX", _) | ("REFRESH", "MATERIALIZED") => vec![Tag::AdminMaintenance],
+        ("DO", _) if pg => vec![Tag::CodeAnonymous],
+        ("ALTER", "SYSTEM") => vec![Tag::AdminConfig],
+        ("ALTER", "DEFAULT") if w(2) == "PRIVILEGES" => vec![Tag::DclGrant],
+        ("ALTER", "DATABASE") if pg && (has("SET") || has("RESET")) => vec![Tag::AdminConfig],
+        ("ALTER", "ROLE") | ("ALTER", "USER") | ("ALTER", "GROUP")
+            if has("SET") || has("RESET") =>
+        {
+            vec![Tag::AdminConfig]
+        }
+        ("CREATE" | "ALTER" | "DROP" | "RENAME", "ROLE" | "USER" | "GROUP") => vec![Tag::DclRole],
+        ("SECURITY", "LABEL") => vec![Tag::DclGrant],
+        ("GRANT", _) => vec![Tag::DclGrant],
+        ("REVOKE", _) => vec![Tag::DclRevoke],
+        ("REASSIGN", "OWNED") => vec![Tag::DclRole],
+        ("DROP", "OWNED") => vec![Tag::DclRole, Tag::DdlDrop],
         ("OPTIMIZE", _) | ("REPAIR", _) | ("CHECK", "TABLE") | ("CHECKSUM", "TABLE") => {
-            tags(&[Tag::AdminMaintenance])
+            vec![Tag::AdminMaintenance]
         }
+        ("FLUSH", _) if has("LOCK") => vec![Tag::AdminMaintenance, Tag::WriteLock],
         ("FLUSH", _) | ("RESET", "MASTER") | ("RESET", "SLAVE") | ("RESET", "REPLICA") => {
-            tags(&[Tag::AdminMaintenance])
+            vec![Tag::AdminMaintenance]
         }
-        ("SHOW", _) | ("HELP", _) => tags(&[Tag::Read]),
-        ("DESCRIBE", _) | ("DESC", _) if !has("SELECT") => tags(&[Tag::Read]),
-        ("KILL", _) => tags(&[Tag::AdminKill]),
-        ("XA", _) => tags(&[Tag::Tx]),
-        ("INSTALL", _) | ("UNINSTALL", _) => tags(&[Tag::CodeFunction]),
-        ("PREPARE", _) if dialect == SqlDialect::Mysql => mysql_prepare(piece),
-        _ => None,
+        ("SHOW", _) | ("HELP", _) => vec![Tag::Read],
+        ("DESCRIBE", _) | ("DESC", _) if !has("SELECT") => vec![Tag::Read],
+        ("FETCH", _) | ("MOVE", _) if pg => vec![Tag::Read],
+        ("TABLE", _) if pg => vec![Tag::Read],
+        ("KILL", _) => vec![Tag::AdminKill],
+        ("XA", _) => vec![Tag::Tx],
+        ("PREPARE", "TRANSACTION") | ("COMMIT", "PREPARED") | ("ROLLBACK", "PREPARED") if pg => {
+            vec![Tag::Tx]
+        }
+        ("BEGIN" | "START", _) | ("SET", "TRANSACTION") if !has("SELECT") => {
+            if has("WRITE") {
+                vec![Tag::Tx, Tag::AdminConfig]
+            } else {
+                vec![Tag::Tx]
+            }
+        }
+        ("SET", "GLOBAL" | "PERSIST" | "PERSIST_ONLY") => vec![Tag::AdminConfig],
+        ("SET", "CHARACTER") if w(2) == "SET" => vec![Tag::Session],
+        ("INSTALL", _) | ("UNINSTALL", _) => vec![Tag::CodeFunction],
+        ("LOAD", "DATA") | ("LOAD", "XML") if !pg => vec![Tag::WriteInsert, Tag::FileRead],
+        ("CREATE" | "ALTER", _)
+            if words
+                .iter()
+                .take(6)
+                .any(|x| x == "FUNCTION" || x == "PROCEDURE") =>
+        {
+            vec![Tag::CodeFunction]
+        }
+        ("CREATE", "FULLTEXT" | "SPATIAL") if has("INDEX") => vec![Tag::DdlIndex],
+        ("ALTER", "INDEX") => vec![Tag::DdlIndex],
+        ("ALTER", "TABLE" | "VIEW" | "SEQUENCE" | "SCHEMA" | "DATABASE" | "TYPE" | "DOMAIN") => {
+            let mut t = vec![Tag::DdlAlter];
+            if has("RENAME") {
+                t = vec![Tag::DdlRename];
+            }
+            if has("OWNER") {
+                t.push(Tag::DclGrant);
+            }
+            t
+        }
+        ("DROP", _) => vec![Tag::DdlDrop],
+        ("PREPARE", _) if dialect == SqlDialect::Mysql => return mysql_prepare(piece),
+        _ => return None,
+    };
+    if calls_a_function(dialect, piece) && !matches!(w(0), "DO" | "CREATE" | "GRANT" | "REVOKE") {
+        tags.push(Tag::CodeFunction);
     }
+    Some(Risk {
+        tags: tags.into_iter().collect(),
+        prepared: None,
+    })
+}
+
+/// Whether the tokens hold something that looks like a function call (a
+/// word followed by `(`): the keyword reading cannot tell which.
+fn calls_a_function(dialect: SqlDialect, piece: &[TokenWithSpan]) -> bool {
+    let toks: Vec<&Token> = piece
+        .iter()
+        .map(|t| &t.token)
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    // The command's own word (`VACUUM (FULL)`) is not a call.
+    toks.windows(2).skip(1).any(|w| {
+        matches!(
+            (w[0], w[1]),
+            (Token::Word(word), Token::LParen)
+                if !matches!(
+                    word.value.to_ascii_uppercase().as_str(),
+                    "IN" | "VALUES" | "KEY" | "INDEX" | "TABLE" | "USING" | "WITH" | "ON" | "SET"
+                ) && !function_tags(dialect, None, &word.value).is_empty()
+        )
+    })
+}
+
+/// Statements sqlparser 0.63 cannot parse only because of one clause that
+/// changes nothing about what else they do: the clause is cut out, the
+/// rest parsed and classified, and the clause's own tags added. A cut is
+/// made only where what it removes is known to hold no expression.
+fn rewritten(dialect: SqlDialect, piece: &[TokenWithSpan]) -> Option<Risk> {
+    let toks: Vec<TokenWithSpan> = piece
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .cloned()
+        .collect();
+    let upper = |t: &TokenWithSpan| match &t.token {
+        Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
+        _ => String::new(),
+    };
+    let at = |i: usize, seq: &[&str]| {
+        seq.iter()
+            .enumerate()
+            .all(|(k, s)| toks.get(i + k).is_some_and(|t| upper(t) == *s))
+    };
+    let finish = |rest: Vec<TokenWithSpan>, add: &[Tag], remove: &[Tag]| -> Option<Risk> {
+        let stmt = parse_one(dialect, &rest).ok()?;
+        let mut risk = classify(&stmt, dialect);
+        let mut tags = TagSet::EMPTY;
+        for t in risk.tags.iter().filter(|t| !remove.contains(t)) {
+            tags.insert(t);
+        }
+        for t in add {
+            tags.insert(*t);
+        }
+        risk.tags = tags;
+        Some(risk)
+    };
+    // Tokens that may follow a locking clause and hold no expression.
+    let plain_tail = |from: usize| {
+        toks[from..]
+            .iter()
+            .all(|t| matches!(t.token, Token::Word(_) | Token::Comma | Token::Period))
+    };
+    for i in 0..toks.len() {
+        // PostgreSQL's weaker row locks, MySQL's LOCK IN SHARE MODE.
+        if (at(i, &["FOR", "NO", "KEY", "UPDATE"])
+            || at(i, &["FOR", "KEY", "SHARE"])
+            || at(i, &["LOCK", "IN", "SHARE", "MODE"]))
+            && plain_tail(i)
+        {
+            return finish(toks[..i].to_vec(), &[Tag::WriteLock], &[]);
+        }
+        // UPDATE/DELETE ... WHERE CURRENT OF cursor: one row.
+        if at(i, &["WHERE", "CURRENT", "OF"]) && toks.len() == i + 4 {
+            return finish(toks[..i].to_vec(), &[], &[Tag::WriteUnbounded]);
+        }
+        // MySQL's SELECT ... INTO OUTFILE/DUMPFILE 'file' [export options].
+        if dialect == SqlDialect::Mysql
+            && (at(i, &["INTO", "OUTFILE"]) || at(i, &["INTO", "DUMPFILE"]))
+            && matches!(
+                toks.get(i + 2).map(|t| &t.token),
+                Some(Token::SingleQuotedString(_) | Token::DoubleQuotedString(_))
+            )
+        {
+            let mut j = i + 3;
+            while let Some(t) = toks.get(j) {
+                let option = matches!(
+                    upper(t).as_str(),
+                    "FIELDS"
+                        | "COLUMNS"
+                        | "LINES"
+                        | "TERMINATED"
+                        | "ENCLOSED"
+                        | "OPTIONALLY"
+                        | "ESCAPED"
+                        | "STARTING"
+                        | "BY"
+                        | "CHARACTER"
+                        | "SET"
+                ) || matches!(
+                    t.token,
+                    Token::SingleQuotedString(_) | Token::DoubleQuotedString(_)
+                ) || (upper(&toks[j - 1]) == "SET"
+                    && matches!(t.token, Token::Word(_)));
+                if !option {
+                    break;
+                }
+                j += 1;
+            }
+            let mut rest = toks[..i].to_vec();
+            rest.extend_from_slice(&toks[j..]);
+            return finish(rest, &[Tag::FileWrite], &[]);
+        }
+        // MySQL's CAST(x AS CHAR CHARACTER SET cs): the character set.
+        if dialect == SqlDialect::Mysql
+            && at(i, &["CHARACTER", "SET"])
+            && i > 0
+            && matches!(upper(&toks[i - 1]).as_str(), "CHAR" | "VARCHAR")
+            && matches!(toks.get(i + 2).map(|t| &t.token), Some(Token::Word(_)))
+        {
+            let mut rest = toks[..i].to_vec();
+            rest.extend_from_slice(&toks[i + 3..]);
+            return finish(rest, &[], &[]);
+        }
+    }
+    if upper(toks.first()?) == "SET" {
+        return set_list(dialect, &toks[1..]);
+    }
+    None
+}
+
+/// A SET of several assignments sqlparser cannot parse as one (Rails:
+/// `SET NAMES utf8mb4 COLLATE x, @@SESSION.sql_mode = CONCAT(...), ...`):
+/// each assignment judged on its own.
+fn set_list(dialect: SqlDialect, toks: &[TokenWithSpan]) -> Option<Risk> {
+    let mut parts: Vec<&[TokenWithSpan]> = Vec::new();
+    let (mut depth, mut from) = (0i32, 0);
+    for (i, t) in toks.iter().enumerate() {
+        match t.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::Comma if depth == 0 => {
+                parts.push(&toks[from..i]);
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&toks[from..]);
+    if parts.len() < 2 {
+        return None;
+    }
+    let mut tags = TagSet::EMPTY;
+    for part in parts {
+        let mut stmt = vec![TokenWithSpan::wrap(Token::make_keyword("SET"))];
+        stmt.push(TokenWithSpan::wrap(Token::Whitespace(
+            sqlparser::tokenizer::Whitespace::Space,
+        )));
+        for t in part {
+            stmt.push(t.clone());
+            stmt.push(TokenWithSpan::wrap(Token::Whitespace(
+                sqlparser::tokenizer::Whitespace::Space,
+            )));
+        }
+        let parsed = parse_one(dialect, &stmt).ok()?;
+        tags.extend(classify(&parsed, dialect).tags);
+    }
+    Some(Risk {
+        tags,
+        prepared: None,
+    })
 }
 
 /// MySQL's `PREPARE name FROM 'text'`: the text is judged as what it is;
@@ -317,6 +540,28 @@ mod tests {
             tags(SqlDialect::Postgres, "SELECT a OPERATOR(evil.+) b FROM t"),
             ["code.function read"]
         );
+    }
+
+    #[test]
+    fn explain_analyze_runs_its_statement_in_every_spelling() {
+        for sql in [
+            "EXPLAIN ANALYZE DELETE FROM t",
+            "EXPLAIN (ANALYZE) DELETE FROM t",
+            "EXPLAIN (ANALYZE true, BUFFERS) DELETE FROM t",
+            "explain (costs off, analyze on) delete from t",
+        ] {
+            assert_eq!(
+                tags(SqlDialect::Postgres, sql),
+                ["write.delete write.unbounded"],
+                "{sql}"
+            );
+        }
+        for sql in [
+            "EXPLAIN DELETE FROM t",
+            "EXPLAIN (ANALYZE false) DELETE FROM t",
+        ] {
+            assert_eq!(tags(SqlDialect::Postgres, sql), ["read"], "{sql}");
+        }
     }
 
     #[test]

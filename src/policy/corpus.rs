@@ -20,8 +20,12 @@ mod tests {
                 let mut parts = l.splitn(3, '\t');
                 let (d, t, sql) = (
                     parts.next().unwrap(),
-                    parts.next().unwrap_or_else(|| panic!("line {}: no tags", i + 1)),
-                    parts.next().unwrap_or_else(|| panic!("line {}: no statement", i + 1)),
+                    parts
+                        .next()
+                        .unwrap_or_else(|| panic!("line {}: no tags", i + 1)),
+                    parts
+                        .next()
+                        .unwrap_or_else(|| panic!("line {}: no statement", i + 1)),
                 );
                 let dialects = match d {
                     "pg" => vec![SqlDialect::Postgres],
@@ -31,9 +35,7 @@ mod tests {
                 };
                 let tags = t
                     .split_whitespace()
-                    .map(|n| {
-                        Tag::from_name(n).unwrap_or_else(|| panic!("line {}: tag {n}", i + 1))
-                    })
+                    .map(|n| Tag::from_name(n).unwrap_or_else(|| panic!("line {}: tag {n}", i + 1)))
                     .collect();
                 (i + 1, dialects, tags, sql)
             })
@@ -83,7 +85,11 @@ mod tests {
             pg + my,
             failures.join("\n")
         );
-        assert!(lines.len() >= 400, "the corpus holds {} statements", lines.len());
+        assert!(
+            lines.len() >= 400,
+            "the corpus holds {} statements",
+            lines.len()
+        );
         assert!(pg >= 150 && my >= 150, "pg {pg}, mysql {my}");
     }
 }

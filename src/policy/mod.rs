@@ -5,6 +5,7 @@
 
 pub mod builtins;
 pub mod classify;
+mod corpus;
 pub mod engine;
 pub mod explain;
 pub mod parse;

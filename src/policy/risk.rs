@@ -102,12 +102,24 @@ fn of(tags: &[Tag]) -> TagSet {
 fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
     use Statement as S;
     match stmt {
+        // `WITH ... INSERT/UPDATE/DELETE` is the write, not a read.
+        S::Query(q)
+            if matches!(
+                q.body.as_ref(),
+                SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_)
+            ) =>
+        {
+            walk(dialect, stmt)
+        }
         S::Query(_) => of(&[Tag::Read]) | walk(dialect, stmt),
         S::Explain {
-            analyze: true,
+            analyze,
             statement,
+            options,
             ..
-        } => classify(statement, dialect).tags,
+        } if *analyze || options.as_deref().is_some_and(analyze_option) => {
+            classify(statement, dialect).tags
+        }
         S::Explain { .. } | S::ExplainTable { .. } => of(&[Tag::Read]),
         S::Insert(_) | S::Update(_) | S::Delete(_) | S::Merge(_) => walk(dialect, stmt),
         S::Copy {
@@ -216,8 +228,32 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
             sqlparser::ast::AlterIndexOperation::RenameIndex { .. } => of(&[Tag::DdlRename]),
         },
         S::AlterTable(at) => alter_table_tags(&at.operations),
+        S::AlterSchema(a) => {
+            let mut tags = TagSet::EMPTY;
+            for op in &a.operations {
+                match op {
+                    sqlparser::ast::AlterSchemaOperation::Rename { .. } => {
+                        tags.insert(Tag::DdlRename)
+                    }
+                    sqlparser::ast::AlterSchemaOperation::OwnerTo { .. } => {
+                        tags.insert(Tag::DdlAlter);
+                        tags.insert(Tag::DclGrant);
+                    }
+                    _ => tags.insert(Tag::DdlAlter),
+                }
+            }
+            if tags.is_empty() {
+                tags.insert(Tag::DdlAlter);
+            }
+            tags
+        }
+        S::AlterRole {
+            operation:
+                sqlparser::ast::AlterRoleOperation::Set { .. }
+                | sqlparser::ast::AlterRoleOperation::Reset { .. },
+            ..
+        } => of(&[Tag::AdminConfig]),
         S::AlterView { .. }
-        | S::AlterSchema(_)
         | S::AlterType(_)
         | S::AlterCollation(_)
         | S::AlterPolicy(_)
@@ -240,6 +276,9 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
         }
         S::Kill { .. } => of(&[Tag::AdminKill]),
         S::Vacuum(v) if v.full => of(&[Tag::AdminMaintenance, Tag::DdlBlocking]),
+        S::Flush {
+            read_lock: true, ..
+        } => of(&[Tag::AdminMaintenance, Tag::WriteLock]),
         S::Vacuum(_) | S::OptimizeTable { .. } | S::Flush { .. } | S::Analyze(_) => {
             of(&[Tag::AdminMaintenance])
         }
@@ -247,6 +286,18 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
         S::Load { .. } => of(&[Tag::CodeFunction]),
         _ => of(&[Tag::Unknown]),
     }
+}
+
+/// `EXPLAIN (ANALYZE [true|on|1], ...)`: the statement runs. Any
+/// argument but an explicit false/off/0 counts as on.
+fn analyze_option(options: &[sqlparser::ast::UtilityOption]) -> bool {
+    options.iter().any(|o| {
+        o.name.value.eq_ignore_ascii_case("analyze")
+            && !o.arg.as_ref().is_some_and(|a| {
+                let v = a.to_string().to_ascii_lowercase();
+                matches!(v.trim_matches('\''), "false" | "off" | "0")
+            })
+    })
 }
 
 fn read_write(modes: &[TransactionMode]) -> bool {
@@ -531,12 +582,16 @@ impl Visitor for Walker {
         match expr {
             Expr::Function(f) => {
                 let tags = name_tags(self.dialect, &f.name);
-                let setter = f
+                let parts: Vec<&str> = f
                     .name
                     .0
-                    .last()
-                    .and_then(|p| p.as_ident())
-                    .is_some_and(|i| i.value.eq_ignore_ascii_case("set_config"));
+                    .iter()
+                    .map(|p| p.as_ident().map_or("", |i| i.value.as_str()))
+                    .collect();
+                let setter = matches!(
+                    parts.as_slice(),
+                    [f] | ["pg_catalog", f] if f.eq_ignore_ascii_case("set_config")
+                );
                 if setter && tags.contains(Tag::CodeFunction) {
                     self.tags.extend(set_config_tags(self.dialect, &f.args));
                 } else {
