@@ -428,11 +428,8 @@ fn alter_table_tags(ops: &[AlterTableOperation]) -> TagSet {
                 tags.insert(Tag::DdlAlter);
                 tags.insert(Tag::DdlBlocking);
             }
-            A::OwnerTo { .. } => {
-                tags.insert(Tag::DdlAlter);
-                tags.insert(Tag::DclGrant);
-            }
-            A::DisableRowLevelSecurity | A::NoForceRowLevelSecurity => {
+            // A new owner, or row security off: privileges change.
+            A::OwnerTo { .. } | A::DisableRowLevelSecurity | A::NoForceRowLevelSecurity => {
                 tags.insert(Tag::DdlAlter);
                 tags.insert(Tag::DclGrant);
             }

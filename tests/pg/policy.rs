@@ -350,36 +350,28 @@ async fn refusals_keep_the_protocol_in_order() {
     let tags =
         |msgs: &[(u8, bytes::Bytes)]| msgs.iter().map(|(t, _)| *t as char).collect::<String>();
 
+    // Bind the unnamed portal to `stmt`, without parameters.
+    let bind = |stmt: &str, out: &mut bytes::BytesMut| {
+        frontend::bind(
+            "",
+            stmt,
+            [],
+            std::iter::empty::<i32>(),
+            |_: i32, _: &mut bytes::BytesMut| {
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(postgres_protocol::IsNull::No)
+            },
+            [],
+            out,
+        )
+        .map_err(|_| ())
+        .unwrap()
+    };
     let mut out = bytes::BytesMut::new();
     frontend::parse("", "SELECT 41 + 1", [], &mut out).unwrap();
-    frontend::bind(
-        "",
-        "",
-        [],
-        std::iter::empty::<i32>(),
-        |_: i32, _: &mut bytes::BytesMut| {
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(postgres_protocol::IsNull::No)
-        },
-        [],
-        &mut out,
-    )
-    .map_err(|_| ())
-    .unwrap();
+    bind("", &mut out);
     frontend::execute("", 0, &mut out).unwrap();
     frontend::parse("s2", "DELETE FROM nowhere", [], &mut out).unwrap();
-    frontend::bind(
-        "",
-        "s2",
-        [],
-        std::iter::empty::<i32>(),
-        |_: i32, _: &mut bytes::BytesMut| {
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(postgres_protocol::IsNull::No)
-        },
-        [],
-        &mut out,
-    )
-    .map_err(|_| ())
-    .unwrap();
+    bind("s2", &mut out);
     frontend::execute("", 0, &mut out).unwrap();
     frontend::sync(&mut out);
     c.send(&out).await;

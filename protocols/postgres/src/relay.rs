@@ -617,6 +617,21 @@ mod tests {
         Shared::new()
     }
 
+    fn upstream<'a>(
+        hooks: &'a mut Recorder,
+        shared: &'a Shared,
+        max_statement_len: usize,
+    ) -> Upstream<'a> {
+        Upstream {
+            skip: 0,
+            discard: 0,
+            hooks,
+            limits: RelayLimits { max_statement_len },
+            shared,
+            batches_sent: 0,
+        }
+    }
+
     /// A reader that delivers `bytes` in pieces of `size`.
     fn chunked(bytes: &[u8], size: usize) -> tokio_test::io::Mock {
         let mut b = tokio_test::io::Builder::new();
@@ -642,16 +657,7 @@ mod tests {
         for size in CHUNKS {
             let mut hooks = Recorder::default();
             let shared = shared();
-            let mut up = Upstream {
-                skip: 0,
-                discard: 0,
-                hooks: &mut hooks,
-                limits: RelayLimits {
-                    max_statement_len: 1 << 20,
-                },
-                shared: &shared,
-                batches_sent: 0,
-            };
+            let mut up = upstream(&mut hooks, &shared, 1 << 20);
             let mut out = Vec::new();
             let mut buf = BytesMut::new();
             let end = up
@@ -681,16 +687,7 @@ mod tests {
     async fn oversized_statements_and_bad_lengths_are_protocol_errors() {
         let mut hooks = Recorder::default();
         let shared = shared();
-        let mut up = Upstream {
-            skip: 0,
-            discard: 0,
-            hooks: &mut hooks,
-            limits: RelayLimits {
-                max_statement_len: 16,
-            },
-            shared: &shared,
-            batches_sent: 0,
-        };
+        let mut up = upstream(&mut hooks, &shared, 16);
         let input = msg(b'Q', b"select 'far too long for the limit'\0");
         let end = up
             .run(
@@ -780,16 +777,7 @@ mod tests {
         .concat();
         let mut hooks = Recorder::default();
         let shared = shared();
-        let mut up = Upstream {
-            skip: 0,
-            discard: 0,
-            hooks: &mut hooks,
-            limits: RelayLimits {
-                max_statement_len: 1 << 20,
-            },
-            shared: &shared,
-            batches_sent: 0,
-        };
+        let mut up = upstream(&mut hooks, &shared, 1 << 20);
         let mut out = Vec::new();
         up.run(
             &mut chunked(&input, input.len()),
