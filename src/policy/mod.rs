@@ -8,6 +8,7 @@ pub mod classify;
 mod corpus;
 pub mod engine;
 pub mod explain;
+pub mod mask;
 pub mod parse;
 pub mod risk;
 pub mod rules;

@@ -1,0 +1,913 @@
+//! Column lineage: for each output column of a statement, the base-table
+//! columns its values are computed from. Masking needs this because the
+//! wire only names a column's origin for plain references; `lower(email)`,
+//! `email || ''`, a sub-select, a CTE or a UNION branch all hide it.
+//!
+//! The analysis is conservative: a value computed by a function the
+//! gateway does not know, or produced by a set-returning function, has an
+//! *unknown* origin (it may read any table), and callers refuse or redact
+//! it when the statement touches masked columns.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Expr, ObjectName, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
+    Statement, TableFactor, TableWithJoins, Visit, Visitor,
+};
+
+use crate::policy::builtins::function_tags;
+use crate::policy::parse::SqlDialect;
+
+/// A column of a base table.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ColumnRef {
+    /// Schema (PostgreSQL) or database (MySQL).
+    pub schema: String,
+    /// Table.
+    pub table: String,
+    /// Column.
+    pub column: String,
+}
+
+impl std::fmt::Display for ColumnRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.schema, self.table, self.column)
+    }
+}
+
+/// Where a value comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lineage {
+    /// The base-table columns it is computed from.
+    pub sources: BTreeSet<ColumnRef>,
+    /// Why part of its origin cannot be known (empty: fully known).
+    pub unknown: Vec<String>,
+}
+
+impl Lineage {
+    fn column(c: ColumnRef) -> Self {
+        Lineage {
+            sources: [c].into_iter().collect(),
+            unknown: Vec::new(),
+        }
+    }
+
+    fn unknown(why: impl Into<String>) -> Self {
+        Lineage {
+            sources: BTreeSet::new(),
+            unknown: vec![why.into()],
+        }
+    }
+
+    fn extend(&mut self, other: &Lineage) {
+        self.sources.extend(other.sources.iter().cloned());
+        for u in &other.unknown {
+            if !self.unknown.contains(u) {
+                self.unknown.push(u.clone());
+            }
+        }
+    }
+}
+
+/// One output column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputColumn {
+    /// Its name as the client sees it.
+    pub name: String,
+    /// Its origin.
+    pub lineage: Lineage,
+    /// Whether it is a plain reference to one column (no computation).
+    pub plain: bool,
+}
+
+/// A table or view, as the catalog knows it.
+#[derive(Debug, Clone)]
+pub struct Relation {
+    /// Its schema.
+    pub schema: String,
+    /// Its name.
+    pub name: String,
+    /// Its columns, in order.
+    pub columns: Vec<String>,
+    /// For a view: its defining query.
+    pub view: Option<String>,
+}
+
+/// What the lineage analysis needs to know about the database.
+pub trait Catalog {
+    /// The relation a (possibly schema-qualified) name resolves to.
+    fn relation(&self, schema: Option<&str>, name: &str) -> Option<Relation>;
+}
+
+/// Why lineage could not be computed at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineageError {
+    /// A statement kind that returns no rows the analysis knows.
+    #[error("no result columns to analyse")]
+    NoResult,
+}
+
+/// Views expand into their definitions up to this depth.
+const MAX_VIEW_DEPTH: usize = 8;
+
+/// The lineage of each result column of `stmt`.
+pub fn output_lineage(
+    stmt: &Statement,
+    dialect: SqlDialect,
+    catalog: &dyn Catalog,
+) -> Result<Vec<OutputColumn>, LineageError> {
+    let a = Analyzer {
+        dialect,
+        catalog,
+        depth: 0,
+    };
+    match stmt {
+        Statement::Query(q) => Ok(a.query(q, &Scope::root())),
+        Statement::Insert(ins) => match &ins.returning {
+            Some(items) => {
+                let rel = match &ins.table {
+                    sqlparser::ast::TableObject::TableName(name) => {
+                        let parts = object_parts(name);
+                        match parts.as_slice() {
+                            [t] => a.named(None, t, None, &Scope::root()),
+                            [.., s, t] => a.named(Some(s), t, None, &Scope::root()),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                let scope = Scope::root().with(rel.into_iter().collect());
+                Ok(a.projection(items, &scope))
+            }
+            None => Err(LineageError::NoResult),
+        },
+        Statement::Update(u) => match &u.returning {
+            Some(items) => {
+                let scope = a.scope_of_from(std::slice::from_ref(&u.table), &Scope::root());
+                Ok(a.projection(items, &scope))
+            }
+            None => Err(LineageError::NoResult),
+        },
+        Statement::Delete(d) => match &d.returning {
+            Some(items) => {
+                let from = match &d.from {
+                    sqlparser::ast::FromTable::WithFromKeyword(t)
+                    | sqlparser::ast::FromTable::WithoutKeyword(t) => t,
+                };
+                let scope = a.scope_of_from(from, &Scope::root());
+                Ok(a.projection(items, &scope))
+            }
+            None => Err(LineageError::NoResult),
+        },
+        _ => Err(LineageError::NoResult),
+    }
+}
+
+/// A named relation in scope: its alias and its columns' lineage.
+#[derive(Debug, Clone)]
+struct ScopeRel {
+    alias: String,
+    columns: Vec<(String, Lineage)>,
+}
+
+/// Relations visible to an expression: the current FROM list, then the
+/// outer queries' (correlated sub-selects), and the CTEs in force.
+#[derive(Debug, Clone, Default)]
+struct Scope {
+    rels: Vec<ScopeRel>,
+    outer: Vec<ScopeRel>,
+    ctes: HashMap<String, Vec<(String, Lineage)>>,
+}
+
+impl Scope {
+    fn root() -> Self {
+        Scope::default()
+    }
+
+    fn with(&self, rels: Vec<ScopeRel>) -> Scope {
+        Scope {
+            rels,
+            outer: self.outer.clone(),
+            ctes: self.ctes.clone(),
+        }
+    }
+
+    /// The scope a sub-select sees: its own FROM, then ours.
+    fn nested(&self) -> Scope {
+        let mut outer = self.rels.clone();
+        outer.extend(self.outer.iter().cloned());
+        Scope {
+            rels: Vec::new(),
+            outer,
+            ctes: self.ctes.clone(),
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = &ScopeRel> {
+        self.rels.iter().chain(self.outer.iter())
+    }
+
+    fn rel(&self, alias: &str) -> Option<&ScopeRel> {
+        self.all().find(|r| r.alias == alias)
+    }
+
+    /// An unqualified column name.
+    fn column(&self, name: &str) -> Option<&Lineage> {
+        // Nearest scope first: the current FROM list, then the outer ones.
+        for rels in [&self.rels, &self.outer] {
+            for r in rels {
+                if let Some((_, l)) = r.columns.iter().find(|(c, _)| c == name) {
+                    return Some(l);
+                }
+            }
+        }
+        None
+    }
+}
+
+fn norm(ident: &sqlparser::ast::Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
+fn object_parts(name: &ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .map(|p| p.as_ident().map(norm).unwrap_or_default())
+        .collect()
+}
+
+struct Analyzer<'a> {
+    dialect: SqlDialect,
+    catalog: &'a dyn Catalog,
+    depth: usize,
+}
+
+impl Analyzer<'_> {
+    fn query(&self, q: &Query, outer: &Scope) -> Vec<OutputColumn> {
+        let mut scope = outer.clone();
+        if let Some(with) = &q.with {
+            for cte in &with.cte_tables {
+                let name = norm(&cte.alias.name);
+                let mut cols = self.set_expr(&cte.query.body, &scope);
+                if with.recursive {
+                    // Iterate until the recursive references add nothing.
+                    for _ in 0..8 {
+                        let mut s = scope.clone();
+                        s.ctes.insert(name.clone(), rename(&cols, &cte.alias));
+                        let next = self.set_expr(&cte.query.body, &s);
+                        let merged = merge_positional(&cols, &next);
+                        if merged == cols {
+                            break;
+                        }
+                        cols = merged;
+                    }
+                }
+                scope.ctes.insert(name, rename(&cols, &cte.alias));
+            }
+        }
+        self.set_expr(&q.body, &scope)
+    }
+
+    fn set_expr(&self, body: &SetExpr, scope: &Scope) -> Vec<OutputColumn> {
+        match body {
+            SetExpr::Select(s) => self.select(s, scope),
+            SetExpr::Query(q) => self.query(q, scope),
+            SetExpr::SetOperation { left, right, .. } => {
+                let l = self.set_expr(left, scope);
+                let r = self.set_expr(right, scope);
+                merge_positional(&l, &r)
+            }
+            SetExpr::Values(v) => {
+                let width = v.rows.first().map_or(0, |r| r.len());
+                (0..width)
+                    .map(|i| {
+                        let mut lineage = Lineage::default();
+                        for row in &v.rows {
+                            if let Some(e) = row.get(i) {
+                                lineage.extend(&self.expr(e, scope));
+                            }
+                        }
+                        OutputColumn {
+                            name: format!("column{}", i + 1),
+                            lineage,
+                            plain: false,
+                        }
+                    })
+                    .collect()
+            }
+            SetExpr::Insert(s) | SetExpr::Update(s) | SetExpr::Delete(s) | SetExpr::Merge(s) => {
+                output_lineage(s, self.dialect, self.catalog).unwrap_or_default()
+            }
+            SetExpr::Table(t) => {
+                let name = t.table_name.clone().unwrap_or_default();
+                let schema = t.schema_name.as_deref();
+                match self.named(schema, &name.to_lowercase(), None, scope) {
+                    Some(rel) => rel
+                        .columns
+                        .into_iter()
+                        .map(|(n, l)| OutputColumn {
+                            name: n,
+                            lineage: l,
+                            plain: true,
+                        })
+                        .collect(),
+                    None => vec![unknown_column(format!("unknown table {name}"))],
+                }
+            }
+        }
+    }
+
+    fn select(&self, s: &Select, outer: &Scope) -> Vec<OutputColumn> {
+        let scope = self.scope_of_from(&s.from, outer);
+        self.projection(&s.projection, &scope)
+    }
+
+    fn projection(&self, items: &[SelectItem], scope: &Scope) -> Vec<OutputColumn> {
+        let mut out = Vec::new();
+        for item in items {
+            match item {
+                SelectItem::UnnamedExpr(e) => out.push(OutputColumn {
+                    name: expr_name(e),
+                    lineage: self.expr(e, scope),
+                    plain: is_plain(e),
+                }),
+                SelectItem::ExprWithAlias { expr, alias } => out.push(OutputColumn {
+                    name: norm(alias),
+                    lineage: self.expr(expr, scope),
+                    plain: is_plain(expr),
+                }),
+                SelectItem::ExprWithAliases { expr, aliases } => {
+                    for a in aliases {
+                        out.push(OutputColumn {
+                            name: norm(a),
+                            lineage: self.expr(expr, scope),
+                            plain: false,
+                        });
+                    }
+                }
+                SelectItem::Wildcard(_) => {
+                    for r in &scope.rels {
+                        out.extend(r.columns.iter().map(|(n, l)| OutputColumn {
+                            name: n.clone(),
+                            lineage: l.clone(),
+                            plain: true,
+                        }));
+                    }
+                }
+                SelectItem::QualifiedWildcard(kind, _) => match kind {
+                    SelectItemQualifiedWildcardKind::ObjectName(name) => {
+                        let parts = object_parts(name);
+                        match parts.last().and_then(|a| scope.rel(a)) {
+                            Some(r) => out.extend(r.columns.iter().map(|(n, l)| OutputColumn {
+                                name: n.clone(),
+                                lineage: l.clone(),
+                                plain: true,
+                            })),
+                            None => out.push(unknown_column(format!("unknown relation {name}"))),
+                        }
+                    }
+                    SelectItemQualifiedWildcardKind::Expr(e) => out.push(OutputColumn {
+                        name: "?column?".into(),
+                        lineage: self.expr(e, scope),
+                        plain: false,
+                    }),
+                },
+            }
+        }
+        out
+    }
+
+    /// The scope of a FROM list; LATERAL items see the items before them.
+    fn scope_of_from(&self, from: &[TableWithJoins], outer: &Scope) -> Scope {
+        let mut scope = outer.nested();
+        scope.outer = outer
+            .rels
+            .iter()
+            .chain(outer.outer.iter())
+            .cloned()
+            .collect();
+        for twj in from {
+            self.factor_into(&twj.relation, &mut scope);
+            for j in &twj.joins {
+                self.factor_into(&j.relation, &mut scope);
+            }
+        }
+        scope
+    }
+
+    fn factor_into(&self, tf: &TableFactor, scope: &mut Scope) {
+        let rel = match tf {
+            TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => {
+                let parts = object_parts(name);
+                let (schema, table) = match parts.as_slice() {
+                    [t] => (None, t.clone()),
+                    [s, t] => (Some(s.as_str()), t.clone()),
+                    [_, s, t] => (Some(s.as_str()), t.clone()),
+                    _ => (None, String::new()),
+                };
+                match self.named(schema, &table, alias.as_ref(), scope) {
+                    Some(r) => r,
+                    None => ScopeRel {
+                        alias: alias.as_ref().map_or(table.clone(), |a| norm(&a.name)),
+                        columns: Vec::new(),
+                    },
+                }
+            }
+            TableFactor::Table { name, alias, .. } | TableFactor::Function { name, alias, .. } => {
+                // A set-returning function: rows from anywhere.
+                let why = format!("set-returning function {name}");
+                srf_rel(alias.as_ref(), &name.to_string(), &why)
+            }
+            TableFactor::Derived {
+                subquery, alias, ..
+            } => {
+                // LATERAL or not, the sub-select may only see earlier items
+                // when lateral; seeing them always is the safe direction
+                // (more sources, never fewer).
+                let cols = self.query(subquery, scope);
+                let cols: Vec<(String, Lineage)> =
+                    cols.into_iter().map(|c| (c.name, c.lineage)).collect();
+                ScopeRel {
+                    alias: alias.as_ref().map_or(String::new(), |a| norm(&a.name)),
+                    columns: match alias {
+                        Some(a) => rename(&to_outputs(&cols), a),
+                        None => cols,
+                    },
+                }
+            }
+            TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => {
+                self.factor_into(&table_with_joins.relation, scope);
+                for j in &table_with_joins.joins {
+                    self.factor_into(&j.relation, scope);
+                }
+                return;
+            }
+            TableFactor::UNNEST {
+                alias, array_exprs, ..
+            } => {
+                let mut l = Lineage::default();
+                for e in array_exprs {
+                    l.extend(&self.expr(e, scope));
+                }
+                let mut rel = srf_rel(alias.as_ref(), "unnest", "");
+                for c in &mut rel.columns {
+                    c.1 = l.clone();
+                }
+                if rel.columns.is_empty() {
+                    rel.columns.push(("unnest".into(), l));
+                }
+                rel
+            }
+            other => ScopeRel {
+                alias: String::new(),
+                columns: vec![(
+                    "?column?".into(),
+                    Lineage::unknown(format!("unsupported FROM item {other}")),
+                )],
+            },
+        };
+        scope.rels.push(rel);
+    }
+
+    /// A table, view or CTE by name.
+    fn named(
+        &self,
+        schema: Option<&str>,
+        name: &str,
+        alias: Option<&sqlparser::ast::TableAlias>,
+        scope: &Scope,
+    ) -> Option<ScopeRel> {
+        let alias_name = alias.map_or(name.to_owned(), |a| norm(&a.name));
+        if schema.is_none() {
+            if let Some(cols) = scope.ctes.get(name) {
+                let cols = match alias {
+                    Some(a) => rename(&to_outputs(cols), a),
+                    None => cols.clone(),
+                };
+                return Some(ScopeRel {
+                    alias: alias_name,
+                    columns: cols,
+                });
+            }
+        }
+        let rel = self.catalog.relation(schema, name)?;
+        let columns: Vec<(String, Lineage)> = match &rel.view {
+            Some(sql) if self.depth < MAX_VIEW_DEPTH => self.view(&rel, sql),
+            Some(_) => rel
+                .columns
+                .iter()
+                .map(|c| {
+                    (
+                        c.clone(),
+                        Lineage::unknown(format!("view {} nested too deep", rel.name)),
+                    )
+                })
+                .collect(),
+            None => rel
+                .columns
+                .iter()
+                .map(|c| {
+                    (
+                        c.clone(),
+                        Lineage::column(ColumnRef {
+                            schema: rel.schema.clone(),
+                            table: rel.name.clone(),
+                            column: c.clone(),
+                        }),
+                    )
+                })
+                .collect(),
+        };
+        let columns = match alias {
+            Some(a) if !a.columns.is_empty() => rename(&to_outputs(&columns), a),
+            _ => columns,
+        };
+        Some(ScopeRel {
+            alias: alias_name,
+            columns,
+        })
+    }
+
+    /// A view's columns: its definition analysed, named by the catalog.
+    fn view(&self, rel: &Relation, sql: &str) -> Vec<(String, Lineage)> {
+        let inner = Analyzer {
+            dialect: self.dialect,
+            catalog: self.catalog,
+            depth: self.depth + 1,
+        };
+        let parsed = sqlparser::parser::Parser::parse_sql(self.dialect.dialect(), sql);
+        let outputs = match parsed.as_deref() {
+            Ok([stmt]) => output_lineage(stmt, self.dialect, self.catalog)
+                .ok()
+                .filter(|_| inner.depth > 0),
+            _ => None,
+        };
+        match outputs {
+            Some(outs) if outs.len() == rel.columns.len() => rel
+                .columns
+                .iter()
+                .zip(outs)
+                .map(|(n, o)| (n.clone(), o.lineage))
+                .collect(),
+            _ => rel
+                .columns
+                .iter()
+                .map(|c| {
+                    (
+                        c.clone(),
+                        Lineage::unknown(format!("view {} cannot be read", rel.name)),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The lineage of an expression: every column it reads, through every
+    /// operator, built-in function, CASE, cast, aggregate, window and
+    /// sub-select.
+    fn expr(&self, e: &Expr, scope: &Scope) -> Lineage {
+        let mut v = ExprWalker {
+            a: self,
+            scope,
+            lineage: Lineage::default(),
+            nested: 0,
+        };
+        let _ = e.visit(&mut v);
+        v.lineage
+    }
+}
+
+fn unknown_column(why: String) -> OutputColumn {
+    OutputColumn {
+        name: "?column?".into(),
+        lineage: Lineage::unknown(why),
+        plain: false,
+    }
+}
+
+fn srf_rel(alias: Option<&sqlparser::ast::TableAlias>, name: &str, why: &str) -> ScopeRel {
+    let l = if why.is_empty() {
+        Lineage::default()
+    } else {
+        Lineage::unknown(why)
+    };
+    let columns = match alias {
+        Some(a) if !a.columns.is_empty() => a
+            .columns
+            .iter()
+            .map(|c| (norm(&c.name), l.clone()))
+            .collect(),
+        Some(a) => vec![(norm(&a.name), l)],
+        None => vec![(name.to_lowercase(), l)],
+    };
+    ScopeRel {
+        alias: alias.map_or(name.to_lowercase(), |a| norm(&a.name)),
+        columns,
+    }
+}
+
+fn to_outputs(cols: &[(String, Lineage)]) -> Vec<OutputColumn> {
+    cols.iter()
+        .map(|(n, l)| OutputColumn {
+            name: n.clone(),
+            lineage: l.clone(),
+            plain: true,
+        })
+        .collect()
+}
+
+/// Column names from an alias's column list, where it gives them.
+fn rename(cols: &[OutputColumn], alias: &sqlparser::ast::TableAlias) -> Vec<(String, Lineage)> {
+    cols.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let name = alias
+                .columns
+                .get(i)
+                .map_or(c.name.clone(), |a| norm(&a.name));
+            (name, c.lineage.clone())
+        })
+        .collect()
+}
+
+/// Set operations and recursive CTEs: column i comes from column i of
+/// every branch.
+fn merge_positional(l: &[OutputColumn], r: &[OutputColumn]) -> Vec<OutputColumn> {
+    let n = l.len().max(r.len());
+    (0..n)
+        .map(|i| {
+            let mut c = l.get(i).or(r.get(i)).cloned().expect("i < max len");
+            if let Some(other) = r.get(i) {
+                c.lineage.extend(&other.lineage);
+                c.plain = false;
+            }
+            c
+        })
+        .collect()
+}
+
+fn expr_name(e: &Expr) -> String {
+    match e {
+        Expr::Identifier(i) => norm(i),
+        Expr::CompoundIdentifier(parts) => parts.last().map(norm).unwrap_or_default(),
+        Expr::Function(f) => f.name.to_string().to_lowercase(),
+        Expr::Cast { expr, .. } => expr_name(expr),
+        _ => "?column?".into(),
+    }
+}
+
+fn is_plain(e: &Expr) -> bool {
+    matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+}
+
+/// Collects the lineage of an expression. Sub-selects are analysed with
+/// their own scope; identifiers inside them are skipped here.
+struct ExprWalker<'a, 'b> {
+    a: &'a Analyzer<'b>,
+    scope: &'a Scope,
+    lineage: Lineage,
+    nested: usize,
+}
+
+impl Visitor for ExprWalker<'_, '_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+        if self.nested == 0 {
+            let inner = self.a.query(q, &self.scope.clone());
+            for c in inner {
+                self.lineage.extend(&c.lineage);
+            }
+        }
+        self.nested += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+        self.nested -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        if self.nested > 0 {
+            return ControlFlow::Continue(());
+        }
+        match e {
+            Expr::Identifier(i) => {
+                let name = norm(i);
+                if let Some(l) = self.scope.column(&name) {
+                    self.lineage.extend(&l.clone());
+                } else if let Some(r) = self.scope.rel(&name) {
+                    // A whole-row reference: `row_to_json(c)`, `c::text`.
+                    for (_, l) in r.columns.clone() {
+                        self.lineage.extend(&l);
+                    }
+                }
+            }
+            Expr::CompoundIdentifier(parts) => {
+                let parts: Vec<String> = parts.iter().map(norm).collect();
+                let (rel, col) = match parts.as_slice() {
+                    [r, c] => (r.as_str(), c.as_str()),
+                    [.., r, c] => (r.as_str(), c.as_str()),
+                    _ => return ControlFlow::Continue(()),
+                };
+                match self.scope.rel(rel) {
+                    Some(r) => match r.columns.iter().find(|(n, _)| n == col) {
+                        Some((_, l)) => self.lineage.extend(&l.clone()),
+                        // `(c).field` of a composite, or a column the
+                        // catalog does not list: the whole relation.
+                        None => {
+                            for (_, l) in r.columns.clone() {
+                                self.lineage.extend(&l);
+                            }
+                        }
+                    },
+                    None => {
+                        if let Some(l) = self.scope.column(rel) {
+                            // `composite_col.field`.
+                            self.lineage.extend(&l.clone());
+                        }
+                    }
+                }
+            }
+            Expr::Function(f) => {
+                let parts = object_parts(&f.name);
+                let known = match parts.as_slice() {
+                    [n] => function_tags(self.a.dialect, None, n).is_empty(),
+                    [s, n] => function_tags(self.a.dialect, Some(s), n).is_empty(),
+                    _ => false,
+                };
+                if !known {
+                    self.lineage
+                        .unknown
+                        .push(format!("function {} is not known to the gateway", f.name));
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Cat(HashMap<String, Relation>);
+
+    impl Catalog for Cat {
+        fn relation(&self, schema: Option<&str>, name: &str) -> Option<Relation> {
+            let r = self.0.get(name)?;
+            (schema.is_none() || schema == Some(r.schema.as_str())).then(|| r.clone())
+        }
+    }
+
+    fn cat() -> Cat {
+        let mut m = HashMap::new();
+        for (name, cols, view) in [
+            ("customers", vec!["id", "name", "email", "ssn"], None),
+            ("orders", vec!["id", "customer_id", "total"], None),
+            (
+                "contacts",
+                vec!["who", "mail"],
+                Some("SELECT name, lower(email) FROM customers"),
+            ),
+        ] {
+            m.insert(
+                name.to_owned(),
+                Relation {
+                    schema: "public".into(),
+                    name: name.into(),
+                    columns: cols.into_iter().map(String::from).collect(),
+                    view: view.map(String::from),
+                },
+            );
+        }
+        Cat(m)
+    }
+
+    /// The sources of each output column, as `column<-table.col,...`.
+    fn lineage(sql: &str) -> Vec<String> {
+        let stmts =
+            sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, sql)
+                .unwrap();
+        output_lineage(&stmts[0], SqlDialect::Postgres, &cat())
+            .unwrap()
+            .into_iter()
+            .map(|c| {
+                let mut s: Vec<String> = c
+                    .lineage
+                    .sources
+                    .iter()
+                    .map(|r| format!("{}.{}", r.table, r.column))
+                    .collect();
+                if !c.lineage.unknown.is_empty() {
+                    s.push("?".into());
+                }
+                format!("{}<-{}", c.name, s.join(","))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn expressions_functions_and_casts_keep_their_sources() {
+        assert_eq!(
+            lineage(
+                "SELECT lower(email) AS e, email || '' AS f, CAST(ssn AS text), id FROM customers"
+            ),
+            [
+                "e<-customers.email",
+                "f<-customers.email",
+                "ssn<-customers.ssn",
+                "id<-customers.id"
+            ]
+        );
+        assert_eq!(
+            lineage("SELECT CASE WHEN id > 1 THEN email ELSE name END AS x FROM customers c"),
+            ["x<-customers.email,customers.id,customers.name"]
+        );
+        assert_eq!(
+            lineage("SELECT string_agg(ssn, ',') OVER (PARTITION BY name) AS s FROM customers"),
+            ["s<-customers.name,customers.ssn"]
+        );
+    }
+
+    #[test]
+    fn sub_selects_ctes_unions_and_derived_tables() {
+        assert_eq!(
+            lineage("SELECT (SELECT max(ssn) FROM customers c WHERE c.id = o.customer_id) AS s FROM orders o"),
+            ["s<-customers.ssn"]
+        );
+        assert_eq!(
+            lineage("WITH x AS (SELECT email AS m FROM customers) SELECT upper(m) FROM x"),
+            ["upper<-customers.email"]
+        );
+        assert_eq!(
+            lineage("SELECT id FROM orders UNION ALL SELECT ssn FROM customers"),
+            ["id<-customers.ssn,orders.id"]
+        );
+        assert_eq!(
+            lineage("SELECT d.a FROM (SELECT email FROM customers) AS d(a)"),
+            ["a<-customers.email"]
+        );
+        assert_eq!(
+            lineage(
+                "WITH RECURSIVE r(n, v) AS (SELECT 1, name FROM customers UNION ALL SELECT n + 1, v || ssn FROM r, customers) SELECT v FROM r"
+            ),
+            ["v<-customers.name,customers.ssn"]
+        );
+    }
+
+    #[test]
+    fn stars_whole_rows_views_and_returning() {
+        assert_eq!(
+            lineage("SELECT c.* FROM customers c"),
+            [
+                "id<-customers.id",
+                "name<-customers.name",
+                "email<-customers.email",
+                "ssn<-customers.ssn"
+            ]
+        );
+        assert_eq!(
+            lineage("SELECT row_to_json(c) FROM customers c"),
+            ["row_to_json<-customers.email,customers.id,customers.name,customers.ssn"]
+        );
+        assert_eq!(
+            lineage("SELECT mail FROM contacts"),
+            ["mail<-customers.email"]
+        );
+        assert_eq!(
+            lineage("UPDATE customers SET name = 'x' WHERE id = 1 RETURNING ssn"),
+            ["ssn<-customers.ssn"]
+        );
+        assert_eq!(
+            lineage("SELECT x.v FROM customers c, LATERAL (SELECT c.email AS v) x"),
+            ["v<-customers.email"]
+        );
+    }
+
+    #[test]
+    fn unknown_functions_and_set_returning_functions_are_unknown() {
+        assert_eq!(
+            lineage("SELECT my_decrypt(ssn) FROM customers"),
+            ["my_decrypt<-customers.ssn,?"]
+        );
+        assert_eq!(
+            lineage("SELECT * FROM get_customers()"),
+            ["get_customers<-?"]
+        );
+    }
+}

@@ -1,0 +1,5 @@
+//! Column masking: which output columns of a statement carry values of
+//! masked columns ([`lineage`]), by which rule, and how their values are
+//! rewritten.
+
+pub mod lineage;
