@@ -2,4 +2,5 @@
 //! masked columns ([`lineage`]), by which rule, and how their values are
 //! rewritten.
 
+pub mod functions;
 pub mod lineage;
