@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::mask::functions::MaskFunction;
+use super::mask::rules::{column_pattern, MaskRule, OnUnknown};
 use super::tags::{Tag, TagPattern, TagSet};
 use crate::config::{ConfigError, Problems};
 
@@ -121,6 +123,8 @@ pub struct Policy {
     pub defaults: Defaults,
     /// The files read.
     pub files: Vec<PathBuf>,
+    /// `[[mask]]` rules in file order.
+    pub masks: Vec<MaskRule>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,10 +133,23 @@ struct RawFile {
     #[serde(default, rename = "rule")]
     rules: Vec<Spanned<RawRule>>,
     defaults: Option<Spanned<RawDefaults>>,
-    /// Masking rules are read by the masking module; accepted here so one
-    /// file may hold both.
     #[serde(default, rename = "mask")]
-    _masks: Vec<toml::Value>,
+    masks: Vec<Spanned<RawMask>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMask {
+    name: Option<String>,
+    columns: Spanned<Vec<String>>,
+    function: Spanned<toml::Value>,
+    #[serde(default)]
+    except_users: Vec<String>,
+    #[serde(default)]
+    except_groups: Vec<String>,
+    targets: Option<Vec<String>>,
+    predicates: Option<Spanned<String>>,
+    unknown: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,8 +206,9 @@ impl Policy {
                 }
             };
             let mut p = Problems::new(&file, &text);
-            if let Some((rules, defaults)) = parse_file(&text, &mut p) {
+            if let Some((rules, masks, defaults)) = parse_file(&text, &mut p) {
                 policy.rules.extend(rules);
+                policy.masks.extend(masks);
                 if let Some((defaults, span)) = defaults {
                     if let Some(earlier) = &defaults_from {
                         p.at(
@@ -258,8 +276,12 @@ impl Policy {
     }
 }
 
-/// A file's rules and its `[defaults]` (with where they are written).
-type ParsedFile = (Vec<Rule>, Option<(Defaults, std::ops::Range<usize>)>);
+/// A file's rules, masks and `[defaults]` (with where they are written).
+type ParsedFile = (
+    Vec<Rule>,
+    Vec<MaskRule>,
+    Option<(Defaults, std::ops::Range<usize>)>,
+);
 
 fn parse_file(text: &str, p: &mut Problems) -> Option<ParsedFile> {
     let raw: RawFile = match toml::from_str(text) {
@@ -366,7 +388,89 @@ fn parse_file(text: &str, p: &mut Problems) -> Option<ParsedFile> {
         }
         (out, span)
     });
-    Some((rules, defaults))
+    let masks = raw
+        .masks
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, m)| mask_rule(i, m, p))
+        .collect();
+    Some((rules, masks, defaults))
+}
+
+fn mask_rule(index: usize, spanned: Spanned<RawMask>, p: &mut Problems) -> Option<MaskRule> {
+    let span = spanned.span();
+    let m = spanned.into_inner();
+    let name = m
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("mask #{} ({})", index + 1, m.columns.get_ref().join(", ")));
+    let key = format!("mask \"{name}\"");
+    let mut ok = true;
+    let mut columns = Vec::new();
+    if m.columns.get_ref().is_empty() {
+        p.at(m.columns.span(), &format!("{key}.columns"), "is empty");
+        ok = false;
+    }
+    for c in m.columns.get_ref() {
+        match column_pattern(c) {
+            Some(pat) => columns.push(pat),
+            None => {
+                p.at(
+                    m.columns.span(),
+                    &format!("{key}.columns"),
+                    format!("\"{c}\" is not schema.table.column (\"*\" matches any part)"),
+                );
+                ok = false;
+            }
+        }
+    }
+    let function = match MaskFunction::parse(m.function.get_ref()) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            p.at(m.function.span(), &format!("{key}.function"), e);
+            None
+        }
+    };
+    let predicates_allowed = match m.predicates.as_ref().map(|s| s.get_ref().as_str()) {
+        None | Some("deny") => false,
+        Some("allow") => true,
+        Some(_) => {
+            let s = m.predicates.as_ref().expect("matched Some");
+            p.at(
+                s.span(),
+                &format!("{key}.predicates"),
+                "must be \"allow\" or \"deny\"",
+            );
+            ok = false;
+            false
+        }
+    };
+    let on_unknown = match m.unknown.as_ref().map(|s| s.get_ref().as_str()) {
+        None | Some("refuse") => OnUnknown::Refuse,
+        Some("redact") => OnUnknown::Redact,
+        Some(_) => {
+            let s = m.unknown.as_ref().expect("matched Some");
+            p.at(
+                s.span(),
+                &format!("{key}.unknown"),
+                "must be \"refuse\" or \"redact\"",
+            );
+            ok = false;
+            OnUnknown::Refuse
+        }
+    };
+    let origin = format!("{}:{}", p.file().display(), p.line(&span));
+    (ok && function.is_some()).then(|| MaskRule {
+        name,
+        columns,
+        function: function.expect("checked"),
+        except_users: m.except_users,
+        except_groups: m.except_groups,
+        targets: m.targets.unwrap_or_else(|| vec!["*".to_owned()]),
+        predicates_allowed,
+        on_unknown,
+        origin,
+    })
 }
 
 /// The top of the tag tree, for error messages.
@@ -576,6 +680,50 @@ deny = ["write.delete"]
         assert!(err.contains("needs targets"), "{err}");
         let err = load("[[rule]]\nnam = \"x\"\n").unwrap_err().to_string();
         assert!(err.contains("p.toml:2"), "{err}");
+    }
+
+    #[test]
+    fn the_issue_mask_example_loads_and_errors_name_the_line() {
+        let policy = load(
+            r#"
+[[mask]]
+name = "customer-contact"
+columns = ["public.customers.email", "shop.customers.email"]  # schema.table.column; * wildcards
+function = "email"            # j***@example.com
+except_groups = ["dba"]       # or except_users
+targets = ["*"]
+
+[[mask]]
+name = "national-id"
+columns = ["*.customers.ssn"]
+function = { keep_last = 4 }  # ***-**-6789
+
+[[mask]]
+columns = ["*.customers.card"]
+function = "redact"
+
+[[mask]]
+columns = ["*.*.salary"]
+function = "null"
+"#,
+        )
+        .unwrap();
+        assert_eq!(policy.masks.len(), 4);
+        assert_eq!(policy.masks[2].name, "mask #3 (*.customers.card)");
+        assert!(!policy.masks[0].applies("alice", &["dba".to_owned()], "app"));
+        let err = load("[[mask]]\ncolumns = [\"customers.ssn\"]\nfunction = \"rot13\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("p.toml:2: mask \"mask #1 (customers.ssn)\".columns"),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "p.toml:3: mask \"mask #1 (customers.ssn)\".function: unknown masking function"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -4,3 +4,4 @@
 
 pub mod functions;
 pub mod lineage;
+pub mod rules;
