@@ -2,6 +2,7 @@
 //! masked columns ([`lineage`]), by which rule, and how their values are
 //! rewritten.
 
+pub mod catalog;
 pub mod functions;
 pub mod lineage;
 pub mod rules;
