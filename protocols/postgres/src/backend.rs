@@ -343,10 +343,42 @@ impl BackendConn {
         self.read_until_ready().await
     }
 
+    /// Runs one simple query and returns its rows as text (for the
+    /// gateway's own catalog reads), with the outcome.
+    pub async fn query_rows(
+        &mut self,
+        sql: &str,
+    ) -> Result<(Vec<Vec<Option<String>>>, QueryOutcome), BackendError> {
+        frontend::query(sql, &mut self.wbuf)?;
+        self.flush().await?;
+        let mut rows = Vec::new();
+        let outcome = self.read_until_ready_with(&mut rows).await?;
+        Ok((rows, outcome))
+    }
+
     async fn read_until_ready(&mut self) -> Result<QueryOutcome, BackendError> {
+        self.read_until_ready_with(&mut Vec::new()).await
+    }
+
+    async fn read_until_ready_with(
+        &mut self,
+        rows: &mut Vec<Vec<Option<String>>>,
+    ) -> Result<QueryOutcome, BackendError> {
         let mut error = None;
         loop {
             match self.read_message().await? {
+                Message::DataRow(r) => {
+                    use fallible_iterator::FallibleIterator;
+                    let buf = r.buffer();
+                    let row: Vec<Option<String>> =
+                        r.ranges()
+                            .map(|range| {
+                                Ok(range
+                                    .map(|range| String::from_utf8_lossy(&buf[range]).into_owned()))
+                            })
+                            .collect()?;
+                    rows.push(row);
+                }
                 Message::ParameterStatus(p) => {
                     let (name, value) = (p.name()?.to_owned(), p.value()?.to_owned());
                     self.set_param(name, value);

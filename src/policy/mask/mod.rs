@@ -4,5 +4,6 @@
 
 pub mod catalog;
 pub mod functions;
+pub mod guard;
 pub mod lineage;
 pub mod rules;

@@ -1,0 +1,352 @@
+//! Masking, fail-closed: until values are rewritten on the wire, a
+//! statement that would return values of masked columns to an identity the
+//! masks apply to — plainly or derived, through any construct lineage
+//! follows — is refused, as is one whose output origin cannot be known
+//! while it touches masked columns (or, per rule, one that filters on a
+//! masked column). Identities a rule exempts read clear values.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{CopySource, ObjectName, Statement, Visit, Visitor};
+
+use super::catalog::CatalogSnapshot;
+use super::lineage::{output_lineage, ColumnRef, OutputColumn};
+use super::rules::{plan, ColumnPlan, MaskRule, Plan};
+use crate::policy::parse::SqlDialect;
+
+/// Why a statement is refused by masking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskRefusal {
+    /// One line.
+    pub message: String,
+    /// What to do.
+    pub hint: String,
+}
+
+/// Checks one parsed statement against the masks that apply.
+pub fn check(
+    stmt: &Statement,
+    dialect: SqlDialect,
+    catalog: &CatalogSnapshot,
+    rules: &[&MaskRule],
+) -> Result<(), MaskRefusal> {
+    let touched = touched_columns(stmt, dialect, catalog);
+    let masked_touched: Vec<&ColumnRef> = touched
+        .iter()
+        .filter(|c| rules.iter().any(|r| r.covers(c)))
+        .collect();
+    if masked_touched.is_empty() {
+        return Ok(());
+    }
+    let outputs = result_columns(stmt, dialect, catalog);
+    match plan(rules, &outputs, &touched) {
+        Plan::Refuse { column, why, rule } => Err(MaskRefusal {
+            message: format!(
+                "result column \"{column}\" has an origin sqlgate cannot follow ({why}) in a statement that reads columns masked by rule \"{rule}\""
+            ),
+            hint: "select the columns you need by name, without unknown functions".to_owned(),
+        }),
+        Plan::Columns(cols) => {
+            for (col, p) in outputs.iter().zip(&cols) {
+                match p {
+                    ColumnPlan::Clear => {}
+                    ColumnPlan::Masked { rule, sources, .. } => {
+                        let names: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+                        return Err(MaskRefusal {
+                            message: format!(
+                                "result column \"{}\" carries values of {} masked by rule \"{}\"",
+                                col.name,
+                                names.join(", "),
+                                rules[*rule].name
+                            ),
+                            hint: "values of masked columns are not returned to this identity; leave the column out".to_owned(),
+                        });
+                    }
+                    ColumnPlan::RedactUnknown { why } => {
+                        return Err(MaskRefusal {
+                            message: format!(
+                                "result column \"{}\" has an origin sqlgate cannot follow ({why}) in a statement that reads masked columns",
+                                col.name
+                            ),
+                            hint: "select the columns you need by name".to_owned(),
+                        })
+                    }
+                }
+            }
+            if let Some((c, rule)) = predicate_on_masked(stmt, dialect, catalog, rules) {
+                return Err(MaskRefusal {
+                    message: format!(
+                        "the statement filters, joins, groups or sorts on {c}, masked by rule \"{rule}\""
+                    ),
+                    hint: "a condition on a masked column reveals its values; the rule sets predicates = \"deny\"".to_owned(),
+                });
+            }
+            Ok(())
+        }
+    }
+}
+
+/// What a statement returns to the client: a query's columns, RETURNING,
+/// COPY ... TO STDOUT, a cursor's query, PREPARE's statement.
+fn result_columns(
+    stmt: &Statement,
+    dialect: SqlDialect,
+    catalog: &CatalogSnapshot,
+) -> Vec<OutputColumn> {
+    match stmt {
+        Statement::Copy {
+            source, to: true, ..
+        } => match source {
+            CopySource::Query(q) => {
+                output_lineage(&Statement::Query(q.clone()), dialect, catalog).unwrap_or_default()
+            }
+            CopySource::Table { table_name, .. } => {
+                let q = format!("SELECT * FROM {table_name}");
+                parse_one(dialect, &q)
+                    .and_then(|s| output_lineage(&s, dialect, catalog).ok())
+                    .unwrap_or_default()
+            }
+        },
+        Statement::Declare { stmts } => stmts
+            .iter()
+            .filter_map(|d| d.for_query.as_ref())
+            .flat_map(|q| {
+                output_lineage(&Statement::Query(q.clone()), dialect, catalog).unwrap_or_default()
+            })
+            .collect(),
+        Statement::Prepare { statement, .. } => result_columns(statement, dialect, catalog),
+        Statement::Explain {
+            statement,
+            analyze: true,
+            ..
+        } => result_columns(statement, dialect, catalog),
+        other => output_lineage(other, dialect, catalog).unwrap_or_default(),
+    }
+}
+
+fn parse_one(dialect: SqlDialect, sql: &str) -> Option<Statement> {
+    let mut v = sqlparser::parser::Parser::parse_sql(dialect.dialect(), sql).ok()?;
+    (v.len() == 1).then(|| v.remove(0))
+}
+
+/// Every column of every table the statement names, through views.
+fn touched_columns(
+    stmt: &Statement,
+    dialect: SqlDialect,
+    catalog: &CatalogSnapshot,
+) -> Vec<ColumnRef> {
+    struct Names(Vec<ObjectName>);
+    impl Visitor for Names {
+        type Break = ();
+        fn pre_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<()> {
+            self.0.push(r.clone());
+            ControlFlow::Continue(())
+        }
+    }
+    let mut names = Names(Vec::new());
+    let _ = stmt.visit(&mut names);
+    if let Statement::Copy {
+        source: CopySource::Table { table_name, .. },
+        ..
+    } = stmt
+    {
+        names.0.push(table_name.clone());
+    }
+    let mut out = Vec::new();
+    for name in names.0 {
+        let q = format!("SELECT * FROM {name}");
+        let Some(s) = parse_one(dialect, &q) else {
+            continue;
+        };
+        for c in output_lineage(&s, dialect, catalog).unwrap_or_default() {
+            out.extend(c.lineage.sources);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A masked column (with a rule that denies predicates) used anywhere but
+/// in the result: WHERE, JOIN ... ON, GROUP BY, HAVING, ORDER BY.
+fn predicate_on_masked(
+    stmt: &Statement,
+    dialect: SqlDialect,
+    catalog: &CatalogSnapshot,
+    rules: &[&MaskRule],
+) -> Option<(ColumnRef, String)> {
+    let strict: Vec<&&MaskRule> = rules.iter().filter(|r| !r.predicates_allowed).collect();
+    if strict.is_empty() {
+        return None;
+    }
+    // The columns read anywhere, minus those the result shows: re-run
+    // lineage over the statement with its filters turned into outputs.
+    let Statement::Query(q) = stmt else {
+        return None;
+    };
+    let sqlparser::ast::SetExpr::Select(s) = q.body.as_ref() else {
+        return None;
+    };
+    let mut exprs: Vec<String> = Vec::new();
+    if let Some(w) = &s.selection {
+        exprs.push(w.to_string());
+    }
+    if let Some(h) = &s.having {
+        exprs.push(h.to_string());
+    }
+    for twj in &s.from {
+        for j in &twj.joins {
+            use sqlparser::ast::JoinOperator as J;
+            let c = match &j.join_operator {
+                J::Join(c)
+                | J::Inner(c)
+                | J::Left(c)
+                | J::LeftOuter(c)
+                | J::Right(c)
+                | J::RightOuter(c)
+                | J::FullOuter(c)
+                | J::CrossJoin(c)
+                | J::Semi(c)
+                | J::LeftSemi(c)
+                | J::RightSemi(c)
+                | J::Anti(c)
+                | J::LeftAnti(c)
+                | J::RightAnti(c)
+                | J::StraightJoin(c) => Some(c),
+                _ => None,
+            };
+            if let Some(sqlparser::ast::JoinConstraint::On(on)) = c {
+                exprs.push(on.to_string());
+            }
+        }
+    }
+    if let sqlparser::ast::GroupByExpr::Expressions(g, _) = &s.group_by {
+        exprs.extend(g.iter().map(|e| e.to_string()));
+    }
+    if let Some(ob) = &q.order_by {
+        if let sqlparser::ast::OrderByKind::Expressions(list) = &ob.kind {
+            exprs.extend(list.iter().map(|e| e.expr.to_string()));
+        }
+    }
+    if exprs.is_empty() {
+        return None;
+    }
+    let mut probe = (**q).clone();
+    let sqlparser::ast::SetExpr::Select(ps) = probe.body.as_mut() else {
+        return None;
+    };
+    let projection = exprs.join(", ");
+    let Some(Statement::Query(pq)) = parse_one(dialect, &format!("SELECT {projection}")) else {
+        return None;
+    };
+    let sqlparser::ast::SetExpr::Select(projected) = *pq.body else {
+        return None;
+    };
+    ps.projection = projected.projection;
+    ps.selection = None;
+    ps.having = None;
+    probe.order_by = None;
+    let outs = output_lineage(&Statement::Query(Box::new(probe)), dialect, catalog).ok()?;
+    for o in outs {
+        for c in &o.lineage.sources {
+            if let Some(r) = strict.iter().find(|r| r.covers(c)) {
+                return Some((c.clone(), r.name.clone()));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::mask::functions::MaskFunction;
+    use crate::policy::mask::rules::{column_pattern, OnUnknown};
+
+    fn snapshot() -> CatalogSnapshot {
+        let mut rows = Vec::new();
+        for (oid, table, cols, view) in [
+            ("1", "customers", vec!["id", "name", "email", "ssn"], None),
+            ("2", "orders", vec!["id", "customer_id", "total"], None),
+            (
+                "3",
+                "v_people",
+                vec!["who", "mail"],
+                Some("SELECT name, lower(email) FROM customers"),
+            ),
+        ] {
+            for (i, c) in cols.iter().enumerate() {
+                rows.push(vec![
+                    Some(oid.to_owned()),
+                    Some("public".to_owned()),
+                    Some(table.to_owned()),
+                    Some("r".to_owned()),
+                    Some((i + 1).to_string()),
+                    Some(c.to_string()),
+                    view.map(String::from),
+                ]);
+            }
+        }
+        CatalogSnapshot::from_pg_rows(&rows, vec!["public".into()])
+    }
+
+    fn rule() -> MaskRule {
+        MaskRule {
+            name: "pii".into(),
+            columns: vec![
+                column_pattern("*.customers.email").unwrap(),
+                column_pattern("*.customers.ssn").unwrap(),
+            ],
+            function: MaskFunction::Redact,
+            except_users: vec![],
+            except_groups: vec![],
+            targets: vec!["*".into()],
+            predicates_allowed: false,
+            on_unknown: OnUnknown::Refuse,
+            origin: "t".into(),
+        }
+    }
+
+    fn verdict(sql: &str) -> Result<(), MaskRefusal> {
+        let stmt = parse_one(SqlDialect::Postgres, sql).unwrap();
+        check(&stmt, SqlDialect::Postgres, &snapshot(), &[&rule()])
+    }
+
+    #[test]
+    fn masked_values_are_refused_by_every_construct() {
+        for sql in [
+            "SELECT ssn FROM customers",
+            "SELECT * FROM customers",
+            "SELECT lower(email) FROM customers",
+            "SELECT email || '' FROM customers",
+            "SELECT (SELECT max(ssn) FROM customers) FROM orders",
+            "WITH x AS (SELECT ssn FROM customers) SELECT * FROM x",
+            "SELECT name FROM customers UNION SELECT email FROM customers",
+            "SELECT row_to_json(c) FROM customers c",
+            "SELECT c::text FROM customers c",
+            "SELECT mail FROM v_people",
+            "SELECT my_func(id) FROM customers",
+            "COPY customers TO STDOUT",
+            "COPY (SELECT ssn FROM customers) TO STDOUT",
+            "UPDATE customers SET name = 'x' WHERE id = 1 RETURNING ssn",
+            "DECLARE c CURSOR FOR SELECT email FROM customers",
+            "SELECT name FROM customers WHERE ssn LIKE '900-%'",
+            "SELECT name FROM customers ORDER BY ssn",
+        ] {
+            assert!(verdict(sql).is_err(), "{sql}");
+        }
+    }
+
+    #[test]
+    fn unmasked_reads_pass() {
+        for sql in [
+            "SELECT id, name FROM customers",
+            "SELECT count(*) FROM customers",
+            "SELECT o.total, c.name FROM orders o JOIN customers c ON c.id = o.customer_id",
+            "SELECT who FROM v_people",
+            "SELECT my_func(total) FROM orders",
+        ] {
+            assert_eq!(verdict(sql), Ok(()), "{sql}");
+        }
+    }
+}
