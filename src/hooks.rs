@@ -37,6 +37,11 @@ impl PgHooks {
         }
     }
 
+    /// The PostgreSQL targets' pools.
+    pub fn pools(&self) -> HashMap<String, Arc<Pool>> {
+        self.pools.clone()
+    }
+
     fn targets_of(&self, user: &str) -> Vec<&str> {
         let Some(u) = self.users.get(user) else {
             return Vec::new();

@@ -45,6 +45,8 @@ pub fn reload_policy(config: &Config, engine: &Engine) -> Result<(), ConfigError
         "policy reloaded"
     );
     engine.replace(Some(rules));
+    let all_targets: Vec<String> = config.targets.iter().map(|t| t.name.clone()).collect();
+    crate::catalogs::want_masked_targets(engine, &all_targets);
     Ok(())
 }
 
@@ -85,6 +87,14 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             None => None,
         };
         let hooks = Arc::new(pg_hooks(config, engine.clone())?);
+        let reader = crate::catalogs::read_pg_catalogs(engine.clone(), hooks.pools());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = reader => {}
+                _ = stop.cancelled() => {}
+            }
+        });
         let gateway = Gateway::new(
             hooks,
             FrontendConfig {
@@ -160,6 +170,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             config.shutdown_grace,
         )));
     }
+    let all_targets: Vec<String> = config.targets.iter().map(|t| t.name.clone()).collect();
+    crate::catalogs::want_masked_targets(&engine, &all_targets);
     if tasks.is_empty() {
         anyhow::bail!(
             "{}: no listener configured (add a [postgres] or [mysql] section)",

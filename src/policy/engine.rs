@@ -9,7 +9,11 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use lru::LruCache;
 
+use std::collections::HashSet;
+
 use super::classify::{classify_text, Reading, StatementRisk};
+use super::mask::catalog::CatalogSnapshot;
+use super::mask::rules::MaskRule;
 use super::parse::SqlDialect;
 use super::risk::Prepared;
 use super::rules::{Decision, Policy, Table, Verdict};
@@ -37,6 +41,12 @@ type TextCache = LruCache<Box<[u8]>, Arc<[StatementRisk]>>;
 pub struct Engine {
     loaded: RwLock<Arc<Loaded>>,
     cache: [Mutex<TextCache>; 2],
+    /// Catalog snapshots of targets with masking rules.
+    catalogs: RwLock<HashMap<String, Arc<CatalogSnapshot>>>,
+    /// Targets whose catalog should be read (again).
+    stale: Mutex<HashSet<String>>,
+    /// Wakes the catalog reader.
+    catalog_wanted: tokio::sync::Notify,
 }
 
 impl Engine {
@@ -53,6 +63,60 @@ impl Engine {
                 Mutex::new(LruCache::new(cap)),
                 Mutex::new(LruCache::new(cap)),
             ],
+            catalogs: RwLock::new(HashMap::new()),
+            stale: Mutex::new(HashSet::new()),
+            catalog_wanted: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The masking rules of the current policy.
+    pub fn masks(&self) -> Vec<MaskRule> {
+        self.current()
+            .policy
+            .as_ref()
+            .map(|p| p.masks.clone())
+            .unwrap_or_default()
+    }
+
+    /// Installs a target's catalog snapshot.
+    pub fn set_catalog(&self, target: &str, snapshot: CatalogSnapshot) {
+        self.catalogs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(target.to_owned(), Arc::new(snapshot));
+    }
+
+    /// A target's catalog snapshot, if read.
+    pub fn catalog(&self, target: &str) -> Option<Arc<CatalogSnapshot>> {
+        self.catalogs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(target)
+            .cloned()
+    }
+
+    /// Asks the catalog reader to read a target's catalog (again).
+    pub fn want_catalog(&self, target: &str) {
+        self.stale
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(target.to_owned());
+        self.catalog_wanted.notify_one();
+    }
+
+    /// Waits until a catalog is wanted; the targets.
+    pub async fn wanted_catalogs(&self) -> Vec<String> {
+        loop {
+            let wanted: Vec<String> = self
+                .stale
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain()
+                .collect();
+            if !wanted.is_empty() {
+                return wanted;
+            }
+            self.catalog_wanted.notified().await;
         }
     }
 
@@ -103,6 +167,14 @@ impl Engine {
     }
 }
 
+impl Drop for SessionPolicy {
+    fn drop(&mut self) {
+        if self.ddl_pending {
+            self.engine.want_catalog(&self.target);
+        }
+    }
+}
+
 /// A refused statement, in words a person and an agent can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -138,6 +210,13 @@ pub struct SessionPolicy {
     groups: Vec<String>,
     target: String,
     table: Option<(u64, Arc<Table>)>,
+    /// The masking rules that apply to this identity on this target.
+    masks: Arc<Vec<MaskRule>>,
+    /// Some masking rule covers this target (so its catalog matters).
+    masked_target: bool,
+    /// This session ran DDL: the catalog is read again at its next
+    /// statement (the DDL has completed by then) or when it ends.
+    ddl_pending: bool,
     /// SQL-level prepared statements: name → tags of what they run.
     prepared: HashMap<String, TagSet>,
 }
@@ -158,6 +237,9 @@ impl SessionPolicy {
             groups: groups.to_vec(),
             target: target.to_owned(),
             table: None,
+            masks: Arc::new(Vec::new()),
+            masked_target: false,
+            ddl_pending: false,
             prepared: HashMap::new(),
         }
     }
@@ -172,6 +254,18 @@ impl SessionPolicy {
             _ => {
                 let table = Arc::new(policy.table(&self.user, &self.groups, &self.target));
                 self.table = Some((loaded.generation, table.clone()));
+                self.masks = Arc::new(
+                    policy
+                        .masks
+                        .iter()
+                        .filter(|m| m.applies(&self.user, &self.groups, &self.target))
+                        .cloned()
+                        .collect(),
+                );
+                self.masked_target = policy
+                    .masks
+                    .iter()
+                    .any(|m| m.targets.iter().any(|t| t == "*" || t == &self.target));
                 Some(table)
             }
         }
@@ -188,6 +282,9 @@ impl SessionPolicy {
     pub fn judge(&mut self, sql: &[u8]) -> Result<Vec<Judged>, Refusal> {
         let statements = self.engine.classify(self.dialect, sql);
         let table = self.table();
+        if std::mem::take(&mut self.ddl_pending) {
+            self.engine.want_catalog(&self.target);
+        }
         let mut judged = Vec::with_capacity(statements.len());
         // What this text prepares, visible to its own later EXECUTEs.
         let mut defined: HashMap<&str, TagSet> = HashMap::new();
@@ -221,6 +318,12 @@ impl SessionPolicy {
             if decision.verdict != Verdict::Allow {
                 return Err(self.refusal(sql, s, i, statements.len(), tags, &decision));
             }
+            if self.masked_target && tags.iter().any(|t| t.name().starts_with("ddl.")) {
+                self.ddl_pending = true;
+            }
+            if !self.masks.is_empty() {
+                self.check_masks(sql, s, tags)?;
+            }
             judged.push(Judged {
                 statement: s.clone(),
                 tags,
@@ -240,6 +343,63 @@ impl SessionPolicy {
             }
         }
         Ok(judged)
+    }
+
+    /// Masking, fail-closed (see `mask::guard`): refuses a statement that
+    /// would return masked values to this identity.
+    fn check_masks(&self, sql: &[u8], s: &StatementRisk, tags: TagSet) -> Result<(), Refusal> {
+        let text = String::from_utf8_lossy(sql);
+        let excerpt = s.excerpt(&text);
+        let refuse = |message: String, hint: String| Refusal {
+            verdict: Verdict::Deny,
+            detail: format!(
+                "statement: {} [tags: {tags}]",
+                excerpt.chars().take(200).collect::<String>()
+            ),
+            message,
+            hint,
+            position: s.start + 1,
+        };
+        let Some(catalog) = self.engine.catalog(&self.target) else {
+            self.engine.want_catalog(&self.target);
+            return Err(refuse(
+                format!("sqlgate has not read the catalog of target \"{}\" yet, so masked columns cannot be checked", self.target),
+                "retry in a moment".to_owned(),
+            ));
+        };
+        let stmt = match sqlparser::parser::Parser::parse_sql(self.dialect.dialect(), excerpt) {
+            Ok(mut v) if v.len() == 1 => v.remove(0),
+            _ => {
+                let first = excerpt
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_uppercase();
+                let harmless = matches!(
+                    first.as_str(),
+                    "SHOW" | "FETCH" | "MOVE" | "HELP" | "DESCRIBE" | "DESC" | "EXECUTE"
+                );
+                if tags.contains(Tag::Read) && !harmless {
+                    return Err(refuse(
+                        "sqlgate cannot check this statement against the masking rules that apply to this identity".to_owned(),
+                        "rewrite it as a plain SELECT".to_owned(),
+                    ));
+                }
+                return Ok(());
+            }
+        };
+        super::mask::guard::check(
+            &stmt,
+            self.dialect,
+            &catalog,
+            &self.masks.iter().collect::<Vec<_>>(),
+        )
+        .map_err(|r| {
+            if r.stale {
+                self.engine.want_catalog(&self.target);
+            }
+            refuse(format!("masking: {}", r.message), r.hint)
+        })
     }
 
     /// Judges a call of a function the statement text does not show

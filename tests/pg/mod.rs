@@ -2,6 +2,7 @@
 //! protocol client.
 
 mod auth;
+mod masking;
 pub mod policy;
 mod policy_tools;
 mod pool;

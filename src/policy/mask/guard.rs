@@ -21,6 +21,9 @@ pub struct MaskRefusal {
     pub message: String,
     /// What to do.
     pub hint: String,
+    /// The catalog snapshot lacks something the statement names: it
+    /// should be read again.
+    pub stale: bool,
 }
 
 /// Checks one parsed statement against the masks that apply.
@@ -30,6 +33,15 @@ pub fn check(
     catalog: &CatalogSnapshot,
     rules: &[&MaskRule],
 ) -> Result<(), MaskRefusal> {
+    if let Some(name) = unknown_relation(stmt, catalog) {
+        return Err(MaskRefusal {
+            message: format!(
+                "relation {name} is not in sqlgate's catalog of this target, so its columns cannot be checked against masking rules"
+            ),
+            hint: "if it was created a moment ago, retry: the catalog is being read again".to_owned(),
+            stale: true,
+        });
+    }
     let touched = touched_columns(stmt, dialect, catalog);
     let masked_touched: Vec<&ColumnRef> = touched
         .iter()
@@ -45,6 +57,7 @@ pub fn check(
                 "result column \"{column}\" has an origin sqlgate cannot follow ({why}) in a statement that reads columns masked by rule \"{rule}\""
             ),
             hint: "select the columns you need by name, without unknown functions".to_owned(),
+            stale: why.contains("not in the catalog"),
         }),
         Plan::Columns(cols) => {
             for (col, p) in outputs.iter().zip(&cols) {
@@ -60,6 +73,7 @@ pub fn check(
                                 rules[*rule].name
                             ),
                             hint: "values of masked columns are not returned to this identity; leave the column out".to_owned(),
+                            stale: false,
                         });
                     }
                     ColumnPlan::RedactUnknown { why } => {
@@ -69,6 +83,7 @@ pub fn check(
                                 col.name
                             ),
                             hint: "select the columns you need by name".to_owned(),
+                            stale: false,
                         })
                     }
                 }
@@ -79,11 +94,65 @@ pub fn check(
                         "the statement filters, joins, groups or sorts on {c}, masked by rule \"{rule}\""
                     ),
                     hint: "a condition on a masked column reveals its values; the rule sets predicates = \"deny\"".to_owned(),
+                    stale: false,
                 });
             }
             Ok(())
         }
     }
+}
+
+/// A relation the statement names that is neither a CTE of it nor in the
+/// catalog.
+fn unknown_relation(stmt: &Statement, catalog: &CatalogSnapshot) -> Option<String> {
+    use super::lineage::Catalog;
+    struct Names {
+        rels: Vec<ObjectName>,
+        ctes: Vec<String>,
+    }
+    impl Visitor for Names {
+        type Break = ();
+        fn pre_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<()> {
+            self.rels.push(r.clone());
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_query(&mut self, q: &sqlparser::ast::Query) -> ControlFlow<()> {
+            if let Some(w) = &q.with {
+                self.ctes.extend(
+                    w.cte_tables
+                        .iter()
+                        .map(|c| c.alias.name.value.to_lowercase()),
+                );
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut n = Names {
+        rels: Vec::new(),
+        ctes: Vec::new(),
+    };
+    let _ = stmt.visit(&mut n);
+    n.rels.into_iter().find_map(|name| {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| {
+                p.as_ident().map_or(String::new(), |i| {
+                    if i.quote_style.is_some() {
+                        i.value.clone()
+                    } else {
+                        i.value.to_lowercase()
+                    }
+                })
+            })
+            .collect();
+        let known = match parts.as_slice() {
+            [t] => n.ctes.contains(t) || catalog.relation(None, t).is_some(),
+            [.., s, t] => catalog.relation(Some(s), t).is_some(),
+            _ => false,
+        };
+        (!known).then(|| name.to_string())
+    })
 }
 
 /// What a statement returns to the client: a query's columns, RETURNING,

@@ -253,7 +253,19 @@ impl Analyzer<'_> {
         if let Some(with) = &q.with {
             for cte in &with.cte_tables {
                 let name = norm(&cte.alias.name);
-                let mut cols = self.set_expr(&cte.query.body, &scope);
+                let mut cols = if with.recursive {
+                    // Seed the recursive reference with the non-recursive
+                    // branch, then iterate.
+                    let seed = match cte.query.body.as_ref() {
+                        SetExpr::SetOperation { left, .. } => self.set_expr(left, &scope),
+                        other => self.set_expr(other, &scope),
+                    };
+                    let mut s = scope.clone();
+                    s.ctes.insert(name.clone(), rename(&seed, &cte.alias));
+                    merge_positional(&seed, &self.set_expr(&cte.query.body, &s))
+                } else {
+                    self.set_expr(&cte.query.body, &scope)
+                };
                 if with.recursive {
                     // Iterate until the recursive references add nothing.
                     for _ in 0..8 {
@@ -714,6 +726,12 @@ impl Visitor for ExprWalker<'_, '_> {
                     for (_, l) in r.columns.clone() {
                         self.lineage.extend(&l);
                     }
+                } else if !self.scope.rels.is_empty() {
+                    // Not a column the catalog knows (added or renamed
+                    // since it was read?): its origin is unknown.
+                    self.lineage
+                        .unknown
+                        .push(format!("column {name} is not in the catalog"));
                 }
             }
             Expr::CompoundIdentifier(parts) => {

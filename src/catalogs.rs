@@ -1,0 +1,68 @@
+//! Reads the catalogs of targets that masking rules cover, on the
+//! targets' own pools, whenever the engine wants one (at start, after DDL,
+//! after a policy reload, when a statement names something the snapshot
+//! lacks).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::policy::engine::Engine;
+use crate::policy::mask::catalog::{CatalogSnapshot, PG_CATALOG_QUERY};
+
+/// Asks for the catalog of every target a masking rule covers.
+pub fn want_masked_targets(engine: &Engine, targets: &[String]) {
+    let masks = engine.masks();
+    for t in targets {
+        if masks
+            .iter()
+            .any(|m| m.targets.iter().any(|x| x == "*" || x == t))
+        {
+            engine.want_catalog(t);
+        }
+    }
+}
+
+/// Serves catalog requests for PostgreSQL targets until the engine is gone.
+pub async fn read_pg_catalogs(
+    engine: Arc<Engine>,
+    pools: HashMap<String, Arc<sqlgate_postgres::Pool>>,
+) {
+    loop {
+        for target in engine.wanted_catalogs().await {
+            let Some(pool) = pools.get(&target) else {
+                continue;
+            };
+            match read_pg(pool).await {
+                Ok(snapshot) => {
+                    tracing::info!(target_name = %target, "catalog read for masking");
+                    engine.set_catalog(&target, snapshot);
+                }
+                Err(e) => {
+                    tracing::warn!(target_name = %target, error = %e, "reading the catalog failed; statements on masked tables stay refused");
+                }
+            }
+        }
+    }
+}
+
+async fn read_pg(pool: &Arc<sqlgate_postgres::Pool>) -> anyhow::Result<CatalogSnapshot> {
+    let mut lease = pool.acquire(()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let result = async {
+        let (rows, outcome) = lease.conn().query_rows(PG_CATALOG_QUERY).await?;
+        if let Some(e) = outcome.error {
+            anyhow::bail!("catalog query failed: {e:?}");
+        }
+        let (path, _) = lease
+            .conn()
+            .query_rows("SELECT pg_catalog.unnest(pg_catalog.current_schemas(false))")
+            .await?;
+        let search_path = path
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
+        Ok(CatalogSnapshot::from_pg_rows(&rows, search_path))
+    }
+    .await;
+    sqlgate_postgres::pool::release(lease, sqlgate_postgres::messages::TX_IDLE, false).await;
+    result
+}

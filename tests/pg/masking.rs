@@ -1,0 +1,137 @@
+//! Masking, fail-closed, on the PostgreSQL path: statements that would
+//! return masked values to a masked identity are refused, however they are
+//! written; exempt identities read clear values; the catalog is read again
+//! after DDL.
+
+use std::time::{Duration, Instant};
+
+use crate::support::gateway::{connect, Gateway, TestConfig};
+use crate::support::pg;
+
+const MASKS: &str = r#"
+[[mask]]
+name = "customer-pii"
+columns = ["public.mask_customers.ssn", "public.mask_customers.email"]
+function = "redact"
+except_users = ["ci"]
+"#;
+
+/// Waits until the gateway has read the target's catalog and it holds
+/// `relation` (a condition, polled; not a guessed delay).
+async fn catalog_has(gw: &Gateway, relation: &str) {
+    use sqlgate::policy::mask::lineage::Catalog;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if gw
+            .running
+            .engine
+            .catalog("app")
+            .is_some_and(|c| c.relation(None, relation).is_some())
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "catalog never held {relation}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn masked_values_never_reach_a_masked_identity() {
+    let server = pg::shared();
+    let direct = connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "DROP VIEW IF EXISTS mask_people, mask_names; DROP TABLE IF EXISTS mask_customers; \
+             CREATE TABLE mask_customers (id int, name text, email text, ssn text); \
+             INSERT INTO mask_customers VALUES (1, 'Ann', 'ann@example.com', '900-11-2222'); \
+             CREATE VIEW mask_people AS SELECT name, lower(email) AS mail FROM mask_customers; \
+             GRANT ALL ON mask_customers, mask_people TO app_owner; \
+             GRANT CREATE ON SCHEMA public TO app_owner",
+        )
+        .await
+        .unwrap();
+    let mut config = TestConfig::new(server);
+    config.with_example_policy(&["app"], MASKS);
+    let gw = config.start().await;
+    catalog_has(&gw, "mask_customers").await;
+    let bot = connect(&gw.conn_str("bot", "bot-pw", "app")).await;
+
+    let row = bot
+        .query_one("SELECT id, name FROM mask_customers", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(1), "Ann");
+    let n: i64 = bot
+        .query_one("SELECT count(*) FROM mask_customers", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+
+    for sql in [
+        "SELECT ssn FROM mask_customers",
+        "SELECT * FROM mask_customers",
+        "SELECT lower(email) FROM mask_customers",
+        "SELECT email || '' FROM mask_customers",
+        "SELECT (SELECT max(ssn) FROM mask_customers)",
+        "WITH x AS (SELECT ssn FROM mask_customers) SELECT * FROM x",
+        "SELECT name FROM mask_customers UNION ALL SELECT ssn FROM mask_customers",
+        "SELECT row_to_json(c) FROM mask_customers c",
+        "SELECT mail FROM mask_people",
+        "SELECT name FROM mask_customers WHERE ssn LIKE '900-%'",
+        "COPY mask_customers TO STDOUT",
+        "COPY (SELECT email FROM mask_customers) TO STDOUT",
+    ] {
+        let e = bot.simple_query(sql).await.unwrap_err();
+        let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}"));
+        assert_eq!(db.code().code(), "42501", "{sql}: {db:?}");
+        assert!(
+            db.message().starts_with("masking: "),
+            "{sql}: {}",
+            db.message()
+        );
+        // Prepared too.
+        assert!(
+            bot.prepare(sql).await.is_err() || sql.starts_with("COPY"),
+            "{sql}"
+        );
+    }
+    let e = bot
+        .simple_query("SELECT ssn FROM mask_customers")
+        .await
+        .unwrap_err();
+    assert!(e.as_db_error().unwrap().message().contains("customer-pii"));
+
+    // The exempt identity reads clear values.
+    let ci = connect(&gw.conn_str("ci", "ci-pw", "app")).await;
+    let ssn: String = ci
+        .query_one("SELECT ssn FROM mask_customers", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ssn, "900-11-2222");
+
+    // DDL through the gateway: a new view is unknown until the catalog is
+    // read again, then judged by what it reads.
+    ci.batch_execute(
+        "CREATE VIEW mask_names AS SELECT id, name FROM mask_customers; \
+         CREATE OR REPLACE VIEW mask_leak AS SELECT ssn FROM mask_customers",
+    )
+    .await
+    .unwrap();
+    // Its next statement finds the DDL done: the catalog is read again.
+    ci.simple_query("SELECT 1").await.unwrap();
+    catalog_has(&gw, "mask_leak").await;
+    bot.simple_query("SELECT name FROM mask_names")
+        .await
+        .unwrap();
+    let e = bot
+        .simple_query("SELECT * FROM mask_leak")
+        .await
+        .unwrap_err();
+    assert!(e.as_db_error().unwrap().message().contains("customer-pii"));
+    direct
+        .batch_execute("DROP VIEW mask_names, mask_leak, mask_people; DROP TABLE mask_customers")
+        .await
+        .unwrap();
+}
