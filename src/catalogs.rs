@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::policy::engine::Engine;
-use crate::policy::mask::catalog::{CatalogSnapshot, PG_CATALOG_QUERY};
+use crate::policy::mask::catalog::{CatalogSnapshot, MYSQL_CATALOG_QUERY, PG_CATALOG_QUERY};
 
 /// Asks for the catalog of every target a masking rule covers.
 pub fn want_masked_targets(engine: &Engine, targets: &[String]) {
@@ -22,17 +22,27 @@ pub fn want_masked_targets(engine: &Engine, targets: &[String]) {
     }
 }
 
-/// Serves catalog requests for PostgreSQL targets until the engine is gone.
-pub async fn read_pg_catalogs(
-    engine: Arc<Engine>,
-    pools: HashMap<String, Arc<sqlgate_postgres::Pool>>,
-) {
+/// The pools catalogs are read on.
+#[derive(Default)]
+pub struct Pools {
+    /// PostgreSQL targets.
+    pub postgres: HashMap<String, Arc<sqlgate_postgres::Pool>>,
+    /// MySQL targets.
+    pub mysql: HashMap<String, Arc<sqlgate_mysql::Pool>>,
+}
+
+/// Serves catalog requests until cancelled.
+pub async fn read_catalogs(engine: Arc<Engine>, pools: Pools) {
     loop {
         for target in engine.wanted_catalogs().await {
-            let Some(pool) = pools.get(&target) else {
+            let read = if let Some(pool) = pools.postgres.get(&target) {
+                read_pg(pool).await
+            } else if let Some(pool) = pools.mysql.get(&target) {
+                read_mysql(pool).await
+            } else {
                 continue;
             };
-            match read_pg(pool).await {
+            match read {
                 Ok(snapshot) => {
                     tracing::info!(target_name = %target, "catalog read for masking");
                     engine.set_catalog(&target, snapshot);
@@ -65,4 +75,19 @@ async fn read_pg(pool: &Arc<sqlgate_postgres::Pool>) -> anyhow::Result<CatalogSn
     .await;
     sqlgate_postgres::pool::release(lease, sqlgate_postgres::messages::TX_IDLE, false).await;
     result
+}
+
+async fn read_mysql(pool: &Arc<sqlgate_mysql::Pool>) -> anyhow::Result<CatalogSnapshot> {
+    let key = sqlgate_mysql::backend::ConnKey {
+        caps: 0,
+        collation: 45,
+    };
+    let database = pool.connector().backend().database.clone();
+    let mut lease = pool
+        .acquire(key)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rows = lease.conn().query_rows(MYSQL_CATALOG_QUERY).await;
+    sqlgate_mysql::pool::release(lease).await;
+    Ok(CatalogSnapshot::from_mysql_rows(&rows?, &database))
 }

@@ -254,6 +254,11 @@ impl MysqlHooks {
     pub fn pool(&self, target: &str) -> Option<Arc<sqlgate_mysql::Pool>> {
         self.pools.get(target).cloned()
     }
+
+    /// The MySQL targets' pools.
+    pub fn pools(&self) -> HashMap<String, Arc<sqlgate_mysql::Pool>> {
+        self.pools.clone()
+    }
 }
 
 impl sqlgate_mysql::Hooks for MysqlHooks {

@@ -81,20 +81,14 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         }
     });
     let mut postgres_addr = None;
+    let mut catalog_pools = crate::catalogs::Pools::default();
     if let Some(pg) = &config.postgres {
         let tls = match &pg.tls {
             Some((cert, key)) => Some(tls::server_config(cert, key)?),
             None => None,
         };
         let hooks = Arc::new(pg_hooks(config, engine.clone())?);
-        let reader = crate::catalogs::read_pg_catalogs(engine.clone(), hooks.pools());
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = reader => {}
-                _ = stop.cancelled() => {}
-            }
-        });
+        catalog_pools.postgres = hooks.pools();
         let gateway = Gateway::new(
             hooks,
             FrontendConfig {
@@ -122,6 +116,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let mut mysql_addr = None;
     if let Some(my) = &config.mysql {
         let hooks = mysql_hooks(config, engine.clone());
+        catalog_pools.mysql = hooks.pools();
         let greeting_pool = config
             .targets
             .iter()
@@ -170,6 +165,14 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             config.shutdown_grace,
         )));
     }
+    let reader = crate::catalogs::read_catalogs(engine.clone(), catalog_pools);
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = reader => {}
+            _ = stop.cancelled() => {}
+        }
+    });
     let all_targets: Vec<String> = config.targets.iter().map(|t| t.name.clone()).collect();
     crate::catalogs::want_masked_targets(&engine, &all_targets);
     if tasks.is_empty() {

@@ -359,6 +359,61 @@ impl BackendConn {
         self.simple_command(&init).await
     }
 
+    /// Runs one text query and returns its rows as text (for the gateway's
+    /// own catalog reads).
+    pub async fn query_rows(
+        &mut self,
+        sql: &str,
+    ) -> Result<Vec<Vec<Option<String>>>, BackendError> {
+        let mut payload = vec![command::QUERY];
+        payload.extend_from_slice(sql.as_bytes());
+        packet::write(&mut self.stream.io, 0, &payload).await?;
+        let (_, first) = read(&mut self.reader, &mut self.stream).await?;
+        let columns = match first.first() {
+            Some(0x00) => return Ok(Vec::new()),
+            Some(0xff) => return Err(refused(&first)),
+            _ => {
+                crate::messages::lenenc_int(&first)
+                    .ok_or(ProtocolError::Malformed("column count"))?
+                    .0
+            }
+        };
+        for _ in 0..columns {
+            read(&mut self.reader, &mut self.stream).await?;
+        }
+        if !self.deprecate_eof() {
+            read(&mut self.reader, &mut self.stream).await?;
+        }
+        let mut rows = Vec::new();
+        loop {
+            let (_, p) = read(&mut self.reader, &mut self.stream).await?;
+            match p.first() {
+                Some(0xfe) if p.len() < 0xff_ffff => return Ok(rows),
+                Some(0xff) => return Err(refused(&p)),
+                _ => {}
+            }
+            let mut row = Vec::with_capacity(columns as usize);
+            let mut at = 0;
+            for _ in 0..columns {
+                if p.get(at) == Some(&0xfb) {
+                    row.push(None);
+                    at += 1;
+                    continue;
+                }
+                let (len, n) =
+                    crate::messages::lenenc_int(&p[at..]).ok_or(ProtocolError::Malformed("row"))?;
+                let start = at + n;
+                let end = start
+                    .checked_add(usize::try_from(len).map_err(|_| ProtocolError::Malformed("row"))?)
+                    .filter(|&e| e <= p.len())
+                    .ok_or(ProtocolError::Malformed("row"))?;
+                row.push(Some(String::from_utf8_lossy(&p[start..end]).into_owned()));
+                at = end;
+            }
+            rows.push(row);
+        }
+    }
+
     /// Makes the session read-only (until COM_RESET_CONNECTION): writes
     /// fail on the server even if a statement was misjudged.
     pub async fn set_read_only(&mut self) -> Result<(), BackendError> {
