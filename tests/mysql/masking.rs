@@ -23,11 +23,11 @@ async fn conn(url: &str) -> Conn {
 async fn catalog_has(gw: &Gateway, relation: &str) {
     use sqlgate::policy::mask::lineage::Catalog;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !gw
+    while gw
         .running
         .engine
         .catalog("app")
-        .is_some_and(|c| c.relation(None, relation).is_some())
+        .is_none_or(|c| c.relation(None, relation).is_none())
     {
         assert!(Instant::now() < deadline, "catalog never held {relation}");
         tokio::time::sleep(Duration::from_millis(20)).await;
