@@ -789,7 +789,42 @@ const HARMLESS_SETTINGS: &[&str] = &[
 /// them the settings that would lift the gateway's read-only session:
 /// `default_transaction_read_only`, `transaction_read_only`).
 pub fn setting_tags(name: &str) -> TagSet {
-    let lower = name.trim().to_ascii_lowercase();
+    setting_value_tags(name, None)
+}
+
+/// Client encodings in which a multibyte character may end in a byte that
+/// is `\` or a quote in ASCII: the server would end a string where the
+/// gateway (reading UTF-8) does not, so switching to them is not harmless.
+const UNSAFE_ENCODINGS: &[&str] = &[
+    "sjis",
+    "shift_jis",
+    "shiftjis",
+    "cp932",
+    "windows-31j",
+    "sjis_ms",
+    "mskanji",
+    "big5",
+    "cp950",
+    "gbk",
+    "cp936",
+    "gb18030",
+    "uhc",
+    "cp949",
+    "johab",
+    "win936",
+    "win950",
+    "win949",
+];
+
+/// Tags of setting `name` to `value` (its SQL text, when known): some
+/// harmless settings are harmless only at some values, because they change
+/// how the server reads statement text (string escapes, encodings, quotes)
+/// or which functions unqualified names call.
+pub fn setting_value_tags(name: &str, value: Option<&str>) -> TagSet {
+    let lower = name
+        .trim()
+        .trim_matches(|c| c == '"' || c == '`')
+        .to_ascii_lowercase();
     let lower = lower
         .strip_prefix("@@")
         .map(|n| {
@@ -798,7 +833,43 @@ pub fn setting_tags(name: &str) -> TagSet {
                 .unwrap_or(n)
         })
         .unwrap_or(&lower);
+    let lower = lower.trim_matches(|c| c == '"' || c == '`');
     if lower.starts_with("global.") || lower.starts_with("persist") {
+        return TagSet::of(Tag::AdminConfig);
+    }
+    let value = value.map(|v| {
+        v.trim()
+            .trim_matches(|c| c == '\'' || c == '"')
+            .to_ascii_lowercase()
+    });
+    let v = value.as_deref();
+    let lexing_unsafe = match lower {
+        "standard_conforming_strings" => {
+            v.is_some_and(|v| !matches!(v, "on" | "true" | "1" | "default"))
+        }
+        "client_encoding" | "names" | "character_set_client" | "character_set_connection" => v
+            .is_some_and(|v| {
+                UNSAFE_ENCODINGS
+                    .iter()
+                    .any(|e| v.replace(['-', '_'], "") == e.replace(['-', '_'], ""))
+            }),
+        "sql_mode" => v.is_some_and(|v| {
+            let v = v.to_ascii_uppercase();
+            ["NO_BACKSLASH_ESCAPES", "ANSI", "ORACLE"]
+                .iter()
+                .any(|m| v.contains(m))
+        }),
+        // pg_catalog after another schema lets that schema shadow the
+        // built-in functions the classifier trusts.
+        "search_path" => v.is_some_and(|v| {
+            v.contains("pg_catalog")
+                && !v
+                    .trim_start_matches(['\'', '"', ' '])
+                    .starts_with("pg_catalog")
+        }),
+        _ => false,
+    };
+    if lexing_unsafe {
         return TagSet::of(Tag::AdminConfig);
     }
     if lower.starts_with("enable_") || lower.starts_with("geqo") {
@@ -837,6 +908,39 @@ mod tests {
             function_tags(pg, None, "pg_read_file"),
             TagSet::of(Tag::FileRead)
         );
+    }
+
+    #[test]
+    fn settings_that_change_how_text_is_read_are_admin() {
+        let v = |n, v| setting_value_tags(n, Some(v));
+        assert_eq!(
+            v("standard_conforming_strings", "on"),
+            TagSet::of(Tag::Session)
+        );
+        assert_eq!(
+            v("standard_conforming_strings", "off"),
+            TagSet::of(Tag::AdminConfig)
+        );
+        assert_eq!(v("client_encoding", "'UTF8'"), TagSet::of(Tag::Session));
+        assert_eq!(v("client_encoding", "'SJIS'"), TagSet::of(Tag::AdminConfig));
+        assert_eq!(v("names", "gbk"), TagSet::of(Tag::AdminConfig));
+        assert_eq!(
+            v("sql_mode", "'NO_BACKSLASH_ESCAPES'"),
+            TagSet::of(Tag::AdminConfig)
+        );
+        assert_eq!(
+            v("sql_mode", "'STRICT_TRANS_TABLES'"),
+            TagSet::of(Tag::Session)
+        );
+        assert_eq!(
+            v("search_path", "myschema, pg_catalog"),
+            TagSet::of(Tag::AdminConfig)
+        );
+        assert_eq!(
+            v("search_path", "pg_catalog, public"),
+            TagSet::of(Tag::Session)
+        );
+        assert_eq!(v("\"search_path\"", "public"), TagSet::of(Tag::Session));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
-use super::builtins::function_tags;
+use super::builtins::{function_tags, setting_value_tags};
 use super::parse::SqlDialect;
 use super::risk::{classify, Prepared, Risk};
 use super::tags::{Tag, TagSet};
@@ -64,10 +64,20 @@ pub fn classify_text(dialect: SqlDialect, sql: &[u8]) -> Vec<StatementRisk> {
             "statement text is not valid UTF-8",
         )];
     };
+    if let Some(why) = lexer_hazard(dialect, text) {
+        return vec![unreadable(0, text.chars().count(), why)];
+    }
     let tokens = match Tokenizer::new(dialect.dialect(), text).tokenize_with_location() {
         Ok(t) => t,
         Err(e) => return vec![unreadable(0, text.chars().count(), &e.to_string())],
     };
+    if dialect == SqlDialect::Postgres && escape_string_continued(&tokens) {
+        return vec![unreadable(
+            0,
+            text.chars().count(),
+            "an E'' string continued on another line (PostgreSQL keeps its escapes; sqlparser does not)",
+        )];
+    }
     let lines = LineStarts::new(text);
     let mut out = Vec::new();
     let mut piece: Vec<TokenWithSpan> = Vec::new();
@@ -84,6 +94,87 @@ pub fn classify_text(dialect: SqlDialect, sql: &[u8]) -> Vec<StatementRisk> {
         out.push(s);
     }
     out
+}
+
+/// Texts where the server's lexer and sqlparser's would disagree about
+/// where strings, quoted names or comments end, so that the server might
+/// run something the gateway does not see. They are unreadable (`unknown`)
+/// as a whole.
+fn lexer_hazard(dialect: SqlDialect, text: &str) -> Option<&'static str> {
+    match dialect {
+        SqlDialect::Postgres => {
+            // Dollar-quote tags may hold any non-ASCII character for the
+            // server, only alphanumerics for sqlparser.
+            let mut chars = text.char_indices().peekable();
+            while let Some((_, c)) = chars.next() {
+                if c != '$' {
+                    continue;
+                }
+                let mut tag_has_non_ascii = false;
+                while let Some(&(_, n)) = chars.peek() {
+                    if n == '$' {
+                        if tag_has_non_ascii {
+                            return Some("a dollar-quote tag with non-ASCII characters");
+                        }
+                        break;
+                    }
+                    if !(n.is_alphanumeric() || n == '_' || !n.is_ascii()) {
+                        break;
+                    }
+                    tag_has_non_ascii |= !n.is_ascii() && !n.is_alphanumeric();
+                    chars.next();
+                }
+            }
+            None
+        }
+        SqlDialect::Mysql => {
+            if text.contains("/*M!") {
+                return Some("a MariaDB executable comment /*M! ... */");
+            }
+            // `--` is a comment for MySQL only before an ASCII space or
+            // control character.
+            let mut rest = text;
+            while let Some(i) = rest.find("--") {
+                let after = rest[i + 2..].chars().next();
+                if after.is_some_and(|c| c.is_whitespace() && !c.is_ascii()) {
+                    return Some("`--` before a non-ASCII space");
+                }
+                rest = &rest[i + 2..];
+            }
+            // A `#` or `-- ` inside an executable comment can hide its end.
+            let mut rest = text;
+            while let Some(i) = rest.find("/*!") {
+                let body = &rest[i + 3..];
+                let end = body.find("*/").unwrap_or(body.len());
+                if body[..end].contains('#') || body[..end].contains("--") {
+                    return Some("a comment inside a /*! ... */ executable comment");
+                }
+                rest = &body[end..];
+            }
+            None
+        }
+    }
+}
+
+/// PostgreSQL: `E'...'` followed by a newline and another `'...'`: the
+/// continuation is read with the escapes of the first part.
+fn escape_string_continued(tokens: &[TokenWithSpan]) -> bool {
+    let mut after_escape = false;
+    let mut newline = false;
+    for t in tokens {
+        match &t.token {
+            Token::EscapedStringLiteral(_) => {
+                after_escape = true;
+                newline = false;
+            }
+            Token::Whitespace(w) if after_escape => {
+                newline |= w.to_string().contains('\n');
+            }
+            Token::SingleQuotedString(_) if after_escape && newline => return true,
+            _ => after_escape = false,
+        }
+    }
+    false
 }
 
 fn unreadable(start: usize, end: usize, why: &str) -> StatementRisk {
@@ -217,31 +308,51 @@ fn by_keywords(dialect: SqlDialect, words: &[String], piece: &[TokenWithSpan]) -
         ("REVOKE", _) => vec![Tag::DclRevoke],
         ("REASSIGN", "OWNED") => vec![Tag::DclRole],
         ("DROP", "OWNED") => vec![Tag::DclRole, Tag::DdlDrop],
-        ("OPTIMIZE", _) | ("REPAIR", _) | ("CHECK", "TABLE") | ("CHECKSUM", "TABLE") => {
-            vec![Tag::AdminMaintenance]
-        }
+        ("CHECK", "TABLE") | ("CHECKSUM", "TABLE") => vec![Tag::Read],
+        ("OPTIMIZE", _) | ("REPAIR", _) => vec![Tag::AdminMaintenance],
+        ("DROP", "PREPARE") if !pg => vec![Tag::Session],
         ("FLUSH", _) if has("LOCK") => vec![Tag::AdminMaintenance, Tag::WriteLock],
         ("FLUSH", _) | ("RESET", "MASTER") | ("RESET", "SLAVE") | ("RESET", "REPLICA") => {
             vec![Tag::AdminMaintenance]
         }
         ("SHOW", _) | ("HELP", _) => vec![Tag::Read],
-        ("DESCRIBE", _) | ("DESC", _) if !has("SELECT") => vec![Tag::Read],
+        // `DESC table [column]` only: DESC/DESCRIBE are EXPLAIN too.
+        ("DESCRIBE", _) | ("DESC", _) if words.len() <= 3 && !has("ANALYZE") => vec![Tag::Read],
         ("FETCH", _) | ("MOVE", _) if pg => vec![Tag::Read],
-        ("TABLE", _) if pg => vec![Tag::Read],
-        ("KILL", _) => vec![Tag::AdminKill],
-        ("XA", _) => vec![Tag::Tx],
-        ("PREPARE", "TRANSACTION") | ("COMMIT", "PREPARED") | ("ROLLBACK", "PREPARED") if pg => {
-            vec![Tag::Tx]
+        // `TABLE name` alone (a locking clause or set operation after it
+        // is not read by keywords).
+        ("TABLE", _)
+            if pg
+                && words
+                    .iter()
+                    .skip(1)
+                    .all(|x| x.is_empty() || !is_keyword_after_table(x)) =>
+        {
+            vec![Tag::Read]
         }
-        ("BEGIN" | "START", _) | ("SET", "TRANSACTION") if !has("SELECT") => {
+        ("KILL", _) => vec![Tag::AdminKill],
+        ("XA", "COMMIT" | "ROLLBACK" | "RECOVER") => vec![Tag::Tx, Tag::AdminMaintenance],
+        ("XA", _) => vec![Tag::Tx],
+        // Two-phase commit: the prepared transaction outlives the session
+        // (holding its locks) and any session of the server role can
+        // finish it, another identity's too.
+        ("PREPARE", "TRANSACTION") | ("COMMIT", "PREPARED") | ("ROLLBACK", "PREPARED") if pg => {
+            vec![Tag::Tx, Tag::AdminMaintenance]
+        }
+        // Only transaction control made of transaction words: `BEGIN NOT
+        // ATOMIC ... END` blocks and `START SLAVE` are not.
+        ("BEGIN" | "START", _) | ("SET", "TRANSACTION") if only_tx_words(words) => {
             if has("WRITE") {
                 vec![Tag::Tx, Tag::AdminConfig]
             } else {
                 vec![Tag::Tx]
             }
         }
+        ("SET", "CONSTRAINTS") if pg => vec![Tag::Tx],
         ("SET", "GLOBAL" | "PERSIST" | "PERSIST_ONLY") => vec![Tag::AdminConfig],
-        ("SET", "CHARACTER") if w(2) == "SET" => vec![Tag::Session],
+        ("SET", "CHARACTER") if w(2) == "SET" && words.len() == 4 => {
+            setting_value_tags("names", Some(w(3))).iter().collect()
+        }
         ("INSTALL", _) | ("UNINSTALL", _) => vec![Tag::CodeFunction],
         ("LOAD", "DATA") | ("LOAD", "XML") if !pg => vec![Tag::WriteInsert, Tag::FileRead],
         ("CREATE" | "ALTER", _)
@@ -275,6 +386,45 @@ fn by_keywords(dialect: SqlDialect, words: &[String], piece: &[TokenWithSpan]) -
         tags: tags.into_iter().collect(),
         prepared: None,
     })
+}
+
+/// The words of transaction control (BEGIN/START TRANSACTION/SET
+/// TRANSACTION and their modes).
+fn only_tx_words(words: &[String]) -> bool {
+    words.iter().all(|w| {
+        matches!(
+            w.as_str(),
+            "" | "BEGIN"
+                | "START"
+                | "SET"
+                | "TRANSACTION"
+                | "WORK"
+                | "ISOLATION"
+                | "LEVEL"
+                | "READ"
+                | "WRITE"
+                | "ONLY"
+                | "COMMITTED"
+                | "UNCOMMITTED"
+                | "REPEATABLE"
+                | "SERIALIZABLE"
+                | "DEFERRABLE"
+                | "NOT"
+                | "WITH"
+                | "CONSISTENT"
+                | "SNAPSHOT"
+                | "SESSION"
+                | "CHARACTERISTICS"
+                | "AS"
+        )
+    })
+}
+
+fn is_keyword_after_table(w: &str) -> bool {
+    matches!(
+        w,
+        "FOR" | "UNION" | "EXCEPT" | "INTERSECT" | "ORDER" | "LIMIT" | "OFFSET" | "FETCH" | "("
+    )
 }
 
 /// Whether the tokens hold something that looks like a function call (a
@@ -562,6 +712,20 @@ mod tests {
         ] {
             assert_eq!(tags(SqlDialect::Postgres, sql), ["read"], "{sql}");
         }
+    }
+
+    #[test]
+    fn lexer_disagreements_are_unknown() {
+        // PostgreSQL reads the continuation with E'' escapes: `\'` does
+        // not end the string there, so the DROP would run.
+        assert_eq!(
+            tags(
+                SqlDialect::Postgres,
+                "SELECT E'a'\n'x\\', ' ; DROP TABLE t; -- '"
+            ),
+            ["unknown"]
+        );
+        assert_eq!(tags(SqlDialect::Postgres, "SELECT 'a'\n'b'"), ["read"]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use sqlparser::ast::{
     TransactionAccessMode, TransactionMode, UnaryOperator, Value, Visit, Visitor,
 };
 
-use super::builtins::{function_tags, setting_tags};
+use super::builtins::{function_tags, setting_tags, setting_value_tags};
 use super::parse::SqlDialect;
 use super::tags::{Tag, TagSet};
 
@@ -55,7 +55,7 @@ pub fn classify(stmt: &Statement, dialect: SqlDialect) -> Risk {
             let inner = classify(statement, dialect);
             Risk {
                 tags: inner.tags,
-                prepared: Some(Prepared::Define(ident_key(&name.value), inner.tags)),
+                prepared: Some(Prepared::Define(ident_norm(name), inner.tags)),
             }
         }
         Statement::Execute {
@@ -76,23 +76,50 @@ pub fn classify(stmt: &Statement, dialect: SqlDialect) -> Risk {
                 prepared: Some(Prepared::Execute(object_key(name))),
             }
         }
+        // EXPLAIN ANALYZE runs its statement (and an EXECUTE keeps its
+        // prepared-statement lookup).
+        Statement::Explain {
+            analyze,
+            statement,
+            options,
+            ..
+        } if *analyze || options.as_deref().is_some_and(analyze_option) => {
+            classify(statement, dialect)
+        }
+        // Plain EXPLAIN plans without running, but still evaluates what
+        // the planner folds or an EXECUTE's parameters: their functions.
+        Statement::Explain { statement, .. } => {
+            let mut tags = of(&[Tag::Read]);
+            tags.extend(functions_of(dialect, statement.as_ref()));
+            Risk::tags(tags)
+        }
         Statement::Deallocate { name, .. } => Risk {
             tags: TagSet::of(Tag::Session),
             prepared: Some(Prepared::Forget(
-                (!name.value.eq_ignore_ascii_case("all")).then(|| ident_key(&name.value)),
+                (!name.value.eq_ignore_ascii_case("all") || name.quote_style.is_some())
+                    .then(|| ident_norm(name)),
             )),
         },
         other => Risk::tags(statement_tags(other, dialect)),
     }
 }
 
-/// Prepared-statement names compare like unquoted identifiers.
-fn ident_key(name: &str) -> String {
-    name.to_ascii_lowercase()
+/// Prepared-statement names compare as the server does: unquoted ones
+/// folded to lower case, quoted ones exactly.
+fn ident_norm(i: &sqlparser::ast::Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
 }
 
 fn object_key(name: &ObjectName) -> String {
-    ident_key(&name.to_string())
+    name.0
+        .iter()
+        .map(|p| p.as_ident().map_or_else(|| p.to_string(), ident_norm))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 fn of(tags: &[Tag]) -> TagSet {
@@ -112,15 +139,8 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
             walk(dialect, stmt)
         }
         S::Query(_) => of(&[Tag::Read]) | walk(dialect, stmt),
-        S::Explain {
-            analyze,
-            statement,
-            options,
-            ..
-        } if *analyze || options.as_deref().is_some_and(analyze_option) => {
-            classify(statement, dialect).tags
-        }
-        S::Explain { .. } | S::ExplainTable { .. } => of(&[Tag::Read]),
+        S::Explain { .. } => classify(stmt, dialect).tags,
+        S::ExplainTable { .. } => of(&[Tag::Read]),
         S::Insert(_) | S::Update(_) | S::Delete(_) | S::Merge(_) => walk(dialect, stmt),
         S::Copy {
             source, to, target, ..
@@ -167,7 +187,15 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
         | S::ShowObjects(_)
         | S::ShowTables { .. }
         | S::ShowViews { .. }
-        | S::ShowCollation { .. } => of(&[Tag::Read]),
+        | S::ShowCollation { .. } => of(&[Tag::Read]) | functions_of(dialect, stmt),
+        // BEGIN ... END blocks with statements inside: what they run.
+        S::StartTransaction { statements, .. } if !statements.is_empty() => {
+            let mut tags = of(&[Tag::CodeAnonymous]);
+            for inner in statements {
+                tags.extend(classify(inner, dialect).tags);
+            }
+            tags
+        }
         S::StartTransaction { modes, .. } => {
             let mut tags = of(&[Tag::Tx]);
             if read_write(modes) {
@@ -191,6 +219,15 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
                 }
             }
             tags
+        }
+        // ACCESS SHARE is the lock every SELECT takes (pg_dump asks for it).
+        S::Lock(l)
+            if matches!(
+                l.lock_mode,
+                Some(sqlparser::ast::LockTableMode::AccessShare)
+            ) =>
+        {
+            of(&[Tag::Read])
         }
         S::Lock(_) | S::LockTables { .. } | S::UnlockTables => of(&[Tag::WriteLock]),
         S::Truncate(_) => of(&[Tag::DdlTruncate]),
@@ -292,7 +329,8 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
 /// argument but an explicit false/off/0 counts as on.
 fn analyze_option(options: &[sqlparser::ast::UtilityOption]) -> bool {
     options.iter().any(|o| {
-        o.name.value.eq_ignore_ascii_case("analyze")
+        (o.name.value.eq_ignore_ascii_case("analyze")
+            || o.name.value.eq_ignore_ascii_case("analyse"))
             && !o.arg.as_ref().is_some_and(|a| {
                 let v = a.to_string().to_ascii_lowercase();
                 matches!(v.trim_matches('\''), "false" | "off" | "0")
@@ -319,7 +357,7 @@ fn set_tags(dialect: SqlDialect, set: &Set) -> TagSet {
         } => {
             let mut tags = match scope {
                 Some(sqlparser::ast::ContextModifier::Global) => of(&[Tag::AdminConfig]),
-                _ => variable_tags(variable),
+                _ => variable_tags(variable, Some(&value_text(values))),
             };
             for v in values {
                 tags.extend(walk(dialect, v));
@@ -329,7 +367,7 @@ fn set_tags(dialect: SqlDialect, set: &Set) -> TagSet {
         Set::ParenthesizedAssignments { variables, values } => {
             let mut tags = TagSet::EMPTY;
             for v in variables {
-                tags.extend(variable_tags(v));
+                tags.extend(variable_tags(v, Some(&value_text(values))));
             }
             for v in values {
                 tags.extend(walk(dialect, v));
@@ -341,7 +379,7 @@ fn set_tags(dialect: SqlDialect, set: &Set) -> TagSet {
             for a in assignments {
                 tags.extend(match a.scope {
                     Some(sqlparser::ast::ContextModifier::Global) => of(&[Tag::AdminConfig]),
-                    _ => variable_tags(&a.name),
+                    _ => variable_tags(&a.name, Some(&a.value.to_string())),
                 });
                 tags.extend(walk(dialect, &a.value));
             }
@@ -350,7 +388,10 @@ fn set_tags(dialect: SqlDialect, set: &Set) -> TagSet {
         Set::SetSessionAuthorization(_) | Set::SetRole { .. } => of(&[Tag::DclRole]),
         Set::SetSessionParam(_) => of(&[Tag::Unknown]),
         Set::SetTimeZone { value, .. } => of(&[Tag::Session]) | walk(dialect, value),
-        Set::SetNames { .. } | Set::SetNamesDefault {} => of(&[Tag::Session]),
+        Set::SetNames { charset_name, .. } => {
+            setting_value_tags("names", Some(&charset_name.value))
+        }
+        Set::SetNamesDefault {} => of(&[Tag::Session]),
         Set::SetTransaction { modes, .. } => {
             let mut tags = of(&[Tag::Tx]);
             if read_write(modes) {
@@ -363,12 +404,21 @@ fn set_tags(dialect: SqlDialect, set: &Set) -> TagSet {
 
 /// A SET target: a user variable (`@x`) is the client's own; anything else
 /// is a server setting.
-fn variable_tags(name: &ObjectName) -> TagSet {
+fn variable_tags(name: &ObjectName, value: Option<&str>) -> TagSet {
     let text = name.to_string();
     if text.starts_with('@') && !text.starts_with("@@") {
         return of(&[Tag::Session]);
     }
-    setting_tags(&text)
+    setting_value_tags(&text, value)
+}
+
+/// The SQL text of a SET's value(s).
+fn value_text(values: &[Expr]) -> String {
+    values
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn alter_table_tags(ops: &[AlterTableOperation]) -> TagSet {
@@ -498,6 +548,7 @@ fn walk<V: Visit>(dialect: SqlDialect, node: &V) -> TagSet {
     let mut w = Walker {
         tags: TagSet::EMPTY,
         dialect,
+        functions_only: false,
     };
     let _ = node.visit(&mut w);
     w.tags
@@ -507,6 +558,7 @@ fn walk_function_args(dialect: SqlDialect, f: &sqlparser::ast::Function) -> TagS
     let mut w = Walker {
         tags: TagSet::EMPTY,
         dialect,
+        functions_only: false,
     };
     let _ = f.args.visit(&mut w);
     w.tags
@@ -515,6 +567,19 @@ fn walk_function_args(dialect: SqlDialect, f: &sqlparser::ast::Function) -> TagS
 struct Walker {
     tags: TagSet,
     dialect: SqlDialect,
+    /// Only the functions called (for plain EXPLAIN).
+    functions_only: bool,
+}
+
+/// The tags of the functions a node calls, nothing else.
+fn functions_of<V: Visit>(dialect: SqlDialect, node: &V) -> TagSet {
+    let mut w = Walker {
+        tags: TagSet::EMPTY,
+        dialect,
+        functions_only: true,
+    };
+    let _ = node.visit(&mut w);
+    w.tags
 }
 
 impl Visitor for Walker {
@@ -522,6 +587,9 @@ impl Visitor for Walker {
 
     fn pre_visit_statement(&mut self, stmt: &Statement) -> ControlFlow<()> {
         use Statement as S;
+        if self.functions_only {
+            return ControlFlow::Continue(());
+        }
         match stmt {
             S::Insert(ins) => {
                 self.tags.insert(Tag::WriteInsert);
@@ -531,6 +599,15 @@ impl Visitor for Walker {
             }
             S::Update(u) => {
                 self.tags.insert(Tag::WriteUpdate);
+                // pg_settings is set_config by another name.
+                if u.table
+                    .relation
+                    .to_string()
+                    .to_ascii_lowercase()
+                    .ends_with("pg_settings")
+                {
+                    self.tags.insert(Tag::AdminConfig);
+                }
                 if u.selection.as_ref().is_none_or(always_true) {
                     self.tags.insert(Tag::WriteUnbounded);
                 }
@@ -551,11 +628,21 @@ impl Visitor for Walker {
     }
 
     fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
-        if !q.locks.is_empty() {
+        if !q.locks.is_empty() && !self.functions_only {
             self.tags.insert(Tag::WriteLock);
         }
-        if let SetExpr::Select(s) = q.body.as_ref() {
-            if s.into.is_some() {
+        ControlFlow::Continue(())
+    }
+
+    /// `SELECT ... INTO` on any branch: a new table (PostgreSQL), or
+    /// user variables (MySQL `INTO @v`).
+    fn pre_visit_select(&mut self, s: &sqlparser::ast::Select) -> ControlFlow<()> {
+        if let (Some(into), false) = (&s.into, self.functions_only) {
+            if !into.targets.is_empty()
+                && into.targets.iter().all(|t| t.to_string().starts_with('@'))
+            {
+                self.tags.insert(Tag::Session);
+            } else {
                 self.tags.insert(Tag::DdlCreate);
             }
         }
@@ -627,6 +714,14 @@ fn builtin_operator(op: &BinaryOperator) -> bool {
 }
 
 fn name_tags(dialect: SqlDialect, name: &ObjectName) -> TagSet {
+    // A quoted name that is not all lower case is not a built-in: the
+    // server matches it exactly, so `"LOWER"(x)` calls a user function.
+    if name.0.iter().any(|p| {
+        p.as_ident()
+            .is_some_and(|i| i.quote_style.is_some() && i.value != i.value.to_lowercase())
+    }) {
+        return of(&[Tag::CodeFunction]);
+    }
     let parts: Vec<&str> = name
         .0
         .iter()
@@ -646,19 +741,31 @@ fn set_config_tags(dialect: SqlDialect, args: &FunctionArguments) -> TagSet {
         return of(&[Tag::AdminConfig]);
     };
     let mut tags = TagSet::EMPTY;
-    for (i, arg) in list.args.iter().enumerate() {
-        let expr = match arg {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => e,
+    let mut exprs = Vec::new();
+    for arg in &list.args {
+        match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => exprs.push(e),
             _ => return of(&[Tag::AdminConfig]),
-        };
-        if i == 0 {
-            match string_literal(expr) {
-                Some(name) => tags.extend(setting_tags(name)),
-                None => tags.insert(Tag::AdminConfig),
-            }
-        } else {
-            tags.extend(walk(dialect, expr));
         }
+    }
+    match (exprs.first().and_then(|e| string_literal(e)), exprs.get(1)) {
+        // The value must be a literal too where it matters (encodings,
+        // string syntax, search_path); a computed one is judged unknown-valued.
+        (Some(name), Some(value)) => {
+            let literal = string_literal(value).map(str::to_owned);
+            let judged = setting_value_tags(name, Some(literal.as_deref().unwrap_or("?computed?")));
+            tags.extend(judged);
+            if literal.is_none() && judged.contains(Tag::Session) {
+                // A computed value of a setting harmless only at some values.
+                let strict = setting_value_tags(name, Some("sjis"));
+                tags.extend(strict);
+            }
+        }
+        (Some(name), None) => tags.extend(setting_tags(name)),
+        _ => tags.insert(Tag::AdminConfig),
+    }
+    for e in exprs.iter().skip(1) {
+        tags.extend(walk(dialect, *e));
     }
     if tags.is_empty() {
         tags.insert(Tag::AdminConfig);

@@ -234,6 +234,12 @@ async fn a_write_below_the_classifier_fails_in_a_read_only_session() {
         other => panic!("{other:?}"),
     }
     assert_eq!(count(&mut viewer, "SELECT COUNT(*) FROM pol_ro").await, 1);
+    // COM_RESET_CONNECTION from the client does not lift it.
+    viewer.reset().await.unwrap();
+    match viewer.query_drop("DELETE FROM pol_ro").await.unwrap_err() {
+        mysql_async::Error::Server(s) => assert_eq!(s.code, 1792, "{}", s.message),
+        other => panic!("{other:?}"),
+    }
 
     let mut bot = conn(&url("bot")).await;
     bot.query_drop("UPDATE pol_ro SET id = 2").await.unwrap();

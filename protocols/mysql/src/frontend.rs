@@ -84,6 +84,11 @@ pub struct FrontendConfig {
     pub local_infile: bool,
 }
 
+/// Collation ids of client character sets whose multibyte characters may
+/// end in the byte of `\` or a quote (big5, sjis, gbk, cp932, gb18030):
+/// the server would read statement text differently from the gateway.
+const UNSAFE_COLLATIONS: &[u8] = &[1, 13, 24, 28, 84, 86, 87, 88, 95, 96, 248, 249, 250];
+
 /// Everything the sessions of one listener share.
 pub struct Gateway {
     hooks: Arc<dyn Hooks>,
@@ -385,6 +390,16 @@ impl Gateway {
             .map(|d| String::from_utf8_lossy(d).into_owned());
         let host = peer.ip().to_string();
         let collation = response.get(8).copied().unwrap_or(45);
+        if UNSAFE_COLLATIONS.contains(&collation) {
+            return Err((
+                next,
+                Some(ClientError::new(
+                    1115,
+                    b"42000",
+                    "sqlgate does not accept this client character set (big5, gbk, sjis, cp932, gb18030): in it a multibyte character can hide a quote or backslash from the gateway; connect with utf8mb4",
+                )),
+            ));
+        }
         let known = self.hooks.user(&user);
         let secret = known
             .as_ref()

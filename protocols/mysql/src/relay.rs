@@ -179,9 +179,20 @@ impl Relay<'_> {
                     .map_err(|e| Side::Server(e.into()))?;
                 Some(Expect::Single)
             }
+            command::RESET_CONNECTION => {
+                if let Some(expect) = self.pass_command(Some(Expect::Single)).await? {
+                    self.relay_response(expect, sbuf).await?;
+                }
+                // The reset ended the read-only session too: again.
+                if self.judge.read_only() {
+                    self.server.set_read_only().await.map_err(|e| {
+                        Side::Server(ProtocolError::Io(std::io::Error::other(e.to_string())))
+                    })?;
+                }
+                None
+            }
             command::STMT_RESET
             | command::PING
-            | command::RESET_CONNECTION
             | command::SET_OPTION
             | command::DEBUG
             | command::STATISTICS => self.pass_command(Some(Expect::Single)).await?,
