@@ -590,6 +590,199 @@ const INFORMATION_SCHEMA: &[&str] = &[
     "_pg_interval_type",
 ];
 
+/// PostgreSQL built-ins that the catalog calls volatile but that change
+/// nothing a policy protects.
+const PG_VOLATILE_HARMLESS: &[&str] = &[
+    "random",
+    "random_normal",
+    "clock_timestamp",
+    "timeofday",
+    "gen_random_uuid",
+    "pg_sleep",
+    "pg_sleep_for",
+    "pg_sleep_until",
+    "currval",
+    "lastval",
+    "setseed",
+    "txid_current_if_assigned",
+    "pg_current_xact_id_if_assigned",
+    "pg_backend_pid",
+    "current_query",
+    "pg_blocking_pids",
+    "pg_safe_snapshot_blocking_pids",
+    "pg_database_size",
+    "pg_indexes_size",
+    "pg_relation_size",
+    "pg_table_size",
+    "pg_total_relation_size",
+    "pg_is_in_recovery",
+    "pg_jit_available",
+    "pg_last_committed_xact",
+    "pg_notification_queue_usage",
+    "pg_partition_ancestors",
+    "pg_partition_tree",
+    "pg_sequence_last_value",
+    "pg_xact_status",
+];
+
+/// Names in the shared list that only PostgreSQL has built in: in MySQL
+/// they can only be stored functions.
+fn postgres_only(name: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "pg_",
+        "jsonb",
+        "array_",
+        "has_",
+        "txid",
+        "to_reg",
+        "json_build",
+        "json_agg",
+        "json_each",
+        "json_populate",
+        "json_to_record",
+        "json_object_agg",
+        "json_extract_path",
+        "json_array_elements",
+        "json_strip",
+        "json_object_keys",
+        "json_typeof",
+        "regexp_split",
+        "regexp_match",
+        "generate_",
+        "to_ts",
+        "ts_",
+        "xpath",
+        "string_to",
+        "justify_",
+        "make_",
+        "int4range",
+        "int8range",
+        "numrange",
+        "tsrange",
+        "tstzrange",
+        "daterange",
+        "date_bin",
+        "inet_",
+        "quote_",
+        "num_non",
+        "num_nulls",
+    ];
+    const NAMES: &[&str] = &[
+        "unnest",
+        "string_agg",
+        "row_to_json",
+        "to_json",
+        "to_jsonb",
+        "format_type",
+        "current_setting",
+        "obj_description",
+        "col_description",
+        "shobj_description",
+        "current_schemas",
+        "current_query",
+        "bool_and",
+        "bool_or",
+        "every",
+        "cardinality",
+        "setweight",
+        "isfinite",
+        "age",
+        "date_part",
+        "date_trunc",
+        "clock_timestamp",
+        "statement_timestamp",
+        "transaction_timestamp",
+        "timeofday",
+        "strpos",
+        "split_part",
+        "btrim",
+        "initcap",
+        "translate",
+        "to_char",
+        "to_number",
+        "to_date",
+        "to_timestamp",
+        "encode",
+        "decode",
+        "chr",
+        "lower_inf",
+        "upper_inf",
+        "isempty",
+        "range_merge",
+        "width_bucket",
+        "scale",
+        "trim_scale",
+        "min_scale",
+        "cbrt",
+        "gcd",
+        "lcm",
+        "factorial",
+        "setseed",
+        "gen_random_uuid",
+        "uuid_generate_v4",
+        "parse_ident",
+        "unistr",
+        "percentile_cont",
+        "percentile_disc",
+        "mode",
+        "regr_slope",
+        "regr_intercept",
+        "corr",
+        "covar_pop",
+        "covar_samp",
+        "textin",
+        "array_in",
+        "regclass",
+        "regtype",
+        "regproc",
+        "tableoid",
+        "xmlagg",
+        "database_to_xml",
+        "icu_version",
+        "current_catalog",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
+}
+
+/// PostgreSQL syntax that sqlparser shows as a function call but that is
+/// no function in the catalog (so nothing can shadow it, unquoted).
+pub const PG_SYNTAX: &[&str] = &[
+    "array",
+    "cast",
+    "coalesce",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_time",
+    "current_timestamp",
+    "exists",
+    "greatest",
+    "grouping",
+    "least",
+    "localtime",
+    "localtimestamp",
+    "nullif",
+    "row",
+    "trim",
+    "system_user",
+    "user",
+    "xmlconcat",
+    "xmlelement",
+    "xmlforest",
+    "xmlparse",
+    "xmlserialize",
+    "extract",
+    "position",
+    "substring",
+    "overlay",
+    "session_user",
+    "current_user",
+    "current_schema",
+    "collation",
+    "treat",
+    "normalize",
+];
+
 /// Functions with a risk of their own.
 const RISKY: &[(&str, Tag)] = &[
     ("nextval", Tag::WriteUpdate),
@@ -674,9 +867,19 @@ pub fn function_tags(dialect: SqlDialect, schema: Option<&str>, name: &str) -> T
         if let Some(tag) = RISKY_MAP.get(lower.as_str()) {
             return TagSet::of(*tag);
         }
-        if READ_ONLY_SET.contains(lower.as_str())
-            || (dialect == SqlDialect::Postgres && PG_STABLE.contains(lower.as_str()))
-        {
+        // PostgreSQL: the catalog's word, plus the volatile built-ins that
+        // change nothing; MySQL: the list above. A name of the other
+        // dialect's list is a user function here (B8: `database()` in
+        // PostgreSQL resolves through search_path).
+        let known = match dialect {
+            SqlDialect::Postgres => {
+                PG_STABLE.contains(lower.as_str())
+                    || PG_VOLATILE_HARMLESS.contains(&lower.as_str())
+                    || (schema.is_none() && PG_SYNTAX.contains(&lower.as_str()))
+            }
+            SqlDialect::Mysql => READ_ONLY_SET.contains(lower.as_str()) && !postgres_only(&lower),
+        };
+        if known {
             return TagSet::EMPTY;
         }
     }

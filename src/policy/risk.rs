@@ -717,8 +717,11 @@ fn name_tags(dialect: SqlDialect, name: &ObjectName) -> TagSet {
     // A quoted name that is not all lower case is not a built-in: the
     // server matches it exactly, so `"LOWER"(x)` calls a user function.
     if name.0.iter().any(|p| {
-        p.as_ident()
-            .is_some_and(|i| i.quote_style.is_some() && i.value != i.value.to_lowercase())
+        p.as_ident().is_some_and(|i| {
+            i.quote_style.is_some()
+                && (i.value != i.value.to_lowercase()
+                    || super::builtins::PG_SYNTAX.contains(&i.value.as_str()))
+        })
     }) {
         return of(&[Tag::CodeFunction]);
     }
