@@ -227,6 +227,9 @@ pub(crate) struct Problems<'a> {
     file: &'a Path,
     text: &'a str,
     list: Vec<String>,
+    /// Secrets that cannot be resolved are not problems (tools that never
+    /// connect: `sqlgate explain`).
+    offline: bool,
 }
 
 impl<'a> Problems<'a> {
@@ -236,6 +239,7 @@ impl<'a> Problems<'a> {
             file,
             text,
             list: Vec::new(),
+            offline: false,
         }
     }
 
@@ -273,13 +277,27 @@ impl Config {
         Self::parse(path, &text)
     }
 
+    /// Reads a configuration for a tool that never connects (`sqlgate
+    /// explain`): secrets need not resolve.
+    pub fn load_offline(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![format!("{}: cannot read: {e}", path.display())],
+        })?;
+        Self::parse_with(path, &text, true)
+    }
+
     /// Parses and validates configuration text; `path` names it in errors
     /// and anchors relative paths.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Self::parse_with(path, text, false)
+    }
+
+    fn parse_with(path: &Path, text: &str, offline: bool) -> Result<Config, ConfigError> {
         let mut p = Problems {
             file: path,
             text,
             list: Vec::new(),
+            offline,
         };
         let raw: RawConfig = match toml::from_str(text) {
             Ok(raw) => raw,
@@ -642,6 +660,7 @@ fn secret(
         }
         (Some(e), None) => match std::env::var(e.get_ref()) {
             Ok(v) => Some(Secret::new(v)),
+            Err(_) if p.offline => Some(Secret::new(String::new())),
             Err(_) => {
                 p.at(
                     e.span(),
@@ -655,6 +674,7 @@ fn secret(
             let path = base.join(f.get_ref());
             match std::fs::read_to_string(&path) {
                 Ok(v) => Some(Secret::new(v.lines().next().unwrap_or("").to_owned())),
+                Err(_) if p.offline => Some(Secret::new(String::new())),
                 Err(err) => {
                     p.at(
                         f.span(),

@@ -140,7 +140,7 @@ fn run() -> anyhow::Result<ExitCode> {
             format,
             sql,
         } => {
-            let config = match Config::load(&config) {
+            let config = match Config::load_offline(&config) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{e}");
