@@ -52,10 +52,15 @@ fn check_validates_every_policy_file() {
 fn explain_shows_tags_rules_and_verdict_without_a_database() {
     let mut cfg = TestConfig::new(pg::shared());
     cfg.with_example_policy(&["app"], "");
-    // Nothing listens there: explain must not connect.
+    // Nothing listens there: explain must not connect, nor need the
+    // target's password.
     cfg.toml = cfg
         .toml
-        .replace(&format!("port = {}", pg::shared().port), "port = 1");
+        .replace(&format!("port = {}", pg::shared().port), "port = 1")
+        .replace(
+            "password_file = \"app.pw\"",
+            "password_env = \"SQLGATE_TEST_SURELY_UNSET\"",
+        );
     let path = cfg.write();
     let sql = "SELECT * FROM orders; DROP TABLE orders";
     let (ok, out, err) = sqlgate(&["explain", "--user", "bot", "--target", "app", sql], &path);
