@@ -218,7 +218,14 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
                 text.push_str(": ");
                 text.push_str(&r.hint);
             }
-            MyError::new(1227, b"42000", text)
+            // Masking refusals are about columns (1142, as for a table
+            // access the server refuses); policy refusals about commands.
+            let code = if r.message.starts_with("masking: ") {
+                1142
+            } else {
+                1227
+            };
+            MyError::new(code, b"42000", text)
         })
     }
 
