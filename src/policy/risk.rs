@@ -279,10 +279,7 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
                     _ => tags.insert(Tag::DdlAlter),
                 }
             }
-            if tags.is_empty() {
-                tags.insert(Tag::DdlAlter);
-            }
-            tags
+            or_alter(tags)
         }
         S::AlterRole {
             operation:
@@ -486,10 +483,16 @@ fn alter_table_tags(ops: &[AlterTableOperation]) -> TagSet {
             _ => tags.insert(Tag::DdlAlter),
         }
     }
+    or_alter(tags)
+}
+
+/// An ALTER whose operations gave no tags is still `ddl.alter`.
+fn or_alter(tags: TagSet) -> TagSet {
     if tags.is_empty() {
-        tags.insert(Tag::DdlAlter);
+        TagSet::of(Tag::DdlAlter)
+    } else {
+        tags
     }
-    tags
 }
 
 fn serial(type_name: &str) -> bool {

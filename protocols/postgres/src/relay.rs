@@ -485,17 +485,9 @@ impl Downstream<'_> {
             let inspect_error = tag == backend_tag::ERROR_RESPONSE
                 && self.shared.refusals_len.load(Ordering::Relaxed) > 0;
             if inspect_error {
-                if total > MAX_INSPECTED_SERVER_MESSAGE {
-                    return Err(RelayEnd::ServerError(ProtocolError::TooLong {
-                        tag,
-                        len: total,
-                        max: MAX_INSPECTED_SERVER_MESSAGE,
-                    }));
-                }
-                if buf.len() - pos < total {
+                let Some(body) = inspected(buf, pos, tag, total)? else {
                     break;
-                }
-                let body = &buf[pos + HEADER_LEN..pos + total];
+                };
                 let is_marker = message_field(body).is_some_and(|m| {
                     m.windows(marker_name().len())
                         .any(|w| w == marker_name().as_bytes())
@@ -516,17 +508,9 @@ impl Downstream<'_> {
             }
             match tag {
                 backend_tag::READY_FOR_QUERY | backend_tag::PARAMETER_STATUS => {
-                    if total > MAX_INSPECTED_SERVER_MESSAGE {
-                        return Err(RelayEnd::ServerError(ProtocolError::TooLong {
-                            tag,
-                            len: total,
-                            max: MAX_INSPECTED_SERVER_MESSAGE,
-                        }));
-                    }
-                    if buf.len() - pos < total {
+                    let Some(body) = inspected(buf, pos, tag, total)? else {
                         break;
-                    }
-                    let body = &buf[pos + HEADER_LEN..pos + total];
+                    };
                     if tag == backend_tag::READY_FOR_QUERY {
                         self.ready(body);
                     } else if let Some((name, value)) = parameter_status::decode(body) {
@@ -575,6 +559,19 @@ impl Downstream<'_> {
             self.shared.idle.notify_one();
         }
     }
+}
+
+/// The body of a server message the relay must read whole, once it is
+/// all in `buf` (`None`: read more first).
+fn inspected(buf: &[u8], pos: usize, tag: u8, total: usize) -> Result<Option<&[u8]>, RelayEnd> {
+    if total > MAX_INSPECTED_SERVER_MESSAGE {
+        return Err(RelayEnd::ServerError(ProtocolError::TooLong {
+            tag,
+            len: total,
+            max: MAX_INSPECTED_SERVER_MESSAGE,
+        }));
+    }
+    Ok((buf.len() - pos >= total).then(|| &buf[pos + HEADER_LEN..pos + total]))
 }
 
 async fn write<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8]) -> std::io::Result<()> {
