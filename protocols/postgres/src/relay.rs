@@ -614,6 +614,16 @@ mod tests {
         Shared::new()
     }
 
+    fn downstream<'a>(shared: &'a Shared, params: &'a mut Vec<(String, String)>) -> Downstream<'a> {
+        Downstream {
+            skip: 0,
+            shared,
+            params,
+            user: "agent",
+            last_tag: 0,
+        }
+    }
+
     fn upstream<'a>(
         hooks: &'a mut Recorder,
         shared: &'a Shared,
@@ -737,13 +747,7 @@ mod tests {
             let shared = shared();
             shared.pending.store(1, Ordering::Relaxed);
             let mut params = Vec::new();
-            let mut down = Downstream {
-                skip: 0,
-                shared: &shared,
-                params: &mut params,
-                user: "agent",
-                last_tag: 0,
-            };
+            let mut down = downstream(&shared, &mut params);
             let mut out = Vec::new();
             let end = down
                 .run(
@@ -824,13 +828,7 @@ mod tests {
         ]
         .concat();
         let mut params = Vec::new();
-        let mut down = Downstream {
-            skip: 0,
-            shared: &shared,
-            params: &mut params,
-            user: "agent",
-            last_tag: 0,
-        };
+        let mut down = downstream(&shared, &mut params);
         let mut out = Vec::new();
         down.run(&mut chunked(&server, 3), &mut out, &mut BytesMut::new())
             .await;
@@ -849,13 +847,7 @@ mod tests {
         ClientError::error(SqlState(*b"23505"), "duplicate key").encode(&mut real);
         let server = [real.to_vec(), msg(b'Z', b"I")].concat();
         let mut params = Vec::new();
-        let mut down = Downstream {
-            skip: 0,
-            shared: &shared,
-            params: &mut params,
-            user: "agent",
-            last_tag: 0,
-        };
+        let mut down = downstream(&shared, &mut params);
         let mut out = Vec::new();
         down.run(&mut chunked(&server, 5), &mut out, &mut BytesMut::new())
             .await;
