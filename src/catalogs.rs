@@ -13,10 +13,7 @@ use crate::policy::mask::catalog::{CatalogSnapshot, MYSQL_CATALOG_QUERY, PG_CATA
 pub fn want_masked_targets(engine: &Engine, targets: &[String]) {
     let masks = engine.masks();
     for t in targets {
-        if masks
-            .iter()
-            .any(|m| m.targets.iter().any(|x| x == "*" || x == t))
-        {
+        if masks.iter().any(|m| m.covers_target(t)) {
             engine.want_catalog(t);
         }
     }

@@ -218,8 +218,14 @@ pub struct User {
 impl User {
     /// May this user use the target?
     pub fn may_use(&self, target: &str) -> bool {
-        self.targets.iter().any(|t| t == "*" || t == target)
+        target_listed(&self.targets, target)
     }
+}
+
+/// Whether a list of target names (`"*"`: every target) includes one.
+/// Users, rules and masks all name targets this way.
+pub fn target_listed(targets: &[String], target: &str) -> bool {
+    targets.iter().any(|t| t == "*" || t == target)
 }
 
 /// Collects problems with their positions.

@@ -744,6 +744,12 @@ fn postgres_only(name: &str) -> bool {
     PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
 }
 
+/// Whether PostgreSQL's catalog calls a built-in non-volatile (or it is
+/// syntax): a column default made of such calls does not rewrite the table.
+pub fn pg_non_volatile(name: &str) -> bool {
+    PG_STABLE.contains(name) || PG_SYNTAX.contains(&name)
+}
+
 /// PostgreSQL syntax that sqlparser shows as a function call but that is
 /// no function in the catalog (so nothing can shadow it, unquoted).
 pub const PG_SYNTAX: &[&str] = &[
@@ -1115,35 +1121,24 @@ mod tests {
 
     #[test]
     fn settings_that_change_how_text_is_read_are_admin() {
-        let v = |n, v| setting_value_tags(n, Some(v));
-        assert_eq!(
-            v("standard_conforming_strings", "on"),
-            TagSet::of(Tag::Session)
-        );
-        assert_eq!(
-            v("standard_conforming_strings", "off"),
-            TagSet::of(Tag::AdminConfig)
-        );
-        assert_eq!(v("client_encoding", "'UTF8'"), TagSet::of(Tag::Session));
-        assert_eq!(v("client_encoding", "'SJIS'"), TagSet::of(Tag::AdminConfig));
-        assert_eq!(v("names", "gbk"), TagSet::of(Tag::AdminConfig));
-        assert_eq!(
-            v("sql_mode", "'NO_BACKSLASH_ESCAPES'"),
-            TagSet::of(Tag::AdminConfig)
-        );
-        assert_eq!(
-            v("sql_mode", "'STRICT_TRANS_TABLES'"),
-            TagSet::of(Tag::Session)
-        );
-        assert_eq!(
-            v("search_path", "myschema, pg_catalog"),
-            TagSet::of(Tag::AdminConfig)
-        );
-        assert_eq!(
-            v("search_path", "pg_catalog, public"),
-            TagSet::of(Tag::Session)
-        );
-        assert_eq!(v("\"search_path\"", "public"), TagSet::of(Tag::Session));
+        for (name, value, expected) in [
+            ("standard_conforming_strings", "on", Tag::Session),
+            ("standard_conforming_strings", "off", Tag::AdminConfig),
+            ("client_encoding", "'UTF8'", Tag::Session),
+            ("client_encoding", "'SJIS'", Tag::AdminConfig),
+            ("names", "gbk", Tag::AdminConfig),
+            ("sql_mode", "'NO_BACKSLASH_ESCAPES'", Tag::AdminConfig),
+            ("sql_mode", "'STRICT_TRANS_TABLES'", Tag::Session),
+            ("search_path", "myschema, pg_catalog", Tag::AdminConfig),
+            ("search_path", "pg_catalog, public", Tag::Session),
+            ("\"search_path\"", "public", Tag::Session),
+        ] {
+            assert_eq!(
+                setting_value_tags(name, Some(value)),
+                TagSet::of(expected),
+                "{name} = {value}"
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //! are recognised by their leading keywords: they cannot contain other
 //! statements, so their keywords say all that the policy needs.
 
+use std::sync::Arc;
+
+use sqlparser::ast::Statement;
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
@@ -20,8 +23,9 @@ use super::tags::{Tag, TagSet};
 /// How the classifier read a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reading {
-    /// Parsed into an AST.
-    Parsed,
+    /// Parsed into this AST (kept: masking needs it, and classified texts
+    /// are cached, so a statement is parsed once).
+    Parsed(Arc<Statement>),
     /// Not parsed; recognised by its leading keywords.
     Keywords,
     /// Neither: the reason the parser gave.
@@ -225,10 +229,10 @@ fn statement(
     let end = lines.offset(piece[last].span.end).max(start);
     piece.truncate(last + 1);
     piece.drain(..first);
-    let words = words(&piece);
     let (risk, reading) = match parse_one(dialect, &piece) {
-        Ok(stmt) => (classify(&stmt, dialect), Reading::Parsed),
-        Err(e) => match rewritten(dialect, &piece).or_else(|| by_keywords(dialect, &words, &piece))
+        Ok(stmt) => (classify(&stmt, dialect), Reading::Parsed(Arc::new(stmt))),
+        Err(e) => match rewritten(dialect, &piece)
+            .or_else(|| by_keywords(dialect, &words(&piece), &piece))
         {
             Some(risk) => (risk, Reading::Keywords),
             None => (
@@ -249,10 +253,7 @@ fn statement(
 }
 
 /// Parses exactly one statement from the tokens.
-fn parse_one(
-    dialect: SqlDialect,
-    piece: &[TokenWithSpan],
-) -> Result<sqlparser::ast::Statement, ParserError> {
+fn parse_one(dialect: SqlDialect, piece: &[TokenWithSpan]) -> Result<Statement, ParserError> {
     let mut parser = Parser::new(dialect.dialect()).with_tokens_with_locations(piece.to_vec());
     let stmt = parser.parse_statement()?;
     if parser.peek_token().token == Token::EOF {

@@ -262,10 +262,7 @@ impl SessionPolicy {
                         .cloned()
                         .collect(),
                 );
-                self.masked_target = policy
-                    .masks
-                    .iter()
-                    .any(|m| m.targets.iter().any(|t| t == "*" || t == &self.target));
+                self.masked_target = policy.masks.iter().any(|m| m.covers_target(&self.target));
                 Some(table)
             }
         }
@@ -367,29 +364,26 @@ impl SessionPolicy {
                 "retry in a moment".to_owned(),
             ));
         };
-        let stmt = match sqlparser::parser::Parser::parse_sql(self.dialect.dialect(), excerpt) {
-            Ok(mut v) if v.len() == 1 => v.remove(0),
-            _ => {
-                let first = excerpt
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_ascii_uppercase();
-                let harmless = matches!(
-                    first.as_str(),
-                    "SHOW" | "FETCH" | "MOVE" | "HELP" | "DESCRIBE" | "DESC" | "EXECUTE"
-                );
-                if tags.contains(Tag::Read) && !harmless {
-                    return Err(refuse(
-                        "sqlgate cannot check this statement against the masking rules that apply to this identity".to_owned(),
-                        "rewrite it as a plain SELECT".to_owned(),
-                    ));
-                }
-                return Ok(());
+        let Reading::Parsed(stmt) = &s.reading else {
+            let first = excerpt
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            let harmless = matches!(
+                first.as_str(),
+                "SHOW" | "FETCH" | "MOVE" | "HELP" | "DESCRIBE" | "DESC" | "EXECUTE"
+            );
+            if tags.contains(Tag::Read) && !harmless {
+                return Err(refuse(
+                    "sqlgate cannot check this statement against the masking rules that apply to this identity".to_owned(),
+                    "rewrite it as a plain SELECT".to_owned(),
+                ));
             }
+            return Ok(());
         };
         super::mask::guard::check(
-            &stmt,
+            stmt,
             self.dialect,
             &catalog,
             &self.masks.iter().collect::<Vec<_>>(),
@@ -420,7 +414,7 @@ impl SessionPolicy {
                 tags,
                 prepared: None,
             },
-            reading: Reading::Parsed,
+            reading: Reading::Keywords,
         };
         let mut r = self.refusal(b"", &s, 0, 1, tags, &decision);
         r.detail = format!("a fastpath FunctionCall (a function called by OID) [tags: {tags}]");

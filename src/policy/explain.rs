@@ -35,7 +35,7 @@ pub fn explain(
                 ));
             }
             let reading = match &s.reading {
-                Reading::Parsed => "parsed".to_owned(),
+                Reading::Parsed(_) => "parsed".to_owned(),
                 Reading::Keywords => "recognised by its leading keywords".to_owned(),
                 Reading::Unreadable(why) => format!("unreadable: {why}"),
             };

@@ -505,30 +505,11 @@ fn serial(type_name: &str) -> bool {
 /// Whether a column default is volatile (PostgreSQL then rewrites the
 /// table on ADD COLUMN): any function that is not known to be stable.
 fn volatile(e: &Expr) -> bool {
-    const STABLE: &[&str] = &[
-        "now",
-        "current_timestamp",
-        "current_date",
-        "current_time",
-        "localtimestamp",
-        "localtime",
-        "transaction_timestamp",
-        "statement_timestamp",
-        "current_user",
-        "session_user",
-        "current_setting",
-        "lower",
-        "upper",
-        "coalesce",
-        "concat",
-    ];
     let mut found = false;
     let _ = e.visit(&mut FnVisitor(|f: &sqlparser::ast::Function| {
         let name = f.name.to_string().to_ascii_lowercase();
         let last = name.rsplit('.').next().unwrap_or(&name);
-        if !STABLE.contains(&last) {
-            found = true;
-        }
+        found |= !super::builtins::pg_non_volatile(last);
     }));
     found
 }
@@ -854,17 +835,15 @@ fn truth(e: &Expr) -> Option<bool> {
         },
         Expr::Like {
             negated: false,
-            expr,
             pattern,
             ..
         }
         | Expr::ILike {
             negated: false,
-            expr,
             pattern,
             ..
         } => match string_literal(pattern) {
-            Some("%") if !matches!(expr.as_ref(), Expr::Value(_)) => None,
+            // Every row but those where it is NULL: unbounded enough.
             Some("%") => Some(true),
             _ => None,
         },

@@ -74,7 +74,7 @@ impl Rule {
     pub fn matches(&self, user: &str, groups: &[String], target: &str) -> bool {
         let who =
             self.users.iter().any(|u| u == user) || self.groups.iter().any(|g| groups.contains(g));
-        who && self.targets.iter().any(|t| t == "*" || t == target)
+        who && crate::config::target_listed(&self.targets, target)
     }
 
     /// The rule's verdict for a tag by its most specific entry, and the

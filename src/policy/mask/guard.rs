@@ -7,10 +7,12 @@
 
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{CopySource, ObjectName, Statement, Visit, Visitor};
+use sqlparser::ast::{CopySource, ObjectName, SelectItem, Statement, Visit, Visitor};
 
 use super::catalog::CatalogSnapshot;
-use super::lineage::{output_lineage, ColumnRef, OutputColumn};
+use super::lineage::{
+    norm, object_parts, output_lineage, relation_columns, Catalog, ColumnRef, OutputColumn,
+};
 use super::rules::{plan, ColumnPlan, MaskRule, Plan};
 use crate::policy::parse::SqlDialect;
 
@@ -33,7 +35,8 @@ pub fn check(
     catalog: &CatalogSnapshot,
     rules: &[&MaskRule],
 ) -> Result<(), MaskRefusal> {
-    if let Some(name) = unknown_relation(stmt, catalog) {
+    let rels = Relations::of(stmt);
+    if let Some(name) = rels.unknown(catalog) {
         return Err(MaskRefusal {
             message: format!(
                 "relation {name} is not in sqlgate's catalog of this target, so its columns cannot be checked against masking rules"
@@ -42,7 +45,7 @@ pub fn check(
             stale: true,
         });
     }
-    let touched = touched_columns(stmt, dialect, catalog);
+    let touched = rels.columns(dialect, catalog);
     let masked_touched: Vec<&ColumnRef> = touched
         .iter()
         .filter(|c| rules.iter().any(|r| r.covers(c)))
@@ -102,57 +105,71 @@ pub fn check(
     }
 }
 
-/// A relation the statement names that is neither a CTE of it nor in the
-/// catalog.
-fn unknown_relation(stmt: &Statement, catalog: &CatalogSnapshot) -> Option<String> {
-    use super::lineage::Catalog;
-    struct Names {
-        rels: Vec<ObjectName>,
-        ctes: Vec<String>,
+/// The relations a statement names (tables and views, and the CTEs it
+/// defines, which are not catalog objects).
+struct Relations {
+    names: Vec<ObjectName>,
+    ctes: Vec<String>,
+}
+
+impl Visitor for Relations {
+    type Break = ();
+    fn pre_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<()> {
+        self.names.push(r.clone());
+        ControlFlow::Continue(())
     }
-    impl Visitor for Names {
-        type Break = ();
-        fn pre_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<()> {
-            self.rels.push(r.clone());
-            ControlFlow::Continue(())
+    fn pre_visit_query(&mut self, q: &sqlparser::ast::Query) -> ControlFlow<()> {
+        if let Some(w) = &q.with {
+            self.ctes
+                .extend(w.cte_tables.iter().map(|c| norm(&c.alias.name)));
         }
-        fn pre_visit_query(&mut self, q: &sqlparser::ast::Query) -> ControlFlow<()> {
-            if let Some(w) = &q.with {
-                self.ctes.extend(
-                    w.cte_tables
-                        .iter()
-                        .map(|c| c.alias.name.value.to_lowercase()),
-                );
-            }
-            ControlFlow::Continue(())
-        }
+        ControlFlow::Continue(())
     }
-    let mut n = Names {
-        rels: Vec::new(),
-        ctes: Vec::new(),
-    };
-    let _ = stmt.visit(&mut n);
-    n.rels.into_iter().find_map(|name| {
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .map(|p| {
-                p.as_ident().map_or(String::new(), |i| {
-                    if i.quote_style.is_some() {
-                        i.value.clone()
-                    } else {
-                        i.value.to_lowercase()
-                    }
-                })
-            })
-            .collect();
-        let known = match parts.as_slice() {
-            [t] => n.ctes.contains(t) || catalog.relation(None, t).is_some(),
-            [.., s, t] => catalog.relation(Some(s), t).is_some(),
-            _ => false,
+}
+
+impl Relations {
+    fn of(stmt: &Statement) -> Self {
+        let mut rels = Relations {
+            names: Vec::new(),
+            ctes: Vec::new(),
         };
-        (!known).then(|| name.to_string())
-    })
+        let _ = stmt.visit(&mut rels);
+        if let Statement::Copy {
+            source: CopySource::Table { table_name, .. },
+            ..
+        } = stmt
+        {
+            rels.names.push(table_name.clone());
+        }
+        rels
+    }
+
+    /// A name that is neither a CTE of the statement nor in the catalog.
+    fn unknown(&self, catalog: &CatalogSnapshot) -> Option<String> {
+        self.names.iter().find_map(|name| {
+            let parts = object_parts(name);
+            let known = match parts.as_slice() {
+                [t] => self.ctes.contains(t) || catalog.relation(None, t).is_some(),
+                [.., s, t] => catalog.relation(Some(s), t).is_some(),
+                _ => false,
+            };
+            (!known).then(|| name.to_string())
+        })
+    }
+
+    /// Every base column behind every named relation (through views).
+    fn columns(&self, dialect: SqlDialect, catalog: &CatalogSnapshot) -> Vec<ColumnRef> {
+        let mut out: Vec<ColumnRef> = self
+            .names
+            .iter()
+            .filter_map(|n| relation_columns(n, dialect, catalog))
+            .flatten()
+            .flat_map(|c| c.lineage.sources)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 /// What a statement returns to the client: a query's columns, RETURNING,
@@ -170,10 +187,7 @@ fn result_columns(
                 output_lineage(&Statement::Query(q.clone()), dialect, catalog).unwrap_or_default()
             }
             CopySource::Table { table_name, .. } => {
-                let q = format!("SELECT * FROM {table_name}");
-                parse_one(dialect, &q)
-                    .and_then(|s| output_lineage(&s, dialect, catalog).ok())
-                    .unwrap_or_default()
+                relation_columns(table_name, dialect, catalog).unwrap_or_default()
             }
         },
         Statement::Declare { stmts } => stmts
@@ -191,49 +205,6 @@ fn result_columns(
         } => result_columns(statement, dialect, catalog),
         other => output_lineage(other, dialect, catalog).unwrap_or_default(),
     }
-}
-
-fn parse_one(dialect: SqlDialect, sql: &str) -> Option<Statement> {
-    let mut v = sqlparser::parser::Parser::parse_sql(dialect.dialect(), sql).ok()?;
-    (v.len() == 1).then(|| v.remove(0))
-}
-
-/// Every column of every table the statement names, through views.
-fn touched_columns(
-    stmt: &Statement,
-    dialect: SqlDialect,
-    catalog: &CatalogSnapshot,
-) -> Vec<ColumnRef> {
-    struct Names(Vec<ObjectName>);
-    impl Visitor for Names {
-        type Break = ();
-        fn pre_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<()> {
-            self.0.push(r.clone());
-            ControlFlow::Continue(())
-        }
-    }
-    let mut names = Names(Vec::new());
-    let _ = stmt.visit(&mut names);
-    if let Statement::Copy {
-        source: CopySource::Table { table_name, .. },
-        ..
-    } = stmt
-    {
-        names.0.push(table_name.clone());
-    }
-    let mut out = Vec::new();
-    for name in names.0 {
-        let q = format!("SELECT * FROM {name}");
-        let Some(s) = parse_one(dialect, &q) else {
-            continue;
-        };
-        for c in output_lineage(&s, dialect, catalog).unwrap_or_default() {
-            out.extend(c.lineage.sources);
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// A masked column (with a rule that denies predicates) used anywhere but
@@ -256,12 +227,12 @@ fn predicate_on_masked(
     let sqlparser::ast::SetExpr::Select(s) = q.body.as_ref() else {
         return None;
     };
-    let mut exprs: Vec<String> = Vec::new();
+    let mut exprs: Vec<sqlparser::ast::Expr> = Vec::new();
     if let Some(w) = &s.selection {
-        exprs.push(w.to_string());
+        exprs.push(w.clone());
     }
     if let Some(h) = &s.having {
-        exprs.push(h.to_string());
+        exprs.push(h.clone());
     }
     for twj in &s.from {
         for j in &twj.joins {
@@ -285,16 +256,16 @@ fn predicate_on_masked(
                 _ => None,
             };
             if let Some(sqlparser::ast::JoinConstraint::On(on)) = c {
-                exprs.push(on.to_string());
+                exprs.push(on.clone());
             }
         }
     }
     if let sqlparser::ast::GroupByExpr::Expressions(g, _) = &s.group_by {
-        exprs.extend(g.iter().map(|e| e.to_string()));
+        exprs.extend(g.iter().cloned());
     }
     if let Some(ob) = &q.order_by {
         if let sqlparser::ast::OrderByKind::Expressions(list) = &ob.kind {
-            exprs.extend(list.iter().map(|e| e.expr.to_string()));
+            exprs.extend(list.iter().map(|e| e.expr.clone()));
         }
     }
     if exprs.is_empty() {
@@ -304,14 +275,8 @@ fn predicate_on_masked(
     let sqlparser::ast::SetExpr::Select(ps) = probe.body.as_mut() else {
         return None;
     };
-    let projection = exprs.join(", ");
-    let Some(Statement::Query(pq)) = parse_one(dialect, &format!("SELECT {projection}")) else {
-        return None;
-    };
-    let sqlparser::ast::SetExpr::Select(projected) = *pq.body else {
-        return None;
-    };
-    ps.projection = projected.projection;
+    // The filters become the outputs: their lineage is what they read.
+    ps.projection = exprs.into_iter().map(SelectItem::UnnamedExpr).collect();
     ps.selection = None;
     ps.having = None;
     probe.order_by = None;
@@ -374,6 +339,11 @@ mod tests {
             on_unknown: OnUnknown::Refuse,
             origin: "t".into(),
         }
+    }
+
+    fn parse_one(dialect: SqlDialect, sql: &str) -> Option<Statement> {
+        let mut v = sqlparser::parser::Parser::parse_sql(dialect.dialect(), sql).ok()?;
+        (v.len() == 1).then(|| v.remove(0))
     }
 
     fn verdict(sql: &str) -> Result<(), MaskRefusal> {

@@ -164,6 +164,27 @@ pub fn output_lineage(
     }
 }
 
+/// The columns of a table or view by name (through the view's
+/// definition), `None` when the catalog does not know it.
+pub fn relation_columns(
+    name: &ObjectName,
+    dialect: SqlDialect,
+    catalog: &dyn Catalog,
+) -> Option<Vec<OutputColumn>> {
+    let a = Analyzer {
+        dialect,
+        catalog,
+        depth: 0,
+    };
+    let parts = object_parts(name);
+    let rel = match parts.as_slice() {
+        [t] => a.named(None, t, None, &Scope::root()),
+        [.., s, t] => a.named(Some(s), t, None, &Scope::root()),
+        _ => None,
+    }?;
+    Some(to_outputs(&rel.columns))
+}
+
 /// A named relation in scope: its alias and its columns' lineage.
 #[derive(Debug, Clone)]
 struct ScopeRel {
@@ -226,7 +247,8 @@ impl Scope {
     }
 }
 
-fn norm(ident: &sqlparser::ast::Ident) -> String {
+/// An identifier as the server compares it: unquoted folded to lower case.
+pub(crate) fn norm(ident: &sqlparser::ast::Ident) -> String {
     if ident.quote_style.is_some() {
         ident.value.clone()
     } else {
@@ -234,7 +256,8 @@ fn norm(ident: &sqlparser::ast::Ident) -> String {
     }
 }
 
-fn object_parts(name: &ObjectName) -> Vec<String> {
+/// The parts of a dotted name, each normalised.
+pub(crate) fn object_parts(name: &ObjectName) -> Vec<String> {
     name.0
         .iter()
         .map(|p| p.as_ident().map(norm).unwrap_or_default())

@@ -75,7 +75,12 @@ impl MaskRule {
     pub fn applies(&self, user: &str, groups: &[String], target: &str) -> bool {
         let exempt = self.except_users.iter().any(|u| u == user)
             || self.except_groups.iter().any(|g| groups.contains(g));
-        !exempt && self.targets.iter().any(|t| t == "*" || t == target)
+        !exempt && self.covers_target(target)
+    }
+
+    /// Whether the rule masks columns on this target (for anyone).
+    pub fn covers_target(&self, target: &str) -> bool {
+        crate::config::target_listed(&self.targets, target)
     }
 }
 
