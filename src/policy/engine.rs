@@ -470,7 +470,10 @@ impl SessionPolicy {
                     ),
                     _ => (
                         format!("permission denied by sqlgate policy: {tag} by {by}"),
-                        format!("this identity may not run {tag} on target \"{target}\"; the rest of the text did not run either"),
+                        format!(
+                            "this identity may not run {tag} on target \"{target}\"{}",
+                            if count > 1 { "; no statement of the text ran" } else { "" }
+                        ),
                     ),
                 }
             }
