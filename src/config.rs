@@ -45,6 +45,8 @@ pub struct RawConfig {
 struct RawPolicy {
     files: Spanned<Vec<String>>,
     cache_entries: Option<Spanned<usize>>,
+    hash_key_env: Option<Spanned<String>>,
+    hash_key_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -131,6 +133,9 @@ pub struct PolicyConfig {
     pub cache_entries: usize,
     /// The rules as loaded at start.
     pub rules: crate::policy::rules::Policy,
+    /// The key of the `hash` masking function (`None`: a random key per
+    /// process, so hashes agree only within one run of the gateway).
+    pub hash_key: Option<Secret>,
 }
 
 impl PolicyConfig {
@@ -523,6 +528,13 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
         if rp.files.get_ref().is_empty() {
             p.at(rp.files.span(), "policy.files", "names no files");
         }
+        let hash_key = secret(
+            base,
+            rp.hash_key_env.as_ref(),
+            rp.hash_key_file.as_ref(),
+            "policy.hash_key",
+            p,
+        );
         let files = rp.files.into_inner();
         match crate::policy::rules::Policy::load(&files, base) {
             Ok(rules) => Some(PolicyConfig {
@@ -530,6 +542,7 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
                 base: base.to_owned(),
                 cache_entries: rp.cache_entries.map_or(10_000, Spanned::into_inner),
                 rules,
+                hash_key,
             }),
             Err(e) => {
                 p.list.extend(e.problems);

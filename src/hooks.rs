@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlgate_postgres::messages::error_response::{ClientError, SqlState};
-use sqlgate_postgres::{Hooks, Pool, Route, SessionInfo, StatementOrigin, UserAuth};
+use sqlgate_postgres::{Hooks, Masks, Pool, Route, SessionInfo, StatementOrigin, UserAuth};
 
 use sqlgate_mysql::messages::err::ClientError as MyError;
 
 use crate::auth::Users;
+use crate::masking::pg::PgResultMask;
 use crate::policy::engine::{Engine, Refusal, SessionPolicy};
 use crate::policy::parse::SqlDialect;
 
@@ -140,7 +141,11 @@ impl Judge {
         }
     }
 
-    fn judge(&mut self, origin: impl std::fmt::Debug, sql: &[u8]) -> Result<(), Refusal> {
+    fn judge(
+        &mut self,
+        origin: impl std::fmt::Debug,
+        sql: &[u8],
+    ) -> Result<Vec<crate::policy::engine::Judged>, Refusal> {
         match self.policy.judge(sql) {
             Ok(judged) => {
                 if tracing::enabled!(target: STATEMENT_LOG, tracing::Level::DEBUG) {
@@ -159,7 +164,7 @@ impl Judge {
                         );
                     }
                 }
-                Ok(())
+                Ok(judged)
             }
             Err(refusal) => {
                 tracing::info!(
@@ -182,11 +187,28 @@ impl Judge {
 struct PgJudge(Judge);
 
 impl sqlgate_postgres::SessionHooks for PgJudge {
-    fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<(), ClientError> {
+    fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<Masks, ClientError> {
         let verdict = if origin == StatementOrigin::FunctionCall {
-            self.0.policy.judge_function_call()
+            self.0.policy.judge_function_call().map(|()| Vec::new())
         } else {
-            self.0.judge(origin, sql)
+            self.0.judge(origin, sql).map(|judged| {
+                let masked: Vec<_> = judged.into_iter().filter_map(|j| j.masks).collect();
+                if masked.is_empty() {
+                    return Vec::new();
+                }
+                let catalog = self.0.policy.catalog();
+                let key = self.0.policy.hash_key();
+                masked
+                    .into_iter()
+                    .map(|masks| {
+                        Arc::new(PgResultMask {
+                            masks,
+                            catalog: catalog.clone(),
+                            key: key.clone(),
+                        }) as Arc<dyn sqlgate_postgres::mask::ResultMask>
+                    })
+                    .collect()
+            })
         };
         verdict.map_err(|r| {
             let mut e = ClientError::error(SqlState::INSUFFICIENT_PRIVILEGE, r.message)
@@ -202,6 +224,10 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
     fn read_only(&mut self) -> bool {
         self.0.policy.read_only()
     }
+
+    fn masking(&mut self) -> bool {
+        self.0.policy.masking()
+    }
 }
 
 struct MyJudge(Judge);
@@ -212,7 +238,7 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
         origin: sqlgate_mysql::StatementOrigin,
         sql: &[u8],
     ) -> Result<(), MyError> {
-        self.0.judge(origin, sql).map_err(|r| {
+        self.0.judge(origin, sql).map(drop).map_err(|r| {
             let mut text = format!("{} ({})", r.message, r.detail);
             if !r.hint.is_empty() {
                 text.push_str(": ");

@@ -11,6 +11,7 @@ pub mod catalogs;
 pub mod certs;
 pub mod config;
 pub mod hooks;
+pub mod masking;
 pub mod policy;
 pub mod server;
 

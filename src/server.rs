@@ -71,7 +71,21 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
                 rules = p.rules.rules.len(),
                 "policy loaded"
             );
-            Engine::new(Some(p.rules.clone()), p.cache_entries)
+            let engine = Engine::new(Some(p.rules.clone()), p.cache_entries);
+            match &p.hash_key {
+                Some(key) => engine.with_hash_key(key.expose().as_bytes()),
+                None => {
+                    if p.rules.masks.iter().any(|m| {
+                        matches!(
+                            m.function,
+                            crate::policy::mask::functions::MaskFunction::Hash
+                        )
+                    }) {
+                        tracing::warn!("a masking rule hashes but [policy] has no hash_key_env or hash_key_file: a random key is used, so hashes differ between runs of the gateway");
+                    }
+                    engine
+                }
+            }
         }
         None => {
             tracing::warn!(

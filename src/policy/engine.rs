@@ -13,6 +13,7 @@ use std::collections::HashSet;
 
 use super::classify::{classify_text, Reading, StatementRisk};
 use super::mask::catalog::CatalogSnapshot;
+use super::mask::result::StatementMasks;
 use super::mask::rules::MaskRule;
 use super::parse::SqlDialect;
 use super::risk::Prepared;
@@ -47,6 +48,8 @@ pub struct Engine {
     stale: Mutex<HashSet<String>>,
     /// Wakes the catalog reader.
     catalog_wanted: tokio::sync::Notify,
+    /// The key of the `hash` masking function.
+    hash_key: Arc<[u8]>,
 }
 
 impl Engine {
@@ -66,7 +69,15 @@ impl Engine {
             catalogs: RwLock::new(HashMap::new()),
             stale: Mutex::new(HashSet::new()),
             catalog_wanted: tokio::sync::Notify::new(),
+            hash_key: Arc::from(rand::random::<[u8; 32]>().as_slice()),
         }
+    }
+
+    /// Uses this key for the `hash` masking function (instead of a random
+    /// key per process).
+    pub fn with_hash_key(mut self, key: &[u8]) -> Self {
+        self.hash_key = Arc::from(key);
+        self
     }
 
     /// The masking rules of the current policy.
@@ -199,6 +210,8 @@ pub struct Judged {
     pub tags: TagSet,
     /// The verdict and what decided it.
     pub decision: Decision,
+    /// In a masking session: how its results are masked.
+    pub masks: Option<StatementMasks>,
 }
 
 /// One session's view of the policy.
@@ -318,13 +331,16 @@ impl SessionPolicy {
             if self.masked_target && tags.iter().any(|t| t.name().starts_with("ddl.")) {
                 self.ddl_pending = true;
             }
-            if !self.masks.is_empty() {
-                self.check_masks(sql, s, tags)?;
-            }
+            let masks = if self.masks.is_empty() {
+                None
+            } else {
+                Some(self.check_masks(sql, s, tags)?)
+            };
             judged.push(Judged {
                 statement: s.clone(),
                 tags,
                 decision,
+                masks,
             });
         }
         for j in &judged {
@@ -342,9 +358,30 @@ impl SessionPolicy {
         Ok(judged)
     }
 
-    /// Masking, fail-closed (see `mask::guard`): refuses a statement that
-    /// would return masked values to this identity.
-    fn check_masks(&self, sql: &[u8], s: &StatementRisk, tags: TagSet) -> Result<(), Refusal> {
+    /// Whether masking rules apply to this identity on this target.
+    pub fn masking(&mut self) -> bool {
+        self.table();
+        !self.masks.is_empty()
+    }
+
+    /// The hashing key of the `hash` masking function.
+    pub fn hash_key(&self) -> Arc<[u8]> {
+        self.engine.hash_key.clone()
+    }
+
+    /// A target's catalog snapshot, if read.
+    pub fn catalog(&self) -> Option<Arc<CatalogSnapshot>> {
+        self.engine.catalog(&self.target)
+    }
+
+    /// Masking (see `mask::guard`): the plan of a statement's results, or
+    /// the refusal of one masking cannot follow.
+    fn check_masks(
+        &self,
+        sql: &[u8],
+        s: &StatementRisk,
+        tags: TagSet,
+    ) -> Result<StatementMasks, Refusal> {
         let text = String::from_utf8_lossy(sql);
         let excerpt = s.excerpt(&text);
         let refuse = |message: String, hint: String| Refusal {
@@ -380,9 +417,13 @@ impl SessionPolicy {
                     "rewrite it as a plain SELECT".to_owned(),
                 ));
             }
-            return Ok(());
+            return Ok(StatementMasks {
+                plan: None,
+                reads_masked: false,
+                rules: self.masks.clone(),
+            });
         };
-        super::mask::guard::check(
+        let checked = super::mask::guard::check(
             stmt,
             self.dialect,
             &catalog,
@@ -393,6 +434,11 @@ impl SessionPolicy {
                 self.engine.want_catalog(&self.target);
             }
             refuse(format!("masking: {}", r.message), r.hint)
+        })?;
+        Ok(StatementMasks {
+            plan: checked.plan,
+            reads_masked: checked.reads_masked,
+            rules: self.masks.clone(),
         })
     }
 

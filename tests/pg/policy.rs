@@ -221,8 +221,9 @@ impl sqlgate_postgres::SessionHooks for AllowAll {
         &mut self,
         _: sqlgate_postgres::StatementOrigin,
         _: &[u8],
-    ) -> Result<(), sqlgate_postgres::messages::error_response::ClientError> {
-        Ok(())
+    ) -> Result<sqlgate_postgres::Masks, sqlgate_postgres::messages::error_response::ClientError>
+    {
+        Ok(Vec::new())
     }
     fn read_only(&mut self) -> bool {
         self.0.read_only()

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::cancel::SessionId;
+use crate::mask::ResultMask;
 use crate::messages::error_response::ClientError;
 use crate::pool::Pool;
 use crate::scram::ScramSecret;
@@ -69,6 +70,9 @@ pub enum StatementOrigin {
     FunctionCall,
 }
 
+/// The masks of a text's statements, in order.
+pub type Masks = Vec<Arc<dyn ResultMask>>;
+
 /// The engine's side of a PostgreSQL session.
 pub trait Hooks: Send + Sync + 'static {
     /// A gateway user's credentials, or `None` for an unknown user.
@@ -88,7 +92,16 @@ pub trait SessionHooks: Send {
     /// Every statement text, before it is forwarded. The bytes are the
     /// client's; they need not be valid UTF-8. An error refuses the whole
     /// text: it never reaches the server and the client gets the error.
-    fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<(), ClientError>;
+    /// In a masking session the result is one mask per statement of the
+    /// text (empty otherwise).
+    fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<Masks, ClientError>;
+
+    /// Whether results of this session may be masked: the relay then
+    /// follows which statement each result belongs to. Asked once, when
+    /// the relay starts.
+    fn masking(&mut self) -> bool {
+        false
+    }
 
     /// Whether the server session must be read-only
     /// (`default_transaction_read_only`): the identity can never write.

@@ -14,6 +14,7 @@ pub mod error;
 pub mod frame;
 pub mod frontend;
 pub mod hooks;
+pub mod mask;
 pub mod messages;
 pub mod pool;
 pub mod relay;
@@ -24,7 +25,9 @@ pub mod stream;
 pub mod tls;
 
 pub use frontend::{FrontendConfig, Gateway};
-pub use hooks::{AuthMethod, Hooks, Route, SessionHooks, SessionInfo, StatementOrigin, UserAuth};
+pub use hooks::{
+    AuthMethod, Hooks, Masks, Route, SessionHooks, SessionInfo, StatementOrigin, UserAuth,
+};
 pub use pool::{new_pool, Pool, PoolConfig};
 pub use relay::RelayLimits;
 pub use scram::ScramSecret;

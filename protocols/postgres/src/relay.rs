@@ -26,9 +26,9 @@
 //! marker; the client sees that earlier error, as it would without the
 //! gateway, and the refusal is dropped at the batch's ReadyForQuery.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -39,6 +39,7 @@ use crate::backend::{set_param, BackendConn};
 use crate::error::ProtocolError;
 use crate::frame::{peek_header, HEADER_LEN};
 use crate::hooks::{SessionHooks, StatementOrigin};
+use crate::mask::{self, ActiveMask, Field, ResultMask};
 use crate::messages::error_response::message_field;
 use crate::messages::{backend_tag, frontend_tag, parameter_status, query, TX_IDLE};
 use crate::stream::ClientStream;
@@ -92,6 +93,62 @@ struct Shared {
     refusals_len: AtomicUsize,
     /// ReadyForQuery messages received (batches the server finished).
     batches_done: AtomicU64,
+    /// In a masking session: the responses the server owes, in order,
+    /// with the masks of the results among them.
+    expects: Mutex<VecDeque<Expect>>,
+}
+
+/// The columns of a prepared statement, filled in when the server answers
+/// the Describe the relay sends after its Parse.
+type FieldsSlot = Arc<OnceLock<Vec<Field>>>;
+
+/// A response the server owes (masking sessions only).
+#[derive(Debug)]
+enum Expect {
+    /// A simple Query: the masks of its statements still to run, then
+    /// ReadyForQuery.
+    Query(VecDeque<Arc<dyn ResultMask>>),
+    /// ParseComplete, BindComplete or CloseComplete.
+    Complete,
+    /// ParameterDescription and RowDescription or NoData.
+    Describe {
+        /// The statement's or portal's mask (for the types the client is
+        /// told).
+        mask: Option<Arc<dyn ResultMask>>,
+        /// Sent by the relay itself: the answer fills this slot and is
+        /// not forwarded.
+        injected: Option<FieldsSlot>,
+    },
+    /// The rows of an Execute, up to CommandComplete, EmptyQueryResponse
+    /// or PortalSuspended.
+    Execute {
+        mask: Option<Arc<dyn ResultMask>>,
+        fields: FieldsSlot,
+        formats: Vec<i16>,
+    },
+    /// ReadyForQuery of a Sync or FunctionCall.
+    Ready,
+}
+
+impl Expect {
+    /// Ends a batch: ReadyForQuery pops up to and including it.
+    fn is_ready(&self) -> bool {
+        matches!(self, Expect::Query(_) | Expect::Ready)
+    }
+}
+
+/// A prepared statement of a masking session.
+#[derive(Debug, Clone, Default)]
+struct Prepared {
+    mask: Option<Arc<dyn ResultMask>>,
+    fields: FieldsSlot,
+}
+
+/// A portal of a masking session.
+#[derive(Debug, Clone, Default)]
+struct Portal {
+    statement: Prepared,
+    formats: Vec<i16>,
 }
 
 /// A refusal waiting for its marker's error.
@@ -114,7 +171,15 @@ impl Shared {
             refusals: Mutex::new(VecDeque::new()),
             refusals_len: AtomicUsize::new(0),
             batches_done: AtomicU64::new(0),
+            expects: Mutex::new(VecDeque::new()),
         }
+    }
+
+    fn expect(&self, e: Expect) {
+        self.expects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(e);
     }
 
     fn queue(&self, q: Queued) {
@@ -196,6 +261,7 @@ pub async fn run(
     } = server;
     let (mut client_rd, mut client_wr) = client.split();
     let (mut server_rd, mut server_wr) = stream.split();
+    let masking = hooks.masking();
     let mut up = Upstream {
         skip: 0,
         discard: 0,
@@ -203,6 +269,9 @@ pub async fn run(
         limits,
         shared: &shared,
         batches_sent: 0,
+        masking,
+        statements: HashMap::new(),
+        portals: HashMap::new(),
     };
     let mut down = Downstream {
         skip: 0,
@@ -210,6 +279,7 @@ pub async fn run(
         params,
         user,
         last_tag: 0,
+        tracker: masking.then(Tracker::default),
     };
     let end = {
         let c2s = up.run(&mut client_rd, &mut server_wr, client_buf);
@@ -257,6 +327,12 @@ struct Upstream<'a> {
     /// ReadyForQuery-producing messages forwarded (Query, Sync,
     /// FunctionCall): the number of the batch in progress, minus one.
     batches_sent: u64,
+    /// Results may be masked: responses are followed (`Shared::expects`).
+    masking: bool,
+    /// Prepared statements of a masking session, by name.
+    statements: HashMap<Vec<u8>, Prepared>,
+    /// Portals of a masking session, by name.
+    portals: HashMap<Vec<u8>, Portal>,
 }
 
 enum Scan {
@@ -264,6 +340,9 @@ enum Scan {
     Forward(usize),
     /// Forward `0..n`; then the client has terminated.
     Terminate(usize),
+    /// Forward `0..upto`, then send `extra` (a message of the relay's
+    /// own) and go on scanning.
+    Inject { upto: usize, extra: BytesMut },
     /// Forward `0..before`, send `marker`, drop the `len` bytes after
     /// (those not read yet are dropped as they arrive).
     Refuse {
@@ -287,6 +366,17 @@ impl Upstream<'_> {
             let (n, terminate) = match scan {
                 Scan::Forward(n) => (n, false),
                 Scan::Terminate(n) => (n, true),
+                Scan::Inject { upto, extra } => {
+                    let sent = async {
+                        wr.write_all(&buf[..upto]).await?;
+                        write(wr, &extra).await
+                    };
+                    if let Err(e) = sent.await {
+                        return RelayEnd::ServerError(e.into());
+                    }
+                    buf.advance(upto);
+                    continue;
+                }
                 Scan::Refuse {
                     before,
                     len,
@@ -353,56 +443,108 @@ impl Upstream<'_> {
             let Some((tag, total)) = peek_header(&buf[pos..], MAX_MESSAGE)? else {
                 return Ok(Scan::Forward(pos));
             };
+            // Messages the relay reads whole: statements for the hook, and
+            // in a masking session what says which result is which.
+            let whole = match tag {
+                frontend_tag::QUERY | frontend_tag::PARSE => Some(self.limits.max_statement_len),
+                b'B' if self.masking => Some(MAX_MESSAGE),
+                b'D' | b'E' | b'C' if self.masking => Some(self.limits.max_statement_len),
+                _ => None,
+            };
+            if let Some(max) = whole {
+                if total > max {
+                    return Err(ProtocolError::TooLong {
+                        tag,
+                        len: total,
+                        max,
+                    });
+                }
+                if buf.len() - pos < total {
+                    buf.reserve(total - (buf.len() - pos));
+                    return Ok(Scan::Forward(pos));
+                }
+            }
             match tag {
                 frontend_tag::QUERY | frontend_tag::PARSE => {
-                    if total > self.limits.max_statement_len {
-                        return Err(ProtocolError::TooLong {
-                            tag,
-                            len: total,
-                            max: self.limits.max_statement_len,
-                        });
-                    }
-                    if buf.len() - pos < total {
-                        buf.reserve(total - (buf.len() - pos));
-                        return Ok(Scan::Forward(pos));
-                    }
                     let body = &buf[pos + HEADER_LEN..pos + total];
-                    let verdict = if tag == frontend_tag::QUERY {
+                    let (verdict, name) = if tag == frontend_tag::QUERY {
                         let sql = query::query_text(body)?;
                         self.shared.pending.fetch_add(1, Ordering::Relaxed);
                         self.batches_sent += 1;
-                        self.hooks.statement(StatementOrigin::Query, sql)
+                        (self.hooks.statement(StatementOrigin::Query, sql), None)
                     } else {
-                        let (_name, sql) = query::parse_text(body)?;
+                        let (name, sql) = query::parse_text(body)?;
                         self.shared.unsynced.store(true, Ordering::Relaxed);
-                        self.hooks.statement(StatementOrigin::Parse, sql)
+                        (
+                            self.hooks.statement(StatementOrigin::Parse, sql),
+                            Some(name.to_vec()),
+                        )
                     };
-                    if let Err(refusal) = verdict {
-                        let mut error = BytesMut::new();
-                        refusal.encode(&mut error);
-                        // A Query is its own batch (counted above); a
-                        // Parse belongs to the batch its Sync ends.
-                        let batch = if tag == frontend_tag::QUERY {
-                            self.batches_sent
-                        } else {
-                            self.batches_sent + 1
-                        };
-                        self.shared.queue(Queued { batch, error });
-                        return Ok(Scan::Refuse {
-                            before: pos,
-                            len: total,
-                            marker: marker(tag),
-                        });
+                    match verdict {
+                        Err(refusal) => {
+                            let mut error = BytesMut::new();
+                            refusal.encode(&mut error);
+                            // A Query is its own batch (counted above); a
+                            // Parse belongs to the batch its Sync ends.
+                            let batch = if tag == frontend_tag::QUERY {
+                                self.batches_sent
+                            } else {
+                                self.batches_sent + 1
+                            };
+                            self.shared.queue(Queued { batch, error });
+                            if self.masking {
+                                self.shared.expect(match name {
+                                    None => Expect::Query(VecDeque::new()),
+                                    Some(_) => Expect::Complete,
+                                });
+                            }
+                            return Ok(Scan::Refuse {
+                                before: pos,
+                                len: total,
+                                marker: marker(tag),
+                            });
+                        }
+                        Ok(masks) if self.masking => match name {
+                            None => self.shared.expect(Expect::Query(masks.into())),
+                            Some(name) => {
+                                self.shared.expect(Expect::Complete);
+                                let statement = Prepared {
+                                    mask: masks.into_iter().next(),
+                                    fields: FieldsSlot::default(),
+                                };
+                                let inject = statement.mask.is_some().then(|| {
+                                    self.shared.expect(Expect::Describe {
+                                        mask: None,
+                                        injected: Some(statement.fields.clone()),
+                                    });
+                                    mask::describe_statement(&name)
+                                });
+                                self.statements.insert(name, statement);
+                                if let Some(extra) = inject {
+                                    return Ok(Scan::Inject {
+                                        upto: pos + total,
+                                        extra,
+                                    });
+                                }
+                            }
+                        },
+                        Ok(_) => {}
                     }
                 }
                 frontend_tag::SYNC => {
                     self.shared.pending.fetch_add(1, Ordering::Relaxed);
                     self.shared.unsynced.store(false, Ordering::Relaxed);
                     self.batches_sent += 1;
+                    if self.masking {
+                        self.shared.expect(Expect::Ready);
+                    }
                 }
                 frontend_tag::FUNCTION_CALL => {
                     self.shared.pending.fetch_add(1, Ordering::Relaxed);
                     self.batches_sent += 1;
+                    if self.masking {
+                        self.shared.expect(Expect::Ready);
+                    }
                     // Judged before its body is read: nothing in it says
                     // more than "a function by OID".
                     if let Err(refusal) = self.hooks.statement(StatementOrigin::FunctionCall, b"") {
@@ -422,11 +564,79 @@ impl Upstream<'_> {
                 frontend_tag::TERMINATE => return Ok(Scan::Terminate(pos)),
                 b'B' | b'E' | b'D' | b'C' => {
                     self.shared.unsynced.store(true, Ordering::Relaxed);
+                    if self.masking {
+                        self.track_extended(tag, &buf[pos + HEADER_LEN..pos + total]);
+                    }
                 }
                 _ => {}
             }
             self.skip = total;
         }
+    }
+}
+
+impl Upstream<'_> {
+    /// Follows Bind, Execute, Describe and Close in a masking session:
+    /// which statement a portal runs and in which formats, and what the
+    /// server will answer. A body that does not decode is forwarded as is
+    /// (the server rejects it) with the answer it gets expected.
+    fn track_extended(&mut self, tag: u8, body: &[u8]) {
+        let expect = match tag {
+            b'B' => {
+                if let Some(b) = mask::decode_bind(body) {
+                    let statement = self
+                        .statements
+                        .get(&b.statement)
+                        .cloned()
+                        .unwrap_or_default();
+                    self.portals.insert(
+                        b.portal,
+                        Portal {
+                            statement,
+                            formats: b.formats,
+                        },
+                    );
+                }
+                Expect::Complete
+            }
+            b'E' => {
+                let portal = mask::decode_execute(body)
+                    .and_then(|p| self.portals.get(p))
+                    .cloned()
+                    .unwrap_or_default();
+                Expect::Execute {
+                    mask: portal.statement.mask,
+                    fields: portal.statement.fields,
+                    formats: portal.formats,
+                }
+            }
+            b'D' => match mask::decode_target(body) {
+                Some((b'S', name)) => Expect::Describe {
+                    mask: self.statements.get(name).and_then(|s| s.mask.clone()),
+                    injected: None,
+                },
+                Some((_, name)) => Expect::Describe {
+                    mask: self
+                        .portals
+                        .get(name)
+                        .and_then(|p| p.statement.mask.clone()),
+                    injected: None,
+                },
+                None => Expect::Describe {
+                    mask: None,
+                    injected: None,
+                },
+            },
+            _ => {
+                match mask::decode_target(body) {
+                    Some((b'S', name)) => self.statements.remove(name),
+                    Some((_, name)) => self.portals.remove(name).map(|p| p.statement),
+                    None => None,
+                };
+                Expect::Complete
+            }
+        };
+        self.shared.expect(expect);
     }
 }
 
@@ -438,6 +648,16 @@ struct Downstream<'a> {
     /// The gateway user, shown as `session_authorization`.
     user: &'a str,
     last_tag: u8,
+    /// In a masking session: which result is which, and its masks.
+    tracker: Option<Tracker>,
+}
+
+/// What becomes of a server message.
+enum Rewrite {
+    /// Dropped (the answer to the relay's own Describe).
+    Drop,
+    /// Replaced by these bytes.
+    With(BytesMut),
 }
 
 impl Downstream<'_> {
@@ -482,55 +702,72 @@ impl Downstream<'_> {
             let header = peek_header(&buf[pos..], MAX_MESSAGE).map_err(RelayEnd::ServerError)?;
             let Some((tag, total)) = header else { break };
             self.last_tag = tag;
-            let inspect_error = tag == backend_tag::ERROR_RESPONSE
+            let refusal_pending = tag == backend_tag::ERROR_RESPONSE
                 && self.shared.refusals_len.load(Ordering::Relaxed) > 0;
-            if inspect_error {
-                let Some(body) = inspected(buf, pos, tag, total)? else {
-                    break;
-                };
-                let is_marker = message_field(body).is_some_and(|m| {
+            let tracked = self
+                .tracker
+                .as_ref()
+                .and_then(|t| t.needs_body(tag, self.shared));
+            let limit = match tag {
+                backend_tag::READY_FOR_QUERY | backend_tag::PARAMETER_STATUS => {
+                    Some(MAX_INSPECTED_SERVER_MESSAGE)
+                }
+                _ if refusal_pending => Some(MAX_INSPECTED_SERVER_MESSAGE),
+                _ => tracked,
+            };
+            let body = match limit {
+                Some(max) => match inspected(buf, pos, tag, total, max)? {
+                    Some(body) => Some(body),
+                    None => break,
+                },
+                None => None,
+            };
+            let mut rewrite = None;
+            if refusal_pending {
+                let is_marker = body.and_then(message_field).is_some_and(|m| {
                     m.windows(marker_name().len())
                         .any(|w| w == marker_name().as_bytes())
                 });
                 if is_marker {
                     if let Some(q) = self.shared.take_current() {
-                        write(wr, &buf[emitted..pos])
-                            .await
-                            .map_err(|e| RelayEnd::ClientError(e.into()))?;
-                        write(wr, &q.error)
-                            .await
-                            .map_err(|e| RelayEnd::ClientError(e.into()))?;
-                        emitted = pos + total;
+                        rewrite = Some(Rewrite::With(q.error));
                     }
                 }
-                self.skip = total;
-                continue;
             }
-            match tag {
-                backend_tag::READY_FOR_QUERY | backend_tag::PARAMETER_STATUS => {
-                    let Some(body) = inspected(buf, pos, tag, total)? else {
-                        break;
-                    };
-                    if tag == backend_tag::READY_FOR_QUERY {
-                        self.ready(body);
-                    } else if let Some((name, value)) = parameter_status::decode(body) {
+            if let Some(t) = &mut self.tracker {
+                let r = t
+                    .observe(tag, body, self.shared)
+                    .map_err(RelayEnd::ServerError)?;
+                if rewrite.is_none() {
+                    rewrite = r;
+                }
+            }
+            match (tag, body) {
+                (backend_tag::READY_FOR_QUERY, Some(body)) => self.ready(body),
+                (backend_tag::PARAMETER_STATUS, Some(body)) => {
+                    if let Some((name, value)) = parameter_status::decode(body) {
                         if name == "session_authorization" {
                             // Hide the server-side user behind the gateway user.
                             rewritten.clear();
                             parameter_status::encode(name, self.user, rewritten);
-                            write(wr, &buf[emitted..pos])
-                                .await
-                                .map_err(|e| RelayEnd::ClientError(e.into()))?;
-                            write(wr, rewritten)
-                                .await
-                                .map_err(|e| RelayEnd::ClientError(e.into()))?;
-                            emitted = pos + total;
+                            rewrite = Some(Rewrite::With(std::mem::take(rewritten)));
                         } else {
                             set_param(self.params, name.to_owned(), value.to_owned());
                         }
                     }
                 }
                 _ => {}
+            }
+            if let Some(r) = rewrite {
+                write(wr, &buf[emitted..pos])
+                    .await
+                    .map_err(|e| RelayEnd::ClientError(e.into()))?;
+                if let Rewrite::With(bytes) = r {
+                    write(wr, &bytes)
+                        .await
+                        .map_err(|e| RelayEnd::ClientError(e.into()))?;
+                }
+                emitted = pos + total;
             }
             self.skip = total;
         }
@@ -561,14 +798,222 @@ impl Downstream<'_> {
     }
 }
 
+/// Follows, in a masking session, which statement each server message
+/// answers, and masks the results that need it.
+#[derive(Debug, Default)]
+struct Tracker {
+    /// The masks of the result whose rows are passing.
+    active: Option<ActiveMask>,
+    /// The rows of the current Execute have begun (its masks are set).
+    started: bool,
+}
+
+impl Tracker {
+    /// Whether (and up to what length) a message must be read whole.
+    fn needs_body(&self, tag: u8, shared: &Shared) -> Option<usize> {
+        match tag {
+            b'T' | b't' | b'n' | b'E' | b'N' => Some(MAX_INSPECTED_SERVER_MESSAGE),
+            b'D' if self.active.is_some() => Some(MAX_MESSAGE),
+            b'D' if !self.started => {
+                let q = shared.expects.lock().unwrap_or_else(|e| e.into_inner());
+                matches!(q.front(), Some(Expect::Execute { mask: Some(_), .. }))
+                    .then_some(MAX_MESSAGE)
+            }
+            _ => None,
+        }
+    }
+
+    /// Moves the expectations along for one server message and says how
+    /// it is rewritten.
+    fn observe(
+        &mut self,
+        tag: u8,
+        body: Option<&[u8]>,
+        shared: &Shared,
+    ) -> Result<Option<Rewrite>, ProtocolError> {
+        let mut q = shared.expects.lock().unwrap_or_else(|e| e.into_inner());
+        let body = body.unwrap_or_default();
+        match tag {
+            b'T' => {
+                let fields = mask::decode_row_description(body)
+                    .ok_or_else(|| ProtocolError::malformed("RowDescription"))?;
+                match q.front_mut() {
+                    Some(Expect::Query(masks)) => {
+                        self.active = masks.front().and_then(|m| activate(m, fields));
+                        return Ok(self.active.as_ref().map(described));
+                    }
+                    Some(Expect::Describe {
+                        injected: Some(slot),
+                        ..
+                    }) => {
+                        let _ = slot.set(fields);
+                        q.pop_front();
+                        return Ok(Some(Rewrite::Drop));
+                    }
+                    Some(Expect::Describe { mask, .. }) => {
+                        let told = mask
+                            .as_ref()
+                            .and_then(|m| activate(m, fields))
+                            .map(|a| described(&a));
+                        q.pop_front();
+                        return Ok(told);
+                    }
+                    _ => {}
+                }
+            }
+            b'n' => {
+                if let Some(Expect::Describe { injected, .. }) = q.front() {
+                    let own = injected.as_ref().map(|slot| slot.set(Vec::new())).is_some();
+                    q.pop_front();
+                    if own {
+                        return Ok(Some(Rewrite::Drop));
+                    }
+                }
+            }
+            b't' => {
+                if let Some(Expect::Describe {
+                    injected: Some(_), ..
+                }) = q.front()
+                {
+                    return Ok(Some(Rewrite::Drop));
+                }
+            }
+            b'1' | b'2' | b'3' => {
+                if matches!(q.front(), Some(Expect::Complete)) {
+                    q.pop_front();
+                }
+            }
+            b'D' => {
+                if !self.started && self.active.is_none() {
+                    self.started = true;
+                    if let Some(Expect::Execute {
+                        mask: Some(m),
+                        fields,
+                        formats,
+                    }) = q.front()
+                    {
+                        let columns = mask::data_row_columns(body)
+                            .ok_or_else(|| ProtocolError::malformed("DataRow"))?;
+                        let fields = execute_fields(fields.get(), formats, columns);
+                        self.active = activate(m, fields);
+                    }
+                }
+                if let Some(a) = &self.active {
+                    let mut out = BytesMut::with_capacity(body.len() + 16);
+                    mask::mask_data_row(body, a, &mut out)
+                        .ok_or_else(|| ProtocolError::malformed("DataRow"))?;
+                    return Ok(Some(Rewrite::With(out)));
+                }
+            }
+            b'C' | b'I' | b's' => {
+                self.active = None;
+                self.started = false;
+                match q.front_mut() {
+                    Some(Expect::Query(masks)) => {
+                        masks.pop_front();
+                    }
+                    Some(Expect::Execute { .. }) => {
+                        q.pop_front();
+                    }
+                    _ => {}
+                }
+            }
+            b'E' | b'N' => {
+                let scrub = match q.front() {
+                    Some(Expect::Query(masks)) => masks.front().is_some_and(|m| m.reads_masked()),
+                    Some(Expect::Execute { mask, .. }) => {
+                        mask.as_ref().is_some_and(|m| m.reads_masked())
+                    }
+                    _ => false,
+                };
+                if tag == b'E' {
+                    self.active = None;
+                    self.started = false;
+                    // The server skips to the end of the batch.
+                    match q.front_mut() {
+                        Some(Expect::Query(masks)) => masks.clear(),
+                        _ => {
+                            while q.front().is_some_and(|e| !e.is_ready()) {
+                                q.pop_front();
+                            }
+                        }
+                    }
+                }
+                if scrub {
+                    let mut out = BytesMut::new();
+                    mask::scrub_notice(tag, body, &mut out)
+                        .ok_or_else(|| ProtocolError::malformed("ErrorResponse"))?;
+                    return Ok(Some(Rewrite::With(out)));
+                }
+            }
+            backend_tag::READY_FOR_QUERY => {
+                self.active = None;
+                self.started = false;
+                while let Some(e) = q.pop_front() {
+                    if e.is_ready() {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+}
+
+/// The masks of a result with these columns, if any column is masked.
+fn activate(mask: &Arc<dyn ResultMask>, fields: Vec<Field>) -> Option<ActiveMask> {
+    let cells = mask.columns(&fields)?;
+    cells
+        .iter()
+        .any(Option::is_some)
+        .then_some(ActiveMask { fields, cells })
+}
+
+/// The RowDescription the client is told for a masked result.
+fn described(active: &ActiveMask) -> Rewrite {
+    let mut out = BytesMut::new();
+    mask::encode_row_description(&mask::client_fields(active), &mut out);
+    Rewrite::With(out)
+}
+
+/// The columns of an Execute's rows: the statement's, as described to
+/// the relay, in the portal's formats (unknown columns when the
+/// description is missing or disagrees with the rows).
+fn execute_fields(described: Option<&Vec<Field>>, formats: &[i16], columns: usize) -> Vec<Field> {
+    let unknown = |_| Field {
+        name: Vec::new(),
+        table_oid: 0,
+        column: 0,
+        type_oid: 0,
+        type_len: -1,
+        type_mod: -1,
+        format: 0,
+    };
+    let mut fields = match described {
+        Some(f) if f.len() == columns => f.clone(),
+        _ => (0..columns).map(unknown).collect(),
+    };
+    for (i, f) in fields.iter_mut().enumerate() {
+        f.format = mask::format_of(formats, i);
+    }
+    fields
+}
+
 /// The body of a server message the relay must read whole, once it is
 /// all in `buf` (`None`: read more first).
-fn inspected(buf: &[u8], pos: usize, tag: u8, total: usize) -> Result<Option<&[u8]>, RelayEnd> {
-    if total > MAX_INSPECTED_SERVER_MESSAGE {
+fn inspected(
+    buf: &[u8],
+    pos: usize,
+    tag: u8,
+    total: usize,
+    max: usize,
+) -> Result<Option<&[u8]>, RelayEnd> {
+    if total > max {
         return Err(RelayEnd::ServerError(ProtocolError::TooLong {
             tag,
             len: total,
-            max: MAX_INSPECTED_SERVER_MESSAGE,
+            max,
         }));
     }
     Ok((buf.len() - pos >= total).then(|| &buf[pos + HEADER_LEN..pos + total]))
@@ -621,6 +1066,7 @@ mod tests {
             params,
             user: "agent",
             last_tag: 0,
+            tracker: None,
         }
     }
 
@@ -636,6 +1082,9 @@ mod tests {
             limits: RelayLimits { max_statement_len },
             shared,
             batches_sent: 0,
+            masking: false,
+            statements: HashMap::new(),
+            portals: HashMap::new(),
         }
     }
 

@@ -1,9 +1,11 @@
-//! Masking, fail-closed: until values are rewritten on the wire, a
-//! statement that would return values of masked columns to an identity the
-//! masks apply to — plainly or derived, through any construct lineage
-//! follows — is refused, as is one whose output origin cannot be known
-//! while it touches masked columns (or, per rule, one that filters on a
-//! masked column). Identities a rule exempts read clear values.
+//! What masking makes of a statement before it runs: the plan of its
+//! output columns (masked on the wire as rows pass), or a refusal — an
+//! output whose origin cannot be known while it touches masked columns
+//! (unless the rule redacts such columns), a filter on a masked column
+//! (unless the rule allows predicates), masked values leaving by a path
+//! that is not a result set the relay rewrites (COPY ... TO, a cursor
+//! declared or a statement prepared in SQL), or a relation the catalog
+//! lacks. Identities a rule exempts are never asked.
 
 use std::ops::ControlFlow;
 
@@ -28,13 +30,22 @@ pub struct MaskRefusal {
     pub stale: bool,
 }
 
+/// A statement that may run: the masking plan of its outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// One entry per output column (`None`: no masked column is read).
+    pub plan: Option<Vec<ColumnPlan>>,
+    /// The statement reads masked columns.
+    pub reads_masked: bool,
+}
+
 /// Checks one parsed statement against the masks that apply.
 pub fn check(
     stmt: &Statement,
     dialect: SqlDialect,
     catalog: &CatalogSnapshot,
     rules: &[&MaskRule],
-) -> Result<(), MaskRefusal> {
+) -> Result<Checked, MaskRefusal> {
     let rels = Relations::of(stmt);
     if let Some(name) = rels.unknown(catalog) {
         return Err(MaskRefusal {
@@ -51,7 +62,10 @@ pub fn check(
         .filter(|c| rules.iter().any(|r| r.covers(c)))
         .collect();
     if masked_touched.is_empty() {
-        return Ok(());
+        return Ok(Checked {
+            plan: None,
+            reads_masked: false,
+        });
     }
     let outputs = result_columns(stmt, dialect, catalog);
     match plan(rules, &outputs, &touched) {
@@ -63,33 +77,29 @@ pub fn check(
             stale: why.contains("not in the catalog"),
         }),
         Plan::Columns(cols) => {
-            for (col, p) in outputs.iter().zip(&cols) {
-                match p {
-                    ColumnPlan::Clear => {}
-                    ColumnPlan::Masked { rule, sources, .. } => {
-                        let names: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
-                        return Err(MaskRefusal {
-                            message: format!(
-                                "result column \"{}\" carries values of {} masked by rule \"{}\"",
-                                col.name,
-                                names.join(", "),
-                                rules[*rule].name
-                            ),
-                            hint: "values of masked columns are not returned to this identity; leave the column out".to_owned(),
-                            stale: false,
-                        });
-                    }
-                    ColumnPlan::RedactUnknown { why } => {
-                        return Err(MaskRefusal {
-                            message: format!(
-                                "result column \"{}\" has an origin sqlgate cannot follow ({why}) in a statement that reads masked columns",
-                                col.name
-                            ),
-                            hint: "select the columns you need by name".to_owned(),
-                            stale: false,
-                        })
-                    }
-                }
+            let masked = outputs.iter().zip(&cols).find_map(|(col, p)| match p {
+                ColumnPlan::Clear => None,
+                ColumnPlan::Masked { rule, sources, .. } => Some(format!(
+                    "\"{}\" carries values of {} masked by rule \"{}\"",
+                    col.name,
+                    sources
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    rules[*rule].name
+                )),
+                ColumnPlan::RedactUnknown { why } => Some(format!(
+                    "\"{}\" has an origin sqlgate cannot follow ({why})",
+                    col.name
+                )),
+            });
+            if let (Some(what), Some(path)) = (masked, unmasked_path(stmt)) {
+                return Err(MaskRefusal {
+                    message: format!("{path} would return masked values: result column {what}"),
+                    hint: "masked values are only returned in result sets, where sqlgate masks them; run the SELECT itself".to_owned(),
+                    stale: false,
+                });
             }
             if let Some((c, rule)) = predicate_on_masked(stmt, dialect, catalog, rules) {
                 return Err(MaskRefusal {
@@ -100,8 +110,25 @@ pub fn check(
                     stale: false,
                 });
             }
-            Ok(())
+            Ok(Checked {
+                plan: Some(cols),
+                reads_masked: true,
+            })
         }
+    }
+}
+
+/// Paths out of the database the relay does not mask rows on: COPY TO
+/// (a copy stream), cursors declared in SQL and statements prepared in
+/// SQL (their rows come later, to FETCH or EXECUTE, whose text does not
+/// say what they return), EXPLAIN ANALYZE.
+fn unmasked_path(stmt: &Statement) -> Option<&'static str> {
+    match stmt {
+        Statement::Copy { .. } => Some("COPY"),
+        Statement::Declare { .. } => Some("a cursor"),
+        Statement::Prepare { .. } => Some("a prepared statement"),
+        Statement::Explain { .. } => Some("EXPLAIN"),
+        _ => None,
     }
 }
 
@@ -346,28 +373,59 @@ mod tests {
         (v.len() == 1).then(|| v.remove(0))
     }
 
-    fn verdict(sql: &str) -> Result<(), MaskRefusal> {
+    fn verdict(sql: &str) -> Result<Checked, MaskRefusal> {
         let stmt = parse_one(SqlDialect::Postgres, sql).unwrap();
         check(&stmt, SqlDialect::Postgres, &snapshot(), &[&rule()])
     }
 
+    /// Which output columns are masked (true) by position.
+    fn masked(sql: &str) -> Vec<bool> {
+        let checked = verdict(sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        checked
+            .plan
+            .unwrap_or_default()
+            .iter()
+            .map(|p| !matches!(p, ColumnPlan::Clear))
+            .collect()
+    }
+
     #[test]
-    fn masked_values_are_refused_by_every_construct() {
+    fn masked_values_are_planned_through_every_construct() {
+        for (sql, expected) in [
+            ("SELECT ssn FROM customers", vec![true]),
+            ("SELECT * FROM customers", vec![false, false, true, true]),
+            ("SELECT lower(email) FROM customers", vec![true]),
+            ("SELECT email || '' FROM customers", vec![true]),
+            (
+                "SELECT id, (SELECT max(ssn) FROM customers) FROM orders",
+                vec![false, true],
+            ),
+            (
+                "WITH x AS (SELECT ssn FROM customers) SELECT * FROM x",
+                vec![true],
+            ),
+            (
+                "SELECT name FROM customers UNION SELECT email FROM customers",
+                vec![true],
+            ),
+            ("SELECT row_to_json(c) FROM customers c", vec![true]),
+            ("SELECT c::text FROM customers c", vec![true]),
+            ("SELECT who, mail FROM v_people", vec![false, true]),
+            (
+                "UPDATE customers SET name = 'x' WHERE id = 1 RETURNING id, ssn",
+                vec![false, true],
+            ),
+        ] {
+            assert_eq!(masked(sql), expected, "{sql}");
+        }
+    }
+
+    #[test]
+    fn refused_paths_and_predicates() {
         for sql in [
-            "SELECT ssn FROM customers",
-            "SELECT * FROM customers",
-            "SELECT lower(email) FROM customers",
-            "SELECT email || '' FROM customers",
-            "SELECT (SELECT max(ssn) FROM customers) FROM orders",
-            "WITH x AS (SELECT ssn FROM customers) SELECT * FROM x",
-            "SELECT name FROM customers UNION SELECT email FROM customers",
-            "SELECT row_to_json(c) FROM customers c",
-            "SELECT c::text FROM customers c",
-            "SELECT mail FROM v_people",
             "SELECT my_func(id) FROM customers",
             "COPY customers TO STDOUT",
             "COPY (SELECT ssn FROM customers) TO STDOUT",
-            "UPDATE customers SET name = 'x' WHERE id = 1 RETURNING ssn",
             "DECLARE c CURSOR FOR SELECT email FROM customers",
             "SELECT name FROM customers WHERE ssn LIKE '900-%'",
             "SELECT name FROM customers ORDER BY ssn",
@@ -385,7 +443,7 @@ mod tests {
             "SELECT who FROM v_people",
             "SELECT my_func(total) FROM orders",
         ] {
-            assert_eq!(verdict(sql), Ok(()), "{sql}");
+            assert!(masked(sql).iter().all(|m| !m), "{sql}");
         }
     }
 }

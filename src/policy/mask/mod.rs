@@ -6,4 +6,5 @@ pub mod catalog;
 pub mod functions;
 pub mod guard;
 pub mod lineage;
+pub mod result;
 pub mod rules;

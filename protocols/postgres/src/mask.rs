@@ -1,0 +1,442 @@
+//! Result masking in wire terms. The engine decides, from a result's
+//! RowDescription (table OID, attribute number, type, format of each
+//! column) and what it knows of the statement, which columns are masked
+//! and how; the relay rewrites those cells of each DataRow as it passes
+//! and the column types the client is told. Nothing here knows rules.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
+
+use crate::messages::cursor::Cursor;
+
+/// One column of a RowDescription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// Its name as the client sees it.
+    pub name: Vec<u8>,
+    /// The table it is a plain reference to (0: computed).
+    pub table_oid: u32,
+    /// Its attribute number in that table.
+    pub column: i16,
+    /// Its type.
+    pub type_oid: u32,
+    /// The type's length (-1: variable).
+    pub type_len: i16,
+    /// The type modifier.
+    pub type_mod: i32,
+    /// 0 text, 1 binary.
+    pub format: i16,
+}
+
+/// The type OID of `text`, which columns whose masked values no longer
+/// fit their type are reported as.
+pub const TEXT_OID: u32 = 25;
+
+/// How one statement's results are masked, given their columns.
+pub trait ResultMask: Send + Sync + Debug {
+    /// Each column's mask (`None`: clear), or `None` when nothing in this
+    /// result is masked.
+    fn columns(&self, fields: &[Field]) -> Option<Vec<Option<Arc<dyn CellMask>>>>;
+
+    /// Whether the statement reads masked values at all, so that errors
+    /// and notices it causes may quote them and are scrubbed.
+    fn reads_masked(&self) -> bool;
+}
+
+/// How the values of one column are masked.
+pub trait CellMask: Send + Sync + Debug {
+    /// Whether the masked values are reported as `text` rather than the
+    /// column's own type.
+    fn as_text(&self, field: &Field) -> bool;
+
+    /// Writes the masked form of one non-NULL value, in the field's
+    /// format (and type, or text when [`CellMask::as_text`]), to `out`;
+    /// `false` for SQL NULL.
+    fn apply(&self, field: &Field, value: &[u8], out: &mut Vec<u8>) -> bool;
+}
+
+/// The masks of one result in progress.
+#[derive(Debug, Clone)]
+pub struct ActiveMask {
+    /// The columns, with the formats their values come in.
+    pub fields: Vec<Field>,
+    /// Each column's mask.
+    pub cells: Vec<Option<Arc<dyn CellMask>>>,
+}
+
+/// Decodes a RowDescription body.
+pub fn decode_row_description(body: &[u8]) -> Option<Vec<Field>> {
+    let mut c = Cursor::new(body);
+    let n = c.i16()?;
+    let mut out = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        let name = c.cstr()?.to_vec();
+        let table_oid = c.i32()? as u32;
+        let column = c.i16()?;
+        let type_oid = c.i32()? as u32;
+        let type_len = c.i16()?;
+        let type_mod = c.i32()?;
+        let format = c.i16()?;
+        out.push(Field {
+            name,
+            table_oid,
+            column,
+            type_oid,
+            type_len,
+            type_mod,
+            format,
+        });
+    }
+    c.is_empty().then_some(out)
+}
+
+/// Encodes a whole RowDescription message.
+pub fn encode_row_description(fields: &[Field], out: &mut BytesMut) {
+    let start = out.len();
+    out.put_u8(b'T');
+    out.put_u32(0);
+    out.put_i16(fields.len() as i16);
+    for f in fields {
+        out.put_slice(&f.name);
+        out.put_u8(0);
+        out.put_u32(f.table_oid);
+        out.put_i16(f.column);
+        out.put_u32(f.type_oid);
+        out.put_i16(f.type_len);
+        out.put_i32(f.type_mod);
+        out.put_i16(f.format);
+    }
+    let len = (out.len() - start - 1) as u32;
+    out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+}
+
+/// The fields as the client must be told them: columns masked as text
+/// get the text type.
+pub fn client_fields(active: &ActiveMask) -> Vec<Field> {
+    active
+        .fields
+        .iter()
+        .zip(&active.cells)
+        .map(|(f, m)| match m {
+            Some(m) if m.as_text(f) => Field {
+                type_oid: TEXT_OID,
+                type_len: -1,
+                type_mod: -1,
+                ..f.clone()
+            },
+            _ => f.clone(),
+        })
+        .collect()
+}
+
+/// Rewrites a DataRow body's masked cells into a whole DataRow message.
+/// `None`: the body is malformed or its column count differs from the
+/// description (the caller ends the session rather than guess).
+pub fn mask_data_row(body: &[u8], active: &ActiveMask, out: &mut BytesMut) -> Option<()> {
+    let mut c = Cursor::new(body);
+    let n = c.i16()?;
+    if n as usize != active.cells.len() {
+        return None;
+    }
+    let start = out.len();
+    out.put_u8(b'D');
+    out.put_u32(0);
+    out.put_i16(n);
+    let mut scratch = Vec::new();
+    for (i, mask) in active.cells.iter().enumerate() {
+        let len = c.i32()?;
+        let value = if len < 0 {
+            None
+        } else {
+            Some(c.bytes(len as usize)?)
+        };
+        match (value, mask) {
+            (None, _) => out.put_i32(-1),
+            (Some(v), None) => {
+                out.put_i32(v.len() as i32);
+                out.put_slice(v);
+            }
+            (Some(v), Some(m)) => {
+                scratch.clear();
+                if m.apply(&active.fields[i], v, &mut scratch) {
+                    out.put_i32(scratch.len() as i32);
+                    out.put_slice(&scratch);
+                } else {
+                    out.put_i32(-1);
+                }
+            }
+        }
+    }
+    if !c.is_empty() {
+        return None;
+    }
+    let len = (out.len() - start - 1) as u32;
+    out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+    Some(())
+}
+
+/// The number of columns of a DataRow body.
+pub fn data_row_columns(body: &[u8]) -> Option<usize> {
+    Cursor::new(body).i16().map(|n| n.max(0) as usize)
+}
+
+/// What a Bind says that masking needs: the portal, its statement and
+/// the result formats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindInfo {
+    /// The portal it creates.
+    pub portal: Vec<u8>,
+    /// The prepared statement it binds.
+    pub statement: Vec<u8>,
+    /// Result format codes (none: all text; one: all alike; else per
+    /// column).
+    pub formats: Vec<i16>,
+}
+
+/// Decodes what masking needs of a Bind body.
+pub fn decode_bind(body: &[u8]) -> Option<BindInfo> {
+    let mut c = Cursor::new(body);
+    let portal = c.cstr()?.to_vec();
+    let statement = c.cstr()?.to_vec();
+    let nf = c.i16()?;
+    c.bytes(2 * nf.max(0) as usize)?;
+    let np = c.i16()?;
+    for _ in 0..np {
+        let len = c.i32()?;
+        if len > 0 {
+            c.bytes(len as usize)?;
+        }
+    }
+    let nr = c.i16()?;
+    let formats = (0..nr).map(|_| c.i16()).collect::<Option<Vec<_>>>()?;
+    c.is_empty().then_some(BindInfo {
+        portal,
+        statement,
+        formats,
+    })
+}
+
+/// The format of result column `i` under a Bind's format codes.
+pub fn format_of(formats: &[i16], i: usize) -> i16 {
+    match formats {
+        [] => 0,
+        [one] => *one,
+        many => many.get(i).copied().unwrap_or(0),
+    }
+}
+
+/// The kind (`S` or `P`) and name of a Describe or Close body.
+pub fn decode_target(body: &[u8]) -> Option<(u8, &[u8])> {
+    let mut c = Cursor::new(body);
+    let kind = c.u8()?;
+    let name = c.cstr()?;
+    c.is_empty().then_some((kind, name))
+}
+
+/// The portal of an Execute body.
+pub fn decode_execute(body: &[u8]) -> Option<&[u8]> {
+    let mut c = Cursor::new(body);
+    let portal = c.cstr()?;
+    c.i32()?;
+    c.is_empty().then_some(portal)
+}
+
+/// A Describe of a prepared statement, which the relay sends itself so
+/// that Execute without a Describe still has its columns.
+pub fn describe_statement(name: &[u8]) -> BytesMut {
+    let mut out = BytesMut::with_capacity(name.len() + 7);
+    out.put_u8(b'D');
+    out.put_u32((name.len() + 6) as u32);
+    out.put_u8(b'S');
+    out.put_slice(name);
+    out.put_u8(0);
+    out
+}
+
+/// Rewrites an ErrorResponse or NoticeResponse body of a statement that
+/// reads masked values: fields that may quote values (detail, context,
+/// hint, internal query) are dropped, quoted parts of the message are
+/// starred, and a detail says why.
+pub fn scrub_notice(tag: u8, body: &[u8], out: &mut BytesMut) -> Option<()> {
+    let start = out.len();
+    out.put_u8(tag);
+    out.put_u32(0);
+    let mut c = Cursor::new(body);
+    loop {
+        let code = c.u8()?;
+        if code == 0 {
+            break;
+        }
+        let value = c.cstr()?;
+        match code {
+            // Severity, SQLSTATE, position, file/line/routine.
+            b'S' | b'V' | b'C' | b'P' | b'F' | b'L' | b'R' => {
+                out.put_u8(code);
+                out.put_slice(value);
+                out.put_u8(0);
+            }
+            b'M' => {
+                out.put_u8(b'M');
+                out.put_slice(&star_quoted(value));
+                out.put_u8(0);
+            }
+            // Detail, hint, context, internal query, schema/table/column/
+            // type/constraint names are dropped.
+            _ => {}
+        }
+    }
+    out.put_u8(b'D');
+    out.put_slice(
+        b"sqlgate: parts of this message are hidden because the statement reads masked columns",
+    );
+    out.put_u8(0);
+    out.put_u8(0);
+    let len = (out.len() - start - 1) as u32;
+    out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+    Some(())
+}
+
+/// `invalid input syntax for type integer: "123-45"` → `... "***"`;
+/// text after a colon is starred as well when it is not quoted.
+fn star_quoted(msg: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msg.len());
+    let mut quoted = false;
+    for &b in msg {
+        if b == b'"' {
+            if quoted {
+                out.extend_from_slice(b"***");
+            }
+            quoted = !quoted;
+            out.push(b);
+        } else if !quoted {
+            out.push(b);
+        }
+    }
+    if quoted {
+        out.extend_from_slice(b"***");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Star;
+    impl CellMask for Star {
+        fn as_text(&self, f: &Field) -> bool {
+            f.type_oid != TEXT_OID
+        }
+        fn apply(&self, _: &Field, v: &[u8], out: &mut Vec<u8>) -> bool {
+            out.extend(std::iter::repeat_n(b'*', v.len()));
+            true
+        }
+    }
+
+    fn field(name: &str, type_oid: u32) -> Field {
+        Field {
+            name: name.as_bytes().to_vec(),
+            table_oid: 7,
+            column: 1,
+            type_oid,
+            type_len: 4,
+            type_mod: -1,
+            format: 0,
+        }
+    }
+
+    #[test]
+    fn descriptions_round_trip_and_rows_are_masked_cell_by_cell() {
+        let fields = vec![field("id", 23), field("ssn", 1043)];
+        let mut msg = BytesMut::new();
+        encode_row_description(&fields, &mut msg);
+        assert_eq!(decode_row_description(&msg[5..]).unwrap(), fields);
+        let active = ActiveMask {
+            fields: fields.clone(),
+            cells: vec![None, Some(Arc::new(Star))],
+        };
+        let told = client_fields(&active);
+        assert_eq!(told[0], fields[0]);
+        assert_eq!((told[1].type_oid, told[1].type_len), (TEXT_OID, -1));
+        let row = [
+            &2i16.to_be_bytes()[..],
+            &1i32.to_be_bytes(),
+            b"7",
+            &3i32.to_be_bytes(),
+            b"abc",
+        ]
+        .concat();
+        let mut out = BytesMut::new();
+        mask_data_row(&row, &active, &mut out).unwrap();
+        assert_eq!(
+            &out[5..],
+            [
+                &2i16.to_be_bytes()[..],
+                &1i32.to_be_bytes(),
+                b"7",
+                &3i32.to_be_bytes(),
+                b"***"
+            ]
+            .concat()
+        );
+        assert_eq!(
+            u32::from_be_bytes(out[1..5].try_into().unwrap()) as usize,
+            out.len() - 1
+        );
+        let null = [
+            &2i16.to_be_bytes()[..],
+            &(-1i32).to_be_bytes(),
+            &(-1i32).to_be_bytes(),
+        ]
+        .concat();
+        out.clear();
+        mask_data_row(&null, &active, &mut out).unwrap();
+        assert_eq!(&out[5..], &null[..]);
+        assert!(mask_data_row(&row[..row.len() - 1], &active, &mut out).is_none());
+        assert!(mask_data_row(&1i16.to_be_bytes(), &active, &mut out).is_none());
+    }
+
+    #[test]
+    fn binds_and_errors() {
+        let bind = [
+            &b"p1\0s1\0"[..],
+            &1i16.to_be_bytes(),
+            &1i16.to_be_bytes(),
+            &2i16.to_be_bytes(),
+            &2i32.to_be_bytes(),
+            b"42",
+            &(-1i32).to_be_bytes(),
+            &2i16.to_be_bytes(),
+            &0i16.to_be_bytes(),
+            &1i16.to_be_bytes(),
+        ]
+        .concat();
+        let b = decode_bind(&bind).unwrap();
+        assert_eq!(
+            (b.portal.as_slice(), b.statement.as_slice()),
+            (&b"p1"[..], &b"s1"[..])
+        );
+        assert_eq!(b.formats, vec![0, 1]);
+        assert_eq!(
+            (
+                format_of(&b.formats, 1),
+                format_of(&[1], 5),
+                format_of(&[], 0)
+            ),
+            (1, 1, 0)
+        );
+        assert!(decode_bind(&bind[..bind.len() - 1]).is_none());
+        let err = b"SERROR\0C22P02\0Minvalid input syntax for type integer: \"123-45-6789\"\0DKey (ssn)=(123-45-6789)\0\0";
+        let mut out = BytesMut::new();
+        scrub_notice(b'E', err, &mut out).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(!text.contains("6789"), "{text}");
+        assert!(
+            text.contains("22P02") && text.contains("integer: \"***\""),
+            "{text}"
+        );
+    }
+}

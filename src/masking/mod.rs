@@ -1,0 +1,5 @@
+//! Masking on the wire: the protocol crates' result-mask traits
+//! implemented over the policy's per-statement masks.
+
+pub mod dates;
+pub mod pg;

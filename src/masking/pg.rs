@@ -1,0 +1,286 @@
+//! Masking on the PostgreSQL wire: result columns resolved through the
+//! catalog by table OID and attribute number, and masked values written
+//! in the column's format — the text format, or the binary format of the
+//! common types (re-encoded, or a typed default when the function cannot
+//! apply).
+
+use std::sync::Arc;
+
+use sqlgate_postgres::mask::{CellMask, Field, ResultMask};
+
+use crate::policy::mask::catalog::CatalogSnapshot;
+use crate::policy::mask::functions::{MaskFunction, REDACTED};
+use crate::policy::mask::result::StatementMasks;
+
+use super::dates;
+
+/// A statement's masks in PostgreSQL terms.
+#[derive(Debug)]
+pub struct PgResultMask {
+    /// What the statement needs.
+    pub masks: StatementMasks,
+    /// The target's catalog when the statement was judged.
+    pub catalog: Option<Arc<CatalogSnapshot>>,
+    /// The `hash` key.
+    pub key: Arc<[u8]>,
+}
+
+impl ResultMask for PgResultMask {
+    fn columns(&self, fields: &[Field]) -> Option<Vec<Option<Arc<dyn CellMask>>>> {
+        let origins: Vec<_> = fields
+            .iter()
+            .map(|f| {
+                (f.table_oid != 0)
+                    .then(|| self.catalog.as_ref()?.column_by_oid(f.table_oid, f.column))
+                    .flatten()
+            })
+            .collect();
+        let cells: Vec<Option<Arc<dyn CellMask>>> = self
+            .masks
+            .columns(&origins)
+            .into_iter()
+            .map(|f| {
+                f.map(|function| {
+                    Arc::new(PgCell {
+                        function,
+                        key: self.key.clone(),
+                    }) as Arc<dyn CellMask>
+                })
+            })
+            .collect();
+        cells.iter().any(Option::is_some).then_some(cells)
+    }
+
+    fn reads_masked(&self) -> bool {
+        self.masks.reads_masked
+    }
+}
+
+/// One column's masking function.
+#[derive(Debug)]
+struct PgCell {
+    function: MaskFunction,
+    key: Arc<[u8]>,
+}
+
+/// PostgreSQL type OIDs the masks know.
+mod oid {
+    pub const BOOL: u32 = 16;
+    pub const BYTEA: u32 = 17;
+    pub const NAME: u32 = 19;
+    pub const INT8: u32 = 20;
+    pub const INT2: u32 = 21;
+    pub const INT4: u32 = 23;
+    pub const TEXT: u32 = 25;
+    pub const JSON: u32 = 114;
+    pub const FLOAT4: u32 = 700;
+    pub const FLOAT8: u32 = 701;
+    pub const UNKNOWN: u32 = 705;
+    pub const BPCHAR: u32 = 1042;
+    pub const VARCHAR: u32 = 1043;
+    pub const DATE: u32 = 1082;
+    pub const TIME: u32 = 1083;
+    pub const TIMESTAMP: u32 = 1114;
+    pub const TIMESTAMPTZ: u32 = 1184;
+    pub const NUMERIC: u32 = 1700;
+    pub const UUID: u32 = 2950;
+    pub const JSONB: u32 = 3802;
+}
+
+/// Types whose binary form is their text.
+fn textual(type_oid: u32) -> bool {
+    matches!(
+        type_oid,
+        oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::UNKNOWN
+    )
+}
+
+fn numeric(type_oid: u32) -> bool {
+    matches!(
+        type_oid,
+        oid::INT2 | oid::INT4 | oid::INT8 | oid::FLOAT4 | oid::FLOAT8 | oid::NUMERIC
+    )
+}
+
+fn datelike(type_oid: u32) -> bool {
+    matches!(type_oid, oid::DATE | oid::TIMESTAMP | oid::TIMESTAMPTZ)
+}
+
+/// The typed default a redacted value of a non-text type becomes, in
+/// text and binary form; `None`: NULL.
+fn typed_default(type_oid: u32) -> Option<(&'static str, &'static [u8])> {
+    Some(match type_oid {
+        oid::BOOL => ("f", &[0]),
+        oid::INT2 => ("0", &[0; 2]),
+        oid::INT4 | oid::FLOAT4 => ("0", &[0; 4]),
+        oid::INT8 | oid::FLOAT8 => ("0", &[0; 8]),
+        oid::NUMERIC => ("0", &[0; 8]),
+        oid::DATE => ("2000-01-01", &[0; 4]),
+        oid::TIME => ("00:00:00", &[0; 8]),
+        oid::TIMESTAMP => ("2000-01-01 00:00:00", &[0; 8]),
+        oid::TIMESTAMPTZ => ("2000-01-01 00:00:00+00", &[0; 8]),
+        oid::UUID => ("00000000-0000-0000-0000-000000000000", &[0; 16]),
+        oid::JSON => ("null", b"null"),
+        oid::JSONB => ("null", b"\x01null"),
+        oid::BYTEA => ("\\x", &[]),
+        _ => return None,
+    })
+}
+
+impl PgCell {
+    /// The text form of a value, when the gateway can read it.
+    fn text(field: &Field, value: &[u8]) -> Option<String> {
+        if field.format == 0 {
+            return Some(String::from_utf8_lossy(value).into_owned());
+        }
+        let int = |n: usize| -> Option<i64> {
+            Some(match n {
+                2 => i16::from_be_bytes(value.try_into().ok()?) as i64,
+                4 => i32::from_be_bytes(value.try_into().ok()?) as i64,
+                _ => i64::from_be_bytes(value.try_into().ok()?),
+            })
+        };
+        match field.type_oid {
+            t if textual(t) => Some(String::from_utf8_lossy(value).into_owned()),
+            oid::INT2 => int(2).map(|v| v.to_string()),
+            oid::INT4 => int(4).map(|v| v.to_string()),
+            oid::INT8 => int(8).map(|v| v.to_string()),
+            oid::FLOAT4 => Some(f32::from_be_bytes(value.try_into().ok()?).to_string()),
+            oid::FLOAT8 => Some(f64::from_be_bytes(value.try_into().ok()?).to_string()),
+            oid::BOOL => Some(if value.first()? != &0 { "t" } else { "f" }.to_owned()),
+            oid::JSON => Some(String::from_utf8_lossy(value).into_owned()),
+            oid::JSONB => Some(String::from_utf8_lossy(value.get(1..)?).into_owned()),
+            oid::DATE => Some(dates::pg_date_text(int(4)?)),
+            oid::TIMESTAMP | oid::TIMESTAMPTZ => Some(dates::pg_timestamp_text(int(8)?)),
+            _ => None,
+        }
+    }
+
+    /// Writes `text` as the value of a column reported as text (or of a
+    /// textual column): the same bytes in both formats.
+    fn put(text: Option<String>, out: &mut Vec<u8>) -> bool {
+        match text {
+            Some(t) => {
+                out.extend_from_slice(t.as_bytes());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A redacted value: `***` for text, the type's default otherwise.
+    fn redacted(field: &Field, out: &mut Vec<u8>) -> bool {
+        if textual(field.type_oid) || field.type_oid == 0 && field.format == 0 {
+            out.extend_from_slice(REDACTED.as_bytes());
+            return true;
+        }
+        match typed_default(field.type_oid) {
+            Some((text, _)) if field.format == 0 => out.extend_from_slice(text.as_bytes()),
+            Some((_, binary)) => out.extend_from_slice(binary),
+            None => return false,
+        }
+        true
+    }
+}
+
+impl CellMask for PgCell {
+    fn as_text(&self, field: &Field) -> bool {
+        let t = field.type_oid;
+        match self.function {
+            MaskFunction::Null | MaskFunction::Redact => false,
+            MaskFunction::YearOnly => false,
+            MaskFunction::Round(_) => false,
+            _ => !textual(t) && t != 0,
+        }
+    }
+
+    fn apply(&self, field: &Field, value: &[u8], out: &mut Vec<u8>) -> bool {
+        let t = field.type_oid;
+        match &self.function {
+            MaskFunction::Null => false,
+            MaskFunction::Redact => Self::redacted(field, out),
+            MaskFunction::YearOnly if datelike(t) && field.format == 1 => {
+                let start = if t == oid::DATE {
+                    <[u8; 4]>::try_from(value).ok().map(|b| {
+                        dates::pg_date_year_start(i32::from_be_bytes(b))
+                            .to_be_bytes()
+                            .to_vec()
+                    })
+                } else {
+                    <[u8; 8]>::try_from(value).ok().map(|b| {
+                        dates::pg_timestamp_year_start(i64::from_be_bytes(b))
+                            .to_be_bytes()
+                            .to_vec()
+                    })
+                };
+                match start {
+                    Some(b) => {
+                        out.extend_from_slice(&b);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            MaskFunction::YearOnly if datelike(t) => {
+                let text = Self::text(field, value).unwrap_or_default();
+                let Some(day) = self.function.apply(&text, &self.key) else {
+                    return false;
+                };
+                let suffix = match t {
+                    oid::TIMESTAMP => " 00:00:00",
+                    oid::TIMESTAMPTZ => " 00:00:00+00",
+                    _ => "",
+                };
+                Self::put(Some(format!("{day}{suffix}")), out)
+            }
+            MaskFunction::YearOnly | MaskFunction::Round(_)
+                if !(textual(t) || t == 0 && field.format == 0)
+                    && !(numeric(t) && matches!(self.function, MaskFunction::Round(_))) =>
+            {
+                // Not a type the function applies to.
+                Self::redacted(field, out)
+            }
+            MaskFunction::Round(digits) if numeric(t) => {
+                let Some(text) = Self::text(field, value) else {
+                    return Self::redacted(field, out);
+                };
+                let Some(rounded) = self.function.apply(&text, &self.key) else {
+                    return false;
+                };
+                let integral = matches!(t, oid::INT2 | oid::INT4 | oid::INT8);
+                let rounded = if integral && *digits > 0 {
+                    text
+                } else {
+                    rounded
+                };
+                if field.format == 0 {
+                    return Self::put(Some(rounded), out);
+                }
+                let Ok(x) = rounded.parse::<f64>() else {
+                    return Self::redacted(field, out);
+                };
+                match t {
+                    oid::INT2 => out.extend_from_slice(&(x as i16).to_be_bytes()),
+                    oid::INT4 => out.extend_from_slice(&(x as i32).to_be_bytes()),
+                    oid::INT8 => out.extend_from_slice(&(x as i64).to_be_bytes()),
+                    oid::FLOAT4 => out.extend_from_slice(&(x as f32).to_be_bytes()),
+                    oid::FLOAT8 => out.extend_from_slice(&x.to_be_bytes()),
+                    // Binary numeric is not re-encoded: a typed default.
+                    _ => return Self::redacted(field, out),
+                }
+                true
+            }
+            f => {
+                // Text functions: on the text form, reported as text.
+                let text = Self::text(field, value);
+                let masked = match (text, f) {
+                    (Some(text), f) => f.apply(&text, &self.key),
+                    // Unreadable binary: hash its bytes, redact otherwise.
+                    (None, MaskFunction::Hash) => f.apply(&hex::encode(value), &self.key),
+                    (None, _) => Some(REDACTED.to_owned()),
+                };
+                Self::put(masked, out)
+            }
+        }
+    }
+}
