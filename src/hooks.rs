@@ -11,6 +11,7 @@ use sqlgate_postgres::{Hooks, Masks, Pool, Route, SessionInfo, StatementOrigin, 
 use sqlgate_mysql::messages::err::ClientError as MyError;
 
 use crate::auth::Users;
+use crate::masking::mysql::MyResultMask;
 use crate::masking::pg::PgResultMask;
 use crate::policy::engine::{Engine, Refusal, SessionPolicy};
 use crate::policy::parse::SqlDialect;
@@ -237,26 +238,47 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
         &mut self,
         origin: sqlgate_mysql::StatementOrigin,
         sql: &[u8],
-    ) -> Result<(), MyError> {
-        self.0.judge(origin, sql).map(drop).map_err(|r| {
-            let mut text = format!("{} ({})", r.message, r.detail);
-            if !r.hint.is_empty() {
-                text.push_str(": ");
-                text.push_str(&r.hint);
-            }
-            // Masking refusals are about columns (1142, as for a table
-            // access the server refuses); policy refusals about commands.
-            let code = if r.message.starts_with("masking: ") {
-                1142
-            } else {
-                1227
-            };
-            MyError::new(code, b"42000", text)
-        })
+    ) -> Result<sqlgate_mysql::Masks, MyError> {
+        let policy = &self.0.policy;
+        let (catalog, key) = (policy.catalog(), policy.hash_key());
+        self.0
+            .judge(origin, sql)
+            .map(|judged| {
+                judged
+                    .into_iter()
+                    .filter_map(|j| j.masks)
+                    .map(|masks| {
+                        Arc::new(MyResultMask {
+                            masks,
+                            catalog: catalog.clone(),
+                            key: key.clone(),
+                        }) as Arc<dyn sqlgate_mysql::mask::ResultMask>
+                    })
+                    .collect()
+            })
+            .map_err(|r| {
+                let mut text = format!("{} ({})", r.message, r.detail);
+                if !r.hint.is_empty() {
+                    text.push_str(": ");
+                    text.push_str(&r.hint);
+                }
+                // Masking refusals are about columns (1142, as for a table
+                // access the server refuses); policy refusals about commands.
+                let code = if r.message.starts_with("masking: ") {
+                    1142
+                } else {
+                    1227
+                };
+                MyError::new(code, b"42000", text)
+            })
     }
 
     fn read_only(&mut self) -> bool {
         self.0.policy.read_only()
+    }
+
+    fn masking(&mut self) -> bool {
+        self.0.policy.masking()
     }
 }
 

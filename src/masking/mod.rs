@@ -2,4 +2,5 @@
 //! implemented over the policy's per-statement masks.
 
 pub mod dates;
+pub mod mysql;
 pub mod pg;

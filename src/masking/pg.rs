@@ -183,6 +183,19 @@ impl PgCell {
     }
 }
 
+impl PgCell {
+    /// Whether `year_only` or `round` applies to the column's type (text
+    /// counts: the function works on its text).
+    fn fits(&self, field: &Field) -> bool {
+        let t = field.type_oid;
+        let text = textual(t) || t == 0 && field.format == 0;
+        match self.function {
+            MaskFunction::Round(_) => text || numeric(t),
+            _ => text || datelike(t),
+        }
+    }
+}
+
 impl CellMask for PgCell {
     fn as_text(&self, field: &Field) -> bool {
         let t = field.type_oid;
@@ -233,10 +246,7 @@ impl CellMask for PgCell {
                 };
                 Self::put(Some(format!("{day}{suffix}")), out)
             }
-            MaskFunction::YearOnly | MaskFunction::Round(_)
-                if !(textual(t) || t == 0 && field.format == 0)
-                    && !(numeric(t) && matches!(self.function, MaskFunction::Round(_))) =>
-            {
+            MaskFunction::YearOnly | MaskFunction::Round(_) if !self.fits(field) => {
                 // Not a type the function applies to.
                 Self::redacted(field, out)
             }

@@ -421,8 +421,18 @@ impl SessionPolicy {
                 plan: None,
                 reads_masked: false,
                 rules: self.masks.clone(),
+                procedure: false,
             });
         };
+        if let sqlparser::ast::Statement::Call(_) = stmt.as_ref() {
+            // What a procedure returns cannot be known from its call.
+            return Ok(StatementMasks {
+                plan: None,
+                reads_masked: true,
+                rules: self.masks.clone(),
+                procedure: true,
+            });
+        }
         let checked = super::mask::guard::check(
             stmt,
             self.dialect,
@@ -439,6 +449,7 @@ impl SessionPolicy {
             plan: checked.plan,
             reads_masked: checked.reads_masked,
             rules: self.masks.clone(),
+            procedure: false,
         })
     }
 

@@ -1,4 +1,4 @@
-//! Masking, fail-closed, on the MySQL path.
+//! Masking on the MySQL path: text and binary protocol, multi-results.
 
 use std::time::{Duration, Instant};
 
@@ -57,32 +57,64 @@ async fn masked_values_never_reach_a_masked_identity() {
         .unwrap()
         .unwrap();
     assert_eq!(name, "Ann");
-    for sql in [
-        "SELECT ssn FROM mask_customers",
-        "SELECT * FROM mask_customers",
-        "SELECT CONCAT(email, '') FROM mask_customers",
-        "SELECT name FROM mask_customers WHERE ssn LIKE '900%'",
-        "SELECT (SELECT MAX(ssn) FROM mask_customers)",
-        "SELECT name FROM mask_customers UNION SELECT email FROM mask_customers",
+    // Masked on the wire (keep_last = 4 on plain references; derived
+    // values redacted), text protocol and binary (prepared) protocol.
+    for (sql, expected) in [
+        ("SELECT ssn FROM mask_customers", vec!["***-**-2222"]),
+        (
+            "SELECT id, name, email, ssn FROM mask_customers",
+            vec!["1", "Ann", "***@*******.com", "***-**-2222"],
+        ),
+        ("SELECT CONCAT(email, '') FROM mask_customers", vec!["***"]),
+        ("SELECT (SELECT MAX(ssn) FROM mask_customers)", vec!["***"]),
+        (
+            "SELECT name FROM mask_customers UNION ALL SELECT ssn FROM mask_customers",
+            vec!["***", "***"],
+        ),
+        (
+            "SELECT 1; SELECT ssn FROM mask_customers",
+            vec!["1", "***-**-2222"],
+        ),
     ] {
-        match bot.query_drop(sql).await.unwrap_err() {
-            mysql_async::Error::Server(s) => {
-                assert_eq!(
-                    (s.code, s.state.as_str()),
-                    (1142, "42000"),
-                    "{sql}: {}",
-                    s.message
-                );
-                assert!(s.message.contains("customer-pii"), "{sql}: {}", s.message);
+        let mut got = Vec::new();
+        let mut result = bot
+            .query_iter(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        while !result.is_empty() {
+            for row in result.collect::<mysql_async::Row>().await.unwrap() {
+                for i in 0..row.len() {
+                    got.push(row.get::<String, _>(i).unwrap());
+                }
             }
-            other => panic!("{sql}: {other:?}"),
         }
+        assert_eq!(got, expected, "text: {sql}");
+        if sql.contains(';') {
+            continue;
+        }
+        let rows: Vec<mysql_async::Row> = bot.exec(sql, ()).await.unwrap();
+        let got: Vec<String> = rows
+            .iter()
+            .flat_map(|r| {
+                (0..r.len()).map(move |i| match r.as_ref(i).unwrap() {
+                    mysql_async::Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => other.as_sql(true).trim_matches('\'').to_owned(),
+                })
+            })
+            .collect();
+        assert_eq!(got, expected, "binary: {sql}");
     }
-    // Prepared statements too.
-    assert!(bot
-        .exec_drop("SELECT ssn FROM mask_customers WHERE id = ?", (1,))
+    match bot
+        .query_drop("SELECT name FROM mask_customers WHERE ssn LIKE '900%'")
         .await
-        .is_err());
+        .unwrap_err()
+    {
+        mysql_async::Error::Server(s) => {
+            assert_eq!((s.code, s.state.as_str()), (1142, "42000"), "{}", s.message);
+            assert!(s.message.contains("customer-pii"), "{}", s.message);
+        }
+        other => panic!("{other:?}"),
+    }
     let mut ci = conn(&gw.mysql_url("ci", "ci-pw", "app")).await;
     let ssn: String = ci
         .query_first("SELECT ssn FROM mask_customers")

@@ -226,6 +226,7 @@ impl Gateway {
             limits: self.config.limits,
             kills: &self.kills,
             pool: &pool,
+            masks: Default::default(),
         };
         let end = relay.run(&shutdown).await;
         self.kills.unregister(id);

@@ -63,6 +63,9 @@ pub enum StatementOrigin {
     InitDb,
 }
 
+/// The masks of a text's statements, in order.
+pub type Masks = Vec<std::sync::Arc<dyn crate::mask::ResultMask>>;
+
 /// The engine's side of a MySQL session.
 pub trait Hooks: Send + Sync + 'static {
     /// A user's credentials, or `None` when unknown.
@@ -79,8 +82,16 @@ pub trait Hooks: Send + Sync + 'static {
 /// The engine's side of one session.
 pub trait SessionHooks: Send {
     /// Every statement text before it is forwarded; an error refuses it
-    /// (the client gets the ERR, the server never sees the command).
-    fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<(), ClientError>;
+    /// (the client gets the ERR, the server never sees the command). In a
+    /// masking session the result is one mask per statement of the text
+    /// (empty otherwise).
+    fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<Masks, ClientError>;
+
+    /// Whether results of this session may be masked. Asked when the
+    /// relay starts and after COM_CHANGE_USER.
+    fn masking(&mut self) -> bool {
+        false
+    }
 
     /// Whether the server session must be read-only
     /// (`SET SESSION TRANSACTION READ ONLY`): the identity can never write.

@@ -15,6 +15,7 @@ pub mod error;
 pub mod frontend;
 pub mod hooks;
 pub mod kill;
+pub mod mask;
 pub mod messages;
 pub mod packet;
 pub mod pool;
@@ -24,6 +25,8 @@ pub mod server;
 pub mod stream;
 
 pub use frontend::{FrontendConfig, Gateway};
-pub use hooks::{AuthMethod, Hooks, Route, SessionHooks, SessionInfo, StatementOrigin, UserAuth};
+pub use hooks::{
+    AuthMethod, Hooks, Masks, Route, SessionHooks, SessionInfo, StatementOrigin, UserAuth,
+};
 pub use pool::{new_pool, Pool, PoolConfig};
 pub use relay::RelayLimits;

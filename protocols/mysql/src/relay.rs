@@ -17,12 +17,14 @@ use std::sync::Arc;
 use crate::auth::MysqlSecret;
 use crate::hooks::{AuthMethod, Hooks, SessionHooks, SessionInfo, StatementOrigin};
 use crate::kill::{self, Kill, KillRegistry};
+use crate::mask::{self, ActiveMask, Column, ResultMask};
 use crate::messages::err::ClientError;
 use crate::messages::{change_user, command, ok};
 use crate::packet::{self, header, HEADER_LEN, MAX_FRAGMENT};
 use crate::pool::Pool;
-use crate::response::{Expect, Response};
+use crate::response::{Expect, Response, Role};
 use crate::stream::Stream;
+use std::collections::{HashMap, VecDeque};
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -80,7 +82,39 @@ pub struct Relay<'a> {
     pub kills: &'a KillRegistry,
     /// This session's pool (KILL reaches threads of the same target).
     pub pool: &'a Arc<Pool>,
+    /// Masking state (start with `Default`).
+    pub masks: MaskState,
 }
+
+/// What a masking session remembers between commands.
+#[derive(Debug, Default)]
+pub struct MaskState {
+    /// Results of this session may be masked.
+    on: bool,
+    /// Prepared statements' masks, by statement id.
+    statements: HashMap<u32, Arc<dyn ResultMask>>,
+    /// The masks of a statement's last result set (for COM_STMT_FETCH
+    /// from its cursor), by statement id.
+    cursors: HashMap<u32, ActiveMask>,
+}
+
+/// How a response is masked.
+enum MaskPlan {
+    /// COM_QUERY: one mask per statement, in order.
+    Query(VecDeque<Arc<dyn ResultMask>>),
+    /// COM_STMT_PREPARE: the statement id is remembered with its mask.
+    Prepare(Arc<dyn ResultMask>),
+    /// COM_STMT_EXECUTE of a statement with a mask (binary rows).
+    Execute(u32, Arc<dyn ResultMask>),
+    /// COM_STMT_FETCH from a masked cursor (binary rows).
+    Fetch(ActiveMask),
+}
+
+/// Longest masked row: one that needs a second fragment is not rewritten.
+const MAX_MASKED_ROW: usize = MAX_FRAGMENT - 1;
+
+/// Output is written to the client once this much has gathered.
+const OUT_CHUNK: usize = 64 * 1024;
 
 enum Side {
     Client(ProtocolError),
@@ -92,6 +126,7 @@ impl Relay<'_> {
     /// point.
     pub async fn run(mut self, shutdown: &CancellationToken) -> RelayEnd {
         let mut sbuf = self.server.reader.take_buffered();
+        self.masks.on = self.judge.masking();
         // Registered once per session, not once per command.
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
@@ -123,6 +158,7 @@ impl Relay<'_> {
     async fn command(&mut self, sbuf: &mut BytesMut) -> Result<bool, Side> {
         let (len, seq) = header(&self.cbuf).ok_or(Side::Client(ProtocolError::Truncated))?;
         let cmd = self.cbuf[HEADER_LEN];
+        let mut plan = None;
         let expect = match cmd {
             command::QUIT => return Ok(false),
             command::QUERY | command::STMT_PREPARE => {
@@ -132,9 +168,19 @@ impl Relay<'_> {
                 } else {
                     StatementOrigin::Prepare
                 };
-                if let Err(err) = self.judge.statement(origin, &text[1..]) {
-                    self.send(seq.wrapping_add(1), &err.payload()).await?;
-                    return Ok(true);
+                let masks = match self.judge.statement(origin, &text[1..]) {
+                    Ok(masks) => masks,
+                    Err(err) => {
+                        self.send(seq.wrapping_add(1), &err.payload()).await?;
+                        return Ok(true);
+                    }
+                };
+                if self.masks.on && !masks.is_empty() {
+                    plan = Some(if cmd == command::QUERY {
+                        MaskPlan::Query(masks.into())
+                    } else {
+                        MaskPlan::Prepare(masks[0].clone())
+                    });
                 }
                 let raw = match (cmd, kill::parse(&text[1..])) {
                     (command::QUERY, Some(kill)) => match self.kill_target(kill) {
@@ -156,6 +202,29 @@ impl Relay<'_> {
                 } else {
                     Expect::Prepare
                 })
+            }
+            command::STMT_EXECUTE | command::STMT_FETCH | command::STMT_CLOSE if self.masks.on => {
+                let id = self.statement_id().await?;
+                plan = match cmd {
+                    command::STMT_EXECUTE => self
+                        .masks
+                        .statements
+                        .get(&id)
+                        .map(|m| MaskPlan::Execute(id, m.clone())),
+                    command::STMT_FETCH => {
+                        self.masks.cursors.get(&id).cloned().map(MaskPlan::Fetch)
+                    }
+                    _ => {
+                        self.masks.statements.remove(&id);
+                        self.masks.cursors.remove(&id);
+                        None
+                    }
+                };
+                match cmd {
+                    command::STMT_EXECUTE => self.pass_command(Some(Expect::Results)).await?,
+                    command::STMT_FETCH => self.pass_command(Some(Expect::Rows)).await?,
+                    _ => self.pass_command(None).await?,
+                }
             }
             command::STMT_EXECUTE => self.pass_command(Some(Expect::Results)).await?,
             command::STMT_FETCH => self.pass_command(Some(Expect::Rows)).await?,
@@ -180,6 +249,9 @@ impl Relay<'_> {
                 Some(Expect::Single)
             }
             command::RESET_CONNECTION => {
+                // The server forgets prepared statements.
+                self.masks.statements.clear();
+                self.masks.cursors.clear();
                 if let Some(expect) = self.pass_command(Some(Expect::Single)).await? {
                     self.relay_response(expect, sbuf).await?;
                 }
@@ -217,10 +289,181 @@ impl Relay<'_> {
                 None
             }
         };
-        if let Some(expect) = expect {
-            self.relay_response(expect, sbuf).await?;
+        match (expect, plan) {
+            (Some(expect), Some(plan)) => self.relay_masked(expect, plan, sbuf).await?,
+            (Some(expect), None) => self.relay_response(expect, sbuf).await?,
+            _ => {}
         }
         Ok(true)
+    }
+
+    /// The statement id of the COM_STMT_* command at the front of `cbuf`.
+    async fn statement_id(&mut self) -> Result<u32, Side> {
+        let ok = fill(&mut self.client.io, &mut self.cbuf, HEADER_LEN + 5)
+            .await
+            .map_err(|e| Side::Client(e.into()))?;
+        if !ok {
+            return Err(Side::Client(ProtocolError::Truncated));
+        }
+        let b = &self.cbuf[HEADER_LEN + 1..HEADER_LEN + 5];
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// Forwards a response whose result sets may be masked, one whole
+    /// packet at a time: column definitions are held until the last of a
+    /// result set (they decide the masks, and masked columns may be
+    /// reported as text), rows of masked result sets are rewritten.
+    /// Output gathers and is written when the server has nothing more
+    /// buffered, or in chunks.
+    async fn relay_masked(
+        &mut self,
+        expect: Expect,
+        plan: MaskPlan,
+        sbuf: &mut BytesMut,
+    ) -> Result<(), Side> {
+        let malformed = |what| Side::Server(ProtocolError::Malformed(what));
+        let mut response = Response::new(expect, self.server.deprecate_eof());
+        let binary = !matches!(plan, MaskPlan::Query(_));
+        let (mut queue, fixed, statement, mut active) = match plan {
+            MaskPlan::Query(q) => (q, None, None, None),
+            MaskPlan::Prepare(m) => (VecDeque::new(), Some(m), None, None),
+            MaskPlan::Execute(id, m) => (VecDeque::new(), Some(m), Some(id), None),
+            MaskPlan::Fetch(a) => (VecDeque::new(), None, None, Some(a)),
+        };
+        let prepare = matches!(expect, Expect::Prepare);
+        let mut current: Option<Arc<dyn ResultMask>> = None;
+        let mut columns: Vec<Column> = Vec::new();
+        let mut held: Vec<(u8, Vec<u8>)> = Vec::new();
+        let mut out: Vec<u8> = Vec::with_capacity(OUT_CHUNK);
+        let mut row = Vec::new();
+        loop {
+            if response.done() {
+                if !sbuf.is_empty() {
+                    return Err(Side::Server(ProtocolError::Unexpected(
+                        "server data after the end of a response",
+                    )));
+                }
+                break;
+            }
+            if response.wants_client_data() {
+                self.flush_out(&mut out).await?;
+                self.pass_infile().await?;
+                response.client_data_sent();
+                continue;
+            }
+            let whole = header(sbuf).filter(|(len, _)| sbuf.len() >= HEADER_LEN + len);
+            let Some((len, seq)) = whole else {
+                if sbuf.len() < HEADER_LEN || !out.is_empty() {
+                    self.flush_out(&mut out).await?;
+                }
+                sbuf.reserve(READ_CHUNK);
+                match self.server.stream.io.read_buf(sbuf).await {
+                    Ok(0) => return Err(Side::Server(ProtocolError::Truncated)),
+                    Ok(_) => continue,
+                    Err(e) => return Err(Side::Server(e.into())),
+                }
+            };
+            let total = HEADER_LEN + len;
+            let first = (len > 0).then(|| sbuf[HEADER_LEN]);
+            let role = response.role(first, len);
+            let scanned = response.scan(&sbuf[..total]).map_err(Side::Server)?;
+            debug_assert_eq!(scanned, total);
+            let payload = &sbuf[HEADER_LEN..total];
+            let mut pass = true;
+            match role {
+                Role::ColumnCount => {
+                    current = fixed.clone().or_else(|| queue.front().cloned());
+                    active = None;
+                    columns.clear();
+                }
+                Role::ColumnDef { last } if current.is_some() => {
+                    columns
+                        .push(mask::decode_column(payload).ok_or(malformed("column definition"))?);
+                    held.push((seq, payload.to_vec()));
+                    pass = false;
+                    if last {
+                        active = current.as_ref().and_then(|m| activate(m, &columns));
+                        for (i, (seq, p)) in held.drain(..).enumerate() {
+                            let as_text = active
+                                .as_ref()
+                                .and_then(|a| a.cells[i].as_ref())
+                                .is_some_and(|m| m.as_text(&columns[i]));
+                            let p = if as_text {
+                                mask::text_column(&p, &columns[i])
+                                    .ok_or(malformed("column definition"))?
+                            } else {
+                                p
+                            };
+                            packet::encode(seq, &p, &mut out);
+                        }
+                        if let Some(id) = statement {
+                            match &active {
+                                Some(a) => self.masks.cursors.insert(id, a.clone()),
+                                None => self.masks.cursors.remove(&id),
+                            };
+                        }
+                    }
+                }
+                Role::Row | Role::Continuation if active.is_some() => {
+                    let a = active.as_ref().expect("checked");
+                    if len > MAX_MASKED_ROW || role == Role::Continuation {
+                        return Err(Side::Server(ProtocolError::Unexpected(
+                            "a row of 16 MiB or more in a masked result",
+                        )));
+                    }
+                    row.clear();
+                    let masked = if binary {
+                        mask::mask_binary_row(payload, a, &mut row)
+                    } else {
+                        mask::mask_text_row(payload, a, &mut row)
+                    };
+                    masked.ok_or(malformed("row"))?;
+                    if row.len() > MAX_MASKED_ROW {
+                        return Err(Side::Server(ProtocolError::Unexpected(
+                            "a masked row of 16 MiB or more",
+                        )));
+                    }
+                    packet::encode(seq, &row, &mut out);
+                    pass = false;
+                }
+                Role::EndOfRows => {
+                    active = None;
+                    if fixed.is_none() && !current.as_ref().is_some_and(|m| m.procedure()) {
+                        queue.pop_front();
+                    }
+                }
+                Role::Ok if fixed.is_none() => {
+                    queue.pop_front();
+                }
+                Role::Other if prepare && first == Some(0x00) && len >= 5 => {
+                    if let Some(m) = &fixed {
+                        let id =
+                            u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
+                        self.masks.statements.insert(id, m.clone());
+                        self.masks.cursors.remove(&id);
+                    }
+                }
+                _ => {}
+            }
+            if pass {
+                out.extend_from_slice(&sbuf[..total]);
+            }
+            sbuf.advance(total);
+            if out.len() >= OUT_CHUNK {
+                self.flush_out(&mut out).await?;
+            }
+        }
+        self.flush_out(&mut out).await
+    }
+
+    async fn flush_out(&mut self, out: &mut Vec<u8>) -> Result<(), Side> {
+        if !out.is_empty() {
+            write(&mut self.client.io, out)
+                .await
+                .map_err(|e| Side::Client(e.into()))?;
+            out.clear();
+        }
+        Ok(())
     }
 
     async fn send(&mut self, seq: u8, payload: &[u8]) -> Result<u8, Side> {
@@ -311,6 +554,10 @@ impl Relay<'_> {
         self.session.user = cu.user;
         self.session.target = route.target;
         self.judge = self.hooks.session(&self.session);
+        self.masks = MaskState {
+            on: self.judge.masking(),
+            ..MaskState::default()
+        };
         if self.judge.read_only() {
             self.server.set_read_only().await.map_err(|e| {
                 Side::Server(ProtocolError::Io(std::io::Error::other(e.to_string())))
@@ -456,6 +703,15 @@ impl Relay<'_> {
             }
         }
     }
+}
+
+/// The masks of a result set with these columns, if any is masked.
+fn activate(mask: &Arc<dyn ResultMask>, columns: &[Column]) -> Option<ActiveMask> {
+    let cells = mask.columns(columns)?;
+    cells.iter().any(Option::is_some).then(|| ActiveMask {
+        columns: columns.to_vec(),
+        cells,
+    })
 }
 
 /// Reads until `buf` holds at least `n` bytes; `Ok(false)` at end of stream.

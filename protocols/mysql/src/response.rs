@@ -28,6 +28,28 @@ pub enum Expect {
     Single,
 }
 
+/// What the next packet of a response is, for masking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The next fragment of a packet of 16 MiB or more.
+    Continuation,
+    /// The column count that starts a result set.
+    ColumnCount,
+    /// A column definition of a result set (`last`: the last one).
+    ColumnDef {
+        /// No more definitions follow.
+        last: bool,
+    },
+    /// A row.
+    Row,
+    /// The EOF or OK after the rows of a result set.
+    EndOfRows,
+    /// An OK that answers a statement without a result set.
+    Ok,
+    /// Anything else.
+    Other,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Start,
@@ -93,6 +115,26 @@ impl Response {
     /// The client's file has been sent: the server answers OK or ERR next.
     pub fn client_data_sent(&mut self) {
         self.state = State::Start;
+    }
+
+    /// What the packet starting with `first` (of length `len`) is, asked
+    /// at a packet boundary before it is scanned.
+    pub fn role(&self, first: Option<u8>, len: usize) -> Role {
+        if self.continuing {
+            return Role::Continuation;
+        }
+        match self.state {
+            State::Start => match first {
+                Some(0x00) => Role::Ok,
+                Some(0xff) | Some(0xfb) | None => Role::Other,
+                _ => Role::ColumnCount,
+            },
+            State::Columns(n) => Role::ColumnDef { last: n == 1 },
+            State::Rows if first == Some(0xff) => Role::Other,
+            State::Rows if self.is_terminator(first, len) => Role::EndOfRows,
+            State::Rows => Role::Row,
+            _ => Role::Other,
+        }
     }
 
     /// True when the whole response has been seen.

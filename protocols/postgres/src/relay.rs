@@ -1036,12 +1036,16 @@ mod tests {
     struct Recorder(Mutex<Vec<(StatementOrigin, Vec<u8>)>>);
 
     impl SessionHooks for Recorder {
-        fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<(), ClientError> {
+        fn statement(
+            &mut self,
+            origin: StatementOrigin,
+            sql: &[u8],
+        ) -> Result<crate::hooks::Masks, ClientError> {
             self.0.lock().unwrap().push((origin, sql.to_vec()));
             if sql.windows(4).any(|w| w == b"drop") {
                 return Err(ClientError::error(SqlState::INSUFFICIENT_PRIVILEGE, "no"));
             }
-            Ok(())
+            Ok(Vec::new())
         }
         fn read_only(&mut self) -> bool {
             false

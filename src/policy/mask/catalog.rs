@@ -99,12 +99,30 @@ impl CatalogSnapshot {
 
     /// The column a PostgreSQL RowDescription field names by table OID and
     /// attribute number (the wire's ground truth for plain references).
+    /// Only columns of tables count: a view's column is named by the
+    /// view's OID even when it is computed.
     pub fn column_by_oid(&self, table_oid: u32, attnum: i16) -> Option<ColumnRef> {
         let (schema, table, cols) = self.by_oid.get(&table_oid)?;
+        self.base_column(schema, table, cols.get(&attnum)?)
+    }
+
+    /// A column of a table (not a view), as the catalog spells it; for
+    /// MySQL column definitions (schema, org_table, org_name), compared
+    /// without case.
+    pub fn base_column(&self, schema: &str, table: &str, column: &str) -> Option<ColumnRef> {
+        let rel = self.relation(Some(schema), table)?;
+        if rel.view.is_some() {
+            return None;
+        }
+        let column = rel
+            .columns
+            .iter()
+            .find(|c| c.as_str() == column)
+            .or_else(|| rel.columns.iter().find(|c| c.eq_ignore_ascii_case(column)))?;
         Some(ColumnRef {
-            schema: schema.clone(),
-            table: table.clone(),
-            column: cols.get(&attnum)?.clone(),
+            schema: rel.schema.clone(),
+            table: rel.name.clone(),
+            column: column.clone(),
         })
     }
 

@@ -1,9 +1,12 @@
 //! The masks of one statement's results, protocol-neutral: lineage from
 //! the statement's text decides by output position, and the wire's own
 //! metadata (PostgreSQL table OID and attribute number, MySQL schema,
-//! org_table and org_name) is ground truth for plain references. When the
-//! two disagree on the number of columns, every column of a statement
-//! that reads masked values is redacted: the gateway does not guess.
+//! org_table and org_name, resolved to table columns) is ground truth for
+//! plain references. When the two disagree on the number of columns, or
+//! the text says nothing of its results (a procedure call), every column
+//! of a statement that reads masked values is redacted unless the wire
+//! says it is a plain reference to an unmasked column: the gateway does
+//! not guess.
 
 use std::sync::Arc;
 
@@ -21,6 +24,9 @@ pub struct StatementMasks {
     pub reads_masked: bool,
     /// The rules that apply to the identity.
     pub rules: Arc<Vec<MaskRule>>,
+    /// A procedure call: its result sets are unknown from the text (one
+    /// statement, any number of results).
+    pub procedure: bool,
 }
 
 impl StatementMasks {
@@ -43,6 +49,9 @@ impl StatementMasks {
                         Some(if *derived { for_derived(f) } else { f.clone() })
                     }
                     Some(ColumnPlan::RedactUnknown { .. }) => Some(MaskFunction::Redact),
+                    // A plain reference to a column no rule covers is
+                    // that column's value: clear.
+                    None if origin.is_some() => None,
                     None if self.reads_masked => Some(MaskFunction::Redact),
                     None => None,
                 };

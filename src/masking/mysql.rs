@@ -1,0 +1,278 @@
+//! Masking on the MySQL wire: result columns resolved through the catalog
+//! by schema, org_table and org_name, and masked values written in the
+//! text protocol or the binary protocol of the column's type
+//! (re-encoded, or a typed default when the function cannot apply).
+
+use std::sync::Arc;
+
+use sqlgate_mysql::mask::{column_type as ty, CellMask, Column, ResultMask, BINARY_CHARSET};
+
+use crate::policy::mask::catalog::CatalogSnapshot;
+use crate::policy::mask::functions::{MaskFunction, REDACTED};
+use crate::policy::mask::result::StatementMasks;
+
+/// A statement's masks in MySQL terms.
+#[derive(Debug)]
+pub struct MyResultMask {
+    /// What the statement needs.
+    pub masks: StatementMasks,
+    /// The target's catalog when the statement was judged.
+    pub catalog: Option<Arc<CatalogSnapshot>>,
+    /// The `hash` key.
+    pub key: Arc<[u8]>,
+}
+
+impl ResultMask for MyResultMask {
+    fn columns(&self, columns: &[Column]) -> Option<Vec<Option<Arc<dyn CellMask>>>> {
+        let origins: Vec<_> = columns
+            .iter()
+            .map(|c| {
+                if c.org_table.is_empty() || c.org_name.is_empty() {
+                    return None;
+                }
+                self.catalog.as_ref()?.base_column(
+                    &String::from_utf8_lossy(&c.schema),
+                    &String::from_utf8_lossy(&c.org_table),
+                    &String::from_utf8_lossy(&c.org_name),
+                )
+            })
+            .collect();
+        let cells: Vec<Option<Arc<dyn CellMask>>> = self
+            .masks
+            .columns(&origins)
+            .into_iter()
+            .map(|f| {
+                f.map(|function| {
+                    Arc::new(MyCell {
+                        function,
+                        key: self.key.clone(),
+                    }) as Arc<dyn CellMask>
+                })
+            })
+            .collect();
+        cells.iter().any(Option::is_some).then_some(cells)
+    }
+
+    fn procedure(&self) -> bool {
+        self.masks.procedure
+    }
+}
+
+/// One column's masking function.
+#[derive(Debug)]
+struct MyCell {
+    function: MaskFunction,
+    key: Arc<[u8]>,
+}
+
+/// String-like types (length-encoded in the binary protocol).
+fn textual(c: &Column) -> bool {
+    matches!(
+        c.column_type,
+        ty::VARCHAR | ty::VAR_STRING | 0xfe | 0xf5 | 0xf7 | 0xf8
+    ) || (matches!(c.column_type, 0xf9..=0xfc) && c.charset != BINARY_CHARSET)
+}
+
+fn integral(c: &Column) -> bool {
+    matches!(
+        c.column_type,
+        ty::TINY | ty::SHORT | ty::LONG | ty::INT24 | ty::LONGLONG | ty::YEAR
+    )
+}
+
+fn numeric(c: &Column) -> bool {
+    integral(c)
+        || matches!(
+            c.column_type,
+            ty::FLOAT | ty::DOUBLE | ty::DECIMAL | ty::NEWDECIMAL
+        )
+}
+
+fn datelike(c: &Column) -> bool {
+    matches!(
+        c.column_type,
+        ty::DATE | ty::NEWDATE | ty::DATETIME | ty::TIMESTAMP
+    )
+}
+
+/// The typed default of a redacted non-text value, in text form.
+fn default_text(c: &Column) -> Option<&'static str> {
+    Some(match c.column_type {
+        _ if numeric(c) => "0",
+        ty::DATE | ty::NEWDATE => "0000-00-00",
+        ty::DATETIME | ty::TIMESTAMP => "0000-00-00 00:00:00",
+        ty::TIME => "00:00:00",
+        _ => return None,
+    })
+}
+
+/// Size of an integer column's binary value.
+fn int_size(c: &Column) -> usize {
+    match c.column_type {
+        ty::TINY => 1,
+        ty::SHORT | ty::YEAR => 2,
+        ty::LONGLONG => 8,
+        _ => 4,
+    }
+}
+
+const UNSIGNED: u16 = 0x20;
+
+impl MyCell {
+    /// The masked text of a value in text form, for a column that keeps
+    /// its type (or is reported as text).
+    fn masked_text(&self, c: &Column, text: &str) -> Option<String> {
+        let f = &self.function;
+        match f {
+            MaskFunction::Null => None,
+            MaskFunction::Redact if textual(c) => Some(REDACTED.to_owned()),
+            MaskFunction::Redact => default_text(c).map(str::to_owned),
+            MaskFunction::YearOnly if c.column_type == ty::YEAR => Some(text.to_owned()),
+            MaskFunction::YearOnly if datelike(c) => {
+                let day = f.apply(text, &self.key)?;
+                Some(if matches!(c.column_type, ty::DATE | ty::NEWDATE) {
+                    day
+                } else {
+                    format!("{day} 00:00:00")
+                })
+            }
+            MaskFunction::Round(_) if numeric(c) => {
+                let r = f.apply(text, &self.key)?;
+                Some(if integral(c) {
+                    r.split('.').next().unwrap_or("0").to_owned()
+                } else {
+                    r
+                })
+            }
+            MaskFunction::YearOnly | MaskFunction::Round(_) if !textual(c) => {
+                default_text(c).map(str::to_owned)
+            }
+            _ => f.apply(text, &self.key),
+        }
+    }
+
+    /// The text form of a binary-protocol value.
+    fn binary_text(c: &Column, v: &[u8]) -> Option<String> {
+        if integral(c) {
+            let n = int_size(c);
+            let mut b = [0u8; 8];
+            b[..n].copy_from_slice(v.get(..n)?);
+            let unsigned = c.flags & UNSIGNED != 0;
+            let shift = 64 - 8 * n as u32;
+            let raw = u64::from_le_bytes(b);
+            return Some(if unsigned {
+                raw.to_string()
+            } else {
+                (((raw << shift) as i64) >> shift).to_string()
+            });
+        }
+        match c.column_type {
+            ty::FLOAT => Some(f32::from_le_bytes(v.try_into().ok()?).to_string()),
+            ty::DOUBLE => Some(f64::from_le_bytes(v.try_into().ok()?).to_string()),
+            ty::DATE | ty::NEWDATE | ty::DATETIME | ty::TIMESTAMP => {
+                let (&len, rest) = v.split_first()?;
+                let rest = rest.get(..len as usize)?;
+                let at = |i: usize| rest.get(i).copied().unwrap_or(0) as u32;
+                let year = if len >= 2 {
+                    u16::from_le_bytes([rest[0], rest[1]])
+                } else {
+                    0
+                };
+                let mut s = format!("{year:04}-{:02}-{:02}", at(2), at(3));
+                if len >= 7 {
+                    s.push_str(&format!(" {:02}:{:02}:{:02}", at(4), at(5), at(6)));
+                }
+                Some(s)
+            }
+            _ if textual(c) || matches!(c.column_type, ty::DECIMAL | ty::NEWDECIMAL) => {
+                Some(String::from_utf8_lossy(v).into_owned())
+            }
+            _ => None,
+        }
+    }
+
+    /// A masked value's binary form for a column that keeps its type.
+    fn encode_binary(c: &Column, text: &str, out: &mut Vec<u8>) -> bool {
+        if integral(c) {
+            let n = int_size(c);
+            let v: i128 = text.parse().unwrap_or(0);
+            out.extend_from_slice(&(v as u64).to_le_bytes()[..n]);
+            return true;
+        }
+        match c.column_type {
+            ty::FLOAT => out.extend_from_slice(&text.parse::<f32>().unwrap_or(0.0).to_le_bytes()),
+            ty::DOUBLE => out.extend_from_slice(&text.parse::<f64>().unwrap_or(0.0).to_le_bytes()),
+            ty::DATE | ty::NEWDATE | ty::DATETIME | ty::TIMESTAMP | ty::TIME => {
+                let parts: Vec<u32> = text
+                    .split(|ch: char| !ch.is_ascii_digit())
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
+                match parts.as_slice() {
+                    [y, m, d, ..] if *y > 0 && c.column_type != ty::TIME => {
+                        out.push(4);
+                        out.extend_from_slice(&(*y as u16).to_le_bytes());
+                        out.push(*m as u8);
+                        out.push(*d as u8);
+                    }
+                    _ => out.push(0),
+                }
+            }
+            _ => out.extend_from_slice(text.as_bytes()),
+        }
+        true
+    }
+}
+
+impl CellMask for MyCell {
+    fn as_text(&self, c: &Column) -> bool {
+        match self.function {
+            MaskFunction::Null
+            | MaskFunction::Redact
+            | MaskFunction::YearOnly
+            | MaskFunction::Round(_) => false,
+            _ => !textual(c),
+        }
+    }
+
+    fn text(&self, c: &Column, value: &[u8], out: &mut Vec<u8>) -> bool {
+        match self.masked_text(c, &String::from_utf8_lossy(value)) {
+            Some(t) => {
+                out.extend_from_slice(t.as_bytes());
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn binary(&self, c: &Column, value: &[u8], out: &mut Vec<u8>) -> bool {
+        let text = Self::binary_text(c, value);
+        if self.as_text(c) {
+            // Reported as text: the function's text of the value's text.
+            let masked = match text {
+                Some(t) => self.function.apply(&t, &self.key),
+                None if matches!(self.function, MaskFunction::Hash) => {
+                    self.function.apply(&hex::encode(value), &self.key)
+                }
+                None => Some(REDACTED.to_owned()),
+            };
+            return match masked {
+                Some(m) => {
+                    out.extend_from_slice(m.as_bytes());
+                    true
+                }
+                None => false,
+            };
+        }
+        let masked = match text {
+            Some(t) => self.masked_text(c, &t),
+            None => match self.function {
+                MaskFunction::Redact if textual(c) => Some(REDACTED.to_owned()),
+                _ => None,
+            },
+        };
+        match masked {
+            Some(m) => Self::encode_binary(c, &m, out),
+            None => false,
+        }
+    }
+}
