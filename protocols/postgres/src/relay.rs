@@ -280,6 +280,7 @@ pub async fn run(
         user,
         last_tag: 0,
         tracker: masking.then(Tracker::default),
+        out: BytesMut::new(),
     };
     let end = {
         let c2s = up.run(&mut client_rd, &mut server_wr, client_buf);
@@ -650,6 +651,8 @@ struct Downstream<'a> {
     last_tag: u8,
     /// In a masking session: which result is which, and its masks.
     tracker: Option<Tracker>,
+    /// Output gathered when messages are rewritten.
+    out: BytesMut,
 }
 
 /// What becomes of a server message.
@@ -658,6 +661,8 @@ enum Rewrite {
     Drop,
     /// Replaced by these bytes.
     With(BytesMut),
+    /// Replaced by what the tracker wrote to its scratch buffer.
+    Scratch,
 }
 
 impl Downstream<'_> {
@@ -759,19 +764,36 @@ impl Downstream<'_> {
                 _ => {}
             }
             if let Some(r) = rewrite {
-                write(wr, &buf[emitted..pos])
-                    .await
-                    .map_err(|e| RelayEnd::ClientError(e.into()))?;
-                if let Rewrite::With(bytes) = r {
-                    write(wr, &bytes)
-                        .await
-                        .map_err(|e| RelayEnd::ClientError(e.into()))?;
+                // Rewritten messages gather with what came before them
+                // and go out in one write.
+                self.out.extend_from_slice(&buf[emitted..pos]);
+                match r {
+                    Rewrite::With(bytes) => self.out.extend_from_slice(&bytes),
+                    Rewrite::Scratch => {
+                        if let Some(t) = &mut self.tracker {
+                            self.out.extend_from_slice(&t.scratch);
+                            t.scratch.clear();
+                        }
+                    }
+                    Rewrite::Drop => {}
                 }
                 emitted = pos + total;
+                if self.out.len() >= READ_CHUNK {
+                    write(wr, &self.out)
+                        .await
+                        .map_err(|e| RelayEnd::ClientError(e.into()))?;
+                    self.out.clear();
+                }
             }
             self.skip = total;
         }
-        if pos > emitted {
+        if !self.out.is_empty() {
+            self.out.extend_from_slice(&buf[emitted..pos]);
+            write(wr, &self.out)
+                .await
+                .map_err(|e| RelayEnd::ClientError(e.into()))?;
+            self.out.clear();
+        } else if pos > emitted {
             write(wr, &buf[emitted..pos])
                 .await
                 .map_err(|e| RelayEnd::ClientError(e.into()))?;
@@ -806,6 +828,8 @@ struct Tracker {
     active: Option<ActiveMask>,
     /// The rows of the current Execute have begun (its masks are set).
     started: bool,
+    /// Where a masked row is written.
+    scratch: BytesMut,
 }
 
 impl Tracker {
@@ -899,10 +923,10 @@ impl Tracker {
                     }
                 }
                 if let Some(a) = &self.active {
-                    let mut out = BytesMut::with_capacity(body.len() + 16);
-                    mask::mask_data_row(body, a, &mut out)
+                    self.scratch.clear();
+                    mask::mask_data_row(body, a, &mut self.scratch)
                         .ok_or_else(|| ProtocolError::malformed("DataRow"))?;
-                    return Ok(Some(Rewrite::With(out)));
+                    return Ok(Some(Rewrite::Scratch));
                 }
             }
             b'C' | b'I' | b's' => {
@@ -1071,6 +1095,7 @@ mod tests {
             user: "agent",
             last_tag: 0,
             tracker: None,
+            out: BytesMut::new(),
         }
     }
 
