@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use sqlgate_mysql::mask::{column_type as ty, CellMask, Column, ResultMask, BINARY_CHARSET};
+use sqlgate_mysql::mask::{column_type as ty, CellMask, Column, ResultMask, Scrub, BINARY_CHARSET};
 
 use crate::policy::mask::catalog::CatalogSnapshot;
 use crate::policy::mask::functions::{MaskFunction, REDACTED};
@@ -55,6 +55,10 @@ impl ResultMask for MyResultMask {
 
     fn procedure(&self) -> bool {
         self.masks.procedure
+    }
+
+    fn scrub(&self) -> Scrub {
+        self.masks.scrub()
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use sqlgate_postgres::mask::{CellMask, Field, ResultMask};
+use sqlgate_postgres::mask::{CellMask, Field, ResultMask, Scrub};
 
 use crate::policy::mask::catalog::CatalogSnapshot;
 use crate::policy::mask::functions::{MaskFunction, REDACTED};
@@ -51,8 +51,8 @@ impl ResultMask for PgResultMask {
         cells.iter().any(Option::is_some).then_some(cells)
     }
 
-    fn reads_masked(&self) -> bool {
-        self.masks.reads_masked
+    fn scrub(&self) -> Scrub {
+        self.masks.scrub()
     }
 }
 

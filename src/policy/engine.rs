@@ -401,14 +401,30 @@ impl SessionPolicy {
                 "retry in a moment".to_owned(),
             ));
         };
+        let words: Vec<String> = excerpt
+            .split_whitespace()
+            .take(2)
+            .map(str::to_ascii_uppercase)
+            .collect();
+        // Code whose reads are unknown (user functions, procedures,
+        // anonymous blocks): what it returns or says may carry masked
+        // values. MySQL's SHOW WARNINGS / SHOW ERRORS repeat messages of
+        // earlier statements, which may quote values.
+        let opaque = tags.iter().any(|t| t.name().starts_with("code."));
+        let diagnostics = words.first().is_some_and(|w| w == "SHOW")
+            && words
+                .get(1)
+                .is_some_and(|w| w.starts_with("WARNINGS") || w.starts_with("ERRORS"));
+        let masks = |plan, reads_masked, procedure| StatementMasks {
+            plan,
+            reads_masked,
+            opaque,
+            rules: self.masks.clone(),
+            procedure,
+        };
         let Reading::Parsed(stmt) = &s.reading else {
-            let first = excerpt
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_ascii_uppercase();
             let harmless = matches!(
-                first.as_str(),
+                words.first().map(String::as_str).unwrap_or(""),
                 "SHOW" | "FETCH" | "MOVE" | "HELP" | "DESCRIBE" | "DESC" | "EXECUTE"
             );
             if tags.contains(Tag::Read) && !harmless {
@@ -417,27 +433,21 @@ impl SessionPolicy {
                     "rewrite it as a plain SELECT".to_owned(),
                 ));
             }
-            return Ok(StatementMasks {
-                plan: None,
-                reads_masked: false,
-                rules: self.masks.clone(),
-                procedure: false,
-            });
+            return Ok(masks(None, opaque || diagnostics, false));
         };
+        if diagnostics {
+            return Ok(masks(None, true, false));
+        }
         if let sqlparser::ast::Statement::Call(_) = stmt.as_ref() {
             // What a procedure returns cannot be known from its call.
-            return Ok(StatementMasks {
-                plan: None,
-                reads_masked: true,
-                rules: self.masks.clone(),
-                procedure: true,
-            });
+            return Ok(masks(None, true, true));
         }
         let checked = super::mask::guard::check(
             stmt,
             self.dialect,
             &catalog,
             &self.masks.iter().collect::<Vec<_>>(),
+            opaque,
         )
         .map_err(|r| {
             if r.stale {
@@ -445,12 +455,7 @@ impl SessionPolicy {
             }
             refuse(format!("masking: {}", r.message), r.hint)
         })?;
-        Ok(StatementMasks {
-            plan: checked.plan,
-            reads_masked: checked.reads_masked,
-            rules: self.masks.clone(),
-            procedure: false,
-        })
+        Ok(masks(checked.plan, checked.reads_masked || opaque, false))
     }
 
     /// Judges a call of a function the statement text does not show

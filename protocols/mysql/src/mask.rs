@@ -9,6 +9,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use crate::messages::{lenenc_int, put_lenenc_int};
+pub use sqlgate_net::scrub::Scrub;
 
 /// Column types (`enum_field_types`), by their names in the server's
 /// sources.
@@ -130,6 +131,21 @@ pub trait ResultMask: Send + Sync + Debug {
     /// A procedure call: several result sets belong to this one
     /// statement, ended by an OK.
     fn procedure(&self) -> bool;
+
+    /// How much of the statement's error messages is hidden (they may
+    /// quote masked values).
+    fn scrub(&self) -> Scrub;
+}
+
+/// An ERR payload with its message scrubbed; `None` when it is not an
+/// ERR in the 4.1 format.
+pub fn scrub_err(payload: &[u8], scrub: Scrub) -> Option<Vec<u8>> {
+    if payload.first() != Some(&0xff) || payload.get(3) != Some(&b'#') || payload.len() < 9 {
+        return None;
+    }
+    let mut out = payload[..9].to_vec();
+    out.extend_from_slice(&sqlgate_net::scrub::scrub_message(&payload[9..], scrub));
+    Some(out)
 }
 
 /// How the values of one column are masked.

@@ -435,6 +435,18 @@ impl Relay<'_> {
                 Role::Ok if fixed.is_none() => {
                     queue.pop_front();
                 }
+                Role::Other if first == Some(0xff) && len < MAX_FRAGMENT => {
+                    let scrub = fixed
+                        .as_ref()
+                        .or(queue.front())
+                        .map_or(mask::Scrub::Keep, |m| m.scrub());
+                    if scrub != mask::Scrub::Keep {
+                        if let Some(p) = mask::scrub_err(payload, scrub) {
+                            packet::encode(seq, &p, &mut out);
+                            pass = false;
+                        }
+                    }
+                }
                 Role::Other if prepare && first == Some(0x00) && len >= 5 => {
                     if let Some(m) = &fixed {
                         let id =

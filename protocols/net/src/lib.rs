@@ -8,3 +8,4 @@
 
 pub mod accept;
 pub mod pool;
+pub mod scrub;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::{BufMut, BytesMut};
 
 use crate::messages::cursor::Cursor;
+pub use sqlgate_net::scrub::Scrub;
 
 /// One column of a RowDescription.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,9 +41,9 @@ pub trait ResultMask: Send + Sync + Debug {
     /// result is masked.
     fn columns(&self, fields: &[Field]) -> Option<Vec<Option<Arc<dyn CellMask>>>>;
 
-    /// Whether the statement reads masked values at all, so that errors
-    /// and notices it causes may quote them and are scrubbed.
-    fn reads_masked(&self) -> bool;
+    /// How much of the errors and notices the statement causes is hidden
+    /// (they may quote masked values).
+    fn scrub(&self) -> Scrub;
 }
 
 /// How the values of one column are masked.
@@ -257,9 +258,9 @@ pub fn describe_statement(name: &[u8]) -> BytesMut {
 
 /// Rewrites an ErrorResponse or NoticeResponse body of a statement that
 /// reads masked values: fields that may quote values (detail, context,
-/// hint, internal query) are dropped, quoted parts of the message are
-/// starred, and a detail says why.
-pub fn scrub_notice(tag: u8, body: &[u8], out: &mut BytesMut) -> Option<()> {
+/// hint, internal query, where) are dropped, the message is scrubbed, and
+/// a detail says why.
+pub fn scrub_notice(tag: u8, body: &[u8], scrub: Scrub, out: &mut BytesMut) -> Option<()> {
     let start = out.len();
     out.put_u8(tag);
     out.put_u32(0);
@@ -279,11 +280,10 @@ pub fn scrub_notice(tag: u8, body: &[u8], out: &mut BytesMut) -> Option<()> {
             }
             b'M' => {
                 out.put_u8(b'M');
-                out.put_slice(&star_quoted(value));
+                out.put_slice(&sqlgate_net::scrub::scrub_message(value, scrub));
                 out.put_u8(0);
             }
-            // Detail, hint, context, internal query, schema/table/column/
-            // type/constraint names are dropped.
+            // Everything else may quote values: dropped.
             _ => {}
         }
     }
@@ -296,28 +296,6 @@ pub fn scrub_notice(tag: u8, body: &[u8], out: &mut BytesMut) -> Option<()> {
     let len = (out.len() - start - 1) as u32;
     out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
     Some(())
-}
-
-/// `invalid input syntax for type integer: "123-45"` → `... "***"`;
-/// text after a colon is starred as well when it is not quoted.
-fn star_quoted(msg: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(msg.len());
-    let mut quoted = false;
-    for &b in msg {
-        if b == b'"' {
-            if quoted {
-                out.extend_from_slice(b"***");
-            }
-            quoted = !quoted;
-            out.push(b);
-        } else if !quoted {
-            out.push(b);
-        }
-    }
-    if quoted {
-        out.extend_from_slice(b"***");
-    }
-    out
 }
 
 #[cfg(test)]

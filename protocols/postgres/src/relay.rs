@@ -944,12 +944,11 @@ impl Tracker {
             }
             b'E' | b'N' => {
                 let scrub = match q.front() {
-                    Some(Expect::Query(masks)) => masks.front().is_some_and(|m| m.reads_masked()),
-                    Some(Expect::Execute { mask, .. }) => {
-                        mask.as_ref().is_some_and(|m| m.reads_masked())
-                    }
-                    _ => false,
-                };
+                    Some(Expect::Query(masks)) => masks.front().map(|m| m.scrub()),
+                    Some(Expect::Execute { mask, .. }) => mask.as_ref().map(|m| m.scrub()),
+                    _ => None,
+                }
+                .unwrap_or(mask::Scrub::Keep);
                 if tag == b'E' {
                     self.active = None;
                     self.started = false;
@@ -963,9 +962,9 @@ impl Tracker {
                         }
                     }
                 }
-                if scrub {
+                if scrub != mask::Scrub::Keep {
                     let mut out = BytesMut::new();
-                    mask::scrub_notice(tag, body, &mut out)
+                    mask::scrub_notice(tag, body, scrub, &mut out)
                         .ok_or_else(|| ProtocolError::malformed("ErrorResponse"))?;
                     return Ok(Some(Rewrite::With(out)));
                 }

@@ -22,6 +22,9 @@ pub struct StatementMasks {
     pub plan: Option<Vec<ColumnPlan>>,
     /// The statement reads masked columns (so its errors may quote them).
     pub reads_masked: bool,
+    /// It runs code whose reads are unknown: anything it says (notices,
+    /// errors) may be a masked value, whole.
+    pub opaque: bool,
     /// The rules that apply to the identity.
     pub rules: Arc<Vec<MaskRule>>,
     /// A procedure call: its result sets are unknown from the text (one
@@ -30,6 +33,16 @@ pub struct StatementMasks {
 }
 
 impl StatementMasks {
+    /// How much of the statement's errors and notices is hidden.
+    pub fn scrub(&self) -> sqlgate_net::scrub::Scrub {
+        use sqlgate_net::scrub::Scrub;
+        match (self.opaque, self.reads_masked) {
+            (true, _) => Scrub::All,
+            (false, true) => Scrub::Values,
+            _ => Scrub::Keep,
+        }
+    }
+
     /// Each result column's masking function (`None`: clear), given the
     /// base column the wire says each is a plain reference to.
     pub fn columns(&self, origins: &[Option<ColumnRef>]) -> Vec<Option<MaskFunction>> {

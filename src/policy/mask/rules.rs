@@ -127,9 +127,19 @@ pub enum Plan {
 /// The plan for a statement's outputs under the rules that apply to the
 /// identity. `touched` are the columns of every table the statement reads
 /// (a statement that touches no masked column passes clear even with
-/// unknown origins).
-pub fn plan(rules: &[&MaskRule], outputs: &[OutputColumn], touched: &[ColumnRef]) -> Plan {
-    let masking = rules.iter().find(|r| touched.iter().any(|c| r.covers(c)));
+/// unknown origins — unless it is `opaque`: it runs code, such as a user
+/// function, that may read any table, so its unknown origins count as
+/// masked under the first rule).
+pub fn plan(
+    rules: &[&MaskRule],
+    outputs: &[OutputColumn],
+    touched: &[ColumnRef],
+    opaque: bool,
+) -> Plan {
+    let masking = rules
+        .iter()
+        .find(|r| touched.iter().any(|c| r.covers(c)))
+        .or_else(|| rules.first().filter(|_| opaque));
     let mut out = Vec::with_capacity(outputs.len());
     for col in outputs {
         let masked: Vec<ColumnRef> = col
@@ -244,7 +254,7 @@ mod tests {
             ),
             out("name", &["public.customers.name"], true, &[]),
         ];
-        let Plan::Columns(p) = plan(&[&r], &outs, &touched) else {
+        let Plan::Columns(p) = plan(&[&r], &outs, &touched, false) else {
             panic!()
         };
         assert!(matches!(p[0], ColumnPlan::Masked { derived: false, .. }));
@@ -253,17 +263,17 @@ mod tests {
 
         let unknown = [out("f", &[], false, &["function f is not known"])];
         assert!(matches!(
-            plan(&[&r], &unknown, &touched),
+            plan(&[&r], &unknown, &touched, false),
             Plan::Refuse { .. }
         ));
         // Not touching a masked table: unknown origins pass.
         assert!(matches!(
-            plan(&[&r], &unknown, &[c("public.orders.id")]),
+            plan(&[&r], &unknown, &[c("public.orders.id")], false),
             Plan::Columns(_)
         ));
         let redacting = rule("ssn", &["*.customers.ssn"], OnUnknown::Redact);
         assert!(matches!(
-            plan(&[&redacting], &unknown, &touched),
+            plan(&[&redacting], &unknown, &touched, false),
             Plan::Columns(ref p) if matches!(p[0], ColumnPlan::RedactUnknown { .. })
         ));
     }
