@@ -3,6 +3,7 @@
 
 mod auth;
 mod masking;
+mod masking_corpus;
 pub mod policy;
 mod policy_tools;
 mod pool;

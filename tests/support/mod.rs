@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod canary;
 pub mod gateway;
 pub mod mariadb;
 pub mod pg;
