@@ -2,6 +2,7 @@
 
 mod commands;
 mod masking;
+mod masking_corpus;
 mod policy;
 mod relay;
 mod session;
