@@ -52,6 +52,22 @@ pub async fn read_catalogs(engine: Arc<Engine>, pools: Pools) {
     }
 }
 
+/// Reads one target's catalog on pools of its own (`sqlgate explain`).
+pub async fn read_target(
+    config: &crate::config::Config,
+    target: &str,
+) -> anyhow::Result<CatalogSnapshot> {
+    let engine = Arc::new(Engine::new(None, 1));
+    let pg = crate::server::pg_hooks(config, engine.clone())?;
+    if let Some(pool) = pg.pools().get(target) {
+        return read_pg(pool).await;
+    }
+    match crate::server::mysql_hooks(config, engine).pool(target) {
+        Some(pool) => read_mysql(&pool).await,
+        None => anyhow::bail!("no target \"{target}\""),
+    }
+}
+
 async fn read_pg(pool: &Arc<sqlgate_postgres::Pool>) -> anyhow::Result<CatalogSnapshot> {
     let mut lease = pool.acquire(()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let result = async {

@@ -160,6 +160,29 @@ fn run() -> anyhow::Result<ExitCode> {
                 .find(|u| u.name == user)
                 .map(|u| u.groups.clone())
                 .with_context(|| format!("no user \"{user}\" in the configuration"))?;
+            // Masking rules that apply need the target's catalog for the
+            // plan: read it with the gateway's credentials.
+            let masked = config.policy.as_ref().is_some_and(|p| {
+                p.rules
+                    .masks
+                    .iter()
+                    .any(|m| m.applies(&user, &groups, &target))
+            });
+            let catalog = masked.then(|| {
+                sqlgate::install_crypto_provider();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        sqlgate::catalogs::read_target(&config, &target),
+                    )
+                    .await
+                    .map_err(|_| anyhow::anyhow!("timed out"))?
+                })
+            });
+            let catalog = catalog.map(|r| r.map_err(|e: anyhow::Error| format!("{e:#}")));
             let e = sqlgate::policy::explain::explain(
                 config.policy.as_ref().map(|p| &p.rules),
                 dialect,
@@ -167,6 +190,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 &groups,
                 &target,
                 &sql,
+                catalog.as_ref().map(|r| r.as_ref().map_err(Clone::clone)),
             );
             match format {
                 Format::Text => print!("{}", sqlgate::policy::explain::render(&e)),

@@ -145,6 +145,35 @@ async fn masked_values_never_reach_a_masked_identity() {
     assert_eq!(db.code().code(), "22P02");
     assert!(!format!("{db:?}").contains("2222"), "{db:?}");
 
+    // `sqlgate explain` shows the plan, read from the target's catalog.
+    let explain = |user: &str, format: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+            .args([
+                "explain", "--user", user, "--target", "app", "--format", format,
+            ])
+            .arg("--config")
+            .arg(config.write())
+            .arg("SELECT id, lower(email) AS mail, ssn FROM mask_customers")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = explain("bot", "text");
+    for line in [
+        "id                 clear",
+        "mail               masked by rule \"customer-pii\" with redact: computed from public.mask_customers.email",
+        "ssn                masked by rule \"customer-pii\" with redact: a plain reference to public.mask_customers.ssn",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&explain("bot", "json")).unwrap();
+    assert_eq!(
+        json["statements"][0]["masking"]["columns"][2]["masked"],
+        true
+    );
+    assert!(!explain("ci", "text").contains("masking"), "ci is exempt");
+
     // The exempt identity reads clear values.
     let ci = connect(&gw.conn_str("ci", "ci-pw", "app")).await;
     let ssn: String = ci

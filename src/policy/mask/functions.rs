@@ -146,6 +146,26 @@ impl MaskFunction {
         })
     }
 
+    /// The function as a rule writes it.
+    pub fn describe(&self) -> String {
+        match self {
+            MaskFunction::Redact => "redact".to_owned(),
+            MaskFunction::Null => "null".to_owned(),
+            MaskFunction::Email => "email".to_owned(),
+            MaskFunction::Keep { first, last } => match (first, last) {
+                (f, 0) => format!("keep_first = {f}"),
+                (0, l) => format!("keep_last = {l}"),
+                (f, l) => format!("keep_first = {f}, keep_last = {l}"),
+            },
+            MaskFunction::Hash => "hash".to_owned(),
+            MaskFunction::Regex { pattern, replace } => {
+                format!("regex = {:?}, replace = {replace:?}", pattern.as_str())
+            }
+            MaskFunction::YearOnly => "year_only".to_owned(),
+            MaskFunction::Round(n) => format!("round = {n}"),
+        }
+    }
+
     /// Whether the masked value still has the column's type (so the
     /// column's metadata can stay as it is): text functions on text
     /// columns, `year_only` on dates, `round` on numbers, `null` always.

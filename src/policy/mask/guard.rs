@@ -35,6 +35,8 @@ pub struct MaskRefusal {
 pub struct Checked {
     /// One entry per output column (`None`: no masked column is read).
     pub plan: Option<Vec<ColumnPlan>>,
+    /// The output columns' names (with `plan`).
+    pub names: Vec<String>,
     /// The statement reads masked columns.
     pub reads_masked: bool,
 }
@@ -67,6 +69,7 @@ pub fn check(
     if masked_touched.is_empty() && !opaque {
         return Ok(Checked {
             plan: None,
+            names: Vec::new(),
             reads_masked: false,
         });
     }
@@ -115,6 +118,7 @@ pub fn check(
             }
             Ok(Checked {
                 plan: Some(cols),
+                names: outputs.iter().map(|o| o.name.clone()).collect(),
                 reads_masked: true,
             })
         }
