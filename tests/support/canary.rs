@@ -95,7 +95,7 @@ pub fn forms(canary: &str) -> Vec<(String, Vec<u8>)> {
         // Characters that depend on the canary's bytes alone.
         let skip = if shift > 0 { 4 } else { 0 };
         if enc.len() > skip + 4 {
-            out.push((format!("base64+{shift}"), enc[skip..].as_bytes().to_vec()));
+            out.push((format!("base64+{shift}"), enc.as_bytes()[skip..].to_vec()));
         }
     }
     out
