@@ -116,6 +116,9 @@ pub const POLICY_LOG: &str = "sqlgate::policy";
 /// and verdict.
 struct Judge {
     policy: SessionPolicy,
+    /// Whether the relay masks this session's results (asked once, when
+    /// it starts).
+    masking: Option<bool>,
     session: u32,
     user: String,
     target: String,
@@ -136,6 +139,7 @@ impl Judge {
             .unwrap_or_default();
         Judge {
             policy: SessionPolicy::new(engine.clone(), dialect, user, &groups, target),
+            masking: None,
             session,
             user: user.to_owned(),
             target: target.to_owned(),
@@ -147,7 +151,23 @@ impl Judge {
         origin: impl std::fmt::Debug,
         sql: &[u8],
     ) -> Result<Vec<crate::policy::engine::Judged>, Refusal> {
-        match self.policy.judge(sql) {
+        // A policy reload made masking rules apply to a session whose relay
+        // does not follow results: nothing may run until it reconnects.
+        let judged = if self.masking == Some(false) && self.policy.masking() {
+            Err(Refusal {
+                verdict: crate::policy::rules::Verdict::Deny,
+                message: format!(
+                    "masking rules now apply to user \"{}\" on target \"{}\" (the policy was reloaded)",
+                    self.user, self.target
+                ),
+                detail: "this session started without masking and cannot mask its results".to_owned(),
+                hint: "reconnect".to_owned(),
+                position: 1,
+            })
+        } else {
+            self.policy.judge(sql)
+        };
+        match judged {
             Ok(judged) => {
                 if tracing::enabled!(target: STATEMENT_LOG, tracing::Level::DEBUG) {
                     let text = String::from_utf8_lossy(sql);
@@ -227,7 +247,9 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
     }
 
     fn masking(&mut self) -> bool {
-        self.0.policy.masking()
+        let on = self.0.policy.masking();
+        self.0.masking = Some(on);
+        on
     }
 }
 
@@ -278,7 +300,9 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
     }
 
     fn masking(&mut self) -> bool {
-        self.0.policy.masking()
+        let on = self.0.policy.masking();
+        self.0.masking = Some(on);
+        on
     }
 }
 

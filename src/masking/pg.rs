@@ -280,6 +280,13 @@ impl CellMask for PgCell {
                 }
                 true
             }
+            f if field.format == 0 || textual(t) => {
+                // Text functions on the text form, without copying it.
+                match std::str::from_utf8(value) {
+                    Ok(text) => f.apply_into(text, &self.key, out),
+                    Err(_) => f.apply_into(&String::from_utf8_lossy(value), &self.key, out),
+                }
+            }
             f => {
                 // Text functions: on the text form, reported as text.
                 let text = Self::text(field, value);

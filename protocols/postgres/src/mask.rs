@@ -132,10 +132,16 @@ pub fn client_fields(active: &ActiveMask) -> Vec<Field> {
         .collect()
 }
 
-/// Rewrites a DataRow body's masked cells into a whole DataRow message.
-/// `None`: the body is malformed or its column count differs from the
-/// description (the caller ends the session rather than guess).
-pub fn mask_data_row(body: &[u8], active: &ActiveMask, out: &mut BytesMut) -> Option<()> {
+/// Rewrites a DataRow body's masked cells into a whole DataRow message
+/// (`scratch` is a reusable buffer for one cell). `None`: the body is
+/// malformed or its column count differs from the description (the
+/// caller ends the session rather than guess).
+pub fn mask_data_row(
+    body: &[u8],
+    active: &ActiveMask,
+    out: &mut BytesMut,
+    scratch: &mut Vec<u8>,
+) -> Option<()> {
     let mut c = Cursor::new(body);
     let n = c.i16()?;
     if n as usize != active.cells.len() {
@@ -145,34 +151,33 @@ pub fn mask_data_row(body: &[u8], active: &ActiveMask, out: &mut BytesMut) -> Op
     out.put_u8(b'D');
     out.put_u32(0);
     out.put_i16(n);
-    let mut scratch = Vec::new();
+    // Clear cells are copied in runs, straight from the body.
+    let mut run_start = 2;
     for (i, mask) in active.cells.iter().enumerate() {
+        let at = body.len() - c.rest().len();
         let len = c.i32()?;
         let value = if len < 0 {
             None
         } else {
             Some(c.bytes(len as usize)?)
         };
-        match (value, mask) {
-            (None, _) => out.put_i32(-1),
-            (Some(v), None) => {
-                out.put_i32(v.len() as i32);
-                out.put_slice(v);
-            }
-            (Some(v), Some(m)) => {
-                scratch.clear();
-                if m.apply(&active.fields[i], v, &mut scratch) {
-                    out.put_i32(scratch.len() as i32);
-                    out.put_slice(&scratch);
-                } else {
-                    out.put_i32(-1);
-                }
-            }
+        let (Some(m), Some(v)) = (mask, value) else {
+            continue;
+        };
+        out.put_slice(&body[run_start..at]);
+        run_start = body.len() - c.rest().len();
+        scratch.clear();
+        if m.apply(&active.fields[i], v, scratch) {
+            out.put_i32(scratch.len() as i32);
+            out.put_slice(scratch);
+        } else {
+            out.put_i32(-1);
         }
     }
     if !c.is_empty() {
         return None;
     }
+    out.put_slice(&body[run_start..]);
     let len = (out.len() - start - 1) as u32;
     out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
     Some(())
@@ -348,7 +353,7 @@ mod tests {
         ]
         .concat();
         let mut out = BytesMut::new();
-        mask_data_row(&row, &active, &mut out).unwrap();
+        mask_data_row(&row, &active, &mut out, &mut Vec::new()).unwrap();
         assert_eq!(
             &out[5..],
             [
@@ -371,10 +376,10 @@ mod tests {
         ]
         .concat();
         out.clear();
-        mask_data_row(&null, &active, &mut out).unwrap();
+        mask_data_row(&null, &active, &mut out, &mut Vec::new()).unwrap();
         assert_eq!(&out[5..], &null[..]);
-        assert!(mask_data_row(&row[..row.len() - 1], &active, &mut out).is_none());
-        assert!(mask_data_row(&1i16.to_be_bytes(), &active, &mut out).is_none());
+        assert!(mask_data_row(&row[..row.len() - 1], &active, &mut out, &mut Vec::new()).is_none());
+        assert!(mask_data_row(&1i16.to_be_bytes(), &active, &mut out, &mut Vec::new()).is_none());
     }
 
     #[test]

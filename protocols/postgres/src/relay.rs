@@ -830,6 +830,8 @@ struct Tracker {
     started: bool,
     /// Where a masked row is written.
     scratch: BytesMut,
+    /// Where a masked cell is written.
+    cell: Vec<u8>,
 }
 
 impl Tracker {
@@ -855,8 +857,12 @@ impl Tracker {
         body: Option<&[u8]>,
         shared: &Shared,
     ) -> Result<Option<Rewrite>, ProtocolError> {
-        let mut q = shared.expects.lock().unwrap_or_else(|e| e.into_inner());
         let body = body.unwrap_or_default();
+        if tag == b'D' && self.active.is_some() {
+            // The hot path: a row of a masked result.
+            return self.mask_row(body);
+        }
+        let mut q = shared.expects.lock().unwrap_or_else(|e| e.into_inner());
         match tag {
             b'T' => {
                 let fields = mask::decode_row_description(body)
@@ -922,11 +928,8 @@ impl Tracker {
                         self.active = activate(m, fields);
                     }
                 }
-                if let Some(a) = &self.active {
-                    self.scratch.clear();
-                    mask::mask_data_row(body, a, &mut self.scratch)
-                        .ok_or_else(|| ProtocolError::malformed("DataRow"))?;
-                    return Ok(Some(Rewrite::Scratch));
+                if self.active.is_some() {
+                    return self.mask_row(body);
                 }
             }
             b'C' | b'I' | b's' => {
@@ -981,6 +984,19 @@ impl Tracker {
             _ => {}
         }
         Ok(None)
+    }
+}
+
+impl Tracker {
+    /// Rewrites a row of the active masked result into `scratch`.
+    fn mask_row(&mut self, body: &[u8]) -> Result<Option<Rewrite>, ProtocolError> {
+        let Some(a) = &self.active else {
+            return Ok(None);
+        };
+        self.scratch.clear();
+        mask::mask_data_row(body, a, &mut self.scratch, &mut self.cell)
+            .ok_or_else(|| ProtocolError::malformed("DataRow"))?;
+        Ok(Some(Rewrite::Scratch))
     }
 }
 
