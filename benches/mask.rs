@@ -14,7 +14,9 @@ use sqlgate::policy::mask::functions::MaskFunction;
 use sqlgate::policy::mask::lineage::ColumnRef;
 use sqlgate::policy::mask::result::StatementMasks;
 use sqlgate::policy::mask::rules::{column_pattern, ColumnPlan, MaskRule, OnUnknown};
-use sqlgate_postgres::mask::{mask_data_row, ActiveMask, Field, ResultMask};
+use sqlgate_postgres::mask::{
+    mask_data_row, mask_data_row_in_place, ActiveMask, Field, ResultMask,
+};
 
 fn field(name: &str, type_oid: u32, column: i16) -> Field {
     Field {
@@ -105,6 +107,18 @@ fn bench(c: &mut Criterion) {
             for r in &rows {
                 out.clear();
                 out.extend_from_slice(r);
+            }
+        })
+    });
+    let a = active(MaskFunction::Keep { first: 0, last: 4 });
+    let mut row = Vec::new();
+    g.bench_function("keep_last_4_in_place", |b| {
+        b.iter(|| {
+            for r in &rows {
+                // The copy stands for the row arriving in the read buffer.
+                row.clear();
+                row.extend_from_slice(r);
+                assert!(mask_data_row_in_place(&mut row, &a));
             }
         })
     });

@@ -2,10 +2,12 @@
 # End-to-end masking benchmark: the large-result case (pgbench's
 # `select * from pgbench_accounts limit 10000`, 10,000 rows) direct, through
 # sqlgate with a policy and no mask, and through sqlgate with the same
-# policy and one masked text column (pgbench_accounts.filler,
-# `keep_last = 4`), in one run, on one server.
+# policy and one masked text column (pgbench_accounts.filler, masked by
+# FUNCTION, default `{ keep_last = 4 }`: masked where the row lies, as the
+# value keeps its length; `"redact"` shows the path that rewrites rows),
+# in one run, on one server.
 #
-#   bash benches/mask_e2e.sh [-T SECS] [-r REPEATS]
+#   bash benches/mask_e2e.sh [-T SECS] [-r REPEATS] [-f FUNCTION]
 #
 # Uses the PostgreSQL server at $PGHOST:$PGPORT (default 127.0.0.1:5432) as
 # $PGUSER (default postgres, password $PGPASSWORD), creates the database
@@ -13,10 +15,10 @@
 # prints the summary table that BENCHMARKS.md quotes (proxy CPU per
 # transaction = per 10,000 rows). Raw results go to bench-results/.
 set -euo pipefail
-T=15 R=3
+T=15 R=3 FUNCTION='{ keep_last = 4 }'
 while [ $# -gt 0 ]; do
   case "$1" in
-    -T) T=$2; shift 2;; -r) R=$2; shift 2;;
+    -T) T=$2; shift 2;; -r) R=$2; shift 2;; -f) FUNCTION=$2; shift 2;;
     *) echo "unknown arg $1" >&2; exit 2;;
   esac
 done
@@ -69,7 +71,7 @@ cat >>"$OUT/rules-masked.toml" <<TOML
 [[mask]]
 name = "filler"
 columns = ["public.pgbench_accounts.filler"]
-function = { keep_last = 4 }
+function = $FUNCTION
 TOML
 PLAIN_PORT=6442 MASKED_PORT=6443
 write_config $PLAIN_PORT rules.toml >"$OUT/sqlgate-unmasked.toml"

@@ -197,6 +197,14 @@ impl PgCell {
 }
 
 impl CellMask for PgCell {
+    fn fits_in_place(&self, field: &Field, value: &[u8]) -> bool {
+        (field.format == 0 || textual(field.type_oid)) && self.function.fits_in_place(value)
+    }
+
+    fn apply_in_place(&self, _field: &Field, value: &mut [u8]) {
+        self.function.apply_in_place(value)
+    }
+
     fn as_text(&self, field: &Field) -> bool {
         let t = field.type_oid;
         match self.function {
@@ -280,13 +288,8 @@ impl CellMask for PgCell {
                 }
                 true
             }
-            f if field.format == 0 || textual(t) => {
-                // Text functions on the text form, without copying it.
-                match std::str::from_utf8(value) {
-                    Ok(text) => f.apply_into(text, &self.key, out),
-                    Err(_) => f.apply_into(&String::from_utf8_lossy(value), &self.key, out),
-                }
-            }
+            // Text functions on the text form, without copying it.
+            f if field.format == 0 || textual(t) => f.apply_bytes(value, &self.key, out),
             f => {
                 // Text functions: on the text form, reported as text.
                 let text = Self::text(field, value);

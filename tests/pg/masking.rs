@@ -120,6 +120,24 @@ async fn masked_values_never_reach_a_masked_identity() {
             .collect();
         assert_eq!(got, expected, "prepared: {sql}");
     }
+    // SQL cursors: FETCH returns what the cursor's query would, masked.
+    let got: Vec<String> = bot
+        .simple_query(
+            "BEGIN; DECLARE c CURSOR FOR SELECT name, lower(email) FROM mask_customers; \
+             FETCH ALL FROM c; COMMIT",
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some(format!("{}|{}", r.get(0).unwrap(), r.get(1).unwrap()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, vec!["Ann|***"]);
+
     // Refused: paths that are not result sets, filters on masked columns.
     for sql in [
         "SELECT name FROM mask_customers WHERE ssn LIKE '900-%'",

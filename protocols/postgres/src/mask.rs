@@ -56,6 +56,17 @@ pub trait CellMask: Send + Sync + Debug {
     /// format (and type, or text when [`CellMask::as_text`]), to `out`;
     /// `false` for SQL NULL.
     fn apply(&self, field: &Field, value: &[u8], out: &mut Vec<u8>) -> bool;
+
+    /// Whether [`CellMask::apply_in_place`] can mask this value: its
+    /// masked form has the same length (and is not NULL).
+    fn fits_in_place(&self, _field: &Field, _value: &[u8]) -> bool {
+        false
+    }
+
+    /// Masks a value where it lies (only after
+    /// [`CellMask::fits_in_place`] said yes): what [`CellMask::apply`]
+    /// would write, written over the value.
+    fn apply_in_place(&self, _field: &Field, _value: &mut [u8]) {}
 }
 
 /// The masks of one result in progress.
@@ -181,6 +192,50 @@ pub fn mask_data_row(
     let len = (out.len() - start - 1) as u32;
     out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
     Some(())
+}
+
+/// Masks a DataRow body where it lies when every masked cell keeps its
+/// length (the common case for `keep_*` on text): nothing is copied and
+/// the row streams on. `false`: the body is untouched and the caller
+/// rewrites the row with [`mask_data_row`].
+pub fn mask_data_row_in_place(body: &mut [u8], active: &ActiveMask) -> bool {
+    // Two passes: no cell is changed unless all can be.
+    let mut cells = [(0usize, 0usize, 0usize); 8];
+    let mut n_cells = 0;
+    {
+        let mut c = Cursor::new(body);
+        if c.i16().map(|n| n as usize) != Some(active.cells.len()) {
+            return false;
+        }
+        for (i, mask) in active.cells.iter().enumerate() {
+            let at = body.len() - c.rest().len() + 4;
+            let Some(len) = c.i32() else { return false };
+            let value = if len < 0 {
+                None
+            } else {
+                match c.bytes(len as usize) {
+                    Some(v) => Some(v),
+                    None => return false,
+                }
+            };
+            if let (Some(m), Some(v)) = (mask, value) {
+                if n_cells == cells.len() || !m.fits_in_place(&active.fields[i], v) {
+                    return false;
+                }
+                cells[n_cells] = (i, at, v.len());
+                n_cells += 1;
+            }
+        }
+        if !c.is_empty() {
+            return false;
+        }
+    }
+    for &(i, at, len) in &cells[..n_cells] {
+        if let Some(m) = &active.cells[i] {
+            m.apply_in_place(&active.fields[i], &mut body[at..at + len]);
+        }
+    }
+    true
 }
 
 /// The number of columns of a DataRow body.

@@ -707,6 +707,20 @@ impl Downstream<'_> {
             let header = peek_header(&buf[pos..], MAX_MESSAGE).map_err(RelayEnd::ServerError)?;
             let Some((tag, total)) = header else { break };
             self.last_tag = tag;
+            // The hot path of a masked result: a row whose masked cells
+            // keep their length is masked where it lies and streams on.
+            if tag == b'D' {
+                if let Some(a) = self.tracker.as_ref().and_then(|t| t.active.as_ref()) {
+                    if buf.len() - pos < total {
+                        inspected(buf, pos, tag, total, MAX_MESSAGE)?;
+                        break;
+                    }
+                    if mask::mask_data_row_in_place(&mut buf[pos + HEADER_LEN..pos + total], a) {
+                        self.skip = total;
+                        continue;
+                    }
+                }
+            }
             let refusal_pending = tag == backend_tag::ERROR_RESPONSE
                 && self.shared.refusals_len.load(Ordering::Relaxed) > 0;
             let tracked = self
