@@ -50,6 +50,9 @@ const READ_CHUNK: usize = 64 * 1024;
 const MAX_INSPECTED_SERVER_MESSAGE: usize = 1 << 20;
 /// Longest message of any kind (PostgreSQL's own limit is 1 GiB).
 const MAX_MESSAGE: usize = 1 << 30;
+/// Longest Bind a masking session holds whole (its result formats come
+/// last, after the parameters).
+const MAX_HELD_BIND: usize = 64 << 20;
 
 /// Limits of one session's relay.
 #[derive(Debug, Clone, Copy)]
@@ -448,7 +451,7 @@ impl Upstream<'_> {
             // in a masking session what says which result is which.
             let whole = match tag {
                 frontend_tag::QUERY | frontend_tag::PARSE => Some(self.limits.max_statement_len),
-                b'B' if self.masking => Some(MAX_MESSAGE),
+                b'B' if self.masking => Some(MAX_HELD_BIND),
                 b'D' | b'E' | b'C' if self.masking => Some(self.limits.max_statement_len),
                 _ => None,
             };
