@@ -115,6 +115,22 @@ async fn masked_values_never_reach_a_masked_identity() {
         }
         other => panic!("{other:?}"),
     }
+    // `sqlgate explain` reads the MySQL target's catalog for the plan.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+        .args(["explain", "--user", "bot", "--target", "app", "--config"])
+        .arg(config.write())
+        .arg("SELECT name, CONCAT(email, '') AS e, ssn FROM mask_customers")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "name               clear",
+        "e                  masked by rule \"customer-pii\" with redact: computed from app.mask_customers.email",
+        "ssn                masked by rule \"customer-pii\" with keep_last = 4: a plain reference to app.mask_customers.ssn",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+
     let mut ci = conn(&gw.mysql_url("ci", "ci-pw", "app")).await;
     let ssn: String = ci
         .query_first("SELECT ssn FROM mask_customers")

@@ -194,3 +194,73 @@ async fn psql_meta_commands_work_for_an_agent() {
         "{err}"
     );
 }
+
+/// A reload that makes masking rules apply to an identity: its sessions
+/// opened before cannot mask their results, so they are refused until
+/// they reconnect; new sessions are masked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_adds_masks_refuses_sessions_opened_before_it() {
+    let server = pg::shared();
+    let direct = connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS reload_people; \
+             CREATE TABLE reload_people (id int, ssn text); \
+             INSERT INTO reload_people VALUES (1, '123-45-6789'); \
+             GRANT ALL ON reload_people TO app_owner",
+        )
+        .await
+        .unwrap();
+    let mut cfg = TestConfig::new(server);
+    let port = free_port();
+    cfg.toml = cfg
+        .toml
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    cfg.with_example_policy(&["app"], "");
+    let path = cfg.write();
+    let mut gw = GatewayProcess::start(&path, port, "info");
+    let conn_str = format!("host=127.0.0.1 port={port} user=bot password=bot-pw dbname=app");
+    let before = connect(&conn_str).await;
+    let row = before
+        .query_one("SELECT ssn FROM reload_people", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "123-45-6789");
+
+    std::fs::write(
+        cfg.path().join("policies/extra.toml"),
+        "[[mask]]\ncolumns = [\"*.reload_people.ssn\"]\nfunction = { keep_last = 4 }\n",
+    )
+    .unwrap();
+    let st = Command::new("kill")
+        .args(["-HUP", &gw.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(gw
+        .wait_for_line(|l| l.contains("policy reloaded"), Duration::from_secs(10))
+        .is_some());
+    assert!(gw
+        .wait_for_line(
+            |l| l.contains("catalog read for masking"),
+            Duration::from_secs(10)
+        )
+        .is_some());
+    let e = before
+        .simple_query("SELECT ssn FROM reload_people")
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "42501");
+    assert_eq!(db.hint(), Some("reconnect"), "{db:?}");
+    let after = connect(&conn_str).await;
+    let row = after
+        .query_one("SELECT ssn FROM reload_people", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "***-**-6789");
+    direct
+        .batch_execute("DROP TABLE reload_people")
+        .await
+        .unwrap();
+}
