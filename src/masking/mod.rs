@@ -4,3 +4,25 @@
 pub mod dates;
 pub mod mysql;
 pub mod pg;
+
+use std::sync::Arc;
+
+use crate::policy::mask::functions::MaskFunction;
+use crate::policy::mask::lineage::ColumnRef;
+use crate::policy::mask::result::StatementMasks;
+
+/// Each result column's cell mask, made by `make` from its function, or
+/// `None` when no column is masked. `origins`: the table column the wire
+/// says each result column is a plain reference to.
+fn cells<T: ?Sized>(
+    masks: &StatementMasks,
+    origins: &[Option<ColumnRef>],
+    make: impl Fn(MaskFunction) -> Arc<T>,
+) -> Option<Vec<Option<Arc<T>>>> {
+    let cells: Vec<Option<Arc<T>>> = masks
+        .columns(origins)
+        .into_iter()
+        .map(|f| f.map(&make))
+        .collect();
+    cells.iter().any(Option::is_some).then_some(cells)
+}

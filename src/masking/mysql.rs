@@ -37,20 +37,12 @@ impl ResultMask for MyResultMask {
                 )
             })
             .collect();
-        let cells: Vec<Option<Arc<dyn CellMask>>> = self
-            .masks
-            .columns(&origins)
-            .into_iter()
-            .map(|f| {
-                f.map(|function| {
-                    Arc::new(MyCell {
-                        function,
-                        key: self.key.clone(),
-                    }) as Arc<dyn CellMask>
-                })
-            })
-            .collect();
-        cells.iter().any(Option::is_some).then_some(cells)
+        super::cells(&self.masks, &origins, |function| {
+            Arc::new(MyCell {
+                function,
+                key: self.key.clone(),
+            }) as Arc<dyn CellMask>
+        })
     }
 
     fn procedure(&self) -> bool {

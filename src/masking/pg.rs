@@ -35,20 +35,12 @@ impl ResultMask for PgResultMask {
                     .flatten()
             })
             .collect();
-        let cells: Vec<Option<Arc<dyn CellMask>>> = self
-            .masks
-            .columns(&origins)
-            .into_iter()
-            .map(|f| {
-                f.map(|function| {
-                    Arc::new(PgCell {
-                        function,
-                        key: self.key.clone(),
-                    }) as Arc<dyn CellMask>
-                })
-            })
-            .collect();
-        cells.iter().any(Option::is_some).then_some(cells)
+        super::cells(&self.masks, &origins, |function| {
+            Arc::new(PgCell {
+                function,
+                key: self.key.clone(),
+            }) as Arc<dyn CellMask>
+        })
     }
 
     fn scrub(&self) -> Scrub {

@@ -1,11 +1,9 @@
 //! Masking on the MySQL path: text and binary protocol, multi-results.
 
-use std::time::{Duration, Instant};
-
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts};
 
-use crate::support::gateway::{Gateway, TestConfig};
+use crate::support::gateway::TestConfig;
 use crate::support::mariadb;
 
 const MASKS: &str = r#"
@@ -18,20 +16,6 @@ except_users = ["ci"]
 
 async fn conn(url: &str) -> Conn {
     Conn::new(Opts::from_url(url).unwrap()).await.unwrap()
-}
-
-async fn catalog_has(gw: &Gateway, relation: &str) {
-    use sqlgate::policy::mask::lineage::Catalog;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gw
-        .running
-        .engine
-        .catalog("app")
-        .is_none_or(|c| c.relation(None, relation).is_none())
-    {
-        assert!(Instant::now() < deadline, "catalog never held {relation}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
@@ -49,7 +33,7 @@ async fn masked_values_never_reach_a_masked_identity() {
     let mut config = TestConfig::mysql(my);
     config.with_example_policy(&["app"], MASKS);
     let gw = config.start().await;
-    catalog_has(&gw, "mask_customers").await;
+    gw.catalog_has("mask_customers").await;
     let mut bot = conn(&gw.mysql_url("bot", "bot-pw", "app")).await;
     let name: String = bot
         .query_first("SELECT name FROM mask_customers")

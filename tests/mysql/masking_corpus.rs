@@ -6,13 +6,11 @@
 //! every byte it receives. As the exempt identity the same statements
 //! return what a direct connection returns.
 
-use std::time::{Duration, Instant};
-
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, Value};
 
 use crate::support::canary::{self, Tap, ANN};
-use crate::support::gateway::{Gateway, TestConfig};
+use crate::support::gateway::TestConfig;
 use crate::support::mariadb;
 
 async fn conn(url: &str) -> Conn {
@@ -49,20 +47,6 @@ async fn seed(direct: &mut Conn) {
     }
 }
 
-async fn catalog_has(gw: &Gateway, relation: &str) {
-    use sqlgate::policy::mask::lineage::Catalog;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gw
-        .running
-        .engine
-        .catalog("app")
-        .is_none_or(|c| c.relation(None, relation).is_none())
-    {
-        assert!(Instant::now() < deadline, "catalog never held {relation}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Every row of every result set of a text-protocol query.
 async fn rows(c: &mut Conn, sql: &str) -> Result<Vec<Vec<Value>>, String> {
     let mut out = Vec::new();
@@ -84,7 +68,7 @@ async fn no_canary_reaches_a_masked_client_and_exempt_reads_are_clear() {
     config.secret("analyst.pw", "analyst-pw");
     config.user("analyst", "analyst.pw", &["app"], "");
     let gw = config.start().await;
-    catalog_has(&gw, "customer_lower").await;
+    gw.catalog_has("customer_lower").await;
     let tap = Tap::start(gw.mysql_port()).await;
     let url = |user: &str, pw: &str| format!("mysql://{user}:{pw}@127.0.0.1:{}/app", tap.port);
 

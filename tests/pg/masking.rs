@@ -3,9 +3,7 @@
 //! protocol and format; what cannot be masked is refused; exempt
 //! identities read clear values; the catalog is read again after DDL.
 
-use std::time::{Duration, Instant};
-
-use crate::support::gateway::{connect, Gateway, TestConfig};
+use crate::support::gateway::{connect, TestConfig};
 use crate::support::pg;
 
 const MASKS: &str = r#"
@@ -15,25 +13,6 @@ columns = ["public.mask_customers.ssn", "public.mask_customers.email"]
 function = "redact"
 except_users = ["ci"]
 "#;
-
-/// Waits until the gateway has read the target's catalog and it holds
-/// `relation` (a condition, polled; not a guessed delay).
-async fn catalog_has(gw: &Gateway, relation: &str) {
-    use sqlgate::policy::mask::lineage::Catalog;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if gw
-            .running
-            .engine
-            .catalog("app")
-            .is_some_and(|c| c.relation(None, relation).is_some())
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "catalog never held {relation}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test]
 async fn masked_values_never_reach_a_masked_identity() {
@@ -53,7 +32,7 @@ async fn masked_values_never_reach_a_masked_identity() {
     let mut config = TestConfig::new(server);
     config.with_example_policy(&["app"], MASKS);
     let gw = config.start().await;
-    catalog_has(&gw, "mask_customers").await;
+    gw.catalog_has("mask_customers").await;
     let bot = connect(&gw.conn_str("bot", "bot-pw", "app")).await;
 
     let row = bot
@@ -211,7 +190,7 @@ async fn masked_values_never_reach_a_masked_identity() {
     .unwrap();
     // Its next statement finds the DDL done: the catalog is read again.
     ci.simple_query("SELECT 1").await.unwrap();
-    catalog_has(&gw, "mask_leak").await;
+    gw.catalog_has("mask_leak").await;
     bot.simple_query("SELECT name FROM mask_names")
         .await
         .unwrap();

@@ -6,12 +6,10 @@
 //! As the exempt identity the same statements return what a direct
 //! connection returns.
 
-use std::time::{Duration, Instant};
-
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use crate::support::canary::{self, Tap, ANN};
-use crate::support::gateway::{connect, Gateway, TestConfig};
+use crate::support::gateway::{connect, TestConfig};
 use crate::support::pg;
 
 async fn seed(direct: &Client) {
@@ -38,20 +36,6 @@ async fn seed(direct: &Client) {
         ))
         .await
         .unwrap();
-}
-
-async fn catalog_has(gw: &Gateway, relation: &str) {
-    use sqlgate::policy::mask::lineage::Catalog;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gw
-        .running
-        .engine
-        .catalog("app")
-        .is_none_or(|c| c.relation(None, relation).is_none())
-    {
-        assert!(Instant::now() < deadline, "catalog never held {relation}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Rows of a simple query as text.
@@ -88,7 +72,7 @@ async fn no_canary_reaches_a_masked_client_and_exempt_reads_are_clear() {
     config.secret("analyst.pw", "analyst-pw");
     config.user("analyst", "analyst.pw", &["app"], "");
     let gw = config.start().await;
-    catalog_has(&gw, "customer_lower").await;
+    gw.catalog_has("customer_lower").await;
     let tap = Tap::start(gw.port()).await;
 
     let statements = canary::corpus("pg");

@@ -206,6 +206,25 @@ impl Gateway {
         self.addr().port()
     }
 
+    /// Waits until the gateway has read target `app`'s catalog and it
+    /// holds `relation` (a condition, polled; not a guessed delay).
+    pub async fn catalog_has(&self, relation: &str) {
+        use sqlgate::policy::mask::lineage::Catalog;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self
+            .running
+            .engine
+            .catalog("app")
+            .is_none_or(|c| c.relation(None, relation).is_none())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "catalog never held {relation}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Where the MySQL listener is.
     pub fn mysql_port(&self) -> u16 {
         self.running.mysql_addr.unwrap().port()
