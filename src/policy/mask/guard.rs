@@ -73,6 +73,13 @@ pub fn check(
             reads_masked: false,
         });
     }
+    if let Some((what, why)) = stores_masked(stmt, dialect, catalog, rules) {
+        return Err(MaskRefusal {
+            message: format!("{what} would store values of {why}, where they are no longer masked"),
+            hint: "masked values may be read, masked, but not copied elsewhere".to_owned(),
+            stale: false,
+        });
+    }
     let outputs = result_columns(stmt, dialect, catalog);
     match plan(rules, &outputs, &touched, opaque) {
         Plan::Refuse { column, why, rule } => Err(MaskRefusal {
@@ -123,6 +130,115 @@ pub fn check(
             })
         }
     }
+}
+
+/// Functions that keep or forward a value beyond the statement: a
+/// setting read back later, a notification delivered to listeners, a
+/// large object, another database.
+const STORING_FUNCTIONS: &[&str] = &[
+    "set_config",
+    "pg_notify",
+    "lo_from_bytea",
+    "lo_put",
+    "pg_logical_emit_message",
+    "dblink",
+    "dblink_exec",
+    "dblink_send_query",
+];
+
+/// Where a statement that reads masked columns would put values computed
+/// from them other than its result: rows of a table (INSERT ... SELECT,
+/// UPDATE ... SET, CREATE TABLE AS, SELECT INTO), variables (`SET @v =`,
+/// `@v := ...`, `SELECT ... INTO @v`), settings and notifications
+/// (`set_config`, `pg_notify`). Returns what and which masked column.
+fn stores_masked(
+    stmt: &Statement,
+    dialect: SqlDialect,
+    catalog: &CatalogSnapshot,
+    rules: &[&MaskRule],
+) -> Option<(String, String)> {
+    use sqlparser::ast::{Expr, SetExpr};
+    // Expressions that store, anywhere in the statement.
+    struct Storing(Option<&'static str>);
+    impl Visitor for Storing {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::BinaryOp {
+                    op: sqlparser::ast::BinaryOperator::Assignment,
+                    ..
+                } => self.0 = Some("an assignment to a variable (:=)"),
+                Expr::Function(f) => {
+                    let parts = object_parts(&f.name);
+                    if let Some(name) = parts.last() {
+                        if let Some(n) = STORING_FUNCTIONS.iter().find(|n| **n == name.as_str()) {
+                            self.0 = Some(n);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if self.0.is_some() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+    }
+    let mut storing = Storing(None);
+    let _ = stmt.visit(&mut storing);
+    if let Some(what) = storing.0 {
+        return Some((what.to_owned(), "masked columns this statement reads".to_owned()));
+    }
+    // The values written, as the outputs of a query.
+    let (what, written): (&str, Statement) = match stmt {
+        Statement::Insert(i) => ("INSERT", Statement::Query(i.source.clone()?)),
+        Statement::CreateTable(c) => ("CREATE TABLE AS", Statement::Query(c.query.clone()?)),
+        Statement::Query(q) if matches!(q.body.as_ref(), SetExpr::Select(s) if s.into.is_some()) => {
+            ("SELECT INTO", stmt.clone())
+        }
+        Statement::Update(u) => {
+            let mut from = vec![u.table.clone()];
+            if let Some(
+                sqlparser::ast::UpdateTableFromKind::AfterSet(f)
+                | sqlparser::ast::UpdateTableFromKind::BeforeSet(f),
+            ) = &u.from
+            {
+                from.extend(f.iter().cloned());
+            }
+            let values = u.assignments.iter().map(|a| a.value.clone()).collect();
+            ("UPDATE", probe_select(dialect, values, from)?)
+        }
+        Statement::Set(sqlparser::ast::Set::SingleAssignment { values, .. }) => {
+            ("SET", probe_select(dialect, values.clone(), Vec::new())?)
+        }
+        _ => return None,
+    };
+    let outs = output_lineage(&written, dialect, catalog).ok()?;
+    outs.iter().find_map(|o| {
+        let c = o.lineage.sources.iter().find(|c| rules.iter().any(|r| r.covers(c)))?;
+        Some((what.to_owned(), format!("masked column {c}")))
+    })
+}
+
+/// `SELECT <exprs> FROM <from>` in the statement's dialect.
+fn probe_select(
+    dialect: SqlDialect,
+    exprs: Vec<sqlparser::ast::Expr>,
+    from: Vec<sqlparser::ast::TableWithJoins>,
+) -> Option<Statement> {
+    let mut stmt = sqlparser::parser::Parser::parse_sql(dialect.dialect(), "SELECT 1")
+        .ok()?
+        .pop()?;
+    let Statement::Query(q) = &mut stmt else {
+        return None;
+    };
+    let sqlparser::ast::SetExpr::Select(s) = q.body.as_mut() else {
+        return None;
+    };
+    s.projection = exprs.into_iter().map(SelectItem::UnnamedExpr).collect();
+    s.from = from;
+    Some(stmt)
 }
 
 /// Paths out of the database the relay does not mask rows on: COPY TO
@@ -439,6 +555,13 @@ mod tests {
             "COPY (SELECT ssn FROM customers) TO STDOUT",
             "SELECT name FROM customers WHERE ssn LIKE '900-%'",
             "SELECT name FROM customers ORDER BY ssn",
+            "INSERT INTO orders (id) SELECT length(ssn) FROM customers",
+            "UPDATE orders SET total = (SELECT max(email) FROM customers)",
+            "UPDATE orders o SET total = c.ssn FROM customers c WHERE c.id = o.customer_id",
+            "CREATE TABLE x AS SELECT email FROM customers",
+            "SELECT ssn INTO TEMP x FROM customers",
+            "SELECT set_config('a.b', ssn, false) FROM customers",
+            "SELECT pg_notify('c', email) FROM customers",
         ] {
             assert!(verdict(sql).is_err(), "{sql}");
         }
