@@ -13,7 +13,8 @@ use sqlparser::ast::{CopySource, ObjectName, SelectItem, Statement, Visit, Visit
 
 use super::catalog::CatalogSnapshot;
 use super::lineage::{
-    norm, object_parts, output_lineage, relation_columns, Catalog, ColumnRef, OutputColumn,
+    norm, object_parts, output_lineage, reads_tables, relation_columns, Catalog, ColumnRef,
+    OutputColumn,
 };
 use super::rules::{plan, ColumnPlan, MaskRule, Plan};
 use crate::policy::parse::SqlDialect;
@@ -52,6 +53,8 @@ pub fn check(
     opaque: bool,
 ) -> Result<Checked, MaskRefusal> {
     let rels = Relations::of(stmt);
+    // A function that reads tables it names reads what it names.
+    let opaque = opaque || rels.table_reader;
     if let Some(name) = rels.unknown(catalog) {
         return Err(MaskRefusal {
             message: format!(
@@ -188,7 +191,10 @@ fn stores_masked(
     let mut storing = Storing(None);
     let _ = stmt.visit(&mut storing);
     if let Some(what) = storing.0 {
-        return Some((what.to_owned(), "masked columns this statement reads".to_owned()));
+        return Some((
+            what.to_owned(),
+            "masked columns this statement reads".to_owned(),
+        ));
     }
     // The values written, as the outputs of a query.
     let (what, written): (&str, Statement) = match stmt {
@@ -216,7 +222,11 @@ fn stores_masked(
     };
     let outs = output_lineage(&written, dialect, catalog).ok()?;
     outs.iter().find_map(|o| {
-        let c = o.lineage.sources.iter().find(|c| rules.iter().any(|r| r.covers(c)))?;
+        let c = o
+            .lineage
+            .sources
+            .iter()
+            .find(|c| rules.iter().any(|r| r.covers(c)))?;
         Some((what.to_owned(), format!("masked column {c}")))
     })
 }
@@ -259,12 +269,25 @@ fn unmasked_path(stmt: &Statement) -> Option<&'static str> {
 struct Relations {
     names: Vec<ObjectName>,
     ctes: Vec<String>,
+    /// The statement calls a function that reads tables by name.
+    table_reader: bool,
 }
 
 impl Visitor for Relations {
     type Break = ();
     fn pre_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<()> {
         self.names.push(r.clone());
+        ControlFlow::Continue(())
+    }
+    fn pre_visit_expr(&mut self, e: &sqlparser::ast::Expr) -> ControlFlow<()> {
+        if let sqlparser::ast::Expr::Function(f) = e {
+            if object_parts(&f.name)
+                .last()
+                .is_some_and(|n| reads_tables(n))
+            {
+                self.table_reader = true;
+            }
+        }
         ControlFlow::Continue(())
     }
     fn pre_visit_query(&mut self, q: &sqlparser::ast::Query) -> ControlFlow<()> {
@@ -281,6 +304,7 @@ impl Relations {
         let mut rels = Relations {
             names: Vec::new(),
             ctes: Vec::new(),
+            table_reader: false,
         };
         let _ = stmt.visit(&mut rels);
         if let Statement::Copy {

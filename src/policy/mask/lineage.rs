@@ -248,6 +248,27 @@ impl Scope {
 }
 
 /// An identifier as the server compares it: unquoted folded to lower case.
+/// Built-in functions that read the rows of tables named by their
+/// arguments (or a query text): what they return is of unknown origin,
+/// and a statement calling one reads whatever it names.
+pub(crate) const TABLE_READERS: &[&str] = &[
+    "table_to_xml",
+    "table_to_xml_and_xmlschema",
+    "schema_to_xml",
+    "schema_to_xml_and_xmlschema",
+    "database_to_xml",
+    "database_to_xml_and_xmlschema",
+    "query_to_xml",
+    "query_to_xml_and_xmlschema",
+    "cursor_to_xml",
+    "ts_stat",
+];
+
+/// Whether a function (by its last name part) reads tables it names.
+pub(crate) fn reads_tables(name: &str) -> bool {
+    TABLE_READERS.contains(&name.to_ascii_lowercase().as_str())
+}
+
 pub(crate) fn norm(ident: &sqlparser::ast::Ident) -> String {
     if ident.quote_style.is_some() {
         ident.value.clone()
@@ -789,7 +810,7 @@ impl Visitor for ExprWalker<'_, '_> {
                     [n] => function_tags(self.a.dialect, None, n).is_empty(),
                     [s, n] => function_tags(self.a.dialect, Some(s), n).is_empty(),
                     _ => false,
-                };
+                } && !parts.last().is_some_and(|n| reads_tables(n));
                 if !known {
                     self.lineage
                         .unknown
