@@ -251,6 +251,14 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
         self.0.masking = Some(on);
         on
     }
+
+    fn unknown_result(&mut self) -> Option<Arc<dyn sqlgate_postgres::mask::ResultMask>> {
+        Some(Arc::new(PgResultMask {
+            masks: self.0.policy.unknown_result(),
+            catalog: self.0.policy.catalog(),
+            key: self.0.policy.hash_key(),
+        }))
+    }
 }
 
 struct MyJudge(Judge);

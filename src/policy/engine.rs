@@ -414,6 +414,18 @@ impl SessionPolicy {
         }
     }
 
+    /// The masks of a result not tied to a judged statement: every column
+    /// without an unmasked table column behind it redacted.
+    pub fn unknown_result(&self) -> StatementMasks {
+        StatementMasks {
+            plan: None,
+            reads_masked: true,
+            opaque: false,
+            rules: self.masks.clone(),
+            procedure: false,
+        }
+    }
+
     /// Whether masking rules apply to this identity on this target.
     pub fn masking(&mut self) -> bool {
         self.table();

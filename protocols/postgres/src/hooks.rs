@@ -103,6 +103,13 @@ pub trait SessionHooks: Send {
         false
     }
 
+    /// In a masking session, the mask of a result the relay cannot tie to
+    /// a judged statement (a portal of a statement prepared outside the
+    /// protocol, a result beyond those a text announced): fail-closed.
+    fn unknown_result(&mut self) -> Option<Arc<dyn ResultMask>> {
+        None
+    }
+
     /// Whether the server session must be read-only
     /// (`default_transaction_read_only`): the identity can never write.
     fn read_only(&mut self) -> bool;

@@ -265,6 +265,11 @@ pub async fn run(
     let (mut client_rd, mut client_wr) = client.split();
     let (mut server_rd, mut server_wr) = stream.split();
     let masking = hooks.masking();
+    let unknown = if masking {
+        hooks.unknown_result()
+    } else {
+        None
+    };
     let mut up = Upstream {
         skip: 0,
         discard: 0,
@@ -275,6 +280,7 @@ pub async fn run(
         masking,
         statements: HashMap::new(),
         portals: HashMap::new(),
+        unknown: unknown.clone(),
     };
     let mut down = Downstream {
         skip: 0,
@@ -282,7 +288,10 @@ pub async fn run(
         params,
         user,
         last_tag: 0,
-        tracker: masking.then(Tracker::default),
+        tracker: masking.then(|| Tracker {
+            unknown,
+            ..Tracker::default()
+        }),
         out: BytesMut::new(),
     };
     let end = {
@@ -337,6 +346,8 @@ struct Upstream<'a> {
     statements: HashMap<Vec<u8>, Prepared>,
     /// Portals of a masking session, by name.
     portals: HashMap<Vec<u8>, Portal>,
+    /// The mask of results not tied to a judged statement.
+    unknown: Option<Arc<dyn ResultMask>>,
 }
 
 enum Scan {
@@ -616,7 +627,10 @@ impl Upstream<'_> {
             }
             b'D' => match mask::decode_target(body) {
                 Some((b'S', name)) => Expect::Describe {
-                    mask: self.statements.get(name).and_then(|s| s.mask.clone()),
+                    mask: match self.statements.get(name) {
+                        Some(s) => s.mask.clone(),
+                        None => self.unknown.clone(),
+                    },
                     injected: None,
                 },
                 Some((_, name)) => Expect::Describe {
@@ -849,6 +863,8 @@ struct Tracker {
     scratch: BytesMut,
     /// Where a masked cell is written.
     cell: Vec<u8>,
+    /// The mask of results not tied to a judged statement.
+    unknown: Option<Arc<dyn ResultMask>>,
 }
 
 impl Tracker {
@@ -886,7 +902,10 @@ impl Tracker {
                     .ok_or_else(|| ProtocolError::malformed("RowDescription"))?;
                 match q.front_mut() {
                     Some(Expect::Query(masks)) => {
-                        self.active = masks.front().and_then(|m| activate(m, fields));
+                        // More results than the text had statements:
+                        // fail-closed.
+                        let mask = masks.front().or(self.unknown.as_ref());
+                        self.active = mask.and_then(|m| activate(m, fields));
                         return Ok(self.active.as_ref().map(described));
                     }
                     Some(Expect::Describe {
@@ -1146,6 +1165,7 @@ mod tests {
             masking: false,
             statements: HashMap::new(),
             portals: HashMap::new(),
+            unknown: None,
         }
     }
 
