@@ -117,6 +117,57 @@ async fn masked_values_never_reach_a_masked_identity() {
         .collect();
     assert_eq!(got, vec!["Ann|***"]);
 
+    // The extended protocol as no driver sends it: Parse, Bind (binary
+    // results), Execute one row at a time (a suspended portal), no
+    // Describe at all; a second portal of the same statement; pipelined.
+    {
+        use crate::support::raw::RawClient;
+        use postgres_protocol::message::frontend;
+        let (mut raw, _) =
+            RawClient::connect(gw.addr(), &[("user", "bot"), ("database", "app")], "bot-pw")
+                .await
+                .unwrap();
+        let mut out = bytes::BytesMut::new();
+        frontend::parse(
+            "s1",
+            "SELECT id::text, ssn FROM mask_customers",
+            [],
+            &mut out,
+        )
+        .unwrap();
+        for (portal, format) in [("p1", 1i16), ("p2", 0)] {
+            let no_params: [Option<&[u8]>; 0] = [];
+            frontend::bind(
+                portal,
+                "s1",
+                [],
+                no_params,
+                |_, _| Ok(postgres_protocol::IsNull::No),
+                [format],
+                &mut out,
+            )
+            .map_err(|_| ())
+            .unwrap();
+        }
+        frontend::execute("p1", 1, &mut out).unwrap();
+        frontend::execute("p1", 1, &mut out).unwrap();
+        frontend::execute("p2", 0, &mut out).unwrap();
+        frontend::sync(&mut out);
+        raw.send(&out).await;
+        let msgs = raw.until_ready().await;
+        let tags: String = msgs.iter().map(|(t, _)| *t as char).collect();
+        assert_eq!(tags, "122DsCDCZ", "no Describe reaches the client");
+        let rows: Vec<&[u8]> = msgs
+            .iter()
+            .filter(|(t, _)| *t == b'D')
+            .map(|(_, b)| &b[..])
+            .collect();
+        for row in rows {
+            let text = String::from_utf8_lossy(row);
+            assert!(text.contains("***") && !text.contains("2222"), "{text}");
+        }
+    }
+
     // Refused: paths that are not result sets, filters on masked columns.
     for sql in [
         "SELECT name FROM mask_customers WHERE ssn LIKE '900-%'",
