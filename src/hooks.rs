@@ -210,6 +210,15 @@ struct PgJudge(Judge);
 impl sqlgate_postgres::SessionHooks for PgJudge {
     fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<Masks, ClientError> {
         let verdict = if origin == StatementOrigin::FunctionCall {
+            if self.0.masking == Some(true) {
+                // Its result is one value of a function called by OID:
+                // nothing says where it comes from.
+                return Err(ClientError::error(
+                    SqlState::INSUFFICIENT_PRIVILEGE,
+                    "masking: fastpath function calls are not allowed where masking rules apply",
+                )
+                .with_hint("call the function in a statement"));
+            }
             self.0.policy.judge_function_call().map(|()| Vec::new())
         } else {
             self.0.judge(origin, sql).map(|judged| {
@@ -271,8 +280,24 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
     ) -> Result<sqlgate_mysql::Masks, MyError> {
         let policy = &self.0.policy;
         let (catalog, key) = (policy.catalog(), policy.hash_key());
+        let masking = self.0.masking == Some(true);
         self.0
             .judge(origin, sql)
+            .and_then(|judged| {
+                // MariaDB skips version-gated comments the gateway reads:
+                // with a `;` inside, the two would count statements, and
+                // so results, differently.
+                if masking && judged.len() > 1 && sql.windows(3).any(|w| w == b"/*!") {
+                    return Err(Refusal {
+                        verdict: crate::policy::rules::Verdict::Deny,
+                        message: "masking: executable comments (/*! ... */) in a text of several statements".to_owned(),
+                        detail: "where masking rules apply, each result must be tied to its statement".to_owned(),
+                        hint: "send the statements one by one".to_owned(),
+                        position: 1,
+                    });
+                }
+                Ok(judged)
+            })
             .map(|judged| {
                 judged
                     .into_iter()

@@ -479,6 +479,21 @@ impl SessionPolicy {
         // values. MySQL's SHOW WARNINGS / SHOW ERRORS repeat messages of
         // earlier statements, which may quote values.
         let opaque = tags.iter().any(|t| t.name().starts_with("code."));
+        // Code the identity writes itself runs with its reads unseen and
+        // can put what it reads anywhere: not where masking applies.
+        let routine = words.first().is_some_and(|w| w == "CREATE")
+            && excerpt.split_whitespace().take(6).any(|w| {
+                matches!(
+                    w.to_ascii_uppercase().as_str(),
+                    "FUNCTION" | "PROCEDURE" | "TRIGGER" | "EVENT" | "RULE"
+                )
+            });
+        if tags.contains(Tag::CodeAnonymous) || routine {
+            return Err(refuse(
+                "masking: anonymous code blocks and new functions, procedures, triggers, events or rules are not allowed where masking rules apply".to_owned(),
+                "ask someone the masking rules exempt".to_owned(),
+            ));
+        }
         let diagnostics = words.first().is_some_and(|w| w == "SHOW")
             && words
                 .get(1)

@@ -98,7 +98,9 @@ async fn no_canary_reaches_a_masked_client_and_exempt_reads_are_clear() {
 
     let mut exempt = conn(&url("ci", "ci-pw")).await;
     let mut same = 0;
-    for sql in &statements {
+    // A statement that writes runs twice (direct, then exempt): its own
+    // results differ by design.
+    for sql in statements.iter().filter(|s| !canary::writes(s)) {
         let (Ok(want), Ok(got)) = (rows(&mut direct, sql).await, rows(&mut exempt, sql).await)
         else {
             continue;
@@ -106,7 +108,7 @@ async fn no_canary_reaches_a_masked_client_and_exempt_reads_are_clear() {
         assert_eq!(got, want, "exempt: {sql}");
         same += 1;
     }
-    assert!(same * 2 > statements.len(), "only {same} compared");
+    assert!(same * 5 > statements.len() * 2, "only {same} compared");
     let clear = canary::leaks(&tap.take());
     assert!(clear.len() >= 10, "the detector found only {clear:?}");
     for sql in [

@@ -107,6 +107,9 @@ async fn no_canary_reaches_a_masked_client_and_exempt_reads_are_clear() {
     for sql in statements
         .iter()
         .filter(|s| !s.starts_with("EXPLAIN") && !s.contains("schema_to_xml"))
+        // A statement that writes runs twice (direct, then exempt): its
+        // own results differ by design.
+        .filter(|s| !canary::writes(s))
     {
         let (Ok(want), Ok(got)) = (rows(&direct, sql).await, rows(&exempt, sql).await) else {
             continue;
@@ -114,7 +117,7 @@ async fn no_canary_reaches_a_masked_client_and_exempt_reads_are_clear() {
         assert_eq!(got, want, "exempt: {sql}");
         same += 1;
     }
-    assert!(same * 2 > statements.len(), "only {same} compared");
+    assert!(same * 5 > statements.len() * 2, "only {same} compared");
     let clear = canary::leaks(&tap.take());
     assert!(clear.len() >= 10, "the detector found only {clear:?}");
     direct

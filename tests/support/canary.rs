@@ -132,6 +132,15 @@ pub fn corpus(dialect: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether a corpus statement writes (so that running it twice gives
+/// different results).
+pub fn writes(sql: &str) -> bool {
+    let upper = sql.to_uppercase();
+    ["INSERT ", "UPDATE ", "DELETE ", "MERGE ", "CALL "]
+        .iter()
+        .any(|w| upper.contains(w))
+}
+
 /// A TCP relay in front of a server that records what its clients
 /// receive.
 pub struct Tap {

@@ -96,6 +96,9 @@ pub struct MaskState {
     /// The masks of a statement's last result set (for COM_STMT_FETCH
     /// from its cursor), by statement id.
     cursors: HashMap<u32, ActiveMask>,
+    /// The id of the statement prepared last: MariaDB runs it for the id
+    /// 0xFFFFFFFF.
+    last_prepared: Option<u32>,
 }
 
 /// How a response is masked.
@@ -204,7 +207,10 @@ impl Relay<'_> {
                 })
             }
             command::STMT_EXECUTE | command::STMT_FETCH | command::STMT_CLOSE if self.masks.on => {
-                let id = self.statement_id().await?;
+                let mut id = self.statement_id().await?;
+                if id == u32::MAX {
+                    id = self.masks.last_prepared.unwrap_or(id);
+                }
                 plan = match cmd {
                     command::STMT_EXECUTE => self
                         .masks

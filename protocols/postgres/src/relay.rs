@@ -534,7 +534,12 @@ impl Upstream<'_> {
                                     });
                                     mask::describe_statement(&name)
                                 });
-                                self.statements.insert(name, statement);
+                                // A named statement that exists already:
+                                // the server refuses the Parse (42P05)
+                                // and keeps the old one, so does the relay.
+                                if name.is_empty() || !self.statements.contains_key(&name) {
+                                    self.statements.insert(name, statement);
+                                }
                                 if let Some(extra) = inject {
                                     return Ok(Scan::Inject {
                                         upto: pos + total,
@@ -615,10 +620,18 @@ impl Upstream<'_> {
                 Expect::Complete
             }
             b'E' => {
+                // A portal the relay did not see bound (a cursor declared
+                // in SQL is a portal too): fail-closed.
                 let portal = mask::decode_execute(body)
                     .and_then(|p| self.portals.get(p))
                     .cloned()
-                    .unwrap_or_default();
+                    .unwrap_or_else(|| Portal {
+                        statement: Prepared {
+                            mask: self.unknown.clone(),
+                            fields: FieldsSlot::default(),
+                        },
+                        formats: Vec::new(),
+                    });
                 Expect::Execute {
                     mask: portal.statement.mask,
                     fields: portal.statement.fields,
@@ -995,7 +1008,9 @@ impl Tracker {
                     match q.front_mut() {
                         Some(Expect::Query(masks)) => masks.clear(),
                         _ => {
-                            while q.front().is_some_and(|e| !e.is_ready()) {
+                            // Everything up to Sync, Queries included: the
+                            // server discards them unanswered.
+                            while q.front().is_some_and(|e| !matches!(e, Expect::Ready)) {
                                 q.pop_front();
                             }
                         }

@@ -147,6 +147,9 @@ const STORING_FUNCTIONS: &[&str] = &[
     "dblink",
     "dblink_exec",
     "dblink_send_query",
+    "setval",
+    "last_insert_id",
+    "get_lock",
 ];
 
 /// Where a statement that reads masked columns would put values computed
@@ -160,7 +163,7 @@ fn stores_masked(
     catalog: &CatalogSnapshot,
     rules: &[&MaskRule],
 ) -> Option<(String, String)> {
-    use sqlparser::ast::{Expr, SetExpr};
+    use sqlparser::ast::Expr;
     // Expressions that store, anywhere in the statement.
     struct Storing(Option<&'static str>);
     impl Visitor for Storing {
@@ -196,12 +199,81 @@ fn stores_masked(
             "masked columns this statement reads".to_owned(),
         ));
     }
-    // The values written, as the outputs of a query.
-    let (what, written): (&str, Statement) = match stmt {
-        Statement::Insert(i) => ("INSERT", Statement::Query(i.source.clone()?)),
-        Statement::CreateTable(c) => ("CREATE TABLE AS", Statement::Query(c.query.clone()?)),
+    // Every statement that writes, at any depth (data-modifying CTEs).
+    let mut nested: Vec<Statement> = Vec::new();
+    {
+        struct Nested<'v>(&'v mut Vec<Statement>);
+        impl Visitor for Nested<'_> {
+            type Break = ();
+            fn pre_visit_statement(&mut self, s: &Statement) -> ControlFlow<()> {
+                self.0.push(s.clone());
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = stmt.visit(&mut Nested(&mut nested));
+    }
+    nested
+        .iter()
+        .find_map(|s| stored_by(s, dialect, catalog, rules))
+}
+
+/// What one statement writes that comes from masked columns (or from
+/// somewhere lineage cannot follow): `(what, why)`.
+fn stored_by(
+    stmt: &Statement,
+    dialect: SqlDialect,
+    catalog: &CatalogSnapshot,
+    rules: &[&MaskRule],
+) -> Option<(String, String)> {
+    use sqlparser::ast::{Expr, SetExpr};
+    // The values written, as the outputs of queries.
+    let mut written: Vec<Statement> = Vec::new();
+    let what = match stmt {
+        Statement::Merge { .. } => {
+            return Some((
+                "MERGE".to_owned(),
+                "a statement that reads masked columns".to_owned(),
+            ))
+        }
+        Statement::Insert(i) => {
+            if let Some(q) = &i.source {
+                written.push(Statement::Query(q.clone()));
+            }
+            let mut values: Vec<Expr> = i.assignments.iter().map(|a| a.value.clone()).collect();
+            match &i.on {
+                Some(sqlparser::ast::OnInsert::DuplicateKeyUpdate(a)) => {
+                    values.extend(a.iter().map(|a| a.value.clone()))
+                }
+                Some(sqlparser::ast::OnInsert::OnConflict(c)) => {
+                    if let sqlparser::ast::OnConflictAction::DoUpdate(u) = &c.action {
+                        values.extend(u.assignments.iter().map(|a| a.value.clone()));
+                    }
+                }
+                _ => {}
+            }
+            if !values.is_empty() {
+                let target = match &i.table {
+                    sqlparser::ast::TableObject::TableName(n) => n.clone(),
+                    _ => {
+                        return Some((
+                            "INSERT".to_owned(),
+                            "a statement that reads masked columns".to_owned(),
+                        ))
+                    }
+                };
+                // `excluded.col` (PostgreSQL) is the row being inserted.
+                let from = from_clause(dialect, &format!("{target}, {target} AS excluded"))?;
+                written.push(probe_select(dialect, values, from)?);
+            }
+            "INSERT"
+        }
+        Statement::CreateTable(c) => {
+            written.push(Statement::Query(c.query.clone()?));
+            "CREATE TABLE AS"
+        }
         Statement::Query(q) if matches!(q.body.as_ref(), SetExpr::Select(s) if s.into.is_some()) => {
-            ("SELECT INTO", stmt.clone())
+            written.push(stmt.clone());
+            "SELECT INTO"
         }
         Statement::Update(u) => {
             let mut from = vec![u.table.clone()];
@@ -213,22 +285,54 @@ fn stores_masked(
                 from.extend(f.iter().cloned());
             }
             let values = u.assignments.iter().map(|a| a.value.clone()).collect();
-            ("UPDATE", probe_select(dialect, values, from)?)
+            written.push(probe_select(dialect, values, from)?);
+            "UPDATE"
         }
         Statement::Set(sqlparser::ast::Set::SingleAssignment { values, .. }) => {
-            ("SET", probe_select(dialect, values.clone(), Vec::new())?)
+            written.push(probe_select(dialect, values.clone(), Vec::new())?);
+            "SET"
+        }
+        Statement::Set(sqlparser::ast::Set::MultipleAssignments { assignments }) => {
+            let values = assignments.iter().map(|a| a.value.clone()).collect();
+            written.push(probe_select(dialect, values, Vec::new())?);
+            "SET"
         }
         _ => return None,
     };
-    let outs = output_lineage(&written, dialect, catalog).ok()?;
-    outs.iter().find_map(|o| {
-        let c = o
-            .lineage
-            .sources
-            .iter()
-            .find(|c| rules.iter().any(|r| r.covers(c)))?;
-        Some((what.to_owned(), format!("masked column {c}")))
-    })
+    for w in &written {
+        let Ok(outs) = output_lineage(w, dialect, catalog) else {
+            return Some((what.to_owned(), "values sqlgate cannot follow".to_owned()));
+        };
+        for o in &outs {
+            if let Some(c) = o
+                .lineage
+                .sources
+                .iter()
+                .find(|c| rules.iter().any(|r| r.covers(c)))
+            {
+                return Some((what.to_owned(), format!("masked column {c}")));
+            }
+            if let Some(why) = o.lineage.unknown.first() {
+                return Some((what.to_owned(), format!("values of unknown origin ({why})")));
+            }
+        }
+    }
+    None
+}
+
+/// The FROM items of `SELECT 1 FROM <text>`.
+fn from_clause(dialect: SqlDialect, text: &str) -> Option<Vec<sqlparser::ast::TableWithJoins>> {
+    let stmt =
+        sqlparser::parser::Parser::parse_sql(dialect.dialect(), &format!("SELECT 1 FROM {text}"))
+            .ok()?
+            .pop()?;
+    match stmt {
+        Statement::Query(q) => match *q.body {
+            sqlparser::ast::SetExpr::Select(s) => Some(s.from),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// `SELECT <exprs> FROM <from>` in the statement's dialect.
