@@ -166,6 +166,56 @@ async fn masked_values_never_reach_a_masked_identity() {
             let text = String::from_utf8_lossy(row);
             assert!(text.contains("***") && !text.contains("2222"), "{text}");
         }
+
+        // A Query sent after an extended-protocol error and before Sync is
+        // discarded by the server: the relay must not expect its answer.
+        out.clear();
+        frontend::parse("", "SELECT 1/0", [], &mut out).unwrap();
+        let no_params: [Option<&[u8]>; 0] = [];
+        frontend::bind(
+            "",
+            "",
+            [],
+            no_params,
+            |_, _| Ok(postgres_protocol::IsNull::No),
+            [0],
+            &mut out,
+        )
+        .map_err(|_| ())
+        .unwrap();
+        frontend::execute("", 0, &mut out).unwrap();
+        frontend::query("SELECT 1", &mut out).unwrap();
+        frontend::sync(&mut out);
+        raw.send(&out).await;
+        let tags: String = raw
+            .until_ready()
+            .await
+            .iter()
+            .map(|(t, _)| *t as char)
+            .collect();
+        assert_eq!(tags, "1EZ", "the error comes at Bind (constant folding)");
+        // A SQL cursor is a portal too: Execute of it without Bind.
+        raw.query("BEGIN").await;
+        raw.query("DECLARE c CURSOR FOR SELECT ssn, lower(email) FROM mask_customers")
+            .await;
+        out.clear();
+        frontend::execute("c", 0, &mut out).unwrap();
+        frontend::sync(&mut out);
+        raw.send(&out).await;
+        let got = raw.until_ready().await;
+        let mut msgs = raw
+            .query("SELECT ssn, lower(email) FROM mask_customers")
+            .await;
+        msgs.extend(got);
+        assert!(msgs.iter().any(|(t, _)| *t == b'D'));
+        for (t, body) in &msgs {
+            let text = String::from_utf8_lossy(body);
+            assert!(
+                *t != b'D'
+                    || (text.contains("***") && !text.contains("2222") && !text.contains("ann@")),
+                "{text}"
+            );
+        }
     }
 
     // Refused: paths that are not result sets, filters on masked columns.
