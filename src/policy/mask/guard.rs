@@ -126,6 +126,15 @@ pub fn check(
                     stale: false,
                 });
             }
+            if wildcard_unreliable(stmt) {
+                // Which column is where is not certain: fail-closed by
+                // the wire's metadata alone.
+                return Ok(Checked {
+                    plan: None,
+                    names: Vec::new(),
+                    reads_masked: true,
+                });
+            }
             Ok(Checked {
                 plan: Some(cols),
                 names: outputs.iter().map(|o| o.name.clone()).collect(),
@@ -133,6 +142,71 @@ pub fn check(
             })
         }
     }
+}
+
+/// A `*` or `t.*` over joins whose column lists the lineage does not
+/// model exactly (`USING` and `NATURAL` merge columns; table functions
+/// add ordinality and record columns): positions may shift.
+fn wildcard_unreliable(stmt: &Statement) -> bool {
+    use sqlparser::ast::{JoinConstraint, JoinOperator as J, TableFactor};
+    struct Finder(bool);
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &sqlparser::ast::Query) -> ControlFlow<()> {
+            let sqlparser::ast::SetExpr::Select(s) = q.body.as_ref() else {
+                return ControlFlow::Continue(());
+            };
+            let wildcard = s.projection.iter().any(|p| {
+                matches!(
+                    p,
+                    SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                )
+            });
+            if !wildcard {
+                return ControlFlow::Continue(());
+            }
+            let odd_factor = |f: &TableFactor| {
+                matches!(
+                    f,
+                    TableFactor::Table { args: Some(_), .. }
+                        | TableFactor::UNNEST { .. }
+                        | TableFactor::Function { .. }
+                        | TableFactor::TableFunction { .. }
+                )
+            };
+            for twj in &s.from {
+                if odd_factor(&twj.relation) {
+                    self.0 = true;
+                }
+                for j in &twj.joins {
+                    if odd_factor(&j.relation) {
+                        self.0 = true;
+                    }
+                    let c = match &j.join_operator {
+                        J::Join(c)
+                        | J::Inner(c)
+                        | J::Left(c)
+                        | J::LeftOuter(c)
+                        | J::Right(c)
+                        | J::RightOuter(c)
+                        | J::FullOuter(c) => Some(c),
+                        _ => None,
+                    };
+                    if matches!(c, Some(JoinConstraint::Using(_) | JoinConstraint::Natural)) {
+                        self.0 = true;
+                    }
+                }
+            }
+            if self.0 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+    }
+    let mut f = Finder(false);
+    let _ = stmt.visit(&mut f);
+    f.0
 }
 
 /// Functions that keep or forward a value beyond the statement: a
@@ -484,33 +558,37 @@ fn result_columns(
     }
 }
 
-/// A masked column (with a rule that denies predicates) used anywhere but
-/// in the result: WHERE, JOIN ... ON, GROUP BY, HAVING, ORDER BY.
-fn predicate_on_masked(
-    stmt: &Statement,
-    dialect: SqlDialect,
-    catalog: &CatalogSnapshot,
-    rules: &[&MaskRule],
-) -> Option<(ColumnRef, String)> {
-    let strict: Vec<&&MaskRule> = rules.iter().filter(|r| !r.predicates_allowed).collect();
-    if strict.is_empty() {
-        return None;
-    }
-    // The columns read anywhere, minus those the result shows: re-run
-    // lineage over the statement with its filters turned into outputs.
-    let Statement::Query(q) = stmt else {
-        return None;
-    };
-    let sqlparser::ast::SetExpr::Select(s) = q.body.as_ref() else {
-        return None;
-    };
-    let mut exprs: Vec<sqlparser::ast::Expr> = Vec::new();
-    if let Some(w) = &s.selection {
-        exprs.push(w.clone());
-    }
-    if let Some(h) = &s.having {
-        exprs.push(h.clone());
-    }
+/// Set-returning functions: how many rows they make depends on their
+/// arguments, so an argument is as revealing as a filter.
+const SET_RETURNING: &[&str] = &[
+    "generate_series",
+    "generate_subscripts",
+    "unnest",
+    "regexp_matches",
+    "regexp_split_to_table",
+    "string_to_table",
+    "json_array_elements",
+    "json_array_elements_text",
+    "jsonb_array_elements",
+    "jsonb_array_elements_text",
+    "json_each",
+    "json_each_text",
+    "jsonb_each",
+    "jsonb_each_text",
+    "json_object_keys",
+    "jsonb_object_keys",
+    "json_table",
+];
+
+/// The expressions of one SELECT that decide which rows exist or in which
+/// order, rather than what a row shows: WHERE, JOIN ... ON / USING, GROUP
+/// BY, HAVING, window PARTITION BY / ORDER BY, and the arguments of
+/// set-returning functions.
+fn filters_of(s: &sqlparser::ast::Select) -> Vec<sqlparser::ast::Expr> {
+    use sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, JoinConstraint};
+    let mut exprs: Vec<Expr> = Vec::new();
+    exprs.extend(s.selection.clone());
+    exprs.extend(s.having.clone());
     for twj in &s.from {
         for j in &twj.joins {
             use sqlparser::ast::JoinOperator as J;
@@ -532,36 +610,183 @@ fn predicate_on_masked(
                 | J::StraightJoin(c) => Some(c),
                 _ => None,
             };
-            if let Some(sqlparser::ast::JoinConstraint::On(on)) = c {
-                exprs.push(on.clone());
+            match c {
+                Some(JoinConstraint::On(on)) => exprs.push(on.clone()),
+                Some(JoinConstraint::Using(cols)) => exprs.extend(cols.iter().filter_map(|c| {
+                    object_parts(c)
+                        .last()
+                        .map(|n| Expr::Identifier(sqlparser::ast::Ident::new(n)))
+                })),
+                _ => {}
             }
         }
     }
     if let sqlparser::ast::GroupByExpr::Expressions(g, _) = &s.group_by {
         exprs.extend(g.iter().cloned());
     }
-    if let Some(ob) = &q.order_by {
-        if let sqlparser::ast::OrderByKind::Expressions(list) = &ob.kind {
-            exprs.extend(list.iter().map(|e| e.expr.clone()));
+    // Windows and set-returning functions anywhere in the SELECT's own
+    // expressions (not inside nested queries, which are their own SELECTs).
+    struct Inner<'v>(&'v mut Vec<Expr>);
+    impl Visitor for Inner<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if let Expr::Function(f) = e {
+                if let Some(sqlparser::ast::WindowType::WindowSpec(w)) = &f.over {
+                    self.0.extend(w.partition_by.iter().cloned());
+                    self.0.extend(w.order_by.iter().map(|o| o.expr.clone()));
+                }
+                let srf = object_parts(&f.name)
+                    .last()
+                    .is_some_and(|n| SET_RETURNING.contains(&n.as_str()));
+                if srf {
+                    if let FunctionArguments::List(l) = &f.args {
+                        for a in &l.args {
+                            if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x))
+                            | FunctionArg::Named {
+                                arg: FunctionArgExpr::Expr(x),
+                                ..
+                            } = a
+                            {
+                                self.0.push(x.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            ControlFlow::Continue(())
         }
     }
-    if exprs.is_empty() {
+    let mut inner = Vec::new();
+    for item in &s.projection {
+        let _ = item.visit(&mut Inner(&mut inner));
+    }
+    for twj in &s.from {
+        let _ = twj.relation.visit(&mut Inner(&mut inner));
+    }
+    exprs.extend(inner);
+    exprs
+}
+
+/// A masked column (with a rule that denies predicates) that decides which
+/// rows exist or their order, at any depth of the statement: every
+/// SELECT's filters (see [`filters_of`]) and every query's ORDER BY. Each
+/// SELECT's filters are followed by lineage through its own FROM (with the
+/// statement's CTEs); a name of a masked column in a filter counts too, so
+/// that correlated references to outer tables are caught.
+fn predicate_on_masked(
+    stmt: &Statement,
+    dialect: SqlDialect,
+    catalog: &CatalogSnapshot,
+    rules: &[&MaskRule],
+) -> Option<(ColumnRef, String)> {
+    use sqlparser::ast::{Expr, Query, SetExpr};
+    let strict: Vec<&&MaskRule> = rules.iter().filter(|r| !r.predicates_allowed).collect();
+    if strict.is_empty() {
         return None;
     }
-    let mut probe = (**q).clone();
-    let sqlparser::ast::SetExpr::Select(ps) = probe.body.as_mut() else {
+    // Every query of the statement, and the CTEs in scope anywhere.
+    struct Queries(Vec<Query>, Vec<sqlparser::ast::Cte>);
+    impl Visitor for Queries {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            if let Some(w) = &q.with {
+                self.1.extend(w.cte_tables.iter().cloned());
+            }
+            self.0.push(q.clone());
+            ControlFlow::Continue(())
+        }
+    }
+    let mut queries = Queries(Vec::new(), Vec::new());
+    let _ = stmt.visit(&mut queries);
+    // The masked columns the statement touches, by name.
+    let touched = Relations::of(stmt).columns(dialect, catalog);
+    let strict_cols: Vec<(ColumnRef, String)> = touched
+        .into_iter()
+        .filter_map(|c| {
+            let r = strict.iter().find(|r| r.covers(&c))?;
+            Some((c, r.name.clone()))
+        })
+        .collect();
+    if strict_cols.is_empty() {
         return None;
+    }
+    let by_name = |exprs: &[Expr]| -> Option<(ColumnRef, String)> {
+        struct Names(Vec<String>);
+        impl Visitor for Names {
+            type Break = ();
+            fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+                match e {
+                    Expr::Identifier(i) => self.0.push(norm(i)),
+                    Expr::CompoundIdentifier(ids) => self.0.extend(ids.last().map(norm)),
+                    _ => {}
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let mut names = Names(Vec::new());
+        for e in exprs {
+            let _ = e.visit(&mut names);
+        }
+        strict_cols
+            .iter()
+            .find(|(c, _)| names.0.iter().any(|n| n.eq_ignore_ascii_case(&c.column)))
+            .cloned()
     };
-    // The filters become the outputs: their lineage is what they read.
-    ps.projection = exprs.into_iter().map(SelectItem::UnnamedExpr).collect();
-    ps.selection = None;
-    ps.having = None;
-    probe.order_by = None;
-    let outs = output_lineage(&Statement::Query(Box::new(probe)), dialect, catalog).ok()?;
-    for o in outs {
-        for c in &o.lineage.sources {
-            if let Some(r) = strict.iter().find(|r| r.covers(c)) {
-                return Some((c.clone(), r.name.clone()));
+    let with = (!queries.1.is_empty()).then(|| sqlparser::ast::With {
+        with_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        recursive: true,
+        cte_tables: queries.1.clone(),
+    });
+    for q in &queries.0 {
+        let mut selects: Vec<&sqlparser::ast::Select> = Vec::new();
+        let mut stack = vec![q.body.as_ref()];
+        while let Some(b) = stack.pop() {
+            match b {
+                SetExpr::Select(s) => selects.push(s),
+                SetExpr::SetOperation { left, right, .. } => {
+                    stack.push(left);
+                    stack.push(right);
+                }
+                _ => {}
+            }
+        }
+        let mut order: Vec<Expr> = Vec::new();
+        if let Some(ob) = &q.order_by {
+            if let sqlparser::ast::OrderByKind::Expressions(list) = &ob.kind {
+                order.extend(list.iter().map(|e| e.expr.clone()));
+            }
+        }
+        for (i, s) in selects.iter().enumerate() {
+            let mut exprs = filters_of(s);
+            if i == 0 {
+                // ORDER BY may name output aliases: follow it through the
+                // first SELECT's own outputs as well as by name.
+                exprs.extend(order.iter().cloned());
+            }
+            if exprs.is_empty() {
+                continue;
+            }
+            if let Some(hit) = by_name(&exprs) {
+                return Some(hit);
+            }
+            let mut probe = q.clone();
+            probe.with = with.clone();
+            probe.order_by = None;
+            let mut sel = (*s).clone();
+            sel.projection = exprs.into_iter().map(SelectItem::UnnamedExpr).collect();
+            sel.selection = None;
+            sel.having = None;
+            probe.body = Box::new(SetExpr::Select(Box::new(sel)));
+            let Ok(outs) = output_lineage(&Statement::Query(Box::new(probe)), dialect, catalog)
+            else {
+                continue;
+            };
+            for o in outs {
+                for c in &o.lineage.sources {
+                    if let Some(r) = strict.iter().find(|r| r.covers(c)) {
+                        return Some((c.clone(), r.name.clone()));
+                    }
+                }
             }
         }
     }
@@ -690,6 +915,11 @@ mod tests {
             "SELECT ssn INTO TEMP x FROM customers",
             "SELECT set_config('a.b', ssn, false) FROM customers",
             "SELECT pg_notify('c', email) FROM customers",
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40) \
+             SELECT string_agg(substr('0123456789', d.k, 1), '' ORDER BY d.p) FROM \
+             (SELECT a.i AS p, b.i AS k FROM n a, n b, customers c WHERE c.id = 1 \
+             AND substr(c.email, a.i, 1) = substr('0123456789', b.i, 1)) d",
+            "SELECT (SELECT count(*) FROM (SELECT generate_series(1, length(c.ssn))) g) FROM customers c",
         ] {
             assert!(verdict(sql).is_err(), "{sql}");
         }
