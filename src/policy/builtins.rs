@@ -1025,6 +1025,118 @@ const UNSAFE_ENCODINGS: &[&str] = &[
     "win949",
 ];
 
+/// Client encodings the gateway reads statements in safely: ASCII-
+/// compatible ones in which no byte of a multibyte character looks like
+/// an ASCII `\` or quote. Every other name (aliases, numeric ids, names
+/// unknown here) is treated as unsafe.
+const SAFE_ENCODINGS: &[&str] = &[
+    "utf8",
+    "utf8mb4",
+    "utf8mb3",
+    "unicode",
+    "sqlascii",
+    "ascii",
+    "binary",
+    "default",
+    "latin1",
+    "latin2",
+    "latin3",
+    "latin4",
+    "latin5",
+    "latin6",
+    "latin7",
+    "latin8",
+    "latin9",
+    "latin10",
+    "iso88591",
+    "iso88592",
+    "iso88593",
+    "iso88594",
+    "iso88595",
+    "iso88596",
+    "iso88597",
+    "iso88598",
+    "iso88599",
+    "iso885910",
+    "iso885913",
+    "iso885914",
+    "iso885915",
+    "iso885916",
+    "win1250",
+    "win1251",
+    "win1252",
+    "win1253",
+    "win1254",
+    "win1255",
+    "win1256",
+    "win1257",
+    "win1258",
+    "windows1250",
+    "windows1251",
+    "windows1252",
+    "windows1253",
+    "windows1254",
+    "windows1255",
+    "windows1256",
+    "windows1257",
+    "windows1258",
+    "cp1250",
+    "cp1251",
+    "cp1252",
+    "cp1256",
+    "cp1257",
+    "win866",
+    "win874",
+    "cp866",
+    "koi8r",
+    "koi8u",
+    "eucjp",
+    "euckr",
+    "euccn",
+    "euctw",
+    "eucjis2004",
+    "ujis",
+    "greek",
+    "hebrew",
+    "armscii8",
+    "geostd8",
+    "keybcs2",
+    "macce",
+    "macroman",
+    "dec8",
+    "hp8",
+    "swe7",
+    "tis620",
+    "cp850",
+    "cp852",
+    "latin1bin",
+];
+
+/// `concat(concat(@@sql_mode,'a'),'b')` (spaces removed, lower case):
+/// literal modes appended to the current `sql_mode`.
+fn appends_to_sql_mode(v: &str) -> bool {
+    let depth = v.matches("concat(").count();
+    let Some(mut rest) = v.strip_prefix(&"concat(".repeat(depth)).and_then(|r| {
+        r.strip_prefix("@@session.sql_mode")
+            .or_else(|| r.strip_prefix("@@sql_mode"))
+    }) else {
+        return false;
+    };
+    for _ in 0..depth {
+        let Some(r) = rest.strip_prefix(",'") else {
+            return false;
+        };
+        let Some(end) = r.find("')") else {
+            return false;
+        };
+        if r[..end].contains(['\'', '\\']) {
+            return false;
+        }
+        rest = &r[end + 2..];
+    }
+    depth > 0 && rest.is_empty()
+}
+
 /// Tags of setting `name` to `value` (its SQL text, when known): some
 /// harmless settings are harmless only at some values, because they change
 /// how the server reads statement text (string escapes, encodings, quotes)
@@ -1046,6 +1158,19 @@ pub fn setting_value_tags(name: &str, value: Option<&str>) -> TagSet {
     if lower.starts_with("global.") || lower.starts_with("persist") {
         return TagSet::of(Tag::AdminConfig);
     }
+    // A quoted literal (or a bare word); anything else — a variable, a
+    // number, an expression — may evaluate to anything.
+    let literal = value.is_some_and(|v| {
+        let v = v.trim();
+        let lower = v.to_ascii_lowercase().replace(' ', "");
+        v.starts_with('\'') || v.starts_with('"')
+            || (v.starts_with(|c: char| c.is_ascii_alphabetic())
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            // Django and Connector/J append a mode to the current one
+            // (which the gateway has already judged): the appended
+            // literal is what is judged.
+            || appends_to_sql_mode(&lower)
+    });
     let value = value.map(|v| {
         v.trim()
             .trim_matches(|c| c == '\'' || c == '"')
@@ -1058,15 +1183,22 @@ pub fn setting_value_tags(name: &str, value: Option<&str>) -> TagSet {
         }
         "client_encoding" | "names" | "character_set_client" | "character_set_connection" => v
             .is_some_and(|v| {
+                // `SET NAMES 'x' COLLATE y`: the encoding is the first word.
+                let name = v.split_whitespace().next().unwrap_or("");
+                let name = name.trim_matches(|c| c == '\'' || c == '"');
+                let plain: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
                 UNSAFE_ENCODINGS
                     .iter()
-                    .any(|e| v.replace(['-', '_'], "") == e.replace(['-', '_'], ""))
+                    .any(|e| plain == e.replace(['-', '_'], ""))
+                    || !literal
+                    || !SAFE_ENCODINGS.contains(&plain.as_str())
             }),
         "sql_mode" => v.is_some_and(|v| {
             let v = v.to_ascii_uppercase();
-            ["NO_BACKSLASH_ESCAPES", "ANSI", "ORACLE"]
-                .iter()
-                .any(|m| v.contains(m))
+            !literal
+                || ["NO_BACKSLASH_ESCAPES", "ANSI", "ORACLE"]
+                    .iter()
+                    .any(|m| v.contains(m))
         }),
         // pg_catalog after another schema lets that schema shadow the
         // built-in functions the classifier trusts.
@@ -1126,9 +1258,42 @@ mod tests {
             ("standard_conforming_strings", "off", Tag::AdminConfig),
             ("client_encoding", "'UTF8'", Tag::Session),
             ("client_encoding", "'SJIS'", Tag::AdminConfig),
+            ("client_encoding", "'WIN932'", Tag::AdminConfig),
+            ("client_encoding", "'Windows932'", Tag::AdminConfig),
+            ("client_encoding", "'SHIFT_JIS_2004'", Tag::AdminConfig),
+            ("client_encoding", "'S.JIS'", Tag::AdminConfig),
+            ("client_encoding", "'LATIN1'", Tag::Session),
+            ("client_encoding", "DEFAULT", Tag::Session),
+            ("character_set_client", "13", Tag::AdminConfig),
+            ("character_set_client", "utf8mb4", Tag::Session),
+            ("sql_mode", "@m", Tag::AdminConfig),
+            ("sql_mode", "4", Tag::AdminConfig),
+            ("sql_mode", "'STRICT_TRANS_TABLES'", Tag::Session),
+            (
+                "sql_mode",
+                "CONCAT(CONCAT(@@sql_mode, ',A'), ',B')",
+                Tag::Session,
+            ),
+            (
+                "sql_mode",
+                "CONCAT(@@sql_mode, ',ANSI_QUOTES')",
+                Tag::AdminConfig,
+            ),
+            ("sql_mode", "CONCAT(@@sql_mode, @m)", Tag::AdminConfig),
             ("names", "gbk", Tag::AdminConfig),
             ("sql_mode", "'NO_BACKSLASH_ESCAPES'", Tag::AdminConfig),
             ("sql_mode", "'STRICT_TRANS_TABLES'", Tag::Session),
+            (
+                "sql_mode",
+                "CONCAT(CONCAT(@@sql_mode, ',A'), ',B')",
+                Tag::Session,
+            ),
+            (
+                "sql_mode",
+                "CONCAT(@@sql_mode, ',ANSI_QUOTES')",
+                Tag::AdminConfig,
+            ),
+            ("sql_mode", "CONCAT(@@sql_mode, @m)", Tag::AdminConfig),
             ("search_path", "myschema, pg_catalog", Tag::AdminConfig),
             ("search_path", "pg_catalog, public", Tag::Session),
             ("\"search_path\"", "public", Tag::Session),
