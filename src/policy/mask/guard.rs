@@ -732,6 +732,16 @@ fn predicate_on_masked(
             .find(|(c, _)| names.0.iter().any(|n| n.eq_ignore_ascii_case(&c.column)))
             .cloned()
     };
+    // DELETE and UPDATE filters: the rows affected are counted in the
+    // reply, so a filter on a masked column is an inference channel too.
+    let dml_filter = match stmt {
+        Statement::Update(u) => u.selection.clone(),
+        Statement::Delete(d) => d.selection.clone(),
+        _ => None,
+    };
+    if let Some(hit) = dml_filter.and_then(|f| by_name(&[f])) {
+        return Some(hit);
+    }
     let with = (!queries.1.is_empty()).then(|| sqlparser::ast::With {
         with_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
         recursive: true,
@@ -920,6 +930,8 @@ mod tests {
              (SELECT a.i AS p, b.i AS k FROM n a, n b, customers c WHERE c.id = 1 \
              AND substr(c.email, a.i, 1) = substr('0123456789', b.i, 1)) d",
             "SELECT (SELECT count(*) FROM (SELECT generate_series(1, length(c.ssn))) g) FROM customers c",
+            "UPDATE customers SET name = name WHERE ssn LIKE '9%'",
+            "DELETE FROM customers WHERE email = 'x'",
         ] {
             assert!(verdict(sql).is_err(), "{sql}");
         }
