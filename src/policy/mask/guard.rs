@@ -148,7 +148,7 @@ pub fn check(
 /// model exactly (`USING` and `NATURAL` merge columns; table functions
 /// add ordinality and record columns): positions may shift.
 fn wildcard_unreliable(stmt: &Statement) -> bool {
-    use sqlparser::ast::{JoinConstraint, JoinOperator as J, TableFactor};
+    use sqlparser::ast::{JoinConstraint, TableFactor};
     struct Finder(bool);
     impl Visitor for Finder {
         type Break = ();
@@ -182,17 +182,10 @@ fn wildcard_unreliable(stmt: &Statement) -> bool {
                     if odd_factor(&j.relation) {
                         self.0 = true;
                     }
-                    let c = match &j.join_operator {
-                        J::Join(c)
-                        | J::Inner(c)
-                        | J::Left(c)
-                        | J::LeftOuter(c)
-                        | J::Right(c)
-                        | J::RightOuter(c)
-                        | J::FullOuter(c) => Some(c),
-                        _ => None,
-                    };
-                    if matches!(c, Some(JoinConstraint::Using(_) | JoinConstraint::Natural)) {
+                    if matches!(
+                        join_constraint(&j.join_operator),
+                        Some(JoinConstraint::Using(_) | JoinConstraint::Natural)
+                    ) {
                         self.0 = true;
                     }
                 }
@@ -558,6 +551,29 @@ fn result_columns(
     }
 }
 
+/// The constraint of a join (ON, USING, NATURAL), if it has one.
+fn join_constraint(op: &sqlparser::ast::JoinOperator) -> Option<&sqlparser::ast::JoinConstraint> {
+    use sqlparser::ast::JoinOperator as J;
+    match op {
+        J::Join(c)
+        | J::Inner(c)
+        | J::Left(c)
+        | J::LeftOuter(c)
+        | J::Right(c)
+        | J::RightOuter(c)
+        | J::FullOuter(c)
+        | J::CrossJoin(c)
+        | J::Semi(c)
+        | J::LeftSemi(c)
+        | J::RightSemi(c)
+        | J::Anti(c)
+        | J::LeftAnti(c)
+        | J::RightAnti(c)
+        | J::StraightJoin(c) => Some(c),
+        _ => None,
+    }
+}
+
 /// Set-returning functions: how many rows they make depends on their
 /// arguments, so an argument is as revealing as a filter.
 const SET_RETURNING: &[&str] = &[
@@ -591,26 +607,7 @@ fn filters_of(s: &sqlparser::ast::Select) -> Vec<sqlparser::ast::Expr> {
     exprs.extend(s.having.clone());
     for twj in &s.from {
         for j in &twj.joins {
-            use sqlparser::ast::JoinOperator as J;
-            let c = match &j.join_operator {
-                J::Join(c)
-                | J::Inner(c)
-                | J::Left(c)
-                | J::LeftOuter(c)
-                | J::Right(c)
-                | J::RightOuter(c)
-                | J::FullOuter(c)
-                | J::CrossJoin(c)
-                | J::Semi(c)
-                | J::LeftSemi(c)
-                | J::RightSemi(c)
-                | J::Anti(c)
-                | J::LeftAnti(c)
-                | J::RightAnti(c)
-                | J::StraightJoin(c) => Some(c),
-                _ => None,
-            };
-            match c {
+            match join_constraint(&j.join_operator) {
                 Some(JoinConstraint::On(on)) => exprs.push(on.clone()),
                 Some(JoinConstraint::Using(cols)) => exprs.extend(cols.iter().filter_map(|c| {
                     object_parts(c)
