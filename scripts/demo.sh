@@ -96,6 +96,7 @@ fi
 # The example policy, with the CI rule on the demo's targets.
 mkdir -p "$DEMO/policies"
 sed 's/^targets = \["app"\]/targets = ["shop", "shop_mysql"]/' "$ROOT/policies/agents.toml" >"$DEMO/policies/agents.toml"
+cp "$ROOT/policies/masking.toml" "$DEMO/policies/masking.toml"
 cat >"$DEMO/sqlgate.toml" <<TOML
 # The demo configuration (written by scripts/demo.sh).
 [postgres]
@@ -152,12 +153,15 @@ Connect as the gateway user "agent" (the server's own credentials stay inside sq
   PGPASSWORD=$SQLGATE_AGENT_PASSWORD psql "host=localhost port=$GW_PORT dbname=shop user=agent sslmode=verify-full sslrootcert=$DEMO/certs/server.crt"
 
 Try: \\dt   SELECT * FROM customers LIMIT 3;   SELECT current_user;
+Emails, national ids and cards come back masked (demo/policies/masking.toml),
+however the query is written:   SELECT lower(email) || '' FROM customers;
 The example policy (demo/policies/agents.toml) lets "agent" read; its writes
 need approval and DDL is refused:   DELETE FROM orders;   DROP TABLE orders;
 "ci" (password $SQLGATE_CI_PASSWORD) may migrate; its DROP is held for review.
 See how a statement is judged without running it:
 
   $SQLGATE explain --config $DEMO/sqlgate.toml --user agent --target shop "DELETE FROM orders"
+  $SQLGATE explain --config $DEMO/sqlgate.toml --user agent --target shop "SELECT name, email, ssn FROM customers"
 
 The same shop on MariaDB, through sqlgate's MySQL listener on 127.0.0.1:$GW_MY_PORT:
 

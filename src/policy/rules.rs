@@ -557,6 +557,18 @@ impl Table {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_shipped_example_policies_load() {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let p = Policy::load(&["policies/*.toml".to_owned()], base).unwrap();
+        assert_eq!(p.rules.len(), 2);
+        assert_eq!(
+            p.masks.len(),
+            4,
+            "policies/masking.toml: the issue's example"
+        );
+    }
+
     const EXAMPLE: &str = r#"
 [[rule]]
 name = "agents-read-only"
