@@ -760,7 +760,38 @@ fn predicate_on_masked(
         let mut order: Vec<Expr> = Vec::new();
         if let Some(ob) = &q.order_by {
             if let sqlparser::ast::OrderByKind::Expressions(list) = &ob.kind {
-                order.extend(list.iter().map(|e| e.expr.clone()));
+                // ORDER BY an output name or position sorts by that
+                // output's expression.
+                let first = selects.last().copied();
+                for e in list {
+                    match (first, &e.expr) {
+                        (Some(s), Expr::Identifier(id)) => {
+                            let aliased = s.projection.iter().find_map(|p| match p {
+                                SelectItem::ExprWithAlias { expr, alias }
+                                    if norm(alias) == norm(id) =>
+                                {
+                                    Some(expr.clone())
+                                }
+                                _ => None,
+                            });
+                            order.push(aliased.unwrap_or_else(|| e.expr.clone()));
+                        }
+                        (Some(s), Expr::Value(v)) => {
+                            let n = v.to_string().parse::<usize>().ok();
+                            match n.and_then(|n| s.projection.get(n.wrapping_sub(1))) {
+                                Some(SelectItem::UnnamedExpr(x))
+                                | Some(SelectItem::ExprWithAlias { expr: x, .. }) => {
+                                    order.push(x.clone())
+                                }
+                                // A position under `*`: not followed, so
+                                // assume the worst.
+                                Some(_) => return strict_cols.first().cloned(),
+                                None => {}
+                            }
+                        }
+                        _ => order.push(e.expr.clone()),
+                    }
+                }
             }
         }
         for (i, s) in selects.iter().enumerate() {
@@ -928,6 +959,8 @@ mod tests {
              AND substr(c.email, a.i, 1) = substr('0123456789', b.i, 1)) d",
             "SELECT (SELECT count(*) FROM (SELECT generate_series(1, length(c.ssn))) g) FROM customers c",
             "UPDATE customers SET name = name WHERE ssn LIKE '9%'",
+            "SELECT ssn AS name FROM customers ORDER BY name",
+            "SELECT id, lower(email) FROM customers ORDER BY 2",
             "DELETE FROM customers WHERE email = 'x'",
         ] {
             assert!(verdict(sql).is_err(), "{sql}");
