@@ -99,6 +99,30 @@ async fn masked_values_never_reach_a_masked_identity() {
             .collect();
         assert_eq!(got, expected, "prepared: {sql}");
     }
+    // The system catalogs stay readable (psql's \d, drivers' metadata);
+    // planner statistics, which quote column values, do not.
+    let n = bot
+        .simple_query(
+            "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relname = 'mask_customers'",
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+        .count();
+    assert_eq!(n, 1);
+    let e = bot
+        .simple_query(
+            "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = 'mask_customers'",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.as_db_error().unwrap().message().contains("pg_stats"),
+        "{e}"
+    );
+
     // SQL cursors: FETCH returns what the cursor's query would, masked.
     let got: Vec<String> = bot
         .simple_query(

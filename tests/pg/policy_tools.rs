@@ -154,8 +154,14 @@ async fn sighup_reloads_the_policy_and_a_bad_file_keeps_the_old_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_meta_commands_work_for_an_agent() {
     let mut cfg = TestConfig::new(pg::shared());
-    cfg.with_example_policy(&["app"], "");
+    // With the example masking rules too: metadata stays readable.
+    let masks = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/masking.toml"),
+    )
+    .unwrap();
+    cfg.with_example_policy(&["app"], &masks);
     let gw = cfg.start().await;
+    gw.catalog_read().await;
     let port = gw.port();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("psql")
@@ -164,7 +170,14 @@ async fn psql_meta_commands_work_for_an_agent() {
             .args([
                 "-c", "\\dt", "-c", "\\dn", "-c", "\\df", "-c", "\\du", "-c", "\\l",
             ])
-            .args(["-c", "\\d+ pg_catalog.pg_class", "-c", "\\conninfo"])
+            .args([
+                "-c",
+                "\\d+ pg_catalog.pg_class",
+                "-c",
+                "\\conninfo",
+                "-c",
+                "\\d+",
+            ])
             .env("PGPASSWORD", "bot-pw")
             .output()
             .unwrap()

@@ -225,6 +225,15 @@ impl Gateway {
         }
     }
 
+    /// Waits until the gateway has read target `app`'s catalog.
+    pub async fn catalog_read(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.running.engine.catalog("app").is_none() {
+            assert!(std::time::Instant::now() < deadline, "catalog never read");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Where the MySQL listener is.
     pub fn mysql_port(&self) -> u16 {
         self.running.mysql_addr.unwrap().port()

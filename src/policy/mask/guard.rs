@@ -53,6 +53,15 @@ pub fn check(
     opaque: bool,
 ) -> Result<Checked, MaskRefusal> {
     let rels = Relations::of(stmt);
+    if let Some(name) = rels.statistics() {
+        return Err(MaskRefusal {
+            message: format!(
+                "{name} shows values of table columns (planner statistics), masked ones included"
+            ),
+            hint: "ask someone the masking rules exempt".to_owned(),
+            stale: false,
+        });
+    }
     // A function that reads tables it names reads what it names.
     let opaque = opaque || rels.table_reader;
     if let Some(name) = rels.unknown(catalog) {
@@ -143,6 +152,16 @@ pub fn check(
         }
     }
 }
+
+/// Schemas of system relations: they hold no table data (except the
+/// statistics relations, refused on their own).
+const SYSTEM_SCHEMAS: &[&str] = &[
+    "pg_catalog",
+    "information_schema",
+    "mysql",
+    "performance_schema",
+    "sys",
+];
 
 /// A `*` or `t.*` over joins whose column lists the lineage does not
 /// model exactly (`USING` and `NATURAL` merge columns; table functions
@@ -488,16 +507,48 @@ impl Relations {
         rels
     }
 
-    /// A name that is neither a CTE of the statement nor in the catalog.
+    /// A name that is neither a CTE of the statement, nor in the
+    /// catalog, nor a system relation.
     fn unknown(&self, catalog: &CatalogSnapshot) -> Option<String> {
         self.names.iter().find_map(|name| {
             let parts = object_parts(name);
             let known = match parts.as_slice() {
-                [t] => self.ctes.contains(t) || catalog.relation(None, t).is_some(),
-                [.., s, t] => catalog.relation(Some(s), t).is_some(),
+                [t] => {
+                    self.ctes.contains(t)
+                        || catalog.relation(None, t).is_some()
+                        || t.starts_with("pg_")
+                }
+                [.., s, t] => {
+                    catalog.relation(Some(s), t).is_some() || SYSTEM_SCHEMAS.contains(&s.as_str())
+                }
                 _ => false,
             };
             (!known).then(|| name.to_string())
+        })
+    }
+
+    /// A system relation that shows values of table columns: planner
+    /// statistics (most common values, histogram bounds, minimum and
+    /// maximum values).
+    fn statistics(&self) -> Option<String> {
+        self.names.iter().find_map(|name| {
+            let parts = object_parts(name);
+            let t = parts.last()?;
+            let schema = parts.len().checked_sub(2).map(|i| parts[i].as_str());
+            let stats = matches!(
+                t.as_str(),
+                "pg_stats"
+                    | "pg_statistic"
+                    | "pg_stats_ext"
+                    | "pg_stats_ext_exprs"
+                    | "pg_statistic_ext_data"
+            ) && schema.is_none_or(|s| s == "pg_catalog")
+                || matches!(
+                    (schema, t.as_str()),
+                    (Some("mysql"), "column_stats")
+                        | (Some("information_schema"), "column_statistics")
+                );
+            stats.then(|| name.to_string())
         })
     }
 
@@ -942,6 +993,8 @@ mod tests {
     fn refused_paths_and_predicates() {
         for sql in [
             "SELECT my_func(id) FROM customers",
+            "SELECT most_common_vals FROM pg_stats WHERE tablename = 'customers'",
+            "SELECT * FROM pg_catalog.pg_statistic",
             "COPY customers TO STDOUT",
             "COPY (SELECT ssn FROM customers) TO STDOUT",
             "SELECT name FROM customers WHERE ssn LIKE '900-%'",
@@ -974,6 +1027,9 @@ mod tests {
             "SELECT count(*) FROM customers",
             "SELECT o.total, c.name FROM orders o JOIN customers c ON c.id = o.customer_id",
             "SELECT who FROM v_people",
+            "SELECT relname FROM pg_catalog.pg_class",
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace",
+            "SELECT table_name FROM information_schema.tables",
         ] {
             assert!(masked(sql).iter().all(|m| !m), "{sql}");
         }
