@@ -975,6 +975,8 @@ mod tests {
             ),
             ("SELECT row_to_json(c) FROM customers c", vec![true]),
             ("SELECT c::text FROM customers c", vec![true]),
+            ("SELECT (customers.*)::text FROM customers", vec![true]),
+            ("SELECT row(c.*) FROM customers c", vec![true]),
             ("SELECT who, mail FROM v_people", vec![false, true]),
             (
                 "UPDATE customers SET name = 'x' WHERE id = 1 RETURNING id, ssn",

@@ -804,6 +804,28 @@ impl Visitor for ExprWalker<'_, '_> {
                     }
                 }
             }
+            // `(c.*)::text`, `row(c.*)`: every column of the relation.
+            Expr::QualifiedWildcard(name, _) => {
+                let parts = object_parts(name);
+                match parts.last().and_then(|r| self.scope.rel(r)) {
+                    Some(r) => {
+                        for (_, l) in r.columns.clone() {
+                            self.lineage.extend(&l);
+                        }
+                    }
+                    None => self
+                        .lineage
+                        .unknown
+                        .push(format!("{name}.* names no relation in scope")),
+                }
+            }
+            Expr::Wildcard(_) => {
+                for r in self.scope.rels.clone() {
+                    for (_, l) in r.columns {
+                        self.lineage.extend(&l);
+                    }
+                }
+            }
             Expr::Function(f) => {
                 let parts = object_parts(&f.name);
                 let known = match parts.as_slice() {
@@ -815,6 +837,29 @@ impl Visitor for ExprWalker<'_, '_> {
                     self.lineage
                         .unknown
                         .push(format!("function {} is not known to the gateway", f.name));
+                }
+                // `row(c.*)`, `to_json(c.*)`: every column of `c` (a bare
+                // `*`, as in count(*), reads no value).
+                if let sqlparser::ast::FunctionArguments::List(l) = &f.args {
+                    for a in &l.args {
+                        if let sqlparser::ast::FunctionArg::Unnamed(
+                            sqlparser::ast::FunctionArgExpr::QualifiedWildcard(name),
+                        ) = a
+                        {
+                            let parts = object_parts(name);
+                            match parts.last().and_then(|r| self.scope.rel(r)) {
+                                Some(r) => {
+                                    for (_, l) in r.columns.clone() {
+                                        self.lineage.extend(&l);
+                                    }
+                                }
+                                None => self
+                                    .lineage
+                                    .unknown
+                                    .push(format!("{name}.* names no relation in scope")),
+                            }
+                        }
+                    }
                 }
             }
             _ => {}
