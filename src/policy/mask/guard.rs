@@ -218,7 +218,53 @@ fn wildcard_unreliable(stmt: &Statement) -> bool {
     }
     let mut f = Finder(false);
     let _ = stmt.visit(&mut f);
-    f.0
+    if f.0 {
+        return true;
+    }
+    // A parenthesised join anywhere with USING or NATURAL, in a statement
+    // with a `*` anywhere.
+    struct Nested {
+        merging: bool,
+        wildcard: bool,
+    }
+    impl Visitor for Nested {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::NestedJoin {
+                table_with_joins, ..
+            } = t
+            {
+                if table_with_joins.joins.iter().any(|j| {
+                    matches!(
+                        join_constraint(&j.join_operator),
+                        Some(JoinConstraint::Using(_) | JoinConstraint::Natural)
+                    )
+                }) {
+                    self.merging = true;
+                }
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_query(&mut self, q: &sqlparser::ast::Query) -> ControlFlow<()> {
+            if let sqlparser::ast::SetExpr::Select(s) = q.body.as_ref() {
+                if s.projection.iter().any(|p| {
+                    matches!(
+                        p,
+                        SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                    )
+                }) {
+                    self.wildcard = true;
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut n = Nested {
+        merging: false,
+        wildcard: false,
+    };
+    let _ = stmt.visit(&mut n);
+    n.merging && n.wildcard
 }
 
 /// Functions that keep or forward a value beyond the statement: a
@@ -311,7 +357,7 @@ fn stored_by(
     catalog: &CatalogSnapshot,
     rules: &[&MaskRule],
 ) -> Option<(String, String)> {
-    use sqlparser::ast::{Expr, SetExpr};
+    use sqlparser::ast::Expr;
     // The values written, as the outputs of queries.
     let mut written: Vec<Statement> = Vec::new();
     let what = match stmt {
@@ -357,7 +403,7 @@ fn stored_by(
             written.push(Statement::Query(c.query.clone()?));
             "CREATE TABLE AS"
         }
-        Statement::Query(q) if matches!(q.body.as_ref(), SetExpr::Select(s) if s.into.is_some()) => {
+        Statement::Query(_) if has_select_into(stmt) => {
             written.push(stmt.clone());
             "SELECT INTO"
         }
@@ -419,6 +465,32 @@ fn from_clause(dialect: SqlDialect, text: &str) -> Option<Vec<sqlparser::ast::Ta
         },
         _ => None,
     }
+}
+
+/// Whether any SELECT of the statement has INTO (also inside set
+/// operations and parentheses, where PostgreSQL accepts it too).
+fn has_select_into(stmt: &Statement) -> bool {
+    struct Into(bool);
+    impl Visitor for Into {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &sqlparser::ast::Query) -> ControlFlow<()> {
+            let mut stack = vec![q.body.as_ref()];
+            while let Some(b) = stack.pop() {
+                match b {
+                    sqlparser::ast::SetExpr::Select(s) if s.into.is_some() => self.0 = true,
+                    sqlparser::ast::SetExpr::SetOperation { left, right, .. } => {
+                        stack.push(left);
+                        stack.push(right);
+                    }
+                    _ => {}
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut into = Into(false);
+    let _ = stmt.visit(&mut into);
+    into.0
 }
 
 /// `SELECT <exprs> FROM <from>` in the statement's dialect.
@@ -671,6 +743,13 @@ fn filters_of(s: &sqlparser::ast::Select) -> Vec<sqlparser::ast::Expr> {
     }
     if let sqlparser::ast::GroupByExpr::Expressions(g, _) = &s.group_by {
         exprs.extend(g.iter().cloned());
+    }
+    // `WINDOW w AS (PARTITION BY ... ORDER BY ...)`.
+    for w in &s.named_window {
+        if let sqlparser::ast::NamedWindowExpr::WindowSpec(spec) = &w.1 {
+            exprs.extend(spec.partition_by.iter().cloned());
+            exprs.extend(spec.order_by.iter().map(|o| o.expr.clone()));
+        }
     }
     // Windows and set-returning functions anywhere in the SELECT's own
     // expressions (not inside nested queries, which are their own SELECTs).

@@ -233,14 +233,20 @@ impl Scope {
         self.all().find(|r| r.alias == alias)
     }
 
-    /// An unqualified column name.
-    fn column(&self, name: &str) -> Option<&Lineage> {
-        // Nearest scope first: the current FROM list, then the outer ones.
+    /// An unqualified column name. Nearest scope first: the current FROM
+    /// list, then the outer ones; where several relations of one level
+    /// have the name (a column merged by USING or NATURAL, whose value
+    /// may come from either side), the union of their lineages.
+    fn column(&self, name: &str) -> Option<Lineage> {
         for rels in [&self.rels, &self.outer] {
+            let mut found: Option<Lineage> = None;
             for r in rels {
                 if let Some((_, l)) = r.columns.iter().find(|(c, _)| c == name) {
-                    return Some(l);
+                    found.get_or_insert_with(Lineage::default).extend(l);
                 }
+            }
+            if found.is_some() {
+                return found;
             }
         }
         None
@@ -485,12 +491,24 @@ impl Analyzer<'_> {
                 srf_rel(alias.as_ref(), &name.to_string(), &why)
             }
             TableFactor::Derived {
-                subquery, alias, ..
+                lateral,
+                subquery,
+                alias,
+                ..
             } => {
-                // LATERAL or not, the sub-select may only see earlier items
-                // when lateral; seeing them always is the safe direction
-                // (more sources, never fewer).
-                let cols = self.query(subquery, scope);
+                // Only a LATERAL sub-select sees the FROM items before it;
+                // letting any other see them would let a sibling's column
+                // shadow the outer column the server reads.
+                let seen = if *lateral {
+                    scope.clone()
+                } else {
+                    Scope {
+                        rels: Vec::new(),
+                        outer: scope.outer.clone(),
+                        ctes: scope.ctes.clone(),
+                    }
+                };
+                let cols = self.query(subquery, &seen);
                 let cols: Vec<(String, Lineage)> =
                     cols.into_iter().map(|c| (c.name, c.lineage)).collect();
                 ScopeRel {
@@ -764,7 +782,7 @@ impl Visitor for ExprWalker<'_, '_> {
             Expr::Identifier(i) => {
                 let name = norm(i);
                 if let Some(l) = self.scope.column(&name) {
-                    self.lineage.extend(&l.clone());
+                    self.lineage.extend(&l);
                 } else if let Some(r) = self.scope.rel(&name) {
                     // A whole-row reference: `row_to_json(c)`, `c::text`.
                     for (_, l) in r.columns.clone() {
@@ -786,6 +804,10 @@ impl Visitor for ExprWalker<'_, '_> {
                     _ => return ControlFlow::Continue(()),
                 };
                 match self.scope.rel(rel) {
+                    Some(r) if r.columns.is_empty() => self
+                        .lineage
+                        .unknown
+                        .push(format!("the columns of {rel} are not known")),
                     Some(r) => match r.columns.iter().find(|(n, _)| n == col) {
                         Some((_, l)) => self.lineage.extend(&l.clone()),
                         // `(c).field` of a composite, or a column the
@@ -796,12 +818,16 @@ impl Visitor for ExprWalker<'_, '_> {
                             }
                         }
                     },
-                    None => {
-                        if let Some(l) = self.scope.column(rel) {
-                            // `composite_col.field`.
-                            self.lineage.extend(&l.clone());
-                        }
-                    }
+                    None => match self.scope.column(rel) {
+                        // `composite_col.field`.
+                        Some(l) => self.lineage.extend(&l),
+                        // A qualifier lineage cannot resolve (a relation
+                        // it does not model): fail-closed.
+                        None => self
+                            .lineage
+                            .unknown
+                            .push(format!("{rel}.{col} names no relation sqlgate follows")),
+                    },
                 }
             }
             // `(c.*)::text`, `row(c.*)`: every column of the relation.
