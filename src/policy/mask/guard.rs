@@ -845,6 +845,9 @@ fn predicate_on_masked(
                 match e {
                     Expr::Identifier(i) => self.0.push(norm(i)),
                     Expr::CompoundIdentifier(ids) => self.0.extend(ids.last().map(norm)),
+                    Expr::MatchAgainst { columns, .. } => self
+                        .0
+                        .extend(columns.iter().filter_map(|c| object_parts(c).pop())),
                     _ => {}
                 }
                 ControlFlow::Continue(())
@@ -1099,6 +1102,13 @@ mod tests {
         ] {
             assert!(verdict(sql).is_err(), "{sql}");
         }
+    }
+
+    #[test]
+    fn mysql_full_text_search_on_a_masked_column_is_a_predicate() {
+        let sql = "SELECT name FROM customers WHERE MATCH (ssn) AGAINST ('987*' IN BOOLEAN MODE)";
+        let stmt = parse_one(SqlDialect::Mysql, sql).unwrap();
+        assert!(check(&stmt, SqlDialect::Mysql, &snapshot(), &[&rule()], false).is_err());
     }
 
     #[test]

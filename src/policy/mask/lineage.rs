@@ -845,6 +845,12 @@ impl Visitor for ExprWalker<'_, '_> {
                         .push(format!("{name}.* names no relation in scope")),
                 }
             }
+            // MySQL full-text search names its columns outside any
+            // expression: not followed.
+            Expr::MatchAgainst { .. } => self
+                .lineage
+                .unknown
+                .push("MATCH ... AGAINST is not followed".to_owned()),
             Expr::Wildcard(_) => {
                 for r in self.scope.rels.clone() {
                     for (_, l) in r.columns {
