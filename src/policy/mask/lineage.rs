@@ -755,6 +755,24 @@ struct ExprWalker<'a, 'b> {
     nested: usize,
 }
 
+impl ExprWalker<'_, '_> {
+    /// `c.*` inside an expression: every column of `c`.
+    fn whole_relation(&mut self, name: &ObjectName) {
+        let parts = object_parts(name);
+        match parts.last().and_then(|r| self.scope.rel(r)) {
+            Some(r) => {
+                for (_, l) in r.columns.clone() {
+                    self.lineage.extend(&l);
+                }
+            }
+            None => self
+                .lineage
+                .unknown
+                .push(format!("{name}.* names no relation in scope")),
+        }
+    }
+}
+
 impl Visitor for ExprWalker<'_, '_> {
     type Break = ();
 
@@ -831,20 +849,7 @@ impl Visitor for ExprWalker<'_, '_> {
                 }
             }
             // `(c.*)::text`, `row(c.*)`: every column of the relation.
-            Expr::QualifiedWildcard(name, _) => {
-                let parts = object_parts(name);
-                match parts.last().and_then(|r| self.scope.rel(r)) {
-                    Some(r) => {
-                        for (_, l) in r.columns.clone() {
-                            self.lineage.extend(&l);
-                        }
-                    }
-                    None => self
-                        .lineage
-                        .unknown
-                        .push(format!("{name}.* names no relation in scope")),
-                }
-            }
+            Expr::QualifiedWildcard(name, _) => self.whole_relation(name),
             // MySQL full-text search names its columns outside any
             // expression: not followed.
             Expr::MatchAgainst { .. } => self
@@ -878,18 +883,7 @@ impl Visitor for ExprWalker<'_, '_> {
                             sqlparser::ast::FunctionArgExpr::QualifiedWildcard(name),
                         ) = a
                         {
-                            let parts = object_parts(name);
-                            match parts.last().and_then(|r| self.scope.rel(r)) {
-                                Some(r) => {
-                                    for (_, l) in r.columns.clone() {
-                                        self.lineage.extend(&l);
-                                    }
-                                }
-                                None => self
-                                    .lineage
-                                    .unknown
-                                    .push(format!("{name}.* names no relation in scope")),
-                            }
+                            self.whole_relation(name);
                         }
                     }
                 }
