@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end MySQL benchmark: sysbench oltp_point_select and oltp_read_only
-# at 1 and 16 threads, direct and through sqlgate (default runtime, one
-# worker, and with a policy judging every statement), in one run, on one server.
+# at 1 and 16 threads, direct, through HAProxy in TCP mode (the reference:
+# a byte-forwarding proxy that reads nothing), and through sqlgate (default
+# runtime, one worker, and with a policy judging every statement), in one
+# run, on one server.
 #
 #   bash benches/my_e2e.sh [-T SECS] [-r REPEATS] [-m MODES]
 #
@@ -9,6 +11,7 @@
 # as root over its socket to create the database sqlgate_bench and the user
 # sqlgate_bench (password $MYPW), builds sqlgate in release mode, and prints
 # the summary tables BENCHMARKS.md quotes. Raw results: bench-results/.
+# Installs sysbench and HAProxy from the distribution's packages when missing.
 set -euo pipefail
 T=15 R=2 MODES="point_t1,point_t16,ro_t1,ro_t16"
 while [ $# -gt 0 ]; do
@@ -24,13 +27,25 @@ OUT="$HERE/bench-results/my-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 DB=sqlgate_bench
 
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+missing=()
+command -v sysbench >/dev/null || missing+=(sysbench)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+
 cd "$HERE"
 cargo build --release --quiet
 mariadb -uroot -e "CREATE DATABASE IF NOT EXISTS $DB;
   CREATE USER IF NOT EXISTS sqlgate_bench@'%' IDENTIFIED BY '$MYPW';
   ALTER USER sqlgate_bench@'%' IDENTIFIED BY '$MYPW';
   GRANT ALL ON $DB.* TO sqlgate_bench@'%';"
-bash "$BENCH/my_bench.sh" -h "$MYHOST" -p "$MYPORT" -U sqlgate_bench -W "$MYPW" -d "$DB" --prepare -r 0 -o "$OUT" >/dev/null
+bash "$BENCH/my_bench.sh" -h "$MYHOST" -p "$MYPORT" -U sqlgate_bench -W "$MYPW" -d "$DB" --prepare -r 0 -o "$OUT" >/dev/null \
+  || { echo "sysbench prepare failed: see $OUT/my_${MYHOST}_${MYPORT}.log" >&2; exit 1; }
 
 SG_PORT=6036 SG1_PORT=6037
 export SQLGATE_BENCH_PW="$MYPW"
@@ -79,17 +94,36 @@ RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate-1w.tom
 SG1_PID=$!
 RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate-policy.toml" 2>"$OUT/sqlgate-policy.log" &
 SGP_PID=$!
-trap 'kill $SG_PID $SG1_PID $SGP_PID 2>/dev/null' EXIT
-for p in $SG_PORT $SG1_PORT $SGP_PORT; do
+# HAProxy, one thread (as sqlgate's one-worker instance), plain TCP
+# forwarding: what any proxy in the path costs on this machine.
+HA_PORT=6039
+cat >"$OUT/haproxy.cfg" <<CFG
+global
+    nbthread 1
+    maxconn 1000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+listen mysql
+    bind 127.0.0.1:$HA_PORT
+    server db $MYHOST:$MYPORT
+CFG
+"$HAPROXY" -f "$OUT/haproxy.cfg" -db >"$OUT/haproxy.log" 2>&1 &
+HA_PID=$!
+trap 'kill $SG_PID $SG1_PID $SGP_PID $HA_PID 2>/dev/null' EXIT
+for p in $HA_PORT $SG_PORT $SG1_PORT $SGP_PORT; do
   for _ in $(seq 100); do mariadb-admin --no-defaults -h127.0.0.1 -P$p -usqlgate_bench -p"$MYPW" ping >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
 run() { bash "$BENCH/my_bench.sh" -h 127.0.0.1 -U sqlgate_bench -W "$MYPW" -d "$DB" -T "$T" -r 1 -m "$MODES" -o "$OUT" "$@"; }
 for _ in $(seq "$R"); do
   run -p "$MYPORT" -l direct
+  run -p "$HA_PORT" -l haproxy -P "$HA_PID"
   run -p "$SG_PORT" -l sqlgate -P "$SG_PID"
   run -p "$SG1_PORT" -l sqlgate-1worker -P "$SG1_PID"
   run -p "$SGP_PORT" -l sqlgate-policy -P "$SGP_PID"
 done
-python3 "$BENCH/summarize.py" --metric qps --base direct "$OUT"/direct.csv "$OUT"/sqlgate.csv "$OUT"/sqlgate-1worker.csv "$OUT"/sqlgate-policy.csv | tee "$OUT/summary.md"
+python3 "$BENCH/summarize.py" --metric qps --base direct "$OUT"/direct.csv "$OUT"/haproxy.csv "$OUT"/sqlgate.csv "$OUT"/sqlgate-1worker.csv "$OUT"/sqlgate-policy.csv | tee "$OUT/summary.md"
 echo "results: $OUT"
