@@ -272,3 +272,165 @@ impl CellMask for MyCell {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlgate_mysql::mask::{mask_binary_row, mask_text_row, ActiveMask, UTF8MB4};
+
+    fn functions() -> Vec<MaskFunction> {
+        vec![
+            MaskFunction::Redact,
+            MaskFunction::Null,
+            MaskFunction::Email,
+            MaskFunction::Keep { first: 1, last: 2 },
+            MaskFunction::Hash,
+            MaskFunction::Regex {
+                pattern: regex::Regex::new("[0-9]").expect("a valid pattern"),
+                replace: "#".into(),
+            },
+            MaskFunction::YearOnly,
+            MaskFunction::Round(2),
+            MaskFunction::Round(-1),
+        ]
+    }
+
+    fn column(column_type: u8, flags: u16) -> Column {
+        Column {
+            schema: b"shop".to_vec(),
+            table: b"t".to_vec(),
+            org_table: b"t".to_vec(),
+            name: b"v".to_vec(),
+            org_name: b"v".to_vec(),
+            charset: if column_type == ty::VAR_STRING {
+                UTF8MB4
+            } else {
+                BINARY_CHARSET
+            },
+            length: 20,
+            column_type,
+            flags,
+            decimals: 0,
+        }
+    }
+
+    /// A binary row of one column (header, NULL bitmap, the value) and a
+    /// text row of the same value.
+    fn rows(column_type: u8) -> (Vec<u8>, Vec<u8>) {
+        let (binary, text): (Vec<u8>, &[u8]) = match column_type {
+            ty::TINY => (vec![0xfe], b"-2"),
+            ty::SHORT | ty::YEAR => (2024u16.to_le_bytes().to_vec(), b"2024"),
+            ty::LONG | ty::INT24 => ((-7i32).to_le_bytes().to_vec(), b"-7"),
+            ty::LONGLONG => (u64::MAX.to_le_bytes().to_vec(), b"18446744073709551615"),
+            ty::FLOAT => (1.5f32.to_le_bytes().to_vec(), b"1.5"),
+            ty::DOUBLE => ((-2.25f64).to_le_bytes().to_vec(), b"-2.25"),
+            ty::DATE => (vec![4, 0xe8, 0x07, 2, 29], b"2024-02-29"),
+            ty::DATETIME | ty::TIMESTAMP => (
+                vec![11, 0xe8, 0x07, 2, 29, 23, 59, 58, 0x40, 0x42, 0x0f, 0],
+                b"2024-02-29 23:59:58.999999",
+            ),
+            ty::TIME => (vec![8, 1, 2, 0, 0, 0, 3, 4, 5], b"-50:04:05"),
+            _ => (b"\x0dbob@mail.test".to_vec(), b"bob@mail.test"),
+        };
+        let mut t = Vec::new();
+        sqlgate_mysql::messages::put_lenenc_int(text.len() as u64, &mut t);
+        t.extend_from_slice(text);
+        ([&[0u8, 0][..], &binary].concat(), t)
+    }
+
+    /// Masked rows stay well-formed rows of their columns (a masked value
+    /// of the wrong width would shift every later cell for the client),
+    /// whatever the server sent and whatever the function.
+    #[test]
+    fn masked_rows_stay_well_formed_under_hostile_values() {
+        let types = [
+            ty::TINY,
+            ty::SHORT,
+            ty::YEAR,
+            ty::LONG,
+            ty::INT24,
+            ty::LONGLONG,
+            ty::FLOAT,
+            ty::DOUBLE,
+            ty::NEWDECIMAL,
+            ty::DATE,
+            ty::DATETIME,
+            ty::TIMESTAMP,
+            ty::TIME,
+            ty::VAR_STRING,
+            0xfc, // BLOB
+        ];
+        let key: Arc<[u8]> = Arc::from(&b"k"[..]);
+        for (f, function) in functions().into_iter().enumerate() {
+            let cell: Arc<dyn CellMask> = Arc::new(MyCell {
+                function,
+                key: key.clone(),
+            });
+            for (i, &t) in types.iter().enumerate() {
+                for flags in [0, UNSIGNED] {
+                    let masked = ActiveMask {
+                        columns: vec![column(t, flags)],
+                        cells: vec![Some(cell.clone())],
+                    };
+                    // The column as the client is told it.
+                    let told = if cell.as_text(&masked.columns[0]) {
+                        column(ty::VAR_STRING, 0)
+                    } else {
+                        masked.columns[0].clone()
+                    };
+                    let clear = ActiveMask {
+                        columns: vec![told],
+                        cells: vec![None],
+                    };
+                    let (binary, text) = rows(t);
+                    let what = format!("{:?} on type {t:#x}", cell);
+                    let seed = (f * 100 + i) as u64 * 2 + u64::from(flags != 0);
+                    let (mut out, mut again) = (Vec::new(), Vec::new());
+                    sqlgate_net::hostile::check_decoder(
+                        &what,
+                        seed,
+                        300,
+                        &[binary],
+                        &[0, 1, 4, 7, 11, 0xfb, 0xfc, 0xff],
+                        |row| {
+                            out.clear();
+                            if mask_binary_row(row, &masked, &mut out).is_none() {
+                                return false;
+                            }
+                            again.clear();
+                            assert!(
+                                mask_binary_row(&out, &clear, &mut again).is_some(),
+                                "{what}: {row:02x?} masked to a malformed row {out:02x?}"
+                            );
+                            true
+                        },
+                    );
+                    check_text(&what, seed, &text, &masked, &clear);
+                }
+            }
+        }
+    }
+
+    fn check_text(what: &str, seed: u64, text: &[u8], masked: &ActiveMask, clear: &ActiveMask) {
+        let (mut out, mut again) = (Vec::new(), Vec::new());
+        sqlgate_net::hostile::check_decoder(
+            what,
+            seed,
+            100,
+            &[text.to_vec()],
+            &[0, 0xfb, 0xfc, 0xfd, b'-', b'.', b'@', b':'],
+            |row| {
+                out.clear();
+                if mask_text_row(row, masked, &mut out).is_none() {
+                    return false;
+                }
+                again.clear();
+                assert!(
+                    mask_text_row(&out, clear, &mut again).is_some(),
+                    "{what}: {row:02x?} masked to a malformed text row {out:02x?}"
+                );
+                true
+            },
+        );
+    }
+}

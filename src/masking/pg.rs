@@ -296,3 +296,140 @@ impl CellMask for PgCell {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn functions() -> Vec<MaskFunction> {
+        vec![
+            MaskFunction::Redact,
+            MaskFunction::Null,
+            MaskFunction::Email,
+            MaskFunction::Keep { first: 1, last: 2 },
+            MaskFunction::Hash,
+            MaskFunction::Regex {
+                pattern: regex::Regex::new("[0-9]").expect("a valid pattern"),
+                replace: "#".into(),
+            },
+            MaskFunction::YearOnly,
+            MaskFunction::Round(2),
+            MaskFunction::Round(-1),
+        ]
+    }
+
+    /// The binary width of fixed-size types.
+    fn width(type_oid: u32) -> Option<usize> {
+        Some(match type_oid {
+            oid::BOOL => 1,
+            oid::INT2 => 2,
+            oid::INT4 | oid::FLOAT4 | oid::DATE => 4,
+            oid::INT8 | oid::FLOAT8 | oid::TIME | oid::TIMESTAMP | oid::TIMESTAMPTZ => 8,
+            oid::UUID => 16,
+            _ => return None,
+        })
+    }
+
+    /// A value of the type in the format, as a server sends it.
+    fn sample(type_oid: u32, format: i16) -> Vec<u8> {
+        if format == 0 {
+            return match type_oid {
+                oid::BOOL => b"t".to_vec(),
+                oid::DATE => b"2024-02-29".to_vec(),
+                oid::TIME => b"23:59:58".to_vec(),
+                oid::TIMESTAMP => b"2024-02-29 23:59:58.5".to_vec(),
+                oid::TIMESTAMPTZ => b"2024-02-29 23:59:58+01".to_vec(),
+                oid::UUID => b"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".to_vec(),
+                oid::JSONB => br#"{"email": "bob@mail.test"}"#.to_vec(),
+                t if numeric(t) => b"-1234.5678".to_vec(),
+                _ => b"bob@mail.test".to_vec(),
+            };
+        }
+        match type_oid {
+            oid::BOOL => vec![1],
+            oid::INT2 => (-7i16).to_be_bytes().to_vec(),
+            oid::INT4 => 123_456i32.to_be_bytes().to_vec(),
+            oid::INT8 => i64::MIN.to_be_bytes().to_vec(),
+            oid::FLOAT4 => 1.5f32.to_be_bytes().to_vec(),
+            oid::FLOAT8 => (-2.25f64).to_be_bytes().to_vec(),
+            oid::DATE => 8_825i32.to_be_bytes().to_vec(),
+            oid::TIME | oid::TIMESTAMP | oid::TIMESTAMPTZ => {
+                762_479_998_000_000i64.to_be_bytes().to_vec()
+            }
+            oid::NUMERIC => vec![0, 2, 0, 0, 0, 0, 0, 4, 0x04, 0xd2, 0x16, 0x2e],
+            oid::UUID => vec![0xa0; 16],
+            oid::JSONB => b"\x01{}".to_vec(),
+            _ => b"bob@mail.test".to_vec(),
+        }
+    }
+
+    /// Whatever the server sends, a masked value that keeps a fixed-size
+    /// type in binary has that type's width (a client would fail to decode
+    /// it otherwise), and masking in place writes exactly what the rewrite
+    /// would have.
+    #[test]
+    fn masked_values_keep_their_binary_width_and_in_place_equals_rewrite() {
+        let types = [
+            oid::BOOL,
+            oid::INT2,
+            oid::INT4,
+            oid::INT8,
+            oid::FLOAT4,
+            oid::FLOAT8,
+            oid::NUMERIC,
+            oid::DATE,
+            oid::TIME,
+            oid::TIMESTAMP,
+            oid::TIMESTAMPTZ,
+            oid::UUID,
+            oid::JSONB,
+            oid::TEXT,
+            oid::VARCHAR,
+            oid::BYTEA,
+        ];
+        let key: Arc<[u8]> = Arc::from(&b"k"[..]);
+        for (f, function) in functions().into_iter().enumerate() {
+            let cell = PgCell {
+                function,
+                key: key.clone(),
+            };
+            for (i, &t) in types.iter().enumerate() {
+                for format in [0i16, 1] {
+                    let field = Field {
+                        name: b"v".to_vec(),
+                        table_oid: 16_384,
+                        column: 1,
+                        type_oid: t,
+                        type_len: -1,
+                        type_mod: -1,
+                        format,
+                    };
+                    let what = format!("{:?} on type {t} format {format}", cell.function);
+                    let seed = (f * 100 + i) as u64 * 2 + format as u64;
+                    let mut out = Vec::new();
+                    sqlgate_net::hostile::inputs(
+                        seed,
+                        200,
+                        &[sample(t, format)],
+                        &[0, 1, 0x7f, 0x80, 0xff, b'-', b'.', b'@'],
+                        |value| {
+                            out.clear();
+                            let masked = CellMask::apply(&cell, &field, value, &mut out);
+                            if masked && format == 1 && !CellMask::as_text(&cell, &field) {
+                                if let Some(n) = width(t) {
+                                    assert_eq!(out.len(), n, "{what}: {value:02x?} → {out:02x?}");
+                                }
+                            }
+                            if cell.fits_in_place(&field, value) {
+                                let mut copy = value.to_vec();
+                                cell.apply_in_place(&field, &mut copy);
+                                assert!(masked, "{what}: in place but NULL on rewrite");
+                                assert_eq!(copy, out, "{what}: in place differs from rewrite");
+                            }
+                        },
+                    );
+                }
+            }
+        }
+    }
+}

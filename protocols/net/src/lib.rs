@@ -7,5 +7,6 @@
 #![warn(missing_docs)]
 
 pub mod accept;
+pub mod hostile;
 pub mod pool;
 pub mod scrub;
