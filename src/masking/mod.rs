@@ -26,3 +26,27 @@ fn cells<T: ?Sized>(
         .collect();
     cells.iter().any(Option::is_some).then_some(cells)
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use crate::policy::mask::functions::MaskFunction;
+
+    /// One of each masking function (two roundings: to digits and to
+    /// tens), for the wire encodings' tests.
+    pub(crate) fn every_function() -> Vec<MaskFunction> {
+        vec![
+            MaskFunction::Redact,
+            MaskFunction::Null,
+            MaskFunction::Email,
+            MaskFunction::Keep { first: 1, last: 2 },
+            MaskFunction::Hash,
+            MaskFunction::Regex {
+                pattern: regex::Regex::new("[0-9]").expect("a valid pattern"),
+                replace: "#".into(),
+            },
+            MaskFunction::YearOnly,
+            MaskFunction::Round(2),
+            MaskFunction::Round(-1),
+        ]
+    }
+}

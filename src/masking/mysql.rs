@@ -278,23 +278,6 @@ mod tests {
     use super::*;
     use sqlgate_mysql::mask::{mask_binary_row, mask_text_row, ActiveMask, UTF8MB4};
 
-    fn functions() -> Vec<MaskFunction> {
-        vec![
-            MaskFunction::Redact,
-            MaskFunction::Null,
-            MaskFunction::Email,
-            MaskFunction::Keep { first: 1, last: 2 },
-            MaskFunction::Hash,
-            MaskFunction::Regex {
-                pattern: regex::Regex::new("[0-9]").expect("a valid pattern"),
-                replace: "#".into(),
-            },
-            MaskFunction::YearOnly,
-            MaskFunction::Round(2),
-            MaskFunction::Round(-1),
-        ]
-    }
-
     fn column(column_type: u8, flags: u16) -> Column {
         Column {
             schema: b"shop".to_vec(),
@@ -361,7 +344,10 @@ mod tests {
             0xfc, // BLOB
         ];
         let key: Arc<[u8]> = Arc::from(&b"k"[..]);
-        for (f, function) in functions().into_iter().enumerate() {
+        for (f, function) in super::super::tests::every_function()
+            .into_iter()
+            .enumerate()
+        {
             let cell: Arc<dyn CellMask> = Arc::new(MyCell {
                 function,
                 key: key.clone(),

@@ -301,23 +301,6 @@ impl CellMask for PgCell {
 mod tests {
     use super::*;
 
-    fn functions() -> Vec<MaskFunction> {
-        vec![
-            MaskFunction::Redact,
-            MaskFunction::Null,
-            MaskFunction::Email,
-            MaskFunction::Keep { first: 1, last: 2 },
-            MaskFunction::Hash,
-            MaskFunction::Regex {
-                pattern: regex::Regex::new("[0-9]").expect("a valid pattern"),
-                replace: "#".into(),
-            },
-            MaskFunction::YearOnly,
-            MaskFunction::Round(2),
-            MaskFunction::Round(-1),
-        ]
-    }
-
     /// The binary width of fixed-size types.
     fn width(type_oid: u32) -> Option<usize> {
         Some(match type_oid {
@@ -388,7 +371,10 @@ mod tests {
             oid::BYTEA,
         ];
         let key: Arc<[u8]> = Arc::from(&b"k"[..]);
-        for (f, function) in functions().into_iter().enumerate() {
+        for (f, function) in super::super::tests::every_function()
+            .into_iter()
+            .enumerate()
+        {
             let cell = PgCell {
                 function,
                 key: key.clone(),

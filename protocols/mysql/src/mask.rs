@@ -100,6 +100,31 @@ pub fn decode_column(payload: &[u8]) -> Option<Column> {
     })
 }
 
+/// The payload of a column definition (catalog `def`, no default
+/// values): what [`decode_column`] reads.
+pub fn encode_column(c: &Column) -> Vec<u8> {
+    let mut p = Vec::new();
+    for s in [
+        &b"def"[..],
+        &c.schema,
+        &c.table,
+        &c.org_table,
+        &c.name,
+        &c.org_name,
+    ] {
+        put_lenenc_int(s.len() as u64, &mut p);
+        p.extend_from_slice(s);
+    }
+    p.push(0x0c);
+    p.extend_from_slice(&c.charset.to_le_bytes());
+    p.extend_from_slice(&c.length.to_le_bytes());
+    p.push(c.column_type);
+    p.extend_from_slice(&c.flags.to_le_bytes());
+    p.push(c.decimals);
+    p.extend_from_slice(&[0, 0]);
+    p
+}
+
 /// The payload of a column definition reported as text (type, charset,
 /// length and flags changed; names and everything else kept).
 pub fn text_column(payload: &[u8], column: &Column) -> Option<Vec<u8>> {
@@ -311,33 +336,10 @@ mod tests {
         }
     }
 
-    fn def(c: &Column) -> Vec<u8> {
-        let mut p = Vec::new();
-        for s in [
-            &b"def"[..],
-            &c.schema,
-            &c.table,
-            &c.org_table,
-            &c.name,
-            &c.org_name,
-        ] {
-            put_lenenc_int(s.len() as u64, &mut p);
-            p.extend_from_slice(s);
-        }
-        p.push(0x0c);
-        p.extend_from_slice(&c.charset.to_le_bytes());
-        p.extend_from_slice(&c.length.to_le_bytes());
-        p.push(c.column_type);
-        p.extend_from_slice(&c.flags.to_le_bytes());
-        p.push(c.decimals);
-        p.extend_from_slice(&[0, 0]);
-        p
-    }
-
     #[test]
     fn column_definitions_decode_and_turn_text() {
         let c = column(column_type::LONG);
-        let payload = def(&c);
+        let payload = encode_column(&c);
         assert_eq!(decode_column(&payload).unwrap(), c);
         let t = decode_column(&text_column(&payload, &c).unwrap()).unwrap();
         assert_eq!(

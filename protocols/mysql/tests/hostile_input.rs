@@ -14,7 +14,7 @@ use mysql_common::proto::MyDeserialize;
 use sqlgate_mysql::mask::{
     self, column_type, ActiveMask, CellMask, Column, Scrub, BINARY_CHARSET, UTF8MB4,
 };
-use sqlgate_mysql::messages::{change_user, err, lenenc_int, ok, put_lenenc_int};
+use sqlgate_mysql::messages::{change_user, err, lenenc_int, ok};
 use sqlgate_mysql::packet;
 use sqlgate_mysql::response::{Expect, Response};
 
@@ -44,29 +44,6 @@ fn column(t: u8, charset: u16) -> Column {
     }
 }
 
-fn column_def(c: &Column) -> Vec<u8> {
-    let mut p = Vec::new();
-    for s in [
-        &b"def"[..],
-        &c.schema,
-        &c.table,
-        &c.org_table,
-        &c.name,
-        &c.org_name,
-    ] {
-        put_lenenc_int(s.len() as u64, &mut p);
-        p.extend_from_slice(s);
-    }
-    p.push(0x0c);
-    p.extend_from_slice(&c.charset.to_le_bytes());
-    p.extend_from_slice(&c.length.to_le_bytes());
-    p.push(c.column_type);
-    p.extend_from_slice(&c.flags.to_le_bytes());
-    p.push(c.decimals);
-    p.extend_from_slice(&[0, 0]);
-    p
-}
-
 #[test]
 fn column_definitions_err_and_ok_packets() {
     let defs: Vec<Vec<u8>> = [
@@ -75,7 +52,7 @@ fn column_definitions_err_and_ok_packets() {
         column(column_type::DATETIME, BINARY_CHARSET),
     ]
     .iter()
-    .map(column_def)
+    .map(mask::encode_column)
     .collect();
     hostile("column definition", 1, &defs, |p| {
         let Some(c) = mask::decode_column(p) else {
@@ -208,7 +185,7 @@ fn wire(packets: &[Vec<u8>]) -> Vec<u8> {
 
 #[test]
 fn response_scanning() {
-    let col = column_def(&column(column_type::VAR_STRING, UTF8MB4));
+    let col = mask::encode_column(&column(column_type::VAR_STRING, UTF8MB4));
     let eof = vec![0xfe, 0, 0, 2, 0];
     let ok_fe = vec![0xfe, 0, 0, 2, 0, 0, 0];
     let results = wire(&[
