@@ -1,6 +1,7 @@
 //! The MySQL gateway, through mysql_async and the mariadb client.
 
 mod commands;
+mod hostile;
 mod masking;
 mod masking_corpus;
 mod policy;

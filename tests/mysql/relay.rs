@@ -278,6 +278,11 @@ async fn wrong_password_unknown_database_and_unknown_command_are_errors() {
 /// A logged-in raw socket (mysql_native_password, classic EOF packets), for
 /// bytes no driver sends.
 pub async fn raw_session(port: u16) -> tokio::net::TcpStream {
+    raw_login(port, "agent", AGENT_PW, "app").await
+}
+
+/// A raw connection logged in as `user` (mysql_native_password) to `db`.
+pub async fn raw_login(port: u16, user: &str, password: &str, db: &str) -> tokio::net::TcpStream {
     use mysql_common::auth::plugins::mysql_native_password::scramble_native;
     use mysql_common::proto::MyDeserialize;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -295,17 +300,19 @@ pub async fn raw_session(port: u16) -> tokio::net::TcpStream {
     .unwrap();
     let mut nonce = hs.scramble_1_ref().to_vec();
     nonce.extend_from_slice(&hs.scramble_2_ref().unwrap()[..12]);
-    let token = scramble_native(&nonce, AGENT_PW.as_bytes()).unwrap();
+    let token = scramble_native(&nonce, password.as_bytes()).unwrap();
     let caps: u32 = 0x0000_0200 | 0x0000_8000 | 0x0008_0000 | 0x0000_0008;
     let mut p = Vec::new();
     p.extend_from_slice(&caps.to_le_bytes());
     p.extend_from_slice(&(16u32 << 20).to_le_bytes());
     p.push(45);
     p.extend_from_slice(&[0; 23]);
-    p.extend_from_slice(b"agent\0");
+    p.extend_from_slice(user.as_bytes());
+    p.push(0);
     p.push(20);
     p.extend_from_slice(&token);
-    p.extend_from_slice(b"app\0mysql_native_password\0");
+    p.extend_from_slice(db.as_bytes());
+    p.extend_from_slice(b"\0mysql_native_password\0");
     let mut out = Vec::new();
     sqlgate_mysql::packet::encode(1, &p, &mut out);
     s.write_all(&out).await.unwrap();

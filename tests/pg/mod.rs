@@ -2,6 +2,7 @@
 //! protocol client.
 
 mod auth;
+mod hostile;
 mod masking;
 mod masking_corpus;
 pub mod policy;

@@ -6,6 +6,7 @@ pub mod binary;
 pub mod canary;
 pub mod gateway;
 pub mod mariadb;
+pub mod panics;
 pub mod pg;
 pub mod raw;
 

@@ -46,6 +46,22 @@ fn mutate(rng: &mut Rng, sample: &[u8], markers: &[u8]) -> Vec<u8> {
     v
 }
 
+/// `count` inputs made from `sample`: a third cut at random points, the
+/// rest mutated. For tests where each input costs a connection.
+pub fn mutations(seed: u64, count: usize, sample: &[u8], markers: &[u8]) -> Vec<Vec<u8>> {
+    assert!(!markers.is_empty(), "no marker bytes");
+    let mut rng = Rng(seed | 1);
+    (0..count)
+        .map(|i| {
+            if i % 3 == 0 {
+                sample[..rng.below(sample.len())].to_vec()
+            } else {
+                mutate(&mut rng, sample, markers)
+            }
+        })
+        .collect()
+}
+
 /// Calls `f` with every truncation and `rounds` mutations of each sample,
 /// then `rounds` pieces of noise.
 pub fn inputs(

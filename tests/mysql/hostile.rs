@@ -1,0 +1,182 @@
+//! Hostile client byte streams through the real gateway: a logged-in
+//! masked identity sends a mutated or cut-off session (text and binary
+//! protocol over masked columns, statement reset and close, ping, init db,
+//! field list, a transaction), then closes its side. Each such connection
+//! must end promptly, the gateway must raise no panic, and a session
+//! opened before the barrage keeps working, still masked.
+
+use std::time::Duration;
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinSet;
+
+use super::relay::raw_login;
+use crate::support::gateway::TestConfig;
+use crate::support::{mariadb, panics};
+
+const MASKS: &str = r#"
+[[mask]]
+name = "hostile-pii"
+columns = ["app.hostile_customers.email"]
+function = "redact"
+except_users = ["ci"]
+"#;
+
+/// How many hostile sessions, and how many at once.
+const STREAMS: usize = 200;
+const AT_ONCE: usize = 8;
+
+/// Commands as a client sends them (each its own sequence 0).
+fn script() -> Vec<u8> {
+    let mut commands: Vec<Vec<u8>> = Vec::new();
+    let query = |sql: &str| [&[0x03][..], sql.as_bytes()].concat();
+    commands.push(query("SELECT id, email FROM hostile_customers"));
+    commands.push(
+        [
+            &[0x16][..],
+            b"SELECT email, ssn FROM hostile_customers WHERE id = ?",
+        ]
+        .concat(),
+    );
+    // COM_STMT_EXECUTE of statement 1: no cursor, one iteration, no NULL
+    // parameter, types bound (LONG), the value 1.
+    commands.push(
+        [
+            &[0x17][..],
+            &1u32.to_le_bytes(),
+            &[0],
+            &1u32.to_le_bytes(),
+            &[0, 1, 0x03, 0x00],
+            &1i32.to_le_bytes(),
+        ]
+        .concat(),
+    );
+    commands.push([&[0x1a][..], &1u32.to_le_bytes()].concat()); // STMT_RESET
+    commands.push([&[0x19][..], &1u32.to_le_bytes()].concat()); // STMT_CLOSE
+    commands.push(vec![0x0e]); // PING
+    commands.push([&[0x02][..], b"app"].concat()); // INIT_DB
+    commands.push([&[0x04][..], b"hostile_customers\0"].concat()); // FIELD_LIST
+    commands.push(query("BEGIN"));
+    commands.push(query("SELECT ssn, email FROM hostile_customers"));
+    commands.push(query("COMMIT"));
+    commands.push(query("SELECT 'end-of-script'"));
+    let mut out = Vec::new();
+    for c in commands {
+        sqlgate_mysql::packet::encode(0, &c, &mut out);
+    }
+    out
+}
+
+/// Reads packets until one holds `marker`; the payloads read.
+async fn until(s: &mut tokio::net::TcpStream, marker: &[u8]) -> Vec<Vec<u8>> {
+    let mut packets = Vec::new();
+    loop {
+        let mut hdr = [0u8; 4];
+        s.read_exact(&mut hdr).await.expect("a packet");
+        let len = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], 0]) as usize;
+        let mut p = vec![0u8; len];
+        s.read_exact(&mut p).await.expect("a payload");
+        let done = p.windows(marker.len()).any(|w| w == marker);
+        packets.push(p);
+        if done {
+            return packets;
+        }
+    }
+}
+
+#[tokio::test]
+async fn hostile_client_streams_end_only_their_own_session() {
+    let my = mariadb::shared();
+    let mut direct = Conn::new(Opts::from_url(&my.direct_url()).unwrap())
+        .await
+        .unwrap();
+    direct
+        .query_drop(
+            "DROP TABLE IF EXISTS hostile_customers; \
+             CREATE TABLE hostile_customers (id INT, email TEXT, ssn TEXT); \
+             INSERT INTO hostile_customers VALUES (1, 'ann@example.com', '900-11-2222')",
+        )
+        .await
+        .unwrap();
+    let mut config = TestConfig::mysql(my);
+    config.with_example_policy(&["app"], MASKS);
+    let gw = config.start().await;
+    gw.catalog_has("hostile_customers").await;
+    let port = gw.mysql_port();
+    let mut healthy = Conn::new(Opts::from_url(&gw.mysql_url("bot", "bot-pw", "app")).unwrap())
+        .await
+        .unwrap();
+    let panics_before = panics::watch();
+
+    // The unmutated script runs through without an error, masked.
+    let mut s = raw_login(port, "bot", "bot-pw", "app").await;
+    s.write_all(&script()).await.unwrap();
+    let answers = until(&mut s, b"end-of-script").await;
+    for p in &answers {
+        assert_ne!(
+            p.iter().next(),
+            Some(&0xff),
+            "the unmutated script must run: {}",
+            String::from_utf8_lossy(p)
+        );
+        assert!(
+            !p.windows(7).any(|w| w == b"example"),
+            "an email went out clear"
+        );
+    }
+
+    let inputs = sqlgate_net::hostile::mutations(
+        0x5eed,
+        STREAMS,
+        &script(),
+        &[0, 1, 0x03, 0x16, 0x17, 0xfb, 0xfe, 0xff],
+    );
+    let mut hung = Vec::new();
+    let mut tasks = JoinSet::new();
+    for (i, input) in inputs.into_iter().enumerate() {
+        if tasks.len() == AT_ONCE {
+            if let Some(Some(stuck)) = tasks.join_next().await.map(Result::unwrap) {
+                hung.push(stuck);
+            }
+        }
+        tasks.spawn(async move {
+            let mut s = raw_login(port, "bot", "bot-pw", "app").await;
+            // The gateway may close early: a write error is an answer.
+            let _ = s.write_all(&input).await;
+            let _ = s.shutdown().await;
+            let mut rest = Vec::new();
+            let ended = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest))
+                .await
+                .is_ok();
+            (!ended).then_some(i)
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        if let Some(stuck) = r.unwrap() {
+            hung.push(stuck);
+        }
+    }
+    assert!(
+        hung.is_empty(),
+        "sessions still open 10 s after the client closed: {hung:?}"
+    );
+    assert_eq!(panics::watch(), panics_before, "the gateway panicked");
+
+    // Everyone else is untouched, and still masked.
+    let email: String = healthy
+        .query_first("SELECT email FROM hostile_customers")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(email, "***");
+    let mut fresh = Conn::new(Opts::from_url(&gw.mysql_url("bot", "bot-pw", "app")).unwrap())
+        .await
+        .unwrap();
+    let n: Option<i64> = fresh
+        .query_first("SELECT COUNT(*) FROM hostile_customers")
+        .await
+        .unwrap();
+    assert_eq!(n, Some(1));
+}
