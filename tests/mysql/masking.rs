@@ -127,3 +127,68 @@ async fn masked_values_never_reach_a_masked_identity() {
         .await
         .unwrap();
 }
+
+/// MariaDB runs the statement prepared last for the id 0xFFFFFFFF (so a
+/// client can pipeline prepare and execute). The gateway must follow every
+/// prepare, masked or not, to know which one that is: this leaked the
+/// clear value before.
+#[tokio::test]
+async fn the_last_prepared_statement_id_is_masked_too() {
+    use super::relay::{raw_login, until};
+    use tokio::io::AsyncWriteExt;
+    let my = mariadb::shared();
+    let mut direct = conn(&my.direct_url()).await;
+    direct
+        .query_drop(
+            "DROP TABLE IF EXISTS lastprep_customers; \
+             CREATE TABLE lastprep_customers (id INT, name TEXT, email TEXT); \
+             INSERT INTO lastprep_customers VALUES (1, 'Ann', 'ann@example.com')",
+        )
+        .await
+        .unwrap();
+    let mut config = TestConfig::mysql(my);
+    config.with_example_policy(
+        &["app"],
+        r#"
+[[mask]]
+columns = ["*.lastprep_customers.email"]
+function = "redact"
+"#,
+    );
+    let gw = config.start().await;
+    gw.catalog_has("lastprep_customers").await;
+    let command = |payload: Vec<u8>, out: &mut Vec<u8>| {
+        sqlgate_mysql::packet::encode(0, &payload, out);
+    };
+    let execute_last = [
+        &[0x17][..],
+        &u32::MAX.to_le_bytes(),
+        &[0],
+        &1u32.to_le_bytes(),
+    ]
+    .concat();
+    let mut out = Vec::new();
+    // Masked, then clear, then masked again: each execute of the id runs
+    // the statement prepared just before it.
+    for sql in [
+        "SELECT email FROM lastprep_customers",
+        "SELECT name FROM lastprep_customers",
+        "SELECT id, email FROM lastprep_customers",
+    ] {
+        command([&[0x16][..], sql.as_bytes()].concat(), &mut out);
+        command(execute_last.clone(), &mut out);
+    }
+    command(b"\x03SELECT 'end-of-script'".to_vec(), &mut out);
+    let mut s = raw_login(gw.mysql_port(), "bot", "bot-pw", "app").await;
+    s.write_all(&out).await.unwrap();
+    let answers = until(&mut s, b"end-of-script").await;
+    let all: Vec<u8> = answers.concat();
+    let seen = |needle: &[u8]| all.windows(needle.len()).filter(|w| *w == needle).count();
+    assert_eq!(seen(b"example"), 0, "a clear email went out");
+    assert_eq!(seen(b"\x03***"), 2, "both masked executes answered masked");
+    assert_eq!(seen(b"Ann"), 1, "the clear statement ran clear");
+    direct
+        .query_drop("DROP TABLE lastprep_customers")
+        .await
+        .unwrap();
+}

@@ -281,6 +281,27 @@ pub async fn raw_session(port: u16) -> tokio::net::TcpStream {
     raw_login(port, "agent", AGENT_PW, "app").await
 }
 
+/// Reads packets until one holds `marker`; the payloads read.
+pub async fn until(s: &mut tokio::net::TcpStream, marker: &[u8]) -> Vec<Vec<u8>> {
+    let mut packets = Vec::new();
+    loop {
+        let mut hdr = [0u8; 4];
+        tokio::io::AsyncReadExt::read_exact(s, &mut hdr)
+            .await
+            .expect("a packet");
+        let len = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], 0]) as usize;
+        let mut p = vec![0u8; len];
+        tokio::io::AsyncReadExt::read_exact(s, &mut p)
+            .await
+            .expect("a payload");
+        let done = p.windows(marker.len()).any(|w| w == marker);
+        packets.push(p);
+        if done {
+            return packets;
+        }
+    }
+}
+
 /// A raw connection logged in as `user` (mysql_native_password) to `db`.
 pub async fn raw_login(port: u16, user: &str, password: &str, db: &str) -> tokio::net::TcpStream {
     use mysql_common::auth::plugins::mysql_native_password::scramble_native;
