@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use sqlgate::masking::pg::PgResultMask;
-use sqlgate::policy::mask::functions::MaskFunction;
+use sqlgate::policy::mask::functions::{HashKey, MaskFunction};
 use sqlgate::policy::mask::lineage::ColumnRef;
 use sqlgate::policy::mask::result::StatementMasks;
 use sqlgate::policy::mask::rules::{column_pattern, ColumnPlan, MaskRule, OnUnknown};
@@ -65,7 +65,7 @@ fn active(function: MaskFunction) -> ActiveMask {
             procedure: false,
         },
         catalog: None,
-        key: Arc::from(&b"bench-key"[..]),
+        key: HashKey::new(b"bench-key"),
     };
     let fields = vec![
         field("aid", 23, 1),

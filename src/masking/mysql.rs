@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sqlgate_mysql::mask::{column_type as ty, CellMask, Column, ResultMask, Scrub, BINARY_CHARSET};
 
 use crate::policy::mask::catalog::CatalogSnapshot;
-use crate::policy::mask::functions::{MaskFunction, REDACTED};
+use crate::policy::mask::functions::{HashKey, MaskFunction, REDACTED};
 use crate::policy::mask::result::StatementMasks;
 
 /// A statement's masks in MySQL terms.
@@ -19,7 +19,7 @@ pub struct MyResultMask {
     /// The target's catalog when the statement was judged.
     pub catalog: Option<Arc<CatalogSnapshot>>,
     /// The `hash` key.
-    pub key: Arc<[u8]>,
+    pub key: HashKey,
 }
 
 impl ResultMask for MyResultMask {
@@ -58,7 +58,7 @@ impl ResultMask for MyResultMask {
 #[derive(Debug)]
 struct MyCell {
     function: MaskFunction,
-    key: Arc<[u8]>,
+    key: HashKey,
 }
 
 /// String-like types (length-encoded in the binary protocol).
@@ -220,6 +220,14 @@ impl MyCell {
 }
 
 impl CellMask for MyCell {
+    fn fits_in_place(&self, c: &Column, value: &[u8]) -> bool {
+        textual(c) && self.function.fits_in_place(value)
+    }
+
+    fn apply_in_place(&self, _c: &Column, value: &mut [u8]) {
+        self.function.apply_in_place(value)
+    }
+
     fn as_text(&self, c: &Column) -> bool {
         match self.function {
             MaskFunction::Null
@@ -231,6 +239,18 @@ impl CellMask for MyCell {
     }
 
     fn text(&self, c: &Column, value: &[u8], out: &mut Vec<u8>) -> bool {
+        // String-like columns, and the functions that only ever work on
+        // text, take the function as it is: on the bytes, without a copy.
+        let on_text = matches!(
+            self.function,
+            MaskFunction::Email
+                | MaskFunction::Keep { .. }
+                | MaskFunction::Hash
+                | MaskFunction::Regex { .. }
+        );
+        if textual(c) || on_text {
+            return self.function.apply_bytes(value, &self.key, out);
+        }
         match self.masked_text(c, &String::from_utf8_lossy(value)) {
             Some(t) => {
                 out.extend_from_slice(t.as_bytes());
@@ -241,6 +261,10 @@ impl CellMask for MyCell {
     }
 
     fn binary(&self, c: &Column, value: &[u8], out: &mut Vec<u8>) -> bool {
+        if textual(c) {
+            // The binary form of a string is its text.
+            return self.function.apply_bytes(value, &self.key, out);
+        }
         let text = Self::binary_text(c, value);
         if self.as_text(c) {
             // Reported as text: the function's text of the value's text.
@@ -276,7 +300,9 @@ impl CellMask for MyCell {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlgate_mysql::mask::{mask_binary_row, mask_text_row, ActiveMask, UTF8MB4};
+    use sqlgate_mysql::mask::{
+        mask_binary_row, mask_row_in_place, mask_text_row, ActiveMask, UTF8MB4,
+    };
 
     fn column(column_type: u8, flags: u16) -> Column {
         Column {
@@ -343,7 +369,7 @@ mod tests {
             ty::VAR_STRING,
             0xfc, // BLOB
         ];
-        let key: Arc<[u8]> = Arc::from(&b"k"[..]);
+        let key = HashKey::new(b"k");
         for (f, function) in super::super::tests::every_function()
             .into_iter()
             .enumerate()
@@ -380,7 +406,9 @@ mod tests {
                         &[0, 1, 4, 7, 11, 0xfb, 0xfc, 0xff],
                         |row| {
                             out.clear();
-                            if mask_binary_row(row, &masked, &mut out).is_none() {
+                            let rewritten = mask_binary_row(row, &masked, &mut out).is_some();
+                            in_place_agrees(&what, row, &masked, true, rewritten.then_some(&out));
+                            if !rewritten {
                                 return false;
                             }
                             again.clear();
@@ -407,7 +435,9 @@ mod tests {
             &[0, 0xfb, 0xfc, 0xfd, b'-', b'.', b'@', b':'],
             |row| {
                 out.clear();
-                if mask_text_row(row, masked, &mut out).is_none() {
+                let rewritten = mask_text_row(row, masked, &mut out).is_some();
+                in_place_agrees(what, row, masked, false, rewritten.then_some(&out));
+                if !rewritten {
                     return false;
                 }
                 again.clear();
@@ -417,6 +447,44 @@ mod tests {
                 );
                 true
             },
+        );
+    }
+
+    /// Masking in place, when it applies, writes what the rewrite would
+    /// have (compared as values: the rewrite writes minimal length
+    /// prefixes, the server may not).
+    fn in_place_agrees(
+        what: &str,
+        row: &[u8],
+        masked: &ActiveMask,
+        binary: bool,
+        rewritten: Option<&Vec<u8>>,
+    ) {
+        let mut copy = row.to_vec();
+        if !mask_row_in_place(&mut copy, masked, binary, &mut Vec::new()) {
+            assert_eq!(copy, row, "{what}: a row not masked in place was changed");
+            return;
+        }
+        let rewritten = rewritten.unwrap_or_else(|| {
+            panic!("{what}: {row:02x?} masked in place, refused by the rewrite")
+        });
+        let clear = ActiveMask {
+            columns: masked.columns.clone(),
+            cells: vec![None; masked.cells.len()],
+        };
+        let values = |r: &[u8]| {
+            let mut v = Vec::new();
+            let ok = if binary {
+                mask_binary_row(r, &clear, &mut v)
+            } else {
+                mask_text_row(r, &clear, &mut v)
+            };
+            ok.map(|()| v)
+        };
+        assert_eq!(
+            values(&copy),
+            values(rewritten),
+            "{what}: in place differs from the rewrite for {row:02x?}"
         );
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sqlgate_postgres::mask::{CellMask, Field, ResultMask, Scrub};
 
 use crate::policy::mask::catalog::CatalogSnapshot;
-use crate::policy::mask::functions::{MaskFunction, REDACTED};
+use crate::policy::mask::functions::{HashKey, MaskFunction, REDACTED};
 use crate::policy::mask::result::StatementMasks;
 
 use super::dates;
@@ -22,7 +22,7 @@ pub struct PgResultMask {
     /// The target's catalog when the statement was judged.
     pub catalog: Option<Arc<CatalogSnapshot>>,
     /// The `hash` key.
-    pub key: Arc<[u8]>,
+    pub key: HashKey,
 }
 
 impl ResultMask for PgResultMask {
@@ -52,7 +52,7 @@ impl ResultMask for PgResultMask {
 #[derive(Debug)]
 struct PgCell {
     function: MaskFunction,
-    key: Arc<[u8]>,
+    key: HashKey,
 }
 
 /// PostgreSQL type OIDs the masks know.
@@ -370,7 +370,7 @@ mod tests {
             oid::VARCHAR,
             oid::BYTEA,
         ];
-        let key: Arc<[u8]> = Arc::from(&b"k"[..]);
+        let key = HashKey::new(b"k");
         for (f, function) in super::super::tests::every_function()
             .into_iter()
             .enumerate()

@@ -13,6 +13,7 @@ use std::collections::HashSet;
 
 use super::classify::{classify_text, Reading, StatementRisk};
 use super::mask::catalog::CatalogSnapshot;
+use super::mask::functions::HashKey;
 use super::mask::result::StatementMasks;
 use super::mask::rules::MaskRule;
 use super::parse::SqlDialect;
@@ -49,7 +50,7 @@ pub struct Engine {
     /// Wakes the catalog reader.
     catalog_wanted: tokio::sync::Notify,
     /// The key of the `hash` masking function.
-    hash_key: Arc<[u8]>,
+    hash_key: HashKey,
 }
 
 impl Engine {
@@ -69,14 +70,14 @@ impl Engine {
             catalogs: RwLock::new(HashMap::new()),
             stale: Mutex::new(HashSet::new()),
             catalog_wanted: tokio::sync::Notify::new(),
-            hash_key: Arc::from(rand::random::<[u8; 32]>().as_slice()),
+            hash_key: HashKey::new(rand::random::<[u8; 32]>().as_slice()),
         }
     }
 
     /// Uses this key for the `hash` masking function (instead of a random
     /// key per process).
     pub fn with_hash_key(mut self, key: &[u8]) -> Self {
-        self.hash_key = Arc::from(key);
+        self.hash_key = HashKey::new(key);
         self
     }
 
@@ -433,7 +434,7 @@ impl SessionPolicy {
     }
 
     /// The hashing key of the `hash` masking function.
-    pub fn hash_key(&self) -> Arc<[u8]> {
+    pub fn hash_key(&self) -> HashKey {
         self.engine.hash_key.clone()
     }
 

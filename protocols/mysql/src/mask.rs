@@ -188,6 +188,17 @@ pub trait CellMask: Send + Sync + Debug {
     /// prefix); the output is in the same form, or a plain string when
     /// [`CellMask::as_text`]. `false` for NULL.
     fn binary(&self, column: &Column, value: &[u8], out: &mut Vec<u8>) -> bool;
+
+    /// Whether [`CellMask::apply_in_place`] can mask this value (the
+    /// bytes of a string-like value, the same in both protocols): its
+    /// masked form has the same length and the column's type.
+    fn fits_in_place(&self, _column: &Column, _value: &[u8]) -> bool {
+        false
+    }
+
+    /// Masks a value where it lies (only after [`CellMask::fits_in_place`]
+    /// said yes): what [`CellMask::text`] would write, written over it.
+    fn apply_in_place(&self, _column: &Column, _value: &mut [u8]) {}
 }
 
 /// The masks of one result set in progress.
@@ -227,6 +238,92 @@ pub fn mask_text_row(payload: &[u8], active: &ActiveMask, out: &mut Vec<u8>) -> 
         }
     }
     p.is_empty().then_some(())
+}
+
+/// Masks a row where it lies when every masked value in it keeps its
+/// length ([`CellMask::fits_in_place`]); `false`, with the row untouched,
+/// when one does not (or the row is malformed: the rewrite will say so).
+/// Masked rows of `keep_*` rules over ASCII values take this path, which
+/// copies nothing. `spans` is scratch space kept between rows.
+pub fn mask_row_in_place(
+    payload: &mut [u8],
+    active: &ActiveMask,
+    binary: bool,
+    spans: &mut Vec<(usize, usize, usize)>,
+) -> bool {
+    spans.clear();
+    if cell_spans(payload, active, binary, spans).is_none() {
+        return false;
+    }
+    let fits = spans.iter().all(|&(i, start, end)| {
+        active.cells[i]
+            .as_ref()
+            .is_some_and(|m| m.fits_in_place(&active.columns[i], &payload[start..end]))
+    });
+    if fits {
+        for &(i, start, end) in spans.iter() {
+            if let Some(m) = &active.cells[i] {
+                m.apply_in_place(&active.columns[i], &mut payload[start..end]);
+            }
+        }
+    }
+    fits
+}
+
+/// The `(column, start, end)` of every masked non-NULL value of a row;
+/// `None` when the row does not parse whole.
+fn cell_spans(
+    payload: &[u8],
+    active: &ActiveMask,
+    binary: bool,
+    spans: &mut Vec<(usize, usize, usize)>,
+) -> Option<()> {
+    let n = active.cells.len();
+    let (bitmap, mut at) = if binary {
+        let bitmap_len = (n + 7 + 2) / 8;
+        let header = payload.get(..1 + bitmap_len)?;
+        if header[0] != 0x00 {
+            return None;
+        }
+        (Some(&header[1..]), 1 + bitmap_len)
+    } else {
+        (None, 0)
+    };
+    for (i, mask) in active.cells.iter().enumerate() {
+        let rest = payload.get(at..)?;
+        let (start, end) = match bitmap {
+            Some(bm) if bm[(i + 2) / 8] & (1 << ((i + 2) % 8)) != 0 => continue,
+            Some(_) => match binary_size(active.columns[i].column_type, rest) {
+                Some(size) => (at, at.checked_add(size)?),
+                None => {
+                    let (len, used) = lenenc_int(rest)?;
+                    (
+                        at + used,
+                        (at + used).checked_add(usize::try_from(len).ok()?)?,
+                    )
+                }
+            },
+            None if rest.first() == Some(&0xfb) => {
+                at += 1;
+                continue;
+            }
+            None => {
+                let (len, used) = lenenc_int(rest)?;
+                (
+                    at + used,
+                    (at + used).checked_add(usize::try_from(len).ok()?)?,
+                )
+            }
+        };
+        if end > payload.len() {
+            return None;
+        }
+        if mask.is_some() {
+            spans.push((i, start, end));
+        }
+        at = end;
+    }
+    (at == payload.len()).then_some(())
 }
 
 /// The length of a binary-protocol value of a type with a fixed or

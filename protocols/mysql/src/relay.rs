@@ -105,8 +105,10 @@ pub struct MaskState {
 enum MaskPlan {
     /// COM_QUERY: one mask per statement, in order.
     Query(VecDeque<Arc<dyn ResultMask>>),
-    /// COM_STMT_PREPARE: the statement id is remembered with its mask.
-    Prepare(Arc<dyn ResultMask>),
+    /// COM_STMT_PREPARE: the statement id is remembered with its mask
+    /// (none: the statement reads nothing masked), and as the last
+    /// prepared.
+    Prepare(Option<Arc<dyn ResultMask>>),
     /// COM_STMT_EXECUTE of a statement with a mask (binary rows).
     Execute(u32, Arc<dyn ResultMask>),
     /// COM_STMT_FETCH from a masked cursor (binary rows).
@@ -178,12 +180,14 @@ impl Relay<'_> {
                         return Ok(true);
                     }
                 };
-                if self.masks.on && !masks.is_empty() {
-                    plan = Some(if cmd == command::QUERY {
-                        MaskPlan::Query(masks.into())
+                if self.masks.on {
+                    plan = if cmd == command::QUERY {
+                        (!masks.is_empty()).then(|| MaskPlan::Query(masks.into()))
                     } else {
-                        MaskPlan::Prepare(masks[0].clone())
-                    });
+                        // Every prepare, masked or not: its id is the one
+                        // MariaDB runs for the id 0xFFFFFFFF.
+                        Some(MaskPlan::Prepare(masks.into_iter().next()))
+                    };
                 }
                 let raw = match (cmd, kill::parse(&text[1..])) {
                     (command::QUERY, Some(kill)) => match self.kill_target(kill) {
@@ -332,7 +336,7 @@ impl Relay<'_> {
         let binary = !matches!(plan, MaskPlan::Query(_));
         let (mut queue, fixed, statement, mut active) = match plan {
             MaskPlan::Query(q) => (q, None, None, None),
-            MaskPlan::Prepare(m) => (VecDeque::new(), Some(m), None, None),
+            MaskPlan::Prepare(m) => (VecDeque::new(), m, None, None),
             MaskPlan::Execute(id, m) => (VecDeque::new(), Some(m), Some(id), None),
             MaskPlan::Fetch(a) => (VecDeque::new(), None, None, Some(a)),
         };
@@ -342,6 +346,7 @@ impl Relay<'_> {
         let mut held: Vec<(u8, Vec<u8>)> = Vec::new();
         let mut out: Vec<u8> = Vec::with_capacity(OUT_CHUNK);
         let mut row = Vec::new();
+        let mut spans = Vec::new();
         loop {
             if response.done() {
                 if !sbuf.is_empty() {
@@ -417,20 +422,32 @@ impl Relay<'_> {
                             "a row of 16 MiB or more in a masked result",
                         )));
                     }
-                    row.clear();
-                    let masked = if binary {
-                        mask::mask_binary_row(payload, a, &mut row)
-                    } else {
-                        mask::mask_text_row(payload, a, &mut row)
-                    };
-                    masked.ok_or(malformed("row"))?;
-                    if row.len() > MAX_MASKED_ROW {
-                        return Err(Side::Server(ProtocolError::Unexpected(
-                            "a masked row of 16 MiB or more",
-                        )));
+                    // Masked where it lies when every masked value keeps
+                    // its length (the row then passes as it is), else
+                    // rewritten.
+                    let in_place = mask::mask_row_in_place(
+                        &mut sbuf[HEADER_LEN..total],
+                        a,
+                        binary,
+                        &mut spans,
+                    );
+                    if !in_place {
+                        let payload = &sbuf[HEADER_LEN..total];
+                        row.clear();
+                        let masked = if binary {
+                            mask::mask_binary_row(payload, a, &mut row)
+                        } else {
+                            mask::mask_text_row(payload, a, &mut row)
+                        };
+                        masked.ok_or(malformed("row"))?;
+                        if row.len() > MAX_MASKED_ROW {
+                            return Err(Side::Server(ProtocolError::Unexpected(
+                                "a masked row of 16 MiB or more",
+                            )));
+                        }
+                        packet::encode(seq, &row, &mut out);
+                        pass = false;
                     }
-                    packet::encode(seq, &row, &mut out);
-                    pass = false;
                 }
                 Role::EndOfRows => {
                     active = None;
@@ -454,12 +471,13 @@ impl Relay<'_> {
                     }
                 }
                 Role::Other if prepare && first == Some(0x00) && len >= 5 => {
-                    if let Some(m) = &fixed {
-                        let id =
-                            u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
-                        self.masks.statements.insert(id, m.clone());
-                        self.masks.cursors.remove(&id);
-                    }
+                    let id = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
+                    match &fixed {
+                        Some(m) => self.masks.statements.insert(id, m.clone()),
+                        None => self.masks.statements.remove(&id),
+                    };
+                    self.masks.cursors.remove(&id);
+                    self.masks.last_prepared = Some(id);
                 }
                 _ => {}
             }

@@ -119,6 +119,28 @@ impl CellMask for Star {
         out.extend(std::iter::repeat_n(b'*', v.len()));
         true
     }
+    fn fits_in_place(&self, _: &Column, _: &[u8]) -> bool {
+        true
+    }
+    fn apply_in_place(&self, _: &Column, v: &mut [u8]) {
+        v.fill(b'*');
+    }
+}
+
+/// Masking in place leaves a row it refuses untouched, never changes a
+/// row's length, and writes what the rewrite writes.
+fn in_place(row: &[u8], active: &ActiveMask, binary: bool, rewritten: Option<&[u8]>) -> bool {
+    let mut copy = row.to_vec();
+    let done = mask::mask_row_in_place(&mut copy, active, binary, &mut Vec::new());
+    if done {
+        assert_eq!(copy.len(), row.len());
+        if let Some(r) = rewritten.filter(|r| r.len() == row.len()) {
+            assert_eq!(copy, r, "in place differs from the rewrite");
+        }
+    } else {
+        assert_eq!(copy, row, "a row refused in place was changed");
+    }
+    done
 }
 
 #[test]
@@ -165,14 +187,21 @@ fn text_and_binary_rows() {
     let mut out = Vec::new();
     assert!(mask::mask_text_row(&text, &active, &mut out).is_some());
     assert!(mask::mask_binary_row(&binary, &active, &mut out).is_some());
-    hostile("text row", 4, &[text], |p| {
+    hostile("text row", 4, std::slice::from_ref(&text), |p| {
         out.clear();
-        mask::mask_text_row(p, &active, &mut out).is_some()
+        let ok = mask::mask_text_row(p, &active, &mut out).is_some();
+        in_place(p, &active, false, ok.then_some(&out[..]));
+        ok
     });
-    hostile("binary row", 5, &[binary], |p| {
+    hostile("binary row", 5, std::slice::from_ref(&binary), |p| {
         out.clear();
-        mask::mask_binary_row(p, &active, &mut out).is_some()
+        let ok = mask::mask_binary_row(p, &active, &mut out).is_some();
+        in_place(p, &active, true, ok.then_some(&out[..]));
+        ok
     });
+    // The samples themselves are masked in place.
+    assert!(in_place(&text, &active, false, None));
+    assert!(in_place(&binary, &active, true, None));
 }
 
 fn wire(packets: &[Vec<u8>]) -> Vec<u8> {

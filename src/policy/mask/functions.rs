@@ -40,6 +40,31 @@ pub enum MaskFunction {
 /// The text that stands for a redacted value.
 pub const REDACTED: &str = "***";
 
+/// The key of the `hash` function: a secret (whoever holds it can test
+/// guesses against hashed values), so it never prints.
+#[derive(Clone)]
+pub struct HashKey(std::sync::Arc<[u8]>);
+
+impl HashKey {
+    /// A key of these bytes.
+    pub fn new(bytes: &[u8]) -> Self {
+        HashKey(std::sync::Arc::from(bytes))
+    }
+}
+
+impl std::ops::Deref for HashKey {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for HashKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HashKey(<redacted>)")
+    }
+}
+
 /// Why a rule's function is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FunctionError {
@@ -331,6 +356,14 @@ mod tests {
                 .unwrap(),
             "ab##"
         );
+    }
+
+    #[test]
+    fn the_hash_key_never_prints() {
+        let key = HashKey::new(b"k3y-material");
+        let shown = format!("{key:?} {:?}", MaskFunction::Hash);
+        assert!(!shown.contains("k3y") && !shown.contains("107"), "{shown}");
+        assert_eq!(&*key, b"k3y-material");
     }
 
     #[test]
