@@ -84,6 +84,10 @@ trap 'kill $PLAIN_PID $MASKED_PID 2>/dev/null' EXIT
 for p in $PLAIN_PORT $MASKED_PORT; do
   for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p $p && break; sleep 0.1; done
 done
+# A port taken by another process would be measured instead.
+for pid in $PLAIN_PID $MASKED_PID; do
+  kill -0 "$pid" 2>/dev/null || { echo "a sqlgate instance did not start: see $OUT/*.log" >&2; exit 1; }
+done
 # The masked instance must really mask (and have read its catalog): filler
 # is all blanks, which keep_last keeps, so ask for a value computed from
 # it (redacted to ***).

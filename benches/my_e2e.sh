@@ -116,6 +116,10 @@ trap 'kill $SG_PID $SG1_PID $SGP_PID $HA_PID 2>/dev/null' EXIT
 for p in $HA_PORT $SG_PORT $SG1_PORT $SGP_PORT; do
   for _ in $(seq 100); do mariadb-admin --no-defaults -h127.0.0.1 -P$p -usqlgate_bench -p"$MYPW" ping >/dev/null 2>&1 && break; sleep 0.1; done
 done
+# A port taken by another process would be measured instead.
+for pid in $HA_PID $SG_PID $SG1_PID $SGP_PID; do
+  kill -0 "$pid" 2>/dev/null || { echo "a proxy did not start: see $OUT/*.log" >&2; exit 1; }
+done
 
 run() { bash "$BENCH/my_bench.sh" -h 127.0.0.1 -U sqlgate_bench -W "$MYPW" -d "$DB" -T "$T" -r 1 -m "$MODES" -o "$OUT" "$@"; }
 for _ in $(seq "$R"); do

@@ -84,6 +84,10 @@ trap 'kill $SG_PID $SG1_PID $SGP_PID 2>/dev/null; bash "$BENCH/pgbouncer.sh" sto
 for p in $SG_PORT $SG1_PORT $SGP_PORT; do
   for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p $p && break; sleep 0.1; done
 done
+# A port taken by another process would be measured instead.
+for pid in $SG_PID $SG1_PID $SGP_PID; do
+  kill -0 "$pid" 2>/dev/null || { echo "a sqlgate instance did not start: see $OUT/*.log" >&2; exit 1; }
+done
 
 run() { bash "$BENCH/pg_bench.sh" -h 127.0.0.1 -U "$PGUSER" -d "$DB" -T "$T" -r 1 -m "$MODES" -o "$OUT" "$@"; }
 for _ in $(seq "$R"); do  # interleaved, so that drift hits all three alike
