@@ -210,34 +210,54 @@ pub struct ActiveMask {
     pub cells: Vec<Option<Arc<dyn CellMask>>>,
 }
 
-/// Rewrites a text-protocol row.
+/// Rewrites a text-protocol row (appended to `out`).
 pub fn mask_text_row(payload: &[u8], active: &ActiveMask, out: &mut Vec<u8>) -> Option<()> {
+    let start = out.len();
     let mut p = payload;
-    let mut scratch = Vec::new();
     for (i, mask) in active.cells.iter().enumerate() {
         if p.first() == Some(&0xfb) {
             p = &p[1..];
             out.push(0xfb);
             continue;
         }
-        let value = lenenc_str(&mut p)?;
+        let before = p;
+        let Some(value) = lenenc_str(&mut p) else {
+            out.truncate(start);
+            return None;
+        };
         match mask {
-            None => {
-                put_lenenc_int(value.len() as u64, out);
-                out.extend_from_slice(value);
-            }
+            None => out.extend_from_slice(&before[..before.len() - p.len()]),
             Some(m) => {
-                scratch.clear();
-                if m.text(&active.columns[i], value, &mut scratch) {
-                    put_lenenc_int(scratch.len() as u64, out);
-                    out.extend_from_slice(&scratch);
+                let at = out.len();
+                if m.text(&active.columns[i], value, out) {
+                    prefix_length(out, at);
                 } else {
+                    out.truncate(at);
                     out.push(0xfb);
                 }
             }
         }
     }
-    p.is_empty().then_some(())
+    if !p.is_empty() {
+        out.truncate(start);
+        return None;
+    }
+    Some(())
+}
+
+/// Puts the length-encoded length of the value written from `at` to the
+/// end of `out` in front of it. Masked values are written straight into
+/// the row, without a buffer of their own: they are short, and moving one
+/// by its prefix's few bytes costs less than an allocation per cell.
+fn prefix_length(out: &mut Vec<u8>, at: usize) {
+    let len = out.len() - at;
+    if len <= 250 {
+        out.insert(at, len as u8);
+    } else {
+        let mut prefix = Vec::with_capacity(9);
+        put_lenenc_int(len as u64, &mut prefix);
+        out.splice(at..at, prefix);
+    }
 }
 
 /// Masks a row where it lies when every masked value in it keeps its
@@ -341,7 +361,7 @@ fn binary_size(column_type: u8, rest: &[u8]) -> Option<usize> {
     })
 }
 
-/// Rewrites a binary-protocol row.
+/// Rewrites a binary-protocol row (appended to `out`).
 pub fn mask_binary_row(payload: &[u8], active: &ActiveMask, out: &mut Vec<u8>) -> Option<()> {
     let n = active.cells.len();
     let bitmap_len = (n + 7 + 2) / 8;
@@ -349,50 +369,43 @@ pub fn mask_binary_row(payload: &[u8], active: &ActiveMask, out: &mut Vec<u8>) -
     if header[0] != 0x00 {
         return None;
     }
-    let mut bitmap = header[1..].to_vec();
-    let is_null = |bm: &[u8], i: usize| bm[(i + 2) / 8] & (1 << ((i + 2) % 8)) != 0;
+    let start = out.len();
+    // Header and NULL bitmap first; values masked to NULL set their bit.
+    out.extend_from_slice(header);
     let mut p = &payload[1 + bitmap_len..];
-    let mut body = Vec::with_capacity(p.len());
-    let mut scratch = Vec::new();
     for (i, mask) in active.cells.iter().enumerate() {
-        if is_null(&bitmap, i) {
+        let (byte, bit) = (start + 1 + (i + 2) / 8, 1u8 << ((i + 2) % 8));
+        if out[byte] & bit != 0 {
             continue;
         }
         let col = &active.columns[i];
-        let (value, raw) = match binary_size(col.column_type, p) {
-            Some(size) => {
-                let raw = p.get(..size)?;
-                p = &p[size..];
-                (raw, raw)
-            }
-            None => {
-                let before = p;
-                let v = lenenc_str(&mut p)?;
-                (v, &before[..before.len() - p.len()])
-            }
+        let before = p;
+        let value = match binary_size(col.column_type, p) {
+            Some(size) => p.get(..size).inspect(|_| p = &p[size..]),
+            None => lenenc_str(&mut p),
+        };
+        let Some(value) = value else {
+            out.truncate(start);
+            return None;
         };
         match mask {
-            None => body.extend_from_slice(raw),
+            None => out.extend_from_slice(&before[..before.len() - p.len()]),
             Some(m) => {
-                scratch.clear();
+                let at = out.len();
                 let as_text = m.as_text(col);
-                if !m.binary(col, value, &mut scratch) {
-                    bitmap[(i + 2) / 8] |= 1 << ((i + 2) % 8);
-                } else if as_text || binary_size(col.column_type, &scratch).is_none() {
-                    put_lenenc_int(scratch.len() as u64, &mut body);
-                    body.extend_from_slice(&scratch);
-                } else {
-                    body.extend_from_slice(&scratch);
+                if !m.binary(col, value, out) {
+                    out.truncate(at);
+                    out[byte] |= bit;
+                } else if as_text || binary_size(col.column_type, &out[at..]).is_none() {
+                    prefix_length(out, at);
                 }
             }
         }
     }
     if !p.is_empty() {
+        out.truncate(start);
         return None;
     }
-    out.push(0x00);
-    out.extend_from_slice(&bitmap);
-    out.extend_from_slice(&body);
     Some(())
 }
 

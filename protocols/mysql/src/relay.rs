@@ -345,7 +345,6 @@ impl Relay<'_> {
         let mut columns: Vec<Column> = Vec::new();
         let mut held: Vec<(u8, Vec<u8>)> = Vec::new();
         let mut out: Vec<u8> = Vec::with_capacity(OUT_CHUNK);
-        let mut row = Vec::new();
         let mut spans = Vec::new();
         loop {
             if response.done() {
@@ -432,20 +431,25 @@ impl Relay<'_> {
                         &mut spans,
                     );
                     if !in_place {
+                        // Rewritten straight into the output, after a
+                        // header written once its length is known.
                         let payload = &sbuf[HEADER_LEN..total];
-                        row.clear();
+                        let at = out.len();
+                        out.extend_from_slice(&[0; HEADER_LEN]);
                         let masked = if binary {
-                            mask::mask_binary_row(payload, a, &mut row)
+                            mask::mask_binary_row(payload, a, &mut out)
                         } else {
-                            mask::mask_text_row(payload, a, &mut row)
+                            mask::mask_text_row(payload, a, &mut out)
                         };
                         masked.ok_or(malformed("row"))?;
-                        if row.len() > MAX_MASKED_ROW {
+                        let row_len = out.len() - at - HEADER_LEN;
+                        if row_len > MAX_MASKED_ROW {
                             return Err(Side::Server(ProtocolError::Unexpected(
                                 "a masked row of 16 MiB or more",
                             )));
                         }
-                        packet::encode(seq, &row, &mut out);
+                        out[at..at + 3].copy_from_slice(&(row_len as u32).to_le_bytes()[..3]);
+                        out[at + 3] = seq;
                         pass = false;
                     }
                 }
