@@ -315,25 +315,13 @@ fn cell_spans(
             Some(bm) if bm[(i + 2) / 8] & (1 << ((i + 2) % 8)) != 0 => continue,
             Some(_) => match binary_size(active.columns[i].column_type, rest) {
                 Some(size) => (at, at.checked_add(size)?),
-                None => {
-                    let (len, used) = lenenc_int(rest)?;
-                    (
-                        at + used,
-                        (at + used).checked_add(usize::try_from(len).ok()?)?,
-                    )
-                }
+                None => lenenc_span(rest, at)?,
             },
             None if rest.first() == Some(&0xfb) => {
                 at += 1;
                 continue;
             }
-            None => {
-                let (len, used) = lenenc_int(rest)?;
-                (
-                    at + used,
-                    (at + used).checked_add(usize::try_from(len).ok()?)?,
-                )
-            }
+            None => lenenc_span(rest, at)?,
         };
         if end > payload.len() {
             return None;
@@ -344,6 +332,14 @@ fn cell_spans(
         at = end;
     }
     (at == payload.len()).then_some(())
+}
+
+/// Where the value of a length-encoded string at `at` (`rest` onwards)
+/// starts and ends.
+fn lenenc_span(rest: &[u8], at: usize) -> Option<(usize, usize)> {
+    let (len, used) = lenenc_int(rest)?;
+    let start = at + used;
+    Some((start, start.checked_add(usize::try_from(len).ok()?)?))
 }
 
 /// The length of a binary-protocol value of a type with a fixed or
