@@ -5,16 +5,13 @@
 //! must end promptly, the gateway must raise no panic, and a session
 //! opened before the barrage keeps working, still masked.
 
-use std::time::Duration;
-
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::task::JoinSet;
+use tokio::io::AsyncWriteExt;
 
 use super::relay::{raw_login, until};
 use crate::support::gateway::TestConfig;
-use crate::support::{mariadb, panics};
+use crate::support::{barrage, mariadb, panics};
 
 const MASKS: &str = r#"
 [[mask]]
@@ -120,31 +117,8 @@ async fn hostile_client_streams_end_only_their_own_session() {
         &script(),
         &[0, 1, 0x03, 0x16, 0x17, 0xfb, 0xfe, 0xff],
     );
-    let mut hung = Vec::new();
-    let mut tasks = JoinSet::new();
-    for (i, input) in inputs.into_iter().enumerate() {
-        if tasks.len() == AT_ONCE {
-            if let Some(Some(stuck)) = tasks.join_next().await.map(Result::unwrap) {
-                hung.push(stuck);
-            }
-        }
-        tasks.spawn(async move {
-            let mut s = raw_login(port, "bot", "bot-pw", "app").await;
-            // The gateway may close early: a write error is an answer.
-            let _ = s.write_all(&input).await;
-            let _ = s.shutdown().await;
-            let mut rest = Vec::new();
-            let ended = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest))
-                .await
-                .is_ok();
-            (!ended).then_some(i)
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        if let Some(stuck) = r.unwrap() {
-            hung.push(stuck);
-        }
-    }
+    let hung =
+        barrage::stuck_sessions(inputs, AT_ONCE, || raw_login(port, "bot", "bot-pw", "app")).await;
     assert!(
         hung.is_empty(),
         "sessions still open 10 s after the client closed: {hung:?}"

@@ -5,17 +5,13 @@
 //! bytes never complete, no spin), the gateway must raise no panic, and a
 //! session opened before the barrage keeps working, still masked.
 
-use std::time::Duration;
-
 use bytes::BytesMut;
 use postgres_protocol::message::frontend;
 use postgres_protocol::IsNull;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::task::JoinSet;
 
 use crate::support::gateway::{connect, TestConfig};
 use crate::support::raw::RawClient;
-use crate::support::{panics, pg};
+use crate::support::{barrage, panics, pg};
 
 const MASKS: &str = r#"
 [[mask]]
@@ -120,35 +116,14 @@ async fn hostile_client_streams_end_only_their_own_session() {
         &[0, 1, 0x7f, 0x80, 0xff, b'S'],
     );
     let addr = gw.addr();
-    let mut hung = Vec::new();
-    let mut tasks = JoinSet::new();
-    for (i, input) in inputs.into_iter().enumerate() {
-        if tasks.len() == AT_ONCE {
-            if let Some(Some(stuck)) = tasks.join_next().await.map(Result::unwrap) {
-                hung.push(stuck);
-            }
-        }
-        tasks.spawn(async move {
-            let (mut c, _) =
-                RawClient::connect(addr, &[("user", "bot"), ("database", "app")], "bot-pw")
-                    .await
-                    .unwrap();
-            // The gateway may close early: a write error is an answer.
-            let _ = c.stream.write_all(&input).await;
-            let _ = c.stream.shutdown().await;
-            let mut rest = Vec::new();
-            let ended =
-                tokio::time::timeout(Duration::from_secs(10), c.stream.read_to_end(&mut rest))
-                    .await
-                    .is_ok();
-            (!ended).then_some(i)
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        if let Some(stuck) = r.unwrap() {
-            hung.push(stuck);
-        }
-    }
+    let hung = barrage::stuck_sessions(inputs, AT_ONCE, || async move {
+        RawClient::connect(addr, &[("user", "bot"), ("database", "app")], "bot-pw")
+            .await
+            .unwrap()
+            .0
+            .stream
+    })
+    .await;
     assert!(
         hung.is_empty(),
         "sessions still open 10 s after the client closed: {hung:?}"
