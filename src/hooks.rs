@@ -146,6 +146,12 @@ impl Judge {
         }
     }
 
+    /// The session started without masking and masking rules apply now
+    /// (a policy reload): its relay does not follow results.
+    fn masking_now_applies(&mut self) -> bool {
+        self.masking == Some(false) && self.policy.masking()
+    }
+
     fn judge(
         &mut self,
         origin: impl std::fmt::Debug,
@@ -153,7 +159,7 @@ impl Judge {
     ) -> Result<Vec<crate::policy::engine::Judged>, Refusal> {
         // A policy reload made masking rules apply to a session whose relay
         // does not follow results: nothing may run until it reconnects.
-        let judged = if self.masking == Some(false) && self.policy.masking() {
+        let judged = if self.masking_now_applies() {
             Err(Refusal {
                 verdict: crate::policy::rules::Verdict::Deny,
                 message: format!(
@@ -261,6 +267,10 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
         on
     }
 
+    fn masking_now_applies(&mut self) -> bool {
+        self.0.masking_now_applies()
+    }
+
     fn unknown_result(&mut self) -> Option<Arc<dyn sqlgate_postgres::mask::ResultMask>> {
         Some(Arc::new(PgResultMask {
             masks: self.0.policy.unknown_result(),
@@ -336,6 +346,18 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
         let on = self.0.policy.masking();
         self.0.masking = Some(on);
         on
+    }
+
+    fn unknown_result(&mut self) -> Option<Arc<dyn sqlgate_mysql::mask::ResultMask>> {
+        Some(Arc::new(MyResultMask {
+            masks: self.0.policy.unknown_result(),
+            catalog: self.0.policy.catalog(),
+            key: self.0.policy.hash_key(),
+        }))
+    }
+
+    fn masking_now_applies(&mut self) -> bool {
+        self.0.masking_now_applies()
     }
 }
 

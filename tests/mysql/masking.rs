@@ -192,3 +192,162 @@ function = "redact"
         .await
         .unwrap();
 }
+
+/// Traffic the relay must not misread in a masking session: an empty
+/// command packet (its "command byte" would be the next packet's header)
+/// and a statement command too short to hold a statement id end the
+/// session; result sets beyond a text's statements (an `EXECUTE` of a
+/// prepared `CALL`) are masked fail-closed. Each of these returned the
+/// clear value before (found by review).
+#[tokio::test]
+async fn odd_statement_traffic_never_unmasks() {
+    use super::relay::{raw_login, until};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let my = mariadb::shared();
+    let mut direct = conn(&my.direct_url()).await;
+    direct
+        .query_drop(
+            "DROP TABLE IF EXISTS odd_customers; DROP PROCEDURE IF EXISTS odd_two_sets; \
+             CREATE TABLE odd_customers (id INT, email TEXT); \
+             INSERT INTO odd_customers VALUES (1, 'ann@example.com'); \
+             CREATE PROCEDURE odd_two_sets() BEGIN SELECT 1; SELECT email FROM odd_customers; END",
+        )
+        .await
+        .unwrap();
+    let mut config = TestConfig::mysql(my);
+    config.with_example_policy(
+        &["app"],
+        r#"
+[[rule]]
+name = "ci-calls"
+users = ["ci"]
+targets = ["*"]
+allow = ["code"]
+
+[[mask]]
+columns = ["*.odd_customers.email"]
+function = "redact"
+"#,
+    );
+    let gw = config.start().await;
+    gw.catalog_has("odd_customers").await;
+    let port = gw.mysql_port();
+    let packet = |payload: &[u8]| {
+        let mut out = Vec::new();
+        sqlgate_mysql::packet::encode(0, payload, &mut out);
+        out
+    };
+    let ends = |mut s: tokio::net::TcpStream, bytes: Vec<u8>| async move {
+        s.write_all(&bytes).await.unwrap();
+        let mut rest = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut rest))
+            .await
+            .expect("the gateway ends the session")
+            .ok();
+        rest
+    };
+
+    // An empty command packet, then what would be read as COM_STMT_CLOSE.
+    let s = raw_login(port, "bot", "bot-pw", "app").await;
+    let rest = ends(s, [&[0u8, 0, 0, 0][..], &[0x19, 1, 0, 0, 0x03]].concat()).await;
+    assert!(!rest.windows(7).any(|w| w == b"example"));
+
+    // A COM_STMT_CLOSE without its statement id, whose "id" would come
+    // from the next packet's header.
+    let mut s = raw_login(port, "bot", "bot-pw", "app").await;
+    s.write_all(&packet(b"\x16SELECT email FROM odd_customers"))
+        .await
+        .unwrap();
+    let mut hdr = [0u8; 4];
+    s.read_exact(&mut hdr).await.unwrap();
+    let mut ok = vec![0u8; hdr[0] as usize];
+    s.read_exact(&mut ok).await.unwrap();
+    let id = u32::from_le_bytes([ok[1], ok[2], ok[3], ok[4]]);
+    let execute = [&[0x17][..], &id.to_le_bytes(), &[0], &1u32.to_le_bytes()].concat();
+    let rest = ends(
+        s,
+        [packet(&[0x19]), packet(b"\x03DO 1  "), packet(&execute)].concat(),
+    )
+    .await;
+    assert!(
+        !rest.windows(7).any(|w| w == b"example"),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+
+    // EXECUTE of a prepared CALL: the procedure's second result set is
+    // beyond what the text announced (ci may call procedures, and is
+    // masked here too).
+    let mut s = raw_login(port, "ci", "ci-pw", "app").await;
+    let script = [
+        packet(b"\x03PREPARE s FROM 'CALL odd_two_sets()'"),
+        packet(b"\x03EXECUTE s"),
+        packet(b"\x03SELECT 'end-of-script'"),
+    ]
+    .concat();
+    s.write_all(&script).await.unwrap();
+    let all = until(&mut s, b"end-of-script").await.concat();
+    assert!(
+        !all.windows(7).any(|w| w == b"example"),
+        "{}",
+        String::from_utf8_lossy(&all)
+    );
+    assert!(
+        all.windows(4).any(|w| w == b"\x03***"),
+        "the second set came masked: {}",
+        String::from_utf8_lossy(&all)
+    );
+    direct
+        .query_drop("DROP PROCEDURE odd_two_sets; DROP TABLE odd_customers")
+        .await
+        .unwrap();
+}
+
+/// A reload that makes masking rules apply: statements the session
+/// prepared before it cannot be executed any more (COM_STMT_EXECUTE is
+/// never judged, and the session does not follow results); the session
+/// must reconnect, and new sessions are masked.
+#[tokio::test]
+async fn a_reload_that_adds_masks_refuses_statements_prepared_before_it() {
+    let my = mariadb::shared();
+    let mut direct = conn(&my.direct_url()).await;
+    direct
+        .query_drop(
+            "DROP TABLE IF EXISTS reload_people; \
+             CREATE TABLE reload_people (id INT, ssn TEXT); \
+             INSERT INTO reload_people VALUES (1, '123-45-6789')",
+        )
+        .await
+        .unwrap();
+    let mut config = TestConfig::mysql(my);
+    config.with_example_policy(&["app"], "");
+    let gw = config.start().await;
+    let url = gw.mysql_url("bot", "bot-pw", "app");
+    let mut before = conn(&url).await;
+    let stmt = before.prep("SELECT ssn FROM reload_people").await.unwrap();
+    let clear: Option<String> = before.exec_first(&stmt, ()).await.unwrap();
+    assert_eq!(clear.as_deref(), Some("123-45-6789"));
+
+    std::fs::write(
+        config.path().join("policies/extra.toml"),
+        "[[mask]]\ncolumns = [\"*.reload_people.ssn\"]\nfunction = { keep_last = 4 }\n",
+    )
+    .unwrap();
+    let loaded = sqlgate::config::Config::load(&config.write()).unwrap();
+    sqlgate::server::reload_policy(&loaded, &gw.running.engine).unwrap();
+    gw.catalog_has("reload_people").await;
+
+    let refused = before.exec_first::<String, _, _>(&stmt, ()).await;
+    match refused {
+        Err(mysql_async::Error::Server(e)) => {
+            assert_eq!(e.code, 1142, "{e:?}");
+            assert!(e.message.contains("reconnect"), "{e:?}");
+        }
+        other => panic!("executed after the reload: {other:?}"),
+    }
+    let mut after = conn(&url).await;
+    let stmt = after.prep("SELECT ssn FROM reload_people").await.unwrap();
+    let masked: Option<String> = after.exec_first(&stmt, ()).await.unwrap();
+    assert_eq!(masked.as_deref(), Some("***-**-6789"));
+    direct.query_drop("DROP TABLE reload_people").await.unwrap();
+}

@@ -322,7 +322,9 @@ pub async fn raw_login(port: u16, user: &str, password: &str, db: &str) -> tokio
     let mut nonce = hs.scramble_1_ref().to_vec();
     nonce.extend_from_slice(&hs.scramble_2_ref().unwrap()[..12]);
     let token = scramble_native(&nonce, password.as_bytes()).unwrap();
-    let caps: u32 = 0x0000_0200 | 0x0000_8000 | 0x0008_0000 | 0x0000_0008;
+    // PROTOCOL_41, SECURE_CONNECTION, PLUGIN_AUTH, CONNECT_WITH_DB,
+    // MULTI_RESULTS (procedures may return result sets).
+    let caps: u32 = 0x0000_0200 | 0x0000_8000 | 0x0008_0000 | 0x0000_0008 | 0x0002_0000;
     let mut p = Vec::new();
     p.extend_from_slice(&caps.to_le_bytes());
     p.extend_from_slice(&(16u32 << 20).to_le_bytes());

@@ -239,6 +239,10 @@ async fn a_reload_that_adds_masks_refuses_sessions_opened_before_it() {
         .await
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "123-45-6789");
+    let prepared = before
+        .prepare("SELECT ssn FROM reload_people")
+        .await
+        .unwrap();
 
     std::fs::write(
         cfg.path().join("policies/extra.toml"),
@@ -266,6 +270,13 @@ async fn a_reload_that_adds_masks_refuses_sessions_opened_before_it() {
     let db = e.as_db_error().unwrap();
     assert_eq!(db.code().code(), "42501");
     assert_eq!(db.hint(), Some("reconnect"), "{db:?}");
+    // A statement parsed before the reload is never judged again: its
+    // Bind ends the session rather than run it unmasked.
+    let e = before.query(&prepared, &[]).await.unwrap_err();
+    assert!(
+        format!("{e:?}").contains("masking rules apply to this session"),
+        "{e:?}"
+    );
     let after = connect(&conn_str).await;
     let row = after
         .query_one("SELECT ssn FROM reload_people", &[])

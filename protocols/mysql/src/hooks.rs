@@ -93,6 +93,21 @@ pub trait SessionHooks: Send {
         false
     }
 
+    /// In a masking session, the mask of a result set the relay cannot
+    /// tie to a judged statement (more result sets than the text had
+    /// statements, e.g. an `EXECUTE` of a prepared `CALL`): fail-closed.
+    fn unknown_result(&mut self) -> Option<std::sync::Arc<dyn crate::mask::ResultMask>> {
+        None
+    }
+
+    /// In a session that started without masking, whether masking rules
+    /// have come to apply since (a policy reload): COM_STMT_EXECUTE and
+    /// COM_STMT_FETCH, which the statement hook never sees, are then
+    /// refused.
+    fn masking_now_applies(&mut self) -> bool {
+        false
+    }
+
     /// Whether the server session must be read-only
     /// (`SET SESSION TRANSACTION READ ONLY`): the identity can never write.
     fn read_only(&mut self) -> bool;

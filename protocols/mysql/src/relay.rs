@@ -99,6 +99,20 @@ pub struct MaskState {
     /// The id of the statement prepared last: MariaDB runs it for the id
     /// 0xFFFFFFFF.
     last_prepared: Option<u32>,
+    /// The mask of result sets beyond those a text's statements announced.
+    unknown: Option<Arc<dyn ResultMask>>,
+}
+
+impl MaskState {
+    /// The state of a session whose judge says whether it masks.
+    fn of(judge: &mut dyn SessionHooks) -> Self {
+        let on = judge.masking();
+        MaskState {
+            on,
+            unknown: if on { judge.unknown_result() } else { None },
+            ..MaskState::default()
+        }
+    }
 }
 
 /// How a response is masked.
@@ -131,7 +145,7 @@ impl Relay<'_> {
     /// point.
     pub async fn run(mut self, shutdown: &CancellationToken) -> RelayEnd {
         let mut sbuf = self.server.reader.take_buffered();
-        self.masks.on = self.judge.masking();
+        self.masks = MaskState::of(self.judge.as_mut());
         // Registered once per session, not once per command.
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
@@ -162,6 +176,10 @@ impl Relay<'_> {
     /// One command and its response; `Ok(false)` on COM_QUIT.
     async fn command(&mut self, sbuf: &mut BytesMut) -> Result<bool, Side> {
         let (len, seq) = header(&self.cbuf).ok_or(Side::Client(ProtocolError::Truncated))?;
+        if len == 0 {
+            // No command byte: what follows would be read as one.
+            return Err(Side::Client(ProtocolError::Malformed("empty command")));
+        }
         let cmd = self.cbuf[HEADER_LEN];
         let mut plan = None;
         let expect = match cmd {
@@ -210,7 +228,25 @@ impl Relay<'_> {
                     Expect::Prepare
                 })
             }
+            command::STMT_EXECUTE | command::STMT_FETCH
+                if !self.masks.on && self.judge.masking_now_applies() =>
+            {
+                self.read_whole_command(len).await?;
+                let err = ClientError::new(
+                    1142,
+                    b"42000",
+                    "masking rules now apply to this session (the policy was reloaded): reconnect",
+                );
+                self.send(seq.wrapping_add(1), &err.payload()).await?;
+                None
+            }
             command::STMT_EXECUTE | command::STMT_FETCH | command::STMT_CLOSE if self.masks.on => {
+                if len < 5 {
+                    // The id would be read from the next packet.
+                    return Err(Side::Client(ProtocolError::Malformed(
+                        "statement command without a statement id",
+                    )));
+                }
                 let mut id = self.statement_id().await?;
                 if id == u32::MAX {
                     id = self.masks.last_prepared.unwrap_or(id);
@@ -334,6 +370,12 @@ impl Relay<'_> {
         let malformed = |what| Side::Server(ProtocolError::Malformed(what));
         let mut response = Response::new(expect, self.server.deprecate_eof());
         let binary = !matches!(plan, MaskPlan::Query(_));
+        // Result sets of a text beyond its statements' masks: fail-closed.
+        let beyond = if binary {
+            None
+        } else {
+            self.masks.unknown.clone()
+        };
         let (mut queue, fixed, statement, mut active) = match plan {
             MaskPlan::Query(q) => (q, None, None, None),
             MaskPlan::Prepare(m) => (VecDeque::new(), m, None, None),
@@ -382,7 +424,10 @@ impl Relay<'_> {
             let mut pass = true;
             match role {
                 Role::ColumnCount => {
-                    current = fixed.clone().or_else(|| queue.front().cloned());
+                    current = fixed
+                        .clone()
+                        .or_else(|| queue.front().cloned())
+                        .or_else(|| beyond.clone());
                     active = None;
                     columns.clear();
                 }
@@ -594,10 +639,7 @@ impl Relay<'_> {
         self.session.user = cu.user;
         self.session.target = route.target;
         self.judge = self.hooks.session(&self.session);
-        self.masks = MaskState {
-            on: self.judge.masking(),
-            ..MaskState::default()
-        };
+        self.masks = MaskState::of(self.judge.as_mut());
         if self.judge.read_only() {
             self.server.set_read_only().await.map_err(|e| {
                 Side::Server(ProtocolError::Io(std::io::Error::other(e.to_string())))

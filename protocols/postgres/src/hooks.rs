@@ -103,6 +103,14 @@ pub trait SessionHooks: Send {
         false
     }
 
+    /// In a session that started without masking, whether masking rules
+    /// have come to apply since (a policy reload): the relay then ends the
+    /// session at the next Bind or Execute, which the statement hook never
+    /// sees (a statement parsed before the reload would run unmasked).
+    fn masking_now_applies(&mut self) -> bool {
+        false
+    }
+
     /// In a masking session, the mask of a result the relay cannot tie to
     /// a judged statement (a portal of a statement prepared outside the
     /// protocol, a result beyond those a text announced): fail-closed.

@@ -458,6 +458,13 @@ impl Upstream<'_> {
             let Some((tag, total)) = peek_header(&buf[pos..], MAX_MESSAGE)? else {
                 return Ok(Scan::Forward(pos));
             };
+            if !self.masking && matches!(tag, b'B' | b'E') && self.hooks.masking_now_applies() {
+                return Err(ProtocolError::Unexpected {
+                    tag,
+                    during:
+                        "after a policy reload made masking rules apply to this session: reconnect",
+                });
+            }
             // Messages the relay reads whole: statements for the hook, and
             // in a masking session what says which result is which.
             let whole = match tag {
