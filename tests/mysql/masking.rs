@@ -275,6 +275,29 @@ function = "redact"
         String::from_utf8_lossy(&rest)
     );
 
+    // A statement id the session never prepared is refused by the gateway
+    // itself (were its idea of ids ever to differ from the server's, the
+    // results would have no mask).
+    let mut s = raw_login(port, "bot", "bot-pw", "app").await;
+    let unknown = [
+        &[0x17][..],
+        &0x7777u32.to_le_bytes(),
+        &[0],
+        &1u32.to_le_bytes(),
+    ]
+    .concat();
+    s.write_all(&packet(&unknown)).await.unwrap();
+    let mut hdr = [0u8; 4];
+    s.read_exact(&mut hdr).await.unwrap();
+    let mut err = vec![0u8; hdr[0] as usize];
+    s.read_exact(&mut err).await.unwrap();
+    assert_eq!(&err[..3], &[0xff, 0xdb, 0x04], "ERR 1243");
+    assert!(
+        err.windows(7).any(|w| w == b"sqlgate"),
+        "{}",
+        String::from_utf8_lossy(&err)
+    );
+
     // EXECUTE of a prepared CALL: the procedure's second result set is
     // beyond what the text announced (ci may call procedures, and is
     // masked here too).

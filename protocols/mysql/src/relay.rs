@@ -91,8 +91,9 @@ pub struct Relay<'a> {
 pub struct MaskState {
     /// Results of this session may be masked.
     on: bool,
-    /// Prepared statements' masks, by statement id.
-    statements: HashMap<u32, Arc<dyn ResultMask>>,
+    /// The statements prepared in this session and their masks (`None`:
+    /// the statement reads nothing masked), by statement id.
+    statements: HashMap<u32, Option<Arc<dyn ResultMask>>>,
     /// The masks of a statement's last result set (for COM_STMT_FETCH
     /// from its cursor), by statement id.
     cursors: HashMap<u32, ActiveMask>,
@@ -251,12 +252,27 @@ impl Relay<'_> {
                 if id == u32::MAX {
                     id = self.masks.last_prepared.unwrap_or(id);
                 }
+                if cmd != command::STMT_CLOSE && !self.masks.statements.contains_key(&id) {
+                    // Not prepared in this session as far as the relay
+                    // knows: the server would refuse it too, and if the
+                    // two ever disagreed its results would go unmasked.
+                    self.read_whole_command(len).await?;
+                    let err = ClientError::new(
+                        1243,
+                        b"HY000",
+                        format!("Unknown prepared statement handler ({id}) given to sqlgate"),
+                    );
+                    self.send(seq.wrapping_add(1), &err.payload()).await?;
+                    return Ok(true);
+                }
                 plan = match cmd {
                     command::STMT_EXECUTE => self
                         .masks
                         .statements
                         .get(&id)
-                        .map(|m| MaskPlan::Execute(id, m.clone())),
+                        .cloned()
+                        .flatten()
+                        .map(|m| MaskPlan::Execute(id, m)),
                     command::STMT_FETCH => {
                         self.masks.cursors.get(&id).cloned().map(MaskPlan::Fetch)
                     }
@@ -521,10 +537,7 @@ impl Relay<'_> {
                 }
                 Role::Other if prepare && first == Some(0x00) && len >= 5 => {
                     let id = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
-                    match &fixed {
-                        Some(m) => self.masks.statements.insert(id, m.clone()),
-                        None => self.masks.statements.remove(&id),
-                    };
+                    self.masks.statements.insert(id, fixed.clone());
                     self.masks.cursors.remove(&id);
                     self.masks.last_prepared = Some(id);
                 }
