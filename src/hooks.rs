@@ -6,13 +6,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlgate_postgres::messages::error_response::{ClientError, SqlState};
-use sqlgate_postgres::{Hooks, Masks, Pool, Route, SessionInfo, StatementOrigin, UserAuth};
+use sqlgate_postgres::{
+    Hooks, Masks, Planned, Pool, Route, SessionInfo, StatementOrigin, UserAuth,
+};
 
 use sqlgate_mysql::messages::err::ClientError as MyError;
 
 use crate::auth::Users;
 use crate::masking::mysql::MyResultMask;
 use crate::masking::pg::PgResultMask;
+use crate::masking::pg_names;
 use crate::policy::engine::{Engine, Refusal, SessionPolicy};
 use crate::policy::parse::SqlDialect;
 
@@ -228,20 +231,24 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
             self.0.policy.judge_function_call().map(|()| Vec::new())
         } else {
             self.0.judge(origin, sql).map(|judged| {
-                let masked: Vec<_> = judged.into_iter().filter_map(|j| j.masks).collect();
-                if masked.is_empty() {
+                if judged.iter().all(|j| j.masks.is_none()) {
                     return Vec::new();
                 }
                 let catalog = self.0.policy.catalog();
                 let key = self.0.policy.hash_key();
-                masked
+                let text = String::from_utf8_lossy(sql);
+                judged
                     .into_iter()
-                    .map(|masks| {
-                        Arc::new(PgResultMask {
-                            masks,
-                            catalog: catalog.clone(),
-                            key: key.clone(),
-                        }) as Arc<dyn sqlgate_postgres::mask::ResultMask>
+                    .filter_map(|j| {
+                        let effect = pg_names::effect(&j.statement, &text);
+                        j.masks.map(|masks| Planned {
+                            mask: Arc::new(PgResultMask {
+                                masks,
+                                catalog: catalog.clone(),
+                                key: key.clone(),
+                            }),
+                            effect,
+                        })
                     })
                     .collect()
             })

@@ -4,6 +4,7 @@
 pub mod dates;
 pub mod mysql;
 pub mod pg;
+pub mod pg_names;
 
 use std::sync::Arc;
 

@@ -233,9 +233,6 @@ pub struct SessionPolicy {
     ddl_pending: bool,
     /// SQL-level prepared statements: name → tags of what they run.
     prepared: HashMap<String, TagSet>,
-    /// Cursors declared in SQL in a masking session: name → the masking
-    /// plan of their query, for the rows FETCH returns.
-    cursors: HashMap<String, Option<Vec<super::mask::rules::ColumnPlan>>>,
 }
 
 impl SessionPolicy {
@@ -258,7 +255,6 @@ impl SessionPolicy {
             masked_target: false,
             ddl_pending: false,
             prepared: HashMap::new(),
-            cursors: HashMap::new(),
         }
     }
 
@@ -339,9 +335,7 @@ impl SessionPolicy {
             let masks = if self.masks.is_empty() {
                 None
             } else {
-                let m = self.check_masks(sql, s, tags)?;
-                self.remember_cursors(s, &m);
-                Some(m)
+                Some(self.check_masks(sql, s, tags)?)
             };
             judged.push(Judged {
                 statement: s.clone(),
@@ -363,56 +357,6 @@ impl SessionPolicy {
             }
         }
         Ok(judged)
-    }
-
-    /// DECLARE remembers a cursor's plan, CLOSE forgets it.
-    fn remember_cursors(&mut self, s: &StatementRisk, m: &StatementMasks) {
-        use sqlparser::ast::{CloseCursor, Statement};
-        let Reading::Parsed(stmt) = &s.reading else {
-            return;
-        };
-        match stmt.as_ref() {
-            Statement::Declare { stmts } => {
-                for d in stmts {
-                    for n in &d.names {
-                        let name = super::mask::lineage::norm(n);
-                        self.cursors.insert(name, m.plan.clone());
-                    }
-                }
-            }
-            Statement::Close {
-                cursor: CloseCursor::All,
-            } => self.cursors.clear(),
-            Statement::Close {
-                cursor: CloseCursor::Specific { name },
-            } => {
-                self.cursors.remove(&super::mask::lineage::norm(name));
-            }
-            _ => {}
-        }
-    }
-
-    /// The masking plan of a FETCH's rows: its cursor's, or — when the
-    /// cursor cannot be told from the text — fail-closed: every column
-    /// without a table column behind it redacted.
-    fn fetch_plan(&self, stmt: Option<&sqlparser::ast::Statement>, text: &str) -> StatementMasks {
-        let name = match stmt {
-            Some(sqlparser::ast::Statement::Fetch { name, .. }) => {
-                Some(super::mask::lineage::norm(name))
-            }
-            _ => text
-                .split_whitespace()
-                .last()
-                .map(|w| w.trim_end_matches(';').trim_matches('"').to_lowercase()),
-        };
-        let plan = name.and_then(|n| self.cursors.get(&n).cloned());
-        StatementMasks {
-            reads_masked: plan.as_ref().is_none_or(|p| p.is_some()),
-            plan: plan.flatten(),
-            opaque: false,
-            rules: self.masks.clone(),
-            procedure: false,
-        }
     }
 
     /// The masks of a result not tied to a judged statement: every column
@@ -511,7 +455,10 @@ impl SessionPolicy {
                 Reading::Parsed(stmt) => Some(stmt.as_ref()),
                 _ => None,
             };
-            return Ok(self.fetch_plan(stmt, excerpt));
+            // The rows of a portal: the relay masks them by that portal's
+            // plan as the server has it (or fail-closed).
+            let _ = stmt;
+            return Ok(self.unknown_result());
         }
         let Reading::Parsed(stmt) = &s.reading else {
             let harmless = matches!(

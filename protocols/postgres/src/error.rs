@@ -41,6 +41,15 @@ pub enum ProtocolError {
         /// Which message.
         what: &'static str,
     },
+    /// The server sent a message the relay's model of its protocol state
+    /// cannot place: that model is gone, and so is the session.
+    #[error("sqlgate lost track of the server's protocol state: message {tag:?} {reason}")]
+    Desync {
+        /// The server message's type byte, as a character.
+        tag: char,
+        /// What was expected instead.
+        reason: &'static str,
+    },
     /// A message that is not allowed at this point of the protocol.
     #[error("unexpected message type {tag:#04x} {during}")]
     Unexpected {

@@ -205,6 +205,13 @@ impl Gateway {
                     e.to_string(),
                 ))
             }
+            RelayEnd::Desync(e) => {
+                tracing::error!(session = %info.id, error = %e, "session ended: the relay's model of the server's protocol state failed");
+                Some(ClientError::fatal(
+                    SqlState::PROTOCOL_VIOLATION,
+                    e.to_string(),
+                ))
+            }
             RelayEnd::ServerGone | RelayEnd::ServerError(_) => {
                 tracing::warn!(session = %info.id, end = ?outcome.end, "server connection lost");
                 (!outcome.last_was_error).then(|| {

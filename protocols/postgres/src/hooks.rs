@@ -70,8 +70,44 @@ pub enum StatementOrigin {
     FunctionCall,
 }
 
-/// The masks of a text's statements, in order.
-pub type Masks = Vec<Arc<dyn ResultMask>>;
+/// What the relay must know of one statement of a masking session: how
+/// its results are masked, and what it does to the server's names.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The masks of its results. For `DECLARE`, the masks of the cursor's
+    /// rows, which a later `FETCH` or Execute of the cursor returns.
+    pub mask: Arc<dyn ResultMask>,
+    /// Its effect on the server's prepared statements and portals, applied
+    /// by the relay when the server reports the statement complete.
+    pub effect: Effect,
+}
+
+/// What a statement does to the server's prepared statements and portals
+/// (named as the server names them: unquoted names folded to lower case).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Effect {
+    /// Nothing the relay follows.
+    #[default]
+    None,
+    /// `DECLARE name CURSOR`: a portal whose rows carry this statement's
+    /// mask; `hold` survives its transaction's commit.
+    Declare {
+        /// The cursor's (portal's) name.
+        name: Vec<u8>,
+        /// `WITH HOLD`.
+        hold: bool,
+    },
+    /// `FETCH ... name`: rows of that portal, masked by its plan.
+    Fetch(Vec<u8>),
+    /// `CLOSE name`, or `CLOSE ALL` (`None`).
+    Close(Option<Vec<u8>>),
+    /// `DEALLOCATE name`, or `DEALLOCATE ALL` (`None`).
+    Deallocate(Option<Vec<u8>>),
+}
+
+/// The plans of a text's statements, in order (empty outside masking
+/// sessions).
+pub type Masks = Vec<Planned>;
 
 /// The engine's side of a PostgreSQL session.
 pub trait Hooks: Send + Sync + 'static {
@@ -92,7 +128,7 @@ pub trait SessionHooks: Send {
     /// Every statement text, before it is forwarded. The bytes are the
     /// client's; they need not be valid UTF-8. An error refuses the whole
     /// text: it never reaches the server and the client gets the error.
-    /// In a masking session the result is one mask per statement of the
+    /// In a masking session the result is one plan per statement of the
     /// text (empty otherwise).
     fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<Masks, ClientError>;
 

@@ -26,7 +26,8 @@ pub mod tls;
 
 pub use frontend::{FrontendConfig, Gateway};
 pub use hooks::{
-    AuthMethod, Hooks, Masks, Route, SessionHooks, SessionInfo, StatementOrigin, UserAuth,
+    AuthMethod, Effect, Hooks, Masks, Planned, Route, SessionHooks, SessionInfo, StatementOrigin,
+    UserAuth,
 };
 pub use pool::{new_pool, Pool, PoolConfig};
 pub use relay::RelayLimits;

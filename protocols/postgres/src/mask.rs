@@ -261,16 +261,18 @@ pub fn decode_bind(body: &[u8]) -> Option<BindInfo> {
     let mut c = Cursor::new(body);
     let portal = c.cstr()?.to_vec();
     let statement = c.cstr()?.to_vec();
-    let nf = c.i16()?;
-    c.bytes(2 * nf.max(0) as usize)?;
-    let np = c.i16()?;
+    // Counts are unsigned 16-bit on the server (a signed reading made a
+    // Bind of 32,768 parameters undecodable here but not there).
+    let nf = c.u16()?;
+    c.bytes(2 * usize::from(nf))?;
+    let np = c.u16()?;
     for _ in 0..np {
         let len = c.i32()?;
         if len > 0 {
             c.bytes(len as usize)?;
         }
     }
-    let nr = c.i16()?;
+    let nr = c.u16()?;
     let formats = (0..nr).map(|_| c.i16()).collect::<Option<Vec<_>>>()?;
     c.is_empty().then_some(BindInfo {
         portal,

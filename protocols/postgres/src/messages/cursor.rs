@@ -36,6 +36,12 @@ impl<'a> Cursor<'a> {
         Some(i16::from_be_bytes([b[0], b[1]]))
     }
 
+    /// A big-endian u16 (the counts of a Bind).
+    pub fn u16(&mut self) -> Option<u16> {
+        let b = self.bytes(2)?;
+        Some(u16::from_be_bytes([b[0], b[1]]))
+    }
+
     /// A big-endian i32.
     pub fn i32(&mut self) -> Option<i32> {
         let b = self.bytes(4)?;

@@ -1,0 +1,393 @@
+//! Server → client: places every server message in the model, swaps a
+//! marker's error for its refusal, hides the server-side user, and masks
+//! results.
+//!
+//! Why here: only the server's answers say what happened, so this side
+//! is where the model moves. It must never forward a row it could not tie
+//! to a statement's plan in a masking session: a message the model cannot
+//! place ends the session (`RelayEnd::Desync`).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+use super::model::Answer;
+use super::{write, RelayEnd, Shared, MAX_QUEUED, READ_CHUNK};
+use crate::backend::set_param;
+use crate::error::ProtocolError;
+use crate::frame::{peek_header, HEADER_LEN};
+use crate::mask::{self, ActiveMask, Field, ResultMask};
+use crate::messages::{backend_tag, parameter_status};
+
+/// Longest message the relay reads whole from a server other than a
+/// masked DataRow.
+const MAX_INSPECTED: usize = 1 << 20;
+/// Longest message of any kind (PostgreSQL's own limit is 1 GiB).
+const MAX_MESSAGE: usize = 1 << 30;
+
+/// Server → client.
+pub(super) struct Downstream<'a> {
+    skip: usize,
+    shared: &'a Shared,
+    params: &'a mut Vec<(String, String)>,
+    /// The gateway user, shown as `session_authorization`.
+    user: &'a str,
+    last_tag: u8,
+    masking: bool,
+    /// DataRows of a result are passing (the model has placed the result;
+    /// its rows need no lock each).
+    in_rows: bool,
+    /// The masks of the result whose rows are passing.
+    active: Option<ActiveMask>,
+    /// Output gathered when messages are rewritten.
+    out: BytesMut,
+    /// Where a masked row is written.
+    scratch: BytesMut,
+    /// Where a masked cell is written.
+    cell: Vec<u8>,
+}
+
+/// What becomes of a server message.
+enum Rewrite {
+    /// Forwarded as it is.
+    Keep,
+    /// Dropped (the answer to the relay's own Describe).
+    Drop,
+    /// Replaced by these bytes.
+    With(BytesMut),
+    /// Replaced by the masked row in `scratch`.
+    Scratch,
+}
+
+impl<'a> Downstream<'a> {
+    pub fn new(
+        shared: &'a Shared,
+        params: &'a mut Vec<(String, String)>,
+        user: &'a str,
+        masking: bool,
+    ) -> Self {
+        Downstream {
+            skip: 0,
+            shared,
+            params,
+            user,
+            last_tag: 0,
+            masking,
+            in_rows: false,
+            active: None,
+            out: BytesMut::new(),
+            scratch: BytesMut::new(),
+            cell: Vec::new(),
+        }
+    }
+
+    /// Not inside a server message.
+    pub fn between_messages(&self) -> bool {
+        self.skip == 0
+    }
+
+    /// The type of the last message forwarded.
+    pub fn last_tag(&self) -> u8 {
+        self.last_tag
+    }
+
+    pub async fn run<R, W>(&mut self, rd: &mut R, wr: &mut W, buf: &mut BytesMut) -> RelayEnd
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        loop {
+            if let Err(e) = self.forward(wr, buf).await {
+                return e;
+            }
+            buf.reserve(READ_CHUNK);
+            match rd.read_buf(buf).await {
+                Ok(0) => return RelayEnd::ServerGone,
+                Ok(_) => {}
+                Err(e) => return RelayEnd::ServerError(e.into()),
+            }
+        }
+    }
+
+    /// Forwards everything forwardable in `buf`.
+    async fn forward<W: AsyncWrite + Unpin>(
+        &mut self,
+        wr: &mut W,
+        buf: &mut BytesMut,
+    ) -> Result<(), RelayEnd> {
+        let mut pos = 0;
+        let mut emitted = 0;
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min(buf.len() - pos);
+                pos += n;
+                self.skip -= n;
+                if self.skip > 0 {
+                    break;
+                }
+            }
+            let header = peek_header(&buf[pos..], MAX_MESSAGE).map_err(RelayEnd::ServerError)?;
+            let Some((tag, total)) = header else { break };
+            let rewrite = if tag == b'D' && self.in_rows {
+                // The hot path of a result: its rows, placed already.
+                match &self.active {
+                    None => Rewrite::Keep,
+                    Some(a) => {
+                        if inspected(buf, pos, tag, total, MAX_MESSAGE)?.is_none() {
+                            break;
+                        }
+                        let row = &mut buf[pos + HEADER_LEN..pos + total];
+                        // A row whose masked cells keep their length is
+                        // masked where it lies and streams on.
+                        if mask::mask_data_row_in_place(row, a) {
+                            Rewrite::Keep
+                        } else {
+                            self.mask_row(&buf[pos + HEADER_LEN..pos + total])
+                                .map_err(RelayEnd::ServerError)?
+                        }
+                    }
+                }
+            } else {
+                let body = match self.body_limit(tag) {
+                    Some(max) => match inspected(buf, pos, tag, total, max)? {
+                        Some(body) => body,
+                        None => break,
+                    },
+                    None => &[][..],
+                };
+                self.observe(tag, body).map_err(|e| match e {
+                    e @ ProtocolError::Desync { .. } => RelayEnd::Desync(e),
+                    e => RelayEnd::ServerError(e),
+                })?
+            };
+            self.last_tag = tag;
+            if !matches!(rewrite, Rewrite::Keep) {
+                debug_assert!(
+                    buf.len() - pos >= total,
+                    "only whole messages are rewritten"
+                );
+                // Rewritten messages gather with what came before them
+                // and go out in one write.
+                self.out.extend_from_slice(&buf[emitted..pos]);
+                match rewrite {
+                    Rewrite::With(bytes) => self.out.extend_from_slice(&bytes),
+                    Rewrite::Scratch => {
+                        self.out.extend_from_slice(&self.scratch);
+                        self.scratch.clear();
+                    }
+                    Rewrite::Keep | Rewrite::Drop => {}
+                }
+                emitted = pos + total;
+                if self.out.len() >= READ_CHUNK {
+                    write(wr, &self.out)
+                        .await
+                        .map_err(|e| RelayEnd::ClientError(e.into()))?;
+                    self.out.clear();
+                }
+            }
+            self.skip = total;
+        }
+        if !self.out.is_empty() {
+            self.out.extend_from_slice(&buf[emitted..pos]);
+            write(wr, &self.out)
+                .await
+                .map_err(|e| RelayEnd::ClientError(e.into()))?;
+            self.out.clear();
+        } else if pos > emitted {
+            write(wr, &buf[emitted..pos])
+                .await
+                .map_err(|e| RelayEnd::ClientError(e.into()))?;
+        }
+        buf.advance(pos);
+        Ok(())
+    }
+
+    /// Whether (and up to what length) a message must be read whole.
+    fn body_limit(&self, tag: u8) -> Option<usize> {
+        match tag {
+            // An error may be swapped for a refusal: it is replaced whole.
+            backend_tag::READY_FOR_QUERY
+            | backend_tag::PARAMETER_STATUS
+            | backend_tag::ERROR_RESPONSE => Some(MAX_INSPECTED),
+            b'T' | b't' | b'n' | b'N' | b'C' if self.masking => Some(MAX_INSPECTED),
+            // The first row of an Execute: its columns are counted.
+            b'D' if self.masking => Some(MAX_MESSAGE),
+            _ => None,
+        }
+    }
+
+    /// One server message other than a placed result's row: moves the
+    /// model and says how the message is rewritten.
+    fn observe(&mut self, tag: u8, body: &[u8]) -> Result<Rewrite, ProtocolError> {
+        match tag {
+            backend_tag::PARAMETER_STATUS => return Ok(self.parameter_status(body)),
+            // NotificationResponse answers nothing.
+            b'A' => return Ok(Rewrite::Keep),
+            b'N' => {
+                if !self.masking {
+                    return Ok(Rewrite::Keep);
+                }
+                let mask = self.shared.model().current_mask();
+                return scrub(tag, body, mask);
+            }
+            _ => {}
+        }
+        let (answer, scrub_with) = {
+            let mut model = self.shared.model();
+            let before = model.len();
+            let scrub_with = match tag {
+                b'E' if self.masking => model.current_mask(),
+                _ => None,
+            };
+            let answer = model.answer(tag, body)?;
+            if before >= MAX_QUEUED && model.len() < MAX_QUEUED {
+                self.shared.room.notify_one();
+            }
+            if model.idle() && self.shared.draining.load(Ordering::Relaxed) {
+                self.shared.idle.notify_one();
+            }
+            (answer, scrub_with)
+        };
+        self.active = None;
+        self.in_rows = false;
+        Ok(match answer {
+            Answer::Pass | Answer::Ready => match tag {
+                b'E' => return scrub(tag, body, scrub_with),
+                _ => Rewrite::Keep,
+            },
+            Answer::Refusal(error) => Rewrite::With(error),
+            Answer::Own => Rewrite::Drop,
+            Answer::Described { mask, rows } => {
+                self.in_rows = rows;
+                let Some(mask) = mask else {
+                    return Ok(Rewrite::Keep);
+                };
+                let fields = mask::decode_row_description(body)
+                    .ok_or_else(|| ProtocolError::malformed("RowDescription"))?;
+                let active = activate(&mask, fields);
+                let told = active.as_ref().map_or(Rewrite::Keep, described);
+                if rows {
+                    self.active = active;
+                }
+                told
+            }
+            Answer::ExecuteRows {
+                mask,
+                fields,
+                formats,
+            } => {
+                self.in_rows = true;
+                let Some(mask) = mask else {
+                    return Ok(Rewrite::Keep);
+                };
+                let columns = mask::data_row_columns(body)
+                    .ok_or_else(|| ProtocolError::malformed("DataRow"))?;
+                self.active = activate(&mask, execute_fields(fields, &formats, columns));
+                self.mask_row(body)?
+            }
+        })
+    }
+
+    /// ParameterStatus: kept for the next greeting; the server-side user
+    /// is hidden behind the gateway user.
+    fn parameter_status(&mut self, body: &[u8]) -> Rewrite {
+        let Some((name, value)) = parameter_status::decode(body) else {
+            return Rewrite::Keep;
+        };
+        if name == "session_authorization" {
+            let mut out = BytesMut::new();
+            parameter_status::encode(name, self.user, &mut out);
+            return Rewrite::With(out);
+        }
+        set_param(self.params, name.to_owned(), value.to_owned());
+        Rewrite::Keep
+    }
+
+    /// Rewrites a row of the active masked result into `scratch`.
+    fn mask_row(&mut self, body: &[u8]) -> Result<Rewrite, ProtocolError> {
+        let Some(a) = &self.active else {
+            return Ok(Rewrite::Keep);
+        };
+        self.scratch.clear();
+        mask::mask_data_row(body, a, &mut self.scratch, &mut self.cell)
+            .ok_or_else(|| ProtocolError::malformed("DataRow"))?;
+        Ok(Rewrite::Scratch)
+    }
+}
+
+/// An error or notice under the mask of the statement it is about: texts
+/// that could quote masked values are scrubbed.
+fn scrub(
+    tag: u8,
+    body: &[u8],
+    mask: Option<Arc<dyn ResultMask>>,
+) -> Result<Rewrite, ProtocolError> {
+    let how = mask.map_or(mask::Scrub::Keep, |m| m.scrub());
+    if how == mask::Scrub::Keep {
+        return Ok(Rewrite::Keep);
+    }
+    let mut out = BytesMut::new();
+    mask::scrub_notice(tag, body, how, &mut out)
+        .ok_or_else(|| ProtocolError::malformed("ErrorResponse"))?;
+    Ok(Rewrite::With(out))
+}
+
+/// The masks of a result with these columns, if any column is masked.
+fn activate(mask: &Arc<dyn ResultMask>, fields: Vec<Field>) -> Option<ActiveMask> {
+    let cells = mask.columns(&fields)?;
+    cells
+        .iter()
+        .any(Option::is_some)
+        .then_some(ActiveMask { fields, cells })
+}
+
+/// The RowDescription the client is told for a masked result.
+fn described(active: &ActiveMask) -> Rewrite {
+    let mut out = BytesMut::new();
+    mask::encode_row_description(&mask::client_fields(active), &mut out);
+    Rewrite::With(out)
+}
+
+/// The columns of an Execute's rows: the statement's, as described to
+/// the relay, in the portal's formats (unknown columns when the
+/// description is missing or disagrees with the rows).
+fn execute_fields(described: Option<Vec<Field>>, formats: &[i16], columns: usize) -> Vec<Field> {
+    let unknown = |_| Field {
+        name: Vec::new(),
+        table_oid: 0,
+        column: 0,
+        type_oid: 0,
+        type_len: -1,
+        type_mod: -1,
+        format: 0,
+    };
+    let mut fields = match described {
+        Some(f) if f.len() == columns => f,
+        _ => (0..columns).map(unknown).collect(),
+    };
+    for (i, f) in fields.iter_mut().enumerate() {
+        f.format = mask::format_of(formats, i);
+    }
+    fields
+}
+
+/// The body of a server message the relay must read whole, once it is
+/// all in `buf` (`None`: read more first).
+fn inspected(
+    buf: &[u8],
+    pos: usize,
+    tag: u8,
+    total: usize,
+    max: usize,
+) -> Result<Option<&[u8]>, RelayEnd> {
+    if total > max {
+        return Err(RelayEnd::ServerError(ProtocolError::TooLong {
+            tag,
+            len: total,
+            max,
+        }));
+    }
+    Ok((buf.len() - pos >= total).then(|| &buf[pos + HEADER_LEN..pos + total]))
+}

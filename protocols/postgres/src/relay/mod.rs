@@ -1,0 +1,193 @@
+//! The data path of an established session: two directions that run at
+//! once in one task, so that a server's asynchronous messages
+//! (NotificationResponse, NoticeResponse, ParameterStatus) reach an idle
+//! client immediately.
+//!
+//! - `upstream.rs`: client → server. Holds back only what the gateway
+//!   must read whole (Query and Parse for the statement hook; in masking
+//!   sessions Bind, Describe, Execute and Close for their names), judges
+//!   statements, replaces refused ones by markers (`marker.rs`), and
+//!   queues every message the server will answer in the model.
+//! - `downstream.rs`: server → client. Places every server message in the
+//!   model, swaps a marker's error for its refusal, and masks results.
+//! - `model.rs`: what the server will do with what it was sent; it
+//!   follows the server's answers, never the client's requests, and ends
+//!   the session rather than guess.
+//!
+//! Bytes are forwarded as they arrive; a huge DataRow or CopyData streams
+//! through with bounded memory. Each write is awaited before the next
+//! read, which carries a slow client's backpressure to the server, and the
+//! model's queue is bounded (`MAX_QUEUED`): a client that pipelines
+//! without reading stops being read.
+//!
+//! This module must never change a byte it does not have to: the rewrites
+//! are the `session_authorization` ParameterStatus (it would reveal the
+//! server-side user), refusals, and masked results.
+
+mod downstream;
+mod marker;
+mod model;
+mod upstream;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::BackendConn;
+use crate::error::ProtocolError;
+use crate::hooks::SessionHooks;
+use crate::messages::backend_tag;
+use crate::stream::ClientStream;
+
+use downstream::Downstream;
+use model::ServerModel;
+use upstream::Upstream;
+
+/// How much the relay reads at once in each direction.
+const READ_CHUNK: usize = 64 * 1024;
+/// Messages the server may owe answers to before the client is no longer
+/// read (a pipeline deeper than this waits for the server).
+const MAX_QUEUED: usize = 16 * 1024;
+
+/// Limits of one session's relay.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayLimits {
+    /// Longest Query or Parse message; these are held whole for the hook.
+    pub max_statement_len: usize,
+}
+
+/// Why a relay ended.
+#[derive(Debug)]
+pub enum RelayEnd {
+    /// The client sent Terminate or closed its connection.
+    ClientGone,
+    /// The client broke the protocol or its socket failed.
+    ClientError(ProtocolError),
+    /// The server closed the connection.
+    ServerGone,
+    /// The server connection failed.
+    ServerError(ProtocolError),
+    /// The server answered something the relay's model cannot place
+    /// (`ProtocolError::Desync`): the session ends rather than guess.
+    Desync(ProtocolError),
+    /// The gateway is shutting down and the session was idle.
+    Shutdown,
+}
+
+/// State both directions share. Both run in the same task; the lock is
+/// never held across an await.
+#[derive(Debug)]
+struct Shared {
+    model: Mutex<ServerModel>,
+    /// An extended-protocol message was sent after the last Sync.
+    unsynced: AtomicBool,
+    /// Set during shutdown: wake the session when it becomes idle.
+    draining: AtomicBool,
+    idle: Notify,
+    /// The model's queue has room again.
+    room: Notify,
+}
+
+impl Shared {
+    fn model(&self) -> std::sync::MutexGuard<'_, ServerModel> {
+        self.model.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What the session needs to know once the relay has ended.
+#[derive(Debug)]
+pub struct RelayOutcome {
+    /// Why it ended.
+    pub end: RelayEnd,
+    /// The server connection is between requests and can be reset.
+    pub reusable: bool,
+    /// Transaction status of the last ReadyForQuery.
+    pub status: u8,
+    /// The client left an extended-protocol exchange without Sync.
+    pub unsynced: bool,
+    /// The last message forwarded to the client was an ErrorResponse.
+    pub last_was_error: bool,
+}
+
+/// Runs a session until either side ends it.
+pub async fn run(
+    client: &mut ClientStream,
+    client_buf: &mut BytesMut,
+    server: &mut BackendConn,
+    user: &str,
+    hooks: &mut dyn SessionHooks,
+    limits: RelayLimits,
+    shutdown: &CancellationToken,
+) -> RelayOutcome {
+    let masking = hooks.masking();
+    let unknown = if masking {
+        hooks.unknown_result()
+    } else {
+        None
+    };
+    let shared = Shared {
+        model: Mutex::new(ServerModel::new(masking, unknown)),
+        unsynced: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
+        idle: Notify::new(),
+        room: Notify::new(),
+    };
+    let BackendConn {
+        stream,
+        rbuf,
+        params,
+        ..
+    } = server;
+    let (mut client_rd, mut client_wr) = client.split();
+    let (mut server_rd, mut server_wr) = stream.split();
+    let mut up = Upstream::new(hooks, limits, &shared, masking);
+    let mut down = Downstream::new(&shared, params, user, masking);
+    let idle = || shared.model().idle();
+    let end = {
+        let c2s = up.run(&mut client_rd, &mut server_wr, client_buf);
+        let s2c = down.run(&mut server_rd, &mut client_wr, rbuf);
+        tokio::pin!(c2s, s2c);
+        loop {
+            tokio::select! {
+                r = &mut c2s => break r,
+                r = &mut s2c => break r,
+                _ = shutdown.cancelled(), if !shared.draining.load(Ordering::Relaxed) => {
+                    shared.draining.store(true, Ordering::Relaxed);
+                    if idle() {
+                        break RelayEnd::Shutdown;
+                    }
+                }
+                _ = shared.idle.notified(), if shared.draining.load(Ordering::Relaxed) => {
+                    if idle() {
+                        break RelayEnd::Shutdown;
+                    }
+                }
+            }
+        }
+    };
+    let (idle, status) = {
+        let m = shared.model();
+        (m.idle(), m.status())
+    };
+    RelayOutcome {
+        reusable: matches!(end, RelayEnd::ClientGone | RelayEnd::Shutdown)
+            && idle
+            && down.between_messages(),
+        status,
+        unsynced: shared.unsynced.load(Ordering::Relaxed),
+        last_was_error: down.last_tag() == backend_tag::ERROR_RESPONSE,
+        end,
+    }
+}
+
+async fn write<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    wr.write_all(bytes).await?;
+    wr.flush().await
+}

@@ -1,0 +1,411 @@
+//! Client → server: frames the client's messages, hands statement texts to
+//! the judge, replaces refused messages by markers, and queues in the
+//! model every message the server will answer.
+//!
+//! Why here: the model must hear of a message before the server can
+//! answer it, so each entry is queued before its bytes are written. This
+//! side must never change the model's maps: only the server's answers do.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::marker::marker;
+use super::model::{Plan, Sent, Statement};
+use super::{write, RelayEnd, RelayLimits, Shared, MAX_QUEUED, READ_CHUNK};
+use crate::error::ProtocolError;
+use crate::frame::{peek_header, HEADER_LEN};
+use crate::hooks::{SessionHooks, StatementOrigin};
+use crate::mask;
+use crate::messages::{frontend_tag, query};
+
+/// Longest message of any kind (PostgreSQL's own limit is 1 GiB).
+const MAX_MESSAGE: usize = 1 << 30;
+/// Longest Bind a masking session holds whole (its result formats come
+/// last, after the parameters).
+const MAX_HELD_BIND: usize = 64 << 20;
+
+/// Client → server.
+pub(super) struct Upstream<'a> {
+    /// Bytes of a passed-through message still to forward.
+    skip: usize,
+    /// Bytes of a refused message still to drop.
+    discard: usize,
+    hooks: &'a mut dyn SessionHooks,
+    limits: RelayLimits,
+    shared: &'a Shared,
+    /// Results may be masked: names are followed.
+    masking: bool,
+    /// The last message was CopyData (a run is queued once).
+    copy_run: bool,
+}
+
+enum Scan {
+    /// Forward `0..n` and read more.
+    Forward(usize),
+    /// Forward `0..n`; then wait until the model's queue has room.
+    Full(usize),
+    /// Forward `0..n`; then the client has terminated.
+    Terminate(usize),
+    /// Forward `0..upto`, then send `extra` (a message of the relay's
+    /// own) and go on scanning.
+    Inject { upto: usize, extra: BytesMut },
+    /// Forward `0..before`, send `marker`, drop the `len` bytes after
+    /// (those not read yet are dropped as they arrive).
+    Refuse {
+        before: usize,
+        len: usize,
+        marker: BytesMut,
+    },
+}
+
+impl<'a> Upstream<'a> {
+    pub fn new(
+        hooks: &'a mut dyn SessionHooks,
+        limits: RelayLimits,
+        shared: &'a Shared,
+        masking: bool,
+    ) -> Self {
+        Upstream {
+            skip: 0,
+            discard: 0,
+            hooks,
+            limits,
+            shared,
+            masking,
+            copy_run: false,
+        }
+    }
+
+    pub async fn run<R, W>(&mut self, rd: &mut R, wr: &mut W, buf: &mut BytesMut) -> RelayEnd
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        loop {
+            let scan = match self.scan(buf) {
+                Ok(s) => s,
+                Err(e) => return RelayEnd::ClientError(e),
+            };
+            let (n, terminate, full) = match scan {
+                Scan::Forward(n) => (n, false, false),
+                Scan::Full(n) => (n, false, true),
+                Scan::Terminate(n) => (n, true, false),
+                Scan::Inject { upto, extra } => {
+                    let sent = async {
+                        wr.write_all(&buf[..upto]).await?;
+                        write(wr, &extra).await
+                    };
+                    if let Err(e) = sent.await {
+                        return RelayEnd::ServerError(e.into());
+                    }
+                    buf.advance(upto);
+                    continue;
+                }
+                Scan::Refuse {
+                    before,
+                    len,
+                    marker,
+                } => {
+                    let sent = async {
+                        wr.write_all(&buf[..before]).await?;
+                        write(wr, &marker).await
+                    };
+                    if let Err(e) = sent.await {
+                        return RelayEnd::ServerError(e.into());
+                    }
+                    let here = len.min(buf.len() - before);
+                    buf.advance(before + here);
+                    self.discard = len - here;
+                    continue;
+                }
+            };
+            if n > 0 {
+                if let Err(e) = write(wr, &buf[..n]).await {
+                    return RelayEnd::ServerError(e.into());
+                }
+                buf.advance(n);
+            }
+            if terminate {
+                return RelayEnd::ClientGone;
+            }
+            if full {
+                // Not a lost wake-up: `Notify` keeps one permit.
+                self.shared.room.notified().await;
+                continue;
+            }
+            buf.reserve(READ_CHUNK);
+            match rd.read_buf(buf).await {
+                Ok(0) => {
+                    return if buf.is_empty() && self.skip == 0 {
+                        RelayEnd::ClientGone
+                    } else {
+                        RelayEnd::ClientError(ProtocolError::Truncated)
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return RelayEnd::ClientError(e.into()),
+            }
+        }
+    }
+
+    /// Walks the complete or passed-through messages at the front of `buf`
+    /// and returns how many bytes may be forwarded now.
+    fn scan(&mut self, buf: &mut BytesMut) -> Result<Scan, ProtocolError> {
+        if self.discard > 0 {
+            let n = self.discard.min(buf.len());
+            buf.advance(n);
+            self.discard -= n;
+            if self.discard > 0 {
+                return Ok(Scan::Forward(0));
+            }
+        }
+        let mut pos = 0;
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min(buf.len() - pos);
+                pos += n;
+                self.skip -= n;
+                if self.skip > 0 {
+                    return Ok(Scan::Forward(pos));
+                }
+            }
+            let Some((tag, total)) = peek_header(&buf[pos..], MAX_MESSAGE)? else {
+                return Ok(Scan::Forward(pos));
+            };
+            if self.shared.model().len() >= MAX_QUEUED {
+                return Ok(Scan::Full(pos));
+            }
+            if !self.masking && matches!(tag, b'B' | b'E') && self.hooks.masking_now_applies() {
+                return Err(ProtocolError::Unexpected {
+                    tag,
+                    during:
+                        "after a policy reload made masking rules apply to this session: reconnect",
+                });
+            }
+            // Messages the relay reads whole: statements for the hook, and
+            // in a masking session the names that say which result is which.
+            let whole = match tag {
+                frontend_tag::QUERY | frontend_tag::PARSE => Some(self.limits.max_statement_len),
+                b'B' if self.masking => Some(MAX_HELD_BIND),
+                b'E' if self.masking => Some(self.limits.max_statement_len),
+                // Which of its answers a Describe gets depends on its kind.
+                b'D' | b'C' => Some(self.limits.max_statement_len),
+                _ => None,
+            };
+            if let Some(max) = whole {
+                if total > max {
+                    return Err(ProtocolError::TooLong {
+                        tag,
+                        len: total,
+                        max,
+                    });
+                }
+                if buf.len() - pos < total {
+                    buf.reserve(total - (buf.len() - pos));
+                    return Ok(Scan::Forward(pos));
+                }
+            }
+            let copy_run = std::mem::replace(&mut self.copy_run, tag == b'd');
+            let body = &buf[pos + HEADER_LEN..(pos + total).min(buf.len())];
+            match tag {
+                frontend_tag::QUERY | frontend_tag::PARSE | frontend_tag::FUNCTION_CALL => {
+                    if let Some(scan) = self.statement(tag, body, pos, total)? {
+                        return Ok(scan);
+                    }
+                }
+                frontend_tag::SYNC => {
+                    self.shared.unsynced.store(false, Ordering::Relaxed);
+                    self.send(Sent::Sync);
+                }
+                frontend_tag::TERMINATE => return Ok(Scan::Terminate(pos)),
+                b'B' | b'E' | b'D' | b'C' => {
+                    self.shared.unsynced.store(true, Ordering::Relaxed);
+                    let sent = if self.masking {
+                        extended(tag, body)?
+                    } else {
+                        unnamed(tag, body)
+                    };
+                    self.send(sent);
+                }
+                frontend_tag::FLUSH => self.shared.unsynced.store(true, Ordering::Relaxed),
+                b'd' if !copy_run => self.send(Sent::CopyData),
+                b'c' => self.send(Sent::CopyDone),
+                b'f' => self.send(Sent::CopyFail),
+                _ => {}
+            }
+            self.skip = total;
+        }
+    }
+
+    fn send(&self, sent: Sent) {
+        self.shared.model().send(sent);
+    }
+
+    /// A Query, Parse or FunctionCall: judged, then queued; a refused one
+    /// becomes a marker.
+    fn statement(
+        &mut self,
+        tag: u8,
+        body: &[u8],
+        pos: usize,
+        total: usize,
+    ) -> Result<Option<Scan>, ProtocolError> {
+        let verdict = match tag {
+            frontend_tag::QUERY => self
+                .hooks
+                .statement(StatementOrigin::Query, query::query_text(body)?),
+            frontend_tag::PARSE => {
+                self.shared.unsynced.store(true, Ordering::Relaxed);
+                let (_, sql) = query::parse_text(body)?;
+                self.hooks.statement(StatementOrigin::Parse, sql)
+            }
+            // Judged before its body is read: nothing in it says more
+            // than "a function by OID".
+            _ => self.hooks.statement(StatementOrigin::FunctionCall, b""),
+        };
+        let name = match tag {
+            frontend_tag::PARSE => query::parse_text(body)?.0.to_vec(),
+            _ => Vec::new(),
+        };
+        let plans = match verdict {
+            Ok(plans) => plans,
+            Err(refusal) => {
+                let mut error = BytesMut::new();
+                refusal.encode(&mut error);
+                let refusal = Some(error);
+                self.send(match tag {
+                    frontend_tag::QUERY => Sent::Query {
+                        statements: VecDeque::new(),
+                        refusal,
+                    },
+                    frontend_tag::PARSE => Sent::Parse {
+                        name,
+                        statement: Statement::default(),
+                        refusal,
+                    },
+                    _ => Sent::FunctionCall { refusal },
+                });
+                let kind = match tag {
+                    frontend_tag::PARSE => frontend_tag::PARSE,
+                    _ => frontend_tag::QUERY,
+                };
+                return Ok(Some(Scan::Refuse {
+                    before: pos,
+                    len: total,
+                    marker: marker(kind),
+                }));
+            }
+        };
+        match tag {
+            frontend_tag::QUERY => self.send(Sent::Query {
+                statements: plans.into(),
+                refusal: None,
+            }),
+            frontend_tag::PARSE if self.masking => {
+                let statement = match plans.first() {
+                    Some(p) => Statement::planned(p),
+                    None => self.unknown_statement(),
+                };
+                // The relay describes every statement it parses, so that
+                // Execute without a Describe has its columns.
+                let own = statement.fields.clone();
+                let describe = mask::describe_statement(&name);
+                self.send(Sent::Parse {
+                    name: name.clone(),
+                    statement,
+                    refusal: None,
+                });
+                self.send(Sent::Describe {
+                    portal: false,
+                    name,
+                    own: Some(own),
+                });
+                return Ok(Some(Scan::Inject {
+                    upto: pos + total,
+                    extra: describe,
+                }));
+            }
+            frontend_tag::PARSE => self.send(Sent::Parse {
+                name,
+                statement: Statement::default(),
+                refusal: None,
+            }),
+            _ => self.send(Sent::FunctionCall { refusal: None }),
+        }
+        Ok(None)
+    }
+
+    /// The statement of a Parse the judge gave no plan for (an empty
+    /// text): fail-closed.
+    fn unknown_statement(&mut self) -> Statement {
+        Statement {
+            plan: match self.hooks.unknown_result() {
+                Some(m) => Plan::Mask(m),
+                None => Plan::Clear,
+            },
+            ..Statement::default()
+        }
+    }
+}
+
+/// Bind, Execute, Describe or Close of a masking session, with its names.
+/// A body that does not decode ends the session: the relay cannot know
+/// what the server would make of it.
+fn extended(tag: u8, body: &[u8]) -> Result<Sent, ProtocolError> {
+    let malformed = || ProtocolError::malformed("extended-protocol");
+    Ok(match tag {
+        b'B' => {
+            let b = mask::decode_bind(body).ok_or_else(malformed)?;
+            Sent::Bind {
+                portal: b.portal,
+                statement: b.statement,
+                formats: b.formats,
+            }
+        }
+        b'E' => Sent::Execute {
+            portal: mask::decode_execute(body).ok_or_else(malformed)?.to_vec(),
+        },
+        _ => {
+            let (kind, name) = mask::decode_target(body).ok_or_else(malformed)?;
+            let portal = match kind {
+                b'P' => true,
+                b'S' => false,
+                _ => return Err(malformed()),
+            };
+            let name = name.to_vec();
+            if tag == b'D' {
+                Sent::Describe {
+                    portal,
+                    name,
+                    own: None,
+                }
+            } else {
+                Sent::Close { portal, name }
+            }
+        }
+    })
+}
+
+/// The same outside masking sessions, where names are not followed.
+fn unnamed(tag: u8, body: &[u8]) -> Sent {
+    match tag {
+        b'B' => Sent::Bind {
+            portal: Vec::new(),
+            statement: Vec::new(),
+            formats: Vec::new(),
+        },
+        b'E' => Sent::Execute { portal: Vec::new() },
+        b'D' => Sent::Describe {
+            portal: body.first() == Some(&b'P'),
+            name: Vec::new(),
+            own: None,
+        },
+        _ => Sent::Close {
+            portal: true,
+            name: Vec::new(),
+        },
+    }
+}
