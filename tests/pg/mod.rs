@@ -8,5 +8,7 @@ mod masking_corpus;
 pub mod policy;
 mod policy_tools;
 mod pool;
+mod protocol_fuzz;
+mod protocol_state;
 mod relay;
 mod tools;

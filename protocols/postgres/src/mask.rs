@@ -440,6 +440,21 @@ mod tests {
     }
 
     #[test]
+    fn bind_counts_are_unsigned_as_on_the_server() {
+        // 32,768 NULL parameters: a count the server reads as unsigned.
+        let mut bind = b"\0\0".to_vec();
+        bind.extend_from_slice(&0u16.to_be_bytes());
+        bind.extend_from_slice(&32_768u16.to_be_bytes());
+        for _ in 0..32_768 {
+            bind.extend_from_slice(&(-1i32).to_be_bytes());
+        }
+        bind.extend_from_slice(&1u16.to_be_bytes());
+        bind.extend_from_slice(&0i16.to_be_bytes());
+        let b = decode_bind(&bind).expect("the server decodes it, so must the relay");
+        assert_eq!(b.formats, vec![0]);
+    }
+
+    #[test]
     fn binds_and_errors() {
         let bind = [
             &b"p1\0s1\0"[..],
