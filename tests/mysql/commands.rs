@@ -193,3 +193,53 @@ async fn a_malformed_packet_closes_only_its_connection() {
     let one: Option<i64> = healthy.query_first("SELECT 1").await.unwrap();
     assert_eq!(one, Some(1));
 }
+
+/// The one value of a one-row, one-column text result.
+async fn value(s: &mut TcpStream, sql: &str) -> Vec<u8> {
+    let mut q = vec![0x03];
+    q.extend_from_slice(sql.as_bytes());
+    send(s, &q).await;
+    let count = packet(s).await;
+    assert_eq!(count, [1], "{sql}: {count:?}");
+    until_eof(s).await; // the column definition
+    let rows = until_eof(s).await;
+    let row = &rows[0];
+    row[1..1 + row[0] as usize].to_vec()
+}
+
+#[tokio::test]
+async fn the_next_client_of_a_pooled_connection_gets_its_own_options_and_no_debug() {
+    let mut config = TestConfig::mysql(mariadb::shared());
+    config.target_setting("pool_size = 1");
+    let gw = config.start().await;
+
+    // A client turns multi-statements on (its handshake had them off).
+    let mut a = raw_session(gw.mysql_port()).await;
+    let first = value(&mut a, "SELECT CONNECTION_ID()").await;
+    send(&mut a, &[0x1b, 0x00, 0x00]).await; // MYSQL_OPTION_MULTI_STATEMENTS_ON
+    let answer = packet(&mut a).await;
+    assert!(matches!(answer[0], 0x00 | 0xfe), "{answer:?}");
+    // COM_DEBUG is the gateway's to refuse; it never reaches the server.
+    send(&mut a, &[0x0d]).await;
+    let err = packet(&mut a).await;
+    assert_eq!(err[0], 0xff);
+    assert_eq!(u16::from_le_bytes([err[1], err[2]]), 1227);
+    assert!(String::from_utf8_lossy(&err).contains("COM_DEBUG"));
+    send(&mut a, &[0x01]).await; // COM_QUIT
+    drop(a);
+
+    // The next client of the same server connection has them off, as its
+    // handshake says: a text of two statements is a syntax error.
+    let mut b = raw_session(gw.mysql_port()).await;
+    assert_eq!(
+        value(&mut b, "SELECT CONNECTION_ID()").await,
+        first,
+        "the pool of one reuses the connection"
+    );
+    let mut q = vec![0x03];
+    q.extend_from_slice(b"SELECT 1; SELECT 2");
+    send(&mut b, &q).await;
+    let answer = packet(&mut b).await;
+    assert_eq!(answer[0], 0xff, "multi-statements must be off: {answer:?}");
+    assert_eq!(u16::from_le_bytes([answer[1], answer[2]]), 1064);
+}

@@ -354,6 +354,14 @@ impl BackendConn {
     /// default schema.
     pub async fn reset(&mut self, database: &str) -> Result<(), BackendError> {
         self.simple_command(&[command::RESET_CONNECTION]).await?;
+        // COM_RESET_CONNECTION keeps what COM_SET_OPTION set: the next
+        // client must get multi-statements as its key says, not as the
+        // last client left them.
+        let multi = self.key.caps & CapabilityFlags::CLIENT_MULTI_STATEMENTS.bits() != 0;
+        let option: u16 = if multi { 0 } else { 1 }; // MYSQL_OPTION_MULTI_STATEMENTS_ON/OFF
+        let mut set = vec![command::SET_OPTION];
+        set.extend_from_slice(&option.to_le_bytes());
+        self.simple_command(&set).await?;
         let mut init = vec![command::INIT_DB];
         init.extend_from_slice(database.as_bytes());
         self.simple_command(&init).await

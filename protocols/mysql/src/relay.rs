@@ -325,11 +325,9 @@ impl Relay<'_> {
                 }
                 None
             }
-            command::STMT_RESET
-            | command::PING
-            | command::SET_OPTION
-            | command::DEBUG
-            | command::STATISTICS => self.pass_command(Some(Expect::Single)).await?,
+            command::STMT_RESET | command::PING | command::SET_OPTION | command::STATISTICS => {
+                self.pass_command(Some(Expect::Single)).await?
+            }
             command::FIELD_LIST => self.pass_command(Some(Expect::FieldList)).await?,
             command::CHANGE_USER => {
                 let (_, payload) = self.read_whole_command(len).await?;
@@ -345,6 +343,11 @@ impl Relay<'_> {
                         b"08S01",
                         "COM_PROCESS_KILL is not supported through sqlgate: use KILL QUERY <id>",
                     ),
+                    // Dumps server internals to its log: a SUPER-only
+                    // action no statement hook could judge.
+                    command::DEBUG => {
+                        ClientError::new(1227, b"42000", "COM_DEBUG is not allowed through sqlgate")
+                    }
                     _ => ClientError::new(1047, b"08S01", format!("Unknown command {other:#04x}")),
                 };
                 self.send(seq.wrapping_add(1), &err.payload()).await?;
