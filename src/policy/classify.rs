@@ -316,6 +316,9 @@ fn by_keywords(dialect: SqlDialect, words: &[String], piece: &[TokenWithSpan]) -
         ("FLUSH", _) | ("RESET", "MASTER") | ("RESET", "SLAVE") | ("RESET", "REPLICA") => {
             vec![Tag::AdminMaintenance]
         }
+        // Account credentials: the backend account's password hash.
+        ("SHOW", "GRANTS") => vec![Tag::AdminSecrets],
+        ("SHOW", "CREATE") if has("USER") => vec![Tag::AdminSecrets],
         ("SHOW", _) | ("HELP", _) => vec![Tag::Read],
         // `DESC table [column]` only: DESC/DESCRIBE are EXPLAIN too.
         ("DESCRIBE", _) | ("DESC", _) if words.len() <= 3 && !has("ANALYZE") => vec![Tag::Read],

@@ -321,6 +321,7 @@ impl SessionPolicy {
             let readable = !matches!(s.reading, Reading::Unreadable(_));
             let decision = match &table {
                 Some(t) => t.decide(tags, readable),
+                None if tags.contains(Tag::AdminSecrets) => super::rules::secrets_refusal(),
                 None => Decision {
                     verdict: Verdict::Allow,
                     deciding: None,

@@ -173,6 +173,15 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
             DiscardObject::ALL => of(&[Tag::AdminConfig]),
             _ => of(&[Tag::Session]),
         },
+        // `SHOW GRANTS [FOR ...]` reads as a variable named GRANTS; it
+        // quotes the account's password hash.
+        S::ShowVariable { variable }
+            if variable
+                .first()
+                .is_some_and(|v| v.value.eq_ignore_ascii_case("grants")) =>
+        {
+            of(&[Tag::AdminSecrets])
+        }
         S::ShowFunctions { .. }
         | S::ShowVariable { .. }
         | S::ShowStatus { .. }
@@ -611,6 +620,13 @@ impl Visitor for Walker {
         ControlFlow::Continue(())
     }
 
+    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
+        if is_credential_store(relation) {
+            self.tags.insert(Tag::AdminSecrets);
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
         if !q.locks.is_empty() && !self.functions_only {
             self.tags.insert(Tag::WriteLock);
@@ -903,5 +919,25 @@ impl std::ops::BitOr for TagSet {
     fn bitor(mut self, rhs: TagSet) -> TagSet {
         self.extend(rhs);
         self
+    }
+}
+
+/// Relations that hold account credentials (password hashes): PostgreSQL's
+/// `pg_authid` and `pg_shadow`, MySQL's `mysql.user` and
+/// `mysql.global_priv`.
+fn is_credential_store(relation: &ObjectName) -> bool {
+    let parts: Vec<String> = relation
+        .0
+        .iter()
+        .map(|p| {
+            p.to_string()
+                .trim_matches(|c| c == '"' || c == '`')
+                .to_ascii_lowercase()
+        })
+        .collect();
+    match parts.as_slice() {
+        [.., last] if last == "pg_authid" || last == "pg_shadow" => true,
+        [.., schema, table] => schema == "mysql" && (table == "user" || table == "global_priv"),
+        _ => false,
     }
 }

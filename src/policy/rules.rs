@@ -494,6 +494,23 @@ pub struct TagVerdict {
     pub entry: String,
 }
 
+/// The decision for statements that read account credentials, whatever
+/// the rules (and without any): the gateway's own account is among those
+/// whose credentials they read, and secrets never leave the gateway.
+pub fn secrets_refusal() -> Decision {
+    Decision {
+        verdict: Verdict::Deny,
+        deciding: Some((
+            Tag::AdminSecrets,
+            TagVerdict {
+                verdict: Verdict::Deny,
+                rule: Some("sqlgate: account credentials never leave the gateway".to_owned()),
+                entry: Tag::AdminSecrets.name().to_owned(),
+            },
+        )),
+    }
+}
+
 /// The policy for one identity on one target.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -527,6 +544,9 @@ impl Table {
                 verdict: self.parse_error,
                 deciding: None,
             };
+        }
+        if tags.contains(Tag::AdminSecrets) {
+            return secrets_refusal();
         }
         let mut out = Decision {
             verdict: Verdict::Allow,

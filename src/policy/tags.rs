@@ -45,6 +45,7 @@ tags! {
     AdminConfig = "admin.config",
     AdminKill = "admin.kill",
     AdminMaintenance = "admin.maintenance",
+    AdminSecrets = "admin.secrets",
     FileRead = "file.read",
     FileWrite = "file.write",
     FileProgram = "file.program",

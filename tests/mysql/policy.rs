@@ -249,3 +249,30 @@ async fn a_write_below_the_classifier_fails_in_a_read_only_session() {
     );
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn the_backend_accounts_password_hash_never_reaches_a_client() {
+    let my = mariadb::shared();
+    // Directly, the account sees its own hash: this is what is at stake.
+    let mut direct = conn(&my.direct_url()).await;
+    let grants: Vec<String> = direct.query("SHOW GRANTS").await.unwrap();
+    assert!(
+        grants.iter().any(|g| g.contains("PASSWORD '*")),
+        "{grants:?}"
+    );
+    // Through the gateway, with no policy at all: refused.
+    let gw = TestConfig::mysql(my).start().await;
+    let mut via = conn(&gw.mysql_url("agent", crate::support::gateway::AGENT_PW, "app")).await;
+    for sql in [
+        "SHOW GRANTS",
+        "SHOW GRANTS FOR CURRENT_USER",
+        "SHOW CREATE USER CURRENT_USER",
+        "SELECT User, Password, authentication_string FROM mysql.user",
+        "SELECT * FROM mysql.global_priv",
+    ] {
+        let e = via.query_drop(sql).await.unwrap_err();
+        let message = refusal(e);
+        assert!(message.contains("credentials"), "{sql}: {message}");
+    }
+    assert_eq!(count(&mut via, "SELECT 1").await, 1);
+}
