@@ -463,13 +463,19 @@ impl sqlgate_mysql::Hooks for MysqlHooks {
         &self,
         session: &sqlgate_mysql::SessionInfo,
     ) -> Box<dyn sqlgate_mysql::SessionHooks> {
-        Box::new(MyJudge(Judge::new(
+        let mut judge = Judge::new(
             &self.engine,
             &self.users,
             SqlDialect::Mysql,
             session.id,
             &session.user,
             &session.target,
-        )))
+        );
+        if let Some(pool) = self.pools.get(&session.target) {
+            judge.policy = judge
+                .policy
+                .confined_to(&pool.connector().backend().database);
+        }
+        Box::new(MyJudge(judge))
     }
 }

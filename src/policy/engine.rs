@@ -233,6 +233,9 @@ pub struct SessionPolicy {
     ddl_pending: bool,
     /// SQL-level prepared statements: name → tags of what they run.
     prepared: HashMap<String, TagSet>,
+    /// A MySQL target's database: statements reach no other
+    /// (`policy::reach`).
+    database: Option<String>,
 }
 
 impl SessionPolicy {
@@ -255,7 +258,14 @@ impl SessionPolicy {
             masked_target: false,
             ddl_pending: false,
             prepared: HashMap::new(),
+            database: None,
         }
+    }
+
+    /// Confines statements to this database (and the system schemas).
+    pub fn confined_to(mut self, database: &str) -> Self {
+        self.database = Some(database.to_owned());
+        self
     }
 
     /// The verdict table under the current policy (rebuilt after a
@@ -330,6 +340,11 @@ impl SessionPolicy {
             if decision.verdict != Verdict::Allow {
                 return Err(self.refusal(sql, s, i, statements.len(), tags, &decision));
             }
+            if let (Some(db), Reading::Parsed(stmt)) = (&self.database, &s.reading) {
+                if let Some(other) = super::reach::outside(stmt, db) {
+                    return Err(self.out_of_reach(sql, s, &other));
+                }
+            }
             if self.masked_target && tags.iter().any(|t| t.name().starts_with("ddl.")) {
                 self.ddl_pending = true;
             }
@@ -358,6 +373,26 @@ impl SessionPolicy {
             }
         }
         Ok(judged)
+    }
+
+    /// The refusal of a statement that names a database outside the
+    /// target's.
+    fn out_of_reach(&self, sql: &[u8], s: &StatementRisk, other: &str) -> Refusal {
+        let text = String::from_utf8_lossy(sql);
+        let db = self.database.as_deref().unwrap_or_default();
+        Refusal {
+            verdict: Verdict::Deny,
+            message: format!(
+                "database `{other}` is outside target \"{}\" (database `{db}`)",
+                self.target
+            ),
+            detail: format!(
+                "statement: {}",
+                s.excerpt(&text).chars().take(200).collect::<String>()
+            ),
+            hint: "connect to the target of that database".to_owned(),
+            position: s.start + 1,
+        }
     }
 
     /// The masks of a result not tied to a judged statement: every column

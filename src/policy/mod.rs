@@ -10,6 +10,7 @@ pub mod engine;
 pub mod explain;
 pub mod mask;
 pub mod parse;
+pub mod reach;
 pub mod risk;
 pub mod rules;
 pub mod tags;

@@ -276,3 +276,52 @@ async fn the_backend_accounts_password_hash_never_reaches_a_client() {
     }
     assert_eq!(count(&mut via, "SELECT 1").await, 1);
 }
+
+#[tokio::test]
+async fn a_target_reaches_only_its_own_database() {
+    let my = mariadb::shared();
+    // Another database the backend account may read: a second target's.
+    my.sql(
+        "CREATE DATABASE IF NOT EXISTS reach_other; \
+         CREATE OR REPLACE TABLE reach_other.secrets (v TEXT); \
+         INSERT INTO reach_other.secrets VALUES ('zqxreach7'); \
+         GRANT ALL ON reach_other.* TO app_owner@'%'",
+    );
+    let mut direct = conn(&my.direct_url()).await;
+    let v: Option<String> = direct
+        .query_first("SELECT v FROM reach_other.secrets")
+        .await
+        .unwrap();
+    assert_eq!(v.as_deref(), Some("zqxreach7"), "the account can read it");
+
+    let gw = TestConfig::mysql(my).start().await;
+    let mut via = conn(&gw.mysql_url("agent", crate::support::gateway::AGENT_PW, "app")).await;
+    for sql in [
+        "SELECT v FROM reach_other.secrets",
+        "SELECT 1 FROM dual WHERE EXISTS (SELECT v FROM `reach_other`.`secrets`)",
+        "USE reach_other",
+    ] {
+        let message = refusal(via.query_drop(sql).await.unwrap_err());
+        assert!(message.contains("outside target"), "{sql}: {message}");
+    }
+    // COM_INIT_DB is judged as the USE it is.
+    let mut raw = super::relay::raw_session(gw.mysql_port()).await;
+    let mut init = Vec::new();
+    sqlgate_mysql::packet::encode(0, b"\x02reach_other", &mut init);
+    tokio::io::AsyncWriteExt::write_all(&mut raw, &init)
+        .await
+        .unwrap();
+    let answer = super::relay::until(&mut raw, b"outside target").await;
+    assert_eq!(answer[0][0], 0xff, "ERR");
+    // Its own database and the system schemas stay readable.
+    assert_eq!(
+        count(
+            &mut via,
+            "SELECT count(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'app'"
+        )
+        .await,
+        1
+    );
+    let db: Option<String> = via.query_first("SELECT DATABASE()").await.unwrap();
+    assert_eq!(db.as_deref(), Some("app"));
+}
