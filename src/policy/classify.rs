@@ -39,6 +39,8 @@ pub struct StatementRisk {
     pub start: usize,
     /// Where it ends (exclusive), in characters.
     pub end: usize,
+    /// The same span in bytes (of the text as UTF-8).
+    pub bytes: std::ops::Range<usize>,
     /// Its risk.
     pub risk: Risk,
     /// How it was read.
@@ -46,15 +48,10 @@ pub struct StatementRisk {
 }
 
 impl StatementRisk {
-    /// The statement's text within the whole text.
+    /// The statement's text within the whole text (the text it was
+    /// classified from; constant time, so judging stays linear).
     pub fn excerpt<'t>(&self, text: &'t str) -> &'t str {
-        let byte = |chars: usize| {
-            text.char_indices()
-                .nth(chars)
-                .map(|(b, _)| b)
-                .unwrap_or(text.len())
-        };
-        &text[byte(self.start)..byte(self.end)]
+        text.get(self.bytes.clone()).unwrap_or(text)
     }
 }
 
@@ -83,21 +80,52 @@ pub fn classify_text(dialect: SqlDialect, sql: &[u8]) -> Vec<StatementRisk> {
         )];
     }
     let lines = LineStarts::new(text);
+    let mut bytes = ByteCursor::new(text);
     let mut out = Vec::new();
     let mut piece: Vec<TokenWithSpan> = Vec::new();
     for token in tokens {
         if token.token == Token::SemiColon {
-            if let Some(s) = statement(dialect, std::mem::take(&mut piece), &lines) {
+            if let Some(s) = statement(dialect, std::mem::take(&mut piece), &lines, &mut bytes) {
                 out.push(s);
             }
         } else {
             piece.push(token);
         }
     }
-    if let Some(s) = statement(dialect, piece, &lines) {
+    if let Some(s) = statement(dialect, piece, &lines, &mut bytes) {
         out.push(s);
     }
     out
+}
+
+/// Turns increasing character offsets into byte offsets, moving forward
+/// only: linear in the text over all its statements.
+struct ByteCursor<'t> {
+    text: &'t str,
+    chars: usize,
+    bytes: usize,
+}
+
+impl<'t> ByteCursor<'t> {
+    fn new(text: &'t str) -> Self {
+        ByteCursor {
+            text,
+            chars: 0,
+            bytes: 0,
+        }
+    }
+
+    /// The byte offset of character `target` (not before the last asked).
+    fn at(&mut self, target: usize) -> usize {
+        for c in self.text[self.bytes..].chars() {
+            if self.chars >= target {
+                break;
+            }
+            self.chars += 1;
+            self.bytes += c.len_utf8();
+        }
+        self.bytes
+    }
 }
 
 /// Texts where the server's lexer and sqlparser's would disagree about
@@ -185,6 +213,7 @@ fn unreadable(start: usize, end: usize, why: &str) -> StatementRisk {
     StatementRisk {
         start,
         end,
+        bytes: 0..usize::MAX,
         risk: Risk {
             tags: TagSet::of(Tag::Unknown),
             prepared: None,
@@ -222,11 +251,13 @@ fn statement(
     dialect: SqlDialect,
     mut piece: Vec<TokenWithSpan>,
     lines: &LineStarts,
+    cursor: &mut ByteCursor,
 ) -> Option<StatementRisk> {
     let first = piece.iter().position(significant)?;
     let last = piece.iter().rposition(significant)?;
     let start = lines.offset(piece[first].span.start);
     let end = lines.offset(piece[last].span.end).max(start);
+    let bytes = cursor.at(start)..cursor.at(end);
     piece.truncate(last + 1);
     piece.drain(..first);
     let (risk, reading) = match parse_one(dialect, &piece) {
@@ -247,6 +278,7 @@ fn statement(
     Some(StatementRisk {
         start,
         end,
+        bytes,
         risk,
         reading,
     })

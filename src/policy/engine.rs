@@ -307,6 +307,8 @@ impl SessionPolicy {
             self.engine.want_catalog(&self.target);
         }
         let mut judged = Vec::with_capacity(statements.len());
+        // Once per text: statements are judged in time linear in it.
+        let text = String::from_utf8_lossy(sql);
         // What this text prepares, visible to its own later EXECUTEs.
         let mut defined: HashMap<&str, TagSet> = HashMap::new();
         for (i, s) in statements.iter().enumerate() {
@@ -351,7 +353,7 @@ impl SessionPolicy {
             let masks = if self.masks.is_empty() {
                 None
             } else {
-                Some(self.check_masks(sql, s, tags)?)
+                Some(self.check_masks(&text, s, tags)?)
             };
             judged.push(Judged {
                 statement: s.clone(),
@@ -427,12 +429,11 @@ impl SessionPolicy {
     /// the refusal of one masking cannot follow.
     fn check_masks(
         &self,
-        sql: &[u8],
+        text: &str,
         s: &StatementRisk,
         tags: TagSet,
     ) -> Result<StatementMasks, Refusal> {
-        let text = String::from_utf8_lossy(sql);
-        let excerpt = s.excerpt(&text);
+        let excerpt = s.excerpt(text);
         let refuse = |message: String, hint: String| Refusal {
             verdict: Verdict::Deny,
             detail: format!(
@@ -546,6 +547,7 @@ impl SessionPolicy {
         let s = StatementRisk {
             start: 0,
             end: 0,
+            bytes: 0..0,
             risk: super::risk::Risk {
                 tags,
                 prepared: None,
