@@ -145,6 +145,12 @@ impl PolicyConfig {
     }
 }
 
+/// Default longest statement text: judging one costs about 80 times its
+/// size in memory and 0.12 s per MiB (`benches/judge_size.rs`); at 8 MiB
+/// a text takes about a second and 600 MiB, and `policy::offload` lets
+/// two such judgements run at once.
+pub const DEFAULT_MAX_STATEMENT: usize = 8 << 20;
+
 /// A listener (PostgreSQL or MySQL protocol).
 #[derive(Debug, Clone)]
 pub struct Listener {
@@ -643,7 +649,7 @@ fn listener(l: RawListener, section: &str, base: &Path, p: &mut Problems) -> Lis
         tls,
         require_tls,
         handshake_timeout: secs(l.handshake_timeout_secs, 15),
-        max_statement_bytes: l.max_statement_bytes.unwrap_or(64 << 20),
+        max_statement_bytes: l.max_statement_bytes.unwrap_or(DEFAULT_MAX_STATEMENT),
     }
 }
 

@@ -174,7 +174,8 @@ impl Judge {
                 position: 1,
             })
         } else {
-            self.policy.judge(sql)
+            let policy = &mut self.policy;
+            crate::policy::offload::judge(sql.len(), || policy.judge(sql))
         };
         match judged {
             Ok(judged) => {
@@ -219,7 +220,7 @@ struct PgJudge(Judge);
 impl sqlgate_postgres::SessionHooks for PgJudge {
     fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<Masks, ClientError> {
         let verdict = if origin == StatementOrigin::FunctionCall {
-            if self.0.masking == Some(true) {
+            if self.0.masking == Some(true) || self.0.masking_now_applies() {
                 // Its result is one value of a function called by OID:
                 // nothing says where it comes from.
                 return Err(ClientError::error(
@@ -236,11 +237,10 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
                 }
                 let catalog = self.0.policy.catalog();
                 let key = self.0.policy.hash_key();
-                let text = String::from_utf8_lossy(sql);
                 judged
                     .into_iter()
                     .filter_map(|j| {
-                        let effect = pg_names::effect(&j.statement, &text);
+                        let effect = pg_names::effect(&j.statement);
                         j.masks.map(|masks| Planned {
                             mask: Arc::new(PgResultMask {
                                 masks,

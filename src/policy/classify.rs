@@ -55,6 +55,11 @@ impl StatementRisk {
     }
 }
 
+/// Statements one text may hold: parse trees take many times the memory
+/// of their text, so a text of countless tiny statements is refused as a
+/// whole (`unknown`) rather than parsed.
+pub const MAX_STATEMENTS: usize = 10_000;
+
 /// Splits, parses and classifies a statement text. Never fails: what
 /// cannot be read is `unknown`.
 pub fn classify_text(dialect: SqlDialect, sql: &[u8]) -> Vec<StatementRisk> {
@@ -86,6 +91,14 @@ pub fn classify_text(dialect: SqlDialect, sql: &[u8]) -> Vec<StatementRisk> {
     for token in tokens {
         if token.token == Token::SemiColon {
             if let Some(s) = statement(dialect, std::mem::take(&mut piece), &lines, &mut bytes) {
+                if out.len() == MAX_STATEMENTS {
+                    // Each parse tree takes memory far beyond its text's.
+                    return vec![unreadable(
+                        0,
+                        text.chars().count(),
+                        "a text of more than 10,000 statements: send it in parts",
+                    )];
+                }
                 out.push(s);
             }
         } else {

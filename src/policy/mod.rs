@@ -9,6 +9,7 @@ mod corpus;
 pub mod engine;
 pub mod explain;
 pub mod mask;
+pub mod offload;
 pub mod parse;
 pub mod reach;
 pub mod risk;

@@ -277,6 +277,57 @@ async fn no_message_sequence_shakes_the_relays_picture() {
         format!("stale cursor plan: {} (3 rows)", summary(&got)),
     );
 
+    // 8. SQL EXECUTE of a statement the protocol prepared (a PREPARE of
+    // its name failed on the server): the statement's plan masks it.
+    let mut c = bot(&gw).await;
+    let script = Script::default()
+        .parse("s1", "SELECT lower(email) AS e FROM state_customers")
+        .sync()
+        .query("PREPARE s1 AS SELECT 'x'::text AS e")
+        .query("EXECUTE s1");
+    let got = exchange(&mut c, script, 3).await;
+    check(!leaked(&got), format!("SQL EXECUTE: {}", summary(&got)));
+    check(
+        rows(&got) == 3,
+        format!("SQL EXECUTE: {} (3 rows)", summary(&got)),
+    );
+
+    // 9. Names of 64 bytes and more are one name to the server when their
+    // first 63 bytes agree.
+    let mut c = bot(&gw).await;
+    let long = "a".repeat(63);
+    let script = Script::default()
+        .parse(&format!("{long}1"), "SELECT 'x'::text AS e")
+        .close(b'S', &format!("{long}2"))
+        .parse(
+            &format!("{long}2"),
+            "SELECT lower(email) AS e FROM state_customers",
+        )
+        .bind("", &format!("{long}1"))
+        .execute("", 0)
+        .sync();
+    let got = exchange(&mut c, script, 1).await;
+    check(!leaked(&got), format!("long names: {}", summary(&got)));
+    check(
+        rows(&got) == 3,
+        format!("long names: {} (3 rows)", summary(&got)),
+    );
+
+    // 10. Only ASCII letters fold in unquoted names.
+    let mut c = bot(&gw).await;
+    let script = Script::default()
+        .query("BEGIN")
+        .query("DECLARE Éa CURSOR FOR SELECT lower(email) AS e FROM state_customers")
+        .query("DECLARE \"éa\" CURSOR FOR SELECT 'x'::text AS e")
+        .query("FETCH ALL FROM Éa")
+        .query("ROLLBACK");
+    let got = exchange(&mut c, script, 5).await;
+    check(!leaked(&got), format!("case folding: {}", summary(&got)));
+    check(
+        rows(&got) == 3,
+        format!("case folding: {} (3 rows)", summary(&got)),
+    );
+
     // 7. A refused statement's error never reaches the client raw, and
     // the refusal is not shifted onto a later statement.
     let mut c = bot(&gw).await;

@@ -96,9 +96,16 @@ pub enum Effect {
         name: Vec<u8>,
         /// `WITH HOLD`.
         hold: bool,
+        /// `BINARY`: an Execute of the portal returns binary values.
+        binary: bool,
     },
     /// `FETCH ... name`: rows of that portal, masked by its plan.
     Fetch(Vec<u8>),
+    /// SQL `PREPARE name`: a statement the relay has no plan for.
+    Prepare(Vec<u8>),
+    /// SQL `EXECUTE name`: rows of that prepared statement (made by the
+    /// protocol or by SQL), masked by its plan.
+    Execute(Vec<u8>),
     /// `CLOSE name`, or `CLOSE ALL` (`None`).
     Close(Option<Vec<u8>>),
     /// `DEALLOCATE name`, or `DEALLOCATE ALL` (`None`).

@@ -50,6 +50,16 @@ pub(super) enum Plan {
     /// The rows of this portal (SQL `FETCH`): masked by the portal's plan
     /// when the rows arrive.
     Cursor(Vec<u8>),
+    /// The rows of this prepared statement (SQL `EXECUTE`): masked by its
+    /// plan when the rows arrive.
+    Prepared(Vec<u8>),
+}
+
+/// A statement or portal name as the server keys it: its tables keep 63
+/// bytes of a name (`NAMEDATALEN - 1`), so longer names that share those
+/// are one name to the server, and must be to the relay.
+pub(super) fn key(name: &[u8]) -> Vec<u8> {
+    name[..name.len().min(63)].to_vec()
 }
 
 /// A prepared statement as the server has it.
@@ -79,6 +89,9 @@ pub(super) struct Portal {
     pub formats: Vec<i16>,
     /// An SQL cursor `WITH HOLD`: survives its transaction's commit.
     pub hold: bool,
+    /// A held cursor whose transaction committed (until then, its
+    /// transaction's failure drops it like any portal).
+    pub committed: bool,
 }
 
 /// A message forwarded to the server that the server will answer (or
@@ -192,6 +205,22 @@ pub(super) struct ServerModel {
     unknown: Option<Arc<dyn ResultMask>>,
     /// Transaction status of the last ReadyForQuery.
     status: u8,
+    /// An error since the last ReadyForQuery: an implicit transaction
+    /// ending now rolled back.
+    failed: bool,
+    /// Entries plus the statements of queued Queries: what `MAX_QUEUED`
+    /// bounds.
+    weight: usize,
+}
+
+impl Sent {
+    /// What this entry holds, for the bound on the queue.
+    fn weight(&self) -> usize {
+        match self {
+            Sent::Query { statements, .. } => 1 + statements.len(),
+            _ => 1,
+        }
+    }
 }
 
 impl ServerModel {
@@ -205,12 +234,15 @@ impl ServerModel {
             portals: HashMap::new(),
             unknown,
             status: crate::messages::TX_IDLE,
+            failed: false,
+            weight: 0,
         }
     }
 
-    /// Entries the server has still to answer.
+    /// What the server has still to answer: entries, and the statements
+    /// of queued Queries.
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.weight
     }
 
     /// The server owes nothing.
@@ -233,7 +265,17 @@ impl ServerModel {
         if self.queue.is_empty() && sent.is_copy() {
             return;
         }
+        self.weight += sent.weight();
         self.queue.push_back(sent);
+    }
+
+    /// Takes the front entry off the queue.
+    fn take_front(&mut self) -> Option<Sent> {
+        let front = self.queue.pop_front();
+        if let Some(f) = &front {
+            self.weight -= f.weight();
+        }
+        front
     }
 
     /// A statement's statement plan by name, as the server has it now
@@ -266,6 +308,7 @@ impl ServerModel {
                 statement: self.unknown_statement(),
                 formats: Vec::new(),
                 hold: false,
+                committed: false,
             },
         }
     }
@@ -275,10 +318,12 @@ impl ServerModel {
         match plan {
             Plan::Clear => None,
             Plan::Mask(m) => Some(m.clone()),
-            Plan::Cursor(name) => match self.portals.get(name) {
-                Some(p) if !matches!(p.statement.plan, Plan::Cursor(_)) => {
-                    self.resolve(&p.statement.plan)
-                }
+            Plan::Cursor(name) => match self.portals.get(name).map(|p| &p.statement.plan) {
+                Some(Plan::Mask(m)) => Some(m.clone()),
+                _ => self.unknown.clone(),
+            },
+            Plan::Prepared(name) => match self.statements.get(name).map(|s| &s.plan) {
+                Some(Plan::Mask(m)) => Some(m.clone()),
                 _ => self.unknown.clone(),
             },
         }
@@ -347,18 +392,31 @@ impl ServerModel {
             (Sent::Query { .. }, Phase::Rows, b'D') => Answer::Pass,
             (Sent::Query { statements, .. }, Phase::Start | Phase::Rows | Phase::CopyOut, b'C') => {
                 let done = statements.pop_front().map(|p| Statement::planned(&p));
+                if done.is_some() {
+                    self.weight -= 1;
+                }
                 self.phase = Phase::Start;
                 self.completed(done, body);
                 Answer::Pass
             }
             (Sent::Query { .. }, Phase::Start, b'I') => Answer::Pass,
-            (Sent::Query { refusal, .. }, Phase::Start | Phase::Rows | Phase::CopyOut, b'E') => {
+            (
+                Sent::Query {
+                    refusal,
+                    statements,
+                },
+                Phase::Start | Phase::Rows | Phase::CopyOut,
+                b'E',
+            ) => {
                 let refusal = refusal.take();
+                let left = std::mem::take(statements).len();
+                self.weight -= left;
                 self.phase = Phase::Failed;
+                self.failed = true;
                 refusal.map_or(Answer::Pass, Answer::Refusal)
             }
             (Sent::Query { .. }, _, b'Z') => {
-                self.queue.pop_front();
+                self.take_front();
                 self.ready(body);
                 Answer::Ready
             }
@@ -367,13 +425,14 @@ impl ServerModel {
                 self.phase = Phase::Rows;
                 Answer::Pass
             }
-            (Sent::FunctionCall { refusal }, Phase::Start, b'E') => {
+            (Sent::FunctionCall { refusal }, Phase::Start | Phase::Rows, b'E') => {
                 let refusal = refusal.take();
                 self.phase = Phase::Failed;
+                self.failed = true;
                 refusal.map_or(Answer::Pass, Answer::Refusal)
             }
             (Sent::FunctionCall { .. }, _, b'Z') => {
-                self.queue.pop_front();
+                self.take_front();
                 self.ready(body);
                 Answer::Ready
             }
@@ -404,6 +463,7 @@ impl ServerModel {
                                 statement,
                                 formats,
                                 hold: false,
+                                committed: false,
                             },
                         );
                     }
@@ -492,8 +552,13 @@ impl ServerModel {
                 Answer::Pass
             }
 
+            // The implicit transaction's commit at Sync failed.
+            (Sent::Sync, Phase::Start, b'E') => {
+                self.failed = true;
+                Answer::Pass
+            }
             (Sent::Sync, Phase::Start, b'Z') => {
-                self.queue.pop_front();
+                self.take_front();
                 self.skipping = false;
                 self.ready(body);
                 Answer::Ready
@@ -518,7 +583,7 @@ impl ServerModel {
     /// server will pass over silently.
     fn pop(&mut self) -> Option<Sent> {
         self.phase = Phase::Start;
-        let front = self.queue.pop_front();
+        let front = self.take_front();
         self.settle();
         front
     }
@@ -531,16 +596,17 @@ impl ServerModel {
             if !silent {
                 break;
             }
-            self.queue.pop_front();
+            self.take_front();
         }
     }
 
     /// An ErrorResponse to an extended-protocol message: the message
     /// failed and the server skips to Sync.
     fn extended_error(&mut self) -> Answer {
-        let failed = self.queue.pop_front();
+        let failed = self.take_front();
         self.phase = Phase::Start;
         self.skipping = true;
+        self.failed = true;
         let answer = match failed {
             // The server drops the unnamed statement before parsing
             // (a refused Parse went out as a marker for it).
@@ -589,14 +655,17 @@ impl ServerModel {
         }
         match (end, complete) {
             (Some(i), true) if matches!(self.queue.get(i), Some(Sent::CopyDone)) => {
+                self.weight -= i;
                 self.queue.drain(1..=i);
             }
             (_, true) => return Err("before the client ended its copy data"),
             (Some(i), false) => {
+                self.weight -= i;
                 self.queue.drain(1..=i);
             }
             (None, false) => {
                 let n = self.queue.len();
+                self.weight -= n - 1;
                 self.queue.drain(1..n);
             }
         }
@@ -615,10 +684,12 @@ impl ServerModel {
         };
         let tag = body.split(|&b| b == 0).next().unwrap_or_default();
         match tag {
-            b"COMMIT" | b"PREPARE TRANSACTION" => self.portals.retain(|_, p| p.hold),
+            b"COMMIT" | b"PREPARE TRANSACTION" => self.commit(),
             // Also ROLLBACK TO SAVEPOINT, which drops only the portals
             // made since: any survivor is unknown to the relay from now.
             b"ROLLBACK" => self.portals.clear(),
+            // A procedure may commit inside: its portals end.
+            b"CALL" => self.portals.retain(|_, p| p.hold && p.committed),
             b"DISCARD ALL" => {
                 self.portals.clear();
                 self.statements.clear();
@@ -630,14 +701,23 @@ impl ServerModel {
                 }
                 _ => self.statements.clear(),
             },
+            b"PREPARE" => match effect {
+                // A statement of SQL's: its plan is the relay's unknown.
+                Some(Effect::Prepare(name)) => {
+                    let unknown = self.unknown_statement();
+                    self.statements.insert(name, unknown);
+                }
+                _ => self.statements.clear(),
+            },
             b"CLOSE CURSOR" => match effect {
                 Some(Effect::Close(Some(name))) => {
                     self.portals.remove(&name);
                 }
                 _ => self.portals.clear(),
             },
+            b"CLOSE CURSOR ALL" => self.portals.clear(),
             b"DECLARE CURSOR" => match effect {
-                Some(Effect::Declare { name, hold }) => {
+                Some(Effect::Declare { name, hold, binary }) => {
                     self.portals.insert(
                         name,
                         Portal {
@@ -645,8 +725,9 @@ impl ServerModel {
                                 plan,
                                 ..Statement::default()
                             },
-                            formats: Vec::new(),
+                            formats: if binary { vec![1] } else { Vec::new() },
                             hold,
+                            committed: false,
                         },
                     );
                 }
@@ -658,6 +739,15 @@ impl ServerModel {
         }
     }
 
+    /// The transaction committed: its held cursors live on, every other
+    /// portal ends.
+    fn commit(&mut self) {
+        self.portals.retain(|_, p| p.hold);
+        for p in self.portals.values_mut() {
+            p.committed = true;
+        }
+    }
+
     /// A ReadyForQuery: at transaction end the server drops every portal
     /// but the cursors declared `WITH HOLD`.
     fn ready(&mut self, body: &[u8]) {
@@ -665,9 +755,16 @@ impl ServerModel {
         if let Some(&status) = body.first() {
             self.status = status;
             if status == crate::messages::TX_IDLE {
-                self.portals.retain(|_, p| p.hold);
+                // An implicit transaction ended: committed, unless an
+                // error rolled it back (and its held cursors with it).
+                if self.failed {
+                    self.portals.retain(|_, p| p.hold && p.committed);
+                } else {
+                    self.commit();
+                }
             }
         }
+        self.failed = false;
         self.settle();
     }
 }
@@ -676,6 +773,7 @@ impl ServerModel {
 fn plan_of(p: &Planned) -> Plan {
     match &p.effect {
         Effect::Fetch(name) => Plan::Cursor(name.clone()),
+        Effect::Execute(name) => Plan::Prepared(name.clone()),
         _ => Plan::Mask(p.mask.clone()),
     }
 }

@@ -13,7 +13,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::marker::marker;
-use super::model::{Plan, Sent, Statement};
+use super::model::{key, Plan, Sent, Statement};
 use super::{write, RelayEnd, RelayLimits, Shared, MAX_QUEUED, READ_CHUNK};
 use crate::error::ProtocolError;
 use crate::frame::{peek_header, HEADER_LEN};
@@ -208,7 +208,11 @@ impl<'a> Upstream<'a> {
                     return Ok(Scan::Forward(pos));
                 }
             }
-            let copy_run = std::mem::replace(&mut self.copy_run, tag == b'd');
+            // Flush (never queued, ignored in a copy) does not break a run.
+            let copy_run = match tag {
+                frontend_tag::FLUSH => self.copy_run,
+                _ => std::mem::replace(&mut self.copy_run, tag == b'd'),
+            };
             let body = &buf[pos + HEADER_LEN..(pos + total).min(buf.len())];
             match tag {
                 frontend_tag::QUERY | frontend_tag::PARSE | frontend_tag::FUNCTION_CALL => {
@@ -267,7 +271,7 @@ impl<'a> Upstream<'a> {
             _ => self.hooks.statement(StatementOrigin::FunctionCall, b""),
         };
         let name = match tag {
-            frontend_tag::PARSE => query::parse_text(body)?.0.to_vec(),
+            frontend_tag::PARSE => key(query::parse_text(body)?.0),
             _ => Vec::new(),
         };
         let plans = match verdict {
@@ -360,13 +364,13 @@ fn extended(tag: u8, body: &[u8]) -> Result<Sent, ProtocolError> {
         b'B' => {
             let b = mask::decode_bind(body).ok_or_else(malformed)?;
             Sent::Bind {
-                portal: b.portal,
-                statement: b.statement,
+                portal: key(&b.portal),
+                statement: key(&b.statement),
                 formats: b.formats,
             }
         }
         b'E' => Sent::Execute {
-            portal: mask::decode_execute(body).ok_or_else(malformed)?.to_vec(),
+            portal: key(mask::decode_execute(body).ok_or_else(malformed)?),
         },
         _ => {
             let (kind, name) = mask::decode_target(body).ok_or_else(malformed)?;
@@ -375,7 +379,7 @@ fn extended(tag: u8, body: &[u8]) -> Result<Sent, ProtocolError> {
                 b'S' => false,
                 _ => return Err(malformed()),
             };
-            let name = name.to_vec();
+            let name = key(name);
             if tag == b'D' {
                 Sent::Describe {
                     portal,
