@@ -562,14 +562,17 @@ impl Table {
         out
     }
 
-    /// Whether nothing beyond `read`, `tx` and `session` may ever run or
-    /// be reviewed: then server sessions can be read-only.
+    /// Whether nothing beyond `read`, `tx` and `session` may run without
+    /// a review: then server sessions are read-only, a backstop behind
+    /// the classifier. (A reviewed statement is refused until approvals
+    /// exist; once one can be approved, the session must turn read-write
+    /// around that statement alone.)
     pub fn read_only(&self) -> bool {
         Tag::ALL
             .iter()
             .filter(|t| !matches!(t, Tag::Read | Tag::Tx | Tag::Session))
-            .all(|t| self.tag(*t).verdict == Verdict::Deny)
-            && self.parse_error == Verdict::Deny
+            .all(|t| self.tag(*t).verdict != Verdict::Allow)
+            && self.parse_error != Verdict::Allow
     }
 }
 
@@ -636,7 +639,10 @@ parse_error = "deny"    # a statement the parser cannot read: deny | review
             agent.decide(set(&[Tag::Read, Tag::DdlDrop]), true).verdict,
             Verdict::Deny
         );
-        assert!(!agent.read_only(), "agents may have writes reviewed");
+        assert!(
+            agent.read_only(),
+            "reviewed writes cannot run yet: the session is read-only"
+        );
 
         let ci = policy.table("ci", &[], "app");
         assert_eq!(
@@ -657,6 +663,7 @@ parse_error = "deny"    # a statement the parser cannot read: deny | review
             Verdict::Deny
         );
         assert_eq!(ci.decide(set(&[Tag::Read]), false).verdict, Verdict::Deny);
+        assert!(!ci.read_only(), "ci may write");
         // ci on another target: no rule at all.
         let elsewhere = policy.table("ci", &[], "other");
         assert_eq!(

@@ -241,8 +241,19 @@ async fn a_write_below_the_classifier_fails_in_a_read_only_session() {
         other => panic!("{other:?}"),
     }
 
+    // Reviewed writes cannot run yet: the agent's session is read-only.
     let mut bot = conn(&url("bot")).await;
-    bot.query_drop("UPDATE pol_ro SET id = 2").await.unwrap();
+    match bot
+        .query_drop("UPDATE pol_ro SET id = 2")
+        .await
+        .unwrap_err()
+    {
+        mysql_async::Error::Server(s) => assert_eq!(s.code, 1792, "{}", s.message),
+        other => panic!("{other:?}"),
+    }
+    // An identity the policy lets write is read-write.
+    let mut ci = conn(&url("ci")).await;
+    ci.query_drop("UPDATE pol_ro SET id = 2").await.unwrap();
     assert_eq!(
         count(&mut direct, "SELECT COUNT(*) FROM pol_ro WHERE id = 2").await,
         1

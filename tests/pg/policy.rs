@@ -289,9 +289,17 @@ async fn a_write_below_the_classifier_fails_in_a_read_only_session() {
     assert_eq!(e.as_db_error().unwrap().code().code(), "25006", "{e}");
     assert_eq!(rows(&viewer, "SELECT count(*) FROM pol_ro").await, 1);
 
-    // An agent may have writes reviewed, so its session is not read-only.
+    // An agent's writes are reviewed, and until a review can let one run
+    // its session is read-only too: the misjudged write fails there.
     let bot = connect(&url("bot")).await;
-    bot.batch_execute("UPDATE pol_ro SET id = 2").await.unwrap();
+    let e = bot
+        .batch_execute("UPDATE pol_ro SET id = 2")
+        .await
+        .unwrap_err();
+    assert_eq!(e.as_db_error().unwrap().code().code(), "25006", "{e}");
+    // An identity the policy lets write has a read-write session.
+    let ci = connect(&url("ci")).await;
+    ci.batch_execute("UPDATE pol_ro SET id = 2").await.unwrap();
     assert_eq!(
         rows(&direct, "SELECT count(*) FROM pol_ro WHERE id = 2").await,
         1
