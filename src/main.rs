@@ -108,6 +108,9 @@ fn run() -> anyhow::Result<ExitCode> {
                 .build()
                 .context("cannot start the runtime")?;
             rt.block_on(serve(config))?;
+            // Work still running past the grace period (a judgement off
+            // the workers) does not hold the process.
+            rt.shutdown_timeout(std::time::Duration::from_millis(500));
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => match Config::load(&config) {
@@ -229,6 +232,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let running = sqlgate::server::start(&config).await?;
     let shutdown = running.shutdown.clone();
     let engine = running.engine.clone();
+    let grace = config.shutdown_grace;
     let config = std::sync::Arc::new(config);
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
@@ -251,6 +255,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         wait_for_signal().await;
         tracing::info!("shutting down: no new sessions; idle sessions close now");
         shutdown.cancel();
+        // The grace period is a promise: kept by a thread of its own, which
+        // no busy worker, stuck server or judgement can delay.
+        std::thread::spawn(move || {
+            std::thread::sleep(grace + std::time::Duration::from_secs(1));
+            tracing::warn!("shutdown grace period over: exiting with sessions still open");
+            std::process::exit(0);
+        });
+        // A second signal: stop now.
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(0);
     });
     running.wait().await;
     tracing::info!("stopped");

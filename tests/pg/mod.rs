@@ -11,4 +11,5 @@ mod pool;
 mod protocol_fuzz;
 mod protocol_state;
 mod relay;
+mod shutdown;
 mod tools;

@@ -59,6 +59,20 @@ impl GatewayProcess {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit; its status, or
+    /// `None` while it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            // Drains log lines meanwhile: a full pipe would block the child.
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let _ = self.lines.recv_timeout(left.min(Duration::from_millis(50)));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
