@@ -81,6 +81,7 @@ struct RawTarget {
     password_env: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
     pool_size: Option<Spanned<usize>>,
+    max_per_user: Option<Spanned<usize>>,
     acquire_timeout_secs: Option<u64>,
     connect_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
@@ -198,6 +199,9 @@ pub struct Target {
     pub password: Option<Secret>,
     /// Most server connections.
     pub pool_size: usize,
+    /// Most server connections one gateway user may hold (`None`: the
+    /// whole pool).
+    pub max_per_user: Option<usize>,
     /// Wait for a free connection.
     pub acquire_timeout: Duration,
     /// Connect + authenticate limit.
@@ -386,6 +390,10 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
             if let Some(s) = t.pool_size.as_ref().filter(|s| *s.get_ref() == 0) {
                 p.at(s.span(), &key("pool_size"), "must be at least 1");
             }
+            let max_per_user = t.max_per_user.as_ref().map(|s| *s.get_ref());
+            if let Some(s) = t.max_per_user.as_ref().filter(|s| *s.get_ref() == 0) {
+                p.at(s.span(), &key("max_per_user"), "must be at least 1");
+            }
             let tls = match t.tls.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
                 None | Some(("disable", _)) => ServerTls::Disable,
                 Some(("require", _)) => ServerTls::Require,
@@ -421,6 +429,7 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
                 user: t.user,
                 password,
                 pool_size,
+                max_per_user,
                 acquire_timeout: secs(t.acquire_timeout_secs, 5),
                 connect_timeout: secs(t.connect_timeout_secs, 5),
                 idle_timeout: secs(t.idle_timeout_secs, 600),

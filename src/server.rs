@@ -230,6 +230,7 @@ pub fn pg_hooks(config: &Config, engine: Arc<Engine>) -> anyhow::Result<PgHooks>
                 acquire_timeout: t.acquire_timeout,
                 idle_timeout: t.idle_timeout,
                 reset_timeout: Duration::from_secs(5),
+                per_user: t.max_per_user,
             },
         );
         pools.insert(t.name.clone(), pool);
@@ -265,6 +266,7 @@ fn mysql_pools(config: &Config) -> HashMap<String, Arc<sqlgate_mysql::Pool>> {
                     acquire_timeout: t.acquire_timeout,
                     idle_timeout: t.idle_timeout,
                     reset_timeout: Duration::from_secs(5),
+                    per_user: t.max_per_user,
                 },
             );
             (t.name.clone(), pool)

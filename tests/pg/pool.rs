@@ -147,3 +147,34 @@ async fn shutdown_closes_idle_sessions_with_57p01() {
         }
     );
 }
+
+#[tokio::test]
+async fn one_users_sessions_take_no_more_than_its_share_of_the_pool() {
+    let mut cfg = TestConfig::new(pg::shared());
+    cfg.toml = cfg.toml.replace(
+        "user = \"app_owner\"\n",
+        "user = \"app_owner\"\npool_size = 3\nmax_per_user = 2\nacquire_timeout_secs = 1\n",
+    );
+    cfg.with_example_policy(&["app"], "");
+    let gw = cfg.start().await;
+    let url = |user: &str| gw.conn_str(user, &format!("{user}-pw"), "app");
+    // Two idle sessions of one identity hold its whole share...
+    let a = crate::support::gateway::connect(&url("bot")).await;
+    let b = crate::support::gateway::connect(&url("bot")).await;
+    let started = Instant::now();
+    let e = tokio_postgres::connect(&url("bot"), tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("a third session of the same user is refused");
+    let db = e.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "53300", "{db:?}");
+    assert!(db.message().contains("\"bot\""), "{}", db.message());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused at once, not after the acquire timeout"
+    );
+    // ...and everyone else still gets a connection.
+    let ci = crate::support::gateway::connect(&url("ci")).await;
+    ci.batch_execute("SELECT 1").await.unwrap();
+    drop((a, b));
+}

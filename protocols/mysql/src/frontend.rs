@@ -161,7 +161,7 @@ impl Gateway {
             peer,
             tls: client.tls,
         };
-        let mut lease = match route.pool.acquire(auth.key).await {
+        let mut lease = match route.pool.acquire_for(auth.key, &session.user).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(session = id, user = %session.user, target_name = %session.target, error = %e, "no server connection");

@@ -79,6 +79,8 @@ pub fn client_error(e: &PoolError, target: &str) -> ClientError {
         PoolError::Exhausted { .. } => {
             ClientError::new(1040, b"08004", format!("{e}; retry later"))
         }
+        // ER_TOO_MANY_USER_CONNECTIONS
+        PoolError::UserShare { .. } => ClientError::new(1203, b"42000", e.to_string()),
         PoolError::Connect(e) => e.client_error(target),
     }
 }

@@ -8,6 +8,7 @@
 //! the key they were opened with (MySQL: the client's packet-shaping
 //! capability flags); a session gets one with its key.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,6 +52,10 @@ pub struct PoolConfig {
     pub idle_timeout: Duration,
     /// How long a reset may take before the connection is dropped.
     pub reset_timeout: Duration,
+    /// Most connections one gateway user may hold at once (`None`: the
+    /// whole pool), so that one identity's idle sessions cannot starve
+    /// everyone else.
+    pub per_user: Option<usize>,
 }
 
 /// Why a session got no server connection.
@@ -65,6 +70,16 @@ pub enum PoolError<E: std::error::Error + 'static> {
         size: usize,
         /// How long the session waited.
         waited: Duration,
+    },
+    /// The user holds its whole share of the pool already.
+    #[error("user \"{user}\" holds {limit} server connections of target \"{target}\" already, its share of the pool")]
+    UserShare {
+        /// The target.
+        target: String,
+        /// The gateway user.
+        user: String,
+        /// The share.
+        limit: usize,
     },
     /// Opening a new connection failed.
     #[error(transparent)]
@@ -82,6 +97,8 @@ pub struct Pool<C: Connector> {
     config: PoolConfig,
     idle: Mutex<Vec<Idle<C::Conn>>>,
     permits: Arc<Semaphore>,
+    /// Connections each user holds now.
+    held: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl<C: Connector> std::fmt::Debug for Pool<C> {
@@ -99,6 +116,7 @@ impl<C: Connector> Pool<C> {
         Arc::new(Pool {
             permits: Arc::new(Semaphore::new(config.size)),
             idle: Mutex::new(Vec::new()),
+            held: Arc::new(Mutex::new(HashMap::new())),
             connector,
             config,
         })
@@ -128,6 +146,31 @@ impl<C: Connector> Pool<C> {
     /// alive, or a new one (closing an idle one of another key when the
     /// pool is full).
     pub async fn acquire(self: &Arc<Self>, key: C::Key) -> Result<Lease<C>, PoolError<C::Error>> {
+        self.acquire_inner(key, None).await
+    }
+
+    /// The same for a session of gateway user `user`, within its share
+    /// (`PoolConfig::per_user`): past it, an error at once.
+    pub async fn acquire_for(
+        self: &Arc<Self>,
+        key: C::Key,
+        user: &str,
+    ) -> Result<Lease<C>, PoolError<C::Error>> {
+        let share = UserSlot::take(&self.held, user, self.config.per_user).ok_or_else(|| {
+            PoolError::UserShare {
+                target: self.connector.target().to_owned(),
+                user: user.to_owned(),
+                limit: self.config.per_user.unwrap_or(self.config.size),
+            }
+        })?;
+        self.acquire_inner(key, Some(share)).await
+    }
+
+    async fn acquire_inner(
+        self: &Arc<Self>,
+        key: C::Key,
+        share: Option<UserSlot>,
+    ) -> Result<Lease<C>, PoolError<C::Error>> {
         let started = Instant::now();
         let permit = tokio::time::timeout(
             self.config.acquire_timeout,
@@ -149,7 +192,7 @@ impl<C: Connector> Pool<C> {
             };
             let Some(mut idle) = found else { break };
             if idle.since.elapsed() < self.config.idle_timeout && C::is_alive(&mut idle.conn) {
-                return Ok(self.lease(idle.conn, permit));
+                return Ok(self.lease(idle.conn, permit, share));
             }
             tracing::debug!(target_name = %self.connector.target(), "dropping a stale idle server connection");
         }
@@ -167,14 +210,58 @@ impl<C: Connector> Pool<C> {
             .connect(key)
             .await
             .map_err(PoolError::Connect)?;
-        Ok(self.lease(conn, permit))
+        Ok(self.lease(conn, permit, share))
     }
 
-    fn lease(self: &Arc<Self>, conn: C::Conn, permit: OwnedSemaphorePermit) -> Lease<C> {
+    fn lease(
+        self: &Arc<Self>,
+        conn: C::Conn,
+        permit: OwnedSemaphorePermit,
+        share: Option<UserSlot>,
+    ) -> Lease<C> {
         Lease {
             conn,
             _permit: permit,
+            _share: share,
             pool: self.clone(),
+        }
+    }
+}
+
+/// One connection of a user's share, counted while it lives.
+struct UserSlot {
+    held: Arc<Mutex<HashMap<String, usize>>>,
+    user: String,
+}
+
+impl UserSlot {
+    /// A slot of `user`'s share, or `None` when it is used up.
+    fn take(
+        held: &Arc<Mutex<HashMap<String, usize>>>,
+        user: &str,
+        limit: Option<usize>,
+    ) -> Option<UserSlot> {
+        let mut map = held.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(user.to_owned()).or_insert(0);
+        if limit.is_some_and(|l| *n >= l) {
+            return None;
+        }
+        *n += 1;
+        Some(UserSlot {
+            held: held.clone(),
+            user: user.to_owned(),
+        })
+    }
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut map = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.user);
+            }
         }
     }
 }
@@ -183,6 +270,7 @@ impl<C: Connector> Pool<C> {
 pub struct Lease<C: Connector> {
     conn: C::Conn,
     _permit: OwnedSemaphorePermit,
+    _share: Option<UserSlot>,
     pool: Arc<Pool<C>>,
 }
 
@@ -272,6 +360,7 @@ mod tests {
                 acquire_timeout: Duration::from_millis(50),
                 idle_timeout: Duration::from_secs(60),
                 reset_timeout: Duration::from_secs(1),
+                per_user: None,
             },
         )
     }
@@ -301,6 +390,32 @@ mod tests {
             2,
             "another key gets its own connection"
         );
+    }
+
+    #[tokio::test]
+    async fn a_user_holds_at_most_its_share_and_gets_it_back() {
+        let mut p = pool(3);
+        Arc::get_mut(&mut p).unwrap().config.per_user = Some(2);
+        let a = p.acquire_for(0, "bot").await.unwrap();
+        let b = p.acquire_for(0, "bot").await.unwrap();
+        match p.acquire_for(0, "bot").await {
+            Err(PoolError::UserShare { user, limit, .. }) => {
+                assert_eq!((user.as_str(), limit), ("bot", 2))
+            }
+            other => panic!("{other:?}"),
+        }
+        let other = p.acquire_for(0, "ci").await.unwrap();
+        // A lease given back or dropped returns its slot.
+        a.give_back();
+        let c = p.acquire_for(0, "bot").await.unwrap();
+        drop(b);
+        let d = p.acquire_for(0, "bot").await.unwrap();
+        assert!(matches!(
+            p.acquire_for(0, "bot").await,
+            Err(PoolError::UserShare { .. })
+        ));
+        drop((c, d, other));
+        assert!(p.held.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

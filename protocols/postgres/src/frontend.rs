@@ -148,7 +148,7 @@ impl Gateway {
             Err(e) => return refuse(&mut client, Some(e), peer).await,
         };
         let (info, pool) = session;
-        let mut lease = match pool.acquire(()).await {
+        let mut lease = match pool.acquire_for((), &info.user).await {
             Ok(lease) => lease,
             Err(e) => {
                 tracing::warn!(session = %info.id, user = %info.user, target_name = %info.target, error = %e, "no server connection");

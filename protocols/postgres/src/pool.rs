@@ -64,6 +64,10 @@ pub fn client_error(e: &PoolError, target: &str) -> ClientError {
             ClientError::fatal(SqlState::TOO_MANY_CONNECTIONS, e.to_string())
                 .with_hint("retry later, or raise the target's pool_size")
         }
+        PoolError::UserShare { .. } => {
+            ClientError::fatal(SqlState::TOO_MANY_CONNECTIONS, e.to_string())
+                .with_hint("close a session of this user, or raise the target's max_per_user")
+        }
         PoolError::Connect(e) => e.client_error(target),
     }
 }
