@@ -360,3 +360,35 @@ async fn no_message_sequence_shakes_the_relays_picture() {
     );
     assert!(failed.is_empty(), "{failed:#?}");
 }
+
+#[tokio::test]
+async fn a_masked_row_too_long_to_hold_ends_the_session_with_a_clear_error() {
+    let gw = gateway("bigrow_customers").await;
+    let direct = connect(&pg::shared().direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "UPDATE bigrow_customers SET email = repeat('y', 20 * 1024 * 1024) WHERE id = 1; \
+             UPDATE bigrow_customers SET email = repeat('z', 70 * 1024 * 1024) WHERE id = 2",
+        )
+        .await
+        .unwrap();
+    let bot = connect(&gw.conn_str("bot", "bot-pw", "app")).await;
+    // 20 MiB: held whole, masked.
+    let row = bot
+        .query_one("SELECT email FROM bigrow_customers WHERE id = 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "***");
+    // 70 MiB: past the limit of a held row.
+    let e = bot
+        .query_one("SELECT email FROM bigrow_customers WHERE id = 2", &[])
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().expect("an error from the gateway");
+    assert_eq!(db.code().code(), "54000", "{db:?}");
+    assert!(
+        db.message().contains("exceeds the limit"),
+        "{}",
+        db.message()
+    );
+}

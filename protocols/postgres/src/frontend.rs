@@ -205,6 +205,13 @@ impl Gateway {
                     e.to_string(),
                 ))
             }
+            RelayEnd::Limit(e) => {
+                tracing::warn!(session = %info.id, error = %e, "session ended at a limit");
+                Some(ClientError::fatal(
+                    SqlState(*b"54000"),
+                    format!("sqlgate: {e}"),
+                ))
+            }
             RelayEnd::Desync(e) => {
                 tracing::error!(session = %info.id, error = %e, "session ended: the relay's model of the server's protocol state failed");
                 Some(ClientError::fatal(

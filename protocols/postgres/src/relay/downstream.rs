@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::model::Answer;
 use super::{write, RelayEnd, Shared, MAX_QUEUED, READ_CHUNK};
@@ -26,6 +27,14 @@ use crate::messages::{backend_tag, parameter_status};
 const MAX_INSPECTED: usize = 1 << 20;
 /// Longest message of any kind (PostgreSQL's own limit is 1 GiB).
 const MAX_MESSAGE: usize = 1 << 30;
+/// Longest DataRow a masking session holds whole to mask it; a longer one
+/// ends the session with an error instead of taking the gateway's memory.
+pub const MAX_MASKED_ROW: usize = 64 << 20;
+/// Memory for masked rows held whole, across all sessions, in units of
+/// 64 KiB: 256 MiB. A held row takes two units per 64 KiB (the row and its
+/// masked copy); sessions wait their turn for more.
+static ROW_BUDGET: Semaphore = Semaphore::const_new(4096);
+const UNIT: usize = 64 * 1024;
 
 /// Server → client.
 pub(super) struct Downstream<'a> {
@@ -47,6 +56,10 @@ pub(super) struct Downstream<'a> {
     scratch: BytesMut,
     /// Where a masked cell is written.
     cell: Vec<u8>,
+    /// A masked row being read whole: its length.
+    holding: Option<usize>,
+    /// Its share of [`ROW_BUDGET`].
+    budget: Option<SemaphorePermit<'static>>,
 }
 
 /// What becomes of a server message.
@@ -80,6 +93,8 @@ impl<'a> Downstream<'a> {
             out: BytesMut::new(),
             scratch: BytesMut::new(),
             cell: Vec::new(),
+            holding: None,
+            budget: None,
         }
     }
 
@@ -102,7 +117,18 @@ impl<'a> Downstream<'a> {
             if let Err(e) = self.forward(wr, buf).await {
                 return e;
             }
-            buf.reserve(READ_CHUNK);
+            match self.holding {
+                // A large masked row: its memory comes from the budget,
+                // and the buffer grows to it exactly.
+                Some(total) if total > READ_CHUNK => {
+                    if self.budget.is_none() {
+                        let units = (2 * total.div_ceil(UNIT)) as u32;
+                        self.budget = ROW_BUDGET.acquire_many(units).await.ok();
+                    }
+                    buf.reserve(total.saturating_sub(buf.len()).max(READ_CHUNK));
+                }
+                _ => buf.reserve(READ_CHUNK),
+            }
             match rd.read_buf(buf).await {
                 Ok(0) => return RelayEnd::ServerGone,
                 Ok(_) => {}
@@ -135,9 +161,12 @@ impl<'a> Downstream<'a> {
                 match &self.active {
                     None => Rewrite::Keep,
                     Some(a) => {
-                        if inspected(buf, pos, tag, total, MAX_MESSAGE)?.is_none() {
+                        if hold_row(buf, pos, total)?.is_none() {
+                            self.holding = Some(total);
                             break;
                         }
+                        self.holding = None;
+                        self.budget = None;
                         let row = &mut buf[pos + HEADER_LEN..pos + total];
                         // A row whose masked cells keep their length is
                         // masked where it lies and streams on.
@@ -151,6 +180,17 @@ impl<'a> Downstream<'a> {
                 }
             } else {
                 let body = match self.body_limit(tag) {
+                    Some(_) if tag == b'D' => match hold_row(buf, pos, total)? {
+                        Some(body) => {
+                            self.holding = None;
+                            self.budget = None;
+                            body
+                        }
+                        None => {
+                            self.holding = Some(total);
+                            break;
+                        }
+                    },
                     Some(max) => match inspected(buf, pos, tag, total, max)? {
                         Some(body) => body,
                         None => break,
@@ -173,6 +213,18 @@ impl<'a> Downstream<'a> {
                 self.out.extend_from_slice(&buf[emitted..pos]);
                 match rewrite {
                     Rewrite::With(bytes) => self.out.extend_from_slice(&bytes),
+                    Rewrite::Scratch if self.scratch.len() >= READ_CHUNK => {
+                        // A large masked row goes out from where it was
+                        // written, not copied once more.
+                        write(wr, &self.out)
+                            .await
+                            .map_err(|e| RelayEnd::ClientError(e.into()))?;
+                        self.out.clear();
+                        write(wr, &self.scratch)
+                            .await
+                            .map_err(|e| RelayEnd::ClientError(e.into()))?;
+                        self.scratch = BytesMut::new();
+                    }
                     Rewrite::Scratch => {
                         self.out.extend_from_slice(&self.scratch);
                         self.scratch.clear();
@@ -371,6 +423,19 @@ fn execute_fields(described: Option<Vec<Field>>, formats: &[i16], columns: usize
         f.format = mask::format_of(formats, i);
     }
     fields
+}
+
+/// A DataRow a masking session holds whole, once it is all in `buf`
+/// (`None`: read more first); past [`MAX_MASKED_ROW`], the session ends.
+fn hold_row(buf: &[u8], pos: usize, total: usize) -> Result<Option<&[u8]>, RelayEnd> {
+    if total > MAX_MASKED_ROW {
+        return Err(RelayEnd::Limit(ProtocolError::TooLong {
+            tag: b'D',
+            len: total,
+            max: MAX_MASKED_ROW,
+        }));
+    }
+    Ok((buf.len() - pos >= total).then(|| &buf[pos + HEADER_LEN..pos + total]))
 }
 
 /// The body of a server message the relay must read whole, once it is

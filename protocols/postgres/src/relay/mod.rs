@@ -77,6 +77,9 @@ pub enum RelayEnd {
     /// The server answered something the relay's model cannot place
     /// (`ProtocolError::Desync`): the session ends rather than guess.
     Desync(ProtocolError),
+    /// A limit of the gateway's own was reached (a masked row too long to
+    /// hold): the session ends with that error.
+    Limit(ProtocolError),
     /// The gateway is shutting down and the session was idle.
     Shutdown,
 }
