@@ -236,12 +236,16 @@ impl Gateway {
                 "terminating connection because sqlgate is shutting down",
             )),
         };
+        let told = closing.is_some();
         if let Some(err) = closing {
             let mut buf = BytesMut::new();
             err.encode(&mut buf);
             let _ = client.write_all(&buf).await;
         }
         let _ = client.shutdown().await;
+        if told {
+            client.linger().await;
+        }
         tracing::info!(session = %info.id, end = ?outcome.end, "session ended");
         if outcome.reusable {
             pool::release(lease, outcome.status, outcome.unsynced).await;

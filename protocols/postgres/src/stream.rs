@@ -22,6 +22,27 @@ pub type ClientStream = MaybeTls<tokio_rustls::server::TlsStream<TcpStream>>;
 /// The gateway's side of a server connection.
 pub type ServerStream = MaybeTls<tokio_rustls::client::TlsStream<TcpStream>>;
 
+impl<S: AsyncRead + Unpin> MaybeTls<S> {
+    /// After the gateway wrote its last words and shut its side down:
+    /// reads what the client still sends, for a moment, so that closing
+    /// with unread input (which resets the connection) cannot discard
+    /// those words before the client reads them.
+    pub async fn linger(&mut self) {
+        use tokio::io::AsyncReadExt;
+        let mut sink = [0u8; 8192];
+        let drained = async {
+            let mut total = 0usize;
+            while total < (1 << 20) {
+                match self.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => total += n,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), drained).await;
+    }
+}
+
 impl<S> MaybeTls<S> {
     /// True when the connection is encrypted.
     pub fn is_tls(&self) -> bool {
