@@ -5,6 +5,7 @@ mod hostile;
 mod masking;
 mod masking_corpus;
 mod policy;
+mod protocol_fuzz;
 mod relay;
 mod session;
 mod tools;
