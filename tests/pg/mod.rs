@@ -2,6 +2,7 @@
 //! protocol client.
 
 mod auth;
+mod busy;
 mod hostile;
 mod masking;
 mod masking_corpus;
@@ -11,5 +12,4 @@ mod pool;
 mod protocol_fuzz;
 mod protocol_state;
 mod relay;
-mod shutdown;
 mod tools;
