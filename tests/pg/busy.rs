@@ -114,3 +114,64 @@ async fn judging_a_large_text_stalls_no_other_session() {
         "a small query took {slowest:?} while the large text took {big_took:?}"
     );
 }
+
+/// Masked rows held whole share one budget across sessions: six sessions
+/// reading 60 MiB masked rows at once do not take six rows' memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_large_masked_rows_stay_within_the_budget() {
+    let server = pg::shared();
+    let direct = crate::support::gateway::connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS budget_rows; CREATE TABLE budget_rows (id int, email text); \
+             INSERT INTO budget_rows VALUES (1, repeat('q', 60 * 1024 * 1024)); \
+             GRANT ALL ON budget_rows TO app_owner",
+        )
+        .await
+        .unwrap();
+    let mut cfg = TestConfig::new(server);
+    let port = free_port();
+    cfg.toml = cfg
+        .toml
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    cfg.with_example_policy(
+        &["app"],
+        "[[mask]]\ncolumns = [\"public.budget_rows.email\"]\nfunction = \"redact\"\n",
+    );
+    let path = cfg.write();
+    let mut gw = GatewayProcess::start(&path, port, "info");
+    gw.wait_for_line(
+        |l| l.contains("catalog read for masking"),
+        Duration::from_secs(30),
+    )
+    .expect("the catalog is read");
+    let before = gw.peak_kib();
+    let url = format!("host=127.0.0.1 port={port} user=bot password=bot-pw dbname=app");
+    let mut readers = Vec::new();
+    for _ in 0..6 {
+        let url = url.clone();
+        readers.push(tokio::spawn(async move {
+            let c = crate::support::gateway::connect(&url).await;
+            let row = c
+                .query_one("SELECT email FROM budget_rows", &[])
+                .await
+                .unwrap();
+            row.get::<_, String>(0)
+        }));
+    }
+    for r in readers {
+        assert_eq!(r.await.unwrap(), "***");
+    }
+    let grown_mib = (gw.peak_kib() - before) / 1024;
+    eprintln!("peak memory growth: {grown_mib} MiB");
+    // The budget holds at most 256 MiB of rows and their copies; six rows
+    // at once would be 360 MiB of rows alone.
+    assert!(
+        grown_mib < 330,
+        "the gateway's peak memory grew by {grown_mib} MiB"
+    );
+    direct
+        .batch_execute("DROP TABLE budget_rows")
+        .await
+        .unwrap();
+}

@@ -407,6 +407,7 @@ impl Relay<'_> {
         let mut held: Vec<(u8, Vec<u8>)> = Vec::new();
         let mut out: Vec<u8> = Vec::with_capacity(OUT_CHUNK);
         let mut spans = Vec::new();
+        let mut budget: Option<sqlgate_net::budget::Share> = None;
         loop {
             if response.done() {
                 if !sbuf.is_empty() {
@@ -427,7 +428,17 @@ impl Relay<'_> {
                 if sbuf.len() < HEADER_LEN || !out.is_empty() {
                     self.flush_out(&mut out).await?;
                 }
-                sbuf.reserve(READ_CHUNK);
+                match header(sbuf) {
+                    // A large packet held whole: its memory (and its masked
+                    // copy's) comes from the process's budget first.
+                    Some((len, _)) if len > sqlgate_net::budget::SMALL => {
+                        if budget.is_none() {
+                            budget = sqlgate_net::budget::hold(2 * len).await;
+                        }
+                        sbuf.reserve((HEADER_LEN + len).saturating_sub(sbuf.len()));
+                    }
+                    _ => sbuf.reserve(READ_CHUNK),
+                }
                 match self.server.stream.io.read_buf(sbuf).await {
                     Ok(0) => return Err(Side::Server(ProtocolError::Truncated)),
                     Ok(_) => continue,
@@ -552,6 +563,13 @@ impl Relay<'_> {
             sbuf.advance(total);
             if out.len() >= OUT_CHUNK {
                 self.flush_out(&mut out).await?;
+            }
+            if budget.take().is_some() && sbuf.capacity() > 4 * READ_CHUNK {
+                // The held packet is gone: so is its memory, before its
+                // share of the budget goes back.
+                let mut small = BytesMut::with_capacity(READ_CHUNK.max(sbuf.len()));
+                small.extend_from_slice(sbuf);
+                *sbuf = small;
             }
         }
         self.flush_out(&mut out).await

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::model::Answer;
 use super::{write, RelayEnd, Shared, MAX_QUEUED, READ_CHUNK};
@@ -30,11 +29,6 @@ const MAX_MESSAGE: usize = 1 << 30;
 /// Longest DataRow a masking session holds whole to mask it; a longer one
 /// ends the session with an error instead of taking the gateway's memory.
 pub const MAX_MASKED_ROW: usize = 64 << 20;
-/// Memory for masked rows held whole, across all sessions, in units of
-/// 64 KiB: 256 MiB. A held row takes two units per 64 KiB (the row and its
-/// masked copy); sessions wait their turn for more.
-static ROW_BUDGET: Semaphore = Semaphore::const_new(4096);
-const UNIT: usize = 64 * 1024;
 
 /// Server → client.
 pub(super) struct Downstream<'a> {
@@ -58,8 +52,9 @@ pub(super) struct Downstream<'a> {
     cell: Vec<u8>,
     /// A masked row being read whole: its length.
     holding: Option<usize>,
-    /// Its share of [`ROW_BUDGET`].
-    budget: Option<SemaphorePermit<'static>>,
+    /// Its share of the process's budget for held rows
+    /// (`sqlgate_net::budget`): the row and its masked copy.
+    budget: Option<sqlgate_net::budget::Share>,
 }
 
 /// What becomes of a server message.
@@ -120,14 +115,20 @@ impl<'a> Downstream<'a> {
             match self.holding {
                 // A large masked row: its memory comes from the budget,
                 // and the buffer grows to it exactly.
-                Some(total) if total > READ_CHUNK => {
+                Some(total) if total > sqlgate_net::budget::SMALL => {
                     if self.budget.is_none() {
-                        let units = (2 * total.div_ceil(UNIT)) as u32;
-                        self.budget = ROW_BUDGET.acquire_many(units).await.ok();
+                        self.budget = sqlgate_net::budget::hold(2 * total).await;
                     }
                     buf.reserve(total.saturating_sub(buf.len()).max(READ_CHUNK));
                 }
-                _ => buf.reserve(READ_CHUNK),
+                _ => {
+                    if self.budget.take().is_some() {
+                        // The held row is gone: so is its memory, before
+                        // its share of the budget goes back.
+                        shrink(buf);
+                    }
+                    buf.reserve(READ_CHUNK)
+                }
             }
             match rd.read_buf(buf).await {
                 Ok(0) => return RelayEnd::ServerGone,
@@ -166,7 +167,6 @@ impl<'a> Downstream<'a> {
                             break;
                         }
                         self.holding = None;
-                        self.budget = None;
                         let row = &mut buf[pos + HEADER_LEN..pos + total];
                         // A row whose masked cells keep their length is
                         // masked where it lies and streams on.
@@ -183,7 +183,6 @@ impl<'a> Downstream<'a> {
                     Some(_) if tag == b'D' => match hold_row(buf, pos, total)? {
                         Some(body) => {
                             self.holding = None;
-                            self.budget = None;
                             body
                         }
                         None => {
@@ -423,6 +422,15 @@ fn execute_fields(described: Option<Vec<Field>>, formats: &[i16], columns: usize
         f.format = mask::format_of(formats, i);
     }
     fields
+}
+
+/// Gives back the memory a large held message left in `buf`.
+pub(crate) fn shrink(buf: &mut BytesMut) {
+    if buf.capacity() > 4 * READ_CHUNK {
+        let mut small = BytesMut::with_capacity(READ_CHUNK.max(buf.len()));
+        small.extend_from_slice(buf);
+        *buf = small;
+    }
 }
 
 /// A DataRow a masking session holds whole, once it is all in `buf`
