@@ -807,6 +807,8 @@ const RISKY: &[(&str, Tag)] = &[
     ("get_lock", Tag::WriteLock),
     ("release_lock", Tag::WriteLock),
     ("release_all_locks", Tag::WriteLock),
+    ("pg_notify", Tag::WriteNotify),
+    ("pg_logical_emit_message", Tag::AdminMaintenance),
     ("pg_terminate_backend", Tag::AdminKill),
     ("pg_cancel_backend", Tag::AdminKill),
     ("pg_reload_conf", Tag::AdminConfig),

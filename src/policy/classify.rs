@@ -380,7 +380,12 @@ fn by_keywords(dialect: SqlDialect, words: &[String], piece: &[TokenWithSpan]) -
             vec![Tag::Read]
         }
         ("KILL", _) => vec![Tag::AdminKill],
-        ("XA", "COMMIT" | "ROLLBACK" | "RECOVER") => vec![Tag::Tx, Tag::AdminMaintenance],
+        // A prepared branch outlives the session that made it, as
+        // PostgreSQL's PREPARE TRANSACTION does: the whole family past
+        // START/END is admin.
+        ("XA", "PREPARE" | "COMMIT" | "ROLLBACK" | "RECOVER") => {
+            vec![Tag::Tx, Tag::AdminMaintenance]
+        }
         ("XA", _) => vec![Tag::Tx],
         // Two-phase commit: the prepared transaction outlives the session
         // (holding its locks) and any session of the server role can

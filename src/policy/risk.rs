@@ -216,7 +216,10 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
         | S::Rollback { .. }
         | S::Savepoint { .. }
         | S::ReleaseSavepoint { .. } => of(&[Tag::Tx]),
-        S::Use(_) | S::LISTEN { .. } | S::UNLISTEN { .. } | S::NOTIFY { .. } => of(&[Tag::Session]),
+        S::Use(_) | S::LISTEN { .. } | S::UNLISTEN { .. } => of(&[Tag::Session]),
+        // Sends its payload to every listening session, and PostgreSQL
+        // allows it in read-only transactions: a write of its own.
+        S::NOTIFY { .. } => of(&[Tag::WriteNotify]),
         S::Close { .. } => of(&[Tag::Session]),
         S::Fetch { .. } => of(&[Tag::Read]),
         S::Declare { stmts } => {
@@ -238,7 +241,10 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
         {
             of(&[Tag::Read])
         }
-        S::Lock(_) | S::LockTables { .. } | S::UnlockTables => of(&[Tag::WriteLock]),
+        S::Lock(_) | S::LockTables { .. } => of(&[Tag::WriteLock]),
+        // Releasing locks is harmless (mysqldump --single-transaction
+        // sends it).
+        S::UnlockTables => of(&[Tag::Session]),
         S::Truncate(_) => of(&[Tag::DdlTruncate]),
         S::CreateTable(ct) => {
             let mut tags = of(&[Tag::DdlCreate]);

@@ -32,6 +32,7 @@ tags! {
     WriteUpsert = "write.upsert",
     WriteUnbounded = "write.unbounded",
     WriteLock = "write.lock",
+    WriteNotify = "write.notify",
     DdlCreate = "ddl.create",
     DdlAlter = "ddl.alter",
     DdlDrop = "ddl.drop",

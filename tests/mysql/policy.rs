@@ -336,3 +336,20 @@ async fn a_target_reaches_only_its_own_database() {
     let db: Option<String> = via.query_first("SELECT DATABASE()").await.unwrap();
     assert_eq!(db.as_deref(), Some("app"));
 }
+
+#[tokio::test]
+async fn an_agent_cannot_leave_a_prepared_xa_branch_and_may_unlock() {
+    let my = mariadb::shared();
+    let mut config = TestConfig::mysql(my);
+    config.with_example_policy(&["app"], "");
+    let gw = config.start().await;
+    let mut bot = conn(&gw.mysql_url("bot", "bot-pw", "app")).await;
+    bot.query_drop("XA START 'pol-xa'").await.unwrap();
+    bot.query_drop("XA END 'pol-xa'").await.unwrap();
+    // A prepared branch would outlive the session: admin, as its
+    // COMMIT/ROLLBACK/RECOVER and PostgreSQL's PREPARE TRANSACTION are.
+    let message = refusal(bot.query_drop("XA PREPARE 'pol-xa'").await.unwrap_err());
+    assert!(message.contains("admin.maintenance"), "{message}");
+    // Releasing table locks is harmless (mysqldump sends it).
+    bot.query_drop("UNLOCK TABLES").await.unwrap();
+}

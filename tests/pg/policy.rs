@@ -424,3 +424,30 @@ async fn refusals_keep_the_protocol_in_order() {
     let msgs = c.query("SELECT 1").await;
     assert!(msgs.iter().any(|(t, _)| *t == b'D'), "{msgs:?}");
 }
+
+#[tokio::test]
+async fn notify_reaches_beyond_the_session_and_is_a_write() {
+    let mut config = TestConfig::new(pg::shared());
+    config.with_example_policy(&["app"], "");
+    let gw = config.start().await;
+    let listener = connect(&pg::shared().direct_conn_str("app")).await;
+    listener.batch_execute("LISTEN pol_events").await.unwrap();
+    let bot = connect(&gw.conn_str("bot", "bot-pw", "app")).await;
+    // Listening is the session's own business...
+    bot.batch_execute("LISTEN pol_events; UNLISTEN pol_events")
+        .await
+        .unwrap();
+    // ...sending to every listener is not: reviewed as a write.
+    for sql in [
+        "NOTIFY pol_events, 'from an agent'",
+        "SELECT pg_notify('pol_events', 'from an agent')",
+    ] {
+        let e = bot.simple_query(sql).await.unwrap_err();
+        let db = refusal(&e);
+        assert!(
+            db.message().contains("write.notify"),
+            "{sql}: {}",
+            db.message()
+        );
+    }
+}

@@ -275,7 +275,8 @@ async fn a_reload_that_adds_masks_refuses_sessions_opened_before_it() {
     let e = before.query(&prepared, &[]).await.unwrap_err();
     assert!(
         format!("{e:?}").contains("masking rules apply to this session"),
-        "{e:?}"
+        "{e:?}; the gateway said: {:#?}",
+        gw.drain_lines()
     );
     let after = connect(&conn_str).await;
     let row = after

@@ -73,6 +73,11 @@ impl GatewayProcess {
         }
     }
 
+    /// The log lines not read yet.
+    pub fn drain_lines(&mut self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
