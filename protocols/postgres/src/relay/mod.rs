@@ -52,6 +52,9 @@ use upstream::Upstream;
 
 /// How much the relay reads at once in each direction.
 const READ_CHUNK: usize = 64 * 1024;
+/// How long answers to earlier messages may still flow to a client that
+/// broke the protocol, before the session ends.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 /// Messages the server may owe answers to before the client is no longer
 /// read (a pipeline deeper than this waits for the server).
 const MAX_QUEUED: usize = 16 * 1024;
@@ -157,7 +160,7 @@ pub async fn run(
         let c2s = up.run(&mut client_rd, &mut server_wr, client_buf);
         let s2c = down.run(&mut server_rd, &mut client_wr, rbuf);
         tokio::pin!(c2s, s2c);
-        loop {
+        let end = loop {
             tokio::select! {
                 r = &mut c2s => break r,
                 r = &mut s2c => break r,
@@ -173,7 +176,23 @@ pub async fn run(
                     }
                 }
             }
+        };
+        if matches!(end, RelayEnd::ClientError(_)) {
+            // The client broke the protocol after messages the server is
+            // still answering: those answers reach it first, as they would
+            // from the server, then the error (for a moment at most).
+            shared.draining.store(true, Ordering::Relaxed);
+            let drained = async {
+                while !idle() {
+                    tokio::select! {
+                        _ = shared.idle.notified() => {}
+                        _ = &mut s2c => break,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN, drained).await;
         }
+        end
     };
     let (idle, status) = {
         let m = shared.model();
