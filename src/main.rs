@@ -260,12 +260,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         std::thread::spawn(move || {
             std::thread::sleep(grace + std::time::Duration::from_secs(1));
             tracing::warn!("shutdown grace period over: exiting with sessions still open");
-            std::process::exit(0);
+            std::process::exit(1);
         });
         // A second signal: stop now.
         wait_for_signal().await;
         tracing::warn!("second signal: exiting now");
-        std::process::exit(0);
+        std::process::exit(1);
     });
     running.wait().await;
     tracing::info!("stopped");

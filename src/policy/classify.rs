@@ -90,7 +90,14 @@ pub fn classify_text(dialect: SqlDialect, sql: &[u8]) -> Vec<StatementRisk> {
     let mut piece: Vec<TokenWithSpan> = Vec::new();
     for token in tokens {
         if token.token == Token::SemiColon {
-            if let Some(s) = statement(dialect, std::mem::take(&mut piece), &lines, &mut bytes) {
+            let until = lines.offset(token.span.start);
+            if let Some(s) = statement(
+                dialect,
+                std::mem::take(&mut piece),
+                &lines,
+                &mut bytes,
+                until,
+            ) {
                 if out.len() == MAX_STATEMENTS {
                     // Each parse tree takes memory far beyond its text's.
                     return vec![unreadable(
@@ -105,7 +112,7 @@ pub fn classify_text(dialect: SqlDialect, sql: &[u8]) -> Vec<StatementRisk> {
             piece.push(token);
         }
     }
-    if let Some(s) = statement(dialect, piece, &lines, &mut bytes) {
+    if let Some(s) = statement(dialect, piece, &lines, &mut bytes, text.chars().count()) {
         out.push(s);
     }
     out
@@ -260,17 +267,25 @@ fn significant(t: &TokenWithSpan) -> bool {
     !matches!(t.token, Token::Whitespace(_) | Token::EOF)
 }
 
+/// `until`: where the statement's text ends at the latest (its `;` or the
+/// end of the text): the end of its last token, which is where the span
+/// ends, can fall short of it (token locations inside MySQL executable
+/// comments do), so the byte span runs to `until`, less trailing spaces.
 fn statement(
     dialect: SqlDialect,
     mut piece: Vec<TokenWithSpan>,
     lines: &LineStarts,
     cursor: &mut ByteCursor,
+    until: usize,
 ) -> Option<StatementRisk> {
     let first = piece.iter().position(significant)?;
     let last = piece.iter().rposition(significant)?;
     let start = lines.offset(piece[first].span.start);
     let end = lines.offset(piece[last].span.end).max(start);
-    let bytes = cursor.at(start)..cursor.at(end);
+    let from = cursor.at(start);
+    let to = cursor.at(until.max(end));
+    let tail = cursor.text[from..to].trim_end().len();
+    let bytes = from..from + tail;
     piece.truncate(last + 1);
     piece.drain(..first);
     let (risk, reading) = match parse_one(dialect, &piece) {
@@ -377,7 +392,16 @@ fn by_keywords(dialect: SqlDialect, words: &[String], piece: &[TokenWithSpan]) -
                     .skip(1)
                     .all(|x| x.is_empty() || !is_keyword_after_table(x)) =>
         {
-            vec![Tag::Read]
+            // `TABLE pg_authid`: credentials (words are upper-cased).
+            let credentials = words.iter().skip(1).any(|w| {
+                let w = w.to_ascii_lowercase();
+                w.ends_with("pg_authid") || w.ends_with("pg_shadow")
+            });
+            if credentials {
+                vec![Tag::Read, Tag::AdminSecrets]
+            } else {
+                vec![Tag::Read]
+            }
         }
         ("KILL", _) => vec![Tag::AdminKill],
         // A prepared branch outlives the session that made it, as

@@ -342,8 +342,12 @@ impl SessionPolicy {
             if decision.verdict != Verdict::Allow {
                 return Err(self.refusal(sql, s, i, statements.len(), tags, &decision));
             }
-            if let (Some(db), Reading::Parsed(stmt)) = (&self.database, &s.reading) {
-                if let Some(other) = super::reach::outside(stmt, db) {
+            if let Some(db) = &self.database {
+                let stmt = match &s.reading {
+                    Reading::Parsed(stmt) => Some(stmt.as_ref()),
+                    _ => None,
+                };
+                if let Some(other) = super::reach::outside(stmt, s.excerpt(&text), db) {
                     return Err(self.out_of_reach(sql, s, &other));
                 }
             }

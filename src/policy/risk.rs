@@ -58,6 +58,25 @@ pub fn classify(stmt: &Statement, dialect: SqlDialect) -> Risk {
                 prepared: Some(Prepared::Define(ident_norm(name), inner.tags)),
             }
         }
+        // `EXECUTE IMMEDIATE '<text>'` runs its string (MariaDB); the
+        // MySQL dialect may read it as a statement named `immediate` with
+        // the string as a parameter. Either way the text is not judged
+        // here: unknown.
+        Statement::Execute {
+            immediate: true, ..
+        } => Risk::tags(of(&[Tag::Unknown])),
+        Statement::Execute {
+            name: Some(name),
+            parameters,
+            ..
+        } if !parameters.is_empty()
+            && name.0.len() == 1
+            && name.0[0].as_ident().is_some_and(|i| {
+                i.quote_style.is_none() && i.value.eq_ignore_ascii_case("immediate")
+            }) =>
+        {
+            Risk::tags(of(&[Tag::Unknown]))
+        }
         Statement::Execute {
             name: Some(name),
             parameters,
@@ -150,8 +169,12 @@ fn statement_tags(stmt: &Statement, dialect: SqlDialect) -> TagSet {
             } else {
                 of(&[Tag::WriteInsert])
             };
-            if let CopySource::Query(q) = source {
-                tags.extend(walk(dialect, q.as_ref()));
+            match source {
+                CopySource::Query(q) => tags.extend(walk(dialect, q.as_ref())),
+                CopySource::Table { table_name, .. } if is_credential_store(table_name) => {
+                    tags.insert(Tag::AdminSecrets)
+                }
+                CopySource::Table { .. } => {}
             }
             match target {
                 CopyTarget::Stdin | CopyTarget::Stdout => {}
@@ -634,6 +657,20 @@ impl Visitor for Walker {
     }
 
     fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+        // `TABLE name`: a relation the visitor does not report.
+        if let SetExpr::Table(t) = q.body.as_ref() {
+            let name: Vec<&str> = [t.schema_name.as_deref(), t.table_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            if is_credential_store(&ObjectName::from(
+                name.iter()
+                    .map(|p| sqlparser::ast::Ident::new(*p))
+                    .collect::<Vec<_>>(),
+            )) {
+                self.tags.insert(Tag::AdminSecrets);
+            }
+        }
         if !q.locks.is_empty() && !self.functions_only {
             self.tags.insert(Tag::WriteLock);
         }

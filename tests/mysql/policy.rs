@@ -311,6 +311,12 @@ async fn a_target_reaches_only_its_own_database() {
         "SELECT v FROM reach_other.secrets",
         "SELECT 1 FROM dual WHERE EXISTS (SELECT v FROM `reach_other`.`secrets`)",
         "USE reach_other",
+        "USE mysql",
+        "SHOW TABLES FROM reach_other",
+        "SHOW CREATE TABLE reach_other.secrets",
+        "PREPARE s FROM 'SELECT v FROM reach_other.secrets'",
+        "EXECUTE IMMEDIATE 'SELECT v FROM reach_other.secrets'",
+        "SELECT * FROM performance_schema.threads",
     ] {
         let message = refusal(via.query_drop(sql).await.unwrap_err());
         assert!(message.contains("outside target"), "{sql}: {message}");

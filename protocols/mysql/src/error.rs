@@ -24,6 +24,9 @@ pub enum ProtocolError {
     /// A packet that does not decode.
     #[error("malformed {0} packet")]
     Malformed(&'static str),
+    /// A resource the gateway shares between sessions stayed in use.
+    #[error(transparent)]
+    Busy(#[from] sqlgate_net::budget::Busy),
     /// A packet out of sequence or unexpected at this point.
     #[error("unexpected packet {0}")]
     Unexpected(&'static str),

@@ -433,7 +433,8 @@ impl Relay<'_> {
                     // copy's) comes from the process's budget first.
                     Some((len, _)) if len > sqlgate_net::budget::SMALL => {
                         if budget.is_none() {
-                            budget = sqlgate_net::budget::hold(2 * len).await;
+                            let share = sqlgate_net::budget::hold(2 * len).await;
+                            budget = Some(share.map_err(|b| Side::Server(b.into()))?);
                         }
                         sbuf.reserve((HEADER_LEN + len).saturating_sub(sbuf.len()));
                     }

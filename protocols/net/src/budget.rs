@@ -22,10 +22,23 @@ static HELD: Semaphore = Semaphore::const_new(UNITS);
 /// A share of the budget, given back when dropped.
 pub type Share = SemaphorePermit<'static>;
 
-/// Waits for `bytes` of the budget (at most all of it).
-pub async fn hold(bytes: usize) -> Option<Share> {
-    let units = bytes.div_ceil(UNIT).clamp(1, UNITS) as u32;
-    HELD.acquire_many(units).await.ok()
+/// How long a session waits for its share before it gives up: shares
+/// are held while clients read, and a client may stop reading.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The budget stayed in use for [`WAIT`].
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("sqlgate's memory for masked rows held whole stayed in use for {0:?}")]
+pub struct Busy(pub std::time::Duration);
+
+/// Waits for `bytes` of the budget (at most half of it, so that two
+/// sessions can always hold a row), up to [`WAIT`].
+pub async fn hold(bytes: usize) -> Result<Share, Busy> {
+    let units = bytes.div_ceil(UNIT).clamp(1, UNITS / 2) as u32;
+    match tokio::time::timeout(WAIT, HELD.acquire_many(units)).await {
+        Ok(Ok(share)) => Ok(share),
+        _ => Err(Busy(WAIT)),
+    }
 }
 
 /// Shares not taken right now (for tests).
@@ -44,11 +57,12 @@ mod tests {
         assert_eq!(available(), TOTAL / 2);
         drop(a);
         assert_eq!(available(), TOTAL);
-        // More than the whole budget is clamped to it: granted, not
-        // waited for forever.
-        let all = hold(10 * TOTAL).await.unwrap();
+        // More than half the budget is clamped to half: two sessions can
+        // always hold a row.
+        let one = hold(10 * TOTAL).await.unwrap();
+        let two = hold(10 * TOTAL).await.unwrap();
         assert_eq!(available(), 0);
-        drop(all);
+        drop((one, two));
         assert_eq!(available(), TOTAL);
     }
 }

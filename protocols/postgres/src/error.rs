@@ -50,6 +50,9 @@ pub enum ProtocolError {
         /// What was expected instead.
         reason: &'static str,
     },
+    /// A resource the gateway shares between sessions stayed in use.
+    #[error(transparent)]
+    Busy(#[from] sqlgate_net::budget::Busy),
     /// A message that is not allowed at this point of the protocol.
     #[error("unexpected message type {tag:#04x} {during}")]
     Unexpected {

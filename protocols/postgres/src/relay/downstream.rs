@@ -54,7 +54,7 @@ pub(super) struct Downstream<'a> {
     holding: Option<usize>,
     /// Its share of the process's budget for held rows
     /// (`sqlgate_net::budget`): the row and its masked copy.
-    budget: Option<sqlgate_net::budget::Share>,
+    budget: Option<(usize, sqlgate_net::budget::Share)>,
 }
 
 /// What becomes of a server message.
@@ -116,8 +116,15 @@ impl<'a> Downstream<'a> {
                 // A large masked row: its memory comes from the budget,
                 // and the buffer grows to it exactly.
                 Some(total) if total > sqlgate_net::budget::SMALL => {
-                    if self.budget.is_none() {
-                        self.budget = sqlgate_net::budget::hold(2 * total).await;
+                    // A share for this row: a larger row than the one the
+                    // share was taken for takes a new one.
+                    let need = 2 * total;
+                    if self.budget.as_ref().is_none_or(|(held, _)| *held < need) {
+                        self.budget = None;
+                        match sqlgate_net::budget::hold(need).await {
+                            Ok(share) => self.budget = Some((need, share)),
+                            Err(busy) => return RelayEnd::Limit(busy.into()),
+                        }
                     }
                     buf.reserve(total.saturating_sub(buf.len()).max(READ_CHUNK));
                 }
