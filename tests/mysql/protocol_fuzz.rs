@@ -115,14 +115,8 @@ fn session(rng: &mut StdRng, len: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn random_command_pipelines_never_leak_nor_run_a_refusal() {
-    let seed: u64 = std::env::var("SQLGATE_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5ec_0de);
-    let sessions: usize = std::env::var("SQLGATE_FUZZ_SESSIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
+    let seed: u64 = crate::support::fuzz_setting("SQLGATE_FUZZ_SEED", 0x5ec_0de);
+    let sessions: usize = crate::support::fuzz_setting("SQLGATE_FUZZ_SESSIONS", 100);
     let my = mariadb::shared();
     let mut direct = mysql_async::Conn::new(mysql_async::Opts::from_url(&my.direct_url()).unwrap())
         .await

@@ -9,16 +9,13 @@ use bytes::BytesMut;
 
 use crate::support::binary::GatewayProcess;
 use crate::support::gateway::TestConfig;
-use crate::support::pg::{self, free_port};
+use crate::support::pg;
 use crate::support::raw::RawClient;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_the_gateway_within_its_grace_period() {
     let mut cfg = TestConfig::new(pg::shared());
-    let port = free_port();
-    cfg.toml = cfg
-        .toml
-        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let port = cfg.on_free_port();
     cfg.toml = format!("[gateway]\nshutdown_grace_secs = 1\n{}", cfg.toml);
     let path = cfg.write();
     let mut gw = GatewayProcess::start(&path, port, "info");
@@ -66,10 +63,7 @@ async fn sigterm_ends_the_gateway_within_its_grace_period() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn judging_a_large_text_stalls_no_other_session() {
     let mut cfg = TestConfig::new(pg::shared());
-    let port = free_port();
-    cfg.toml = cfg
-        .toml
-        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let port = cfg.on_free_port();
     cfg.toml = format!("[gateway]\nworker_threads = 1\n{}", cfg.toml);
     let path = cfg.write();
     let _gw = GatewayProcess::start(&path, port, "info");
@@ -130,10 +124,7 @@ async fn concurrent_large_masked_rows_stay_within_the_budget() {
         .await
         .unwrap();
     let mut cfg = TestConfig::new(server);
-    let port = free_port();
-    cfg.toml = cfg
-        .toml
-        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let port = cfg.on_free_port();
     cfg.with_example_policy(
         &["app"],
         "[[mask]]\ncolumns = [\"public.budget_rows.email\"]\nfunction = \"redact\"\n",

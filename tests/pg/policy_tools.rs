@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::pg::policy::VIEWERS;
 use crate::support::binary::{GatewayProcess, BIN};
 use crate::support::gateway::{connect, TestConfig};
-use crate::support::pg::{self, free_port};
+use crate::support::pg;
 
 fn sqlgate(args: &[&str], config: &std::path::Path) -> (bool, String, String) {
     let out = Command::new(BIN)
@@ -101,10 +101,7 @@ fn explain_shows_tags_rules_and_verdict_without_a_database() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_policy_and_a_bad_file_keeps_the_old_one() {
     let mut cfg = TestConfig::new(pg::shared());
-    let port = free_port();
-    cfg.toml = cfg
-        .toml
-        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let port = cfg.on_free_port();
     cfg.with_example_policy(&["app"], VIEWERS);
     let path = cfg.write();
     let mut gw = GatewayProcess::start(&path, port, "info");
@@ -225,10 +222,7 @@ async fn a_reload_that_adds_masks_refuses_sessions_opened_before_it() {
         .await
         .unwrap();
     let mut cfg = TestConfig::new(server);
-    let port = free_port();
-    cfg.toml = cfg
-        .toml
-        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let port = cfg.on_free_port();
     cfg.with_example_policy(&["app"], "");
     let path = cfg.write();
     let mut gw = GatewayProcess::start(&path, port, "info");

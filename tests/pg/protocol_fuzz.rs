@@ -130,14 +130,8 @@ async fn drain(c: &mut RawClient) -> (Vec<Msg>, Result<(), String>) {
 
 #[tokio::test]
 async fn random_message_sequences_never_leak_nor_run_a_refusal() {
-    let seed: u64 = std::env::var("SQLGATE_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5ec_0de);
-    let sessions: usize = std::env::var("SQLGATE_FUZZ_SESSIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(120);
+    let seed: u64 = crate::support::fuzz_setting("SQLGATE_FUZZ_SEED", 0x5ec_0de);
+    let sessions: usize = crate::support::fuzz_setting("SQLGATE_FUZZ_SESSIONS", 120);
     let gw = gateway("fuzz_customers").await;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut failures = Vec::new();

@@ -6,17 +6,14 @@ use std::time::Duration;
 
 use crate::support::binary::{GatewayProcess, BIN};
 use crate::support::gateway::{TestConfig, AGENT_PW};
-use crate::support::pg::{self, free_port};
+use crate::support::pg;
 use crate::support::raw::RawClient;
 
 /// A config for the binary on a fixed free port, optionally with TLS from
 /// `sqlgate cert`.
 fn binary_config(tls: bool) -> (TestConfig, u16) {
     let mut cfg = TestConfig::new(pg::shared());
-    let port = free_port();
-    cfg.toml = cfg
-        .toml
-        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let port = cfg.on_free_port();
     if tls {
         let out = Command::new(BIN)
             .args(["cert", "--out"])

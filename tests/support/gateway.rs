@@ -116,6 +116,16 @@ files = [\"policies/*.toml\"]
         ));
     }
 
+    /// Moves the PostgreSQL listener to a free port (for the gateway as a
+    /// child process, whose port the test must know) and returns it.
+    pub fn on_free_port(&mut self) -> u16 {
+        let port = super::pg::free_port();
+        self.toml = self
+            .toml
+            .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+        port
+    }
+
     /// Inserts lines into the `[postgres]` section.
     pub fn listener(&mut self, lines: &str) {
         self.section("postgres", lines);

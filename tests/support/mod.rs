@@ -11,6 +11,15 @@ pub mod panics;
 pub mod pg;
 pub mod raw;
 
+/// A fuzz test's setting from the environment (`SQLGATE_FUZZ_SEED`,
+/// `SQLGATE_FUZZ_SESSIONS`), or its default: fixed in CI, longer outside.
+pub fn fuzz_setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Runs `cleanup` (a shell command) once this test process has exited:
 /// shared servers live as long as the process and are stopped after it.
 pub fn after_this_process(cleanup: &str) {
