@@ -993,6 +993,13 @@ const HARMLESS_SETTINGS: &[&str] = &[
     "escape_string_warning",
     "array_nulls",
     "quote_all_identifiers",
+    // pg_dump's: they only restrict the session. `row_security = off`
+    // makes a query that a policy would filter fail instead (it bypasses
+    // nothing); `restrict_nonsystem_relation_kind` forbids kinds of
+    // relations.
+    "synchronize_seqscans",
+    "row_security",
+    "restrict_nonsystem_relation_kind",
 ];
 
 /// Tags of setting a session parameter (SET, RESET, `set_config`):

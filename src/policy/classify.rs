@@ -564,6 +564,18 @@ fn rewritten(dialect: SqlDialect, piece: &[TokenWithSpan]) -> Option<Risk> {
             .iter()
             .all(|t| matches!(t.token, Token::Word(_) | Token::Comma | Token::Period))
     };
+    // MariaDB's ANALYZE [FORMAT=JSON] <statement>: runs the statement and
+    // reports its plan, as EXPLAIN ANALYZE does.
+    if dialect == SqlDialect::Mysql && upper(toks.first()?) == "ANALYZE" {
+        let from = if at(1, &["FORMAT"]) { 4 } else { 1 };
+        let runs = toks.get(from).map(upper);
+        if matches!(
+            runs.as_deref(),
+            Some("SELECT" | "UPDATE" | "DELETE" | "INSERT" | "REPLACE" | "WITH")
+        ) {
+            return finish(toks[from..].to_vec(), &[Tag::Read], &[]);
+        }
+    }
     for i in 0..toks.len() {
         // PostgreSQL's weaker row locks, MySQL's LOCK IN SHARE MODE.
         if (at(i, &["FOR", "NO", "KEY", "UPDATE"])
