@@ -91,17 +91,6 @@ fn datelike(c: &Column) -> bool {
     )
 }
 
-/// The typed default of a redacted non-text value, in text form.
-fn default_text(c: &Column) -> Option<&'static str> {
-    Some(match c.column_type {
-        _ if numeric(c) => "0",
-        ty::DATE | ty::NEWDATE => "0000-00-00",
-        ty::DATETIME | ty::TIMESTAMP => "0000-00-00 00:00:00",
-        ty::TIME => "00:00:00",
-        _ => return None,
-    })
-}
-
 /// Size of an integer column's binary value.
 fn int_size(c: &Column) -> usize {
     match c.column_type {
@@ -122,7 +111,8 @@ impl MyCell {
         match f {
             MaskFunction::Null => None,
             MaskFunction::Redact if textual(c) => Some(REDACTED.to_owned()),
-            MaskFunction::Redact => default_text(c).map(str::to_owned),
+            // NULL: a number or date in its place would look true.
+            MaskFunction::Redact => None,
             MaskFunction::YearOnly if c.column_type == ty::YEAR => Some(text.to_owned()),
             MaskFunction::YearOnly if datelike(c) => {
                 let day = f.apply(text, &self.key)?;
@@ -140,9 +130,7 @@ impl MyCell {
                     r
                 })
             }
-            MaskFunction::YearOnly | MaskFunction::Round(_) if !textual(c) => {
-                default_text(c).map(str::to_owned)
-            }
+            MaskFunction::YearOnly | MaskFunction::Round(_) if !textual(c) => None,
             _ => f.apply(text, &self.key),
         }
     }

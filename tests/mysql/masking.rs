@@ -374,3 +374,30 @@ async fn a_reload_that_adds_masks_refuses_statements_prepared_before_it() {
     assert_eq!(masked.as_deref(), Some("***-**-6789"));
     direct.query_drop("DROP TABLE reload_people").await.unwrap();
 }
+
+#[tokio::test]
+async fn a_masked_number_is_null_never_a_value_that_looks_true() {
+    let my = mariadb::shared();
+    let mut direct = conn(&my.direct_url()).await;
+    direct
+        .query_drop(
+            "CREATE OR REPLACE TABLE mask_numbers (id INT, email TEXT); \
+             INSERT INTO mask_numbers VALUES (1, 'ann@example.com')",
+        )
+        .await
+        .unwrap();
+    let mut config = TestConfig::mysql(my);
+    config.with_example_policy(
+        &["app"],
+        "[[mask]]\ncolumns = [\"app.mask_numbers.email\"]\nfunction = \"redact\"\n",
+    );
+    let gw = config.start().await;
+    gw.catalog_has("mask_numbers").await;
+    let mut bot = conn(&gw.mysql_url("bot", "bot-pw", "app")).await;
+    let sql = "SELECT COUNT(email), MAX(LENGTH(email)) FROM mask_numbers";
+    // Text protocol, then binary (prepared).
+    let text: (Option<i64>, Option<i64>) = bot.query_first(sql).await.unwrap().unwrap();
+    assert_eq!(text, (None, None));
+    let binary: (Option<i64>, Option<i64>) = bot.exec_first(sql, ()).await.unwrap().unwrap();
+    assert_eq!(binary, (None, None));
+}

@@ -330,3 +330,52 @@ async fn masked_values_never_reach_a_masked_identity() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_masked_number_is_null_never_a_value_that_looks_true() {
+    let server = pg::shared();
+    let direct = connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS mask_numbers; \
+             CREATE TABLE mask_numbers (id int, email text, ssn text); \
+             INSERT INTO mask_numbers VALUES (1, 'ann@example.com', '900-11-2222'); \
+             GRANT ALL ON mask_numbers TO app_owner",
+        )
+        .await
+        .unwrap();
+    let mut config = TestConfig::new(server);
+    config.with_example_policy(
+        &["app"],
+        "[[mask]]\ncolumns = [\"public.mask_numbers.email\"]\nfunction = \"redact\"\n",
+    );
+    let gw = config.start().await;
+    gw.catalog_has("mask_numbers").await;
+    let bot = connect(&gw.conn_str("bot", "bot-pw", "app")).await;
+    // Text protocol and binary (prepared) alike.
+    let row = bot
+        .query_one(
+            "SELECT count(email), max(length(email)) FROM mask_numbers",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Option<i64>>(0), None, "count of masked values");
+    assert_eq!(
+        row.get::<_, Option<i32>>(1),
+        None,
+        "length of a masked value"
+    );
+    let msgs = bot
+        .simple_query("SELECT length(email) FROM mask_numbers")
+        .await
+        .unwrap();
+    let got: Vec<Option<String>> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_owned)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, vec![None]);
+}

@@ -1,6 +1,6 @@
 //! Masking functions: what a masked value becomes. They work on the text
 //! form of a value (the wire's text format; binary values are decoded to
-//! text first by the caller or replaced by a typed default).
+//! text first by the caller or made NULL).
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -8,7 +8,8 @@ use sha2::Sha256;
 /// A masking function as a rule names it.
 #[derive(Debug, Clone)]
 pub enum MaskFunction {
-    /// A fixed string (`***`), or the type's default for non-text columns.
+    /// A fixed string (`***`) for text, NULL for other types (a number or
+    /// date in their place would look true).
     Redact,
     /// SQL NULL.
     Null,
