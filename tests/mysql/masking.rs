@@ -401,3 +401,29 @@ async fn a_masked_number_is_null_never_a_value_that_looks_true() {
     let binary: (Option<i64>, Option<i64>) = bot.exec_first(sql, ()).await.unwrap().unwrap();
     assert_eq!(binary, (None, None));
 }
+
+#[tokio::test]
+async fn a_masked_identity_lists_tables_as_reflection_does() {
+    let my = mariadb::shared();
+    let mut direct = conn(&my.direct_url()).await;
+    direct
+        .query_drop("CREATE OR REPLACE TABLE mask_listed (id INT, email TEXT)")
+        .await
+        .unwrap();
+    let mut config = TestConfig::mysql(my);
+    config.with_example_policy(
+        &["app"],
+        "[[mask]]\ncolumns = [\"app.mask_listed.email\"]\nfunction = \"redact\"\n",
+    );
+    let gw = config.start().await;
+    gw.catalog_has("mask_listed").await;
+    let mut bot = conn(&gw.mysql_url("bot", "bot-pw", "app")).await;
+    // What SQLAlchemy's reflection sends: the database named, not a table.
+    let tables: Vec<(String, String)> = bot.query("SHOW FULL TABLES FROM `app`").await.unwrap();
+    assert!(
+        tables.iter().any(|(name, _)| name == "mask_listed"),
+        "{tables:?}"
+    );
+    let names: Vec<String> = bot.query("SHOW TABLES").await.unwrap();
+    assert!(names.iter().any(|n| n == "mask_listed"), "{names:?}");
+}
