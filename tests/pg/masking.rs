@@ -379,3 +379,66 @@ async fn a_masked_number_is_null_never_a_value_that_looks_true() {
         .collect();
     assert_eq!(got, vec![None]);
 }
+
+#[tokio::test]
+async fn set_returning_functions_in_from_run_for_a_masked_identity() {
+    let server = pg::shared();
+    let direct = connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS mask_srf; CREATE TABLE mask_srf (id int, email text); \
+             INSERT INTO mask_srf VALUES (1, 'zqxsrf7@leak.test'); \
+             GRANT ALL ON mask_srf TO app_owner",
+        )
+        .await
+        .unwrap();
+    let mut config = TestConfig::new(server);
+    config.with_example_policy(
+        &["app"],
+        "[[mask]]\ncolumns = [\"public.mask_srf.email\"]\nfunction = \"redact\"\n",
+    );
+    let gw = config.start().await;
+    gw.catalog_has("mask_srf").await;
+    let bot = connect(&gw.conn_str("bot", "bot-pw", "app")).await;
+    let n: i64 = bot
+        .query_one("SELECT count(*) FROM generate_series(1, 3) g", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+    let rows = bot
+        .query("SELECT x FROM unnest(ARRAY['a', 'b']) AS x", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    // Over a masked column, a set-returning function still masks or
+    // refuses: never the value.
+    for sql in [
+        "SELECT e FROM mask_srf, unnest(ARRAY[email]) AS e",
+        "SELECT j.value FROM mask_srf m, json_each_text(row_to_json(m)) j",
+    ] {
+        match bot.simple_query(sql).await {
+            Ok(msgs) => {
+                let values: Vec<String> = msgs
+                    .iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => {
+                            Some(r.get(0).unwrap_or("").to_owned())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                assert!(!values.is_empty(), "{sql}: no rows");
+                assert!(
+                    values.iter().all(|v| !v.contains("zqxsrf7")),
+                    "{sql}: {values:?}"
+                );
+            }
+            Err(e) => assert_eq!(
+                e.as_db_error().map(|d| d.code().code()),
+                Some("42501"),
+                "{sql}: {e}"
+            ),
+        }
+    }
+}

@@ -546,14 +546,27 @@ fn unmasked_path(stmt: &Statement) -> Option<&'static str> {
 struct Relations {
     names: Vec<ObjectName>,
     ctes: Vec<String>,
+    /// The next name the visitor reports is a table function's
+    /// (`generate_series(1, 3)` in FROM): a function, not a relation.
+    function_next: bool,
     /// The statement calls a function that reads tables by name.
     table_reader: bool,
 }
 
 impl Visitor for Relations {
     type Break = ();
+    fn pre_visit_table_factor(&mut self, t: &sqlparser::ast::TableFactor) -> ControlFlow<()> {
+        if let sqlparser::ast::TableFactor::Table { args: Some(_), .. } = t {
+            self.function_next = true;
+        }
+        ControlFlow::Continue(())
+    }
     fn pre_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<()> {
-        self.names.push(r.clone());
+        // A set-returning function's values are of unknown origin to the
+        // lineage (masked or refused there); it reads no relation itself.
+        if !std::mem::take(&mut self.function_next) {
+            self.names.push(r.clone());
+        }
         ControlFlow::Continue(())
     }
     fn pre_visit_expr(&mut self, e: &sqlparser::ast::Expr) -> ControlFlow<()> {
@@ -581,6 +594,7 @@ impl Relations {
         let mut rels = Relations {
             names: Vec::new(),
             ctes: Vec::new(),
+            function_next: false,
             table_reader: false,
         };
         let _ = stmt.visit(&mut rels);
