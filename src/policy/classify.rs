@@ -288,6 +288,9 @@ fn statement(
     let bytes = from..from + tail;
     piece.truncate(last + 1);
     piece.drain(..first);
+    if dialect == SqlDialect::Postgres {
+        normalize_pg(&mut piece);
+    }
     let (risk, reading) = match parse_one(dialect, &piece) {
         Ok(stmt) => (classify(&stmt, dialect), Reading::Parsed(Arc::new(stmt))),
         Err(e) => match rewritten(dialect, &piece)
@@ -496,6 +499,54 @@ fn only_tx_words(words: &[String]) -> bool {
                 | "AS"
         )
     })
+}
+
+/// PostgreSQL forms sqlparser reads wrongly or not at all, rewritten to
+/// what they mean so that the statement is parsed (and masking can follow
+/// it): `FROM ONLY t` (sqlparser takes ONLY for a table named `ONLY`
+/// aliased `t`) loses its ONLY, which only leaves out child tables; `TABLE
+/// t` is `SELECT * FROM t`.
+fn normalize_pg(piece: &mut Vec<TokenWithSpan>) {
+    let is = |t: &TokenWithSpan, k: &str| matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(k));
+    let mut prev: Option<usize> = None;
+    let mut i = 0;
+    while i < piece.len() {
+        if !significant(&piece[i]) {
+            i += 1;
+            continue;
+        }
+        let after_from = prev.is_some_and(|p| is(&piece[p], "FROM") || is(&piece[p], "JOIN"));
+        if after_from && is(&piece[i], "ONLY") {
+            piece.remove(i);
+            continue;
+        }
+        prev = Some(i);
+        i += 1;
+    }
+    let words: Vec<String> = piece
+        .iter()
+        .filter(|t| significant(t))
+        .map(|t| t.token.to_string().to_ascii_uppercase())
+        .collect();
+    let plain_table = words.len() >= 2
+        && words[0] == "TABLE"
+        && words[1..].iter().all(|w| !is_keyword_after_table(w))
+        && piece.first().is_some_and(|t| is(t, "TABLE"));
+    if plain_table {
+        let span = piece[0].span;
+        let at = |token| TokenWithSpan { token, span };
+        let space = || at(Token::Whitespace(sqlparser::tokenizer::Whitespace::Space));
+        piece.splice(
+            0..1,
+            [
+                at(Token::make_keyword("SELECT")),
+                space(),
+                at(Token::Mul),
+                space(),
+                at(Token::make_keyword("FROM")),
+            ],
+        );
+    }
 }
 
 fn is_keyword_after_table(w: &str) -> bool {

@@ -381,7 +381,7 @@ async fn a_masked_number_is_null_never_a_value_that_looks_true() {
 }
 
 #[tokio::test]
-async fn set_returning_functions_in_from_run_for_a_masked_identity() {
+async fn set_returning_functions_table_and_only_run_for_a_masked_identity() {
     let server = pg::shared();
     let direct = connect(&server.direct_conn_str("app")).await;
     direct
@@ -411,6 +411,25 @@ async fn set_returning_functions_in_from_run_for_a_masked_identity() {
         .await
         .unwrap();
     assert_eq!(rows.len(), 2);
+    // TABLE t and FROM ONLY t are read as what they mean: masked.
+    for sql in ["TABLE mask_srf", "SELECT id, email FROM ONLY mask_srf"] {
+        let msgs = bot
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let row: Vec<String> = msgs
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("").to_owned())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .expect("a row");
+        assert_eq!(row, vec!["1".to_owned(), "***".to_owned()], "{sql}");
+    }
     // Over a masked column, a set-returning function still masks or
     // refuses: never the value.
     for sql in [
