@@ -501,6 +501,47 @@ impl SessionPolicy {
             let _ = stmt;
             return Ok(self.unknown_result());
         }
+        if self.dialect == SqlDialect::Mysql
+            && words.first().is_some_and(|w| w == "PREPARE")
+            && !matches!(s.reading, Reading::Parsed(_))
+            && tags.contains(Tag::Read)
+        {
+            // `PREPARE s FROM '<text>'`: the text is judged here; what
+            // its EXECUTE returns is masked by nothing but the wire, so a
+            // text that reads masked columns is refused, as in PostgreSQL.
+            let inner = prepared_text(excerpt);
+            let statements = inner
+                .as_deref()
+                .map(|t| self.engine.classify(self.dialect, t.as_bytes()));
+            let reads_masked = match (&inner, &statements) {
+                (Some(text), Some(list)) if !list.is_empty() => {
+                    let mut any = false;
+                    for inner_s in list.iter() {
+                        if matches!(inner_s.reading, Reading::Unreadable(_)) {
+                            any = true;
+                            break;
+                        }
+                        let m = self.check_masks(text, inner_s, inner_s.risk.tags)?;
+                        // Its results would need a mask (or cannot be told).
+                        any |= match &m.plan {
+                            Some(cols) => cols
+                                .iter()
+                                .any(|c| !matches!(c, super::mask::rules::ColumnPlan::Clear)),
+                            None => m.reads_masked || m.opaque,
+                        };
+                    }
+                    any
+                }
+                _ => true,
+            };
+            if reads_masked {
+                return Err(refuse(
+                    "masking: SQL PREPARE of a statement that reads masked columns (its EXECUTE could not be masked)".to_owned(),
+                    "send the statement itself, or prepare it with the protocol (COM_STMT_PREPARE)".to_owned(),
+                ));
+            }
+            return Ok(masks(None, false, false));
+        }
         let Reading::Parsed(stmt) = &s.reading else {
             let harmless = matches!(
                 words.first().map(String::as_str).unwrap_or(""),
@@ -632,6 +673,25 @@ impl SessionPolicy {
             position: s.start + 1,
         }
     }
+}
+
+/// The statement text of MySQL's `PREPARE name FROM '<text>'`.
+fn prepared_text(excerpt: &str) -> Option<String> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&sqlparser::dialect::MySqlDialect {}, excerpt)
+        .tokenize()
+        .ok()?;
+    let from = tokens
+        .iter()
+        .position(|t| matches!(t, Token::Word(w) if w.value.eq_ignore_ascii_case("from")))?;
+    tokens[from + 1..]
+        .iter()
+        .find_map(|t| match t {
+            Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => Some(s.clone()),
+            Token::Whitespace(_) => None,
+            _ => Some(String::new()),
+        })
+        .filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]

@@ -427,3 +427,38 @@ async fn a_masked_identity_lists_tables_as_reflection_does() {
     let names: Vec<String> = bot.query("SHOW TABLES").await.unwrap();
     assert!(names.iter().any(|n| n == "mask_listed"), "{names:?}");
 }
+
+#[tokio::test]
+async fn sql_prepare_of_a_harmless_read_runs_and_of_a_masked_one_is_refused() {
+    let my = mariadb::shared();
+    let mut direct = conn(&my.direct_url()).await;
+    direct
+        .query_drop(
+            "CREATE OR REPLACE TABLE mask_prepared (id INT, email TEXT); \
+             INSERT INTO mask_prepared VALUES (7, 'zqxprep7@leak.test')",
+        )
+        .await
+        .unwrap();
+    let mut config = TestConfig::mysql(my);
+    config.with_example_policy(
+        &["app"],
+        "[[mask]]\ncolumns = [\"app.mask_prepared.email\"]\nfunction = \"redact\"\n",
+    );
+    let gw = config.start().await;
+    gw.catalog_has("mask_prepared").await;
+    let mut bot = conn(&gw.mysql_url("bot", "bot-pw", "app")).await;
+    bot.query_drop("PREPARE p FROM 'SELECT id FROM mask_prepared'")
+        .await
+        .unwrap();
+    let id: Option<i64> = bot.query_first("EXECUTE p").await.unwrap();
+    assert_eq!(id, Some(7));
+    for sql in [
+        "PREPARE q FROM 'SELECT LOWER(email) FROM mask_prepared'",
+        "PREPARE q FROM \"SELECT email FROM mask_prepared\"",
+    ] {
+        match bot.query_drop(sql).await.unwrap_err() {
+            mysql_async::Error::Server(e) => assert_eq!(e.code, 1142, "{sql}: {}", e.message),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+}
