@@ -505,7 +505,7 @@ fn only_tx_words(words: &[String]) -> bool {
 /// what they mean so that the statement is parsed (and masking can follow
 /// it): `FROM ONLY t` (sqlparser takes ONLY for a table named `ONLY`
 /// aliased `t`) loses its ONLY, which only leaves out child tables; `TABLE
-/// t` is `SELECT * FROM t`.
+/// t` is `SELECT * FROM t`; `OPERATOR(pg_catalog.=)` is `=`.
 fn normalize_pg(piece: &mut Vec<TokenWithSpan>) {
     let is = |t: &TokenWithSpan, k: &str| matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(k));
     let mut prev: Option<usize> = None;
@@ -521,6 +521,22 @@ fn normalize_pg(piece: &mut Vec<TokenWithSpan>) {
             continue;
         }
         prev = Some(i);
+        i += 1;
+    }
+    // `OPERATOR(pg_catalog.=)` (pg_dump, psql): the built-in operator
+    // itself, which sqlparser cannot read in that form.
+    let mut i = 0;
+    while i + 5 < piece.len() {
+        let window: Vec<&Token> = piece[i..i + 6].iter().map(|t| &t.token).collect();
+        let builtin = matches!(window[0], Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("OPERATOR"))
+            && window[1] == &Token::LParen
+            && matches!(window[2], Token::Word(w) if w.value == "pg_catalog")
+            && window[3] == &Token::Period
+            && window[5] == &Token::RParen;
+        if builtin {
+            let op = piece[i + 4].clone();
+            piece.splice(i..i + 6, [op]);
+        }
         i += 1;
     }
     let words: Vec<String> = piece
