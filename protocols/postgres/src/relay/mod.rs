@@ -27,6 +27,9 @@
 mod downstream;
 mod marker;
 mod model;
+#[cfg(test)]
+mod model_tests;
+mod names;
 mod upstream;
 
 #[cfg(test)]

@@ -26,73 +26,15 @@
 //! session ends: the model is either exact or gone, never approximately
 //! right. This module must never guess.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, OnceLock};
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 
+use super::names::{plan_of, FieldsSlot, Names, Statement};
 use crate::error::ProtocolError;
-use crate::hooks::{Effect, Planned};
+use crate::hooks::Planned;
 use crate::mask::{Field, ResultMask};
-
-/// The columns of a prepared statement, filled in when the server answers
-/// the Describe the relay sends after its Parse.
-pub(super) type FieldsSlot = Arc<OnceLock<Vec<Field>>>;
-
-/// How the rows of a statement are masked.
-#[derive(Debug, Clone, Default)]
-pub(super) enum Plan {
-    /// Not followed: a session without masking.
-    #[default]
-    Clear,
-    /// Masked by this.
-    Mask(Arc<dyn ResultMask>),
-    /// The rows of this portal (SQL `FETCH`): masked by the portal's plan
-    /// when the rows arrive.
-    Cursor(Vec<u8>),
-    /// The rows of this prepared statement (SQL `EXECUTE`): masked by its
-    /// plan when the rows arrive.
-    Prepared(Vec<u8>),
-}
-
-/// A statement or portal name as the server keys it: its tables keep 63
-/// bytes of a name (`NAMEDATALEN - 1`), so longer names that share those
-/// are one name to the server, and must be to the relay.
-pub(super) fn key(name: &[u8]) -> Vec<u8> {
-    name[..name.len().min(63)].to_vec()
-}
-
-/// A prepared statement as the server has it.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Statement {
-    pub plan: Plan,
-    pub fields: FieldsSlot,
-    /// What it does to the server's names when it completes.
-    pub effect: Effect,
-}
-
-impl Statement {
-    /// A statement of a masking session, as the judge planned it.
-    pub fn planned(p: &Planned) -> Self {
-        Statement {
-            plan: plan_of(p),
-            fields: FieldsSlot::default(),
-            effect: p.effect.clone(),
-        }
-    }
-}
-
-/// A portal as the server has it.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Portal {
-    pub statement: Statement,
-    pub formats: Vec<i16>,
-    /// An SQL cursor `WITH HOLD`: survives its transaction's commit.
-    pub hold: bool,
-    /// A held cursor whose transaction committed (until then, its
-    /// transaction's failure drops it like any portal).
-    pub committed: bool,
-}
 
 /// A message forwarded to the server that the server will answer (or
 /// that changes how it reads others).
@@ -197,12 +139,8 @@ pub(super) struct ServerModel {
     phase: Phase,
     /// The server discards messages until Sync.
     skipping: bool,
-    /// Names are followed (masking sessions).
-    masking: bool,
-    statements: HashMap<Vec<u8>, Statement>,
-    portals: HashMap<Vec<u8>, Portal>,
-    /// The mask of results the relay cannot tie to a judged statement.
-    unknown: Option<Arc<dyn ResultMask>>,
+    /// The server's prepared statements and portals (masking sessions).
+    names: Names,
     /// Transaction status of the last ReadyForQuery.
     status: u8,
     /// An error since the last ReadyForQuery: an implicit transaction
@@ -229,10 +167,7 @@ impl ServerModel {
             queue: VecDeque::new(),
             phase: Phase::Start,
             skipping: false,
-            masking,
-            statements: HashMap::new(),
-            portals: HashMap::new(),
-            unknown,
+            names: Names::new(masking, unknown),
             status: crate::messages::TX_IDLE,
             failed: false,
             weight: 0,
@@ -278,66 +213,17 @@ impl ServerModel {
         front
     }
 
-    /// A statement's statement plan by name, as the server has it now
-    /// (fail-closed for names the relay does not know).
-    fn statement(&self, name: &[u8]) -> Statement {
-        match self.statements.get(name) {
-            Some(s) => s.clone(),
-            None => self.unknown_statement(),
-        }
-    }
-
-    fn unknown_statement(&self) -> Statement {
-        Statement {
-            plan: self.unknown_plan(),
-            ..Statement::default()
-        }
-    }
-
-    fn unknown_plan(&self) -> Plan {
-        match (&self.unknown, self.masking) {
-            (Some(m), true) => Plan::Mask(m.clone()),
-            _ => Plan::Clear,
-        }
-    }
-
-    fn portal(&self, name: &[u8]) -> Portal {
-        match self.portals.get(name) {
-            Some(p) => p.clone(),
-            None => Portal {
-                statement: self.unknown_statement(),
-                formats: Vec::new(),
-                hold: false,
-                committed: false,
-            },
-        }
-    }
-
-    /// The mask a plan stands for now.
-    fn resolve(&self, plan: &Plan) -> Option<Arc<dyn ResultMask>> {
-        match plan {
-            Plan::Clear => None,
-            Plan::Mask(m) => Some(m.clone()),
-            Plan::Cursor(name) => match self.portals.get(name).map(|p| &p.statement.plan) {
-                Some(Plan::Mask(m)) => Some(m.clone()),
-                _ => self.unknown.clone(),
-            },
-            Plan::Prepared(name) => match self.statements.get(name).map(|s| &s.plan) {
-                Some(Plan::Mask(m)) => Some(m.clone()),
-                _ => self.unknown.clone(),
-            },
-        }
-    }
-
     /// The mask of the result now passing (for scrubbing notices and
     /// errors), if any.
     pub fn current_mask(&self) -> Option<Arc<dyn ResultMask>> {
         match self.queue.front()? {
             Sent::Query { statements, .. } => match statements.front() {
-                Some(p) => self.resolve(&plan_of(p)),
-                None => self.unknown.clone().filter(|_| self.masking),
+                Some(p) => self.names.resolve(&plan_of(p)),
+                None => self.names.unknown_result(),
             },
-            Sent::Execute { portal } => self.resolve(&self.portal(portal).statement.plan),
+            Sent::Execute { portal } => self
+                .names
+                .resolve(&self.names.portal(portal).statement.plan),
             _ => None,
         }
     }
@@ -382,9 +268,9 @@ impl ServerModel {
                 let plan = statements.front().map(plan_of);
                 Answer::Described {
                     mask: match plan {
-                        Some(plan) => self.resolve(&plan),
+                        Some(plan) => self.names.resolve(&plan),
                         // More results than the text had statements.
-                        None => self.unknown.clone().filter(|_| self.masking),
+                        None => self.names.unknown_result(),
                     },
                     rows: true,
                 }
@@ -396,7 +282,7 @@ impl ServerModel {
                     self.weight -= 1;
                 }
                 self.phase = Phase::Start;
-                self.completed(done, body);
+                self.names.completed(done, body);
                 Answer::Pass
             }
             (Sent::Query { .. }, Phase::Start, b'I') => Answer::Pass,
@@ -442,9 +328,7 @@ impl ServerModel {
                     name, statement, ..
                 }) = self.pop()
                 {
-                    if self.masking {
-                        self.statements.insert(name, statement);
-                    }
+                    self.names.parsed(name, statement);
                 }
                 Answer::Pass
             }
@@ -455,28 +339,13 @@ impl ServerModel {
                     formats,
                 }) = self.pop()
                 {
-                    if self.masking {
-                        let statement = self.statement(&statement);
-                        self.portals.insert(
-                            portal,
-                            Portal {
-                                statement,
-                                formats,
-                                hold: false,
-                                committed: false,
-                            },
-                        );
-                    }
+                    self.names.bound(portal, &statement, formats);
                 }
                 Answer::Pass
             }
             (Sent::Close { .. }, Phase::Start, b'3') => {
                 if let Some(Sent::Close { portal, name }) = self.pop() {
-                    if portal {
-                        self.portals.remove(&name);
-                    } else {
-                        self.statements.remove(&name);
-                    }
+                    self.names.closed(portal, &name);
                 }
                 Answer::Pass
             }
@@ -516,12 +385,12 @@ impl ServerModel {
                     return Ok(Answer::Pass);
                 }
                 let plan = if portal {
-                    self.portal(&name).statement.plan
+                    self.names.portal(&name).statement.plan
                 } else {
-                    self.statement(&name).plan
+                    self.names.statement(&name).plan
                 };
                 Answer::Described {
-                    mask: self.resolve(&plan),
+                    mask: self.names.resolve(&plan),
                     rows: false,
                 }
             }
@@ -529,9 +398,9 @@ impl ServerModel {
             (Sent::Execute { portal }, Phase::Start, b'D') => {
                 let name = portal.clone();
                 self.phase = Phase::Rows;
-                let portal = self.portal(&name);
+                let portal = self.names.portal(&name);
                 Answer::ExecuteRows {
-                    mask: self.resolve(&portal.statement.plan),
+                    mask: self.names.resolve(&portal.statement.plan),
                     fields: portal.statement.fields.get().cloned(),
                     formats: portal.formats,
                 }
@@ -542,8 +411,8 @@ impl ServerModel {
                     return Err(desync("(internal)"));
                 };
                 if tag == b'C' {
-                    let done = self.portals.get(&portal).map(|p| p.statement.clone());
-                    self.completed(done, body);
+                    let done = self.names.executed(&portal);
+                    self.names.completed(done, body);
                 }
                 Answer::Pass
             }
@@ -612,14 +481,14 @@ impl ServerModel {
             // (a refused Parse went out as a marker for it).
             Some(Sent::Parse { name, refusal, .. }) => {
                 if name.is_empty() || refusal.is_some() {
-                    self.statements.remove(&b""[..]);
+                    self.names.unnamed_statement_dropped();
                 }
                 refusal.map_or(Answer::Pass, Answer::Refusal)
             }
             // A failed Bind of the unnamed portal may have dropped the old
             // one first: forget it either way (fail-closed).
             Some(Sent::Bind { portal, .. }) if portal.is_empty() => {
-                self.portals.remove(&portal);
+                self.names.unnamed_portal_dropped();
                 Answer::Pass
             }
             _ => Answer::Pass,
@@ -672,82 +541,6 @@ impl ServerModel {
         Ok(())
     }
 
-    /// A statement completed with this CommandComplete: what it did to
-    /// the server's names.
-    fn completed(&mut self, statement: Option<Statement>, body: &[u8]) {
-        if !self.masking {
-            return;
-        }
-        let (effect, plan) = match statement {
-            Some(s) => (Some(s.effect), s.plan),
-            None => (None, self.unknown_plan()),
-        };
-        let tag = body.split(|&b| b == 0).next().unwrap_or_default();
-        match tag {
-            b"COMMIT" | b"PREPARE TRANSACTION" => self.commit(),
-            // Also ROLLBACK TO SAVEPOINT, which drops only the portals
-            // made since: any survivor is unknown to the relay from now.
-            b"ROLLBACK" => self.portals.clear(),
-            // A procedure may commit inside: its portals end.
-            b"CALL" => self.portals.retain(|_, p| p.hold && p.committed),
-            b"DISCARD ALL" => {
-                self.portals.clear();
-                self.statements.clear();
-            }
-            b"DEALLOCATE ALL" => self.statements.clear(),
-            b"DEALLOCATE" => match effect {
-                Some(Effect::Deallocate(Some(name))) => {
-                    self.statements.remove(&name);
-                }
-                _ => self.statements.clear(),
-            },
-            b"PREPARE" => match effect {
-                // A statement of SQL's: its plan is the relay's unknown.
-                Some(Effect::Prepare(name)) => {
-                    let unknown = self.unknown_statement();
-                    self.statements.insert(name, unknown);
-                }
-                _ => self.statements.clear(),
-            },
-            b"CLOSE CURSOR" => match effect {
-                Some(Effect::Close(Some(name))) => {
-                    self.portals.remove(&name);
-                }
-                _ => self.portals.clear(),
-            },
-            b"CLOSE CURSOR ALL" => self.portals.clear(),
-            b"DECLARE CURSOR" => match effect {
-                Some(Effect::Declare { name, hold, binary }) => {
-                    self.portals.insert(
-                        name,
-                        Portal {
-                            statement: Statement {
-                                plan,
-                                ..Statement::default()
-                            },
-                            formats: if binary { vec![1] } else { Vec::new() },
-                            hold,
-                            committed: false,
-                        },
-                    );
-                }
-                // A cursor the relay cannot name: whatever it had under
-                // that name is gone or stale.
-                _ => self.portals.clear(),
-            },
-            _ => {}
-        }
-    }
-
-    /// The transaction committed: its held cursors live on, every other
-    /// portal ends.
-    fn commit(&mut self) {
-        self.portals.retain(|_, p| p.hold);
-        for p in self.portals.values_mut() {
-            p.committed = true;
-        }
-    }
-
     /// A ReadyForQuery: at transaction end the server drops every portal
     /// but the cursors declared `WITH HOLD`.
     fn ready(&mut self, body: &[u8]) {
@@ -757,119 +550,10 @@ impl ServerModel {
             if status == crate::messages::TX_IDLE {
                 // An implicit transaction ended: committed, unless an
                 // error rolled it back (and its held cursors with it).
-                if self.failed {
-                    self.portals.retain(|_, p| p.hold && p.committed);
-                } else {
-                    self.commit();
-                }
+                self.names.transaction_ended(self.failed);
             }
         }
         self.failed = false;
         self.settle();
-    }
-}
-
-/// The plan of a statement of a Query.
-fn plan_of(p: &Planned) -> Plan {
-    match &p.effect {
-        Effect::Fetch(name) => Plan::Cursor(name.clone()),
-        Effect::Execute(name) => Plan::Prepared(name.clone()),
-        _ => Plan::Mask(p.mask.clone()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn model(sent: Vec<Sent>) -> ServerModel {
-        let mut m = ServerModel::new(false, None);
-        for s in sent {
-            m.send(s);
-        }
-        m
-    }
-
-    fn answers(m: &mut ServerModel, tags: &[u8]) -> Result<(), ProtocolError> {
-        for &t in tags {
-            let body: &[u8] = if t == b'Z' { b"I" } else { b"" };
-            m.answer(t, body)?;
-        }
-        Ok(())
-    }
-
-    fn execute() -> Sent {
-        Sent::Execute { portal: Vec::new() }
-    }
-
-    #[test]
-    fn libpq_copy_in_sends_a_sync_the_server_ignores() {
-        // PQexecParams("COPY ... FROM STDIN"): Execute and Sync at once,
-        // then the data, CopyDone and a second Sync.
-        let sent = || {
-            vec![
-                execute(),
-                Sent::Sync,
-                Sent::CopyData,
-                Sent::CopyDone,
-                Sent::Sync,
-            ]
-        };
-        let mut m = model(sent());
-        answers(&mut m, b"GCZ").unwrap();
-        assert!(m.idle());
-        // A bad row: the error ends the copy; the last Sync ends the skip.
-        let mut m = model(sent());
-        answers(&mut m, b"GEZ").unwrap();
-        assert!(m.idle());
-    }
-
-    #[test]
-    fn what_cannot_be_placed_ends_the_session() {
-        // Where a data error struck decides whether this Sync was read
-        // inside the copy: the model does not guess.
-        let mut m = model(vec![
-            execute(),
-            Sent::CopyData,
-            Sent::Sync,
-            Sent::CopyData,
-            Sent::CopyDone,
-        ]);
-        assert!(answers(&mut m, b"GE").is_err());
-        // A Query sent inside a copy is read by the copy's error, or not.
-        let mut m = model(vec![
-            execute(),
-            Sent::Query {
-                statements: VecDeque::new(),
-                refusal: None,
-            },
-        ]);
-        assert!(answers(&mut m, b"GE").is_err());
-        // Rows nobody asked for.
-        let mut m = model(vec![Sent::Sync]);
-        assert!(answers(&mut m, b"D").is_err());
-        let mut m = model(vec![]);
-        assert!(answers(&mut m, b"Z").is_err());
-    }
-
-    #[test]
-    fn messages_after_an_error_get_no_answer_until_sync() {
-        let mut m = model(vec![Sent::Describe {
-            portal: false,
-            name: b"nope".to_vec(),
-            own: None,
-        }]);
-        answers(&mut m, b"E").unwrap();
-        // Sent after the error: discarded by the server, not queued.
-        m.send(Sent::Query {
-            statements: VecDeque::new(),
-            refusal: Some(BytesMut::from(&b"refused"[..])),
-        });
-        m.send(execute());
-        assert!(m.idle());
-        m.send(Sent::Sync);
-        m.send(execute());
-        answers(&mut m, b"ZDC").unwrap();
-        assert!(m.idle());
     }
 }

@@ -8,7 +8,8 @@ use tokio::sync::Notify;
 
 use super::downstream::Downstream;
 use super::marker::marker;
-use super::model::{Sent, ServerModel, Statement};
+use super::model::{Sent, ServerModel};
+use super::names::Statement;
 use super::upstream::Upstream;
 use super::{RelayEnd, RelayLimits, Shared};
 use crate::error::ProtocolError;
