@@ -48,6 +48,9 @@ impl Risk {
 
 /// The tags of a parsed statement.
 pub fn classify(stmt: &Statement, dialect: SqlDialect) -> Risk {
+    if let Some(tags) = setting_by_row(stmt) {
+        return Risk::tags(tags);
+    }
     match stmt {
         Statement::Prepare {
             name, statement, ..
@@ -983,4 +986,63 @@ fn is_credential_store(relation: &ObjectName) -> bool {
         [.., schema, table] => schema == "mysql" && (table == "user" || table == "global_priv"),
         _ => false,
     }
+}
+
+/// pg_dump's `SELECT set_config(name, 'value', false) FROM pg_settings
+/// WHERE name = 'setting'`: the name comes from the row the filter picks,
+/// so it is judged as setting that one (a computed name is otherwise
+/// `admin.config`).
+fn setting_by_row(stmt: &Statement) -> Option<TagSet> {
+    use sqlparser::ast::{SelectItem, TableFactor};
+    let Statement::Query(q) = stmt else {
+        return None;
+    };
+    let SetExpr::Select(sel) = q.body.as_ref() else {
+        return None;
+    };
+    let [SelectItem::UnnamedExpr(Expr::Function(f))] = sel.projection.as_slice() else {
+        return None;
+    };
+    let [from] = sel.from.as_slice() else {
+        return None;
+    };
+    let TableFactor::Table { name: table, .. } = &from.relation else {
+        return None;
+    };
+    let table_ok = matches!(
+        object_key(table).as_str(),
+        "pg_settings" | "pg_catalog.pg_settings"
+    ) && from.joins.is_empty();
+    let is_name =
+        |e: &Expr| matches!(e, Expr::Identifier(i) if i.value.eq_ignore_ascii_case("name"));
+    let setting = match &sel.selection {
+        Some(Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        }) if is_name(left) => string_literal(right)?,
+        _ => return None,
+    };
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let args: Vec<&Expr> = list
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let setter = f.name.to_string().eq_ignore_ascii_case("set_config")
+        || f.name
+            .to_string()
+            .eq_ignore_ascii_case("pg_catalog.set_config");
+    if !table_ok || !setter || args.len() != 3 || !is_name(args[0]) {
+        return None;
+    }
+    let value = string_literal(args[1])?;
+    let mut tags = of(&[Tag::Read]);
+    tags.extend(setting_value_tags(setting, Some(value)));
+    Some(tags)
 }

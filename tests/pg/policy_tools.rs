@@ -283,3 +283,42 @@ async fn a_reload_that_adds_masks_refuses_sessions_opened_before_it() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn pg_dump_schema_only_runs_for_a_masked_agent() {
+    let server = pg::shared();
+    let direct = connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS dump_people; \
+             CREATE TABLE dump_people (id int PRIMARY KEY, email text); \
+             GRANT ALL ON dump_people TO app_owner",
+        )
+        .await
+        .unwrap();
+    let mut cfg = TestConfig::new(server);
+    cfg.with_example_policy(
+        &["app"],
+        "[[mask]]\ncolumns = [\"public.dump_people.email\"]\nfunction = \"redact\"\n",
+    );
+    let gw = cfg.start().await;
+    gw.catalog_has("dump_people").await;
+    let port = gw.port();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("pg_dump")
+            .arg(format!("host=127.0.0.1 port={port} dbname=app user=bot"))
+            .args(["--schema-only", "-t", "dump_people"])
+            .env("PGPASSWORD", "bot-pw")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump = String::from_utf8_lossy(&out.stdout);
+    assert!(dump.contains("CREATE TABLE public.dump_people"), "{dump}");
+}
