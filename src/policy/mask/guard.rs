@@ -786,7 +786,34 @@ fn filters_of(s: &sqlparser::ast::Select) -> Vec<sqlparser::ast::Expr> {
     impl Visitor for Inner<'_> {
         type Break = ();
         fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            // Conditions in the select list decide which value (or which
+            // error) a row gets: a yes/no question about the value.
+            if let Expr::Case {
+                operand,
+                conditions,
+                ..
+            } = e
+            {
+                self.0.extend(operand.iter().map(|o| (**o).clone()));
+                self.0
+                    .extend(conditions.iter().map(|c| c.condition.clone()));
+            }
             if let Expr::Function(f) = e {
+                let name = object_parts(&f.name).pop().unwrap_or_default();
+                let condition_args = match name.as_str() {
+                    // NULLIF compares its arguments; COALESCE and IFNULL
+                    // test theirs for NULL; IF's first is its condition.
+                    "nullif" | "coalesce" | "ifnull" | "nvl" => usize::MAX,
+                    "if" | "iif" => 1,
+                    _ => 0,
+                };
+                if let FunctionArguments::List(l) = &f.args {
+                    for a in l.args.iter().take(condition_args) {
+                        if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a {
+                            self.0.push(x.clone());
+                        }
+                    }
+                }
                 if let Some(sqlparser::ast::WindowType::WindowSpec(w)) = &f.over {
                     self.0.extend(w.partition_by.iter().cloned());
                     self.0.extend(w.order_by.iter().map(|o| o.expr.clone()));
@@ -1128,6 +1155,12 @@ mod tests {
             "SELECT ssn AS name FROM customers ORDER BY name",
             "SELECT id, lower(email) FROM customers ORDER BY 2",
             "DELETE FROM customers WHERE email = 'x'",
+            // Conditions in the select list answer yes/no questions (by a
+            // value or by an error).
+            "SELECT CASE WHEN ssn LIKE '9%' THEN 1 / 0 ELSE 1 END FROM customers",
+            "SELECT CASE ssn WHEN '987-65-4329' THEN 'yes' END FROM customers",
+            "SELECT NULLIF(email, 'ann@example.com') IS NULL FROM customers",
+            "SELECT COALESCE(ssn, 'none') = 'none' FROM customers",
         ] {
             assert!(verdict(sql).is_err(), "{sql}");
         }
