@@ -14,7 +14,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::model::Answer;
-use super::{write, RelayEnd, Shared, MAX_QUEUED, READ_CHUNK};
+use super::shared::{write, RelayEnd, Shared, MAX_QUEUED, READ_CHUNK};
 use crate::backend::set_param;
 use crate::error::ProtocolError;
 use crate::frame::{peek_header, HEADER_LEN};

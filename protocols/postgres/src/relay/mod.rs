@@ -12,7 +12,8 @@
 //!   model, swaps a marker's error for its refusal, and masks results.
 //! - `model.rs`: what the server will do with what it was sent; it
 //!   follows the server's answers, never the client's requests, and ends
-//!   the session rather than guess.
+//!   the session rather than guess. `names.rs`: the prepared statements
+//!   and portals it keeps; `shared.rs`: what both directions share.
 //!
 //! Bytes are forwarded as they arrive; a huge DataRow or CopyData streams
 //! through with bounded memory. Each write is awaited before the next
@@ -30,6 +31,7 @@ mod model;
 #[cfg(test)]
 mod model_tests;
 mod names;
+mod shared;
 mod upstream;
 
 #[cfg(test)]
@@ -39,76 +41,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::BackendConn;
-use crate::error::ProtocolError;
 use crate::hooks::SessionHooks;
 use crate::messages::backend_tag;
 use crate::stream::ClientStream;
 
 use downstream::Downstream;
 use model::ServerModel;
+use shared::Shared;
+pub use shared::{RelayEnd, RelayLimits};
 use upstream::Upstream;
 
-/// How much the relay reads at once in each direction.
-const READ_CHUNK: usize = 64 * 1024;
 /// How long answers to earlier messages may still flow to a client that
 /// broke the protocol, before the session ends.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
-/// Messages the server may owe answers to before the client is no longer
-/// read (a pipeline deeper than this waits for the server).
-const MAX_QUEUED: usize = 16 * 1024;
-
-/// Limits of one session's relay.
-#[derive(Debug, Clone, Copy)]
-pub struct RelayLimits {
-    /// Longest Query or Parse message; these are held whole for the hook.
-    pub max_statement_len: usize,
-}
-
-/// Why a relay ended.
-#[derive(Debug)]
-pub enum RelayEnd {
-    /// The client sent Terminate or closed its connection.
-    ClientGone,
-    /// The client broke the protocol or its socket failed.
-    ClientError(ProtocolError),
-    /// The server closed the connection.
-    ServerGone,
-    /// The server connection failed.
-    ServerError(ProtocolError),
-    /// The server answered something the relay's model cannot place
-    /// (`ProtocolError::Desync`): the session ends rather than guess.
-    Desync(ProtocolError),
-    /// A limit of the gateway's own was reached (a masked row too long to
-    /// hold): the session ends with that error.
-    Limit(ProtocolError),
-    /// The gateway is shutting down and the session was idle.
-    Shutdown,
-}
-
-/// State both directions share. Both run in the same task; the lock is
-/// never held across an await.
-#[derive(Debug)]
-struct Shared {
-    model: Mutex<ServerModel>,
-    /// An extended-protocol message was sent after the last Sync.
-    unsynced: AtomicBool,
-    /// Set during shutdown: wake the session when it becomes idle.
-    draining: AtomicBool,
-    idle: Notify,
-    /// The model's queue has room again.
-    room: Notify,
-}
-
-impl Shared {
-    fn model(&self) -> std::sync::MutexGuard<'_, ServerModel> {
-        self.model.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 /// What the session needs to know once the relay has ended.
 #[derive(Debug)]
@@ -210,9 +159,4 @@ pub async fn run(
         last_was_error: down.last_tag() == backend_tag::ERROR_RESPONSE,
         end,
     }
-}
-
-async fn write<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8]) -> std::io::Result<()> {
-    wr.write_all(bytes).await?;
-    wr.flush().await
 }

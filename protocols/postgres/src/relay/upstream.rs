@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::marker::marker;
 use super::model::Sent;
 use super::names::{key, Plan, Statement};
-use super::{write, RelayEnd, RelayLimits, Shared, MAX_QUEUED, READ_CHUNK};
+use super::shared::{write, RelayEnd, RelayLimits, Shared, MAX_QUEUED, READ_CHUNK};
 use crate::error::ProtocolError;
 use crate::frame::{peek_header, HEADER_LEN};
 use crate::hooks::{SessionHooks, StatementOrigin};
