@@ -23,9 +23,12 @@ static FREED: Condvar = Condvar::new();
 /// `sqlgate explain` and unit tests), else off the worker, waiting its
 /// turn among large texts.
 pub fn judge<T>(len: usize, judge: impl FnOnce() -> T) -> T {
+    if len < LARGE_TEXT {
+        return judge();
+    }
     let multi_thread = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if len < LARGE_TEXT || !multi_thread {
+    if !multi_thread {
         return judge();
     }
     tokio::task::block_in_place(|| {

@@ -145,6 +145,16 @@ impl FrameReader {
     }
 }
 
+/// Moves `pos` over what is left of a message being passed through
+/// (`skip` bytes of it, of which `buf_len - pos` are here). True while the
+/// message goes on past the buffer.
+pub fn pass_over(skip: &mut usize, pos: &mut usize, buf_len: usize) -> bool {
+    let n = (*skip).min(buf_len - *pos);
+    *pos += n;
+    *skip -= n;
+    *skip > 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

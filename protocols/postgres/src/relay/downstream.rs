@@ -17,7 +17,7 @@ use super::model::Answer;
 use super::shared::{write, RelayEnd, Shared, MAX_QUEUED, READ_CHUNK};
 use crate::backend::set_param;
 use crate::error::ProtocolError;
-use crate::frame::{peek_header, HEADER_LEN};
+use crate::frame::{pass_over, peek_header, HEADER_LEN};
 use crate::mask::{self, ActiveMask, Field, ResultMask};
 use crate::messages::{backend_tag, parameter_status};
 
@@ -154,13 +154,8 @@ impl<'a> Downstream<'a> {
         let mut pos = 0;
         let mut emitted = 0;
         loop {
-            if self.skip > 0 {
-                let n = self.skip.min(buf.len() - pos);
-                pos += n;
-                self.skip -= n;
-                if self.skip > 0 {
-                    break;
-                }
+            if pass_over(&mut self.skip, &mut pos, buf.len()) {
+                break;
             }
             let header = peek_header(&buf[pos..], MAX_MESSAGE).map_err(RelayEnd::ServerError)?;
             let Some((tag, total)) = header else { break };

@@ -17,7 +17,7 @@ use super::model::Sent;
 use super::names::{key, Plan, Statement};
 use super::shared::{write, RelayEnd, RelayLimits, Shared, MAX_QUEUED, READ_CHUNK};
 use crate::error::ProtocolError;
-use crate::frame::{peek_header, HEADER_LEN};
+use crate::frame::{pass_over, peek_header, HEADER_LEN};
 use crate::hooks::{SessionHooks, StatementOrigin};
 use crate::mask;
 use crate::messages::{frontend_tag, query};
@@ -165,13 +165,8 @@ impl<'a> Upstream<'a> {
         }
         let mut pos = 0;
         loop {
-            if self.skip > 0 {
-                let n = self.skip.min(buf.len() - pos);
-                pos += n;
-                self.skip -= n;
-                if self.skip > 0 {
-                    return Ok(Scan::Forward(pos));
-                }
+            if pass_over(&mut self.skip, &mut pos, buf.len()) {
+                return Ok(Scan::Forward(pos));
             }
             let Some((tag, total)) = peek_header(&buf[pos..], MAX_MESSAGE)? else {
                 return Ok(Scan::Forward(pos));
@@ -258,22 +253,21 @@ impl<'a> Upstream<'a> {
         pos: usize,
         total: usize,
     ) -> Result<Option<Scan>, ProtocolError> {
+        // A Parse's name, as the server keys it (read once with its text).
+        let mut name = Vec::new();
         let verdict = match tag {
             frontend_tag::QUERY => self
                 .hooks
                 .statement(StatementOrigin::Query, query::query_text(body)?),
             frontend_tag::PARSE => {
                 self.shared.unsynced.store(true, Ordering::Relaxed);
-                let (_, sql) = query::parse_text(body)?;
+                let (parsed, sql) = query::parse_text(body)?;
+                name = key(parsed);
                 self.hooks.statement(StatementOrigin::Parse, sql)
             }
             // Judged before its body is read: nothing in it says more
             // than "a function by OID".
             _ => self.hooks.statement(StatementOrigin::FunctionCall, b""),
-        };
-        let name = match tag {
-            frontend_tag::PARSE => key(query::parse_text(body)?.0),
-            _ => Vec::new(),
         };
         let plans = match verdict {
             Ok(plans) => plans,
