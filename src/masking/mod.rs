@@ -14,14 +14,15 @@ use crate::policy::mask::result::StatementMasks;
 
 /// Each result column's cell mask, made by `make` from its function, or
 /// `None` when no column is masked. `origins`: the table column the wire
-/// says each result column is a plain reference to.
+/// says each result column is a plain reference to; `names`: their names.
 fn cells<T: ?Sized>(
     masks: &StatementMasks,
     origins: &[Option<ColumnRef>],
+    names: &[&[u8]],
     make: impl Fn(MaskFunction) -> Arc<T>,
 ) -> Option<Vec<Option<Arc<T>>>> {
     let cells: Vec<Option<Arc<T>>> = masks
-        .columns(origins)
+        .columns(origins, names)
         .into_iter()
         .map(|f| f.map(&make))
         .collect();

@@ -37,7 +37,8 @@ impl ResultMask for MyResultMask {
                 )
             })
             .collect();
-        super::cells(&self.masks, &origins, |function| {
+        let names: Vec<&[u8]> = columns.iter().map(|c| c.name.as_slice()).collect();
+        super::cells(&self.masks, &origins, &names, |function| {
             Arc::new(MyCell {
                 function,
                 key: self.key.clone(),

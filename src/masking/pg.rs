@@ -35,7 +35,8 @@ impl ResultMask for PgResultMask {
                     .flatten()
             })
             .collect();
-        super::cells(&self.masks, &origins, |function| {
+        let names: Vec<&[u8]> = fields.iter().map(|c| c.name.as_slice()).collect();
+        super::cells(&self.masks, &origins, &names, |function| {
             Arc::new(PgCell {
                 function,
                 key: self.key.clone(),

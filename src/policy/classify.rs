@@ -288,8 +288,9 @@ fn statement(
     let bytes = from..from + tail;
     piece.truncate(last + 1);
     piece.drain(..first);
-    if dialect == SqlDialect::Postgres {
-        normalize_pg(&mut piece);
+    match dialect {
+        SqlDialect::Postgres => normalize_pg(&mut piece),
+        SqlDialect::Mysql => normalize_mysql_plans(&mut piece),
     }
     let (risk, reading) = match parse_one(dialect, &piece) {
         Ok(stmt) => (classify(&stmt, dialect), Reading::Parsed(Arc::new(stmt))),
@@ -506,6 +507,38 @@ fn only_tx_words(words: &[String]) -> bool {
 /// it): `FROM ONLY t` (sqlparser takes ONLY for a table named `ONLY`
 /// aliased `t`) loses its ONLY, which only leaves out child tables; `TABLE
 /// t` is `SELECT * FROM t`; `OPERATOR(pg_catalog.=)` is `=`.
+/// MariaDB's plan statements in the forms sqlparser reads: `ANALYZE
+/// [FORMAT=JSON] <statement>` (runs it and reports the plan) is `EXPLAIN
+/// ANALYZE ...`; `EXPLAIN EXTENDED|PARTITIONS <statement>` (old forms,
+/// the same plan) is `EXPLAIN ...`.
+fn normalize_mysql_plans(piece: &mut Vec<TokenWithSpan>) {
+    let word = |t: &TokenWithSpan| match &t.token {
+        Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
+        _ => String::new(),
+    };
+    let sig: Vec<usize> = (0..piece.len()).filter(|&i| significant(&piece[i])).collect();
+    let Some(&first) = sig.first() else { return };
+    let at = |k: usize| sig.get(k).map(|&i| word(&piece[i])).unwrap_or_default();
+    let runs = |k: usize| {
+        matches!(
+            at(k).as_str(),
+            "SELECT" | "UPDATE" | "DELETE" | "INSERT" | "REPLACE" | "WITH"
+        )
+    };
+    match at(0).as_str() {
+        "ANALYZE" if runs(1) || (at(1) == "FORMAT" && runs(4)) => {
+            let span = piece[first].span;
+            let explain = TokenWithSpan::new(Token::make_keyword("EXPLAIN"), span);
+            let space = TokenWithSpan::new(Token::Whitespace(sqlparser::tokenizer::Whitespace::Space), span);
+            piece.splice(first..first, [explain, space]);
+        }
+        "EXPLAIN" if matches!(at(1).as_str(), "EXTENDED" | "PARTITIONS") && runs(2) => {
+            piece.remove(sig[1]);
+        }
+        _ => {}
+    }
+}
+
 fn normalize_pg(piece: &mut Vec<TokenWithSpan>) {
     let is = |t: &TokenWithSpan, k: &str| matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(k));
     let mut prev: Option<usize> = None;
@@ -631,18 +664,6 @@ fn rewritten(dialect: SqlDialect, piece: &[TokenWithSpan]) -> Option<Risk> {
             .iter()
             .all(|t| matches!(t.token, Token::Word(_) | Token::Comma | Token::Period))
     };
-    // MariaDB's ANALYZE [FORMAT=JSON] <statement>: runs the statement and
-    // reports its plan, as EXPLAIN ANALYZE does.
-    if dialect == SqlDialect::Mysql && upper(toks.first()?) == "ANALYZE" {
-        let from = if at(1, &["FORMAT"]) { 4 } else { 1 };
-        let runs = toks.get(from).map(upper);
-        if matches!(
-            runs.as_deref(),
-            Some("SELECT" | "UPDATE" | "DELETE" | "INSERT" | "REPLACE" | "WITH")
-        ) {
-            return finish(toks[from..].to_vec(), &[Tag::Read], &[]);
-        }
-    }
     for i in 0..toks.len() {
         // PostgreSQL's weaker row locks, MySQL's LOCK IN SHARE MODE.
         if (at(i, &["FOR", "NO", "KEY", "UPDATE"])

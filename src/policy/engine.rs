@@ -278,14 +278,18 @@ impl SessionPolicy {
             _ => {
                 let table = Arc::new(policy.table(&self.user, &self.groups, &self.target));
                 self.table = Some((loaded.generation, table.clone()));
-                self.masks = Arc::new(
-                    policy
-                        .masks
-                        .iter()
-                        .filter(|m| m.applies(&self.user, &self.groups, &self.target))
-                        .cloned()
-                        .collect(),
-                );
+                let mut masks: Vec<MaskRule> = policy
+                    .masks
+                    .iter()
+                    .filter(|m| m.applies(&self.user, &self.groups, &self.target))
+                    .cloned()
+                    .collect();
+                if !masks.is_empty() {
+                    // Where values are masked, so are the texts that
+                    // quote them (definitions, statements, plans).
+                    masks.extend(super::mask::metadata::rules(self.dialect));
+                }
+                self.masks = Arc::new(masks);
                 self.masked_target = policy.masks.iter().any(|m| m.covers_target(&self.target));
                 Some(table)
             }
@@ -410,6 +414,7 @@ impl SessionPolicy {
             opaque: false,
             rules: self.masks.clone(),
             procedure: false,
+            named: None,
         }
     }
 
@@ -490,7 +495,13 @@ impl SessionPolicy {
             opaque,
             rules: self.masks.clone(),
             procedure,
+            named: None,
         };
+        if self.dialect == SqlDialect::Mysql && !diagnostics {
+            if let Some(named) = self.show_masks(excerpt, s, &words) {
+                return named.map_err(|(message, hint)| refuse(message, hint));
+            }
+        }
         if words.first().is_some_and(|w| w == "FETCH") && self.dialect == SqlDialect::Postgres {
             let stmt = match &s.reading {
                 Reading::Parsed(stmt) => Some(stmt.as_ref()),
@@ -575,7 +586,61 @@ impl SessionPolicy {
             }
             refuse(format!("masking: {}", r.message), r.hint)
         })?;
-        Ok(masks(checked.plan, checked.reads_masked || opaque, false))
+        Ok(StatementMasks {
+            named: checked.named,
+            ..masks(checked.plan, checked.reads_masked || opaque, false)
+        })
+    }
+
+    /// MySQL's `SHOW` and `DESCRIBE <table>`: lists of objects and their
+    /// definitions, never a table's rows, so nothing is masked but the
+    /// columns that quote SQL (by name). A `WHERE` on such a list could
+    /// ask about a definition's literals: only lists of names take one.
+    #[allow(clippy::type_complexity)]
+    fn show_masks(
+        &self,
+        excerpt: &str,
+        s: &StatementRisk,
+        words: &[String],
+    ) -> Option<Result<StatementMasks, (String, String)>> {
+        let describes_table = matches!(
+            &s.reading,
+            Reading::Parsed(stmt) if matches!(stmt.as_ref(), sqlparser::ast::Statement::ExplainTable { .. })
+        ) || (matches!(words.first().map(String::as_str), Some("DESCRIBE" | "DESC"))
+            && !matches!(s.reading, Reading::Parsed(_)));
+        let show = words.first().is_some_and(|w| w == "SHOW");
+        if !show && !describes_table {
+            return None;
+        }
+        let names_only = matches!(
+            &s.reading,
+            Reading::Parsed(stmt) if matches!(
+                stmt.as_ref(),
+                sqlparser::ast::Statement::ShowTables { .. }
+                    | sqlparser::ast::Statement::ShowDatabases { .. }
+                    | sqlparser::ast::Statement::ShowSchemas { .. }
+                    | sqlparser::ast::Statement::ShowViews { .. }
+                    | sqlparser::ast::Statement::ShowVariables { .. }
+                    | sqlparser::ast::Statement::ShowStatus { .. }
+            )
+        );
+        let filtered = excerpt
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .any(|w| w.eq_ignore_ascii_case("WHERE"));
+        if filtered && !names_only {
+            return Some(Err((
+                "masking: a WHERE on this SHOW could ask about the literals of definitions sqlgate masks".to_owned(),
+                "filter by name with LIKE, or query information_schema".to_owned(),
+            )));
+        }
+        Some(Ok(StatementMasks {
+            plan: None,
+            reads_masked: false,
+            opaque: false,
+            rules: self.masks.clone(),
+            procedure: false,
+            named: Some(super::mask::metadata::NamedTexts::Show(self.dialect)),
+        }))
     }
 
     /// Judges a call of a function the statement text does not show

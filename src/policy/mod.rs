@@ -8,6 +8,7 @@ pub mod classify;
 mod corpus;
 pub mod engine;
 pub mod explain;
+pub mod literals;
 pub mod mask;
 pub mod offload;
 pub mod parse;

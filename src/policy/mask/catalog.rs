@@ -9,23 +9,28 @@ use super::lineage::{Catalog, ColumnRef, Relation};
 
 /// The catalog query for PostgreSQL: one row per column of every user
 /// table, view, materialized view and foreign table, with the view's
-/// definition on its rows. Columns: oid, schema, name, kind, attnum,
+/// definition on its rows, and of every relation of the system catalogs
+/// (`pg_catalog`, `information_schema`), whose views count as tables:
+/// their columns are what the built-in rules mask (definitions, other
+/// sessions' statements). Columns: oid, schema, name, kind, attnum,
 /// column, view definition.
 pub const PG_CATALOG_QUERY: &str = "SELECT c.oid::text, n.nspname, c.relname, c.relkind::text, \
      a.attnum::text, a.attname, \
-     CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END \
+     CASE WHEN c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+     THEN pg_catalog.pg_get_viewdef(c.oid) END \
      FROM pg_catalog.pg_class c \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') \
-     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' \
+     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT LIKE 'pg_toast%' \
      ORDER BY c.oid, a.attnum";
 
-/// The catalog query for MySQL: schema, table, column, view definition.
+/// The catalog query for MySQL: schema, table, column, view definition;
+/// `information_schema`'s tables too (the built-in rules mask some of
+/// their columns).
 pub const MYSQL_CATALOG_QUERY: &str = "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, v.VIEW_DEFINITION \
      FROM information_schema.COLUMNS c \
      LEFT JOIN information_schema.VIEWS v ON v.TABLE_SCHEMA = c.TABLE_SCHEMA AND v.TABLE_NAME = c.TABLE_NAME \
-     WHERE c.TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') \
+     WHERE c.TABLE_SCHEMA NOT IN ('mysql', 'performance_schema', 'sys') \
      ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION";
 
 /// A target's tables and views.
@@ -36,14 +41,23 @@ pub struct CatalogSnapshot {
     by_oid: HashMap<u32, (String, String, HashMap<i16, String>)>,
     /// Schemas searched for unqualified names, in order.
     search_path: Vec<String>,
+    /// Searched before them unless they name it (PostgreSQL's
+    /// `pg_catalog`).
+    implicit: Option<String>,
+    /// MySQL: relations by lower-cased (schema, name), as names are
+    /// case-insensitive on most systems.
+    folded: Option<HashMap<(String, String), (String, String)>>,
 }
 
 impl CatalogSnapshot {
     /// From the rows of [`PG_CATALOG_QUERY`]; `search_path` resolves
     /// unqualified names (`["public"]` by default).
     pub fn from_pg_rows(rows: &[Vec<Option<String>>], search_path: Vec<String>) -> Self {
+        let implicit = (!search_path.iter().any(|s| s == "pg_catalog"))
+            .then(|| "pg_catalog".to_owned());
         let mut snap = CatalogSnapshot {
             search_path,
+            implicit,
             ..Default::default()
         };
         for row in rows {
@@ -52,7 +66,13 @@ impl CatalogSnapshot {
                 continue;
             };
             let (schema, name, column) = (get(1), get(2), get(5));
-            let view = row.get(6).cloned().flatten();
+            // The extension's view over a set-returning function: its
+            // columns are what the built-in rules name.
+            let view = row
+                .get(6)
+                .cloned()
+                .flatten()
+                .filter(|_| !name.starts_with("pg_stat_statements"));
             let rel = snap
                 .relations
                 .entry((schema.clone(), name.clone()))
@@ -94,6 +114,12 @@ impl CatalogSnapshot {
                 .columns
                 .push(column);
         }
+        snap.folded = Some(
+            snap.relations
+                .keys()
+                .map(|(s, n)| ((s.to_lowercase(), n.to_lowercase()), (s.clone(), n.clone())))
+                .collect(),
+        );
         snap
     }
 
@@ -141,19 +167,23 @@ impl CatalogSnapshot {
 impl Catalog for CatalogSnapshot {
     fn relation(&self, schema: Option<&str>, name: &str) -> Option<Relation> {
         let find = |s: &str| {
+            let key = (s.to_owned(), name.to_owned());
             self.relations
-                .get(&(s.to_owned(), name.to_owned()))
+                .get(&key)
                 .or_else(|| {
-                    // MySQL names are case-insensitive on most systems.
-                    self.relations.iter().find_map(|((rs, rn), r)| {
-                        (rs.eq_ignore_ascii_case(s) && rn.eq_ignore_ascii_case(name)).then_some(r)
-                    })
+                    let folded = self.folded.as_ref()?;
+                    let real = folded.get(&(key.0.to_lowercase(), key.1.to_lowercase()))?;
+                    self.relations.get(real)
                 })
                 .cloned()
         };
         match schema {
             Some(s) => find(s),
-            None => self.search_path.iter().find_map(|s| find(s)),
+            None => self
+                .implicit
+                .iter()
+                .chain(&self.search_path)
+                .find_map(|s| find(s)),
         }
     }
 }

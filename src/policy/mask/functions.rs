@@ -5,6 +5,9 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::policy::literals;
+use crate::policy::parse::SqlDialect;
+
 /// A masking function as a rule names it.
 #[derive(Debug, Clone)]
 pub enum MaskFunction {
@@ -36,6 +39,13 @@ pub enum MaskFunction {
     YearOnly,
     /// Numbers rounded to N digits (negative: to tens, hundreds, ...).
     Round(i32),
+    /// A SQL text (a definition, another session's statement) with its
+    /// literals and comments out (built-in rules only).
+    ScrubLiterals(SqlDialect),
+    /// A query plan with its literals out (built-in rules only).
+    ScrubPlan(SqlDialect),
+    /// A column default as `SHOW COLUMNS` prints it (built-in only).
+    ScrubDefault(SqlDialect),
 }
 
 /// The text that stands for a redacted value.
@@ -235,6 +245,9 @@ impl MaskFunction {
                 }
                 Err(_) => return None,
             },
+            MaskFunction::ScrubLiterals(d) => literals::scrub_literals(*d, value),
+            MaskFunction::ScrubPlan(d) => literals::scrub_plan(*d, value),
+            MaskFunction::ScrubDefault(d) => literals::scrub_default(*d, value),
         })
     }
 
@@ -255,6 +268,9 @@ impl MaskFunction {
             }
             MaskFunction::YearOnly => "year_only".to_owned(),
             MaskFunction::Round(n) => format!("round = {n}"),
+            MaskFunction::ScrubLiterals(_) => "literals replaced".to_owned(),
+            MaskFunction::ScrubPlan(_) => "plan literals replaced".to_owned(),
+            MaskFunction::ScrubDefault(_) => "default replaced".to_owned(),
         }
     }
 

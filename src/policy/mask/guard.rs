@@ -12,6 +12,7 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{CopySource, ObjectName, SelectItem, Statement, Visit, Visitor};
 
 use super::catalog::CatalogSnapshot;
+use super::metadata::{self, NamedTexts};
 use super::lineage::{
     norm, object_parts, output_lineage, reads_tables, relation_columns, Catalog, ColumnRef,
     OutputColumn,
@@ -40,6 +41,8 @@ pub struct Checked {
     pub names: Vec<String>,
     /// The statement reads masked columns.
     pub reads_masked: bool,
+    /// Its result is masked by column names instead (a plan).
+    pub named: Option<NamedTexts>,
 }
 
 /// Checks one parsed statement against the masks that apply. `opaque`:
@@ -65,39 +68,35 @@ pub fn check(
             plan: None,
             names: Vec::new(),
             reads_masked: false,
+            named: None,
         });
+    }
+    // A plan holds no row values but quotes literals (masked by name);
+    // what the explained statement filters on is still a question.
+    if let Statement::Explain {
+        statement, analyze, ..
+    } = stmt
+    {
+        return check_plan(statement, *analyze, dialect, catalog, rules);
     }
     let rels = Relations::of(stmt);
-    if let Some(name) = rels.statistics() {
-        return Err(MaskRefusal {
-            message: format!(
-                "{name} shows values of table columns (planner statistics), masked ones included"
-            ),
-            hint: "ask someone the masking rules exempt".to_owned(),
-            stale: false,
-        });
-    }
+    refuse_relations(&rels, dialect, catalog)?;
     // A function that reads tables it names reads what it names.
     let opaque = opaque || rels.table_reader;
-    if let Some(name) = rels.unknown(catalog) {
-        return Err(MaskRefusal {
-            message: format!(
-                "relation {name} is not in sqlgate's catalog of this target, so its columns cannot be checked against masking rules"
-            ),
-            hint: "if it was created a moment ago, retry: the catalog is being read again".to_owned(),
-            stale: true,
-        });
-    }
     let touched = rels.columns(dialect, catalog);
     let masked_touched: Vec<&ColumnRef> = touched
         .iter()
         .filter(|c| rules.iter().any(|r| r.covers(c)))
         .collect();
+    let user_touched = masked_touched
+        .iter()
+        .any(|c| rules.iter().any(|r| !r.builtin() && r.covers(c)));
     if masked_touched.is_empty() && !opaque {
         return Ok(Checked {
             plan: None,
             names: Vec::new(),
             reads_masked: false,
+            named: None,
         });
     }
     if let Some((what, why)) = stores_masked(stmt, dialect, catalog, rules) {
@@ -141,15 +140,7 @@ pub fn check(
                     stale: false,
                 });
             }
-            if let Some((c, rule)) = predicate_on_masked(stmt, dialect, catalog, rules) {
-                return Err(MaskRefusal {
-                    message: format!(
-                        "the statement filters, joins, groups or sorts on {c}, masked by rule \"{rule}\""
-                    ),
-                    hint: "a condition on a masked column reveals its values; the rule sets predicates = \"deny\"".to_owned(),
-                    stale: false,
-                });
-            }
+            refuse_predicates(stmt, dialect, catalog, rules)?;
             if wildcard_unreliable(stmt) {
                 // Which column is where is not certain: fail-closed by
                 // the wire's metadata alone.
@@ -157,15 +148,119 @@ pub fn check(
                     plan: None,
                     names: Vec::new(),
                     reads_masked: true,
+                    named: None,
                 });
             }
+            // Only the built-in rules' columns touched (a catalog query)
+            // and none of them in the result: its errors need no scrub.
+            let reads_masked = user_touched || cols.iter().any(|c| *c != ColumnPlan::Clear);
             Ok(Checked {
                 plan: Some(cols),
                 names: outputs.iter().map(|o| o.name.clone()).collect(),
-                reads_masked: true,
+                reads_masked,
+                named: None,
             })
         }
     }
+}
+
+/// Refusals by the relations a statement names: planner statistics,
+/// relations the catalog lacks, functions listing other sessions'
+/// statements unscrubbed.
+fn refuse_relations(
+    rels: &Relations,
+    dialect: SqlDialect,
+    catalog: &CatalogSnapshot,
+) -> Result<(), MaskRefusal> {
+    if let Some(name) = rels.statistics() {
+        return Err(MaskRefusal {
+            message: format!(
+                "{name} shows values of table columns (planner statistics), masked ones included"
+            ),
+            hint: "ask someone the masking rules exempt".to_owned(),
+            stale: false,
+        });
+    }
+    if let Some(name) = rels.unknown(catalog) {
+        return Err(MaskRefusal {
+            message: format!(
+                "relation {name} is not in sqlgate's catalog of this target, so its columns cannot be checked against masking rules"
+            ),
+            hint: "if it was created a moment ago, retry: the catalog is being read again".to_owned(),
+            stale: true,
+        });
+    }
+    if let Some(name) = rels
+        .table_functions
+        .iter()
+        .find(|f| metadata::text_set_function(dialect, f))
+    {
+        return Err(MaskRefusal {
+            message: format!(
+                "{name}() lists other sessions' statements, whose literals may be masked values"
+            ),
+            hint: "read pg_stat_activity or the pg_stat_statements view: sqlgate replaces the literals of their statement texts".to_owned(),
+            stale: false,
+        });
+    }
+    Ok(())
+}
+
+/// A condition on a masked column (or on a text the built-in rules mask)
+/// where the rule denies predicates.
+fn refuse_predicates(
+    stmt: &Statement,
+    dialect: SqlDialect,
+    catalog: &CatalogSnapshot,
+    rules: &[&MaskRule],
+) -> Result<(), MaskRefusal> {
+    match predicate_on_masked(stmt, dialect, catalog, rules) {
+        Some((c, rule)) => Err(MaskRefusal {
+            message: format!(
+                "the statement filters, joins, groups or sorts on {c}, masked by rule \"{rule}\""
+            ),
+            hint: "a condition on a masked column reveals its values; the rule sets predicates = \"deny\"".to_owned(),
+            stale: false,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// EXPLAIN (and MariaDB's ANALYZE): the plan's column is masked by name
+/// (literals out); the explained statement's relations and conditions
+/// are checked as if it ran (with ANALYZE it does: its row counts answer
+/// its conditions), and with ANALYZE what it would store.
+fn check_plan(
+    inner: &Statement,
+    analyze: bool,
+    dialect: SqlDialect,
+    catalog: &CatalogSnapshot,
+    rules: &[&MaskRule],
+) -> Result<Checked, MaskRefusal> {
+    let rels = Relations::of(inner);
+    refuse_relations(&rels, dialect, catalog)?;
+    let touched = rels.columns(dialect, catalog);
+    let user_touched = touched
+        .iter()
+        .any(|c| rules.iter().any(|r| !r.builtin() && r.covers(c)));
+    if analyze {
+        if let Some((what, why)) = stores_masked(inner, dialect, catalog, rules) {
+            return Err(MaskRefusal {
+                message: format!(
+                    "{what} would store values of {why}, where they are no longer masked"
+                ),
+                hint: "masked values may be read, masked, but not copied elsewhere".to_owned(),
+                stale: false,
+            });
+        }
+    }
+    refuse_predicates(inner, dialect, catalog, rules)?;
+    Ok(Checked {
+        plan: None,
+        names: Vec::new(),
+        reads_masked: user_touched,
+        named: Some(NamedTexts::Plan(dialect)),
+    })
 }
 
 /// Schemas of system relations: they hold no table data (except the
@@ -541,6 +636,16 @@ fn unmasked_path(stmt: &Statement) -> Option<&'static str> {
     }
 }
 
+/// A function's name if it can be a built-in: unqualified or in
+/// `pg_catalog` (a same-named function elsewhere is a user's).
+fn catalog_function(name: &ObjectName) -> Option<String> {
+    match object_parts(name).as_slice() {
+        [n] => Some(n.clone()),
+        [s, n] if s == "pg_catalog" => Some(n.clone()),
+        _ => None,
+    }
+}
+
 /// The relations a statement names (tables and views, and the CTEs it
 /// defines, which are not catalog objects).
 struct Relations {
@@ -551,13 +656,27 @@ struct Relations {
     function_next: bool,
     /// The statement calls a function that reads tables by name.
     table_reader: bool,
+    /// Functions it calls (last name part; schema-qualified only when
+    /// `pg_catalog`).
+    functions: Vec<String>,
+    /// Set-returning functions in its FROM lists.
+    table_functions: Vec<String>,
 }
 
 impl Visitor for Relations {
     type Break = ();
     fn pre_visit_table_factor(&mut self, t: &sqlparser::ast::TableFactor) -> ControlFlow<()> {
-        if let sqlparser::ast::TableFactor::Table { args: Some(_), .. } = t {
-            self.function_next = true;
+        if let sqlparser::ast::TableFactor::Table {
+            args: Some(_),
+            name,
+            ..
+        }
+        | sqlparser::ast::TableFactor::Function { name, .. } = t
+        {
+            self.function_next = matches!(t, sqlparser::ast::TableFactor::Table { .. });
+            if let Some(n) = catalog_function(name) {
+                self.table_functions.push(n);
+            }
         }
         ControlFlow::Continue(())
     }
@@ -576,6 +695,9 @@ impl Visitor for Relations {
                 .is_some_and(|n| reads_tables(n))
             {
                 self.table_reader = true;
+            }
+            if let Some(n) = catalog_function(&f.name) {
+                self.functions.push(n);
             }
         }
         ControlFlow::Continue(())
@@ -596,6 +718,8 @@ impl Relations {
             ctes: Vec::new(),
             function_next: false,
             table_reader: false,
+            functions: Vec::new(),
+            table_functions: Vec::new(),
         };
         let _ = stmt.visit(&mut rels);
         if let Statement::Copy {
@@ -653,7 +777,8 @@ impl Relations {
         })
     }
 
-    /// Every base column behind every named relation (through views).
+    /// Every base column behind every named relation (through views),
+    /// and the texts of the metadata functions it calls.
     fn columns(&self, dialect: SqlDialect, catalog: &CatalogSnapshot) -> Vec<ColumnRef> {
         let mut out: Vec<ColumnRef> = self
             .names
@@ -662,6 +787,16 @@ impl Relations {
             .flatten()
             .flat_map(|c| c.lineage.sources)
             .collect();
+        out.extend(
+            self.functions
+                .iter()
+                .filter(|f| metadata::text_function(dialect, f))
+                .map(|f| ColumnRef {
+                    schema: "pg_catalog".to_owned(),
+                    table: metadata::FUNCTION_TABLE.to_owned(),
+                    column: f.clone(),
+                }),
+        );
         out.sort();
         out.dedup();
         out

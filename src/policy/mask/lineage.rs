@@ -16,6 +16,7 @@ use sqlparser::ast::{
     Statement, TableFactor, TableWithJoins, Visit, Visitor,
 };
 
+use super::metadata;
 use crate::policy::builtins::function_tags;
 use crate::policy::parse::SqlDialect;
 
@@ -253,7 +254,9 @@ impl Scope {
     }
 }
 
-/// An identifier as the server compares it: unquoted folded to lower case.
+/// Schemas of the system catalogs: their columns are never a DBA's data.
+pub(crate) const SYSTEM_SCHEMAS: &[&str] = &["pg_catalog", "information_schema"];
+
 /// Built-in functions that read the rows of tables named by their
 /// arguments (or a query text): what they return is of unknown origin,
 /// and a statement calling one reads whatever it names.
@@ -275,6 +278,7 @@ pub(crate) fn reads_tables(name: &str) -> bool {
     TABLE_READERS.contains(&name.to_ascii_lowercase().as_str())
 }
 
+/// An identifier as the server compares it: unquoted folded to lower case.
 pub(crate) fn norm(ident: &sqlparser::ast::Ident) -> String {
     if ident.quote_style.is_some() {
         ident.value.clone()
@@ -396,12 +400,12 @@ impl Analyzer<'_> {
                 SelectItem::UnnamedExpr(e) => out.push(OutputColumn {
                     name: expr_name(e),
                     lineage: self.expr(e, scope),
-                    plain: is_plain(e),
+                    plain: is_plain(e, self.dialect),
                 }),
                 SelectItem::ExprWithAlias { expr, alias } => out.push(OutputColumn {
                     name: norm(alias),
                     lineage: self.expr(expr, scope),
-                    plain: is_plain(expr),
+                    plain: is_plain(expr, self.dialect),
                 }),
                 SelectItem::ExprWithAliases { expr, aliases } => {
                     for a in aliases {
@@ -657,6 +661,7 @@ impl Analyzer<'_> {
             scope,
             lineage: Lineage::default(),
             nested: 0,
+            skip: 0,
         };
         let _ = e.visit(&mut v);
         v.lineage
@@ -742,8 +747,24 @@ fn expr_name(e: &Expr) -> String {
     }
 }
 
-fn is_plain(e: &Expr) -> bool {
+/// A plain reference: a column, or a metadata function's text itself
+/// (masked as the text it is, not as a value derived from one).
+fn is_plain(e: &Expr, dialect: SqlDialect) -> bool {
     matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+        || text_function_call(e, dialect).is_some()
+}
+
+/// `pg_get_viewdef(...)` and the other functions returning definitions
+/// or statements: the function's name.
+fn text_function_call(e: &Expr, dialect: SqlDialect) -> Option<String> {
+    let Expr::Function(f) = e else { return None };
+    let parts = object_parts(&f.name);
+    let name = match parts.as_slice() {
+        [n] => n,
+        [s, n] if s == "pg_catalog" => n,
+        _ => return None,
+    };
+    metadata::text_function(dialect, name).then(|| name.clone())
 }
 
 /// Collects the lineage of an expression. Sub-selects are analysed with
@@ -753,6 +774,8 @@ struct ExprWalker<'a, 'b> {
     scope: &'a Scope,
     lineage: Lineage,
     nested: usize,
+    /// Inside a metadata function's arguments (already followed).
+    skip: usize,
 }
 
 impl ExprWalker<'_, '_> {
@@ -777,7 +800,7 @@ impl Visitor for ExprWalker<'_, '_> {
     type Break = ();
 
     fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
-        if self.nested == 0 {
+        if self.nested == 0 && self.skip == 0 {
             let inner = self.a.query(q, &self.scope.clone());
             for c in inner {
                 self.lineage.extend(&c.lineage);
@@ -792,8 +815,48 @@ impl Visitor for ExprWalker<'_, '_> {
         ControlFlow::Continue(())
     }
 
+    fn post_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+        self.skip = self.skip.saturating_sub(1);
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        if self.skip > 0 {
+            self.skip += 1;
+            return ControlFlow::Continue(());
+        }
         if self.nested > 0 {
+            return ControlFlow::Continue(());
+        }
+        if let Some(name) = text_function_call(e, self.a.dialect) {
+            // Its text is a definition or a statement (masked as such
+            // by the built-in rules); its arguments are object ids, so
+            // only what they read outside the system catalogs counts.
+            self.lineage.sources.insert(ColumnRef {
+                schema: "pg_catalog".to_owned(),
+                table: metadata::FUNCTION_TABLE.to_owned(),
+                column: name,
+            });
+            if let Expr::Function(f) = e {
+                if let sqlparser::ast::FunctionArguments::List(l) = &f.args {
+                    for a in &l.args {
+                        let arg = match a {
+                            sqlparser::ast::FunctionArg::Unnamed(
+                                sqlparser::ast::FunctionArgExpr::Expr(x),
+                            )
+                            | sqlparser::ast::FunctionArg::Named {
+                                arg: sqlparser::ast::FunctionArgExpr::Expr(x),
+                                ..
+                            } => x,
+                            _ => continue,
+                        };
+                        let mut l = self.a.expr(arg, self.scope);
+                        l.sources.retain(|c| !SYSTEM_SCHEMAS.contains(&c.schema.as_str()));
+                        self.lineage.extend(&l);
+                    }
+                }
+            }
+            self.skip = 1;
             return ControlFlow::Continue(());
         }
         match e {

@@ -6,5 +6,6 @@ pub mod catalog;
 pub mod functions;
 pub mod guard;
 pub mod lineage;
+pub mod metadata;
 pub mod result;
 pub mod rules;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::functions::MaskFunction;
 use super::lineage::ColumnRef;
+use super::metadata::NamedTexts;
 use super::rules::{ColumnPlan, MaskRule};
 
 /// What a statement's results need.
@@ -30,6 +31,9 @@ pub struct StatementMasks {
     /// A procedure call: its result sets are unknown from the text (one
     /// statement, any number of results).
     pub procedure: bool,
+    /// A plan or a MySQL `SHOW`: masked by column names alone (no column
+    /// of such a result holds a row's value; the named ones quote SQL).
+    pub named: Option<NamedTexts>,
 }
 
 impl StatementMasks {
@@ -44,8 +48,16 @@ impl StatementMasks {
     }
 
     /// Each result column's masking function (`None`: clear), given the
-    /// base column the wire says each is a plain reference to.
-    pub fn columns(&self, origins: &[Option<ColumnRef>]) -> Vec<Option<MaskFunction>> {
+    /// base column the wire says each is a plain reference to and its
+    /// name.
+    pub fn columns(
+        &self,
+        origins: &[Option<ColumnRef>],
+        names: &[&[u8]],
+    ) -> Vec<Option<MaskFunction>> {
+        if let Some(named) = self.named {
+            return names.iter().map(|n| named.function(n)).collect();
+        }
         let plan = self.plan.as_ref().filter(|p| p.len() == origins.len());
         origins
             .iter()

@@ -12,6 +12,10 @@ pub enum OnUnknown {
     Refuse,
     /// Redact the column.
     Redact,
+    /// Let it pass (the built-in rules: an unknown function does not
+    /// read definitions or statement texts unless given one, and then its
+    /// result is derived from them).
+    Pass,
 }
 
 /// One `[[mask]]`.
@@ -69,6 +73,12 @@ impl MaskRule {
         self.columns.iter().any(|[s, t, col]| {
             part_matches(s, &c.schema) && part_matches(t, &c.table) && part_matches(col, &c.column)
         })
+    }
+
+    /// One of the built-in rules for texts quoting values
+    /// (`mask::metadata`), not a DBA's.
+    pub fn builtin(&self) -> bool {
+        self.origin == "built-in"
     }
 
     /// Whether the rule applies to this identity on this target.
@@ -164,6 +174,7 @@ pub fn plan(
                         out.push(ColumnPlan::RedactUnknown { why });
                         continue;
                     }
+                    OnUnknown::Pass => {}
                 }
             }
         }
