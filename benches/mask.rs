@@ -59,6 +59,7 @@ fn active(function: MaskFunction) -> ActiveMask {
                     sources: vec![filler],
                 },
             ]),
+            named: None,
             reads_masked: true,
             opaque: false,
             rules: Arc::new(vec![rule]),

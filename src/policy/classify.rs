@@ -516,7 +516,9 @@ fn normalize_mysql_plans(piece: &mut Vec<TokenWithSpan>) {
         Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
         _ => String::new(),
     };
-    let sig: Vec<usize> = (0..piece.len()).filter(|&i| significant(&piece[i])).collect();
+    let sig: Vec<usize> = (0..piece.len())
+        .filter(|&i| significant(&piece[i]))
+        .collect();
     let Some(&first) = sig.first() else { return };
     let at = |k: usize| sig.get(k).map(|&i| word(&piece[i])).unwrap_or_default();
     let runs = |k: usize| {
@@ -529,7 +531,10 @@ fn normalize_mysql_plans(piece: &mut Vec<TokenWithSpan>) {
         "ANALYZE" if runs(1) || (at(1) == "FORMAT" && runs(4)) => {
             let span = piece[first].span;
             let explain = TokenWithSpan::new(Token::make_keyword("EXPLAIN"), span);
-            let space = TokenWithSpan::new(Token::Whitespace(sqlparser::tokenizer::Whitespace::Space), span);
+            let space = TokenWithSpan::new(
+                Token::Whitespace(sqlparser::tokenizer::Whitespace::Space),
+                span,
+            );
             piece.splice(first..first, [explain, space]);
         }
         "EXPLAIN" if matches!(at(1).as_str(), "EXTENDED" | "PARTITIONS") && runs(2) => {

@@ -606,8 +606,10 @@ impl SessionPolicy {
         let describes_table = matches!(
             &s.reading,
             Reading::Parsed(stmt) if matches!(stmt.as_ref(), sqlparser::ast::Statement::ExplainTable { .. })
-        ) || (matches!(words.first().map(String::as_str), Some("DESCRIBE" | "DESC"))
-            && !matches!(s.reading, Reading::Parsed(_)));
+        ) || (matches!(
+            words.first().map(String::as_str),
+            Some("DESCRIBE" | "DESC")
+        ) && !matches!(s.reading, Reading::Parsed(_)));
         let show = words.first().is_some_and(|w| w == "SHOW");
         if !show && !describes_table {
             return None;

@@ -140,13 +140,20 @@ fn scrub_plan_line(dialect: SqlDialect, line: &str) -> String {
         body.find(": ").map(|i| (&body[..i], i + 2))
     };
     if let Some((label, at)) = split {
-        let label = label.trim_matches('"').replace('-', " ").to_ascii_lowercase();
+        let label = label
+            .trim_matches('"')
+            .replace('-', " ")
+            .to_ascii_lowercase();
         if PLAN_EXPRESSIONS.contains(&label.as_str()) {
             let rest = &body[at..];
             let inner = rest.trim_end();
             // A YAML double-quoted value: its content is the expression.
             let scrubbed = match inner.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
-                Some(expr) => format!("\"{}\"{}", scrub_literals(dialect, expr), &rest[inner.len()..]),
+                Some(expr) => format!(
+                    "\"{}\"{}",
+                    scrub_literals(dialect, expr),
+                    &rest[inner.len()..]
+                ),
                 None => scrub_literals(dialect, rest),
             };
             return format!("{lead}{}{scrubbed}", &body[..at]);
@@ -297,9 +304,14 @@ impl<'t> Scanner<'t> {
         // MySQL executable comments (`/*!50001 ...*/`, MariaDB's
         // `/*M!100100 ...*/`) hold code: scanned as such.
         let rest = &self.text[self.at..];
-        if self.dialect == SqlDialect::Mysql && (rest.starts_with("/*!") || rest.starts_with("/*M!")) {
+        if self.dialect == SqlDialect::Mysql
+            && (rest.starts_with("/*!") || rest.starts_with("/*M!"))
+        {
             let marker = if rest.starts_with("/*!") { 3 } else { 4 };
-            let version = rest[marker..].bytes().take_while(u8::is_ascii_digit).count();
+            let version = rest[marker..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
             out.push_str(&rest[..marker + version]);
             self.at += marker + version;
             return;
@@ -534,10 +546,7 @@ mod tests {
             pg("SELECT \"Weird 'name'\", col2 FROM t2 WHERE x = $1 LIMIT 10"),
             "SELECT \"Weird 'name'\", col2 FROM t2 WHERE x = $1 LIMIT ?"
         );
-        assert_eq!(
-            pg("x::character varying(20)"),
-            "x::character varying(20)"
-        );
+        assert_eq!(pg("x::character varying(20)"), "x::character varying(20)");
     }
 
     #[test]
@@ -570,10 +579,7 @@ mod tests {
             "SELECT * FROM t WHERE email = '?'"
         );
         assert_eq!(pg("SELECT 1 /* ann"), "SELECT ? /*?*/");
-        assert_eq!(
-            pg("DO $$ BEGIN PERFORM 'x'"),
-            "DO $$ BEGIN PERFORM '?'"
-        );
+        assert_eq!(pg("DO $$ BEGIN PERFORM 'x'"), "DO $$ BEGIN PERFORM '?'");
     }
 
     #[test]
@@ -594,17 +600,32 @@ mod tests {
             scrub_plan(d, "Index Scan using c_pkey on c  (cost=0.15..8.17 rows=1 width=36)\n  Index Cond: (id = 4711)\n  Filter: (salary > 90000)\nPlanning Time: 0.050 ms"),
             "Index Scan using c_pkey on c  (cost=0.15..8.17 rows=1 width=36)\n  Index Cond: (id = ?)\n  Filter: (salary > ?)\nPlanning Time: 0.050 ms"
         );
-        let json = scrub_plan(d, r#"[{"Plan": {"Node Type": "Seq Scan", "Total Cost": 1.05, "Filter": "(email = 'ann@example.com'::text)"}}]"#);
-        assert!(json.contains("(email = '?'::text)") && json.contains("1.05"), "{json}");
+        let json = scrub_plan(
+            d,
+            r#"[{"Plan": {"Node Type": "Seq Scan", "Total Cost": 1.05, "Filter": "(email = 'ann@example.com'::text)"}}]"#,
+        );
+        assert!(
+            json.contains("(email = '?'::text)") && json.contains("1.05"),
+            "{json}"
+        );
         assert_eq!(
-            scrub_plan(d, "- Plan: \n    Filter: \"(email = 'ann'::text)\"\n    Plan Rows: 5"),
+            scrub_plan(
+                d,
+                "- Plan: \n    Filter: \"(email = 'ann'::text)\"\n    Plan Rows: 5"
+            ),
             "- Plan: \n    Filter: \"(email = '?'::text)\"\n    Plan Rows: 5"
         );
         assert_eq!(
-            scrub_plan(d, "    <Filter>(salary > 5)</Filter>\n    <Plan-Rows>5</Plan-Rows>"),
+            scrub_plan(
+                d,
+                "    <Filter>(salary > 5)</Filter>\n    <Plan-Rows>5</Plan-Rows>"
+            ),
             "    <Filter>(salary > ?)</Filter>\n    <Plan-Rows>5</Plan-Rows>"
         );
-        let my = scrub_plan(SqlDialect::Mysql, r#"{"query_block": {"table": {"rows": 5, "attached_condition": "t.email = 'ann'"}}}"#);
+        let my = scrub_plan(
+            SqlDialect::Mysql,
+            r#"{"query_block": {"table": {"rows": 5, "attached_condition": "t.email = 'ann'"}}}"#,
+        );
         assert!(my.contains("t.email = '?'") && my.contains("5"), "{my}");
     }
 
@@ -613,7 +634,10 @@ mod tests {
         let d = SqlDialect::Mysql;
         assert_eq!(scrub_default(d, "active"), "?");
         assert_eq!(scrub_default(d, "5"), "?");
-        assert_eq!(scrub_default(d, "current_timestamp()"), "current_timestamp()");
+        assert_eq!(
+            scrub_default(d, "current_timestamp()"),
+            "current_timestamp()"
+        );
         assert_eq!(scrub_default(d, "concat('a','b')"), "concat('?','?')");
     }
 
@@ -625,7 +649,9 @@ mod tests {
         for _ in 0..5000 {
             let mut s = String::new();
             for _ in 0..(seed % 24) {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 s.push(chars[(seed >> 33) as usize % chars.len()]);
             }
             for d in [SqlDialect::Postgres, SqlDialect::Mysql] {

@@ -4,6 +4,7 @@ mod commands;
 mod hostile;
 mod masking;
 mod masking_corpus;
+mod metadata;
 mod policy;
 mod protocol_fuzz;
 mod relay;

@@ -6,6 +6,7 @@ mod busy;
 mod hostile;
 mod masking;
 mod masking_corpus;
+mod metadata;
 pub mod policy;
 mod policy_tools;
 mod pool;

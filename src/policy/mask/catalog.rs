@@ -53,8 +53,8 @@ impl CatalogSnapshot {
     /// From the rows of [`PG_CATALOG_QUERY`]; `search_path` resolves
     /// unqualified names (`["public"]` by default).
     pub fn from_pg_rows(rows: &[Vec<Option<String>>], search_path: Vec<String>) -> Self {
-        let implicit = (!search_path.iter().any(|s| s == "pg_catalog"))
-            .then(|| "pg_catalog".to_owned());
+        let implicit =
+            (!search_path.iter().any(|s| s == "pg_catalog")).then(|| "pg_catalog".to_owned());
         let mut snap = CatalogSnapshot {
             search_path,
             implicit,

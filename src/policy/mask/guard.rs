@@ -12,11 +12,11 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{CopySource, ObjectName, SelectItem, Statement, Visit, Visitor};
 
 use super::catalog::CatalogSnapshot;
-use super::metadata::{self, NamedTexts};
 use super::lineage::{
     norm, object_parts, output_lineage, reads_tables, relation_columns, Catalog, ColumnRef,
     OutputColumn,
 };
+use super::metadata::{self, NamedTexts};
 use super::rules::{plan, ColumnPlan, MaskRule, Plan};
 use crate::policy::parse::SqlDialect;
 

@@ -851,7 +851,8 @@ impl Visitor for ExprWalker<'_, '_> {
                             _ => continue,
                         };
                         let mut l = self.a.expr(arg, self.scope);
-                        l.sources.retain(|c| !SYSTEM_SCHEMAS.contains(&c.schema.as_str()));
+                        l.sources
+                            .retain(|c| !SYSTEM_SCHEMAS.contains(&c.schema.as_str()));
                         self.lineage.extend(&l);
                     }
                 }

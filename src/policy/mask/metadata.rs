@@ -187,7 +187,11 @@ pub fn rules(dialect: SqlDialect) -> Vec<MaskRule> {
             ]
         }
         SqlDialect::Mysql => vec![
-            rule(TEXTS_RULE, MYSQL_TEXTS, MaskFunction::ScrubLiterals(dialect)),
+            rule(
+                TEXTS_RULE,
+                MYSQL_TEXTS,
+                MaskFunction::ScrubLiterals(dialect),
+            ),
             rule(OPAQUE_RULE, MYSQL_OPAQUE, MaskFunction::Redact),
         ],
     }
