@@ -22,6 +22,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The Python tools some tests drive through the gateway (SQLAlchemy,
+# alembic and their drivers), in a virtual environment of their own.
+if ! target/pytools/bin/python3 -c "import sqlalchemy, alembic, psycopg2, pymysql" 2>/dev/null; then
+  echo "== installing the Python tools into target/pytools"
+  command -v mysqldump >/dev/null || missing+=(mariadb-client)
+  python3 -m venv target/pytools
+  target/pytools/bin/pip install -q -r tests/tools/requirements.txt
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -12,5 +12,6 @@ mod policy_tools;
 mod pool;
 mod protocol_fuzz;
 mod protocol_state;
+mod reflection;
 mod relay;
 mod tools;

@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod mariadb;
 pub mod panics;
 pub mod pg;
+pub mod python;
 pub mod raw;
 
 /// A fuzz test's setting from the environment (`SQLGATE_FUZZ_SEED`,

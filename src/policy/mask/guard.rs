@@ -214,7 +214,33 @@ fn refuse_predicates(
     catalog: &CatalogSnapshot,
     rules: &[&MaskRule],
 ) -> Result<(), MaskRefusal> {
-    match predicate_on_masked(stmt, dialect, catalog, rules) {
+    // A DBA's rules: every condition and the order of rows. The built-in
+    // rules: conditions (a LIKE on a definition reads its literals),
+    // not the order (psql's \df sorts by argument lists): sorting
+    // texts by their whole tells nothing of a literal inside them.
+    // Nor whether a definition exists (`indpred IS NOT NULL`, as
+    // SQLAlchemy's reflection asks): that is not what is in it.
+    let (builtin, user): (Vec<&MaskRule>, Vec<&MaskRule>) =
+        rules.iter().copied().partition(|r| r.builtin());
+    let hit = predicate_on_masked(stmt, dialect, catalog, &user, true).or_else(|| {
+        if builtin.is_empty() {
+            return None;
+        }
+        let mut presence_only = stmt.clone();
+        let _ = sqlparser::ast::visit_expressions_mut(&mut presence_only, |e| {
+            if let sqlparser::ast::Expr::IsNull(x) | sqlparser::ast::Expr::IsNotNull(x) = e {
+                if matches!(
+                    x.as_ref(),
+                    sqlparser::ast::Expr::Identifier(_) | sqlparser::ast::Expr::CompoundIdentifier(_)
+                ) {
+                    *e = sqlparser::ast::Expr::Value(sqlparser::ast::Value::Boolean(true).into());
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        predicate_on_masked(&presence_only, dialect, catalog, &builtin, false)
+    });
+    match hit {
         Some((c, rule)) => Err(MaskRefusal {
             message: format!(
                 "the statement filters, joins, groups or sorts on {c}, masked by rule \"{rule}\""
@@ -996,6 +1022,7 @@ fn predicate_on_masked(
     dialect: SqlDialect,
     catalog: &CatalogSnapshot,
     rules: &[&MaskRule],
+    order_by: bool,
 ) -> Option<(ColumnRef, String)> {
     use sqlparser::ast::{Expr, Query, SetExpr};
     let strict: Vec<&&MaskRule> = rules.iter().filter(|r| !r.predicates_allowed).collect();
@@ -1082,7 +1109,7 @@ fn predicate_on_masked(
             }
         }
         let mut order: Vec<Expr> = Vec::new();
-        if let Some(ob) = &q.order_by {
+        if let Some(ob) = q.order_by.as_ref().filter(|_| order_by) {
             if let sqlparser::ast::OrderByKind::Expressions(list) = &ob.kind {
                 // ORDER BY an output name or position sorts by that
                 // output's expression.

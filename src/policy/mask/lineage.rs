@@ -779,6 +779,13 @@ struct ExprWalker<'a, 'b> {
 }
 
 impl ExprWalker<'_, '_> {
+    /// PostgreSQL's system columns (`tableoid`, `ctid`, `xmin` ...), which
+    /// no table can have a column of the same name as.
+    fn system_column(&self, name: &str) -> bool {
+        self.a.dialect == SqlDialect::Postgres
+            && matches!(name, "tableoid" | "ctid" | "xmin" | "xmax" | "cmin" | "cmax")
+    }
+
     /// `c.*` inside an expression: every column of `c`.
     fn whole_relation(&mut self, name: &ObjectName) {
         let parts = object_parts(name);
@@ -861,6 +868,11 @@ impl Visitor for ExprWalker<'_, '_> {
             return ControlFlow::Continue(());
         }
         match e {
+            // A row's system columns (its table's OID, its place) are
+            // no value of the row.
+            Expr::Identifier(i) if self.system_column(&norm(i)) => {}
+            Expr::CompoundIdentifier(parts)
+                if parts.len() >= 2 && self.system_column(&norm(&parts[parts.len() - 1])) => {}
             Expr::Identifier(i) => {
                 let name = norm(i);
                 if let Some(l) = self.scope.column(&name) {
