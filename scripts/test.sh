@@ -16,6 +16,7 @@ if ! command -v mariadb-install-db >/dev/null || ! command -v mariadbd >/dev/nul
   missing+=(mariadb-server mariadb-client)
 fi
 command -v sysbench >/dev/null || missing+=(sysbench)
+command -v python3 >/dev/null && python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3 python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   $SUDO apt-get update -qq
@@ -26,7 +27,6 @@ fi
 # alembic and their drivers), in a virtual environment of their own.
 if ! target/pytools/bin/python3 -c "import sqlalchemy, alembic, psycopg2, pymysql" 2>/dev/null; then
   echo "== installing the Python tools into target/pytools"
-  command -v mysqldump >/dev/null || missing+=(mariadb-client)
   python3 -m venv target/pytools
   target/pytools/bin/pip install -q -r tests/tools/requirements.txt
 fi

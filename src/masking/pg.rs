@@ -181,6 +181,11 @@ impl CellMask for PgCell {
         let t = field.type_oid;
         match self.function {
             MaskFunction::Null | MaskFunction::Redact => false,
+            // A scrubbed text (or array of texts, element by element) in
+            // the text format is still a value of its type.
+            MaskFunction::ScrubLiterals(_)
+            | MaskFunction::ScrubPlan(_)
+            | MaskFunction::ScrubDefault(_) => field.format == 1 && !textual(t) && t != 0,
             MaskFunction::YearOnly => false,
             MaskFunction::Round(_) => false,
             _ => !textual(t) && t != 0,

@@ -68,6 +68,64 @@ pub fn scrub_literals(dialect: SqlDialect, text: &str) -> String {
     out
 }
 
+/// [`scrub_literals`] of a text, or of each element of a PostgreSQL array
+/// of texts in its text form (`{"lower(email)",id}`: elements are quoted
+/// and escaped, so the array is not SQL).
+pub fn scrub_text_or_array(dialect: SqlDialect, text: &str) -> String {
+    if dialect == SqlDialect::Postgres && text.starts_with('{') && text.ends_with('}') {
+        return scrub_pg_array(text);
+    }
+    scrub_literals(dialect, text)
+}
+
+fn scrub_pg_array(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let put = |out: &mut String, element: &str| {
+        let scrubbed = scrub_literals(SqlDialect::Postgres, element);
+        out.push('"');
+        for c in scrubbed.chars() {
+            if matches!(c, '"' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '{' | '}' | ',' => out.push(c),
+            '"' => {
+                let mut element = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => element.extend(chars.next()),
+                        '"' => break,
+                        c => element.push(c),
+                    }
+                }
+                put(&mut out, &element);
+            }
+            c => {
+                let mut element = String::from(c);
+                while let Some(&n) = chars.peek() {
+                    if matches!(n, ',' | '}') {
+                        break;
+                    }
+                    element.push(n);
+                    chars.next();
+                }
+                if element == "NULL" {
+                    out.push_str("NULL");
+                } else {
+                    put(&mut out, &element);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Every string and comment replaced; numbers kept (plan lines, where
 /// numbers are costs and row counts).
 pub fn scrub_strings(dialect: SqlDialect, text: &str) -> String {
@@ -642,6 +700,16 @@ mod tests {
     }
 
     #[test]
+    fn arrays_of_texts_are_scrubbed_element_by_element() {
+        let d = SqlDialect::Postgres;
+        assert_eq!(
+            scrub_text_or_array(d, "{id,\"(email <> 'ann'::text)\",NULL,\"a \\\"b\\\"\"}"),
+            "{\"id\",\"(email <> '?'::text)\",NULL,\"a \\\"b\\\"\"}"
+        );
+        assert_eq!(scrub_text_or_array(d, "SELECT 'x'"), "SELECT '?'");
+    }
+
+    #[test]
     fn hostile_texts_never_panic() {
         let mut seed = 7u64;
         let alphabet = "'\"`$-/*#eE0.9x_(),;:\\ab\n é€";
@@ -659,6 +727,7 @@ mod tests {
                 let _ = scrub_strings(d, &s);
                 let _ = scrub_plan(d, &s);
                 let _ = scrub_default(d, &s);
+                let _ = scrub_text_or_array(d, &format!("{{{s}}}"));
             }
         }
     }

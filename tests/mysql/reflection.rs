@@ -47,7 +47,8 @@ async fn sqlalchemy_alembic_and_mysqldump_run_for_a_masked_agent() {
     );
     // alembic says what it checked first; the script's JSON comes last.
     let last = stdout.trim().lines().last().unwrap_or_default();
-    let seen: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let seen: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(
         seen["columns"]["tool_people"],
         serde_json::json!(["id", "email", "status"])
@@ -57,7 +58,10 @@ async fn sqlalchemy_alembic_and_mysqldump_run_for_a_masked_agent() {
         serde_json::json!(["tool_people_status"])
     );
     assert!(
-        seen["views"].as_array().unwrap().contains(&"tool_vip".into()),
+        seen["views"]
+            .as_array()
+            .unwrap()
+            .contains(&"tool_vip".into()),
         "{seen}"
     );
 
@@ -68,7 +72,12 @@ async fn sqlalchemy_alembic_and_mysqldump_run_for_a_masked_agent() {
                 .arg("--no-defaults")
                 .args(["--host=127.0.0.1", &format!("--port={port}")])
                 .args([format!("--user={user}"), format!("--password={password}")])
-                .args(["--no-data", "--single-transaction", "--skip-triggers", "app"])
+                .args([
+                    "--no-data",
+                    "--single-transaction",
+                    "--skip-triggers",
+                    "app",
+                ])
                 .args(["tool_people", "tool_vip"])
                 .output()
                 .unwrap();

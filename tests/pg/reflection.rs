@@ -30,7 +30,10 @@ async fn sqlalchemy_reflection_and_alembic_check_run_for_a_masked_agent() {
     );
     let gw = config.start().await;
     gw.catalog_has("tool_vip").await;
-    let url = format!("postgresql+psycopg2://bot:bot-pw@127.0.0.1:{}/app", gw.port());
+    let url = format!(
+        "postgresql+psycopg2://bot:bot-pw@127.0.0.1:{}/app",
+        gw.port()
+    );
     let out = tokio::task::spawn_blocking(move || python::run("alembic_check.py", &[&url]))
         .await
         .unwrap();
@@ -42,7 +45,8 @@ async fn sqlalchemy_reflection_and_alembic_check_run_for_a_masked_agent() {
     );
     // alembic says what it checked first; the script's JSON comes last.
     let last = stdout.trim().lines().last().unwrap_or_default();
-    let seen: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let seen: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert!(
         seen["tables"]
             .as_array()

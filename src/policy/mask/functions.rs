@@ -245,7 +245,7 @@ impl MaskFunction {
                 }
                 Err(_) => return None,
             },
-            MaskFunction::ScrubLiterals(d) => literals::scrub_literals(*d, value),
+            MaskFunction::ScrubLiterals(d) => literals::scrub_text_or_array(*d, value),
             MaskFunction::ScrubPlan(d) => literals::scrub_plan(*d, value),
             MaskFunction::ScrubDefault(d) => literals::scrub_default(*d, value),
         })

@@ -231,7 +231,8 @@ fn refuse_predicates(
             if let sqlparser::ast::Expr::IsNull(x) | sqlparser::ast::Expr::IsNotNull(x) = e {
                 if matches!(
                     x.as_ref(),
-                    sqlparser::ast::Expr::Identifier(_) | sqlparser::ast::Expr::CompoundIdentifier(_)
+                    sqlparser::ast::Expr::Identifier(_)
+                        | sqlparser::ast::Expr::CompoundIdentifier(_)
                 ) {
                     *e = sqlparser::ast::Expr::Value(sqlparser::ast::Value::Boolean(true).into());
                 }

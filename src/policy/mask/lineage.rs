@@ -44,6 +44,10 @@ pub struct Lineage {
     pub sources: BTreeSet<ColumnRef>,
     /// Why part of its origin cannot be known (empty: fully known).
     pub unknown: Vec<String>,
+    /// Computed by something other than carrying its sources' values
+    /// whole (a function of them, an operator): a `substr` of a
+    /// definition is not a definition (its literals may be cut open).
+    pub transformed: bool,
 }
 
 impl Lineage {
@@ -51,6 +55,7 @@ impl Lineage {
         Lineage {
             sources: [c].into_iter().collect(),
             unknown: Vec::new(),
+            transformed: false,
         }
     }
 
@@ -58,10 +63,12 @@ impl Lineage {
         Lineage {
             sources: BTreeSet::new(),
             unknown: vec![why.into()],
+            transformed: false,
         }
     }
 
     fn extend(&mut self, other: &Lineage) {
+        self.transformed |= other.transformed;
         self.sources.extend(other.sources.iter().cloned());
         for u in &other.unknown {
             if !self.unknown.contains(u) {
@@ -355,7 +362,7 @@ impl Analyzer<'_> {
                         let mut lineage = Lineage::default();
                         for row in &v.rows {
                             if let Some(e) = row.get(i) {
-                                lineage.extend(&self.expr(e, scope));
+                                lineage.extend(&self.output_expr(e, scope));
                             }
                         }
                         OutputColumn {
@@ -399,12 +406,12 @@ impl Analyzer<'_> {
             match item {
                 SelectItem::UnnamedExpr(e) => out.push(OutputColumn {
                     name: expr_name(e),
-                    lineage: self.expr(e, scope),
+                    lineage: self.output_expr(e, scope),
                     plain: is_plain(e, self.dialect),
                 }),
                 SelectItem::ExprWithAlias { expr, alias } => out.push(OutputColumn {
                     name: norm(alias),
-                    lineage: self.expr(expr, scope),
+                    lineage: self.output_expr(expr, scope),
                     plain: is_plain(expr, self.dialect),
                 }),
                 SelectItem::ExprWithAliases { expr, aliases } => {
@@ -537,7 +544,7 @@ impl Analyzer<'_> {
             } => {
                 let mut l = Lineage::default();
                 for e in array_exprs {
-                    l.extend(&self.expr(e, scope));
+                    l.extend(&self.output_expr(e, scope));
                 }
                 let mut rel = srf_rel(alias.as_ref(), "unnest", "");
                 for c in &mut rel.columns {
@@ -649,6 +656,66 @@ impl Analyzer<'_> {
                     )
                 })
                 .collect(),
+        }
+    }
+
+    /// The lineage of an output expression, marked when it transforms
+    /// what it reads.
+    fn output_expr(&self, e: &Expr, scope: &Scope) -> Lineage {
+        let mut l = self.expr(e, scope);
+        // Along the value's own path only: what a condition or an
+        // argument reads does not make the value computed.
+        l.transformed = !self.carries(e, scope);
+        l
+    }
+
+    /// Whether an expression's value is one of its sources' values whole:
+    /// a column, a definition function, or those chosen by CASE,
+    /// COALESCE, min/max, collected by array_agg, or cast.
+    fn carries(&self, e: &Expr, scope: &Scope) -> bool {
+        match e {
+            Expr::Identifier(i) => scope.column(&norm(i)).is_none_or(|l| !l.transformed),
+            Expr::CompoundIdentifier(parts) => {
+                let parts: Vec<String> = parts.iter().map(norm).collect();
+                match parts.as_slice() {
+                    [.., r, c] => scope
+                        .rel(r)
+                        .and_then(|r| r.columns.iter().find(|(n, _)| n == c))
+                        .is_none_or(|(_, l)| !l.transformed),
+                    _ => true,
+                }
+            }
+            Expr::Nested(x) | Expr::Cast { expr: x, .. } => self.carries(x, scope),
+            Expr::Value(_) => true,
+            Expr::Case {
+                conditions,
+                else_result,
+                ..
+            } => {
+                conditions.iter().all(|w| self.carries(&w.result, scope))
+                    && else_result.as_ref().is_none_or(|x| self.carries(x, scope))
+            }
+            Expr::Function(f) => {
+                if text_function_call(e, self.dialect).is_some() {
+                    return true;
+                }
+                let name = object_parts(&f.name).pop().unwrap_or_default();
+                let choosing = matches!(
+                    name.as_str(),
+                    "array_agg" | "min" | "max" | "coalesce" | "any_value"
+                );
+                let sqlparser::ast::FunctionArguments::List(l) = &f.args else {
+                    return false;
+                };
+                choosing
+                    && l.args.iter().all(|a| match a {
+                        sqlparser::ast::FunctionArg::Unnamed(
+                            sqlparser::ast::FunctionArgExpr::Expr(x),
+                        ) => self.carries(x, scope),
+                        _ => false,
+                    })
+            }
+            _ => false,
         }
     }
 
@@ -783,7 +850,10 @@ impl ExprWalker<'_, '_> {
     /// no table can have a column of the same name as.
     fn system_column(&self, name: &str) -> bool {
         self.a.dialect == SqlDialect::Postgres
-            && matches!(name, "tableoid" | "ctid" | "xmin" | "xmax" | "cmin" | "cmax")
+            && matches!(
+                name,
+                "tableoid" | "ctid" | "xmin" | "xmax" | "cmin" | "cmax"
+            )
     }
 
     /// `c.*` inside an expression: every column of `c`.

@@ -185,9 +185,17 @@ pub fn plan(
                     .iter()
                     .position(|r| r.covers(first))
                     .expect("a masked source has a rule");
+                // A text the built-in rules mask is scrubbed wherever it
+                // arrives whole (collected, chosen, next to other texts),
+                // redacted once something computed on it.
+                let derived = if rules[rule].builtin() {
+                    col.lineage.transformed
+                } else {
+                    !col.plain || masked.len() > 1 || col.lineage.sources.len() > 1
+                };
                 out.push(ColumnPlan::Masked {
                     rule,
-                    derived: !col.plain || masked.len() > 1 || col.lineage.sources.len() > 1,
+                    derived,
                     sources: masked,
                 });
             }
@@ -230,6 +238,7 @@ mod tests {
             lineage: Lineage {
                 sources: sources.iter().map(|s| c(s)).collect(),
                 unknown: unknown.iter().map(|s| s.to_string()).collect(),
+                transformed: !plain,
             },
             plain,
         }
