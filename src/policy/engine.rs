@@ -236,7 +236,14 @@ pub struct SessionPolicy {
     /// A MySQL target's database: statements reach no other
     /// (`policy::reach`).
     database: Option<String>,
+    /// PostgreSQL: the search paths this masking session set, under
+    /// which its unqualified names may resolve (`mask::catalog::
+    /// SessionCatalog`).
+    search_paths: Vec<Vec<String>>,
 }
+
+/// Distinct search paths one masking session may set.
+const MAX_SEARCH_PATHS: usize = 16;
 
 impl SessionPolicy {
     /// The policy of a session of this identity on this target.
@@ -259,6 +266,7 @@ impl SessionPolicy {
             ddl_pending: false,
             prepared: HashMap::new(),
             database: None,
+            search_paths: Vec::new(),
         }
     }
 
@@ -361,6 +369,7 @@ impl SessionPolicy {
             let masks = if self.masks.is_empty() {
                 None
             } else {
+                self.follow_search_path(sql, s, i, statements.len(), tags)?;
                 Some(self.check_masks(&text, s, tags)?)
             };
             judged.push(Judged {
@@ -383,6 +392,45 @@ impl SessionPolicy {
             }
         }
         Ok(judged)
+    }
+
+    /// Remembers a search path the statement sets (PostgreSQL), for the
+    /// names of later statements; past [`MAX_SEARCH_PATHS`] distinct
+    /// ones the statement is refused.
+    fn follow_search_path(
+        &mut self,
+        sql: &[u8],
+        s: &StatementRisk,
+        i: usize,
+        count: usize,
+        tags: TagSet,
+    ) -> Result<(), Refusal> {
+        if self.dialect != SqlDialect::Postgres {
+            return Ok(());
+        }
+        let Reading::Parsed(stmt) = &s.reading else {
+            return Ok(());
+        };
+        let Some(path) = search_path_set(stmt) else {
+            return Ok(());
+        };
+        if self.search_paths.contains(&path) {
+            return Ok(());
+        }
+        if self.search_paths.len() == MAX_SEARCH_PATHS {
+            let decision = Decision {
+                verdict: Verdict::Deny,
+                deciding: None,
+            };
+            let mut refusal = self.refusal(sql, s, i, count, tags, &decision);
+            refusal.message = format!(
+                "masking: this session has set {MAX_SEARCH_PATHS} different search paths; sqlgate follows no more"
+            );
+            refusal.hint = "qualify names with their schema, or reconnect".to_owned();
+            return Err(refusal);
+        }
+        self.search_paths.push(path);
+        Ok(())
     }
 
     /// The refusal of a statement that names a database outside the
@@ -573,10 +621,14 @@ impl SessionPolicy {
             // What a procedure returns cannot be known from its call.
             return Ok(masks(None, true, true));
         }
+        let session_catalog = super::mask::catalog::SessionCatalog {
+            snapshot: &catalog,
+            paths: &self.search_paths,
+        };
         let checked = super::mask::guard::check(
             stmt,
             self.dialect,
-            &catalog,
+            &session_catalog,
             &self.masks.iter().collect::<Vec<_>>(),
             opaque,
         )
@@ -841,4 +893,75 @@ deny   = ["ddl", "dcl", "admin", "file", "code", "unknown"]
         assert!(s.judge(b"drop table t").is_ok());
         assert!(!s.read_only());
     }
+}
+
+/// The search path a statement sets: `SET [SESSION|LOCAL] search_path
+/// ...` or `set_config('search_path', '<path>', ...)` with literal
+/// arguments.
+fn search_path_set(stmt: &sqlparser::ast::Statement) -> Option<Vec<String>> {
+    use sqlparser::ast::{
+        Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Set, Statement, Value, Visit,
+        Visitor,
+    };
+    use std::ops::ControlFlow;
+    let literal = |e: &Expr| match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let Statement::Set(Set::SingleAssignment {
+        variable, values, ..
+    }) = stmt
+    {
+        if !variable.to_string().eq_ignore_ascii_case("search_path") {
+            return None;
+        }
+        let mut path = Vec::new();
+        for v in values {
+            match v {
+                Expr::Identifier(i) => path.push(super::mask::lineage::norm(i)),
+                other => path.extend(super::mask::catalog::parse_search_path(
+                    &literal(other).unwrap_or_else(|| other.to_string()),
+                )),
+            }
+        }
+        return Some(path);
+    }
+    struct SetConfig(Option<Vec<String>>);
+    impl Visitor for SetConfig {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            let Expr::Function(f) = e else {
+                return ControlFlow::Continue(());
+            };
+            let name = f.name.to_string().to_ascii_lowercase();
+            if name != "set_config" && name != "pg_catalog.set_config" {
+                return ControlFlow::Continue(());
+            }
+            let FunctionArguments::List(l) = &f.args else {
+                return ControlFlow::Continue(());
+            };
+            let arg = |i: usize| match l.args.get(i) {
+                Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))) => {
+                    match &v.value {
+                        Value::SingleQuotedString(s) => Some(s.clone()),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            if arg(0).is_some_and(|n| n.eq_ignore_ascii_case("search_path")) {
+                if let Some(v) = arg(1) {
+                    self.0 = Some(super::mask::catalog::parse_search_path(&v));
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut found = SetConfig(None);
+    let _ = stmt.visit(&mut found);
+    found.0
 }

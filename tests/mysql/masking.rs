@@ -462,3 +462,43 @@ async fn sql_prepare_of_a_harmless_read_runs_and_of_a_masked_one_is_refused() {
         }
     }
 }
+
+#[tokio::test]
+async fn use_of_the_targets_database_keeps_names_resolving() {
+    let my = mariadb::shared();
+    let mut direct = conn(&my.direct_url()).await;
+    direct
+        .query_drop(
+            "CREATE OR REPLACE TABLE mask_used (id INT, email TEXT); \
+             INSERT INTO mask_used VALUES (1, 'zqxuse7@leak.test')",
+        )
+        .await
+        .unwrap();
+    let mut config = TestConfig::mysql(my);
+    config.with_example_policy(
+        &["app"],
+        "[[mask]]\ncolumns = [\"app.mask_used.email\"]\nfunction = \"redact\"\n",
+    );
+    let gw = config.start().await;
+    gw.catalog_has("mask_used").await;
+    let mut bot = conn(&gw.mysql_url("bot", "bot-pw", "app")).await;
+    let mut results = bot
+        .query_iter("USE app; SELECT id, LOWER(email) FROM mask_used")
+        .await
+        .unwrap();
+    let mut got: Vec<(i64, String)> = Vec::new();
+    while !results.is_empty() {
+        let set: Vec<(i64, String)> = results.collect().await.unwrap();
+        got.extend(set);
+    }
+    drop(results);
+    assert_eq!(got, vec![(1, "***".to_owned())]);
+    bot.query_drop("USE app").await.unwrap();
+    let got: Vec<(i64, String)> = bot
+        .query("SELECT id, LOWER(email) FROM mask_used")
+        .await
+        .unwrap();
+    assert_eq!(got, vec![(1, "***".to_owned())]);
+    // Another database is out of the target's reach either way.
+    assert!(bot.query_drop("USE mysql").await.is_err());
+}

@@ -461,3 +461,63 @@ async fn set_returning_functions_table_and_only_run_for_a_masked_identity() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_search_path_the_session_sets_is_followed_and_never_guessed() {
+    let server = pg::shared();
+    let direct = connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "DROP SCHEMA IF EXISTS crm CASCADE; CREATE SCHEMA crm; \
+             CREATE TABLE crm.people (id int, email text); \
+             INSERT INTO crm.people VALUES (1, 'zqxpath7@leak.test'); \
+             DROP TABLE IF EXISTS public.path_twin; CREATE TABLE public.path_twin (id int); \
+             CREATE TABLE crm.path_twin (id int, email text); \
+             GRANT USAGE ON SCHEMA crm TO app_owner; \
+             GRANT ALL ON ALL TABLES IN SCHEMA crm TO app_owner; \
+             GRANT ALL ON public.path_twin TO app_owner",
+        )
+        .await
+        .unwrap();
+    let mut config = TestConfig::new(server);
+    config.with_example_policy(
+        &["app"],
+        "[[mask]]\ncolumns = [\"crm.*.email\"]\nfunction = \"redact\"\n",
+    );
+    let gw = config.start().await;
+    gw.catalog_has("path_twin").await;
+    let bot = connect(&gw.conn_str("bot", "bot-pw", "app")).await;
+    // Before: `people` is not on the path (the server would not find it).
+    assert!(bot.simple_query("SELECT email FROM people").await.is_err());
+    for set in [
+        "SET search_path = crm, public",
+        "SELECT pg_catalog.set_config('search_path', 'crm', false)",
+    ] {
+        bot.simple_query(set).await.unwrap();
+        let rows = bot
+            .query("SELECT id, lower(email) FROM people", &[])
+            .await
+            .unwrap_or_else(|e| panic!("after {set}: {e}"));
+        assert_eq!(rows[0].get::<_, Option<String>>(1).as_deref(), Some("***"));
+    }
+    // `path_twin` is public's or crm's, depending on which of the paths
+    // the server still has: refused, never guessed.
+    let err = bot
+        .simple_query("SELECT * FROM path_twin")
+        .await
+        .unwrap_err();
+    let db = err.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "42501");
+    assert!(
+        db.message().contains("public.path_twin"),
+        "{}",
+        db.message()
+    );
+    bot.simple_query("SELECT * FROM crm.path_twin")
+        .await
+        .unwrap();
+    direct
+        .batch_execute("DROP SCHEMA crm CASCADE; DROP TABLE public.path_twin")
+        .await
+        .unwrap();
+}

@@ -188,6 +188,86 @@ impl Catalog for CatalogSnapshot {
     }
 }
 
+/// A session's view of the snapshot: unqualified names resolve under the
+/// target's search path and under every search path the session set
+/// (`SET search_path`, `set_config`), since which of them the server
+/// still has (a `SET LOCAL` ended, a transaction rolled back) is not
+/// followed. A name that resolves to one relation under all of them is
+/// that relation; one that resolves to several is ambiguous, never
+/// guessed.
+pub struct SessionCatalog<'a> {
+    /// The target's snapshot.
+    pub snapshot: &'a CatalogSnapshot,
+    /// The search paths the session set.
+    pub paths: &'a [Vec<String>],
+}
+
+impl SessionCatalog<'_> {
+    fn candidates(&self, name: &str) -> Vec<Relation> {
+        let mut found: Vec<Relation> = Vec::new();
+        let mut add = |r: Option<Relation>| {
+            if let Some(r) = r {
+                if !found
+                    .iter()
+                    .any(|f| f.schema == r.schema && f.name == r.name)
+                {
+                    found.push(r);
+                }
+            }
+        };
+        add(self.snapshot.relation(None, name));
+        for path in self.paths {
+            let implicit = (!path.iter().any(|s| s == "pg_catalog"))
+                .then_some("pg_catalog")
+                .filter(|_| self.snapshot.implicit.is_some());
+            add(implicit
+                .into_iter()
+                .chain(path.iter().map(String::as_str))
+                .find_map(|s| self.snapshot.relation(Some(s), name)));
+        }
+        found
+    }
+}
+
+impl Catalog for SessionCatalog<'_> {
+    fn relation(&self, schema: Option<&str>, name: &str) -> Option<Relation> {
+        if schema.is_some() || self.paths.is_empty() {
+            return self.snapshot.relation(schema, name);
+        }
+        let mut found = self.candidates(name);
+        (found.len() == 1).then(|| found.remove(0))
+    }
+
+    fn ambiguous(&self, name: &str) -> Option<Vec<String>> {
+        if self.paths.is_empty() {
+            return None;
+        }
+        let found = self.candidates(name);
+        (found.len() > 1).then(|| {
+            found
+                .iter()
+                .map(|r| format!("{}.{}", r.schema, r.name))
+                .collect()
+        })
+    }
+}
+
+/// The schemas of a search path as `SET search_path` or `set_config`
+/// write it (`a, "B", '$user'`): unquoted names folded, quoted kept.
+pub fn parse_search_path(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(
+            |s| match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+                Some(quoted) => quoted.replace("\"\"", "\""),
+                None => s.to_lowercase(),
+            },
+        )
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +276,52 @@ mod tests {
 
     fn row(cells: &[Option<&str>]) -> Vec<Option<String>> {
         cells.iter().map(|c| c.map(String::from)).collect()
+    }
+
+    #[test]
+    fn a_session_search_path_resolves_or_is_ambiguous() {
+        let rows = vec![
+            row(&[
+                Some("10"),
+                Some("public"),
+                Some("t"),
+                Some("r"),
+                Some("1"),
+                Some("a"),
+                None,
+            ]),
+            row(&[
+                Some("11"),
+                Some("s"),
+                Some("u"),
+                Some("r"),
+                Some("1"),
+                Some("b"),
+                None,
+            ]),
+            row(&[
+                Some("12"),
+                Some("s"),
+                Some("t"),
+                Some("r"),
+                Some("1"),
+                Some("c"),
+                None,
+            ]),
+        ];
+        let snap = CatalogSnapshot::from_pg_rows(&rows, vec!["public".into()]);
+        let paths = vec![parse_search_path("s, \"public\"")];
+        let session = SessionCatalog {
+            snapshot: &snap,
+            paths: &paths,
+        };
+        assert_eq!(session.relation(None, "u").unwrap().schema, "s");
+        assert!(session.relation(None, "t").is_none());
+        assert_eq!(
+            session.ambiguous("t"),
+            Some(vec!["public.t".to_owned(), "s.t".to_owned()])
+        );
+        assert_eq!(parse_search_path("'$user', A,\"B\""), ["'$user'", "a", "B"]);
     }
 
     #[test]

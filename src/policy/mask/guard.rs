@@ -11,7 +11,6 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{CopySource, ObjectName, SelectItem, Statement, Visit, Visitor};
 
-use super::catalog::CatalogSnapshot;
 use super::lineage::{
     norm, object_parts, output_lineage, reads_tables, relation_columns, Catalog, ColumnRef,
     OutputColumn,
@@ -51,7 +50,7 @@ pub struct Checked {
 pub fn check(
     stmt: &Statement,
     dialect: SqlDialect,
-    catalog: &CatalogSnapshot,
+    catalog: &dyn Catalog,
     rules: &[&MaskRule],
     opaque: bool,
 ) -> Result<Checked, MaskRefusal> {
@@ -170,7 +169,7 @@ pub fn check(
 fn refuse_relations(
     rels: &Relations,
     dialect: SqlDialect,
-    catalog: &CatalogSnapshot,
+    catalog: &dyn Catalog,
 ) -> Result<(), MaskRefusal> {
     if let Some(name) = rels.statistics() {
         return Err(MaskRefusal {
@@ -178,6 +177,16 @@ fn refuse_relations(
                 "{name} shows values of table columns (planner statistics), masked ones included"
             ),
             hint: "ask someone the masking rules exempt".to_owned(),
+            stale: false,
+        });
+    }
+    if let Some((name, candidates)) = rels.ambiguous(catalog) {
+        return Err(MaskRefusal {
+            message: format!(
+                "relation {name} may be any of {} for this session (its search_path changed), so masking cannot tell which columns it reads",
+                candidates.join(", ")
+            ),
+            hint: format!("qualify it with its schema ({})", candidates[0]),
             stale: false,
         });
     }
@@ -211,7 +220,7 @@ fn refuse_relations(
 fn refuse_predicates(
     stmt: &Statement,
     dialect: SqlDialect,
-    catalog: &CatalogSnapshot,
+    catalog: &dyn Catalog,
     rules: &[&MaskRule],
 ) -> Result<(), MaskRefusal> {
     // A DBA's rules: every condition and the order of rows. The built-in
@@ -261,7 +270,7 @@ fn check_plan(
     inner: &Statement,
     analyze: bool,
     dialect: SqlDialect,
-    catalog: &CatalogSnapshot,
+    catalog: &dyn Catalog,
     rules: &[&MaskRule],
 ) -> Result<Checked, MaskRefusal> {
     let rels = Relations::of(inner);
@@ -429,7 +438,7 @@ const STORING_FUNCTIONS: &[&str] = &[
 fn stores_masked(
     stmt: &Statement,
     dialect: SqlDialect,
-    catalog: &CatalogSnapshot,
+    catalog: &dyn Catalog,
     rules: &[&MaskRule],
 ) -> Option<(String, String)> {
     use sqlparser::ast::Expr;
@@ -491,7 +500,7 @@ fn stores_masked(
 fn stored_by(
     stmt: &Statement,
     dialect: SqlDialect,
-    catalog: &CatalogSnapshot,
+    catalog: &dyn Catalog,
     rules: &[&MaskRule],
 ) -> Option<(String, String)> {
     use sqlparser::ast::Expr;
@@ -759,9 +768,20 @@ impl Relations {
         rels
     }
 
+    /// An unqualified name that may be more than one relation for this
+    /// session.
+    fn ambiguous(&self, catalog: &dyn Catalog) -> Option<(String, Vec<String>)> {
+        self.names
+            .iter()
+            .find_map(|name| match object_parts(name).as_slice() {
+                [t] if !self.ctes.contains(t) => catalog.ambiguous(t).map(|c| (t.clone(), c)),
+                _ => None,
+            })
+    }
+
     /// A name that is neither a CTE of the statement, nor in the
     /// catalog, nor a system relation.
-    fn unknown(&self, catalog: &CatalogSnapshot) -> Option<String> {
+    fn unknown(&self, catalog: &dyn Catalog) -> Option<String> {
         self.names.iter().find_map(|name| {
             let parts = object_parts(name);
             let known = match parts.as_slice() {
@@ -806,7 +826,7 @@ impl Relations {
 
     /// Every base column behind every named relation (through views),
     /// and the texts of the metadata functions it calls.
-    fn columns(&self, dialect: SqlDialect, catalog: &CatalogSnapshot) -> Vec<ColumnRef> {
+    fn columns(&self, dialect: SqlDialect, catalog: &dyn Catalog) -> Vec<ColumnRef> {
         let mut out: Vec<ColumnRef> = self
             .names
             .iter()
@@ -835,7 +855,7 @@ impl Relations {
 fn result_columns(
     stmt: &Statement,
     dialect: SqlDialect,
-    catalog: &CatalogSnapshot,
+    catalog: &dyn Catalog,
 ) -> Vec<OutputColumn> {
     match stmt {
         Statement::Copy {
@@ -1021,7 +1041,7 @@ fn filters_of(s: &sqlparser::ast::Select) -> Vec<sqlparser::ast::Expr> {
 fn predicate_on_masked(
     stmt: &Statement,
     dialect: SqlDialect,
-    catalog: &CatalogSnapshot,
+    catalog: &dyn Catalog,
     rules: &[&MaskRule],
     order_by: bool,
 ) -> Option<(ColumnRef, String)> {

@@ -106,6 +106,13 @@ pub struct Relation {
 pub trait Catalog {
     /// The relation a (possibly schema-qualified) name resolves to.
     fn relation(&self, schema: Option<&str>, name: &str) -> Option<Relation>;
+
+    /// The relations an unqualified name may be for this session (more
+    /// than one: it changed its search path, and which one the server
+    /// resolves depends on what the server kept of that).
+    fn ambiguous(&self, _name: &str) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// Why lineage could not be computed at all.
