@@ -1206,6 +1206,7 @@ fn predicate_on_masked(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::mask::catalog::CatalogSnapshot;
     use crate::policy::mask::functions::MaskFunction;
     use crate::policy::mask::rules::{column_pattern, OnUnknown};
 
