@@ -411,7 +411,7 @@ impl SessionPolicy {
         let Reading::Parsed(stmt) = &s.reading else {
             return Ok(());
         };
-        let Some(path) = search_path_set(stmt) else {
+        let Some(path) = super::mask::search_path::set_by(stmt) else {
             return Ok(());
         };
         if self.search_paths.contains(&path) {
@@ -893,75 +893,4 @@ deny   = ["ddl", "dcl", "admin", "file", "code", "unknown"]
         assert!(s.judge(b"drop table t").is_ok());
         assert!(!s.read_only());
     }
-}
-
-/// The search path a statement sets: `SET [SESSION|LOCAL] search_path
-/// ...` or `set_config('search_path', '<path>', ...)` with literal
-/// arguments.
-fn search_path_set(stmt: &sqlparser::ast::Statement) -> Option<Vec<String>> {
-    use sqlparser::ast::{
-        Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Set, Statement, Value, Visit,
-        Visitor,
-    };
-    use std::ops::ControlFlow;
-    let literal = |e: &Expr| match e {
-        Expr::Value(v) => match &v.value {
-            Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => Some(s.clone()),
-            _ => None,
-        },
-        _ => None,
-    };
-    if let Statement::Set(Set::SingleAssignment {
-        variable, values, ..
-    }) = stmt
-    {
-        if !variable.to_string().eq_ignore_ascii_case("search_path") {
-            return None;
-        }
-        let mut path = Vec::new();
-        for v in values {
-            match v {
-                Expr::Identifier(i) => path.push(super::mask::lineage::norm(i)),
-                other => path.extend(super::mask::catalog::parse_search_path(
-                    &literal(other).unwrap_or_else(|| other.to_string()),
-                )),
-            }
-        }
-        return Some(path);
-    }
-    struct SetConfig(Option<Vec<String>>);
-    impl Visitor for SetConfig {
-        type Break = ();
-        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-            let Expr::Function(f) = e else {
-                return ControlFlow::Continue(());
-            };
-            let name = f.name.to_string().to_ascii_lowercase();
-            if name != "set_config" && name != "pg_catalog.set_config" {
-                return ControlFlow::Continue(());
-            }
-            let FunctionArguments::List(l) = &f.args else {
-                return ControlFlow::Continue(());
-            };
-            let arg = |i: usize| match l.args.get(i) {
-                Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))) => {
-                    match &v.value {
-                        Value::SingleQuotedString(s) => Some(s.clone()),
-                        _ => None,
-                    }
-                }
-                _ => None,
-            };
-            if arg(0).is_some_and(|n| n.eq_ignore_ascii_case("search_path")) {
-                if let Some(v) = arg(1) {
-                    self.0 = Some(super::mask::catalog::parse_search_path(&v));
-                    return ControlFlow::Break(());
-                }
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut found = SetConfig(None);
-    let _ = stmt.visit(&mut found);
-    found.0
 }

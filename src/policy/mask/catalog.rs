@@ -252,22 +252,6 @@ impl Catalog for SessionCatalog<'_> {
     }
 }
 
-/// The schemas of a search path as `SET search_path` or `set_config`
-/// write it (`a, "B", '$user'`): unquoted names folded, quoted kept.
-pub fn parse_search_path(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(
-            |s| match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-                Some(quoted) => quoted.replace("\"\"", "\""),
-                None => s.to_lowercase(),
-            },
-        )
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,7 +294,7 @@ mod tests {
             ]),
         ];
         let snap = CatalogSnapshot::from_pg_rows(&rows, vec!["public".into()]);
-        let paths = vec![parse_search_path("s, \"public\"")];
+        let paths = vec![super::super::search_path::parse("s, \"public\"")];
         let session = SessionCatalog {
             snapshot: &snap,
             paths: &paths,
@@ -321,7 +305,10 @@ mod tests {
             session.ambiguous("t"),
             Some(vec!["public.t".to_owned(), "s.t".to_owned()])
         );
-        assert_eq!(parse_search_path("'$user', A,\"B\""), ["'$user'", "a", "B"]);
+        assert_eq!(
+            super::super::search_path::parse("'$user', A,\"B\""),
+            ["'$user'", "a", "B"]
+        );
     }
 
     #[test]

@@ -9,3 +9,4 @@ pub mod lineage;
 pub mod metadata;
 pub mod result;
 pub mod rules;
+pub mod search_path;
