@@ -236,6 +236,8 @@ pub struct SessionPolicy {
     /// A MySQL target's database: statements reach no other
     /// (`policy::reach`).
     database: Option<String>,
+    /// User functions the policy declares reads (`[functions] read`).
+    read_functions: Arc<Vec<String>>,
     /// PostgreSQL: the search paths this masking session set, under
     /// which its unqualified names may resolve (`mask::catalog::
     /// SessionCatalog`).
@@ -266,6 +268,7 @@ impl SessionPolicy {
             ddl_pending: false,
             prepared: HashMap::new(),
             database: None,
+            read_functions: Arc::new(Vec::new()),
             search_paths: Vec::new(),
         }
     }
@@ -299,6 +302,7 @@ impl SessionPolicy {
                 }
                 self.masks = Arc::new(masks);
                 self.masked_target = policy.masks.iter().any(|m| m.covers_target(&self.target));
+                self.read_functions = Arc::new(policy.read_functions.clone());
                 Some(table)
             }
         }
@@ -324,6 +328,7 @@ impl SessionPolicy {
         // What this text prepares, visible to its own later EXECUTEs.
         let mut defined: HashMap<&str, TagSet> = HashMap::new();
         for (i, s) in statements.iter().enumerate() {
+            let base = self.tags_of(s);
             let tags = match &s.risk.prepared {
                 Some(Prepared::Execute(name)) => {
                     let mut tags = s.risk.tags;
@@ -338,9 +343,9 @@ impl SessionPolicy {
                 }
                 Some(Prepared::Define(name, tags)) => {
                     defined.insert(name, *tags);
-                    s.risk.tags
+                    base
                 }
-                _ => s.risk.tags,
+                _ => base,
             };
             let readable = !matches!(s.reading, Reading::Unreadable(_));
             let decision = match &table {
@@ -392,6 +397,20 @@ impl SessionPolicy {
             }
         }
         Ok(judged)
+    }
+
+    /// A statement's tags, calls of functions the policy declares reads
+    /// judged as reads (`policy::declared`).
+    pub fn tags_of(&self, s: &StatementRisk) -> TagSet {
+        match &s.reading {
+            Reading::Parsed(stmt)
+                if !self.read_functions.is_empty() && s.risk.tags.contains(Tag::CodeFunction) =>
+            {
+                super::declared::tags(stmt, self.dialect, &self.read_functions)
+                    .unwrap_or(s.risk.tags)
+            }
+            _ => s.risk.tags,
+        }
     }
 
     /// Remembers a search path the statement sets (PostgreSQL), for the
@@ -517,7 +536,9 @@ impl SessionPolicy {
         // anonymous blocks): what it returns or says may carry masked
         // values. MySQL's SHOW WARNINGS / SHOW ERRORS repeat messages of
         // earlier statements, which may quote values.
-        let opaque = tags.iter().any(|t| t.name().starts_with("code."));
+        // (A function declared a read is still code to masking.)
+        let opaque = tags.iter().any(|t| t.name().starts_with("code."))
+            || s.risk.tags.contains(Tag::CodeFunction);
         // Code the identity writes itself runs with its reads unseen and
         // can put what it reads anywhere: not where masking applies.
         let routine = words.first().is_some_and(|w| w == "CREATE")

@@ -6,6 +6,7 @@
 pub mod builtins;
 pub mod classify;
 mod corpus;
+pub mod declared;
 pub mod engine;
 pub mod explain;
 pub mod literals;

@@ -759,7 +759,9 @@ fn builtin_operator(op: &BinaryOperator) -> bool {
     }
 }
 
-fn name_tags(dialect: SqlDialect, name: &ObjectName) -> TagSet {
+/// The tags of calling a function by this name (`code.function` for a
+/// user's).
+pub(crate) fn name_tags(dialect: SqlDialect, name: &ObjectName) -> TagSet {
     // A quoted name that is not all lower case is not a built-in: the
     // server matches it exactly, so `"LOWER"(x)` calls a user function.
     if name.0.iter().any(|p| {

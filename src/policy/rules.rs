@@ -125,6 +125,9 @@ pub struct Policy {
     pub files: Vec<PathBuf>,
     /// `[[mask]]` rules in file order.
     pub masks: Vec<MaskRule>,
+    /// `[functions] read`: user functions a DBA declares reads
+    /// (`schema.name` or `name`, lower case).
+    pub read_functions: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +138,13 @@ struct RawFile {
     defaults: Option<Spanned<RawDefaults>>,
     #[serde(default, rename = "mask")]
     masks: Vec<Spanned<RawMask>>,
+    functions: Option<RawFunctions>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFunctions {
+    read: Spanned<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,9 +216,10 @@ impl Policy {
                 }
             };
             let mut p = Problems::new(&file, &text);
-            if let Some((rules, masks, defaults)) = parse_file(&text, &mut p) {
+            if let Some((rules, masks, defaults, reads)) = parse_file(&text, &mut p) {
                 policy.rules.extend(rules);
                 policy.masks.extend(masks);
+                policy.read_functions.extend(reads);
                 if let Some((defaults, span)) = defaults {
                     if let Some(earlier) = &defaults_from {
                         p.at(
@@ -276,11 +287,13 @@ impl Policy {
     }
 }
 
-/// A file's rules, masks and `[defaults]` (with where they are written).
+/// A file's rules, masks, `[defaults]` (with where they are written) and
+/// declared read functions.
 type ParsedFile = (
     Vec<Rule>,
     Vec<MaskRule>,
     Option<(Defaults, std::ops::Range<usize>)>,
+    Vec<String>,
 );
 
 fn parse_file(text: &str, p: &mut Problems) -> Option<ParsedFile> {
@@ -394,7 +407,22 @@ fn parse_file(text: &str, p: &mut Problems) -> Option<ParsedFile> {
         .enumerate()
         .filter_map(|(i, m)| mask_rule(i, m, p))
         .collect();
-    Some((rules, masks, defaults))
+    let mut reads = Vec::new();
+    if let Some(f) = raw.functions {
+        for name in f.read.get_ref() {
+            let parts: Vec<&str> = name.split('.').collect();
+            if parts.len() > 2 || parts.iter().any(|p| p.trim().is_empty() || p.contains('*')) {
+                p.at(
+                    f.read.span(),
+                    "functions.read",
+                    format!("\"{name}\" must be a function's name or schema.name (no patterns)"),
+                );
+                continue;
+            }
+            reads.push(name.to_lowercase());
+        }
+    }
+    Some((rules, masks, defaults, reads))
 }
 
 fn mask_rule(index: usize, spanned: Spanned<RawMask>, p: &mut Problems) -> Option<MaskRule> {

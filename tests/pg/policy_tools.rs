@@ -322,3 +322,61 @@ async fn pg_dump_schema_only_runs_for_a_masked_agent() {
     let dump = String::from_utf8_lossy(&out.stdout);
     assert!(dump.contains("CREATE TABLE public.dump_people"), "{dump}");
 }
+
+#[tokio::test]
+async fn functions_a_dba_declares_reads_run_for_a_read_only_agent_and_stay_code_to_masking() {
+    let server = pg::shared();
+    let direct = connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS fn_people; \
+             CREATE TABLE fn_people (id int, name text, email text); \
+             INSERT INTO fn_people VALUES (1, 'Ann Lee', 'zqxfn7@leak.test'); \
+             CREATE OR REPLACE FUNCTION slug(text) RETURNS text IMMUTABLE LANGUAGE sql \
+                AS $$ SELECT replace(lower($1), ' ', '-') $$; \
+             CREATE OR REPLACE FUNCTION undeclared(text) RETURNS text IMMUTABLE LANGUAGE sql \
+                AS $$ SELECT $1 $$; \
+             GRANT ALL ON fn_people TO app_owner",
+        )
+        .await
+        .unwrap();
+    let mut cfg = TestConfig::new(server);
+    cfg.with_example_policy(&["app"], "[functions]\nread = [\"public.slug\"]\n");
+    let gw = cfg.start().await;
+    let bot = connect(&gw.conn_str("bot", "bot-pw", "app")).await;
+    let row = bot
+        .query_one("SELECT slug(name) FROM fn_people", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "ann-lee");
+    // Not declared: code, which the agents' rule denies.
+    let e = bot
+        .query_one("SELECT undeclared(name) FROM fn_people", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.as_db_error().unwrap().code().code(), "42501");
+    drop(gw);
+
+    // Declared a read, but its reads are unknown to masking: where masks
+    // apply, refused rather than run unmasked.
+    let mut cfg = TestConfig::new(server);
+    cfg.with_example_policy(
+        &["app"],
+        "[functions]\nread = [\"public.slug\"]\n\n\
+         [[mask]]\ncolumns = [\"public.fn_people.email\"]\nfunction = \"redact\"\n",
+    );
+    let gw = cfg.start().await;
+    gw.catalog_has("fn_people").await;
+    let bot = connect(&gw.conn_str("bot", "bot-pw", "app")).await;
+    for sql in [
+        "SELECT slug(email) FROM fn_people",
+        "SELECT slug(name) FROM fn_people",
+    ] {
+        let e = bot.query_one(sql, &[]).await.unwrap_err();
+        assert_eq!(e.as_db_error().unwrap().code().code(), "42501", "{sql}");
+    }
+    direct
+        .batch_execute("DROP TABLE fn_people; DROP FUNCTION slug(text), undeclared(text)")
+        .await
+        .unwrap();
+}
