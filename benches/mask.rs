@@ -60,6 +60,7 @@ fn active(function: MaskFunction) -> ActiveMask {
                 },
             ]),
             named: None,
+            names: Vec::new(),
             reads_masked: true,
             opaque: false,
             rules: Arc::new(vec![rule]),

@@ -165,6 +165,7 @@ impl Judge {
         let judged = if self.masking_now_applies() {
             Err(Refusal {
                 verdict: crate::policy::rules::Verdict::Deny,
+                by: crate::policy::engine::RefusedBy::Masking,
                 message: format!(
                     "masking rules now apply to user \"{}\" on target \"{}\" (the policy was reloaded)",
                     self.user, self.target
@@ -307,6 +308,7 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
                 if masking && judged.len() > 1 && sql.windows(3).any(|w| w == b"/*!") {
                     return Err(Refusal {
                         verdict: crate::policy::rules::Verdict::Deny,
+                        by: crate::policy::engine::RefusedBy::Masking,
                         message: "masking: executable comments (/*! ... */) in a text of several statements".to_owned(),
                         detail: "where masking rules apply, each result must be tied to its statement".to_owned(),
                         hint: "send the statements one by one".to_owned(),

@@ -157,6 +157,8 @@ fn run() -> anyhow::Result<ExitCode> {
                 sqlgate::config::TargetKind::Postgres => SqlDialect::Postgres,
                 sqlgate::config::TargetKind::Mysql => SqlDialect::Mysql,
             };
+            // A MySQL target's statements reach its database only.
+            let database = (dialect == SqlDialect::Mysql).then(|| t.database.clone());
             let groups = config
                 .users
                 .iter()
@@ -192,6 +194,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 &user,
                 &groups,
                 &target,
+                database.as_deref(),
                 &sql,
                 catalog.as_ref().map(|r| r.as_ref().map_err(Clone::clone)),
             );

@@ -192,6 +192,8 @@ impl Drop for SessionPolicy {
 pub struct Refusal {
     /// Deny or review.
     pub verdict: Verdict,
+    /// What refused it.
+    pub by: RefusedBy,
     /// One line: what was refused and by what.
     pub message: String,
     /// The statement and its tags.
@@ -200,6 +202,17 @@ pub struct Refusal {
     pub hint: String,
     /// 1-based character position of the statement in the text.
     pub position: usize,
+}
+
+/// What refused a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedBy {
+    /// The verdict of its tags.
+    Policy,
+    /// It names a database outside its MySQL target.
+    Reach,
+    /// Masking cannot follow it (or what it would return or store).
+    Masking,
 }
 
 /// One statement's judgement, for logs and `sqlgate explain`.
@@ -317,72 +330,9 @@ impl SessionPolicy {
     /// Judges every statement of a text; all must be allowed for any to
     /// run. Returns each statement's judgement.
     pub fn judge(&mut self, sql: &[u8]) -> Result<Vec<Judged>, Refusal> {
-        let statements = self.engine.classify(self.dialect, sql);
-        let table = self.table();
-        if std::mem::take(&mut self.ddl_pending) {
-            self.engine.want_catalog(&self.target);
-        }
-        let mut judged = Vec::with_capacity(statements.len());
-        // Once per text: statements are judged in time linear in it.
-        let text = String::from_utf8_lossy(sql);
-        // What this text prepares, visible to its own later EXECUTEs.
-        let mut defined: HashMap<&str, TagSet> = HashMap::new();
-        for (i, s) in statements.iter().enumerate() {
-            let base = self.tags_of(s);
-            let tags = match &s.risk.prepared {
-                Some(Prepared::Execute(name)) => {
-                    let mut tags = s.risk.tags;
-                    tags.extend(
-                        defined
-                            .get(name.as_str())
-                            .or_else(|| self.prepared.get(name))
-                            .copied()
-                            .unwrap_or(TagSet::of(Tag::Unknown)),
-                    );
-                    tags
-                }
-                Some(Prepared::Define(name, tags)) => {
-                    defined.insert(name, *tags);
-                    base
-                }
-                _ => base,
-            };
-            let readable = !matches!(s.reading, Reading::Unreadable(_));
-            let decision = match &table {
-                Some(t) => t.decide(tags, readable),
-                None if tags.contains(Tag::AdminSecrets) => super::rules::secrets_refusal(),
-                None => Decision {
-                    verdict: Verdict::Allow,
-                    deciding: None,
-                },
-            };
-            if decision.verdict != Verdict::Allow {
-                return Err(self.refusal(sql, s, i, statements.len(), tags, &decision));
-            }
-            if let Some(db) = &self.database {
-                let stmt = match &s.reading {
-                    Reading::Parsed(stmt) => Some(stmt.as_ref()),
-                    _ => None,
-                };
-                if let Some(other) = super::reach::outside(stmt, s.excerpt(&text), db) {
-                    return Err(self.out_of_reach(sql, s, &other));
-                }
-            }
-            if self.masked_target && tags.iter().any(|t| t.name().starts_with("ddl.")) {
-                self.ddl_pending = true;
-            }
-            let masks = if self.masks.is_empty() {
-                None
-            } else {
-                self.follow_search_path(sql, s, i, statements.len(), tags)?;
-                Some(self.check_masks(&text, s, tags)?)
-            };
-            judged.push(Judged {
-                statement: s.clone(),
-                tags,
-                decision,
-                masks,
-            });
+        let mut judged = Vec::new();
+        for outcome in self.judge_statements(sql, true) {
+            judged.push(outcome?);
         }
         for j in &judged {
             match &j.statement.risk.prepared {
@@ -397,6 +347,100 @@ impl SessionPolicy {
             }
         }
         Ok(judged)
+    }
+
+    /// Each statement's judgement, in order: the live path stops at the
+    /// first refusal (`stop`), `sqlgate explain` goes on to show every
+    /// statement — one judge for both, so they never disagree.
+    pub fn judge_statements(&mut self, sql: &[u8], stop: bool) -> Vec<Result<Judged, Refusal>> {
+        let statements = self.engine.classify(self.dialect, sql);
+        let table = self.table();
+        if std::mem::take(&mut self.ddl_pending) {
+            self.engine.want_catalog(&self.target);
+        }
+        let mut out = Vec::with_capacity(statements.len());
+        // Once per text: statements are judged in time linear in it.
+        let text = String::from_utf8_lossy(sql);
+        // What this text prepares, visible to its own later EXECUTEs.
+        let mut defined: HashMap<&str, TagSet> = HashMap::new();
+        for (i, s) in statements.iter().enumerate() {
+            let outcome =
+                self.judge_one(sql, &text, (i, statements.len()), s, &table, &mut defined);
+            let refused = outcome.is_err();
+            out.push(outcome);
+            if refused && stop {
+                break;
+            }
+        }
+        out
+    }
+
+    /// One statement of a text (`at`: its index and the text's count).
+    fn judge_one<'s>(
+        &mut self,
+        sql: &[u8],
+        text: &str,
+        at: (usize, usize),
+        s: &'s StatementRisk,
+        table: &Option<Arc<Table>>,
+        defined: &mut HashMap<&'s str, TagSet>,
+    ) -> Result<Judged, Refusal> {
+        let (i, count) = at;
+        let base = self.tags_of(s);
+        let tags = match &s.risk.prepared {
+            Some(Prepared::Execute(name)) => {
+                let mut tags = s.risk.tags;
+                tags.extend(
+                    defined
+                        .get(name.as_str())
+                        .or_else(|| self.prepared.get(name))
+                        .copied()
+                        .unwrap_or(TagSet::of(Tag::Unknown)),
+                );
+                tags
+            }
+            Some(Prepared::Define(name, tags)) => {
+                defined.insert(name, *tags);
+                base
+            }
+            _ => base,
+        };
+        let readable = !matches!(s.reading, Reading::Unreadable(_));
+        let decision = match table {
+            Some(t) => t.decide(tags, readable),
+            None if tags.contains(Tag::AdminSecrets) => super::rules::secrets_refusal(),
+            None => Decision {
+                verdict: Verdict::Allow,
+                deciding: None,
+            },
+        };
+        if decision.verdict != Verdict::Allow {
+            return Err(self.refusal(sql, s, i, count, tags, &decision));
+        }
+        if let Some(db) = &self.database {
+            let stmt = match &s.reading {
+                Reading::Parsed(stmt) => Some(stmt.as_ref()),
+                _ => None,
+            };
+            if let Some(other) = super::reach::outside(stmt, s.excerpt(text), db) {
+                return Err(self.out_of_reach(sql, s, &other));
+            }
+        }
+        if self.masked_target && tags.iter().any(|t| t.name().starts_with("ddl.")) {
+            self.ddl_pending = true;
+        }
+        let masks = if self.masks.is_empty() {
+            None
+        } else {
+            self.follow_search_path(sql, s, i, count, tags)?;
+            Some(self.check_masks(text, s, tags)?)
+        };
+        Ok(Judged {
+            statement: s.clone(),
+            tags,
+            decision,
+            masks,
+        })
     }
 
     /// A statement's tags, calls of functions the policy declares reads
@@ -442,6 +486,7 @@ impl SessionPolicy {
                 deciding: None,
             };
             let mut refusal = self.refusal(sql, s, i, count, tags, &decision);
+            refusal.by = RefusedBy::Masking;
             refusal.message = format!(
                 "masking: this session has set {MAX_SEARCH_PATHS} different search paths; sqlgate follows no more"
             );
@@ -459,6 +504,7 @@ impl SessionPolicy {
         let db = self.database.as_deref().unwrap_or_default();
         Refusal {
             verdict: Verdict::Deny,
+            by: RefusedBy::Reach,
             message: format!(
                 "database `{other}` is outside target \"{}\" (database `{db}`)",
                 self.target
@@ -482,7 +528,15 @@ impl SessionPolicy {
             rules: self.masks.clone(),
             procedure: false,
             named: None,
+            names: Vec::new(),
         }
+    }
+
+    /// The names of the masking rules that apply (the built-in ones
+    /// included).
+    pub fn mask_rule_names(&mut self) -> Vec<String> {
+        self.table();
+        self.masks.iter().map(|m| m.name.clone()).collect()
     }
 
     /// Whether masking rules apply to this identity on this target.
@@ -512,6 +566,7 @@ impl SessionPolicy {
         let excerpt = s.excerpt(text);
         let refuse = |message: String, hint: String| Refusal {
             verdict: Verdict::Deny,
+            by: RefusedBy::Masking,
             detail: format!(
                 "statement: {} [tags: {tags}]",
                 excerpt.chars().take(200).collect::<String>()
@@ -565,6 +620,7 @@ impl SessionPolicy {
             rules: self.masks.clone(),
             procedure,
             named: None,
+            names: Vec::new(),
         };
         if self.dialect == SqlDialect::Mysql && !diagnostics {
             if let Some(named) = self.show_masks(excerpt, s, &words) {
@@ -661,6 +717,7 @@ impl SessionPolicy {
         })?;
         Ok(StatementMasks {
             named: checked.named,
+            names: checked.names,
             ..masks(checked.plan, checked.reads_masked || opaque, false)
         })
     }
@@ -715,6 +772,7 @@ impl SessionPolicy {
             rules: self.masks.clone(),
             procedure: false,
             named: Some(super::mask::metadata::NamedTexts::Show(self.dialect)),
+            names: Vec::new(),
         }))
     }
 
@@ -807,6 +865,7 @@ impl SessionPolicy {
         };
         Refusal {
             verdict: decision.verdict,
+            by: RefusedBy::Policy,
             message,
             detail: format!("{which}: {excerpt} [tags: {tag_list}]"),
             hint,

@@ -3,55 +3,71 @@
 
 use serde_json::{json, Value};
 
-use super::classify::{classify_text, Reading, StatementRisk};
+use std::sync::Arc;
+
+use super::classify::{classify_text, Reading};
+use super::engine::{Engine, RefusedBy, SessionPolicy};
 use super::mask::catalog::CatalogSnapshot;
-use super::mask::guard;
-use super::mask::result::for_derived;
-use super::mask::rules::{ColumnPlan, MaskRule};
+use super::mask::result::{for_derived, StatementMasks};
+use super::mask::rules::ColumnPlan;
 use super::parse::SqlDialect;
 use super::risk::Prepared;
 use super::rules::{Policy, Verdict};
 use super::tags::Tag;
-use super::tags::TagSet;
 
 /// The target's catalog for the masking plan: read, or why not.
 pub type CatalogRead<'a> = Result<&'a CatalogSnapshot, String>;
 
-/// Explains `sql` for `user` (in `groups`) on `target`. `policy` is
+/// Explains `sql` for `user` (in `groups`) on `target` (`database`: a
+/// MySQL target's, which statements may not reach beyond). `policy` is
 /// `None` when none is configured; `catalog` is the target's catalog when
-/// masking rules apply to the identity there.
+/// masking rules apply to the identity there. The verdicts are the
+/// gateway's own: the text is judged by a session's judge
+/// (`SessionPolicy::judge_statements`), which here goes on past a
+/// refusal to show every statement.
+#[allow(clippy::too_many_arguments)]
 pub fn explain(
     policy: Option<&Policy>,
     dialect: SqlDialect,
     user: &str,
     groups: &[String],
     target: &str,
+    database: Option<&str>,
     sql: &str,
     catalog: Option<CatalogRead>,
 ) -> Value {
     let table = policy.map(|p| p.table(user, groups, target));
-    let masks: Vec<&MaskRule> = policy
-        .map(|p| {
-            p.masks
-                .iter()
-                .filter(|m| m.applies(user, groups, target))
-                .collect()
-        })
-        .unwrap_or_default();
-    let statements: Vec<Value> = classify_text(dialect, sql.as_bytes())
+    let engine = Arc::new(Engine::new(policy.cloned(), 64));
+    if let Some(Ok(snapshot)) = &catalog {
+        engine.set_catalog(target, (*snapshot).clone());
+    }
+    let mut session = SessionPolicy::new(engine, dialect, user, groups, target);
+    if let Some(db) = database {
+        session = session.confined_to(db);
+    }
+    let masking = session.masking();
+    let outcomes = session.judge_statements(sql.as_bytes(), false);
+    let classified = classify_text(dialect, sql.as_bytes());
+    let statements: Vec<Value> = classified
         .iter()
-        .map(|s| {
-            let readable = !matches!(s.reading, Reading::Unreadable(_));
-            let mut tags = s.risk.tags;
-            let mut note = None;
-            if let Some(Prepared::Execute(name)) = &s.risk.prepared {
-                // Outside a session nothing is prepared: what the gateway
-                // does with an EXECUTE of a name it has not seen.
-                tags.insert(Tag::Unknown);
-                note = Some(format!(
+        .zip(&outcomes)
+        .map(|(s, outcome)| {
+            let tags = match outcome {
+                Ok(j) => j.tags,
+                Err(_) => {
+                    let mut tags = session.tags_of(s);
+                    if matches!(s.risk.prepared, Some(Prepared::Execute(_))) {
+                        tags.insert(Tag::Unknown);
+                    }
+                    tags
+                }
+            };
+            let note = match &s.risk.prepared {
+                Some(Prepared::Execute(name)) => Some(format!(
                     "EXECUTE {name}: in a session, the tags of what PREPARE {name} prepared"
-                ));
-            }
+                )),
+                _ => None,
+            };
             let reading = match &s.reading {
                 Reading::Parsed(_) => "parsed".to_owned(),
                 Reading::Keywords => "recognised by its leading keywords".to_owned(),
@@ -73,31 +89,45 @@ pub fn explain(
                                     "entry": "no policy configured" }),
                 })
                 .collect();
-            let verdict = table
-                .as_ref()
-                .map_or(Verdict::Allow, |t| t.decide(tags, readable).verdict);
+            let (verdict, refusal) = match outcome {
+                Ok(_) => (Verdict::Allow, Value::Null),
+                Err(r) => (
+                    r.verdict,
+                    json!({ "by": format!("{:?}", r.by).to_lowercase(), "message": r.message,
+                            "hint": r.hint }),
+                ),
+            };
+            let masking_json = match outcome {
+                _ if !masking => Value::Null,
+                Ok(j) => masking_plan(j.masks.as_ref()),
+                Err(r) if r.by == RefusedBy::Masking => {
+                    json!({ "refused": r.message, "hint": r.hint })
+                }
+                Err(_) => Value::Null,
+            };
             json!({
                 "statement": s.excerpt(sql),
                 "position": s.start + 1,
                 "reading": reading,
                 "tags": tags.iter().map(Tag::name).collect::<Vec<_>>(),
                 "verdict": verdict.as_str(),
+                "refusal": refusal,
                 "by_tag": per_tag,
                 "note": note,
-                "masking": masking_plan(s, tags, dialect, &masks, catalog.as_ref()),
+                "masking": masking_json,
             })
         })
         .collect();
-    let verdict = statements
+    // The text's verdict is its first refused statement's, as the
+    // gateway refuses the whole text there.
+    let verdict = outcomes
         .iter()
-        .filter_map(|s| s["verdict"].as_str())
-        .map(|v| match v {
-            "deny" => Verdict::Deny,
-            "review" => Verdict::Review,
-            _ => Verdict::Allow,
-        })
-        .max()
+        .find_map(|o| o.as_ref().err().map(|r| r.verdict))
         .unwrap_or(Verdict::Allow);
+    let catalog_error = match &catalog {
+        Some(Err(e)) => Some(format!("the target's catalog could not be read ({e})")),
+        _ => None,
+    };
     json!({
         "user": user,
         "groups": groups,
@@ -106,74 +136,62 @@ pub fn explain(
         "policy": policy.is_some(),
         "matching_rules": table.as_ref().map(|t| t.rules.clone()).unwrap_or_default(),
         "read_only_session": table.as_ref().is_some_and(|t| t.read_only()),
-        "masking_rules": masks.iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+        "masking_rules": session.mask_rule_names(),
+        "catalog_error": catalog_error,
         "verdict": verdict.as_str(),
         "statements": statements,
     })
 }
 
-/// The masking plan of one statement: each output column masked by which
-/// rule and function, and why — or why masking refuses the statement.
-fn masking_plan(
-    s: &StatementRisk,
-    tags: TagSet,
-    dialect: SqlDialect,
-    masks: &[&MaskRule],
-    catalog: Option<&CatalogRead>,
-) -> Value {
-    if masks.is_empty() {
+/// The masking plan of one allowed statement: each output column masked
+/// by which rule and function, and why.
+fn masking_plan(masks: Option<&StatementMasks>) -> Value {
+    let Some(m) = masks else {
         return Value::Null;
-    }
-    let catalog = match catalog {
-        Some(Ok(c)) => *c,
-        Some(Err(e)) => {
-            return json!({ "note": format!("no plan: the target's catalog could not be read ({e})") })
-        }
-        None => return json!({ "note": "no plan: the target's catalog was not read" }),
     };
-    let Reading::Parsed(stmt) = &s.reading else {
-        return json!({ "note": "not parsed: result columns without a table column behind them are redacted" });
-    };
-    let opaque = tags.iter().any(|t| t.name().starts_with("code."));
-    match guard::check(stmt, dialect, catalog, masks, opaque) {
-        Err(r) => json!({ "refused": r.message, "hint": r.hint }),
-        Ok(guard::Checked { plan: None, .. }) => json!({ "note": "reads no masked column" }),
-        Ok(guard::Checked {
-            plan: Some(plan),
-            names,
-            ..
-        }) => {
-            let columns: Vec<Value> = names
-                .iter()
-                .zip(&plan)
-                .map(|(name, p)| match p {
-                    ColumnPlan::Clear => json!({ "column": name, "masked": false }),
-                    ColumnPlan::Masked {
-                        rule,
-                        derived,
-                        sources,
-                    } => {
-                        let r = masks[*rule];
-                        let from = sources
-                            .iter()
-                            .map(|c| c.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        let (function, why) = if *derived {
-                            (for_derived(&r.function), format!("computed from {from}"))
-                        } else {
-                            (r.function.clone(), format!("a plain reference to {from}"))
-                        };
-                        json!({ "column": name, "masked": true, "rule": r.name,
-                                "function": function.describe(), "why": why })
-                    }
-                    ColumnPlan::RedactUnknown { why } => json!({ "column": name, "masked": true,
-                        "rule": null, "function": "redact", "why": format!("origin unknown ({why})") }),
-                })
-                .collect();
-            json!({ "columns": columns })
-        }
+    if m.named.is_some() {
+        return json!({ "note": "a plan or a list of objects: columns that quote SQL have their literals replaced" });
     }
+    let Some(plan) = &m.plan else {
+        return if m.reads_masked {
+            json!({ "note": "result columns without an unmasked table column behind them are redacted" })
+        } else {
+            json!({ "note": "reads no masked column" })
+        };
+    };
+    if plan.iter().all(|c| *c == ColumnPlan::Clear) && !m.reads_masked {
+        return json!({ "note": "reads no masked column" });
+    }
+    let columns: Vec<Value> = m
+        .names
+        .iter()
+        .zip(plan)
+        .map(|(name, p)| match p {
+            ColumnPlan::Clear => json!({ "column": name, "masked": false }),
+            ColumnPlan::Masked {
+                rule,
+                derived,
+                sources,
+            } => {
+                let r = &m.rules[*rule];
+                let from = sources
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let (function, why) = if *derived {
+                    (for_derived(&r.function), format!("computed from {from}"))
+                } else {
+                    (r.function.clone(), format!("a plain reference to {from}"))
+                };
+                json!({ "column": name, "masked": true, "rule": r.name,
+                        "function": function.describe(), "why": why })
+            }
+            ColumnPlan::RedactUnknown { why } => json!({ "column": name, "masked": true,
+                "rule": null, "function": "redact", "why": format!("origin unknown ({why})") }),
+        })
+        .collect();
+    json!({ "columns": columns })
 }
 
 /// The explanation as text for people.
@@ -201,6 +219,9 @@ pub fn render(e: &Value) -> String {
     ));
     if e["policy"].as_bool() != Some(true) {
         out.push_str("no [policy] configured: every statement is allowed\n");
+    }
+    if let Some(error) = e["catalog_error"].as_str() {
+        out.push_str(&format!("masking: {error}\n"));
     }
     for (i, s) in e["statements"].as_array().into_iter().flatten().enumerate() {
         out.push_str(&format!(
@@ -231,6 +252,9 @@ pub fn render(e: &Value) -> String {
         }
         if let Some(note) = s["note"].as_str() {
             out.push_str(&format!("   note: {note}\n"));
+        }
+        if let Some(message) = s["refusal"]["message"].as_str() {
+            out.push_str(&format!("   refused: {message}\n"));
         }
         let m = &s["masking"];
         if let Some(note) = m["note"].as_str() {

@@ -9,6 +9,7 @@ mod corpus;
 pub mod declared;
 pub mod engine;
 pub mod explain;
+mod explain_agreement;
 pub mod literals;
 pub mod mask;
 pub mod offload;

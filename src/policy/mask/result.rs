@@ -34,6 +34,9 @@ pub struct StatementMasks {
     /// A plan or a MySQL `SHOW`: masked by column names alone (no column
     /// of such a result holds a row's value; the named ones quote SQL).
     pub named: Option<NamedTexts>,
+    /// The output columns' names by position (with `plan`; for
+    /// `sqlgate explain`).
+    pub names: Vec<String>,
 }
 
 impl StatementMasks {
