@@ -38,6 +38,8 @@ pub struct RawConfig {
     #[serde(default, rename = "user")]
     users: Vec<RawUser>,
     policy: Option<RawPolicy>,
+    store: Option<crate::store::config::RawStore>,
+    recording: Option<crate::store::config::RawRecording>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +123,8 @@ pub struct Config {
     pub users: Vec<User>,
     /// The risk policy, if `[policy]` is configured.
     pub policy: Option<PolicyConfig>,
+    /// `[store]` and `[recording]`.
+    pub recording: crate::store::config::RecordingConfig,
 }
 
 /// `[policy]`: where the rules are and the loaded rules.
@@ -565,8 +569,10 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
             }
         }
     });
+    let recording = crate::store::config::parse(raw.store, raw.recording, base, p);
     Config {
         policy,
+        recording,
         worker_threads: raw.gateway.worker_threads.map(Spanned::into_inner),
         path: path.to_owned(),
         postgres,

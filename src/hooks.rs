@@ -18,6 +18,8 @@ use crate::masking::pg::PgResultMask;
 use crate::masking::pg_names;
 use crate::policy::engine::{Engine, Refusal, SessionPolicy};
 use crate::policy::parse::SqlDialect;
+use crate::store::writer::Recorder;
+use crate::store::SessionStart;
 
 /// Log target of the per-statement lines, so that they can be switched on
 /// alone: `RUST_LOG=info,sqlgate::statement=debug`.
@@ -29,6 +31,7 @@ pub struct PgHooks {
     users: Users,
     pools: HashMap<String, Arc<Pool>>,
     engine: Arc<Engine>,
+    recorder: Option<Recorder>,
 }
 
 impl PgHooks {
@@ -39,7 +42,14 @@ impl PgHooks {
             users,
             pools,
             engine,
+            recorder: None,
         }
+    }
+
+    /// Records every session.
+    pub fn with_recorder(mut self, recorder: Option<Recorder>) -> Self {
+        self.recorder = recorder;
+        self
     }
 
     /// The PostgreSQL targets' pools.
@@ -105,8 +115,10 @@ impl Hooks for PgHooks {
             &self.users,
             SqlDialect::Postgres,
             session.id.0,
-            &session.user,
-            &session.target,
+            (&session.user, &session.target),
+            self.recorder
+                .as_ref()
+                .map(|r| (r, session.peer, session.tls)),
         )))
     }
 }
@@ -119,6 +131,9 @@ pub const POLICY_LOG: &str = "sqlgate::policy";
 /// and verdict.
 struct Judge {
     policy: SessionPolicy,
+    /// What the session's statements are recorded in.
+    log: crate::recording::SessionLog,
+    dialect: SqlDialect,
     /// Whether the relay masks this session's results (asked once, when
     /// it starts).
     masking: Option<bool>,
@@ -133,14 +148,33 @@ impl Judge {
         users: &Users,
         dialect: SqlDialect,
         session: u32,
-        user: &str,
-        target: &str,
+        who: (&str, &str),
+        recording: Option<(&Recorder, std::net::SocketAddr, bool)>,
     ) -> Self {
+        let (user, target) = who;
         let groups = users
             .get(user)
             .map(|u| u.groups.clone())
             .unwrap_or_default();
+        let recorder = recording.map(|(recorder, peer, tls)| {
+            recorder.session(&SessionStart {
+                instance: recorder.instance().to_owned(),
+                user: user.to_owned(),
+                groups: groups.clone(),
+                auth: "password".to_owned(),
+                client: peer.to_string(),
+                tls,
+                target: target.to_owned(),
+                protocol: match dialect {
+                    SqlDialect::Postgres => "postgres",
+                    SqlDialect::Mysql => "mysql",
+                }
+                .to_owned(),
+            })
+        });
         Judge {
+            log: crate::recording::SessionLog::new(recorder),
+            dialect,
             policy: SessionPolicy::new(engine.clone(), dialect, user, &groups, target),
             masking: None,
             session,
@@ -177,6 +211,15 @@ impl Judge {
         } else {
             let policy = &mut self.policy;
             crate::policy::offload::judge(sql.len(), || policy.judge(sql))
+        };
+        let judged = match self.log.judged(
+            self.dialect,
+            &format!("{origin:?}").to_lowercase(),
+            sql,
+            &judged,
+        ) {
+            Ok(()) => judged,
+            Err(refusal) => Err(refusal),
         };
         match judged {
             Ok(judged) => {
@@ -376,6 +419,7 @@ pub struct MysqlHooks {
     users: Users,
     pools: HashMap<String, Arc<sqlgate_mysql::Pool>>,
     engine: Arc<Engine>,
+    recorder: Option<Recorder>,
 }
 
 impl MysqlHooks {
@@ -390,7 +434,14 @@ impl MysqlHooks {
             users,
             pools,
             engine,
+            recorder: None,
         }
+    }
+
+    /// Records every session.
+    pub fn with_recorder(mut self, recorder: Option<Recorder>) -> Self {
+        self.recorder = recorder;
+        self
     }
 
     /// A target's pool.
@@ -470,8 +521,10 @@ impl sqlgate_mysql::Hooks for MysqlHooks {
             &self.users,
             SqlDialect::Mysql,
             session.id,
-            &session.user,
-            &session.target,
+            (&session.user, &session.target),
+            self.recorder
+                .as_ref()
+                .map(|r| (r, session.peer, session.tls)),
         );
         if let Some(pool) = self.pools.get(&session.target) {
             judge.policy = judge

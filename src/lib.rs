@@ -13,7 +13,9 @@ pub mod config;
 pub mod hooks;
 pub mod masking;
 pub mod policy;
+pub mod recording;
 pub mod server;
+pub mod store;
 
 /// Installs the process-wide TLS crypto provider (ring). Call once at
 /// start-up, before any TLS configuration is built; calling it again is

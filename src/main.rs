@@ -68,6 +68,64 @@ enum Command {
     /// Read a password on stdin and print its SCRAM-SHA-256 verifier for a
     /// user's `scram_verifier`.
     Passwd,
+    /// Recorded sessions: list, show, export.
+    Sessions {
+        /// The configuration file (its `[store]` says where records are).
+        #[arg(long, short, global = true, default_value = "sqlgate.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+    /// The audit trail: verify that no record was edited, deleted,
+    /// reordered or cut.
+    Audit {
+        /// The configuration file.
+        #[arg(long, short, global = true, default_value = "sqlgate.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Sessions, newest first.
+    List {
+        /// Only this user's.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this target's.
+        #[arg(long)]
+        target: Option<String>,
+        /// Started at or after (Unix seconds).
+        #[arg(long)]
+        since: Option<i64>,
+        /// Started before (Unix seconds).
+        #[arg(long)]
+        until: Option<i64>,
+        /// Only sessions with a refused statement.
+        #[arg(long)]
+        refused: bool,
+    },
+    /// One session's statements, verdicts and tags.
+    Show {
+        /// The session's id.
+        id: String,
+    },
+    /// Sessions as JSON lines, one event a line (for a SIEM).
+    Export {
+        /// The sessions' ids (none: `--all`).
+        ids: Vec<String>,
+        /// Every session.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the trail; exit 1 at the first broken link.
+    Verify,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -209,6 +267,54 @@ fn run() -> anyhow::Result<ExitCode> {
             println!("wrote {} and {}", crt.display(), key.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sessions { config, command } => {
+            let mut store = open_store(&config)?;
+            use sqlgate::store::cli;
+            match command {
+                SessionsCommand::List {
+                    user,
+                    target,
+                    since,
+                    until,
+                    refused,
+                } => {
+                    let filter = cli::Filter {
+                        user,
+                        target,
+                        since_us: since.map(|s| s * 1_000_000),
+                        until_us: until.map(|s| s * 1_000_000),
+                        refused,
+                    };
+                    print!("{}", cli::list(&mut store, &filter)?);
+                }
+                SessionsCommand::Show { id } => match cli::show(&mut store, &id)? {
+                    Some(text) => print!("{text}"),
+                    None => {
+                        eprintln!("no session {id}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                },
+                SessionsCommand::Export { ids, all } => {
+                    use sqlgate::store::Store;
+                    let ids = if all { store.session_ids()? } else { ids };
+                    print!("{}", cli::export(&mut store, &ids)?);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            config,
+            command: AuditCommand::Verify,
+        } => {
+            let mut store = open_store(&config)?;
+            let (text, intact) = sqlgate::store::cli::verify_text(&mut store)?;
+            print!("{text}");
+            Ok(if intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Passwd => {
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password)?;
@@ -220,6 +326,16 @@ fn run() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The recording store a configuration names.
+fn open_store(config: &std::path::Path) -> anyhow::Result<sqlgate::store::sqlite::SqliteStore> {
+    let config = Config::load_offline(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let path = &config.recording.path;
+    if !path.exists() {
+        anyhow::bail!("no recording store at {}", path.display());
+    }
+    Ok(sqlgate::store::sqlite::SqliteStore::open(path)?)
 }
 
 fn init_logging() {

@@ -17,6 +17,7 @@ use crate::auth::Users;
 use crate::config::{Config, ConfigError, TargetKind};
 use crate::hooks::{MysqlHooks, PgHooks};
 use crate::policy::engine::Engine;
+use crate::store::writer::Recorder;
 
 /// A started gateway.
 #[derive(Debug)]
@@ -29,7 +30,31 @@ pub struct Running {
     pub shutdown: CancellationToken,
     /// The policy engine both listeners judge with.
     pub engine: Arc<Engine>,
+    /// What sessions are recorded in (`None`: recording is off).
+    pub recorder: Option<Recorder>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// Opens the recording store and starts its writer, when recording is on.
+fn start_recorder(config: &Config) -> anyhow::Result<Option<Recorder>> {
+    let r = &config.recording;
+    if !r.enabled {
+        tracing::warn!("[recording] enabled = false: sessions are not recorded");
+        return Ok(None);
+    }
+    let store = crate::store::sqlite::SqliteStore::open(&r.path)
+        .with_context(|| format!("recording store {}", r.path.display()))?;
+    let instance = format!(
+        "{}/{}",
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".to_owned()),
+        std::process::id()
+    );
+    let recorder = Recorder::start(Box::new(store), r.flush, r.on_failure, &instance)
+        .context("recording store")?;
+    tracing::info!(store = %r.path.display(), "recording sessions");
+    Ok(Some(recorder))
 }
 
 /// Reads the policy files again and installs them; on any problem the
@@ -56,6 +81,12 @@ impl Running {
     pub async fn wait(self) {
         for t in self.tasks {
             let _ = t.await;
+        }
+        // Sessions have ended: their last records are committed before
+        // the process goes.
+        if let Some(r) = &self.recorder {
+            let r = r.clone();
+            let _ = tokio::task::spawn_blocking(move || r.flush()).await;
         }
     }
 }
@@ -94,6 +125,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             Engine::new(None, 10_000)
         }
     });
+    let recorder = start_recorder(config)?;
     let mut postgres_addr = None;
     let mut catalog_pools = crate::catalogs::Pools::default();
     if let Some(pg) = &config.postgres {
@@ -101,7 +133,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             Some((cert, key)) => Some(tls::server_config(cert, key)?),
             None => None,
         };
-        let hooks = Arc::new(pg_hooks(config, engine.clone())?);
+        let hooks = Arc::new(pg_hooks(config, engine.clone())?.with_recorder(recorder.clone()));
         catalog_pools.postgres = hooks.pools();
         let gateway = Gateway::new(
             hooks,
@@ -129,7 +161,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     }
     let mut mysql_addr = None;
     if let Some(my) = &config.mysql {
-        let hooks = mysql_hooks(config, engine.clone());
+        let hooks = mysql_hooks(config, engine.clone()).with_recorder(recorder.clone());
         catalog_pools.mysql = hooks.pools();
         let greeting_pool = config
             .targets
@@ -200,6 +232,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         mysql_addr,
         shutdown,
         engine,
+        recorder,
         tasks,
     })
 }

@@ -213,6 +213,8 @@ pub enum RefusedBy {
     Reach,
     /// Masking cannot follow it (or what it would return or store).
     Masking,
+    /// It had to be recorded before running and could not be.
+    Recording,
 }
 
 /// One statement's judgement, for logs and `sqlgate explain`.

@@ -239,6 +239,43 @@ pub fn scrub_default(dialect: SqlDialect, value: &str) -> String {
     }
 }
 
+/// A statement's fingerprint: its text with every literal a `?`,
+/// comments out, whitespace collapsed, unquoted words lower-cased, and
+/// lists of literals (`IN (1, 2, 3)`, `VALUES (1), (2)`) one `?` each —
+/// the same statement with other values has the same fingerprint. What
+/// recordings store and approvals match on.
+pub fn fingerprint(dialect: SqlDialect, text: &str) -> String {
+    let mut scrubbed = String::with_capacity(text.len());
+    let mut scanner = Scanner::new(dialect, text, true);
+    scanner.fingerprint = true;
+    scanner.run(&mut scrubbed);
+    let mut out = String::with_capacity(scrubbed.len());
+    let mut space = false;
+    for c in scrubbed.chars() {
+        if c.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if space && !matches!(c, ')' | ',' | ';') && !out.ends_with('(') {
+            out.push(' ');
+        }
+        space = false;
+        out.push(c);
+    }
+    // `?, ?, ?` → `?`; then `(?), (?)` → `(?)`.
+    for (from, to) in [
+        ("?, ?", "?"),
+        ("?,?", "?"),
+        ("(?), (?)", "(?)"),
+        ("(?),(?)", "(?)"),
+    ] {
+        while out.contains(from) {
+            out = out.replace(from, to);
+        }
+    }
+    out.trim_end_matches(';').trim_end().to_owned()
+}
+
 /// What a parenthesis opened.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Paren {
@@ -259,6 +296,9 @@ struct Scanner<'t> {
     /// The last word, upper-cased (keywords decide what a literal is).
     last_word: String,
     parens: Vec<Paren>,
+    /// Fingerprinting: every literal a bare `?`, comments dropped,
+    /// unquoted words lower-cased, nothing kept for being schema.
+    fingerprint: bool,
 }
 
 fn ident_byte(b: u8) -> bool {
@@ -275,11 +315,28 @@ impl<'t> Scanner<'t> {
             numbers,
             last_word: String::new(),
             parens: Vec::new(),
+            fingerprint: false,
         }
     }
 
     fn peek(&self, ahead: usize) -> Option<u8> {
         self.bytes.get(self.at + ahead).copied()
+    }
+
+    fn comment_placeholder(&self) -> &'static str {
+        if self.fingerprint {
+            " "
+        } else {
+            COMMENT_PLACEHOLDER
+        }
+    }
+
+    fn string_placeholder(&self) -> &'static str {
+        if self.fingerprint {
+            NUMBER_PLACEHOLDER
+        } else {
+            STRING_PLACEHOLDER
+        }
     }
 
     fn inside(&self, kind: Paren) -> bool {
@@ -294,14 +351,14 @@ impl<'t> Scanner<'t> {
                     let end = self.text[start..]
                         .find('\n')
                         .map_or(self.bytes.len(), |i| start + i);
-                    out.push_str(COMMENT_PLACEHOLDER);
+                    out.push_str(self.comment_placeholder());
                     self.at = end;
                 }
                 b'#' if self.dialect == SqlDialect::Mysql => {
                     let end = self.text[start..]
                         .find('\n')
                         .map_or(self.bytes.len(), |i| start + i);
-                    out.push_str(COMMENT_PLACEHOLDER);
+                    out.push_str(self.comment_placeholder());
                     self.at = end;
                 }
                 b'/' if self.peek(1) == Some(b'*') => self.block_comment(out),
@@ -394,7 +451,7 @@ impl<'t> Scanner<'t> {
                 i += 1;
             }
         }
-        out.push_str(COMMENT_PLACEHOLDER);
+        out.push_str(self.comment_placeholder());
         self.at = i.min(self.bytes.len());
     }
 
@@ -430,13 +487,14 @@ impl<'t> Scanner<'t> {
             }
         };
         let end = self.string_end(quote, escapes);
-        let keep = self.inside(Paren::ValueList)
-            || self.last_word == "COMMENT"
-            || self.cast_to_object_type(end);
+        let keep = !self.fingerprint
+            && (self.inside(Paren::ValueList)
+                || self.last_word == "COMMENT"
+                || self.cast_to_object_type(end));
         if keep {
             out.push_str(&self.text[self.at..end]);
         } else {
-            out.push_str(STRING_PLACEHOLDER);
+            out.push_str(self.string_placeholder());
         }
         self.at = end;
         self.remember(String::new());
@@ -498,7 +556,7 @@ impl<'t> Scanner<'t> {
                 out.push_str(tag);
             }
         } else {
-            out.push_str(STRING_PLACEHOLDER);
+            out.push_str(self.string_placeholder());
         }
         self.at = end;
         self.remember(String::new());
@@ -540,7 +598,7 @@ impl<'t> Scanner<'t> {
         if i < b.len() && ident_byte(b[i]) && b[i] != b'$' {
             return self.word(out);
         }
-        if self.numbers && !self.inside(Paren::TypeModifier) {
+        if self.numbers && (self.fingerprint || !self.inside(Paren::TypeModifier)) {
             out.push_str(NUMBER_PLACEHOLDER);
         } else {
             out.push_str(&self.text[self.at..i]);
@@ -556,7 +614,11 @@ impl<'t> Scanner<'t> {
             i += 1;
         }
         let word = &self.text[self.at..i];
-        out.push_str(word);
+        if self.fingerprint {
+            out.push_str(&word.to_lowercase());
+        } else {
+            out.push_str(word);
+        }
         self.at = i;
         self.remember(word.to_ascii_uppercase());
     }
@@ -710,6 +772,36 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_ignore_values_case_spacing_and_comments() {
+        let d = SqlDialect::Postgres;
+        let a = fingerprint(
+            d,
+            "SELECT * FROM t WHERE id IN (1, 2, 3) AND name = 'ann' -- hi\n;",
+        );
+        let b = fingerprint(
+            d,
+            "select *  from T /* x */ where ID in (7)\n and NAME = 'bob'",
+        );
+        assert_eq!(a, "select * from t where id in (?) and name = ?");
+        assert_eq!(a, b);
+        assert_eq!(
+            fingerprint(d, "INSERT INTO t VALUES (1, 'a'), (2, 'b')"),
+            "insert into t values (?)"
+        );
+        assert_ne!(
+            fingerprint(d, "SELECT \"Name\" FROM t"),
+            fingerprint(d, "SELECT name FROM t")
+        );
+        assert_eq!(
+            fingerprint(
+                SqlDialect::Mysql,
+                "SELECT `a` FROM t WHERE b = \"x\" AND c = X'ff'"
+            ),
+            "select `a` from t where b = ? and c = x?"
+        );
+    }
+
+    #[test]
     fn hostile_texts_never_panic() {
         let mut seed = 7u64;
         let alphabet = "'\"`$-/*#eE0.9x_(),;:\\ab\n é€";
@@ -727,6 +819,7 @@ mod tests {
                 let _ = scrub_strings(d, &s);
                 let _ = scrub_plan(d, &s);
                 let _ = scrub_default(d, &s);
+                let _ = fingerprint(d, &s);
                 let _ = scrub_text_or_array(d, &format!("{{{s}}}"));
             }
         }

@@ -12,6 +12,7 @@ mod policy_tools;
 mod pool;
 mod protocol_fuzz;
 mod protocol_state;
+mod recording;
 mod reflection;
 mod relay;
 mod tools;

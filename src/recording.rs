@@ -1,0 +1,106 @@
+//! What a session's judge records: each statement text as the client sent
+//! it, its fingerprint, verdict and tags, and whether its results are
+//! masked. A statement that can change anything (a tag outside `read`,
+//! `tx`, `session`) is durable in the store before it is forwarded; when
+//! the store cannot take it, it is refused (`on_failure = "refuse"`).
+//!
+//! This module must never record a value the client did not send or see:
+//! masked results are recorded masked, and nothing of the gateway's
+//! credentials reaches a record.
+
+use crate::policy::engine::{Judged, Refusal, RefusedBy};
+use crate::policy::literals;
+use crate::policy::parse::SqlDialect;
+use crate::policy::rules::Verdict;
+use crate::policy::tags::Tag;
+use crate::store::writer::SessionRecorder;
+use crate::store::StatementEvent;
+
+/// Tag roots of statements that change nothing: recorded in the next
+/// group.
+const HARMLESS: &[&str] = &["read", "tx", "session"];
+
+/// One session's records (none when recording is off).
+#[derive(Debug, Default)]
+pub struct SessionLog {
+    recorder: Option<SessionRecorder>,
+}
+
+impl SessionLog {
+    /// Records into `recorder`.
+    pub fn new(recorder: Option<SessionRecorder>) -> Self {
+        SessionLog { recorder }
+    }
+
+    /// Records a judged text; an error when a statement that must be
+    /// durable could not be recorded (the whole text is then refused).
+    pub fn judged(
+        &self,
+        dialect: SqlDialect,
+        origin: &str,
+        sql: &[u8],
+        judged: &Result<Vec<Judged>, Refusal>,
+    ) -> Result<(), Refusal> {
+        let Some(rec) = &self.recorder else {
+            return Ok(());
+        };
+        let text = String::from_utf8_lossy(sql);
+        match judged {
+            Ok(list) => {
+                let mut failed = None;
+                for j in list {
+                    let statement = j.statement.excerpt(&text);
+                    let event = StatementEvent {
+                        origin: origin.to_owned(),
+                        text: statement.to_owned(),
+                        fingerprint: literals::fingerprint(dialect, statement),
+                        verdict: Verdict::Allow.as_str().to_owned(),
+                        tags: j.tags.iter().map(|t| t.name().to_owned()).collect(),
+                        refusal: None,
+                        masked: j.masks.is_some(),
+                    };
+                    let durable = j.tags.iter().any(|t: Tag| {
+                        !HARMLESS.contains(&t.name().split('.').next().unwrap_or_default())
+                    });
+                    if let Err(e) = rec.statement(&event, durable) {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                match failed {
+                    None => Ok(()),
+                    Some(e) => {
+                        let refusal = Refusal {
+                            verdict: Verdict::Deny,
+                            by: RefusedBy::Recording,
+                            message: format!("sqlgate could not record this statement before running it: {e}"),
+                            detail: "statements that can change data are recorded before they run".to_owned(),
+                            hint: "retry when the recording store is back (the gateway's log says why it fails)".to_owned(),
+                            position: 1,
+                        };
+                        self.refused(dialect, origin, &text, &refusal);
+                        Err(refusal)
+                    }
+                }
+            }
+            Err(refusal) => {
+                self.refused(dialect, origin, &text, refusal);
+                Ok(())
+            }
+        }
+    }
+
+    fn refused(&self, dialect: SqlDialect, origin: &str, text: &str, refusal: &Refusal) {
+        let Some(rec) = &self.recorder else { return };
+        let event = StatementEvent {
+            origin: origin.to_owned(),
+            text: text.to_owned(),
+            fingerprint: literals::fingerprint(dialect, text),
+            verdict: refusal.verdict.as_str().to_owned(),
+            tags: Vec::new(),
+            refusal: Some(refusal.message.clone()),
+            masked: false,
+        };
+        let _ = rec.statement(&event, false);
+    }
+}

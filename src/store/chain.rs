@@ -1,0 +1,387 @@
+//! Tamper evidence: every record carries the hash of its session's
+//! previous record, and every ended session's last hash is linked into a
+//! gateway-wide chain, so that an edited, deleted, reordered or cut record
+//! breaks a link [`verify`] finds. (Whoever can write the store can
+//! recompute the whole chain; signed checkpoints close that gap.)
+//!
+//! The hash input is length-prefixed and versioned: two different rows
+//! never hash the same bytes. This module must never change what an
+//! existing version hashes.
+
+use sha2::{Digest, Sha256};
+
+use super::{Kind, Store, StoreError};
+
+/// The hash of a row, given its fields and its predecessor's hash.
+pub fn row_hash(
+    prev: &[u8; 32],
+    session: &str,
+    seq: u64,
+    kind: Kind,
+    at_us: i64,
+    body: &str,
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"sqlgate-row-v1");
+    h.update(prev);
+    put(&mut h, session.as_bytes());
+    h.update(seq.to_be_bytes());
+    put(&mut h, kind.as_str().as_bytes());
+    h.update(at_us.to_be_bytes());
+    put(&mut h, body.as_bytes());
+    h.finalize().into()
+}
+
+/// The hash of a link of the gateway-wide chain.
+pub fn link_hash(
+    prev: &[u8; 32],
+    n: u64,
+    session: &str,
+    records: u64,
+    head: &[u8; 32],
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"sqlgate-link-v1");
+    h.update(prev);
+    h.update(n.to_be_bytes());
+    put(&mut h, session.as_bytes());
+    h.update(records.to_be_bytes());
+    h.update(head);
+    h.finalize().into()
+}
+
+fn put(h: &mut Sha256, bytes: &[u8]) {
+    h.update((bytes.len() as u64).to_be_bytes());
+    h.update(bytes);
+}
+
+/// What kind of break a link shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Break {
+    /// A record's content does not match its hash (edited).
+    Edited,
+    /// A record is missing from its session (deleted), or records are
+    /// out of order.
+    Missing,
+    /// A record's predecessor hash does not match (reordered or replaced).
+    Relinked,
+    /// A session's records do not end where its link says (cut or
+    /// extended).
+    Cut,
+    /// A link of the gateway-wide chain is missing, edited or reordered.
+    Chain,
+    /// A link names a session that has no records (deleted whole).
+    SessionGone,
+    /// An ended session has no link (its link was removed).
+    Unlinked,
+}
+
+/// The first broken link found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The session (or chain link) where it is.
+    pub session: String,
+    /// The record's place (or the link's).
+    pub seq: u64,
+    /// What broke.
+    pub what: Break,
+}
+
+/// What verification found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Report {
+    /// Sessions whose records verify.
+    pub sessions: u64,
+    /// Records verified.
+    pub records: u64,
+    /// Links verified.
+    pub links: u64,
+    /// Sessions not ended yet (or whose gateway stopped before their end
+    /// was recorded): their records verify, no link covers them.
+    pub open: Vec<String>,
+    /// The first break, if any.
+    pub broken: Option<Finding>,
+}
+
+/// Walks the whole trail.
+pub fn verify(store: &mut dyn Store) -> Result<Report, StoreError> {
+    let mut report = Report::default();
+    let mut heads = std::collections::HashMap::new();
+    for session in store.session_ids()? {
+        let rows = store.rows(&session)?;
+        let mut prev = [0u8; 32];
+        let mut ended = false;
+        for (i, row) in rows.iter().enumerate() {
+            let brk = |what| Finding {
+                session: session.clone(),
+                seq: row.seq,
+                what,
+            };
+            if row.seq != i as u64 {
+                report.broken = Some(brk(Break::Missing));
+                return Ok(report);
+            }
+            if row.prev != prev {
+                report.broken = Some(brk(Break::Relinked));
+                return Ok(report);
+            }
+            let hash = row_hash(
+                &row.prev,
+                &row.session,
+                row.seq,
+                row.kind,
+                row.at_us,
+                &row.body,
+            );
+            if hash != row.hash {
+                report.broken = Some(brk(Break::Edited));
+                return Ok(report);
+            }
+            prev = row.hash;
+            ended = row.kind == Kind::SessionEnd;
+            report.records += 1;
+        }
+        heads.insert(session.clone(), (rows.len() as u64, prev, ended));
+        report.sessions += 1;
+    }
+    let mut prev = [0u8; 32];
+    for (i, link) in store.links()?.iter().enumerate() {
+        let brk = |what| Finding {
+            session: link.session.clone(),
+            seq: link.n,
+            what,
+        };
+        let hash = link_hash(&link.prev, link.n, &link.session, link.records, &link.head);
+        if link.n != i as u64 || link.prev != prev || hash != link.hash {
+            report.broken = Some(brk(Break::Chain));
+            return Ok(report);
+        }
+        match heads.remove(&link.session) {
+            None => {
+                report.broken = Some(brk(Break::SessionGone));
+                return Ok(report);
+            }
+            Some((records, head, _)) if records != link.records || head != link.head => {
+                report.broken = Some(brk(Break::Cut));
+                return Ok(report);
+            }
+            Some(_) => {}
+        }
+        prev = link.hash;
+        report.links += 1;
+    }
+    let mut open: Vec<(String, bool)> = heads
+        .into_iter()
+        .map(|(s, (_, _, ended))| (s, ended))
+        .collect();
+    open.sort();
+    if let Some((session, _)) = open.iter().find(|(_, ended)| *ended) {
+        report.broken = Some(Finding {
+            session: session.clone(),
+            seq: 0,
+            what: Break::Unlinked,
+        });
+        return Ok(report);
+    }
+    report.open = open.into_iter().map(|(s, _)| s).collect();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::writer::{OnFailure, Recorder};
+    use crate::store::{SessionStart, StatementEvent};
+
+    fn start(user: &str) -> SessionStart {
+        SessionStart {
+            instance: "test".into(),
+            user: user.into(),
+            groups: vec![],
+            auth: "password".into(),
+            client: "127.0.0.1:1".into(),
+            tls: false,
+            target: "app".into(),
+            protocol: "postgres".into(),
+        }
+    }
+
+    fn statement(text: &str) -> StatementEvent {
+        StatementEvent {
+            origin: "query".into(),
+            text: text.into(),
+            fingerprint: text.to_lowercase(),
+            verdict: "allow".into(),
+            tags: vec!["write.insert".into()],
+            refusal: None,
+            masked: false,
+        }
+    }
+
+    /// A trail of three ended sessions and one open one; the ids.
+    fn trail(path: &std::path::Path) -> Vec<String> {
+        let store = SqliteStore::open(path).unwrap();
+        let rec = Recorder::start(
+            Box::new(store),
+            std::time::Duration::from_millis(5),
+            OnFailure::Refuse,
+            "test",
+        )
+        .unwrap();
+        let mut ids = Vec::new();
+        for user in ["ann", "bob", "cid"] {
+            let mut s = rec.session(&start(user));
+            for i in 0..3 {
+                s.statement(
+                    &statement(&format!("INSERT INTO t VALUES ({i}, '{user}')")),
+                    i == 1,
+                )
+                .unwrap();
+            }
+            s.end("closed");
+            ids.push(s.id().to_owned());
+        }
+        let open = rec.session(&start("dan"));
+        open.statement(&statement("SELECT 1"), true).unwrap();
+        rec.flush();
+        std::mem::forget(open);
+        ids
+    }
+
+    /// An attacker's edit of the store's tables.
+    type Tamper = Box<dyn FnOnce(&rusqlite::Connection, &[String])>;
+
+    fn verify_after(tamper: impl FnOnce(&rusqlite::Connection, &[String])) -> Option<Finding> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let ids = trail(&path);
+        let mut store = SqliteStore::open(&path).unwrap();
+        tamper(store.connection(), &ids);
+        verify(&mut store).unwrap().broken
+    }
+
+    #[test]
+    fn an_untouched_trail_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        trail(&path);
+        let mut store = SqliteStore::open(&path).unwrap();
+        let r = verify(&mut store).unwrap();
+        assert_eq!(r.broken, None);
+        assert_eq!((r.sessions, r.links, r.open.len()), (4, 3, 1));
+        assert_eq!(r.records, 3 * 5 + 2);
+    }
+
+    #[test]
+    fn every_kind_of_tampering_is_found() {
+        let exec = |c: &rusqlite::Connection, sql: &str, id: &str| {
+            c.execute(sql, [id]).unwrap();
+        };
+        let cases: Vec<(&str, Tamper, Break)> = vec![
+            (
+                "edit a statement's text",
+                Box::new(|c, ids| {
+                    exec(c, "UPDATE records SET body = replace(body, 'ann', 'eve') WHERE session = ?1 AND seq = 2", &ids[0])
+                }),
+                Break::Edited,
+            ),
+            (
+                "delete a record",
+                Box::new(|c, ids| {
+                    exec(
+                        c,
+                        "DELETE FROM records WHERE session = ?1 AND seq = 2",
+                        &ids[1],
+                    )
+                }),
+                Break::Missing,
+            ),
+            (
+                "swap two records",
+                Box::new(|c, ids| {
+                    exec(
+                        c,
+                        "UPDATE records SET seq = -1 WHERE session = ?1 AND seq = 1",
+                        &ids[1],
+                    );
+                    exec(
+                        c,
+                        "UPDATE records SET seq = 1 WHERE session = ?1 AND seq = 2",
+                        &ids[1],
+                    );
+                    exec(
+                        c,
+                        "UPDATE records SET seq = 2 WHERE session = ?1 AND seq = -1",
+                        &ids[1],
+                    );
+                }),
+                Break::Relinked,
+            ),
+            (
+                "cut a session's tail",
+                Box::new(|c, ids| {
+                    exec(
+                        c,
+                        "DELETE FROM records WHERE session = ?1 AND seq = 4",
+                        &ids[2],
+                    )
+                }),
+                Break::Cut,
+            ),
+            (
+                "replace a session with a recomputed chain",
+                Box::new(|c, ids| {
+                    let mut rows: Vec<(i64, String, i64, String)> = c
+                        .prepare("SELECT seq, kind, at_us, body FROM records WHERE session = ?1 ORDER BY seq")
+                        .unwrap()
+                        .query_map([&ids[0]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect();
+                    rows[2].3 = rows[2].3.replace("ann", "eve");
+                    let mut prev = [0u8; 32];
+                    for (seq, kind, at, body) in rows {
+                        let hash = row_hash(
+                            &prev,
+                            &ids[0],
+                            seq as u64,
+                            Kind::parse(&kind).unwrap(),
+                            at,
+                            &body,
+                        );
+                        c.execute(
+                            "UPDATE records SET body = ?1, prev = ?2, hash = ?3 WHERE session = ?4 AND seq = ?5",
+                            rusqlite::params![body, &prev[..], &hash[..], ids[0], seq],
+                        )
+                        .unwrap();
+                        prev = hash;
+                    }
+                }),
+                Break::Cut,
+            ),
+            (
+                "delete a whole session and its link",
+                Box::new(|c, ids| {
+                    exec(c, "DELETE FROM records WHERE session = ?1", &ids[1]);
+                    exec(c, "DELETE FROM links WHERE session = ?1", &ids[1]);
+                }),
+                Break::Chain,
+            ),
+            (
+                "delete a whole session",
+                Box::new(|c, ids| exec(c, "DELETE FROM records WHERE session = ?1", &ids[1])),
+                Break::SessionGone,
+            ),
+            (
+                "cut the chain's tail",
+                Box::new(|c, ids| exec(c, "DELETE FROM links WHERE session = ?1", &ids[2])),
+                Break::Unlinked,
+            ),
+        ];
+        for (what, tamper, want) in cases {
+            let found = verify_after(tamper);
+            assert_eq!(found.map(|f| f.what), Some(want), "{what}");
+        }
+    }
+}

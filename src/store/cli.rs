@@ -1,0 +1,183 @@
+//! The store's commands: `sqlgate sessions list | show | export` and
+//! `sqlgate audit verify`, reading the store directly (the admin API will
+//! serve the same data over HTTP). Nothing here writes.
+
+use std::fmt::Write as _;
+
+use super::chain::{verify, Break, Report};
+use super::{Kind, SessionStart, StatementEvent, Store, StoreError};
+
+/// Filters of `sessions list`.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    /// Only this user's.
+    pub user: Option<String>,
+    /// Only this target's.
+    pub target: Option<String>,
+    /// Started at or after (microseconds since the epoch).
+    pub since_us: Option<i64>,
+    /// Started before.
+    pub until_us: Option<i64>,
+    /// Only sessions with a refused statement.
+    pub refused: bool,
+}
+
+fn time(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let (y, m, d) = crate::masking::dates::civil_from_days(days);
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// `sessions list`: a table, newest first.
+pub fn list(store: &mut dyn Store, f: &Filter) -> Result<String, StoreError> {
+    let mut out = format!(
+        "{:<32}  {:<12}  {:<10}  {:<19}  {:>9}  {:>10}  {:>7}\n",
+        "id", "user", "target", "start (UTC)", "duration", "statements", "refused"
+    );
+    for s in store.sessions()? {
+        if f.user.as_ref().is_some_and(|u| *u != s.user)
+            || f.target.as_ref().is_some_and(|t| *t != s.target)
+            || f.since_us.is_some_and(|t| s.started_us < t)
+            || f.until_us.is_some_and(|t| s.started_us >= t)
+            || (f.refused && s.refused == 0)
+        {
+            continue;
+        }
+        let duration = match s.ended_us {
+            Some(e) => format!("{:.1}s", (e - s.started_us) as f64 / 1e6),
+            None => "open".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<32}  {:<12}  {:<10}  {:<19}  {:>9}  {:>10}  {:>7}",
+            s.id,
+            s.user,
+            s.target,
+            time(s.started_us),
+            duration,
+            s.statements,
+            s.refused
+        );
+    }
+    Ok(out)
+}
+
+/// `sessions show`: who, then each statement with its verdict and tags.
+pub fn show(store: &mut dyn Store, id: &str) -> Result<Option<String>, StoreError> {
+    let rows = store.rows(id)?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut out = String::new();
+    for r in &rows {
+        match r.kind {
+            Kind::SessionStart => {
+                if let Ok(s) = serde_json::from_str::<SessionStart>(&r.body) {
+                    let _ = writeln!(
+                        out,
+                        "session {id}: {} ({}) on {} ({}) from {}{}, gateway {}, {}",
+                        s.user,
+                        s.groups.join(", "),
+                        s.target,
+                        s.protocol,
+                        s.client,
+                        if s.tls { " over TLS" } else { "" },
+                        s.instance,
+                        time(r.at_us)
+                    );
+                }
+            }
+            Kind::Statement => {
+                if let Ok(e) = serde_json::from_str::<StatementEvent>(&r.body) {
+                    let _ = writeln!(
+                        out,
+                        "\n[{}] #{} {} ({}){}\n  {}",
+                        time(r.at_us),
+                        r.seq,
+                        e.verdict,
+                        if e.tags.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            e.tags.join(", ")
+                        },
+                        if e.masked { ", results masked" } else { "" },
+                        e.text.replace('\n', "\n  ")
+                    );
+                    if let Some(why) = &e.refusal {
+                        let _ = writeln!(out, "  refused: {why}");
+                    }
+                }
+            }
+            Kind::SessionEnd => {
+                let _ = writeln!(out, "\n[{}] session ended", time(r.at_us));
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `sessions export --format jsonl`: one event a line, with its place in
+/// the chain.
+pub fn export(store: &mut dyn Store, ids: &[String]) -> Result<String, StoreError> {
+    let mut out = String::new();
+    for id in ids {
+        for r in store.rows(id)? {
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+            let line = serde_json::json!({
+                "session": r.session,
+                "seq": r.seq,
+                "kind": r.kind.as_str(),
+                "at_us": r.at_us,
+                "event": body,
+                "hash": hex::encode(r.hash),
+            });
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    Ok(out)
+}
+
+/// `audit verify`: the report as text; `true` when the trail is intact.
+pub fn verify_text(store: &mut dyn Store) -> Result<(String, bool), StoreError> {
+    let r: Report = verify(store)?;
+    let mut out = format!(
+        "{} sessions, {} records, {} links verified",
+        r.sessions, r.records, r.links
+    );
+    if !r.open.is_empty() {
+        let _ = write!(out, "; {} sessions not ended (no link yet)", r.open.len());
+    }
+    out.push('\n');
+    match r.broken {
+        None => {
+            out.push_str("the trail is intact\n");
+            Ok((out, true))
+        }
+        Some(f) => {
+            let what = match f.what {
+                Break::Edited => "a record's content does not match its hash (edited)",
+                Break::Missing => "a record is missing or out of place (deleted or reordered)",
+                Break::Relinked => {
+                    "a record does not follow its predecessor (reordered or replaced)"
+                }
+                Break::Cut => {
+                    "the session's records do not end where its link says (cut or extended)"
+                }
+                Break::Chain => "a link of the gateway-wide chain is missing, edited or reordered",
+                Break::SessionGone => "a linked session has no records (deleted)",
+                Break::Unlinked => {
+                    "an ended session has no link (its link or the chain's tail was removed)"
+                }
+            };
+            let _ = writeln!(out, "BROKEN: session {} at {}: {what}", f.session, f.seq);
+            Ok((out, false))
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! `[store]` and `[recording]`: where records go and how they are kept.
+//!
+//! ```toml
+//! [store]
+//! path = "recordings.db"     # SQLite file, relative to the config;
+//!                            # default: sqlgate-recordings.db beside it
+//! [recording]
+//! enabled = true             # default
+//! flush_ms = 200             # reads and outcomes committed within this
+//! on_failure = "refuse"      # or "continue": what happens to statements
+//!                            # that must be durable when the store fails
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::writer::OnFailure;
+use crate::config::Problems;
+
+/// `[store]` as written.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    path: Option<Spanned<String>>,
+}
+
+/// `[recording]` as written.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecording {
+    enabled: Option<bool>,
+    flush_ms: Option<Spanned<u64>>,
+    on_failure: Option<Spanned<String>>,
+}
+
+/// Recording, validated.
+#[derive(Debug, Clone)]
+pub struct RecordingConfig {
+    /// Whether sessions are recorded.
+    pub enabled: bool,
+    /// The SQLite file.
+    pub path: PathBuf,
+    /// Group-commit interval of records nothing waits for.
+    pub flush: Duration,
+    /// What happens to statements that must be durable when the store
+    /// fails.
+    pub on_failure: OnFailure,
+}
+
+/// File name of the default store, beside the configuration.
+pub const DEFAULT_FILE: &str = "sqlgate-recordings.db";
+
+/// Validates both sections (absent: the defaults).
+pub(crate) fn parse(
+    store: Option<RawStore>,
+    recording: Option<RawRecording>,
+    base: &Path,
+    p: &mut Problems,
+) -> RecordingConfig {
+    let store = store.unwrap_or_default();
+    let recording = recording.unwrap_or_default();
+    let path = match &store.path {
+        Some(s) if s.get_ref().trim().is_empty() => {
+            p.at(s.span(), "store.path", "is empty");
+            base.join(DEFAULT_FILE)
+        }
+        Some(s) => base.join(s.get_ref()),
+        None => base.join(DEFAULT_FILE),
+    };
+    let flush = match &recording.flush_ms {
+        Some(f) if *f.get_ref() == 0 || *f.get_ref() > 60_000 => {
+            p.at(
+                f.span(),
+                "recording.flush_ms",
+                "must be between 1 and 60000",
+            );
+            Duration::from_millis(200)
+        }
+        Some(f) => Duration::from_millis(*f.get_ref()),
+        None => Duration::from_millis(200),
+    };
+    let on_failure = match recording
+        .on_failure
+        .as_ref()
+        .map(|s| (s, s.get_ref().as_str()))
+    {
+        None | Some((_, "refuse")) => OnFailure::Refuse,
+        Some((_, "continue")) => OnFailure::Continue,
+        Some((s, _)) => {
+            p.at(
+                s.span(),
+                "recording.on_failure",
+                "must be \"refuse\" or \"continue\"",
+            );
+            OnFailure::Refuse
+        }
+    };
+    RecordingConfig {
+        enabled: recording.enabled.unwrap_or(true),
+        path,
+        flush,
+        on_failure,
+    }
+}

@@ -1,0 +1,184 @@
+//! The recording store: every session's statements, verdicts and outcomes,
+//! kept so that a person can replay what an agent did and an auditor can
+//! prove the record was not edited afterwards (`chain`).
+//!
+//! One [`Store`] interface, one writer: records are appended by a thread
+//! of their own ([`writer`]) that owns the store's connection and commits
+//! in groups; the relays never wait on it except for statements that can
+//! change something, which are durable before they are forwarded. The
+//! embedded default is SQLite ([`sqlite`]: WAL, `synchronous = FULL`).
+//!
+//! This module must never store a secret: records carry what clients sent
+//! and saw (masked), never a password, key or hash of one.
+
+pub mod chain;
+pub mod cli;
+pub mod config;
+pub mod sqlite;
+pub mod writer;
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of record a row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A session began.
+    SessionStart,
+    /// A statement was judged (and, if allowed, forwarded).
+    Statement,
+    /// A session ended.
+    SessionEnd,
+}
+
+impl Kind {
+    /// Its name in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::SessionStart => "session_start",
+            Kind::Statement => "statement",
+            Kind::SessionEnd => "session_end",
+        }
+    }
+
+    /// From its name in the store.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "session_start" => Kind::SessionStart,
+            "statement" => Kind::Statement,
+            "session_end" => Kind::SessionEnd,
+            _ => return None,
+        })
+    }
+}
+
+/// A session's start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStart {
+    /// The gateway instance that served it.
+    pub instance: String,
+    /// The gateway user.
+    pub user: String,
+    /// Their groups.
+    pub groups: Vec<String>,
+    /// How they authenticated.
+    pub auth: String,
+    /// The client's address.
+    pub client: String,
+    /// Whether the client connection was encrypted.
+    pub tls: bool,
+    /// The target.
+    pub target: String,
+    /// The protocol (`postgres`, `mysql`).
+    pub protocol: String,
+}
+
+/// A judged statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementEvent {
+    /// Where the text came from (query, parse, startup, ...).
+    pub origin: String,
+    /// The statement's text.
+    pub text: String,
+    /// Its fingerprint (literals out: `policy::literals::fingerprint`).
+    pub fingerprint: String,
+    /// `allow`, `deny` or `review`.
+    pub verdict: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// The refusal's message, when refused.
+    pub refusal: Option<String>,
+    /// Whether its results are masked for this identity.
+    pub masked: bool,
+}
+
+/// A session's end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEnd {
+    /// Why it ended.
+    pub reason: String,
+}
+
+/// One record as the store keeps it: its place in its session's chain and
+/// its body (canonical JSON of one of the event types).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The session.
+    pub session: String,
+    /// Its place in the session, from 0.
+    pub seq: u64,
+    /// What it records.
+    pub kind: Kind,
+    /// When, in microseconds since the Unix epoch.
+    pub at_us: i64,
+    /// The event, as canonical JSON.
+    pub body: String,
+    /// The hash of the session's previous record (zeros for the first).
+    pub prev: [u8; 32],
+    /// This record's hash (`chain::row_hash`).
+    pub hash: [u8; 32],
+}
+
+/// A link of the gateway-wide chain: a session's last record, appended
+/// when it ends, chained to the link before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// Its place, from 0.
+    pub n: u64,
+    /// The session.
+    pub session: String,
+    /// How many records the session has.
+    pub records: u64,
+    /// The hash of its last record.
+    pub head: [u8; 32],
+    /// The previous link's hash.
+    pub prev: [u8; 32],
+    /// This link's hash (`chain::link_hash`).
+    pub hash: [u8; 32],
+}
+
+/// A session as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// Its id.
+    pub id: String,
+    /// Its user.
+    pub user: String,
+    /// Its target.
+    pub target: String,
+    /// Start, microseconds since the epoch.
+    pub started_us: i64,
+    /// End, if it ended.
+    pub ended_us: Option<i64>,
+    /// Statements recorded.
+    pub statements: u64,
+    /// Of which refused.
+    pub refused: u64,
+}
+
+/// Why the store could not take or give records.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database said no (disk full, locked, corrupt, unreachable).
+    #[error("recording store: {0}")]
+    Backend(String),
+    /// The writer is gone (the gateway is shutting down).
+    #[error("recording store: the writer has stopped")]
+    Stopped,
+}
+
+/// A store of records. The writer thread is its only writer in a gateway.
+pub trait Store: Send + 'static {
+    /// Appends rows and links in one durable transaction.
+    fn append(&mut self, rows: &[Row], links: &[Link]) -> Result<(), StoreError>;
+    /// The last link of the gateway-wide chain.
+    fn last_link(&mut self) -> Result<Option<Link>, StoreError>;
+    /// Sessions, newest first.
+    fn sessions(&mut self) -> Result<Vec<SessionSummary>, StoreError>;
+    /// A session's rows, in order.
+    fn rows(&mut self, session: &str) -> Result<Vec<Row>, StoreError>;
+    /// Every session with rows.
+    fn session_ids(&mut self) -> Result<Vec<String>, StoreError>;
+    /// The gateway-wide chain, in order.
+    fn links(&mut self) -> Result<Vec<Link>, StoreError>;
+}

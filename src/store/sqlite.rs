@@ -1,0 +1,243 @@
+//! The embedded store: one SQLite file (WAL, `synchronous = FULL`: a
+//! committed group survives a crash or power loss). sled, named in the
+//! brief, is not used: its own README calls it beta and points to SQLite
+//! where reliability matters, and its last stable release is years old.
+//!
+//! Only the writer thread writes; the CLI reads the same file. This module
+//! must never commit rows without their links' transaction.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Kind, Link, Row, SessionSummary, Store, StoreError};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS records (
+    session TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    at_us INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    prev BLOB NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (session, seq)
+);
+CREATE TABLE IF NOT EXISTS links (
+    n INTEGER PRIMARY KEY,
+    session TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    head BLOB NOT NULL,
+    prev BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    target TEXT NOT NULL,
+    started_us INTEGER NOT NULL,
+    ended_us INTEGER,
+    statements INTEGER NOT NULL DEFAULT 0,
+    refused INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS sessions_started ON sessions (started_us);
+";
+
+/// A SQLite file.
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+fn err(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(SqliteStore { conn })
+    }
+
+    /// The connection, for tests that play the attacker.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn hash32(v: Vec<u8>) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if v.len() == 32 {
+        out.copy_from_slice(&v);
+    }
+    out
+}
+
+impl Store for SqliteStore {
+    fn append(&mut self, rows: &[Row], links: &[Link]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO records (session, seq, kind, at_us, body, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(err)?;
+            let mut start = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO sessions (id, user, target, started_us) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(err)?;
+            let mut statement = tx
+                .prepare_cached(
+                    "UPDATE sessions SET statements = statements + 1, refused = refused + ?2 WHERE id = ?1",
+                )
+                .map_err(err)?;
+            let mut end = tx
+                .prepare_cached("UPDATE sessions SET ended_us = ?2 WHERE id = ?1")
+                .map_err(err)?;
+            for r in rows {
+                insert
+                    .execute(params![
+                        r.session,
+                        r.seq as i64,
+                        r.kind.as_str(),
+                        r.at_us,
+                        r.body,
+                        &r.prev[..],
+                        &r.hash[..]
+                    ])
+                    .map_err(err)?;
+                match r.kind {
+                    Kind::SessionStart => {
+                        let s: super::SessionStart = serde_json::from_str(&r.body)
+                            .map_err(|e| StoreError::Backend(e.to_string()))?;
+                        start
+                            .execute(params![r.session, s.user, s.target, r.at_us])
+                            .map_err(err)?;
+                    }
+                    Kind::Statement => {
+                        let refused = serde_json::from_str::<super::StatementEvent>(&r.body)
+                            .is_ok_and(|e| e.refusal.is_some());
+                        statement
+                            .execute(params![r.session, refused as i64])
+                            .map_err(err)?;
+                    }
+                    Kind::SessionEnd => {
+                        end.execute(params![r.session, r.at_us]).map_err(err)?;
+                    }
+                }
+            }
+            let mut link = tx
+                .prepare_cached(
+                    "INSERT INTO links (n, session, records, head, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(err)?;
+            for l in links {
+                link.execute(params![
+                    l.n as i64,
+                    l.session,
+                    l.records as i64,
+                    &l.head[..],
+                    &l.prev[..],
+                    &l.hash[..]
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn last_link(&mut self) -> Result<Option<Link>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT n, session, records, head, prev, hash FROM links ORDER BY n DESC LIMIT 1",
+                [],
+                link_of,
+            )
+            .optional()
+            .map_err(err)
+    }
+
+    fn sessions(&mut self) -> Result<Vec<SessionSummary>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare(
+                "SELECT id, user, target, started_us, ended_us, statements, refused FROM sessions ORDER BY started_us DESC",
+            )
+            .map_err(err)?;
+        let rows = q
+            .query_map([], |r| {
+                Ok(SessionSummary {
+                    id: r.get(0)?,
+                    user: r.get(1)?,
+                    target: r.get(2)?,
+                    started_us: r.get(3)?,
+                    ended_us: r.get(4)?,
+                    statements: r.get::<_, i64>(5)? as u64,
+                    refused: r.get::<_, i64>(6)? as u64,
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn rows(&mut self, session: &str) -> Result<Vec<Row>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare(
+                "SELECT session, seq, kind, at_us, body, prev, hash FROM records WHERE session = ?1 ORDER BY seq",
+            )
+            .map_err(err)?;
+        let rows = q
+            .query_map([session], |r| {
+                let kind: String = r.get(2)?;
+                Ok(Row {
+                    session: r.get(0)?,
+                    seq: r.get::<_, i64>(1)? as u64,
+                    kind: Kind::parse(&kind).unwrap_or(Kind::Statement),
+                    at_us: r.get(3)?,
+                    body: r.get(4)?,
+                    prev: hash32(r.get(5)?),
+                    hash: hash32(r.get(6)?),
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn session_ids(&mut self) -> Result<Vec<String>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare("SELECT DISTINCT session FROM records ORDER BY session")
+            .map_err(err)?;
+        let rows = q.query_map([], |r| r.get(0)).map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn links(&mut self) -> Result<Vec<Link>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare("SELECT n, session, records, head, prev, hash FROM links ORDER BY n")
+            .map_err(err)?;
+        let rows = q.query_map([], link_of).map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+}
+
+fn link_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
+    Ok(Link {
+        n: r.get::<_, i64>(0)? as u64,
+        session: r.get(1)?,
+        records: r.get::<_, i64>(2)? as u64,
+        head: hash32(r.get(3)?),
+        prev: hash32(r.get(4)?),
+        hash: hash32(r.get(5)?),
+    })
+}

@@ -1,0 +1,419 @@
+//! The one writer: a thread that owns the store's connection, assigns
+//! each record its place in its session's chain, and commits in groups —
+//! at once when a statement waits to be durable before it is forwarded,
+//! otherwise within `flush_ms`. A group that fails (disk full, store
+//! down) is kept and retried; statements that must be durable are refused
+//! meanwhile (`on_failure = "refuse"`) or run unrecorded for now
+//! (`"continue"`), never silently.
+//!
+//! This module must never let a record into the store without its hash
+//! chained to the record before it, nor acknowledge a durable record
+//! before its transaction committed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::chain::{link_hash, row_hash};
+use super::{Kind, Link, Row, SessionEnd, SessionStart, StatementEvent, Store, StoreError};
+
+/// Records waiting for the writer, at most (past it, non-durable records
+/// are dropped and counted: `Recorder::dropped`).
+const QUEUE: usize = 65_536;
+/// Records kept for a retry while the store fails, at most.
+const MAX_PENDING: usize = 200_000;
+/// Records committed in one transaction, at most.
+const BATCH: usize = 4_096;
+
+/// What to do with statements that must be durable when the store cannot
+/// take them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Refuse them with a clear error (the default).
+    Refuse,
+    /// Let them run; their records are kept and retried.
+    Continue,
+}
+
+type Waiter = SyncSender<Result<(), StoreError>>;
+
+enum Msg {
+    Record {
+        session: String,
+        kind: Kind,
+        at_us: i64,
+        body: String,
+        durable: Option<Waiter>,
+    },
+    Flush(SyncSender<()>),
+}
+
+struct Pending {
+    session: String,
+    kind: Kind,
+    at_us: i64,
+    body: String,
+    durable: Option<Waiter>,
+}
+
+/// The handle sessions record through; cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: SyncSender<Msg>,
+    healthy: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
+    on_failure: OnFailure,
+    instance: Arc<str>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+impl Recorder {
+    /// Starts the writer over `store`.
+    pub fn start(
+        mut store: Box<dyn Store>,
+        flush: Duration,
+        on_failure: OnFailure,
+        instance: &str,
+    ) -> Result<Recorder, StoreError> {
+        let last_link = store.last_link()?;
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let writer = Writer {
+            store,
+            sessions: HashMap::new(),
+            last_link,
+            pending: Vec::new(),
+            flush,
+            on_failure,
+            healthy: healthy.clone(),
+        };
+        std::thread::Builder::new()
+            .name("sqlgate-recorder".to_owned())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(Recorder {
+            tx,
+            healthy,
+            dropped: Arc::new(AtomicU64::new(0)),
+            on_failure,
+            instance: Arc::from(instance),
+        })
+    }
+
+    /// This gateway instance's name in records.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Whether the last commit succeeded.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Records dropped because the writer fell too far behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Begins a session's records.
+    pub fn session(&self, start: &SessionStart) -> SessionRecorder {
+        let id = hex::encode(rand::random::<[u8; 16]>());
+        let body = serde_json::to_string(start).unwrap_or_default();
+        self.send(&id, Kind::SessionStart, body);
+        SessionRecorder {
+            id,
+            recorder: self.clone(),
+            ended: false,
+        }
+    }
+
+    fn send(&self, session: &str, kind: Kind, body: String) {
+        let msg = Msg::Record {
+            session: session.to_owned(),
+            kind,
+            at_us: now_us(),
+            body,
+            durable: None,
+        };
+        match self.tx.try_send(msg) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::error!(
+                    dropped = n,
+                    "recording: the writer is too far behind; a record was dropped"
+                );
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Sends a record and waits until it is committed.
+    fn send_durable(&self, session: &str, kind: Kind, body: String) -> Result<(), StoreError> {
+        if !self.healthy() && self.on_failure == OnFailure::Refuse {
+            // Queued behind a failing group, it would wait for nothing.
+            return Err(StoreError::Backend(
+                "the store is failing (see the gateway's log)".to_owned(),
+            ));
+        }
+        let (done, wait) = mpsc::sync_channel(1);
+        let msg = Msg::Record {
+            session: session.to_owned(),
+            kind,
+            at_us: now_us(),
+            body,
+            durable: Some(done),
+        };
+        if self.tx.send(msg).is_err() {
+            return Err(StoreError::Stopped);
+        }
+        let wait = || wait.recv().unwrap_or(Err(StoreError::Stopped));
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let result = if multi_thread {
+            // The worker is handed over while the commit's fsync runs.
+            tokio::task::block_in_place(wait)
+        } else {
+            wait()
+        };
+        match (result, self.on_failure) {
+            (Ok(()), _) => Ok(()),
+            (Err(e), OnFailure::Refuse) => Err(e),
+            (Err(e), OnFailure::Continue) => {
+                tracing::error!(error = %e, "recording: a statement runs before its record is durable (on_failure = \"continue\")");
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits until everything sent before is committed (or failed).
+    pub fn flush(&self) {
+        let (done, wait) = mpsc::sync_channel(1);
+        if self.tx.send(Msg::Flush(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+}
+
+/// One session's records.
+#[derive(Debug)]
+pub struct SessionRecorder {
+    id: String,
+    recorder: Recorder,
+    ended: bool,
+}
+
+impl SessionRecorder {
+    /// The session's id in the store.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Records a judged statement; `durable`: it can change something and
+    /// will be forwarded, so it returns once the record is committed (an
+    /// error: the statement must not run).
+    pub fn statement(&self, event: &StatementEvent, durable: bool) -> Result<(), StoreError> {
+        let body = serde_json::to_string(event).unwrap_or_default();
+        if durable {
+            self.recorder.send_durable(&self.id, Kind::Statement, body)
+        } else {
+            self.recorder.send(&self.id, Kind::Statement, body);
+            Ok(())
+        }
+    }
+
+    /// Records the session's end.
+    pub fn end(&mut self, reason: &str) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        let body = serde_json::to_string(&SessionEnd {
+            reason: reason.to_owned(),
+        })
+        .unwrap_or_default();
+        self.recorder.send(&self.id, Kind::SessionEnd, body);
+    }
+}
+
+impl Drop for SessionRecorder {
+    fn drop(&mut self) {
+        self.end("closed");
+    }
+}
+
+struct Writer {
+    store: Box<dyn Store>,
+    /// Open sessions: next place and last hash.
+    sessions: HashMap<String, (u64, [u8; 32])>,
+    last_link: Option<Link>,
+    pending: Vec<Pending>,
+    flush: Duration,
+    on_failure: OnFailure,
+    healthy: Arc<AtomicBool>,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Msg>) {
+        let mut deadline: Option<Instant> = None;
+        let mut flushes: Vec<SyncSender<()>> = Vec::new();
+        loop {
+            let msg = match deadline {
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
+            };
+            let stopping = match msg {
+                Ok(m) => {
+                    self.take(m, &mut flushes);
+                    false
+                }
+                Err(RecvTimeoutError::Timeout) => false,
+                Err(RecvTimeoutError::Disconnected) => true,
+            };
+            while self.pending.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(m) => self.take(m, &mut flushes),
+                    Err(_) => break,
+                }
+            }
+            if !self.pending.is_empty() && deadline.is_none() {
+                deadline = Some(Instant::now() + self.flush);
+            }
+            let due = deadline.is_some_and(|d| Instant::now() >= d);
+            let urgent = self.pending.iter().any(|p| p.durable.is_some()) || !flushes.is_empty();
+            if urgent || due || stopping || self.pending.len() >= BATCH {
+                self.commit();
+                deadline = (!self.pending.is_empty()).then(|| Instant::now() + self.flush);
+                for f in flushes.drain(..) {
+                    let _ = f.send(());
+                }
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    fn take(&mut self, msg: Msg, flushes: &mut Vec<SyncSender<()>>) {
+        match msg {
+            Msg::Record {
+                session,
+                kind,
+                at_us,
+                body,
+                durable,
+            } => self.pending.push(Pending {
+                session,
+                kind,
+                at_us,
+                body,
+                durable,
+            }),
+            Msg::Flush(done) => flushes.push(done),
+        }
+    }
+
+    /// Chains and commits what is pending, as one transaction.
+    fn commit(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let before = self.sessions.clone();
+        let last_link = self.last_link.clone();
+        let mut rows = Vec::with_capacity(self.pending.len());
+        let mut links = Vec::new();
+        let mut ended = Vec::new();
+        for p in &self.pending {
+            let state = self
+                .sessions
+                .entry(p.session.clone())
+                .or_insert((0, [0; 32]));
+            let (seq, prev) = *state;
+            let hash = row_hash(&prev, &p.session, seq, p.kind, p.at_us, &p.body);
+            *state = (seq + 1, hash);
+            rows.push(Row {
+                session: p.session.clone(),
+                seq,
+                kind: p.kind,
+                at_us: p.at_us,
+                body: p.body.clone(),
+                prev,
+                hash,
+            });
+            if p.kind == Kind::SessionEnd {
+                let (n, prev_link) = match &self.last_link {
+                    Some(l) => (l.n + 1, l.hash),
+                    None => (0, [0; 32]),
+                };
+                let link = Link {
+                    n,
+                    session: p.session.clone(),
+                    records: seq + 1,
+                    head: hash,
+                    prev: prev_link,
+                    hash: link_hash(&prev_link, n, &p.session, seq + 1, &hash),
+                };
+                self.last_link = Some(link.clone());
+                links.push(link);
+                ended.push(p.session.clone());
+            }
+        }
+        match self.store.append(&rows, &links) {
+            Ok(()) => {
+                if !self.healthy.swap(true, Ordering::Relaxed) {
+                    tracing::info!("recording: the store takes records again");
+                }
+                for p in self.pending.drain(..) {
+                    if let Some(w) = p.durable {
+                        let _ = w.send(Ok(()));
+                    }
+                }
+                for s in ended {
+                    self.sessions.remove(&s);
+                }
+            }
+            Err(e) => {
+                if self.healthy.swap(false, Ordering::Relaxed) {
+                    tracing::error!(error = %e, "recording: the store cannot take records; they are kept and retried");
+                }
+                self.sessions = before;
+                self.last_link = last_link;
+                let refuse = self.on_failure == OnFailure::Refuse;
+                let mut kept = Vec::with_capacity(self.pending.len());
+                for mut p in self.pending.drain(..) {
+                    if let Some(w) = p.durable.take() {
+                        let _ = w.send(Err(StoreError::Backend(e.to_string())));
+                        if refuse {
+                            // Refused: it never runs, so it is not kept.
+                            continue;
+                        }
+                    }
+                    kept.push(p);
+                }
+                if kept.len() > MAX_PENDING {
+                    let excess = kept.len() - MAX_PENDING;
+                    kept.drain(..excess);
+                    tracing::error!(
+                        dropped = excess,
+                        "recording: records dropped while the store fails"
+                    );
+                }
+                self.pending = kept;
+            }
+        }
+    }
+}

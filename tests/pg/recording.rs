@@ -1,0 +1,225 @@
+//! Every session recorded (issue 13), on PostgreSQL: statements with
+//! their verdicts and tags through the simple and extended protocols,
+//! refusals, writes durable before they run (also across `kill -9`), a
+//! trail that verifies, and no secret in the store's bytes.
+
+use std::process::Command;
+use std::time::Duration;
+
+use sqlgate::store::sqlite::SqliteStore;
+use sqlgate::store::{Kind, StatementEvent, Store};
+
+use crate::support::binary::GatewayProcess;
+use crate::support::gateway::{connect, TestConfig};
+use crate::support::pg;
+
+/// Every statement event of every session in the store.
+fn statements(path: &std::path::Path) -> Vec<(String, StatementEvent)> {
+    let mut store = SqliteStore::open(path).unwrap();
+    let mut out = Vec::new();
+    for id in store.session_ids().unwrap() {
+        for r in store.rows(&id).unwrap() {
+            if r.kind == Kind::Statement {
+                out.push((id.clone(), serde_json::from_str(&r.body).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_run() {
+    let server = pg::shared();
+    let direct = connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS rec_notes; CREATE TABLE rec_notes (id int, note text); \
+             GRANT ALL ON rec_notes TO app_owner",
+        )
+        .await
+        .unwrap();
+    let mut config = TestConfig::new(server);
+    config.with_example_policy(&["app"], "");
+    let gw = config.start().await;
+    let store = config.path().join("sqlgate-recordings.db");
+
+    let ci = connect(&gw.conn_str("ci", "ci-pw", "app")).await;
+    ci.simple_query("INSERT INTO rec_notes VALUES (1, 'simple')")
+        .await
+        .unwrap();
+    // Durable before it ran: in the store now, with nothing flushed.
+    let seen = statements(&store);
+    let insert = seen
+        .iter()
+        .find(|(_, e)| e.text == "INSERT INTO rec_notes VALUES (1, 'simple')")
+        .expect("the write's record is durable once it returns");
+    assert_eq!(insert.1.verdict, "allow");
+    assert_eq!(insert.1.tags, ["write.insert"]);
+    assert_eq!(insert.1.fingerprint, "insert into rec_notes values (?)");
+    ci.execute(
+        "INSERT INTO rec_notes VALUES ($1, $2)",
+        &[&2i32, &"extended"],
+    )
+    .await
+    .unwrap();
+    assert!(statements(&store)
+        .iter()
+        .any(|(_, e)| e.text == "INSERT INTO rec_notes VALUES ($1, $2)" && e.origin == "parse"));
+
+    let bot = connect(&gw.conn_str("bot", "bot-pw", "app")).await;
+    bot.simple_query("SELECT count(*) FROM rec_notes; SELECT 1")
+        .await
+        .unwrap();
+    let refused = bot.simple_query("DELETE FROM rec_notes").await.unwrap_err();
+    assert_eq!(refused.as_db_error().unwrap().code().code(), "42501");
+    drop(bot);
+    drop(ci);
+    // Reads and session ends are group-committed: flushed here.
+    let rec = gw
+        .running
+        .recorder
+        .clone()
+        .expect("recording is on by default");
+    // The sessions' ends arrive as their tasks finish.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        rec.flush();
+        let mut s = SqliteStore::open(&store).unwrap();
+        let ended = s
+            .sessions()
+            .unwrap()
+            .iter()
+            .filter(|s| s.ended_us.is_some())
+            .count();
+        if ended >= 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "sessions never ended");
+        tokio::task::yield_now().await;
+    }
+    let seen = statements(&store);
+    for text in ["SELECT count(*) FROM rec_notes", "SELECT 1"] {
+        assert!(
+            seen.iter()
+                .any(|(_, e)| e.text == text && e.verdict == "allow"),
+            "{text}"
+        );
+    }
+    let (_, delete) = seen
+        .iter()
+        .find(|(_, e)| e.text == "DELETE FROM rec_notes")
+        .expect("the refusal is recorded");
+    assert_eq!(delete.verdict, "review");
+    assert!(
+        delete.refusal.as_deref().unwrap_or("").contains("write"),
+        "{delete:?}"
+    );
+
+    // The trail verifies; listing and showing work from the CLI.
+    let cfg = config.write();
+    let out = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+        .args(["audit", "verify", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let list = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+        .args(["sessions", "list", "--refused", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.contains(" bot ") && !list.contains(" ci "), "{list}");
+
+    // No secret in any byte of the store (WAL included).
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(config.path()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.to_string_lossy().contains("sqlgate-recordings") {
+            bytes.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    for secret in [pg::APP_OWNER_PW, "ci-pw", "bot-pw"] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} in the store"
+        );
+    }
+    direct.batch_execute("DROP TABLE rec_notes").await.unwrap();
+}
+
+#[test]
+fn every_write_the_server_ran_has_its_record_after_kill_9() {
+    let server = pg::shared();
+    server.psql(
+        "app",
+        "DROP TABLE IF EXISTS rec_killed; CREATE TABLE rec_killed (n int); \
+         GRANT ALL ON rec_killed TO app_owner",
+    );
+    let mut config = TestConfig::new(server);
+    let port = config.on_free_port();
+    let path = config.write();
+    let mut gw = GatewayProcess::start(&path, port, "info");
+    let conn = format!(
+        "host=127.0.0.1 port={port} user=agent password={} dbname=app",
+        crate::support::gateway::AGENT_PW
+    );
+    // A client inserting one row a statement (psql sends each line of
+    // its file as a query of its own), killed mid-stream.
+    let script = config.path().join("inserts.sql");
+    std::fs::write(
+        &script,
+        (0..5000)
+            .map(|n| format!("INSERT INTO rec_killed VALUES ({n});\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let mut client = Command::new("psql")
+        .arg(&conn)
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
+        .arg(&script)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let count = || {
+        server
+            .psql("app", "SELECT count(*) FROM rec_killed")
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
+    while count() < 200 {
+        assert!(std::time::Instant::now() < deadline, "the writes never ran");
+        std::thread::yield_now();
+    }
+    let _ = Command::new("kill")
+        .args(["-9", &gw.pid().to_string()])
+        .status();
+    let _ = gw.wait_exit(Duration::from_secs(10));
+    let _ = client.wait();
+    let ran: Vec<String> = server
+        .psql("app", "SELECT n FROM rec_killed ORDER BY n")
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(ran.len() >= 200, "{}", ran.len());
+    let recorded: std::collections::HashSet<String> =
+        statements(&config.path().join("sqlgate-recordings.db"))
+            .into_iter()
+            .map(|(_, e)| e.text)
+            .collect();
+    for n in &ran {
+        assert!(
+            recorded.contains(&format!("INSERT INTO rec_killed VALUES ({n})")),
+            "row {n} was written but its statement has no record"
+        );
+    }
+    server.psql("app", "DROP TABLE rec_killed");
+}
