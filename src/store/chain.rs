@@ -250,7 +250,7 @@ mod tests {
     }
 
     /// An attacker's edit of the store's tables.
-    type Tamper = Box<dyn FnOnce(&rusqlite::Connection, &[String])>;
+    type Tamper<'a> = Box<dyn FnOnce(&rusqlite::Connection, &[String]) + 'a>;
 
     fn verify_after(tamper: impl FnOnce(&rusqlite::Connection, &[String])) -> Option<Finding> {
         let dir = tempfile::tempdir().unwrap();
@@ -278,7 +278,7 @@ mod tests {
         let exec = |c: &rusqlite::Connection, sql: &str, id: &str| {
             c.execute(sql, [id]).unwrap();
         };
-        let cases: Vec<(&str, Tamper, Break)> = vec![
+        let cases: Vec<(&str, Tamper<'_>, Break)> = vec![
             (
                 "edit a statement's text",
                 Box::new(|c, ids| {
