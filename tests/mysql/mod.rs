@@ -7,6 +7,7 @@ mod masking_corpus;
 mod metadata;
 mod policy;
 mod protocol_fuzz;
+mod recording;
 mod reflection;
 mod relay;
 mod session;

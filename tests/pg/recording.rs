@@ -223,3 +223,84 @@ fn every_write_the_server_ran_has_its_record_after_kill_9() {
     }
     server.psql("app", "DROP TABLE rec_killed");
 }
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_clearly_and_recording_resumes_when_space_returns() {
+    // The store on a small file system of its own, nearly filled.
+    let disk = tempfile::tempdir().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(disk.path())
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "this test mounts a tmpfs (it runs as root in CI)"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(disk.path().to_owned());
+    let server = pg::shared();
+    let direct = connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS rec_full; CREATE TABLE rec_full (n int, pad text); \
+             GRANT ALL ON rec_full TO app_owner",
+        )
+        .await
+        .unwrap();
+    let mut config = TestConfig::new(server);
+    config.toml.push_str(&format!(
+        "\n[store]\npath = \"{}\"\n",
+        disk.path().join("rec.db").display()
+    ));
+    let gw = config.start().await;
+    let filler = disk.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 600 << 10]).unwrap();
+    let agent = gw.agent().await;
+    let pad = "x".repeat(16 << 10);
+    let mut refused_at = None;
+    for n in 0..200 {
+        let sql = format!("INSERT INTO rec_full VALUES ({n}, '{pad}')");
+        match agent.simple_query(&sql).await {
+            Ok(_) => {}
+            Err(e) => {
+                let db = e
+                    .as_db_error()
+                    .expect("a clear error, not a broken session");
+                assert_eq!(db.code().code(), "42501");
+                assert!(
+                    db.message().contains("could not record"),
+                    "{}",
+                    db.message()
+                );
+                refused_at = Some(n);
+                break;
+            }
+        }
+    }
+    let refused_at = refused_at.expect("the full disk refused a write");
+    let rows: i64 = direct
+        .query_one("SELECT count(*) FROM rec_full", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, refused_at as i64, "the refused write did not run");
+    // Reads still run; the session is alive.
+    agent.simple_query("SELECT 1").await.unwrap();
+    // Space returns: writes are recorded and run again.
+    std::fs::remove_file(&filler).unwrap();
+    agent
+        .simple_query("INSERT INTO rec_full VALUES (-1, 'after')")
+        .await
+        .unwrap();
+    assert!(statements(&disk.path().join("rec.db"))
+        .iter()
+        .any(|(_, e)| e.text == "INSERT INTO rec_full VALUES (-1, 'after')"));
+    drop(agent);
+    direct.batch_execute("DROP TABLE rec_full").await.unwrap();
+}
