@@ -286,6 +286,11 @@ impl<'a> Problems<'a> {
             + 1
     }
 
+    /// Whether secrets are left unresolved (tools that never connect).
+    pub(crate) fn offline(&self) -> bool {
+        self.offline
+    }
+
     pub(crate) fn at(&mut self, span: Range<usize>, key: &str, message: impl std::fmt::Display) {
         let line = self.line(&span);
         self.list

@@ -68,6 +68,13 @@ enum Command {
     /// Read a password on stdin and print its SCRAM-SHA-256 verifier for a
     /// user's `scram_verifier`.
     Passwd,
+    /// Write a new checkpoint signing key (audit.key, readable by the
+    /// gateway only) and its public key (audit.pub) for `audit verify`.
+    Keygen {
+        /// Directory to write into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
     /// Recorded sessions: list, show, export.
     Sessions {
         /// The configuration file (its `[store]` says where records are).
@@ -125,7 +132,12 @@ enum SessionsCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Walk the trail; exit 1 at the first broken link.
-    Verify,
+    Verify {
+        /// The public key of the checkpoints' signing key (without it,
+        /// signatures are not checked).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -267,6 +279,27 @@ fn run() -> anyhow::Result<ExitCode> {
             println!("wrote {} and {}", crt.display(), key.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Keygen { out } => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let key = sqlgate::store::checkpoint::Key::generate();
+            let path = out.join("audit.key");
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| {
+                    format!("{} (an existing key is never overwritten)", path.display())
+                })?;
+            std::io::Write::write_all(&mut f, key.to_file_text().as_bytes())?;
+            std::fs::write(out.join("audit.pub"), key.public_text())?;
+            println!(
+                "wrote {} (signing key: [recording] signing_key_file) and {} (for sqlgate audit verify --public-key)",
+                path.display(),
+                out.join("audit.pub").display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sessions { config, command } => {
             let mut store = open_store(&config)?;
             use sqlgate::store::cli;
@@ -304,10 +337,13 @@ fn run() -> anyhow::Result<ExitCode> {
         }
         Command::Audit {
             config,
-            command: AuditCommand::Verify,
+            command: AuditCommand::Verify { public_key },
         } => {
             let mut store = open_store(&config)?;
-            let (text, intact) = sqlgate::store::cli::verify_text(&mut store)?;
+            let public = public_key
+                .map(|p| sqlgate::store::checkpoint::PublicKey::read(&p))
+                .transpose()?;
+            let (text, intact) = sqlgate::store::cli::verify_text(&mut store, public.as_ref())?;
             print!("{text}");
             Ok(if intact {
                 ExitCode::SUCCESS

@@ -51,7 +51,17 @@ fn start_recorder(config: &Config) -> anyhow::Result<Option<Recorder>> {
             .unwrap_or_else(|_| "localhost".to_owned()),
         std::process::id()
     );
-    let recorder = Recorder::start(Box::new(store), r.flush, r.on_failure, &instance)
+    let signer = match &r.signing_key {
+        Some(path) => Some((
+            crate::store::checkpoint::Key::read(path)?,
+            r.checkpoint_every,
+        )),
+        None => {
+            tracing::warn!("[recording] has no signing_key_file: the trail's chain is not signed (sqlgate keygen makes a key)");
+            None
+        }
+    };
+    let recorder = Recorder::start(Box::new(store), r.flush, r.on_failure, &instance, signer)
         .context("recording store")?;
     tracing::info!(store = %r.path.display(), "recording sessions");
     Ok(Some(recorder))

@@ -10,6 +10,7 @@
 
 use sha2::{Digest, Sha256};
 
+use super::checkpoint::PublicKey;
 use super::{Kind, Store, StoreError};
 
 /// The hash of a row, given its fields and its predecessor's hash.
@@ -74,6 +75,9 @@ pub enum Break {
     SessionGone,
     /// An ended session has no link (its link was removed).
     Unlinked,
+    /// A checkpoint's signature is not the key's, or the link it signed
+    /// is no longer the chain's (the chain was recomputed or cut).
+    Checkpoint,
 }
 
 /// The first broken link found.
@@ -99,12 +103,17 @@ pub struct Report {
     /// Sessions not ended yet (or whose gateway stopped before their end
     /// was recorded): their records verify, no link covers them.
     pub open: Vec<String>,
+    /// Checkpoints whose signatures verified (0 without a public key).
+    pub signed: u64,
+    /// The last link a verified signature covers.
+    pub signed_through: Option<u64>,
     /// The first break, if any.
     pub broken: Option<Finding>,
 }
 
-/// Walks the whole trail.
-pub fn verify(store: &mut dyn Store) -> Result<Report, StoreError> {
+/// Walks the whole trail; with a public key, every checkpoint's
+/// signature too.
+pub fn verify(store: &mut dyn Store, public: Option<&PublicKey>) -> Result<Report, StoreError> {
     let mut report = Report::default();
     let mut heads = std::collections::HashMap::new();
     for session in store.session_ids()? {
@@ -145,7 +154,8 @@ pub fn verify(store: &mut dyn Store) -> Result<Report, StoreError> {
         report.sessions += 1;
     }
     let mut prev = [0u8; 32];
-    for (i, link) in store.links()?.iter().enumerate() {
+    let links = store.links()?;
+    for (i, link) in links.iter().enumerate() {
         let brk = |what| Finding {
             session: link.session.clone(),
             seq: link.n,
@@ -184,6 +194,21 @@ pub fn verify(store: &mut dyn Store) -> Result<Report, StoreError> {
         return Ok(report);
     }
     report.open = open.into_iter().map(|(s, _)| s).collect();
+    if let Some(public) = public {
+        for (i, cp) in store.checkpoints()?.iter().enumerate() {
+            let signed_link = links.get(cp.link as usize).map(|l| l.hash);
+            if cp.n != i as u64 || !public.verifies(cp) || signed_link != Some(cp.link_hash) {
+                report.broken = Some(Finding {
+                    session: format!("checkpoint {}", cp.n),
+                    seq: cp.link,
+                    what: Break::Checkpoint,
+                });
+                return Ok(report);
+            }
+            report.signed += 1;
+            report.signed_through = Some(cp.link);
+        }
+    }
     Ok(report)
 }
 
@@ -227,6 +252,10 @@ mod tests {
             std::time::Duration::from_millis(5),
             OnFailure::Refuse,
             "test",
+            Some((
+                crate::store::checkpoint::Key::read(&key_file()).unwrap(),
+                std::time::Duration::from_secs(3600),
+            )),
         )
         .unwrap();
         let mut ids = Vec::new();
@@ -249,6 +278,24 @@ mod tests {
         ids
     }
 
+    /// The test's signing key (and its public key beside it).
+    fn key_file() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("sqlgate-chain-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("audit.key");
+        if !path.exists() {
+            let key = crate::store::checkpoint::Key::generate();
+            std::fs::write(dir.join("audit.pub"), key.public_text()).unwrap();
+            std::fs::write(&path, key.to_file_text()).unwrap();
+        }
+        path
+    }
+
+    fn public() -> PublicKey {
+        key_file();
+        PublicKey::read(&key_file().with_file_name("audit.pub")).unwrap()
+    }
+
     /// An attacker's edit of the store's tables.
     type Tamper<'a> = Box<dyn FnOnce(&rusqlite::Connection, &[String]) + 'a>;
 
@@ -258,7 +305,7 @@ mod tests {
         let ids = trail(&path);
         let mut store = SqliteStore::open(&path).unwrap();
         tamper(store.connection(), &ids);
-        verify(&mut store).unwrap().broken
+        verify(&mut store, Some(&public())).unwrap().broken
     }
 
     #[test]
@@ -267,9 +314,16 @@ mod tests {
         let path = dir.path().join("t.db");
         trail(&path);
         let mut store = SqliteStore::open(&path).unwrap();
-        let r = verify(&mut store).unwrap();
+        let r = verify(&mut store, Some(&public())).unwrap();
         assert_eq!(r.broken, None);
         assert_eq!((r.sessions, r.links, r.open.len()), (4, 3, 1));
+        assert_eq!((r.signed, r.signed_through), (1, Some(2)));
+        // Another key's signature is not this one's.
+        let other = crate::store::checkpoint::Key::generate();
+        let other_pub = dir.path().join("other.pub");
+        std::fs::write(&other_pub, other.public_text()).unwrap();
+        let r = verify(&mut store, Some(&PublicKey::read(&other_pub).unwrap())).unwrap();
+        assert_eq!(r.broken.map(|b| b.what), Some(Break::Checkpoint));
         assert_eq!(r.records, 3 * 5 + 2);
     }
 
@@ -359,6 +413,66 @@ mod tests {
                     }
                 }),
                 Break::Cut,
+            ),
+            (
+                "replace a session and recompute the whole chain",
+                Box::new(|c, ids| {
+                    exec(c, "UPDATE records SET body = replace(body, 'bob', 'eve') WHERE session = ?1 AND seq = 2", &ids[1]);
+                    let sessions: Vec<String> = c
+                        .prepare("SELECT DISTINCT session FROM records")
+                        .unwrap()
+                        .query_map([], |r| r.get(0))
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect();
+                    let mut heads = std::collections::HashMap::new();
+                    for s in sessions {
+                        let rows: Vec<(i64, String, i64, String)> = c
+                            .prepare("SELECT seq, kind, at_us, body FROM records WHERE session = ?1 ORDER BY seq")
+                            .unwrap()
+                            .query_map([&s], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                            .unwrap()
+                            .map(Result::unwrap)
+                            .collect();
+                        let mut prev = [0u8; 32];
+                        for (seq, kind, at, body) in &rows {
+                            let hash = row_hash(
+                                &prev,
+                                &s,
+                                *seq as u64,
+                                Kind::parse(kind).unwrap(),
+                                *at,
+                                body,
+                            );
+                            c.execute(
+                                "UPDATE records SET prev = ?1, hash = ?2 WHERE session = ?3 AND seq = ?4",
+                                rusqlite::params![&prev[..], &hash[..], s, seq],
+                            )
+                            .unwrap();
+                            prev = hash;
+                        }
+                        heads.insert(s, prev);
+                    }
+                    let links: Vec<(i64, String, i64)> = c
+                        .prepare("SELECT n, session, records FROM links ORDER BY n")
+                        .unwrap()
+                        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect();
+                    let mut prev = [0u8; 32];
+                    for (n, s, records) in links {
+                        let head = heads[&s];
+                        let hash = link_hash(&prev, n as u64, &s, records as u64, &head);
+                        c.execute(
+                            "UPDATE links SET head = ?1, prev = ?2, hash = ?3 WHERE n = ?4",
+                            rusqlite::params![&head[..], &prev[..], &hash[..], n],
+                        )
+                        .unwrap();
+                        prev = hash;
+                    }
+                }),
+                Break::Checkpoint,
             ),
             (
                 "delete a whole session and its link",

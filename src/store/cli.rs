@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use super::chain::{verify, Break, Report};
+use super::checkpoint::PublicKey;
 use super::{Kind, SessionStart, StatementEvent, Store, StoreError};
 
 /// Filters of `sessions list`.
@@ -145,12 +146,26 @@ pub fn export(store: &mut dyn Store, ids: &[String]) -> Result<String, StoreErro
 }
 
 /// `audit verify`: the report as text; `true` when the trail is intact.
-pub fn verify_text(store: &mut dyn Store) -> Result<(String, bool), StoreError> {
-    let r: Report = verify(store)?;
+pub fn verify_text(
+    store: &mut dyn Store,
+    public: Option<&PublicKey>,
+) -> Result<(String, bool), StoreError> {
+    let r: Report = verify(store, public)?;
     let mut out = format!(
         "{} sessions, {} records, {} links verified",
         r.sessions, r.records, r.links
     );
+    match (public, r.signed_through) {
+        (None, _) => out.push_str("; signatures not checked (no --public-key)"),
+        (Some(_), Some(link)) => {
+            let _ = write!(
+                out,
+                "; {} checkpoints signed, through link {link}",
+                r.signed
+            );
+        }
+        (Some(_), None) => out.push_str("; no signed checkpoint yet"),
+    }
     if !r.open.is_empty() {
         let _ = write!(out, "; {} sessions not ended (no link yet)", r.open.len());
     }
@@ -175,6 +190,7 @@ pub fn verify_text(store: &mut dyn Store) -> Result<(String, bool), StoreError> 
                 Break::Unlinked => {
                     "an ended session has no link (its link or the chain's tail was removed)"
                 }
+                Break::Checkpoint => "a checkpoint's signature does not verify, or the link it signed is no longer the chain's (recomputed or cut)",
             };
             let _ = writeln!(out, "BROKEN: session {} at {}: {what}", f.session, f.seq);
             Ok((out, false))

@@ -9,6 +9,8 @@
 //! flush_ms = 200             # reads and outcomes committed within this
 //! on_failure = "refuse"      # or "continue": what happens to statements
 //!                            # that must be durable when the store fails
+//! signing_key_file = "audit.key"   # ed25519 (sqlgate keygen); optional
+//! checkpoint_secs = 60       # how often the chain's head is signed
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -34,6 +36,8 @@ pub struct RawRecording {
     enabled: Option<bool>,
     flush_ms: Option<Spanned<u64>>,
     on_failure: Option<Spanned<String>>,
+    signing_key_file: Option<Spanned<String>>,
+    checkpoint_secs: Option<Spanned<u64>>,
 }
 
 /// Recording, validated.
@@ -48,6 +52,10 @@ pub struct RecordingConfig {
     /// What happens to statements that must be durable when the store
     /// fails.
     pub on_failure: OnFailure,
+    /// The checkpoint signing key's file (ed25519 seed, 64 hex digits).
+    pub signing_key: Option<PathBuf>,
+    /// How often the chain's head is signed.
+    pub checkpoint_every: Duration,
 }
 
 /// File name of the default store, beside the configuration.
@@ -98,10 +106,29 @@ pub(crate) fn parse(
             OnFailure::Refuse
         }
     };
+    let signing_key = recording.signing_key_file.as_ref().map(|f| {
+        let path = base.join(f.get_ref());
+        if let Err(e) = super::checkpoint::Key::read(&path) {
+            if !p.offline() {
+                p.at(f.span(), "recording.signing_key_file", e);
+            }
+        }
+        path
+    });
+    let checkpoint_every = match &recording.checkpoint_secs {
+        Some(c) if *c.get_ref() == 0 => {
+            p.at(c.span(), "recording.checkpoint_secs", "must be at least 1");
+            Duration::from_secs(60)
+        }
+        Some(c) => Duration::from_secs(*c.get_ref()),
+        None => Duration::from_secs(60),
+    };
     RecordingConfig {
         enabled: recording.enabled.unwrap_or(true),
         path,
         flush,
         on_failure,
+        signing_key,
+        checkpoint_every,
     }
 }

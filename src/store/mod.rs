@@ -12,6 +12,7 @@
 //! and saw (masked), never a password, key or hash of one.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod sqlite;
@@ -181,4 +182,8 @@ pub trait Store: Send + 'static {
     fn session_ids(&mut self) -> Result<Vec<String>, StoreError>;
     /// The gateway-wide chain, in order.
     fn links(&mut self) -> Result<Vec<Link>, StoreError>;
+    /// Appends a signed checkpoint.
+    fn add_checkpoint(&mut self, cp: &checkpoint::Checkpoint) -> Result<(), StoreError>;
+    /// Every checkpoint, in order.
+    fn checkpoints(&mut self) -> Result<Vec<checkpoint::Checkpoint>, StoreError>;
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::checkpoint::Checkpoint;
 use super::{Kind, Link, Row, SessionSummary, Store, StoreError};
 
 const SCHEMA: &str = "
@@ -41,6 +42,13 @@ CREATE TABLE IF NOT EXISTS sessions (
     refused INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sessions_started ON sessions (started_us);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    n INTEGER PRIMARY KEY,
+    link INTEGER NOT NULL,
+    link_hash BLOB NOT NULL,
+    at_us INTEGER NOT NULL,
+    signature BLOB NOT NULL
+);
 ";
 
 /// A SQLite file.
@@ -221,6 +229,25 @@ impl Store for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(err)
     }
 
+    fn add_checkpoint(&mut self, cp: &Checkpoint) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO checkpoints (n, link, link_hash, at_us, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![cp.n as i64, cp.link as i64, &cp.link_hash[..], cp.at_us, cp.signature],
+            )
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare("SELECT n, link, link_hash, at_us, signature FROM checkpoints ORDER BY n")
+            .map_err(err)?;
+        let rows = q.query_map([], checkpoint_of).map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
     fn links(&mut self) -> Result<Vec<Link>, StoreError> {
         let mut q = self
             .conn
@@ -229,6 +256,16 @@ impl Store for SqliteStore {
         let rows = q.query_map([], link_of).map_err(err)?;
         rows.collect::<Result<_, _>>().map_err(err)
     }
+}
+
+fn checkpoint_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
+    Ok(Checkpoint {
+        n: r.get::<_, i64>(0)? as u64,
+        link: r.get::<_, i64>(1)? as u64,
+        link_hash: hash32(r.get(2)?),
+        at_us: r.get(3)?,
+        signature: r.get(4)?,
+    })
 }
 
 fn link_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::chain::{link_hash, row_hash};
+use super::checkpoint::Key;
 use super::{Kind, Link, Row, SessionEnd, SessionStart, StatementEvent, Store, StoreError};
 
 /// Records waiting for the writer, at most (past it, non-durable records
@@ -89,8 +90,10 @@ impl Recorder {
         flush: Duration,
         on_failure: OnFailure,
         instance: &str,
+        signer: Option<(Key, Duration)>,
     ) -> Result<Recorder, StoreError> {
         let last_link = store.last_link()?;
+        let last_checkpoint = store.checkpoints()?.pop();
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let healthy = Arc::new(AtomicBool::new(true));
         let writer = Writer {
@@ -101,6 +104,9 @@ impl Recorder {
             flush,
             on_failure,
             healthy: healthy.clone(),
+            signer,
+            signed: last_checkpoint.map(|c| (c.n, c.link)),
+            signed_at: Instant::now(),
         };
         std::thread::Builder::new()
             .name("sqlgate-recorder".to_owned())
@@ -259,9 +265,36 @@ struct Writer {
     flush: Duration,
     on_failure: OnFailure,
     healthy: Arc<AtomicBool>,
+    /// The checkpoint key and how often to sign.
+    signer: Option<(Key, Duration)>,
+    /// The last checkpoint: its place and the link it covers.
+    signed: Option<(u64, u64)>,
+    signed_at: Instant,
 }
 
 impl Writer {
+    /// Signs the chain's last link when it moved and it is time (or
+    /// `now`).
+    fn checkpoint(&mut self, now: bool) {
+        let (Some((key, every)), Some(link)) = (&self.signer, &self.last_link) else {
+            return;
+        };
+        if self.signed.is_some_and(|(_, l)| l == link.n)
+            || (!now && self.signed_at.elapsed() < *every)
+        {
+            return;
+        }
+        let n = self.signed.map_or(0, |(n, _)| n + 1);
+        let cp = key.sign(n, link.n, link.hash, now_us());
+        match self.store.add_checkpoint(&cp) {
+            Ok(()) => {
+                self.signed = Some((n, link.n));
+                self.signed_at = Instant::now();
+            }
+            Err(e) => tracing::error!(error = %e, "recording: a checkpoint could not be written"),
+        }
+    }
+
     fn run(mut self, rx: Receiver<Msg>) {
         let mut deadline: Option<Instant> = None;
         let mut flushes: Vec<SyncSender<()>> = Vec::new();
@@ -292,6 +325,7 @@ impl Writer {
             if urgent || due || stopping || self.pending.len() >= BATCH {
                 self.commit();
                 deadline = (!self.pending.is_empty()).then(|| Instant::now() + self.flush);
+                self.checkpoint(stopping || !flushes.is_empty());
                 for f in flushes.drain(..) {
                     let _ = f.send(());
                 }
