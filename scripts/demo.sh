@@ -142,7 +142,14 @@ targets = ["shop", "shop_mysql"]
 
 [policy]
 files = ["policies/*.toml"]         # reloaded on SIGHUP
+
+[store]
+path = "recordings.db"              # every session recorded (SQLite)
+
+[recording]
+signing_key_file = "audit.key"      # checkpoints signed (sqlgate keygen)
 TOML
+[ -f "$DEMO/audit.key" ] || "$SQLGATE" keygen --out "$DEMO" >/dev/null
 "$SQLGATE" check --config "$DEMO/sqlgate.toml"
 
 cat <<MSG
@@ -166,6 +173,12 @@ See how a statement is judged without running it:
 The same shop on MariaDB, through sqlgate's MySQL listener on 127.0.0.1:$GW_MY_PORT:
 
   mariadb --host=127.0.0.1 --port=$GW_MY_PORT --user=agent --password=$SQLGATE_AGENT_PASSWORD --ssl --ssl-ca=$DEMO/certs/server.crt shop_mysql
+
+Every session is recorded (demo/recordings.db); from another terminal:
+
+  $SQLGATE sessions list --config $DEMO/sqlgate.toml
+  $SQLGATE sessions show --config $DEMO/sqlgate.toml <id>
+  $SQLGATE audit verify --config $DEMO/sqlgate.toml --public-key $DEMO/audit.pub
 
 Every statement is logged below. Ctrl-C stops sqlgate and the demo servers.
 
