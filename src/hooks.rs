@@ -308,6 +308,10 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
         })
     }
 
+    fn outcomes(&mut self) -> Option<Arc<dyn sqlgate_net::outcome::OutcomeSink>> {
+        self.0.log.outcome_sink()
+    }
+
     fn read_only(&mut self) -> bool {
         self.0.policy.read_only()
     }
@@ -388,6 +392,10 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
                 };
                 MyError::new(code, b"42000", text)
             })
+    }
+
+    fn outcomes(&mut self) -> Option<Arc<dyn sqlgate_net::outcome::OutcomeSink>> {
+        self.0.log.outcome_sink()
     }
 
     fn read_only(&mut self) -> bool {

@@ -32,6 +32,11 @@ impl SessionLog {
         SessionLog { recorder }
     }
 
+    /// Where the relay reports outcomes (none when recording is off).
+    pub fn outcome_sink(&self) -> Option<std::sync::Arc<dyn sqlgate_net::outcome::OutcomeSink>> {
+        self.recorder.as_ref().map(|r| r.outcome_sink())
+    }
+
     /// Records a judged text; an error when a statement that must be
     /// durable could not be recorded (the whole text is then refused).
     pub fn judged(

@@ -61,6 +61,22 @@ const TYPE_WORDS: &[&str] = &[
     "YEAR",
 ];
 
+/// PostgreSQL's object-identifier types: a string cast to one is an
+/// object's name.
+const OBJECT_TYPES: &[&str] = &[
+    "regclass",
+    "regproc",
+    "regprocedure",
+    "regoper",
+    "regoperator",
+    "regtype",
+    "regrole",
+    "regnamespace",
+    "regconfig",
+    "regdictionary",
+    "regcollation",
+];
+
 /// Every string, number and comment of `text` replaced.
 pub fn scrub_literals(dialect: SqlDialect, text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -197,6 +213,11 @@ fn scrub_plan_line(dialect: SqlDialect, line: &str) -> String {
     } else {
         body.find(": ").map(|i| (&body[..i], i + 2))
     };
+    // An item of a list (`Output:` in YAML, `<Item>` in XML): an
+    // expression.
+    if lead.ends_with("- ") || body.starts_with("<Item>") {
+        return format!("{lead}{}", scrub_quoted(dialect, body, true));
+    }
     if let Some((label, at)) = split {
         let label = label
             .trim_matches('"')
@@ -217,7 +238,50 @@ fn scrub_plan_line(dialect: SqlDialect, line: &str) -> String {
             return format!("{lead}{}{scrubbed}", &body[..at]);
         }
     }
-    scrub_strings(dialect, line)
+    scrub_quoted(dialect, line, false)
+}
+
+/// A plan line whose double-quoted parts are YAML strings holding
+/// expressions: their content loses its literals (numbers too when
+/// `numbers`); the rest loses its strings.
+fn scrub_quoted(dialect: SqlDialect, line: &str, numbers: bool) -> String {
+    let outside = |t: &str| {
+        if numbers {
+            scrub_literals(dialect, t)
+        } else {
+            scrub_strings(dialect, t)
+        }
+    };
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(start) = rest.find('"') {
+        out.push_str(&outside(&rest[..start]));
+        let after = &rest[start + 1..];
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in after.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => {
+                    end = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let (inner, next) = match end {
+            Some(i) => (&after[..i], &after[i + 1..]),
+            None => (after, ""),
+        };
+        out.push('"');
+        out.push_str(&scrub_literals(dialect, inner));
+        if end.is_some() {
+            out.push('"');
+        }
+        rest = next;
+    }
+    out.push_str(&outside(rest));
+    out
 }
 
 /// A column default as MySQL's `SHOW COLUMNS` prints it: a bare value
@@ -487,9 +551,11 @@ impl<'t> Scanner<'t> {
             }
         };
         let end = self.string_end(quote, escapes);
+        // (`COMMENT 'text'` is MySQL DDL; in PostgreSQL definitions
+        // `comment` can only be a column's name.)
         let keep = !self.fingerprint
             && (self.inside(Paren::ValueList)
-                || self.last_word == "COMMENT"
+                || (self.last_word == "COMMENT" && self.dialect == SqlDialect::Mysql)
                 || self.cast_to_object_type(end));
         if keep {
             out.push_str(&self.text[self.at..end]);
@@ -514,12 +580,30 @@ impl<'t> Scanner<'t> {
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
-        ty.to_ascii_lowercase().starts_with("reg")
+        OBJECT_TYPES.contains(&ty.to_ascii_lowercase().as_str())
     }
 
     fn quoted_name(&mut self, quote: u8, out: &mut String) {
         let end = self.string_end(quote, false);
-        out.push_str(&self.text[self.at..end]);
+        let quoted = &self.text[self.at..end];
+        // A PostgreSQL routine body in another language (PL/Python,
+        // PL/Perl) may quote values in double quotes: only a name-like
+        // quoted name stays. (MySQL's backquotes quote names only.)
+        let inner = quoted
+            .get(1..quoted.len().saturating_sub(1))
+            .unwrap_or_default();
+        let name_like = inner
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+            && inner
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '$');
+        if quote == b'`' || (name_like && quoted.len() >= 2) {
+            out.push_str(quoted);
+        } else {
+            out.push_str("\"?\"");
+        }
         self.at = end;
         self.remember(String::new());
     }
@@ -663,8 +747,8 @@ mod tests {
             "nextval('users_id_seq'::regclass)"
         );
         assert_eq!(
-            pg("SELECT \"Weird 'name'\", col2 FROM t2 WHERE x = $1 LIMIT 10"),
-            "SELECT \"Weird 'name'\", col2 FROM t2 WHERE x = $1 LIMIT ?"
+            pg("SELECT \"Weird 'name'\", \"Col2\" FROM t2 WHERE x = $1 LIMIT 10"),
+            "SELECT \"?\", \"Col2\" FROM t2 WHERE x = $1 LIMIT ?"
         );
         assert_eq!(pg("x::character varying(20)"), "x::character varying(20)");
     }
@@ -798,6 +882,29 @@ mod tests {
                 "SELECT `a` FROM t WHERE b = \"x\" AND c = X'ff'"
             ),
             "select `a` from t where b = ? and c = x?"
+        );
+    }
+
+    #[test]
+    fn keep_rules_keep_schema_only() {
+        let d = SqlDialect::Postgres;
+        assert_eq!(pg("WHERE comment = 'ann'"), "WHERE comment = '?'");
+        assert_eq!(pg("'ann'::region"), "'?'::region");
+        assert_eq!(pg("'t'::regclass"), "'t'::regclass");
+        assert_eq!(
+            pg("x = \"ann@example.com\" AND \"Name\" = 1"),
+            "x = \"?\" AND \"Name\" = ?"
+        );
+        assert_eq!(
+            scrub_plan(
+                d,
+                "- Plan: \n    Output: \n      - \"'4929'::text\"\n      - \"7777777\""
+            ),
+            "- Plan: \n    Output: \n      - \"'?'::text\"\n      - \"?\""
+        );
+        assert_eq!(
+            scrub_plan(d, "        <Item>7777777</Item>"),
+            "        <Item>?</Item>"
         );
     }
 

@@ -116,6 +116,25 @@ pub fn show(store: &mut dyn Store, id: &str) -> Result<Option<String>, StoreErro
                     }
                 }
             }
+            Kind::Outcome => {
+                if let Ok(o) = serde_json::from_str::<super::OutcomeEvent>(&r.body) {
+                    match (o.tag, o.code) {
+                        (Some(tag), _) => {
+                            let _ =
+                                writeln!(out, "  -> {tag} ({} rows) [{}]", o.rows, time(r.at_us));
+                        }
+                        (None, Some(code)) => {
+                            let _ = writeln!(
+                                out,
+                                "  -> ERROR {code}: {} [{}]",
+                                o.message.unwrap_or_default(),
+                                time(r.at_us)
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+            }
             Kind::SessionEnd => {
                 let _ = writeln!(out, "\n[{}] session ended", time(r.at_us));
             }

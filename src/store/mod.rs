@@ -28,6 +28,8 @@ pub enum Kind {
     SessionStart,
     /// A statement was judged (and, if allowed, forwarded).
     Statement,
+    /// What the server made of a statement (in the order it answered).
+    Outcome,
     /// A session ended.
     SessionEnd,
 }
@@ -38,6 +40,7 @@ impl Kind {
         match self {
             Kind::SessionStart => "session_start",
             Kind::Statement => "statement",
+            Kind::Outcome => "outcome",
             Kind::SessionEnd => "session_end",
         }
     }
@@ -47,6 +50,7 @@ impl Kind {
         Some(match s {
             "session_start" => Kind::SessionStart,
             "statement" => Kind::Statement,
+            "outcome" => Kind::Outcome,
             "session_end" => Kind::SessionEnd,
             _ => return None,
         })
@@ -91,6 +95,20 @@ pub struct StatementEvent {
     pub refusal: Option<String>,
     /// Whether its results are masked for this identity.
     pub masked: bool,
+}
+
+/// What the server made of a statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeEvent {
+    /// The command tag (`INSERT 0 1`, `SELECT 5`, `OK`, `ROWS`), when it
+    /// completed.
+    pub tag: Option<String>,
+    /// Rows returned or affected.
+    pub rows: u64,
+    /// The error code, when it failed.
+    pub code: Option<String>,
+    /// The error message as the client saw it.
+    pub message: Option<String>,
 }
 
 /// A session's end.

@@ -140,6 +140,7 @@ impl Store for SqliteStore {
                     Kind::SessionEnd => {
                         end.execute(params![r.session, r.at_us]).map_err(err)?;
                     }
+                    Kind::Outcome => {}
                 }
             }
             let mut link = tx

@@ -107,6 +107,9 @@ impl Recorder {
             signer,
             signed: last_checkpoint.map(|c| (c.n, c.link)),
             signed_at: Instant::now(),
+            commits: 0,
+            records: 0,
+            started: Instant::now(),
         };
         std::thread::Builder::new()
             .name("sqlgate-recorder".to_owned())
@@ -237,6 +240,14 @@ impl SessionRecorder {
         }
     }
 
+    /// Where the relay reports this session's outcomes.
+    pub fn outcome_sink(&self) -> Arc<dyn sqlgate_net::outcome::OutcomeSink> {
+        Arc::new(OutcomeRecorder {
+            id: self.id.clone(),
+            recorder: self.recorder.clone(),
+        })
+    }
+
     /// Records the session's end.
     pub fn end(&mut self, reason: &str) {
         if std::mem::replace(&mut self.ended, true) {
@@ -247,6 +258,36 @@ impl SessionRecorder {
         })
         .unwrap_or_default();
         self.recorder.send(&self.id, Kind::SessionEnd, body);
+    }
+}
+
+/// A session's outcomes, recorded as the relay reports them (grouped:
+/// nothing waits for them).
+#[derive(Debug)]
+struct OutcomeRecorder {
+    id: String,
+    recorder: Recorder,
+}
+
+impl sqlgate_net::outcome::OutcomeSink for OutcomeRecorder {
+    fn outcome(&self, outcome: sqlgate_net::outcome::Outcome) {
+        use sqlgate_net::outcome::Outcome;
+        let event = match outcome {
+            Outcome::Done { tag, rows } => super::OutcomeEvent {
+                tag: Some(tag),
+                rows,
+                code: None,
+                message: None,
+            },
+            Outcome::Failed { code, message } => super::OutcomeEvent {
+                tag: None,
+                rows: 0,
+                code: Some(code),
+                message: Some(message),
+            },
+        };
+        let body = serde_json::to_string(&event).unwrap_or_default();
+        self.recorder.send(&self.id, Kind::Outcome, body);
     }
 }
 
@@ -270,6 +311,10 @@ struct Writer {
     /// The last checkpoint: its place and the link it covers.
     signed: Option<(u64, u64)>,
     signed_at: Instant,
+    /// Transactions committed and records in them (logged at the end).
+    commits: u64,
+    records: u64,
+    started: Instant,
 }
 
 impl Writer {
@@ -331,6 +376,13 @@ impl Writer {
                 }
             }
             if stopping {
+                let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+                tracing::info!(
+                    commits = self.commits,
+                    records = self.records,
+                    commits_per_sec = format!("{:.1}", self.commits as f64 / secs),
+                    "recording: the writer stops"
+                );
                 return;
             }
         }
@@ -402,6 +454,8 @@ impl Writer {
         }
         match self.store.append(&rows, &links) {
             Ok(()) => {
+                self.commits += 1;
+                self.records += rows.len() as u64;
                 if !self.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!("recording: the store takes records again");
                 }

@@ -62,7 +62,38 @@ async fn statements_prepared_statements_and_refusals_are_recorded() {
         .unwrap();
     let _: Vec<i64> = bot.query("SELECT id FROM rec_notes").await.unwrap();
     bot.query_drop("DELETE FROM rec_notes").await.unwrap_err();
+    ci.query_drop("SELECT * FROM rec_no_such_table")
+        .await
+        .unwrap_err();
     gw.running.recorder.as_ref().unwrap().flush();
+    let outcomes: Vec<sqlgate::store::OutcomeEvent> = {
+        let mut s = SqliteStore::open(&store).unwrap();
+        let mut out = Vec::new();
+        for id in s.session_ids().unwrap() {
+            for r in s.rows(&id).unwrap() {
+                if r.kind == Kind::Outcome {
+                    out.push(serde_json::from_str(&r.body).unwrap());
+                }
+            }
+        }
+        out
+    };
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.tag.as_deref() == Some("OK") && o.rows == 1),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.tag.as_deref() == Some("ROWS") && o.rows == 2),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().any(|o| o.code.as_deref() == Some("1146")),
+        "{outcomes:?}"
+    );
     let seen = statements(&store);
     assert!(seen
         .iter()

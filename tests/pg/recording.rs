@@ -13,6 +13,20 @@ use crate::support::binary::GatewayProcess;
 use crate::support::gateway::{connect, TestConfig};
 use crate::support::pg;
 
+/// Every outcome of every session in the store.
+fn outcomes(path: &std::path::Path) -> Vec<sqlgate::store::OutcomeEvent> {
+    let mut store = SqliteStore::open(path).unwrap();
+    let mut out = Vec::new();
+    for id in store.session_ids().unwrap() {
+        for r in store.rows(&id).unwrap() {
+            if r.kind == Kind::Outcome {
+                out.push(serde_json::from_str(&r.body).unwrap());
+            }
+        }
+    }
+    out
+}
+
 /// Every statement event of every session in the store.
 fn statements(path: &std::path::Path) -> Vec<(String, StatementEvent)> {
     let mut store = SqliteStore::open(path).unwrap();
@@ -66,6 +80,7 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
         .iter()
         .any(|(_, e)| e.text == "INSERT INTO rec_notes VALUES ($1, $2)" && e.origin == "parse"));
 
+    ci.simple_query("SELECT 1/0").await.unwrap_err();
     let bot = connect(&gw.conn_str("bot", "bot-pw", "app")).await;
     bot.simple_query("SELECT count(*) FROM rec_notes; SELECT 1")
         .await
@@ -113,6 +128,22 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
     assert!(
         delete.refusal.as_deref().unwrap_or("").contains("write"),
         "{delete:?}"
+    );
+
+    // What the server made of them, in the order it answered.
+    let outcomes = outcomes(&store);
+    for want in [("INSERT 0 1", 1), ("SELECT 1", 1)] {
+        assert!(
+            outcomes
+                .iter()
+                .any(|o| o.tag.as_deref() == Some(want.0) && o.rows == want.1),
+            "{want:?} in {outcomes:?}"
+        );
+    }
+    assert!(
+        outcomes.iter().any(|o| o.code.as_deref() == Some("22012")
+            && o.message.as_deref() == Some("division by zero")),
+        "{outcomes:?}"
     );
 
     // The trail verifies; listing and showing work from the CLI.

@@ -22,13 +22,16 @@ from alembic.config import Config
 url = sys.argv[1]
 engine = sa.create_engine(url)
 inspector = sa.inspect(engine)
-tables = sorted(inspector.get_table_names())
-views = sorted(inspector.get_view_names())
+# Other tests create and drop tables in the same database meanwhile: only
+# this test's objects (tool_*) are reflected in detail.
+ours = lambda name: name.startswith("tool_")
+tables = sorted(t for t in inspector.get_table_names() if ours(t))
+views = sorted(v for v in inspector.get_view_names() if ours(v))
 columns = {t: [c["name"] for c in inspector.get_columns(t)] for t in tables}
 indexes = {t: [i["name"] for i in inspector.get_indexes(t)] for t in tables}
 view_definitions = {v: inspector.get_view_definition(v) for v in views}
 reflected = sa.MetaData()
-reflected.reflect(engine)
+reflected.reflect(engine, only=lambda name, _meta: ours(name))
 
 model = sa.MetaData()
 sa.Table(

@@ -214,7 +214,10 @@ impl Gateway {
         let thread = lease.conn().thread_id;
         self.kills.register(id, lease.pool().clone(), thread);
         let pool = lease.pool().clone();
+        let mut judge = judge;
+        let outcomes = judge.outcomes();
         let relay = Relay {
+            outcomes,
             client: &mut client,
             cbuf: reader.take_buffered(),
             server: lease.conn(),

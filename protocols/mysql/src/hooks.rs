@@ -108,6 +108,12 @@ pub trait SessionHooks: Send {
         false
     }
 
+    /// Where this session's statement outcomes go (asked once, when the
+    /// relay starts); `None`: nobody listens.
+    fn outcomes(&mut self) -> Option<std::sync::Arc<dyn sqlgate_net::outcome::OutcomeSink>> {
+        None
+    }
+
     /// Whether the server session must be read-only
     /// (`SET SESSION TRANSACTION READ ONLY`): the identity can never write.
     fn read_only(&mut self) -> bool;

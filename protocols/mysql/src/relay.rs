@@ -84,6 +84,8 @@ pub struct Relay<'a> {
     pub pool: &'a Arc<Pool>,
     /// Masking state (start with `Default`).
     pub masks: MaskState,
+    /// Where statement outcomes go, if anywhere.
+    pub outcomes: Option<Arc<dyn sqlgate_net::outcome::OutcomeSink>>,
 }
 
 /// What a masking session remembers between commands.
@@ -415,6 +417,7 @@ impl Relay<'_> {
                         "server data after the end of a response",
                     )));
                 }
+                self.report(&mut response);
                 break;
             }
             if response.wants_client_data() {
@@ -788,6 +791,26 @@ impl Relay<'_> {
         }
     }
 
+    /// Hands a finished response's outcomes to the sink; where masking
+    /// applies, error messages as the masked path scrubs them.
+    fn report(&mut self, response: &mut Response) {
+        let Some(sink) = &self.outcomes else {
+            return;
+        };
+        for mut o in response.take_outcomes() {
+            if let (true, sqlgate_net::outcome::Outcome::Failed { message, .. }) =
+                (self.masks.on, &mut o)
+            {
+                let scrubbed = sqlgate_net::scrub::scrub_message(
+                    message.as_bytes(),
+                    sqlgate_net::scrub::Scrub::Values,
+                );
+                *message = String::from_utf8_lossy(&scrubbed).into_owned();
+            }
+            sink.outcome(o);
+        }
+    }
+
     /// Forwards the server's response to the client until it is complete.
     async fn relay_response(&mut self, expect: Expect, sbuf: &mut BytesMut) -> Result<(), Side> {
         let mut response = Response::new(expect, self.server.deprecate_eof());
@@ -810,6 +833,7 @@ impl Relay<'_> {
                         "server data after the end of a response",
                     )));
                 }
+                self.report(&mut response);
                 return Ok(());
             }
             sbuf.reserve(READ_CHUNK);

@@ -8,6 +8,7 @@
 use crate::error::ProtocolError;
 use crate::messages::{lenenc_int, ok};
 use crate::packet::{header, HEADER_LEN, MAX_FRAGMENT};
+use sqlgate_net::outcome::Outcome;
 
 /// Longest packet the tracker holds whole (an OK with session-state
 /// information, an ERR, a column count).
@@ -86,7 +87,15 @@ pub struct Response {
     continuing: bool,
     /// The last terminator's status flags.
     pub status: u16,
+    /// Rows of the result set passing.
+    rows: u64,
+    /// The outcomes of the statements answered so far (at most
+    /// [`MAX_OUTCOMES`]; a text holds at most as many statements).
+    outcomes: Vec<Outcome>,
 }
+
+/// Outcomes one response keeps, at most.
+const MAX_OUTCOMES: usize = 10_000;
 
 impl Response {
     /// A tracker for the response to a command.
@@ -104,6 +113,20 @@ impl Response {
             skip: 0,
             continuing: false,
             status: 0,
+            rows: 0,
+            outcomes: Vec::new(),
+        }
+    }
+
+    /// The outcomes seen since the last call.
+    pub fn take_outcomes(&mut self) -> Vec<Outcome> {
+        std::mem::take(&mut self.outcomes)
+    }
+
+    fn outcome(&mut self, o: Outcome) {
+        self.rows = 0;
+        if self.outcomes.len() < MAX_OUTCOMES {
+            self.outcomes.push(o);
         }
     }
 
@@ -220,9 +243,26 @@ impl Response {
     fn whole_packet(&mut self, p: &[u8]) -> Result<(), ProtocolError> {
         let first = p.first().copied();
         self.state = match (self.state, first) {
-            (_, Some(0xff)) => State::Done,
+            (_, Some(0xff)) => {
+                let code = p.get(1..3).map_or(0, |c| u16::from_le_bytes([c[0], c[1]]));
+                // `#` and a five-character SQLSTATE precede the message.
+                let message = match p.get(3) {
+                    Some(b'#') => p.get(9..).unwrap_or_default(),
+                    _ => p.get(3..).unwrap_or_default(),
+                };
+                self.outcome(Outcome::Failed {
+                    code: code.to_string(),
+                    message: String::from_utf8_lossy(message).into_owned(),
+                });
+                State::Done
+            }
             (State::Start, Some(0x00)) => {
                 self.status = ok::ok_status(p).ok_or(ProtocolError::Malformed("OK"))?;
+                let affected = p.get(1..).and_then(lenenc_int).map_or(0, |(n, _)| n);
+                self.outcome(Outcome::Done {
+                    tag: "OK".to_owned(),
+                    rows: affected,
+                });
                 self.after_terminator()
             }
             // LOCAL INFILE request: servers send it only when the session
@@ -249,6 +289,11 @@ impl Response {
                 if self.state == State::FieldList {
                     State::Done
                 } else {
+                    let rows = self.rows;
+                    self.outcome(Outcome::Done {
+                        tag: "ROWS".to_owned(),
+                        rows,
+                    });
                     self.after_terminator()
                 }
             }
@@ -294,6 +339,10 @@ impl Response {
             State::PrepareColumns(1) => State::PrepareColumnsEof,
             State::PrepareColumns(n) => State::PrepareColumns(n - 1),
             State::Single => State::Done,
+            State::Rows => {
+                self.rows += 1;
+                State::Rows
+            }
             other => other,
         };
     }

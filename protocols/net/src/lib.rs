@@ -9,5 +9,6 @@
 pub mod accept;
 pub mod budget;
 pub mod hostile;
+pub mod outcome;
 pub mod pool;
 pub mod scrub;

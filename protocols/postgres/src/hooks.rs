@@ -161,6 +161,12 @@ pub trait SessionHooks: Send {
         None
     }
 
+    /// Where this session's statement outcomes go (asked once, when the
+    /// relay starts); `None`: nobody listens, nothing is inspected.
+    fn outcomes(&mut self) -> Option<std::sync::Arc<dyn sqlgate_net::outcome::OutcomeSink>> {
+        None
+    }
+
     /// Whether the server session must be read-only
     /// (`default_transaction_read_only`): the identity can never write.
     fn read_only(&mut self) -> bool;

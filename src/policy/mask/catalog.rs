@@ -21,7 +21,7 @@ pub const PG_CATALOG_QUERY: &str = "SELECT c.oid::text, n.nspname, c.relname, c.
      FROM pg_catalog.pg_class c \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT LIKE 'pg_toast%' \
+     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND n.nspname NOT LIKE 'pg_toast%' \
      ORDER BY c.oid, a.attnum";
 
 /// The catalog query for MySQL: schema, table, column, view definition;
@@ -101,7 +101,8 @@ impl CatalogSnapshot {
         };
         for row in rows {
             let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-            let (schema, name, column) = (get(0), get(1), get(2));
+            // Column names are case-insensitive in MySQL: kept folded.
+            let (schema, name, column) = (get(0), get(1), get(2).to_lowercase());
             let view = row.get(3).cloned().flatten();
             snap.relations
                 .entry((schema.clone(), name.clone()))

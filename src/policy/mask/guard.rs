@@ -16,7 +16,7 @@ use super::lineage::{
     OutputColumn,
 };
 use super::metadata::{self, NamedTexts};
-use super::rules::{plan, ColumnPlan, MaskRule, Plan};
+use super::rules::{plan, ColumnPlan, MaskRule, OnUnknown, Plan};
 use crate::policy::parse::SqlDialect;
 
 /// Why a statement is refused by masking.
@@ -80,6 +80,33 @@ pub fn check(
     }
     let rels = Relations::of(stmt);
     refuse_relations(&rels, dialect, catalog)?;
+    // A statement that names a definition or statement-text column (or a
+    // function returning one) anywhere is about them: the built-in rules
+    // redact what they cannot follow there (a set-returning function over
+    // a definition), and its errors are scrubbed (a failed cast quotes
+    // the text).
+    let meta_names = metadata::names(rules);
+    let named = !meta_names.is_empty() && names_any(stmt, &meta_names);
+    let redacting: Vec<MaskRule> = if named {
+        rules
+            .iter()
+            .filter(|r| r.builtin())
+            .map(|r| MaskRule {
+                on_unknown: OnUnknown::Redact,
+                ..(*r).clone()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let rules: Vec<&MaskRule> = rules
+        .iter()
+        .map(|r| match redacting.iter().find(|a| a.name == r.name) {
+            Some(a) => a,
+            None => *r,
+        })
+        .collect();
+    let rules = rules.as_slice();
     // A function that reads tables it names reads what it names.
     let opaque = opaque || rels.table_reader;
     let touched = rels.columns(dialect, catalog);
@@ -152,7 +179,8 @@ pub fn check(
             }
             // Only the built-in rules' columns touched (a catalog query)
             // and none of them in the result: its errors need no scrub.
-            let reads_masked = user_touched || cols.iter().any(|c| *c != ColumnPlan::Clear);
+            let reads_masked =
+                user_touched || named || cols.iter().any(|c| *c != ColumnPlan::Clear);
             Ok(Checked {
                 plan: Some(cols),
                 names: outputs.iter().map(|o| o.name.clone()).collect(),
@@ -161,6 +189,61 @@ pub fn check(
             })
         }
     }
+}
+
+/// Whether a statement names any of `names` (lower case) as a column or
+/// a function, anywhere.
+fn names_any(stmt: &Statement, names: &[String]) -> bool {
+    use sqlparser::ast::Expr;
+    struct Finder<'n>(&'n [String], bool);
+    impl Finder<'_> {
+        fn check(&mut self, name: &str) {
+            if self.0.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                self.1 = true;
+            }
+        }
+    }
+    impl Visitor for Finder<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Identifier(i) => self.check(&i.value),
+                Expr::CompoundIdentifier(parts) => {
+                    if let Some(last) = parts.last() {
+                        self.check(&last.value);
+                    }
+                }
+                Expr::Function(f) => {
+                    if let Some(last) = object_parts(&f.name).last() {
+                        self.check(last);
+                    }
+                }
+                _ => {}
+            }
+            if self.1 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+        fn pre_visit_table_factor(&mut self, t: &sqlparser::ast::TableFactor) -> ControlFlow<()> {
+            if let sqlparser::ast::TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            }
+            | sqlparser::ast::TableFactor::Function { name, .. } = t
+            {
+                if let Some(last) = object_parts(name).last() {
+                    self.check(last);
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut f = Finder(names, false);
+    let _ = stmt.visit(&mut f);
+    f.1
 }
 
 /// Refusals by the relations a statement names: planner statistics,
@@ -202,6 +285,7 @@ fn refuse_relations(
     if let Some(name) = rels
         .table_functions
         .iter()
+        .chain(&rels.functions)
         .find(|f| metadata::text_set_function(dialect, f))
     {
         return Err(MaskRefusal {
@@ -785,11 +869,9 @@ impl Relations {
         self.names.iter().find_map(|name| {
             let parts = object_parts(name);
             let known = match parts.as_slice() {
-                [t] => {
-                    self.ctes.contains(t)
-                        || catalog.relation(None, t).is_some()
-                        || t.starts_with("pg_")
-                }
+                // (The snapshot holds the system catalogs: a `pg_` name
+                // it lacks is no more known than any other.)
+                [t] => self.ctes.contains(t) || catalog.relation(None, t).is_some(),
                 [.., s, t] => {
                     catalog.relation(Some(s), t).is_some() || SYSTEM_SCHEMAS.contains(&s.as_str())
                 }
@@ -837,6 +919,7 @@ impl Relations {
         out.extend(
             self.functions
                 .iter()
+                .chain(&self.table_functions)
                 .filter(|f| metadata::text_function(dialect, f))
                 .map(|f| ColumnRef {
                     schema: "pg_catalog".to_owned(),
@@ -1221,11 +1304,26 @@ mod tests {
                 vec!["who", "mail"],
                 Some("SELECT name, lower(email) FROM customers"),
             ),
+            // The system catalogs, as the snapshot holds them.
+            (
+                "1259",
+                "pg_class",
+                vec!["oid", "relname", "relnamespace", "relkind", "relpartbound"],
+                None,
+            ),
+            ("2615", "pg_namespace", vec!["oid", "nspname"], None),
         ] {
             for (i, c) in cols.iter().enumerate() {
                 rows.push(vec![
                     Some(oid.to_owned()),
-                    Some("public".to_owned()),
+                    Some(
+                        if oid.len() > 1 {
+                            "pg_catalog"
+                        } else {
+                            "public"
+                        }
+                        .to_owned(),
+                    ),
                     Some(table.to_owned()),
                     Some("r".to_owned()),
                     Some((i + 1).to_string()),

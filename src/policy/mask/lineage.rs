@@ -417,7 +417,7 @@ impl Analyzer<'_> {
                     plain: is_plain(e, self.dialect),
                 }),
                 SelectItem::ExprWithAlias { expr, alias } => out.push(OutputColumn {
-                    name: norm(alias),
+                    name: self.col(alias),
                     lineage: self.output_expr(expr, scope),
                     plain: is_plain(expr, self.dialect),
                 }),
@@ -504,9 +504,29 @@ impl Analyzer<'_> {
                 }
             }
             TableFactor::Table { name, alias, .. } | TableFactor::Function { name, alias, .. } => {
-                // A set-returning function: rows from anywhere.
-                let why = format!("set-returning function {name}");
-                srf_rel(alias.as_ref(), &name.to_string(), &why)
+                let text = match object_parts(name).as_slice() {
+                    [n] | [_, n] if metadata::text_function(self.dialect, n) => Some(n.clone()),
+                    _ => None,
+                };
+                match text {
+                    // A definition function in FROM: one row, its text.
+                    Some(n) => {
+                        let mut rel = srf_rel(alias.as_ref(), &n, "");
+                        for c in &mut rel.columns {
+                            c.1 = Lineage::column(ColumnRef {
+                                schema: "pg_catalog".to_owned(),
+                                table: metadata::FUNCTION_TABLE.to_owned(),
+                                column: n.clone(),
+                            });
+                        }
+                        rel
+                    }
+                    None => {
+                        // A set-returning function: rows from anywhere.
+                        let why = format!("set-returning function {name}");
+                        srf_rel(alias.as_ref(), &name.to_string(), &why)
+                    }
+                }
             }
             TableFactor::Derived {
                 lateral,
@@ -666,6 +686,15 @@ impl Analyzer<'_> {
         }
     }
 
+    /// A column name as the server compares it: MySQL's are
+    /// case-insensitive even when quoted.
+    fn col(&self, i: &sqlparser::ast::Ident) -> String {
+        match self.dialect {
+            SqlDialect::Mysql => i.value.to_lowercase(),
+            SqlDialect::Postgres => norm(i),
+        }
+    }
+
     /// The lineage of an output expression, marked when it transforms
     /// what it reads.
     fn output_expr(&self, e: &Expr, scope: &Scope) -> Lineage {
@@ -681,18 +710,40 @@ impl Analyzer<'_> {
     /// COALESCE, min/max, collected by array_agg, or cast.
     fn carries(&self, e: &Expr, scope: &Scope) -> bool {
         match e {
-            Expr::Identifier(i) => scope.column(&norm(i)).is_none_or(|l| !l.transformed),
+            // A column (not a whole row, whose text form quotes its
+            // fields in ways a scrubber of SQL does not read).
+            Expr::Identifier(i) => scope.column(&self.col(i)).is_some_and(|l| !l.transformed),
             Expr::CompoundIdentifier(parts) => {
-                let parts: Vec<String> = parts.iter().map(norm).collect();
+                let parts: Vec<String> = parts.iter().map(|p| self.col(p)).collect();
                 match parts.as_slice() {
                     [.., r, c] => scope
                         .rel(r)
                         .and_then(|r| r.columns.iter().find(|(n, _)| n == c))
-                        .is_none_or(|(_, l)| !l.transformed),
-                    _ => true,
+                        .is_some_and(|(_, l)| !l.transformed),
+                    _ => false,
                 }
             }
-            Expr::Nested(x) | Expr::Cast { expr: x, .. } => self.carries(x, scope),
+            Expr::Nested(x) => self.carries(x, scope),
+            // To another text type only: `::bytea` would show the text's
+            // bytes in hex, past a scrubber of SQL.
+            Expr::Cast {
+                expr, data_type, ..
+            } => {
+                let ty = data_type.to_string().to_ascii_lowercase();
+                [
+                    "text",
+                    "varchar",
+                    "char",
+                    "character",
+                    "name",
+                    "bpchar",
+                    "string",
+                ]
+                .iter()
+                .any(|t| ty.starts_with(t))
+                    && !ty.contains("[]")
+                    && self.carries(expr, scope)
+            }
             Expr::Value(_) => true,
             Expr::Case {
                 conditions,
@@ -951,7 +1002,7 @@ impl Visitor for ExprWalker<'_, '_> {
             Expr::CompoundIdentifier(parts)
                 if parts.len() >= 2 && self.system_column(&norm(&parts[parts.len() - 1])) => {}
             Expr::Identifier(i) => {
-                let name = norm(i);
+                let name = self.a.col(i);
                 if let Some(l) = self.scope.column(&name) {
                     self.lineage.extend(&l);
                 } else if let Some(r) = self.scope.rel(&name) {
@@ -968,7 +1019,7 @@ impl Visitor for ExprWalker<'_, '_> {
                 }
             }
             Expr::CompoundIdentifier(parts) => {
-                let parts: Vec<String> = parts.iter().map(norm).collect();
+                let parts: Vec<String> = parts.iter().map(|p| self.a.col(p)).collect();
                 let (rel, col) = match parts.as_slice() {
                     [r, c] => (r.as_str(), c.as_str()),
                     [.., r, c] => (r.as_str(), c.as_str()),

@@ -66,6 +66,7 @@ const PG_TEXT_FUNCTIONS: &[&str] = &[
     "pg_get_expr",
     "pg_get_functiondef",
     "pg_get_function_arguments",
+    "pg_get_function_arg_default",
     "pg_get_function_sqlbody",
     "pg_get_partkeydef",
     "pg_get_partition_constraintdef",
@@ -145,7 +146,13 @@ const SHOW_TEXTS: &[&str] = &[
 
 /// Columns of plans, by wire name (PostgreSQL's text, YAML, XML or JSON
 /// plan; MariaDB's JSON plans).
-const PLAN_COLUMNS: &[&str] = &["QUERY PLAN", "EXPLAIN", "ANALYZE"];
+const PLAN_COLUMNS: &[&str] = &[
+    "QUERY PLAN",
+    "EXPLAIN",
+    "ANALYZE",
+    "SHOW EXPLAIN",
+    "SHOW ANALYZE",
+];
 
 /// The name of the built-in rule for SQL texts.
 pub const TEXTS_RULE: &str = "built-in: values quoted in definitions and statement texts";
@@ -195,6 +202,20 @@ pub fn rules(dialect: SqlDialect) -> Vec<MaskRule> {
             rule(OPAQUE_RULE, MYSQL_OPAQUE, MaskFunction::Redact),
         ],
     }
+}
+
+/// The column names the built-in rules mask (their patterns' last part)
+/// and the functions whose texts they mask: a statement that names one
+/// anywhere is a statement about definitions or statement texts.
+pub fn names(rules: &[&MaskRule]) -> Vec<String> {
+    let mut out: Vec<String> = rules
+        .iter()
+        .filter(|r| r.builtin())
+        .flat_map(|r| r.columns.iter().map(|[_, _, c]| c.to_ascii_lowercase()))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// A function whose result is a SQL text that may quote values.

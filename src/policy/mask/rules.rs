@@ -181,9 +181,13 @@ pub fn plan(
         match masked.first() {
             None => out.push(ColumnPlan::Clear),
             Some(first) => {
+                // A DBA's rule before a built-in one: a value that may be
+                // a masked column's is masked as that column, whatever
+                // definition text shares its output.
                 let rule = rules
                     .iter()
-                    .position(|r| r.covers(first))
+                    .position(|r| !r.builtin() && masked.iter().any(|c| r.covers(c)))
+                    .or_else(|| rules.iter().position(|r| r.covers(first)))
                     .expect("a masked source has a rule");
                 // A text the built-in rules mask is scrubbed wherever it
                 // arrives whole (collected, chosen, next to other texts),

@@ -149,6 +149,12 @@ impl ClientError {
 
 /// The primary message ('M' field) of an ErrorResponse body.
 pub fn message_field(body: &[u8]) -> Option<&[u8]> {
+    field(body, b'M')
+}
+
+/// A field of an ErrorResponse or NoticeResponse body (`C`: SQLSTATE,
+/// `M`: message, ...).
+pub fn field(body: &[u8], which: u8) -> Option<&[u8]> {
     let mut c = super::cursor::Cursor::new(body);
     loop {
         let code = c.u8()?;
@@ -156,7 +162,7 @@ pub fn message_field(body: &[u8]) -> Option<&[u8]> {
             return None;
         }
         let value = c.cstr()?;
-        if code == b'M' {
+        if code == which {
             return Some(value);
         }
     }

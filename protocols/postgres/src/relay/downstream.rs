@@ -19,7 +19,8 @@ use crate::backend::set_param;
 use crate::error::ProtocolError;
 use crate::frame::{pass_over, peek_header, HEADER_LEN};
 use crate::mask::{self, ActiveMask, Field, ResultMask};
-use crate::messages::{backend_tag, parameter_status};
+use crate::messages::{backend_tag, error_response, parameter_status};
+use sqlgate_net::outcome::{Outcome, OutcomeSink};
 
 /// Longest message the relay reads whole from a server other than a
 /// masked DataRow.
@@ -55,6 +56,10 @@ pub(super) struct Downstream<'a> {
     /// Its share of the process's budget for held rows
     /// (`sqlgate_net::budget`): the row and its masked copy.
     budget: Option<(usize, sqlgate_net::budget::Share)>,
+    /// Where statement outcomes go, if anywhere.
+    sink: Option<Arc<dyn OutcomeSink>>,
+    /// DataRows since the last CommandComplete or error.
+    rows: u64,
 }
 
 /// What becomes of a server message.
@@ -75,6 +80,7 @@ impl<'a> Downstream<'a> {
         params: &'a mut Vec<(String, String)>,
         user: &'a str,
         masking: bool,
+        sink: Option<Arc<dyn OutcomeSink>>,
     ) -> Self {
         Downstream {
             skip: 0,
@@ -90,6 +96,8 @@ impl<'a> Downstream<'a> {
             cell: Vec::new(),
             holding: None,
             budget: None,
+            sink,
+            rows: 0,
         }
     }
 
@@ -159,6 +167,9 @@ impl<'a> Downstream<'a> {
             }
             let header = peek_header(&buf[pos..], MAX_MESSAGE).map_err(RelayEnd::ServerError)?;
             let Some((tag, total)) = header else { break };
+            if tag == b'D' && self.holding.is_none() {
+                self.rows += 1;
+            }
             let rewrite = if tag == b'D' && self.in_rows {
                 // The hot path of a result: its rows, placed already.
                 match &self.active {
@@ -257,6 +268,15 @@ impl<'a> Downstream<'a> {
         Ok(())
     }
 
+    /// Hands an outcome to the sink (rows counted for the next one start
+    /// again).
+    fn report(&mut self, outcome: Outcome) {
+        self.rows = 0;
+        if let Some(sink) = &self.sink {
+            sink.outcome(outcome);
+        }
+    }
+
     /// Whether (and up to what length) a message must be read whole.
     fn body_limit(&self, tag: u8) -> Option<usize> {
         match tag {
@@ -265,6 +285,8 @@ impl<'a> Downstream<'a> {
             | backend_tag::PARAMETER_STATUS
             | backend_tag::ERROR_RESPONSE => Some(MAX_INSPECTED),
             b'T' | b't' | b'n' | b'N' | b'C' if self.masking => Some(MAX_INSPECTED),
+            // Its tag is the statement's outcome.
+            b'C' if self.sink.is_some() => Some(MAX_INSPECTED),
             // The first row of an Execute: its columns are counted.
             b'D' if self.masking => Some(MAX_MESSAGE),
             _ => None,
@@ -305,9 +327,39 @@ impl<'a> Downstream<'a> {
         };
         self.active = None;
         self.in_rows = false;
+        if tag == b'C' && self.sink.is_some() {
+            let tag = String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(body)).into_owned();
+            // `INSERT 0 1`, `UPDATE 3`, `SELECT 5`: the count is the tag's
+            // last word; otherwise the rows that passed.
+            let rows = tag
+                .rsplit(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(self.rows);
+            self.report(Outcome::Done { tag, rows });
+        }
         Ok(match answer {
             Answer::Pass | Answer::Ready => match tag {
-                b'E' => return scrub(tag, body, scrub_with),
+                b'E' => {
+                    let rewrite = scrub(tag, body, scrub_with)?;
+                    if self.sink.is_some() {
+                        // The error as the client sees it.
+                        let seen = match &rewrite {
+                            Rewrite::With(bytes) => bytes.get(HEADER_LEN..).unwrap_or_default(),
+                            _ => body,
+                        };
+                        let field = |c| {
+                            error_response::field(seen, c)
+                                .map(|v| String::from_utf8_lossy(v).into_owned())
+                                .unwrap_or_default()
+                        };
+                        self.report(Outcome::Failed {
+                            code: field(b'C'),
+                            message: field(b'M'),
+                        });
+                    }
+                    return Ok(rewrite);
+                }
                 _ => Rewrite::Keep,
             },
             Answer::Refusal(error) => Rewrite::With(error),

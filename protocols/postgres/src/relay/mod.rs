@@ -85,6 +85,7 @@ pub async fn run(
     shutdown: &CancellationToken,
 ) -> RelayOutcome {
     let masking = hooks.masking();
+    let sink = hooks.outcomes();
     let unknown = if masking {
         hooks.unknown_result()
     } else {
@@ -106,7 +107,7 @@ pub async fn run(
     let (mut client_rd, mut client_wr) = client.split();
     let (mut server_rd, mut server_wr) = stream.split();
     let mut up = Upstream::new(hooks, limits, &shared, masking);
-    let mut down = Downstream::new(&shared, params, user, masking);
+    let mut down = Downstream::new(&shared, params, user, masking, sink);
     let idle = || shared.model().idle();
     let end = {
         let c2s = up.run(&mut client_rd, &mut server_wr, client_buf);

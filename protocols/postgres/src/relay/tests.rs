@@ -62,7 +62,7 @@ fn shared() -> Shared {
 }
 
 fn downstream<'a>(shared: &'a Shared, params: &'a mut Vec<(String, String)>) -> Downstream<'a> {
-    Downstream::new(shared, params, "agent", false)
+    Downstream::new(shared, params, "agent", false, None)
 }
 
 fn upstream<'a>(
