@@ -761,7 +761,19 @@ impl SessionPolicy {
         let filtered = excerpt
             .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
             .any(|w| w.eq_ignore_ascii_case("WHERE"));
-        if filtered && !names_only {
+        // Lists of routines (mysqldump --routines filters them by
+        // database): names, owners and dates, no definitions.
+        let upper: String = excerpt
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_uppercase();
+        let routine_list = matches!(
+            upper.as_str(),
+            "SHOW FUNCTION STATUS" | "SHOW PROCEDURE STATUS" | "SHOW PACKAGE STATUS"
+        );
+        if filtered && !names_only && !routine_list {
             return Some(Err((
                 "masking: a WHERE on this SHOW could ask about the literals of definitions sqlgate masks".to_owned(),
                 "filter by name with LIKE, or query information_schema".to_owned(),

@@ -102,14 +102,17 @@ impl Store for SqliteStore {
                     "INSERT OR IGNORE INTO sessions (id, user, target, started_us) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(err)?;
-            let mut statement = tx
+            let mut counts = tx
                 .prepare_cached(
-                    "UPDATE sessions SET statements = statements + 1, refused = refused + ?2 WHERE id = ?1",
+                    "UPDATE sessions SET statements = statements + ?2, refused = refused + ?3 WHERE id = ?1",
                 )
                 .map_err(err)?;
             let mut end = tx
                 .prepare_cached("UPDATE sessions SET ended_us = ?2 WHERE id = ?1")
                 .map_err(err)?;
+            // Statements and refusals per session, one update each.
+            let mut tally: std::collections::HashMap<&str, (i64, i64)> =
+                std::collections::HashMap::new();
             for r in rows {
                 insert
                     .execute(params![
@@ -133,15 +136,20 @@ impl Store for SqliteStore {
                     Kind::Statement => {
                         let refused = serde_json::from_str::<super::StatementEvent>(&r.body)
                             .is_ok_and(|e| e.refusal.is_some());
-                        statement
-                            .execute(params![r.session, refused as i64])
-                            .map_err(err)?;
+                        let t = tally.entry(r.session.as_str()).or_default();
+                        t.0 += 1;
+                        t.1 += refused as i64;
                     }
                     Kind::SessionEnd => {
                         end.execute(params![r.session, r.at_us]).map_err(err)?;
                     }
                     Kind::Outcome => {}
                 }
+            }
+            for (session, (statements, refused)) in tally {
+                counts
+                    .execute(params![session, statements, refused])
+                    .map_err(err)?;
             }
             let mut link = tx
                 .prepare_cached(

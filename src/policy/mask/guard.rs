@@ -1017,6 +1017,19 @@ const SET_RETURNING: &[&str] = &[
 /// order, rather than what a row shows: WHERE, JOIN ... ON / USING, GROUP
 /// BY, HAVING, window PARTITION BY / ORDER BY, and the arguments of
 /// set-returning functions.
+/// A SELECT's output expressions.
+fn projection_exprs(s: &sqlparser::ast::Select) -> Vec<sqlparser::ast::Expr> {
+    s.projection
+        .iter()
+        .filter_map(|p| match p {
+            SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. } => {
+                Some(x.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 fn filters_of(s: &sqlparser::ast::Select) -> Vec<sqlparser::ast::Expr> {
     use sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, JoinConstraint};
     let mut exprs: Vec<Expr> = Vec::new();
@@ -1035,8 +1048,76 @@ fn filters_of(s: &sqlparser::ast::Select) -> Vec<sqlparser::ast::Expr> {
             }
         }
     }
+    // What the outputs are by position or alias (`GROUP BY 1`, `GROUP BY
+    // b`): grouping by an output groups by its expression.
+    let output = |e: &Expr| -> Option<Expr> {
+        match e {
+            Expr::Value(v) => {
+                let n = v.to_string().parse::<usize>().ok()?;
+                match s.projection.get(n.checked_sub(1)?)? {
+                    SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. } => {
+                        Some(x.clone())
+                    }
+                    _ => None,
+                }
+            }
+            Expr::Identifier(id) => s.projection.iter().find_map(|p| match p {
+                SelectItem::ExprWithAlias { expr, alias } if norm(alias) == norm(id) => {
+                    Some(expr.clone())
+                }
+                _ => None,
+            }),
+            _ => None,
+        }
+    };
     if let sqlparser::ast::GroupByExpr::Expressions(g, _) = &s.group_by {
         exprs.extend(g.iter().cloned());
+        exprs.extend(g.iter().filter_map(output));
+    }
+    // DISTINCT compares every output (how many rows remain answers
+    // whether values are equal); DISTINCT ON its expressions.
+    match &s.distinct {
+        Some(sqlparser::ast::Distinct::Distinct) => exprs.extend(projection_exprs(s)),
+        Some(sqlparser::ast::Distinct::On(on)) => {
+            exprs.extend(on.iter().cloned());
+            exprs.extend(on.iter().filter_map(output));
+        }
+        _ => {}
+    }
+    // The arguments of set-returning functions in FROM decide how many
+    // rows exist (`generate_series(1, ascii(ssn))`).
+    for twj in &s.from {
+        for factor in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
+            match factor {
+                sqlparser::ast::TableFactor::Table {
+                    args: Some(args), ..
+                } => {
+                    for a in &args.args {
+                        if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x))
+                        | FunctionArg::Named {
+                            arg: FunctionArgExpr::Expr(x),
+                            ..
+                        } = a
+                        {
+                            exprs.push(x.clone());
+                        }
+                    }
+                }
+                sqlparser::ast::TableFactor::Function { args, .. } => {
+                    for a in args {
+                        if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x))
+                        | FunctionArg::Named {
+                            arg: FunctionArgExpr::Expr(x),
+                            ..
+                        } = a
+                        {
+                            exprs.push(x.clone());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
     }
     // `WINDOW w AS (PARTITION BY ... ORDER BY ...)`.
     for w in &s.named_window {
@@ -1201,19 +1282,45 @@ fn predicate_on_masked(
     });
     for q in &queries.0 {
         let mut selects: Vec<&sqlparser::ast::Select> = Vec::new();
+        // INTERSECT, EXCEPT and UNION (not ALL) compare their rows'
+        // values: which survive answers whether they are equal.
+        let mut compared = false;
         let mut stack = vec![q.body.as_ref()];
         while let Some(b) = stack.pop() {
             match b {
                 SetExpr::Select(s) => selects.push(s),
-                SetExpr::SetOperation { left, right, .. } => {
+                SetExpr::SetOperation {
+                    left,
+                    right,
+                    set_quantifier,
+                    ..
+                } => {
+                    compared |= !matches!(
+                        set_quantifier,
+                        sqlparser::ast::SetQuantifier::All
+                            | sqlparser::ast::SetQuantifier::AllByName
+                    );
                     stack.push(left);
                     stack.push(right);
                 }
                 _ => {}
             }
         }
+        // LIMIT and OFFSET decide how many rows come back.
+        let mut bounds: Vec<Expr> = Vec::new();
+        match &q.limit_clause {
+            Some(sqlparser::ast::LimitClause::LimitOffset { limit, offset, .. }) => {
+                bounds.extend(limit.clone());
+                bounds.extend(offset.as_ref().map(|o| o.value.clone()));
+            }
+            Some(sqlparser::ast::LimitClause::OffsetCommaLimit { offset, limit }) => {
+                bounds.push(offset.clone());
+                bounds.push(limit.clone());
+            }
+            None => {}
+        }
         let mut order: Vec<Expr> = Vec::new();
-        if let Some(ob) = q.order_by.as_ref().filter(|_| order_by) {
+        if let Some(ob) = q.order_by.as_ref() {
             if let sqlparser::ast::OrderByKind::Expressions(list) = &ob.kind {
                 // ORDER BY an output name or position sorts by that
                 // output's expression.
@@ -1240,7 +1347,8 @@ fn predicate_on_masked(
                                 }
                                 // A position under `*`: not followed, so
                                 // assume the worst.
-                                Some(_) => return strict_cols.first().cloned(),
+                                Some(_) if order_by => return strict_cols.first().cloned(),
+                                Some(_) => {}
                                 None => {}
                             }
                         }
@@ -1249,9 +1357,22 @@ fn predicate_on_masked(
                 }
             }
         }
+        if !order_by {
+            // Sorting texts by their whole tells nothing of a literal in
+            // them; sorting by something computed on them can.
+            order.retain(|e| {
+                !(matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+                    || matches!(e, Expr::Function(f)
+                        if object_parts(&f.name).last().is_some_and(|n| metadata::text_function(dialect, n))))
+            });
+        }
         for (i, s) in selects.iter().enumerate() {
             let mut exprs = filters_of(s);
+            if compared {
+                exprs.extend(projection_exprs(s));
+            }
             if i == 0 {
+                exprs.extend(bounds.iter().cloned());
                 // ORDER BY may name output aliases: follow it through the
                 // first SELECT's own outputs as well as by name.
                 exprs.extend(order.iter().cloned());
@@ -1390,7 +1511,7 @@ mod tests {
                 vec![true],
             ),
             (
-                "SELECT name FROM customers UNION SELECT email FROM customers",
+                "SELECT name FROM customers UNION ALL SELECT email FROM customers",
                 vec![true],
             ),
             ("SELECT row_to_json(c) FROM customers c", vec![true]),
@@ -1414,6 +1535,14 @@ mod tests {
     #[test]
     fn refused_paths_and_predicates() {
         for sql in [
+            // Comparing, deduplicating, grouping by position, bounding.
+            "SELECT name FROM customers UNION SELECT email FROM customers",
+            "SELECT email FROM customers INTERSECT SELECT 'x'",
+            "SELECT DISTINCT lower(email) FROM customers",
+            "SELECT DISTINCT ON (ssn) id FROM customers",
+            "SELECT email LIKE 'a%', count(*) FROM customers GROUP BY 1",
+            "SELECT 1 FROM generate_series(1, 100) LIMIT (SELECT ascii(ssn) FROM customers)",
+            "SELECT g FROM customers c, generate_series(1, ascii(c.ssn)) g",
             "SELECT my_func(id) FROM customers",
             "SELECT most_common_vals FROM pg_stats WHERE tablename = 'customers'",
             "SELECT * FROM pg_catalog.pg_statistic",

@@ -195,7 +195,10 @@ pub fn plan(
                 let derived = if rules[rule].builtin() {
                     col.lineage.transformed
                 } else {
-                    !col.plain || masked.len() > 1 || col.lineage.sources.len() > 1
+                    !col.plain
+                        || col.lineage.transformed
+                        || masked.len() > 1
+                        || col.lineage.sources.len() > 1
                 };
                 out.push(ColumnPlan::Masked {
                     rule,
