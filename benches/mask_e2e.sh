@@ -54,6 +54,10 @@ name = "$PGUSER"
 password_env = "PGPASSWORD"
 targets = ["$DB"]
 
+# Recording is measured on its own (benches/recording_e2e.sh).
+[recording]
+enabled = false
+
 [policy]
 files = ["$2"]
 TOML

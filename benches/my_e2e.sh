@@ -71,6 +71,10 @@ pool_size = 20
 name = "sqlgate_bench"
 password_env = "SQLGATE_BENCH_PW"
 targets = ["$DB"]
+
+# Recording is measured on its own (benches/recording_e2e.sh).
+[recording]
+enabled = false
 TOML
 }
 # Two instances: the default runtime (a worker per CPU) and one worker.

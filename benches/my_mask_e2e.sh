@@ -65,6 +65,10 @@ name = "sqlgate_bench"
 password_env = "SQLGATE_BENCH_PW"
 targets = ["$DB"]
 
+# Recording is measured on its own (benches/recording_e2e.sh).
+[recording]
+enabled = false
+
 [policy]
 files = ["$2"]
 TOML

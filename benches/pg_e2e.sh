@@ -57,6 +57,10 @@ pool_size = 20
 name = "$PGUSER"
 password_env = "PGPASSWORD"
 targets = ["$DB"]
+
+# Recording is measured on its own (benches/recording_e2e.sh).
+[recording]
+enabled = false
 TOML
 }
 write_config $SG_PORT "" >"$OUT/sqlgate.toml"
