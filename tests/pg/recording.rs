@@ -271,7 +271,7 @@ async fn a_full_disk_refuses_writes_clearly_and_recording_resumes_when_space_ret
     struct Unmount(std::path::PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
         }
     }
     let _unmount = Unmount(disk.path().to_owned());

@@ -1017,6 +1017,17 @@ const SET_RETURNING: &[&str] = &[
 /// order, rather than what a row shows: WHERE, JOIN ... ON / USING, GROUP
 /// BY, HAVING, window PARTITION BY / ORDER BY, and the arguments of
 /// set-returning functions.
+/// What a SELECT deduplicates on: every output for DISTINCT (how many
+/// rows remain answers whether values are equal), the expressions of
+/// DISTINCT ON.
+fn distinct_of(s: &sqlparser::ast::Select) -> Vec<sqlparser::ast::Expr> {
+    match &s.distinct {
+        Some(sqlparser::ast::Distinct::Distinct) => projection_exprs(s),
+        Some(sqlparser::ast::Distinct::On(on)) => on.clone(),
+        _ => Vec::new(),
+    }
+}
+
 /// A SELECT's output expressions.
 fn projection_exprs(s: &sqlparser::ast::Select) -> Vec<sqlparser::ast::Expr> {
     s.projection
@@ -1074,16 +1085,7 @@ fn filters_of(s: &sqlparser::ast::Select) -> Vec<sqlparser::ast::Expr> {
         exprs.extend(g.iter().cloned());
         exprs.extend(g.iter().filter_map(output));
     }
-    // DISTINCT compares every output (how many rows remain answers
-    // whether values are equal); DISTINCT ON its expressions.
-    match &s.distinct {
-        Some(sqlparser::ast::Distinct::Distinct) => exprs.extend(projection_exprs(s)),
-        Some(sqlparser::ast::Distinct::On(on)) => {
-            exprs.extend(on.iter().cloned());
-            exprs.extend(on.iter().filter_map(output));
-        }
-        _ => {}
-    }
+
     // The arguments of set-returning functions in FROM decide how many
     // rows exist (`generate_series(1, ascii(ssn))`).
     for twj in &s.from {
@@ -1357,20 +1359,31 @@ fn predicate_on_masked(
                 }
             }
         }
+        // Deduplicating or comparing texts by their whole tells nothing
+        // of a literal in them; doing it by something computed on them
+        // can (the built-in rules' case: `order_by` false).
+        let whole = |e: &Expr| {
+            matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+                || matches!(e, Expr::Function(f)
+                    if object_parts(&f.name).last().is_some_and(|n| metadata::text_function(dialect, n)))
+        };
         if !order_by {
-            // Sorting texts by their whole tells nothing of a literal in
-            // them; sorting by something computed on them can.
-            order.retain(|e| {
-                !(matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-                    || matches!(e, Expr::Function(f)
-                        if object_parts(&f.name).last().is_some_and(|n| metadata::text_function(dialect, n))))
-            });
+            // psql's own catalog queries sort by computed definitions
+            // (`ORDER BY pg_get_expr(...) = 'DEFAULT'`): ordering stays
+            // an inference channel about definitions' literals
+            // (policies/README.md says so).
+            order.clear();
         }
         for (i, s) in selects.iter().enumerate() {
             let mut exprs = filters_of(s);
+            let mut compares = distinct_of(s);
             if compared {
-                exprs.extend(projection_exprs(s));
+                compares.extend(projection_exprs(s));
             }
+            if !order_by {
+                compares.retain(|e| !whole(e));
+            }
+            exprs.extend(compares);
             if i == 0 {
                 exprs.extend(bounds.iter().cloned());
                 // ORDER BY may name output aliases: follow it through the

@@ -141,7 +141,6 @@ const SHOW_TEXTS: &[&str] = &[
     "SQL Original Statement",
     "Statement",
     "Info",
-    "Status",
 ];
 
 /// Columns of plans, by wire name (PostgreSQL's text, YAML, XML or JSON
@@ -245,6 +244,11 @@ impl NamedTexts {
                 if name.eq_ignore_ascii_case(b"Default") {
                     return Some(MaskFunction::ScrubDefault(d));
                 }
+                // SHOW ENGINE ... STATUS: lock dumps print rows' bytes
+                // (`asc ann@example.com`), not SQL: redacted whole.
+                if name == b"Status" {
+                    return Some(MaskFunction::Redact);
+                }
                 if PLAN_COLUMNS.iter().any(|c| c.as_bytes() == name) {
                     return Some(MaskFunction::ScrubPlan(d));
                 }
@@ -296,6 +300,10 @@ mod tests {
         assert!(show.function(b"Info").is_some());
         assert!(show.function(b"View").is_none());
         assert!(show.function(b"Field").is_none());
+        assert!(matches!(
+            show.function(b"Status"),
+            Some(MaskFunction::Redact)
+        ));
         let plan = NamedTexts::Plan(SqlDialect::Postgres);
         assert!(plan.function(b"QUERY PLAN").is_some());
         assert!(plan.function(b"id").is_none());
