@@ -119,6 +119,17 @@ enum SessionsCommand {
         /// The session's id.
         id: String,
     },
+    /// A session as a terminal transcript with its original pacing.
+    Replay {
+        /// The session's id.
+        id: String,
+        /// Faster (2) or slower (0.5) than it happened.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// No pauses.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Sessions as JSON lines, one event a line (for a SIEM).
     Export {
         /// The sessions' ids (none: `--all`).
@@ -327,6 +338,14 @@ fn run() -> anyhow::Result<ExitCode> {
                         return Ok(ExitCode::FAILURE);
                     }
                 },
+                SessionsCommand::Replay { id, speed, no_wait } => {
+                    let speed = (!no_wait).then_some(speed.max(0.001));
+                    let mut out = std::io::stdout().lock();
+                    if !cli::replay(&mut store, &id, speed, &mut out)? {
+                        eprintln!("no session {id}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
                 SessionsCommand::Export { ids, all } => {
                     use sqlgate::store::Store;
                     let ids = if all { store.session_ids()? } else { ids };

@@ -216,3 +216,80 @@ pub fn verify_text(
         }
     }
 }
+
+/// `sessions replay`: the session as a terminal transcript, each
+/// statement as the client sent it and what came of it, with the
+/// original pacing divided by `speed` (`None`: no waiting). Result rows
+/// are not recorded yet: results show as their tag and row count.
+pub fn replay(
+    store: &mut dyn Store,
+    id: &str,
+    speed: Option<f64>,
+    out: &mut dyn std::io::Write,
+) -> Result<bool, StoreError> {
+    let rows = store.rows(id)?;
+    if rows.is_empty() {
+        return Ok(false);
+    }
+    let io = |e: std::io::Error| StoreError::Backend(e.to_string());
+    let mut prompt = String::from("=> ");
+    let mut last_at: Option<i64> = None;
+    for r in &rows {
+        if let (Some(speed), Some(last)) = (speed, last_at) {
+            let wait = ((r.at_us - last).max(0) as f64 / speed) as u64;
+            out.flush().map_err(io)?;
+            std::thread::sleep(std::time::Duration::from_micros(wait.min(10_000_000)));
+        }
+        last_at = Some(r.at_us);
+        match r.kind {
+            Kind::SessionStart => {
+                if let Ok(s) = serde_json::from_str::<SessionStart>(&r.body) {
+                    writeln!(
+                        out,
+                        "-- session {id}: {} on {} ({}) from {}, {}",
+                        s.user,
+                        s.target,
+                        s.protocol,
+                        s.client,
+                        time(r.at_us)
+                    )
+                    .map_err(io)?;
+                    prompt = format!("{}@{}=> ", s.user, s.target);
+                }
+            }
+            Kind::Statement => {
+                if let Ok(e) = serde_json::from_str::<StatementEvent>(&r.body) {
+                    writeln!(out, "{prompt}{}", e.text.replace('\n', "\n   ")).map_err(io)?;
+                    if let Some(why) = &e.refusal {
+                        writeln!(out, "ERROR:  {why}\n").map_err(io)?;
+                    } else if e.masked {
+                        writeln!(out, "-- (results masked for this identity)").map_err(io)?;
+                    }
+                }
+            }
+            Kind::Outcome => {
+                if let Ok(o) = serde_json::from_str::<super::OutcomeEvent>(&r.body) {
+                    match (o.tag, o.code) {
+                        (Some(tag), _) if tag.starts_with("SELECT") || tag == "ROWS" => writeln!(
+                            out,
+                            "({} row{})\n",
+                            o.rows,
+                            if o.rows == 1 { "" } else { "s" }
+                        )
+                        .map_err(io)?,
+                        (Some(tag), _) => writeln!(out, "{tag}\n").map_err(io)?,
+                        (None, Some(code)) => {
+                            writeln!(out, "ERROR:  {} ({code})\n", o.message.unwrap_or_default())
+                                .map_err(io)?
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Kind::SessionEnd => {
+                writeln!(out, "-- session ended, {}", time(r.at_us)).map_err(io)?;
+            }
+        }
+    }
+    Ok(true)
+}

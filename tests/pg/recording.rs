@@ -165,6 +165,28 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
         .unwrap();
     let list = String::from_utf8_lossy(&list.stdout);
     assert!(list.contains(" bot ") && !list.contains(" ci "), "{list}");
+    // The ci session replayed: what it sent and what came of it.
+    let ci_id = SqliteStore::open(&store)
+        .unwrap()
+        .sessions()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.user == "ci")
+        .unwrap()
+        .id;
+    let replay = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+        .args(["sessions", "replay", &ci_id, "--no-wait", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let replay = String::from_utf8_lossy(&replay.stdout);
+    for line in [
+        "ci@app=> INSERT INTO rec_notes VALUES (1, 'simple')\nINSERT 0 1",
+        "ci@app=> SELECT 1/0\nERROR:  division by zero (22012)",
+        "-- session ended",
+    ] {
+        assert!(replay.contains(line), "{line:?} in\n{replay}");
+    }
 
     // No secret in any byte of the store (WAL included).
     let mut bytes = Vec::new();
