@@ -280,15 +280,17 @@ mod tests {
 
     /// The test's signing key (and its public key beside it).
     fn key_file() -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("sqlgate-chain-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("audit.key");
-        if !path.exists() {
+        // Made once per test process (tests run in parallel).
+        static KEY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+        KEY.get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("sqlgate-chain-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
             let key = crate::store::checkpoint::Key::generate();
             std::fs::write(dir.join("audit.pub"), key.public_text()).unwrap();
-            std::fs::write(&path, key.to_file_text()).unwrap();
-        }
-        path
+            std::fs::write(dir.join("audit.key"), key.to_file_text()).unwrap();
+            dir.join("audit.key")
+        })
+        .clone()
     }
 
     fn public() -> PublicKey {

@@ -188,8 +188,14 @@ pub enum StoreError {
 
 /// A store of records. The writer thread is its only writer in a gateway.
 pub trait Store: Send + 'static {
-    /// Appends rows and links in one durable transaction.
-    fn append(&mut self, rows: &[Row], links: &[Link]) -> Result<(), StoreError>;
+    /// Appends rows and links in one durable transaction; `counts`: per
+    /// session, statements and refusals among the rows (for listings).
+    fn append(
+        &mut self,
+        rows: &[Row],
+        links: &[Link],
+        counts: &[(String, u64, u64)],
+    ) -> Result<(), StoreError>;
     /// The last link of the gateway-wide chain.
     fn last_link(&mut self) -> Result<Option<Link>, StoreError>;
     /// Sessions, newest first.

@@ -89,7 +89,12 @@ fn hash32(v: Vec<u8>) -> [u8; 32] {
 }
 
 impl Store for SqliteStore {
-    fn append(&mut self, rows: &[Row], links: &[Link]) -> Result<(), StoreError> {
+    fn append(
+        &mut self,
+        rows: &[Row],
+        links: &[Link],
+        counts: &[(String, u64, u64)],
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(err)?;
         {
             let mut insert = tx
@@ -102,7 +107,7 @@ impl Store for SqliteStore {
                     "INSERT OR IGNORE INTO sessions (id, user, target, started_us) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(err)?;
-            let mut counts = tx
+            let mut tally = tx
                 .prepare_cached(
                     "UPDATE sessions SET statements = statements + ?2, refused = refused + ?3 WHERE id = ?1",
                 )
@@ -110,9 +115,6 @@ impl Store for SqliteStore {
             let mut end = tx
                 .prepare_cached("UPDATE sessions SET ended_us = ?2 WHERE id = ?1")
                 .map_err(err)?;
-            // Statements and refusals per session, one update each.
-            let mut tally: std::collections::HashMap<&str, (i64, i64)> =
-                std::collections::HashMap::new();
             for r in rows {
                 insert
                     .execute(params![
@@ -133,22 +135,16 @@ impl Store for SqliteStore {
                             .execute(params![r.session, s.user, s.target, r.at_us])
                             .map_err(err)?;
                     }
-                    Kind::Statement => {
-                        let refused = serde_json::from_str::<super::StatementEvent>(&r.body)
-                            .is_ok_and(|e| e.refusal.is_some());
-                        let t = tally.entry(r.session.as_str()).or_default();
-                        t.0 += 1;
-                        t.1 += refused as i64;
-                    }
+                    Kind::Statement | Kind::Outcome => {}
                     Kind::SessionEnd => {
                         end.execute(params![r.session, r.at_us]).map_err(err)?;
                     }
-                    Kind::Outcome => {}
                 }
             }
-            for (session, (statements, refused)) in tally {
-                counts
-                    .execute(params![session, statements, refused])
+            // Statements and refusals per session, one update each.
+            for (session, statements, refused) in counts {
+                tally
+                    .execute(params![session, *statements as i64, *refused as i64])
                     .map_err(err)?;
             }
             let mut link = tx

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,7 @@ enum Msg {
         at_us: i64,
         body: String,
         durable: Option<Waiter>,
+        refused: bool,
     },
     Flush(SyncSender<()>),
 }
@@ -57,12 +58,16 @@ struct Pending {
     at_us: i64,
     body: String,
     durable: Option<Waiter>,
+    refused: bool,
 }
 
 /// The handle sessions record through; cheap to clone.
 #[derive(Clone)]
 pub struct Recorder {
     tx: SyncSender<Msg>,
+    /// The writer: woken only for what cannot wait (a durable record, a
+    /// flush); everything else it collects when its group is due.
+    writer: std::thread::Thread,
     healthy: Arc<AtomicBool>,
     dropped: Arc<AtomicU64>,
     on_failure: OnFailure,
@@ -111,12 +116,13 @@ impl Recorder {
             records: 0,
             started: Instant::now(),
         };
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("sqlgate-recorder".to_owned())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Recorder {
             tx,
+            writer: handle.thread().clone(),
             healthy,
             dropped: Arc::new(AtomicU64::new(0)),
             on_failure,
@@ -143,7 +149,7 @@ impl Recorder {
     pub fn session(&self, start: &SessionStart) -> SessionRecorder {
         let id = hex::encode(rand::random::<[u8; 16]>());
         let body = serde_json::to_string(start).unwrap_or_default();
-        self.send(&id, Kind::SessionStart, body);
+        self.send(&id, Kind::SessionStart, body, false);
         SessionRecorder {
             id,
             recorder: self.clone(),
@@ -151,13 +157,14 @@ impl Recorder {
         }
     }
 
-    fn send(&self, session: &str, kind: Kind, body: String) {
+    fn send(&self, session: &str, kind: Kind, body: String, refused: bool) {
         let msg = Msg::Record {
             session: session.to_owned(),
             kind,
             at_us: now_us(),
             body,
             durable: None,
+            refused,
         };
         match self.tx.try_send(msg) {
             Ok(()) => {}
@@ -181,10 +188,12 @@ impl Recorder {
             at_us: now_us(),
             body,
             durable: Some(done),
+            refused: false,
         };
         if self.tx.send(msg).is_err() {
             return Err(StoreError::Stopped);
         }
+        self.writer.unpark();
         let wait = || wait.recv().unwrap_or(Err(StoreError::Stopped));
         let multi_thread = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
@@ -208,6 +217,7 @@ impl Recorder {
     pub fn flush(&self) {
         let (done, wait) = mpsc::sync_channel(1);
         if self.tx.send(Msg::Flush(done)).is_ok() {
+            self.writer.unpark();
             let _ = wait.recv();
         }
     }
@@ -235,7 +245,8 @@ impl SessionRecorder {
         if durable {
             self.recorder.send_durable(&self.id, Kind::Statement, body)
         } else {
-            self.recorder.send(&self.id, Kind::Statement, body);
+            self.recorder
+                .send(&self.id, Kind::Statement, body, event.refusal.is_some());
             Ok(())
         }
     }
@@ -257,7 +268,7 @@ impl SessionRecorder {
             reason: reason.to_owned(),
         })
         .unwrap_or_default();
-        self.recorder.send(&self.id, Kind::SessionEnd, body);
+        self.recorder.send(&self.id, Kind::SessionEnd, body, false);
     }
 }
 
@@ -287,7 +298,7 @@ impl sqlgate_net::outcome::OutcomeSink for OutcomeRecorder {
             },
         };
         let body = serde_json::to_string(&event).unwrap_or_default();
-        self.recorder.send(&self.id, Kind::Outcome, body);
+        self.recorder.send(&self.id, Kind::Outcome, body, false);
     }
 }
 
@@ -343,31 +354,37 @@ impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
         let mut deadline: Option<Instant> = None;
         let mut flushes: Vec<SyncSender<()>> = Vec::new();
+        let mut urgent = false;
         loop {
-            let msg = match deadline {
-                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
-            };
-            let stopping = match msg {
-                Ok(m) => {
-                    self.take(m, &mut flushes);
-                    false
-                }
-                Err(RecvTimeoutError::Timeout) => false,
-                Err(RecvTimeoutError::Disconnected) => true,
-            };
+            let mut stopping = false;
+            match deadline {
+                // Idle: the first record wakes the writer.
+                None => match rx.recv() {
+                    Ok(m) => urgent |= self.take(m, &mut flushes),
+                    Err(_) => stopping = true,
+                },
+                // A group is open: only what cannot wait wakes it early
+                // (senders of durable records and flushes unpark it), so
+                // records that can wait cost no wake-up each.
+                Some(d) => std::thread::park_timeout(d.saturating_duration_since(Instant::now())),
+            }
             while self.pending.len() < BATCH {
                 match rx.try_recv() {
-                    Ok(m) => self.take(m, &mut flushes),
-                    Err(_) => break,
+                    Ok(m) => urgent |= self.take(m, &mut flushes),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        stopping = true;
+                        break;
+                    }
                 }
             }
             if !self.pending.is_empty() && deadline.is_none() {
                 deadline = Some(Instant::now() + self.flush);
             }
             let due = deadline.is_some_and(|d| Instant::now() >= d);
-            let urgent = self.pending.iter().any(|p| p.durable.is_some()) || !flushes.is_empty();
+            urgent |= !flushes.is_empty();
             if urgent || due || stopping || self.pending.len() >= BATCH {
+                urgent = false;
                 self.commit();
                 deadline = (!self.pending.is_empty()).then(|| Instant::now() + self.flush);
                 self.checkpoint(stopping || !flushes.is_empty());
@@ -388,7 +405,8 @@ impl Writer {
         }
     }
 
-    fn take(&mut self, msg: Msg, flushes: &mut Vec<SyncSender<()>>) {
+    /// Takes a message; `true` when it cannot wait for its group.
+    fn take(&mut self, msg: Msg, flushes: &mut Vec<SyncSender<()>>) -> bool {
         match msg {
             Msg::Record {
                 session,
@@ -396,14 +414,23 @@ impl Writer {
                 at_us,
                 body,
                 durable,
-            } => self.pending.push(Pending {
-                session,
-                kind,
-                at_us,
-                body,
-                durable,
-            }),
-            Msg::Flush(done) => flushes.push(done),
+                refused,
+            } => {
+                let urgent = durable.is_some();
+                self.pending.push(Pending {
+                    session,
+                    kind,
+                    at_us,
+                    body,
+                    durable,
+                    refused,
+                });
+                urgent
+            }
+            Msg::Flush(done) => {
+                flushes.push(done);
+                true
+            }
         }
     }
 
@@ -417,7 +444,13 @@ impl Writer {
         let mut rows = Vec::with_capacity(self.pending.len());
         let mut links = Vec::new();
         let mut ended = Vec::new();
+        let mut counts: HashMap<&str, (u64, u64)> = HashMap::new();
         for p in &self.pending {
+            if p.kind == Kind::Statement {
+                let c = counts.entry(p.session.as_str()).or_default();
+                c.0 += 1;
+                c.1 += p.refused as u64;
+            }
             let state = self
                 .sessions
                 .entry(p.session.clone())
@@ -452,7 +485,11 @@ impl Writer {
                 ended.push(p.session.clone());
             }
         }
-        match self.store.append(&rows, &links) {
+        let counts: Vec<(String, u64, u64)> = counts
+            .into_iter()
+            .map(|(s, (n, r))| (s.to_owned(), n, r))
+            .collect();
+        match self.store.append(&rows, &links, &counts) {
             Ok(()) => {
                 self.commits += 1;
                 self.records += rows.len() as u64;
