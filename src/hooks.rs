@@ -133,6 +133,9 @@ struct Judge {
     policy: SessionPolicy,
     /// What the session's statements are recorded in.
     log: crate::recording::SessionLog,
+    /// The last judged text's durable records, which the relay awaits
+    /// before forwarding it.
+    durable: Option<crate::recording::Durable>,
     dialect: SqlDialect,
     /// Whether the relay masks this session's results (asked once, when
     /// it starts).
@@ -174,6 +177,7 @@ impl Judge {
         });
         Judge {
             log: crate::recording::SessionLog::new(recorder),
+            durable: None,
             dialect,
             policy: SessionPolicy::new(engine.clone(), dialect, user, &groups, target),
             masking: None,
@@ -212,15 +216,12 @@ impl Judge {
             let policy = &mut self.policy;
             crate::policy::offload::judge(sql.len(), || policy.judge(sql))
         };
-        let judged = match self.log.judged(
+        self.durable = self.log.judged(
             self.dialect,
             &format!("{origin:?}").to_lowercase(),
             sql,
             &judged,
-        ) {
-            Ok(()) => judged,
-            Err(refusal) => Err(refusal),
-        };
+        );
         match judged {
             Ok(judged) => {
                 if tracing::enabled!(target: STATEMENT_LOG, tracing::Level::DEBUG) {
@@ -257,6 +258,33 @@ impl Judge {
             }
         }
     }
+}
+
+/// A refusal on the PostgreSQL wire (42501).
+fn pg_refusal(r: Refusal) -> ClientError {
+    let mut e = ClientError::error(SqlState::INSUFFICIENT_PRIVILEGE, r.message)
+        .with_detail(r.detail)
+        .with_position(r.position);
+    if !r.hint.is_empty() {
+        e = e.with_hint(r.hint);
+    }
+    e
+}
+
+/// A refusal on the MySQL wire: masking refusals are about columns (1142,
+/// as for a table access the server refuses), the rest about commands
+/// (1227).
+fn my_refusal(r: Refusal) -> MyError {
+    let mut text = format!("{} ({})", r.message, r.detail);
+    if !r.hint.is_empty() {
+        text.push_str(": ");
+        text.push_str(&r.hint);
+    }
+    let code = match r.by {
+        crate::policy::engine::RefusedBy::Masking => 1142,
+        _ => 1227,
+    };
+    MyError::new(code, b"42000", text)
 }
 
 struct PgJudge(Judge);
@@ -297,15 +325,12 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
                     .collect()
             })
         };
-        verdict.map_err(|r| {
-            let mut e = ClientError::error(SqlState::INSUFFICIENT_PRIVILEGE, r.message)
-                .with_detail(r.detail)
-                .with_position(r.position);
-            if !r.hint.is_empty() {
-                e = e.with_hint(r.hint);
-            }
-            e
-        })
+        verdict.map_err(pg_refusal)
+    }
+
+    fn before_forward(&mut self) -> Option<sqlgate_postgres::hooks::BeforeForward<ClientError>> {
+        let wait = self.0.durable.take()?;
+        Some(Box::pin(async move { wait.await.map_err(pg_refusal) }))
     }
 
     fn outcomes(&mut self) -> Option<Arc<dyn sqlgate_net::outcome::OutcomeSink>> {
@@ -377,21 +402,12 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
                     })
                     .collect()
             })
-            .map_err(|r| {
-                let mut text = format!("{} ({})", r.message, r.detail);
-                if !r.hint.is_empty() {
-                    text.push_str(": ");
-                    text.push_str(&r.hint);
-                }
-                // Masking refusals are about columns (1142, as for a table
-                // access the server refuses); policy refusals about commands.
-                let code = if r.message.starts_with("masking: ") {
-                    1142
-                } else {
-                    1227
-                };
-                MyError::new(code, b"42000", text)
-            })
+            .map_err(my_refusal)
+    }
+
+    fn before_forward(&mut self) -> Option<sqlgate_mysql::hooks::BeforeForward<MyError>> {
+        let wait = self.0.durable.take()?;
+        Some(Box::pin(async move { wait.await.map_err(my_refusal) }))
     }
 
     fn outcomes(&mut self) -> Option<Arc<dyn sqlgate_net::outcome::OutcomeSink>> {

@@ -20,6 +20,9 @@ use crate::store::StatementEvent;
 /// group.
 const HARMLESS: &[&str] = &["read", "tx", "session"];
 
+/// A wait for a text's durable records (see [`SessionLog::judged`]).
+pub type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Refusal>> + Send>>;
+
 /// One session's records (none when recording is off).
 #[derive(Debug, Default)]
 pub struct SessionLog {
@@ -37,22 +40,22 @@ impl SessionLog {
         self.recorder.as_ref().map(|r| r.outcome_sink())
     }
 
-    /// Records a judged text; an error when a statement that must be
-    /// durable could not be recorded (the whole text is then refused).
+    /// Records a judged text. Its statements that can change anything
+    /// must be durable before they run: the returned wait completes when
+    /// they are (the relay awaits it before forwarding the text; an
+    /// error refuses the whole text, and the refusal is recorded).
     pub fn judged(
         &self,
         dialect: SqlDialect,
         origin: &str,
         sql: &[u8],
         judged: &Result<Vec<Judged>, Refusal>,
-    ) -> Result<(), Refusal> {
-        let Some(rec) = &self.recorder else {
-            return Ok(());
-        };
+    ) -> Option<Durable> {
+        let rec = self.recorder.as_ref()?;
         let text = String::from_utf8_lossy(sql);
         match judged {
             Ok(list) => {
-                let mut failed = None;
+                let mut waits = Vec::new();
                 for j in list {
                     let statement = j.statement.excerpt(&text);
                     let event = StatementEvent {
@@ -67,45 +70,59 @@ impl SessionLog {
                     let durable = j.tags.iter().any(|t: Tag| {
                         !HARMLESS.contains(&t.name().split('.').next().unwrap_or_default())
                     });
-                    if let Err(e) = rec.statement(&event, durable) {
-                        failed = Some(e);
-                        break;
+                    if durable {
+                        waits.push(rec.statement_durable(&event));
+                    } else {
+                        let _ = rec.statement(&event, false);
                     }
                 }
-                match failed {
-                    None => Ok(()),
-                    Some(e) => {
-                        let refusal = Refusal {
-                            verdict: Verdict::Deny,
-                            by: RefusedBy::Recording,
-                            message: format!("sqlgate could not record this statement before running it: {e}"),
-                            detail: "statements that can change data are recorded before they run".to_owned(),
-                            hint: "retry when the recording store is back (the gateway's log says why it fails)".to_owned(),
-                            position: 1,
-                        };
-                        self.refused(dialect, origin, &text, &refusal);
-                        Err(refusal)
-                    }
+                if waits.is_empty() {
+                    return None;
                 }
+                let handle = rec.handle();
+                let (origin, text) = (origin.to_owned(), text.into_owned());
+                Some(Box::pin(async move {
+                    for wait in waits {
+                        if let Err(e) = wait.await {
+                            let refusal = Refusal {
+                                verdict: Verdict::Deny,
+                                by: RefusedBy::Recording,
+                                message: format!(
+                                    "sqlgate could not record this statement before running it: {e}"
+                                ),
+                                detail: "statements that can change data are recorded before they run".to_owned(),
+                                hint: "retry when the recording store is back (the gateway's log says why it fails)".to_owned(),
+                                position: 1,
+                            };
+                            handle.statement(&refused_event(dialect, &origin, &text, &refusal));
+                            return Err(refusal);
+                        }
+                    }
+                    Ok(())
+                }))
             }
             Err(refusal) => {
-                self.refused(dialect, origin, &text, refusal);
-                Ok(())
+                let _ = rec.statement(&refused_event(dialect, origin, &text, refusal), false);
+                None
             }
         }
     }
+}
 
-    fn refused(&self, dialect: SqlDialect, origin: &str, text: &str, refusal: &Refusal) {
-        let Some(rec) = &self.recorder else { return };
-        let event = StatementEvent {
-            origin: origin.to_owned(),
-            text: text.to_owned(),
-            fingerprint: literals::fingerprint(dialect, text),
-            verdict: refusal.verdict.as_str().to_owned(),
-            tags: Vec::new(),
-            refusal: Some(refusal.message.clone()),
-            masked: false,
-        };
-        let _ = rec.statement(&event, false);
+/// The record of a refused text.
+fn refused_event(
+    dialect: SqlDialect,
+    origin: &str,
+    text: &str,
+    refusal: &Refusal,
+) -> StatementEvent {
+    StatementEvent {
+        origin: origin.to_owned(),
+        text: text.to_owned(),
+        fingerprint: literals::fingerprint(dialect, text),
+        verdict: refusal.verdict.as_str().to_owned(),
+        tags: Vec::new(),
+        refusal: Some(refusal.message.clone()),
+        masked: false,
     }
 }

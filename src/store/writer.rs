@@ -38,7 +38,25 @@ pub enum OnFailure {
     Continue,
 }
 
-type Waiter = SyncSender<Result<(), StoreError>>;
+/// Who waits for a durable record's commit: a thread (blocking) or a
+/// relay's task (awaiting).
+enum Waiter {
+    Blocking(SyncSender<Result<(), StoreError>>),
+    Awaiting(tokio::sync::oneshot::Sender<Result<(), StoreError>>),
+}
+
+impl Waiter {
+    fn send(self, result: Result<(), StoreError>) {
+        match self {
+            Waiter::Blocking(w) => {
+                let _ = w.send(result);
+            }
+            Waiter::Awaiting(w) => {
+                let _ = w.send(result);
+            }
+        }
+    }
+}
 
 enum Msg {
     Record {
@@ -187,7 +205,7 @@ impl Recorder {
             kind,
             at_us: now_us(),
             body,
-            durable: Some(done),
+            durable: Some(Waiter::Blocking(done)),
             refused: false,
         };
         if self.tx.send(msg).is_err() {
@@ -251,6 +269,52 @@ impl SessionRecorder {
         }
     }
 
+    /// Records a statement that must be durable before it runs, without
+    /// waiting here: the returned future completes once its group is
+    /// committed (an error: it must not run; with `on_failure =
+    /// "continue"` it completes `Ok` and the failure is logged).
+    pub fn statement_durable(
+        &self,
+        event: &StatementEvent,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let body = serde_json::to_string(event).unwrap_or_default();
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let msg = Msg::Record {
+            session: self.id.clone(),
+            kind: Kind::Statement,
+            at_us: now_us(),
+            body,
+            durable: Some(Waiter::Awaiting(done)),
+            refused: false,
+        };
+        let sent = self.recorder.tx.send(msg).is_ok();
+        if sent {
+            self.recorder.writer.unpark();
+        }
+        let on_failure = self.recorder.on_failure;
+        async move {
+            if !sent {
+                return Err(StoreError::Stopped);
+            }
+            match (wait.await.unwrap_or(Err(StoreError::Stopped)), on_failure) {
+                (Ok(()), _) => Ok(()),
+                (Err(e), OnFailure::Refuse) => Err(e),
+                (Err(e), OnFailure::Continue) => {
+                    tracing::error!(error = %e, "recording: a statement runs before its record is durable (on_failure = \"continue\")");
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// A handle that records refusals later (from a relay's task).
+    pub fn handle(&self) -> SessionHandle {
+        SessionHandle {
+            id: self.id.clone(),
+            recorder: self.recorder.clone(),
+        }
+    }
+
     /// Where the relay reports this session's outcomes.
     pub fn outcome_sink(&self) -> Arc<dyn sqlgate_net::outcome::OutcomeSink> {
         Arc::new(OutcomeRecorder {
@@ -269,6 +333,22 @@ impl SessionRecorder {
         })
         .unwrap_or_default();
         self.recorder.send(&self.id, Kind::SessionEnd, body, false);
+    }
+}
+
+/// A session's records from elsewhere than its judge (a relay's task).
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    id: String,
+    recorder: Recorder,
+}
+
+impl SessionHandle {
+    /// Records a statement nothing waits for.
+    pub fn statement(&self, event: &StatementEvent) {
+        let body = serde_json::to_string(event).unwrap_or_default();
+        self.recorder
+            .send(&self.id, Kind::Statement, body, event.refusal.is_some());
     }
 }
 
@@ -498,7 +578,7 @@ impl Writer {
                 }
                 for p in self.pending.drain(..) {
                     if let Some(w) = p.durable {
-                        let _ = w.send(Ok(()));
+                        w.send(Ok(()));
                     }
                 }
                 for s in ended {
@@ -515,7 +595,7 @@ impl Writer {
                 let mut kept = Vec::with_capacity(self.pending.len());
                 for mut p in self.pending.drain(..) {
                     if let Some(w) = p.durable.take() {
-                        let _ = w.send(Err(StoreError::Backend(e.to_string())));
+                        w.send(Err(StoreError::Backend(e.to_string())));
                         if refuse {
                             // Refused: it never runs, so it is not kept.
                             continue;

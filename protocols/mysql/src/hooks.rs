@@ -108,6 +108,13 @@ pub trait SessionHooks: Send {
         false
     }
 
+    /// What must complete before the statement just judged is
+    /// forwarded (its record made durable, say); the relay awaits it and
+    /// refuses the statement with its error. `None`: forward at once.
+    fn before_forward(&mut self) -> Option<BeforeForward<crate::messages::err::ClientError>> {
+        None
+    }
+
     /// Where this session's statement outcomes go (asked once, when the
     /// relay starts); `None`: nobody listens.
     fn outcomes(&mut self) -> Option<std::sync::Arc<dyn sqlgate_net::outcome::OutcomeSink>> {
@@ -118,3 +125,7 @@ pub trait SessionHooks: Send {
     /// (`SET SESSION TRANSACTION READ ONLY`): the identity can never write.
     fn read_only(&mut self) -> bool;
 }
+
+/// A wait the relay awaits before forwarding a judged statement.
+pub type BeforeForward<E> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), E>> + Send>>;

@@ -201,6 +201,13 @@ impl Relay<'_> {
                         return Ok(true);
                     }
                 };
+                // What must complete before it runs (its record durable).
+                if let Some(wait) = self.judge.before_forward() {
+                    if let Err(err) = wait.await {
+                        self.send(seq.wrapping_add(1), &err.payload()).await?;
+                        return Ok(true);
+                    }
+                }
                 if self.masks.on {
                     plan = if cmd == command::QUERY {
                         (!masks.is_empty()).then(|| MaskPlan::Query(masks.into()))

@@ -161,6 +161,13 @@ pub trait SessionHooks: Send {
         None
     }
 
+    /// What must complete before the statement just judged is
+    /// forwarded (its record made durable, say); the relay awaits it and
+    /// refuses the statement with its error. `None`: forward at once.
+    fn before_forward(&mut self) -> Option<BeforeForward<ClientError>> {
+        None
+    }
+
     /// Where this session's statement outcomes go (asked once, when the
     /// relay starts); `None`: nobody listens, nothing is inspected.
     fn outcomes(&mut self) -> Option<std::sync::Arc<dyn sqlgate_net::outcome::OutcomeSink>> {
@@ -171,3 +178,7 @@ pub trait SessionHooks: Send {
     /// (`default_transaction_read_only`): the identity can never write.
     fn read_only(&mut self) -> bool;
 }
+
+/// A wait the relay awaits before forwarding a judged statement.
+pub type BeforeForward<E> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), E>> + Send>>;

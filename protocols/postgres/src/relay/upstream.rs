@@ -18,8 +18,9 @@ use super::names::{key, Plan, Statement};
 use super::shared::{write, RelayEnd, RelayLimits, Shared, MAX_QUEUED, READ_CHUNK};
 use crate::error::ProtocolError;
 use crate::frame::{pass_over, peek_header, HEADER_LEN};
-use crate::hooks::{SessionHooks, StatementOrigin};
+use crate::hooks::{BeforeForward, Masks, SessionHooks, StatementOrigin};
 use crate::mask;
+use crate::messages::error_response::ClientError;
 use crate::messages::{frontend_tag, query};
 
 /// Longest message of any kind (PostgreSQL's own limit is 1 GiB).
@@ -41,6 +42,12 @@ pub(super) struct Upstream<'a> {
     masking: bool,
     /// The last message was CopyData (a run is queued once).
     copy_run: bool,
+    /// A statement judged and waiting (its record becoming durable)
+    /// before it is forwarded: its verdict, once the wait is over, for
+    /// the scan that meets it again.
+    waiting: Option<BeforeForward<ClientError>>,
+    resumed: Option<Result<Masks, ClientError>>,
+    judged: Option<Masks>,
 }
 
 enum Scan {
@@ -60,6 +67,9 @@ enum Scan {
         len: usize,
         marker: BytesMut,
     },
+    /// Forward `0..before`, then await the judged statement's wait and
+    /// scan again from it.
+    Wait(usize),
 }
 
 impl<'a> Upstream<'a> {
@@ -77,6 +87,9 @@ impl<'a> Upstream<'a> {
             shared,
             masking,
             copy_run: false,
+            waiting: None,
+            resumed: None,
+            judged: None,
         }
     }
 
@@ -103,6 +116,19 @@ impl<'a> Upstream<'a> {
                         return RelayEnd::ServerError(e.into());
                     }
                     buf.advance(upto);
+                    continue;
+                }
+                Scan::Wait(before) => {
+                    if let Err(e) = write(wr, &buf[..before]).await {
+                        return RelayEnd::ServerError(e.into());
+                    }
+                    buf.advance(before);
+                    let wait = self.waiting.take();
+                    let masks = self.judged.take().unwrap_or_default();
+                    self.resumed = Some(match wait {
+                        Some(w) => w.await.map(|()| masks),
+                        None => Ok(masks),
+                    });
                     continue;
                 }
                 Scan::Refuse {
@@ -255,19 +281,34 @@ impl<'a> Upstream<'a> {
     ) -> Result<Option<Scan>, ProtocolError> {
         // A Parse's name, as the server keys it (read once with its text).
         let mut name = Vec::new();
-        let verdict = match tag {
-            frontend_tag::QUERY => self
-                .hooks
-                .statement(StatementOrigin::Query, query::query_text(body)?),
-            frontend_tag::PARSE => {
-                self.shared.unsynced.store(true, Ordering::Relaxed);
-                let (parsed, sql) = query::parse_text(body)?;
-                name = key(parsed);
-                self.hooks.statement(StatementOrigin::Parse, sql)
+        if tag == frontend_tag::PARSE {
+            self.shared.unsynced.store(true, Ordering::Relaxed);
+            name = key(query::parse_text(body)?.0);
+        }
+        let verdict = match self.resumed.take() {
+            // Met again after its wait: judged already.
+            Some(verdict) => verdict,
+            None => {
+                let verdict = match tag {
+                    frontend_tag::QUERY => self
+                        .hooks
+                        .statement(StatementOrigin::Query, query::query_text(body)?),
+                    frontend_tag::PARSE => self
+                        .hooks
+                        .statement(StatementOrigin::Parse, query::parse_text(body)?.1),
+                    // Judged before its body is read: nothing in it says
+                    // more than "a function by OID".
+                    _ => self.hooks.statement(StatementOrigin::FunctionCall, b""),
+                };
+                match (verdict, self.hooks.before_forward()) {
+                    (Ok(masks), Some(wait)) => {
+                        self.waiting = Some(wait);
+                        self.judged = Some(masks);
+                        return Ok(Some(Scan::Wait(pos)));
+                    }
+                    (verdict, _) => verdict,
+                }
             }
-            // Judged before its body is read: nothing in it says more
-            // than "a function by OID".
-            _ => self.hooks.statement(StatementOrigin::FunctionCall, b""),
         };
         let plans = match verdict {
             Ok(plans) => plans,
