@@ -61,8 +61,15 @@ fn start_recorder(config: &Config) -> anyhow::Result<Option<Recorder>> {
             None
         }
     };
-    let recorder = Recorder::start(Box::new(store), r.flush, r.on_failure, &instance, signer)
-        .context("recording store")?;
+    let recorder = Recorder::start(
+        Box::new(store),
+        r.flush,
+        r.on_failure,
+        &instance,
+        signer,
+        r.retain,
+    )
+    .context("recording store")?;
     tracing::info!(store = %r.path.display(), "recording sessions");
     Ok(Some(recorder))
 }

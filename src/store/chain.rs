@@ -78,6 +78,9 @@ pub enum Break {
     /// A checkpoint's signature is not the key's, or the link it signed
     /// is no longer the chain's (the chain was recomputed or cut).
     Checkpoint,
+    /// The retention anchor's signature is not the key's (a prefix of
+    /// the chain was cut by someone else than the gateway).
+    Anchor,
 }
 
 /// The first broken link found.
@@ -107,6 +110,8 @@ pub struct Report {
     pub signed: u64,
     /// The last link a verified signature covers.
     pub signed_through: Option<u64>,
+    /// The last link retention pruned.
+    pub pruned_through: Option<u64>,
     /// The first break, if any.
     pub broken: Option<Finding>,
 }
@@ -153,7 +158,22 @@ pub fn verify(store: &mut dyn Store, public: Option<&PublicKey>) -> Result<Repor
         heads.insert(session.clone(), (rows.len() as u64, prev, ended));
         report.sessions += 1;
     }
-    let mut prev = [0u8; 32];
+    // After retention the chain starts past its anchor.
+    let anchor = store.anchor()?;
+    if let (Some(a), Some(public)) = (&anchor, public) {
+        if !public.verifies_anchor(a) {
+            report.broken = Some(Finding {
+                session: "retention anchor".to_owned(),
+                seq: a.link,
+                what: Break::Anchor,
+            });
+            return Ok(report);
+        }
+    }
+    let (start, mut prev) = anchor
+        .as_ref()
+        .map_or((0, [0u8; 32]), |a| (a.link + 1, a.hash));
+    report.pruned_through = anchor.as_ref().map(|a| a.link);
     let links = store.links()?;
     for (i, link) in links.iter().enumerate() {
         let brk = |what| Finding {
@@ -162,7 +182,7 @@ pub fn verify(store: &mut dyn Store, public: Option<&PublicKey>) -> Result<Repor
             what,
         };
         let hash = link_hash(&link.prev, link.n, &link.session, link.records, &link.head);
-        if link.n != i as u64 || link.prev != prev || hash != link.hash {
+        if link.n != start + i as u64 || link.prev != prev || hash != link.hash {
             report.broken = Some(brk(Break::Chain));
             return Ok(report);
         }
@@ -195,9 +215,16 @@ pub fn verify(store: &mut dyn Store, public: Option<&PublicKey>) -> Result<Repor
     }
     report.open = open.into_iter().map(|(s, _)| s).collect();
     if let Some(public) = public {
-        for (i, cp) in store.checkpoints()?.iter().enumerate() {
-            let signed_link = links.get(cp.link as usize).map(|l| l.hash);
-            if cp.n != i as u64 || !public.verifies(cp) || signed_link != Some(cp.link_hash) {
+        let checkpoints = store.checkpoints()?;
+        let first = checkpoints.first().map_or(0, |c| c.n);
+        for (i, cp) in checkpoints.iter().enumerate() {
+            let signed_link = cp
+                .link
+                .checked_sub(start)
+                .and_then(|k| links.get(k as usize))
+                .map(|l| l.hash);
+            if cp.n != first + i as u64 || !public.verifies(cp) || signed_link != Some(cp.link_hash)
+            {
                 report.broken = Some(Finding {
                     session: format!("checkpoint {}", cp.n),
                     seq: cp.link,
@@ -256,6 +283,7 @@ mod tests {
                 crate::store::checkpoint::Key::read(&key_file()).unwrap(),
                 std::time::Duration::from_secs(3600),
             )),
+            None,
         )
         .unwrap();
         let mut ids = Vec::new();
@@ -327,6 +355,65 @@ mod tests {
         let r = verify(&mut store, Some(&PublicKey::read(&other_pub).unwrap())).unwrap();
         assert_eq!(r.broken.map(|b| b.what), Some(Break::Checkpoint));
         assert_eq!(r.records, 3 * 5 + 2);
+    }
+
+    #[test]
+    fn retention_prunes_ended_sessions_and_what_remains_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let start_recorder = || {
+            Recorder::start(
+                Box::new(SqliteStore::open(&path).unwrap()),
+                std::time::Duration::from_millis(5),
+                OnFailure::Refuse,
+                "test",
+                Some((
+                    crate::store::checkpoint::Key::read(&key_file()).unwrap(),
+                    std::time::Duration::from_secs(3600),
+                )),
+                // Everything ended is old enough.
+                Some(std::time::Duration::from_micros(1)),
+            )
+            .unwrap()
+        };
+        let rec = start_recorder();
+        for user in ["ann", "bob"] {
+            let mut s = rec.session(&start(user));
+            s.statement(&statement("INSERT INTO t VALUES (1)"), true)
+                .unwrap();
+            s.end("closed");
+        }
+        rec.flush();
+        drop(rec);
+        // A gateway started later prunes at its first commit (then
+        // hourly): the sessions that ended before it.
+        let rec = start_recorder();
+        let mut kept = rec.session(&start("cid"));
+        kept.statement(&statement("SELECT 1"), true).unwrap();
+        kept.end("closed");
+        let kept_id = kept.id().to_owned();
+        rec.flush();
+        let mut store = SqliteStore::open(&path).unwrap();
+        let ids = store.session_ids().unwrap();
+        assert_eq!(ids, vec![kept_id]);
+        let r = verify(&mut store, Some(&public())).unwrap();
+        assert_eq!(r.broken, None);
+        assert_eq!((r.pruned_through, r.links), (Some(1), 1));
+        assert!(r.signed_through.is_some());
+        // The anchor is the gateway's: one made by someone else does not
+        // verify, and without it the chain does not start where it says.
+        store
+            .connection()
+            .execute("UPDATE anchor SET cutoff_us = cutoff_us + 1", [])
+            .unwrap();
+        let r = verify(&mut store, Some(&public())).unwrap();
+        assert_eq!(r.broken.map(|b| b.what), Some(Break::Anchor));
+        store
+            .connection()
+            .execute("DELETE FROM anchor", [])
+            .unwrap();
+        let r = verify(&mut store, None).unwrap();
+        assert_eq!(r.broken.map(|b| b.what), Some(Break::Chain));
     }
 
     #[test]

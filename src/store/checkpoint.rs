@@ -29,6 +29,31 @@ pub struct Checkpoint {
     pub signature: Vec<u8>,
 }
 
+/// Where the chain starts after retention pruned its oldest sessions:
+/// the last pruned link, signed, so that a prefix cut by anyone but the
+/// gateway does not verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// The last pruned link.
+    pub link: u64,
+    /// Its hash (the next link's predecessor).
+    pub hash: [u8; 32],
+    /// Sessions ended before this (microseconds since the epoch) were
+    /// pruned.
+    pub cutoff_us: i64,
+    /// The signature over [`anchor_bytes`] (empty without a key).
+    pub signature: Vec<u8>,
+}
+
+/// What an anchor signs.
+pub fn anchor_bytes(link: u64, hash: &[u8; 32], cutoff_us: i64) -> Vec<u8> {
+    let mut b = b"sqlgate-anchor-v1".to_vec();
+    b.extend_from_slice(&link.to_be_bytes());
+    b.extend_from_slice(hash);
+    b.extend_from_slice(&cutoff_us.to_be_bytes());
+    b
+}
+
 /// What a checkpoint signs.
 pub fn signed_bytes(n: u64, link: u64, link_hash: &[u8; 32], at_us: i64) -> Vec<u8> {
     let mut b = b"sqlgate-checkpoint-v1".to_vec();
@@ -90,6 +115,20 @@ impl Key {
         hex::encode(self.0.verifying_key().to_bytes())
     }
 
+    /// Signs an anchor.
+    pub fn sign_anchor(&self, link: u64, hash: [u8; 32], cutoff_us: i64) -> Anchor {
+        Anchor {
+            link,
+            hash,
+            cutoff_us,
+            signature: self
+                .0
+                .sign(&anchor_bytes(link, &hash, cutoff_us))
+                .to_bytes()
+                .to_vec(),
+        }
+    }
+
     /// Signs a checkpoint.
     pub fn sign(&self, n: u64, link: u64, link_hash: [u8; 32], at_us: i64) -> Checkpoint {
         let signature = self.0.sign(&signed_bytes(n, link, &link_hash, at_us));
@@ -112,6 +151,15 @@ impl PublicKey {
         VerifyingKey::from_bytes(&read32(path)?)
             .map(PublicKey)
             .map_err(|_| KeyError::Format(path.display().to_string()))
+    }
+
+    /// Whether the anchor's signature is this key's.
+    pub fn verifies_anchor(&self, a: &Anchor) -> bool {
+        Signature::from_slice(&a.signature).is_ok_and(|sig| {
+            self.0
+                .verify(&anchor_bytes(a.link, &a.hash, a.cutoff_us), &sig)
+                .is_ok()
+        })
     }
 
     /// Whether the checkpoint's signature is this key's.

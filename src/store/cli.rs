@@ -185,6 +185,9 @@ pub fn verify_text(
         }
         (Some(_), None) => out.push_str("; no signed checkpoint yet"),
     }
+    if let Some(n) = r.pruned_through {
+        let _ = write!(out, "; retention pruned links through {n}");
+    }
     if !r.open.is_empty() {
         let _ = write!(out, "; {} sessions not ended (no link yet)", r.open.len());
     }
@@ -210,6 +213,7 @@ pub fn verify_text(
                     "an ended session has no link (its link or the chain's tail was removed)"
                 }
                 Break::Checkpoint => "a checkpoint's signature does not verify, or the link it signed is no longer the chain's (recomputed or cut)",
+                Break::Anchor => "the retention anchor's signature does not verify (a prefix of the chain was cut)",
             };
             let _ = writeln!(out, "BROKEN: session {} at {}: {what}", f.session, f.seq);
             Ok((out, false))

@@ -11,6 +11,7 @@
 //!                            # that must be durable when the store fails
 //! signing_key_file = "audit.key"   # ed25519 (sqlgate keygen); optional
 //! checkpoint_secs = 60       # how often the chain's head is signed
+//! retain_days = 90           # prune sessions ended longer ago (hourly)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,7 @@ pub struct RawRecording {
     on_failure: Option<Spanned<String>>,
     signing_key_file: Option<Spanned<String>>,
     checkpoint_secs: Option<Spanned<u64>>,
+    retain_days: Option<Spanned<u64>>,
 }
 
 /// Recording, validated.
@@ -56,6 +58,8 @@ pub struct RecordingConfig {
     pub signing_key: Option<PathBuf>,
     /// How often the chain's head is signed.
     pub checkpoint_every: Duration,
+    /// Sessions ended longer ago are pruned (`None`: kept).
+    pub retain: Option<Duration>,
 }
 
 /// File name of the default store, beside the configuration.
@@ -123,7 +127,16 @@ pub(crate) fn parse(
         Some(c) => Duration::from_secs(*c.get_ref()),
         None => Duration::from_secs(60),
     };
+    let retain = match &recording.retain_days {
+        Some(d) if *d.get_ref() == 0 => {
+            p.at(d.span(), "recording.retain_days", "must be at least 1");
+            None
+        }
+        Some(d) => Some(Duration::from_secs(d.get_ref() * 86_400)),
+        None => None,
+    };
     RecordingConfig {
+        retain,
         enabled: recording.enabled.unwrap_or(true),
         path,
         flush,

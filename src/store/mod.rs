@@ -210,4 +210,12 @@ pub trait Store: Send + 'static {
     fn add_checkpoint(&mut self, cp: &checkpoint::Checkpoint) -> Result<(), StoreError>;
     /// Every checkpoint, in order.
     fn checkpoints(&mut self) -> Result<Vec<checkpoint::Checkpoint>, StoreError>;
+    /// The last link through which every linked session ended before
+    /// `cutoff_us` (what retention may prune), if any.
+    fn prunable(&mut self, cutoff_us: i64) -> Result<Option<Link>, StoreError>;
+    /// Deletes the sessions of links up to `anchor.link`, those links and
+    /// the checkpoints over them, and keeps `anchor`, in one transaction.
+    fn prune(&mut self, anchor: &checkpoint::Anchor) -> Result<(), StoreError>;
+    /// Where the chain starts, if retention pruned it.
+    fn anchor(&mut self) -> Result<Option<checkpoint::Anchor>, StoreError>;
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::checkpoint::Checkpoint;
+use super::checkpoint::{Anchor, Checkpoint};
 use super::{Kind, Link, Row, SessionSummary, Store, StoreError};
 
 const SCHEMA: &str = "
@@ -42,6 +42,13 @@ CREATE TABLE IF NOT EXISTS sessions (
     refused INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sessions_started ON sessions (started_us);
+CREATE TABLE IF NOT EXISTS anchor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    link INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    cutoff_us INTEGER NOT NULL,
+    signature BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS checkpoints (
     n INTEGER PRIMARY KEY,
     link INTEGER NOT NULL,
@@ -251,6 +258,69 @@ impl Store for SqliteStore {
             .map_err(err)?;
         let rows = q.query_map([], checkpoint_of).map_err(err)?;
         rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn prunable(&mut self, cutoff_us: i64) -> Result<Option<Link>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare(
+                "SELECT l.n, l.session, l.records, l.head, l.prev, l.hash, s.ended_us \
+                 FROM links l LEFT JOIN sessions s ON s.id = l.session ORDER BY l.n",
+            )
+            .map_err(err)?;
+        let mut rows = q.query([]).map_err(err)?;
+        let mut last = None;
+        while let Some(r) = rows.next().map_err(err)? {
+            let ended: Option<i64> = r.get(6).map_err(err)?;
+            if ended.is_none_or(|e| e >= cutoff_us) {
+                break;
+            }
+            last = Some(link_of(r).map_err(err)?);
+        }
+        Ok(last)
+    }
+
+    fn prune(&mut self, anchor: &Anchor) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(err)?;
+        let through = anchor.link as i64;
+        tx.execute(
+            "DELETE FROM records WHERE session IN (SELECT session FROM links WHERE n <= ?1)",
+            [through],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "DELETE FROM sessions WHERE id IN (SELECT session FROM links WHERE n <= ?1)",
+            [through],
+        )
+        .map_err(err)?;
+        tx.execute("DELETE FROM links WHERE n <= ?1", [through])
+            .map_err(err)?;
+        tx.execute("DELETE FROM checkpoints WHERE link <= ?1", [through])
+            .map_err(err)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO anchor (id, link, hash, cutoff_us, signature) VALUES (1, ?1, ?2, ?3, ?4)",
+            params![through, &anchor.hash[..], anchor.cutoff_us, anchor.signature],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    fn anchor(&mut self) -> Result<Option<Anchor>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT link, hash, cutoff_us, signature FROM anchor WHERE id = 1",
+                [],
+                |r| {
+                    Ok(Anchor {
+                        link: r.get::<_, i64>(0)? as u64,
+                        hash: hash32(r.get(1)?),
+                        cutoff_us: r.get(2)?,
+                        signature: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(err)
     }
 
     fn links(&mut self) -> Result<Vec<Link>, StoreError> {

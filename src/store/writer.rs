@@ -114,6 +114,7 @@ impl Recorder {
         on_failure: OnFailure,
         instance: &str,
         signer: Option<(Key, Duration)>,
+        retain: Option<Duration>,
     ) -> Result<Recorder, StoreError> {
         let last_link = store.last_link()?;
         let last_checkpoint = store.checkpoints()?.pop();
@@ -133,6 +134,8 @@ impl Recorder {
             commits: 0,
             records: 0,
             started: Instant::now(),
+            retain,
+            pruned_at: None,
         };
         let handle = std::thread::Builder::new()
             .name("sqlgate-recorder".to_owned())
@@ -406,9 +409,64 @@ struct Writer {
     commits: u64,
     records: u64,
     started: Instant,
+    /// Sessions ended longer ago than this are pruned (hourly).
+    retain: Option<Duration>,
+    pruned_at: Option<Instant>,
 }
 
+/// How often retention looks for sessions to prune.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 impl Writer {
+    /// Prunes whole sessions ended before the retention period, oldest
+    /// first, leaving a (signed) anchor where the chain now starts and a
+    /// fresh checkpoint over what remains.
+    fn prune(&mut self) {
+        let Some(retain) = self.retain else { return };
+        if self.pruned_at.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
+            return;
+        }
+        self.pruned_at = Some(Instant::now());
+        let cutoff = now_us() - retain.as_micros() as i64;
+        let link = match self.store.prunable(cutoff) {
+            Ok(Some(link)) => link,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "recording: retention could not read the chain");
+                return;
+            }
+        };
+        let anchor = match &self.signer {
+            Some((key, _)) => key.sign_anchor(link.n, link.hash, cutoff),
+            None => super::checkpoint::Anchor {
+                link: link.n,
+                hash: link.hash,
+                cutoff_us: cutoff,
+                signature: Vec::new(),
+            },
+        };
+        match self.store.prune(&anchor) {
+            Ok(()) => {
+                tracing::info!(
+                    through_link = link.n,
+                    "recording: retention pruned ended sessions"
+                );
+                // The last checkpoint went with what it covered: the
+                // chain's head is signed again (its number goes on).
+                if let Some((n, covered)) = self.signed {
+                    if covered <= link.n {
+                        self.signed = Some((n, u64::MAX));
+                    }
+                }
+                // (A chain pruned whole is covered by its signed anchor.)
+                if self.last_link.as_ref().is_some_and(|l| l.n > link.n) {
+                    self.checkpoint(true);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "recording: retention could not prune"),
+        }
+    }
+
     /// Signs the chain's last link when it moved and it is time (or
     /// `now`).
     fn checkpoint(&mut self, now: bool) {
@@ -468,6 +526,7 @@ impl Writer {
                 self.commit();
                 deadline = (!self.pending.is_empty()).then(|| Instant::now() + self.flush);
                 self.checkpoint(stopping || !flushes.is_empty());
+                self.prune();
                 for f in flushes.drain(..) {
                     let _ = f.send(());
                 }
