@@ -337,6 +337,14 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
         self.0.log.outcome_sink()
     }
 
+    fn connected(&mut self, server_id: u32, application: Option<&str>) {
+        self.0.log.connected(server_id, application);
+    }
+
+    fn ended(&mut self, reason: &str) {
+        self.0.log.ended(reason);
+    }
+
     fn read_only(&mut self) -> bool {
         self.0.policy.read_only()
     }
@@ -412,6 +420,14 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
 
     fn outcomes(&mut self) -> Option<Arc<dyn sqlgate_net::outcome::OutcomeSink>> {
         self.0.log.outcome_sink()
+    }
+
+    fn connected(&mut self, server_id: u32, application: Option<&str>) {
+        self.0.log.connected(server_id, application);
+    }
+
+    fn ended(&mut self, reason: &str) {
+        self.0.log.ended(reason);
     }
 
     fn read_only(&mut self) -> bool {

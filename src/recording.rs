@@ -35,6 +35,23 @@ impl SessionLog {
         SessionLog { recorder }
     }
 
+    /// Records the server connection the session got.
+    pub fn connected(&self, server_id: u32, application: Option<&str>) {
+        if let Some(rec) = &self.recorder {
+            rec.connected(&crate::store::Connected {
+                server_id,
+                application: application.map(str::to_owned),
+            });
+        }
+    }
+
+    /// Records the session's end and why.
+    pub fn ended(&mut self, reason: &str) {
+        if let Some(rec) = &mut self.recorder {
+            rec.end(reason);
+        }
+    }
+
     /// Where the relay reports outcomes (none when recording is off).
     pub fn outcome_sink(&self) -> Option<std::sync::Arc<dyn sqlgate_net::outcome::OutcomeSink>> {
         self.recorder.as_ref().map(|r| r.outcome_sink())

@@ -135,8 +135,23 @@ pub fn show(store: &mut dyn Store, id: &str) -> Result<Option<String>, StoreErro
                     }
                 }
             }
+            Kind::Connected => {
+                if let Ok(c) = serde_json::from_str::<super::Connected>(&r.body) {
+                    let _ = writeln!(
+                        out,
+                        "server connection {}{}",
+                        c.server_id,
+                        c.application
+                            .map(|a| format!(", application {a}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
             Kind::SessionEnd => {
-                let _ = writeln!(out, "\n[{}] session ended", time(r.at_us));
+                let reason = serde_json::from_str::<super::SessionEnd>(&r.body)
+                    .map(|e| e.reason)
+                    .unwrap_or_default();
+                let _ = writeln!(out, "\n[{}] session ended: {reason}", time(r.at_us));
             }
         }
     }
@@ -290,8 +305,12 @@ pub fn replay(
                     }
                 }
             }
+            Kind::Connected => {}
             Kind::SessionEnd => {
-                writeln!(out, "-- session ended, {}", time(r.at_us)).map_err(io)?;
+                let reason = serde_json::from_str::<super::SessionEnd>(&r.body)
+                    .map(|e| e.reason)
+                    .unwrap_or_default();
+                writeln!(out, "-- session ended ({reason}), {}", time(r.at_us)).map_err(io)?;
             }
         }
     }

@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 pub enum Kind {
     /// A session began.
     SessionStart,
+    /// Its server connection was handed over.
+    Connected,
     /// A statement was judged (and, if allowed, forwarded).
     Statement,
     /// What the server made of a statement (in the order it answered).
@@ -39,6 +41,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::SessionStart => "session_start",
+            Kind::Connected => "connected",
             Kind::Statement => "statement",
             Kind::Outcome => "outcome",
             Kind::SessionEnd => "session_end",
@@ -49,6 +52,7 @@ impl Kind {
     pub fn parse(s: &str) -> Option<Kind> {
         Some(match s {
             "session_start" => Kind::SessionStart,
+            "connected" => Kind::Connected,
             "statement" => Kind::Statement,
             "outcome" => Kind::Outcome,
             "session_end" => Kind::SessionEnd,
@@ -95,6 +99,15 @@ pub struct StatementEvent {
     pub refusal: Option<String>,
     /// Whether its results are masked for this identity.
     pub masked: bool,
+}
+
+/// The server connection a session got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connected {
+    /// PostgreSQL backend pid, MySQL thread id.
+    pub server_id: u32,
+    /// The client's application name, when it sent one.
+    pub application: Option<String>,
 }
 
 /// What the server made of a statement.

@@ -326,6 +326,12 @@ impl SessionRecorder {
         })
     }
 
+    /// Records the server connection the session got.
+    pub fn connected(&self, connected: &super::Connected) {
+        let body = serde_json::to_string(connected).unwrap_or_default();
+        self.recorder.send(&self.id, Kind::Connected, body, false);
+    }
+
     /// Records the session's end.
     pub fn end(&mut self, reason: &str) {
         if std::mem::replace(&mut self.ended, true) {

@@ -174,6 +174,20 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
         .find(|s| s.user == "ci")
         .unwrap()
         .id;
+    // The server connection it had (a real backend pid) and why it ended.
+    let rows = SqliteStore::open(&store).unwrap().rows(&ci_id).unwrap();
+    let connected: sqlgate::store::Connected = rows
+        .iter()
+        .find(|r| r.kind == Kind::Connected)
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .expect("the server connection is recorded");
+    assert!(connected.server_id > 0, "{connected:?}");
+    let end: sqlgate::store::SessionEnd = rows
+        .iter()
+        .find(|r| r.kind == Kind::SessionEnd)
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .unwrap();
+    assert_eq!(end.reason, "client left");
     let replay = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
         .args(["sessions", "replay", &ci_id, "--no-wait", "--config"])
         .arg(&cfg)

@@ -108,6 +108,14 @@ pub trait SessionHooks: Send {
         false
     }
 
+    /// The server connection serving the session (PostgreSQL: its
+    /// backend pid; MySQL: its thread id) and the client's
+    /// application name, once the session is handed over.
+    fn connected(&mut self, _server_id: u32, _application: Option<&str>) {}
+
+    /// The session ended, and why (`client left`, `shutdown`, ...).
+    fn ended(&mut self, _reason: &str) {}
+
     /// What must complete before the statement just judged is
     /// forwarded (its record made durable, say); the relay awaits it and
     /// refuses the statement with its error. `None`: forward at once.

@@ -147,6 +147,19 @@ impl Relay<'_> {
     /// Runs until the client leaves, a side fails, or shutdown at an idle
     /// point.
     pub async fn run(mut self, shutdown: &CancellationToken) -> RelayEnd {
+        let thread = self.server.thread_id;
+        self.judge.connected(thread, None);
+        let end = self.serve(shutdown).await;
+        self.judge.ended(match &end {
+            RelayEnd::ClientGone => "client left",
+            RelayEnd::Shutdown => "gateway shutdown",
+            RelayEnd::ClientError(_) => "client protocol error",
+            _ => "server connection lost",
+        });
+        end
+    }
+
+    async fn serve(&mut self, shutdown: &CancellationToken) -> RelayEnd {
         let mut sbuf = self.server.reader.take_buffered();
         self.masks = MaskState::of(self.judge.as_mut());
         // Registered once per session, not once per command.

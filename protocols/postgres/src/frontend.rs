@@ -184,6 +184,12 @@ impl Gateway {
             self.cancels
                 .register(info.id, secret, lease.pool().clone(), key);
         }
+        let application = startup
+            .params
+            .iter()
+            .find(|(k, _)| k == "application_name")
+            .map(|(_, v)| v.as_str());
+        judge.connected(lease.conn().key().map_or(0, |k| k.pid as u32), application);
         let mut client_buf = reader.take_buffered();
         let outcome = relay::run(
             &mut client,
@@ -196,6 +202,14 @@ impl Gateway {
         )
         .await;
         self.cancels.unregister(info.id);
+        judge.ended(match &outcome.end {
+            RelayEnd::ClientGone => "client left",
+            RelayEnd::ClientError(_) => "client protocol error",
+            RelayEnd::Limit(_) => "limit",
+            RelayEnd::Desync(_) => "relay desync",
+            RelayEnd::ServerGone | RelayEnd::ServerError(_) => "server connection lost",
+            RelayEnd::Shutdown => "gateway shutdown",
+        });
         let closing = match &outcome.end {
             RelayEnd::ClientGone => None,
             RelayEnd::ClientError(e) => {
