@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use super::chain::{link_hash, row_hash};
 use super::checkpoint::Key;
-use super::{Kind, Link, Row, SessionEnd, SessionStart, StatementEvent, Store, StoreError};
+pub use super::session::{SessionHandle, SessionRecorder};
+use super::{Kind, Link, Row, SessionStart, Store, StoreError};
 
 /// Records waiting for the writer, at most (past it, non-durable records
 /// are dropped and counted: `Recorder::dropped`).
@@ -40,13 +41,13 @@ pub enum OnFailure {
 
 /// Who waits for a durable record's commit: a thread (blocking) or a
 /// relay's task (awaiting).
-enum Waiter {
+pub(super) enum Waiter {
     Blocking(SyncSender<Result<(), StoreError>>),
     Awaiting(tokio::sync::oneshot::Sender<Result<(), StoreError>>),
 }
 
 impl Waiter {
-    fn send(self, result: Result<(), StoreError>) {
+    pub(super) fn send(self, result: Result<(), StoreError>) {
         match self {
             Waiter::Blocking(w) => {
                 let _ = w.send(result);
@@ -58,7 +59,7 @@ impl Waiter {
     }
 }
 
-enum Msg {
+pub(super) enum Msg {
     Record {
         session: String,
         kind: Kind,
@@ -82,13 +83,13 @@ struct Pending {
 /// The handle sessions record through; cheap to clone.
 #[derive(Clone)]
 pub struct Recorder {
-    tx: SyncSender<Msg>,
+    pub(super) tx: SyncSender<Msg>,
     /// The writer: woken only for what cannot wait (a durable record, a
     /// flush); everything else it collects when its group is due.
-    writer: std::thread::Thread,
+    pub(super) writer: std::thread::Thread,
     healthy: Arc<AtomicBool>,
     dropped: Arc<AtomicU64>,
-    on_failure: OnFailure,
+    pub(super) on_failure: OnFailure,
     instance: Arc<str>,
 }
 
@@ -100,7 +101,7 @@ impl std::fmt::Debug for Recorder {
     }
 }
 
-fn now_us() -> i64 {
+pub(super) fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64)
@@ -171,14 +172,10 @@ impl Recorder {
         let id = hex::encode(rand::random::<[u8; 16]>());
         let body = serde_json::to_string(start).unwrap_or_default();
         self.send(&id, Kind::SessionStart, body, false);
-        SessionRecorder {
-            id,
-            recorder: self.clone(),
-            ended: false,
-        }
+        SessionRecorder::new(id, self.clone())
     }
 
-    fn send(&self, session: &str, kind: Kind, body: String, refused: bool) {
+    pub(super) fn send(&self, session: &str, kind: Kind, body: String, refused: bool) {
         let msg = Msg::Record {
             session: session.to_owned(),
             kind,
@@ -201,7 +198,12 @@ impl Recorder {
     }
 
     /// Sends a record and waits until it is committed.
-    fn send_durable(&self, session: &str, kind: Kind, body: String) -> Result<(), StoreError> {
+    pub(super) fn send_durable(
+        &self,
+        session: &str,
+        kind: Kind,
+        body: String,
+    ) -> Result<(), StoreError> {
         let (done, wait) = mpsc::sync_channel(1);
         let msg = Msg::Record {
             session: session.to_owned(),
@@ -241,159 +243,6 @@ impl Recorder {
             self.writer.unpark();
             let _ = wait.recv();
         }
-    }
-}
-
-/// One session's records.
-#[derive(Debug)]
-pub struct SessionRecorder {
-    id: String,
-    recorder: Recorder,
-    ended: bool,
-}
-
-impl SessionRecorder {
-    /// The session's id in the store.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// Records a judged statement; `durable`: it can change something and
-    /// will be forwarded, so it returns once the record is committed (an
-    /// error: the statement must not run).
-    pub fn statement(&self, event: &StatementEvent, durable: bool) -> Result<(), StoreError> {
-        let body = serde_json::to_string(event).unwrap_or_default();
-        if durable {
-            self.recorder.send_durable(&self.id, Kind::Statement, body)
-        } else {
-            self.recorder
-                .send(&self.id, Kind::Statement, body, event.refusal.is_some());
-            Ok(())
-        }
-    }
-
-    /// Records a statement that must be durable before it runs, without
-    /// waiting here: the returned future completes once its group is
-    /// committed (an error: it must not run; with `on_failure =
-    /// "continue"` it completes `Ok` and the failure is logged).
-    pub fn statement_durable(
-        &self,
-        event: &StatementEvent,
-    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
-        let body = serde_json::to_string(event).unwrap_or_default();
-        let (done, wait) = tokio::sync::oneshot::channel();
-        let msg = Msg::Record {
-            session: self.id.clone(),
-            kind: Kind::Statement,
-            at_us: now_us(),
-            body,
-            durable: Some(Waiter::Awaiting(done)),
-            refused: false,
-        };
-        let sent = self.recorder.tx.send(msg).is_ok();
-        if sent {
-            self.recorder.writer.unpark();
-        }
-        let on_failure = self.recorder.on_failure;
-        async move {
-            if !sent {
-                return Err(StoreError::Stopped);
-            }
-            match (wait.await.unwrap_or(Err(StoreError::Stopped)), on_failure) {
-                (Ok(()), _) => Ok(()),
-                (Err(e), OnFailure::Refuse) => Err(e),
-                (Err(e), OnFailure::Continue) => {
-                    tracing::error!(error = %e, "recording: a statement runs before its record is durable (on_failure = \"continue\")");
-                    Ok(())
-                }
-            }
-        }
-    }
-
-    /// A handle that records refusals later (from a relay's task).
-    pub fn handle(&self) -> SessionHandle {
-        SessionHandle {
-            id: self.id.clone(),
-            recorder: self.recorder.clone(),
-        }
-    }
-
-    /// Where the relay reports this session's outcomes.
-    pub fn outcome_sink(&self) -> Arc<dyn sqlgate_net::outcome::OutcomeSink> {
-        Arc::new(OutcomeRecorder {
-            id: self.id.clone(),
-            recorder: self.recorder.clone(),
-        })
-    }
-
-    /// Records the server connection the session got.
-    pub fn connected(&self, connected: &super::Connected) {
-        let body = serde_json::to_string(connected).unwrap_or_default();
-        self.recorder.send(&self.id, Kind::Connected, body, false);
-    }
-
-    /// Records the session's end.
-    pub fn end(&mut self, reason: &str) {
-        if std::mem::replace(&mut self.ended, true) {
-            return;
-        }
-        let body = serde_json::to_string(&SessionEnd {
-            reason: reason.to_owned(),
-        })
-        .unwrap_or_default();
-        self.recorder.send(&self.id, Kind::SessionEnd, body, false);
-    }
-}
-
-/// A session's records from elsewhere than its judge (a relay's task).
-#[derive(Debug, Clone)]
-pub struct SessionHandle {
-    id: String,
-    recorder: Recorder,
-}
-
-impl SessionHandle {
-    /// Records a statement nothing waits for.
-    pub fn statement(&self, event: &StatementEvent) {
-        let body = serde_json::to_string(event).unwrap_or_default();
-        self.recorder
-            .send(&self.id, Kind::Statement, body, event.refusal.is_some());
-    }
-}
-
-/// A session's outcomes, recorded as the relay reports them (grouped:
-/// nothing waits for them).
-#[derive(Debug)]
-struct OutcomeRecorder {
-    id: String,
-    recorder: Recorder,
-}
-
-impl sqlgate_net::outcome::OutcomeSink for OutcomeRecorder {
-    fn outcome(&self, outcome: sqlgate_net::outcome::Outcome) {
-        use sqlgate_net::outcome::Outcome;
-        let event = match outcome {
-            Outcome::Done { tag, rows } => super::OutcomeEvent {
-                tag: Some(tag),
-                rows,
-                code: None,
-                message: None,
-            },
-            Outcome::Failed { code, message } => super::OutcomeEvent {
-                tag: None,
-                rows: 0,
-                code: Some(code),
-                message: Some(message),
-            },
-        };
-        let body = serde_json::to_string(&event).unwrap_or_default();
-        self.recorder.send(&self.id, Kind::Outcome, body, false);
-    }
-}
-
-impl Drop for SessionRecorder {
-    fn drop(&mut self) {
-        self.end("closed");
     }
 }
 

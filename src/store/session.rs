@@ -1,0 +1,171 @@
+//! One session's side of the recorder: its statements (durable or
+//! grouped), the server connection it got, its outcomes as the relay
+//! reports them, and its end. Records go to the writer (`writer.rs`); a
+//! durable one is acknowledged only once committed. It must never let a
+//! session end unrecorded: dropping it records the end.
+
+use std::sync::Arc;
+
+use super::writer::{now_us, Msg, OnFailure, Recorder, Waiter};
+use super::{Kind, SessionEnd, StatementEvent, StoreError};
+
+/// One session's records.
+#[derive(Debug)]
+pub struct SessionRecorder {
+    id: String,
+    recorder: Recorder,
+    ended: bool,
+}
+
+impl SessionRecorder {
+    pub(super) fn new(id: String, recorder: Recorder) -> Self {
+        SessionRecorder {
+            id,
+            recorder,
+            ended: false,
+        }
+    }
+
+    /// The session's id in the store.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Records a judged statement; `durable`: it can change something and
+    /// will be forwarded, so it returns once the record is committed (an
+    /// error: the statement must not run).
+    pub fn statement(&self, event: &StatementEvent, durable: bool) -> Result<(), StoreError> {
+        let body = serde_json::to_string(event).unwrap_or_default();
+        if durable {
+            self.recorder.send_durable(&self.id, Kind::Statement, body)
+        } else {
+            self.recorder
+                .send(&self.id, Kind::Statement, body, event.refusal.is_some());
+            Ok(())
+        }
+    }
+
+    /// Records a statement that must be durable before it runs, without
+    /// waiting here: the returned future completes once its group is
+    /// committed (an error: it must not run; with `on_failure =
+    /// "continue"` it completes `Ok` and the failure is logged).
+    pub fn statement_durable(
+        &self,
+        event: &StatementEvent,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let body = serde_json::to_string(event).unwrap_or_default();
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let msg = Msg::Record {
+            session: self.id.clone(),
+            kind: Kind::Statement,
+            at_us: now_us(),
+            body,
+            durable: Some(Waiter::Awaiting(done)),
+            refused: false,
+        };
+        let sent = self.recorder.tx.send(msg).is_ok();
+        if sent {
+            self.recorder.writer.unpark();
+        }
+        let on_failure = self.recorder.on_failure;
+        async move {
+            if !sent {
+                return Err(StoreError::Stopped);
+            }
+            match (wait.await.unwrap_or(Err(StoreError::Stopped)), on_failure) {
+                (Ok(()), _) => Ok(()),
+                (Err(e), OnFailure::Refuse) => Err(e),
+                (Err(e), OnFailure::Continue) => {
+                    tracing::error!(error = %e, "recording: a statement runs before its record is durable (on_failure = \"continue\")");
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// A handle that records refusals later (from a relay's task).
+    pub fn handle(&self) -> SessionHandle {
+        SessionHandle {
+            id: self.id.clone(),
+            recorder: self.recorder.clone(),
+        }
+    }
+
+    /// Where the relay reports this session's outcomes.
+    pub fn outcome_sink(&self) -> Arc<dyn sqlgate_net::outcome::OutcomeSink> {
+        Arc::new(OutcomeRecorder {
+            id: self.id.clone(),
+            recorder: self.recorder.clone(),
+        })
+    }
+
+    /// Records the server connection the session got.
+    pub fn connected(&self, connected: &super::Connected) {
+        let body = serde_json::to_string(connected).unwrap_or_default();
+        self.recorder.send(&self.id, Kind::Connected, body, false);
+    }
+
+    /// Records the session's end.
+    pub fn end(&mut self, reason: &str) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        let body = serde_json::to_string(&SessionEnd {
+            reason: reason.to_owned(),
+        })
+        .unwrap_or_default();
+        self.recorder.send(&self.id, Kind::SessionEnd, body, false);
+    }
+}
+
+/// A session's records from elsewhere than its judge (a relay's task).
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    id: String,
+    recorder: Recorder,
+}
+
+impl SessionHandle {
+    /// Records a statement nothing waits for.
+    pub fn statement(&self, event: &StatementEvent) {
+        let body = serde_json::to_string(event).unwrap_or_default();
+        self.recorder
+            .send(&self.id, Kind::Statement, body, event.refusal.is_some());
+    }
+}
+
+/// A session's outcomes, recorded as the relay reports them (grouped:
+/// nothing waits for them).
+#[derive(Debug)]
+struct OutcomeRecorder {
+    id: String,
+    recorder: Recorder,
+}
+
+impl sqlgate_net::outcome::OutcomeSink for OutcomeRecorder {
+    fn outcome(&self, outcome: sqlgate_net::outcome::Outcome) {
+        use sqlgate_net::outcome::Outcome;
+        let event = match outcome {
+            Outcome::Done { tag, rows } => super::OutcomeEvent {
+                tag: Some(tag),
+                rows,
+                code: None,
+                message: None,
+            },
+            Outcome::Failed { code, message } => super::OutcomeEvent {
+                tag: None,
+                rows: 0,
+                code: Some(code),
+                message: Some(message),
+            },
+        };
+        let body = serde_json::to_string(&event).unwrap_or_default();
+        self.recorder.send(&self.id, Kind::Outcome, body, false);
+    }
+}
+
+impl Drop for SessionRecorder {
+    fn drop(&mut self) {
+        self.end("closed");
+    }
+}
