@@ -75,9 +75,11 @@ impl SessionLog {
                 let mut waits = Vec::new();
                 for j in list {
                     let statement = j.statement.excerpt(&text);
+                    let credential = j.tags.iter().any(|t: Tag| t.name().starts_with("dcl."))
+                        || names_a_credential(statement);
                     let event = StatementEvent {
                         origin: origin.to_owned(),
-                        text: statement.to_owned(),
+                        text: recorded_text(dialect, statement, credential),
                         fingerprint: literals::fingerprint(dialect, statement),
                         verdict: Verdict::Allow.as_str().to_owned(),
                         tags: j.tags.iter().map(|t| t.name().to_owned()).collect(),
@@ -135,11 +137,61 @@ fn refused_event(
 ) -> StatementEvent {
     StatementEvent {
         origin: origin.to_owned(),
-        text: text.to_owned(),
+        text: recorded_text(dialect, text, names_a_credential(text)),
         fingerprint: literals::fingerprint(dialect, text),
         verdict: refusal.verdict.as_str().to_owned(),
         tags: Vec::new(),
         refusal: Some(refusal.message.clone()),
         masked: false,
+    }
+}
+
+/// Whether a text may carry a credential (`PASSWORD 'x'`, `IDENTIFIED BY
+/// 'x'`): such texts are recorded with their literals out, so that no
+/// password, nor a hash of one, reaches the store.
+fn names_a_credential(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .any(|w| w.eq_ignore_ascii_case("PASSWORD") || w.eq_ignore_ascii_case("IDENTIFIED"))
+}
+
+/// The text a record keeps: as sent, or with its literals replaced when
+/// it may carry a credential (roles and users are `dcl.*`).
+fn recorded_text(dialect: SqlDialect, text: &str, credential: bool) -> String {
+    if credential {
+        literals::scrub_literals(dialect, text)
+    } else {
+        text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_reach_a_record() {
+        for (d, sql) in [
+            (
+                SqlDialect::Postgres,
+                "ALTER USER app WITH PASSWORD 'hunter2'",
+            ),
+            (
+                SqlDialect::Postgres,
+                "CREATE ROLE x LOGIN PASSWORD 'md5abcdef0123'",
+            ),
+            (
+                SqlDialect::Mysql,
+                "CREATE USER 'a'@'%' IDENTIFIED BY 'hunter2'",
+            ),
+            (SqlDialect::Mysql, "SET PASSWORD FOR 'a'@'%' = 'hunter2'"),
+        ] {
+            assert!(names_a_credential(sql), "{sql}");
+            let kept = recorded_text(d, sql, true);
+            assert!(
+                !kept.contains("hunter2") && !kept.contains("md5abc"),
+                "{kept}"
+            );
+        }
+        assert!(!names_a_credential("SELECT email FROM users"));
     }
 }

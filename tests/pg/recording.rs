@@ -87,6 +87,11 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
         .unwrap();
     let refused = bot.simple_query("DELETE FROM rec_notes").await.unwrap_err();
     assert_eq!(refused.as_db_error().unwrap().code().code(), "42501");
+    // A statement that carries a password (refused here: dcl) is recorded
+    // without it.
+    bot.simple_query("ALTER USER app_owner PASSWORD 'zqxsecret9'")
+        .await
+        .unwrap_err();
     drop(bot);
     drop(ci);
     // Reads and session ends are group-committed: flushed here.
@@ -210,7 +215,7 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
             bytes.extend(std::fs::read(&p).unwrap());
         }
     }
-    for secret in [pg::APP_OWNER_PW, "ci-pw", "bot-pw"] {
+    for secret in [pg::APP_OWNER_PW, "ci-pw", "bot-pw", "zqxsecret9"] {
         assert!(
             !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
             "{secret} in the store"
