@@ -235,7 +235,7 @@ impl Judge {
                             ?origin,
                             tags = %j.tags,
                             verdict = %j.decision.verdict,
-                            statement = j.statement.excerpt(&text),
+                            statement = %crate::recording::loggable(self.dialect, j.statement.excerpt(&text)),
                             "statement"
                         );
                     }
@@ -250,7 +250,7 @@ impl Judge {
                     target_name = %self.target,
                     ?origin,
                     verdict = %refusal.verdict,
-                    detail = %refusal.detail,
+                    detail = %crate::recording::loggable(self.dialect, &refusal.detail),
                     "{}",
                     refusal.message
                 );

@@ -154,6 +154,16 @@ fn names_a_credential(text: &str) -> bool {
         .any(|w| w.eq_ignore_ascii_case("PASSWORD") || w.eq_ignore_ascii_case("IDENTIFIED"))
 }
 
+/// A text as logs may show it: with its literals out when it may carry a
+/// credential (a log is no place for a password either).
+pub fn loggable(dialect: SqlDialect, text: &str) -> std::borrow::Cow<'_, str> {
+    if names_a_credential(text) {
+        std::borrow::Cow::Owned(literals::scrub_literals(dialect, text))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// The text a record keeps: as sent, or with its literals replaced when
 /// it may carry a credential (roles and users are `dcl.*`).
 fn recorded_text(dialect: SqlDialect, text: &str, credential: bool) -> String {

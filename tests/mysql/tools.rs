@@ -42,6 +42,27 @@ fn every_mysql_statement_is_parsed_and_logged_with_its_session() {
     for field in ["user=agent", "target_name=app", "session=", "origin=Query"] {
         assert!(line.contains(field), "{field} in {line}");
     }
+    // A statement carrying a password is logged without it (the server
+    // refuses it: no such user).
+    let _ = Command::new("mariadb")
+        .args(["--no-defaults", "--host=127.0.0.1", "--user=agent"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--password={AGENT_PW}"))
+        .args([
+            "app",
+            "-e",
+            "ALTER USER 'zqxnobody'@'%' IDENTIFIED BY 'zqxlogsecret'",
+        ])
+        .output()
+        .unwrap();
+    let line = gw
+        .wait_for_line(|l| l.contains("ALTER USER"), Duration::from_secs(10))
+        .expect("the statement is logged");
+    assert!(!line.contains("zqxlogsecret"), "{line}");
+    assert!(
+        gw.drain_lines().iter().all(|l| !l.contains("zqxlogsecret")),
+        "the password reached the log"
+    );
 }
 
 #[tokio::test]
