@@ -84,7 +84,7 @@ impl SessionLog {
                         verdict: Verdict::Allow.as_str().to_owned(),
                         tags: j.tags.iter().map(|t| t.name().to_owned()).collect(),
                         refusal: None,
-                        masked: j.masks.is_some(),
+                        masked: j.masks.as_ref().is_some_and(masks_anything),
                     };
                     let durable = j.tags.iter().any(|t: Tag| {
                         !HARMLESS.contains(&t.name().split('.').next().unwrap_or_default())
@@ -144,6 +144,17 @@ fn refused_event(
         refusal: Some(refusal.message.clone()),
         masked: false,
     }
+}
+
+/// Whether a statement's results are masked at all (a masking session
+/// gives every statement masks; most mask nothing).
+fn masks_anything(m: &crate::policy::mask::result::StatementMasks) -> bool {
+    use crate::policy::mask::rules::ColumnPlan;
+    m.reads_masked
+        || m.named.is_some()
+        || m.plan
+            .as_ref()
+            .is_some_and(|p| p.iter().any(|c| *c != ColumnPlan::Clear))
 }
 
 /// Whether a text may carry a credential (`PASSWORD 'x'`, `IDENTIFIED BY
