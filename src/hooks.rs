@@ -301,7 +301,9 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
                 )
                 .with_hint("call the function in a statement"));
             }
-            self.0.policy.judge_function_call().map(|()| Vec::new())
+            let verdict = self.0.policy.judge_function_call();
+            self.0.durable = self.0.log.function_call(verdict.as_ref().err());
+            verdict.map(|()| Vec::new())
         } else {
             self.0.judge(origin, sql).map(|judged| {
                 if judged.iter().all(|j| j.masks.is_none()) {

@@ -57,6 +57,50 @@ impl SessionLog {
         self.recorder.as_ref().map(|r| r.outcome_sink())
     }
 
+    /// Records a fastpath FunctionCall (a function called by OID, with no
+    /// text): refused, or durable before it runs like any code.
+    pub fn function_call(&self, refused: Option<&Refusal>) -> Option<Durable> {
+        const TEXT: &str = "(fastpath FunctionCall: a function called by OID)";
+        let rec = self.recorder.as_ref()?;
+        if let Some(r) = refused {
+            let _ = rec.statement(
+                &refused_event(SqlDialect::Postgres, "functioncall", TEXT, r),
+                false,
+            );
+            return None;
+        }
+        let event = StatementEvent {
+            origin: "functioncall".to_owned(),
+            text: TEXT.to_owned(),
+            fingerprint: TEXT.to_owned(),
+            verdict: Verdict::Allow.as_str().to_owned(),
+            tags: vec![Tag::CodeFunction.name().to_owned()],
+            refusal: None,
+            masked: false,
+        };
+        let wait = rec.statement_durable(&event);
+        let handle = rec.handle();
+        Some(Box::pin(async move {
+            wait.await.map_err(|e| {
+                let refusal = Refusal {
+                    verdict: Verdict::Deny,
+                    by: RefusedBy::Recording,
+                    message: format!("sqlgate could not record this call before running it: {e}"),
+                    detail: "calls of code are recorded before they run".to_owned(),
+                    hint: "retry when the recording store is back".to_owned(),
+                    position: 1,
+                };
+                handle.statement(&refused_event(
+                    SqlDialect::Postgres,
+                    "functioncall",
+                    TEXT,
+                    &refusal,
+                ));
+                refusal
+            })
+        }))
+    }
+
     /// Records a judged text. Its statements that can change anything
     /// must be durable before they run: the returned wait completes when
     /// they are (the relay awaits it before forwarding the text; an
@@ -161,8 +205,28 @@ fn masks_anything(m: &crate::policy::mask::result::StatementMasks) -> bool {
 /// 'x'`): such texts are recorded with their literals out, so that no
 /// password, nor a hash of one, reaches the store.
 fn names_a_credential(text: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "PASSWORD",
+        "IDENTIFIED",
+        "MASTER_PASSWORD",
+        "SOURCE_PASSWORD",
+        "SSLPASSWORD",
+        "PGP_SYM_ENCRYPT",
+        "PGP_SYM_DECRYPT",
+        "PGP_PUB_ENCRYPT",
+        "PGP_PUB_DECRYPT",
+        "AES_ENCRYPT",
+        "AES_DECRYPT",
+        "DES_ENCRYPT",
+        "DES_DECRYPT",
+        "ENCRYPT",
+        "ENCODE",
+        "DECODE",
+        "CRYPT",
+        "KEYRING_KEY_STORE",
+    ];
     text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .any(|w| w.eq_ignore_ascii_case("PASSWORD") || w.eq_ignore_ascii_case("IDENTIFIED"))
+        .any(|w| WORDS.iter().any(|k| w.eq_ignore_ascii_case(k)))
 }
 
 /// A text as logs may show it: with its literals out when it may carry a

@@ -115,6 +115,11 @@ impl Key {
         hex::encode(self.0.verifying_key().to_bytes())
     }
 
+    /// Its public key.
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key())
+    }
+
     /// Signs an anchor.
     pub fn sign_anchor(&self, link: u64, hash: [u8; 32], cutoff_us: i64) -> Anchor {
         Anchor {

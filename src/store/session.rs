@@ -63,7 +63,8 @@ impl SessionRecorder {
             durable: Some(Waiter::Awaiting(done)),
             refused: false,
         };
-        let sent = self.recorder.tx.send(msg).is_ok();
+        // Never blocks a relay's task: a full queue is a failure now.
+        let sent = self.recorder.tx.try_send(msg).is_ok();
         if sent {
             self.recorder.writer.unpark();
         }

@@ -260,12 +260,16 @@ impl Store for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(err)
     }
 
+    // When a session ended is read from its own (hashed) end record,
+    // the one its link names, not from the listing table.
     fn prunable(&mut self, cutoff_us: i64) -> Result<Option<Link>, StoreError> {
         let mut q = self
             .conn
             .prepare(
-                "SELECT l.n, l.session, l.records, l.head, l.prev, l.hash, s.ended_us \
-                 FROM links l LEFT JOIN sessions s ON s.id = l.session ORDER BY l.n",
+                "SELECT l.n, l.session, l.records, l.head, l.prev, l.hash, r.at_us \
+                 FROM links l LEFT JOIN records r \
+                 ON r.session = l.session AND r.kind = 'session_end' AND r.hash = l.head \
+                 ORDER BY l.n",
             )
             .map_err(err)?;
         let mut rows = q.query([]).map_err(err)?;

@@ -124,6 +124,7 @@ impl Recorder {
         let writer = Writer {
             store,
             sessions: HashMap::new(),
+            open: std::collections::HashSet::new(),
             last_link,
             pending: Vec::new(),
             flush,
@@ -248,8 +249,10 @@ impl Recorder {
 
 struct Writer {
     store: Box<dyn Store>,
-    /// Open sessions: next place and last hash.
+    /// Open sessions: next place and last hash (as committed).
     sessions: HashMap<String, (u64, [u8; 32])>,
+    /// Sessions open as taken (started, not ended), committed or not.
+    open: std::collections::HashSet<String>,
     last_link: Option<Link>,
     pending: Vec<Pending>,
     flush: Duration,
@@ -282,6 +285,20 @@ impl Writer {
             return;
         }
         self.pruned_at = Some(Instant::now());
+        // Only a trail that verifies is pruned (and its anchor signed):
+        // otherwise the gateway would sign over someone's edit.
+        let public = self.signer.as_ref().map(|(k, _)| k.public());
+        match super::chain::verify(&mut *self.store, public.as_ref()) {
+            Ok(r) if r.broken.is_none() => {}
+            Ok(r) => {
+                tracing::error!(finding = ?r.broken, "recording: the trail does not verify; retention pruned nothing");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "recording: retention could not verify the trail");
+                return;
+            }
+        }
         let cutoff = now_us() - retain.as_micros() as i64;
         let link = match self.store.prunable(cutoff) {
             Ok(Some(link)) => link,
@@ -361,7 +378,9 @@ impl Writer {
                 // records that can wait cost no wake-up each.
                 Some(d) => std::thread::park_timeout(d.saturating_duration_since(Instant::now())),
             }
-            while self.pending.len() < BATCH {
+            // Everything queued is taken (a failing store must not leave
+            // durable records waiting behind a full group).
+            loop {
                 match rx.try_recv() {
                     Ok(m) => urgent |= self.take(m, &mut flushes),
                     Err(mpsc::TryRecvError::Empty) => break,
@@ -410,6 +429,32 @@ impl Writer {
                 durable,
                 refused,
             } => {
+                // A record of a session this writer does not know open
+                // (a stale handle after the session ended): never a
+                // second chain for it.
+                if kind == Kind::SessionStart {
+                    self.open.insert(session.clone());
+                }
+                let open = self.open.contains(&session);
+                if !open {
+                    tracing::warn!(session = %session, kind = kind.as_str(), "recording: a record of a session that is not open was dropped");
+                    if let Some(w) = durable {
+                        w.send(Err(StoreError::Backend(
+                            "the session's record is closed".to_owned(),
+                        )));
+                    }
+                    return false;
+                }
+                if self.pending.len() >= MAX_PENDING {
+                    tracing::error!("recording: a record was dropped while the store fails");
+                    if let Some(w) = durable {
+                        w.send(Err(StoreError::Backend("the store is failing".to_owned())));
+                    }
+                    return false;
+                }
+                if kind == Kind::SessionEnd {
+                    self.open.remove(&session);
+                }
                 let urgent = durable.is_some();
                 self.pending.push(Pending {
                     session,

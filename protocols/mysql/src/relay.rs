@@ -696,7 +696,11 @@ impl Relay<'_> {
         tracing::info!(session = self.session.id, from = %self.session.user, to = %cu.user, "COM_CHANGE_USER");
         self.session.user = cu.user;
         self.session.target = route.target;
+        self.judge.ended("change user");
         self.judge = self.hooks.session(&self.session);
+        // The new identity's session: its own outcomes and records.
+        self.outcomes = self.judge.outcomes();
+        self.judge.connected(self.server.thread_id, None);
         self.masks = MaskState::of(self.judge.as_mut());
         if self.judge.read_only() {
             self.server.set_read_only().await.map_err(|e| {
@@ -818,14 +822,16 @@ impl Relay<'_> {
             return;
         };
         for mut o in response.take_outcomes() {
+            // Where masking applies, a message may quote a masked value
+            // (or, from code, say anything): only its code is kept.
             if let (true, sqlgate_net::outcome::Outcome::Failed { message, .. }) =
                 (self.masks.on, &mut o)
             {
-                let scrubbed = sqlgate_net::scrub::scrub_message(
+                let hidden = sqlgate_net::scrub::scrub_message(
                     message.as_bytes(),
-                    sqlgate_net::scrub::Scrub::Values,
+                    sqlgate_net::scrub::Scrub::All,
                 );
-                *message = String::from_utf8_lossy(&scrubbed).into_owned();
+                *message = String::from_utf8_lossy(&hidden).into_owned();
             }
             sink.outcome(o);
         }
