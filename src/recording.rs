@@ -13,7 +13,7 @@ use crate::policy::literals;
 use crate::policy::parse::SqlDialect;
 use crate::policy::rules::Verdict;
 use crate::policy::tags::Tag;
-use crate::store::writer::SessionRecorder;
+use crate::store::session::SessionRecorder;
 use crate::store::StatementEvent;
 
 /// Tag roots of statements that change nothing: recorded in the next

@@ -15,7 +15,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
-mod session;
+pub mod session;
 pub mod sqlite;
 pub mod writer;
 

@@ -7,7 +7,17 @@
 use std::sync::Arc;
 
 use super::writer::{now_us, Msg, OnFailure, Recorder, Waiter};
-use super::{Kind, SessionEnd, StatementEvent, StoreError};
+use super::{Kind, SessionEnd, SessionStart, StatementEvent, StoreError};
+
+impl Recorder {
+    /// Begins a session's records.
+    pub fn session(&self, start: &SessionStart) -> SessionRecorder {
+        let id = hex::encode(rand::random::<[u8; 16]>());
+        let body = serde_json::to_string(start).unwrap_or_default();
+        self.send(&id, Kind::SessionStart, body, false);
+        SessionRecorder::new(id, self.clone())
+    }
+}
 
 /// One session's records.
 #[derive(Debug)]

@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::chain::{link_hash, row_hash};
 use super::checkpoint::Key;
-pub use super::session::{SessionHandle, SessionRecorder};
-use super::{Kind, Link, Row, SessionStart, Store, StoreError};
+use super::{Kind, Link, Row, Store, StoreError};
 
 /// Records waiting for the writer, at most (past it, non-durable records
 /// are dropped and counted: `Recorder::dropped`).
@@ -166,14 +165,6 @@ impl Recorder {
     /// Records dropped because the writer fell too far behind.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
-    }
-
-    /// Begins a session's records.
-    pub fn session(&self, start: &SessionStart) -> SessionRecorder {
-        let id = hex::encode(rand::random::<[u8; 16]>());
-        let body = serde_json::to_string(start).unwrap_or_default();
-        self.send(&id, Kind::SessionStart, body, false);
-        SessionRecorder::new(id, self.clone())
     }
 
     pub(super) fn send(&self, session: &str, kind: Kind, body: String, refused: bool) {

@@ -16,22 +16,11 @@ use super::lineage::{
 };
 use super::metadata::{self, NamedTexts};
 use super::predicates::{join_constraint, refuse_predicates};
+pub use super::refusal::MaskRefusal;
 use super::relations::Relations;
 use super::rules::{plan, ColumnPlan, MaskRule, OnUnknown, Plan};
 use super::storing::stores_masked;
 use crate::policy::parse::SqlDialect;
-
-/// Why a statement is refused by masking.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MaskRefusal {
-    /// One line.
-    pub message: String,
-    /// What to do.
-    pub hint: String,
-    /// The catalog snapshot lacks something the statement names: it
-    /// should be read again.
-    pub stale: bool,
-}
 
 /// A statement that may run: the masking plan of its outputs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,6 +8,7 @@ pub mod guard;
 pub mod lineage;
 pub mod metadata;
 mod predicates;
+mod refusal;
 mod relations;
 pub mod result;
 pub mod rules;

@@ -9,9 +9,9 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{SelectItem, Statement, Visit, Visitor};
 
-use super::guard::MaskRefusal;
 use super::lineage::{norm, object_parts, output_lineage, Catalog, ColumnRef};
 use super::metadata;
+use super::refusal::MaskRefusal;
 use super::relations::Relations;
 use super::rules::MaskRule;
 use crate::policy::parse::SqlDialect;
