@@ -417,6 +417,45 @@ mod tests {
     }
 
     #[test]
+    fn a_gateway_never_signs_over_a_trail_edited_while_it_was_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        trail(&path);
+        let store = SqliteStore::open(&path).unwrap();
+        let signed_before = SqliteStore::open(&path)
+            .unwrap()
+            .checkpoints()
+            .unwrap()
+            .len();
+        store
+            .connection()
+            .execute("UPDATE records SET body = replace(body, 'bob', 'eve')", [])
+            .unwrap();
+        let rec = Recorder::start(
+            Box::new(store),
+            std::time::Duration::from_millis(5),
+            OnFailure::Refuse,
+            "test",
+            Some((
+                crate::store::checkpoint::Key::read(&key_file()).unwrap(),
+                std::time::Duration::from_secs(3600),
+            )),
+            None,
+        )
+        .unwrap();
+        let mut s = rec.session(&start("fay"));
+        s.statement(&statement("SELECT 1"), true).unwrap();
+        s.end("closed");
+        rec.flush();
+        let mut store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.checkpoints().unwrap().len(), signed_before);
+        assert!(verify(&mut store, Some(&public()))
+            .unwrap()
+            .broken
+            .is_some());
+    }
+
+    #[test]
     fn every_kind_of_tampering_is_found() {
         let exec = |c: &rusqlite::Connection, sql: &str, id: &str| {
             c.execute(sql, [id]).unwrap();

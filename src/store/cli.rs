@@ -23,6 +23,21 @@ pub struct Filter {
     pub refused: bool,
 }
 
+/// A recorded text as a terminal may print it: control characters
+/// (escape sequences a client may have put in a statement) shown as
+/// `\u{..}`, line breaks kept.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn time(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);
     let days = secs.div_euclid(86_400);
@@ -109,10 +124,10 @@ pub fn show(store: &mut dyn Store, id: &str) -> Result<Option<String>, StoreErro
                             e.tags.join(", ")
                         },
                         if e.masked { ", results masked" } else { "" },
-                        e.text.replace('\n', "\n  ")
+                        printable(&e.text).replace('\n', "\n  ")
                     );
                     if let Some(why) = &e.refusal {
-                        let _ = writeln!(out, "  refused: {why}");
+                        let _ = writeln!(out, "  refused: {}", printable(why));
                     }
                 }
             }
@@ -278,9 +293,10 @@ pub fn replay(
             }
             Kind::Statement => {
                 if let Ok(e) = serde_json::from_str::<StatementEvent>(&r.body) {
-                    writeln!(out, "{prompt}{}", e.text.replace('\n', "\n   ")).map_err(io)?;
+                    writeln!(out, "{prompt}{}", printable(&e.text).replace('\n', "\n   "))
+                        .map_err(io)?;
                     if let Some(why) = &e.refusal {
-                        writeln!(out, "ERROR:  {why}\n").map_err(io)?;
+                        writeln!(out, "ERROR:  {}\n", printable(why)).map_err(io)?;
                     } else if e.masked {
                         writeln!(out, "-- (results masked for this identity)").map_err(io)?;
                     }
@@ -315,4 +331,20 @@ pub fn replay(
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escape_sequences_in_texts_do_not_reach_the_terminal() {
+        let shown = super::printable("SELECT 1 \u{1b}[2J\u{7} -- x\nFROM t");
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("\\u{1b}[2J") && shown.contains('\n'),
+            "{shown}"
+        );
+    }
 }

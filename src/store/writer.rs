@@ -118,6 +118,23 @@ impl Recorder {
     ) -> Result<Recorder, StoreError> {
         let last_link = store.last_link()?;
         let last_checkpoint = store.checkpoints()?.pop();
+        // What the store holds when the gateway starts is signed over only
+        // if it verifies: a tail edited while the gateway was down must not
+        // get the gateway's signature.
+        let trusted = match &signer {
+            Some((key, _)) => match super::chain::verify(&mut *store, Some(&key.public())) {
+                Ok(r) if r.broken.is_none() => true,
+                Ok(r) => {
+                    tracing::error!(finding = ?r.broken, "recording: the trail does not verify; nothing will be signed until it is repaired (sqlgate audit verify)");
+                    false
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "recording: the trail could not be verified; nothing will be signed");
+                    false
+                }
+            },
+            None => true,
+        };
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let healthy = Arc::new(AtomicBool::new(true));
         let writer = Writer {
@@ -130,6 +147,7 @@ impl Recorder {
             on_failure,
             healthy: healthy.clone(),
             signer,
+            trusted,
             signed: last_checkpoint.map(|c| (c.n, c.link)),
             signed_at: Instant::now(),
             commits: 0,
@@ -251,6 +269,9 @@ struct Writer {
     healthy: Arc<AtomicBool>,
     /// The checkpoint key and how often to sign.
     signer: Option<(Key, Duration)>,
+    /// The trail verified when the writer started (else nothing is
+    /// signed, nor pruned).
+    trusted: bool,
     /// The last checkpoint: its place and the link it covers.
     signed: Option<(u64, u64)>,
     signed_at: Instant,
@@ -272,6 +293,9 @@ impl Writer {
     /// fresh checkpoint over what remains.
     fn prune(&mut self) {
         let Some(retain) = self.retain else { return };
+        if !self.trusted {
+            return;
+        }
         if self.pruned_at.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
             return;
         }
@@ -336,6 +360,9 @@ impl Writer {
         let (Some((key, every)), Some(link)) = (&self.signer, &self.last_link) else {
             return;
         };
+        if !self.trusted {
+            return;
+        }
         if self.signed.is_some_and(|(_, l)| l == link.n)
             || (!now && self.signed_at.elapsed() < *every)
         {
