@@ -76,8 +76,7 @@ pub fn check(
     // redact what they cannot follow there (a set-returning function over
     // a definition), and its errors are scrubbed (a failed cast quotes
     // the text).
-    let meta_names = metadata::names(rules);
-    let named = !meta_names.is_empty() && names_any(stmt, &meta_names);
+    let named = rules.iter().any(|r| r.builtin()) && names_any(stmt, metadata::names(dialect));
     let redacting: Vec<MaskRule> = if named {
         rules
             .iter()

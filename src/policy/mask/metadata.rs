@@ -205,11 +205,22 @@ pub fn rules(dialect: SqlDialect) -> Vec<MaskRule> {
 
 /// The column names the built-in rules mask (their patterns' last part)
 /// and the functions whose texts they mask: a statement that names one
-/// anywhere is a statement about definitions or statement texts.
-pub fn names(rules: &[&MaskRule]) -> Vec<String> {
+/// anywhere is a statement about definitions or statement texts. Fixed per
+/// dialect, so made once.
+pub fn names(dialect: SqlDialect) -> &'static [String] {
+    static PG: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| names_of(&rules(SqlDialect::Postgres)));
+    static MY: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| names_of(&rules(SqlDialect::Mysql)));
+    match dialect {
+        SqlDialect::Postgres => &PG,
+        SqlDialect::Mysql => &MY,
+    }
+}
+
+fn names_of(rules: &[MaskRule]) -> Vec<String> {
     let mut out: Vec<String> = rules
         .iter()
-        .filter(|r| r.builtin())
         .flat_map(|r| r.columns.iter().map(|[_, _, c]| c.to_ascii_lowercase()))
         .collect();
     out.sort();
