@@ -63,10 +63,12 @@ impl SessionLog {
         const TEXT: &str = "(fastpath FunctionCall: a function called by OID)";
         let rec = self.recorder.as_ref()?;
         if let Some(r) = refused {
-            let _ = rec.statement(
-                &refused_event(SqlDialect::Postgres, "functioncall", TEXT, r),
-                false,
-            );
+            rec.statement(&refused_event(
+                SqlDialect::Postgres,
+                "functioncall",
+                TEXT,
+                r,
+            ));
             return None;
         }
         let event = StatementEvent {
@@ -136,7 +138,7 @@ impl SessionLog {
                     if durable {
                         waits.push(rec.statement_durable(&event));
                     } else {
-                        let _ = rec.statement(&event, false);
+                        rec.statement(&event);
                     }
                 }
                 if waits.is_empty() {
@@ -165,7 +167,7 @@ impl SessionLog {
                 }))
             }
             Err(refusal) => {
-                let _ = rec.statement(&refused_event(dialect, origin, &text, refusal), false);
+                rec.statement(&refused_event(dialect, origin, &text, refusal));
                 None
             }
         }

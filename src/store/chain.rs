@@ -259,6 +259,15 @@ mod tests {
         }
     }
 
+    /// Records a statement durably and waits for its commit.
+    fn durable(s: &crate::store::session::SessionRecorder, text: &str) {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(s.statement_durable(&statement(text)))
+            .unwrap();
+    }
+
     fn statement(text: &str) -> StatementEvent {
         StatementEvent {
             origin: "query".into(),
@@ -290,17 +299,18 @@ mod tests {
         for user in ["ann", "bob", "cid"] {
             let mut s = rec.session(&start(user));
             for i in 0..3 {
-                s.statement(
-                    &statement(&format!("INSERT INTO t VALUES ({i}, '{user}')")),
-                    i == 1,
-                )
-                .unwrap();
+                let text = format!("INSERT INTO t VALUES ({i}, '{user}')");
+                if i == 1 {
+                    durable(&s, &text);
+                } else {
+                    s.statement(&statement(&text));
+                }
             }
             s.end("closed");
             ids.push(s.id().to_owned());
         }
         let open = rec.session(&start("dan"));
-        open.statement(&statement("SELECT 1"), true).unwrap();
+        durable(&open, "SELECT 1");
         rec.flush();
         std::mem::forget(open);
         ids
@@ -379,8 +389,7 @@ mod tests {
         let rec = start_recorder();
         for user in ["ann", "bob"] {
             let mut s = rec.session(&start(user));
-            s.statement(&statement("INSERT INTO t VALUES (1)"), true)
-                .unwrap();
+            durable(&s, "INSERT INTO t VALUES (1)");
             s.end("closed");
         }
         rec.flush();
@@ -389,7 +398,7 @@ mod tests {
         // hourly): the sessions that ended before it.
         let rec = start_recorder();
         let mut kept = rec.session(&start("cid"));
-        kept.statement(&statement("SELECT 1"), true).unwrap();
+        durable(&kept, "SELECT 1");
         kept.end("closed");
         let kept_id = kept.id().to_owned();
         rec.flush();
@@ -444,7 +453,7 @@ mod tests {
         )
         .unwrap();
         let mut s = rec.session(&start("fay"));
-        s.statement(&statement("SELECT 1"), true).unwrap();
+        durable(&s, "SELECT 1");
         s.end("closed");
         rec.flush();
         let mut store = SqliteStore::open(&path).unwrap();

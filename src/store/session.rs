@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::writer::{now_us, Msg, OnFailure, Recorder, Waiter};
+use super::writer::{now_us, Msg, OnFailure, Recorder};
 use super::{Kind, SessionEnd, SessionStart, StatementEvent, StoreError};
 
 impl Recorder {
@@ -41,18 +41,11 @@ impl SessionRecorder {
         &self.id
     }
 
-    /// Records a judged statement; `durable`: it can change something and
-    /// will be forwarded, so it returns once the record is committed (an
-    /// error: the statement must not run).
-    pub fn statement(&self, event: &StatementEvent, durable: bool) -> Result<(), StoreError> {
+    /// Records a statement nothing waits for (grouped).
+    pub fn statement(&self, event: &StatementEvent) {
         let body = serde_json::to_string(event).unwrap_or_default();
-        if durable {
-            self.recorder.send_durable(&self.id, Kind::Statement, body)
-        } else {
-            self.recorder
-                .send(&self.id, Kind::Statement, body, event.refusal.is_some());
-            Ok(())
-        }
+        self.recorder
+            .send(&self.id, Kind::Statement, body, event.refusal.is_some());
     }
 
     /// Records a statement that must be durable before it runs, without
@@ -70,7 +63,7 @@ impl SessionRecorder {
             kind: Kind::Statement,
             at_us: now_us(),
             body,
-            durable: Some(Waiter::Awaiting(done)),
+            durable: Some(done),
             refused: false,
         };
         // Never blocks a relay's task: a full queue is a failure now.

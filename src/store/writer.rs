@@ -38,25 +38,8 @@ pub enum OnFailure {
     Continue,
 }
 
-/// Who waits for a durable record's commit: a thread (blocking) or a
-/// relay's task (awaiting).
-pub(super) enum Waiter {
-    Blocking(SyncSender<Result<(), StoreError>>),
-    Awaiting(tokio::sync::oneshot::Sender<Result<(), StoreError>>),
-}
-
-impl Waiter {
-    pub(super) fn send(self, result: Result<(), StoreError>) {
-        match self {
-            Waiter::Blocking(w) => {
-                let _ = w.send(result);
-            }
-            Waiter::Awaiting(w) => {
-                let _ = w.send(result);
-            }
-        }
-    }
-}
+/// Who waits for a durable record's commit (a relay's task).
+pub(super) type Waiter = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
 
 pub(super) enum Msg {
     Record {
@@ -204,45 +187,6 @@ impl Recorder {
                 );
             }
             Err(TrySendError::Disconnected(_)) => {}
-        }
-    }
-
-    /// Sends a record and waits until it is committed.
-    pub(super) fn send_durable(
-        &self,
-        session: &str,
-        kind: Kind,
-        body: String,
-    ) -> Result<(), StoreError> {
-        let (done, wait) = mpsc::sync_channel(1);
-        let msg = Msg::Record {
-            session: session.to_owned(),
-            kind,
-            at_us: now_us(),
-            body,
-            durable: Some(Waiter::Blocking(done)),
-            refused: false,
-        };
-        if self.tx.send(msg).is_err() {
-            return Err(StoreError::Stopped);
-        }
-        self.writer.unpark();
-        let wait = || wait.recv().unwrap_or(Err(StoreError::Stopped));
-        let multi_thread = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        let result = if multi_thread {
-            // The worker is handed over while the commit's fsync runs.
-            tokio::task::block_in_place(wait)
-        } else {
-            wait()
-        };
-        match (result, self.on_failure) {
-            (Ok(()), _) => Ok(()),
-            (Err(e), OnFailure::Refuse) => Err(e),
-            (Err(e), OnFailure::Continue) => {
-                tracing::error!(error = %e, "recording: a statement runs before its record is durable (on_failure = \"continue\")");
-                Ok(())
-            }
         }
     }
 
@@ -457,7 +401,7 @@ impl Writer {
                 if !open {
                     tracing::warn!(session = %session, kind = kind.as_str(), "recording: a record of a session that is not open was dropped");
                     if let Some(w) = durable {
-                        w.send(Err(StoreError::Backend(
+                        let _ = w.send(Err(StoreError::Backend(
                             "the session's record is closed".to_owned(),
                         )));
                     }
@@ -466,7 +410,7 @@ impl Writer {
                 if self.pending.len() >= MAX_PENDING {
                     tracing::error!("recording: a record was dropped while the store fails");
                     if let Some(w) = durable {
-                        w.send(Err(StoreError::Backend("the store is failing".to_owned())));
+                        let _ = w.send(Err(StoreError::Backend("the store is failing".to_owned())));
                     }
                     return false;
                 }
@@ -555,7 +499,7 @@ impl Writer {
                 }
                 for p in self.pending.drain(..) {
                     if let Some(w) = p.durable {
-                        w.send(Ok(()));
+                        let _ = w.send(Ok(()));
                     }
                 }
                 for s in ended {
@@ -572,7 +516,7 @@ impl Writer {
                 let mut kept = Vec::with_capacity(self.pending.len());
                 for mut p in self.pending.drain(..) {
                     if let Some(w) = p.durable.take() {
-                        w.send(Err(StoreError::Backend(e.to_string())));
+                        let _ = w.send(Err(StoreError::Backend(e.to_string())));
                         if refuse {
                             // Refused: it never runs, so it is not kept.
                             continue;
