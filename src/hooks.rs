@@ -339,6 +339,18 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
         self.0.log.outcome_sink()
     }
 
+    fn records_binds(&mut self) -> bool {
+        self.0.log.records_executions()
+    }
+
+    fn parsed_as(&mut self, name: &[u8]) {
+        self.0.log.prepared_as(name);
+    }
+
+    fn bound(&mut self, statement: &[u8], parameters: Option<Vec<Option<String>>>) {
+        self.0.log.executed(statement, parameters);
+    }
+
     fn connected(&mut self, server_id: u32, application: Option<&str>) {
         self.0.log.connected(server_id, application);
     }
@@ -422,6 +434,18 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
 
     fn outcomes(&mut self) -> Option<Arc<dyn sqlgate_net::outcome::OutcomeSink>> {
         self.0.log.outcome_sink()
+    }
+
+    fn records_executions(&mut self) -> bool {
+        self.0.log.records_executions()
+    }
+
+    fn prepared_as(&mut self, id: u32) {
+        self.0.log.prepared_as(id.to_string().as_bytes());
+    }
+
+    fn executed(&mut self, id: u32, parameters: Option<Vec<Option<String>>>) {
+        self.0.log.executed(id.to_string().as_bytes(), parameters);
     }
 
     fn connected(&mut self, server_id: u32, application: Option<&str>) {

@@ -23,16 +23,96 @@ const HARMLESS: &[&str] = &["read", "tx", "session"];
 /// A wait for a text's durable records (see [`SessionLog::judged`]).
 pub type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Refusal>> + Send>>;
 
+/// Prepared statements a session's log remembers the texts of, at most
+/// (past it, executions of the ones forgotten are recorded without their
+/// text).
+const MAX_PREPARED: usize = 4_096;
+
+/// What an execution of a prepared statement is recorded with.
+#[derive(Debug)]
+struct Prepared {
+    text: String,
+    fingerprint: String,
+    tags: Vec<String>,
+    masked: bool,
+    /// It may carry a credential: its parameters are not recorded.
+    credential: bool,
+}
+
 /// One session's records (none when recording is off).
 #[derive(Debug, Default)]
 pub struct SessionLog {
     recorder: Option<SessionRecorder>,
+    /// The last statement prepared (Parse, COM_STMT_PREPARE), until the
+    /// relay says under which name it went to the server.
+    last_prepared: Option<std::sync::Arc<Prepared>>,
+    /// Prepared statements by the server's name or id.
+    prepared: std::collections::HashMap<Vec<u8>, std::sync::Arc<Prepared>>,
 }
 
 impl SessionLog {
     /// Records into `recorder`.
     pub fn new(recorder: Option<SessionRecorder>) -> Self {
-        SessionLog { recorder }
+        SessionLog {
+            recorder,
+            ..SessionLog::default()
+        }
+    }
+
+    /// Whether executions of prepared statements are recorded.
+    pub fn records_executions(&self) -> bool {
+        self.recorder.is_some()
+    }
+
+    /// The statement prepared last went to the server as `name` (a
+    /// PostgreSQL statement name, a MySQL statement id).
+    pub fn prepared_as(&mut self, name: &[u8]) {
+        let Some(p) = self.last_prepared.take() else {
+            return;
+        };
+        if self.prepared.len() >= MAX_PREPARED && !self.prepared.contains_key(name) {
+            self.prepared.clear();
+        }
+        self.prepared.insert(name.to_vec(), p);
+    }
+
+    /// Records an execution of prepared statement `name` with its bound
+    /// parameters (`None`: not read), grouped with the next commit: its
+    /// text was durable before it was prepared.
+    pub fn executed(&self, name: &[u8], parameters: Option<Vec<Option<String>>>) {
+        let Some(rec) = &self.recorder else {
+            return;
+        };
+        let event = match self.prepared.get(name) {
+            Some(p) => StatementEvent {
+                origin: "execute".to_owned(),
+                text: p.text.clone(),
+                fingerprint: p.fingerprint.clone(),
+                verdict: Verdict::Allow.as_str().to_owned(),
+                tags: p.tags.clone(),
+                refusal: None,
+                masked: p.masked,
+                parameters: if p.credential || !rec.records_parameters() {
+                    None
+                } else {
+                    parameters
+                },
+            },
+            None => StatementEvent {
+                origin: "execute".to_owned(),
+                text: format!(
+                    "(prepared statement {} whose text was not kept)",
+                    String::from_utf8_lossy(name)
+                ),
+                fingerprint: String::new(),
+                verdict: Verdict::Allow.as_str().to_owned(),
+                tags: Vec::new(),
+                refusal: None,
+                masked: false,
+                parameters: None,
+            },
+        };
+        rec.statement(&event);
     }
 
     /// Records the server connection the session got.
@@ -79,6 +159,7 @@ impl SessionLog {
             tags: vec![Tag::CodeFunction.name().to_owned()],
             refusal: None,
             masked: false,
+            parameters: None,
         };
         let wait = rec.statement_durable(&event);
         let handle = rec.handle();
@@ -108,7 +189,7 @@ impl SessionLog {
     /// they are (the relay awaits it before forwarding the text; an
     /// error refuses the whole text, and the refusal is recorded).
     pub fn judged(
-        &self,
+        &mut self,
         dialect: SqlDialect,
         origin: &str,
         sql: &[u8],
@@ -116,9 +197,13 @@ impl SessionLog {
     ) -> Option<Durable> {
         let rec = self.recorder.as_ref()?;
         let text = String::from_utf8_lossy(sql);
+        let prepares = matches!(origin, "parse" | "prepare");
         match judged {
             Ok(list) => {
                 let mut waits = Vec::new();
+                if prepares {
+                    self.last_prepared = None;
+                }
                 for j in list {
                     let statement = j.statement.excerpt(&text);
                     let credential = j.tags.iter().any(|t: Tag| t.name().starts_with("dcl."))
@@ -131,7 +216,17 @@ impl SessionLog {
                         tags: j.tags.iter().map(|t| t.name().to_owned()).collect(),
                         refusal: None,
                         masked: j.masks.as_ref().is_some_and(masks_anything),
+                        parameters: None,
                     };
+                    if prepares {
+                        self.last_prepared = Some(std::sync::Arc::new(Prepared {
+                            text: event.text.clone(),
+                            fingerprint: event.fingerprint.clone(),
+                            tags: event.tags.clone(),
+                            masked: event.masked,
+                            credential,
+                        }));
+                    }
                     let durable = j.tags.iter().any(|t: Tag| {
                         !HARMLESS.contains(&t.name().split('.').next().unwrap_or_default())
                     });
@@ -189,6 +284,7 @@ fn refused_event(
         tags: Vec::new(),
         refusal: Some(refusal.message.clone()),
         masked: false,
+        parameters: None,
     }
 }
 

@@ -69,7 +69,8 @@ fn start_recorder(config: &Config) -> anyhow::Result<Option<Recorder>> {
         signer,
         r.retain,
     )
-    .context("recording store")?;
+    .context("recording store")?
+    .with_capture(r.capture);
     tracing::info!(store = %r.path.display(), "recording sessions");
     Ok(Some(recorder))
 }

@@ -270,6 +270,7 @@ mod tests {
 
     fn statement(text: &str) -> StatementEvent {
         StatementEvent {
+            parameters: None,
             origin: "query".into(),
             text: text.into(),
             fingerprint: text.to_lowercase(),

@@ -26,7 +26,7 @@ pub struct Filter {
 /// A recorded text as a terminal may print it: control characters
 /// (escape sequences a client may have put in a statement) shown as
 /// `\u{..}`, line breaks kept.
-fn printable(text: &str) -> String {
+pub(super) fn printable(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_control() && c != '\n' && c != '\t' {
@@ -126,6 +126,9 @@ pub fn show(store: &mut dyn Store, id: &str) -> Result<Option<String>, StoreErro
                         if e.masked { ", results masked" } else { "" },
                         printable(&e.text).replace('\n', "\n  ")
                     );
+                    if let Some(p) = &e.parameters {
+                        let _ = writeln!(out, "  parameters: {}", parameters(p));
+                    }
                     if let Some(why) = &e.refusal {
                         let _ = writeln!(out, "  refused: {}", printable(why));
                     }
@@ -135,8 +138,17 @@ pub fn show(store: &mut dyn Store, id: &str) -> Result<Option<String>, StoreErro
                 if let Ok(o) = serde_json::from_str::<super::OutcomeEvent>(&r.body) {
                     match (o.tag, o.code) {
                         (Some(tag), _) => {
-                            let _ =
-                                writeln!(out, "  -> {tag} ({} rows) [{}]", o.rows, time(r.at_us));
+                            let _ = writeln!(
+                                out,
+                                "  -> {tag} ({} rows, {} bytes{}) [{}]",
+                                o.rows,
+                                o.bytes,
+                                o.result
+                                    .as_ref()
+                                    .map(|r| format!(", {} recorded", r.rows.len()))
+                                    .unwrap_or_default(),
+                                time(r.at_us)
+                            );
                         }
                         (None, Some(code)) => {
                             let _ = writeln!(
@@ -163,14 +175,33 @@ pub fn show(store: &mut dyn Store, id: &str) -> Result<Option<String>, StoreErro
                 }
             }
             Kind::SessionEnd => {
-                let reason = serde_json::from_str::<super::SessionEnd>(&r.body)
-                    .map(|e| e.reason)
-                    .unwrap_or_default();
-                let _ = writeln!(out, "\n[{}] session ended: {reason}", time(r.at_us));
+                if let Ok(e) = serde_json::from_str::<super::SessionEnd>(&r.body) {
+                    let _ = writeln!(
+                        out,
+                        "\n[{}] session ended: {} ({} bytes in, {} bytes out)",
+                        time(r.at_us),
+                        e.reason,
+                        e.bytes_in,
+                        e.bytes_out
+                    );
+                }
             }
         }
     }
     Ok(Some(out))
+}
+
+/// Bound parameter values as `$1 = '42', $2 = NULL`.
+fn parameters(values: &[Option<String>]) -> String {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Some(v) => format!("${} = '{}'", i + 1, printable(v).replace('\'', "''")),
+            None => format!("${} = NULL", i + 1),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `sessions export --format jsonl`: one event a line, with its place in
@@ -253,8 +284,9 @@ pub fn verify_text(
 
 /// `sessions replay`: the session as a terminal transcript, each
 /// statement as the client sent it and what came of it, with the
-/// original pacing divided by `speed` (`None`: no waiting). Result rows
-/// are not recorded yet: results show as their tag and row count.
+/// original pacing divided by `speed` (`None`: no waiting). Results show
+/// as tables of the rows recorded (as the client saw them), or as their
+/// tag and row count.
 pub fn replay(
     store: &mut dyn Store,
     id: &str,
@@ -293,11 +325,20 @@ pub fn replay(
             }
             Kind::Statement => {
                 if let Ok(e) = serde_json::from_str::<StatementEvent>(&r.body) {
-                    writeln!(out, "{prompt}{}", printable(&e.text).replace('\n', "\n   "))
+                    // A prepared statement runs at its executions: its
+                    // preparation shows as a comment.
+                    let lead = match e.origin.as_str() {
+                        "parse" | "prepare" if e.refusal.is_none() => "-- prepared: ",
+                        _ => &prompt,
+                    };
+                    writeln!(out, "{lead}{}", printable(&e.text).replace('\n', "\n   "))
                         .map_err(io)?;
+                    if let Some(p) = &e.parameters {
+                        writeln!(out, "-- parameters: {}", parameters(p)).map_err(io)?;
+                    }
                     if let Some(why) = &e.refusal {
                         writeln!(out, "ERROR:  {}\n", printable(why)).map_err(io)?;
-                    } else if e.masked {
+                    } else if e.masked && lead == prompt {
                         writeln!(out, "-- (results masked for this identity)").map_err(io)?;
                     }
                 }
@@ -305,6 +346,10 @@ pub fn replay(
             Kind::Outcome => {
                 if let Ok(o) = serde_json::from_str::<super::OutcomeEvent>(&r.body) {
                     match (o.tag, o.code) {
+                        (Some(_), _) if o.result.is_some() => {
+                            let result = o.result.as_ref().expect("checked");
+                            writeln!(out, "{}", super::table::render(result, o.rows)).map_err(io)?
+                        }
                         (Some(tag), _) if tag.starts_with("SELECT") || tag == "ROWS" => writeln!(
                             out,
                             "({} row{})\n",

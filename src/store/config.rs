@@ -12,6 +12,9 @@
 //! signing_key_file = "audit.key"   # ed25519 (sqlgate keygen); optional
 //! checkpoint_secs = 60       # how often the chain's head is signed
 //! retain_days = 90           # prune sessions ended longer ago (hourly)
+//! result_rows = 100          # first rows of each result kept, as the
+//! result_bytes = 65536       #   client saw them (masked); 0 turns it off
+//! parameters = "all"         # bound parameter values, or "omit"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -40,6 +43,9 @@ pub struct RawRecording {
     signing_key_file: Option<Spanned<String>>,
     checkpoint_secs: Option<Spanned<u64>>,
     retain_days: Option<Spanned<u64>>,
+    result_rows: Option<Spanned<u64>>,
+    result_bytes: Option<Spanned<u64>>,
+    parameters: Option<Spanned<String>>,
 }
 
 /// Recording, validated.
@@ -60,7 +66,33 @@ pub struct RecordingConfig {
     pub checkpoint_every: Duration,
     /// Sessions ended longer ago are pruned (`None`: kept).
     pub retain: Option<Duration>,
+    /// What of results and parameters records keep.
+    pub capture: Capture,
 }
+
+/// What of results and parameters records keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capture {
+    /// First rows of each result (0: none).
+    pub rows: usize,
+    /// Bytes of values of each result, at most.
+    pub bytes: usize,
+    /// Bound parameter values are recorded.
+    pub parameters: bool,
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Capture {
+            rows: 100,
+            bytes: 64 << 10,
+            parameters: true,
+        }
+    }
+}
+
+/// Largest `result_bytes` (a sample is held in memory per session).
+const MAX_RESULT_BYTES: u64 = 16 << 20;
 
 /// File name of the default store, beside the configuration.
 pub const DEFAULT_FILE: &str = "sqlgate-recordings.db";
@@ -135,7 +167,40 @@ pub(crate) fn parse(
         Some(d) => Some(Duration::from_secs(d.get_ref() * 86_400)),
         None => None,
     };
+    let mut capture = Capture::default();
+    if let Some(r) = &recording.result_rows {
+        capture.rows = *r.get_ref() as usize;
+        if *r.get_ref() > 100_000 {
+            p.at(r.span(), "recording.result_rows", "must be at most 100000");
+            capture.rows = 100;
+        }
+    }
+    if let Some(b) = &recording.result_bytes {
+        capture.bytes = *b.get_ref() as usize;
+        if *b.get_ref() > MAX_RESULT_BYTES {
+            p.at(
+                b.span(),
+                "recording.result_bytes",
+                format!("must be at most {MAX_RESULT_BYTES}"),
+            );
+            capture.bytes = 64 << 10;
+        }
+    }
+    match recording
+        .parameters
+        .as_ref()
+        .map(|s| (s, s.get_ref().as_str()))
+    {
+        None | Some((_, "all")) => {}
+        Some((_, "omit")) => capture.parameters = false,
+        Some((s, _)) => p.at(
+            s.span(),
+            "recording.parameters",
+            "must be \"all\" or \"omit\"",
+        ),
+    }
     RecordingConfig {
+        capture,
         retain,
         enabled: recording.enabled.unwrap_or(true),
         path,

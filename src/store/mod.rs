@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod session;
 pub mod sqlite;
+pub mod table;
 pub mod writer;
 
 use serde::{Deserialize, Serialize};
@@ -100,6 +101,10 @@ pub struct StatementEvent {
     pub refusal: Option<String>,
     /// Whether its results are masked for this identity.
     pub masked: bool,
+    /// An execution's bound parameter values (`None`: NULL), when
+    /// recorded (`[recording] parameters`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Vec<Option<String>>>,
 }
 
 /// The server connection a session got.
@@ -123,6 +128,23 @@ pub struct OutcomeEvent {
     pub code: Option<String>,
     /// The error message as the client saw it.
     pub message: Option<String>,
+    /// Bytes of the answer sent to the client.
+    #[serde(default)]
+    pub bytes: u64,
+    /// The first rows of its result as the client saw them (masked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ResultRows>,
+}
+
+/// The first rows of a result as the client received them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultRows {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Values (`None`: NULL; binary values as `\x` and hex).
+    pub rows: Vec<Vec<Option<String>>>,
+    /// More rows followed than were kept.
+    pub truncated: bool,
 }
 
 /// A session's end.
@@ -130,6 +152,12 @@ pub struct OutcomeEvent {
 pub struct SessionEnd {
     /// Why it ended.
     pub reason: String,
+    /// Bytes received from the client.
+    #[serde(default)]
+    pub bytes_in: u64,
+    /// Bytes sent to the client.
+    #[serde(default)]
+    pub bytes_out: u64,
 }
 
 /// One record as the store keeps it: its place in its session's chain and

@@ -4,6 +4,7 @@
 //! durable one is acknowledged only once committed. It must never let a
 //! session end unrecorded: dropping it records the end.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::writer::{now_us, Msg, OnFailure, Recorder};
@@ -25,6 +26,8 @@ pub struct SessionRecorder {
     id: String,
     recorder: Recorder,
     ended: bool,
+    /// Bytes from and to the client, as the relay reports them.
+    traffic: Arc<[AtomicU64; 2]>,
 }
 
 impl SessionRecorder {
@@ -33,7 +36,13 @@ impl SessionRecorder {
             id,
             recorder,
             ended: false,
+            traffic: Arc::new([AtomicU64::new(0), AtomicU64::new(0)]),
         }
+    }
+
+    /// Whether bound parameter values are recorded.
+    pub fn records_parameters(&self) -> bool {
+        self.recorder.records_parameters()
     }
 
     /// The session's id in the store.
@@ -100,6 +109,7 @@ impl SessionRecorder {
         Arc::new(OutcomeRecorder {
             id: self.id.clone(),
             recorder: self.recorder.clone(),
+            traffic: self.traffic.clone(),
         })
     }
 
@@ -116,6 +126,8 @@ impl SessionRecorder {
         }
         let body = serde_json::to_string(&SessionEnd {
             reason: reason.to_owned(),
+            bytes_in: self.traffic[0].load(Ordering::Relaxed),
+            bytes_out: self.traffic[1].load(Ordering::Relaxed),
         })
         .unwrap_or_default();
         self.recorder.send(&self.id, Kind::SessionEnd, body, false);
@@ -144,27 +156,57 @@ impl SessionHandle {
 struct OutcomeRecorder {
     id: String,
     recorder: Recorder,
+    traffic: Arc<[AtomicU64; 2]>,
 }
 
 impl sqlgate_net::outcome::OutcomeSink for OutcomeRecorder {
     fn outcome(&self, outcome: sqlgate_net::outcome::Outcome) {
         use sqlgate_net::outcome::Outcome;
         let event = match outcome {
-            Outcome::Done { tag, rows } => super::OutcomeEvent {
+            Outcome::Done {
+                tag,
+                rows,
+                bytes,
+                sample,
+            } => super::OutcomeEvent {
                 tag: Some(tag),
                 rows,
                 code: None,
                 message: None,
+                bytes,
+                result: sample.map(|s| super::ResultRows {
+                    columns: s.columns,
+                    rows: s.rows,
+                    truncated: s.truncated,
+                }),
             },
-            Outcome::Failed { code, message } => super::OutcomeEvent {
+            Outcome::Failed {
+                code,
+                message,
+                bytes,
+            } => super::OutcomeEvent {
                 tag: None,
                 rows: 0,
                 code: Some(code),
                 message: Some(message),
+                bytes,
+                result: None,
             },
         };
         let body = serde_json::to_string(&event).unwrap_or_default();
         self.recorder.send(&self.id, Kind::Outcome, body, false);
+    }
+
+    fn sample_limits(&self) -> sqlgate_net::outcome::SampleLimits {
+        sqlgate_net::outcome::SampleLimits {
+            rows: self.recorder.capture.rows,
+            bytes: self.recorder.capture.bytes,
+        }
+    }
+
+    fn traffic(&self, from_client: u64, to_client: u64) {
+        self.traffic[0].fetch_add(from_client, Ordering::Relaxed);
+        self.traffic[1].fetch_add(to_client, Ordering::Relaxed);
     }
 }
 

@@ -73,6 +73,8 @@ pub struct Recorder {
     dropped: Arc<AtomicU64>,
     pub(super) on_failure: OnFailure,
     instance: Arc<str>,
+    /// What of results and parameters records keep.
+    pub(super) capture: super::config::Capture,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -150,7 +152,19 @@ impl Recorder {
             dropped: Arc::new(AtomicU64::new(0)),
             on_failure,
             instance: Arc::from(instance),
+            capture: super::config::Capture::default(),
         })
+    }
+
+    /// Keeps this much of results and parameters.
+    pub fn with_capture(mut self, capture: super::config::Capture) -> Self {
+        self.capture = capture;
+        self
+    }
+
+    /// Whether bound parameter values are recorded.
+    pub fn records_parameters(&self) -> bool {
+        self.capture.parameters
     }
 
     /// This gateway instance's name in records.

@@ -48,12 +48,18 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
     direct
         .batch_execute(
             "DROP TABLE IF EXISTS rec_notes; CREATE TABLE rec_notes (id int, note text); \
-             GRANT ALL ON rec_notes TO app_owner",
+             GRANT ALL ON rec_notes TO app_owner; \
+             INSERT INTO rec_notes VALUES (9, 'canaryzq77')",
         )
         .await
         .unwrap();
     let mut config = TestConfig::new(server);
-    config.with_example_policy(&["app"], "");
+    // The notes are masked for everyone but ci: the recording keeps what
+    // the client saw.
+    config.with_example_policy(
+        &["app"],
+        "[[mask]]\ncolumns = [\"public.rec_notes.note\"]\nfunction = \"redact\"\nexcept_users = [\"ci\"]\n",
+    );
     let gw = config.start().await;
     let store = config.path().join("sqlgate-recordings.db");
 
@@ -80,11 +86,30 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
         .iter()
         .any(|(_, e)| e.text == "INSERT INTO rec_notes VALUES ($1, $2)" && e.origin == "parse"));
 
+    // Each execution of a prepared statement, with its parameters
+    // (tokio-postgres binds them in binary: shown as hex).
+    let rows = ci
+        .query("SELECT id FROM rec_notes WHERE id = $1", &[&1i32])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
     ci.simple_query("SELECT 1/0").await.unwrap_err();
     let bot = connect(&gw.conn_str("bot", "bot-pw", "app")).await;
     bot.simple_query("SELECT count(*) FROM rec_notes; SELECT 1")
         .await
         .unwrap();
+    // Masked results, simple and extended: recorded as the bot saw them.
+    let seen_by_bot = bot
+        .simple_query("SELECT id, note FROM rec_notes ORDER BY id")
+        .await
+        .unwrap();
+    assert!(!format!("{seen_by_bot:?}").contains("canaryzq77"));
+    let note: String = bot
+        .query_one("SELECT note FROM rec_notes WHERE id = $1", &[&9i32])
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(note, "canaryzq77");
     let refused = bot.simple_query("DELETE FROM rec_notes").await.unwrap_err();
     assert_eq!(refused.as_db_error().unwrap().code().code(), "42501");
     // A statement that carries a password (refused here: dcl) is recorded
@@ -151,6 +176,48 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
         "{outcomes:?}"
     );
 
+    // The executions, with their parameters.
+    let executed = seen
+        .iter()
+        .find(|(_, e)| e.origin == "execute" && e.text == "SELECT id FROM rec_notes WHERE id = $1")
+        .expect("the execution is recorded");
+    assert_eq!(
+        executed.1.parameters,
+        Some(vec![Some("\\x00000001".to_owned())])
+    );
+    assert!(seen.iter().any(|(_, e)| e.origin == "execute"
+        && e.text == "INSERT INTO rec_notes VALUES ($1, $2)"
+        && e.parameters
+            == Some(vec![
+                Some("\\x00000002".to_owned()),
+                Some("extended".to_owned())
+            ])));
+    // The first rows of results as the clients saw them: masked for the
+    // bot, in the simple and the extended protocol.
+    let results: Vec<_> = outcomes.iter().filter_map(|o| o.result.as_ref()).collect();
+    let table = results
+        .iter()
+        .find(|r| r.columns == ["id", "note"])
+        .expect("the bot's result is recorded");
+    assert_eq!(table.rows.len(), 3, "{table:?}");
+    assert_eq!(table.rows[2][0].as_deref(), Some("9"));
+    assert!(
+        table.rows[2][1].as_deref() != Some("canaryzq77"),
+        "{table:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .any(|r| r.columns == ["note"] && r.rows.len() == 1),
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .any(|r| r.columns == ["id"] && r.rows == [[Some("\\x00000001".to_owned())]]),
+        "the ci's extended-protocol result: {results:?}"
+    );
+
     // The trail verifies; listing and showing work from the CLI.
     let cfg = config.write();
     let out = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
@@ -193,6 +260,7 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
         .map(|r| serde_json::from_str(&r.body).unwrap())
         .unwrap();
     assert_eq!(end.reason, "client left");
+    assert!(end.bytes_in > 100 && end.bytes_out > 100, "{end:?}");
     let replay = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
         .args(["sessions", "replay", &ci_id, "--no-wait", "--config"])
         .arg(&cfg)
@@ -207,6 +275,27 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
         assert!(replay.contains(line), "{line:?} in\n{replay}");
     }
 
+    // The bot's session replayed: its masked result as a table.
+    let bot_id = SqliteStore::open(&store)
+        .unwrap()
+        .sessions()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.user == "bot")
+        .unwrap()
+        .id;
+    let replay = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+        .args(["sessions", "replay", &bot_id, "--no-wait", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let replay = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        replay.contains("bot@app=> SELECT id, note FROM rec_notes ORDER BY id\n-- (results masked for this identity)\n id | note\n----+------\n 1  | ***")
+            && replay.contains("(3 rows)"),
+        "{replay}"
+    );
+
     // No secret in any byte of the store (WAL included).
     let mut bytes = Vec::new();
     for entry in std::fs::read_dir(config.path()).unwrap() {
@@ -215,7 +304,14 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
             bytes.extend(std::fs::read(&p).unwrap());
         }
     }
-    for secret in [pg::APP_OWNER_PW, "ci-pw", "bot-pw", "zqxsecret9"] {
+    // Nor a masked value: the store holds results as the client saw them.
+    for secret in [
+        pg::APP_OWNER_PW,
+        "ci-pw",
+        "bot-pw",
+        "zqxsecret9",
+        "canaryzq77",
+    ] {
         assert!(
             !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
             "{secret} in the store"

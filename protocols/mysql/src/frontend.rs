@@ -216,8 +216,15 @@ impl Gateway {
         let pool = lease.pool().clone();
         let mut judge = judge;
         let outcomes = judge.outcomes();
+        let traffic = Arc::new(sqlgate_net::traffic::Traffic::default());
+        let io = std::mem::replace(&mut client.io, Box::new(tokio::io::empty()));
+        client.io = Box::new(sqlgate_net::traffic::Counted::new(io, traffic.clone()));
         let relay = Relay {
             outcomes,
+            traffic,
+            command: 0,
+            params: Default::default(),
+            last_prepared: None,
             client: &mut client,
             cbuf: reader.take_buffered(),
             server: lease.conn(),

@@ -123,6 +123,21 @@ pub trait SessionHooks: Send {
         None
     }
 
+    /// Whether each COM_STMT_EXECUTE is reported to
+    /// [`SessionHooks::executed`] (the relay then reads those up to 1 MiB
+    /// whole for their parameters).
+    fn records_executions(&mut self) -> bool {
+        false
+    }
+
+    /// The COM_STMT_PREPARE just judged was prepared by the server as
+    /// statement `id`.
+    fn prepared_as(&mut self, _id: u32) {}
+
+    /// A COM_STMT_EXECUTE of statement `id` with its parameter values
+    /// (`None`: too large to read whole, or undecodable).
+    fn executed(&mut self, _id: u32, _parameters: Option<Vec<Option<String>>>) {}
+
     /// Where this session's statement outcomes go (asked once, when the
     /// relay starts); `None`: nobody listens.
     fn outcomes(&mut self) -> Option<std::sync::Arc<dyn sqlgate_net::outcome::OutcomeSink>> {

@@ -21,6 +21,7 @@ pub mod packet;
 pub mod pool;
 pub mod relay;
 pub mod response;
+pub mod sample;
 pub mod server;
 pub mod stream;
 

@@ -43,7 +43,7 @@ pub const BINARY_CHARSET: u16 = 63;
 const BINARY_FLAG: u16 = 0x80;
 
 /// One column definition (Protocol::ColumnDefinition41).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Column {
     /// The schema of the table.
     pub schema: Vec<u8>,
@@ -67,7 +67,7 @@ pub struct Column {
     pub decimals: u8,
 }
 
-fn lenenc_str<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+pub(crate) fn lenenc_str<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
     let (n, used) = lenenc_int(buf)?;
     let end = used.checked_add(usize::try_from(n).ok()?)?;
     let s = buf.get(used..end)?;
@@ -344,7 +344,7 @@ fn lenenc_span(rest: &[u8], at: usize) -> Option<(usize, usize)> {
 
 /// The length of a binary-protocol value of a type with a fixed or
 /// one-byte-prefixed size; `None` for length-encoded (string-like) types.
-fn binary_size(column_type: u8, rest: &[u8]) -> Option<usize> {
+pub(crate) fn binary_size(column_type: u8, rest: &[u8]) -> Option<usize> {
     use column_type::*;
     Some(match column_type {
         TINY => 1,

@@ -86,6 +86,15 @@ pub struct Relay<'a> {
     pub masks: MaskState,
     /// Where statement outcomes go, if anywhere.
     pub outcomes: Option<Arc<dyn sqlgate_net::outcome::OutcomeSink>>,
+    /// The client connection's bytes each way (counted by its stream).
+    pub traffic: Arc<sqlgate_net::traffic::Traffic>,
+    /// The command being answered (start with 0).
+    pub command: u8,
+    /// Prepared statements' parameter counts and last bound types, for a
+    /// recording session (start empty).
+    pub params: std::collections::HashMap<u32, (usize, Option<crate::sample::ParamTypes>)>,
+    /// The statement prepared last (start with `None`).
+    pub last_prepared: Option<u32>,
 }
 
 /// What a masking session remembers between commands.
@@ -132,6 +141,12 @@ enum MaskPlan {
     Fetch(ActiveMask),
 }
 
+/// Longest COM_STMT_EXECUTE a recording session reads whole for its
+/// parameters (a longer one is recorded without them).
+const MAX_RECORDED_EXECUTE: usize = 1 << 20;
+/// Prepared statements whose parameter types a session keeps, at most.
+const MAX_PREPARED: usize = 4_096;
+
 /// Longest masked row: one that needs a second fragment is not rewritten.
 const MAX_MASKED_ROW: usize = MAX_FRAGMENT - 1;
 
@@ -150,6 +165,7 @@ impl Relay<'_> {
         let thread = self.server.thread_id;
         self.judge.connected(thread, None);
         let end = self.serve(shutdown).await;
+        self.report_traffic();
         self.judge.ended(match &end {
             RelayEnd::ClientGone => "client left",
             RelayEnd::Shutdown => "gateway shutdown",
@@ -197,6 +213,7 @@ impl Relay<'_> {
             return Err(Side::Client(ProtocolError::Malformed("empty command")));
         }
         let cmd = self.cbuf[HEADER_LEN];
+        self.command = cmd;
         let mut plan = None;
         let expect = match cmd {
             command::QUIT => return Ok(false),
@@ -305,12 +322,12 @@ impl Relay<'_> {
                     }
                 };
                 match cmd {
-                    command::STMT_EXECUTE => self.pass_command(Some(Expect::Results)).await?,
+                    command::STMT_EXECUTE => self.execute(len).await?,
                     command::STMT_FETCH => self.pass_command(Some(Expect::Rows)).await?,
                     _ => self.pass_command(None).await?,
                 }
             }
-            command::STMT_EXECUTE => self.pass_command(Some(Expect::Results)).await?,
+            command::STMT_EXECUTE => self.execute(len).await?,
             command::STMT_FETCH => self.pass_command(Some(Expect::Rows)).await?,
             command::STMT_SEND_LONG_DATA | command::STMT_CLOSE => self.pass_command(None).await?,
             command::INIT_DB => {
@@ -336,6 +353,8 @@ impl Relay<'_> {
                 // The server forgets prepared statements.
                 self.masks.statements.clear();
                 self.masks.cursors.clear();
+                self.params.clear();
+                self.last_prepared = None;
                 if let Some(expect) = self.pass_command(Some(Expect::Single)).await? {
                     self.relay_response(expect, sbuf).await?;
                 }
@@ -409,7 +428,8 @@ impl Relay<'_> {
         sbuf: &mut BytesMut,
     ) -> Result<(), Side> {
         let malformed = |what| Side::Server(ProtocolError::Malformed(what));
-        let mut response = Response::new(expect, self.server.deprecate_eof());
+        let mut response =
+            Response::new(expect, self.server.deprecate_eof()).with_tap(self.tap(false));
         let binary = !matches!(plan, MaskPlan::Query(_));
         // Result sets of a text beyond its statements' masks: fail-closed.
         let beyond = if binary {
@@ -513,6 +533,16 @@ impl Relay<'_> {
                         }
                     }
                 }
+                Role::Row if active.is_none() => {
+                    // Unmasked rows of a masking session: as they pass.
+                    if let Some(tap) = response.tap_mut() {
+                        if tap.wants(len) {
+                            tap.row(payload);
+                        } else {
+                            tap.skipped();
+                        }
+                    }
+                }
                 Role::Row | Role::Continuation if active.is_some() => {
                     let a = active.as_ref().expect("checked");
                     if len > MAX_MASKED_ROW || role == Role::Continuation {
@@ -529,6 +559,7 @@ impl Relay<'_> {
                         binary,
                         &mut spans,
                     );
+                    let out_at = out.len();
                     if !in_place {
                         // Rewritten straight into the output, after a
                         // header written once its length is known.
@@ -550,6 +581,19 @@ impl Relay<'_> {
                         out[at..at + 3].copy_from_slice(&(row_len as u32).to_le_bytes()[..3]);
                         out[at + 3] = seq;
                         pass = false;
+                    }
+                    if let Some(tap) = response.tap_mut() {
+                        // The row as it leaves for the client: masked.
+                        let seen = if in_place {
+                            &sbuf[HEADER_LEN..total]
+                        } else {
+                            &out[out_at + HEADER_LEN..]
+                        };
+                        if tap.wants(seen.len()) {
+                            tap.row(seen);
+                        } else {
+                            tap.skipped();
+                        }
                     }
                 }
                 Role::EndOfRows => {
@@ -696,7 +740,10 @@ impl Relay<'_> {
         tracing::info!(session = self.session.id, from = %self.session.user, to = %cu.user, "COM_CHANGE_USER");
         self.session.user = cu.user;
         self.session.target = route.target;
+        self.report_traffic();
         self.judge.ended("change user");
+        self.params.clear();
+        self.last_prepared = None;
         self.judge = self.hooks.session(&self.session);
         // The new identity's session: its own outcomes and records.
         self.outcomes = self.judge.outcomes();
@@ -815,9 +862,84 @@ impl Relay<'_> {
         }
     }
 
+    /// A sampler of the next response's result sets, if the sink keeps
+    /// samples (`auto_rows`: rows pass unmasked and are sampled as they
+    /// pass).
+    fn tap(&self, auto_rows: bool) -> Option<crate::sample::Tap> {
+        let limits = self.outcomes.as_ref()?.sample_limits();
+        let binary = matches!(self.command, command::STMT_EXECUTE | command::STMT_FETCH);
+        crate::sample::Tap::new(limits, binary, auto_rows)
+    }
+
+    /// Forwards a COM_STMT_EXECUTE; a recording session's is reported to
+    /// the judge with its parameters (read whole up to 1 MiB).
+    async fn execute(&mut self, len: usize) -> Result<Option<Expect>, Side> {
+        if !self.judge.records_executions() {
+            return self.pass_command(Some(Expect::Results)).await;
+        }
+        if len + HEADER_LEN > MAX_RECORDED_EXECUTE || len < 5 {
+            if len >= 5 {
+                let id = self.statement_id().await?;
+                let id = self.prepared_id(id);
+                self.judge.executed(id, None);
+            }
+            return self.pass_command(Some(Expect::Results)).await;
+        }
+        let (raw, payload) = self.read_whole_command(len).await?;
+        let id = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
+        let id = self.prepared_id(id);
+        let parameters = match self.params.get_mut(&id) {
+            Some((count, types)) => {
+                match crate::sample::parameter_values(&payload[1..], *count, types.as_ref()) {
+                    Some((values, fresh)) => {
+                        if fresh.is_some() {
+                            *types = fresh;
+                        }
+                        Some(values)
+                    }
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        self.judge.executed(id, parameters);
+        write(&mut self.server.stream.io, &raw)
+            .await
+            .map_err(|e| Side::Server(e.into()))?;
+        Ok(Some(Expect::Results))
+    }
+
+    /// A statement id as the server reads it (MariaDB's -1: the last
+    /// statement prepared).
+    fn prepared_id(&self, id: u32) -> u32 {
+        match (id, self.last_prepared) {
+            (u32::MAX, Some(last)) => last,
+            _ => id,
+        }
+    }
+
+    /// Hands the session's traffic so far to its sink.
+    fn report_traffic(&mut self) {
+        let (read, written) = self.traffic.take();
+        if let Some(sink) = &self.outcomes {
+            sink.traffic(read, written);
+        }
+    }
+
     /// Hands a finished response's outcomes to the sink; where masking
     /// applies, error messages as the masked path scrubs them.
     fn report(&mut self, response: &mut Response) {
+        if let Some((id, count)) = response.prepared.take() {
+            // Executions of it are recorded with its text and parameters.
+            if self.judge.records_executions() {
+                if self.params.len() >= MAX_PREPARED && !self.params.contains_key(&id) {
+                    self.params.clear();
+                }
+                self.params.insert(id, (usize::from(count), None));
+                self.judge.prepared_as(id);
+            }
+            self.last_prepared = Some(id);
+        }
         let Some(sink) = &self.outcomes else {
             return;
         };
@@ -839,7 +961,8 @@ impl Relay<'_> {
 
     /// Forwards the server's response to the client until it is complete.
     async fn relay_response(&mut self, expect: Expect, sbuf: &mut BytesMut) -> Result<(), Side> {
-        let mut response = Response::new(expect, self.server.deprecate_eof());
+        let mut response =
+            Response::new(expect, self.server.deprecate_eof()).with_tap(self.tap(true));
         loop {
             let n = response.scan(sbuf).map_err(Side::Server)?;
             if n > 0 {

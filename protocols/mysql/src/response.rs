@@ -8,6 +8,7 @@
 use crate::error::ProtocolError;
 use crate::messages::{lenenc_int, ok};
 use crate::packet::{header, HEADER_LEN, MAX_FRAGMENT};
+use crate::sample::Tap;
 use sqlgate_net::outcome::Outcome;
 
 /// Longest packet the tracker holds whole (an OK with session-state
@@ -92,6 +93,13 @@ pub struct Response {
     /// The outcomes of the statements answered so far (at most
     /// [`MAX_OUTCOMES`]; a text holds at most as many statements).
     outcomes: Vec<Outcome>,
+    /// Bytes of the response since the last outcome.
+    bytes: u64,
+    /// The first rows of each result set, when the recording keeps them.
+    tap: Option<Tap>,
+    /// A COM_STMT_PREPARE's answer: the statement id and its parameter
+    /// count.
+    pub prepared: Option<(u32, u16)>,
 }
 
 /// Outcomes one response keeps, at most.
@@ -115,7 +123,22 @@ impl Response {
             status: 0,
             rows: 0,
             outcomes: Vec::new(),
+            bytes: 0,
+            tap: None,
+            prepared: None,
         }
+    }
+
+    /// Samples result sets with `tap` (which feeds rows itself only when
+    /// `auto_rows`: nothing in the response is masked).
+    pub fn with_tap(mut self, tap: Option<Tap>) -> Self {
+        self.tap = tap;
+        self
+    }
+
+    /// The tap, for a relay that feeds it rows after masking them.
+    pub fn tap_mut(&mut self) -> Option<&mut Tap> {
+        self.tap.as_mut()
     }
 
     /// The outcomes seen since the last call.
@@ -123,8 +146,13 @@ impl Response {
         std::mem::take(&mut self.outcomes)
     }
 
-    fn outcome(&mut self, o: Outcome) {
+    fn outcome(&mut self, mut o: Outcome) {
         self.rows = 0;
+        match &mut o {
+            Outcome::Done { bytes, .. } | Outcome::Failed { bytes, .. } => {
+                *bytes = std::mem::take(&mut self.bytes)
+            }
+        }
         if self.outcomes.len() < MAX_OUTCOMES {
             self.outcomes.push(o);
         }
@@ -198,7 +226,10 @@ impl Response {
                 return Ok(pos);
             }
             let first = (len > 0).then(|| buf[pos + HEADER_LEN]);
-            if self.needs_whole(first, len) {
+            let role = self.role(first, len);
+            let tapped = self.tap_wants(role, len);
+            let needs_whole = self.needs_whole(first, len);
+            if needs_whole || tapped {
                 if len > MAX_INSPECTED {
                     return Err(ProtocolError::TooLong {
                         len,
@@ -209,12 +240,40 @@ impl Response {
                     return Ok(pos);
                 }
                 let payload = &buf[pos + HEADER_LEN..pos + HEADER_LEN + len];
-                self.whole_packet(payload)?;
+                if let (true, Some(tap)) = (tapped, &mut self.tap) {
+                    match role {
+                        Role::ColumnDef { .. } => tap.column(payload),
+                        _ => tap.row(payload),
+                    }
+                }
+                self.bytes += (HEADER_LEN + len) as u64;
+                if needs_whole {
+                    self.whole_packet(payload)?;
+                } else {
+                    self.passed_packet();
+                }
             } else {
+                if let (Role::Row, Some(tap)) = (role, &mut self.tap) {
+                    if tap.auto_rows {
+                        tap.skipped();
+                    }
+                }
+                self.bytes += (HEADER_LEN + len) as u64;
                 self.passed_packet();
             }
             self.continuing = len == MAX_FRAGMENT;
             self.skip = HEADER_LEN + len;
+        }
+    }
+
+    /// Whether the tap takes this packet whole: every column definition
+    /// of a result set, rows while the sample has room (when it is fed
+    /// here).
+    fn tap_wants(&self, role: Role, len: usize) -> bool {
+        match (&self.tap, role) {
+            (Some(_), Role::ColumnDef { .. }) => true,
+            (Some(tap), Role::Row) => tap.auto_rows && tap.wants(len),
+            _ => false,
         }
     }
 
@@ -244,6 +303,9 @@ impl Response {
         let first = p.first().copied();
         self.state = match (self.state, first) {
             (_, Some(0xff)) => {
+                if let Some(tap) = &mut self.tap {
+                    tap.finish();
+                }
                 let code = p.get(1..3).map_or(0, |c| u16::from_le_bytes([c[0], c[1]]));
                 // `#` and a five-character SQLSTATE precede the message.
                 let message = match p.get(3) {
@@ -253,6 +315,7 @@ impl Response {
                 self.outcome(Outcome::Failed {
                     code: code.to_string(),
                     message: String::from_utf8_lossy(message).into_owned(),
+                    bytes: 0,
                 });
                 State::Done
             }
@@ -262,6 +325,8 @@ impl Response {
                 self.outcome(Outcome::Done {
                     tag: "OK".to_owned(),
                     rows: affected,
+                    bytes: 0,
+                    sample: None,
                 });
                 self.after_terminator()
             }
@@ -273,6 +338,9 @@ impl Response {
                 let (n, _) = lenenc_int(p).ok_or(ProtocolError::Malformed("column count"))?;
                 if n == 0 {
                     return Err(ProtocolError::Malformed("column count"));
+                }
+                if let Some(tap) = &mut self.tap {
+                    tap.begin();
                 }
                 State::Columns(n)
             }
@@ -290,9 +358,12 @@ impl Response {
                     State::Done
                 } else {
                     let rows = self.rows;
+                    let sample = self.tap.as_mut().and_then(Tap::finish);
                     self.outcome(Outcome::Done {
                         tag: "ROWS".to_owned(),
                         rows,
+                        bytes: 0,
+                        sample,
                     });
                     self.after_terminator()
                 }
@@ -305,6 +376,11 @@ impl Response {
                     Ok(u16::from_le_bytes([b[0], b[1]]) as u64)
                 };
                 let (columns, params) = (field(5)?, field(7)?);
+                let id = p.get(1..5).ok_or(ProtocolError::Malformed("prepare OK"))?;
+                self.prepared = Some((
+                    u32::from_le_bytes([id[0], id[1], id[2], id[3]]),
+                    params as u16,
+                ));
                 if params > 0 {
                     State::PrepareParams {
                         left: params,

@@ -12,3 +12,4 @@ pub mod hostile;
 pub mod outcome;
 pub mod pool;
 pub mod scrub;
+pub mod traffic;

@@ -1,8 +1,12 @@
 //! What a statement came to, as a relay sees it in the server's answers:
-//! done (its command tag and the rows it returned or affected) or failed
-//! (the error's code and message as the client saw them). Relays report
-//! outcomes in the order the server answers; recording and metrics
-//! consume them. This module must never carry a row's values.
+//! done (its command tag, the rows it returned or affected, and the first
+//! rows of its result as the client received them) or failed (the error's
+//! code and message as the client saw them). Relays report outcomes in the
+//! order the server answers; recording and metrics consume them.
+//!
+//! A sample holds values exactly as they left for the client — after
+//! masking — and this module must never be handed a row before its
+//! masks were applied.
 
 /// One statement's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +18,11 @@ pub enum Outcome {
         tag: String,
         /// Rows returned (a result set) or affected.
         rows: u64,
+        /// Bytes of the answer sent to the client.
+        bytes: u64,
+        /// The first rows of its result as the client saw them, when the
+        /// sink asked for samples and it returned a result.
+        sample: Option<ResultSample>,
     },
     /// The server failed it.
     Failed {
@@ -22,11 +31,172 @@ pub enum Outcome {
         /// The message the client received (scrubbed where masking hides
         /// values).
         message: String,
+        /// Bytes of the answer sent to the client.
+        bytes: u64,
     },
+}
+
+/// How much of each result a sink keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SampleLimits {
+    /// Rows per result (0: none).
+    pub rows: usize,
+    /// Bytes of values per result.
+    pub bytes: usize,
+}
+
+/// The first rows of a result as the client received them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResultSample {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows, each a value per column (`None`: NULL). Values that are not
+    /// text (binary formats) are shown as `\x` and hex.
+    pub rows: Vec<Vec<Option<String>>>,
+    /// More rows followed than the sample kept.
+    pub truncated: bool,
+}
+
+/// Builds one result's sample as its rows pass (one per relay).
+#[derive(Debug, Default)]
+pub struct Sampler {
+    limits: SampleLimits,
+    current: Option<ResultSample>,
+    bytes: usize,
+}
+
+impl Sampler {
+    /// A sampler within `limits` (`None`: the sink keeps no samples).
+    pub fn new(limits: SampleLimits) -> Option<Sampler> {
+        (limits.rows > 0 && limits.bytes > 0).then(|| Sampler {
+            limits,
+            ..Sampler::default()
+        })
+    }
+
+    /// A result with these columns starts.
+    pub fn begin(&mut self, columns: Vec<String>) {
+        self.current = Some(ResultSample {
+            columns,
+            ..ResultSample::default()
+        });
+        self.bytes = 0;
+    }
+
+    /// Whether a result has begun (and not finished).
+    pub fn begun(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// One more column of the result that began.
+    pub fn begin_column(&mut self, name: String) {
+        if let Some(s) = &mut self.current {
+            s.columns.push(name);
+        }
+    }
+
+    /// Whether a row of `len` bytes would be kept (the relay then hands
+    /// it over whole, after masking).
+    pub fn wants(&self, len: usize) -> bool {
+        let Some(s) = &self.current else {
+            return self.limits.bytes >= len;
+        };
+        !s.truncated && s.rows.len() < self.limits.rows && self.bytes + len <= self.limits.bytes
+    }
+
+    /// A row the client received (values after masking); `len` as asked
+    /// of [`Sampler::wants`].
+    pub fn row(&mut self, len: usize, values: Vec<Option<String>>) {
+        let current = self.current.get_or_insert_with(|| ResultSample {
+            columns: (1..=values.len()).map(|i| format!("?column{i}?")).collect(),
+            ..ResultSample::default()
+        });
+        current.rows.push(values);
+        self.bytes += len;
+    }
+
+    /// A row passed without being kept.
+    pub fn skipped(&mut self) {
+        if let Some(s) = &mut self.current {
+            s.truncated = true;
+        } else {
+            self.current = Some(ResultSample {
+                truncated: true,
+                ..ResultSample::default()
+            });
+        }
+    }
+
+    /// The result ended: its sample, if it had columns or rows.
+    pub fn finish(&mut self) -> Option<ResultSample> {
+        self.bytes = 0;
+        self.current.take()
+    }
+}
+
+/// A value as a sample shows it: text as it is, anything else as `\x`
+/// and hex.
+pub fn shown(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(s)
+            if !s
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') =>
+        {
+            s.to_owned()
+        }
+        _ => {
+            let mut out = String::with_capacity(2 + 2 * value.len());
+            out.push_str("\\x");
+            for b in value {
+                out.push_str(&format!("{b:02x}"));
+            }
+            out
+        }
+    }
 }
 
 /// Where a session's outcomes go.
 pub trait OutcomeSink: Send + Sync + std::fmt::Debug {
     /// One outcome, in the order the server answered.
     fn outcome(&self, outcome: Outcome);
+
+    /// How much of each result to sample (none unless a sink asks).
+    fn sample_limits(&self) -> SampleLimits {
+        SampleLimits::default()
+    }
+
+    /// The session's traffic when its relay ends: bytes from the client
+    /// and to it.
+    fn traffic(&self, _from_client: u64, _to_client: u64) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sample_keeps_the_first_rows_within_its_limits() {
+        let mut s = Sampler::new(SampleLimits { rows: 2, bytes: 10 }).unwrap();
+        s.begin(vec!["a".into()]);
+        assert!(s.wants(4));
+        s.row(4, vec![Some("abcd".into())]);
+        assert!(!s.wants(7), "past the byte limit");
+        assert!(s.wants(6));
+        s.row(6, vec![None]);
+        assert!(!s.wants(0), "past the row limit");
+        s.skipped();
+        let got = s.finish().unwrap();
+        assert_eq!(got.rows.len(), 2);
+        assert!(got.truncated);
+        assert!(s.finish().is_none());
+        assert!(Sampler::new(SampleLimits { rows: 0, bytes: 10 }).is_none());
+    }
+
+    #[test]
+    fn values_that_are_not_text_show_as_hex() {
+        assert_eq!(shown(b"hello"), "hello");
+        assert_eq!(shown(&[0, 0, 0, 1]), "\\x00000001");
+        assert_eq!(shown(&[0xff]), "\\xff");
+    }
 }

@@ -176,6 +176,20 @@ pub trait SessionHooks: Send {
         None
     }
 
+    /// Whether each Bind is reported to [`SessionHooks::bound`] (the
+    /// relay then reads Binds up to 1 MiB whole).
+    fn records_binds(&mut self) -> bool {
+        false
+    }
+
+    /// The Parse just judged was forwarded, naming its statement `name`
+    /// (the server's key of it).
+    fn parsed_as(&mut self, _name: &[u8]) {}
+
+    /// A Bind of prepared statement `statement` with its parameter values
+    /// (`None`: too large to read whole, or undecodable).
+    fn bound(&mut self, _statement: &[u8], _parameters: Option<Vec<Option<String>>>) {}
+
     /// Where this session's statement outcomes go (asked once, when the
     /// relay starts); `None`: nobody listens, nothing is inspected.
     fn outcomes(&mut self) -> Option<std::sync::Arc<dyn sqlgate_net::outcome::OutcomeSink>> {

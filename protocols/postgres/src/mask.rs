@@ -238,6 +238,55 @@ pub fn mask_data_row_in_place(body: &mut [u8], active: &ActiveMask) -> bool {
     true
 }
 
+/// A DataRow body's values as a sample shows them (`None`: malformed).
+pub fn data_row_values(body: &[u8]) -> Option<Vec<Option<String>>> {
+    let mut c = Cursor::new(body);
+    let n = c.i16()?;
+    let mut values = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        let len = c.i32()?;
+        values.push(if len < 0 {
+            None
+        } else {
+            Some(sqlgate_net::outcome::shown(c.bytes(len as usize)?))
+        });
+    }
+    c.is_empty().then_some(values)
+}
+
+/// A column's name as a sample shows it.
+pub fn shown_name(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).into_owned()
+}
+
+/// A Bind body's statement name and parameter values as a recording
+/// shows them (text values as they are, binary ones as `\x` and hex
+/// unless they are printable UTF-8;
+/// `None`: NULL). `None` when the body does not decode.
+pub fn bind_parameters(body: &[u8]) -> Option<(Vec<u8>, Vec<Option<String>>)> {
+    let mut c = Cursor::new(body);
+    c.cstr()?;
+    let statement = c.cstr()?.to_vec();
+    let nf = c.u16()?;
+    let formats = (0..nf).map(|_| c.i16()).collect::<Option<Vec<_>>>()?;
+    let np = c.u16()?;
+    let mut values = Vec::with_capacity(usize::from(np));
+    for i in 0..usize::from(np) {
+        let len = c.i32()?;
+        if len < 0 {
+            values.push(None);
+            continue;
+        }
+        let v = c.bytes(len as usize)?;
+        values.push(Some(match format_of(&formats, i) {
+            0 => String::from_utf8_lossy(v).into_owned(),
+            // Binary: text types are their UTF-8; others show as hex.
+            _ => sqlgate_net::outcome::shown(v),
+        }));
+    }
+    Some((statement, values))
+}
+
 /// The number of columns of a DataRow body.
 pub fn data_row_columns(body: &[u8]) -> Option<usize> {
     Cursor::new(body).i16().map(|n| n.max(0) as usize)

@@ -20,7 +20,7 @@ use crate::error::ProtocolError;
 use crate::frame::{pass_over, peek_header, HEADER_LEN};
 use crate::mask::{self, ActiveMask, Field, ResultMask};
 use crate::messages::{backend_tag, error_response, parameter_status};
-use sqlgate_net::outcome::{Outcome, OutcomeSink};
+use sqlgate_net::outcome::{Outcome, OutcomeSink, Sampler};
 
 /// Longest message the relay reads whole from a server other than a
 /// masked DataRow.
@@ -60,6 +60,16 @@ pub(super) struct Downstream<'a> {
     sink: Option<Arc<dyn OutcomeSink>>,
     /// DataRows since the last CommandComplete or error.
     rows: u64,
+    /// Bytes sent since the last CommandComplete or error.
+    bytes: u64,
+    /// Bytes sent in all.
+    pub sent: u64,
+    /// The first rows of the result passing, as the client receives them
+    /// (when the sink keeps samples).
+    sampler: Option<Sampler>,
+    /// The column names of the last RowDescription (for the sample of an
+    /// Execute without one).
+    described: Vec<String>,
 }
 
 /// What becomes of a server message.
@@ -96,8 +106,12 @@ impl<'a> Downstream<'a> {
             cell: Vec::new(),
             holding: None,
             budget: None,
+            sampler: sink.as_ref().and_then(|s| Sampler::new(s.sample_limits())),
             sink,
             rows: 0,
+            bytes: 0,
+            sent: 0,
+            described: Vec::new(),
         }
     }
 
@@ -170,6 +184,19 @@ impl<'a> Downstream<'a> {
             if tag == b'D' && self.holding.is_none() {
                 self.rows += 1;
             }
+            // A row the sample keeps is read whole first.
+            let sampled = tag == b'D'
+                && self
+                    .sampler
+                    .as_ref()
+                    .is_some_and(|s| s.wants(total - HEADER_LEN));
+            if sampled {
+                if buf.len() - pos < total {
+                    self.holding = Some(total);
+                    break;
+                }
+                self.holding = None;
+            }
             let rewrite = if tag == b'D' && self.in_rows {
                 // The hot path of a result: its rows, placed already.
                 match &self.active {
@@ -214,6 +241,26 @@ impl<'a> Downstream<'a> {
                     e => RelayEnd::ServerError(e),
                 })?
             };
+            if tag == b'D' {
+                if let Some(sampler) = &mut self.sampler {
+                    // The row as it leaves for the client: masked.
+                    let seen = match &rewrite {
+                        _ if !sampled => None,
+                        Rewrite::Keep => buf.get(pos + HEADER_LEN..pos + total),
+                        Rewrite::Scratch => self.scratch.get(HEADER_LEN..),
+                        Rewrite::With(_) | Rewrite::Drop => None,
+                    };
+                    match seen.and_then(mask::data_row_values) {
+                        Some(values) => {
+                            if !sampler.begun() && values.len() == self.described.len() {
+                                sampler.begin(self.described.clone());
+                            }
+                            sampler.row(total - HEADER_LEN, values)
+                        }
+                        None => sampler.skipped(),
+                    }
+                }
+            }
             self.last_tag = tag;
             if !matches!(rewrite, Rewrite::Keep) {
                 debug_assert!(
@@ -252,6 +299,8 @@ impl<'a> Downstream<'a> {
                 }
             }
             self.skip = total;
+            self.bytes += total as u64;
+            self.sent += total as u64;
         }
         if !self.out.is_empty() {
             self.out.extend_from_slice(&buf[emitted..pos]);
@@ -272,6 +321,7 @@ impl<'a> Downstream<'a> {
     /// again).
     fn report(&mut self, outcome: Outcome) {
         self.rows = 0;
+        self.bytes = 0;
         if let Some(sink) = &self.sink {
             sink.outcome(outcome);
         }
@@ -285,6 +335,8 @@ impl<'a> Downstream<'a> {
             | backend_tag::PARAMETER_STATUS
             | backend_tag::ERROR_RESPONSE => Some(MAX_INSPECTED),
             b'T' | b't' | b'n' | b'N' | b'C' if self.masking => Some(MAX_INSPECTED),
+            // Its column names head the sample.
+            b'T' if self.sampler.is_some() => Some(MAX_INSPECTED),
             // Its tag is the statement's outcome.
             b'C' if self.sink.is_some() => Some(MAX_INSPECTED),
             // The first row of an Execute: its columns are counted.
@@ -336,7 +388,20 @@ impl<'a> Downstream<'a> {
                 .next()
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(self.rows);
-            self.report(Outcome::Done { tag, rows });
+            let sample = self.sampler.as_mut().and_then(Sampler::finish);
+            let bytes = self.bytes + body.len() as u64 + HEADER_LEN as u64;
+            self.report(Outcome::Done {
+                tag,
+                rows,
+                bytes,
+                sample,
+            });
+        }
+        if matches!(answer, Answer::Ready) {
+            // A description no rows followed belongs to no later result.
+            if let Some(sampler) = &mut self.sampler {
+                sampler.finish();
+            }
         }
         Ok(match answer {
             Answer::Pass | Answer::Ready => match tag {
@@ -353,9 +418,14 @@ impl<'a> Downstream<'a> {
                                 .map(|v| String::from_utf8_lossy(v).into_owned())
                                 .unwrap_or_default()
                         };
+                        if let Some(sampler) = &mut self.sampler {
+                            sampler.finish();
+                        }
+                        let bytes = self.bytes + seen.len() as u64 + HEADER_LEN as u64;
                         self.report(Outcome::Failed {
                             code: field(b'C'),
                             message: field(b'M'),
+                            bytes,
                         });
                     }
                     return Ok(rewrite);
@@ -366,6 +436,14 @@ impl<'a> Downstream<'a> {
             Answer::Own => Rewrite::Drop,
             Answer::Described { mask, rows } => {
                 self.in_rows = rows;
+                if let Some(sampler) = &mut self.sampler {
+                    if let Some(fields) = mask::decode_row_description(body) {
+                        let names: Vec<String> =
+                            fields.iter().map(|f| mask::shown_name(&f.name)).collect();
+                        sampler.begin(names.clone());
+                        self.described = names;
+                    }
+                }
                 let Some(mask) = mask else {
                     return Ok(Rewrite::Keep);
                 };
@@ -384,6 +462,15 @@ impl<'a> Downstream<'a> {
                 formats,
             } => {
                 self.in_rows = true;
+                if let Some(sampler) = &mut self.sampler {
+                    // Its columns: as the relay followed them, or else the
+                    // last description if it has as many (a client that
+                    // described the statement when it prepared it).
+                    // (the latter when its first row is sampled).
+                    if let Some(f) = &fields {
+                        sampler.begin(f.iter().map(|f| mask::shown_name(&f.name)).collect());
+                    }
+                }
                 let Some(mask) = mask else {
                     return Ok(Rewrite::Keep);
                 };

@@ -86,6 +86,7 @@ pub async fn run(
 ) -> RelayOutcome {
     let masking = hooks.masking();
     let sink = hooks.outcomes();
+    let sink_for_traffic = sink.clone();
     let unknown = if masking {
         hooks.unknown_result()
     } else {
@@ -147,6 +148,9 @@ pub async fn run(
         }
         end
     };
+    if let Some(sink) = &sink_for_traffic {
+        sink.traffic(up.received, down.sent);
+    }
     let (idle, status) = {
         let m = shared.model();
         (m.idle(), m.status())

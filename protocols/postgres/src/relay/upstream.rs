@@ -28,6 +28,9 @@ const MAX_MESSAGE: usize = 1 << 30;
 /// Longest Bind a masking session holds whole (its result formats come
 /// last, after the parameters).
 const MAX_HELD_BIND: usize = 64 << 20;
+/// Longest Bind a recording session reads whole for its parameters (a
+/// longer one is recorded without them).
+const MAX_RECORDED_BIND: usize = 1 << 20;
 
 /// Client → server.
 pub(super) struct Upstream<'a> {
@@ -48,6 +51,10 @@ pub(super) struct Upstream<'a> {
     waiting: Option<BeforeForward<ClientError>>,
     resumed: Option<Result<Masks, ClientError>>,
     judged: Option<Masks>,
+    /// Bytes read from the client.
+    pub received: u64,
+    /// Binds are reported to the hooks (for the recording).
+    records_binds: bool,
 }
 
 enum Scan {
@@ -79,6 +86,7 @@ impl<'a> Upstream<'a> {
         shared: &'a Shared,
         masking: bool,
     ) -> Self {
+        let records_binds = hooks.records_binds();
         Upstream {
             skip: 0,
             discard: 0,
@@ -90,6 +98,8 @@ impl<'a> Upstream<'a> {
             waiting: None,
             resumed: None,
             judged: None,
+            received: 0,
+            records_binds,
         }
     }
 
@@ -165,14 +175,14 @@ impl<'a> Upstream<'a> {
             }
             buf.reserve(READ_CHUNK);
             match rd.read_buf(buf).await {
-                Ok(0) => {
+                Ok(n) if n > 0 => self.received += n as u64,
+                Ok(_) => {
                     return if buf.is_empty() && self.skip == 0 {
                         RelayEnd::ClientGone
                     } else {
                         RelayEnd::ClientError(ProtocolError::Truncated)
                     }
                 }
-                Ok(_) => {}
                 Err(e) => return RelayEnd::ClientError(e.into()),
             }
         }
@@ -212,6 +222,7 @@ impl<'a> Upstream<'a> {
             let whole = match tag {
                 frontend_tag::QUERY | frontend_tag::PARSE => Some(self.limits.max_statement_len),
                 b'B' if self.masking => Some(MAX_HELD_BIND),
+                b'B' if self.records_binds && total <= MAX_RECORDED_BIND => Some(total),
                 b'E' if self.masking => Some(self.limits.max_statement_len),
                 // Which of its answers a Describe gets depends on its kind.
                 b'D' | b'C' => Some(self.limits.max_statement_len),
@@ -249,6 +260,22 @@ impl<'a> Upstream<'a> {
                 frontend_tag::TERMINATE => return Ok(Scan::Terminate(pos)),
                 b'B' | b'E' | b'D' | b'C' => {
                     self.shared.unsynced.store(true, Ordering::Relaxed);
+                    if tag == b'B' && self.records_binds {
+                        let whole = buf.len() - pos >= total;
+                        match whole.then(|| mask::bind_parameters(body)).flatten() {
+                            Some((statement, values)) => {
+                                self.hooks.bound(&key(&statement), Some(values))
+                            }
+                            None => {
+                                // The statement's name leads the body.
+                                let name = body.iter().position(|&b| b == 0).and_then(|p| {
+                                    let rest = &body[p + 1..];
+                                    rest.iter().position(|&b| b == 0).map(|q| &rest[..q])
+                                });
+                                self.hooks.bound(&key(name.unwrap_or_default()), None)
+                            }
+                        }
+                    }
                     let sent = if self.masking {
                         extended(tag, body)?
                     } else {
@@ -339,6 +366,9 @@ impl<'a> Upstream<'a> {
                 }));
             }
         };
+        if tag == frontend_tag::PARSE {
+            self.hooks.parsed_as(&name);
+        }
         match tag {
             frontend_tag::QUERY => self.send(Sent::Query {
                 statements: plans.into(),
