@@ -31,12 +31,21 @@ async fn statements_prepared_statements_and_refusals_are_recorded() {
         .await
         .unwrap();
     direct
-        .query_drop("CREATE OR REPLACE TABLE rec_notes (id INT, note TEXT)")
+        .query_drop(
+            "CREATE OR REPLACE TABLE rec_notes (id INT, note TEXT); \
+             INSERT INTO rec_notes VALUES (9, 'canaryzq77')",
+        )
         .await
         .unwrap();
     let mut config = TestConfig::mysql(my);
-    config.with_example_policy(&["app"], "");
+    // The notes are masked for everyone but ci: the recording keeps what
+    // the client saw.
+    config.with_example_policy(
+        &["app"],
+        "[[mask]]\ncolumns = [\"app.rec_notes.note\"]\nfunction = \"redact\"\nexcept_users = [\"ci\"]\n",
+    );
     let gw = config.start().await;
+    gw.catalog_has("rec_notes").await;
     let store = config.path().join("sqlgate-recordings.db");
     let mut ci = Conn::new(Opts::from_url(&gw.mysql_url("ci", "ci-pw", "app")).unwrap())
         .await
@@ -61,6 +70,24 @@ async fn statements_prepared_statements_and_refusals_are_recorded() {
         .await
         .unwrap();
     let _: Vec<i64> = bot.query("SELECT id FROM rec_notes").await.unwrap();
+    // Masked results, text and binary protocol: recorded as the bot saw
+    // them.
+    let notes: Vec<(i64, String)> = bot
+        .query("SELECT id, note FROM rec_notes ORDER BY id")
+        .await
+        .unwrap();
+    assert!(notes.iter().all(|(_, n)| n != "canaryzq77"));
+    let note: Option<String> = bot
+        .exec_first("SELECT note FROM rec_notes WHERE id = ?", (9,))
+        .await
+        .unwrap();
+    assert_ne!(note.as_deref(), Some("canaryzq77"));
+    // An unmasked prepared result: its binary rows decoded by type.
+    let ids: Vec<(i64, String)> = ci
+        .exec("SELECT id, note FROM rec_notes WHERE id < ? ORDER BY id", (3,))
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
     bot.query_drop("DELETE FROM rec_notes").await.unwrap_err();
     ci.query_drop("SELECT * FROM rec_no_such_table")
         .await
@@ -87,8 +114,30 @@ async fn statements_prepared_statements_and_refusals_are_recorded() {
     assert!(
         outcomes
             .iter()
-            .any(|o| o.tag.as_deref() == Some("ROWS") && o.rows == 2),
+            .any(|o| o.tag.as_deref() == Some("ROWS") && o.rows == 3),
         "{outcomes:?}"
+    );
+    let results: Vec<_> = outcomes.iter().filter_map(|o| o.result.as_ref()).collect();
+    let masked = results
+        .iter()
+        .find(|r| r.columns == ["id", "note"] && r.rows.len() == 3)
+        .expect("the bot's text-protocol result is recorded");
+    assert_eq!(masked.rows[2][0].as_deref(), Some("9"));
+    assert_ne!(masked.rows[2][1].as_deref(), Some("canaryzq77"));
+    assert!(
+        results
+            .iter()
+            .any(|r| r.columns == ["note"] && r.rows.len() == 1),
+        "the bot's binary-protocol result: {results:?}"
+    );
+    assert!(
+        results.iter().any(|r| r.columns == ["id", "note"]
+            && r.rows
+                == [
+                    [Some("1".to_owned()), Some("text".to_owned())],
+                    [Some("2".to_owned()), Some("prepared".to_owned())]
+                ]),
+        "ci's binary rows decoded: {results:?}"
     );
     assert!(
         outcomes.iter().any(|o| o.code.as_deref() == Some("1146")),
@@ -98,6 +147,22 @@ async fn statements_prepared_statements_and_refusals_are_recorded() {
     assert!(seen
         .iter()
         .any(|e| e.text == "SELECT id FROM rec_notes" && e.verdict == "allow"));
+    // Each execution, with its parameters.
+    assert!(
+        seen.iter().any(|e| e.origin == "execute"
+            && e.text == "INSERT INTO rec_notes VALUES (?, ?)"
+            && e.parameters == Some(vec![Some("2".to_owned()), Some("prepared".to_owned())])),
+        "{seen:?}"
+    );
+    // No masked value in any byte of the store (WAL included).
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(config.path()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.to_string_lossy().contains("sqlgate-recordings") {
+            bytes.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    assert!(!bytes.windows(10).any(|w| w == b"canaryzq77"));
     let delete = seen
         .iter()
         .find(|e| e.text == "DELETE FROM rec_notes")
