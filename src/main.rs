@@ -313,6 +313,7 @@ fn run() -> anyhow::Result<ExitCode> {
         }
         Command::Sessions { config, command } => {
             let mut store = open_store(&config)?;
+            let store = &mut *store;
             use sqlgate::store::cli;
             match command {
                 SessionsCommand::List {
@@ -329,9 +330,9 @@ fn run() -> anyhow::Result<ExitCode> {
                         until_us: until.map(|s| s * 1_000_000),
                         refused,
                     };
-                    print!("{}", cli::list(&mut store, &filter)?);
+                    print!("{}", cli::list(store, &filter)?);
                 }
-                SessionsCommand::Show { id } => match cli::show(&mut store, &id)? {
+                SessionsCommand::Show { id } => match cli::show(store, &id)? {
                     Some(text) => print!("{text}"),
                     None => {
                         eprintln!("no session {id}");
@@ -341,15 +342,14 @@ fn run() -> anyhow::Result<ExitCode> {
                 SessionsCommand::Replay { id, speed, no_wait } => {
                     let speed = (!no_wait).then_some(speed.max(0.001));
                     let mut out = std::io::stdout().lock();
-                    if !cli::replay(&mut store, &id, speed, &mut out)? {
+                    if !cli::replay(store, &id, speed, &mut out)? {
                         eprintln!("no session {id}");
                         return Ok(ExitCode::FAILURE);
                     }
                 }
                 SessionsCommand::Export { ids, all } => {
-                    use sqlgate::store::Store;
                     let ids = if all { store.session_ids()? } else { ids };
-                    print!("{}", cli::export(&mut store, &ids)?);
+                    print!("{}", cli::export(store, &ids)?);
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -359,10 +359,11 @@ fn run() -> anyhow::Result<ExitCode> {
             command: AuditCommand::Verify { public_key },
         } => {
             let mut store = open_store(&config)?;
+            let store = &mut *store;
             let public = public_key
                 .map(|p| sqlgate::store::checkpoint::PublicKey::read(&p))
                 .transpose()?;
-            let (text, intact) = sqlgate::store::cli::verify_text(&mut store, public.as_ref())?;
+            let (text, intact) = sqlgate::store::cli::verify_text(store, public.as_ref())?;
             print!("{text}");
             Ok(if intact {
                 ExitCode::SUCCESS
@@ -384,13 +385,13 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 /// The recording store a configuration names.
-fn open_store(config: &std::path::Path) -> anyhow::Result<sqlgate::store::sqlite::SqliteStore> {
+fn open_store(config: &std::path::Path) -> anyhow::Result<Box<dyn sqlgate::store::Store>> {
     let config = Config::load_offline(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let path = &config.recording.path;
-    if !path.exists() {
-        anyhow::bail!("no recording store at {}", path.display());
+    let r = &config.recording;
+    if r.postgres.is_none() && !r.path.exists() {
+        anyhow::bail!("no recording store at {}", r.path.display());
     }
-    Ok(sqlgate::store::sqlite::SqliteStore::open(path)?)
+    Ok(sqlgate::store::open(r)?)
 }
 
 fn init_logging() {

@@ -42,8 +42,6 @@ fn start_recorder(config: &Config) -> anyhow::Result<Option<Recorder>> {
         tracing::warn!("[recording] enabled = false: sessions are not recorded");
         return Ok(None);
     }
-    let store = crate::store::sqlite::SqliteStore::open(&r.path)
-        .with_context(|| format!("recording store {}", r.path.display()))?;
     let instance = format!(
         "{}/{}",
         std::fs::read_to_string("/etc/hostname")
@@ -61,17 +59,22 @@ fn start_recorder(config: &Config) -> anyhow::Result<Option<Recorder>> {
             None
         }
     };
-    let recorder = Recorder::start(
-        Box::new(store),
-        r.flush,
-        r.on_failure,
-        &instance,
-        signer,
-        r.retain,
-    )
-    .context("recording store")?
-    .with_capture(r.capture);
-    tracing::info!(store = %r.path.display(), "recording sessions");
+    // The store's client blocks (PostgreSQL's runs a runtime of its own):
+    // opened, and its trail verified, on a thread outside the gateway's
+    // runtime, before the writer thread takes it.
+    let started = std::thread::scope(|s| {
+        s.spawn(|| {
+            let store = crate::store::open(r)
+                .with_context(|| format!("recording store {}", crate::store::location(r)))?;
+            Recorder::start(store, r.flush, r.on_failure, &instance, signer, r.retain)
+                .context("recording store")
+        })
+        .join()
+    });
+    let recorder = started
+        .map_err(|_| anyhow::anyhow!("recording store: opening it failed"))??
+        .with_capture(r.capture);
+    tracing::info!(store = %crate::store::location(r), "recording sessions");
     Ok(Some(recorder))
 }
 

@@ -239,6 +239,22 @@ pub fn verify(store: &mut dyn Store, public: Option<&PublicKey>) -> Result<Repor
     Ok(report)
 }
 
+/// Chains `links` (in order) after `last`: their numbers, predecessors
+/// and hashes follow from it, whatever they were computed from.
+pub fn rechain(links: &mut [super::Link], mut last: Option<super::Link>) -> Option<super::Link> {
+    for l in links.iter_mut() {
+        let (n, prev) = match &last {
+            Some(p) => (p.n + 1, p.hash),
+            None => (0, [0; 32]),
+        };
+        l.n = n;
+        l.prev = prev;
+        l.hash = link_hash(&prev, n, &l.session, l.records, &l.head);
+        last = Some(l.clone());
+    }
+    last
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,9 @@
 //! [store]
 //! path = "recordings.db"     # SQLite file, relative to the config;
 //!                            # default: sqlgate-recordings.db beside it
+//! # or PostgreSQL, for several gateways sharing one trail:
+//! # url = "postgres://sqlgate@db.internal:5432/audit"
+//! # password_file = "store.pw"   # never in the URL
 //! [recording]
 //! enabled = true             # default
 //! flush_ms = 200             # reads and outcomes committed within this
@@ -31,6 +34,8 @@ use crate::config::Problems;
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
     path: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
 }
 
 /// `[recording]` as written.
@@ -55,6 +60,8 @@ pub struct RecordingConfig {
     pub enabled: bool,
     /// The SQLite file.
     pub path: PathBuf,
+    /// The PostgreSQL store instead, when `[store] url` names one.
+    pub postgres: Option<PostgresLocation>,
     /// Group-commit interval of records nothing waits for.
     pub flush: Duration,
     /// What happens to statements that must be durable when the store
@@ -68,6 +75,37 @@ pub struct RecordingConfig {
     pub retain: Option<Duration>,
     /// What of results and parameters records keep.
     pub capture: Capture,
+}
+
+/// A PostgreSQL store: its URL (no password) and the password's file.
+#[derive(Clone)]
+pub struct PostgresLocation {
+    /// The connection URL as written.
+    pub url: String,
+    /// The file holding the password, if any.
+    pub password_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for PostgresLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresLocation")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresLocation {
+    /// The connection settings, with the password read from its file.
+    pub fn connect_config(&self) -> Result<postgres::Config, String> {
+        let mut config: postgres::Config = self.url.parse().map_err(|e| format!("{e}"))?;
+        if let Some(file) = &self.password_file {
+            let pw = std::fs::read_to_string(file)
+                .map_err(|e| format!("store.password_file {}: {e}", file.display()))?;
+            config.password(pw.trim_end_matches(['\n', '\r']));
+        }
+        config.application_name("sqlgate-recorder");
+        Ok(config)
+    }
 }
 
 /// What of results and parameters records keep.
@@ -113,6 +151,40 @@ pub(crate) fn parse(
         }
         Some(s) => base.join(s.get_ref()),
         None => base.join(DEFAULT_FILE),
+    };
+    let postgres = match &store.url {
+        Some(u) => {
+            match u.get_ref().parse::<postgres::Config>() {
+                Err(e) => p.at(
+                    u.span(),
+                    "store.url",
+                    format!("is not a PostgreSQL URL: {e}"),
+                ),
+                Ok(c) if c.get_password().is_some() => p.at(
+                    u.span(),
+                    "store.url",
+                    "must not hold a password: name a password_file",
+                ),
+                Ok(_) => {}
+            }
+            if store.path.is_some() {
+                p.at(
+                    u.span(),
+                    "store.url",
+                    "names a second store beside store.path",
+                );
+            }
+            Some(PostgresLocation {
+                url: u.get_ref().clone(),
+                password_file: store.password_file.as_ref().map(|f| base.join(f.get_ref())),
+            })
+        }
+        None => {
+            if let Some(f) = &store.password_file {
+                p.at(f.span(), "store.password_file", "is for a store.url");
+            }
+            None
+        }
     };
     let flush = match &recording.flush_ms {
         Some(f) if *f.get_ref() == 0 || *f.get_ref() > 60_000 => {
@@ -200,6 +272,7 @@ pub(crate) fn parse(
         ),
     }
     RecordingConfig {
+        postgres,
         capture,
         retain,
         enabled: recording.enabled.unwrap_or(true),

@@ -15,6 +15,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod postgres;
 pub mod session;
 pub mod sqlite;
 pub mod table;
@@ -228,16 +229,39 @@ pub enum StoreError {
     Stopped,
 }
 
+/// Opens the store a configuration names: PostgreSQL when `[store] url`
+/// is set, else the SQLite file.
+pub fn open(config: &config::RecordingConfig) -> Result<Box<dyn Store>, StoreError> {
+    match &config.postgres {
+        Some(pg) => {
+            let c = pg.connect_config().map_err(StoreError::Backend)?;
+            Ok(Box::new(postgres::PostgresStore::connect(&c)?))
+        }
+        None => Ok(Box::new(sqlite::SqliteStore::open(&config.path)?)),
+    }
+}
+
+/// Where a configuration's store is, for logs.
+pub fn location(config: &config::RecordingConfig) -> String {
+    match &config.postgres {
+        Some(pg) => pg.url.clone(),
+        None => config.path.display().to_string(),
+    }
+}
+
 /// A store of records. The writer thread is its only writer in a gateway.
 pub trait Store: Send + 'static {
     /// Appends rows and links in one durable transaction; `counts`: per
     /// session, statements and refusals among the rows (for listings).
+    /// The links are chained (`chain::rechain`) after the store's last
+    /// link as the transaction finds it — several gateways may append to
+    /// one store — and the last link written is returned.
     fn append(
         &mut self,
         rows: &[Row],
-        links: &[Link],
+        links: &mut [Link],
         counts: &[(String, u64, u64)],
-    ) -> Result<(), StoreError>;
+    ) -> Result<Option<Link>, StoreError>;
     /// The last link of the gateway-wide chain.
     fn last_link(&mut self) -> Result<Option<Link>, StoreError>;
     /// Sessions, newest first.
@@ -248,8 +272,12 @@ pub trait Store: Send + 'static {
     fn session_ids(&mut self) -> Result<Vec<String>, StoreError>;
     /// The gateway-wide chain, in order.
     fn links(&mut self) -> Result<Vec<Link>, StoreError>;
-    /// Appends a signed checkpoint.
-    fn add_checkpoint(&mut self, cp: &checkpoint::Checkpoint) -> Result<(), StoreError>;
+    /// Appends a signed checkpoint, numbered after the store's last one
+    /// in the same transaction (`sign` makes it for a number).
+    fn add_checkpoint(
+        &mut self,
+        sign: &dyn Fn(u64) -> checkpoint::Checkpoint,
+    ) -> Result<checkpoint::Checkpoint, StoreError>;
     /// Every checkpoint, in order.
     fn checkpoints(&mut self) -> Result<Vec<checkpoint::Checkpoint>, StoreError>;
     /// The last link through which every linked session ended before

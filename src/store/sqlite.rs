@@ -99,10 +99,24 @@ impl Store for SqliteStore {
     fn append(
         &mut self,
         rows: &[Row],
-        links: &[Link],
+        links: &mut [Link],
         counts: &[(String, u64, u64)],
-    ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction().map_err(err)?;
+    ) -> Result<Option<Link>, StoreError> {
+        // Immediate: the last link read is still the last when the new
+        // ones are written (another process may hold the file).
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let last = tx
+            .query_row(
+                "SELECT n, session, records, head, prev, hash FROM links ORDER BY n DESC LIMIT 1",
+                [],
+                link_of,
+            )
+            .optional()
+            .map_err(err)?;
+        let last = super::chain::rechain(links, last);
         {
             let mut insert = tx
                 .prepare_cached(
@@ -171,7 +185,8 @@ impl Store for SqliteStore {
                 .map_err(err)?;
             }
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(err)?;
+        Ok(last)
     }
 
     fn last_link(&mut self) -> Result<Option<Link>, StoreError> {
@@ -241,14 +256,25 @@ impl Store for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(err)
     }
 
-    fn add_checkpoint(&mut self, cp: &Checkpoint) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO checkpoints (n, link, link_hash, at_us, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![cp.n as i64, cp.link as i64, &cp.link_hash[..], cp.at_us, cp.signature],
-            )
-            .map(|_| ())
-            .map_err(err)
+    fn add_checkpoint(
+        &mut self,
+        sign: &dyn Fn(u64) -> Checkpoint,
+    ) -> Result<Checkpoint, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let n: Option<i64> = tx
+            .query_row("SELECT max(n) FROM checkpoints", [], |r| r.get(0))
+            .map_err(err)?;
+        let cp = sign(n.map_or(0, |n| n as u64 + 1));
+        tx.execute(
+            "INSERT INTO checkpoints (n, link, link_hash, at_us, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![cp.n as i64, cp.link as i64, &cp.link_hash[..], cp.at_us, cp.signature],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(cp)
     }
 
     fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, StoreError> {

@@ -326,11 +326,10 @@ impl Writer {
         {
             return;
         }
-        let n = self.signed.map_or(0, |(n, _)| n + 1);
-        let cp = key.sign(n, link.n, link.hash, now_us());
-        match self.store.add_checkpoint(&cp) {
-            Ok(()) => {
-                self.signed = Some((n, link.n));
+        let (at, hash, at_us) = (link.n, link.hash, now_us());
+        match self.store.add_checkpoint(&|n| key.sign(n, at, hash, at_us)) {
+            Ok(cp) => {
+                self.signed = Some((cp.n, cp.link));
                 self.signed_at = Instant::now();
             }
             Err(e) => tracing::error!(error = %e, "recording: a checkpoint could not be written"),
@@ -504,8 +503,13 @@ impl Writer {
             .into_iter()
             .map(|(s, (n, r))| (s.to_owned(), n, r))
             .collect();
-        match self.store.append(&rows, &links, &counts) {
-            Ok(()) => {
+        match self.store.append(&rows, &mut links, &counts) {
+            Ok(last) => {
+                // The chain as the store has it (another gateway may have
+                // linked sessions since).
+                if last.is_some() {
+                    self.last_link = last;
+                }
                 self.commits += 1;
                 self.records += rows.len() as u64;
                 if !self.healthy.swap(true, Ordering::Relaxed) {

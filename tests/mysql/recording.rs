@@ -84,7 +84,10 @@ async fn statements_prepared_statements_and_refusals_are_recorded() {
     assert_ne!(note.as_deref(), Some("canaryzq77"));
     // An unmasked prepared result: its binary rows decoded by type.
     let ids: Vec<(i64, String)> = ci
-        .exec("SELECT id, note FROM rec_notes WHERE id < ? ORDER BY id", (3,))
+        .exec(
+            "SELECT id, note FROM rec_notes WHERE id < ? ORDER BY id",
+            (3,),
+        )
         .await
         .unwrap();
     assert_eq!(ids.len(), 2);

@@ -472,3 +472,103 @@ async fn a_full_disk_refuses_writes_clearly_and_recording_resumes_when_space_ret
     drop(agent);
     direct.batch_execute("DROP TABLE rec_full").await.unwrap();
 }
+
+/// Two gateway instances recording into one PostgreSQL store: their
+/// sessions' links form one chain, signed by both, that verifies; an edit
+/// made in the database is found.
+#[tokio::test]
+async fn two_gateways_write_one_postgres_trail_that_verifies() {
+    let server = pg::shared();
+    let db = format!("rec_shared_{}", std::process::id());
+    server.psql("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
+    server.psql("postgres", &format!("CREATE DATABASE {db}"));
+    let key = sqlgate::store::checkpoint::Key::generate();
+    let configs: Vec<TestConfig> = (0..2)
+        .map(|_| {
+            let mut c = TestConfig::new(server);
+            c.secret("store.pw", pg::SUPERUSER_PW);
+            std::fs::write(c.path().join("audit.key"), key.to_file_text()).unwrap();
+            std::fs::write(c.path().join("audit.pub"), key.public_text()).unwrap();
+            c.toml.push_str(&format!(
+                "\n[store]\nurl = \"postgres://postgres@127.0.0.1:{}/{db}\"\npassword_file = \"store.pw\"\n\
+                 \n[recording]\nsigning_key_file = \"audit.key\"\ncheckpoint_secs = 1\n",
+                server.port
+            ));
+            c
+        })
+        .collect();
+    let mut gateways = Vec::new();
+    for c in &configs {
+        gateways.push(c.start().await);
+    }
+    // Sessions on both, ending interleaved: A, B, A, B.
+    for round in 0..2 {
+        for (i, gw) in gateways.iter().enumerate() {
+            let client =
+                connect(&gw.conn_str("agent", crate::support::gateway::AGENT_PW, "app")).await;
+            client
+                .simple_query(&format!("SELECT {round} AS round, {i} AS gateway"))
+                .await
+                .unwrap();
+            drop(client);
+            // Its end reaches the store before the next session starts.
+            let rec = gw.running.recorder.clone().unwrap();
+            let want = round * 2 + i + 1;
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                rec.flush();
+                let ended = server.psql(
+                    &db,
+                    "SELECT count(*) FROM sqlgate_audit.sessions WHERE ended_us IS NOT NULL",
+                );
+                if ended.parse::<usize>().unwrap() >= want {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "session never ended");
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+    assert_eq!(
+        server.psql(&db, "SELECT count(*) FROM sqlgate_audit.links"),
+        "4"
+    );
+    let verify = |cfg: &TestConfig| {
+        Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+            .args(["audit", "verify", "--public-key"])
+            .arg(cfg.path().join("audit.pub"))
+            .arg("--config")
+            .arg(cfg.write())
+            .output()
+            .unwrap()
+    };
+    let out = verify(&configs[1]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("4 links verified"), "{text}");
+    // Both instances' sessions are listed from either configuration.
+    let list = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+        .args(["sessions", "list", "--config"])
+        .arg(configs[0].write())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout)
+            .matches(" agent ")
+            .count(),
+        4,
+        "{}",
+        String::from_utf8_lossy(&list.stdout)
+    );
+    drop(gateways);
+    // An edit in the database is found.
+    server.psql(
+        &db,
+        "UPDATE sqlgate_audit.records SET body = replace(body, '1 AS round', '7 AS round') \
+         WHERE body LIKE '%1 AS round%' AND kind = 'statement'",
+    );
+    let out = verify(&configs[0]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains("edited"), "{text}");
+    server.psql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+}
