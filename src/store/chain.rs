@@ -239,6 +239,19 @@ pub fn verify(store: &mut dyn Store, public: Option<&PublicKey>) -> Result<Repor
     Ok(report)
 }
 
+/// The link retention's anchor stands for (the last one pruned): only
+/// its number and hash matter to what is chained after it.
+pub fn anchor_link(n: u64, hash: [u8; 32]) -> super::Link {
+    super::Link {
+        n,
+        session: String::new(),
+        records: 0,
+        head: [0; 32],
+        prev: [0; 32],
+        hash,
+    }
+}
+
 /// Chains `links` (in order) after `last`: their numbers, predecessors
 /// and hashes follow from it, whatever they were computed from.
 pub fn rechain(links: &mut [super::Link], mut last: Option<super::Link>) -> Option<super::Link> {

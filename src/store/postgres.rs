@@ -200,7 +200,19 @@ impl Store for PostgresStore {
             // the last link as this transaction sees it.
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK])
                 .map_err(err)?;
-            last = super::chain::rechain(links, last_link(&mut tx)?);
+            let after = match last_link(&mut tx)? {
+                Some(l) => Some(l),
+                // Pruned whole: the chain goes on from its anchor.
+                None => {
+                    tx.query_opt(
+                        "SELECT link, hash FROM sqlgate_audit.anchor WHERE id = 1",
+                        &[],
+                    )
+                    .map_err(err)?
+                    .map(|r| super::chain::anchor_link(r.get::<_, i64>(0) as u64, hash32(r.get(1))))
+                }
+            };
+            last = super::chain::rechain(links, after);
             for l in links.iter() {
                 tx.execute(
                     "INSERT INTO sqlgate_audit.links (n, session, records, head, prev, hash) VALUES ($1, $2, $3, $4, $5, $6)",

@@ -108,15 +108,31 @@ impl Store for SqliteStore {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
-        let last = tx
-            .query_row(
-                "SELECT n, session, records, head, prev, hash FROM links ORDER BY n DESC LIMIT 1",
-                [],
-                link_of,
-            )
-            .optional()
-            .map_err(err)?;
-        let last = super::chain::rechain(links, last);
+        let mut last = None;
+        if !links.is_empty() {
+            let after = tx
+                .query_row(
+                    "SELECT n, session, records, head, prev, hash FROM links ORDER BY n DESC LIMIT 1",
+                    [],
+                    link_of,
+                )
+                .optional()
+                .map_err(err)?;
+            // Pruned whole: the chain goes on from its anchor.
+            let after = match after {
+                Some(l) => Some(l),
+                None => tx
+                    .query_row("SELECT link, hash FROM anchor WHERE id = 1", [], |r| {
+                        Ok(super::chain::anchor_link(
+                            r.get::<_, i64>(0)? as u64,
+                            hash32(r.get(1)?),
+                        ))
+                    })
+                    .optional()
+                    .map_err(err)?,
+            };
+            last = super::chain::rechain(links, after);
+        }
         {
             let mut insert = tx
                 .prepare_cached(
