@@ -178,6 +178,7 @@ Every session is recorded (demo/recordings.db); from another terminal:
 
   $SQLGATE sessions list --config $DEMO/sqlgate.toml
   $SQLGATE sessions show --config $DEMO/sqlgate.toml <id>
+  $SQLGATE sessions replay --config $DEMO/sqlgate.toml <id> --no-wait   # results as the client saw them
   $SQLGATE audit verify --config $DEMO/sqlgate.toml --public-key $DEMO/audit.pub
 
 Every statement is logged below. Ctrl-C stops sqlgate and the demo servers.
