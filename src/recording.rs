@@ -92,7 +92,10 @@ impl SessionLog {
                 tags: p.tags.clone(),
                 refusal: None,
                 masked: p.masked,
-                parameters: if p.credential || !rec.records_parameters() {
+                parameters: if p.credential
+                    || !rec.records_parameters()
+                    || may_bind_a_secret(&p.text)
+                {
                     None
                 } else {
                     parameters
@@ -325,6 +328,20 @@ fn names_a_credential(text: &str) -> bool {
     ];
     text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
         .any(|w| WORDS.iter().any(|k| w.eq_ignore_ascii_case(k)))
+}
+
+/// Whether a prepared statement's parameters may carry a key, password
+/// or token (`pgp_sym_decrypt(col, $1)`, `hmac($1, ...)`,
+/// `dblink_connect($1)`, a `password` or `api_key` column): its
+/// executions are recorded without them. Wider than
+/// [`names_a_credential`]: parts of words count.
+fn may_bind_a_secret(text: &str) -> bool {
+    const PARTS: &[&str] = &[
+        "crypt", "pgp_", "hmac", "passw", "secret", "token", "key", "dblink", "auth", "cred",
+        "digest", "sign",
+    ];
+    let lower = text.to_ascii_lowercase();
+    names_a_credential(text) || PARTS.iter().any(|p| lower.contains(p))
 }
 
 /// A text as logs may show it: with its literals out when it may carry a

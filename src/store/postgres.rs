@@ -394,7 +394,8 @@ impl Store for PostgresStore {
         tx.execute(
             "INSERT INTO sqlgate_audit.anchor (id, link, hash, cutoff_us, signature) VALUES (1, $1, $2, $3, $4) \
              ON CONFLICT (id) DO UPDATE SET link = excluded.link, hash = excluded.hash, \
-             cutoff_us = excluded.cutoff_us, signature = excluded.signature",
+             cutoff_us = excluded.cutoff_us, signature = excluded.signature \
+             WHERE sqlgate_audit.anchor.link < excluded.link",
             &[&through, &&anchor.hash[..], &anchor.cutoff_us, &anchor.signature],
         )
         .map_err(err)?;

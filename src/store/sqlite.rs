@@ -344,8 +344,16 @@ impl Store for SqliteStore {
         tx.execute("DELETE FROM checkpoints WHERE link <= ?1", [through])
             .map_err(err)?;
         tx.execute(
-            "INSERT OR REPLACE INTO anchor (id, link, hash, cutoff_us, signature) VALUES (1, ?1, ?2, ?3, ?4)",
-            params![through, &anchor.hash[..], anchor.cutoff_us, anchor.signature],
+            "INSERT INTO anchor (id, link, hash, cutoff_us, signature) VALUES (1, ?1, ?2, ?3, ?4) \
+             ON CONFLICT (id) DO UPDATE SET link = excluded.link, hash = excluded.hash, \
+             cutoff_us = excluded.cutoff_us, signature = excluded.signature \
+             WHERE anchor.link < excluded.link",
+            params![
+                through,
+                &anchor.hash[..],
+                anchor.cutoff_us,
+                anchor.signature
+            ],
         )
         .map_err(err)?;
         tx.commit().map_err(err)

@@ -877,7 +877,8 @@ impl Relay<'_> {
         if !self.judge.records_executions() {
             return self.pass_command(Some(Expect::Results)).await;
         }
-        if len + HEADER_LEN > MAX_RECORDED_EXECUTE || len < 5 {
+        let most = MAX_RECORDED_EXECUTE.min(self.limits.max_statement_len);
+        if len + HEADER_LEN > most || len < 5 {
             if len >= 5 {
                 let id = self.statement_id().await?;
                 let id = self.prepared_id(id);

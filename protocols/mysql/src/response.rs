@@ -270,6 +270,11 @@ impl Response {
     /// of a result set, rows while the sample has room (when it is fed
     /// here).
     fn tap_wants(&self, role: Role, len: usize) -> bool {
+        // Never past what the tracker may hold whole: a longer packet
+        // passes unsampled rather than end the session.
+        if len > MAX_INSPECTED {
+            return false;
+        }
         match (&self.tap, role) {
             (Some(_), Role::ColumnDef { .. }) => true,
             (Some(tap), Role::Row) => tap.auto_rows && tap.wants(len),

@@ -137,7 +137,9 @@ pub fn parameter_values(
         };
         values.push(Some(value));
     }
-    Some((values, fresh))
+    // Values sent apart (COM_STMT_SEND_LONG_DATA) are not in the packet:
+    // a decode that does not end where the packet does is not trusted.
+    p.is_empty().then_some((values, fresh))
 }
 
 /// A text-protocol row's values.
@@ -235,7 +237,7 @@ fn time(v: &[u8]) -> Option<String> {
     }
     let get = |i: usize| b.get(i).copied().unwrap_or(0);
     let days = u32::from_le_bytes([get(1), get(2), get(3), get(4)]);
-    let hours = days * 24 + get(5) as u32;
+    let hours = u64::from(days) * 24 + u64::from(get(5));
     let mut s = format!(
         "{}{hours:02}:{:02}:{:02}",
         if get(0) == 1 { "-" } else { "" },

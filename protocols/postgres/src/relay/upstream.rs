@@ -272,7 +272,9 @@ impl<'a> Upstream<'a> {
                                     let rest = &body[p + 1..];
                                     rest.iter().position(|&b| b == 0).map(|q| &rest[..q])
                                 });
-                                self.hooks.bound(&key(name.unwrap_or_default()), None)
+                                // Unread: a name no statement has.
+                                let unknown: &[u8] = b"\0(not read)";
+                                self.hooks.bound(&key(name.unwrap_or(unknown)), None)
                             }
                         }
                     }
