@@ -344,7 +344,11 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
     }
 
     fn parsed_as(&mut self, name: &[u8]) {
-        self.0.log.prepared_as(name);
+        self.0.log.prepared_as(name, false);
+    }
+
+    fn exchange_closed(&mut self) {
+        self.0.log.exchange_closed();
     }
 
     fn bound(&mut self, statement: &[u8], parameters: Option<Vec<Option<String>>>) {
@@ -441,7 +445,7 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
     }
 
     fn prepared_as(&mut self, id: u32) {
-        self.0.log.prepared_as(id.to_string().as_bytes());
+        self.0.log.prepared_as(id.to_string().as_bytes(), true);
     }
 
     fn executed(&mut self, id: u32, parameters: Option<Vec<Option<String>>>) {

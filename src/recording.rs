@@ -23,21 +23,9 @@ const HARMLESS: &[&str] = &["read", "tx", "session"];
 /// A wait for a text's durable records (see [`SessionLog::judged`]).
 pub type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Refusal>> + Send>>;
 
-/// Prepared statements a session's log remembers the texts of, at most
-/// (past it, executions of the ones forgotten are recorded without their
-/// text).
-const MAX_PREPARED: usize = 4_096;
+mod prepared;
 
-/// What an execution of a prepared statement is recorded with.
-#[derive(Debug)]
-struct Prepared {
-    text: String,
-    fingerprint: String,
-    tags: Vec<String>,
-    masked: bool,
-    /// It may carry a credential: its parameters are not recorded.
-    credential: bool,
-}
+use prepared::{Prepared, PreparedTexts};
 
 /// One session's records (none when recording is off).
 #[derive(Debug, Default)]
@@ -47,14 +35,25 @@ pub struct SessionLog {
     /// relay says under which name it went to the server.
     last_prepared: Option<std::sync::Arc<Prepared>>,
     /// Prepared statements by the server's name or id.
-    prepared: std::collections::HashMap<Vec<u8>, std::sync::Arc<Prepared>>,
+    prepared: PreparedTexts,
 }
 
 impl SessionLog {
     /// Records into `recorder`.
     pub fn new(recorder: Option<SessionRecorder>) -> Self {
+        let prepared = match &recorder {
+            Some(rec) => {
+                let handle = rec.handle();
+                let with_parameters = rec.records_parameters();
+                PreparedTexts::new(std::sync::Arc::new(move |name, p, parameters| {
+                    handle.statement(&execution(name, p, parameters, with_parameters));
+                }))
+            }
+            None => PreparedTexts::default(),
+        };
         SessionLog {
             recorder,
+            prepared,
             ..SessionLog::default()
         }
     }
@@ -65,57 +64,27 @@ impl SessionLog {
     }
 
     /// The statement prepared last went to the server as `name` (a
-    /// PostgreSQL statement name, a MySQL statement id).
-    pub fn prepared_as(&mut self, name: &[u8]) {
-        let Some(p) = self.last_prepared.take() else {
-            return;
-        };
-        if self.prepared.len() >= MAX_PREPARED && !self.prepared.contains_key(name) {
-            self.prepared.clear();
+    /// PostgreSQL statement name, a MySQL statement id); `confirmed`: the
+    /// server has prepared it (else its ParseComplete will say so).
+    pub fn prepared_as(&mut self, name: &[u8], confirmed: bool) {
+        if let Some(p) = self.last_prepared.take() {
+            self.prepared.sent(name, p, confirmed);
         }
-        self.prepared.insert(name.to_vec(), p);
+    }
+
+    /// The client closed an exchange (PostgreSQL Sync, Query,
+    /// FunctionCall: the server ends it with ReadyForQuery).
+    pub fn exchange_closed(&self) {
+        self.prepared.closed();
     }
 
     /// Records an execution of prepared statement `name` with its bound
     /// parameters (`None`: not read), grouped with the next commit: its
     /// text was durable before it was prepared.
     pub fn executed(&self, name: &[u8], parameters: Option<Vec<Option<String>>>) {
-        let Some(rec) = &self.recorder else {
-            return;
-        };
-        let event = match self.prepared.get(name) {
-            Some(p) => StatementEvent {
-                origin: "execute".to_owned(),
-                text: p.text.clone(),
-                fingerprint: p.fingerprint.clone(),
-                verdict: Verdict::Allow.as_str().to_owned(),
-                tags: p.tags.clone(),
-                refusal: None,
-                masked: p.masked,
-                parameters: if p.credential
-                    || !rec.records_parameters()
-                    || may_bind_a_secret(&p.text)
-                {
-                    None
-                } else {
-                    parameters
-                },
-            },
-            None => StatementEvent {
-                origin: "execute".to_owned(),
-                text: format!(
-                    "(prepared statement {} whose text was not kept)",
-                    String::from_utf8_lossy(name)
-                ),
-                fingerprint: String::new(),
-                verdict: Verdict::Allow.as_str().to_owned(),
-                tags: Vec::new(),
-                refusal: None,
-                masked: false,
-                parameters: None,
-            },
-        };
-        rec.statement(&event);
+        if self.recorder.is_some() {
+            self.prepared.executed(name, parameters);
+        }
     }
 
     /// Records the server connection the session got.
@@ -130,6 +99,7 @@ impl SessionLog {
 
     /// Records the session's end and why.
     pub fn ended(&mut self, reason: &str) {
+        self.prepared.ended();
         if let Some(rec) = &mut self.recorder {
             rec.end(reason);
         }
@@ -137,7 +107,11 @@ impl SessionLog {
 
     /// Where the relay reports outcomes (none when recording is off).
     pub fn outcome_sink(&self) -> Option<std::sync::Arc<dyn sqlgate_net::outcome::OutcomeSink>> {
-        self.recorder.as_ref().map(|r| r.outcome_sink())
+        let inner = self.recorder.as_ref()?.outcome_sink();
+        Some(std::sync::Arc::new(LogSink {
+            inner,
+            prepared: self.prepared.clone(),
+        }))
     }
 
     /// Records a fastpath FunctionCall (a function called by OID, with no
@@ -269,6 +243,75 @@ impl SessionLog {
                 None
             }
         }
+    }
+}
+
+/// The record of an execution of prepared statement `name` (`p`: its
+/// text, when known).
+fn execution(
+    name: &[u8],
+    p: Option<&Prepared>,
+    parameters: Option<Vec<Option<String>>>,
+    with_parameters: bool,
+) -> StatementEvent {
+    match p {
+        Some(p) => StatementEvent {
+            origin: "execute".to_owned(),
+            text: p.text.clone(),
+            fingerprint: p.fingerprint.clone(),
+            verdict: Verdict::Allow.as_str().to_owned(),
+            tags: p.tags.clone(),
+            refusal: None,
+            masked: p.masked,
+            parameters: if p.credential || !with_parameters || may_bind_a_secret(&p.text) {
+                None
+            } else {
+                parameters
+            },
+        },
+        None => StatementEvent {
+            origin: "execute".to_owned(),
+            text: format!(
+                "(prepared statement {} whose text was not kept)",
+                String::from_utf8_lossy(name)
+            ),
+            fingerprint: String::new(),
+            verdict: Verdict::Allow.as_str().to_owned(),
+            tags: Vec::new(),
+            refusal: None,
+            masked: false,
+            parameters: None,
+        },
+    }
+}
+
+/// A session's outcomes to its recorder; the server's confirmations of
+/// prepared statements to the session's texts.
+#[derive(Debug)]
+struct LogSink {
+    inner: std::sync::Arc<dyn sqlgate_net::outcome::OutcomeSink>,
+    prepared: PreparedTexts,
+}
+
+impl sqlgate_net::outcome::OutcomeSink for LogSink {
+    fn outcome(&self, outcome: sqlgate_net::outcome::Outcome) {
+        self.inner.outcome(outcome);
+    }
+
+    fn sample_limits(&self) -> sqlgate_net::outcome::SampleLimits {
+        self.inner.sample_limits()
+    }
+
+    fn traffic(&self, from_client: u64, to_client: u64) {
+        self.inner.traffic(from_client, to_client);
+    }
+
+    fn prepared(&self) {
+        self.prepared.confirmed();
+    }
+
+    fn ready(&self) {
+        self.prepared.ready();
     }
 }
 

@@ -572,3 +572,57 @@ async fn two_gateways_write_one_postgres_trail_that_verifies() {
     assert!(!out.status.success() && text.contains("edited"), "{text}");
     server.psql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
 }
+
+/// An execution is recorded with the text the server prepared under its
+/// name: a second Parse of the name, which the server refuses, does not
+/// take the name (nor does a Parse skipped after an error), even when the
+/// client pipelines exchanges.
+#[tokio::test]
+async fn an_execution_is_recorded_with_the_text_the_server_prepared() {
+    use super::protocol_state::{exchange, Script};
+    use crate::support::raw::RawClient;
+    let server = pg::shared();
+    let mut config = TestConfig::new(server);
+    config.with_example_policy(&["app"], "");
+    let gw = config.start().await;
+    let store = config.path().join("sqlgate-recordings.db");
+    let (mut c, _) = RawClient::connect(gw.addr(), &[("user", "ci"), ("database", "app")], "ci-pw")
+        .await
+        .unwrap();
+    // Pipelined: five exchanges before any answer.
+    let script = Script::default()
+        .parse("s1", "SELECT 'prepared first' AS what")
+        .sync()
+        // Refused by the server: s1 exists.
+        .parse("s1", "SELECT 'refused second' AS what")
+        .sync()
+        // The Bind fails; the Parse after it is skipped.
+        .bind("", "missing")
+        .execute("", 0)
+        .parse("s3", "SELECT 'skipped' AS what")
+        .sync()
+        .bind("", "s1")
+        .execute("", 0)
+        .sync()
+        .bind("", "s3")
+        .execute("", 0)
+        .sync();
+    let got = exchange(&mut c, script, 5).await;
+    let errors = got.iter().filter(|m| m.0 == b'E').count();
+    assert_eq!(errors, 3, "the second Parse and two Binds fail");
+    drop(c);
+    gw.running.recorder.as_ref().unwrap().flush();
+    let executed: Vec<String> = statements(&store)
+        .into_iter()
+        .filter(|(_, e)| e.origin == "execute")
+        .map(|(_, e)| e.text)
+        .collect();
+    assert_eq!(
+        executed,
+        [
+            "(prepared statement missing whose text was not kept)",
+            "SELECT 'prepared first' AS what",
+            "(prepared statement s3 whose text was not kept)",
+        ]
+    );
+}

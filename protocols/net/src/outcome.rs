@@ -169,6 +169,14 @@ pub trait OutcomeSink: Send + Sync + std::fmt::Debug {
     /// The session's traffic when its relay ends: bytes from the client
     /// and to it.
     fn traffic(&self, _from_client: u64, _to_client: u64) {}
+
+    /// The server confirmed the oldest statement preparation it had not
+    /// answered (PostgreSQL ParseComplete).
+    fn prepared(&self) {}
+
+    /// The server is ready for the next exchange (PostgreSQL
+    /// ReadyForQuery): preparations it did not confirm never happened.
+    fn ready(&self) {}
 }
 
 #[cfg(test)]

@@ -397,6 +397,13 @@ impl<'a> Downstream<'a> {
                 sample,
             });
         }
+        if let Some(sink) = &self.sink {
+            match tag {
+                b'1' => sink.prepared(),
+                backend_tag::READY_FOR_QUERY => sink.ready(),
+                _ => {}
+            }
+        }
         if matches!(answer, Answer::Ready) {
             // A description no rows followed belongs to no later result.
             if let Some(sampler) = &mut self.sampler {
