@@ -119,6 +119,15 @@ pub struct Report {
 /// Walks the whole trail; with a public key, every checkpoint's
 /// signature too.
 pub fn verify(store: &mut dyn Store, public: Option<&PublicKey>) -> Result<Report, StoreError> {
+    // One snapshot: another gateway appending meanwhile must not look like
+    // a session cut or gone.
+    store.begin_snapshot()?;
+    let report = walk(store, public);
+    store.end_snapshot()?;
+    report
+}
+
+fn walk(store: &mut dyn Store, public: Option<&PublicKey>) -> Result<Report, StoreError> {
     let mut report = Report::default();
     let mut heads = std::collections::HashMap::new();
     for session in store.session_ids()? {

@@ -288,4 +288,9 @@ pub trait Store: Send + 'static {
     fn prune(&mut self, anchor: &checkpoint::Anchor) -> Result<(), StoreError>;
     /// Where the chain starts, if retention pruned it.
     fn anchor(&mut self) -> Result<Option<checkpoint::Anchor>, StoreError>;
+    /// Reads until [`Store::end_snapshot`] see one consistent state of
+    /// the store (only reads in between).
+    fn begin_snapshot(&mut self) -> Result<(), StoreError>;
+    /// Ends the snapshot.
+    fn end_snapshot(&mut self) -> Result<(), StoreError>;
 }

@@ -296,6 +296,16 @@ impl Store for PostgresStore {
             .collect())
     }
 
+    fn begin_snapshot(&mut self) -> Result<(), StoreError> {
+        self.client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(err)
+    }
+
+    fn end_snapshot(&mut self) -> Result<(), StoreError> {
+        self.client.batch_execute("COMMIT").map_err(err)
+    }
+
     fn links(&mut self) -> Result<Vec<Link>, StoreError> {
         Ok(self
             .client

@@ -377,6 +377,16 @@ impl Store for SqliteStore {
             .map_err(err)
     }
 
+    // A read transaction: WAL readers see the database as of its first
+    // read until it ends.
+    fn begin_snapshot(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN DEFERRED").map_err(err)
+    }
+
+    fn end_snapshot(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("COMMIT").map_err(err)
+    }
+
     fn links(&mut self) -> Result<Vec<Link>, StoreError> {
         let mut q = self
             .conn
@@ -406,4 +416,52 @@ fn link_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
         prev: hash32(r.get(4)?),
         hash: hash32(r.get(5)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link and the one record it covers, for session `s`.
+    fn ended(s: &str) -> (Row, Link) {
+        let hash = super::super::chain::row_hash(&[0; 32], s, 0, Kind::SessionEnd, 1, "{}");
+        let row = Row {
+            session: s.to_owned(),
+            seq: 0,
+            kind: Kind::SessionEnd,
+            at_us: 1,
+            body: "{}".to_owned(),
+            prev: [0; 32],
+            hash,
+        };
+        let link = Link {
+            n: 0,
+            session: s.to_owned(),
+            records: 1,
+            head: hash,
+            prev: [0; 32],
+            hash: [0; 32],
+        };
+        (row, link)
+    }
+
+    #[test]
+    fn a_snapshot_does_not_see_what_another_writer_appends_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut reader = SqliteStore::open(&path).unwrap();
+        let mut writer = SqliteStore::open(&path).unwrap();
+        let (row, link) = ended("a");
+        writer.append(&[row], &mut [link], &[]).unwrap();
+        reader.begin_snapshot().unwrap();
+        assert_eq!(reader.links().unwrap().len(), 1);
+        let (row, link) = ended("b");
+        // Chained after the file's last link, whatever it was given.
+        let last = writer.append(&[row], &mut [link], &[]).unwrap().unwrap();
+        assert_eq!(last.n, 1);
+        assert_eq!(reader.links().unwrap().len(), 1, "inside the snapshot");
+        assert_eq!(reader.session_ids().unwrap(), ["a"]);
+        reader.end_snapshot().unwrap();
+        assert_eq!(reader.links().unwrap().len(), 2);
+    }
 }

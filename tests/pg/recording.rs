@@ -533,6 +533,44 @@ async fn two_gateways_write_one_postgres_trail_that_verifies() {
         server.psql(&db, "SELECT count(*) FROM sqlgate_audit.links"),
         "4"
     );
+    // `verify` reads one snapshot: what another gateway appends meanwhile
+    // is not half seen.
+    {
+        let url = format!(
+            "host=127.0.0.1 port={} user=postgres password={} dbname={db}",
+            server.port,
+            pg::SUPERUSER_PW
+        );
+        let port = server.port;
+        let db2 = db.clone();
+        // The store's client blocks: off the test's runtime.
+        let seen = std::thread::spawn(move || {
+            let mut reader =
+                sqlgate::store::postgres::PostgresStore::connect(&url.parse().unwrap()).unwrap();
+            reader.begin_snapshot().unwrap();
+            let before = reader.links().unwrap().len();
+            let out = Command::new("psql")
+                .args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+                .arg(port.to_string())
+                .args(["-d", &db2, "-c"])
+                .arg(
+                    "INSERT INTO sqlgate_audit.links \
+                     SELECT n + 100, session, records, head, prev, hash \
+                     FROM sqlgate_audit.links WHERE n = 0",
+                )
+                .env("PGPASSWORD", pg::SUPERUSER_PW)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let inside = reader.links().unwrap().len();
+            reader.end_snapshot().unwrap();
+            (before, inside, reader.links().unwrap().len())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(seen, (4, 4, 5));
+        server.psql(&db, "DELETE FROM sqlgate_audit.links WHERE n >= 100");
+    }
     let verify = |cfg: &TestConfig| {
         Command::new(env!("CARGO_BIN_EXE_sqlgate"))
             .args(["audit", "verify", "--public-key"])
