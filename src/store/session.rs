@@ -66,6 +66,8 @@ impl SessionRecorder {
         event: &StatementEvent,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
         let body = serde_json::to_string(event).unwrap_or_default();
+        let bytes = body.len();
+        let reserved = self.recorder.reserve(bytes);
         let (done, wait) = tokio::sync::oneshot::channel();
         let msg = Msg::Record {
             session: self.id.clone(),
@@ -76,9 +78,13 @@ impl SessionRecorder {
             refused: false,
         };
         // Never blocks a relay's task: a full queue is a failure now.
-        let sent = self.recorder.tx.try_send(msg).is_ok();
+        let sent = reserved && self.recorder.tx.try_send(msg).is_ok();
         if sent {
             self.recorder.writer.unpark();
+        } else if reserved {
+            self.recorder
+                .queued
+                .fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
         }
         let on_failure = self.recorder.on_failure;
         async move {
@@ -174,11 +180,14 @@ impl sqlgate_net::outcome::OutcomeSink for OutcomeRecorder {
                 code: None,
                 message: None,
                 bytes,
-                result: sample.map(|s| super::ResultRows {
-                    columns: s.columns,
-                    rows: s.rows,
-                    truncated: s.truncated,
-                }),
+                // A writer far behind keeps outcomes, not samples.
+                result: sample
+                    .filter(|_| !self.recorder.behind())
+                    .map(|s| super::ResultRows {
+                        columns: s.columns,
+                        rows: s.rows,
+                        truncated: s.truncated,
+                    }),
             },
             Outcome::Failed {
                 code,

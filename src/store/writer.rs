@@ -27,6 +27,13 @@ const QUEUE: usize = 65_536;
 const MAX_PENDING: usize = 200_000;
 /// Records committed in one transaction, at most.
 const BATCH: usize = 4_096;
+/// Bytes of record bodies queued or kept for a retry, at most (records
+/// carry result samples): past it, records nothing waits for are dropped
+/// and counted, and durable ones refused.
+const MAX_QUEUED_BYTES: usize = 256 << 20;
+/// Past this many queued bytes, outcomes are recorded without their
+/// result samples (the writer is behind).
+pub(super) const SAMPLE_BACKOFF_BYTES: usize = 32 << 20;
 
 /// What to do with statements that must be durable when the store cannot
 /// take them.
@@ -73,6 +80,8 @@ pub struct Recorder {
     dropped: Arc<AtomicU64>,
     pub(super) on_failure: OnFailure,
     instance: Arc<str>,
+    /// Bytes of bodies queued or held by the writer.
+    pub(super) queued: Arc<std::sync::atomic::AtomicUsize>,
     /// What of results and parameters records keep.
     pub(super) capture: super::config::Capture,
 }
@@ -122,7 +131,9 @@ impl Recorder {
         };
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let healthy = Arc::new(AtomicBool::new(true));
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let writer = Writer {
+            queued: queued.clone(),
             store,
             sessions: HashMap::new(),
             open: std::collections::HashSet::new(),
@@ -152,6 +163,7 @@ impl Recorder {
             dropped: Arc::new(AtomicU64::new(0)),
             on_failure,
             instance: Arc::from(instance),
+            queued,
             capture: super::config::Capture::default(),
         })
     }
@@ -182,7 +194,31 @@ impl Recorder {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Counts `bytes` as queued if they fit the bound.
+    pub(super) fn reserve(&self, bytes: usize) -> bool {
+        let before = self.queued.fetch_add(bytes, Ordering::Relaxed);
+        if before + bytes > MAX_QUEUED_BYTES {
+            self.queued.fetch_sub(bytes, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Whether the writer is so far behind that samples are left out.
+    pub(super) fn behind(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) > SAMPLE_BACKOFF_BYTES
+    }
+
     pub(super) fn send(&self, session: &str, kind: Kind, body: String, refused: bool) {
+        let bytes = body.len();
+        if !self.reserve(bytes) {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::error!(
+                dropped = n,
+                "recording: the writer holds too many bytes; a record was dropped"
+            );
+            return;
+        }
         let msg = Msg::Record {
             session: session.to_owned(),
             kind,
@@ -194,13 +230,16 @@ impl Recorder {
         match self.tx.try_send(msg) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
+                self.queued.fetch_sub(bytes, Ordering::Relaxed);
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::error!(
                     dropped = n,
                     "recording: the writer is too far behind; a record was dropped"
                 );
             }
-            Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(bytes, Ordering::Relaxed);
+            }
         }
     }
 
@@ -225,6 +264,8 @@ struct Writer {
     flush: Duration,
     on_failure: OnFailure,
     healthy: Arc<AtomicBool>,
+    /// Bytes of bodies queued or held (shared with the recorder).
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     /// The checkpoint key and how often to sign.
     signer: Option<(Key, Duration)>,
     /// The trail verified when the writer started (else nothing is
@@ -411,6 +452,9 @@ impl Writer {
                     self.open.insert(session.clone());
                 }
                 let open = self.open.contains(&session);
+                if !open || self.pending.len() >= MAX_PENDING {
+                    self.queued.fetch_sub(body.len(), Ordering::Relaxed);
+                }
                 if !open {
                     tracing::warn!(session = %session, kind = kind.as_str(), "recording: a record of a session that is not open was dropped");
                     if let Some(w) = durable {
@@ -515,11 +559,14 @@ impl Writer {
                 if !self.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!("recording: the store takes records again");
                 }
+                let mut bytes = 0;
                 for p in self.pending.drain(..) {
+                    bytes += p.body.len();
                     if let Some(w) = p.durable {
                         let _ = w.send(Ok(()));
                     }
                 }
+                self.queued.fetch_sub(bytes, Ordering::Relaxed);
                 for s in ended {
                     self.sessions.remove(&s);
                 }
@@ -537,6 +584,7 @@ impl Writer {
                         let _ = w.send(Err(StoreError::Backend(e.to_string())));
                         if refuse {
                             // Refused: it never runs, so it is not kept.
+                            self.queued.fetch_sub(p.body.len(), Ordering::Relaxed);
                             continue;
                         }
                     }
@@ -544,7 +592,8 @@ impl Writer {
                 }
                 if kept.len() > MAX_PENDING {
                     let excess = kept.len() - MAX_PENDING;
-                    kept.drain(..excess);
+                    let bytes: usize = kept.drain(..excess).map(|p| p.body.len()).sum();
+                    self.queued.fetch_sub(bytes, Ordering::Relaxed);
                     tracing::error!(
                         dropped = excess,
                         "recording: records dropped while the store fails"
@@ -553,5 +602,46 @@ impl Writer {
                 self.pending = kept;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_bytes_are_bounded_and_given_back_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::sqlite::SqliteStore::open(&dir.path().join("q.db")).unwrap();
+        let rec = Recorder::start(
+            Box::new(store),
+            Duration::from_millis(5),
+            OnFailure::Refuse,
+            "test",
+            None,
+            None,
+        )
+        .unwrap();
+        let start = super::super::SessionStart {
+            instance: "test".into(),
+            user: "u".into(),
+            groups: vec![],
+            auth: "scram".into(),
+            client: "127.0.0.1:1".into(),
+            tls: false,
+            target: "t".into(),
+            protocol: "postgres".into(),
+        };
+        let mut session = rec.session(&start);
+        session.end("done");
+        rec.flush();
+        assert_eq!(rec.queued.load(Ordering::Relaxed), 0);
+        // Past the bound nothing is queued: dropped and counted.
+        assert!(!rec.reserve(MAX_QUEUED_BYTES + 1));
+        assert_eq!(rec.queued.load(Ordering::Relaxed), 0);
+        rec.queued.store(MAX_QUEUED_BYTES, Ordering::Relaxed);
+        rec.send("x", Kind::Statement, "{}".into(), false);
+        assert_eq!(rec.dropped(), 1);
+        assert!(rec.behind());
     }
 }
