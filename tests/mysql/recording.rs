@@ -32,8 +32,8 @@ async fn statements_prepared_statements_and_refusals_are_recorded() {
         .unwrap();
     direct
         .query_drop(
-            "CREATE OR REPLACE TABLE rec_notes (id INT, note TEXT); \
-             INSERT INTO rec_notes VALUES (9, 'canaryzq77')",
+            "CREATE OR REPLACE TABLE rec_notes (id INT, note TEXT, born DATE); \
+             INSERT INTO rec_notes VALUES (9, 'canaryzq77', '1970-01-02')",
         )
         .await
         .unwrap();
@@ -42,7 +42,8 @@ async fn statements_prepared_statements_and_refusals_are_recorded() {
     // the client saw.
     config.with_example_policy(
         &["app"],
-        "[[mask]]\ncolumns = [\"app.rec_notes.note\"]\nfunction = \"redact\"\nexcept_users = [\"ci\"]\n",
+        "[[mask]]\ncolumns = [\"app.rec_notes.note\"]\nfunction = \"redact\"\nexcept_users = [\"ci\"]\n\
+         [[mask]]\ncolumns = [\"app.rec_notes.born\"]\nfunction = { keep_last = 2 }\nexcept_users = [\"ci\"]\n",
     );
     let gw = config.start().await;
     gw.catalog_has("rec_notes").await;
@@ -50,22 +51,24 @@ async fn statements_prepared_statements_and_refusals_are_recorded() {
     let mut ci = Conn::new(Opts::from_url(&gw.mysql_url("ci", "ci-pw", "app")).unwrap())
         .await
         .unwrap();
-    ci.query_drop("INSERT INTO rec_notes VALUES (1, 'text')")
+    ci.query_drop("INSERT INTO rec_notes (id, note) VALUES (1, 'text')")
         .await
         .unwrap();
     assert!(
-        statements(&store)
-            .iter()
-            .any(|e| e.text == "INSERT INTO rec_notes VALUES (1, 'text')"
-                && e.tags == ["write.insert"]),
+        statements(&store).iter().any(|e| e.text
+            == "INSERT INTO rec_notes (id, note) VALUES (1, 'text')"
+            && e.tags == ["write.insert"]),
         "the write's record is durable once it returns"
     );
-    ci.exec_drop("INSERT INTO rec_notes VALUES (?, ?)", (2, "prepared"))
-        .await
-        .unwrap();
-    assert!(statements(&store)
-        .iter()
-        .any(|e| e.text == "INSERT INTO rec_notes VALUES (?, ?)" && e.origin == "prepare"));
+    ci.exec_drop(
+        "INSERT INTO rec_notes (id, note) VALUES (?, ?)",
+        (2, "prepared"),
+    )
+    .await
+    .unwrap();
+    assert!(statements(&store).iter().any(|e| e.text
+        == "INSERT INTO rec_notes (id, note) VALUES (?, ?)"
+        && e.origin == "prepare"));
     let mut bot = Conn::new(Opts::from_url(&gw.mysql_url("bot", "bot-pw", "app")).unwrap())
         .await
         .unwrap();
@@ -82,6 +85,13 @@ async fn statements_prepared_statements_and_refusals_are_recorded() {
         .await
         .unwrap();
     assert_ne!(note.as_deref(), Some("canaryzq77"));
+    // A masked date in the binary protocol reaches the client as text:
+    // recorded as the text it saw.
+    let born: Option<String> = bot
+        .exec_first("SELECT born FROM rec_notes WHERE id = ?", (9,))
+        .await
+        .unwrap();
+    let born = born.expect("a masked value, as text");
     // An unmasked prepared result: its binary rows decoded by type.
     let ids: Vec<(i64, String)> = ci
         .exec(
@@ -134,6 +144,12 @@ async fn statements_prepared_statements_and_refusals_are_recorded() {
         "the bot's binary-protocol result: {results:?}"
     );
     assert!(
+        results
+            .iter()
+            .any(|r| r.columns == ["born"] && r.rows == [[Some(born.clone())]]),
+        "the masked date as the bot saw it ({born}): {results:?}"
+    );
+    assert!(
         results.iter().any(|r| r.columns == ["id", "note"]
             && r.rows
                 == [
@@ -153,7 +169,7 @@ async fn statements_prepared_statements_and_refusals_are_recorded() {
     // Each execution, with its parameters.
     assert!(
         seen.iter().any(|e| e.origin == "execute"
-            && e.text == "INSERT INTO rec_notes VALUES (?, ?)"
+            && e.text == "INSERT INTO rec_notes (id, note) VALUES (?, ?)"
             && e.parameters == Some(vec![Some("2".to_owned()), Some("prepared".to_owned())])),
         "{seen:?}"
     );

@@ -512,6 +512,7 @@ impl Relay<'_> {
                     pass = false;
                     if last {
                         active = current.as_ref().and_then(|m| activate(m, &columns));
+                        let mut sent = Vec::with_capacity(held.len());
                         for (i, (seq, p)) in held.drain(..).enumerate() {
                             let as_text = active
                                 .as_ref()
@@ -523,7 +524,13 @@ impl Relay<'_> {
                             } else {
                                 p
                             };
+                            sent.extend(mask::decode_column(&p));
                             packet::encode(seq, &p, &mut out);
+                        }
+                        // The sample decodes rows by the columns the client
+                        // was told (a masked date sent as text is text).
+                        if let Some(tap) = response.tap_mut() {
+                            tap.told(sent);
                         }
                         if let Some(id) = statement {
                             match &active {

@@ -53,6 +53,14 @@ impl Tap {
         self.sampler.begin_column(name);
     }
 
+    /// The result's columns as the client was told them (masked columns
+    /// may be reported as text): rows are decoded by these.
+    pub fn told(&mut self, columns: Vec<Column>) {
+        if columns.len() == self.columns.len() {
+            self.columns = columns;
+        }
+    }
+
     /// Whether a row of `len` bytes is kept.
     pub fn wants(&self, len: usize) -> bool {
         self.sampler.wants(len)
