@@ -329,6 +329,9 @@ pub fn replay(
                     // preparation shows as a comment.
                     let lead = match e.origin.as_str() {
                         "parse" | "prepare" if e.refusal.is_none() => "-- prepared: ",
+                        // The client's startup settings, applied by the
+                        // gateway.
+                        "startup" => "-- startup: ",
                         _ => &prompt,
                     };
                     writeln!(out, "{lead}{}", printable(&e.text).replace('\n', "\n   "))

@@ -189,3 +189,69 @@ async fn statements_prepared_statements_and_refusals_are_recorded() {
     assert_eq!(delete.verdict, "review");
     direct.query_drop("DROP TABLE rec_notes").await.unwrap();
 }
+
+/// The mariadb client through the gateway: a multi-statement text and an
+/// error, shown by the replay as the client saw them.
+#[tokio::test]
+async fn mariadb_client_sessions_replay() {
+    let my = mariadb::shared();
+    let mut config = TestConfig::mysql(my);
+    config.with_example_policy(&["app"], "");
+    let gw = config.start().await;
+    let port = gw.mysql_port();
+    let out =
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("mariadb")
+            .args(["--no-defaults", "--host=127.0.0.1", "--user=ci", "--password=ci-pw"])
+            .arg(format!("--port={port}"))
+            .args([
+                "app",
+                "--force",
+                "-e",
+                "SELECT 42 AS answer, 'x' AS letter; SELECT 1/0 AS nothing; SELECT * FROM rec_none",
+            ])
+            .output()
+            .unwrap()
+        })
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("42"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rec = gw.running.recorder.clone().unwrap();
+    let store = config.path().join("sqlgate-recordings.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let id = loop {
+        rec.flush();
+        let ended = SqliteStore::open(&store)
+            .unwrap()
+            .sessions()
+            .unwrap()
+            .into_iter()
+            .find(|s| s.user == "ci" && s.ended_us.is_some());
+        if let Some(s) = ended {
+            break s.id;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session never ended"
+        );
+        tokio::task::yield_now().await;
+    };
+    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+        .args(["sessions", "replay", &id, "--no-wait", "--config"])
+        .arg(config.write())
+        .output()
+        .unwrap();
+    let replay = String::from_utf8_lossy(&replay.stdout);
+    for want in [
+        "ci@app=> SELECT 42 AS answer, 'x' AS letter",
+        " answer | letter\n--------+--------\n 42     | x\n(1 row)",
+        "ci@app=> SELECT * FROM rec_none",
+        "ERROR:  Table 'app.rec_none' doesn't exist (1146)",
+    ] {
+        assert!(replay.contains(want), "{want:?} in\n{replay}");
+    }
+}

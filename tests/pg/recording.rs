@@ -664,3 +664,90 @@ async fn an_execution_is_recorded_with_the_text_the_server_prepared() {
         ]
     );
 }
+
+/// psql through the gateway: a multi-statement text, COPY in and out,
+/// an error; the replay shows each statement and what came of it.
+#[tokio::test]
+async fn psql_sessions_replay_with_multi_statement_texts_and_copy() {
+    let server = pg::shared();
+    let direct = connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS rec_copy; CREATE TABLE rec_copy (id int, word text); \
+             GRANT ALL ON rec_copy TO app_owner",
+        )
+        .await
+        .unwrap();
+    let mut config = TestConfig::new(server);
+    config.with_example_policy(&["app"], "");
+    let gw = config.start().await;
+    let port = gw.addr().port();
+    let script = config.path().join("script.sql");
+    std::fs::write(
+        &script,
+        "COPY rec_copy FROM STDIN;\n1\tone\n2\ttwo\n\\.\n\
+         COPY rec_copy TO STDOUT;\n\
+         SELECT 1/0;\n",
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        // One Query message with two statements, then the script.
+        Command::new("psql")
+            .arg(format!(
+                "host=127.0.0.1 port={port} dbname=app user=ci sslmode=disable"
+            ))
+            .args([
+                "-X",
+                "-c",
+                "SELECT count(*) AS n FROM rec_copy; SELECT 'two' AS w",
+            ])
+            .arg("-f")
+            .arg(&script)
+            .env("PGPASSWORD", "ci-pw")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1\tone"), "{stdout}");
+    let rec = gw.running.recorder.clone().unwrap();
+    let store = config.path().join("sqlgate-recordings.db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let id = loop {
+        rec.flush();
+        let ended = SqliteStore::open(&store)
+            .unwrap()
+            .sessions()
+            .unwrap()
+            .into_iter()
+            .find(|s| s.user == "ci" && s.ended_us.is_some());
+        if let Some(s) = ended {
+            break s.id;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session never ended"
+        );
+        tokio::task::yield_now().await;
+    };
+    let replay = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+        .args(["sessions", "replay", &id, "--no-wait", "--config"])
+        .arg(config.write())
+        .output()
+        .unwrap();
+    let replay = String::from_utf8_lossy(&replay.stdout);
+    for want in [
+        "ci@app=> SELECT count(*) AS n FROM rec_copy",
+        "-- startup: SELECT pg_catalog.set_config('application_name', 'psql', false)",
+        "ci@app=> SELECT 'two' AS w",
+        " n\n---\n 0\n(1 row)",
+        "  w\n-----\n two\n(1 row)",
+        "ci@app=> COPY rec_copy FROM STDIN\nCOPY 2",
+        "ci@app=> COPY rec_copy TO STDOUT\nCOPY 2",
+        "ci@app=> SELECT 1/0\nERROR:  division by zero (22012)",
+    ] {
+        assert!(replay.contains(want), "{want:?} in\n{replay}");
+    }
+    direct.batch_execute("DROP TABLE rec_copy").await.unwrap();
+}
