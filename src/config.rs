@@ -673,7 +673,12 @@ fn listener(l: RawListener, section: &str, base: &Path, p: &mut Problems) -> Lis
     }
 }
 
-fn existing_file(base: &Path, value: &Spanned<String>, key: &str, p: &mut Problems) -> PathBuf {
+pub(crate) fn existing_file(
+    base: &Path,
+    value: &Spanned<String>,
+    key: &str,
+    p: &mut Problems,
+) -> PathBuf {
     let path = base.join(value.get_ref());
     if !path.is_file() {
         p.at(

@@ -7,6 +7,8 @@
 //! # or PostgreSQL, for several gateways sharing one trail:
 //! # url = "postgres://sqlgate@db.internal:5432/audit"
 //! # password_file = "store.pw"   # never in the URL
+//! # tls = "verify-full"           # or "require", "disable" (default)
+//! # tls_ca_file = "store-ca.pem"  # for verify-full
 //! [recording]
 //! enabled = true             # default
 //! flush_ms = 200             # reads and outcomes committed within this
@@ -36,6 +38,8 @@ pub struct RawStore {
     path: Option<Spanned<String>>,
     url: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
+    tls: Option<Spanned<String>>,
+    tls_ca_file: Option<Spanned<String>>,
 }
 
 /// `[recording]` as written.
@@ -84,6 +88,8 @@ pub struct PostgresLocation {
     pub url: String,
     /// The file holding the password, if any.
     pub password_file: Option<PathBuf>,
+    /// How the store's server certificate is checked.
+    pub tls: sqlgate_postgres::tls::ServerTls,
 }
 
 impl std::fmt::Debug for PostgresLocation {
@@ -135,6 +141,32 @@ const MAX_RESULT_BYTES: u64 = 16 << 20;
 /// File name of the default store, beside the configuration.
 pub const DEFAULT_FILE: &str = "sqlgate-recordings.db";
 
+/// `[store] tls` and `tls_ca_file`, as for targets.
+fn store_tls(store: &RawStore, base: &Path, p: &mut Problems) -> sqlgate_postgres::tls::ServerTls {
+    use sqlgate_postgres::tls::ServerTls;
+    match store.tls.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+        None | Some(("disable", _)) => ServerTls::Disable,
+        Some(("require", _)) => ServerTls::Require,
+        Some(("verify-full", span)) => match &store.tls_ca_file {
+            Some(ca) => ServerTls::VerifyFull {
+                ca_file: crate::config::existing_file(base, ca, "store.tls_ca_file", p),
+            },
+            None => {
+                p.at(span, "store.tls", "verify-full needs tls_ca_file");
+                ServerTls::Disable
+            }
+        },
+        Some((other, span)) => {
+            p.at(
+                span,
+                "store.tls",
+                format!("unknown mode \"{other}\" (expected disable, require or verify-full)"),
+            );
+            ServerTls::Disable
+        }
+    }
+}
+
 /// Validates both sections (absent: the defaults).
 pub(crate) fn parse(
     store: Option<RawStore>,
@@ -177,6 +209,7 @@ pub(crate) fn parse(
             Some(PostgresLocation {
                 url: u.get_ref().clone(),
                 password_file: store.password_file.as_ref().map(|f| base.join(f.get_ref())),
+                tls: store_tls(&store, base, p),
             })
         }
         None => {

@@ -7,7 +7,8 @@
 //!
 //! This module must never append a link without holding the lock in the
 //! same transaction, nor take a password from the URL (only from the
-//! file the configuration names).
+//! file the configuration names), nor fall back to plain text when TLS
+//! is configured (`[store] tls`, checked as for targets).
 
 use postgres::{Client, NoTls, Transaction};
 
@@ -87,8 +88,21 @@ fn hash32(v: Vec<u8>) -> [u8; 32] {
 impl PostgresStore {
     /// Connects with `config` (its password from the configuration's
     /// file) and creates or migrates the schema.
-    pub fn connect(config: &postgres::Config) -> Result<Self, StoreError> {
-        let mut client = config.connect(NoTls).map_err(err)?;
+    pub fn connect(
+        config: &postgres::Config,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, StoreError> {
+        let mut client = match tls {
+            // Required when configured: the store never falls back to
+            // plain text.
+            Some(tls) => {
+                let mut config = config.clone();
+                config.ssl_mode(postgres::config::SslMode::Require);
+                let tls = tokio_postgres_rustls::MakeRustlsConnect::new((*tls).clone());
+                config.connect(tls).map_err(err)?
+            }
+            None => config.connect(NoTls).map_err(err)?,
+        };
         let mut tx = client.transaction().map_err(err)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK])
             .map_err(err)?;

@@ -160,7 +160,21 @@ async fn backend_tls_with_a_verified_certificate() {
         "tls = \"require\"",
     );
     cfg.user("ops", "agent.pw", &["*"], "");
+    // The recording store on the same server, verified the same way.
+    cfg.secret("store.pw", pg::SUPERUSER_PW);
+    cfg.toml.push_str(&format!(
+        "\n[store]\nurl = \"postgres://postgres@localhost:{}/postgres\"\n\
+         password_file = \"store.pw\"\ntls = \"verify-full\"\ntls_ca_file = \"{}\"\n",
+        pg.port,
+        crt.display()
+    ));
     let gw = cfg.start().await;
+    let recorder_ssl = pg.psql(
+        "postgres",
+        "SELECT bool_and(ssl) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE application_name = 'sqlgate-recorder'",
+    );
+    assert_eq!(recorder_ssl, "t", "the store's connection is encrypted");
     // verify-full and require are encrypted; the plain target is not.
     for (target, encrypted) in [("secure", true), ("encrypted", true), ("app", false)] {
         let c = connect(&gw.conn_str("ops", AGENT_PW, target)).await;

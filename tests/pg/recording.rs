@@ -546,7 +546,8 @@ async fn two_gateways_write_one_postgres_trail_that_verifies() {
         // The store's client blocks: off the test's runtime.
         let seen = std::thread::spawn(move || {
             let mut reader =
-                sqlgate::store::postgres::PostgresStore::connect(&url.parse().unwrap()).unwrap();
+                sqlgate::store::postgres::PostgresStore::connect(&url.parse().unwrap(), None)
+                    .unwrap();
             reader.begin_snapshot().unwrap();
             let before = reader.links().unwrap().len();
             let out = Command::new("psql")
