@@ -352,7 +352,7 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
     }
 
     fn bound(&mut self, statement: &[u8], parameters: Option<Vec<Option<String>>>) {
-        self.0.log.executed(statement, parameters);
+        self.0.durable = self.0.log.executed(statement, parameters);
     }
 
     fn connected(&mut self, server_id: u32, application: Option<&str>) {
@@ -449,7 +449,7 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
     }
 
     fn executed(&mut self, id: u32, parameters: Option<Vec<Option<String>>>) {
-        self.0.log.executed(id.to_string().as_bytes(), parameters);
+        self.0.durable = self.0.log.executed(id.to_string().as_bytes(), parameters);
     }
 
     fn connected(&mut self, server_id: u32, application: Option<&str>) {

@@ -81,10 +81,52 @@ impl SessionLog {
     /// Records an execution of prepared statement `name` with its bound
     /// parameters (`None`: not read), grouped with the next commit: its
     /// text was durable before it was prepared.
-    pub fn executed(&self, name: &[u8], parameters: Option<Vec<Option<String>>>) {
-        if self.recorder.is_some() {
-            self.prepared.executed(name, parameters);
+    ///
+    /// An execution of a statement that can change anything is durable
+    /// before it runs: the returned wait completes when it is (an error:
+    /// it must not run). A pipelined execution, sent before the server
+    /// answered the preparations before it, is recorded once they are
+    /// answered, grouped (its statement's text was durable when it was
+    /// prepared).
+    pub fn executed(
+        &self,
+        name: &[u8],
+        parameters: Option<Vec<Option<String>>>,
+    ) -> Option<Durable> {
+        let rec = self.recorder.as_ref()?;
+        let (p, parameters) = self.prepared.executed(name, parameters).ok()?;
+        let event = execution(name, p.as_deref(), parameters, rec.records_parameters());
+        let durable = p.as_ref().is_some_and(|p| {
+            p.tags
+                .iter()
+                .any(|t| !HARMLESS.contains(&t.split('.').next().unwrap_or_default()))
+        });
+        if !durable {
+            rec.statement(&event);
+            return None;
         }
+        let wait = rec.statement_durable(&event);
+        let handle = rec.handle();
+        Some(Box::pin(async move {
+            wait.await.map_err(|e| {
+                let refusal = Refusal {
+                    verdict: Verdict::Deny,
+                    by: RefusedBy::Recording,
+                    message: format!(
+                        "sqlgate could not record this execution before running it: {e}"
+                    ),
+                    detail: "executions of statements that can change data are recorded before they run".to_owned(),
+                    hint: "retry when the recording store is back (the gateway's log says why it fails)".to_owned(),
+                    position: 1,
+                };
+                handle.statement(&StatementEvent {
+                    refusal: Some(refusal.message.clone()),
+                    verdict: refusal.verdict.as_str().to_owned(),
+                    ..event
+                });
+                refusal
+            })
+        }))
     }
 
     /// Records the server connection the session got.

@@ -83,20 +83,21 @@ impl PreparedTexts {
         self.texts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// An execution of statement `name`: recorded now, or once the
-    /// preparations sent before it are answered.
-    pub fn executed(&self, name: &[u8], parameters: Parameters) {
+    /// An execution of statement `name`: its text (if known) when it can
+    /// be recorded now, or `Err` when it waits for the preparations sent
+    /// before it to be answered (then recorded by the emitter).
+    pub fn executed(
+        &self,
+        name: &[u8],
+        parameters: Parameters,
+    ) -> Result<(Option<Arc<Prepared>>, Parameters), ()> {
         let mut t = self.texts();
         if let Some((seq, ..)) = t.awaiting.back() {
             let seq = *seq;
             t.deferred.push_back((seq, name.to_vec(), parameters));
-            return;
+            return Err(());
         }
-        let p = t.by_name.get(name).cloned();
-        drop(t);
-        if let Some(emit) = &self.emit {
-            emit(name, p.as_deref(), parameters);
-        }
+        Ok((t.by_name.get(name).cloned(), parameters))
     }
 
     /// Records the deferred executions whose preparations are all
@@ -245,8 +246,8 @@ mod tests {
         p.closed();
         p.sent(b"s1", text("second"), false);
         p.closed();
-        p.executed(b"s1", None);
-        assert!(seen.lock().unwrap().is_empty(), "not yet: unanswered");
+        assert!(p.executed(b"s1", None).is_err(), "waits: unanswered");
+        assert!(seen.lock().unwrap().is_empty());
         p.confirmed();
         p.ready();
         assert!(seen.lock().unwrap().is_empty(), "the second is unanswered");

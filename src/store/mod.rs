@@ -235,8 +235,14 @@ pub fn open(config: &config::RecordingConfig) -> Result<Box<dyn Store>, StoreErr
     match &config.postgres {
         Some(pg) => {
             let c = pg.connect_config().map_err(StoreError::Backend)?;
-            let tls = sqlgate_postgres::tls::client_config(&pg.tls)
-                .map_err(|e| StoreError::Backend(format!("store.tls: {e}")))?;
+            let tls = match pg.tls {
+                sqlgate_postgres::tls::ServerTls::Disable => None,
+                _ => {
+                    crate::install_crypto_provider();
+                    sqlgate_postgres::tls::client_config(&pg.tls)
+                        .map_err(|e| StoreError::Backend(format!("store.tls: {e}")))?
+                }
+            };
             Ok(Box::new(postgres::PostgresStore::connect(&c, tls)?))
         }
         None => Ok(Box::new(sqlite::SqliteStore::open(&config.path)?)),

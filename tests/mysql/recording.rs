@@ -69,6 +69,13 @@ async fn statements_prepared_statements_and_refusals_are_recorded() {
     assert!(statements(&store).iter().any(|e| e.text
         == "INSERT INTO rec_notes (id, note) VALUES (?, ?)"
         && e.origin == "prepare"));
+    // Its execution too, with its parameters, durable before it ran.
+    assert!(
+        statements(&store).iter().any(|e| e.origin == "execute"
+            && e.text == "INSERT INTO rec_notes (id, note) VALUES (?, ?)"
+            && e.parameters.is_some()),
+        "a write's execution is durable once it returns"
+    );
     let mut bot = Conn::new(Opts::from_url(&gw.mysql_url("bot", "bot-pw", "app")).unwrap())
         .await
         .unwrap();

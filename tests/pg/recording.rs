@@ -85,6 +85,13 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
     assert!(statements(&store)
         .iter()
         .any(|(_, e)| e.text == "INSERT INTO rec_notes VALUES ($1, $2)" && e.origin == "parse"));
+    // Its execution too, with its parameters, durable before it ran.
+    assert!(
+        statements(&store).iter().any(|(_, e)| e.origin == "execute"
+            && e.text == "INSERT INTO rec_notes VALUES ($1, $2)"
+            && e.parameters.is_some()),
+        "a write's execution is durable once it returns"
+    );
 
     // Each execution of a prepared statement, with its parameters
     // (tokio-postgres binds them in binary: shown as hex).
@@ -427,6 +434,12 @@ async fn a_full_disk_refuses_writes_clearly_and_recording_resumes_when_space_ret
         disk.path().join("rec.db").display()
     ));
     let gw = config.start().await;
+    // A write prepared while there is room, executed when there is not.
+    let preparer = gw.agent().await;
+    let prepared = preparer
+        .prepare("INSERT INTO rec_full VALUES ($1, 'prepared')")
+        .await
+        .unwrap();
     let filler = disk.path().join("filler");
     std::fs::write(&filler, vec![0u8; 600 << 10]).unwrap();
     let agent = gw.agent().await;
@@ -458,6 +471,22 @@ async fn a_full_disk_refuses_writes_clearly_and_recording_resumes_when_space_ret
         .unwrap()
         .get(0);
     assert_eq!(rows, refused_at as i64, "the refused write did not run");
+    // An execution of a prepared write is refused too: the session ends
+    // with the refusal (a Bind cannot be refused in place), the write
+    // never ran.
+    let e = preparer.execute(&prepared, &[&-7i32]).await.unwrap_err();
+    let db = e.as_db_error().expect("the refusal, not a bare disconnect");
+    assert!(
+        db.message().contains("could not record"),
+        "{}",
+        db.message()
+    );
+    let ran: i64 = direct
+        .query_one("SELECT count(*) FROM rec_full WHERE n = -7", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ran, 0, "the refused execution did not run");
     // Reads still run; the session is alive.
     agent.simple_query("SELECT 1").await.unwrap();
     // Space returns: writes are recorded and run again.
@@ -583,7 +612,11 @@ async fn two_gateways_write_one_postgres_trail_that_verifies() {
     };
     let out = verify(&configs[1]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("4 links verified"), "{text}");
     // Both instances' sessions are listed from either configuration.
     let list = Command::new(env!("CARGO_BIN_EXE_sqlgate"))

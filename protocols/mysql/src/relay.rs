@@ -890,6 +890,14 @@ impl Relay<'_> {
                 let id = self.statement_id().await?;
                 let id = self.prepared_id(id);
                 self.judge.executed(id, None);
+                if let Some(wait) = self.judge.before_forward() {
+                    if let Err(err) = wait.await {
+                        let seq = self.cbuf[3];
+                        self.read_whole_command(len).await?;
+                        self.send(seq.wrapping_add(1), &err.payload()).await?;
+                        return Ok(None);
+                    }
+                }
             }
             return self.pass_command(Some(Expect::Results)).await;
         }
@@ -911,6 +919,15 @@ impl Relay<'_> {
             None => None,
         };
         self.judge.executed(id, parameters);
+        // An execution that can change anything is durable before it is
+        // forwarded; when it cannot be, it is refused here.
+        if let Some(wait) = self.judge.before_forward() {
+            if let Err(err) = wait.await {
+                let seq = raw.get(3).copied().unwrap_or(0);
+                self.send(seq.wrapping_add(1), &err.payload()).await?;
+                return Ok(None);
+            }
+        }
         write(&mut self.server.stream.io, &raw)
             .await
             .map_err(|e| Side::Server(e.into()))?;

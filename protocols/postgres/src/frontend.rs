@@ -209,6 +209,7 @@ impl Gateway {
             RelayEnd::Desync(_) => "relay desync",
             RelayEnd::ServerGone | RelayEnd::ServerError(_) => "server connection lost",
             RelayEnd::Shutdown => "gateway shutdown",
+            RelayEnd::Refused(_) => "refused: not recorded",
         });
         let closing = match &outcome.end {
             RelayEnd::ClientGone => None,
@@ -218,6 +219,12 @@ impl Gateway {
                     SqlState::PROTOCOL_VIOLATION,
                     e.to_string(),
                 ))
+            }
+            RelayEnd::Refused(e) => {
+                tracing::error!(session = %info.id, error = %e.message, "session ended: a message could not be recorded before it ran");
+                let mut fatal = e.clone();
+                fatal.severity = crate::messages::error_response::Severity::Fatal;
+                Some(fatal)
             }
             RelayEnd::Limit(e) => {
                 tracing::warn!(session = %info.id, error = %e, "session ended at a limit");

@@ -46,6 +46,10 @@ pub enum RelayEnd {
     Limit(ProtocolError),
     /// The gateway is shutting down and the session was idle.
     Shutdown,
+    /// A message could not be let through nor refused in place (an
+    /// execution whose record could not be made durable): the session
+    /// ends with this error.
+    Refused(crate::messages::error_response::ClientError),
 }
 
 /// State both directions share. Both run in the same task; the lock is

@@ -77,6 +77,13 @@ enum Scan {
     /// Forward `0..before`, then await the judged statement's wait and
     /// scan again from it.
     Wait(usize),
+    /// Forward `0..before`, then end the session with `error`: a message
+    /// that must not run and cannot be refused in place (a Bind whose
+    /// execution could not be recorded).
+    End {
+        before: usize,
+        error: crate::messages::error_response::ClientError,
+    },
 }
 
 impl<'a> Upstream<'a> {
@@ -127,6 +134,13 @@ impl<'a> Upstream<'a> {
                     }
                     buf.advance(upto);
                     continue;
+                }
+                Scan::End { before, error } => {
+                    if let Err(e) = write(wr, &buf[..before]).await {
+                        return RelayEnd::ServerError(e.into());
+                    }
+                    buf.advance(before);
+                    return RelayEnd::Refused(error);
                 }
                 Scan::Wait(before) => {
                     if let Err(e) = write(wr, &buf[..before]).await {
@@ -271,20 +285,18 @@ impl<'a> Upstream<'a> {
                 b'B' | b'E' | b'D' | b'C' => {
                     self.shared.unsynced.store(true, Ordering::Relaxed);
                     if tag == b'B' && self.records_binds {
-                        let whole = buf.len() - pos >= total;
-                        match whole.then(|| mask::bind_parameters(body)).flatten() {
-                            Some((statement, values)) => {
-                                self.hooks.bound(&key(&statement), Some(values))
-                            }
+                        match self.resumed.take() {
+                            // Met again after its record's wait.
+                            Some(Ok(_)) => {}
+                            Some(Err(error)) => return Ok(Scan::End { before: pos, error }),
                             None => {
-                                // The statement's name leads the body.
-                                let name = body.iter().position(|&b| b == 0).and_then(|p| {
-                                    let rest = &body[p + 1..];
-                                    rest.iter().position(|&b| b == 0).map(|q| &rest[..q])
-                                });
-                                // Unread: a name no statement has.
-                                let unknown: &[u8] = b"\0(not read)";
-                                self.hooks.bound(&key(name.unwrap_or(unknown)), None)
+                                self.bound(buf, body, pos, total);
+                                // An execution that can change anything is
+                                // durable before it is forwarded.
+                                if let Some(wait) = self.hooks.before_forward() {
+                                    self.waiting = Some(wait);
+                                    return Ok(Scan::Wait(pos));
+                                }
                             }
                         }
                     }
@@ -302,6 +314,25 @@ impl<'a> Upstream<'a> {
                 _ => {}
             }
             self.skip = total;
+        }
+    }
+
+    /// Reports a Bind to the hooks: its statement and, when it is read
+    /// whole, its parameters.
+    fn bound(&mut self, buf: &[u8], body: &[u8], pos: usize, total: usize) {
+        let whole = buf.len() - pos >= total;
+        match whole.then(|| mask::bind_parameters(body)).flatten() {
+            Some((statement, values)) => self.hooks.bound(&key(&statement), Some(values)),
+            None => {
+                // The statement's name leads the body.
+                let name = body.iter().position(|&b| b == 0).and_then(|p| {
+                    let rest = &body[p + 1..];
+                    rest.iter().position(|&b| b == 0).map(|q| &rest[..q])
+                });
+                // Unread: a name no statement has.
+                let unknown: &[u8] = b"\0(not read)";
+                self.hooks.bound(&key(name.unwrap_or(unknown)), None)
+            }
         }
     }
 
