@@ -92,7 +92,7 @@ pub fn show(store: &mut dyn Store, id: &str) -> Result<Option<String>, StoreErro
         return Ok(None);
     }
     let mut out = String::new();
-    for r in &rows {
+    for (i, r) in super::events(&rows).iter().enumerate() {
         match r.kind {
             Kind::SessionStart => {
                 if let Ok(s) = serde_json::from_str::<SessionStart>(&r.body) {
@@ -116,7 +116,7 @@ pub fn show(store: &mut dyn Store, id: &str) -> Result<Option<String>, StoreErro
                         out,
                         "\n[{}] #{} {} ({}){}\n  {}",
                         time(r.at_us),
-                        r.seq,
+                        i,
                         e.verdict,
                         if e.tags.is_empty() {
                             "-".to_owned()
@@ -162,6 +162,8 @@ pub fn show(store: &mut dyn Store, id: &str) -> Result<Option<String>, StoreErro
                     }
                 }
             }
+            // (events() leaves no Events record whole.)
+            Kind::Events => {}
             Kind::Connected => {
                 if let Ok(c) = serde_json::from_str::<super::Connected>(&r.body) {
                     let _ = writeln!(
@@ -204,20 +206,26 @@ fn parameters(values: &[Option<String>]) -> String {
         .join(", ")
 }
 
-/// `sessions export --format jsonl`: one event a line, with its place in
-/// the chain.
+/// `sessions export --format jsonl`: one event a line, with the record
+/// it is in and that record's hash (its place in the chain).
 pub fn export(store: &mut dyn Store, ids: &[String]) -> Result<String, StoreError> {
     let mut out = String::new();
     for id in ids {
-        for r in store.rows(id)? {
-            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+        let rows = store.rows(id)?;
+        for (i, e) in super::events(&rows).iter().enumerate() {
+            let body: serde_json::Value = serde_json::from_str(&e.body).unwrap_or_default();
+            let hash = rows
+                .get(e.record as usize)
+                .map(|r| hex::encode(r.hash))
+                .unwrap_or_default();
             let line = serde_json::json!({
-                "session": r.session,
-                "seq": r.seq,
-                "kind": r.kind.as_str(),
-                "at_us": r.at_us,
+                "session": id,
+                "seq": i,
+                "record": e.record,
+                "kind": e.kind.as_str(),
+                "at_us": e.at_us,
                 "event": body,
-                "hash": hex::encode(r.hash),
+                "record_hash": hash,
             });
             let _ = writeln!(out, "{line}");
         }
@@ -300,7 +308,7 @@ pub fn replay(
     let io = |e: std::io::Error| StoreError::Backend(e.to_string());
     let mut prompt = String::from("=> ");
     let mut last_at: Option<i64> = None;
-    for r in &rows {
+    for r in &super::events(&rows) {
         if let (Some(speed), Some(last)) = (speed, last_at) {
             let wait = ((r.at_us - last).max(0) as f64 / speed) as u64;
             out.flush().map_err(io)?;
@@ -369,7 +377,7 @@ pub fn replay(
                     }
                 }
             }
-            Kind::Connected => {}
+            Kind::Connected | Kind::Events => {}
             Kind::SessionEnd => {
                 let reason = serde_json::from_str::<super::SessionEnd>(&r.body)
                     .map(|e| e.reason)

@@ -37,6 +37,10 @@ pub enum Kind {
     Outcome,
     /// A session ended.
     SessionEnd,
+    /// Several events of one session (statements, outcomes, its server
+    /// connection) stored as one record: one line each, `kind`, a tab,
+    /// `at_us`, a tab, the event's JSON (see [`events`]).
+    Events,
 }
 
 impl Kind {
@@ -48,6 +52,7 @@ impl Kind {
             Kind::Statement => "statement",
             Kind::Outcome => "outcome",
             Kind::SessionEnd => "session_end",
+            Kind::Events => "events",
         }
     }
 
@@ -59,6 +64,7 @@ impl Kind {
             "statement" => Kind::Statement,
             "outcome" => Kind::Outcome,
             "session_end" => Kind::SessionEnd,
+            "events" => Kind::Events,
             _ => return None,
         })
     }
@@ -179,6 +185,61 @@ pub struct Row {
     pub prev: [u8; 32],
     /// This record's hash (`chain::row_hash`).
     pub hash: [u8; 32],
+}
+
+/// One event of a session as recorded: a record of its own, or a line of
+/// an [`Kind::Events`] record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The record it is in.
+    pub record: u64,
+    /// What it is.
+    pub kind: Kind,
+    /// When, in microseconds since the Unix epoch.
+    pub at_us: i64,
+    /// The event, as JSON.
+    pub body: String,
+}
+
+/// A session's events, in order, from its records (a line that does not
+/// parse is left out: `audit verify` is what says whether records are
+/// intact).
+pub fn events(rows: &[Row]) -> Vec<Event> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        if r.kind != Kind::Events {
+            out.push(Event {
+                record: r.seq,
+                kind: r.kind,
+                at_us: r.at_us,
+                body: r.body.clone(),
+            });
+            continue;
+        }
+        for line in r.body.lines() {
+            let mut parts = line.splitn(3, '\t');
+            let (Some(kind), Some(at), Some(body)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (Some(kind), Ok(at_us)) = (Kind::parse(kind), at.parse()) else {
+                continue;
+            };
+            out.push(Event {
+                record: r.seq,
+                kind,
+                at_us,
+                body: body.to_owned(),
+            });
+        }
+    }
+    out
+}
+
+/// Whether events of this kind are stored together in one
+/// [`Kind::Events`] record per session and commit.
+pub fn grouped(kind: Kind) -> bool {
+    matches!(kind, Kind::Statement | Kind::Outcome | Kind::Connected)
 }
 
 /// A link of the gateway-wide chain: a session's last record, appended

@@ -198,7 +198,7 @@ impl Store for PostgresStore {
                     )
                     .map_err(err)?;
                 }
-                Kind::Statement | Kind::Outcome | Kind::Connected => {}
+                Kind::Statement | Kind::Outcome | Kind::Connected | Kind::Events => {}
             }
         }
         for (session, statements, refused) in counts {

@@ -499,32 +499,46 @@ impl Writer {
         }
         let before = self.sessions.clone();
         let last_link = self.last_link.clone();
-        let mut rows = Vec::with_capacity(self.pending.len());
+        let mut rows = Vec::new();
         let mut links = Vec::new();
         let mut ended = Vec::new();
         let mut counts: HashMap<&str, (u64, u64)> = HashMap::new();
+        // A session's statements, outcomes and connection of this commit
+        // go into one record (one insert, one hash), between its start
+        // and end records where those are in the commit too.
+        let mut groups: HashMap<&str, (i64, String)> = HashMap::new();
         for p in &self.pending {
             if p.kind == Kind::Statement {
                 let c = counts.entry(p.session.as_str()).or_default();
                 c.0 += 1;
                 c.1 += p.refused as u64;
             }
-            let state = self
-                .sessions
-                .entry(p.session.clone())
-                .or_insert((0, [0; 32]));
-            let (seq, prev) = *state;
-            let hash = row_hash(&prev, &p.session, seq, p.kind, p.at_us, &p.body);
-            *state = (seq + 1, hash);
-            rows.push(Row {
-                session: p.session.clone(),
-                seq,
-                kind: p.kind,
-                at_us: p.at_us,
-                body: p.body.clone(),
-                prev,
-                hash,
-            });
+            if super::grouped(p.kind) {
+                let (_, body) = groups
+                    .entry(p.session.as_str())
+                    .or_insert_with(|| (p.at_us, String::with_capacity(4096)));
+                use std::fmt::Write as _;
+                let _ = writeln!(body, "{}\t{}\t{}", p.kind.as_str(), p.at_us, p.body);
+                continue;
+            }
+            if let Some((at_us, body)) = groups.remove(p.session.as_str()) {
+                chain_row(
+                    &mut self.sessions,
+                    &mut rows,
+                    &p.session,
+                    Kind::Events,
+                    at_us,
+                    body,
+                );
+            }
+            let (seq, hash) = chain_row(
+                &mut self.sessions,
+                &mut rows,
+                &p.session,
+                p.kind,
+                p.at_us,
+                p.body.clone(),
+            );
             if p.kind == Kind::SessionEnd {
                 let (n, prev_link) = match &self.last_link {
                     Some(l) => (l.n + 1, l.hash),
@@ -542,6 +556,16 @@ impl Writer {
                 links.push(link);
                 ended.push(p.session.clone());
             }
+        }
+        for (session, (at_us, body)) in groups {
+            chain_row(
+                &mut self.sessions,
+                &mut rows,
+                session,
+                Kind::Events,
+                at_us,
+                body,
+            );
         }
         let counts: Vec<(String, u64, u64)> = counts
             .into_iter()
@@ -603,6 +627,34 @@ impl Writer {
             }
         }
     }
+}
+
+/// Appends a record to `session`'s chain: its place and hash.
+fn chain_row(
+    sessions: &mut HashMap<String, (u64, [u8; 32])>,
+    rows: &mut Vec<Row>,
+    session: &str,
+    kind: Kind,
+    at_us: i64,
+    body: String,
+) -> (u64, [u8; 32]) {
+    let state = match sessions.get_mut(session) {
+        Some(s) => s,
+        None => sessions.entry(session.to_owned()).or_insert((0, [0; 32])),
+    };
+    let (seq, prev) = *state;
+    let hash = row_hash(&prev, session, seq, kind, at_us, &body);
+    *state = (seq + 1, hash);
+    rows.push(Row {
+        session: session.to_owned(),
+        seq,
+        kind,
+        at_us,
+        body,
+        prev,
+        hash,
+    });
+    (seq, hash)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ fn statements(path: &std::path::Path) -> Vec<StatementEvent> {
     let mut store = SqliteStore::open(path).unwrap();
     let mut out = Vec::new();
     for id in store.session_ids().unwrap() {
-        for r in store.rows(&id).unwrap() {
+        for r in sqlgate::store::events(&store.rows(&id).unwrap()) {
             if r.kind == Kind::Statement {
                 out.push(serde_json::from_str(&r.body).unwrap());
             }
@@ -117,7 +117,7 @@ async fn statements_prepared_statements_and_refusals_are_recorded() {
         let mut s = SqliteStore::open(&store).unwrap();
         let mut out = Vec::new();
         for id in s.session_ids().unwrap() {
-            for r in s.rows(&id).unwrap() {
+            for r in sqlgate::store::events(&s.rows(&id).unwrap()) {
                 if r.kind == Kind::Outcome {
                     out.push(serde_json::from_str(&r.body).unwrap());
                 }

@@ -18,7 +18,7 @@ fn outcomes(path: &std::path::Path) -> Vec<sqlgate::store::OutcomeEvent> {
     let mut store = SqliteStore::open(path).unwrap();
     let mut out = Vec::new();
     for id in store.session_ids().unwrap() {
-        for r in store.rows(&id).unwrap() {
+        for r in sqlgate::store::events(&store.rows(&id).unwrap()) {
             if r.kind == Kind::Outcome {
                 out.push(serde_json::from_str(&r.body).unwrap());
             }
@@ -32,7 +32,7 @@ fn statements(path: &std::path::Path) -> Vec<(String, StatementEvent)> {
     let mut store = SqliteStore::open(path).unwrap();
     let mut out = Vec::new();
     for id in store.session_ids().unwrap() {
-        for r in store.rows(&id).unwrap() {
+        for r in sqlgate::store::events(&store.rows(&id).unwrap()) {
             if r.kind == Kind::Statement {
                 out.push((id.clone(), serde_json::from_str(&r.body).unwrap()));
             }
@@ -254,7 +254,7 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
         .unwrap()
         .id;
     // The server connection it had (a real backend pid) and why it ended.
-    let rows = SqliteStore::open(&store).unwrap().rows(&ci_id).unwrap();
+    let rows = sqlgate::store::events(&SqliteStore::open(&store).unwrap().rows(&ci_id).unwrap());
     let connected: sqlgate::store::Connected = rows
         .iter()
         .find(|r| r.kind == Kind::Connected)
@@ -637,7 +637,7 @@ async fn two_gateways_write_one_postgres_trail_that_verifies() {
     server.psql(
         &db,
         "UPDATE sqlgate_audit.records SET body = replace(body, '1 AS round', '7 AS round') \
-         WHERE body LIKE '%1 AS round%' AND kind = 'statement'",
+         WHERE body LIKE '%1 AS round%' AND kind = 'events'",
     );
     let out = verify(&configs[0]);
     let text = String::from_utf8_lossy(&out.stdout);
