@@ -40,6 +40,7 @@ pub struct RawConfig {
     policy: Option<RawPolicy>,
     store: Option<crate::store::config::RawStore>,
     recording: Option<crate::store::config::RawRecording>,
+    admin: Option<crate::admin::config::RawAdmin>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +126,8 @@ pub struct Config {
     pub policy: Option<PolicyConfig>,
     /// `[store]` and `[recording]`.
     pub recording: crate::store::config::RecordingConfig,
+    /// `[admin] listen`: the admin plane's address (none: not served).
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 /// `[policy]`: where the rules are and the loaded rules.
@@ -575,9 +578,11 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
         }
     });
     let recording = crate::store::config::parse(raw.store, raw.recording, base, p);
+    let admin = crate::admin::config::parse(raw.admin, p);
     Config {
         policy,
         recording,
+        admin,
         worker_threads: raw.gateway.worker_threads.map(Spanned::into_inner),
         path: path.to_owned(),
         postgres,

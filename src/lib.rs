@@ -6,6 +6,7 @@
 //! This package is the engine (configuration, users, statement parsing and
 //! later policy) and the binary; the wire protocols live in `protocols/`.
 
+pub mod admin;
 pub mod auth;
 pub mod catalogs;
 pub mod certs;

@@ -32,6 +32,8 @@ pub struct Running {
     pub engine: Arc<Engine>,
     /// What sessions are recorded in (`None`: recording is off).
     pub recorder: Option<Recorder>,
+    /// Where the admin plane listens, if it does.
+    pub admin_addr: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -147,6 +149,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         }
     });
     let recorder = start_recorder(config)?;
+    let mut admin_addr = None;
+    if let Some(listen) = config.admin {
+        let metrics = Arc::new(crate::admin::metrics::Metrics::new(recorder.clone()));
+        let (addr, task) = crate::admin::start(listen, metrics, shutdown.clone()).await?;
+        admin_addr = Some(addr);
+        tasks.push(task);
+    }
     let mut postgres_addr = None;
     let mut catalog_pools = crate::catalogs::Pools::default();
     if let Some(pg) = &config.postgres {
@@ -254,6 +263,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         shutdown,
         engine,
         recorder,
+        admin_addr,
         tasks,
     })
 }

@@ -35,6 +35,21 @@ const MAX_QUEUED_BYTES: usize = 256 << 20;
 /// result samples (the writer is behind).
 pub(super) const SAMPLE_BACKOFF_BYTES: usize = 32 << 20;
 
+/// A recorder's state, as metrics report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecorderStats {
+    /// The last group was committed.
+    pub healthy: bool,
+    /// Groups the store failed to take.
+    pub failures: u64,
+    /// Groups committed.
+    pub commits: u64,
+    /// Records dropped (the writer fell too far behind).
+    pub dropped: u64,
+    /// Bytes of records waiting for the store.
+    pub queued_bytes: usize,
+}
+
 /// What to do with statements that must be durable when the store cannot
 /// take them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +97,8 @@ pub struct Recorder {
     instance: Arc<str>,
     /// Bytes of bodies queued or held by the writer.
     pub(super) queued: Arc<std::sync::atomic::AtomicUsize>,
+    /// Groups committed, and groups the store failed to take.
+    counts: Arc<[AtomicU64; 2]>,
     /// What of results and parameters records keep.
     pub(super) capture: super::config::Capture,
 }
@@ -132,7 +149,9 @@ impl Recorder {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let healthy = Arc::new(AtomicBool::new(true));
         let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counts = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let writer = Writer {
+            counts: counts.clone(),
             queued: queued.clone(),
             store,
             sessions: HashMap::new(),
@@ -164,6 +183,7 @@ impl Recorder {
             on_failure,
             instance: Arc::from(instance),
             queued,
+            counts,
             capture: super::config::Capture::default(),
         })
     }
@@ -192,6 +212,17 @@ impl Recorder {
     /// Records dropped because the writer fell too far behind.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The recorder's state, for metrics.
+    pub fn stats(&self) -> RecorderStats {
+        RecorderStats {
+            healthy: self.healthy(),
+            failures: self.counts[1].load(Ordering::Relaxed),
+            commits: self.counts[0].load(Ordering::Relaxed),
+            dropped: self.dropped(),
+            queued_bytes: self.queued.load(Ordering::Relaxed),
+        }
     }
 
     /// Counts `bytes` as queued if they fit the bound.
@@ -266,6 +297,8 @@ struct Writer {
     healthy: Arc<AtomicBool>,
     /// Bytes of bodies queued or held (shared with the recorder).
     queued: Arc<std::sync::atomic::AtomicUsize>,
+    /// Groups committed and failed (shared with the recorder).
+    counts: Arc<[AtomicU64; 2]>,
     /// The checkpoint key and how often to sign.
     signer: Option<(Key, Duration)>,
     /// The trail verified when the writer started (else nothing is
@@ -579,6 +612,7 @@ impl Writer {
                     self.last_link = last;
                 }
                 self.commits += 1;
+                self.counts[0].fetch_add(1, Ordering::Relaxed);
                 self.records += rows.len() as u64;
                 if !self.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!("recording: the store takes records again");
@@ -596,6 +630,7 @@ impl Writer {
                 }
             }
             Err(e) => {
+                self.counts[1].fetch_add(1, Ordering::Relaxed);
                 if self.healthy.swap(false, Ordering::Relaxed) {
                     tracing::error!(error = %e, "recording: the store cannot take records; they are kept and retried");
                 }

@@ -27,6 +27,19 @@ fn outcomes(path: &std::path::Path) -> Vec<sqlgate::store::OutcomeEvent> {
     out
 }
 
+/// The admin listener's `/metrics`.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: sqlgate\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}
+
 /// Every statement event of every session in the store.
 fn statements(path: &std::path::Path) -> Vec<(String, StatementEvent)> {
     let mut store = SqliteStore::open(path).unwrap();
@@ -430,10 +443,17 @@ async fn a_full_disk_refuses_writes_clearly_and_recording_resumes_when_space_ret
         .unwrap();
     let mut config = TestConfig::new(server);
     config.toml.push_str(&format!(
-        "\n[store]\npath = \"{}\"\n",
+        "\n[store]\npath = \"{}\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n",
         disk.path().join("rec.db").display()
     ));
     let gw = config.start().await;
+    let admin = gw.running.admin_addr.expect("the admin listener");
+    let healthy = scrape(admin).await;
+    assert!(
+        healthy.contains("sqlgate_recording_store_healthy 1")
+            && healthy.contains("sqlgate_recording_store_failures_total 0"),
+        "{healthy}"
+    );
     // A write prepared while there is room, executed when there is not.
     let preparer = gw.agent().await;
     let prepared = preparer
@@ -465,6 +485,13 @@ async fn a_full_disk_refuses_writes_clearly_and_recording_resumes_when_space_ret
         }
     }
     let refused_at = refused_at.expect("the full disk refused a write");
+    // The metric says so too.
+    let failing = scrape(admin).await;
+    assert!(
+        failing.contains("sqlgate_recording_store_healthy 0")
+            && !failing.contains("sqlgate_recording_store_failures_total 0"),
+        "{failing}"
+    );
     let rows: i64 = direct
         .query_one("SELECT count(*) FROM rec_full", &[])
         .await
@@ -498,6 +525,9 @@ async fn a_full_disk_refuses_writes_clearly_and_recording_resumes_when_space_ret
     assert!(statements(&disk.path().join("rec.db"))
         .iter()
         .any(|(_, e)| e.text == "INSERT INTO rec_full VALUES (-1, 'after')"));
+    assert!(scrape(admin)
+        .await
+        .contains("sqlgate_recording_store_healthy 1"));
     drop(agent);
     direct.batch_execute("DROP TABLE rec_full").await.unwrap();
 }
