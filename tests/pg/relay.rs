@@ -457,3 +457,81 @@ async fn a_malformed_message_closes_only_its_connection() {
         vec![vec![Some("7".into())]]
     );
 }
+
+/// The BackendKeyData pid is the server connection's own: what
+/// `pg_backend_pid()` and notifications say, what `pg_terminate_backend`
+/// takes (the session then ends with 57P01); a cancel with the gateway's
+/// secret still reaches it, one with another secret does not.
+#[tokio::test]
+async fn the_client_sees_its_server_connections_pid() {
+    let pg = pg::shared();
+    let gw = TestConfig::new(pg).start().await;
+    let (mut c, greeting) = RawClient::connect(
+        gw.addr(),
+        &[("user", "agent"), ("database", "app")],
+        AGENT_PW,
+    )
+    .await
+    .unwrap();
+    let key = greeting
+        .iter()
+        .find(|m| m.0 == b'K')
+        .expect("BackendKeyData")
+        .1
+        .clone();
+    let pid = i32::from_be_bytes(key[..4].try_into().unwrap());
+    let secret = key[4..8].to_vec();
+    let first_value = |msgs: &[crate::support::raw::Msg]| -> String {
+        let row = &msgs.iter().find(|m| m.0 == b'D').expect("a row").1;
+        let len = i32::from_be_bytes(row[2..6].try_into().unwrap()) as usize;
+        String::from_utf8(row[6..6 + len].to_vec()).unwrap()
+    };
+    let got = c.query("SELECT pg_backend_pid()").await;
+    assert_eq!(first_value(&got), pid.to_string());
+    // A notification to itself carries the same pid.
+    let got = c
+        .query("LISTEN sqlgate_pid; NOTIFY sqlgate_pid, 'hi'")
+        .await;
+    let note = &got.iter().find(|m| m.0 == b'A').expect("a notification").1;
+    assert_eq!(i32::from_be_bytes(note[..4].try_into().unwrap()), pid);
+    // A cancel with another secret is not forwarded; with the gateway's
+    // it is.
+    let marker = format!("pid-cancel-{}", std::process::id());
+    let mut sql = bytes::BytesMut::new();
+    postgres_protocol::message::frontend::query(
+        &format!("SELECT pg_sleep(30) /* {marker} */"),
+        &mut sql,
+    )
+    .unwrap();
+    c.send(&sql).await;
+    pg.wait_for_backend("state = 'active'", &marker).await;
+    let addr = gw.addr();
+    let cancel = |secret: Vec<u8>| async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut m = Vec::new();
+        m.extend_from_slice(&16i32.to_be_bytes());
+        m.extend_from_slice(&80877102i32.to_be_bytes());
+        m.extend_from_slice(&pid.to_be_bytes());
+        m.extend_from_slice(&secret);
+        tokio::io::AsyncWriteExt::write_all(&mut s, &m)
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut s, &mut rest).await;
+    };
+    cancel(vec![0, 0, 0, 0]).await;
+    pg.wait_for_backend("state = 'active'", &marker).await;
+    cancel(secret).await;
+    let got = c.until_ready().await;
+    let err = &got.iter().find(|m| m.0 == b'E').expect("cancelled").1;
+    assert_eq!(error_field(err, b'C').as_deref(), Some("57014"));
+    // Terminated by its pid from another session: 57P01.
+    let other = gw.agent().await;
+    other
+        .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+    let got = c.query("SELECT 1").await;
+    let err = &got.iter().find(|m| m.0 == b'E').expect("terminated").1;
+    assert_eq!(error_field(err, b'C').as_deref(), Some("57P01"));
+}

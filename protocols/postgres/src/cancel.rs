@@ -1,7 +1,14 @@
-//! Query cancellation. Clients get a BackendKeyData that the gateway makes
-//! up (its session id and a random secret), never the server's; a
-//! CancelRequest carrying that key is turned into a CancelRequest with the
-//! server's key of the connection the session holds right now.
+//! Query cancellation. Clients get a BackendKeyData with the process id of
+//! the server connection their session holds (what `pg_backend_pid()`
+//! and notifications say) and a secret the gateway makes, never the
+//! server's; a CancelRequest carrying that pair is turned into a
+//! CancelRequest with the server's key of the connection the session
+//! holds right now. Several sessions may present one pid over time (a
+//! pooled connection passes on): a cancel reaches only the session whose
+//! secret it carries.
+//!
+//! This module must never forward a cancel whose secret does not match,
+//! nor tell the requester whether it did.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,8 +18,8 @@ use subtle::ConstantTimeEq;
 use crate::backend::{cancel, BackendKey};
 use crate::pool::Pool;
 
-/// The gateway's id for one client session; also the process id in the
-/// BackendKeyData the client receives.
+/// The gateway's id for one client session (in logs; the process id in
+/// the BackendKeyData only when the server gave none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SessionId(pub u32);
 
@@ -23,12 +30,14 @@ impl std::fmt::Display for SessionId {
 }
 
 struct Entry {
+    /// The process id the session's client was given.
+    pid: i32,
     secret: [u8; 4],
     pool: Arc<Pool>,
     key: BackendKey,
 }
 
-/// Live sessions' cancel keys.
+/// Live sessions' cancel keys, by session.
 #[derive(Default)]
 pub struct CancelRegistry {
     sessions: Mutex<HashMap<u32, Entry>>,
@@ -46,9 +55,25 @@ impl CancelRegistry {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a session's key and the server connection it holds.
-    pub fn register(&self, id: SessionId, secret: [u8; 4], pool: Arc<Pool>, key: BackendKey) {
-        self.lock().insert(id.0, Entry { secret, pool, key });
+    /// Registers a session's key (the pid and secret its client was
+    /// given) and the server connection it holds.
+    pub fn register(
+        &self,
+        id: SessionId,
+        pid: i32,
+        secret: [u8; 4],
+        pool: Arc<Pool>,
+        key: BackendKey,
+    ) {
+        self.lock().insert(
+            id.0,
+            Entry {
+                pid,
+                secret,
+                pool,
+                key,
+            },
+        );
     }
 
     /// Forgets a session (when it ends).
@@ -61,9 +86,13 @@ impl CancelRegistry {
     pub async fn cancel(&self, pid: i32, secret: &[u8]) {
         let found = {
             let sessions = self.lock();
-            sessions.get(&(pid as u32)).and_then(|e| {
-                bool::from(e.secret.ct_eq(secret)).then(|| (e.pool.clone(), e.key.clone()))
-            })
+            // Every session presenting this pid is compared, in constant
+            // time per secret (a cancel is rare; sessions are thousands).
+            sessions
+                .values()
+                .filter(|e| e.pid == pid)
+                .find(|e| bool::from(e.secret.ct_eq(secret)))
+                .map(|e| (e.pool.clone(), e.key.clone()))
         };
         match found {
             Some((pool, key)) => {

@@ -175,14 +175,17 @@ impl Gateway {
         };
         let mut secret = [0u8; 4];
         rand::rng().fill_bytes(&mut secret);
-        if let Err(e) = greet(&mut client, &lease, &info, secret, status).await {
+        // The server connection's own pid (what pg_backend_pid() and
+        // notifications say); the session id where the server gave none.
+        let pid = lease.conn().key().map_or(info.id.0 as i32, |k| k.pid);
+        if let Err(e) = greet(&mut client, &lease, &info, pid, secret, status).await {
             tracing::debug!(session = %info.id, error = %e, "client left before the greeting");
             pool::release(lease, status, false).await;
             return;
         }
         if let Some(key) = lease.conn().key().cloned() {
             self.cancels
-                .register(info.id, secret, lease.pool().clone(), key);
+                .register(info.id, pid, secret, lease.pool().clone(), key);
         }
         let application = startup
             .params
@@ -654,11 +657,13 @@ async fn refuse(client: &mut ClientStream, refusal: Refusal, peer: SocketAddr) {
 }
 
 /// ParameterStatus for every setting the server reported,
-/// BackendKeyData with the gateway's key, ReadyForQuery.
+/// BackendKeyData with the server connection's pid and the gateway's
+/// secret, ReadyForQuery.
 async fn greet(
     client: &mut ClientStream,
     lease: &Lease,
     info: &SessionInfo,
+    pid: i32,
     secret: [u8; 4],
     status: u8,
 ) -> std::io::Result<()> {
@@ -672,7 +677,7 @@ async fn greet(
         parameter_status::encode(name, value, &mut buf);
     }
     messages::encode(
-        &BackendKeyData::new(info.id.0 as i32, SecretKey::I32(i32::from_be_bytes(secret))),
+        &BackendKeyData::new(pid, SecretKey::I32(i32::from_be_bytes(secret))),
         &mut buf,
     );
     messages::ready_for_query(status, &mut buf);
