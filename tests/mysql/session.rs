@@ -472,3 +472,82 @@ async fn shutdown_ends_idle_sessions_with_1053() {
     idle.read_exact(&mut err).await.unwrap();
     assert_eq!(&err[..3], &[0xff, 0x1d, 0x04], "ERR 1053 server shutdown");
 }
+
+/// `KILL QUERY` of `CONNECTION_ID()` (the server's thread id) from a
+/// second connection of the same identity cancels, even for an identity
+/// whose policy denies `admin` (a cancel of one's own query is not an
+/// administrative kill); another identity cannot reach the session.
+#[tokio::test]
+async fn kill_query_by_the_server_thread_id_is_a_cancel_for_the_same_identity() {
+    let my = mariadb::shared();
+    let mut cfg = TestConfig::mysql(my);
+    cfg.with_example_policy(&["app"], "");
+    let gw = cfg.start().await;
+    let url = |user: &str| gw.mysql_url(user, &format!("{user}-pw"), "app");
+    let mut sleeper = Conn::new(Opts::from_url(&url("bot")).unwrap())
+        .await
+        .unwrap();
+    let thread: u64 = sleeper
+        .query_first("SELECT CONNECTION_ID()")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        u64::from(sleeper.id()),
+        thread,
+        "the handshake id is the gateway's"
+    );
+    let marker = format!("cancel-me-{}", std::process::id());
+    let sql = format!("SELECT SLEEP(10) /* {marker} */");
+    let running = tokio::spawn(async move {
+        let r: Result<Option<i64>, _> = sleeper.query_first(sql).await;
+        r
+    });
+    let mut direct = Conn::new(Opts::from_url(&my.direct_url()).unwrap())
+        .await
+        .unwrap();
+    loop {
+        let n: Option<i64> = direct
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE CONCAT('%', ?, '%') AND id <> CONNECTION_ID()",
+                (marker.clone(),),
+            )
+            .await
+            .unwrap();
+        if n == Some(1) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // Another identity: unknown to it.
+    let mut ci = Conn::new(Opts::from_url(&url("ci")).unwrap())
+        .await
+        .unwrap();
+    let e = ci
+        .query_drop(format!("KILL QUERY {thread}"))
+        .await
+        .unwrap_err();
+    assert_eq!(server_code(e), 1094);
+    // The same identity, whose policy denies admin: a cancel.
+    let mut killer = Conn::new(Opts::from_url(&url("bot")).unwrap())
+        .await
+        .unwrap();
+    killer
+        .query_drop(format!("KILL QUERY {thread}"))
+        .await
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(2), running)
+        .await
+        .expect("the KILL lands within 2 s")
+        .unwrap();
+    match result {
+        Ok(v) => assert_eq!(v, Some(1)),
+        Err(e) => assert_eq!(server_code(e), 1317),
+    }
+    // Killing a connection stays an administrative act: refused by policy.
+    let e = killer
+        .query_drop(format!("KILL CONNECTION {thread}"))
+        .await
+        .unwrap_err();
+    assert_eq!(server_code(e), 1227);
+}

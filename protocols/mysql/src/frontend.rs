@@ -121,7 +121,7 @@ impl Gateway {
         Arc::new(Gateway {
             hooks,
             config,
-            next_id: AtomicU32::new(1),
+            next_id: AtomicU32::new(0),
             kills: KillRegistry::default(),
         })
     }
@@ -134,7 +134,9 @@ impl Gateway {
         shutdown: CancellationToken,
     ) {
         let _ = tcp.set_nodelay(true);
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // In [2^30, 2^31): never a server's thread id (see kill.rs).
+        let id = crate::kill::FIRST_ID
+            | (self.next_id.fetch_add(1, Ordering::Relaxed) & (crate::kill::FIRST_ID - 1));
         let mut client = Stream {
             io: Box::new(tcp),
             tls: false,
@@ -212,7 +214,8 @@ impl Gateway {
         }
         tracing::info!(session = id, user = %session.user, target_name = %session.target, %peer, tls = session.tls, protocol = "mysql", "session started");
         let thread = lease.conn().thread_id;
-        self.kills.register(id, lease.pool().clone(), thread);
+        self.kills
+            .register(id, lease.pool().clone(), thread, &session.user);
         let pool = lease.pool().clone();
         let mut judge = judge;
         let outcomes = judge.outcomes();

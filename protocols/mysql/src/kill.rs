@@ -1,18 +1,34 @@
-//! `KILL [QUERY|CONNECTION] <id>` with the gateway's own connection ids.
-//! Clients learn the id from the handshake (what the gateway sent), not the
-//! server's thread id; a KILL with a gateway id is rewritten to the server
-//! thread of that session. A KILL of an id the gateway does not know never
-//! reaches the server: it could name another tenant's thread.
+//! `KILL [QUERY|CONNECTION] <id>` between sessions of one gateway
+//! identity. A client may name a session by the connection id of its
+//! handshake (the gateway's: what the mariadb CLI's Ctrl-C uses) or by
+//! its server thread id (what `CONNECTION_ID()` and `SHOW PROCESSLIST`
+//! say); either is rewritten to the server thread of that session. The
+//! gateway's ids start at 2^30, far above any server's thread ids, so the
+//! two never name different sessions.
+//!
+//! A KILL of an id the gateway does not know, or of another identity's
+//! session, never reaches the server: it could name another tenant's
+//! thread.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::pool::Pool;
 
-/// The server thread behind each live session.
+/// The first connection id the gateway gives (server thread ids stay far
+/// below).
+pub const FIRST_ID: u32 = 1 << 30;
+
+struct Entry {
+    pool: Arc<Pool>,
+    thread: u32,
+    user: String,
+}
+
+/// The server thread behind each live session, and whose it is.
 #[derive(Default)]
 pub struct KillRegistry {
-    sessions: Mutex<HashMap<u32, (Arc<Pool>, u32)>>,
+    sessions: Mutex<HashMap<u32, Entry>>,
 }
 
 impl std::fmt::Debug for KillRegistry {
@@ -22,14 +38,22 @@ impl std::fmt::Debug for KillRegistry {
 }
 
 impl KillRegistry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (Arc<Pool>, u32)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Entry>> {
         // insert/remove only: a poisoned map is still consistent.
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a session's server thread.
-    pub fn register(&self, id: u32, pool: Arc<Pool>, thread: u32) {
-        self.lock().insert(id, (pool, thread));
+    /// Registers (or, after COM_CHANGE_USER, updates) a session: its
+    /// server thread and its gateway user.
+    pub fn register(&self, id: u32, pool: Arc<Pool>, thread: u32, user: &str) {
+        self.lock().insert(
+            id,
+            Entry {
+                pool,
+                thread,
+                user: user.to_owned(),
+            },
+        );
     }
 
     /// Forgets a session.
@@ -37,12 +61,21 @@ impl KillRegistry {
         self.lock().remove(&id);
     }
 
-    /// The server thread of session `id` if it runs on `pool`'s target.
-    pub fn thread_on(&self, id: u32, pool: &Arc<Pool>) -> Option<u32> {
-        self.lock()
-            .get(&id)
-            .filter(|(p, _)| Arc::ptr_eq(p, pool))
-            .map(|(_, thread)| *thread)
+    /// The server thread a KILL from `user` on `pool`'s target may reach
+    /// by `id`: a session of the same user on the same target, named by
+    /// its gateway connection id or its server thread id.
+    pub fn target(&self, id: u64, pool: &Arc<Pool>, user: &str) -> Option<u32> {
+        let id = u32::try_from(id).ok()?;
+        let sessions = self.lock();
+        let reachable = |e: &&Entry| Arc::ptr_eq(&e.pool, pool) && e.user == user;
+        match sessions.get(&id).filter(reachable) {
+            Some(e) => Some(e.thread),
+            None => sessions
+                .values()
+                .filter(reachable)
+                .find(|e| e.thread == id)
+                .map(|e| e.thread),
+        }
     }
 }
 

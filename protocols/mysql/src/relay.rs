@@ -219,6 +219,17 @@ impl Relay<'_> {
             command::QUIT => return Ok(false),
             command::QUERY | command::STMT_PREPARE => {
                 let (raw, text) = self.read_whole_command(len).await?;
+                if cmd == command::QUERY {
+                    if let Some(Ok(kill)) = kill::parse(&text[1..]) {
+                        if kill.query_only {
+                            // Cancelling a query of one's own sessions is
+                            // a cancel, not an administrative kill: no
+                            // policy applies (another identity's session is
+                            // unreachable either way).
+                            return self.cancel(kill, seq, sbuf).await;
+                        }
+                    }
+                }
                 let origin = if cmd == command::QUERY {
                     StatementOrigin::Query
                 } else {
@@ -747,6 +758,12 @@ impl Relay<'_> {
         tracing::info!(session = self.session.id, from = %self.session.user, to = %cu.user, "COM_CHANGE_USER");
         self.session.user = cu.user;
         self.session.target = route.target;
+        self.kills.register(
+            self.session.id,
+            self.pool.clone(),
+            self.server.thread_id,
+            &self.session.user,
+        );
         self.report_traffic();
         self.judge.ended("change user");
         self.params.clear();
@@ -765,6 +782,24 @@ impl Relay<'_> {
         Ok(true)
     }
 
+    /// `KILL QUERY <id>` of a session of the same identity (by gateway id
+    /// or server thread id), forwarded as the server thread's.
+    async fn cancel(&mut self, kill: Kill, seq: u8, sbuf: &mut BytesMut) -> Result<bool, Side> {
+        match self.kill_target(Ok(kill)) {
+            Ok(rewritten) => {
+                write(&mut self.server.stream.io, &rewritten)
+                    .await
+                    .map_err(|e| Side::Server(e.into()))?;
+                self.relay_response(Expect::Results, sbuf).await?;
+            }
+            Err(err) => self
+                .send(seq.wrapping_add(1), &err.payload())
+                .await
+                .map(|_| ())?,
+        }
+        Ok(true)
+    }
+
     /// The COM_QUERY to send for a KILL: the server thread behind the
     /// gateway id the client named, or an ERR for the client.
     fn kill_target(&self, kill: Result<Kill, ()>) -> Result<Vec<u8>, ClientError> {
@@ -777,7 +812,10 @@ impl Relay<'_> {
         })?;
         let thread = u32::try_from(kill.id)
             .ok()
-            .and_then(|id| self.kills.thread_on(id, self.pool))
+            .and_then(|id| {
+                self.kills
+                    .target(u64::from(id), self.pool, &self.session.user)
+            })
             .ok_or_else(|| {
                 ClientError::new(1094, b"HY000", format!("Unknown thread id: {}", kill.id))
             })?;
