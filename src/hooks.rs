@@ -347,10 +347,6 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
         self.0.log.prepared_as(name, false);
     }
 
-    fn exchange_closed(&mut self) {
-        self.0.log.exchange_closed();
-    }
-
     fn bound(&mut self, statement: &[u8], parameters: Option<Vec<Option<String>>>) {
         self.0.durable = self.0.log.executed(statement, parameters);
     }

@@ -18,7 +18,7 @@ use crate::store::StatementEvent;
 
 /// Tag roots of statements that change nothing: recorded in the next
 /// group.
-const HARMLESS: &[&str] = &["read", "tx", "session"];
+pub(crate) const HARMLESS: &[&str] = &["read", "tx", "session"];
 
 /// A wait for a text's durable records (see [`SessionLog::judged`]).
 pub type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Refusal>> + Send>>;
@@ -41,19 +41,8 @@ pub struct SessionLog {
 impl SessionLog {
     /// Records into `recorder`.
     pub fn new(recorder: Option<SessionRecorder>) -> Self {
-        let prepared = match &recorder {
-            Some(rec) => {
-                let handle = rec.handle();
-                let with_parameters = rec.records_parameters();
-                PreparedTexts::new(std::sync::Arc::new(move |name, p, parameters| {
-                    handle.statement(&execution(name, p, parameters, with_parameters));
-                }))
-            }
-            None => PreparedTexts::default(),
-        };
         SessionLog {
             recorder,
-            prepared,
             ..SessionLog::default()
         }
     }
@@ -67,40 +56,45 @@ impl SessionLog {
     /// PostgreSQL statement name, a MySQL statement id); `confirmed`: the
     /// server has prepared it (else its ParseComplete will say so).
     pub fn prepared_as(&mut self, name: &[u8], confirmed: bool) {
-        if let Some(p) = self.last_prepared.take() {
-            self.prepared.sent(name, p, confirmed);
-        }
-    }
-
-    /// The client closed an exchange (PostgreSQL Sync, Query,
-    /// FunctionCall: the server ends it with ReadyForQuery).
-    pub fn exchange_closed(&self) {
-        self.prepared.closed();
+        // A text without statements (empty, a comment) is prepared too.
+        let p = self.last_prepared.take().unwrap_or_else(|| {
+            std::sync::Arc::new(Prepared {
+                text: String::new(),
+                fingerprint: String::new(),
+                tags: Vec::new(),
+                masked: false,
+                credential: false,
+            })
+        });
+        self.prepared.sent(name, p, confirmed);
     }
 
     /// Records an execution of prepared statement `name` with its bound
     /// parameters (`None`: not read), grouped with the next commit: its
     /// text was durable before it was prepared.
     ///
-    /// An execution of a statement that can change anything is durable
-    /// before it runs: the returned wait completes when it is (an error:
-    /// it must not run). A pipelined execution, sent before the server
-    /// answered the preparations before it, is recorded once they are
-    /// answered, grouped (its statement's text was durable when it was
-    /// prepared).
+    /// An execution that may run a statement that can change anything —
+    /// or whose text is unknown — is durable before it runs: the returned
+    /// wait completes when it is (an error: it must not run). One sent
+    /// while a Parse of its name is unanswered is recorded with the newest
+    /// text, its origin marked unconfirmed.
     pub fn executed(
         &self,
         name: &[u8],
         parameters: Option<Vec<Option<String>>>,
     ) -> Option<Durable> {
         let rec = self.recorder.as_ref()?;
-        let (p, parameters) = self.prepared.executed(name, parameters).ok()?;
-        let event = execution(name, p.as_deref(), parameters, rec.records_parameters());
-        let durable = p.as_ref().is_some_and(|p| {
-            p.tags
-                .iter()
-                .any(|t| !HARMLESS.contains(&t.split('.').next().unwrap_or_default()))
-        });
+        let c = self.prepared.candidates(name);
+        let mut event = execution(
+            name,
+            c.newest.as_deref(),
+            parameters,
+            rec.records_parameters(),
+        );
+        if c.unconfirmed {
+            event.origin = "execute (unconfirmed)".to_owned();
+        }
+        let durable = c.durable;
         if !durable {
             rec.statement(&event);
             return None;
@@ -141,7 +135,6 @@ impl SessionLog {
 
     /// Records the session's end and why.
     pub fn ended(&mut self, reason: &str) {
-        self.prepared.ended();
         if let Some(rec) = &mut self.recorder {
             rec.end(reason);
         }
@@ -348,12 +341,12 @@ impl sqlgate_net::outcome::OutcomeSink for LogSink {
         self.inner.traffic(from_client, to_client);
     }
 
-    fn prepared(&self) {
-        self.prepared.confirmed();
+    fn statement_prepared(&self, name: &[u8], ok: bool) {
+        self.prepared.answered(name, ok);
     }
 
-    fn ready(&self) {
-        self.prepared.ready();
+    fn unnamed_statement_dropped(&self) {
+        self.prepared.unnamed_dropped();
     }
 }
 

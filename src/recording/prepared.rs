@@ -1,22 +1,22 @@
 //! The texts of a session's prepared statements, by the name (PostgreSQL)
 //! or id (MySQL) the server knows them by, so that each execution is
 //! recorded with the statement it ran. A PostgreSQL name takes its text
-//! only once the server confirms the Parse (ParseComplete, in order);
-//! a Parse the server refused or skipped leaves the name as it was.
+//! only when the relay's model of the server reports the Parse answered
+//! with ParseComplete (a failed or skipped Parse leaves the name as it
+//! was; one of the unnamed statement drops it, as the server does).
 //!
-//! An execution (a Bind) sent while preparations are unanswered — a
-//! client that pipelines — is recorded once the server has answered
-//! them, with the text its name then has.
-//!
-//! It must never attribute an execution to a text the server did not
-//! prepare under that name: unconfirmed preparations are dropped at the
-//! next ReadyForQuery.
+//! An execution sent while Parses of its name are unanswered (a client
+//! that pipelines) may run either text: it is recorded with the newest,
+//! marked unconfirmed, and it is durable before it runs if any of them
+//! could change anything. It must never let an execution whose text is
+//! unknown run without a durable record.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Prepared statements remembered, at most (past it, executions of the
-/// ones forgotten are recorded without their text).
+/// Prepared statements remembered, at most (past it, the oldest-named
+/// are forgotten one at a time; an execution of one is then recorded as
+/// of an unknown text, durably).
 const MAX_PREPARED: usize = 4_096;
 
 /// What an execution of a prepared statement is recorded with.
@@ -30,103 +30,47 @@ pub(super) struct Prepared {
     pub credential: bool,
 }
 
-#[derive(Debug, Default)]
-struct Texts {
-    /// Preparations sent and not yet answered, oldest first (as many as
-    /// the relay lets a client queue), each with the exchanges the client
-    /// had closed before it (its exchange ends at ReadyForQuery number
-    /// `epoch + 1`).
-    awaiting: VecDeque<(u64, u64, Vec<u8>, Arc<Prepared>)>,
-    by_name: HashMap<Vec<u8>, Arc<Prepared>>,
-    /// Exchanges the client closed (Sync, Query, FunctionCall).
-    closed: u64,
-    /// ReadyForQuery messages the server sent.
-    readies: u64,
-    /// Preparations sent (numbers the awaiting ones).
-    sent: u64,
-    /// Executions sent after the preparation numbered first here: recorded
-    /// once it (and every one before it) is answered.
-    deferred: VecDeque<(u64, Vec<u8>, Parameters)>,
+impl Prepared {
+    /// Whether running it could change anything (a tag outside the
+    /// harmless roots).
+    pub fn changes(&self) -> bool {
+        self.tags
+            .iter()
+            .any(|t| !super::HARMLESS.contains(&t.split('.').next().unwrap_or_default()))
+    }
 }
 
-/// Bound parameter values as a relay read them.
-pub(super) type Parameters = Option<Vec<Option<String>>>;
+/// What an execution of a name may run.
+#[derive(Debug)]
+pub(super) struct Candidates {
+    /// The text to record: the newest Parse sent under the name, else
+    /// the one the server prepared (`None`: unknown).
+    pub newest: Option<Arc<Prepared>>,
+    /// The newest is not confirmed yet (a Parse of it is unanswered).
+    pub unconfirmed: bool,
+    /// The execution must be durable before it runs: some text it may
+    /// run could change something, or its text is unknown.
+    pub durable: bool,
+}
 
-/// Records an execution: the statement's name, its text if known, its
-/// parameters.
-pub(super) type Emit = Arc<dyn Fn(&[u8], Option<&Prepared>, Parameters) + Send + Sync>;
+#[derive(Debug, Default)]
+struct Texts {
+    /// Parses forwarded and not yet answered, oldest first (as many as
+    /// the relay lets a client queue).
+    awaiting: VecDeque<(Vec<u8>, Arc<Prepared>)>,
+    by_name: HashMap<Vec<u8>, Arc<Prepared>>,
+    /// Names in the order they were prepared (for forgetting the oldest).
+    order: VecDeque<Vec<u8>>,
+}
 
 /// A session's prepared statements, shared by its judge (which sees them
 /// sent) and its relay's outcome sink (which sees the server answer).
-#[derive(Clone, Default)]
-pub(super) struct PreparedTexts {
-    texts: Arc<Mutex<Texts>>,
-    emit: Option<Emit>,
-}
-
-impl std::fmt::Debug for PreparedTexts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PreparedTexts").finish_non_exhaustive()
-    }
-}
+#[derive(Debug, Default, Clone)]
+pub(super) struct PreparedTexts(Arc<Mutex<Texts>>);
 
 impl PreparedTexts {
-    /// Texts whose executions `emit` records.
-    pub fn new(emit: Emit) -> Self {
-        PreparedTexts {
-            texts: Arc::default(),
-            emit: Some(emit),
-        }
-    }
-
     fn texts(&self) -> std::sync::MutexGuard<'_, Texts> {
-        self.texts.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// An execution of statement `name`: its text (if known) when it can
-    /// be recorded now, or `Err` when it waits for the preparations sent
-    /// before it to be answered (then recorded by the emitter).
-    pub fn executed(
-        &self,
-        name: &[u8],
-        parameters: Parameters,
-    ) -> Result<(Option<Arc<Prepared>>, Parameters), ()> {
-        let mut t = self.texts();
-        if let Some((seq, ..)) = t.awaiting.back() {
-            let seq = *seq;
-            t.deferred.push_back((seq, name.to_vec(), parameters));
-            return Err(());
-        }
-        Ok((t.by_name.get(name).cloned(), parameters))
-    }
-
-    /// Records the deferred executions whose preparations are all
-    /// answered (`all`: every one, as things stand: the session ended).
-    fn release(&self, all: bool) {
-        let mut due = Vec::new();
-        {
-            let mut t = self.texts();
-            let oldest = t.awaiting.front().map(|(seq, ..)| *seq);
-            while let Some((after, ..)) = t.deferred.front() {
-                if !all && oldest.is_some_and(|o| o <= *after) {
-                    break;
-                }
-                let (_, name, parameters) = t.deferred.pop_front().expect("checked");
-                let p = t.by_name.get(&name).cloned();
-                due.push((name, p, parameters));
-            }
-        }
-        if let Some(emit) = &self.emit {
-            for (name, p, parameters) in due {
-                emit(&name, p.as_deref(), parameters);
-            }
-        }
-    }
-
-    /// The session ended: executions still waiting are recorded with what
-    /// is known.
-    pub fn ended(&self) {
-        self.release(true);
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// `p` was sent to be prepared as `name`; `confirmed`: the server has
@@ -136,41 +80,57 @@ impl PreparedTexts {
         if confirmed {
             t.insert(name.to_vec(), p);
         } else {
-            let (epoch, seq) = (t.closed, t.sent);
-            t.sent += 1;
-            t.awaiting.push_back((seq, epoch, name.to_vec(), p));
+            t.awaiting.push_back((name.to_vec(), p));
         }
     }
 
-    /// The client closed an exchange (a message the server answers with
-    /// ReadyForQuery).
-    pub fn closed(&self) {
-        self.texts().closed += 1;
-    }
-
-    /// The server confirmed the oldest preparation it had not answered.
-    pub fn confirmed(&self) {
-        {
-            let mut t = self.texts();
-            if let Some((_, _, name, p)) = t.awaiting.pop_front() {
-                t.insert(name, p);
+    /// The server answered the oldest Parse forwarded: prepared (`ok`)
+    /// under `name`, or not.
+    pub fn answered(&self, name: &[u8], ok: bool) {
+        let mut t = self.texts();
+        match t.awaiting.pop_front() {
+            Some((sent, p)) if sent == name => {
+                if ok {
+                    t.insert(sent, p);
+                } else if name.is_empty() {
+                    // The server drops the unnamed statement before it
+                    // parses a new one.
+                    t.by_name.remove(name);
+                }
+            }
+            // The two sides disagree: nothing is known any more (every
+            // execution is then recorded durably, as of unknown text).
+            _ => {
+                tracing::error!("recording: the Parses answered do not match those sent; prepared statements' texts are forgotten");
+                *t = Texts::default();
             }
         }
-        self.release(false);
     }
 
-    /// The server ended an exchange: what it did not confirm in it never
-    /// happened.
-    pub fn ready(&self) {
-        {
-            let mut t = self.texts();
-            t.readies += 1;
-            let readies = t.readies;
-            while t.awaiting.front().is_some_and(|(_, e, ..)| *e < readies) {
-                t.awaiting.pop_front();
-            }
+    /// The server dropped the unnamed statement.
+    pub fn unnamed_dropped(&self) {
+        self.texts().by_name.remove(&b""[..]);
+    }
+
+    /// What an execution of `name` may run.
+    pub fn candidates(&self, name: &[u8]) -> Candidates {
+        let t = self.texts();
+        let prepared = t.by_name.get(name);
+        let pending: Vec<&Arc<Prepared>> = t
+            .awaiting
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, p)| p)
+            .collect();
+        let newest = pending.last().copied().or(prepared).cloned();
+        let durable = newest.is_none()
+            || prepared.is_some_and(|p| p.changes())
+            || pending.iter().any(|p| p.changes());
+        Candidates {
+            newest,
+            unconfirmed: !pending.is_empty(),
+            durable,
         }
-        self.release(false);
     }
 
     /// The text prepared as `name`.
@@ -182,8 +142,16 @@ impl PreparedTexts {
 
 impl Texts {
     fn insert(&mut self, name: Vec<u8>, p: Arc<Prepared>) {
-        if self.by_name.len() >= MAX_PREPARED && !self.by_name.contains_key(&name) {
-            self.by_name.clear();
+        if !self.by_name.contains_key(&name) {
+            while self.by_name.len() >= MAX_PREPARED {
+                match self.order.pop_front() {
+                    Some(old) => {
+                        self.by_name.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+            self.order.push_back(name.clone());
         }
         self.by_name.insert(name, p);
     }
@@ -193,68 +161,61 @@ impl Texts {
 mod tests {
     use super::*;
 
-    fn text(t: &str) -> Arc<Prepared> {
+    fn text(t: &str, tag: &str) -> Arc<Prepared> {
         Arc::new(Prepared {
             text: t.to_owned(),
             fingerprint: String::new(),
-            tags: Vec::new(),
+            tags: vec![tag.to_owned()],
             masked: false,
             credential: false,
         })
     }
 
     #[test]
-    fn a_name_takes_a_text_only_when_the_server_confirms_it() {
+    fn a_name_takes_a_text_only_when_the_server_prepared_it() {
         let p = PreparedTexts::default();
-        p.sent(b"s1", text("DELETE FROM t WHERE id = $1"), false);
-        p.closed();
-        p.confirmed();
-        p.ready();
-        // The server refuses the second Parse of s1 (it exists): no
-        // ParseComplete, then ReadyForQuery.
-        p.sent(b"s1", text("SELECT $1"), false);
-        p.closed();
-        p.ready();
+        p.sent(
+            b"s1",
+            text("DELETE FROM t WHERE id = $1", "write.delete"),
+            false,
+        );
+        p.answered(b"s1", true);
+        // The server refuses a second Parse of s1 (it exists).
+        p.sent(b"s1", text("SELECT $1", "read"), false);
+        let c = p.candidates(b"s1");
+        assert!(c.unconfirmed && c.durable, "either may run: durable");
+        p.answered(b"s1", false);
         assert_eq!(p.get(b"s1").unwrap().text, "DELETE FROM t WHERE id = $1");
-        // Pipelined: a Parse sent before the last exchange's
-        // ReadyForQuery arrived is not dropped by it.
-        p.closed();
-        p.sent(b"a", text("SELECT 1"), false);
-        p.sent(b"b", text("SELECT 2"), false);
-        p.closed();
-        p.ready();
-        p.confirmed();
-        p.confirmed();
-        p.ready();
-        assert_eq!(p.get(b"a").unwrap().text, "SELECT 1");
-        assert_eq!(p.get(b"b").unwrap().text, "SELECT 2");
-        p.sent(b"7", text("SELECT ?"), true);
-        assert_eq!(p.get(b"7").unwrap().text, "SELECT ?");
+        assert!(p.candidates(b"s1").durable);
+        // A read, confirmed: not durable.
+        p.sent(b"r", text("SELECT 1", "read"), false);
+        p.answered(b"r", true);
+        let c = p.candidates(b"r");
+        assert!(!c.durable && !c.unconfirmed);
+        // Unknown: durable.
+        assert!(p.candidates(b"nope").durable);
+        // A failed Parse of the unnamed statement drops it.
+        p.sent(b"", text("SELECT 2", "read"), false);
+        p.answered(b"", true);
+        p.sent(b"", text("SELEC", "read"), false);
+        p.answered(b"", false);
+        assert!(p.candidates(b"").durable, "unknown again");
+        // A mismatch forgets everything (fail-closed).
+        p.sent(b"a", text("SELECT 3", "read"), false);
+        p.answered(b"b", true);
+        assert!(p.candidates(b"r").durable);
+        // MySQL: confirmed at once.
+        p.sent(b"7", text("SELECT ?", "read"), true);
+        assert!(!p.candidates(b"7").durable);
     }
 
     #[test]
-    fn a_pipelined_execution_waits_for_the_preparations_before_it() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        let p = PreparedTexts::new(Arc::new(move |name, prepared, _| {
-            log.lock().unwrap().push((
-                String::from_utf8_lossy(name).into_owned(),
-                prepared.map(|p| p.text.clone()),
-            ));
-        }));
-        p.sent(b"s1", text("first"), false);
-        p.closed();
-        p.sent(b"s1", text("second"), false);
-        p.closed();
-        assert!(p.executed(b"s1", None).is_err(), "waits: unanswered");
-        assert!(seen.lock().unwrap().is_empty());
-        p.confirmed();
-        p.ready();
-        assert!(seen.lock().unwrap().is_empty(), "the second is unanswered");
-        p.ready();
-        assert_eq!(
-            *seen.lock().unwrap(),
-            [("s1".to_owned(), Some("first".to_owned()))]
-        );
+    fn the_oldest_names_are_forgotten_one_at_a_time() {
+        let p = PreparedTexts::default();
+        for i in 0..=MAX_PREPARED {
+            p.sent(i.to_string().as_bytes(), text("SELECT 1", "read"), true);
+        }
+        assert!(p.get(b"0").is_none());
+        assert!(p.get(b"1").is_some());
     }
 }

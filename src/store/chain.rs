@@ -123,8 +123,12 @@ pub fn verify(store: &mut dyn Store, public: Option<&PublicKey>) -> Result<Repor
     // a session cut or gone.
     store.begin_snapshot()?;
     let report = walk(store, public);
-    store.end_snapshot()?;
-    report
+    // Ended even when the walk failed (a snapshot left open would keep
+    // the writer's own connection from committing).
+    let ended = store.end_snapshot();
+    let report = report?;
+    ended?;
+    Ok(report)
 }
 
 fn walk(store: &mut dyn Store, public: Option<&PublicKey>) -> Result<Report, StoreError> {

@@ -317,7 +317,10 @@ impl Store for PostgresStore {
     }
 
     fn end_snapshot(&mut self) -> Result<(), StoreError> {
-        self.client.batch_execute("COMMIT").map_err(err)
+        self.client.batch_execute("COMMIT").map_err(|e| {
+            let _ = self.client.batch_execute("ROLLBACK");
+            err(e)
+        })
     }
 
     fn links(&mut self) -> Result<Vec<Link>, StoreError> {

@@ -384,7 +384,10 @@ impl Store for SqliteStore {
     }
 
     fn end_snapshot(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("COMMIT").map_err(err)
+        self.conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            err(e)
+        })
     }
 
     fn links(&mut self) -> Result<Vec<Link>, StoreError> {

@@ -242,7 +242,12 @@ impl Recorder {
 
     pub(super) fn send(&self, session: &str, kind: Kind, body: String, refused: bool) {
         let bytes = body.len();
-        if !self.reserve(bytes) {
+        // A session's start and end are small and never left out (a lost
+        // start would drop the whole session, a lost end its link).
+        let always = matches!(kind, Kind::SessionStart | Kind::SessionEnd);
+        if always {
+            self.queued.fetch_add(bytes, Ordering::Relaxed);
+        } else if !self.reserve(bytes) {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::error!(
                 dropped = n,

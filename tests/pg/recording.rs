@@ -677,13 +677,23 @@ async fn two_gateways_write_one_postgres_trail_that_verifies() {
 
 /// An execution is recorded with the text the server prepared under its
 /// name: a second Parse of the name, which the server refuses, does not
-/// take the name (nor does a Parse skipped after an error), even when the
-/// client pipelines exchanges.
+/// take the name, nor does a Parse skipped after an error. An execution
+/// sent before the Parse of its name was answered (pipelined) is marked
+/// unconfirmed, and durable before it runs if its text can change
+/// anything.
 #[tokio::test]
 async fn an_execution_is_recorded_with_the_text_the_server_prepared() {
     use super::protocol_state::{exchange, Script};
     use crate::support::raw::RawClient;
     let server = pg::shared();
+    let direct = connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS rec_pipe; CREATE TABLE rec_pipe (x int); \
+             GRANT ALL ON rec_pipe TO app_owner",
+        )
+        .await
+        .unwrap();
     let mut config = TestConfig::new(server);
     config.with_example_policy(&["app"], "");
     let gw = config.start().await;
@@ -691,42 +701,94 @@ async fn an_execution_is_recorded_with_the_text_the_server_prepared() {
     let (mut c, _) = RawClient::connect(gw.addr(), &[("user", "ci"), ("database", "app")], "ci-pw")
         .await
         .unwrap();
-    // Pipelined: five exchanges before any answer.
-    let script = Script::default()
-        .parse("s1", "SELECT 'prepared first' AS what")
-        .sync()
+    let steps = [
+        (
+            Script::default()
+                .parse("s1", "SELECT 'prepared first' AS what")
+                .sync(),
+            1,
+            0,
+        ),
         // Refused by the server: s1 exists.
-        .parse("s1", "SELECT 'refused second' AS what")
-        .sync()
+        (
+            Script::default()
+                .parse("s1", "SELECT 'refused second' AS what")
+                .sync(),
+            1,
+            1,
+        ),
         // The Bind fails; the Parse after it is skipped.
-        .bind("", "missing")
-        .execute("", 0)
-        .parse("s3", "SELECT 'skipped' AS what")
-        .sync()
-        .bind("", "s1")
-        .execute("", 0)
-        .sync()
-        .bind("", "s3")
-        .execute("", 0)
-        .sync();
-    let got = exchange(&mut c, script, 5).await;
-    let errors = got.iter().filter(|m| m.0 == b'E').count();
-    assert_eq!(errors, 3, "the second Parse and two Binds fail");
+        (
+            Script::default()
+                .bind("", "missing")
+                .execute("", 0)
+                .parse("s3", "SELECT 'skipped' AS what")
+                .sync(),
+            1,
+            1,
+        ),
+        (
+            Script::default()
+                .bind("", "s1")
+                .execute("", 0)
+                .sync()
+                .bind("", "s3")
+                .execute("", 0)
+                .sync(),
+            2,
+            1,
+        ),
+    ];
+    for (script, readies, errors) in steps {
+        let got = exchange(&mut c, script, readies).await;
+        assert_eq!(got.iter().filter(|m| m.0 == b'E').count(), errors);
+    }
+    // Pipelined: the Bind goes out before the Parse is answered.
+    let got = exchange(
+        &mut c,
+        Script::default()
+            .parse("w", "INSERT INTO rec_pipe VALUES (7)")
+            .bind("", "w")
+            .execute("", 0)
+            .sync(),
+        1,
+    )
+    .await;
+    assert!(got.iter().all(|m| m.0 != b'E'));
+    // Durable before it ran: in the store with nothing flushed.
+    let executed: Vec<(String, String)> = statements(&store)
+        .into_iter()
+        .filter(|(_, e)| e.origin.starts_with("execute"))
+        .map(|(_, e)| (e.origin, e.text))
+        .collect();
+    assert!(
+        executed.contains(&(
+            "execute (unconfirmed)".to_owned(),
+            "INSERT INTO rec_pipe VALUES (7)".to_owned()
+        )),
+        "{executed:?}"
+    );
     drop(c);
     gw.running.recorder.as_ref().unwrap().flush();
-    let executed: Vec<String> = statements(&store)
+    let executed: Vec<(String, String)> = statements(&store)
         .into_iter()
-        .filter(|(_, e)| e.origin == "execute")
-        .map(|(_, e)| e.text)
+        .filter(|(_, e)| e.origin.starts_with("execute"))
+        .map(|(_, e)| (e.origin, e.text))
         .collect();
+    let execute = |t: &str| ("execute".to_owned(), t.to_owned());
     assert_eq!(
         executed,
         [
-            "(prepared statement missing whose text was not kept)",
-            "SELECT 'prepared first' AS what",
-            "(prepared statement s3 whose text was not kept)",
+            execute("(prepared statement missing whose text was not kept)"),
+            execute("SELECT 'prepared first' AS what"),
+            execute("(prepared statement s3 whose text was not kept)"),
+            (
+                "execute (unconfirmed)".to_owned(),
+                "INSERT INTO rec_pipe VALUES (7)".to_owned()
+            ),
         ]
     );
+    direct.batch_execute("DROP TABLE rec_pipe").await.unwrap();
 }
 
 /// psql through the gateway: a multi-statement text, COPY in and out,

@@ -134,9 +134,15 @@ impl Gateway {
         shutdown: CancellationToken,
     ) {
         let _ = tcp.set_nodelay(true);
-        // In [2^30, 2^31): never a server's thread id (see kill.rs).
-        let id = crate::kill::FIRST_ID
-            | (self.next_id.fetch_add(1, Ordering::Relaxed) & (crate::kill::FIRST_ID - 1));
+        // In [2^30, 2^31): never a server's thread id (see kill.rs); once
+        // they wrap, never a live session's.
+        let id = loop {
+            let id = crate::kill::FIRST_ID
+                | (self.next_id.fetch_add(1, Ordering::Relaxed) & (crate::kill::FIRST_ID - 1));
+            if !self.kills.in_use(id) {
+                break id;
+            }
+        };
         let mut client = Stream {
             io: Box::new(tcp),
             tls: false,

@@ -56,6 +56,11 @@ impl KillRegistry {
         );
     }
 
+    /// Whether a live session has gateway id `id`.
+    pub fn in_use(&self, id: u32) -> bool {
+        self.lock().contains_key(&id)
+    }
+
     /// Forgets a session.
     pub fn unregister(&self, id: u32) {
         self.lock().remove(&id);
@@ -120,13 +125,18 @@ pub fn parse(sql: &[u8]) -> Option<Result<Kill, ()>> {
     }
     let mut modifier = None;
     let mut query_only = false;
-    for word in words {
+    while let Some(word) = words.next() {
         let upper = word.to_ascii_uppercase();
         match upper.as_str() {
             "HARD" | "SOFT" if modifier.is_none() => modifier = Some(upper),
             "QUERY" => query_only = true,
             "CONNECTION" => {}
             _ => {
+                // The id ends the statement: anything after it is not a
+                // KILL the gateway knows.
+                if words.next().is_some() {
+                    return Some(Err(()));
+                }
                 return Some(
                     word.parse()
                         .map(|id| Kill {
@@ -135,7 +145,7 @@ pub fn parse(sql: &[u8]) -> Option<Result<Kill, ()>> {
                             id,
                         })
                         .map_err(|_| ()),
-                )
+                );
             }
         }
     }
@@ -158,5 +168,6 @@ mod tests {
         assert_eq!(parse(b"KILL USER bob"), Some(Err(())));
         assert_eq!(parse(b"SELECT 1"), None);
         assert_eq!(parse(b"killjoy"), None);
+        assert_eq!(parse(b"KILL QUERY 5 DROP TABLE t"), Some(Err(())));
     }
 }

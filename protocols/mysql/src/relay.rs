@@ -895,6 +895,34 @@ impl Relay<'_> {
         }
     }
 
+    /// Reads a command (all fragments) and drops it, without holding it.
+    async fn discard_command(&mut self) -> Result<(), Side> {
+        loop {
+            let len = self.next_packet_len().await?;
+            let mut left = HEADER_LEN + len;
+            while left > 0 {
+                if self.cbuf.is_empty() {
+                    self.cbuf.reserve(READ_CHUNK);
+                    let n = self
+                        .client
+                        .io
+                        .read_buf(&mut self.cbuf)
+                        .await
+                        .map_err(|e| Side::Client(e.into()))?;
+                    if n == 0 {
+                        return Err(Side::Client(ProtocolError::Truncated));
+                    }
+                }
+                let n = left.min(self.cbuf.len());
+                self.cbuf.advance(n);
+                left -= n;
+            }
+            if len < MAX_FRAGMENT {
+                return Ok(());
+            }
+        }
+    }
+
     /// Streams the client's LOCAL INFILE data (packets up to an empty one)
     /// to the server.
     async fn pass_infile(&mut self) -> Result<(), Side> {
@@ -931,7 +959,7 @@ impl Relay<'_> {
                 if let Some(wait) = self.judge.before_forward() {
                     if let Err(err) = wait.await {
                         let seq = self.cbuf[3];
-                        self.read_whole_command(len).await?;
+                        self.discard_command().await?;
                         self.send(seq.wrapping_add(1), &err.payload()).await?;
                         return Ok(None);
                     }

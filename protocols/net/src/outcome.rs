@@ -170,13 +170,14 @@ pub trait OutcomeSink: Send + Sync + std::fmt::Debug {
     /// and to it.
     fn traffic(&self, _from_client: u64, _to_client: u64) {}
 
-    /// The server confirmed the oldest statement preparation it had not
-    /// answered (PostgreSQL ParseComplete).
-    fn prepared(&self) {}
+    /// The server answered the oldest statement preparation the relay
+    /// forwarded and had not seen answered (PostgreSQL: ParseComplete,
+    /// `ok`; an error or a skip to Sync, not), under the name `name`.
+    fn statement_prepared(&self, _name: &[u8], _ok: bool) {}
 
-    /// The server is ready for the next exchange (PostgreSQL
-    /// ReadyForQuery): preparations it did not confirm never happened.
-    fn ready(&self) {}
+    /// The server dropped the unnamed statement (a refused Parse's marker
+    /// failed in its place).
+    fn unnamed_statement_dropped(&self) {}
 }
 
 #[cfg(test)]

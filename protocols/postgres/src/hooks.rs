@@ -186,10 +186,6 @@ pub trait SessionHooks: Send {
     /// (the server's key of it).
     fn parsed_as(&mut self, _name: &[u8]) {}
 
-    /// The client closed an exchange: a Sync, Query or FunctionCall (the
-    /// server ends each with ReadyForQuery). Reported when Binds are.
-    fn exchange_closed(&mut self) {}
-
     /// A Bind of prepared statement `statement` with its parameter values
     /// (`None`: too large to read whole, or undecodable).
     fn bound(&mut self, _statement: &[u8], _parameters: Option<Vec<Option<String>>>) {}

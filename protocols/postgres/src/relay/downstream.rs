@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
-use super::model::Answer;
+use super::model::{Answer, ParseEnd};
 use super::shared::{write, RelayEnd, Shared, MAX_QUEUED, READ_CHUNK};
 use crate::backend::set_param;
 use crate::error::ProtocolError;
@@ -369,6 +369,15 @@ impl<'a> Downstream<'a> {
                 _ => None,
             };
             let answer = model.answer(tag, body)?;
+            if let Some(sink) = &self.sink {
+                // How the client's Parses ended, in the order it sent them.
+                for end in model.take_parses() {
+                    match end {
+                        ParseEnd::Answered { name, ok } => sink.statement_prepared(&name, ok),
+                        ParseEnd::UnnamedDropped => sink.unnamed_statement_dropped(),
+                    }
+                }
+            }
             if before >= MAX_QUEUED && model.len() < MAX_QUEUED {
                 self.shared.room.notify_one();
             }
@@ -396,13 +405,6 @@ impl<'a> Downstream<'a> {
                 bytes,
                 sample,
             });
-        }
-        if let Some(sink) = &self.sink {
-            match tag {
-                b'1' => sink.prepared(),
-                backend_tag::READY_FOR_QUERY => sink.ready(),
-                _ => {}
-            }
         }
         if matches!(answer, Answer::Ready) {
             // A description no rows followed belongs to no later result.

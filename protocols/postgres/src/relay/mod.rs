@@ -93,7 +93,11 @@ pub async fn run(
         None
     };
     let shared = Shared {
-        model: Mutex::new(ServerModel::new(masking, unknown)),
+        model: Mutex::new(if sink.is_some() {
+            ServerModel::new(masking, unknown).note_parses()
+        } else {
+            ServerModel::new(masking, unknown)
+        }),
         unsynced: AtomicBool::new(false),
         draining: AtomicBool::new(false),
         idle: Notify::new(),

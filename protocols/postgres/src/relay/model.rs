@@ -105,6 +105,22 @@ enum Phase {
     Failed,
 }
 
+/// How a Parse the client sent ended, as the server answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseEnd {
+    /// A Parse the relay forwarded: prepared (`ok`) under `name`, or
+    /// failed or skipped (a failed Parse of the unnamed statement dropped
+    /// it).
+    Answered {
+        /// The statement's name, as the server keys it.
+        name: Vec<u8>,
+        /// ParseComplete.
+        ok: bool,
+    },
+    /// A refused Parse's marker: the unnamed statement is gone.
+    UnnamedDropped,
+}
+
 /// What a server message means, for the downstream side.
 #[derive(Debug)]
 pub(super) enum Answer {
@@ -139,6 +155,10 @@ pub(super) struct ServerModel {
     phase: Phase,
     /// The server discards messages until Sync.
     skipping: bool,
+    /// Parses that left the queue, not yet taken (noted only when
+    /// someone takes them: `note_parses`).
+    parses: Vec<ParseEnd>,
+    note_parses: bool,
     /// The server's prepared statements and portals (masking sessions).
     names: Names,
     /// Transaction status of the last ReadyForQuery.
@@ -167,6 +187,8 @@ impl ServerModel {
             queue: VecDeque::new(),
             phase: Phase::Start,
             skipping: false,
+            parses: Vec::new(),
+            note_parses: false,
             names: Names::new(masking, unknown),
             status: crate::messages::TX_IDLE,
             failed: false,
@@ -204,13 +226,38 @@ impl ServerModel {
         self.queue.push_back(sent);
     }
 
-    /// Takes the front entry off the queue.
+    /// Takes the front entry off the queue (a Parse leaving it is noted
+    /// for [`ServerModel::take_parses`]: failed or skipped unless its
+    /// ParseComplete says otherwise).
     fn take_front(&mut self) -> Option<Sent> {
         let front = self.queue.pop_front();
         if let Some(f) = &front {
             self.weight -= f.weight();
+            if let (true, Sent::Parse { name, refusal, .. }) = (self.note_parses, f) {
+                self.parses.push(match refusal {
+                    // Its marker went out for the unnamed statement.
+                    Some(_) => ParseEnd::UnnamedDropped,
+                    None => ParseEnd::Answered {
+                        name: name.clone(),
+                        ok: false,
+                    },
+                });
+            }
         }
         front
+    }
+
+    /// Notes how each Parse ends, for [`ServerModel::take_parses`] (whose
+    /// caller must take them after every answer).
+    pub fn note_parses(mut self) -> Self {
+        self.note_parses = true;
+        self
+    }
+
+    /// How the Parses that left the queue since the last call ended, in
+    /// the order the client sent them.
+    pub fn take_parses(&mut self) -> Vec<ParseEnd> {
+        std::mem::take(&mut self.parses)
     }
 
     /// The mask of the result now passing (for scrubbing notices and
@@ -324,10 +371,14 @@ impl ServerModel {
             }
 
             (Sent::Parse { .. }, Phase::Start, b'1') => {
+                let noted = self.parses.len();
                 if let Some(Sent::Parse {
                     name, statement, ..
                 }) = self.pop()
                 {
+                    if let Some(ParseEnd::Answered { ok, .. }) = self.parses.get_mut(noted) {
+                        *ok = true;
+                    }
                     self.names.parsed(name, statement);
                 }
                 Answer::Pass

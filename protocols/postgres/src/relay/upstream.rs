@@ -261,16 +261,6 @@ impl<'a> Upstream<'a> {
                 _ => std::mem::replace(&mut self.copy_run, tag == b'd'),
             };
             let body = &buf[pos + HEADER_LEN..(pos + total).min(buf.len())];
-            // Met once (not again after a wait): an exchange closes.
-            if self.records_binds
-                && self.resumed.is_none()
-                && matches!(
-                    tag,
-                    frontend_tag::SYNC | frontend_tag::QUERY | frontend_tag::FUNCTION_CALL
-                )
-            {
-                self.hooks.exchange_closed();
-            }
             match tag {
                 frontend_tag::QUERY | frontend_tag::PARSE | frontend_tag::FUNCTION_CALL => {
                     if let Some(scan) = self.statement(tag, body, pos, total)? {
