@@ -229,30 +229,8 @@ async fn mariadb_client_sessions_replay() {
     );
     let rec = gw.running.recorder.clone().unwrap();
     let store = config.path().join("sqlgate-recordings.db");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let id = loop {
-        rec.flush();
-        let ended = SqliteStore::open(&store)
-            .unwrap()
-            .sessions()
-            .unwrap()
-            .into_iter()
-            .find(|s| s.user == "ci" && s.ended_us.is_some());
-        if let Some(s) = ended {
-            break s.id;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the session never ended"
-        );
-        tokio::task::yield_now().await;
-    };
-    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_sqlgate"))
-        .args(["sessions", "replay", &id, "--no-wait", "--config"])
-        .arg(config.write())
-        .output()
-        .unwrap();
-    let replay = String::from_utf8_lossy(&replay.stdout);
+    let id = crate::support::recording::ended_session(&rec, &store, "ci").await;
+    let replay = crate::support::recording::replay(&config.write(), &id);
     for want in [
         "ci@app=> SELECT 42 AS answer, 'x' AS letter",
         " answer | letter\n--------+--------\n 42     | x\n(1 row)",

@@ -10,6 +10,9 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+mod kill_cmd;
+mod recorded;
+
 use crate::backend::BackendConn;
 use crate::error::ProtocolError;
 use std::sync::Arc;
@@ -782,50 +785,6 @@ impl Relay<'_> {
         Ok(true)
     }
 
-    /// `KILL QUERY <id>` of a session of the same identity (by gateway id
-    /// or server thread id), forwarded as the server thread's.
-    async fn cancel(&mut self, kill: Kill, seq: u8, sbuf: &mut BytesMut) -> Result<bool, Side> {
-        match self.kill_target(Ok(kill)) {
-            Ok(rewritten) => {
-                write(&mut self.server.stream.io, &rewritten)
-                    .await
-                    .map_err(|e| Side::Server(e.into()))?;
-                self.relay_response(Expect::Results, sbuf).await?;
-            }
-            Err(err) => self
-                .send(seq.wrapping_add(1), &err.payload())
-                .await
-                .map(|_| ())?,
-        }
-        Ok(true)
-    }
-
-    /// The COM_QUERY to send for a KILL: the server thread behind the
-    /// gateway id the client named, or an ERR for the client.
-    fn kill_target(&self, kill: Result<Kill, ()>) -> Result<Vec<u8>, ClientError> {
-        let kill = kill.map_err(|()| {
-            ClientError::new(
-                1235,
-                b"42000",
-                "sqlgate supports only KILL [QUERY|CONNECTION] <connection id>",
-            )
-        })?;
-        let thread = u32::try_from(kill.id)
-            .ok()
-            .and_then(|id| {
-                self.kills
-                    .target(u64::from(id), self.pool, &self.session.user)
-            })
-            .ok_or_else(|| {
-                ClientError::new(1094, b"HY000", format!("Unknown thread id: {}", kill.id))
-            })?;
-        let mut payload = vec![command::QUERY];
-        payload.extend_from_slice(kill.for_thread(thread).as_bytes());
-        let mut raw = Vec::new();
-        packet::encode(0, &payload, &mut raw);
-        Ok(raw)
-    }
-
     /// Waits for the header of the client's next packet; its payload length.
     async fn next_packet_len(&mut self) -> Result<usize, Side> {
         let ok = fill(&mut self.client.io, &mut self.cbuf, HEADER_LEN)
@@ -866,37 +825,18 @@ impl Relay<'_> {
 
     /// Streams a command to the server without holding it whole.
     async fn pass_command(&mut self, expect: Option<Expect>) -> Result<Option<Expect>, Side> {
-        loop {
-            let len = self.next_packet_len().await?;
-            let mut left = HEADER_LEN + len;
-            while left > 0 {
-                if self.cbuf.is_empty() {
-                    self.cbuf.reserve(READ_CHUNK);
-                    let n = self
-                        .client
-                        .io
-                        .read_buf(&mut self.cbuf)
-                        .await
-                        .map_err(|e| Side::Client(e.into()))?;
-                    if n == 0 {
-                        return Err(Side::Client(ProtocolError::Truncated));
-                    }
-                }
-                let n = left.min(self.cbuf.len());
-                write(&mut self.server.stream.io, &self.cbuf[..n])
-                    .await
-                    .map_err(|e| Side::Server(e.into()))?;
-                self.cbuf.advance(n);
-                left -= n;
-            }
-            if len < MAX_FRAGMENT {
-                return Ok(expect);
-            }
-        }
+        self.stream_command(true).await?;
+        Ok(expect)
     }
 
     /// Reads a command (all fragments) and drops it, without holding it.
     async fn discard_command(&mut self) -> Result<(), Side> {
+        self.stream_command(false).await
+    }
+
+    /// Reads a command fragment by fragment, forwarding it to the server
+    /// (`forward`) or dropping it.
+    async fn stream_command(&mut self, forward: bool) -> Result<(), Side> {
         loop {
             let len = self.next_packet_len().await?;
             let mut left = HEADER_LEN + len;
@@ -914,6 +854,11 @@ impl Relay<'_> {
                     }
                 }
                 let n = left.min(self.cbuf.len());
+                if forward {
+                    write(&mut self.server.stream.io, &self.cbuf[..n])
+                        .await
+                        .map_err(|e| Side::Server(e.into()))?;
+                }
                 self.cbuf.advance(n);
                 left -= n;
             }
@@ -932,121 +877,6 @@ impl Relay<'_> {
             if len == 0 {
                 return Ok(());
             }
-        }
-    }
-
-    /// A sampler of the next response's result sets, if the sink keeps
-    /// samples (`auto_rows`: rows pass unmasked and are sampled as they
-    /// pass).
-    fn tap(&self, auto_rows: bool) -> Option<crate::sample::Tap> {
-        let limits = self.outcomes.as_ref()?.sample_limits();
-        let binary = matches!(self.command, command::STMT_EXECUTE | command::STMT_FETCH);
-        crate::sample::Tap::new(limits, binary, auto_rows)
-    }
-
-    /// Forwards a COM_STMT_EXECUTE; a recording session's is reported to
-    /// the judge with its parameters (read whole up to 1 MiB).
-    async fn execute(&mut self, len: usize) -> Result<Option<Expect>, Side> {
-        if !self.judge.records_executions() {
-            return self.pass_command(Some(Expect::Results)).await;
-        }
-        let most = MAX_RECORDED_EXECUTE.min(self.limits.max_statement_len);
-        if len + HEADER_LEN > most || len < 5 {
-            if len >= 5 {
-                let id = self.statement_id().await?;
-                let id = self.prepared_id(id);
-                self.judge.executed(id, None);
-                if let Some(wait) = self.judge.before_forward() {
-                    if let Err(err) = wait.await {
-                        let seq = self.cbuf[3];
-                        self.discard_command().await?;
-                        self.send(seq.wrapping_add(1), &err.payload()).await?;
-                        return Ok(None);
-                    }
-                }
-            }
-            return self.pass_command(Some(Expect::Results)).await;
-        }
-        let (raw, payload) = self.read_whole_command(len).await?;
-        let id = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
-        let id = self.prepared_id(id);
-        let parameters = match self.params.get_mut(&id) {
-            Some((count, types)) => {
-                match crate::sample::parameter_values(&payload[1..], *count, types.as_ref()) {
-                    Some((values, fresh)) => {
-                        if fresh.is_some() {
-                            *types = fresh;
-                        }
-                        Some(values)
-                    }
-                    None => None,
-                }
-            }
-            None => None,
-        };
-        self.judge.executed(id, parameters);
-        // An execution that can change anything is durable before it is
-        // forwarded; when it cannot be, it is refused here.
-        if let Some(wait) = self.judge.before_forward() {
-            if let Err(err) = wait.await {
-                let seq = raw.get(3).copied().unwrap_or(0);
-                self.send(seq.wrapping_add(1), &err.payload()).await?;
-                return Ok(None);
-            }
-        }
-        write(&mut self.server.stream.io, &raw)
-            .await
-            .map_err(|e| Side::Server(e.into()))?;
-        Ok(Some(Expect::Results))
-    }
-
-    /// A statement id as the server reads it (MariaDB's -1: the last
-    /// statement prepared).
-    fn prepared_id(&self, id: u32) -> u32 {
-        match (id, self.last_prepared) {
-            (u32::MAX, Some(last)) => last,
-            _ => id,
-        }
-    }
-
-    /// Hands the session's traffic so far to its sink.
-    fn report_traffic(&mut self) {
-        let (read, written) = self.traffic.take();
-        if let Some(sink) = &self.outcomes {
-            sink.traffic(read, written);
-        }
-    }
-
-    /// Hands a finished response's outcomes to the sink; where masking
-    /// applies, error messages as the masked path scrubs them.
-    fn report(&mut self, response: &mut Response) {
-        if let Some((id, count)) = response.prepared.take() {
-            // Executions of it are recorded with its text and parameters.
-            if self.judge.records_executions() {
-                if self.params.len() >= MAX_PREPARED && !self.params.contains_key(&id) {
-                    self.params.clear();
-                }
-                self.params.insert(id, (usize::from(count), None));
-                self.judge.prepared_as(id);
-            }
-            self.last_prepared = Some(id);
-        }
-        let Some(sink) = &self.outcomes else {
-            return;
-        };
-        for mut o in response.take_outcomes() {
-            // Where masking applies, a message may quote a masked value
-            // (or, from code, say anything): only its code is kept.
-            if let (true, sqlgate_net::outcome::Outcome::Failed { message, .. }) =
-                (self.masks.on, &mut o)
-            {
-                let hidden = sqlgate_net::scrub::scrub_message(
-                    message.as_bytes(),
-                    sqlgate_net::scrub::Scrub::All,
-                );
-                *message = String::from_utf8_lossy(&hidden).into_owned();
-            }
-            sink.outcome(o);
         }
     }
 

@@ -1,0 +1,40 @@
+//! Reading a gateway's recordings in tests: the sessions' ends arrive as
+//! their tasks finish, so tests wait for them by flushing the recorder
+//! until the store shows them (a condition, with a deadline).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sqlgate::store::sqlite::SqliteStore;
+use sqlgate::store::writer::Recorder;
+use sqlgate::store::Store;
+
+/// The id of an ended session of `user` in the SQLite store at `store`,
+/// once the recorder has committed its end.
+pub async fn ended_session(rec: &Recorder, store: &Path, user: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        rec.flush();
+        let ended = SqliteStore::open(store)
+            .unwrap()
+            .sessions()
+            .unwrap()
+            .into_iter()
+            .find(|s| s.user == user && s.ended_us.is_some());
+        if let Some(s) = ended {
+            return s.id;
+        }
+        assert!(Instant::now() < deadline, "the session never ended");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// `sqlgate sessions replay ID --no-wait` for the configuration `config`.
+pub fn replay(config: &Path, id: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+        .args(["sessions", "replay", id, "--no-wait", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
