@@ -103,16 +103,11 @@ impl SessionLog {
         let handle = rec.handle();
         Some(Box::pin(async move {
             wait.await.map_err(|e| {
-                let refusal = Refusal {
-                    verdict: Verdict::Deny,
-                    by: RefusedBy::Recording,
-                    message: format!(
-                        "sqlgate could not record this execution before running it: {e}"
-                    ),
-                    detail: "executions of statements that can change data are recorded before they run".to_owned(),
-                    hint: "retry when the recording store is back (the gateway's log says why it fails)".to_owned(),
-                    position: 1,
-                };
+                let refusal = not_recorded(
+                    "execution",
+                    "executions of statements that can change data are recorded before they run",
+                    &e,
+                );
                 handle.statement(&StatementEvent {
                     refusal: Some(refusal.message.clone()),
                     verdict: refusal.verdict.as_str().to_owned(),
@@ -177,14 +172,8 @@ impl SessionLog {
         let handle = rec.handle();
         Some(Box::pin(async move {
             wait.await.map_err(|e| {
-                let refusal = Refusal {
-                    verdict: Verdict::Deny,
-                    by: RefusedBy::Recording,
-                    message: format!("sqlgate could not record this call before running it: {e}"),
-                    detail: "calls of code are recorded before they run".to_owned(),
-                    hint: "retry when the recording store is back".to_owned(),
-                    position: 1,
-                };
+                let refusal =
+                    not_recorded("call", "calls of code are recorded before they run", &e);
                 handle.statement(&refused_event(
                     SqlDialect::Postgres,
                     "functioncall",
@@ -256,16 +245,11 @@ impl SessionLog {
                 Some(Box::pin(async move {
                     for wait in waits {
                         if let Err(e) = wait.await {
-                            let refusal = Refusal {
-                                verdict: Verdict::Deny,
-                                by: RefusedBy::Recording,
-                                message: format!(
-                                    "sqlgate could not record this statement before running it: {e}"
-                                ),
-                                detail: "statements that can change data are recorded before they run".to_owned(),
-                                hint: "retry when the recording store is back (the gateway's log says why it fails)".to_owned(),
-                                position: 1,
-                            };
+                            let refusal = not_recorded(
+                                "statement",
+                                "statements that can change data are recorded before they run",
+                                &e,
+                            );
                             handle.statement(&refused_event(dialect, &origin, &text, &refusal));
                             return Err(refusal);
                         }
@@ -347,6 +331,19 @@ impl sqlgate_net::outcome::OutcomeSink for LogSink {
 
     fn unnamed_statement_dropped(&self) {
         self.prepared.unnamed_dropped();
+    }
+}
+
+/// The refusal of `what` (a statement, an execution, a call) whose
+/// record could not be made durable before it ran.
+fn not_recorded(what: &str, why: &str, e: &crate::store::StoreError) -> Refusal {
+    Refusal {
+        verdict: Verdict::Deny,
+        by: RefusedBy::Recording,
+        message: format!("sqlgate could not record this {what} before running it: {e}"),
+        detail: why.to_owned(),
+        hint: "retry when the recording store is back (the gateway's log and /metrics say why it fails)".to_owned(),
+        position: 1,
     }
 }
 
