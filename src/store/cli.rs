@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::chain::{verify, Break, Report};
 use super::checkpoint::PublicKey;
+use super::table::printable;
 use super::{Kind, SessionStart, StatementEvent, Store, StoreError};
 
 /// Filters of `sessions list`.
@@ -21,21 +22,6 @@ pub struct Filter {
     pub until_us: Option<i64>,
     /// Only sessions with a refused statement.
     pub refused: bool,
-}
-
-/// A recorded text as a terminal may print it: control characters
-/// (escape sequences a client may have put in a statement) shown as
-/// `\u{..}`, line breaks kept.
-pub(super) fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                format!("\\u{{{:x}}}", c as u32)
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 fn time(us: i64) -> String {

@@ -9,7 +9,7 @@ use super::ResultRows;
 
 /// Renders `result` (and a row count line for `rows` returned in all).
 pub fn render(result: &ResultRows, rows: u64) -> String {
-    let cell = |v: &Option<String>| v.as_deref().map(super::cli::printable).unwrap_or_default();
+    let cell = |v: &Option<String>| v.as_deref().map(printable).unwrap_or_default();
     let cells: Vec<Vec<String>> = result
         .rows
         .iter()
@@ -24,7 +24,7 @@ pub fn render(result: &ResultRows, rows: u64) -> String {
             result
                 .columns
                 .get(i)
-                .map(|n| super::cli::printable(n))
+                .map(|n| printable(n))
                 .unwrap_or_default()
         })
         .collect();
@@ -72,6 +72,21 @@ pub fn render(result: &ResultRows, rows: u64) -> String {
     }
     let _ = writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" });
     out
+}
+
+/// A recorded text as a terminal may print it: control characters
+/// (escape sequences a client may have put in a statement) shown as
+/// `\u{..}`, line breaks kept.
+pub(super) fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
