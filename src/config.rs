@@ -103,6 +103,7 @@ struct RawUser {
     #[serde(default)]
     groups: Vec<String>,
     targets: Spanned<Vec<String>>,
+    default_target: Option<Spanned<String>>,
 }
 
 /// The validated configuration.
@@ -232,6 +233,9 @@ pub struct User {
     pub groups: Vec<String>,
     /// Targets they may reach; `*` for all.
     pub targets: Vec<String>,
+    /// Where a MySQL connection that names no database goes (when the
+    /// user may use several targets).
+    pub default_target: Option<String>,
     /// Password hashes for MySQL logins (needs the password, not only a
     /// SCRAM verifier).
     pub mysql_secret: Option<sqlgate_mysql::auth::MysqlSecret>,
@@ -533,12 +537,24 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
             if reaches_mysql && mysql_secret.is_none() && u.scram_verifier.is_some() {
                 p.at(u.targets.span(), &key("targets"), "MySQL targets need the user's password (password_env or password_file): a SCRAM verifier cannot check MySQL logins");
             }
+            let default_target = u.default_target.as_ref().map(|d| {
+                let known = targets.iter().any(|t| &t.name == d.get_ref());
+                if !known || !target_listed(u.targets.get_ref(), d.get_ref()) {
+                    p.at(
+                        d.span(),
+                        &key("default_target"),
+                        "must name a target of the user's `targets`",
+                    );
+                }
+                d.get_ref().clone()
+            });
             Some(User {
                 name,
                 auth,
                 secret: secret?,
                 groups: u.groups,
                 targets: u.targets.into_inner(),
+                default_target,
                 mysql_secret,
             })
         })

@@ -547,14 +547,17 @@ impl sqlgate_mysql::Hooks for MysqlHooks {
         } else {
             allowed.join(", ")
         };
-        let name = match (database, allowed.as_slice()) {
-            (Some(db), _) => db,
-            (None, [only]) => only,
-            (None, _) => {
+        let default = u.and_then(|u| u.default_target.as_deref());
+        let name = match (database, allowed.as_slice(), default) {
+            (Some(db), _, _) => db,
+            (None, [only], _) => only,
+            // No database named, several targets: the user's default.
+            (None, _, Some(d)) => d,
+            (None, _, None) => {
                 return Err(MyError::new(
                     1046,
                     b"3D000",
-                    format!("No database selected: connect with the name of a target as database (yours: {choices})"),
+                    format!("No database selected: connect with the name of a target as database (yours: {choices}), or give the user a default_target"),
                 ))
             }
         };

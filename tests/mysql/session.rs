@@ -551,3 +551,86 @@ async fn kill_query_by_the_server_thread_id_is_a_cancel_for_the_same_identity() 
         .unwrap_err();
     assert_eq!(server_code(e), 1227);
 }
+
+/// A user of several targets who connects without a database goes to
+/// their `default_target` (the mariadb CLI's Ctrl-C connects so, to send
+/// `KILL QUERY <id>`); a KILL by gateway connection id reaches the
+/// identity's session on another target, a server thread id only on the
+/// session's own.
+#[tokio::test]
+async fn a_connection_without_a_database_goes_to_the_default_target_and_can_cancel() {
+    let my = mariadb::shared();
+    let mut cfg = TestConfig::mysql(my);
+    cfg.toml.push_str(&format!(
+        "\n[[target]]\nname = \"app2\"\nkind = \"mysql\"\nhost = \"127.0.0.1\"\nport = {}\n\
+         database = \"app\"\nuser = \"app_owner\"\npassword_file = \"app.pw\"\n",
+        my.port
+    ));
+    cfg.user(
+        "multi",
+        "agent.pw",
+        &["app", "app2"],
+        "default_target = \"app2\"",
+    );
+    let gw = cfg.start().await;
+    let url = |db: &str| {
+        let base = gw.mysql_url("multi", AGENT_PW, "app");
+        match db {
+            "" => base.trim_end_matches("/app").to_owned(),
+            _ => base,
+        }
+    };
+    let mut sleeper = Conn::new(Opts::from_url(&url("app")).unwrap())
+        .await
+        .unwrap();
+    let gateway_id = sleeper.id();
+    let thread: u64 = sleeper
+        .query_first("SELECT CONNECTION_ID()")
+        .await
+        .unwrap()
+        .unwrap();
+    let marker = format!("ctrl-c-{}", std::process::id());
+    let sql = format!("SELECT SLEEP(10) /* {marker} */");
+    let running = tokio::spawn(async move {
+        let r: Result<Option<i64>, _> = sleeper.query_first(sql).await;
+        r
+    });
+    let mut direct = Conn::new(Opts::from_url(&my.direct_url()).unwrap())
+        .await
+        .unwrap();
+    loop {
+        let n: Option<i64> = direct
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE CONCAT('%', ?, '%') AND id <> CONNECTION_ID()",
+                (marker.clone(),),
+            )
+            .await
+            .unwrap();
+        if n == Some(1) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // No database: the default target, not 1046.
+    let mut ctrl_c = Conn::new(Opts::from_url(&url("")).unwrap()).await.unwrap();
+    ctrl_c.ping().await.unwrap();
+    // A server thread id names a thread of this session's own target only.
+    let e = ctrl_c
+        .query_drop(format!("KILL QUERY {thread}"))
+        .await
+        .unwrap_err();
+    assert_eq!(server_code(e), 1094);
+    // The gateway's id reaches the session on the other target.
+    ctrl_c
+        .query_drop(format!("KILL QUERY {gateway_id}"))
+        .await
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(2), running)
+        .await
+        .expect("the KILL lands within 2 s")
+        .unwrap();
+    match result {
+        Ok(v) => assert_eq!(v, Some(1)),
+        Err(e) => assert_eq!(server_code(e), 1317),
+    }
+}

@@ -221,7 +221,7 @@ impl Gateway {
         tracing::info!(session = id, user = %session.user, target_name = %session.target, %peer, tls = session.tls, protocol = "mysql", "session started");
         let thread = lease.conn().thread_id;
         self.kills
-            .register(id, lease.pool().clone(), thread, &session.user);
+            .register(id, lease.pool().clone(), thread, &session.user, auth.key);
         let pool = lease.pool().clone();
         let mut judge = judge;
         let outcomes = judge.outcomes();

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::backend::ConnKey;
 use crate::pool::Pool;
 
 /// The first connection id the gateway gives (server thread ids stay far
@@ -23,6 +24,18 @@ struct Entry {
     pool: Arc<Pool>,
     thread: u32,
     user: String,
+    key: ConnKey,
+}
+
+/// Where a KILL lands: a session's server thread, on its target.
+#[derive(Clone)]
+pub struct Target {
+    /// The target's pool (its server).
+    pub pool: Arc<Pool>,
+    /// The server thread.
+    pub thread: u32,
+    /// How connections to it are made (for a KILL sent from elsewhere).
+    pub key: ConnKey,
 }
 
 /// The server thread behind each live session, and whose it is.
@@ -45,13 +58,14 @@ impl KillRegistry {
 
     /// Registers (or, after COM_CHANGE_USER, updates) a session: its
     /// server thread and its gateway user.
-    pub fn register(&self, id: u32, pool: Arc<Pool>, thread: u32, user: &str) {
+    pub fn register(&self, id: u32, pool: Arc<Pool>, thread: u32, user: &str, key: ConnKey) {
         self.lock().insert(
             id,
             Entry {
                 pool,
                 thread,
                 user: user.to_owned(),
+                key,
             },
         );
     }
@@ -66,21 +80,26 @@ impl KillRegistry {
         self.lock().remove(&id);
     }
 
-    /// The server thread a KILL from `user` on `pool`'s target may reach
-    /// by `id`: a session of the same user on the same target, named by
-    /// its gateway connection id or its server thread id.
-    pub fn target(&self, id: u64, pool: &Arc<Pool>, user: &str) -> Option<u32> {
+    /// Where a KILL from `user`, in a session on `pool`'s target, lands
+    /// for `id`: a session of the same user named by its gateway
+    /// connection id (on any target: those ids are the gateway's own), or
+    /// by its server thread id on the same target (thread ids are the
+    /// server's).
+    pub fn target(&self, id: u64, pool: &Arc<Pool>, user: &str) -> Option<Target> {
         let id = u32::try_from(id).ok()?;
         let sessions = self.lock();
-        let reachable = |e: &&Entry| Arc::ptr_eq(&e.pool, pool) && e.user == user;
-        match sessions.get(&id).filter(reachable) {
-            Some(e) => Some(e.thread),
-            None => sessions
-                .values()
-                .filter(reachable)
-                .find(|e| e.thread == id)
-                .map(|e| e.thread),
+        let target = |e: &Entry| Target {
+            pool: e.pool.clone(),
+            thread: e.thread,
+            key: e.key,
+        };
+        if let Some(e) = sessions.get(&id).filter(|e| e.user == user) {
+            return Some(target(e));
         }
+        sessions
+            .values()
+            .find(|e| e.user == user && Arc::ptr_eq(&e.pool, pool) && e.thread == id)
+            .map(target)
     }
 }
 

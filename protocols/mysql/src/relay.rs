@@ -229,7 +229,7 @@ impl Relay<'_> {
                             // a cancel, not an administrative kill: no
                             // policy applies (another identity's session is
                             // unreachable either way).
-                            return self.cancel(kill, seq, sbuf).await;
+                            return self.kill(Ok(kill), seq, sbuf).await;
                         }
                     }
                 }
@@ -261,18 +261,11 @@ impl Relay<'_> {
                         Some(MaskPlan::Prepare(masks.into_iter().next()))
                     };
                 }
-                let raw = match (cmd, kill::parse(&text[1..])) {
-                    (command::QUERY, Some(kill)) => match self.kill_target(kill) {
-                        Ok(rewritten) => rewritten,
-                        Err(err) => {
-                            packet::write(&mut self.client.io, seq.wrapping_add(1), &err.payload())
-                                .await
-                                .map_err(|e| Side::Client(e.into()))?;
-                            return Ok(true);
-                        }
-                    },
-                    _ => raw,
-                };
+                if cmd == command::QUERY {
+                    if let Some(kill) = kill::parse(&text[1..]) {
+                        return self.kill(kill, seq, sbuf).await;
+                    }
+                }
                 write(&mut self.server.stream.io, &raw)
                     .await
                     .map_err(|e| Side::Server(e.into()))?;
@@ -766,6 +759,7 @@ impl Relay<'_> {
             self.pool.clone(),
             self.server.thread_id,
             &self.session.user,
+            self.server.key,
         );
         self.report_traffic();
         self.judge.ended("change user");
