@@ -62,6 +62,8 @@ impl SessionLog {
                 text: String::new(),
                 fingerprint: String::new(),
                 tags: Vec::new(),
+                rule: None,
+                masked_columns: Vec::new(),
                 masked: false,
                 credential: false,
             })
@@ -167,6 +169,8 @@ impl SessionLog {
             refusal: None,
             masked: false,
             parameters: None,
+            rule: None,
+            masked_columns: Vec::new(),
         };
         let wait = rec.statement_durable(&event);
         let handle = rec.handle();
@@ -218,12 +222,16 @@ impl SessionLog {
                         refusal: None,
                         masked: j.masks.as_ref().is_some_and(masks_anything),
                         parameters: None,
+                        rule: deciding_rule(&j.decision),
+                        masked_columns: j.masks.as_ref().map(masked_columns).unwrap_or_default(),
                     };
                     if prepares {
                         self.last_prepared = Some(std::sync::Arc::new(Prepared {
                             text: event.text.clone(),
                             fingerprint: event.fingerprint.clone(),
                             tags: event.tags.clone(),
+                            rule: event.rule.clone(),
+                            masked_columns: event.masked_columns.clone(),
                             masked: event.masked,
                             credential,
                         }));
@@ -282,6 +290,8 @@ fn execution(
             tags: p.tags.clone(),
             refusal: None,
             masked: p.masked,
+            rule: p.rule.clone(),
+            masked_columns: p.masked_columns.clone(),
             parameters: if p.credential || !with_parameters || may_bind_a_secret(&p.text) {
                 None
             } else {
@@ -300,6 +310,8 @@ fn execution(
             refusal: None,
             masked: false,
             parameters: None,
+            rule: None,
+            masked_columns: Vec::new(),
         },
     }
 }
@@ -363,7 +375,40 @@ fn refused_event(
         refusal: Some(refusal.message.clone()),
         masked: false,
         parameters: None,
+        rule: None,
+        masked_columns: Vec::new(),
     }
+}
+
+/// The rule that decided a verdict, as `rule (entry)`.
+fn deciding_rule(d: &crate::policy::rules::Decision) -> Option<String> {
+    let (_, v) = d.deciding.as_ref()?;
+    Some(match &v.rule {
+        Some(rule) => format!("{rule} ({})", v.entry),
+        None => v.entry.clone(),
+    })
+}
+
+/// The result columns a statement's plan masks, as `column (rule)`.
+fn masked_columns(m: &crate::policy::mask::result::StatementMasks) -> Vec<String> {
+    use crate::policy::mask::rules::ColumnPlan;
+    let Some(plan) = &m.plan else {
+        return Vec::new();
+    };
+    plan.iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let name = m.names.get(i).map_or("?", String::as_str);
+            match c {
+                ColumnPlan::Clear => None,
+                ColumnPlan::Masked { rule, .. } => Some(format!(
+                    "{name} ({})",
+                    m.rules.get(*rule).map_or("?", |r| r.name.as_str())
+                )),
+                _ => Some(format!("{name} (redacted)")),
+            }
+        })
+        .collect()
 }
 
 /// Whether a statement's results are masked at all (a masking session

@@ -25,6 +25,8 @@ pub(super) struct Prepared {
     pub text: String,
     pub fingerprint: String,
     pub tags: Vec<String>,
+    pub rule: Option<String>,
+    pub masked_columns: Vec<String>,
     pub masked: bool,
     /// It may carry a credential: its parameters are not recorded.
     pub credential: bool,
@@ -166,6 +168,8 @@ mod tests {
             text: t.to_owned(),
             fingerprint: String::new(),
             tags: vec![tag.to_owned()],
+            rule: None,
+            masked_columns: Vec::new(),
             masked: false,
             credential: false,
         })

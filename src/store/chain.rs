@@ -313,6 +313,8 @@ mod tests {
     fn statement(text: &str) -> StatementEvent {
         StatementEvent {
             parameters: None,
+            rule: None,
+            masked_columns: Vec::new(),
             origin: "query".into(),
             text: text.into(),
             fingerprint: text.to_lowercase(),

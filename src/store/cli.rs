@@ -115,6 +115,13 @@ pub fn show(store: &mut dyn Store, id: &str) -> Result<Option<String>, StoreErro
                     if let Some(p) = &e.parameters {
                         let _ = writeln!(out, "  parameters: {}", parameters(p));
                     }
+                    if let Some(rule) = &e.rule {
+                        let _ = writeln!(out, "  rule: {}", printable(rule));
+                    }
+                    if !e.masked_columns.is_empty() {
+                        let _ =
+                            writeln!(out, "  masked: {}", printable(&e.masked_columns.join(", ")));
+                    }
                     if let Some(why) = &e.refusal {
                         let _ = writeln!(out, "  refused: {}", printable(why));
                     }
@@ -336,7 +343,13 @@ pub fn replay(
                     if let Some(why) = &e.refusal {
                         writeln!(out, "ERROR:  {}\n", printable(why)).map_err(io)?;
                     } else if e.masked && lead == prompt {
-                        writeln!(out, "-- (results masked for this identity)").map_err(io)?;
+                        let which = if e.masked_columns.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", printable(&e.masked_columns.join(", ")))
+                        };
+                        writeln!(out, "-- (results masked for this identity{which})")
+                            .map_err(io)?;
                     }
                 }
             }

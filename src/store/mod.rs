@@ -112,6 +112,13 @@ pub struct StatementEvent {
     /// recorded (`[recording] parameters`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Vec<Option<String>>>,
+    /// The policy rule (and its entry) that decided the verdict, when one
+    /// did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The result columns masked for this identity, as `column (rule)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masked_columns: Vec<String>,
 }
 
 /// The server connection a session got.

@@ -170,6 +170,20 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
             "{text}"
         );
     }
+    // The deciding rule and the masked columns.
+    let (_, masked) = seen
+        .iter()
+        .find(|(_, e)| e.text == "SELECT id, note FROM rec_notes ORDER BY id")
+        .unwrap();
+    assert_eq!(masked.masked_columns.len(), 1, "{masked:?}");
+    assert!(masked.masked_columns[0].starts_with("note ("), "{masked:?}");
+    assert!(
+        masked
+            .rule
+            .as_deref()
+            .is_some_and(|r| r.contains("agents-read-only")),
+        "{masked:?}"
+    );
     let (_, delete) = seen
         .iter()
         .find(|(_, e)| e.text == "DELETE FROM rec_notes")
@@ -311,7 +325,8 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
         .unwrap();
     let replay = String::from_utf8_lossy(&replay.stdout);
     assert!(
-        replay.contains("bot@app=> SELECT id, note FROM rec_notes ORDER BY id\n-- (results masked for this identity)\n id | note\n----+------\n 1  | ***")
+        replay.contains("bot@app=> SELECT id, note FROM rec_notes ORDER BY id\n-- (results masked for this identity: note (")
+            && replay.contains(" id | note\n----+------\n 1  | ***")
             && replay.contains("(3 rows)"),
         "{replay}"
     );
