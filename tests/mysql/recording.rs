@@ -240,3 +240,54 @@ async fn mariadb_client_sessions_replay() {
         assert!(replay.contains(want), "{want:?} in\n{replay}");
     }
 }
+
+/// With the store's disk full, a prepared write's execution is refused in
+/// place with a clear error and does not run; the session goes on.
+#[tokio::test]
+async fn a_prepared_write_is_refused_when_its_execution_cannot_be_recorded() {
+    let disk = crate::support::recording::SmallDisk::mount();
+    let my = mariadb::shared();
+    let mut direct = Conn::new(Opts::from_url(&my.direct_url()).unwrap())
+        .await
+        .unwrap();
+    direct
+        .query_drop("CREATE OR REPLACE TABLE rec_full (n INT)")
+        .await
+        .unwrap();
+    let mut config = TestConfig::mysql(my);
+    config.toml.push_str(&format!(
+        "\n[store]\npath = \"{}\"\n",
+        disk.path().join("rec.db").display()
+    ));
+    let gw = config.start().await;
+    let mut agent = Conn::new(
+        Opts::from_url(&gw.mysql_url("agent", crate::support::gateway::AGENT_PW, "app")).unwrap(),
+    )
+    .await
+    .unwrap();
+    let insert = agent.prep("INSERT INTO rec_full VALUES (?)").await.unwrap();
+    std::fs::write(disk.path().join("filler"), vec![0u8; 600 << 10]).unwrap();
+    let pad = "x".repeat(16 << 10);
+    let mut refused = None;
+    for n in 0..200 {
+        // Comments carry bulk so that the store fills.
+        let sql = format!("INSERT INTO rec_full VALUES ({n}) /* {pad} */");
+        if let Err(e) = agent.query_drop(sql).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let e = refused.expect("the full disk refused a write");
+    assert!(e.to_string().contains("could not record"), "{e}");
+    let e = agent.exec_drop(&insert, (-7,)).await.unwrap_err();
+    assert!(e.to_string().contains("could not record"), "{e}");
+    let ran: Option<i64> = direct
+        .query_first("SELECT COUNT(*) FROM rec_full WHERE n = -7")
+        .await
+        .unwrap();
+    assert_eq!(ran, Some(0), "the refused execution did not run");
+    // The session goes on.
+    let one: Option<i64> = agent.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+    direct.query_drop("DROP TABLE rec_full").await.unwrap();
+}

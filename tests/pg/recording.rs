@@ -430,23 +430,7 @@ fn every_write_the_server_ran_has_its_record_after_kill_9() {
 #[tokio::test]
 async fn a_full_disk_refuses_writes_clearly_and_recording_resumes_when_space_returns() {
     // The store on a small file system of its own, nearly filled.
-    let disk = tempfile::tempdir().unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(disk.path())
-        .status()
-        .unwrap();
-    assert!(
-        mounted.success(),
-        "this test mounts a tmpfs (it runs as root in CI)"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(disk.path().to_owned());
+    let disk = crate::support::recording::SmallDisk::mount();
     let server = pg::shared();
     let direct = connect(&server.direct_conn_str("app")).await;
     direct

@@ -250,6 +250,32 @@ fn a_wrong_config_fails_at_start_naming_file_line_and_key() {
             "{command}: {stderr}"
         );
     }
+    // The recording store's and the admin plane's keys too: a password in
+    // the store's URL is refused, never used.
+    std::fs::write(
+        &path,
+        "[postgres]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"postgres://u:hunter2@db/audit\"\n\
+         tls = \"verify-full\"\n\n[recording]\nresult_rows = 1000000\nparameters = \"some\"\n\n\
+         [admin]\nlisten = \"nowhere\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for want in [
+        "bad.toml:5: store.url: must not hold a password",
+        "bad.toml:6: store.tls: verify-full needs tls_ca_file",
+        "bad.toml:9: recording.result_rows: must be at most 100000",
+        "bad.toml:10: recording.parameters: must be \"all\" or \"omit\"",
+        "bad.toml:13: admin.listen: is not an address",
+    ] {
+        assert!(stderr.contains(want), "{want} in {stderr}");
+    }
+    assert!(!stderr.contains("hunter2"), "{stderr}");
     std::fs::write(&path, "[postgres]\nlisten = \"127.0.0.1:0\"\npool = 3\n").unwrap();
     let out = Command::new(BIN)
         .args(["check", "--config"])
