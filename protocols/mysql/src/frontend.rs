@@ -53,7 +53,8 @@ const OFFERED_CAPS: u32 = CapabilityFlags::CLIENT_LONG_PASSWORD.bits()
     | CapabilityFlags::CLIENT_CONNECT_ATTRS.bits()
     | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA.bits()
     | CapabilityFlags::CLIENT_SESSION_TRACK.bits()
-    | CapabilityFlags::CLIENT_DEPRECATE_EOF.bits();
+    | CapabilityFlags::CLIENT_DEPRECATE_EOF.bits()
+    | CapabilityFlags::CLIENT_COMPRESS.bits();
 
 /// The version the greeting shows when no server has been reached yet.
 const FALLBACK_VERSION: &[u8] = b"8.0.0-sqlgate";
@@ -227,7 +228,18 @@ impl Gateway {
         let outcomes = judge.outcomes();
         let traffic = Arc::new(sqlgate_net::traffic::Traffic::default());
         let io = std::mem::replace(&mut client.io, Box::new(tokio::io::empty()));
-        client.io = Box::new(sqlgate_net::traffic::Counted::new(io, traffic.clone()));
+        let counted = sqlgate_net::traffic::Counted::new(io, traffic.clone());
+        let mut cbuf = reader.take_buffered();
+        // After the OK, a client that chose compression speaks it: the
+        // relay reads and writes plain packets through the adapter.
+        client.io = if auth.client_caps & CapabilityFlags::CLIENT_COMPRESS.bits() != 0 {
+            Box::new(crate::compress::Compressed::new(
+                counted,
+                std::mem::take(&mut cbuf),
+            ))
+        } else {
+            Box::new(counted)
+        };
         let relay = Relay {
             outcomes,
             traffic,
@@ -235,7 +247,7 @@ impl Gateway {
             params: Default::default(),
             last_prepared: None,
             client: &mut client,
-            cbuf: reader.take_buffered(),
+            cbuf,
             server: lease.conn(),
             session: session.clone(),
             nonce: auth.nonce,
@@ -310,7 +322,12 @@ impl Gateway {
         if self.config.local_infile {
             offered |= CapabilityFlags::CLIENT_LOCAL_FILES.bits();
         }
-        let mut caps = offered & (info.caps | CapabilityFlags::CLIENT_CONNECT_ATTRS.bits());
+        // Attributes and compression are the client leg's own (the
+        // server leg never compresses): offered whatever the server says.
+        let mut caps = offered
+            & (info.caps
+                | CapabilityFlags::CLIENT_CONNECT_ATTRS.bits()
+                | CapabilityFlags::CLIENT_COMPRESS.bits());
         if self.config.tls.is_some() {
             caps |= CapabilityFlags::CLIENT_SSL.bits();
         }

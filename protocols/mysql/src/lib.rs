@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod compress;
 pub mod error;
 pub mod frontend;
 pub mod hooks;
