@@ -233,7 +233,8 @@ impl SessionLog {
                             rule: event.rule.clone(),
                             masked_columns: event.masked_columns.clone(),
                             masked: event.masked,
-                            credential,
+                            // Decided once, not at each execution.
+                            credential: credential || may_bind_a_secret(statement),
                         }));
                     }
                     let durable = j.tags.iter().any(|t: Tag| {
@@ -292,7 +293,7 @@ fn execution(
             masked: p.masked,
             rule: p.rule.clone(),
             masked_columns: p.masked_columns.clone(),
-            parameters: if p.credential || !with_parameters || may_bind_a_secret(&p.text) {
+            parameters: if p.credential || !with_parameters {
                 None
             } else {
                 parameters

@@ -28,7 +28,8 @@ pub(super) struct Prepared {
     pub rule: Option<String>,
     pub masked_columns: Vec<String>,
     pub masked: bool,
-    /// It may carry a credential: its parameters are not recorded.
+    /// It may carry or bind a credential, key or token: its parameters
+    /// are not recorded.
     pub credential: bool,
 }
 

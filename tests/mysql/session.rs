@@ -16,6 +16,27 @@ async fn agent(gw: &Gateway) -> Conn {
         .unwrap()
 }
 
+/// A direct connection, once the server runs a statement containing
+/// `marker` (a condition, not a guess).
+async fn running_on_server(my: &mariadb::MariaDb, marker: &str) -> Conn {
+    let mut direct = Conn::new(Opts::from_url(&my.direct_url()).unwrap())
+        .await
+        .unwrap();
+    loop {
+        let n: Option<i64> = direct
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE CONCAT('%', ?, '%') AND id <> CONNECTION_ID()",
+                (marker,),
+            )
+            .await
+            .unwrap();
+        if n == Some(1) {
+            return direct;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
 fn server_code(e: mysql_async::Error) -> u16 {
     match e {
         mysql_async::Error::Server(s) => s.code,
@@ -36,22 +57,7 @@ async fn kill_query_with_the_gateway_id_ends_a_sleep_within_two_seconds() {
         r
     });
     // Wait until the server runs it (a condition, not a guess).
-    let mut direct = Conn::new(Opts::from_url(&my.direct_url()).unwrap())
-        .await
-        .unwrap();
-    loop {
-        let n: Option<i64> = direct
-            .exec_first(
-                "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE CONCAT('%', ?, '%') AND id <> CONNECTION_ID()",
-                (marker.clone(),),
-            )
-            .await
-            .unwrap();
-        if n == Some(1) {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    running_on_server(my, &marker).await;
     let mut killer = agent(&gw).await;
     let started = Instant::now();
     killer.query_drop(format!("KILL QUERY {id}")).await.unwrap();
@@ -503,22 +509,7 @@ async fn kill_query_by_the_server_thread_id_is_a_cancel_for_the_same_identity() 
         let r: Result<Option<i64>, _> = sleeper.query_first(sql).await;
         r
     });
-    let mut direct = Conn::new(Opts::from_url(&my.direct_url()).unwrap())
-        .await
-        .unwrap();
-    loop {
-        let n: Option<i64> = direct
-            .exec_first(
-                "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE CONCAT('%', ?, '%') AND id <> CONNECTION_ID()",
-                (marker.clone(),),
-            )
-            .await
-            .unwrap();
-        if n == Some(1) {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    running_on_server(my, &marker).await;
     // Another identity: unknown to it.
     let mut ci = Conn::new(Opts::from_url(&url("ci")).unwrap())
         .await
@@ -595,22 +586,7 @@ async fn a_connection_without_a_database_goes_to_the_default_target_and_can_canc
         let r: Result<Option<i64>, _> = sleeper.query_first(sql).await;
         r
     });
-    let mut direct = Conn::new(Opts::from_url(&my.direct_url()).unwrap())
-        .await
-        .unwrap();
-    loop {
-        let n: Option<i64> = direct
-            .exec_first(
-                "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE CONCAT('%', ?, '%') AND id <> CONNECTION_ID()",
-                (marker.clone(),),
-            )
-            .await
-            .unwrap();
-        if n == Some(1) {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    running_on_server(my, &marker).await;
     // No database: the default target, not 1046.
     let mut ctrl_c = Conn::new(Opts::from_url(&url("")).unwrap()).await.unwrap();
     ctrl_c.ping().await.unwrap();
