@@ -228,6 +228,14 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
             ])));
     // The first rows of results as the clients saw them: masked for the
     // bot, in the simple and the extended protocol.
+    // Bytes of the answer the client got, that statement's alone:
+    // `SELECT 1` of a two-statement text is RowDescription (34),
+    // DataRow (12) and CommandComplete (14).
+    let select_1 = outcomes
+        .iter()
+        .find(|o| o.result.as_ref().is_some_and(|r| r.columns == ["?column?"]))
+        .expect("SELECT 1's outcome");
+    assert_eq!(select_1.bytes, 60, "{select_1:?}");
     let results: Vec<_> = outcomes.iter().filter_map(|o| o.result.as_ref()).collect();
     let table = results
         .iter()

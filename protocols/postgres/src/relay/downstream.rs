@@ -62,6 +62,8 @@ pub(super) struct Downstream<'a> {
     rows: u64,
     /// Bytes sent since the last CommandComplete or error.
     bytes: u64,
+    /// The message being placed reported an outcome (its bytes with it).
+    reported: bool,
     /// Bytes sent in all.
     pub sent: u64,
     /// The first rows of the result passing, as the client receives them
@@ -110,6 +112,7 @@ impl<'a> Downstream<'a> {
             sink,
             rows: 0,
             bytes: 0,
+            reported: false,
             sent: 0,
             described: Vec::new(),
         }
@@ -299,7 +302,12 @@ impl<'a> Downstream<'a> {
                 }
             }
             self.skip = total;
-            self.bytes += total as u64;
+            // A message that reported an outcome counted itself in it.
+            if std::mem::take(&mut self.reported) {
+                self.bytes = 0;
+            } else {
+                self.bytes += total as u64;
+            }
             self.sent += total as u64;
         }
         if !self.out.is_empty() {
@@ -321,7 +329,7 @@ impl<'a> Downstream<'a> {
     /// again).
     fn report(&mut self, outcome: Outcome) {
         self.rows = 0;
-        self.bytes = 0;
+        self.reported = true;
         if let Some(sink) = &self.sink {
             sink.outcome(outcome);
         }
