@@ -447,8 +447,9 @@ fn names_a_credential(text: &str) -> bool {
         "CRYPT",
         "KEYRING_KEY_STORE",
     ];
+    // (Every word above is 5 to 17 bytes long: others are not compared.)
     text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .any(|w| WORDS.iter().any(|k| w.eq_ignore_ascii_case(k)))
+        .any(|w| (5..=17).contains(&w.len()) && WORDS.iter().any(|k| w.eq_ignore_ascii_case(k)))
 }
 
 /// Whether a prepared statement's parameters may carry a key, password

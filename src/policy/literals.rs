@@ -176,18 +176,22 @@ pub fn fingerprint(dialect: SqlDialect, text: &str) -> String {
         space = false;
         out.push(c);
     }
-    // `?, ?, ?` → `?`; then `(?), (?)` → `(?)`.
-    for (from, to) in [
-        ("?, ?", "?"),
-        ("?,?", "?"),
-        ("(?), (?)", "(?)"),
-        ("(?),(?)", "(?)"),
-    ] {
-        while out.contains(from) {
-            out = out.replace(from, to);
+    // `?, ?, ?` → `?`; then `(?), (?)` → `(?)` (only where a list is).
+    if out.contains("?,") || out.contains("?),") {
+        for (from, to) in [
+            ("?, ?", "?"),
+            ("?,?", "?"),
+            ("(?), (?)", "(?)"),
+            ("(?),(?)", "(?)"),
+        ] {
+            while out.contains(from) {
+                out = out.replace(from, to);
+            }
         }
     }
-    out.trim_end_matches(';').trim_end().to_owned()
+    let kept = out.trim_end_matches(';').trim_end().len();
+    out.truncate(kept);
+    out
 }
 
 /// What a parenthesis opened.
@@ -201,6 +205,46 @@ enum Paren {
     Other,
 }
 
+/// The last word of a scan, upper-cased, when it is short enough to be a
+/// keyword that decides something (no allocation per word).
+#[derive(Default)]
+struct LastWord {
+    bytes: [u8; LastWord::MAX],
+    len: usize,
+}
+
+impl LastWord {
+    /// Longer than every word the scanner compares with.
+    const MAX: usize = 16;
+
+    fn set(&mut self, word: &str) {
+        if word.len() > Self::MAX {
+            self.len = 0;
+            return;
+        }
+        for (to, from) in self.bytes.iter_mut().zip(word.bytes()) {
+            *to = from.to_ascii_uppercase();
+        }
+        self.len = word.len();
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn as_str(&self) -> &str {
+        // Upper-casing ASCII bytes keeps UTF-8 valid; a word cut at MAX
+        // is never stored.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl PartialEq<&str> for LastWord {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 struct Scanner<'t> {
     dialect: SqlDialect,
     text: &'t str,
@@ -208,7 +252,7 @@ struct Scanner<'t> {
     at: usize,
     numbers: bool,
     /// The last word, upper-cased (keywords decide what a literal is).
-    last_word: String,
+    last_word: LastWord,
     parens: Vec<Paren>,
     /// Fingerprinting: every literal a bare `?`, comments dropped,
     /// unquoted words lower-cased, nothing kept for being schema.
@@ -227,7 +271,7 @@ impl<'t> Scanner<'t> {
             bytes: text.as_bytes(),
             at: 0,
             numbers,
-            last_word: String::new(),
+            last_word: LastWord::default(),
             parens: Vec::new(),
             fingerprint: false,
         }
@@ -309,15 +353,11 @@ impl<'t> Scanner<'t> {
                     out.push(b as char);
                     self.at += 1;
                     if !b.is_ascii_whitespace() && b != b'=' {
-                        self.remember(String::new());
+                        self.last_word.clear();
                     }
                 }
             }
         }
-    }
-
-    fn remember(&mut self, word: String) {
-        self.last_word = word;
     }
 
     /// `--` starts a comment in PostgreSQL always, in MySQL before a
@@ -413,7 +453,7 @@ impl<'t> Scanner<'t> {
             out.push_str(self.string_placeholder());
         }
         self.at = end;
-        self.remember(String::new());
+        self.last_word.clear();
     }
 
     /// `'name'::regclass` (and the other `reg*` types): an object's name.
@@ -455,7 +495,7 @@ impl<'t> Scanner<'t> {
             out.push_str("\"?\"");
         }
         self.at = end;
-        self.remember(String::new());
+        self.last_word.clear();
     }
 
     /// `$1` (a parameter), `$tag$ ... $tag$` (a string, or a routine's
@@ -493,7 +533,7 @@ impl<'t> Scanner<'t> {
             out.push_str(self.string_placeholder());
         }
         self.at = end;
-        self.remember(String::new());
+        self.last_word.clear();
     }
 
     fn number(&mut self, out: &mut String) {
@@ -538,7 +578,7 @@ impl<'t> Scanner<'t> {
             out.push_str(&self.text[self.at..i]);
         }
         self.at = i;
-        self.remember(String::new());
+        self.last_word.clear();
     }
 
     fn word(&mut self, out: &mut String) {
@@ -548,13 +588,15 @@ impl<'t> Scanner<'t> {
             i += 1;
         }
         let word = &self.text[self.at..i];
-        if self.fingerprint {
-            out.push_str(&word.to_lowercase());
-        } else {
+        if !self.fingerprint {
             out.push_str(word);
+        } else if word.is_ascii() {
+            out.extend(word.bytes().map(|b| b.to_ascii_lowercase() as char));
+        } else {
+            out.push_str(&word.to_lowercase());
         }
         self.at = i;
-        self.remember(word.to_ascii_uppercase());
+        self.last_word.set(word);
     }
 }
 

@@ -105,6 +105,7 @@ pub struct StatementEvent {
     /// Its tags.
     pub tags: Vec<String>,
     /// The refusal's message, when refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
     /// Whether its results are masked for this identity.
     pub masked: bool,
@@ -139,8 +140,10 @@ pub struct OutcomeEvent {
     /// Rows returned or affected.
     pub rows: u64,
     /// The error code, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
     /// The error message as the client saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// Bytes of the answer sent to the client.
     #[serde(default)]

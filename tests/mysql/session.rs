@@ -704,3 +704,62 @@ async fn the_compressed_protocol_carries_large_results_unchanged() {
         "bytes sent per session: {sent:?}"
     );
 }
+
+/// The mariadb CLI's own Ctrl-C, for a user of several targets: SIGINT
+/// makes the CLI open a connection without a database and send `KILL
+/// QUERY <the id its handshake gave>`; the running query ends at once
+/// with "Query execution was interrupted" instead of "cannot connect to
+/// server to kill query".
+#[tokio::test]
+async fn the_mariadb_clis_ctrl_c_cancels_a_running_query() {
+    let my = mariadb::shared();
+    let mut cfg = TestConfig::mysql(my);
+    cfg.toml.push_str(&format!(
+        "\n[[target]]\nname = \"app2\"\nkind = \"mysql\"\nhost = \"127.0.0.1\"\nport = {}\n\
+         database = \"app\"\nuser = \"app_owner\"\npassword_file = \"app.pw\"\n",
+        my.port
+    ));
+    cfg.user(
+        "multi",
+        "agent.pw",
+        &["app", "app2"],
+        "default_target = \"app2\"",
+    );
+    let gw = cfg.start().await;
+    let marker = format!("cli-ctrl-c-{}", std::process::id());
+    let cli = Command::new("mariadb")
+        .args(["--no-defaults", "--host=127.0.0.1", "--user=multi"])
+        .arg(format!("--port={}", gw.mysql_port()))
+        .arg(format!("--password={AGENT_PW}"))
+        .args(["app", "-e"])
+        // (The CLI strips comments: the marker is a value.)
+        .arg(format!("SELECT SLEEP(30), '{marker}'"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    running_on_server(my, &marker).await;
+    let interrupted = Instant::now();
+    let sent = Command::new("kill")
+        .args(["-INT", &cli.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = tokio::task::spawn_blocking(move || cli.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let took = interrupted.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stderr.contains("Query execution was interrupted"),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(
+        stdout.contains("query killed") || stderr.contains("query killed"),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(!stderr.contains("cannot connect"), "{stderr}");
+    // Well before the 30 s sleep would have ended by itself.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
