@@ -127,8 +127,9 @@ pub struct Config {
     pub policy: Option<PolicyConfig>,
     /// `[store]` and `[recording]`.
     pub recording: crate::store::config::RecordingConfig,
-    /// `[admin] listen`: the admin plane's address (none: not served).
-    pub admin: Option<std::net::SocketAddr>,
+    /// `[admin]`: the admin plane's address and tokens (none: not
+    /// served).
+    pub admin: Option<crate::admin::config::Admin>,
 }
 
 /// `[policy]`: where the rules are and the loaded rules.
@@ -594,7 +595,7 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
         }
     });
     let recording = crate::store::config::parse(raw.store, raw.recording, base, p);
-    let admin = crate::admin::config::parse(raw.admin, p);
+    let admin = crate::admin::config::parse(raw.admin, base, p);
     Config {
         policy,
         recording,
@@ -713,7 +714,7 @@ pub(crate) fn existing_file(
 
 /// A secret from an environment variable or a file (first line, without
 /// the line break).
-fn secret(
+pub(crate) fn secret(
     base: &Path,
     env: Option<&Spanned<String>>,
     file: Option<&Spanned<String>>,
@@ -722,10 +723,11 @@ fn secret(
 ) -> Option<Secret> {
     match (env, file) {
         (Some(e), Some(_)) => {
+            let what = key.rsplit(' ').next().unwrap_or("password");
             p.at(
                 e.span(),
                 key,
-                "give password_env or password_file, not both",
+                format!("give {what}_env or {what}_file, not both"),
             );
             None
         }

@@ -120,6 +120,17 @@ impl SessionLog {
         }))
     }
 
+    /// Where a held statement's approval is recorded (none when recording
+    /// is off).
+    pub fn handle(&self) -> Option<crate::store::session::SessionHandle> {
+        self.recorder.as_ref().map(SessionRecorder::handle)
+    }
+
+    /// The session's id in the store.
+    pub fn id(&self) -> Option<&str> {
+        self.recorder.as_ref().map(SessionRecorder::id)
+    }
+
     /// Records the server connection the session got.
     pub fn connected(&self, server_id: u32, application: Option<&str>) {
         if let Some(rec) = &self.recorder {
@@ -217,7 +228,8 @@ impl SessionLog {
                         origin: origin.to_owned(),
                         text: recorded_text(dialect, statement, credential),
                         fingerprint: literals::fingerprint(dialect, statement),
-                        verdict: Verdict::Allow.as_str().to_owned(),
+                        // `review`: held for approval (its decision follows).
+                        verdict: j.decision.verdict.as_str().to_owned(),
                         tags: j.tags.iter().map(|t| t.name().to_owned()).collect(),
                         refusal: None,
                         masked: j.masks.as_ref().is_some_and(masks_anything),
@@ -474,6 +486,18 @@ pub fn loggable(dialect: SqlDialect, text: &str) -> std::borrow::Cow<'_, str> {
     } else {
         std::borrow::Cow::Borrowed(text)
     }
+}
+
+/// A statement as records and approvers see it: as sent, or with its
+/// literals replaced when it may carry a credential.
+pub fn shown_text(
+    dialect: SqlDialect,
+    statement: &str,
+    tags: crate::policy::tags::TagSet,
+) -> String {
+    let credential =
+        tags.iter().any(|t: Tag| t.name().starts_with("dcl.")) || names_a_credential(statement);
+    recorded_text(dialect, statement, credential)
 }
 
 /// The text a record keeps: as sent, or with its literals replaced when

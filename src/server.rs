@@ -34,6 +34,8 @@ pub struct Running {
     pub recorder: Option<Recorder>,
     /// Where the admin plane listens, if it does.
     pub admin_addr: Option<SocketAddr>,
+    /// Statements held for approval (`None`: approvals are off).
+    pub approvals: Option<crate::approvals::Approvals>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -149,10 +151,25 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         }
     });
     let recorder = start_recorder(config)?;
+    // Reviewed statements are held when someone can decide them: the
+    // admin API has a token.
+    let approvals = config
+        .admin
+        .as_ref()
+        .filter(|a| !a.tokens.is_empty())
+        .map(|_| crate::approvals::Approvals::new());
+    if approvals.is_none() {
+        tracing::info!("approvals are off ([[admin.token]] names nobody who could decide): reviewed statements are refused");
+    }
     let mut admin_addr = None;
-    if let Some(listen) = config.admin {
+    if let Some(admin) = &config.admin {
         let metrics = Arc::new(crate::admin::metrics::Metrics::new(recorder.clone()));
-        let (addr, task) = crate::admin::start(listen, metrics, shutdown.clone()).await?;
+        let api = crate::admin::api::Api {
+            admin: Arc::new(admin.clone()),
+            approvals: approvals.clone(),
+        };
+        let (addr, task) =
+            crate::admin::start(admin.listen, metrics, api, shutdown.clone()).await?;
         admin_addr = Some(addr);
         tasks.push(task);
     }
@@ -163,7 +180,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             Some((cert, key)) => Some(tls::server_config(cert, key)?),
             None => None,
         };
-        let hooks = Arc::new(pg_hooks(config, engine.clone())?.with_recorder(recorder.clone()));
+        let hooks = Arc::new(
+            pg_hooks(config, engine.clone())?
+                .with_recorder(recorder.clone())
+                .with_approvals(approvals.clone()),
+        );
         catalog_pools.postgres = hooks.pools();
         let gateway = Gateway::new(
             hooks,
@@ -191,7 +212,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     }
     let mut mysql_addr = None;
     if let Some(my) = &config.mysql {
-        let hooks = mysql_hooks(config, engine.clone()).with_recorder(recorder.clone());
+        let hooks = mysql_hooks(config, engine.clone())
+            .with_recorder(recorder.clone())
+            .with_approvals(approvals.clone());
         catalog_pools.mysql = hooks.pools();
         let greeting_pool = config
             .targets
@@ -264,6 +287,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         engine,
         recorder,
         admin_addr,
+        approvals,
         tasks,
     })
 }

@@ -1,12 +1,13 @@
 //! The admin plane: an HTTP listener of its own (`[admin] listen`), apart
 //! from the database listeners, serving `/metrics` (Prometheus text) and
-//! `/healthz`. Today it reports the recording store's health — why
-//! statements that must be recorded are refused shows here as well as in
-//! the log; approvals and sessions come next.
+//! `/healthz`: the recording store's health — why statements that must be
+//! recorded are refused shows here as well as in the log — and the JSON
+//! API of approvals (`api.rs`).
 //!
 //! It must never serve a secret nor a recorded value: only counts and
 //! states.
 
+pub mod api;
 pub mod config;
 pub mod metrics;
 
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 pub async fn start(
     listen: SocketAddr,
     metrics: Arc<metrics::Metrics>,
+    api: api::Api,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(listen)
@@ -43,8 +45,9 @@ pub async fn start(
                 }
             }),
         )
-        .route("/healthz", get(|| async { "ok\n" }));
-    tracing::info!(%addr, "admin listener ready (/metrics, /healthz)");
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(api::routes(api));
+    tracing::info!(%addr, "admin listener ready (/metrics, /healthz, /api)");
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })

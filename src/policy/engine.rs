@@ -257,6 +257,10 @@ pub struct SessionPolicy {
     /// which its unqualified names may resolve (`mask::catalog::
     /// SessionCatalog`).
     search_paths: Vec<Vec<String>>,
+    /// Reviewed statements whose rule names approvers are judged (their
+    /// verdict `review`) instead of refused: the session holds them for
+    /// approval.
+    holds: bool,
 }
 
 /// Distinct search paths one masking session may set.
@@ -285,7 +289,27 @@ impl SessionPolicy {
             database: None,
             read_functions: Arc::new(Vec::new()),
             search_paths: Vec::new(),
+            holds: false,
         }
+    }
+
+    /// Reviewed statements that can be approved are judged, verdict
+    /// `review`, for the session to hold (approvals are on).
+    pub fn holding_reviews(mut self, on: bool) -> Self {
+        self.holds = on;
+        self
+    }
+
+    /// The rule reviewing a statement judged `review`, and what approving
+    /// it takes.
+    pub fn review(
+        &mut self,
+        decision: &Decision,
+    ) -> Option<(String, crate::approvals::ReviewSettings)> {
+        let table = self.table()?;
+        table
+            .review(decision)
+            .map(|(rule, settings)| (rule.to_owned(), settings.clone()))
     }
 
     /// Confines statements to this database (and the system schemas).
@@ -326,7 +350,8 @@ impl SessionPolicy {
     /// Whether the identity can never write on this target: its server
     /// sessions are then made read-only.
     pub fn read_only(&mut self) -> bool {
-        self.table().is_some_and(|t| t.read_only())
+        let holds = self.holds;
+        self.table().is_some_and(|t| t.read_only(holds))
     }
 
     /// Judges every statement of a text; all must be allowed for any to
@@ -416,7 +441,11 @@ impl SessionPolicy {
                 deciding: None,
             },
         };
-        if decision.verdict != Verdict::Allow {
+        let held = self.holds
+            && table
+                .as_ref()
+                .is_some_and(|t| t.review(&decision).is_some());
+        if decision.verdict != Verdict::Allow && !held {
             return Err(self.refusal(sql, s, i, count, tags, &decision));
         }
         if let Some(db) = &self.database {

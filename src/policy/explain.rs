@@ -135,7 +135,7 @@ pub fn explain(
         "dialect": match dialect { SqlDialect::Postgres => "postgres", SqlDialect::Mysql => "mysql" },
         "policy": policy.is_some(),
         "matching_rules": table.as_ref().map(|t| t.rules.clone()).unwrap_or_default(),
-        "read_only_session": table.as_ref().is_some_and(|t| t.read_only()),
+        "read_only_session": table.as_ref().is_some_and(|t| t.read_only(false)),
         "masking_rules": session.mask_rule_names(),
         "catalog_error": catalog_error,
         "verdict": verdict.as_str(),

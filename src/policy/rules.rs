@@ -67,6 +67,8 @@ pub struct Rule {
     pub entries: Vec<(TagPattern, Verdict)>,
     /// Where it was written (`file:line`).
     pub origin: String,
+    /// What approving its `review` entries takes.
+    pub review: crate::approvals::ReviewSettings,
 }
 
 impl Rule {
@@ -174,6 +176,14 @@ struct RawRule {
     allow: Option<Spanned<Vec<String>>>,
     review: Option<Spanned<Vec<String>>>,
     deny: Option<Spanned<Vec<String>>>,
+    /// Groups whose members approve what the rule reviews.
+    approvers: Option<Spanned<Vec<String>>>,
+    /// Distinct approvals a reviewed statement needs.
+    approvals: Option<Spanned<i64>>,
+    /// How long a reviewed statement waits (seconds, or "10m").
+    review_timeout: Option<Spanned<toml::Value>>,
+    /// How a reviewed statement waits (`wait`).
+    review_mode: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -283,6 +293,11 @@ impl Policy {
             verdicts,
             parse_error: self.defaults.parse_error,
             rules: rules.iter().map(|r| r.name.clone()).collect(),
+            reviews: rules
+                .iter()
+                .filter(|r| !r.review.approvers.is_empty())
+                .map(|r| (r.name.clone(), r.review.clone()))
+                .collect(),
         }
     }
 }
@@ -310,6 +325,7 @@ fn parse_file(text: &str, p: &mut Problems) -> Option<ParsedFile> {
         let r = spanned.into_inner();
         let name = r.name.get_ref().clone();
         let key = format!("rule \"{name}\"");
+        let review = review_settings(&key, &r, p);
         if name.trim().is_empty() {
             p.at(r.name.span(), "rule.name", "must not be empty");
         }
@@ -373,6 +389,7 @@ fn parse_file(text: &str, p: &mut Problems) -> Option<ParsedFile> {
             targets,
             entries,
             origin: format!("{}:{}", p.file().display(), p.line(&span)),
+            review,
         });
     }
     let defaults = raw.defaults.map(|d| {
@@ -423,6 +440,58 @@ fn parse_file(text: &str, p: &mut Problems) -> Option<ParsedFile> {
         }
     }
     Some((rules, masks, defaults, reads))
+}
+
+/// A rule's review settings (`approvers`, `approvals`, `review_timeout`,
+/// `review_mode`).
+fn review_settings(key: &str, r: &RawRule, p: &mut Problems) -> crate::approvals::ReviewSettings {
+    let mut out = crate::approvals::ReviewSettings::default();
+    if let Some(a) = &r.approvers {
+        if a.get_ref().iter().any(|g| g.trim().is_empty()) {
+            p.at(
+                a.span(),
+                &format!("{key}.approvers"),
+                "names an empty group",
+            );
+        }
+        out.approvers = a.get_ref().clone();
+    }
+    if let Some(n) = &r.approvals {
+        match u32::try_from(*n.get_ref()) {
+            Ok(v @ 1..=10) => out.approvals = v,
+            _ => p.at(n.span(), &format!("{key}.approvals"), "must be 1 to 10"),
+        }
+    }
+    if let Some(t) = &r.review_timeout {
+        match crate::approvals::settings::parse_duration(t.get_ref()) {
+            Ok(d) => out.timeout = d,
+            Err(why) => p.at(t.span(), &format!("{key}.review_timeout"), why),
+        }
+    }
+    if let Some(m) = &r.review_mode {
+        match m.get_ref().as_str() {
+            "wait" => {}
+            "retry" => p.at(
+                m.span(),
+                &format!("{key}.review_mode"),
+                "\"retry\" is not available yet: reviewed statements wait (\"wait\")",
+            ),
+            _ => p.at(m.span(), &format!("{key}.review_mode"), "must be \"wait\""),
+        }
+    }
+    let reviews = r.review.as_ref().is_some_and(|l| !l.get_ref().is_empty());
+    let configured = r.approvers.is_some()
+        || r.approvals.is_some()
+        || r.review_timeout.is_some()
+        || r.review_mode.is_some();
+    if configured && !reviews {
+        p.at(
+            r.name.span(),
+            key,
+            "sets approvers or review keys but reviews nothing (review = [...])",
+        );
+    }
+    out
 }
 
 fn mask_rule(index: usize, spanned: Spanned<RawMask>, p: &mut Problems) -> Option<MaskRule> {
@@ -546,6 +615,8 @@ pub struct Table {
     parse_error: Verdict,
     /// Names of the rules that match.
     pub rules: Vec<String>,
+    /// The review settings of matching rules that name approvers.
+    reviews: Vec<(String, crate::approvals::ReviewSettings)>,
 }
 
 /// A statement's verdict and what decided it.
@@ -559,6 +630,20 @@ pub struct Decision {
 }
 
 impl Table {
+    /// What approving a reviewed statement takes, when the rule that
+    /// reviews it names approvers (otherwise nobody can approve it: it is
+    /// refused).
+    pub fn review(&self, decision: &Decision) -> Option<(&str, &crate::approvals::ReviewSettings)> {
+        if decision.verdict != Verdict::Review {
+            return None;
+        }
+        let rule = decision.deciding.as_ref()?.1.rule.as_deref()?;
+        self.reviews
+            .iter()
+            .find(|(name, _)| name == rule)
+            .map(|(name, settings)| (name.as_str(), settings))
+    }
+
     /// The verdict for one tag.
     pub fn tag(&self, tag: Tag) -> &TagVerdict {
         &self.verdicts[tag as usize]
@@ -592,14 +677,24 @@ impl Table {
 
     /// Whether nothing beyond `read`, `tx` and `session` may run without
     /// a review: then server sessions are read-only, a backstop behind
-    /// the classifier. (A reviewed statement is refused until approvals
-    /// exist; once one can be approved, the session must turn read-write
-    /// around that statement alone.)
-    pub fn read_only(&self) -> bool {
+    /// the classifier.
+    ///
+    /// `holds`: reviewed statements are held for approval, so a tag a rule
+    /// with approvers reviews can run too (once approved).
+    pub fn read_only(&self, holds: bool) -> bool {
+        let may_run = |tv: &TagVerdict| {
+            tv.verdict == Verdict::Allow
+                || (holds
+                    && tv.verdict == Verdict::Review
+                    && tv
+                        .rule
+                        .as_ref()
+                        .is_some_and(|r| self.reviews.iter().any(|(name, _)| name == r)))
+        };
         Tag::ALL
             .iter()
             .filter(|t| !matches!(t, Tag::Read | Tag::Tx | Tag::Session))
-            .all(|t| self.tag(*t).verdict != Verdict::Allow)
+            .all(|t| !may_run(self.tag(*t)))
             && self.parse_error != Verdict::Allow
     }
 }
@@ -668,7 +763,7 @@ parse_error = "deny"    # a statement the parser cannot read: deny | review
             Verdict::Deny
         );
         assert!(
-            agent.read_only(),
+            agent.read_only(false),
             "reviewed writes cannot run yet: the session is read-only"
         );
 
@@ -691,14 +786,14 @@ parse_error = "deny"    # a statement the parser cannot read: deny | review
             Verdict::Deny
         );
         assert_eq!(ci.decide(set(&[Tag::Read]), false).verdict, Verdict::Deny);
-        assert!(!ci.read_only(), "ci may write");
+        assert!(!ci.read_only(false), "ci may write");
         // ci on another target: no rule at all.
         let elsewhere = policy.table("ci", &[], "other");
         assert_eq!(
             elsewhere.decide(set(&[Tag::Read]), true).verdict,
             Verdict::Deny
         );
-        assert!(elsewhere.read_only());
+        assert!(elsewhere.read_only(false));
     }
 
     #[test]

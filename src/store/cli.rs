@@ -127,6 +127,11 @@ pub fn show(store: &mut dyn Store, id: &str) -> Result<Option<String>, StoreErro
                     }
                 }
             }
+            Kind::Approval => {
+                if let Ok(a) = serde_json::from_str::<super::ApprovalEvent>(&r.body) {
+                    let _ = writeln!(out, "  {} [{}]", approval_line(&a), time(r.at_us));
+                }
+            }
             Kind::Outcome => {
                 if let Ok(o) = serde_json::from_str::<super::OutcomeEvent>(&r.body) {
                     match (o.tag, o.code) {
@@ -376,6 +381,11 @@ pub fn replay(
                     }
                 }
             }
+            Kind::Approval => {
+                if let Ok(a) = serde_json::from_str::<super::ApprovalEvent>(&r.body) {
+                    writeln!(out, "-- {}", approval_line(&a)).map_err(io)?;
+                }
+            }
             Kind::Connected | Kind::Events => {}
             Kind::SessionEnd => {
                 let reason = serde_json::from_str::<super::SessionEnd>(&r.body)
@@ -386,6 +396,25 @@ pub fn replay(
         }
     }
     Ok(true)
+}
+
+/// One line for an approval event.
+fn approval_line(a: &super::ApprovalEvent) -> String {
+    let mut line = match a.state.as_str() {
+        "pending" => format!(
+            "held for approval #{} (rule {})",
+            a.request,
+            printable(&a.rule)
+        ),
+        state => format!("approval #{} {state}", a.request),
+    };
+    if !a.by.is_empty() {
+        line.push_str(&format!(" by {}", printable(&a.by.join(", "))));
+    }
+    if let Some(r) = &a.reason {
+        line.push_str(&format!(": {}", printable(r)));
+    }
+    line
 }
 
 #[cfg(test)]

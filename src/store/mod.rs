@@ -35,6 +35,8 @@ pub enum Kind {
     Statement,
     /// What the server made of a statement (in the order it answered).
     Outcome,
+    /// A held statement's approval request: made, then decided.
+    Approval,
     /// A session ended.
     SessionEnd,
     /// Several events of one session (statements, outcomes, its server
@@ -51,6 +53,7 @@ impl Kind {
             Kind::Connected => "connected",
             Kind::Statement => "statement",
             Kind::Outcome => "outcome",
+            Kind::Approval => "approval",
             Kind::SessionEnd => "session_end",
             Kind::Events => "events",
         }
@@ -63,6 +66,7 @@ impl Kind {
             "connected" => Kind::Connected,
             "statement" => Kind::Statement,
             "outcome" => Kind::Outcome,
+            "approval" => Kind::Approval,
             "session_end" => Kind::SessionEnd,
             "events" => Kind::Events,
             _ => return None,
@@ -120,6 +124,23 @@ pub struct StatementEvent {
     /// The result columns masked for this identity, as `column (rule)`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub masked_columns: Vec<String>,
+}
+
+/// A held statement's approval request, when made and when decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalEvent {
+    /// The request's number.
+    pub request: u64,
+    /// `pending` (made), `approved`, `denied`, `expired`, `withdrawn`.
+    pub state: String,
+    /// The rule that reviews it.
+    pub rule: String,
+    /// Who approved (in order), or who denied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by: Vec<String>,
+    /// The reason given, when one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The server connection a session got.
@@ -249,7 +270,10 @@ pub fn events(rows: &[Row]) -> Vec<Event> {
 /// Whether events of this kind are stored together in one
 /// [`Kind::Events`] record per session and commit.
 pub fn grouped(kind: Kind) -> bool {
-    matches!(kind, Kind::Statement | Kind::Outcome | Kind::Connected)
+    matches!(
+        kind,
+        Kind::Statement | Kind::Outcome | Kind::Connected | Kind::Approval
+    )
 }
 
 /// A link of the gateway-wide chain: a session's last record, appended

@@ -198,7 +198,11 @@ impl Store for PostgresStore {
                     )
                     .map_err(err)?;
                 }
-                Kind::Statement | Kind::Outcome | Kind::Connected | Kind::Events => {}
+                Kind::Statement
+                | Kind::Outcome
+                | Kind::Connected
+                | Kind::Approval
+                | Kind::Events => {}
             }
         }
         for (session, statements, refused) in counts {

@@ -148,6 +148,12 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
+    /// Records a held statement's approval request or its decision.
+    pub fn approval(&self, event: &super::ApprovalEvent) {
+        let body = serde_json::to_string(event).unwrap_or_default();
+        self.recorder.send(&self.id, Kind::Approval, body, false);
+    }
+
     /// Records a statement nothing waits for.
     pub fn statement(&self, event: &StatementEvent) {
         let body = serde_json::to_string(event).unwrap_or_default();

@@ -172,7 +172,11 @@ impl Store for SqliteStore {
                             .execute(params![r.session, s.user, s.target, r.at_us])
                             .map_err(err)?;
                     }
-                    Kind::Statement | Kind::Outcome | Kind::Connected | Kind::Events => {}
+                    Kind::Statement
+                    | Kind::Outcome
+                    | Kind::Connected
+                    | Kind::Approval
+                    | Kind::Events => {}
                     Kind::SessionEnd => {
                         end.execute(params![r.session, r.at_us]).map_err(err)?;
                     }

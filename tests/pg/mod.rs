@@ -1,6 +1,7 @@
 //! The PostgreSQL gateway, through tokio-postgres, psql, pgbench and a raw
 //! protocol client.
 
+mod approvals;
 mod auth;
 mod busy;
 mod hostile;

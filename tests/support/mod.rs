@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod approvals;
 pub mod barrage;
 pub mod binary;
 pub mod canary;

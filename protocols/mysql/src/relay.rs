@@ -208,6 +208,28 @@ impl Relay<'_> {
         }
     }
 
+    /// Awaits `wait` while watching the client: one that leaves ends the
+    /// session and drops the wait (a statement held for approval is
+    /// withdrawn). Bytes it sends meanwhile are kept, up to a bound.
+    async fn watching_client<T>(
+        &mut self,
+        wait: impl std::future::Future<Output = T>,
+    ) -> Result<T, Side> {
+        tokio::pin!(wait);
+        let bound = self.limits.max_statement_len.saturating_add(HEADER_LEN);
+        loop {
+            self.cbuf.reserve(1024);
+            tokio::select! {
+                r = &mut wait => return Ok(r),
+                n = self.client.io.read_buf(&mut self.cbuf), if self.cbuf.len() < bound => match n {
+                    Ok(0) => return Err(Side::Client(ProtocolError::Truncated)),
+                    Ok(_) => {}
+                    Err(e) => return Err(Side::Client(e.into())),
+                },
+            }
+        }
+    }
+
     /// One command and its response; `Ok(false)` on COM_QUIT.
     async fn command(&mut self, sbuf: &mut BytesMut) -> Result<bool, Side> {
         let (len, seq) = header(&self.cbuf).ok_or(Side::Client(ProtocolError::Truncated))?;
@@ -245,9 +267,10 @@ impl Relay<'_> {
                         return Ok(true);
                     }
                 };
-                // What must complete before it runs (its record durable).
+                // What must complete before it runs (its record durable,
+                // its approval).
                 if let Some(wait) = self.judge.before_forward() {
-                    if let Err(err) = wait.await {
+                    if let Err(err) = self.watching_client(wait).await? {
                         self.send(seq.wrapping_add(1), &err.payload()).await?;
                         return Ok(true);
                     }

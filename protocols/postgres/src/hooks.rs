@@ -176,6 +176,12 @@ pub trait SessionHooks: Send {
         None
     }
 
+    /// A notice for the client as the wait of [`SessionHooks::before_forward`]
+    /// begins (a statement held for approval says so at once).
+    fn notice(&mut self) -> Option<crate::messages::error_response::ClientNotice> {
+        None
+    }
+
     /// Whether each Bind is reported to [`SessionHooks::bound`] (the
     /// relay then reads Binds up to 1 MiB whole).
     fn records_binds(&mut self) -> bool {

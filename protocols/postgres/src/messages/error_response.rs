@@ -2,7 +2,7 @@
 //! server are never rebuilt: they pass through byte for byte.
 
 use bytes::BytesMut;
-use pgwire::messages::response::ErrorResponse;
+use pgwire::messages::response::{ErrorResponse, NoticeResponse};
 
 /// A five-character SQLSTATE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +144,37 @@ impl ClientError {
             fields.push((b'P', p.to_string()));
         }
         super::encode(&ErrorResponse::new(fields), buf);
+    }
+}
+
+/// A notice the gateway itself sends (a statement held for approval):
+/// clients show it as it arrives and go on waiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientNotice {
+    /// The primary message.
+    pub message: String,
+    /// An optional detail line.
+    pub detail: Option<String>,
+    /// An optional hint.
+    pub hint: Option<String>,
+}
+
+impl ClientNotice {
+    /// Appends the NoticeResponse message (severity NOTICE, 00000).
+    pub fn encode(&self, buf: &mut BytesMut) {
+        let mut fields = vec![
+            (b'S', "NOTICE".to_owned()),
+            (b'V', "NOTICE".to_owned()),
+            (b'C', "00000".to_owned()),
+            (b'M', self.message.clone()),
+        ];
+        if let Some(d) = &self.detail {
+            fields.push((b'D', d.clone()));
+        }
+        if let Some(h) = &self.hint {
+            fields.push((b'H', h.clone()));
+        }
+        super::encode(&NoticeResponse::new(fields), buf);
     }
 }
 

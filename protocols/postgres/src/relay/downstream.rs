@@ -162,7 +162,24 @@ impl<'a> Downstream<'a> {
                     buf.reserve(READ_CHUNK)
                 }
             }
-            match rd.read_buf(buf).await {
+            // The gateway's own notices go out between messages only.
+            if self.skip == 0 {
+                for notice in self.shared.take_notices() {
+                    if let Err(e) = write(wr, &notice).await {
+                        return RelayEnd::ClientError(e.into());
+                    }
+                }
+            }
+            let read = if self.skip == 0 {
+                tokio::select! {
+                    r = rd.read_buf(buf) => r,
+                    // (`read_buf` is cancel-safe: nothing read is lost.)
+                    _ = self.shared.notice.notified() => continue,
+                }
+            } else {
+                rd.read_buf(buf).await
+            };
+            match read {
                 Ok(0) => return RelayEnd::ServerGone,
                 Ok(_) => {}
                 Err(e) => return RelayEnd::ServerError(e.into()),

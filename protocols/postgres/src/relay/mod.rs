@@ -102,6 +102,8 @@ pub async fn run(
         draining: AtomicBool::new(false),
         idle: Notify::new(),
         room: Notify::new(),
+        notices: Mutex::new(Vec::new()),
+        notice: Notify::new(),
     };
     let BackendConn {
         stream,

@@ -64,9 +64,28 @@ pub(super) struct Shared {
     pub idle: Notify,
     /// The model's queue has room again.
     pub room: Notify,
+    /// Notices of the gateway's own for the client (a held statement's
+    /// request), sent by the downstream between messages.
+    pub notices: Mutex<Vec<bytes::BytesMut>>,
+    /// A notice was queued.
+    pub notice: Notify,
 }
 
 impl Shared {
+    /// Queues a notice for the client.
+    pub fn push_notice(&self, notice: bytes::BytesMut) {
+        self.notices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(notice);
+        self.notice.notify_one();
+    }
+
+    /// The notices queued, taken.
+    pub fn take_notices(&self) -> Vec<bytes::BytesMut> {
+        std::mem::take(&mut *self.notices.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     pub fn model(&self) -> std::sync::MutexGuard<'_, ServerModel> {
         self.model.lock().unwrap_or_else(|e| e.into_inner())
     }

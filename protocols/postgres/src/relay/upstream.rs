@@ -149,10 +149,26 @@ impl<'a> Upstream<'a> {
                     buf.advance(before);
                     let wait = self.waiting.take();
                     let masks = self.judged.take().unwrap_or_default();
-                    self.resumed = Some(match wait {
-                        Some(w) => w.await.map(|()| masks),
-                        None => Ok(masks),
-                    });
+                    let Some(mut wait) = wait else {
+                        self.resumed = Some(Ok(masks));
+                        continue;
+                    };
+                    // The client is read meanwhile (up to a bound): one
+                    // that leaves withdraws what waits (a statement held
+                    // for approval).
+                    let bound = self.limits.max_statement_len.saturating_add(READ_CHUNK);
+                    let waited = loop {
+                        buf.reserve(READ_CHUNK);
+                        tokio::select! {
+                            r = &mut wait => break r,
+                            n = rd.read_buf(buf), if buf.len() < bound => match n {
+                                Ok(0) => return RelayEnd::ClientGone,
+                                Ok(n) => self.received += n as u64,
+                                Err(e) => return RelayEnd::ClientError(e.into()),
+                            },
+                        }
+                    };
+                    self.resumed = Some(waited.map(|()| masks));
                     continue;
                 }
                 Scan::Refuse {
@@ -285,6 +301,7 @@ impl<'a> Upstream<'a> {
                                 // durable before it is forwarded.
                                 if let Some(wait) = self.hooks.before_forward() {
                                     self.waiting = Some(wait);
+                                    self.notice();
                                     return Ok(Scan::Wait(pos));
                                 }
                             }
@@ -326,6 +343,15 @@ impl<'a> Upstream<'a> {
         }
     }
 
+    /// Queues the hooks' notice for a wait that begins, if any.
+    fn notice(&mut self) {
+        if let Some(n) = self.hooks.notice() {
+            let mut bytes = BytesMut::new();
+            n.encode(&mut bytes);
+            self.shared.push_notice(bytes);
+        }
+    }
+
     fn send(&self, sent: Sent) {
         self.shared.model().send(sent);
     }
@@ -363,6 +389,7 @@ impl<'a> Upstream<'a> {
                 match (verdict, self.hooks.before_forward()) {
                     (Ok(masks), Some(wait)) => {
                         self.waiting = Some(wait);
+                        self.notice();
                         self.judged = Some(masks);
                         return Ok(Some(Scan::Wait(pos)));
                     }

@@ -16,10 +16,9 @@ use crate::auth::Users;
 use crate::masking::mysql::MyResultMask;
 use crate::masking::pg::PgResultMask;
 use crate::masking::pg_names;
-use crate::policy::engine::{Engine, Refusal, SessionPolicy};
+use crate::policy::engine::{Engine, Refusal};
 use crate::policy::parse::SqlDialect;
 use crate::store::writer::Recorder;
-use crate::store::SessionStart;
 
 /// Log target of the per-statement lines, so that they can be switched on
 /// alone: `RUST_LOG=info,sqlgate::statement=debug`.
@@ -32,6 +31,7 @@ pub struct PgHooks {
     pools: HashMap<String, Arc<Pool>>,
     engine: Arc<Engine>,
     recorder: Option<Recorder>,
+    approvals: Option<crate::approvals::Approvals>,
 }
 
 impl PgHooks {
@@ -43,12 +43,19 @@ impl PgHooks {
             pools,
             engine,
             recorder: None,
+            approvals: None,
         }
     }
 
     /// Records every session.
     pub fn with_recorder(mut self, recorder: Option<Recorder>) -> Self {
         self.recorder = recorder;
+        self
+    }
+
+    /// Holds statements rules review for approval (without: refused).
+    pub fn with_approvals(mut self, approvals: Option<crate::approvals::Approvals>) -> Self {
+        self.approvals = approvals;
         self
     }
 
@@ -116,9 +123,12 @@ impl Hooks for PgHooks {
             SqlDialect::Postgres,
             session.id.0,
             (&session.user, &session.target),
-            self.recorder
-                .as_ref()
-                .map(|r| (r, session.peer, session.tls)),
+            Seat {
+                recorder: self.recorder.as_ref(),
+                approvals: self.approvals.as_ref(),
+                peer: session.peer,
+                tls: session.tls,
+            },
         )))
     }
 }
@@ -126,139 +136,9 @@ impl Hooks for PgHooks {
 /// Log target of refusals (at info).
 pub const POLICY_LOG: &str = "sqlgate::policy";
 
-/// One session's statement judge, shared by both protocols: judges every
-/// text with the session's policy and logs each statement with its tags
-/// and verdict.
-struct Judge {
-    policy: SessionPolicy,
-    /// What the session's statements are recorded in.
-    log: crate::recording::SessionLog,
-    /// The last judged text's durable records, which the relay awaits
-    /// before forwarding it.
-    durable: Option<crate::recording::Durable>,
-    dialect: SqlDialect,
-    /// Whether the relay masks this session's results (asked once, when
-    /// it starts).
-    masking: Option<bool>,
-    session: u32,
-    user: String,
-    target: String,
-}
+mod judge;
 
-impl Judge {
-    fn new(
-        engine: &Arc<Engine>,
-        users: &Users,
-        dialect: SqlDialect,
-        session: u32,
-        who: (&str, &str),
-        recording: Option<(&Recorder, std::net::SocketAddr, bool)>,
-    ) -> Self {
-        let (user, target) = who;
-        let groups = users
-            .get(user)
-            .map(|u| u.groups.clone())
-            .unwrap_or_default();
-        let recorder = recording.map(|(recorder, peer, tls)| {
-            recorder.session(&SessionStart {
-                instance: recorder.instance().to_owned(),
-                user: user.to_owned(),
-                groups: groups.clone(),
-                auth: "password".to_owned(),
-                client: peer.to_string(),
-                tls,
-                target: target.to_owned(),
-                protocol: match dialect {
-                    SqlDialect::Postgres => "postgres",
-                    SqlDialect::Mysql => "mysql",
-                }
-                .to_owned(),
-            })
-        });
-        Judge {
-            log: crate::recording::SessionLog::new(recorder),
-            durable: None,
-            dialect,
-            policy: SessionPolicy::new(engine.clone(), dialect, user, &groups, target),
-            masking: None,
-            session,
-            user: user.to_owned(),
-            target: target.to_owned(),
-        }
-    }
-
-    /// The session started without masking and masking rules apply now
-    /// (a policy reload): its relay does not follow results.
-    fn masking_now_applies(&mut self) -> bool {
-        self.masking == Some(false) && self.policy.masking()
-    }
-
-    fn judge(
-        &mut self,
-        origin: impl std::fmt::Debug,
-        sql: &[u8],
-    ) -> Result<Vec<crate::policy::engine::Judged>, Refusal> {
-        // A policy reload made masking rules apply to a session whose relay
-        // does not follow results: nothing may run until it reconnects.
-        let judged = if self.masking_now_applies() {
-            Err(Refusal {
-                verdict: crate::policy::rules::Verdict::Deny,
-                by: crate::policy::engine::RefusedBy::Masking,
-                message: format!(
-                    "masking rules now apply to user \"{}\" on target \"{}\" (the policy was reloaded)",
-                    self.user, self.target
-                ),
-                detail: "this session started without masking and cannot mask its results".to_owned(),
-                hint: "reconnect".to_owned(),
-                position: 1,
-            })
-        } else {
-            let policy = &mut self.policy;
-            crate::policy::offload::judge(sql.len(), || policy.judge(sql))
-        };
-        self.durable = self.log.judged(
-            self.dialect,
-            &format!("{origin:?}").to_lowercase(),
-            sql,
-            &judged,
-        );
-        match judged {
-            Ok(judged) => {
-                if tracing::enabled!(target: STATEMENT_LOG, tracing::Level::DEBUG) {
-                    let text = String::from_utf8_lossy(sql);
-                    for j in &judged {
-                        tracing::debug!(
-                            target: STATEMENT_LOG,
-                            session = self.session,
-                            user = %self.user,
-                            target_name = %self.target,
-                            ?origin,
-                            tags = %j.tags,
-                            verdict = %j.decision.verdict,
-                            statement = %crate::recording::loggable(self.dialect, j.statement.excerpt(&text)),
-                            "statement"
-                        );
-                    }
-                }
-                Ok(judged)
-            }
-            Err(refusal) => {
-                tracing::info!(
-                    target: POLICY_LOG,
-                    session = self.session,
-                    user = %self.user,
-                    target_name = %self.target,
-                    ?origin,
-                    verdict = %refusal.verdict,
-                    detail = %crate::recording::loggable(self.dialect, &refusal.detail),
-                    "{}",
-                    refusal.message
-                );
-                Err(refusal)
-            }
-        }
-    }
-}
+use judge::{Judge, Seat};
 
 /// A refusal on the PostgreSQL wire (42501).
 fn pg_refusal(r: Refusal) -> ClientError {
@@ -335,6 +215,16 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
         Some(Box::pin(async move { wait.await.map_err(pg_refusal) }))
     }
 
+    fn notice(&mut self) -> Option<sqlgate_postgres::messages::error_response::ClientNotice> {
+        self.0.notice.take().map(
+            |n| sqlgate_postgres::messages::error_response::ClientNotice {
+                message: n.message,
+                detail: Some(n.detail),
+                hint: None,
+            },
+        )
+    }
+
     fn outcomes(&mut self) -> Option<Arc<dyn sqlgate_net::outcome::OutcomeSink>> {
         self.0.log.outcome_sink()
     }
@@ -352,6 +242,7 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
     }
 
     fn connected(&mut self, server_id: u32, application: Option<&str>) {
+        self.0.application = application.map(str::to_owned);
         self.0.log.connected(server_id, application);
     }
 
@@ -449,6 +340,7 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
     }
 
     fn connected(&mut self, server_id: u32, application: Option<&str>) {
+        self.0.application = application.map(str::to_owned);
         self.0.log.connected(server_id, application);
     }
 
@@ -486,6 +378,7 @@ pub struct MysqlHooks {
     pools: HashMap<String, Arc<sqlgate_mysql::Pool>>,
     engine: Arc<Engine>,
     recorder: Option<Recorder>,
+    approvals: Option<crate::approvals::Approvals>,
 }
 
 impl MysqlHooks {
@@ -501,12 +394,19 @@ impl MysqlHooks {
             pools,
             engine,
             recorder: None,
+            approvals: None,
         }
     }
 
     /// Records every session.
     pub fn with_recorder(mut self, recorder: Option<Recorder>) -> Self {
         self.recorder = recorder;
+        self
+    }
+
+    /// Holds statements rules review for approval (without: refused).
+    pub fn with_approvals(mut self, approvals: Option<crate::approvals::Approvals>) -> Self {
+        self.approvals = approvals;
         self
     }
 
@@ -591,9 +491,12 @@ impl sqlgate_mysql::Hooks for MysqlHooks {
             SqlDialect::Mysql,
             session.id,
             (&session.user, &session.target),
-            self.recorder
-                .as_ref()
-                .map(|r| (r, session.peer, session.tls)),
+            Seat {
+                recorder: self.recorder.as_ref(),
+                approvals: self.approvals.as_ref(),
+                peer: session.peer,
+                tls: session.tls,
+            },
         );
         if let Some(pool) = self.pools.get(&session.target) {
             judge.policy = judge

@@ -1,0 +1,419 @@
+//! Just-in-time approval: a statement a rule reviews is held on its own
+//! connection while people of the rule's approver groups approve or deny
+//! it; approved, it runs as sent; denied, timed out or withdrawn (the
+//! client left), it never runs.
+//!
+//! Why a registry of its own: the relay only awaits a future, the admin
+//! plane only calls [`Approvals::approve`] / [`Approvals::deny`]; the
+//! rules of who may decide live here, in one place, for every way in.
+//!
+//! This module must never let a held statement run without the number of
+//! distinct approvals its rule asks for, count the requester's own
+//! approval, or let a decided request change its decision.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+pub mod hold;
+pub mod settings;
+
+pub use settings::ReviewSettings;
+
+/// Decided requests kept for `list` and `show`, at most (the recording
+/// keeps every one).
+const KEEP_DECIDED: usize = 1_000;
+
+/// Who asks or decides: a gateway identity and its groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    /// The user name.
+    pub user: String,
+    /// Its groups.
+    pub groups: Vec<String>,
+}
+
+/// One statement of a held text, as the approver sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldStatement {
+    /// The statement as the client sent it (credentials scrubbed).
+    pub text: String,
+    /// Its risk tags.
+    pub tags: Vec<String>,
+    /// Whether a rule reviews it (the others of the text wait with it).
+    pub reviewed: bool,
+}
+
+/// What a request asks to run, and for whom.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ask {
+    /// Who sent it.
+    pub requester: Identity,
+    /// The target it would run on.
+    pub target: String,
+    /// The session (its recording id, or the gateway's session id).
+    pub session: String,
+    /// The client's address.
+    pub client: String,
+    /// The client's application name, when it sent one.
+    pub application: Option<String>,
+    /// Every statement of the text (a text is held whole).
+    pub statements: Vec<HeldStatement>,
+    /// The rule that reviews it (`[defaults]` when none named the tag).
+    pub rule: String,
+    /// What its approval takes.
+    pub review: ReviewSettings,
+}
+
+/// Where a request stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum State {
+    /// Waiting for decisions.
+    Pending,
+    /// Approved by enough people: it runs.
+    Approved,
+    /// Denied: it never runs.
+    Denied {
+        /// Who denied it.
+        by: String,
+        /// Why.
+        reason: String,
+    },
+    /// Nobody decided in time: it never runs.
+    Expired,
+    /// The client left or cancelled while it was held: it never runs.
+    Withdrawn {
+        /// What withdrew it.
+        why: String,
+    },
+}
+
+impl State {
+    /// The state's name (`pending`, `approved`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Approved => "approved",
+            State::Denied { .. } => "denied",
+            State::Expired => "expired",
+            State::Withdrawn { .. } => "withdrawn",
+        }
+    }
+}
+
+/// One approval given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Approval {
+    /// Who approved.
+    pub by: String,
+    /// Why, when they said.
+    pub reason: Option<String>,
+    /// When, in microseconds since the Unix epoch.
+    pub at_us: i64,
+}
+
+/// A request as `list` and `show` give it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestView {
+    /// Its number.
+    pub id: u64,
+    /// What it asks.
+    #[serde(flatten)]
+    pub ask: Ask,
+    /// Where it stands.
+    pub state: State,
+    /// Approvals so far.
+    pub approvals: Vec<Approval>,
+    /// When it was made, in microseconds since the Unix epoch.
+    pub created_us: i64,
+    /// When it expires if undecided.
+    pub expires_us: i64,
+}
+
+/// Why a decision was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecisionError {
+    /// No such request.
+    #[error("no approval request #{0}")]
+    NotFound(u64),
+    /// It was decided already.
+    #[error("request #{id} is {state} already")]
+    Decided {
+        /// The request.
+        id: u64,
+        /// Its state.
+        state: &'static str,
+    },
+    /// Four eyes: a requester never approves (or denies) their own request.
+    #[error("{0} made request #{1} and cannot decide it (four eyes)")]
+    OwnRequest(String, u64),
+    /// The decider is in none of the rule's approver groups.
+    #[error("{user} is not an approver of request #{id} (approvers: {approvers})")]
+    NotAnApprover {
+        /// Who tried.
+        user: String,
+        /// The request.
+        id: u64,
+        /// The groups that may decide.
+        approvers: String,
+    },
+    /// They approved it already (approvals count distinct people).
+    #[error("{0} approved request #{1} already")]
+    AlreadyApproved(String, u64),
+    /// A denial needs a reason.
+    #[error("a reason is required to deny")]
+    ReasonRequired,
+}
+
+struct Request {
+    view: RequestView,
+    state: watch::Sender<State>,
+}
+
+/// Every request of this gateway; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Approvals {
+    inner: Arc<Mutex<Registry>>,
+}
+
+impl std::fmt::Debug for Approvals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Approvals").finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    requests: BTreeMap<u64, Request>,
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+impl Approvals {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Approvals::default()
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Holds a statement: a pending request, and the handle its session
+    /// awaits. Dropping the handle while the request is pending withdraws
+    /// it (the client left).
+    pub fn hold(&self, ask: Ask) -> Held {
+        let timeout = ask.review.timeout;
+        let created_us = now_us();
+        let mut reg = self.registry();
+        reg.next += 1;
+        let id = reg.next;
+        let (tx, rx) = watch::channel(State::Pending);
+        let view = RequestView {
+            id,
+            ask,
+            state: State::Pending,
+            approvals: Vec::new(),
+            created_us,
+            expires_us: created_us + timeout.as_micros() as i64,
+        };
+        reg.requests.insert(id, Request { view, state: tx });
+        reg.forget_old();
+        Held {
+            id,
+            rx,
+            timeout,
+            approvals: self.clone(),
+        }
+    }
+
+    /// Every request kept, newest first.
+    pub fn list(&self) -> Vec<RequestView> {
+        self.registry()
+            .requests
+            .values()
+            .rev()
+            .map(|r| r.view.clone())
+            .collect()
+    }
+
+    /// One request.
+    pub fn get(&self, id: u64) -> Option<RequestView> {
+        self.registry().requests.get(&id).map(|r| r.view.clone())
+    }
+
+    /// `who` approves request `id`; it is approved once its rule's
+    /// number of distinct approvers have.
+    pub fn approve(
+        &self,
+        id: u64,
+        who: &Identity,
+        reason: Option<String>,
+    ) -> Result<RequestView, DecisionError> {
+        let mut reg = self.registry();
+        let r = reg.may_decide(id, who)?;
+        if r.view.approvals.iter().any(|a| a.by == who.user) {
+            return Err(DecisionError::AlreadyApproved(who.user.clone(), id));
+        }
+        r.view.approvals.push(Approval {
+            by: who.user.clone(),
+            reason: reason.filter(|s| !s.trim().is_empty()),
+            at_us: now_us(),
+        });
+        if r.view.approvals.len() >= r.view.ask.review.approvals as usize {
+            r.set(State::Approved);
+        }
+        Ok(r.view.clone())
+    }
+
+    /// `who` denies request `id` (a reason is required).
+    pub fn deny(
+        &self,
+        id: u64,
+        who: &Identity,
+        reason: &str,
+    ) -> Result<RequestView, DecisionError> {
+        if reason.trim().is_empty() {
+            return Err(DecisionError::ReasonRequired);
+        }
+        let mut reg = self.registry();
+        let r = reg.may_decide(id, who)?;
+        r.set(State::Denied {
+            by: who.user.clone(),
+            reason: reason.trim().to_owned(),
+        });
+        Ok(r.view.clone())
+    }
+
+    /// Ends request `id` as `state` if it is still pending.
+    fn end(&self, id: u64, state: State) {
+        if let Some(r) = self.registry().requests.get_mut(&id) {
+            if r.view.state == State::Pending {
+                r.set(state);
+            }
+        }
+    }
+
+    /// Requests pending now.
+    pub fn pending(&self) -> usize {
+        self.registry()
+            .requests
+            .values()
+            .filter(|r| r.view.state == State::Pending)
+            .count()
+    }
+}
+
+impl Registry {
+    /// The request, if `who` may decide it now.
+    fn may_decide(&mut self, id: u64, who: &Identity) -> Result<&mut Request, DecisionError> {
+        let r = self
+            .requests
+            .get_mut(&id)
+            .ok_or(DecisionError::NotFound(id))?;
+        if r.view.state != State::Pending {
+            return Err(DecisionError::Decided {
+                id,
+                state: r.view.state.name(),
+            });
+        }
+        if r.view.ask.requester.user == who.user {
+            return Err(DecisionError::OwnRequest(who.user.clone(), id));
+        }
+        let approvers = &r.view.ask.review.approvers;
+        if !approvers.iter().any(|g| who.groups.contains(g)) {
+            return Err(DecisionError::NotAnApprover {
+                user: who.user.clone(),
+                id,
+                approvers: approvers.join(", "),
+            });
+        }
+        Ok(r)
+    }
+
+    /// Keeps at most [`KEEP_DECIDED`] decided requests.
+    fn forget_old(&mut self) {
+        let decided: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.view.state != State::Pending)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in decided
+            .iter()
+            .take(decided.len().saturating_sub(KEEP_DECIDED))
+        {
+            self.requests.remove(id);
+        }
+    }
+}
+
+impl Request {
+    fn set(&mut self, state: State) {
+        self.view.state = state.clone();
+        self.state.send_replace(state);
+    }
+}
+
+/// A held statement's side of its request.
+pub struct Held {
+    id: u64,
+    rx: watch::Receiver<State>,
+    timeout: Duration,
+    approvals: Approvals,
+}
+
+impl Held {
+    /// The request's number.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Waits for the decision: `Approved`, or why it must not run.
+    pub async fn decided(&mut self) -> State {
+        let decided = async {
+            loop {
+                let state = self.rx.borrow_and_update().clone();
+                if state != State::Pending {
+                    return state;
+                }
+                if self.rx.changed().await.is_err() {
+                    return State::Withdrawn {
+                        why: "the gateway forgot the request".to_owned(),
+                    };
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, decided).await {
+            Ok(state) => state,
+            Err(_) => {
+                self.approvals.end(self.id, State::Expired);
+                // A decision may have landed at the deadline: the
+                // registry's state is the one that counts.
+                self.approvals
+                    .get(self.id)
+                    .map_or(State::Expired, |v| v.state)
+            }
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.approvals.end(
+            self.id,
+            State::Withdrawn {
+                why: "the client left while it was held".to_owned(),
+            },
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! One session's statement judge, shared by both protocols: judges every
+//! text with the session's policy, records it, logs each statement with
+//! its tags and verdict, and holds a text a rule reviews until it is
+//! approved (`approvals`).
+//!
+//! This module must never let a text run that the policy refused, nor a
+//! held one before its approval.
+
+use std::sync::Arc;
+
+use super::{POLICY_LOG, STATEMENT_LOG};
+use crate::approvals::{self, Approvals};
+use crate::auth::Users;
+use crate::policy::engine::{Engine, Refusal, SessionPolicy};
+use crate::policy::parse::SqlDialect;
+use crate::store::writer::Recorder;
+use crate::store::SessionStart;
+
+/// Where a session sits: what it is recorded in, what holds its reviewed
+/// statements, and who it is on the wire.
+pub(super) struct Seat<'a> {
+    pub recorder: Option<&'a Recorder>,
+    pub approvals: Option<&'a Approvals>,
+    pub peer: std::net::SocketAddr,
+    pub tls: bool,
+}
+
+/// One session's statement judge, shared by both protocols.
+pub(super) struct Judge {
+    pub policy: SessionPolicy,
+    /// What the session's statements are recorded in.
+    pub log: crate::recording::SessionLog,
+    /// What the relay awaits before forwarding the last judged text: its
+    /// durable records, its approval.
+    pub durable: Option<crate::recording::Durable>,
+    dialect: SqlDialect,
+    /// Whether the relay masks this session's results (asked once, when
+    /// it starts).
+    pub masking: Option<bool>,
+    session: u32,
+    user: String,
+    groups: Vec<String>,
+    target: String,
+    peer: std::net::SocketAddr,
+    /// The client's application name, once known.
+    pub application: Option<String>,
+    approvals: Option<Approvals>,
+    /// What the client is told as its text's hold begins.
+    pub notice: Option<approvals::hold::Notice>,
+}
+
+impl Judge {
+    pub fn new(
+        engine: &Arc<Engine>,
+        users: &Users,
+        dialect: SqlDialect,
+        session: u32,
+        who: (&str, &str),
+        seat: Seat<'_>,
+    ) -> Self {
+        let (user, target) = who;
+        let groups = users
+            .get(user)
+            .map(|u| u.groups.clone())
+            .unwrap_or_default();
+        let recorder = seat.recorder.map(|recorder| {
+            recorder.session(&SessionStart {
+                instance: recorder.instance().to_owned(),
+                user: user.to_owned(),
+                groups: groups.clone(),
+                auth: "password".to_owned(),
+                client: seat.peer.to_string(),
+                tls: seat.tls,
+                target: target.to_owned(),
+                protocol: match dialect {
+                    SqlDialect::Postgres => "postgres",
+                    SqlDialect::Mysql => "mysql",
+                }
+                .to_owned(),
+            })
+        });
+        Judge {
+            log: crate::recording::SessionLog::new(recorder),
+            durable: None,
+            dialect,
+            policy: SessionPolicy::new(engine.clone(), dialect, user, &groups, target)
+                .holding_reviews(seat.approvals.is_some()),
+            masking: None,
+            session,
+            user: user.to_owned(),
+            groups,
+            target: target.to_owned(),
+            peer: seat.peer,
+            application: None,
+            approvals: seat.approvals.cloned(),
+            notice: None,
+        }
+    }
+
+    /// Holds a judged text a rule reviews: its wait becomes the approval
+    /// (after its durable records); refused when it cannot be held.
+    fn hold(
+        &mut self,
+        sql: &[u8],
+        judged: &[crate::policy::engine::Judged],
+    ) -> Result<(), Refusal> {
+        use crate::policy::rules::Verdict;
+        let Some(first) = judged
+            .iter()
+            .find(|j| j.decision.verdict == Verdict::Review)
+        else {
+            return Ok(());
+        };
+        let (Some(approvals), Some((rule, review))) =
+            (&self.approvals, self.policy.review(&first.decision))
+        else {
+            // (The policy judges `review` only where it can be held.)
+            return Err(Refusal {
+                verdict: Verdict::Review,
+                by: crate::policy::engine::RefusedBy::Policy,
+                message: "statement requires approval, and nobody can approve it".to_owned(),
+                detail: String::new(),
+                hint: "ask a DBA to name approvers for the rule".to_owned(),
+                position: 1,
+            });
+        };
+        let text = String::from_utf8_lossy(sql);
+        let statements = judged
+            .iter()
+            .map(|j| approvals::HeldStatement {
+                text: crate::recording::shown_text(
+                    self.dialect,
+                    j.statement.excerpt(&text),
+                    j.tags,
+                ),
+                tags: j.tags.iter().map(|t| t.name().to_owned()).collect(),
+                reviewed: j.decision.verdict == Verdict::Review,
+            })
+            .collect();
+        let ask = approvals::Ask {
+            requester: approvals::Identity {
+                user: self.user.clone(),
+                groups: self.groups.clone(),
+            },
+            target: self.target.clone(),
+            session: self
+                .log
+                .id()
+                .map_or_else(|| self.session.to_string(), str::to_owned),
+            client: self.peer.to_string(),
+            application: self.application.clone(),
+            statements,
+            rule,
+            review,
+        };
+        let notice = approvals::hold::Notice::of(&ask);
+        let hold = approvals::hold::hold(approvals, ask, self.durable.take(), self.log.handle());
+        tracing::info!(
+            target: POLICY_LOG,
+            session = self.session,
+            user = %self.user,
+            target_name = %self.target,
+            request = hold.id,
+            "held for approval"
+        );
+        self.notice = Some(notice.numbered(hold.id));
+        self.durable = Some(hold.wait);
+        Ok(())
+    }
+
+    /// The session started without masking and masking rules apply now
+    /// (a policy reload): its relay does not follow results.
+    pub fn masking_now_applies(&mut self) -> bool {
+        self.masking == Some(false) && self.policy.masking()
+    }
+
+    pub fn judge(
+        &mut self,
+        origin: impl std::fmt::Debug,
+        sql: &[u8],
+    ) -> Result<Vec<crate::policy::engine::Judged>, Refusal> {
+        self.notice = None;
+        // A policy reload made masking rules apply to a session whose relay
+        // does not follow results: nothing may run until it reconnects.
+        let judged = if self.masking_now_applies() {
+            Err(Refusal {
+                verdict: crate::policy::rules::Verdict::Deny,
+                by: crate::policy::engine::RefusedBy::Masking,
+                message: format!(
+                    "masking rules now apply to user \"{}\" on target \"{}\" (the policy was reloaded)",
+                    self.user, self.target
+                ),
+                detail: "this session started without masking and cannot mask its results".to_owned(),
+                hint: "reconnect".to_owned(),
+                position: 1,
+            })
+        } else {
+            let policy = &mut self.policy;
+            crate::policy::offload::judge(sql.len(), || policy.judge(sql))
+        };
+        self.durable = self.log.judged(
+            self.dialect,
+            &format!("{origin:?}").to_lowercase(),
+            sql,
+            &judged,
+        );
+        let judged = judged.and_then(|judged| self.hold(sql, &judged).map(|()| judged));
+        match judged {
+            Ok(judged) => {
+                if tracing::enabled!(target: STATEMENT_LOG, tracing::Level::DEBUG) {
+                    let text = String::from_utf8_lossy(sql);
+                    for j in &judged {
+                        tracing::debug!(
+                            target: STATEMENT_LOG,
+                            session = self.session,
+                            user = %self.user,
+                            target_name = %self.target,
+                            ?origin,
+                            tags = %j.tags,
+                            verdict = %j.decision.verdict,
+                            statement = %crate::recording::loggable(self.dialect, j.statement.excerpt(&text)),
+                            "statement"
+                        );
+                    }
+                }
+                Ok(judged)
+            }
+            Err(refusal) => {
+                tracing::info!(
+                    target: POLICY_LOG,
+                    session = self.session,
+                    user = %self.user,
+                    target_name = %self.target,
+                    ?origin,
+                    verdict = %refusal.verdict,
+                    detail = %crate::recording::loggable(self.dialect, &refusal.detail),
+                    "{}",
+                    refusal.message
+                );
+                Err(refusal)
+            }
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Just-in-time approval on the PostgreSQL wire: a write a rule reviews
+//! waits on its connection (psql shows the notice at once), runs when
+//! approved through the admin API, and never runs when denied, expired or
+//! withdrawn. Four eyes and approver groups hold for the API.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::support::approvals::{self, api, approve, deny, pending, settled};
+use crate::support::gateway::{connect, TestConfig, AGENT_PW};
+use crate::support::pg;
+
+/// A table of three rows, created directly; its name is the test's.
+async fn table(server: &pg::PgServer, name: &str) -> tokio_postgres::Client {
+    let direct = connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (id int primary key, v text); \
+             INSERT INTO {name} VALUES (1, 'a'), (2, 'b'), (3, 'c'); \
+             GRANT ALL ON {name} TO app_owner"
+        ))
+        .await
+        .unwrap();
+    direct
+}
+
+async fn rows(direct: &tokio_postgres::Client, name: &str) -> i64 {
+    direct
+        .query_one(&format!("SELECT count(*) FROM {name}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// psql's DELETE is held: the notice names the request at once, the
+/// requester's own approval and a non-approver's are refused, an
+/// approver's lets it run, and the recording holds the request and its
+/// decision.
+#[tokio::test]
+async fn psql_waits_with_a_notice_and_runs_once_approved() {
+    let server = pg::shared();
+    let direct = table(server, "held_psql").await;
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    let gw = cfg.start().await;
+    let mut psql = Command::new("psql")
+        .arg(gw.conn_str("agent", AGENT_PW, "app"))
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg("DELETE FROM held_psql WHERE id = 2")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The notice arrives while the statement waits.
+    let stderr = psql.stderr.take().unwrap();
+    let notice = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stderr).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    assert!(
+        notice.contains("NOTICE:  sqlgate: held for approval #"),
+        "{notice}"
+    );
+    let id = pending(&gw).await;
+    assert!(notice.contains(&format!("approve {id}")), "{notice}");
+    let (status, shown) = api(
+        &gw,
+        "GET",
+        &format!("/api/approvals/{id}"),
+        Some(approvals::token("carol")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["requester"]["user"], "agent");
+    assert_eq!(
+        shown["statements"][0]["text"],
+        "DELETE FROM held_psql WHERE id = 2"
+    );
+    assert_eq!(shown["statements"][0]["tags"][0], "write.delete");
+    assert_eq!(shown["rule"], "agent-writes");
+    // No token, a wrong one: refused.
+    assert_eq!(api(&gw, "GET", "/api/approvals", None, None).await.0, 401);
+    assert_eq!(
+        api(
+            &gw,
+            "GET",
+            "/api/approvals",
+            Some("not-a-token-at-all"),
+            None
+        )
+        .await
+        .0,
+        401
+    );
+    // Four eyes: the requester cannot approve, even in the approver group.
+    let (status, body) = approve(&gw, id, "agent").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("four eyes"));
+    // Not an approver.
+    assert_eq!(approve(&gw, id, "carol").await.0, 403);
+    assert_eq!(rows(&direct, "held_psql").await, 3, "nothing ran yet");
+    let (status, body) = approve(&gw, id, "alice").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"]["state"], "approved");
+    let out = tokio::task::spawn_blocking(move || psql.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "DELETE 1");
+    assert_eq!(rows(&direct, "held_psql").await, 2);
+    // A decided request stays decided.
+    assert_eq!(approve(&gw, id, "dave").await.0, 409);
+    // The recording holds the request and its decision.
+    let rec = gw.running.recorder.clone().unwrap();
+    rec.flush();
+    let store = cfg.path().join(sqlgate::store::config::DEFAULT_FILE);
+    let mut s = sqlgate::store::sqlite::SqliteStore::open(&store).unwrap();
+    use sqlgate::store::Store;
+    let mut seen = Vec::new();
+    for sid in s.session_ids().unwrap() {
+        for e in sqlgate::store::events(&s.rows(&sid).unwrap()) {
+            if e.kind == sqlgate::store::Kind::Approval {
+                let a: sqlgate::store::ApprovalEvent = serde_json::from_str(&e.body).unwrap();
+                seen.push((a.request, a.state, a.by));
+            }
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (id, "pending".to_owned(), vec![]),
+            (id, "approved".to_owned(), vec!["alice".to_owned()])
+        ]
+    );
+}
+
+/// A denied UPDATE (tokio-postgres, extended protocol with a parameter)
+/// fails with the decision, who made it and why, and never runs; a
+/// denial needs a reason. The session goes on.
+#[tokio::test]
+async fn a_denied_statement_fails_with_the_reason_and_never_runs() {
+    let server = pg::shared();
+    let direct = table(server, "held_deny").await;
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    let gw = cfg.start().await;
+    let client = connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+    let held = tokio::spawn(async move {
+        let r = client.execute("UPDATE held_deny SET v = $1", &[&"z"]).await;
+        (client, r)
+    });
+    let id = pending(&gw).await;
+    assert_eq!(
+        deny(&gw, id, "alice", "  ").await.0,
+        400,
+        "a reason is required"
+    );
+    let (status, body) = deny(&gw, id, "alice", "too broad").await;
+    assert_eq!(status, 200, "{body}");
+    let (client, r) = held.await.unwrap();
+    let e = r.unwrap_err();
+    let db = e.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "42501");
+    assert!(
+        db.message()
+            .contains(&format!("request #{id} was denied by alice: too broad")),
+        "{}",
+        db.message()
+    );
+    let changed: i64 = direct
+        .query_one("SELECT count(*) FROM held_deny WHERE v = 'z'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(changed, 0);
+    // The session goes on.
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM held_deny", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+}
+
+/// Undecided within `review_timeout`: it fails as expired and never runs.
+#[tokio::test]
+async fn an_undecided_statement_expires_and_never_runs() {
+    let server = pg::shared();
+    let direct = table(server, "held_expire").await;
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "review_timeout = \"1s\"");
+    let gw = cfg.start().await;
+    let client = connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+    let e = client
+        .batch_execute("DELETE FROM held_expire")
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().expect("a server error");
+    assert!(
+        db.message()
+            .contains("expired after 1s with 0 of 1 approvals"),
+        "{}",
+        db.message()
+    );
+    assert_eq!(rows(&direct, "held_expire").await, 3);
+}
+
+/// `approvals = 2`: one approval is not enough, the same person twice
+/// does not count twice, a second person's runs it.
+#[tokio::test]
+async fn two_approvals_take_two_people() {
+    let server = pg::shared();
+    let direct = table(server, "held_two").await;
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "approvals = 2");
+    let gw = cfg.start().await;
+    let client = connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+    let held = tokio::spawn(async move { client.batch_execute("DELETE FROM held_two").await });
+    let id = pending(&gw).await;
+    assert_eq!(approve(&gw, id, "alice").await.0, 200);
+    assert_eq!(approve(&gw, id, "alice").await.0, 409);
+    assert_eq!(rows(&direct, "held_two").await, 3, "one approval of two");
+    let (status, body) = approve(&gw, id, "dave").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["approvals"].as_array().unwrap().len(), 2);
+    held.await.unwrap().unwrap();
+    assert_eq!(rows(&direct, "held_two").await, 0);
+}
+
+/// A client that leaves while its statement is held withdraws it: an
+/// approval afterwards is refused and nothing runs.
+#[tokio::test]
+async fn a_client_that_leaves_withdraws_its_request() {
+    let server = pg::shared();
+    let direct = table(server, "held_gone").await;
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    let gw = cfg.start().await;
+    let mut psql = Command::new("psql")
+        .arg(gw.conn_str("agent", AGENT_PW, "app"))
+        .args(["-X", "-c", "DELETE FROM held_gone"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let id = pending(&gw).await;
+    psql.kill().unwrap();
+    psql.wait().unwrap();
+    assert_eq!(settled(&gw, id).await, "withdrawn");
+    assert_eq!(approve(&gw, id, "alice").await.0, 409);
+    assert_eq!(rows(&direct, "held_gone").await, 3);
+}

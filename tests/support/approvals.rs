@@ -1,0 +1,134 @@
+//! Approvals in tests: a gateway whose policy reviews writes, tokens of
+//! the admin API for a few people, and the API spoken over a real socket.
+
+use super::gateway::{Gateway, TestConfig};
+
+/// Tokens of the admin API: `alice` and `dave` approve (group `dba`),
+/// `agent` (the requester) is in `dba` too (four eyes must still refuse
+/// it), `carol` is in no approver group.
+pub const TOKENS: &[(&str, &str, &str)] = &[
+    ("alice", "alice-token-0123456789", "[\"dba\"]"),
+    ("dave", "dave-token-0123456789", "[\"dba\"]"),
+    ("agent", "agent-token-0123456789", "[\"dba\"]"),
+    ("carol", "carol-token-0123456789", "[]"),
+];
+
+/// The token of `user`.
+pub fn token(user: &str) -> &'static str {
+    TOKENS.iter().find(|t| t.0 == user).expect("a test token").1
+}
+
+/// User `agent` reads freely and has its writes reviewed by rule
+/// `agent-writes` (`rule_extra`: more keys of the rule), and the admin
+/// API with [`TOKENS`].
+pub fn configure(cfg: &mut TestConfig, rule_extra: &str) {
+    std::fs::write(
+        cfg.path().join("review.toml"),
+        format!(
+            "[[rule]]\nname = \"agent-writes\"\nusers = [\"agent\"]\ntargets = [\"*\"]\n\
+             allow = [\"read\", \"tx\", \"session\"]\nreview = [\"write\"]\n\
+             approvers = [\"dba\"]\n{rule_extra}\n"
+        ),
+    )
+    .unwrap();
+    cfg.toml
+        .push_str("\n[policy]\nfiles = [\"review.toml\"]\n\n[admin]\nlisten = \"127.0.0.1:0\"\n");
+    for (user, token, groups) in TOKENS {
+        cfg.secret(&format!("{user}.token"), token);
+        cfg.toml.push_str(&format!(
+            "\n[[admin.token]]\nuser = \"{user}\"\ngroups = {groups}\ntoken_file = \"{user}.token\"\n"
+        ));
+    }
+}
+
+/// One API call: its status and JSON body.
+pub async fn api(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = gw.running.admin_addr.expect("the admin listener");
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: sqlgate\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    c.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).await.unwrap();
+    let status: u16 = out
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {out}"));
+    let json = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+/// Approves request `id` as `user` (the status and body).
+pub async fn approve(gw: &Gateway, id: u64, user: &str) -> (u16, serde_json::Value) {
+    api(
+        gw,
+        "POST",
+        &format!("/api/approvals/{id}/approve"),
+        Some(token(user)),
+        Some(serde_json::json!({ "reason": "looks right" })),
+    )
+    .await
+}
+
+/// Denies request `id` as `user` with `reason`.
+pub async fn deny(gw: &Gateway, id: u64, user: &str, reason: &str) -> (u16, serde_json::Value) {
+    api(
+        gw,
+        "POST",
+        &format!("/api/approvals/{id}/deny"),
+        Some(token(user)),
+        Some(serde_json::json!({ "reason": reason })),
+    )
+    .await
+}
+
+/// Waits until a request is pending and returns its number (the
+/// registry is watched; no guessed delay).
+pub async fn pending(gw: &Gateway) -> u64 {
+    let approvals = gw.running.approvals.clone().expect("approvals are on");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(r) = approvals
+            .list()
+            .into_iter()
+            .find(|r| r.state == sqlgate::approvals::State::Pending)
+        {
+            return r.id;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing was held");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Waits until request `id` is no longer pending; its state's name.
+pub async fn settled(gw: &Gateway, id: u64) -> String {
+    let approvals = gw.running.approvals.clone().expect("approvals are on");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let state = approvals.get(id).expect("the request").state;
+        if state != sqlgate::approvals::State::Pending {
+            return state.name().to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "#{id} stayed pending");
+        tokio::task::yield_now().await;
+    }
+}
