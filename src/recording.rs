@@ -469,7 +469,7 @@ fn names_a_credential(text: &str) -> bool {
 /// `dblink_connect($1)`, a `password` or `api_key` column): its
 /// executions are recorded without them. Wider than
 /// [`names_a_credential`]: parts of words count.
-fn may_bind_a_secret(text: &str) -> bool {
+pub(crate) fn may_bind_a_secret(text: &str) -> bool {
     const PARTS: &[&str] = &[
         "crypt", "pgp_", "hmac", "passw", "secret", "token", "key", "dblink", "auth", "cred",
         "digest", "sign",

@@ -45,6 +45,10 @@ pub struct HeldStatement {
     pub tags: Vec<String>,
     /// Whether a rule reviews it (the others of the text wait with it).
     pub reviewed: bool,
+    /// An execution's bound parameter values (`None`: NULL), unless they
+    /// may carry a secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Vec<Option<String>>>,
 }
 
 /// What a request asks to run, and for whom.

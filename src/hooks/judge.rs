@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use super::held::{PreparedReviews, Template};
 use super::{POLICY_LOG, STATEMENT_LOG};
 use crate::approvals::{self, Approvals};
 use crate::auth::Users;
@@ -47,6 +48,8 @@ pub(super) struct Judge {
     approvals: Option<Approvals>,
     /// What the client is told as its text's hold begins.
     pub notice: Option<approvals::hold::Notice>,
+    /// Reviewed prepared statements, held at each execution.
+    reviews: PreparedReviews,
 }
 
 impl Judge {
@@ -94,35 +97,33 @@ impl Judge {
             application: None,
             approvals: seat.approvals.cloned(),
             notice: None,
+            reviews: PreparedReviews::default(),
         }
     }
 
-    /// Holds a judged text a rule reviews: its wait becomes the approval
-    /// (after its durable records); refused when it cannot be held.
-    fn hold(
+    /// The request a judged text would make, when a rule reviews it;
+    /// refused when nobody can approve it.
+    fn template(
         &mut self,
         sql: &[u8],
         judged: &[crate::policy::engine::Judged],
-    ) -> Result<(), Refusal> {
+    ) -> Result<Option<Template>, Refusal> {
         use crate::policy::rules::Verdict;
         let Some(first) = judged
             .iter()
             .find(|j| j.decision.verdict == Verdict::Review)
         else {
-            return Ok(());
+            return Ok(None);
         };
-        let (Some(approvals), Some((rule, review))) =
-            (&self.approvals, self.policy.review(&first.decision))
-        else {
+        let (true, Some((rule, review))) = (
+            self.approvals.is_some(),
+            self.policy.review(&first.decision),
+        ) else {
             // (The policy judges `review` only where it can be held.)
-            return Err(Refusal {
-                verdict: Verdict::Review,
-                by: crate::policy::engine::RefusedBy::Policy,
-                message: "statement requires approval, and nobody can approve it".to_owned(),
-                detail: String::new(),
-                hint: "ask a DBA to name approvers for the rule".to_owned(),
-                position: 1,
-            });
+            return Err(refusal(
+                "statement requires approval, and nobody can approve it",
+                "ask a DBA to name approvers for the rule",
+            ));
         };
         let text = String::from_utf8_lossy(sql);
         let statements = judged
@@ -135,8 +136,30 @@ impl Judge {
                 ),
                 tags: j.tags.iter().map(|t| t.name().to_owned()).collect(),
                 reviewed: j.decision.verdict == Verdict::Review,
+                parameters: None,
             })
             .collect();
+        Ok(Some(Template {
+            statements,
+            rule,
+            review,
+            secret_parameters: crate::recording::may_bind_a_secret(&text),
+        }))
+    }
+
+    /// Holds a reviewed text (or one execution of a reviewed prepared
+    /// statement, with its parameters): what the relay awaits becomes its
+    /// approval, after its durable records.
+    fn start_hold(&mut self, t: Template, parameters: Option<Vec<Option<String>>>) {
+        let Some(approvals) = &self.approvals else {
+            return;
+        };
+        let mut statements = t.statements;
+        if !t.secret_parameters {
+            for s in statements.iter_mut().filter(|s| s.reviewed) {
+                s.parameters.clone_from(&parameters);
+            }
+        }
         let ask = approvals::Ask {
             requester: approvals::Identity {
                 user: self.user.clone(),
@@ -150,8 +173,8 @@ impl Judge {
             client: self.peer.to_string(),
             application: self.application.clone(),
             statements,
-            rule,
-            review,
+            rule: t.rule,
+            review: t.review,
         };
         let notice = approvals::hold::Notice::of(&ask);
         let hold = approvals::hold::hold(approvals, ask, self.durable.take(), self.log.handle());
@@ -165,7 +188,53 @@ impl Judge {
         );
         self.notice = Some(notice.numbered(hold.id));
         self.durable = Some(hold.wait);
+    }
+
+    /// A judged text: held now, or (a statement being prepared) at each
+    /// of its executions.
+    fn hold(
+        &mut self,
+        sql: &[u8],
+        judged: &[crate::policy::engine::Judged],
+        prepares: bool,
+    ) -> Result<(), Refusal> {
+        let template = self.template(sql, judged)?;
+        match (template, prepares) {
+            (None, true) => self.reviews.parsed(None),
+            (None, false) => {}
+            (Some(_), true) if self.reviews.full() => {
+                return Err(refusal(
+                    "too many prepared statements held for approval in this session",
+                    "close prepared statements you no longer use",
+                ))
+            }
+            (Some(t), true) => self.reviews.parsed(Some(t)),
+            (Some(t), false) => self.start_hold(t, None),
+        }
         Ok(())
+    }
+
+    /// Whether executions of prepared statements are reported (for the
+    /// recording, or to hold reviewed ones).
+    pub fn follows_executions(&self) -> bool {
+        self.log.records_executions() || self.approvals.is_some()
+    }
+
+    /// The statement prepared last went to the server as `name`.
+    pub fn prepared_as(&mut self, name: &[u8], confirmed: bool) {
+        self.log.prepared_as(name, confirmed);
+        self.reviews.prepared_as(name);
+    }
+
+    /// An execution of prepared statement `name`: recorded, and held when
+    /// a rule reviews its text.
+    pub fn executed(&mut self, name: &[u8], parameters: Option<Vec<Option<String>>>) {
+        let review = self.reviews.get(name).cloned();
+        let shown = review.as_ref().and(parameters.clone());
+        self.durable = self.log.executed(name, parameters);
+        if let Some(t) = review {
+            self.start_hold(t, shown);
+        }
     }
 
     /// The session started without masking and masking rules apply now
@@ -204,7 +273,10 @@ impl Judge {
             sql,
             &judged,
         );
-        let judged = judged.and_then(|judged| self.hold(sql, &judged).map(|()| judged));
+        let origin = format!("{origin:?}").to_lowercase();
+        let prepares = matches!(origin.as_str(), "parse" | "prepare");
+        self.reviews.parsed(None);
+        let judged = judged.and_then(|judged| self.hold(sql, &judged, prepares).map(|()| judged));
         match judged {
             Ok(judged) => {
                 if tracing::enabled!(target: STATEMENT_LOG, tracing::Level::DEBUG) {
@@ -240,5 +312,17 @@ impl Judge {
                 Err(refusal)
             }
         }
+    }
+}
+
+/// A refusal of a reviewed statement that cannot be held.
+fn refusal(message: &str, hint: &str) -> Refusal {
+    Refusal {
+        verdict: crate::policy::rules::Verdict::Review,
+        by: crate::policy::engine::RefusedBy::Policy,
+        message: message.to_owned(),
+        detail: String::new(),
+        hint: hint.to_owned(),
+        position: 1,
     }
 }

@@ -136,6 +136,7 @@ impl Hooks for PgHooks {
 /// Log target of refusals (at info).
 pub const POLICY_LOG: &str = "sqlgate::policy";
 
+mod held;
 mod judge;
 
 use judge::{Judge, Seat};
@@ -230,15 +231,15 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
     }
 
     fn records_binds(&mut self) -> bool {
-        self.0.log.records_executions()
+        self.0.follows_executions()
     }
 
     fn parsed_as(&mut self, name: &[u8]) {
-        self.0.log.prepared_as(name, false);
+        self.0.prepared_as(name, false);
     }
 
     fn bound(&mut self, statement: &[u8], parameters: Option<Vec<Option<String>>>) {
-        self.0.durable = self.0.log.executed(statement, parameters);
+        self.0.executed(statement, parameters);
     }
 
     fn connected(&mut self, server_id: u32, application: Option<&str>) {
@@ -328,15 +329,15 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
     }
 
     fn records_executions(&mut self) -> bool {
-        self.0.log.records_executions()
+        self.0.follows_executions()
     }
 
     fn prepared_as(&mut self, id: u32) {
-        self.0.log.prepared_as(id.to_string().as_bytes(), true);
+        self.0.prepared_as(id.to_string().as_bytes(), true);
     }
 
     fn executed(&mut self, id: u32, parameters: Option<Vec<Option<String>>>) {
-        self.0.durable = self.0.log.executed(id.to_string().as_bytes(), parameters);
+        self.0.executed(id.to_string().as_bytes(), parameters);
     }
 
     fn connected(&mut self, server_id: u32, application: Option<&str>) {

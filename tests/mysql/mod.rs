@@ -1,5 +1,6 @@
 //! The MySQL gateway, through mysql_async and the mariadb client.
 
+mod approvals;
 mod commands;
 mod hostile;
 mod masking;

@@ -254,3 +254,62 @@ async fn a_client_that_leaves_withdraws_its_request() {
     assert_eq!(approve(&gw, id, "alice").await.0, 409);
     assert_eq!(rows(&direct, "held_gone").await, 3);
 }
+
+/// A prepared write is held at each execution, not at prepare time: the
+/// approver sees the bound values, and one approval runs one execution.
+#[tokio::test]
+async fn each_execution_of_a_prepared_write_is_held_with_its_values() {
+    let server = pg::shared();
+    let direct = table(server, "held_exec").await;
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    let gw = cfg.start().await;
+    let client = connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+    let delete = client
+        .prepare("DELETE FROM held_exec WHERE id = $1")
+        .await
+        .expect("preparing is not held");
+    let client = std::sync::Arc::new(client);
+    let run = |id: i32| {
+        let (client, delete) = (client.clone(), delete.clone());
+        tokio::spawn(async move { client.execute(&delete, &[&id]).await })
+    };
+    let first = run(1);
+    let id1 = pending(&gw).await;
+    let (_, shown) = api(
+        &gw,
+        "GET",
+        &format!("/api/approvals/{id1}"),
+        Some(approvals::token("alice")),
+        None,
+    )
+    .await;
+    // (tokio-postgres binds binary: shown as its bytes, as recordings do.)
+    assert_eq!(
+        shown["statements"][0]["parameters"],
+        serde_json::json!(["\\x00000001"])
+    );
+    assert_eq!(approve(&gw, id1, "alice").await.0, 200);
+    assert_eq!(first.await.unwrap().unwrap(), 1);
+    // The next execution asks again; denied, it fails in place and the
+    // session goes on.
+    let second = run(2);
+    let id2 = pending(&gw).await;
+    assert_ne!(id1, id2);
+    assert_eq!(deny(&gw, id2, "alice", "one is enough").await.0, 200);
+    let e = second.await.unwrap().unwrap_err();
+    assert!(
+        e.as_db_error()
+            .unwrap()
+            .message()
+            .contains("denied by alice"),
+        "{e}"
+    );
+    assert_eq!(rows(&direct, "held_exec").await, 2);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM held_exec", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+}

@@ -505,9 +505,8 @@ async fn a_full_disk_refuses_writes_clearly_and_recording_resumes_when_space_ret
         .unwrap()
         .get(0);
     assert_eq!(rows, refused_at as i64, "the refused write did not run");
-    // An execution of a prepared write is refused too: the session ends
-    // with the refusal (a Bind cannot be refused in place), the write
-    // never ran.
+    // An execution of a prepared write is refused too, in place (a
+    // marker that fails as the Bind would), and never ran.
     let e = preparer.execute(&prepared, &[&-7i32]).await.unwrap_err();
     let db = e.as_db_error().expect("the refusal, not a bare disconnect");
     assert!(

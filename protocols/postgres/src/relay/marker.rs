@@ -41,3 +41,22 @@ pub(super) fn marker(tag: u8) -> BytesMut {
     out.extend_from_slice(&body);
     out
 }
+
+/// The marker sent in place of a refused Bind: a Parse of a statement
+/// named like the marker, which fails as a Bind would (the server then
+/// skips to Sync) and touches no statement of the client's.
+pub(super) fn bind_marker() -> (Vec<u8>, BytesMut) {
+    let name = marker_name();
+    let sql = format!("SELECT {name}");
+    let mut body = Vec::with_capacity(name.len() + sql.len() + 4);
+    body.extend_from_slice(name.as_bytes());
+    body.push(0);
+    body.extend_from_slice(sql.as_bytes());
+    body.push(0);
+    body.extend_from_slice(&0u16.to_be_bytes()); // no parameter types
+    let mut out = BytesMut::with_capacity(body.len() + HEADER_LEN);
+    out.extend_from_slice(&[frontend_tag::PARSE]);
+    out.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    (name.as_bytes().to_vec(), out)
+}

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::marker::marker;
+use super::marker::{bind_marker, marker};
 use super::model::Sent;
 use super::names::{key, Plan, Statement};
 use super::shared::{write, RelayEnd, RelayLimits, Shared, MAX_QUEUED, READ_CHUNK};
@@ -77,13 +77,6 @@ enum Scan {
     /// Forward `0..before`, then await the judged statement's wait and
     /// scan again from it.
     Wait(usize),
-    /// Forward `0..before`, then end the session with `error`: a message
-    /// that must not run and cannot be refused in place (a Bind whose
-    /// execution could not be recorded).
-    End {
-        before: usize,
-        error: crate::messages::error_response::ClientError,
-    },
 }
 
 impl<'a> Upstream<'a> {
@@ -134,13 +127,6 @@ impl<'a> Upstream<'a> {
                     }
                     buf.advance(upto);
                     continue;
-                }
-                Scan::End { before, error } => {
-                    if let Err(e) = write(wr, &buf[..before]).await {
-                        return RelayEnd::ServerError(e.into());
-                    }
-                    buf.advance(before);
-                    return RelayEnd::Refused(error);
                 }
                 Scan::Wait(before) => {
                     if let Err(e) = write(wr, &buf[..before]).await {
@@ -294,7 +280,23 @@ impl<'a> Upstream<'a> {
                         match self.resumed.take() {
                             // Met again after its record's wait.
                             Some(Ok(_)) => {}
-                            Some(Err(error)) => return Ok(Scan::End { before: pos, error }),
+                            // Refused in place: a marker that fails as
+                            // the Bind would, answered with the refusal.
+                            Some(Err(error)) => {
+                                let mut refusal = BytesMut::new();
+                                error.encode(&mut refusal);
+                                let (name, marker) = bind_marker();
+                                self.send(Sent::Parse {
+                                    name,
+                                    statement: Statement::default(),
+                                    refusal: Some(refusal),
+                                });
+                                return Ok(Scan::Refuse {
+                                    before: pos,
+                                    len: total,
+                                    marker,
+                                });
+                            }
                             None => {
                                 self.bound(buf, body, pos, total);
                                 // An execution that can change anything is

@@ -1,0 +1,84 @@
+//! Just-in-time approval on the MySQL wire: a reviewed statement waits on
+//! its connection (text protocol and prepared executions), runs when
+//! approved, and fails with ERR 1227 naming the decision when denied.
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts};
+
+use crate::support::approvals::{self, api, approve, deny, pending};
+use crate::support::gateway::{TestConfig, AGENT_PW};
+use crate::support::mariadb;
+
+#[tokio::test]
+async fn a_held_write_runs_when_approved_and_fails_when_denied() {
+    let my = mariadb::shared();
+    let mut direct = Conn::new(Opts::from_url(&my.direct_url()).unwrap())
+        .await
+        .unwrap();
+    direct
+        .query_drop(
+            "DROP TABLE IF EXISTS app.held_my; CREATE TABLE app.held_my (id int primary key, v text); \
+             INSERT INTO app.held_my VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+        )
+        .await
+        .unwrap();
+    let mut cfg = TestConfig::mysql(my);
+    approvals::configure(&mut cfg, "");
+    let gw = cfg.start().await;
+    let mut agent = Conn::new(Opts::from_url(&gw.mysql_url("agent", AGENT_PW, "app")).unwrap())
+        .await
+        .unwrap();
+    // Text protocol: approved, it runs.
+    let held = tokio::spawn(async move {
+        let r = agent.query_drop("DELETE FROM held_my WHERE id = 1").await;
+        (agent, r)
+    });
+    let id = pending(&gw).await;
+    assert_eq!(approve(&gw, id, "agent").await.0, 403, "four eyes");
+    assert_eq!(approve(&gw, id, "alice").await.0, 200);
+    let (mut agent, r) = held.await.unwrap();
+    r.unwrap();
+    assert_eq!(agent.affected_rows(), 1);
+    // A prepared execution: held with its value; denied, it fails.
+    let stmt = agent
+        .prep("DELETE FROM held_my WHERE id = ?")
+        .await
+        .expect("preparing is not held");
+    let held = tokio::spawn(async move {
+        let r = agent.exec_drop(&stmt, (2,)).await;
+        (agent, r)
+    });
+    let id = pending(&gw).await;
+    let (_, shown) = api(
+        &gw,
+        "GET",
+        &format!("/api/approvals/{id}"),
+        Some(approvals::token("dave")),
+        None,
+    )
+    .await;
+    assert_eq!(
+        shown["statements"][0]["parameters"],
+        serde_json::json!(["2"])
+    );
+    assert_eq!(deny(&gw, id, "dave", "not that one").await.0, 200);
+    let (mut agent, r) = held.await.unwrap();
+    match r.unwrap_err() {
+        mysql_async::Error::Server(e) => {
+            assert_eq!(e.code, 1227);
+            assert!(
+                e.message.contains("denied by dave: not that one"),
+                "{}",
+                e.message
+            );
+        }
+        e => panic!("{e}"),
+    }
+    // The session goes on; only the approved write ran.
+    let n: Option<i64> = agent
+        .query_first("SELECT COUNT(*) FROM held_my")
+        .await
+        .unwrap();
+    assert_eq!(n, Some(2));
+    direct.query_drop("DROP TABLE app.held_my").await.unwrap();
+}
