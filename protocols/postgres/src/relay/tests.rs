@@ -58,6 +58,8 @@ fn shared() -> Shared {
         draining: AtomicBool::new(false),
         idle: Notify::new(),
         room: Notify::new(),
+        notices: Mutex::new(Vec::new()),
+        notice: Notify::new(),
     }
 }
 
