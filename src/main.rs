@@ -83,6 +83,16 @@ enum Command {
         #[command(subcommand)]
         command: SessionsCommand,
     },
+    /// Statements held for approval: list, show, approve, deny (through
+    /// the admin API, as the person whose token is in
+    /// SQLGATE_ADMIN_TOKEN).
+    Approvals {
+        /// The gateway's admin API.
+        #[arg(long, global = true, default_value = "http://127.0.0.1:9187")]
+        admin_url: String,
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
     /// The audit trail: verify that no record was edited, deleted,
     /// reordered or cut.
     Audit {
@@ -91,6 +101,34 @@ enum Command {
         config: PathBuf,
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// Requests, newest first.
+    List,
+    /// One request: who asks, the statements with their tags and values,
+    /// the rule, the approvals so far.
+    Show {
+        /// The request's number.
+        id: u64,
+    },
+    /// Approve a request (the statement runs once enough people have).
+    Approve {
+        /// The request's number.
+        id: u64,
+        /// Why (optional).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deny a request (the statement fails and never runs).
+    Deny {
+        /// The request's number.
+        id: u64,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -309,6 +347,19 @@ fn run() -> anyhow::Result<ExitCode> {
                 path.display(),
                 out.join("audit.pub").display()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Approvals { admin_url, command } => {
+            let client = sqlgate::approvals::cli::Client::from_env(&admin_url)?;
+            let out = match command {
+                ApprovalsCommand::List => client.list()?,
+                ApprovalsCommand::Show { id } => client.show(id)?,
+                ApprovalsCommand::Approve { id, reason } => {
+                    client.approve(id, reason.as_deref())?
+                }
+                ApprovalsCommand::Deny { id, reason } => client.deny(id, &reason)?,
+            };
+            print!("{out}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Sessions { config, command } => {

@@ -273,8 +273,8 @@ impl Judge {
             sql,
             &judged,
         );
-        let origin = format!("{origin:?}").to_lowercase();
-        let prepares = matches!(origin.as_str(), "parse" | "prepare");
+        let origin_name = format!("{origin:?}").to_lowercase();
+        let prepares = matches!(origin_name.as_str(), "parse" | "prepare");
         self.reviews.parsed(None);
         let judged = judged.and_then(|judged| self.hold(sql, &judged, prepares).map(|()| judged));
         match judged {

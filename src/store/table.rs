@@ -77,7 +77,7 @@ pub fn render(result: &ResultRows, rows: u64) -> String {
 /// A recorded text as a terminal may print it: control characters
 /// (escape sequences a client may have put in a statement) shown as
 /// `\u{..}`, line breaks kept.
-pub(super) fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_control() && c != '\n' && c != '\t' {

@@ -103,9 +103,48 @@ async fn psql_waits_with_a_notice_and_runs_once_approved() {
     // Not an approver.
     assert_eq!(approve(&gw, id, "carol").await.0, 403);
     assert_eq!(rows(&direct, "held_psql").await, 3, "nothing ran yet");
-    let (status, body) = approve(&gw, id, "alice").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["state"]["state"], "approved");
+    // A second process approves: the CLI, as alice.
+    let url = format!("http://{}", gw.running.admin_addr.unwrap());
+    // (Run off the test's runtime: the gateway answers on it.)
+    let cli = |user: &'static str, args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+                .arg("approvals")
+                .args(&args)
+                .args(["--admin-url", &url])
+                .env("SQLGATE_ADMIN_TOKEN", approvals::token(user))
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr),
+            )
+        })
+    };
+    let (ok, listed) = cli("alice", &["list"]).await.unwrap();
+    assert!(ok, "{listed}");
+    assert!(
+        listed.contains("pending") && listed.contains("DELETE FROM held_psql WHERE id = 2"),
+        "{listed}"
+    );
+    let (ok, shown) = cli("alice", &["show", &id.to_string()]).await.unwrap();
+    assert!(ok && shown.contains("[write.delete] (reviewed)"), "{shown}");
+    let (ok, own) = cli("agent", &["approve", &id.to_string()]).await.unwrap();
+    assert!(!ok && own.contains("four eyes"), "{own}");
+    let (ok, approved) = cli(
+        "alice",
+        &["approve", &id.to_string(), "--reason", "one row"],
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{approved}");
+    assert!(
+        approved.contains(&format!("request #{id}: approved")),
+        "{approved}"
+    );
     let out = tokio::task::spawn_blocking(move || psql.wait_with_output().unwrap())
         .await
         .unwrap();
