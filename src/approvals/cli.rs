@@ -237,6 +237,12 @@ fn describe(r: &Value) -> String {
                 .collect();
             let _ = writeln!(out, "  parameters: {}", values.join(", "));
         }
+        if s["parameters_withheld"].as_bool() == Some(true) {
+            let _ = writeln!(
+                out,
+                "  parameters: withheld (the statement may bind a secret)"
+            );
+        }
     }
     out
 }

@@ -50,6 +50,10 @@ pub struct HeldStatement {
     /// may carry a secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Vec<Option<String>>>,
+    /// Values were bound but are not shown: the text may bind a secret
+    /// (a key, a password, a token).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub parameters_withheld: bool,
 }
 
 /// What a request asks to run, and for whom.

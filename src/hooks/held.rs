@@ -44,21 +44,47 @@ impl PreparedReviews {
         self.by_name.len() >= MAX_PREPARED_REVIEWS
     }
 
-    /// The text prepared last went to the server as `name` (replacing
-    /// whatever had that name).
-    pub fn prepared_as(&mut self, name: &[u8]) {
+    /// The text prepared last went to the server as `name`; `confirmed`:
+    /// the server has prepared it. A review is never lifted on the
+    /// client's word: a Parse of a reviewed name that the server refuses
+    /// (the name exists) must not leave the reviewed statement unheld. Only
+    /// the unnamed statement (which the server drops before it parses
+    /// another) or a confirmed preparation replaces one.
+    pub fn prepared_as(&mut self, name: &[u8], confirmed: bool) {
         match self.last.take() {
-            Some(t) => {
-                self.by_name.insert(name.to_vec(), t);
-            }
-            None => {
+            Some(t) => self.review(name, t),
+            None if name.is_empty() || confirmed => {
                 self.by_name.remove(name);
             }
+            None => {}
         }
+    }
+
+    /// Executions of `name` are held as `t` (SQL `PREPARE name` too: the
+    /// protocol and SQL share one namespace of statements).
+    pub fn review(&mut self, name: &[u8], t: Template) {
+        self.by_name.insert(name.to_vec(), t);
     }
 
     /// The review of prepared statement `name`, if one applies.
     pub fn get(&self, name: &[u8]) -> Option<&Template> {
         self.by_name.get(name)
+    }
+
+    /// The review of a statement SQL `EXECUTE` names: its name as the
+    /// parser read it may differ in case from the server's, so any name
+    /// equal but for case counts (fail-closed).
+    pub fn get_sql(&self, name: &str) -> Option<&Template> {
+        self.by_name.get(name.as_bytes()).or_else(|| {
+            self.by_name
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+                .map(|(_, t)| t)
+        })
+    }
+
+    /// Whether any prepared statement of the session is reviewed.
+    pub fn any(&self) -> bool {
+        !self.by_name.is_empty()
     }
 }

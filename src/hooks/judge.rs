@@ -125,6 +125,28 @@ impl Judge {
                 "ask a DBA to name approvers for the rule",
             ));
         };
+        // One request, one rule: statements reviewed by different rules
+        // (other approvers, other counts) are not approved together.
+        let mut rules: Vec<String> = Vec::new();
+        for j in judged
+            .iter()
+            .filter(|j| j.decision.verdict == Verdict::Review)
+        {
+            if let Some((r, _)) = self.policy.review(&j.decision) {
+                if !rules.contains(&r) {
+                    rules.push(r);
+                }
+            }
+        }
+        if rules.len() > 1 {
+            return Err(refusal(
+                &format!(
+                    "the statements of this text are reviewed by different rules ({}): send them separately",
+                    rules.join(", ")
+                ),
+                "each statement is then held for its own rule's approvers",
+            ));
+        }
         let text = String::from_utf8_lossy(sql);
         let statements = judged
             .iter()
@@ -137,6 +159,7 @@ impl Judge {
                 tags: j.tags.iter().map(|t| t.name().to_owned()).collect(),
                 reviewed: j.decision.verdict == Verdict::Review,
                 parameters: None,
+                parameters_withheld: false,
             })
             .collect();
         Ok(Some(Template {
@@ -155,8 +178,11 @@ impl Judge {
             return;
         };
         let mut statements = t.statements;
-        if !t.secret_parameters {
-            for s in statements.iter_mut().filter(|s| s.reviewed) {
+        for s in statements.iter_mut().filter(|s| s.reviewed) {
+            if t.secret_parameters {
+                // Said, so that an approver can refuse what they cannot see.
+                s.parameters_withheld = parameters.is_some();
+            } else {
                 s.parameters.clone_from(&parameters);
             }
         }
@@ -190,26 +216,57 @@ impl Judge {
         self.durable = Some(hold.wait);
     }
 
-    /// A judged text: held now, or (a statement being prepared) at each
-    /// of its executions.
+    /// A judged text: held now, or (a statement being prepared, by the
+    /// protocol or by SQL `PREPARE`) at each of its executions. A SQL
+    /// `EXECUTE` of a reviewed prepared statement is held like one.
     fn hold(
         &mut self,
         sql: &[u8],
         judged: &[crate::policy::engine::Judged],
         prepares: bool,
     ) -> Result<(), Refusal> {
+        use crate::policy::risk::Prepared;
+        use crate::policy::rules::Verdict;
         let template = self.template(sql, judged)?;
-        match (template, prepares) {
-            (None, true) => self.reviews.parsed(None),
-            (None, false) => {}
-            (Some(_), true) if self.reviews.full() => {
-                return Err(refusal(
-                    "too many prepared statements held for approval in this session",
-                    "close prepared statements you no longer use",
-                ))
+        if prepares {
+            match template {
+                None => self.reviews.parsed(None),
+                Some(_) if self.reviews.full() => return Err(too_many()),
+                Some(t) => self.reviews.parsed(Some(t)),
             }
-            (Some(t), true) => self.reviews.parsed(Some(t)),
-            (Some(t), false) => self.start_hold(t, None),
+            return Ok(());
+        }
+        // SQL `PREPARE name AS <reviewed>`: its executions are held, by
+        // SQL or by the protocol; preparing alone runs nothing.
+        let mut runs_reviewed = false;
+        for j in judged {
+            let reviewed = j.decision.verdict == Verdict::Review;
+            match (&j.statement.risk.prepared, reviewed, &template) {
+                (Some(Prepared::Define(name, _)), true, Some(t)) => {
+                    if self.reviews.full() {
+                        return Err(too_many());
+                    }
+                    self.reviews.review(name.as_bytes(), t.clone());
+                }
+                (_, true, _) => runs_reviewed = true,
+                _ => {}
+            }
+        }
+        if runs_reviewed {
+            if let Some(t) = template {
+                self.start_hold(t, None);
+            }
+            return Ok(());
+        }
+        // `EXECUTE name` of a statement reviewed when it was prepared.
+        let executed = judged
+            .iter()
+            .find_map(|j| match &j.statement.risk.prepared {
+                Some(Prepared::Execute(name)) => self.reviews.get_sql(name).cloned(),
+                _ => None,
+            });
+        if let Some(t) = executed {
+            self.start_hold(t, None);
         }
         Ok(())
     }
@@ -223,15 +280,26 @@ impl Judge {
     /// The statement prepared last went to the server as `name`.
     pub fn prepared_as(&mut self, name: &[u8], confirmed: bool) {
         self.log.prepared_as(name, confirmed);
-        self.reviews.prepared_as(name);
+        self.reviews.prepared_as(name, confirmed);
     }
 
     /// An execution of prepared statement `name`: recorded, and held when
-    /// a rule reviews its text.
+    /// a rule reviews its text. One whose name the relay could not read
+    /// (a Bind too large to read whole) is refused where any prepared
+    /// statement is reviewed: it could be that one.
     pub fn executed(&mut self, name: &[u8], parameters: Option<Vec<Option<String>>>) {
+        let unread = name.starts_with(b"\0");
         let review = self.reviews.get(name).cloned();
         let shown = review.as_ref().and(parameters.clone());
         self.durable = self.log.executed(name, parameters);
+        if unread && self.reviews.any() {
+            let refused = refusal(
+                "sqlgate: an execution too large to read cannot be checked against the statements held for approval",
+                "bind fewer or smaller values",
+            );
+            self.durable = Some(Box::pin(async move { Err(refused) }));
+            return;
+        }
         if let Some(t) = review {
             self.start_hold(t, shown);
         }
@@ -325,4 +393,11 @@ fn refusal(message: &str, hint: &str) -> Refusal {
         hint: hint.to_owned(),
         position: 1,
     }
+}
+
+fn too_many() -> Refusal {
+    refusal(
+        "too many prepared statements held for approval in this session",
+        "close prepared statements you no longer use",
+    )
 }

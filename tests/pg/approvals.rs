@@ -352,3 +352,104 @@ async fn each_execution_of_a_prepared_write_is_held_with_its_values() {
         .get(0);
     assert_eq!(n, 2);
 }
+
+/// A reviewed prepared statement stays held whatever follows under its
+/// name: a second Parse of the name that the server refuses, a SQL
+/// `PREPARE` of the name that never runs, then SQL `EXECUTE` and a
+/// protocol Bind of it — both held, both denied, nothing deleted.
+#[tokio::test]
+async fn a_reviewed_prepared_statement_cannot_be_run_around_its_hold() {
+    use crate::support::raw::{error_field, RawClient};
+    use bytes::BytesMut;
+    use postgres_protocol::message::frontend;
+    let server = pg::shared();
+    let direct = table(server, "held_raw").await;
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    let gw = cfg.start().await;
+    let (mut c, _) = RawClient::connect(
+        gw.addr(),
+        &[("user", "agent"), ("database", "app")],
+        AGENT_PW,
+    )
+    .await
+    .unwrap();
+    let parse_sync = |name: &str, sql: &str| {
+        let mut out = BytesMut::new();
+        frontend::parse(name, sql, std::iter::empty(), &mut out).unwrap();
+        frontend::sync(&mut out);
+        out
+    };
+    c.send(&parse_sync("d", "DELETE FROM held_raw")).await;
+    let tags: Vec<u8> = c.until_ready().await.iter().map(|m| m.0).collect();
+    assert_eq!(tags, b"1Z", "preparing is not held");
+    // The server refuses this one (d exists): d stays the DELETE.
+    c.send(&parse_sync("d", "SELECT 1")).await;
+    let answer = c.until_ready().await;
+    assert_eq!(error_field(&answer[0].1, b'C').as_deref(), Some("42P05"));
+    // A PREPARE of d that never runs.
+    c.send(&parse_sync("", "PREPARE d AS SELECT 1")).await;
+    c.until_ready().await;
+    let denied = |answer: &[crate::support::raw::Msg]| {
+        answer.iter().any(|(tag, body)| {
+            *tag == b'E' && error_field(body, b'M').is_some_and(|m| m.contains("denied by alice"))
+        })
+    };
+    // SQL EXECUTE of the protocol-prepared DELETE: held.
+    let mut out = BytesMut::new();
+    frontend::query("EXECUTE d", &mut out).unwrap();
+    c.send(&out).await;
+    let id = pending(&gw).await;
+    assert_eq!(deny(&gw, id, "alice", "no").await.0, 200);
+    let answer = c.until_ready().await;
+    assert!(denied(&answer), "{answer:?}");
+    // A Bind of it: held.
+    let mut out = BytesMut::new();
+    out.extend_from_slice(b"B");
+    let body: &[u8] = b"\0d\0\0\0\0\0\0\0";
+    out.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    out.extend_from_slice(body);
+    frontend::execute("", 0, &mut out).unwrap();
+    frontend::sync(&mut out);
+    c.send(&out).await;
+    let id = pending(&gw).await;
+    assert_eq!(deny(&gw, id, "alice", "no").await.0, 200);
+    let answer = c.until_ready().await;
+    assert!(denied(&answer), "{answer:?}");
+    assert_eq!(rows(&direct, "held_raw").await, 3);
+}
+
+/// A text whose statements two rules review is refused: one rule's
+/// approvers must not approve what another rule asks others for.
+#[tokio::test]
+async fn statements_of_two_reviewing_rules_are_not_approved_together() {
+    let server = pg::shared();
+    let direct = table(server, "held_mixed").await;
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    std::fs::write(
+        cfg.path().join("review2.toml"),
+        "[[rule]]\nname = \"drops\"\nusers = [\"agent\"]\ntargets = [\"*\"]\n\
+         review = [\"ddl.drop\"]\napprovers = [\"dba\"]\napprovals = 2\n",
+    )
+    .unwrap();
+    cfg.toml = cfg.toml.replace(
+        "files = [\"review.toml\"]",
+        "files = [\"review.toml\", \"review2.toml\"]",
+    );
+    let gw = cfg.start().await;
+    let client = connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+    let e = client
+        .batch_execute("DELETE FROM held_mixed WHERE id = 1; DROP TABLE held_mixed")
+        .await
+        .unwrap_err();
+    assert!(
+        e.as_db_error()
+            .unwrap()
+            .message()
+            .contains("reviewed by different rules"),
+        "{e}"
+    );
+    assert_eq!(rows(&direct, "held_mixed").await, 3);
+    assert!(gw.running.approvals.as_ref().unwrap().list().is_empty());
+}

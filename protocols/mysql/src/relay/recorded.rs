@@ -29,7 +29,7 @@ impl Relay<'_> {
                 let id = self.prepared_id(id);
                 self.judge.executed(id, None);
                 if let Some(wait) = self.judge.before_forward() {
-                    if let Err(err) = wait.await {
+                    if let Err(err) = self.watching_client(wait).await? {
                         let seq = self.cbuf[3];
                         self.discard_command().await?;
                         self.send(seq.wrapping_add(1), &err.payload()).await?;
@@ -60,7 +60,7 @@ impl Relay<'_> {
         // An execution that can change anything is durable before it is
         // forwarded; when it cannot be, it is refused here.
         if let Some(wait) = self.judge.before_forward() {
-            if let Err(err) = wait.await {
+            if let Err(err) = self.watching_client(wait).await? {
                 let seq = raw.get(3).copied().unwrap_or(0);
                 self.send(seq.wrapping_add(1), &err.payload()).await?;
                 return Ok(None);
