@@ -44,6 +44,9 @@ mkdir -p "$DEMO"
 export APP_DB_PASSWORD=${APP_DB_PASSWORD:-shop-owner-demo-pw}
 export SQLGATE_AGENT_PASSWORD=${SQLGATE_AGENT_PASSWORD:-agent-demo-pw}
 export SQLGATE_CI_PASSWORD=${SQLGATE_CI_PASSWORD:-ci-demo-pw}
+# The demo's DBA, who approves held statements through the admin API.
+export SQLGATE_DBA_TOKEN=${SQLGATE_DBA_TOKEN:-dba-demo-token-change-me}
+ADMIN_PORT=${DEMO_ADMIN_PORT:-9187}
 if [ ! -d "$DEMO/pgdata" ]; then
   echo "== creating the demo PostgreSQL cluster in demo/pgdata"
   PWFILE=$(mktemp); echo "postgres-demo-pw" >"$PWFILE"
@@ -148,6 +151,14 @@ path = "recordings.db"              # every session recorded (SQLite)
 
 [recording]
 signing_key_file = "audit.key"      # checkpoints signed (sqlgate keygen)
+
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"    # /metrics, /healthz, the approvals API
+
+[[admin.token]]                     # the DBA who approves held statements
+user = "dana"
+groups = ["dba"]
+token_env = "SQLGATE_DBA_TOKEN"
 TOML
 [ -f "$DEMO/audit.key" ] || "$SQLGATE" keygen --out "$DEMO" >/dev/null
 "$SQLGATE" check --config "$DEMO/sqlgate.toml"
@@ -163,8 +174,14 @@ Try: \\dt   SELECT * FROM customers LIMIT 3;   SELECT current_user;
 Emails, national ids and cards come back masked (demo/policies/masking.toml),
 however the query is written:   SELECT lower(email) || '' FROM customers;
 The example policy (demo/policies/agents.toml) lets "agent" read; its writes
-need approval and DDL is refused:   DELETE FROM orders;   DROP TABLE orders;
-"ci" (password $SQLGATE_CI_PASSWORD) may migrate; its DROP is held for review.
+wait for a DBA's approval and DDL is refused:   DELETE FROM orders WHERE id = 1;
+psql shows "held for approval #1" and waits; from another terminal, as the DBA:
+
+  SQLGATE_ADMIN_TOKEN=$SQLGATE_DBA_TOKEN $SQLGATE approvals list --admin-url http://127.0.0.1:$ADMIN_PORT
+  SQLGATE_ADMIN_TOKEN=$SQLGATE_DBA_TOKEN $SQLGATE approvals approve 1 --admin-url http://127.0.0.1:$ADMIN_PORT
+  (or: approvals deny 1 --reason "not today")
+
+"ci" (password $SQLGATE_CI_PASSWORD) may migrate; its DROP waits for two DBAs.
 See how a statement is judged without running it:
 
   $SQLGATE explain --config $DEMO/sqlgate.toml --user agent --target shop "DELETE FROM orders"

@@ -890,7 +890,7 @@ impl SessionPolicy {
                 match decision.verdict {
                     Verdict::Review => (
                         format!("{which} requires approval: {tag} by {by}"),
-                        "approvals are not available yet: ask a reviewer to run it, or a DBA to change the policy".to_owned(),
+                        "nobody can approve it here (the rule names no approvers, or the gateway's [admin] has no tokens): ask a DBA".to_owned(),
                     ),
                     _ => (
                         format!("permission denied by sqlgate policy: {tag} by {by}"),
