@@ -107,7 +107,7 @@ impl Client {
             let _ = writeln!(
                 out,
                 "{:>5}  {:<10} {:<12} {:<12} {:<16} {}{}",
-                r["id"],
+                r["id"].as_u64().unwrap_or(0),
                 r["state"]["state"].as_str().unwrap_or("?"),
                 r["requester"]["user"].as_str().unwrap_or("?"),
                 r["target"].as_str().unwrap_or("?"),
