@@ -55,7 +55,7 @@ pub fn hold(
             event(
                 &State::Withdrawn { why: String::new() },
                 Vec::new(),
-                Some("the client left while it was held".to_owned()),
+                Some("the client left or cancelled while it was held".to_owned()),
             ),
         )
     }));

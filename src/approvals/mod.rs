@@ -421,7 +421,7 @@ impl Drop for Held {
         self.approvals.end(
             self.id,
             State::Withdrawn {
-                why: "the client left while it was held".to_owned(),
+                why: "the client left or cancelled while it was held".to_owned(),
             },
         );
     }

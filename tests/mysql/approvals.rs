@@ -82,3 +82,70 @@ async fn a_held_write_runs_when_approved_and_fails_when_denied() {
     assert_eq!(n, Some(2));
     direct.query_drop("DROP TABLE app.held_my").await.unwrap();
 }
+
+/// `KILL QUERY` of a session whose statement is held withdraws it: the
+/// statement fails as interrupted (1317), nothing runs, and a client that
+/// leaves while held withdraws its request too.
+#[tokio::test]
+async fn kill_query_or_leaving_withdraws_a_held_statement() {
+    let my = mariadb::shared();
+    let mut direct = Conn::new(Opts::from_url(&my.direct_url()).unwrap())
+        .await
+        .unwrap();
+    direct
+        .query_drop(
+            "DROP TABLE IF EXISTS app.held_kill; CREATE TABLE app.held_kill (id int primary key); \
+             INSERT INTO app.held_kill VALUES (1), (2)",
+        )
+        .await
+        .unwrap();
+    let mut cfg = TestConfig::mysql(my);
+    approvals::configure(&mut cfg, "");
+    let gw = cfg.start().await;
+    let url = gw.mysql_url("agent", AGENT_PW, "app");
+    let mut agent = Conn::new(Opts::from_url(&url).unwrap()).await.unwrap();
+    let gateway_id = agent.id();
+    let held = tokio::spawn(async move {
+        let r = agent.query_drop("DELETE FROM held_kill").await;
+        (agent, r)
+    });
+    let id = pending(&gw).await;
+    let mut killer = Conn::new(Opts::from_url(&url).unwrap()).await.unwrap();
+    killer
+        .query_drop(format!("KILL QUERY {gateway_id}"))
+        .await
+        .unwrap();
+    let (agent, r) = held.await.unwrap();
+    match r.unwrap_err() {
+        mysql_async::Error::Server(e) => assert_eq!(e.code, 1317, "{}", e.message),
+        e => panic!("{e}"),
+    }
+    assert_eq!(
+        crate::support::approvals::settled(&gw, id).await,
+        "withdrawn"
+    );
+    assert_eq!(approve(&gw, id, "alice").await.0, 409);
+    // A client that leaves while held withdraws its request.
+    drop(agent);
+    let mut leaving = Conn::new(Opts::from_url(&url).unwrap()).await.unwrap();
+    let held = tokio::spawn(async move {
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            leaving.query_drop("DELETE FROM held_kill"),
+        )
+        .await;
+    });
+    let id = pending(&gw).await;
+    held.abort();
+    let _ = held.await;
+    assert_eq!(
+        crate::support::approvals::settled(&gw, id).await,
+        "withdrawn"
+    );
+    let n: Option<i64> = direct
+        .query_first("SELECT COUNT(*) FROM app.held_kill")
+        .await
+        .unwrap();
+    assert_eq!(n, Some(2));
+    direct.query_drop("DROP TABLE app.held_kill").await.unwrap();
+}

@@ -453,3 +453,59 @@ async fn statements_of_two_reviewing_rules_are_not_approved_together() {
     assert_eq!(rows(&direct, "held_mixed").await, 3);
     assert!(gw.running.approvals.as_ref().unwrap().list().is_empty());
 }
+
+/// A gateway that stops while a statement is held: the client's session
+/// ends with the shutdown error, the request is withdrawn (and recorded
+/// so), and nothing runs.
+#[tokio::test]
+async fn a_gateway_that_stops_withdraws_what_it_holds() {
+    let server = pg::shared();
+    let direct = table(server, "held_stop").await;
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    let gw = cfg.start().await;
+    let client = connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+    let held = tokio::spawn(async move { client.batch_execute("DELETE FROM held_stop").await });
+    let id = pending(&gw).await;
+    gw.running.shutdown.cancel();
+    let e = held.await.unwrap().unwrap_err();
+    assert!(
+        e.as_db_error().is_some_and(|d| d.code().code() == "57P01") || e.is_closed(),
+        "{e}"
+    );
+    assert_eq!(settled(&gw, id).await, "withdrawn");
+    assert_eq!(rows(&direct, "held_stop").await, 3);
+}
+
+/// A CancelRequest withdraws a held statement: the client gets 57014 as
+/// for any cancelled statement, the request is withdrawn, nothing runs,
+/// and the session goes on.
+#[tokio::test]
+async fn a_cancel_withdraws_a_held_statement() {
+    let server = pg::shared();
+    let direct = table(server, "held_cancel").await;
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    let gw = cfg.start().await;
+    let client = std::sync::Arc::new(connect(&gw.conn_str("agent", AGENT_PW, "app")).await);
+    let token = client.cancel_token();
+    let c = client.clone();
+    let held = tokio::spawn(async move { c.batch_execute("DELETE FROM held_cancel").await });
+    let id = pending(&gw).await;
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let e = held.await.unwrap().unwrap_err();
+    assert_eq!(
+        e.as_db_error().map(|d| d.code().code()),
+        Some("57014"),
+        "{e}"
+    );
+    assert_eq!(settled(&gw, id).await, "withdrawn");
+    assert_eq!(approve(&gw, id, "alice").await.0, 409);
+    assert_eq!(rows(&direct, "held_cancel").await, 3);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM held_cancel", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+}

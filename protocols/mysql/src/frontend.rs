@@ -221,8 +221,15 @@ impl Gateway {
         }
         tracing::info!(session = id, user = %session.user, target_name = %session.target, %peer, tls = session.tls, protocol = "mysql", "session started");
         let thread = lease.conn().thread_id;
-        self.kills
-            .register(id, lease.pool().clone(), thread, &session.user, auth.key);
+        let held = Arc::new(tokio::sync::Notify::new());
+        self.kills.register(
+            id,
+            lease.pool().clone(),
+            thread,
+            &session.user,
+            auth.key,
+            held.clone(),
+        );
         let pool = lease.pool().clone();
         let mut judge = judge;
         let outcomes = judge.outcomes();
@@ -256,6 +263,7 @@ impl Gateway {
             judge,
             limits: self.config.limits,
             kills: &self.kills,
+            held,
             pool: &pool,
             masks: Default::default(),
         };

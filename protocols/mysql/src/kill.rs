@@ -25,6 +25,7 @@ struct Entry {
     thread: u32,
     user: String,
     key: ConnKey,
+    held: Arc<tokio::sync::Notify>,
 }
 
 /// Where a KILL lands: a session's server thread, on its target.
@@ -36,6 +37,9 @@ pub struct Target {
     pub thread: u32,
     /// How connections to it are made (for a KILL sent from elsewhere).
     pub key: ConnKey,
+    /// Woken by the KILL: the session withdraws a statement it holds
+    /// (one held for approval has not reached the server).
+    pub held: Arc<tokio::sync::Notify>,
 }
 
 /// The server thread behind each live session, and whose it is.
@@ -58,7 +62,15 @@ impl KillRegistry {
 
     /// Registers (or, after COM_CHANGE_USER, updates) a session: its
     /// server thread and its gateway user.
-    pub fn register(&self, id: u32, pool: Arc<Pool>, thread: u32, user: &str, key: ConnKey) {
+    pub fn register(
+        &self,
+        id: u32,
+        pool: Arc<Pool>,
+        thread: u32,
+        user: &str,
+        key: ConnKey,
+        held: Arc<tokio::sync::Notify>,
+    ) {
         self.lock().insert(
             id,
             Entry {
@@ -66,6 +78,7 @@ impl KillRegistry {
                 thread,
                 user: user.to_owned(),
                 key,
+                held,
             },
         );
     }
@@ -92,6 +105,7 @@ impl KillRegistry {
             pool: e.pool.clone(),
             thread: e.thread,
             key: e.key,
+            held: e.held.clone(),
         };
         if let Some(e) = sessions.get(&id).filter(|e| e.user == user) {
             return Some(target(e));

@@ -83,6 +83,8 @@ pub struct Relay<'a> {
     pub limits: RelayLimits,
     /// Gateway connection ids → server threads, for KILL.
     pub kills: &'a KillRegistry,
+    /// Woken by a KILL of this session: a held statement is withdrawn.
+    pub held: Arc<tokio::sync::Notify>,
     /// This session's pool (KILL reaches threads of the same target).
     pub pool: &'a Arc<Pool>,
     /// Masking state (start with `Default`).
@@ -210,17 +212,27 @@ impl Relay<'_> {
 
     /// Awaits `wait` while watching the client: one that leaves ends the
     /// session and drops the wait (a statement held for approval is
-    /// withdrawn). Bytes it sends meanwhile are kept, up to a bound.
-    async fn watching_client<T>(
+    /// withdrawn), as does a KILL of this session (the statement fails as
+    /// an interrupted one). Bytes the client sends meanwhile are kept, up
+    /// to a bound.
+    async fn watching_client(
         &mut self,
-        wait: impl std::future::Future<Output = T>,
-    ) -> Result<T, Side> {
-        tokio::pin!(wait);
+        wait: crate::hooks::BeforeForward<ClientError>,
+    ) -> Result<Result<(), ClientError>, Side> {
+        let mut wait = wait;
         let bound = self.limits.max_statement_len.saturating_add(HEADER_LEN);
+        let held = self.held.clone();
         loop {
             self.cbuf.reserve(1024);
             tokio::select! {
                 r = &mut wait => return Ok(r),
+                _ = held.notified() => {
+                    return Ok(Err(ClientError::new(
+                        1317,
+                        b"70100",
+                        "Query execution was interrupted (sqlgate: withdrawn before it ran)",
+                    )))
+                }
                 n = self.client.io.read_buf(&mut self.cbuf), if self.cbuf.len() < bound => match n {
                     Ok(0) => return Err(Side::Client(ProtocolError::Truncated)),
                     Ok(_) => {}
@@ -783,6 +795,7 @@ impl Relay<'_> {
             self.server.thread_id,
             &self.session.user,
             self.server.key,
+            self.held.clone(),
         );
         self.report_traffic();
         self.judge.ended("change user");

@@ -35,6 +35,9 @@ struct Entry {
     secret: [u8; 4],
     pool: Arc<Pool>,
     key: BackendKey,
+    /// Woken by a valid cancel: the session withdraws a statement it
+    /// holds (one held for approval has not reached the server).
+    held: Arc<tokio::sync::Notify>,
 }
 
 /// Live sessions' cancel keys, by session.
@@ -64,6 +67,7 @@ impl CancelRegistry {
         secret: [u8; 4],
         pool: Arc<Pool>,
         key: BackendKey,
+        held: Arc<tokio::sync::Notify>,
     ) {
         self.lock().insert(
             id.0,
@@ -72,6 +76,7 @@ impl CancelRegistry {
                 secret,
                 pool,
                 key,
+                held,
             },
         );
     }
@@ -92,10 +97,12 @@ impl CancelRegistry {
                 .values()
                 .filter(|e| e.pid == pid)
                 .find(|e| bool::from(e.secret.ct_eq(secret)))
-                .map(|e| (e.pool.clone(), e.key.clone()))
+                .map(|e| (e.pool.clone(), e.key.clone(), e.held.clone()))
         };
         match found {
-            Some((pool, key)) => {
+            Some((pool, key, held)) => {
+                // Only a wait under way now is withdrawn (no permit kept).
+                held.notify_waiters();
                 tracing::info!(session = pid, target_name = %pool.connector().backend().target, "forwarding cancel request");
                 if let Err(e) = cancel(pool.connector().backend(), &key).await {
                     tracing::warn!(session = pid, error = %e, "cancel request failed");

@@ -183,9 +183,16 @@ impl Gateway {
             pool::release(lease, status, false).await;
             return;
         }
+        let held = Arc::new(tokio::sync::Notify::new());
         if let Some(key) = lease.conn().key().cloned() {
-            self.cancels
-                .register(info.id, pid, secret, lease.pool().clone(), key);
+            self.cancels.register(
+                info.id,
+                pid,
+                secret,
+                lease.pool().clone(),
+                key,
+                held.clone(),
+            );
         }
         let application = startup
             .params
@@ -201,7 +208,10 @@ impl Gateway {
             &info.user,
             judge.as_mut(),
             self.config.limits,
-            &shutdown,
+            relay::Signals {
+                shutdown: &shutdown,
+                cancel: held,
+            },
         )
         .await;
         self.cancels.unregister(info.id);

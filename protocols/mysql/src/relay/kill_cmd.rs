@@ -41,6 +41,9 @@ impl Relay<'_> {
                 return Ok(true);
             }
         };
+        // A statement the session holds (for approval) never reached the
+        // server: it is withdrawn there.
+        target.held.notify_waiters();
         let mut payload = vec![command::QUERY];
         payload.extend_from_slice(sql.as_bytes());
         if Arc::ptr_eq(&target.pool, self.pool) {

@@ -74,6 +74,14 @@ pub struct RelayOutcome {
     pub last_was_error: bool,
 }
 
+/// What reaches a session's relay from outside it.
+pub struct Signals<'a> {
+    /// The gateway is shutting down.
+    pub shutdown: &'a CancellationToken,
+    /// The client's CancelRequest (from `cancel::CancelRegistry`).
+    pub cancel: std::sync::Arc<Notify>,
+}
+
 /// Runs a session until either side ends it.
 pub async fn run(
     client: &mut ClientStream,
@@ -82,8 +90,9 @@ pub async fn run(
     user: &str,
     hooks: &mut dyn SessionHooks,
     limits: RelayLimits,
-    shutdown: &CancellationToken,
+    signals: Signals<'_>,
 ) -> RelayOutcome {
+    let shutdown = signals.shutdown;
     let masking = hooks.masking();
     let sink = hooks.outcomes();
     let sink_for_traffic = sink.clone();
@@ -104,6 +113,7 @@ pub async fn run(
         room: Notify::new(),
         notices: Mutex::new(Vec::new()),
         notice: Notify::new(),
+        cancel: signals.cancel,
     };
     let BackendConn {
         stream,

@@ -69,6 +69,9 @@ pub(super) struct Shared {
     pub notices: Mutex<Vec<bytes::BytesMut>>,
     /// A notice was queued.
     pub notice: Notify,
+    /// The client's CancelRequest: a statement held before it is
+    /// forwarded is withdrawn.
+    pub cancel: std::sync::Arc<Notify>,
 }
 
 impl Shared {

@@ -60,6 +60,7 @@ fn shared() -> Shared {
         room: Notify::new(),
         notices: Mutex::new(Vec::new()),
         notice: Notify::new(),
+        cancel: std::sync::Arc::new(Notify::new()),
     }
 }
 

@@ -143,10 +143,13 @@ impl<'a> Upstream<'a> {
                     // that leaves withdraws what waits (a statement held
                     // for approval).
                     let bound = self.limits.max_statement_len.saturating_add(READ_CHUNK);
+                    let cancel = self.shared.cancel.clone();
                     let waited = loop {
                         buf.reserve(READ_CHUNK);
                         tokio::select! {
                             r = &mut wait => break r,
+                            // A cancel withdraws what waits: dropped here.
+                            _ = cancel.notified() => break Err(cancelled()),
                             n = rd.read_buf(buf), if buf.len() < bound => match n {
                                 Ok(0) => return RelayEnd::ClientGone,
                                 Ok(n) => self.received += n as u64,
@@ -540,4 +543,14 @@ fn unnamed(tag: u8, body: &[u8]) -> Sent {
             name: Vec::new(),
         },
     }
+}
+
+/// What a client whose CancelRequest withdrew a waiting statement gets:
+/// what PostgreSQL answers a cancelled statement.
+fn cancelled() -> ClientError {
+    ClientError::error(
+        crate::messages::error_response::SqlState(*b"57014"),
+        "canceling statement due to user request",
+    )
+    .with_detail("sqlgate: the statement was withdrawn before it ran")
 }
