@@ -237,6 +237,9 @@ fn describe(r: &Value) -> String {
                 .collect();
             let _ = writeln!(out, "  parameters: {}", values.join(", "));
         }
+        if let Some(reach) = s["reach"].as_str() {
+            let _ = writeln!(out, "  reach: {}", printable(reach));
+        }
         if s["parameters_withheld"].as_bool() == Some(true) {
             let _ = writeln!(
                 out,

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio::sync::watch;
 
+pub mod blast;
 pub mod cli;
 pub mod hold;
 pub mod settings;
@@ -54,6 +55,10 @@ pub struct HeldStatement {
     /// (a key, a password, a token).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub parameters_withheld: bool,
+    /// How far it reaches (the planner's row estimate of an UPDATE or
+    /// DELETE), once asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reach: Option<String>,
 }
 
 /// What a request asks to run, and for whom.
@@ -301,6 +306,18 @@ impl Approvals {
             reason: reason.trim().to_owned(),
         });
         Ok(r.view.clone())
+    }
+
+    /// Statement `index` of request `id` reaches this far.
+    pub fn set_reach(&self, id: u64, index: usize, reach: String) {
+        if let Some(s) = self
+            .registry()
+            .requests
+            .get_mut(&id)
+            .and_then(|r| r.view.ask.statements.get_mut(index))
+        {
+            s.reach = Some(reach);
+        }
     }
 
     /// Ends request `id` as `state` if it is still pending.

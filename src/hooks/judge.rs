@@ -22,6 +22,8 @@ use crate::store::SessionStart;
 pub(super) struct Seat<'a> {
     pub recorder: Option<&'a Recorder>,
     pub approvals: Option<&'a Approvals>,
+    /// Where a held statement's reach is estimated (its target).
+    pub estimator: Option<approvals::blast::Estimator>,
     pub peer: std::net::SocketAddr,
     pub tls: bool,
 }
@@ -46,6 +48,7 @@ pub(super) struct Judge {
     /// The client's application name, once known.
     pub application: Option<String>,
     approvals: Option<Approvals>,
+    estimator: Option<approvals::blast::Estimator>,
     /// What the client is told as its text's hold begins.
     pub notice: Option<approvals::hold::Notice>,
     /// Reviewed prepared statements, held at each execution.
@@ -96,6 +99,7 @@ impl Judge {
             peer: seat.peer,
             application: None,
             approvals: seat.approvals.cloned(),
+            estimator: seat.estimator,
             notice: None,
             reviews: PreparedReviews::default(),
         }
@@ -160,6 +164,21 @@ impl Judge {
                 reviewed: j.decision.verdict == Verdict::Review,
                 parameters: None,
                 parameters_withheld: false,
+                reach: None,
+            })
+            .collect();
+        let estimable = judged
+            .iter()
+            .map(|j| {
+                let tags: Vec<String> = j.tags.iter().map(|t| t.name().to_owned()).collect();
+                let excerpt = j.statement.excerpt(&text);
+                // (Not one whose text is scrubbed: the server's answer
+                // could quote what approvers must not see.)
+                let clear = crate::recording::shown_text(self.dialect, excerpt, j.tags) == excerpt;
+                (j.decision.verdict == Verdict::Review
+                    && clear
+                    && approvals::blast::estimable(&tags))
+                .then(|| excerpt.to_owned())
             })
             .collect();
         Ok(Some(Template {
@@ -167,6 +186,7 @@ impl Judge {
             rule,
             review,
             secret_parameters: crate::recording::may_bind_a_secret(&text),
+            estimable,
         }))
     }
 
@@ -204,6 +224,17 @@ impl Judge {
         };
         let notice = approvals::hold::Notice::of(&ask);
         let hold = approvals::hold::hold(approvals, ask, self.durable.take(), self.log.handle());
+        // Its reach, asked on the side (the decision need not wait for it).
+        if let Some(estimator) = &self.estimator {
+            for (index, statement) in t.estimable.into_iter().enumerate() {
+                let Some(statement) = statement else { continue };
+                let (estimator, approvals, id) = (estimator.clone(), approvals.clone(), hold.id);
+                tokio::spawn(async move {
+                    let reach = estimator.estimate(&statement).await;
+                    approvals.set_reach(id, index, reach);
+                });
+            }
+        }
         tracing::info!(
             target: POLICY_LOG,
             session = self.session,

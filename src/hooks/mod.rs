@@ -126,6 +126,10 @@ impl Hooks for PgHooks {
             Seat {
                 recorder: self.recorder.as_ref(),
                 approvals: self.approvals.as_ref(),
+                estimator: self
+                    .pools
+                    .get(&session.target)
+                    .map(|p| crate::approvals::blast::Estimator::Postgres(p.clone())),
                 peer: session.peer,
                 tls: session.tls,
             },
@@ -495,6 +499,10 @@ impl sqlgate_mysql::Hooks for MysqlHooks {
             Seat {
                 recorder: self.recorder.as_ref(),
                 approvals: self.approvals.as_ref(),
+                estimator: self
+                    .pools
+                    .get(&session.target)
+                    .map(|p| crate::approvals::blast::Estimator::Mysql(p.clone())),
                 peer: session.peer,
                 tls: session.tls,
             },

@@ -509,3 +509,55 @@ async fn a_cancel_withdraws_a_held_statement() {
         .get(0);
     assert_eq!(n, 3);
 }
+
+/// The approver sees how far a DELETE reaches, from the planner and
+/// without running it: 10,000 of 1,000,000 rows estimated within the
+/// planner's usual error.
+#[tokio::test]
+async fn the_approver_sees_the_planners_estimate_of_the_rows_a_delete_touches() {
+    let server = pg::shared();
+    let direct = connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS blast_big; CREATE TABLE blast_big (id int primary key, grp int); \
+             INSERT INTO blast_big SELECT i, i % 100 FROM generate_series(1, 1000000) i; \
+             ANALYZE blast_big; GRANT ALL ON blast_big TO app_owner",
+        )
+        .await
+        .unwrap();
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    let gw = cfg.start().await;
+    let client = connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+    let held = tokio::spawn(async move {
+        client
+            .batch_execute("DELETE FROM blast_big WHERE grp = 7")
+            .await
+    });
+    let id = pending(&gw).await;
+    let approvals = gw.running.approvals.clone().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let reach = loop {
+        if let Some(r) = approvals.get(id).unwrap().ask.statements[0].reach.clone() {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "no estimate");
+        tokio::task::yield_now().await;
+    };
+    let n: u64 = reach
+        .strip_prefix("about ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{reach}"));
+    assert!((5_000..=20_000).contains(&n), "{reach}");
+    assert!(
+        reach.ends_with("rows changed (planner estimate)"),
+        "{reach}"
+    );
+    // Nothing ran to estimate it.
+    assert_eq!(rows(&direct, "blast_big").await, 1_000_000);
+    assert_eq!(deny(&gw, id, "alice", "too many").await.0, 200);
+    assert!(held.await.unwrap().is_err());
+    assert_eq!(rows(&direct, "blast_big").await, 1_000_000);
+    direct.batch_execute("DROP TABLE blast_big").await.unwrap();
+}

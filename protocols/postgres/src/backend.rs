@@ -356,6 +356,27 @@ impl BackendConn {
         Ok((rows, outcome))
     }
 
+    /// Runs exactly one statement through the extended protocol (a Parse
+    /// holds one statement: nothing a text could carry after it runs),
+    /// its rows as text. For the gateway's own questions about a
+    /// client's statement (its planner estimate).
+    pub async fn query_one_statement(
+        &mut self,
+        sql: &str,
+    ) -> Result<(Vec<Vec<Option<String>>>, QueryOutcome), BackendError> {
+        frontend::parse("", sql, std::iter::empty(), &mut self.wbuf)?;
+        // Bind: unnamed portal and statement, no formats, no values, text
+        // results.
+        self.wbuf
+            .extend_from_slice(&[b'B', 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0]);
+        frontend::execute("", 0, &mut self.wbuf)?;
+        frontend::sync(&mut self.wbuf);
+        self.flush().await?;
+        let mut rows = Vec::new();
+        let outcome = self.read_until_ready_with(&mut rows).await?;
+        Ok((rows, outcome))
+    }
+
     async fn read_until_ready(&mut self) -> Result<QueryOutcome, BackendError> {
         self.read_until_ready_with(&mut Vec::new()).await
     }
