@@ -163,7 +163,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     }
     let mut admin_addr = None;
     if let Some(admin) = &config.admin {
-        let metrics = Arc::new(crate::admin::metrics::Metrics::new(recorder.clone()));
+        let metrics = Arc::new(
+            crate::admin::metrics::Metrics::new(recorder.clone()).with_approvals(approvals.clone()),
+        );
         let api = crate::admin::api::Api {
             admin: Arc::new(admin.clone()),
             approvals: approvals.clone(),

@@ -1,5 +1,6 @@
 //! What `/metrics` reports, read when it is scraped: the recording
-//! store's health and the records it could not take. Counters live where
+//! store's health and the records it could not take, and statements
+//! held for approval (pending, how they ended, how long they waited). Counters live where
 //! they are counted (the recorder); this module only reads them.
 //!
 //! It must never report a value from a record: counts only.
@@ -15,12 +16,22 @@ use crate::store::writer::Recorder;
 #[derive(Debug, Default)]
 pub struct Metrics {
     recorder: Option<Recorder>,
+    approvals: Option<crate::approvals::Approvals>,
 }
 
 impl Metrics {
     /// Metrics of a gateway recording with `recorder` (if at all).
     pub fn new(recorder: Option<Recorder>) -> Self {
-        Metrics { recorder }
+        Metrics {
+            recorder,
+            approvals: None,
+        }
+    }
+
+    /// And of its held statements.
+    pub fn with_approvals(mut self, approvals: Option<crate::approvals::Approvals>) -> Self {
+        self.approvals = approvals;
+        self
     }
 
     /// The OpenMetrics text of the current values.
@@ -58,6 +69,39 @@ impl Metrics {
                 "recording_queued_bytes",
                 "Bytes of records waiting for the store",
                 ConstGauge::new(s.queued_bytes as i64),
+            );
+        }
+        if let Some(a) = &self.approvals {
+            let c = a.counts();
+            registry.register(
+                "approvals_pending",
+                "Statements held for approval now",
+                ConstGauge::new(c.pending as i64),
+            );
+            for (name, help, n) in [
+                (
+                    "approvals_approved",
+                    "Held statements approved (and run)",
+                    c.approved,
+                ),
+                ("approvals_denied", "Held statements denied", c.denied),
+                (
+                    "approvals_expired",
+                    "Held statements nobody decided in time",
+                    c.expired,
+                ),
+                (
+                    "approvals_withdrawn",
+                    "Held statements withdrawn (client left or cancelled, gateway stopped)",
+                    c.withdrawn,
+                ),
+            ] {
+                registry.register(name, help, ConstCounter::new(n));
+            }
+            registry.register(
+                "approval_wait_seconds",
+                "How long held statements waited for their end",
+                a.wait_histogram(),
             );
         }
         let mut out = String::new();

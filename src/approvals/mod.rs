@@ -189,9 +189,37 @@ struct Request {
 }
 
 /// Every request of this gateway; cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Approvals {
     inner: Arc<Mutex<Registry>>,
+    /// How long requests waited for their end, in seconds (for metrics).
+    wait: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for Approvals {
+    fn default() -> Self {
+        Approvals {
+            inner: Arc::default(),
+            wait: prometheus_client::metrics::histogram::Histogram::new(
+                [1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0].into_iter(),
+            ),
+        }
+    }
+}
+
+/// Requests by how they ended, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Pending now.
+    pub pending: u64,
+    /// Approved (and so run).
+    pub approved: u64,
+    /// Denied.
+    pub denied: u64,
+    /// Expired undecided.
+    pub expired: u64,
+    /// Withdrawn (the client left or cancelled, the gateway stopped).
+    pub withdrawn: u64,
 }
 
 impl std::fmt::Debug for Approvals {
@@ -204,6 +232,8 @@ impl std::fmt::Debug for Approvals {
 struct Registry {
     next: u64,
     requests: BTreeMap<u64, Request>,
+    /// Ended requests by state (kept when the requests are forgotten).
+    ended: Counts,
 }
 
 fn now_us() -> i64 {
@@ -285,6 +315,11 @@ impl Approvals {
         });
         if r.view.approvals.len() >= r.view.ask.review.approvals as usize {
             r.set(State::Approved);
+            let view = r.view.clone();
+            reg.ended.approved += 1;
+            drop(reg);
+            self.observe(&view);
+            return Ok(view);
         }
         Ok(r.view.clone())
     }
@@ -305,7 +340,11 @@ impl Approvals {
             by: who.user.clone(),
             reason: reason.trim().to_owned(),
         });
-        Ok(r.view.clone())
+        let view = r.view.clone();
+        reg.ended.denied += 1;
+        drop(reg);
+        self.observe(&view);
+        Ok(view)
     }
 
     /// Statement `index` of request `id` reaches this far.
@@ -322,11 +361,47 @@ impl Approvals {
 
     /// Ends request `id` as `state` if it is still pending.
     fn end(&self, id: u64, state: State) {
-        if let Some(r) = self.registry().requests.get_mut(&id) {
-            if r.view.state == State::Pending {
-                r.set(state);
-            }
+        let mut reg = self.registry();
+        let Some(r) = reg.requests.get_mut(&id) else {
+            return;
+        };
+        if r.view.state != State::Pending {
+            return;
         }
+        let expired = state == State::Expired;
+        r.set(state);
+        let view = r.view.clone();
+        if expired {
+            reg.ended.expired += 1;
+        } else {
+            reg.ended.withdrawn += 1;
+        }
+        drop(reg);
+        self.observe(&view);
+    }
+
+    /// How long an ended request waited.
+    fn observe(&self, view: &RequestView) {
+        let waited = (now_us() - view.created_us).max(0) as f64 / 1e6;
+        self.wait.observe(waited);
+    }
+
+    /// Requests pending and ended, for metrics.
+    pub fn counts(&self) -> Counts {
+        let reg = self.registry();
+        Counts {
+            pending: reg
+                .requests
+                .values()
+                .filter(|r| r.view.state == State::Pending)
+                .count() as u64,
+            ..reg.ended
+        }
+    }
+
+    /// The wait-time histogram (shared: metrics register it).
+    pub fn wait_histogram(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.wait.clone()
     }
 
     /// Requests pending now.

@@ -24,6 +24,20 @@ async fn table(server: &pg::PgServer, name: &str) -> tokio_postgres::Client {
     direct
 }
 
+/// The admin listener's `/metrics`.
+async fn metrics(gw: &crate::support::gateway::Gateway) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(gw.running.admin_addr.unwrap())
+        .await
+        .unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: sqlgate\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).await.unwrap();
+    out
+}
+
 async fn rows(direct: &tokio_postgres::Client, name: &str) -> i64 {
     direct
         .query_one(&format!("SELECT count(*) FROM {name}"), &[])
@@ -216,6 +230,16 @@ async fn a_denied_statement_fails_with_the_reason_and_never_runs() {
         .unwrap()
         .get(0);
     assert_eq!(changed, 0);
+    // /metrics counts it.
+    let metrics = metrics(&gw).await;
+    for line in [
+        "sqlgate_approvals_pending 0",
+        "sqlgate_approvals_denied_total 1",
+        "sqlgate_approvals_approved_total 0",
+        "sqlgate_approval_wait_seconds_count 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
     // The session goes on.
     let n: i64 = client
         .query_one("SELECT count(*) FROM held_deny", &[])
