@@ -200,9 +200,9 @@ impl Default for Approvals {
     fn default() -> Self {
         Approvals {
             inner: Arc::default(),
-            wait: prometheus_client::metrics::histogram::Histogram::new(
-                [1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0].into_iter(),
-            ),
+            wait: prometheus_client::metrics::histogram::Histogram::new([
+                1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0,
+            ]),
         }
     }
 }
