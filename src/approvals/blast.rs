@@ -35,6 +35,63 @@ impl std::fmt::Debug for Estimator {
     }
 }
 
+/// The lock PostgreSQL takes for a DDL statement, and the table it
+/// takes it on (from the statement itself: no server asked).
+pub fn pg_lock(statement: &sqlparser::ast::Statement) -> Option<(&'static str, Option<String>)> {
+    use sqlparser::ast::{AlterTableOperation as A, ObjectType, Statement as S, TableConstraint};
+    const AX: &str = "ACCESS EXCLUSIVE";
+    Some(match statement {
+        S::Truncate(t) => (AX, t.table_names.first().map(|n| n.name.to_string())),
+        S::Drop {
+            object_type: ObjectType::Table,
+            names,
+            ..
+        } => (AX, names.first().map(ToString::to_string)),
+        S::Drop { .. } => (AX, None),
+        S::AlterTable(at) => {
+            let lock = if at.operations.iter().all(|op| {
+                matches!(
+                    op,
+                    A::AddConstraint {
+                        constraint: TableConstraint::ForeignKey(_),
+                        ..
+                    }
+                )
+            }) {
+                "SHARE ROW EXCLUSIVE"
+            } else if at
+                .operations
+                .iter()
+                .all(|op| matches!(op, A::ValidateConstraint { .. }))
+            {
+                "SHARE UPDATE EXCLUSIVE"
+            } else {
+                AX
+            };
+            (lock, Some(at.name.to_string()))
+        }
+        S::CreateIndex(ci) => (
+            if ci.concurrently {
+                "SHARE UPDATE EXCLUSIVE"
+            } else {
+                "SHARE"
+            },
+            Some(ci.table_name.to_string()),
+        ),
+        _ => return None,
+    })
+}
+
+/// What each lock stops while it is held.
+fn blocks(lock: &str) -> &'static str {
+    match lock {
+        "ACCESS EXCLUSIVE" => "every read and write of the table waits",
+        "SHARE" => "writes to the table wait",
+        "SHARE ROW EXCLUSIVE" => "writes to the table wait",
+        _ => "reads and writes go on; other DDL waits",
+    }
+}
+
 /// Whether a statement with these tags gets a row estimate.
 pub fn estimable(tags: &[String]) -> bool {
     tags.iter()
@@ -42,6 +99,29 @@ pub fn estimable(tags: &[String]) -> bool {
 }
 
 impl Estimator {
+    /// The reach of a PostgreSQL DDL statement: its lock, and the size
+    /// and row estimate of its table (asked as one statement).
+    pub async fn ddl(&self, lock: &str, table: Option<&str>, rewrites: bool) -> String {
+        let mut said = format!("takes {lock} ({})", blocks(lock));
+        if rewrites {
+            said.push_str("; rewrites or scans the whole table");
+        }
+        let (Estimator::Postgres(pool), Some(table)) = (self, table) else {
+            return said;
+        };
+        match tokio::time::timeout(ESTIMATE_TIMEOUT, table_size(pool, table)).await {
+            Ok(Ok((rows, bytes))) => {
+                said.push_str(&format!(
+                    "; the table holds about {rows} rows, {} MiB",
+                    bytes / (1 << 20)
+                ));
+            }
+            Ok(Err(why)) => said.push_str(&format!("; size unavailable: {why}")),
+            Err(_) => said.push_str("; size unavailable: no answer in time"),
+        }
+        said
+    }
+
     /// The estimate of `statement` (the client's text of one statement),
     /// in words: "about N rows (planner estimate)" or why there is none.
     pub async fn estimate(&self, statement: &str) -> String {
@@ -96,6 +176,35 @@ async fn postgres(pool: &Arc<sqlgate_postgres::Pool>, statement: &str) -> Result
     modified_rows(&plan[0]["Plan"])
         .map(|n| said_rows(n, "changed"))
         .ok_or_else(|| "no ModifyTable node in the plan".to_owned())
+}
+
+/// A table's row estimate and total size on disk.
+async fn table_size(pool: &Arc<sqlgate_postgres::Pool>, table: &str) -> Result<(i64, i64), String> {
+    // The name as a string literal (quotes doubled), resolved by the
+    // server; one statement in one Parse.
+    let name = table.replace('\'', "''");
+    let sql = format!(
+        "SELECT c.reltuples::bigint, pg_catalog.pg_total_relation_size(c.oid) \
+         FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass('{name}')"
+    );
+    let mut lease = pool.acquire(()).await.map_err(|e| e.to_string())?;
+    let asked = lease.conn().query_one_statement(&sql).await;
+    sqlgate_postgres::pool::release(lease, sqlgate_postgres::messages::TX_IDLE, false).await;
+    let (rows, outcome) = asked.map_err(|e| e.to_string())?;
+    if outcome.error.is_some() {
+        return Err("the server could not say".to_owned());
+    }
+    let row = rows
+        .first()
+        .ok_or("no such table (created in this transaction?)")?;
+    let n = |i: usize| -> i64 {
+        row.get(i)
+            .cloned()
+            .flatten()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1)
+    };
+    Ok((n(0).max(0), n(1).max(0)))
 }
 
 /// `$1`-style parameters outside strings (a rough look: a `$` in a string

@@ -25,6 +25,9 @@ pub(super) struct Template {
     /// Each statement's text as sent, where its reach is estimated (an
     /// UPDATE or DELETE): asked of the server, never shown.
     pub estimable: Vec<Option<String>>,
+    /// Each DDL statement's lock, table and whether it rewrites the
+    /// table (PostgreSQL).
+    pub ddl: Vec<Option<(&'static str, Option<String>, bool)>>,
 }
 
 /// A session's reviewed prepared statements, by the server's name (a

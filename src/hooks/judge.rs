@@ -181,12 +181,30 @@ impl Judge {
                 .then(|| excerpt.to_owned())
             })
             .collect();
+        let ddl = judged
+            .iter()
+            .map(|j| match (&j.statement.reading, self.dialect) {
+                (crate::policy::classify::Reading::Parsed(stmt), SqlDialect::Postgres)
+                    if j.decision.verdict == Verdict::Review =>
+                {
+                    approvals::blast::pg_lock(stmt).map(|(lock, table)| {
+                        (
+                            lock,
+                            table,
+                            j.tags.contains(crate::policy::tags::Tag::DdlBlocking),
+                        )
+                    })
+                }
+                _ => None,
+            })
+            .collect();
         Ok(Some(Template {
             statements,
             rule,
             review,
             secret_parameters: crate::recording::may_bind_a_secret(&text),
             estimable,
+            ddl,
         }))
     }
 
@@ -226,13 +244,24 @@ impl Judge {
         let hold = approvals::hold::hold(approvals, ask, self.durable.take(), self.log.handle());
         // Its reach, asked on the side (the decision need not wait for it).
         if let Some(estimator) = &self.estimator {
-            for (index, statement) in t.estimable.into_iter().enumerate() {
-                let Some(statement) = statement else { continue };
+            let asks = t.estimable.into_iter().zip(t.ddl).enumerate();
+            for (index, (statement, ddl)) in asks {
                 let (estimator, approvals, id) = (estimator.clone(), approvals.clone(), hold.id);
-                tokio::spawn(async move {
-                    let reach = estimator.estimate(&statement).await;
-                    approvals.set_reach(id, index, reach);
-                });
+                match (statement, ddl) {
+                    (Some(statement), _) => {
+                        tokio::spawn(async move {
+                            let reach = estimator.estimate(&statement).await;
+                            approvals.set_reach(id, index, reach);
+                        });
+                    }
+                    (None, Some((lock, table, rewrites))) => {
+                        tokio::spawn(async move {
+                            let reach = estimator.ddl(lock, table.as_deref(), rewrites).await;
+                            approvals.set_reach(id, index, reach);
+                        });
+                    }
+                    (None, None) => {}
+                }
             }
         }
         tracing::info!(

@@ -585,3 +585,52 @@ async fn the_approver_sees_the_planners_estimate_of_the_rows_a_delete_touches() 
     assert_eq!(rows(&direct, "blast_big").await, 1_000_000);
     direct.batch_execute("DROP TABLE blast_big").await.unwrap();
 }
+
+/// A held DDL shows the lock PostgreSQL takes for it and the size of its
+/// table: ACCESS EXCLUSIVE for a DROP, SHARE for a plain CREATE INDEX.
+#[tokio::test]
+async fn a_held_ddl_shows_its_lock_and_its_table() {
+    let server = pg::shared();
+    let direct = table(server, "held_ddl").await;
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    std::fs::write(
+        cfg.path().join("review2.toml"),
+        "[[rule]]\nname = \"ddl\"\nusers = [\"agent\"]\ntargets = [\"*\"]\n\
+         review = [\"ddl\"]\napprovers = [\"dba\"]\n",
+    )
+    .unwrap();
+    cfg.toml = cfg.toml.replace(
+        "files = [\"review.toml\"]",
+        "files = [\"review.toml\", \"review2.toml\"]",
+    );
+    let gw = cfg.start().await;
+    let approvals = gw.running.approvals.clone().unwrap();
+    for (sql, lock) in [
+        (
+            "DROP TABLE held_ddl",
+            "takes ACCESS EXCLUSIVE (every read and write of the table waits)",
+        ),
+        (
+            "CREATE INDEX held_ddl_v ON held_ddl (v)",
+            "takes SHARE (writes to the table wait)",
+        ),
+    ] {
+        let client = connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+        let held = tokio::spawn(async move { client.batch_execute(sql).await });
+        let id = pending(&gw).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let reach = loop {
+            if let Some(r) = approvals.get(id).unwrap().ask.statements[0].reach.clone() {
+                break r;
+            }
+            assert!(std::time::Instant::now() < deadline, "no reach");
+            tokio::task::yield_now().await;
+        };
+        assert!(reach.starts_with(lock), "{sql}: {reach}");
+        assert!(reach.contains("the table holds about"), "{sql}: {reach}");
+        assert_eq!(deny(&gw, id, "alice", "not now").await.0, 200);
+        assert!(held.await.unwrap().is_err());
+    }
+    assert_eq!(rows(&direct, "held_ddl").await, 3);
+}
