@@ -170,8 +170,16 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             admin: Arc::new(admin.clone()),
             approvals: approvals.clone(),
         };
+        let ready = crate::admin::ready::Readiness {
+            targets: config
+                .targets
+                .iter()
+                .map(|t| (t.name.clone(), t.host.clone(), t.port))
+                .collect(),
+            recorder: recorder.clone(),
+        };
         let (addr, task) =
-            crate::admin::start(admin.listen, metrics, api, shutdown.clone()).await?;
+            crate::admin::start(admin.listen, metrics, api, ready, shutdown.clone()).await?;
         admin_addr = Some(addr);
         tasks.push(task);
     }

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod config;
 pub mod metrics;
+pub mod ready;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub async fn start(
     listen: SocketAddr,
     metrics: Arc<metrics::Metrics>,
     api: api::Api,
+    ready: ready::Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(listen)
@@ -46,8 +48,15 @@ pub async fn start(
             }),
         )
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move { ready.check().await }
+            }),
+        )
         .merge(api::routes(api));
-    tracing::info!(%addr, "admin listener ready (/metrics, /healthz, /api)");
+    tracing::info!(%addr, "admin listener ready (/metrics, /healthz, /readyz, /api)");
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })

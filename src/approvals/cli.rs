@@ -161,14 +161,7 @@ fn describe(r: &Value) -> String {
         out,
         "requester: {} (groups: {})",
         r["requester"]["user"].as_str().unwrap_or("?"),
-        r["requester"]["groups"]
-            .as_array()
-            .map(|g| g
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", "))
-            .unwrap_or_default()
+        joined(&r["requester"]["groups"])
     );
     let _ = writeln!(
         out,
@@ -187,14 +180,7 @@ fn describe(r: &Value) -> String {
         "rule: {}  needs {} approval(s) from {}  timeout {}s",
         r["rule"].as_str().unwrap_or("?"),
         review["approvals"],
-        review["approvers"]
-            .as_array()
-            .map(|g| g
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", "))
-            .unwrap_or_default(),
+        joined(&review["approvers"]),
         review["timeout"]
     );
     for a in r["approvals"].as_array().into_iter().flatten() {
@@ -209,15 +195,7 @@ fn describe(r: &Value) -> String {
         );
     }
     for (i, s) in r["statements"].as_array().into_iter().flatten().enumerate() {
-        let tags = s["tags"]
-            .as_array()
-            .map(|t| {
-                t.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default();
+        let tags = joined(&s["tags"]);
         let _ = writeln!(
             out,
             "\n#{} [{}]{}\n  {}",
@@ -248,4 +226,16 @@ fn describe(r: &Value) -> String {
         }
     }
     out
+}
+
+/// A JSON list of strings, comma-separated.
+fn joined(list: &Value) -> String {
+    list.as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }

@@ -543,14 +543,9 @@ async fn kill_query_by_the_server_thread_id_is_a_cancel_for_the_same_identity() 
     assert_eq!(server_code(e), 1227);
 }
 
-/// A user of several targets who connects without a database goes to
-/// their `default_target` (the mariadb CLI's Ctrl-C connects so, to send
-/// `KILL QUERY <id>`); a KILL by gateway connection id reaches the
-/// identity's session on another target, a server thread id only on the
-/// session's own.
-#[tokio::test]
-async fn a_connection_without_a_database_goes_to_the_default_target_and_can_cancel() {
-    let my = mariadb::shared();
+/// Targets `app` and `app2` (the same database), and user `multi` (the
+/// agent's password) on both, its default target `app2`.
+fn multi_target_config(my: &mariadb::MariaDb) -> TestConfig {
     let mut cfg = TestConfig::mysql(my);
     cfg.toml.push_str(&format!(
         "\n[[target]]\nname = \"app2\"\nkind = \"mysql\"\nhost = \"127.0.0.1\"\nport = {}\n\
@@ -563,6 +558,18 @@ async fn a_connection_without_a_database_goes_to_the_default_target_and_can_canc
         &["app", "app2"],
         "default_target = \"app2\"",
     );
+    cfg
+}
+
+/// A user of several targets who connects without a database goes to
+/// their `default_target` (the mariadb CLI's Ctrl-C connects so, to send
+/// `KILL QUERY <id>`); a KILL by gateway connection id reaches the
+/// identity's session on another target, a server thread id only on the
+/// session's own.
+#[tokio::test]
+async fn a_connection_without_a_database_goes_to_the_default_target_and_can_cancel() {
+    let my = mariadb::shared();
+    let cfg = multi_target_config(my);
     let gw = cfg.start().await;
     let url = |db: &str| {
         let base = gw.mysql_url("multi", AGENT_PW, "app");
@@ -713,18 +720,7 @@ async fn the_compressed_protocol_carries_large_results_unchanged() {
 #[tokio::test]
 async fn the_mariadb_clis_ctrl_c_cancels_a_running_query() {
     let my = mariadb::shared();
-    let mut cfg = TestConfig::mysql(my);
-    cfg.toml.push_str(&format!(
-        "\n[[target]]\nname = \"app2\"\nkind = \"mysql\"\nhost = \"127.0.0.1\"\nport = {}\n\
-         database = \"app\"\nuser = \"app_owner\"\npassword_file = \"app.pw\"\n",
-        my.port
-    ));
-    cfg.user(
-        "multi",
-        "agent.pw",
-        &["app", "app2"],
-        "default_target = \"app2\"",
-    );
+    let cfg = multi_target_config(my);
     let gw = cfg.start().await;
     let marker = format!("cli-ctrl-c-{}", std::process::id());
     let cli = Command::new("mariadb")

@@ -634,3 +634,37 @@ async fn a_held_ddl_shows_its_lock_and_its_table() {
     }
     assert_eq!(rows(&direct, "held_ddl").await, 3);
 }
+
+/// `/readyz`: 200 while every target accepts connections and the store
+/// takes records; 503 naming a target whose server does not answer.
+#[tokio::test]
+async fn readyz_names_a_target_that_does_not_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = pg::shared();
+    let get = |addr: std::net::SocketAddr| async move {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /readyz HTTP/1.1\r\nHost: sqlgate\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    let gw = cfg.start().await;
+    let ready = get(gw.running.admin_addr.unwrap()).await;
+    assert!(
+        ready.starts_with("HTTP/1.1 200") && ready.ends_with("ready\n"),
+        "{ready}"
+    );
+    // A second target whose server is down.
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    cfg.target("down", pg::free_port(), "app_owner", Some("app.pw"), "");
+    let gw = cfg.start().await;
+    let ready = get(gw.running.admin_addr.unwrap()).await;
+    assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+    assert!(ready.contains("target down:"), "{ready}");
+    assert!(!ready.contains("target app:"), "{ready}");
+}
