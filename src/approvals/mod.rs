@@ -186,6 +186,30 @@ pub enum DecisionError {
 struct Request {
     view: RequestView,
     state: watch::Sender<State>,
+    /// `retry` mode: its key, and until when an approval waits for the
+    /// retry (µs since the epoch; set when approved).
+    retry: Option<(RetryKey, i64)>,
+}
+
+/// What a `retry` request matches: the identity, the target, and the
+/// statements' fingerprints and literal and bound values.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RetryKey {
+    /// The requester.
+    pub user: String,
+    /// The target.
+    pub target: String,
+    /// Fingerprints and values of the text (and bound parameters).
+    pub statement: String,
+}
+
+/// What a `retry` statement meets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// An approval of it: claimed (single use), it runs now.
+    Approved(u64),
+    /// A request of it, pending (made now or before): it must not run.
+    Pending(u64),
 }
 
 /// Every request of this gateway; cheap to clone.
@@ -232,6 +256,9 @@ impl std::fmt::Debug for Approvals {
 struct Registry {
     next: u64,
     requests: BTreeMap<u64, Request>,
+    /// `retry` mode: what each request would run, by who, where and what
+    /// (fingerprint and values): an approved one runs once when sent again.
+    retries: std::collections::HashMap<RetryKey, u64>,
     /// Ended requests by state (kept when the requests are forgotten).
     ended: Counts,
 }
@@ -270,7 +297,14 @@ impl Approvals {
             created_us,
             expires_us: created_us + timeout.as_micros() as i64,
         };
-        reg.requests.insert(id, Request { view, state: tx });
+        reg.requests.insert(
+            id,
+            Request {
+                view,
+                state: tx,
+                retry: None,
+            },
+        );
         reg.forget_old();
         Held {
             id,
@@ -278,6 +312,67 @@ impl Approvals {
             timeout,
             approvals: self.clone(),
         }
+    }
+
+    /// A `retry` statement: claims an approval of the same key (once:
+    /// two gateways' sessions, or two of one, cannot both run it), or
+    /// names the pending request of it (made now when there is none; it
+    /// expires after the rule's `review_timeout` undecided).
+    pub fn retry(&self, ask: Ask, key: RetryKey) -> Retry {
+        let now = now_us();
+        let mut reg = self.registry();
+        if let Some(&id) = reg.retries.get(&key) {
+            let found = reg
+                .requests
+                .get(&id)
+                .map(|r| (r.view.state.clone(), r.retry.clone()));
+            match found {
+                Some((State::Approved, Some((_, until)))) if until > now => {
+                    reg.retries.remove(&key);
+                    if let Some(r) = reg.requests.get_mut(&id) {
+                        r.retry = None;
+                    }
+                    return Retry::Approved(id);
+                }
+                Some((State::Pending, _)) => return Retry::Pending(id),
+                // Denied, expired, used or unused too long: asked again.
+                _ => {
+                    reg.retries.remove(&key);
+                }
+            }
+        }
+        let timeout = ask.review.timeout;
+        reg.next += 1;
+        let id = reg.next;
+        let (tx, _) = watch::channel(State::Pending);
+        let view = RequestView {
+            id,
+            ask,
+            state: State::Pending,
+            approvals: Vec::new(),
+            created_us: now,
+            expires_us: now + timeout.as_micros() as i64,
+        };
+        reg.requests.insert(
+            id,
+            Request {
+                view,
+                state: tx,
+                retry: Some((key.clone(), 0)),
+            },
+        );
+        reg.retries.insert(key, id);
+        reg.forget_old();
+        drop(reg);
+        // Nobody waits on it: a timer expires it.
+        let me = self.clone();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                me.end(id, State::Expired);
+            });
+        }
+        Retry::Pending(id)
     }
 
     /// Every request kept, newest first.
@@ -315,6 +410,12 @@ impl Approvals {
         });
         if r.view.approvals.len() >= r.view.ask.review.approvals as usize {
             r.set(State::Approved);
+            let valid_for = r.view.ask.review.valid_for.as_micros() as i64;
+            if let Some((_, until)) = &mut r.retry {
+                *until = now_us() + valid_for;
+                // The request now expires if its retry does not come.
+                r.view.expires_us = *until;
+            }
             let view = r.view.clone();
             reg.ended.approved += 1;
             drop(reg);
@@ -455,6 +556,8 @@ impl Registry {
         {
             self.requests.remove(id);
         }
+        let requests = &self.requests;
+        self.retries.retain(|_, id| requests.contains_key(id));
     }
 }
 

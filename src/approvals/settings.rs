@@ -11,9 +11,29 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// connection, and a transaction it is part of, that long).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// How long an approval in `retry` mode waits for its retry by default.
+pub const DEFAULT_VALID_FOR: Duration = Duration::from_secs(15 * 60);
+
+/// How a reviewed statement waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Held on its connection until decided.
+    Wait,
+    /// Refused at once with the request's number; once approved, the same
+    /// identity sending the same statement (same fingerprint, same values)
+    /// on the same target runs it once.
+    Retry,
+}
+
 /// A rule's review settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReviewSettings {
+    /// How a reviewed statement waits.
+    pub mode: Mode,
+    /// `retry`: how long an approval waits for its retry.
+    #[serde(serialize_with = "secs")]
+    pub valid_for: Duration,
     /// Groups whose members may decide (none: nobody can approve, and a
     /// reviewed statement is refused at once).
     pub approvers: Vec<String>,
@@ -31,6 +51,8 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 impl Default for ReviewSettings {
     fn default() -> Self {
         ReviewSettings {
+            mode: Mode::Wait,
+            valid_for: DEFAULT_VALID_FOR,
             approvers: Vec::new(),
             approvals: 1,
             timeout: DEFAULT_TIMEOUT,

@@ -22,6 +22,9 @@ pub(super) struct Template {
     pub review: ReviewSettings,
     /// Its parameters may carry a secret: approvers do not see them.
     pub secret_parameters: bool,
+    /// `retry` mode: its fingerprints and literal values (what a retry
+    /// must match).
+    pub key: String,
     /// Each statement's text as sent, where its reach is estimated (an
     /// UPDATE or DELETE): asked of the server, never shown.
     pub estimable: Vec<Option<String>>,

@@ -198,11 +198,17 @@ impl Judge {
                 _ => None,
             })
             .collect();
+        let key = format!(
+            "{}\u{1}{}",
+            crate::policy::literals::fingerprint(self.dialect, &text),
+            crate::policy::literals::literal_values(self.dialect, &text).join("\u{1}")
+        );
         Ok(Some(Template {
             statements,
             rule,
             review,
             secret_parameters: crate::recording::may_bind_a_secret(&text),
+            key,
             estimable,
             ddl,
         }))
@@ -240,6 +246,20 @@ impl Judge {
             rule: t.rule,
             review: t.review,
         };
+        if ask.review.mode == approvals::settings::Mode::Retry {
+            let values: Vec<&str> = parameters
+                .iter()
+                .flatten()
+                .map(|v| v.as_deref().unwrap_or("\u{0}NULL"))
+                .collect();
+            let key = approvals::RetryKey {
+                user: self.user.clone(),
+                target: self.target.clone(),
+                statement: format!("{}\u{2}{}", t.key, values.join("\u{1}")),
+            };
+            self.retry(approvals.clone(), ask, key);
+            return;
+        }
         let notice = approvals::hold::Notice::of(&ask);
         let hold = approvals::hold::hold(approvals, ask, self.durable.take(), self.log.handle());
         // Its reach, asked on the side (the decision need not wait for it).
@@ -274,6 +294,52 @@ impl Judge {
         );
         self.notice = Some(notice.numbered(hold.id));
         self.durable = Some(hold.wait);
+    }
+
+    /// A reviewed statement in `retry` mode: runs once on an approval of
+    /// the same statement, else is refused naming its request.
+    fn retry(&mut self, approvals: Approvals, ask: approvals::Ask, key: approvals::RetryKey) {
+        let rule = ask.rule.clone();
+        let valid_for = ask.review.valid_for.as_secs();
+        let outcome = approvals.retry(ask, key);
+        let (id, state, by) = match &outcome {
+            approvals::Retry::Approved(id) => (
+                *id,
+                "approved",
+                approvals
+                    .get(*id)
+                    .map(|v| v.approvals.iter().map(|a| a.by.clone()).collect())
+                    .unwrap_or_default(),
+            ),
+            approvals::Retry::Pending(id) => (*id, "pending", Vec::new()),
+        };
+        if let Some(h) = self.log.handle() {
+            h.approval(&crate::store::ApprovalEvent {
+                request: id,
+                state: state.to_owned(),
+                rule: rule.clone(),
+                by,
+                reason: None,
+            });
+        }
+        tracing::info!(
+            target: POLICY_LOG,
+            session = self.session,
+            user = %self.user,
+            target_name = %self.target,
+            request = id,
+            state,
+            "review_mode = retry"
+        );
+        if let approvals::Retry::Pending(id) = outcome {
+            let refused = refusal(
+                &format!(
+                    "sqlgate: held for approval as request #{id} (rule \"{rule}\"): once it is approved, send the same statement again within {valid_for}s"
+                ),
+                &format!("approve: sqlgate approvals approve {id}"),
+            );
+            self.durable = Some(Box::pin(async move { Err(refused) }));
+        }
     }
 
     /// A judged text: held now, or (a statement being prepared, by the

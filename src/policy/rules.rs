@@ -182,8 +182,10 @@ struct RawRule {
     approvals: Option<Spanned<i64>>,
     /// How long a reviewed statement waits (seconds, or "10m").
     review_timeout: Option<Spanned<toml::Value>>,
-    /// How a reviewed statement waits (`wait`).
+    /// How a reviewed statement waits (`wait`, `retry`).
     review_mode: Option<Spanned<String>>,
+    /// `retry`: how long an approval waits for its retry.
+    approval_valid_for: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -471,19 +473,26 @@ fn review_settings(key: &str, r: &RawRule, p: &mut Problems) -> crate::approvals
     if let Some(m) = &r.review_mode {
         match m.get_ref().as_str() {
             "wait" => {}
-            "retry" => p.at(
+            "retry" => out.mode = crate::approvals::settings::Mode::Retry,
+            _ => p.at(
                 m.span(),
                 &format!("{key}.review_mode"),
-                "\"retry\" is not available yet: reviewed statements wait (\"wait\")",
+                "must be \"wait\" or \"retry\"",
             ),
-            _ => p.at(m.span(), &format!("{key}.review_mode"), "must be \"wait\""),
+        }
+    }
+    if let Some(t) = &r.approval_valid_for {
+        match crate::approvals::settings::parse_duration(t.get_ref()) {
+            Ok(d) => out.valid_for = d,
+            Err(why) => p.at(t.span(), &format!("{key}.approval_valid_for"), why),
         }
     }
     let reviews = r.review.as_ref().is_some_and(|l| !l.get_ref().is_empty());
     let configured = r.approvers.is_some()
         || r.approvals.is_some()
         || r.review_timeout.is_some()
-        || r.review_mode.is_some();
+        || r.review_mode.is_some()
+        || r.approval_valid_for.is_some();
     if configured && !reviews {
         p.at(
             r.name.span(),

@@ -668,3 +668,84 @@ async fn readyz_names_a_target_that_does_not_answer() {
     assert!(ready.contains("target down:"), "{ready}");
     assert!(!ready.contains("target app:"), "{ready}");
 }
+
+/// `review_mode = "retry"`: refused at once naming the request; once
+/// approved, the same statement (whitespace, comments and keyword case
+/// aside, the same values) from the same identity runs once; other
+/// values ask again; two retries at once, one runs.
+#[tokio::test]
+async fn retry_mode_runs_an_approved_statement_once() {
+    let server = pg::shared();
+    let direct = table(server, "held_retry").await;
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "review_mode = \"retry\"");
+    let gw = cfg.start().await;
+    let client = connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+    let message = |e: tokio_postgres::Error| e.as_db_error().unwrap().message().to_owned();
+    let first = message(
+        client
+            .batch_execute("DELETE FROM held_retry WHERE id = 1")
+            .await
+            .unwrap_err(),
+    );
+    let id = pending(&gw).await;
+    assert!(first.contains(&format!("request #{id}")), "{first}");
+    // Again before a decision: the same request.
+    let again = message(
+        client
+            .batch_execute("DELETE FROM held_retry WHERE id = 1")
+            .await
+            .unwrap_err(),
+    );
+    assert!(again.contains(&format!("request #{id}")), "{again}");
+    assert_eq!(gw.running.approvals.as_ref().unwrap().list().len(), 1);
+    assert_eq!(approve(&gw, id, "alice").await.0, 200);
+    // Other values: a request of their own.
+    let other = message(
+        client
+            .batch_execute("DELETE FROM held_retry WHERE id = 2")
+            .await
+            .unwrap_err(),
+    );
+    assert!(!other.contains(&format!("request #{id}")), "{other}");
+    // The same statement, written differently: runs, once.
+    client
+        .batch_execute("delete   from held_retry\n where id = 1 /* as approved */")
+        .await
+        .unwrap();
+    assert_eq!(rows(&direct, "held_retry").await, 2);
+    let used = message(
+        client
+            .batch_execute("DELETE FROM held_retry WHERE id = 1")
+            .await
+            .unwrap_err(),
+    );
+    assert!(used.contains("held for approval as request #"), "{used}");
+    // Two retries at once: one runs.
+    let c3 = connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+    let _ = c3
+        .batch_execute("DELETE FROM held_retry WHERE id = 3")
+        .await;
+    let id3 = gw
+        .running
+        .approvals
+        .as_ref()
+        .unwrap()
+        .list()
+        .into_iter()
+        .find(|r| r.ask.statements[0].text.ends_with("id = 3"))
+        .unwrap()
+        .id;
+    assert_eq!(approve(&gw, id3, "alice").await.0, 200);
+    let c4 = connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+    let (a, b) = tokio::join!(
+        c3.execute("DELETE FROM held_retry WHERE id = 3", &[]),
+        c4.execute("DELETE FROM held_retry WHERE id = 3", &[])
+    );
+    assert_eq!(
+        [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(),
+        1,
+        "{a:?} {b:?}"
+    );
+    assert_eq!(rows(&direct, "held_retry").await, 1);
+}
