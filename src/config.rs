@@ -41,6 +41,7 @@ pub struct RawConfig {
     store: Option<crate::store::config::RawStore>,
     recording: Option<crate::store::config::RawRecording>,
     admin: Option<crate::admin::config::RawAdmin>,
+    log: Option<crate::logs::RawLog>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +120,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Runtime worker threads; `None` for one per CPU.
     pub worker_threads: Option<usize>,
+    /// `[log] format`.
+    pub log_format: crate::logs::Format,
     /// Database targets clients can reach.
     pub targets: Vec<Target>,
     /// Gateway users.
@@ -596,11 +599,13 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
     });
     let recording = crate::store::config::parse(raw.store, raw.recording, base, p);
     let admin = crate::admin::config::parse(raw.admin, base, p);
+    let log_format = crate::logs::parse(raw.log, p);
     Config {
         policy,
         recording,
         admin,
         worker_threads: raw.gateway.worker_threads.map(Spanned::into_inner),
+        log_format,
         path: path.to_owned(),
         postgres,
         mysql,

@@ -13,6 +13,7 @@ pub mod catalogs;
 pub mod certs;
 pub mod config;
 pub mod hooks;
+pub mod logs;
 pub mod masking;
 pub mod policy;
 pub mod recording;

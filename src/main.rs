@@ -209,7 +209,6 @@ fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => {
-            init_logging();
             sqlgate::install_crypto_provider();
             let config = match Config::load(&config) {
                 Ok(c) => c,
@@ -218,6 +217,7 @@ fn run() -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
+            init_logging(config.log_format);
             let mut rt = tokio::runtime::Builder::new_multi_thread();
             if let Some(n) = config.worker_threads {
                 rt.worker_threads(n);
@@ -445,13 +445,15 @@ fn open_store(config: &std::path::Path) -> anyhow::Result<Box<dyn sqlgate::store
     Ok(sqlgate::store::open(r)?)
 }
 
-fn init_logging() {
+fn init_logging(format: sqlgate::logs::Format) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let lines = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        sqlgate::logs::Format::Json => lines.json().init(),
+        sqlgate::logs::Format::Text => lines.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -289,3 +289,25 @@ fn a_wrong_config_fails_at_start_naming_file_line_and_key() {
         "{stderr}"
     );
 }
+
+/// `[log] format = "json"`: every line the gateway writes is one JSON
+/// object (level, target, fields), for a log pipeline.
+#[test]
+fn log_lines_are_json_when_asked() {
+    let server = pg::shared();
+    let mut cfg = TestConfig::new(server);
+    let port = cfg.on_free_port();
+    cfg.toml.push_str("\n[log]\nformat = \"json\"\n");
+    let path = cfg.write();
+    let mut gw = GatewayProcess::start(&path, port, "info");
+    let out = psql(port, "user=agent", &["-c", "SELECT 1"], AGENT_PW);
+    assert!(out.status.success());
+    let line = gw
+        .wait_for_line(|l| l.contains("session started"), Duration::from_secs(30))
+        .expect("the session's line");
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["level"], "INFO", "{line}");
+    assert_eq!(v["fields"]["message"], "session started", "{line}");
+    assert_eq!(v["fields"]["user"], "agent", "{line}");
+}
