@@ -149,3 +149,65 @@ async fn kill_query_or_leaving_withdraws_a_held_statement() {
     assert_eq!(n, Some(2));
     direct.query_drop("DROP TABLE app.held_kill").await.unwrap();
 }
+
+/// The mariadb client waits while its DELETE is held and prints the
+/// result once it is approved; a denied one prints the decision.
+#[tokio::test]
+async fn the_mariadb_client_waits_for_the_approval() {
+    let my = mariadb::shared();
+    let mut direct = Conn::new(Opts::from_url(&my.direct_url()).unwrap())
+        .await
+        .unwrap();
+    direct
+        .query_drop(
+            "DROP TABLE IF EXISTS app.held_cli; CREATE TABLE app.held_cli (id int primary key); \
+             INSERT INTO app.held_cli VALUES (1), (2)",
+        )
+        .await
+        .unwrap();
+    let mut cfg = TestConfig::mysql(my);
+    approvals::configure(&mut cfg, "");
+    let gw = cfg.start().await;
+    let port = gw.mysql_port();
+    let cli = move |sql: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("mariadb")
+                .args(["--no-defaults", "--host=127.0.0.1", "--user=agent", "-vv"])
+                .arg(format!("--port={port}"))
+                .arg(format!("--password={AGENT_PW}"))
+                .args(["app", "-e", sql])
+                .output()
+                .unwrap()
+        })
+    };
+    let approved = cli("DELETE FROM held_cli WHERE id = 1");
+    let id = pending(&gw).await;
+    assert_eq!(approve(&gw, id, "alice").await.0, 200);
+    let out = approved.await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 row affected"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let denied = cli("DELETE FROM held_cli WHERE id = 2");
+    let id = pending(&gw).await;
+    assert_eq!(deny(&gw, id, "dave", "keep it").await.0, 200);
+    let out = denied.await.unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ERROR 1227") && stderr.contains("denied by dave: keep it"),
+        "{stderr}"
+    );
+    let n: Option<i64> = direct
+        .query_first("SELECT COUNT(*) FROM app.held_cli")
+        .await
+        .unwrap();
+    assert_eq!(n, Some(1));
+    direct.query_drop("DROP TABLE app.held_cli").await.unwrap();
+}
