@@ -749,3 +749,76 @@ async fn retry_mode_runs_an_approved_statement_once() {
     );
     assert_eq!(rows(&direct, "held_retry").await, 1);
 }
+
+/// An Alembic migration whose destructive step a rule reviews waits, in
+/// its transaction, until approved, then commits.
+#[tokio::test]
+async fn an_alembic_migration_waits_for_its_drop_to_be_approved() {
+    use crate::support::python;
+    let server = pg::shared();
+    let direct = connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS mig_people, mig_old; \
+             CREATE TABLE mig_people (id int primary key); CREATE TABLE mig_old (id int); \
+             ALTER TABLE mig_people OWNER TO app_owner; ALTER TABLE mig_old OWNER TO app_owner",
+        )
+        .await
+        .unwrap();
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    std::fs::write(
+        cfg.path().join("review.toml"),
+        "[[rule]]\nname = \"migrations\"\nusers = [\"agent\"]\ntargets = [\"*\"]\n\
+         allow = [\"read\", \"write\", \"ddl\", \"tx\", \"session\"]\nreview = [\"ddl.drop\"]\n\
+         approvers = [\"dba\"]\n",
+    )
+    .unwrap();
+    let gw = cfg.start().await;
+    let url = format!(
+        "postgresql+psycopg2://agent:{AGENT_PW}@127.0.0.1:{}/app",
+        gw.port()
+    );
+    let mut migration =
+        tokio::task::spawn_blocking(move || python::run("alembic_migrate.py", &[&url]));
+    let id = tokio::select! {
+        id = pending(&gw) => id,
+        out = &mut migration => {
+            let out = out.unwrap();
+            panic!(
+                "the migration ended unheld: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        }
+    };
+    let request = gw.running.approvals.as_ref().unwrap().get(id).unwrap();
+    assert!(
+        request.ask.statements[0]
+            .text
+            .contains("DROP TABLE mig_old"),
+        "{:?}",
+        request.ask.statements
+    );
+    assert_eq!(approve(&gw, id, "alice").await.0, 200);
+    let out = migration.await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("migrated"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left: i64 = direct
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'mig_old'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "the drop ran");
+    direct
+        .batch_execute("SELECT nick FROM mig_people; DROP TABLE mig_people")
+        .await
+        .unwrap();
+}
