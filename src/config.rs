@@ -42,6 +42,8 @@ pub struct RawConfig {
     recording: Option<crate::store::config::RawRecording>,
     admin: Option<crate::admin::config::RawAdmin>,
     log: Option<crate::logs::RawLog>,
+    #[serde(default)]
+    notify: Vec<crate::approvals::notify::RawNotify>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +124,8 @@ pub struct Config {
     pub worker_threads: Option<usize>,
     /// `[log] format`.
     pub log_format: crate::logs::Format,
+    /// `[[notify]]`: webhooks told of approval requests.
+    pub notify: Vec<crate::approvals::notify::Webhook>,
     /// Database targets clients can reach.
     pub targets: Vec<Target>,
     /// Gateway users.
@@ -600,12 +604,14 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
     let recording = crate::store::config::parse(raw.store, raw.recording, base, p);
     let admin = crate::admin::config::parse(raw.admin, base, p);
     let log_format = crate::logs::parse(raw.log, p);
+    let notify = crate::approvals::notify::parse(raw.notify, p);
     Config {
         policy,
         recording,
         admin,
         worker_threads: raw.gateway.worker_threads.map(Spanned::into_inner),
         log_format,
+        notify,
         path: path.to_owned(),
         postgres,
         mysql,

@@ -157,7 +157,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .admin
         .as_ref()
         .filter(|a| !a.tokens.is_empty())
-        .map(|_| crate::approvals::Approvals::new());
+        .map(|_| {
+            crate::approvals::Approvals::new().with_notifier(
+                (!config.notify.is_empty())
+                    .then(|| crate::approvals::notify::Notifier::start(config.notify.clone())),
+            )
+        });
     if approvals.is_none() {
         tracing::info!("approvals are off ([[admin.token]] names nobody who could decide): reviewed statements are refused");
     }

@@ -99,6 +99,11 @@ impl Metrics {
                 registry.register(name, help, ConstCounter::new(n));
             }
             registry.register(
+                "approvals_webhook_failures",
+                "Webhook notes not delivered after every try, or dropped",
+                ConstCounter::new(a.notify_failures()),
+            );
+            registry.register(
                 "approval_wait_seconds",
                 "How long held statements waited for their end",
                 a.wait_histogram(),

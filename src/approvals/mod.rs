@@ -21,6 +21,7 @@ use tokio::sync::watch;
 pub mod blast;
 pub mod cli;
 pub mod hold;
+pub mod notify;
 pub mod settings;
 
 pub use settings::ReviewSettings;
@@ -218,6 +219,8 @@ pub struct Approvals {
     inner: Arc<Mutex<Registry>>,
     /// How long requests waited for their end, in seconds (for metrics).
     wait: prometheus_client::metrics::histogram::Histogram,
+    /// Webhooks told of each request made and ended.
+    notifier: Option<notify::Notifier>,
 }
 
 impl Default for Approvals {
@@ -227,6 +230,7 @@ impl Default for Approvals {
             wait: prometheus_client::metrics::histogram::Histogram::new([
                 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0,
             ]),
+            notifier: None,
         }
     }
 }
@@ -275,6 +279,23 @@ impl Approvals {
         Approvals::default()
     }
 
+    /// Tells `notifier`'s webhooks of each request made and ended.
+    pub fn with_notifier(mut self, notifier: Option<notify::Notifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Webhook deliveries that failed (and notes dropped).
+    pub fn notify_failures(&self) -> u64 {
+        self.notifier.as_ref().map_or(0, notify::Notifier::failures)
+    }
+
+    fn note(&self, event: notify::Event, view: &RequestView) {
+        if let Some(n) = &self.notifier {
+            n.send(event, view.clone());
+        }
+    }
+
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -306,6 +327,11 @@ impl Approvals {
             },
         );
         reg.forget_old();
+        let made = reg.requests.get(&id).map(|r| r.view.clone());
+        drop(reg);
+        if let Some(v) = made {
+            self.note(notify::Event::Created, &v);
+        }
         Held {
             id,
             rx,
@@ -363,7 +389,11 @@ impl Approvals {
         );
         reg.retries.insert(key, id);
         reg.forget_old();
+        let made = reg.requests.get(&id).map(|r| r.view.clone());
         drop(reg);
+        if let Some(v) = made {
+            self.note(notify::Event::Created, &v);
+        }
         // Nobody waits on it: a timer expires it.
         let me = self.clone();
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -485,6 +515,7 @@ impl Approvals {
     fn observe(&self, view: &RequestView) {
         let waited = (now_us() - view.created_us).max(0) as f64 / 1e6;
         self.wait.observe(waited);
+        self.note(notify::Event::Decided, view);
     }
 
     /// Requests pending and ended, for metrics.

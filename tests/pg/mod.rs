@@ -2,6 +2,7 @@
 //! protocol client.
 
 mod approvals;
+mod approvals_around;
 mod auth;
 mod busy;
 mod hostile;

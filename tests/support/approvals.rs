@@ -132,3 +132,39 @@ pub async fn settled(gw: &Gateway, id: u64) -> String {
         tokio::task::yield_now().await;
     }
 }
+
+/// A table of three rows, created directly; its name is the test's.
+pub async fn table(server: &super::pg::PgServer, name: &str) -> tokio_postgres::Client {
+    let direct = super::gateway::connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (id int primary key, v text); \
+             INSERT INTO {name} VALUES (1, 'a'), (2, 'b'), (3, 'c'); \
+             GRANT ALL ON {name} TO app_owner"
+        ))
+        .await
+        .unwrap();
+    direct
+}
+
+/// The admin listener's `/metrics`.
+pub async fn metrics(gw: &Gateway) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(gw.running.admin_addr.unwrap())
+        .await
+        .unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: sqlgate\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+pub async fn rows(direct: &tokio_postgres::Client, name: &str) -> i64 {
+    direct
+        .query_one(&format!("SELECT count(*) FROM {name}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
