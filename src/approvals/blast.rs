@@ -154,19 +154,24 @@ async fn postgres(pool: &Arc<sqlgate_postgres::Pool>, statement: &str) -> Result
         return Err("the plan depends on the values bound to its parameters".to_owned());
     }
     let mut lease = pool.acquire(()).await.map_err(|e| e.to_string())?;
-    let asked = lease
-        .conn()
-        .query_one_statement(&format!("EXPLAIN (FORMAT JSON) {statement}"))
-        .await;
-    sqlgate_postgres::pool::release(lease, sqlgate_postgres::messages::TX_IDLE, false).await;
-    let (rows, outcome) = asked.map_err(|e| e.to_string())?;
-    if let Some(e) = outcome.error {
-        let message = e
-            .iter()
-            .find(|(code, _)| *code == b'M')
-            .map(|(_, m)| m.clone())
-            .unwrap_or_default();
-        return Err(format!("the server could not plan it ({message})"));
+    // In a read-only transaction: whatever planning evaluates (an
+    // immutable or stable function) cannot write.
+    let asked = async {
+        let begun = lease.conn().simple_query("BEGIN READ ONLY").await?;
+        let explained = lease
+            .conn()
+            .query_one_statement(&format!("EXPLAIN (FORMAT JSON) {statement}"))
+            .await;
+        Ok::<_, sqlgate_postgres::backend::BackendError>((begun.status, explained))
+    }
+    .await;
+    // The reset rolls the transaction back.
+    sqlgate_postgres::pool::release(lease, b'T', false).await;
+    let (_, explained) = asked.map_err(|e| e.to_string())?;
+    let (rows, outcome) = explained.map_err(|e| e.to_string())?;
+    if outcome.error.is_some() {
+        // (Not its message: it could quote what the statement reads.)
+        return Err("the server could not plan it".to_owned());
     }
     let text = rows
         .first()
@@ -182,10 +187,15 @@ async fn postgres(pool: &Arc<sqlgate_postgres::Pool>, statement: &str) -> Result
 async fn table_size(pool: &Arc<sqlgate_postgres::Pool>, table: &str) -> Result<(i64, i64), String> {
     // The name as a string literal (quotes doubled), resolved by the
     // server; one statement in one Parse.
-    let name = table.replace('\'', "''");
+    // Dollar-quoted with a tag the name does not hold: read the same
+    // whatever standard_conforming_strings says.
+    let mut tag = String::from("n");
+    while table.contains(&format!("${tag}$")) {
+        tag.push('n');
+    }
     let sql = format!(
         "SELECT c.reltuples::bigint, pg_catalog.pg_total_relation_size(c.oid) \
-         FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass('{name}')"
+         FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(${tag}${table}${tag}$)"
     );
     let mut lease = pool.acquire(()).await.map_err(|e| e.to_string())?;
     let asked = lease.conn().query_one_statement(&sql).await;
@@ -243,7 +253,7 @@ async fn mysql(pool: &Arc<sqlgate_mysql::Pool>, statement: &str) -> Result<Strin
         .query_rows(&format!("EXPLAIN {statement}"))
         .await;
     sqlgate_mysql::pool::release(lease).await;
-    let rows = asked.map_err(|e| format!("the server could not plan it ({e})"))?;
+    let rows = asked.map_err(|_| "the server could not plan it".to_owned())?;
     // The first row is the modified table. MariaDB: id, select_type,
     // table, type, possible_keys, key, key_len, ref, rows, Extra (and
     // filtered after rows when shown); MySQL adds partitions after table

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 pub mod blast;
 pub mod cli;
 pub mod hold;
+pub mod key;
 pub mod notify;
 pub mod settings;
 
@@ -211,7 +212,13 @@ pub enum Retry {
     Approved(u64),
     /// A request of it, pending (made now or before): it must not run.
     Pending(u64),
+    /// No request was made: the identity has too many pending already.
+    TooMany,
 }
+
+/// Pending `retry` requests one identity may have, and all together.
+const MAX_PENDING_RETRIES_PER_USER: usize = 16;
+const MAX_PENDING_RETRIES: usize = 1024;
 
 /// Every request of this gateway; cheap to clone.
 #[derive(Clone)]
@@ -366,6 +373,19 @@ impl Approvals {
                     reg.retries.remove(&key);
                 }
             }
+        }
+        // Bounded: every distinct statement would be a request (and a
+        // timer) of its own.
+        let pending: Vec<&RetryKey> = reg
+            .requests
+            .values()
+            .filter(|r| r.view.state == State::Pending)
+            .filter_map(|r| r.retry.as_ref().map(|(k, _)| k))
+            .collect();
+        if pending.len() >= MAX_PENDING_RETRIES
+            || pending.iter().filter(|k| k.user == key.user).count() >= MAX_PENDING_RETRIES_PER_USER
+        {
+            return Retry::TooMany;
         }
         let timeout = ask.review.timeout;
         reg.next += 1;

@@ -175,8 +175,13 @@ impl Judge {
                 // (Not one whose text is scrubbed: the server's answer
                 // could quote what approvers must not see.)
                 let clear = crate::recording::shown_text(self.dialect, excerpt, j.tags) == excerpt;
+                // (Nor one that calls code: planning may evaluate it.)
+                let plain = tags
+                    .iter()
+                    .all(|t| t.starts_with("read") || t.starts_with("write"));
                 (j.decision.verdict == Verdict::Review
                     && clear
+                    && plain
                     && approvals::blast::estimable(&tags))
                 .then(|| excerpt.to_owned())
             })
@@ -198,11 +203,7 @@ impl Judge {
                 _ => None,
             })
             .collect();
-        let key = format!(
-            "{}\u{1}{}",
-            crate::policy::literals::fingerprint(self.dialect, &text),
-            crate::policy::literals::literal_values(self.dialect, &text).join("\u{1}")
-        );
+        let key = approvals::key::text_key(self.dialect, &text);
         Ok(Some(Template {
             statements,
             rule,
@@ -217,15 +218,16 @@ impl Judge {
     /// Holds a reviewed text (or one execution of a reviewed prepared
     /// statement, with its parameters): what the relay awaits becomes its
     /// approval, after its durable records.
-    fn start_hold(&mut self, t: Template, parameters: Option<Vec<Option<String>>>) {
+    fn start_hold(&mut self, t: Template, parameters: Option<Vec<Option<String>>>, executes: bool) {
         let Some(approvals) = &self.approvals else {
             return;
         };
         let mut statements = t.statements;
         for s in statements.iter_mut().filter(|s| s.reviewed) {
-            if t.secret_parameters {
-                // Said, so that an approver can refuse what they cannot see.
-                s.parameters_withheld = parameters.is_some();
+            if t.secret_parameters || (executes && parameters.is_none()) {
+                // Said, so that an approver can refuse what they cannot
+                // see (values that may be a secret, or too large to read).
+                s.parameters_withheld = executes;
             } else {
                 s.parameters.clone_from(&parameters);
             }
@@ -247,15 +249,23 @@ impl Judge {
             review: t.review,
         };
         if ask.review.mode == approvals::settings::Mode::Retry {
-            let values: Vec<&str> = parameters
-                .iter()
-                .flatten()
-                .map(|v| v.as_deref().unwrap_or("\u{0}NULL"))
-                .collect();
+            if executes && parameters.is_none() {
+                // Values it was not read with cannot be matched.
+                let refused = refusal(
+                    "sqlgate: this execution's values could not be read, so an approval cannot be matched to it",
+                    "bind fewer or smaller values, or ask for review_mode = \"wait\"",
+                );
+                self.durable = Some(Box::pin(async move { Err(refused) }));
+                return;
+            }
             let key = approvals::RetryKey {
                 user: self.user.clone(),
                 target: self.target.clone(),
-                statement: format!("{}\u{2}{}", t.key, values.join("\u{1}")),
+                statement: format!(
+                    "{}|{}",
+                    t.key,
+                    approvals::key::values_key(parameters.as_deref().unwrap_or_default())
+                ),
             };
             self.retry(approvals.clone(), ask, key);
             return;
@@ -264,7 +274,15 @@ impl Judge {
         let hold = approvals::hold::hold(approvals, ask, self.durable.take(), self.log.handle());
         // Its reach, asked on the side (the decision need not wait for it).
         if let Some(estimator) = &self.estimator {
-            let asks = t.estimable.into_iter().zip(t.ddl).enumerate();
+            // A few per request: a text of many statements must not take
+            // the target's pool.
+            let asks = t
+                .estimable
+                .into_iter()
+                .zip(t.ddl)
+                .enumerate()
+                .filter(|(_, (e, d))| e.is_some() || d.is_some())
+                .take(MAX_ESTIMATES);
             for (index, (statement, ddl)) in asks {
                 let (estimator, approvals, id) = (estimator.clone(), approvals.clone(), hold.id);
                 match (statement, ddl) {
@@ -312,6 +330,14 @@ impl Judge {
                     .unwrap_or_default(),
             ),
             approvals::Retry::Pending(id) => (*id, "pending", Vec::new()),
+            approvals::Retry::TooMany => {
+                let refused = refusal(
+                    "sqlgate: too many requests of this identity wait for approval",
+                    "wait for the pending ones to be decided or to expire",
+                );
+                self.durable = Some(Box::pin(async move { Err(refused) }));
+                return;
+            }
         };
         if let Some(h) = self.log.handle() {
             h.approval(&crate::store::ApprovalEvent {
@@ -380,7 +406,7 @@ impl Judge {
         }
         if runs_reviewed {
             if let Some(t) = template {
-                self.start_hold(t, None);
+                self.start_hold(t, None, false);
             }
             return Ok(());
         }
@@ -391,8 +417,30 @@ impl Judge {
                 Some(Prepared::Execute(name)) => self.reviews.get_sql(name).cloned(),
                 _ => None,
             });
-        if let Some(t) = executed {
-            self.start_hold(t, None);
+        if let Some(mut t) = executed {
+            // The EXECUTE's own arguments are part of what runs: shown,
+            // and in the key.
+            let text = String::from_utf8_lossy(sql);
+            t.key = format!(
+                "{}|{}",
+                t.key,
+                approvals::key::text_key(self.dialect, &text)
+            );
+            t.statements.push(approvals::HeldStatement {
+                text: crate::recording::shown_text(
+                    self.dialect,
+                    &text,
+                    crate::policy::tags::TagSet::EMPTY,
+                ),
+                tags: Vec::new(),
+                reviewed: true,
+                parameters: None,
+                parameters_withheld: false,
+                reach: None,
+            });
+            t.estimable.push(None);
+            t.ddl.push(None);
+            self.start_hold(t, None, false);
         }
         Ok(())
     }
@@ -427,7 +475,7 @@ impl Judge {
             return;
         }
         if let Some(t) = review {
-            self.start_hold(t, shown);
+            self.start_hold(t, shown, true);
         }
     }
 
@@ -508,6 +556,9 @@ impl Judge {
         }
     }
 }
+
+/// Reach estimates asked per request, at most.
+const MAX_ESTIMATES: usize = 4;
 
 /// A refusal of a reviewed statement that cannot be held.
 fn refusal(message: &str, hint: &str) -> Refusal {

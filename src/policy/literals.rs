@@ -153,17 +153,6 @@ pub fn scrub_strings(dialect: SqlDialect, text: &str) -> String {
     out
 }
 
-/// Every literal of `text` as written, in order: with the fingerprint,
-/// what tells two runs of one statement apart (an approval in `retry`
-/// mode covers the same fingerprint with the same values only).
-pub fn literal_values(dialect: SqlDialect, text: &str) -> Vec<String> {
-    let mut scrubbed = String::with_capacity(text.len());
-    let mut scanner = Scanner::new(dialect, text, true);
-    scanner.fingerprint = true;
-    scanner.values = Some(Vec::new());
-    scanner.run_collecting(&mut scrubbed)
-}
-
 /// A statement's fingerprint: its text with every literal a `?`,
 /// comments out, whitespace collapsed, unquoted words lower-cased, and
 /// lists of literals (`IN (1, 2, 3)`, `VALUES (1), (2)`) one `?` each —
@@ -268,8 +257,6 @@ struct Scanner<'t> {
     /// Fingerprinting: every literal a bare `?`, comments dropped,
     /// unquoted words lower-cased, nothing kept for being schema.
     fingerprint: bool,
-    /// Each literal replaced, as written (for [`literal_values`]).
-    values: Option<Vec<String>>,
 }
 
 fn ident_byte(b: u8) -> bool {
@@ -287,7 +274,6 @@ impl<'t> Scanner<'t> {
             last_word: LastWord::default(),
             parens: Vec::new(),
             fingerprint: false,
-            values: None,
         }
     }
 
@@ -316,16 +302,6 @@ impl<'t> Scanner<'t> {
     }
 
     fn run(mut self, out: &mut String) {
-        self.scan(out);
-    }
-
-    /// Runs, and gives the literal values collected.
-    fn run_collecting(mut self, out: &mut String) -> Vec<String> {
-        self.scan(out);
-        self.values.unwrap_or_default()
-    }
-
-    fn scan(&mut self, out: &mut String) {
         while let Some(b) = self.peek(0) {
             let start = self.at;
             match b {
@@ -475,9 +451,6 @@ impl<'t> Scanner<'t> {
             out.push_str(&self.text[self.at..end]);
         } else {
             out.push_str(self.string_placeholder());
-            if let Some(v) = &mut self.values {
-                v.push(self.text[self.at..end].to_owned());
-            }
         }
         self.at = end;
         self.last_word.clear();
@@ -558,9 +531,6 @@ impl<'t> Scanner<'t> {
             }
         } else {
             out.push_str(self.string_placeholder());
-            if let Some(v) = &mut self.values {
-                v.push(self.text[self.at..end].to_owned());
-            }
         }
         self.at = end;
         self.last_word.clear();
@@ -604,9 +574,6 @@ impl<'t> Scanner<'t> {
         }
         if self.numbers && (self.fingerprint || !self.inside(Paren::TypeModifier)) {
             out.push_str(NUMBER_PLACEHOLDER);
-            if let Some(v) = &mut self.values {
-                v.push(self.text[self.at..i].to_owned());
-            }
         } else {
             out.push_str(&self.text[self.at..i]);
         }
@@ -778,17 +745,6 @@ mod tests {
             "{\"id\",\"(email <> '?'::text)\",NULL,\"a \\\"b\\\"\"}"
         );
         assert_eq!(scrub_text_or_array(d, "SELECT 'x'"), "SELECT '?'");
-    }
-
-    #[test]
-    fn literal_values_are_the_values_as_written() {
-        assert_eq!(
-            literal_values(
-                SqlDialect::Postgres,
-                "DELETE FROM t WHERE id IN (1, 2) AND v = 'it''s' -- 'no'"
-            ),
-            vec!["1", "2", "'it''s'"]
-        );
     }
 
     #[test]
