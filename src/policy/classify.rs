@@ -201,6 +201,14 @@ fn lexer_hazard(dialect: SqlDialect, text: &str) -> Option<&'static str> {
                 if body[..end].contains('#') || body[..end].contains("--") {
                     return Some("a comment inside a /*! ... */ executable comment");
                 }
+                // `/*!NNNNN ...*/` runs only on servers of version NNNNN
+                // or later: past 8.0.0 the gateway cannot tell whether
+                // the target's server reads it as code or as a comment
+                // (`DELETE FROM t /*!99999 WHERE id = 5 */`).
+                let digits: String = body.chars().take_while(char::is_ascii_digit).collect();
+                if digits.len() >= 5 && digits.parse::<u64>().is_ok_and(|v| v > 80000) {
+                    return Some("an executable comment gated on a server version past 8.0.0");
+                }
                 rest = &body[end..];
             }
             None
