@@ -555,15 +555,6 @@ impl Approvals {
     pub fn wait_histogram(&self) -> prometheus_client::metrics::histogram::Histogram {
         self.wait.clone()
     }
-
-    /// Requests pending now.
-    pub fn pending(&self) -> usize {
-        self.registry()
-            .requests
-            .values()
-            .filter(|r| r.view.state == State::Pending)
-            .count()
-    }
 }
 
 impl Registry {

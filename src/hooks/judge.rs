@@ -509,13 +509,9 @@ impl Judge {
             let policy = &mut self.policy;
             crate::policy::offload::judge(sql.len(), || policy.judge(sql))
         };
-        self.durable = self.log.judged(
-            self.dialect,
-            &format!("{origin:?}").to_lowercase(),
-            sql,
-            &judged,
-        );
+        // (Named once per text.)
         let origin_name = format!("{origin:?}").to_lowercase();
+        self.durable = self.log.judged(self.dialect, &origin_name, sql, &judged);
         let prepares = matches!(origin_name.as_str(), "parse" | "prepare");
         self.reviews.parsed(None);
         let judged = judged.and_then(|judged| self.hold(sql, &judged, prepares).map(|()| judged));

@@ -9,22 +9,28 @@ use crate::support::approvals::{self, api, approve, deny, pending};
 use crate::support::gateway::{TestConfig, AGENT_PW};
 use crate::support::mariadb;
 
-#[tokio::test]
-async fn a_held_write_runs_when_approved_and_fails_when_denied() {
+/// A table made directly (`create`), and a gateway whose policy reviews
+/// the agent's writes: the direct connection, the config (kept alive for
+/// its files) and the gateway.
+async fn held_table(create: &str) -> (Conn, TestConfig, crate::support::gateway::Gateway) {
     let my = mariadb::shared();
     let mut direct = Conn::new(Opts::from_url(&my.direct_url()).unwrap())
         .await
         .unwrap();
-    direct
-        .query_drop(
-            "DROP TABLE IF EXISTS app.held_my; CREATE TABLE app.held_my (id int primary key, v text); \
-             INSERT INTO app.held_my VALUES (1, 'a'), (2, 'b'), (3, 'c')",
-        )
-        .await
-        .unwrap();
+    direct.query_drop(create).await.unwrap();
     let mut cfg = TestConfig::mysql(my);
     approvals::configure(&mut cfg, "");
     let gw = cfg.start().await;
+    (direct, cfg, gw)
+}
+
+#[tokio::test]
+async fn a_held_write_runs_when_approved_and_fails_when_denied() {
+    let (mut direct, _cfg, gw) = held_table(
+        "DROP TABLE IF EXISTS app.held_my; CREATE TABLE app.held_my (id int primary key, v text); \
+             INSERT INTO app.held_my VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+    )
+    .await;
     let mut agent = Conn::new(Opts::from_url(&gw.mysql_url("agent", AGENT_PW, "app")).unwrap())
         .await
         .unwrap();
@@ -88,20 +94,11 @@ async fn a_held_write_runs_when_approved_and_fails_when_denied() {
 /// leaves while held withdraws its request too.
 #[tokio::test]
 async fn kill_query_or_leaving_withdraws_a_held_statement() {
-    let my = mariadb::shared();
-    let mut direct = Conn::new(Opts::from_url(&my.direct_url()).unwrap())
-        .await
-        .unwrap();
-    direct
-        .query_drop(
-            "DROP TABLE IF EXISTS app.held_kill; CREATE TABLE app.held_kill (id int primary key); \
+    let (mut direct, _cfg, gw) = held_table(
+        "DROP TABLE IF EXISTS app.held_kill; CREATE TABLE app.held_kill (id int primary key); \
              INSERT INTO app.held_kill VALUES (1), (2)",
-        )
-        .await
-        .unwrap();
-    let mut cfg = TestConfig::mysql(my);
-    approvals::configure(&mut cfg, "");
-    let gw = cfg.start().await;
+    )
+    .await;
     let url = gw.mysql_url("agent", AGENT_PW, "app");
     let mut agent = Conn::new(Opts::from_url(&url).unwrap()).await.unwrap();
     let gateway_id = agent.id();
@@ -154,20 +151,11 @@ async fn kill_query_or_leaving_withdraws_a_held_statement() {
 /// result once it is approved; a denied one prints the decision.
 #[tokio::test]
 async fn the_mariadb_client_waits_for_the_approval() {
-    let my = mariadb::shared();
-    let mut direct = Conn::new(Opts::from_url(&my.direct_url()).unwrap())
-        .await
-        .unwrap();
-    direct
-        .query_drop(
-            "DROP TABLE IF EXISTS app.held_cli; CREATE TABLE app.held_cli (id int primary key); \
+    let (mut direct, _cfg, gw) = held_table(
+        "DROP TABLE IF EXISTS app.held_cli; CREATE TABLE app.held_cli (id int primary key); \
              INSERT INTO app.held_cli VALUES (1), (2)",
-        )
-        .await
-        .unwrap();
-    let mut cfg = TestConfig::mysql(my);
-    approvals::configure(&mut cfg, "");
-    let gw = cfg.start().await;
+    )
+    .await;
     let port = gw.mysql_port();
     let cli = move |sql: &'static str| {
         tokio::task::spawn_blocking(move || {
