@@ -227,7 +227,7 @@ impl SessionLog {
                     let event = StatementEvent {
                         origin: origin.to_owned(),
                         text: recorded_text(dialect, statement, credential),
-                        fingerprint: literals::fingerprint(dialect, statement),
+                        fingerprint: j.statement.fingerprint.to_string(),
                         // `review`: held for approval (its decision follows).
                         verdict: j.decision.verdict.as_str().to_owned(),
                         tags: j.tags.iter().map(|t| t.name().to_owned()).collect(),
@@ -382,7 +382,7 @@ fn refused_event(
     StatementEvent {
         origin: origin.to_owned(),
         text: recorded_text(dialect, text, names_a_credential(text)),
-        fingerprint: literals::fingerprint(dialect, text),
+        fingerprint: crate::policy::fingerprint::of(dialect, text).key,
         verdict: refusal.verdict.as_str().to_owned(),
         tags: Vec::new(),
         refusal: Some(refusal.message.clone()),

@@ -16,8 +16,9 @@ use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::builtins::{function_tags, setting_value_tags};
+use super::fingerprint;
 use super::parse::SqlDialect;
-use super::risk::{classify, Prepared, Risk};
+use super::risk::{classify, classify_watching, Prepared, Risk};
 use super::tags::{Tag, TagSet};
 
 /// How the classifier read a statement.
@@ -45,6 +46,11 @@ pub struct StatementRisk {
     pub risk: Risk,
     /// How it was read.
     pub reading: Reading,
+    /// Its fingerprint (`policy::fingerprint`): what recordings store.
+    pub fingerprint: Arc<str>,
+    /// Its risk, reading and masking would be the same with any other
+    /// literal values: texts of its fingerprint may share it.
+    pub literal_free: bool,
 }
 
 impl StatementRisk {
@@ -64,25 +70,26 @@ pub const MAX_STATEMENTS: usize = 10_000;
 /// cannot be read is `unknown`.
 pub fn classify_text(dialect: SqlDialect, sql: &[u8]) -> Vec<StatementRisk> {
     let Ok(text) = std::str::from_utf8(sql) else {
+        let lossy = String::from_utf8_lossy(sql);
         return vec![unreadable(
-            0,
+            dialect,
+            &lossy,
             sql.len(),
             "statement text is not valid UTF-8",
         )];
     };
+    let whole = |why: &str| vec![unreadable(dialect, text, text.chars().count(), why)];
     if let Some(why) = lexer_hazard(dialect, text) {
-        return vec![unreadable(0, text.chars().count(), why)];
+        return whole(why);
     }
     let tokens = match Tokenizer::new(dialect.dialect(), text).tokenize_with_location() {
         Ok(t) => t,
-        Err(e) => return vec![unreadable(0, text.chars().count(), &e.to_string())],
+        Err(e) => return whole(&e.to_string()),
     };
     if dialect == SqlDialect::Postgres && escape_string_continued(&tokens) {
-        return vec![unreadable(
-            0,
-            text.chars().count(),
+        return whole(
             "an E'' string continued on another line (PostgreSQL keeps its escapes; sqlparser does not)",
-        )];
+        );
     }
     let lines = LineStarts::new(text);
     let mut bytes = ByteCursor::new(text);
@@ -100,11 +107,7 @@ pub fn classify_text(dialect: SqlDialect, sql: &[u8]) -> Vec<StatementRisk> {
             ) {
                 if out.len() == MAX_STATEMENTS {
                     // Each parse tree takes memory far beyond its text's.
-                    return vec![unreadable(
-                        0,
-                        text.chars().count(),
-                        "a text of more than 10,000 statements: send it in parts",
-                    )];
+                    return whole("a text of more than 10,000 statements: send it in parts");
                 }
                 out.push(s);
             }
@@ -237,10 +240,13 @@ fn escape_string_continued(tokens: &[TokenWithSpan]) -> bool {
     false
 }
 
-fn unreadable(start: usize, end: usize, why: &str) -> StatementRisk {
+/// The whole text, unreadable.
+fn unreadable(dialect: SqlDialect, text: &str, end: usize, why: &str) -> StatementRisk {
     StatementRisk {
-        start,
+        start: 0,
         end,
+        fingerprint: fingerprint::of(dialect, text).key.into(),
+        literal_free: false,
         bytes: 0..usize::MAX,
         risk: Risk {
             tags: TagSet::of(Tag::Unknown),
@@ -300,8 +306,13 @@ fn statement(
         SqlDialect::Postgres => normalize_pg(&mut piece),
         SqlDialect::Mysql => normalize_mysql_plans(&mut piece),
     }
+    let mut literal_free = false;
     let (risk, reading) = match parse_one(dialect, &piece) {
-        Ok(stmt) => (classify(&stmt, dialect), Reading::Parsed(Arc::new(stmt))),
+        Ok(stmt) => {
+            let (risk, free) = classify_watching(&stmt, dialect);
+            literal_free = free;
+            (risk, Reading::Parsed(Arc::new(stmt)))
+        }
         Err(e) => match rewritten(dialect, &piece)
             .or_else(|| by_keywords(dialect, &words(&piece), &piece))
         {
@@ -315,12 +326,15 @@ fn statement(
             ),
         },
     };
+    let excerpt = cursor.text.get(bytes.clone()).unwrap_or_default();
     Some(StatementRisk {
         start,
         end,
+        fingerprint: fingerprint::of(dialect, excerpt).key.into(),
         bytes,
         risk,
         reading,
+        literal_free,
     })
 }
 

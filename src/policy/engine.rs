@@ -12,6 +12,7 @@ use lru::LruCache;
 use std::collections::HashSet;
 
 use super::classify::{classify_text, Reading, StatementRisk};
+use super::fingerprint::{self, Fingerprint};
 use super::mask::catalog::CatalogSnapshot;
 use super::mask::functions::HashKey;
 use super::mask::result::StatementMasks;
@@ -34,15 +35,43 @@ struct Loaded {
     generation: u64,
 }
 
-/// Classified statement texts, by text (one cache per dialect: the same
-/// text reads differently in each).
-type TextCache = LruCache<Box<[u8]>, Arc<[StatementRisk]>>;
+/// Classified statement texts (one per dialect: the same text reads
+/// differently in each). A text is looked up by its fingerprint first
+/// when the fingerprint is exact (`policy::fingerprint`): texts that
+/// differ only in literal values share one classification, so a new
+/// literal is not a new parse. Classifications that depend on a literal
+/// value (`StatementRisk::literal_free`) are kept by their whole text.
+struct Classified {
+    /// By exact fingerprint.
+    shapes: LruCache<Box<str>, ByShape>,
+    /// By text: inexact fingerprints, and literal-sensitive statements.
+    texts: LruCache<Box<[u8]>, Arc<[StatementRisk]>>,
+}
+
+/// What a fingerprint's entry says.
+#[derive(Clone)]
+enum ByShape {
+    /// Every text of this fingerprint has these statements (at its own
+    /// spans).
+    Shared(Arc<[StatementRisk]>),
+    /// Some statement depends on a literal value: look the text up.
+    ByText,
+}
+
+impl std::fmt::Debug for Classified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classified")
+            .field("shapes", &self.shapes.len())
+            .field("texts", &self.texts.len())
+            .finish()
+    }
+}
 
 /// What every session shares.
 #[derive(Debug)]
 pub struct Engine {
     loaded: RwLock<Arc<Loaded>>,
-    cache: [Mutex<TextCache>; 2],
+    cache: [Mutex<Classified>; 2],
     /// Catalog snapshots of targets with masking rules.
     catalogs: RwLock<HashMap<String, Arc<CatalogSnapshot>>>,
     /// Targets whose catalog should be read (again).
@@ -51,6 +80,19 @@ pub struct Engine {
     catalog_wanted: tokio::sync::Notify,
     /// The key of the `hash` masking function.
     hash_key: HashKey,
+    /// Texts served by fingerprint, by text, and classified.
+    counts: [std::sync::atomic::AtomicU64; 3],
+}
+
+/// How the classification cache served texts, since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheCounts {
+    /// Served by a fingerprint another text was classified under.
+    pub by_fingerprint: u64,
+    /// Served by the same text seen before.
+    pub by_text: u64,
+    /// Split, parsed and classified.
+    pub classified: u64,
 }
 
 impl Engine {
@@ -63,14 +105,17 @@ impl Engine {
                 policy,
                 generation: 0,
             })),
-            cache: [
-                Mutex::new(LruCache::new(cap)),
-                Mutex::new(LruCache::new(cap)),
-            ],
+            cache: [(); 2].map(|()| {
+                Mutex::new(Classified {
+                    shapes: LruCache::new(cap),
+                    texts: LruCache::new(cap),
+                })
+            }),
             catalogs: RwLock::new(HashMap::new()),
             stale: Mutex::new(HashSet::new()),
             catalog_wanted: tokio::sync::Notify::new(),
             hash_key: HashKey::new(rand::random::<[u8; 32]>().as_slice()),
+            counts: Default::default(),
         }
     }
 
@@ -147,20 +192,75 @@ impl Engine {
             .clone()
     }
 
-    /// The statements of a text, classified (from the cache when seen).
+    /// How the classification cache served texts so far.
+    pub fn cache_counts(&self) -> CacheCounts {
+        let [f, t, c] = &self.counts;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        CacheCounts {
+            by_fingerprint: get(f),
+            by_text: get(t),
+            classified: get(c),
+        }
+    }
+
+    /// Texts served by fingerprint so far.
+    pub fn shape_hits(&self) -> u64 {
+        self.cache_counts().by_fingerprint
+    }
+
+    fn count(&self, which: usize) {
+        self.counts[which].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The statements of a text, classified (from the cache when a text
+    /// of its fingerprint, or the text itself, was seen).
     pub fn classify(&self, dialect: SqlDialect, sql: &[u8]) -> Arc<[StatementRisk]> {
         if sql.len() > MAX_CACHED_TEXT {
+            self.count(2);
             return classify_text(dialect, sql).into();
         }
         let cache = &self.cache[dialect as usize];
-        if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(sql) {
+        let lock = || cache.lock().unwrap_or_else(|e| e.into_inner());
+        let shape = std::str::from_utf8(sql)
+            .ok()
+            .map(|text| fingerprint::of(dialect, text))
+            .filter(|f| f.exact);
+        if let Some(f) = &shape {
+            // (Bound first: a guard in the match would live through it.)
+            let found = lock().shapes.get(f.key.as_str()).cloned();
+            match found {
+                Some(ByShape::Shared(statements)) => {
+                    if let Some(placed) = placed(&statements, f) {
+                        self.count(0);
+                        return placed;
+                    }
+                }
+                Some(ByShape::ByText) => {}
+                None => {
+                    self.count(2);
+                    let classified: Arc<[StatementRisk]> = classify_text(dialect, sql).into();
+                    let shared = classified.len() == f.statements.len()
+                        && classified.iter().all(|s| s.literal_free);
+                    let mut cache = lock();
+                    if shared {
+                        cache
+                            .shapes
+                            .put(f.key.as_str().into(), ByShape::Shared(classified.clone()));
+                    } else {
+                        cache.shapes.put(f.key.as_str().into(), ByShape::ByText);
+                        cache.texts.put(sql.into(), classified.clone());
+                    }
+                    return classified;
+                }
+            }
+        }
+        if let Some(hit) = lock().texts.get(sql) {
+            self.count(1);
             return hit.clone();
         }
+        self.count(2);
         let classified: Arc<[StatementRisk]> = classify_text(dialect, sql).into();
-        cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .put(sql.into(), classified.clone());
+        lock().texts.put(sql.into(), classified.clone());
         classified
     }
 
@@ -177,6 +277,34 @@ impl Engine {
             .as_ref()
             .map(|p| p.table(user, groups, target))
     }
+}
+
+/// A fingerprint's shared statements at the spans of this text (`None`:
+/// the text has another number of statements, which an exact fingerprint
+/// never allows).
+fn placed(shared: &Arc<[StatementRisk]>, text: &Fingerprint) -> Option<Arc<[StatementRisk]>> {
+    if shared.len() != text.statements.len() {
+        return None;
+    }
+    let same = shared
+        .iter()
+        .zip(&text.statements)
+        .all(|(s, at)| s.start == at.start && s.end == at.end && s.bytes == at.bytes);
+    if same {
+        return Some(shared.clone());
+    }
+    Some(
+        shared
+            .iter()
+            .zip(&text.statements)
+            .map(|(s, at)| StatementRisk {
+                start: at.start,
+                end: at.end,
+                bytes: at.bytes.clone(),
+                ..s.clone()
+            })
+            .collect(),
+    )
 }
 
 impl Drop for SessionPolicy {
@@ -839,6 +967,8 @@ impl SessionPolicy {
                 prepared: None,
             },
             reading: Reading::Keywords,
+            fingerprint: "<fastpath function call>".into(),
+            literal_free: false,
         };
         let mut r = self.refusal(b"", &s, 0, 1, tags, &decision);
         r.detail = format!("a fastpath FunctionCall (a function called by OID) [tags: {tags}]");

@@ -5,6 +5,60 @@
 //! rule names, in both dialects. A check added to the live path alone
 //! (as a MySQL `SHOW ... FROM db` refusal once was) fails it.
 
+/// The corpora's schema as a catalog snapshot: customers and orders.
+#[cfg(test)]
+pub(crate) fn tests_catalog(
+    dialect: crate::policy::parse::SqlDialect,
+) -> crate::policy::mask::catalog::CatalogSnapshot {
+    use crate::policy::mask::catalog::CatalogSnapshot;
+    use crate::policy::parse::SqlDialect;
+    let tables = [
+        (
+            "customers",
+            &["id", "name", "email", "ssn", "card", "salary", "birth"][..],
+        ),
+        (
+            "orders",
+            &["id", "customer_id", "total", "note", "status"][..],
+        ),
+    ];
+    match dialect {
+        SqlDialect::Postgres => {
+            let mut rows = Vec::new();
+            for (oid, (t, cols)) in tables.iter().enumerate() {
+                for (i, c) in cols.iter().enumerate() {
+                    rows.push(vec![
+                        Some((16_000 + oid).to_string()),
+                        Some("public".to_owned()),
+                        Some(t.to_string()),
+                        Some("r".to_owned()),
+                        Some((i + 1).to_string()),
+                        Some(c.to_string()),
+                        None,
+                    ]);
+                }
+            }
+            CatalogSnapshot::from_pg_rows(&rows, vec!["public".to_owned()])
+        }
+        SqlDialect::Mysql => {
+            let rows: Vec<Vec<Option<String>>> = tables
+                .iter()
+                .flat_map(|(t, cols)| {
+                    cols.iter().map(move |c| {
+                        vec![
+                            Some("app".to_owned()),
+                            Some(t.to_string()),
+                            Some(c.to_string()),
+                            None,
+                        ]
+                    })
+                })
+                .collect();
+            CatalogSnapshot::from_mysql_rows(&rows, "app")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -44,51 +98,7 @@ except_users = ["ci"]
     }
 
     fn catalog(dialect: SqlDialect) -> CatalogSnapshot {
-        let tables = [
-            (
-                "customers",
-                &["id", "name", "email", "ssn", "card", "salary", "birth"][..],
-            ),
-            (
-                "orders",
-                &["id", "customer_id", "total", "note", "status"][..],
-            ),
-        ];
-        match dialect {
-            SqlDialect::Postgres => {
-                let mut rows = Vec::new();
-                for (oid, (t, cols)) in tables.iter().enumerate() {
-                    for (i, c) in cols.iter().enumerate() {
-                        rows.push(vec![
-                            Some((16_000 + oid).to_string()),
-                            Some("public".to_owned()),
-                            Some(t.to_string()),
-                            Some("r".to_owned()),
-                            Some((i + 1).to_string()),
-                            Some(c.to_string()),
-                            None,
-                        ]);
-                    }
-                }
-                CatalogSnapshot::from_pg_rows(&rows, vec!["public".to_owned()])
-            }
-            SqlDialect::Mysql => {
-                let rows: Vec<Vec<Option<String>>> = tables
-                    .iter()
-                    .flat_map(|(t, cols)| {
-                        cols.iter().map(move |c| {
-                            vec![
-                                Some("app".to_owned()),
-                                Some(t.to_string()),
-                                Some(c.to_string()),
-                                None,
-                            ]
-                        })
-                    })
-                    .collect();
-                CatalogSnapshot::from_mysql_rows(&rows, "app")
-            }
-        }
+        super::tests_catalog(dialect)
     }
 
     #[test]

@@ -153,47 +153,6 @@ pub fn scrub_strings(dialect: SqlDialect, text: &str) -> String {
     out
 }
 
-/// A statement's fingerprint: its text with every literal a `?`,
-/// comments out, whitespace collapsed, unquoted words lower-cased, and
-/// lists of literals (`IN (1, 2, 3)`, `VALUES (1), (2)`) one `?` each —
-/// the same statement with other values has the same fingerprint. What
-/// recordings store and approvals match on.
-pub fn fingerprint(dialect: SqlDialect, text: &str) -> String {
-    let mut scrubbed = String::with_capacity(text.len());
-    let mut scanner = Scanner::new(dialect, text, true);
-    scanner.fingerprint = true;
-    scanner.run(&mut scrubbed);
-    let mut out = String::with_capacity(scrubbed.len());
-    let mut space = false;
-    for c in scrubbed.chars() {
-        if c.is_whitespace() {
-            space = !out.is_empty();
-            continue;
-        }
-        if space && !matches!(c, ')' | ',' | ';') && !out.ends_with('(') {
-            out.push(' ');
-        }
-        space = false;
-        out.push(c);
-    }
-    // `?, ?, ?` → `?`; then `(?), (?)` → `(?)` (only where a list is).
-    if out.contains("?,") || out.contains("?),") {
-        for (from, to) in [
-            ("?, ?", "?"),
-            ("?,?", "?"),
-            ("(?), (?)", "(?)"),
-            ("(?),(?)", "(?)"),
-        ] {
-            while out.contains(from) {
-                out = out.replace(from, to);
-            }
-        }
-    }
-    let kept = out.trim_end_matches(';').trim_end().len();
-    out.truncate(kept);
-    out
-}
-
 /// What a parenthesis opened.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Paren {
@@ -254,9 +213,6 @@ struct Scanner<'t> {
     /// The last word, upper-cased (keywords decide what a literal is).
     last_word: LastWord,
     parens: Vec<Paren>,
-    /// Fingerprinting: every literal a bare `?`, comments dropped,
-    /// unquoted words lower-cased, nothing kept for being schema.
-    fingerprint: bool,
 }
 
 fn ident_byte(b: u8) -> bool {
@@ -273,7 +229,6 @@ impl<'t> Scanner<'t> {
             numbers,
             last_word: LastWord::default(),
             parens: Vec::new(),
-            fingerprint: false,
         }
     }
 
@@ -282,19 +237,11 @@ impl<'t> Scanner<'t> {
     }
 
     fn comment_placeholder(&self) -> &'static str {
-        if self.fingerprint {
-            " "
-        } else {
-            COMMENT_PLACEHOLDER
-        }
+        COMMENT_PLACEHOLDER
     }
 
     fn string_placeholder(&self) -> &'static str {
-        if self.fingerprint {
-            NUMBER_PLACEHOLDER
-        } else {
-            STRING_PLACEHOLDER
-        }
+        STRING_PLACEHOLDER
     }
 
     fn inside(&self, kind: Paren) -> bool {
@@ -443,10 +390,9 @@ impl<'t> Scanner<'t> {
         let end = self.string_end(quote, escapes);
         // (`COMMENT 'text'` is MySQL DDL; in PostgreSQL definitions
         // `comment` can only be a column's name.)
-        let keep = !self.fingerprint
-            && (self.inside(Paren::ValueList)
-                || (self.last_word == "COMMENT" && self.dialect == SqlDialect::Mysql)
-                || self.cast_to_object_type(end));
+        let keep = self.inside(Paren::ValueList)
+            || (self.last_word == "COMMENT" && self.dialect == SqlDialect::Mysql)
+            || self.cast_to_object_type(end);
         if keep {
             out.push_str(&self.text[self.at..end]);
         } else {
@@ -572,7 +518,7 @@ impl<'t> Scanner<'t> {
         if i < b.len() && ident_byte(b[i]) && b[i] != b'$' {
             return self.word(out);
         }
-        if self.numbers && (self.fingerprint || !self.inside(Paren::TypeModifier)) {
+        if self.numbers && !self.inside(Paren::TypeModifier) {
             out.push_str(NUMBER_PLACEHOLDER);
         } else {
             out.push_str(&self.text[self.at..i]);
@@ -588,13 +534,7 @@ impl<'t> Scanner<'t> {
             i += 1;
         }
         let word = &self.text[self.at..i];
-        if !self.fingerprint {
-            out.push_str(word);
-        } else if word.is_ascii() {
-            out.extend(word.bytes().map(|b| b.to_ascii_lowercase() as char));
-        } else {
-            out.push_str(&word.to_lowercase());
-        }
+        out.push_str(word);
         self.at = i;
         self.last_word.set(word);
     }
@@ -748,36 +688,6 @@ mod tests {
     }
 
     #[test]
-    fn fingerprints_ignore_values_case_spacing_and_comments() {
-        let d = SqlDialect::Postgres;
-        let a = fingerprint(
-            d,
-            "SELECT * FROM t WHERE id IN (1, 2, 3) AND name = 'ann' -- hi\n;",
-        );
-        let b = fingerprint(
-            d,
-            "select *  from T /* x */ where ID in (7)\n and NAME = 'bob'",
-        );
-        assert_eq!(a, "select * from t where id in (?) and name = ?");
-        assert_eq!(a, b);
-        assert_eq!(
-            fingerprint(d, "INSERT INTO t VALUES (1, 'a'), (2, 'b')"),
-            "insert into t values (?)"
-        );
-        assert_ne!(
-            fingerprint(d, "SELECT \"Name\" FROM t"),
-            fingerprint(d, "SELECT name FROM t")
-        );
-        assert_eq!(
-            fingerprint(
-                SqlDialect::Mysql,
-                "SELECT `a` FROM t WHERE b = \"x\" AND c = X'ff'"
-            ),
-            "select `a` from t where b = ? and c = x?"
-        );
-    }
-
-    #[test]
     fn keep_rules_keep_schema_only() {
         let d = SqlDialect::Postgres;
         assert_eq!(pg("WHERE comment = 'ann'"), "WHERE comment = '?'");
@@ -818,7 +728,7 @@ mod tests {
                 let _ = scrub_strings(d, &s);
                 let _ = scrub_plan(d, &s);
                 let _ = scrub_default(d, &s);
-                let _ = fingerprint(d, &s);
+                let _ = crate::policy::fingerprint::of(d, &s);
                 let _ = scrub_text_or_array(d, &format!("{{{s}}}"));
             }
         }

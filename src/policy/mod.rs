@@ -10,6 +10,8 @@ pub mod declared;
 pub mod engine;
 pub mod explain;
 mod explain_agreement;
+pub mod fingerprint;
+mod fingerprint_agreement;
 pub mod literals;
 pub mod mask;
 pub mod offload;

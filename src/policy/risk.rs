@@ -46,6 +46,71 @@ impl Risk {
     }
 }
 
+thread_local! {
+    /// Set when a literal's value decided something during a
+    /// classification (see [`classify_watching`]).
+    static LITERAL_READ: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Notes that a literal's value decided something.
+fn literal_read() {
+    LITERAL_READ.with(|c| c.set(true));
+}
+
+/// A statement's risk, and whether it would be the same with any other
+/// literal values: what lets the classification cache share it among
+/// texts of one fingerprint (`policy::fingerprint`). Only queries and
+/// plain writes can be literal-free; anything else (SET, SHOW, DDL,
+/// EXPLAIN, PREPARE, ...) reads its values or names in strings.
+pub fn classify_watching(stmt: &Statement, dialect: SqlDialect) -> (Risk, bool) {
+    LITERAL_READ.with(|c| c.set(false));
+    let risk = classify(stmt, dialect);
+    let read = LITERAL_READ.with(|c| c.replace(false));
+    let shareable = matches!(
+        stmt,
+        Statement::Query(_) | Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)
+    );
+    (risk, shareable && !read)
+}
+
+/// Whether an expression holds a literal anywhere.
+fn holds_literal(e: &Expr) -> bool {
+    let mut found = false;
+    let _ = e.visit(&mut LiteralVisitor(&mut found));
+    found
+}
+
+struct LiteralVisitor<'f>(&'f mut bool);
+
+impl Visitor for LiteralVisitor<'_> {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        if matches!(e, Expr::Value(_) | Expr::TypedString { .. }) {
+            *self.0 = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `left == right`, noting a literal read when both hold literals (other
+/// values could make them equal or not).
+fn same_expr(left: &Expr, right: &Expr) -> bool {
+    if holds_literal(left) && holds_literal(right) {
+        literal_read();
+    }
+    left == right
+}
+
+/// Notes a literal read when `e` holds a literal (what it is compared
+/// with decides); always false, to sit in a match guard.
+fn note_literal(e: &Expr) -> bool {
+    if holds_literal(e) {
+        literal_read();
+    }
+    false
+}
+
 /// The tags of a parsed statement.
 pub fn classify(stmt: &Statement, dialect: SqlDialect) -> Risk {
     if let Some(tags) = setting_by_row(stmt) {
@@ -824,10 +889,14 @@ fn set_config_tags(dialect: SqlDialect, args: &FunctionArguments) -> TagSet {
     tags
 }
 
+/// A string literal's value (noted as read: it decides something).
 fn string_literal(e: &Expr) -> Option<&str> {
     match e {
         Expr::Value(v) => match &v.value {
-            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s),
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
+                literal_read();
+                Some(s)
+            }
             _ => None,
         },
         Expr::Nested(inner) => string_literal(inner),
@@ -848,6 +917,7 @@ fn truth(e: &Expr) -> Option<bool> {
     match e {
         Expr::Nested(inner) => truth(inner),
         Expr::Value(v) => match &v.value {
+            _ if note_literal(e) => None,
             Value::Boolean(b) => Some(*b),
             Value::Number(n, _) => n.parse::<f64>().ok().map(|x| x != 0.0),
             Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
@@ -876,7 +946,7 @@ fn truth(e: &Expr) -> Option<bool> {
             | BinaryOperator::GtEq
             | BinaryOperator::LtEq
             | BinaryOperator::Spaceship
-                if left == right =>
+                if same_expr(left, right) =>
             {
                 Some(true)
             }
@@ -890,11 +960,17 @@ fn truth(e: &Expr) -> Option<bool> {
         },
         Expr::IsTrue(inner) => truth(inner),
         Expr::IsNotFalse(inner) => match inner.as_ref() {
-            Expr::Value(v) if matches!(v.value, Value::Null) => Some(true),
+            Expr::Value(v) if matches!(v.value, Value::Null) => {
+                literal_read();
+                Some(true)
+            }
             other => truth(other),
         },
         Expr::IsNotNull(inner) => match inner.as_ref() {
-            Expr::Value(v) => Some(!matches!(v.value, Value::Null)),
+            Expr::Value(v) => {
+                literal_read();
+                Some(!matches!(v.value, Value::Null))
+            }
             _ => None,
         },
         Expr::Like {
@@ -915,13 +991,13 @@ fn truth(e: &Expr) -> Option<bool> {
             expr,
             list,
             negated: false,
-        } if list.iter().any(|x| x == expr.as_ref()) => Some(true),
+        } if !note_literal(expr) && list.iter().any(|x| x == expr.as_ref()) => Some(true),
         Expr::Between {
             expr,
             negated: false,
             low,
             high,
-        } if low == expr && high == expr => Some(true),
+        } if !note_literal(expr) && low == expr && high == expr => Some(true),
         _ => None,
     }
 }
@@ -944,7 +1020,10 @@ fn number(e: &Expr) -> Option<f64> {
 
 fn compare_constants(left: &Expr, op: &BinaryOperator, right: &Expr) -> Option<bool> {
     let ord = match (number(left), number(right)) {
-        (Some(a), Some(b)) => a.partial_cmp(&b)?,
+        (Some(a), Some(b)) => {
+            literal_read();
+            a.partial_cmp(&b)?
+        }
         _ => {
             let (a, b) = (string_literal(left)?, string_literal(right)?);
             a.cmp(b)
@@ -1015,6 +1094,10 @@ fn setting_by_row(stmt: &Statement) -> Option<TagSet> {
         object_key(table).as_str(),
         "pg_settings" | "pg_catalog.pg_settings"
     ) && from.joins.is_empty();
+    if !table_ok {
+        // Before any literal is read: only pg_settings rows decide.
+        return None;
+    }
     let is_name =
         |e: &Expr| matches!(e, Expr::Identifier(i) if i.value.eq_ignore_ascii_case("name"));
     let setting = match &sel.selection {

@@ -102,7 +102,7 @@ pub struct StatementEvent {
     pub origin: String,
     /// The statement's text.
     pub text: String,
-    /// Its fingerprint (literals out: `policy::literals::fingerprint`).
+    /// Its fingerprint (literals out: `policy::fingerprint`).
     pub fingerprint: String,
     /// `allow`, `deny` or `review`.
     pub verdict: String,

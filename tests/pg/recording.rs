@@ -88,7 +88,10 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
         .expect("the write's record is durable once it returns");
     assert_eq!(insert.1.verdict, "allow");
     assert_eq!(insert.1.tags, ["write.insert"]);
-    assert_eq!(insert.1.fingerprint, "insert into rec_notes values (?)");
+    assert_eq!(
+        insert.1.fingerprint,
+        "insert into rec_notes values (?, '?')"
+    );
     ci.execute(
         "INSERT INTO rec_notes VALUES ($1, $2)",
         &[&2i32, &"extended"],

@@ -1,0 +1,242 @@
+//! A fingerprint may stand for a text in the classification cache only
+//! if nothing the gateway decides depends on the literal values it takes
+//! out. This test holds the cache to it over both corpora (every
+//! classifier statement and every masking bypass), for a masked agent,
+//! an exempt pipeline and an identity no rule names, in both dialects:
+//! each statement's literals are replaced by other values of their kind
+//! (numbers and strings that flip comparisons, settings, patterns), and
+//! the judgement of each variant served from a cache primed with the
+//! original must equal a fresh judgement of the variant — verdict, tags,
+//! deciding rule, masks, refusal text, statement spans and fingerprint.
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sqlparser::tokenizer::{Token, Tokenizer};
+
+    use crate::policy::engine::{Engine, Judged, Refusal, SessionPolicy};
+    use crate::policy::mask::catalog::CatalogSnapshot;
+    use crate::policy::parse::SqlDialect;
+    use crate::policy::rules::Policy;
+
+    const CLASSIFY: &str = include_str!("../../fixtures/policy/classify.tsv");
+    const BYPASS: &str = include_str!("../../fixtures/masking/bypass.tsv");
+    const MASKS: &str = r#"
+[[mask]]
+columns = ["*.customers.ssn", "*.customers.email", "*.customers.card"]
+function = "redact"
+except_users = ["ci"]
+"#;
+
+    /// Values that change decisions when they change: equal and unequal
+    /// constants, output positions, truthy strings, LIKE's `%`, settings
+    /// and encodings.
+    const INTEGERS: &[&str] = &[
+        "0",
+        "1",
+        "2",
+        "3",
+        "7",
+        "42",
+        "100000",
+        "123456789012345678",
+    ];
+    const DECIMALS: &[&str] = &["0.0", "1.0", "1.5", "0.25"];
+    const STRINGS: &[&str] = &[
+        "",
+        "a",
+        "1",
+        "0",
+        "%",
+        "x%",
+        "ann@example.com",
+        "search_path",
+        "public",
+        "sjis",
+        "utf8",
+        "on",
+        "off",
+        "client_encoding",
+        "app",
+    ];
+
+    /// A literal's kind: variants keep it.
+    enum Kind {
+        Integer,
+        Decimal,
+        String,
+    }
+
+    fn statements(dialect: SqlDialect) -> Vec<&'static str> {
+        let (classify, bypass) = match dialect {
+            SqlDialect::Postgres => (["pg", "any"], ["pg", "both"]),
+            SqlDialect::Mysql => (["my", "any"], ["my", "both"]),
+        };
+        let pick = |text: &'static str, names: [&str; 2], column: usize| {
+            text.lines()
+                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+                .filter_map(move |l| {
+                    let parts: Vec<&str> = l.splitn(column + 1, '\t').collect();
+                    (names.contains(&parts[0])).then(|| parts[column])
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut all = pick(CLASSIFY, classify, 2);
+        all.extend(pick(BYPASS, bypass, 1));
+        all
+    }
+
+    /// The text as its tokens render it, with each literal replaced by
+    /// `pick(kind)` (`None`: the text as rendered; `Err`: not tokenized).
+    fn rendered(
+        dialect: SqlDialect,
+        sql: &str,
+        mut pick: impl FnMut(Kind) -> &'static str,
+        vary: bool,
+    ) -> Option<String> {
+        let tokens = Tokenizer::new(dialect.dialect(), sql).tokenize().ok()?;
+        let mut out = String::new();
+        for t in tokens {
+            match t {
+                Token::Number(n, _) if vary => out.push_str(pick(if n.contains('.') {
+                    Kind::Decimal
+                } else {
+                    Kind::Integer
+                })),
+                Token::SingleQuotedString(_) if vary => {
+                    out.push('\'');
+                    out.push_str(pick(Kind::String));
+                    out.push('\'');
+                }
+                t => out.push_str(&t.to_string()),
+            }
+        }
+        Some(out)
+    }
+
+    /// What a judgement decided, without the parse tree (whose literals
+    /// differ by design).
+    fn decided(result: &Result<Vec<Judged>, Refusal>) -> String {
+        match result {
+            Ok(list) => list
+                .iter()
+                .map(|j| {
+                    format!(
+                        "{}..{} {:?} fp={} tags=[{}] {:?} masks={:?}",
+                        j.statement.start,
+                        j.statement.end,
+                        j.statement.bytes,
+                        j.statement.fingerprint,
+                        j.tags,
+                        j.decision,
+                        j.masks
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(r) => format!("refused {r:?}"),
+        }
+    }
+
+    fn catalog(dialect: SqlDialect) -> CatalogSnapshot {
+        super::super::explain_agreement::tests_catalog(dialect)
+    }
+
+    #[test]
+    fn a_cached_fingerprint_judges_every_literal_variant_as_a_fresh_parse() {
+        let dir = std::env::temp_dir().join(format!("sqlgate-fp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/agents.toml"),
+            dir.join("agents.toml"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("masks.toml"), MASKS).unwrap();
+        let policy = Policy::load(&["*.toml".to_owned()], &dir).unwrap();
+        let identities: [(&str, Vec<String>); 3] = [
+            ("bot", vec!["agents".to_owned()]),
+            ("ci", vec![]),
+            ("stranger", vec![]),
+        ];
+        let mut seed = 0x5eed_u64;
+        let mut next = move |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        let (mut compared, mut shared) = (0, 0);
+        let mut failures = Vec::new();
+        for dialect in [SqlDialect::Postgres, SqlDialect::Mysql] {
+            let snapshot = catalog(dialect);
+            let engine = |entries| {
+                let e = Arc::new(Engine::new(Some(policy.clone()), entries));
+                e.set_catalog("app", snapshot.clone());
+                e
+            };
+            let session = |e: &Arc<Engine>, user: &str, groups: &[String]| {
+                let s = SessionPolicy::new(e.clone(), dialect, user, groups, "app");
+                match dialect {
+                    SqlDialect::Mysql => s.confined_to("app"),
+                    SqlDialect::Postgres => s,
+                }
+            };
+            for sql in statements(dialect) {
+                let Some(original) = rendered(dialect, sql, |_| "", false) else {
+                    continue;
+                };
+                for _ in 0..3 {
+                    let Some(variant) = rendered(
+                        dialect,
+                        sql,
+                        |kind| {
+                            let from = match kind {
+                                Kind::Integer => INTEGERS,
+                                Kind::Decimal => DECIMALS,
+                                Kind::String => STRINGS,
+                            };
+                            from[next(from.len())]
+                        },
+                        true,
+                    ) else {
+                        continue;
+                    };
+                    if variant == original {
+                        continue;
+                    }
+                    let primed = engine(64);
+                    for (user, groups) in &identities {
+                        let _ = session(&primed, user, groups).judge(original.as_bytes());
+                        let before = primed.shape_hits();
+                        let cached = session(&primed, user, groups).judge(variant.as_bytes());
+                        shared += primed.shape_hits() - before;
+                        let fresh = session(&engine(64), user, groups).judge(variant.as_bytes());
+                        let (c, f) = (decided(&cached), decided(&fresh));
+                        if c != f {
+                            failures.push(format!(
+                                "{dialect:?} {user}: primed with\n  {original}\nvariant\n  {variant}\ncached:\n  {c}\nfresh:\n  {f}"
+                            ));
+                        }
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of {compared} variants judged differently from the cache:\n{}",
+            failures.len(),
+            failures
+                .iter()
+                .take(8)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n\n")
+        );
+        assert!(compared > 5000, "{compared}");
+        // The cache is exercised: a good share of variants was served by
+        // fingerprint, not parsed.
+        assert!(shared * 3 > compared, "{shared} of {compared} shared");
+    }
+}
