@@ -1,8 +1,9 @@
 //! Cost of judging a statement: split + parse + classify + decide, per
-//! statement text, uncached (every text new) and cached (the text seen
-//! before, as with prepared statements and ORMs' repeated queries). The
-//! OLTP mix is pgbench's TPC-B-like transaction with literal values, as a
-//! simple-protocol client sends it.
+//! statement text, uncached (every text new), cached by text (the text
+//! seen before, as with prepared statements and ORMs' repeated queries)
+//! and cached by fingerprint (the same statement with new literal values,
+//! as a simple-protocol client sends it: fingerprinting included). The
+//! OLTP mix is pgbench's TPC-B-like transaction with literal values.
 
 use std::sync::Arc;
 
@@ -61,6 +62,25 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    // New literals every round, one shape: served by fingerprint.
+    let e = engine(10_000);
+    let mut ci = SessionPolicy::new(e, SqlDialect::Postgres, "ci", &[], "app");
+    let mut round = 0u32;
+    group.bench_function("pgbench tpcb mix, new literals (fingerprint hit)", |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                oltp_mix(round)
+            },
+            |mix| {
+                for sql in &mix {
+                    ci.judge(std::hint::black_box(sql.as_bytes())).unwrap();
+                }
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+
     // A cache of one entry and texts that never repeat: every judgement
     // splits, parses and classifies.
     let e = engine(1);
@@ -95,6 +115,17 @@ fn bench(c: &mut Criterion) {
     group.bench_function("pgbench select, cached", |b| {
         b.iter(|| bot.judge(std::hint::black_box(select)).unwrap())
     });
+    let mut n = 0u64;
+    group.bench_function("pgbench select, new literal (fingerprint hit)", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                format!("SELECT abalance FROM pgbench_accounts WHERE aid = {n};")
+            },
+            |sql| bot.judge(std::hint::black_box(sql.as_bytes())).unwrap(),
+            criterion::BatchSize::SmallInput,
+        )
+    });
     let e = engine(1);
     let mut bot = SessionPolicy::new(
         e,
@@ -103,12 +134,12 @@ fn bench(c: &mut Criterion) {
         &["agents".to_owned()],
         "app",
     );
-    let mut n = 0u64;
     group.bench_function("pgbench select, uncached", |b| {
         b.iter_batched(
             || {
+                // A new alias: a new fingerprint every time.
                 n += 1;
-                format!("SELECT abalance FROM pgbench_accounts WHERE aid = {n};")
+                format!("SELECT abalance AS a{n} FROM pgbench_accounts WHERE aid = {n};")
             },
             |sql| bot.judge(std::hint::black_box(sql.as_bytes())).unwrap(),
             criterion::BatchSize::SmallInput,

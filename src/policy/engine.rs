@@ -221,6 +221,12 @@ impl Engine {
         }
         let cache = &self.cache[dialect as usize];
         let lock = || cache.lock().unwrap_or_else(|e| e.into_inner());
+        // The text itself first: repeated texts (prepared statements,
+        // BEGIN) need no fingerprint.
+        if let Some(hit) = lock().texts.get(sql) {
+            self.count(1);
+            return hit.clone();
+        }
         let shape = std::str::from_utf8(sql)
             .ok()
             .map(|text| fingerprint::of(dialect, text))
@@ -242,21 +248,16 @@ impl Engine {
                     let shared = classified.len() == f.statements.len()
                         && classified.iter().all(|s| s.literal_free);
                     let mut cache = lock();
-                    if shared {
-                        cache
-                            .shapes
-                            .put(f.key.as_str().into(), ByShape::Shared(classified.clone()));
+                    let entry = if shared {
+                        ByShape::Shared(classified.clone())
                     } else {
-                        cache.shapes.put(f.key.as_str().into(), ByShape::ByText);
-                        cache.texts.put(sql.into(), classified.clone());
-                    }
+                        ByShape::ByText
+                    };
+                    cache.shapes.put(f.key.as_str().into(), entry);
+                    cache.texts.put(sql.into(), classified.clone());
                     return classified;
                 }
             }
-        }
-        if let Some(hit) = lock().texts.get(sql) {
-            self.count(1);
-            return hit.clone();
         }
         self.count(2);
         let classified: Arc<[StatementRisk]> = classify_text(dialect, sql).into();

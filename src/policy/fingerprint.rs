@@ -105,7 +105,9 @@ enum Word {
 
 fn word_kind(word: &str) -> Word {
     let is = |k: &str| word.eq_ignore_ascii_case(k);
-    if word.len() > 9 {
+    // Most words are none of these: one look at the first letter.
+    let first = word.as_bytes().first().map_or(0, u8::to_ascii_lowercase);
+    if word.len() > 9 || !b"ivogblfhwuer".contains(&first) {
         Word::Other
     } else if is("in") {
         Word::In
@@ -499,12 +501,9 @@ impl Scan<'_> {
         } else if kind == Word::ClauseEnd && self.positional == Some(self.depth) {
             self.positional = None;
         }
-        if self.dialect == SqlDialect::Postgres && word.bytes().any(|b| b.is_ascii_uppercase()) {
-            let lower = word.to_ascii_lowercase();
-            self.token(&lower, Token::Other, start);
-        } else {
-            self.token(word, Token::Other, start);
-        }
+        // PostgreSQL folds unquoted names (ASCII only in UTF-8).
+        let fold = self.dialect == SqlDialect::Postgres;
+        self.token_folded(word, fold, Token::Other, start);
         self.last_word = kind;
         if kind == Word::Values {
             self.values = Some(Values {
@@ -570,6 +569,11 @@ impl Scan<'_> {
 
     /// Appends a token to the key.
     fn token(&mut self, text: &str, kind: Token, start: (usize, usize)) {
+        self.token_folded(text, false, kind, start);
+    }
+
+    /// Appends a token to the key, ASCII lower-cased if `fold`.
+    fn token_folded(&mut self, text: &str, fold: bool, kind: Token, start: (usize, usize)) {
         if std::mem::take(&mut self.space)
             && !self.key.is_empty()
             && !matches!(text, ")" | "," | ";")
@@ -577,7 +581,14 @@ impl Scan<'_> {
         {
             self.key.push(' ');
         }
-        self.key.push_str(text);
+        if fold && text.bytes().any(|b| b.is_ascii_uppercase()) {
+            let at = self.key.len();
+            self.key.push_str(text);
+            // Sound: ASCII case changes keep UTF-8 valid.
+            self.key[at..].make_ascii_lowercase();
+        } else {
+            self.key.push_str(text);
+        }
         if let Some(list) = self.list.as_mut() {
             if self.depth == list.depth {
                 list.literals_only &= kind != Token::Other;
