@@ -155,7 +155,7 @@ impl<'t> ByteCursor<'t> {
 /// where strings, quoted names or comments end, so that the server might
 /// run something the gateway does not see. They are unreadable (`unknown`)
 /// as a whole.
-fn lexer_hazard(dialect: SqlDialect, text: &str) -> Option<&'static str> {
+pub(crate) fn lexer_hazard(dialect: SqlDialect, text: &str) -> Option<&'static str> {
     match dialect {
         SqlDialect::Postgres => {
             // Dollar-quote tags may hold any non-ASCII character for the
@@ -310,7 +310,9 @@ fn statement(
     let (risk, reading) = match parse_one(dialect, &piece) {
         Ok(stmt) => {
             let (risk, free) = classify_watching(&stmt, dialect);
-            literal_free = free;
+            literal_free = free
+                && literals_are_values(&piece, &stmt)
+                && super::mask::search_path::set_by(&stmt).is_none();
             (risk, Reading::Parsed(Arc::new(stmt)))
         }
         Err(e) => match rewritten(dialect, &piece)
@@ -336,6 +338,46 @@ fn statement(
         reading,
         literal_free,
     })
+}
+
+/// Whether every literal token of a statement is a value in its parse
+/// tree: a string may also be a name (MySQL's `AS 'alias'`), a number a
+/// type's length, and such literals decide what the statement means.
+fn literals_are_values(piece: &[TokenWithSpan], stmt: &Statement) -> bool {
+    use sqlparser::ast::{Expr, Visit, Visitor};
+    use sqlparser::tokenizer::Location;
+    use std::ops::ControlFlow;
+    struct Values(Vec<Location>);
+    impl Visitor for Values {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Value(v) => self.0.push(v.span.start),
+                Expr::TypedString(t) => self.0.push(t.value.span.start),
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let literals: Vec<Location> = piece
+        .iter()
+        .filter(|t| {
+            !matches!(
+                t.token,
+                Token::Word(_) | Token::Whitespace(_) | Token::Placeholder(_)
+            ) && t
+                .token
+                .to_string()
+                .starts_with(|c: char| c == '\'' || c.is_ascii_digit())
+        })
+        .map(|t| t.span.start)
+        .collect();
+    if literals.is_empty() {
+        return true;
+    }
+    let mut values = Values(Vec::new());
+    let _ = stmt.visit(&mut values);
+    literals.iter().all(|l| values.0.contains(l))
 }
 
 /// Parses exactly one statement from the tokens.

@@ -11,7 +11,7 @@ use lru::LruCache;
 
 use std::collections::HashSet;
 
-use super::classify::{classify_text, Reading, StatementRisk};
+use super::classify::{classify_text, lexer_hazard, Reading, StatementRisk};
 use super::fingerprint::{self, Fingerprint};
 use super::mask::catalog::CatalogSnapshot;
 use super::mask::functions::HashKey;
@@ -229,6 +229,7 @@ impl Engine {
         }
         let shape = std::str::from_utf8(sql)
             .ok()
+            .filter(|text| lexer_hazard(dialect, text).is_none())
             .map(|text| fingerprint::of(dialect, text))
             .filter(|f| f.exact);
         if let Some(f) = &shape {

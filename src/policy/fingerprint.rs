@@ -14,10 +14,12 @@
 //! comments — makes it inexact: still a fingerprint for people, never a
 //! cache key. This module must never call an inexact fingerprint exact.
 //!
-//! What the key keeps: every word (PostgreSQL folds unquoted ones to
-//! lower case, as the server does; MySQL's keep their case, since its
-//! table names may be case-sensitive), quoted names, operators and
-//! punctuation, and one space where the text had whitespace or comments.
+//! What the key keeps: every word as written, quoted names, operators
+//! and punctuation, and one space where the text had whitespace or
+//! comments. Words keep their case: MySQL's table names may be
+//! case-sensitive, and a case-sensitive comparison anywhere in the
+//! classifier or masking would make a folded key unsafe; clients repeat
+//! their own spelling, so little sharing is lost.
 //! Literals become `?`; the value lists of `IN (...)` become one `?` and
 //! identical `VALUES` rows one row, so a statement with another number of
 //! values shares its fingerprint. Numbers after `ORDER BY` / `GROUP BY`
@@ -80,6 +82,10 @@ pub fn of(dialect: SqlDialect, text: &str) -> Fingerprint {
         statement: None,
         statements: Vec::new(),
     };
+    if text.as_bytes().contains(&0) {
+        // MySQL's lexer ends a text (and a comment) at a NUL.
+        s.exact = false;
+    }
     s.run();
     let kept = s.key.trim_end_matches([';', ' ']).len();
     s.key.truncate(kept);
@@ -103,7 +109,7 @@ enum Word {
     Other,
 }
 
-fn word_kind(word: &str) -> Word {
+fn word_kind(dialect: SqlDialect, word: &str) -> Word {
     let is = |k: &str| word.eq_ignore_ascii_case(k);
     // Most words are none of these: one look at the first letter.
     let first = word.as_bytes().first().map_or(0, u8::to_ascii_lowercase);
@@ -121,20 +127,21 @@ fn word_kind(word: &str) -> Word {
         Word::By
     } else if [
         "limit",
-        "offset",
-        "fetch",
         "having",
-        "window",
         "for",
         "union",
         "intersect",
         "except",
-        "returning",
         "into",
     ]
     .iter()
     .any(|k| is(k))
+        || (dialect == SqlDialect::Postgres
+            && ["offset", "fetch", "window", "returning"]
+                .iter()
+                .any(|k| is(k)))
     {
+        // Reserved words (a column may be named `offset` in MySQL).
         Word::ClauseEnd
     } else {
         Word::Other
@@ -224,10 +231,14 @@ impl Scan<'_> {
                     self.advance_to(self.at + 1);
                 }
                 b'-' if self.peek(1) == Some(b'-') && self.line_comment_here() => {
+                    self.after_operator();
                     self.skip_line();
                 }
                 b'#' if self.dialect == SqlDialect::Mysql => self.skip_line(),
-                b'/' if self.peek(1) == Some(b'*') => self.block_comment(),
+                b'/' if self.peek(1) == Some(b'*') => {
+                    self.after_operator();
+                    self.block_comment();
+                }
                 b'\'' => self.string(b'\'', start),
                 b'"' if self.dialect == SqlDialect::Mysql => {
                     // A string, or a name under ANSI_QUOTES.
@@ -259,6 +270,12 @@ impl Scan<'_> {
                     self.advance_to(self.at + 1);
                     self.token(",", Token::Comma, start);
                 }
+                0 => {
+                    // MySQL's lexer ends a text at a NUL.
+                    self.exact = false;
+                    self.advance_to(self.at + 1);
+                    self.token("\u{0}", Token::Other, start);
+                }
                 b'?' | b'\\' => {
                     self.exact = false;
                     self.advance_to(self.at + 1);
@@ -288,12 +305,25 @@ impl Scan<'_> {
         self.end_statement(end);
     }
 
+    /// A comment right after an operator character: where an operator
+    /// ends (`&--`, `*/*`) the readers disagree.
+    fn after_operator(&mut self) {
+        if self.at > 0 && b"+-*/<>=~!@#%^&|`?".contains(&self.bytes[self.at - 1]) {
+            self.exact = false;
+        }
+    }
+
     /// Whether `--` here starts a comment.
     fn line_comment_here(&mut self) -> bool {
         match self.dialect {
             SqlDialect::Postgres => true,
             SqlDialect::Mysql => match self.text[self.at + 2..].chars().next() {
-                None => true,
+                None => {
+                    // At the end: a comment to the server, two minus
+                    // signs to sqlparser.
+                    self.exact = false;
+                    true
+                }
                 Some(c) if c.is_ascii_whitespace() || c.is_ascii_control() => true,
                 Some(c) => {
                     // `--x` is two minus signs to MySQL; the readers differ
@@ -306,10 +336,22 @@ impl Scan<'_> {
     }
 
     fn skip_line(&mut self) {
-        let end = self.text[self.at..]
-            .find('\n')
-            .map_or(self.bytes.len(), |i| self.at + i);
-        self.advance_to(end);
+        let rest = &self.text[self.at..];
+        let end = match self.dialect {
+            // The server's and sqlparser's comments end at either.
+            SqlDialect::Postgres => rest.find(['\n', '\r']),
+            SqlDialect::Mysql => {
+                if rest
+                    .split('\n')
+                    .next()
+                    .is_some_and(|line| line.contains('\r'))
+                {
+                    self.exact = false;
+                }
+                rest.find('\n')
+            }
+        };
+        self.advance_to(end.map_or(self.bytes.len(), |i| self.at + i));
         self.space = true;
     }
 
@@ -323,8 +365,9 @@ impl Scan<'_> {
         }
         let end = match body.find("*/") {
             Some(i) => {
-                if self.dialect == SqlDialect::Postgres && body[..i].contains("/*") {
-                    // Nested: PostgreSQL counts depth.
+                // Nested (PostgreSQL and sqlparser count depth; `/* /*/`
+                // opens a second level): inexact in either dialect.
+                if body[..i + 1].contains("/*") {
                     self.exact = false;
                 }
                 self.at + 2 + i + 2
@@ -494,16 +537,18 @@ impl Scan<'_> {
         if !word.is_ascii() {
             self.exact = false;
         }
-        self.advance_to(i);
-        let kind = word_kind(word);
+        let kind = word_kind(self.dialect, word);
+        // `c.limit`, `@offset`: names, not clause words.
+        let qualified = self.at > 0 && matches!(self.bytes[self.at - 1], b'.' | b'@');
         if kind == Word::By && matches!(self.last_word, Word::Order | Word::Group) {
-            self.positional = Some(self.depth);
-        } else if kind == Word::ClauseEnd && self.positional == Some(self.depth) {
+            // The outermost list stays (a nested one ends at its `)`).
+            let depth = self.positional.map_or(self.depth, |d| d.min(self.depth));
+            self.positional = Some(depth);
+        } else if kind == Word::ClauseEnd && !qualified && self.positional == Some(self.depth) {
             self.positional = None;
         }
-        // PostgreSQL folds unquoted names (ASCII only in UTF-8).
-        let fold = self.dialect == SqlDialect::Postgres;
-        self.token_folded(word, fold, Token::Other, start);
+        self.advance_to(i);
+        self.token(word, Token::Other, start);
         self.last_word = kind;
         if kind == Word::Values {
             self.values = Some(Values {
@@ -569,11 +614,6 @@ impl Scan<'_> {
 
     /// Appends a token to the key.
     fn token(&mut self, text: &str, kind: Token, start: (usize, usize)) {
-        self.token_folded(text, false, kind, start);
-    }
-
-    /// Appends a token to the key, ASCII lower-cased if `fold`.
-    fn token_folded(&mut self, text: &str, fold: bool, kind: Token, start: (usize, usize)) {
         if std::mem::take(&mut self.space)
             && !self.key.is_empty()
             && !matches!(text, ")" | "," | ";")
@@ -581,14 +621,7 @@ impl Scan<'_> {
         {
             self.key.push(' ');
         }
-        if fold && text.bytes().any(|b| b.is_ascii_uppercase()) {
-            let at = self.key.len();
-            self.key.push_str(text);
-            // Sound: ASCII case changes keep UTF-8 valid.
-            self.key[at..].make_ascii_lowercase();
-        } else {
-            self.key.push_str(text);
-        }
+        self.key.push_str(text);
         if let Some(list) = self.list.as_mut() {
             if self.depth == list.depth {
                 list.literals_only &= kind != Token::Other;
@@ -649,37 +682,38 @@ mod tests {
     }
 
     #[test]
-    fn values_case_spacing_and_comments_do_not_count() {
+    fn values_spacing_and_comments_do_not_count() {
         let a = key(
             PG,
             "SELECT * FROM t WHERE id IN (1, 2, 3) AND name = 'ann' -- hi\n;",
         );
         let b = key(
             PG,
-            "select *  from T /* x */ where ID in (7)\n and NAME = 'bob'",
+            "SELECT *  FROM t /* x */ WHERE id IN (7)\n AND name = 'bob'",
         );
-        assert_eq!(a, "select * from t where id in (?) and name = '?'");
+        assert_eq!(a, "SELECT * FROM t WHERE id IN (?) AND name = '?'");
         assert_eq!(a, b);
         assert_ne!(
             key(PG, "SELECT \"Name\" FROM t"),
             key(PG, "SELECT name FROM t")
         );
-        // MySQL's names may be case-sensitive: kept.
+        // Case is kept (MySQL's names may be case-sensitive).
         assert_ne!(
             key(MY, "SELECT * FROM Users"),
             key(MY, "SELECT * FROM users")
         );
+        assert_ne!(key(PG, "select 1"), key(PG, "SELECT 1"));
     }
 
     #[test]
     fn lists_of_values_share_a_fingerprint_and_arity_does_not() {
         assert_eq!(
             key(PG, "INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')"),
-            "insert into t values (?, '?')"
+            "INSERT INTO t VALUES (?, '?')"
         );
         assert_eq!(
             key(PG, "SELECT 1 WHERE x IN (1, 'a') OR y IN (1.5, 2.5)"),
-            "select ? where x in (?, '?') or y in (?.?)"
+            "SELECT ? WHERE x IN (?, '?') OR y IN (?.?)"
         );
         assert_ne!(
             key(PG, "INSERT INTO t VALUES (1, 2)"),
@@ -688,28 +722,55 @@ mod tests {
         assert_ne!(key(PG, "SELECT f(1, 2)"), key(PG, "SELECT f(1)"));
         assert_eq!(
             key(PG, "SELECT ((1), (2))"),
-            "select ((?), (?))",
+            "SELECT ((?), (?))",
             "a row is not a VALUES list"
         );
         assert_eq!(
             key(PG, "SELECT 1 WHERE x IN (SELECT y FROM z WHERE w IN (1,2))"),
-            "select ? where x in (select y from z where w in (?))"
+            "SELECT ? WHERE x IN (SELECT y FROM z WHERE w IN (?))"
         );
         assert_eq!(
             key(PG, "SELECT 1 WHERE x IN (a, 2)"),
-            "select ? where x in (a, ?)"
+            "SELECT ? WHERE x IN (a, ?)"
         );
     }
 
     #[test]
     fn output_positions_stay() {
-        assert_ne!(
-            key(PG, "SELECT a, b FROM t ORDER BY 1"),
-            key(PG, "SELECT a, b FROM t ORDER BY 2")
-        );
+        for (d, a, b) in [
+            (
+                PG,
+                "SELECT a, b FROM t ORDER BY 1",
+                "SELECT a, b FROM t ORDER BY 2",
+            ),
+            // A nested ORDER BY ends at its `)`, not the outer list.
+            (
+                PG,
+                "SELECT a, b FROM t ORDER BY (SELECT 1 ORDER BY 1), 1",
+                "SELECT a, b FROM t ORDER BY (SELECT 1 ORDER BY 1), 2",
+            ),
+            // Names that look like clause words do not end the list.
+            (
+                MY,
+                "SELECT a, b FROM t ORDER BY @offset, 1",
+                "SELECT a, b FROM t ORDER BY @offset, 2",
+            ),
+            (
+                MY,
+                "SELECT a, b FROM t ORDER BY offset, 1",
+                "SELECT a, b FROM t ORDER BY offset, 2",
+            ),
+            (
+                PG,
+                "SELECT a FROM t c ORDER BY c.limit, 1",
+                "SELECT a FROM t c ORDER BY c.limit, 2",
+            ),
+        ] {
+            assert_ne!(key(d, a), key(d, b), "{a}");
+        }
         assert_eq!(
             key(PG, "SELECT a, b FROM t GROUP BY 1, 2 LIMIT 5"),
-            "select a, b from t group by 1, 2 limit ?"
+            "SELECT a, b FROM t GROUP BY 1, 2 LIMIT ?"
         );
     }
 
@@ -732,6 +793,10 @@ mod tests {
             (MY, "SELECT 0x1F"),
             (MY, "SELECT 'a\\'b'"),
             (PG, "SELECT x::varchar(1234567890123456789012)"),
+            (PG, "SELECT 1, /* /*/ ' */ */ 1"),
+            (MY, "SELECT 1, /* /*/ ' */ */ 1"),
+            (MY, "SELECT 1 -- a\r; DROP TABLE t"),
+            (MY, "DELETE FROM t # \0\n WHERE id = 1"),
         ] {
             assert!(!of(d, text).exact, "{text}");
         }
@@ -749,6 +814,7 @@ mod tests {
         for (d, text) in [
             (PG, "SELECT 'é' ; /* c */ SELECT 2 -- x\n ;; \n"),
             (PG, "  SELECT 1"),
+            (PG, "SELECT 1 --\r; SELECT 2"),
             (MY, "SELECT 1; # c\nDELETE FROM t WHERE a = 'ü' "),
         ] {
             let f = of(d, text);
@@ -763,5 +829,72 @@ mod tests {
                 .collect();
             assert_eq!(f.statements, classified, "{text}");
         }
+    }
+
+    /// The key sqlparser's tokens give a text, by the key's rules
+    /// (literals as placeholders, no spaces): what an exact fingerprint
+    /// must agree with.
+    fn tokens_key(d: SqlDialect, text: &str) -> Option<String> {
+        use sqlparser::tokenizer::{Token as T, Tokenizer};
+        let tokens = Tokenizer::new(d.dialect(), text).tokenize().ok()?;
+        let mut out = String::new();
+        for t in tokens {
+            match t {
+                T::Whitespace(_) => {}
+                T::SingleQuotedString(_) => out.push_str(STRING),
+                T::Number(n, _) if n.contains('.') => out.push_str(DECIMAL),
+                T::Number(..) => out.push_str(INTEGER),
+                T::Word(w) => match w.quote_style {
+                    Some(q) => {
+                        let doubled: String = [q, q].iter().collect();
+                        out.push(q);
+                        out.push_str(&w.value.replace(q, &doubled));
+                        out.push(q);
+                    }
+                    None => out.push_str(&w.value),
+                },
+                other => out.push_str(&other.to_string()),
+            }
+        }
+        Some(out.trim_end_matches(';').to_owned())
+    }
+
+    #[test]
+    fn exact_fingerprints_lex_as_sqlparser_does() {
+        // Texts over an alphabet of lexing hazards: where the scanner
+        // calls a fingerprint exact, sqlparser must see the same tokens
+        // and the same literals.
+        let alphabet: Vec<char> = "'\"`$-/*#\r\n eE01.x;(),a\\?\u{e9}\u{0}&:N+"
+            .chars()
+            .collect();
+        let mut seed = 11u64;
+        let mut exact = 0;
+        for _ in 0..60_000 {
+            let mut text = String::new();
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            for _ in 0..(seed >> 60) + 2 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                text.push(alphabet[(seed >> 33) as usize % alphabet.len()]);
+            }
+            for d in [PG, MY] {
+                let f = of(d, &text);
+                if !f.exact {
+                    continue;
+                }
+                exact += 1;
+                let scanned: String = f.key.chars().filter(|c| *c != ' ').collect();
+                let tokens = tokens_key(d, &text).map(|k| k.replace(' ', ""));
+                assert_eq!(
+                    Some(scanned.trim_end_matches(';').to_owned()),
+                    tokens,
+                    "{d:?} {text:?}"
+                );
+            }
+        }
+        assert!(exact > 5_000, "{exact}");
     }
 }

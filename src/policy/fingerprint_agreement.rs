@@ -143,9 +143,8 @@ except_users = ["ci"]
         super::super::explain_agreement::tests_catalog(dialect)
     }
 
-    #[test]
-    fn a_cached_fingerprint_judges_every_literal_variant_as_a_fresh_parse() {
-        let dir = std::env::temp_dir().join(format!("sqlgate-fp-{}", std::process::id()));
+    fn policy(name: &str) -> Policy {
+        let dir = std::env::temp_dir().join(format!("sqlgate-fp-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::copy(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/agents.toml"),
@@ -153,12 +152,76 @@ except_users = ["ci"]
         )
         .unwrap();
         std::fs::write(dir.join("masks.toml"), MASKS).unwrap();
-        let policy = Policy::load(&["*.toml".to_owned()], &dir).unwrap();
-        let identities: [(&str, Vec<String>); 3] = [
+        Policy::load(&["*.toml".to_owned()], &dir).unwrap()
+    }
+
+    fn identities() -> [(&'static str, Vec<String>); 3] {
+        [
             ("bot", vec!["agents".to_owned()]),
             ("ci", vec![]),
             ("stranger", vec![]),
-        ];
+        ]
+    }
+
+    /// Texts an attack review found sharing a fingerprint with a text
+    /// read differently (by the server, sqlparser or masking): each B,
+    /// judged from a cache primed with A, must be judged as fresh.
+    const PAIRS: &[(SqlDialect, &str, &str)] = &[
+        // `--` ends at a carriage return for PostgreSQL.
+        (SqlDialect::Postgres, "SELECT 1", "SELECT 2 --\r; DROP TABLE customers"),
+        (SqlDialect::Postgres, "SELECT 1", "SELECT 1 --\r, lower(ssn) FROM customers"),
+        // `/* /*/` opens a second level.
+        (SqlDialect::Postgres, "SELECT 1, 'x'", "SELECT 1, /* /*/ ' */ */ 1; DROP TABLE customers; -- '"),
+        (SqlDialect::Postgres, "SELECT name, 'x' FROM customers", "SELECT name, /* /*/ ' */ */ lower(ssn) FROM customers --' FROM customers"),
+        // A MySQL string alias is a name.
+        (SqlDialect::Mysql, "SELECT lower(n) FROM (SELECT ssn AS 'x', name AS 'n' FROM customers) t", "SELECT lower(n) FROM (SELECT ssn AS 'n', name AS 'x' FROM customers) t"),
+        (SqlDialect::Mysql, "WITH t AS (SELECT ssn AS 'x', name AS 'n' FROM customers) SELECT lower(n) FROM t", "WITH t AS (SELECT ssn AS 'n', name AS 'x' FROM customers) SELECT lower(n) FROM t"),
+        (SqlDialect::Mysql, "SELECT ssn AS 'x', name AS 'n' FROM customers ORDER BY n", "SELECT ssn AS 'n', name AS 'x' FROM customers ORDER BY n"),
+        // Output positions after nested lists and clause-like names.
+        (SqlDialect::Postgres, "SELECT name, ssn FROM customers ORDER BY (SELECT 1 ORDER BY 1), 1", "SELECT name, ssn FROM customers ORDER BY (SELECT 1 ORDER BY 1), 2"),
+        (SqlDialect::Mysql, "SELECT name, ssn FROM customers ORDER BY (SELECT 1 ORDER BY 1), 1", "SELECT name, ssn FROM customers ORDER BY (SELECT 1 ORDER BY 1), 2"),
+        (SqlDialect::Postgres, "SELECT count(*), lower(ssn) FROM customers GROUP BY (SELECT 1 GROUP BY 1), 1", "SELECT count(*), lower(ssn) FROM customers GROUP BY (SELECT 1 GROUP BY 1), 2"),
+        (SqlDialect::Mysql, "SELECT name, ssn FROM customers ORDER BY @offset, 1", "SELECT name, ssn FROM customers ORDER BY @offset, 2"),
+        (SqlDialect::Postgres, "SELECT name, ssn FROM (SELECT name, ssn, 0 AS limit FROM customers) c ORDER BY c.limit, 1", "SELECT name, ssn FROM (SELECT name, ssn, 0 AS limit FROM customers) c ORDER BY c.limit, 2"),
+        // Case-sensitive checks on names.
+        (SqlDialect::Postgres, "DELETE FROM customers WHERE id OPERATOR(PG_CATALOG.=) id", "DELETE FROM customers WHERE id OPERATOR(pg_catalog.=) id"),
+        (SqlDialect::Postgres, "SELECT PG_CATALOG.set_config('search_path', 'public', false)", "SELECT pg_catalog.set_config('search_path', 'hr', false)"),
+        (SqlDialect::Postgres, "SELECT PG_CATALOG.set_config('search_path', 'public', false)", "SELECT PG_CATALOG.set_config('search_path', 'hr', false)"),
+        // A NUL ends a MySQL comment.
+        (SqlDialect::Mysql, "DELETE FROM customers # x\n WHERE id = 1", "DELETE FROM customers # \0\n WHERE id = 1"),
+    ];
+
+    #[test]
+    fn texts_found_sharing_a_fingerprint_are_judged_as_fresh() {
+        let policy = policy("pairs");
+        for (dialect, a, b) in PAIRS {
+            let snapshot = catalog(*dialect);
+            let engine = || {
+                let e = Arc::new(Engine::new(Some(policy.clone()), 64));
+                e.set_catalog("app", snapshot.clone());
+                e
+            };
+            let session = |e: &Arc<Engine>, user: &str, groups: &[String]| {
+                let s = SessionPolicy::new(e.clone(), *dialect, user, groups, "app");
+                match dialect {
+                    SqlDialect::Mysql => s.confined_to("app"),
+                    SqlDialect::Postgres => s,
+                }
+            };
+            for (user, groups) in &identities() {
+                let primed = engine();
+                let _ = session(&primed, user, groups).judge(a.as_bytes());
+                let cached = decided(&session(&primed, user, groups).judge(b.as_bytes()));
+                let fresh = decided(&session(&engine(), user, groups).judge(b.as_bytes()));
+                assert_eq!(cached, fresh, "{dialect:?} {user}: {a:?} then {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_cached_fingerprint_judges_every_literal_variant_as_a_fresh_parse() {
+        let policy = policy("corpus");
+        let identities = identities();
         let mut seed = 0x5eed_u64;
         let mut next = move |n: usize| {
             seed = seed

@@ -90,7 +90,7 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
     assert_eq!(insert.1.tags, ["write.insert"]);
     assert_eq!(
         insert.1.fingerprint,
-        "insert into rec_notes values (?, '?')"
+        "INSERT INTO rec_notes VALUES (?, '?')"
     );
     ci.execute(
         "INSERT INTO rec_notes VALUES ($1, $2)",
