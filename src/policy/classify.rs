@@ -377,7 +377,12 @@ fn literals_are_values(piece: &[TokenWithSpan], stmt: &Statement) -> bool {
     }
     let mut values = Values(Vec::new());
     let _ = stmt.visit(&mut values);
-    literals.iter().all(|l| values.0.contains(l))
+    // Sorted, so that a statement of many literals costs n log n.
+    let mut values: Vec<(u64, u64)> = values.0.iter().map(|l| (l.line, l.column)).collect();
+    values.sort_unstable();
+    literals
+        .iter()
+        .all(|l| values.binary_search(&(l.line, l.column)).is_ok())
 }
 
 /// Parses exactly one statement from the tokens.

@@ -5,6 +5,31 @@
 //! rule names, in both dialects. A check added to the live path alone
 //! (as a MySQL `SHOW ... FROM db` refusal once was) fails it.
 
+/// Every statement of both corpora (the classifier's and the masking
+/// bypasses') for a dialect.
+#[cfg(test)]
+pub(crate) fn corpus_statements(dialect: crate::policy::parse::SqlDialect) -> Vec<&'static str> {
+    use crate::policy::parse::SqlDialect;
+    const CLASSIFY: &str = include_str!("../../fixtures/policy/classify.tsv");
+    const BYPASS: &str = include_str!("../../fixtures/masking/bypass.tsv");
+    let (classify, bypass) = match dialect {
+        SqlDialect::Postgres => (["pg", "any"], ["pg", "both"]),
+        SqlDialect::Mysql => (["my", "any"], ["my", "both"]),
+    };
+    let pick = |text: &'static str, names: [&str; 2], column: usize| {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(move |l| {
+                let parts: Vec<&str> = l.splitn(column + 1, '\t').collect();
+                (names.contains(&parts[0])).then(|| parts[column])
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut all = pick(CLASSIFY, classify, 2);
+    all.extend(pick(BYPASS, bypass, 1));
+    all
+}
+
 /// The corpora's schema as a catalog snapshot: customers and orders.
 #[cfg(test)]
 pub(crate) fn tests_catalog(
@@ -69,8 +94,6 @@ mod tests {
     use crate::policy::parse::SqlDialect;
     use crate::policy::rules::Policy;
 
-    const CLASSIFY: &str = include_str!("../../fixtures/policy/classify.tsv");
-    const BYPASS: &str = include_str!("../../fixtures/masking/bypass.tsv");
     const MASKS: &str = r#"
 [[mask]]
 columns = ["*.customers.ssn", "*.customers.email", "*.customers.card"]
@@ -79,22 +102,7 @@ except_users = ["ci"]
 "#;
 
     fn statements(dialect: SqlDialect) -> Vec<&'static str> {
-        let (classify, bypass) = match dialect {
-            SqlDialect::Postgres => (["pg", "any"], ["pg", "both"]),
-            SqlDialect::Mysql => (["my", "any"], ["my", "both"]),
-        };
-        let pick = |text: &'static str, names: [&str; 2], column: usize| {
-            text.lines()
-                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-                .filter_map(move |l| {
-                    let parts: Vec<&str> = l.splitn(column + 1, '\t').collect();
-                    (names.contains(&parts[0])).then(|| parts[column])
-                })
-                .collect::<Vec<_>>()
-        };
-        let mut all = pick(CLASSIFY, classify, 2);
-        all.extend(pick(BYPASS, bypass, 1));
-        all
+        super::corpus_statements(dialect)
     }
 
     fn catalog(dialect: SqlDialect) -> CatalogSnapshot {

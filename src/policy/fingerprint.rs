@@ -392,56 +392,46 @@ impl Scan<'_> {
         }
         let escapes = self.dialect == SqlDialect::Mysql
             || (self.at > 0 && matches!(self.bytes[self.at - 1], b'e' | b'E'));
+        let end = self.closing(quote, Some(escapes));
+        self.advance_to(end);
+        self.token(STRING, Token::Literal, start);
+    }
+
+    /// Where the quoted text starting here ends (past its closing quote;
+    /// a doubled quote is one character). `backslashes`: inside a string
+    /// (`Some(escapes)`), a backslash makes the fingerprint inexact and,
+    /// if it escapes, takes the next byte.
+    fn closing(&mut self, quote: u8, backslashes: Option<bool>) -> usize {
         let mut i = self.at + 1;
         loop {
             match self.bytes.get(i) {
                 None => {
                     self.exact = false;
-                    break;
+                    return self.bytes.len();
                 }
-                Some(b'\\') => {
+                Some(b'\\') if backslashes.is_some() => {
                     self.exact = false;
-                    i += if escapes { 2 } else { 1 };
+                    i += if backslashes == Some(true) { 2 } else { 1 };
                 }
                 Some(&b) if b == quote => {
                     if self.bytes.get(i + 1) == Some(&quote) {
                         i += 2;
                     } else {
-                        i += 1;
-                        break;
+                        return i + 1;
                     }
                 }
                 Some(_) => i += 1,
             }
         }
-        self.advance_to(i);
-        self.token(STRING, Token::Literal, start);
     }
 
     fn quoted_name(&mut self, quote: u8, start: (usize, usize)) {
         if quote == b'`' && self.dialect == SqlDialect::Postgres {
             self.exact = false;
         }
-        let mut i = self.at + 1;
-        loop {
-            match self.bytes.get(i) {
-                None => {
-                    self.exact = false;
-                    break;
-                }
-                Some(&b) if b == quote => {
-                    if self.bytes.get(i + 1) == Some(&quote) {
-                        i += 2;
-                    } else {
-                        i += 1;
-                        break;
-                    }
-                }
-                Some(_) => i += 1,
-            }
-        }
-        let name = &self.text[self.at..i.min(self.bytes.len())];
-        self.advance_to(i);
+        let end = self.closing(quote, None).min(self.bytes.len());
+        let name = &self.text[self.at..end];
+        self.advance_to(end);
         self.token(name, Token::Other, start);
     }
 

@@ -20,8 +20,6 @@ mod tests {
     use crate::policy::parse::SqlDialect;
     use crate::policy::rules::Policy;
 
-    const CLASSIFY: &str = include_str!("../../fixtures/policy/classify.tsv");
-    const BYPASS: &str = include_str!("../../fixtures/masking/bypass.tsv");
     const MASKS: &str = r#"
 [[mask]]
 columns = ["*.customers.ssn", "*.customers.email", "*.customers.card"]
@@ -69,22 +67,7 @@ except_users = ["ci"]
     }
 
     fn statements(dialect: SqlDialect) -> Vec<&'static str> {
-        let (classify, bypass) = match dialect {
-            SqlDialect::Postgres => (["pg", "any"], ["pg", "both"]),
-            SqlDialect::Mysql => (["my", "any"], ["my", "both"]),
-        };
-        let pick = |text: &'static str, names: [&str; 2], column: usize| {
-            text.lines()
-                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-                .filter_map(move |l| {
-                    let parts: Vec<&str> = l.splitn(column + 1, '\t').collect();
-                    (names.contains(&parts[0])).then(|| parts[column])
-                })
-                .collect::<Vec<_>>()
-        };
-        let mut all = pick(CLASSIFY, classify, 2);
-        all.extend(pick(BYPASS, bypass, 1));
-        all
+        super::super::explain_agreement::corpus_statements(dialect)
     }
 
     /// The text as its tokens render it, with each literal replaced by
