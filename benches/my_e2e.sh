@@ -5,7 +5,12 @@
 # runtime, one worker, and with a policy judging every statement), in one
 # run, on one server.
 #
-#   bash benches/my_e2e.sh [-T SECS] [-r REPEATS] [-m MODES]
+#   bash benches/my_e2e.sh [-T SECS] [-r REPEATS] [-m MODES] [--text]
+#
+# --text: instead of the modes, oltp_read_only with --db-ps-mode=disable
+# (the text protocol: every query a COM_QUERY the policy judges) at 16
+# threads, direct, through HAProxy and through sqlgate with a policy,
+# reporting each proxy's CPU per query.
 #
 # Uses the MariaDB/MySQL server at $MYHOST:$MYPORT (default 127.0.0.1:3306)
 # as root over its socket to create the database sqlgate_bench and the user
@@ -13,10 +18,10 @@
 # the summary tables BENCHMARKS.md quotes. Raw results: bench-results/.
 # Installs sysbench and HAProxy from the distribution's packages when missing.
 set -euo pipefail
-T=15 R=2 MODES="point_t1,point_t16,ro_t1,ro_t16"
+T=15 R=2 MODES="point_t1,point_t16,ro_t1,ro_t16" TEXT=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    -T) T=$2; shift 2;; -r) R=$2; shift 2;; -m) MODES=$2; shift 2;;
+    -T) T=$2; shift 2;; -r) R=$2; shift 2;; -m) MODES=$2; shift 2;; --text) TEXT=1; shift;;
     *) echo "unknown arg $1" >&2; exit 2;;
   esac
 done
@@ -124,6 +129,31 @@ done
 for pid in $HA_PID $SG_PID $SG1_PID $SGP_PID; do
   kill -0 "$pid" 2>/dev/null || { echo "a proxy did not start: see $OUT/*.log" >&2; exit 1; }
 done
+
+if [ "$TEXT" = 1 ]; then
+  # One sysbench run: LABEL PORT [PID]; prints QPS and the proxy's CPU
+  # per query (user+system time from /proc).
+  text_run() {
+    local label=$1 port=$2 pid=${3:-} c0=0 c1=0 clk out q qps cpu=""
+    clk=$(getconf CLK_TCK)
+    [ -n "$pid" ] && c0=$(awk '{print $14+$15}' /proc/$pid/stat)
+    out=$(sysbench oltp_read_only --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$port" \
+      --mysql-user=sqlgate_bench --mysql-password="$MYPW" --mysql-db="$DB" --tables=4 --table-size=10000 \
+      --db-ps-mode=disable --threads=16 --time="$T" --report-interval=0 run 2>&1)
+    [ -n "$pid" ] && c1=$(awk '{print $14+$15}' /proc/$pid/stat)
+    q=$(echo "$out" | sed -nE 's/^ +queries: +([0-9]+) +\(([0-9.]+) per sec.*/\1/p')
+    qps=$(echo "$out" | sed -nE 's/^ +queries: +([0-9]+) +\(([0-9.]+) per sec.*/\2/p')
+    [ -n "$pid" ] && [ -n "$q" ] && cpu=$(awk -v a="$c0" -v b="$c1" -v n="$q" -v k="$clk" 'BEGIN{printf "%.2f",(b-a)/k*1e6/n}')
+    echo "$label qps=${qps:-FAILED} proxy_cpu_us_per_query=${cpu:-}" | tee -a "$OUT/text.txt"
+  }
+  for _ in $(seq "$R"); do  # interleaved
+    text_run direct "$MYPORT"
+    text_run haproxy "$HA_PORT" "$HA_PID"
+    text_run sqlgate-policy "$SGP_PORT" "$SGP_PID"
+  done
+  echo "results: $OUT/text.txt"
+  exit 0
+fi
 
 run() { bash "$BENCH/my_bench.sh" -h 127.0.0.1 -U sqlgate_bench -W "$MYPW" -d "$DB" -T "$T" -r 1 -m "$MODES" -o "$OUT" "$@"; }
 for _ in $(seq "$R"); do
