@@ -636,6 +636,11 @@ mod tests {
             "UPDATE customers SET name = name WHERE ssn LIKE '9%'",
             "SELECT ssn AS name FROM customers ORDER BY name",
             "SELECT id, lower(email) FROM customers ORDER BY 2",
+            // Parenthesised positions are positions (PostgreSQL strips
+            // the parentheses before it looks).
+            "SELECT id, lower(email) FROM customers ORDER BY (2)",
+            "SELECT lower(email), count(*) FROM customers GROUP BY (1)",
+            "SELECT DISTINCT ON (2) id, lower(email) FROM customers",
             "DELETE FROM customers WHERE email = 'x'",
             // Conditions in the select list answer yes/no questions (by a
             // value or by an error).

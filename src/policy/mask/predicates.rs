@@ -120,8 +120,28 @@ const SET_RETURNING: &[&str] = &[
 fn distinct_of(s: &sqlparser::ast::Select) -> Vec<sqlparser::ast::Expr> {
     match &s.distinct {
         Some(sqlparser::ast::Distinct::Distinct) => projection_exprs(s),
-        Some(sqlparser::ast::Distinct::On(on)) => on.clone(),
+        Some(sqlparser::ast::Distinct::On(on)) => {
+            let mut exprs = on.clone();
+            // `DISTINCT ON (2)` names an output by position, as ORDER BY
+            // does: every output counts then.
+            if on
+                .iter()
+                .any(|e| matches!(unparen(e), sqlparser::ast::Expr::Value(_)))
+            {
+                exprs.extend(projection_exprs(s));
+            }
+            exprs
+        }
         _ => Vec::new(),
+    }
+}
+
+/// An expression without its parentheses: `(2)` is the position 2 where
+/// a position may stand.
+fn unparen(e: &sqlparser::ast::Expr) -> &sqlparser::ast::Expr {
+    match e {
+        sqlparser::ast::Expr::Nested(inner) => unparen(inner),
+        other => other,
     }
 }
 
@@ -159,7 +179,7 @@ fn filters_of(s: &sqlparser::ast::Select) -> Vec<sqlparser::ast::Expr> {
     // What the outputs are by position or alias (`GROUP BY 1`, `GROUP BY
     // b`): grouping by an output groups by its expression.
     let output = |e: &Expr| -> Option<Expr> {
-        match e {
+        match unparen(e) {
             Expr::Value(v) => {
                 let n = v.to_string().parse::<usize>().ok()?;
                 match s.projection.get(n.checked_sub(1)?)? {
@@ -425,7 +445,8 @@ fn predicate_on_masked(
                 // output's expression.
                 let first = selects.last().copied();
                 for e in list {
-                    match (first, &e.expr) {
+                    // `ORDER BY (2)` is a position too.
+                    match (first, unparen(&e.expr)) {
                         (Some(s), Expr::Identifier(id)) => {
                             let aliased = s.projection.iter().find_map(|p| match p {
                                 SelectItem::ExprWithAlias { expr, alias }
