@@ -777,16 +777,19 @@ impl Visitor for Walker {
         match expr {
             Expr::Function(f) => {
                 let tags = name_tags(self.dialect, &f.name);
-                let parts: Vec<&str> = f
-                    .name
-                    .0
-                    .iter()
-                    .map(|p| p.as_ident().map_or("", |i| i.value.as_str()))
-                    .collect();
-                let setter = matches!(
-                    parts.as_slice(),
-                    [f] | ["pg_catalog", f] if f.eq_ignore_ascii_case("set_config")
-                );
+                // `set_config` or `pg_catalog.set_config`, unquoted in
+                // any case (the server folds it) or quoted in lower case.
+                let is = |part: &sqlparser::ast::ObjectNamePart, word: &str| {
+                    part.as_ident().is_some_and(|i| match i.quote_style {
+                        None => i.value.eq_ignore_ascii_case(word),
+                        Some(_) => i.value == word,
+                    })
+                };
+                let setter = match f.name.0.as_slice() {
+                    [name] => is(name, "set_config"),
+                    [schema, name] => is(schema, "pg_catalog") && is(name, "set_config"),
+                    _ => false,
+                };
                 if setter && tags.contains(Tag::CodeFunction) {
                     self.tags.extend(set_config_tags(self.dialect, &f.args));
                 } else {
