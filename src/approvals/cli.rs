@@ -218,6 +218,9 @@ fn describe(r: &Value) -> String {
         if let Some(reach) = s["reach"].as_str() {
             let _ = writeln!(out, "  reach: {}", printable(reach));
         }
+        if let Some(fingerprint) = s["fingerprint"].as_str() {
+            let _ = writeln!(out, "  fingerprint: {}", printable(fingerprint));
+        }
         if s["parameters_withheld"].as_bool() == Some(true) {
             let _ = writeln!(
                 out,

@@ -47,6 +47,9 @@ pub struct HeldStatement {
     pub text: String,
     /// Its risk tags.
     pub tags: Vec<String>,
+    /// Its fingerprint (`policy::fingerprint`: literals out), what the
+    /// recording groups it by.
+    pub fingerprint: String,
     /// Whether a rule reviews it (the others of the text wait with it).
     pub reviewed: bool,
     /// An execution's bound parameter values (`None`: NULL), unless they

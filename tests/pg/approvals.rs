@@ -59,6 +59,10 @@ async fn psql_waits_with_a_notice_and_runs_once_approved() {
         "DELETE FROM held_psql WHERE id = 2"
     );
     assert_eq!(shown["statements"][0]["tags"][0], "write.delete");
+    assert_eq!(
+        shown["statements"][0]["fingerprint"],
+        "DELETE FROM held_psql WHERE id = ?"
+    );
     assert_eq!(shown["rule"], "agent-writes");
     // No token, a wrong one: refused.
     assert_eq!(api(&gw, "GET", "/api/approvals", None, None).await.0, 401);
