@@ -168,6 +168,24 @@ enum SessionsCommand {
         #[arg(long)]
         no_wait: bool,
     },
+    /// The sessions open now (through the admin API, as the person whose
+    /// token is in SQLGATE_ADMIN_TOKEN).
+    Live {
+        /// The gateway's admin API.
+        #[arg(long, default_value = "http://127.0.0.1:9187")]
+        admin_url: String,
+    },
+    /// End an open session at its next idle point (a running statement
+    /// completes first): `sqlgate sessions end postgres 12`.
+    End {
+        /// `postgres` or `mysql`.
+        protocol: String,
+        /// Its id, as `sessions live` lists it.
+        id: u64,
+        /// The gateway's admin API.
+        #[arg(long, default_value = "http://127.0.0.1:9187")]
+        admin_url: String,
+    },
     /// Sessions as JSON lines, one event a line (for a SIEM).
     Export {
         /// The sessions' ids (none: `--all`).
@@ -362,6 +380,19 @@ fn run() -> anyhow::Result<ExitCode> {
             print!("{out}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sessions {
+            command: SessionsCommand::Live { admin_url },
+            ..
+        } => admin_call(&admin_url, |c| c.live_sessions()),
+        Command::Sessions {
+            command:
+                SessionsCommand::End {
+                    protocol,
+                    id,
+                    admin_url,
+                },
+            ..
+        } => admin_call(&admin_url, |c| c.end_session(&protocol, id)),
         Command::Sessions { config, command } => {
             let mut store = open_store(&config)?;
             let store = &mut *store;
@@ -402,6 +433,8 @@ fn run() -> anyhow::Result<ExitCode> {
                     let ids = if all { store.session_ids()? } else { ids };
                     print!("{}", cli::export(store, &ids)?);
                 }
+                // Answered above, through the admin API.
+                SessionsCommand::Live { .. } | SessionsCommand::End { .. } => {}
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -433,6 +466,18 @@ fn run() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// One call of the admin API's client, its output printed.
+fn admin_call(
+    admin_url: &str,
+    call: impl FnOnce(
+        &sqlgate::approvals::cli::Client,
+    ) -> Result<String, sqlgate::approvals::cli::CliError>,
+) -> anyhow::Result<ExitCode> {
+    let client = sqlgate::approvals::cli::Client::from_env(admin_url)?;
+    print!("{}", call(&client)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The recording store a configuration names.

@@ -166,6 +166,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     if approvals.is_none() {
         tracing::info!("approvals are off ([[admin.token]] names nobody who could decide): reviewed statements are refused");
     }
+    let live = Arc::new(sqlgate_net::live::LiveSessions::default());
     let mut admin_addr = None;
     if let Some(admin) = &config.admin {
         let metrics = Arc::new(
@@ -174,6 +175,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         let api = crate::admin::api::Api {
             admin: Arc::new(admin.clone()),
             approvals: approvals.clone(),
+            live: live.clone(),
         };
         let ready = crate::admin::ready::Readiness {
             targets: config
@@ -210,6 +212,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
                 limits: RelayLimits {
                     max_statement_len: pg.max_statement_bytes,
                 },
+                live: live.clone(),
             },
         );
         let listener = TcpListener::bind(pg.listen)
@@ -261,6 +264,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
                 limits: sqlgate_mysql::RelayLimits {
                     max_statement_len: my.max_statement_bytes,
                 },
+                live: live.clone(),
                 greeting_pool,
                 caching_sha2: my.caching_sha2,
                 local_infile: my.local_infile,

@@ -25,6 +25,8 @@ pub struct Api {
     pub admin: Arc<Admin>,
     /// The gateway's approval requests (none: approvals are off).
     pub approvals: Option<Approvals>,
+    /// The sessions open now.
+    pub live: Arc<sqlgate_net::live::LiveSessions>,
 }
 
 /// A decision's body.
@@ -43,15 +45,20 @@ pub fn routes(api: Api) -> Router {
         .route("/api/approvals/{id}", get(show))
         .route("/api/approvals/{id}/approve", post(approve))
         .route("/api/approvals/{id}/deny", post(deny))
+        .route("/api/sessions/live", get(super::sessions::live))
+        .route(
+            "/api/sessions/live/{protocol}/{id}/end",
+            post(super::sessions::end),
+        )
         .with_state(api)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
 /// Why a caller is turned away.
-struct Refused(StatusCode, &'static str);
+pub(super) struct Refused(StatusCode, &'static str);
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
@@ -59,19 +66,22 @@ impl IntoResponse for Refused {
     }
 }
 
-/// The caller, from `Authorization: Bearer <token>`.
-fn caller(api: &Api, headers: &HeaderMap) -> Result<(Identity, Approvals), Refused> {
+/// Who presents `Authorization: Bearer <token>`.
+pub(super) fn authenticated(api: &Api, headers: &HeaderMap) -> Result<Identity, Refused> {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let Some(who) = token.and_then(|t| api.admin.identity(t)) else {
-        return Err(Refused(
-            StatusCode::UNAUTHORIZED,
-            "a valid bearer token is required (Authorization: Bearer <token>)",
-        ));
-    };
+    token.and_then(|t| api.admin.identity(t)).ok_or(Refused(
+        StatusCode::UNAUTHORIZED,
+        "a valid bearer token is required (Authorization: Bearer <token>)",
+    ))
+}
+
+/// The caller, and the approvals it may see.
+fn caller(api: &Api, headers: &HeaderMap) -> Result<(Identity, Approvals), Refused> {
+    let who = authenticated(api, headers)?;
     let Some(approvals) = api.approvals.clone() else {
         return Err(Refused(
             StatusCode::NOT_FOUND,

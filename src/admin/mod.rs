@@ -11,6 +11,7 @@ pub mod api;
 pub mod config;
 pub mod metrics;
 pub mod ready;
+mod sessions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

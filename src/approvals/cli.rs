@@ -141,6 +141,44 @@ impl Client {
         let r = self.call("POST", &format!("/api/approvals/{id}/deny"), Some(body))?;
         Ok(describe(&r))
     }
+
+    /// The sessions open now on the gateway, as a table.
+    pub fn live_sessions(&self) -> Result<String, CliError> {
+        let list = self.call("GET", "/api/sessions/live", None)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut out = format!(
+            "{:<9} {:>11}  {:<14} {:<14} {:<22} {}\n",
+            "protocol", "id", "user", "target", "client", "open for"
+        );
+        for s in list.as_array().into_iter().flatten() {
+            let open = now.saturating_sub(s["started"].as_u64().unwrap_or(now));
+            let _ = writeln!(
+                out,
+                "{:<9} {:>11}  {:<14} {:<14} {:<22} {}s",
+                s["protocol"].as_str().unwrap_or("?"),
+                s["id"].as_u64().unwrap_or(0),
+                printable(s["user"].as_str().unwrap_or("?")),
+                printable(s["target"].as_str().unwrap_or("?")),
+                s["client"].as_str().unwrap_or("?"),
+                open
+            );
+        }
+        Ok(out)
+    }
+
+    /// Ends an open session at its next idle point.
+    pub fn end_session(&self, protocol: &str, id: u64) -> Result<String, CliError> {
+        self.call(
+            "POST",
+            &format!("/api/sessions/live/{protocol}/{id}/end"),
+            Some(serde_json::json!({})),
+        )?;
+        Ok(format!(
+            "{protocol} session {id} ends at its next idle point (a running statement completes first)\n"
+        ))
+    }
 }
 
 /// A request as a person reads it.

@@ -214,6 +214,7 @@ async fn a_write_below_the_classifier_fails_in_a_read_only_session() {
             limits: sqlgate_mysql::RelayLimits {
                 max_statement_len: 1 << 20,
             },
+            live: Default::default(),
             greeting_pool,
             caching_sha2: false,
             local_infile: false,

@@ -6,6 +6,7 @@ mod approvals_around;
 mod auth;
 mod busy;
 mod hostile;
+mod live;
 mod masking;
 mod masking_corpus;
 mod metadata;

@@ -328,6 +328,7 @@ async fn sqlgate_testing_gateway<H: sqlgate_postgres::Hooks>(
             limits: sqlgate_postgres::RelayLimits {
                 max_statement_len: 1 << 20,
             },
+            live: Default::default(),
         },
     );
     tokio::spawn(sqlgate_postgres::server::serve(

@@ -74,6 +74,8 @@ pub struct FrontendConfig {
     pub handshake_timeout: Duration,
     /// Relay limits.
     pub limits: RelayLimits,
+    /// The open sessions an operator may list and end.
+    pub live: Arc<sqlgate_net::live::LiveSessions>,
     /// The pool whose server's greeting (version, capabilities) the
     /// gateway's own greeting mirrors.
     pub greeting_pool: Arc<Pool>,
@@ -247,6 +249,17 @@ impl Gateway {
         } else {
             Box::new(counted)
         };
+        let live = self.config.live.register(
+            sqlgate_net::live::LiveSession {
+                id: id.into(),
+                protocol: "mysql",
+                user: session.user.clone(),
+                target: session.target.clone(),
+                client: peer.to_string(),
+                started: 0,
+            },
+            &shutdown,
+        );
         let relay = Relay {
             outcomes,
             traffic,
@@ -267,7 +280,10 @@ impl Gateway {
             pool: &pool,
             masks: Default::default(),
         };
-        let end = relay.run(&shutdown).await;
+        let end = relay.run(&live.end, &shutdown).await;
+        drop(live);
+        // The session's own end, not the gateway's: an operator ended it.
+        let by_operator = matches!(end, RelayEnd::Shutdown) && !shutdown.is_cancelled();
         self.kills.unregister(id);
         match &end {
             RelayEnd::ClientError(e) => {
@@ -284,6 +300,14 @@ impl Gateway {
                         "the server connection of target '{}' was lost",
                         session.target
                     ),
+                );
+                let _ = packet::write(&mut client.io, 0, &err.payload()).await;
+            }
+            RelayEnd::Shutdown if by_operator => {
+                let err = ClientError::new(
+                    1927,
+                    b"70100",
+                    "Connection was killed (sqlgate: the session was ended by an operator)",
                 );
                 let _ = packet::write(&mut client.io, 0, &err.payload()).await;
             }

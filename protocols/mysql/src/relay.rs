@@ -166,13 +166,18 @@ enum Side {
 impl Relay<'_> {
     /// Runs until the client leaves, a side fails, or shutdown at an idle
     /// point.
-    pub async fn run(mut self, shutdown: &CancellationToken) -> RelayEnd {
+    ///
+    /// `end` is the session's own token (an operator's end, or the
+    /// gateway's `shutdown`, its parent).
+    pub async fn run(mut self, end: &CancellationToken, shutdown: &CancellationToken) -> RelayEnd {
         let thread = self.server.thread_id;
         self.judge.connected(thread, None);
-        let end = self.serve(shutdown).await;
+        let ended = self.serve(end).await;
         self.report_traffic();
+        let end = ended;
         self.judge.ended(match &end {
             RelayEnd::ClientGone => "client left",
+            RelayEnd::Shutdown if !shutdown.is_cancelled() => "ended by an operator",
             RelayEnd::Shutdown => "gateway shutdown",
             RelayEnd::ClientError(_) => "client protocol error",
             _ => "server connection lost",

@@ -45,6 +45,8 @@ pub struct FrontendConfig {
     pub handshake_timeout: Duration,
     /// Relay limits.
     pub limits: RelayLimits,
+    /// The open sessions an operator may list and end.
+    pub live: Arc<sqlgate_net::live::LiveSessions>,
 }
 
 /// Everything the sessions of one listener share.
@@ -201,6 +203,17 @@ impl Gateway {
             .map(|(_, v)| v.as_str());
         judge.connected(lease.conn().key().map_or(0, |k| k.pid as u32), application);
         let mut client_buf = reader.take_buffered();
+        let live = self.config.live.register(
+            sqlgate_net::live::LiveSession {
+                id: info.id.0.into(),
+                protocol: "postgres",
+                user: info.user.clone(),
+                target: info.target.clone(),
+                client: peer.to_string(),
+                started: 0,
+            },
+            &shutdown,
+        );
         let outcome = relay::run(
             &mut client,
             &mut client_buf,
@@ -209,11 +222,14 @@ impl Gateway {
             judge.as_mut(),
             self.config.limits,
             relay::Signals {
-                shutdown: &shutdown,
+                shutdown: &live.end,
                 cancel: held,
             },
         )
         .await;
+        drop(live);
+        // The session's own end, not the gateway's: an operator ended it.
+        let by_operator = matches!(outcome.end, RelayEnd::Shutdown) && !shutdown.is_cancelled();
         self.cancels.unregister(info.id);
         judge.ended(match &outcome.end {
             RelayEnd::ClientGone => "client left",
@@ -221,6 +237,7 @@ impl Gateway {
             RelayEnd::Limit(_) => "limit",
             RelayEnd::Desync(_) => "relay desync",
             RelayEnd::ServerGone | RelayEnd::ServerError(_) => "server connection lost",
+            RelayEnd::Shutdown if by_operator => "ended by an operator",
             RelayEnd::Shutdown => "gateway shutdown",
             RelayEnd::Refused(_) => "refused: not recorded",
         });
@@ -265,6 +282,10 @@ impl Gateway {
                     )
                 })
             }
+            RelayEnd::Shutdown if by_operator => Some(ClientError::fatal(
+                SqlState::ADMIN_SHUTDOWN,
+                "terminating connection: the session was ended by a sqlgate operator",
+            )),
             RelayEnd::Shutdown => Some(ClientError::fatal(
                 SqlState::ADMIN_SHUTDOWN,
                 "terminating connection because sqlgate is shutting down",

@@ -1,0 +1,100 @@
+//! Live sessions on the admin API: an operator lists the sessions open
+//! now and ends one; the client learns why (FATAL 57P01 naming the
+//! operator), and the session leaves the list.
+
+use crate::support::approvals::{self, api};
+use crate::support::gateway::{TestConfig, AGENT_PW};
+use crate::support::pg;
+
+#[tokio::test]
+async fn an_operator_lists_and_ends_a_live_session() {
+    let server = pg::shared();
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    let gw = cfg.start().await;
+    let (client, connection) = tokio_postgres::connect(
+        &gw.conn_str("agent", AGENT_PW, "app"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    let connection = tokio::spawn(connection);
+    client.simple_query("SELECT 1").await.unwrap();
+
+    // Without a token: refused.
+    assert_eq!(
+        api(&gw, "GET", "/api/sessions/live", None, None).await.0,
+        401
+    );
+    let (status, live) = api(
+        &gw,
+        "GET",
+        "/api/sessions/live",
+        Some(approvals::token("carol")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let sessions = live.as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{live}");
+    assert_eq!(sessions[0]["protocol"], "postgres");
+    assert_eq!(sessions[0]["user"], "agent");
+    assert_eq!(sessions[0]["target"], "app");
+    let id = sessions[0]["id"].as_u64().unwrap();
+    // The CLI shows the same.
+    let url = format!("http://{}", gw.running.admin_addr.unwrap());
+    let listed = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+            .args(["sessions", "live", "--admin-url", &url])
+            .env("SQLGATE_ADMIN_TOKEN", approvals::token("carol"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains("postgres") && listed.contains(&id.to_string()) && listed.contains("agent"),
+        "{listed}"
+    );
+
+    let end = |id: u64| {
+        let gw = &gw;
+        async move {
+            api(
+                gw,
+                "POST",
+                &format!("/api/sessions/live/postgres/{id}/end"),
+                Some(approvals::token("carol")),
+                Some(serde_json::json!({})),
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(end(id + 1).await, 404, "no such session");
+    assert_eq!(end(id).await, 200);
+    // Idle, it ends at once: the connection reports the FATAL.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), connection)
+        .await
+        .expect("the session ends at once")
+        .unwrap()
+        .expect_err("the session was ended");
+    let db = ended.as_db_error().expect("a FATAL from the gateway");
+    assert_eq!(db.code().code(), "57P01");
+    assert!(
+        db.message().contains("ended by a sqlgate operator"),
+        "{db:?}"
+    );
+    assert!(client.simple_query("SELECT 1").await.is_err());
+    let (_, live) = api(
+        &gw,
+        "GET",
+        "/api/sessions/live",
+        Some(approvals::token("carol")),
+        None,
+    )
+    .await;
+    assert_eq!(live, serde_json::json!([]));
+}
