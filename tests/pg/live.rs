@@ -97,4 +97,22 @@ async fn an_operator_lists_and_ends_a_live_session() {
     )
     .await;
     assert_eq!(live, serde_json::json!([]));
+    // The recording says why it ended.
+    let rec = gw.running.recorder.clone().unwrap();
+    tokio::task::spawn_blocking(move || rec.flush())
+        .await
+        .unwrap();
+    let store = cfg.path().join(sqlgate::store::config::DEFAULT_FILE);
+    let mut s = sqlgate::store::sqlite::SqliteStore::open(&store).unwrap();
+    use sqlgate::store::Store;
+    let mut reasons = Vec::new();
+    for sid in s.session_ids().unwrap() {
+        for e in sqlgate::store::events(&s.rows(&sid).unwrap()) {
+            if e.kind == sqlgate::store::Kind::SessionEnd {
+                let end: sqlgate::store::SessionEnd = serde_json::from_str(&e.body).unwrap();
+                reasons.push(end.reason);
+            }
+        }
+    }
+    assert_eq!(reasons, ["ended by an operator"]);
 }
