@@ -630,30 +630,7 @@ fn listener(l: RawListener, section: &str, base: &Path, p: &mut Problems) -> Lis
         );
         SocketAddr::from(([127, 0, 0, 1], 0))
     });
-    let tls = match (&l.tls_cert, &l.tls_key) {
-        (Some(c), Some(k)) => {
-            let cert = existing_file(base, c, &format!("{section}.tls_cert"), p);
-            let key = existing_file(base, k, &format!("{section}.tls_key"), p);
-            Some((cert, key))
-        }
-        (Some(c), None) => {
-            p.at(
-                c.span(),
-                &format!("{section}.tls_cert"),
-                "tls_key is needed as well",
-            );
-            None
-        }
-        (None, Some(k)) => {
-            p.at(
-                k.span(),
-                &format!("{section}.tls_key"),
-                "tls_cert is needed as well",
-            );
-            None
-        }
-        (None, None) => None,
-    };
+    let tls = tls_pair(base, l.tls_cert.as_ref(), l.tls_key.as_ref(), section, p);
     let require_tls = l.require_tls.as_ref().is_some_and(|r| *r.get_ref());
     if let Some(r) = l
         .require_tls
@@ -703,6 +680,40 @@ fn listener(l: RawListener, section: &str, base: &Path, p: &mut Problems) -> Lis
         require_tls,
         handshake_timeout: secs(l.handshake_timeout_secs, 15),
         max_statement_bytes: l.max_statement_bytes.unwrap_or(DEFAULT_MAX_STATEMENT),
+    }
+}
+
+/// A listener's `tls_cert` and `tls_key` (PEM files; both or neither).
+pub(crate) fn tls_pair(
+    base: &Path,
+    cert: Option<&Spanned<String>>,
+    key: Option<&Spanned<String>>,
+    section: &str,
+    p: &mut Problems,
+) -> Option<(PathBuf, PathBuf)> {
+    match (cert, key) {
+        (Some(c), Some(k)) => {
+            let cert = existing_file(base, c, &format!("{section}.tls_cert"), p);
+            let key = existing_file(base, k, &format!("{section}.tls_key"), p);
+            Some((cert, key))
+        }
+        (Some(c), None) => {
+            p.at(
+                c.span(),
+                &format!("{section}.tls_cert"),
+                "tls_key is needed as well",
+            );
+            None
+        }
+        (None, Some(k)) => {
+            p.at(
+                k.span(),
+                &format!("{section}.tls_key"),
+                "tls_cert is needed as well",
+            );
+            None
+        }
+        (None, None) => None,
     }
 }
 

@@ -185,8 +185,19 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
                 .collect(),
             recorder: recorder.clone(),
         };
-        let (addr, task) =
-            crate::admin::start(admin.listen, metrics, api, ready, shutdown.clone()).await?;
+        let admin_tls = match &admin.tls {
+            Some((cert, key)) => Some(tls::server_config(cert, key)?),
+            None => None,
+        };
+        let (addr, task) = crate::admin::start(
+            admin.listen,
+            metrics,
+            api,
+            ready,
+            admin_tls,
+            shutdown.clone(),
+        )
+        .await?;
         admin_addr = Some(addr);
         tasks.push(task);
     }

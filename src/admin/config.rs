@@ -3,6 +3,8 @@
 //! ```toml
 //! [admin]
 //! listen = "127.0.0.1:9187"   # /metrics, /healthz, /api; absent: none
+//! tls_cert = "admin.crt"      # HTTPS, as the listeners' PEM options
+//! tls_key = "admin.key"
 //!
 //! [[admin.token]]             # a bearer token of the API, as a person
 //! user = "alice"
@@ -30,6 +32,8 @@ const MIN_TOKEN_LEN: usize = 16;
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     listen: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
     #[serde(default, rename = "token")]
     tokens: Vec<Spanned<RawToken>>,
 }
@@ -49,6 +53,8 @@ struct RawToken {
 pub struct Admin {
     /// Where it listens.
     pub listen: SocketAddr,
+    /// HTTPS: its certificate and key (PEM).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// Who may use the API.
     pub tokens: Vec<ApiToken>,
 }
@@ -139,10 +145,18 @@ pub(crate) fn parse(raw: Option<RawAdmin>, base: &Path, p: &mut Problems) -> Opt
             digest: Sha256::digest(token.as_bytes()).into(),
         });
     }
+    let tls = crate::config::tls_pair(
+        base,
+        raw.tls_cert.as_ref(),
+        raw.tls_key.as_ref(),
+        "admin",
+        p,
+    );
     let listen = raw.listen?;
     match listen.get_ref().parse() {
         Ok(addr) => Some(Admin {
             listen: addr,
+            tls,
             tokens,
         }),
         Err(_) => {

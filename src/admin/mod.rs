@@ -12,6 +12,7 @@ pub mod config;
 pub mod metrics;
 pub mod ready;
 mod sessions;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub async fn start(
     metrics: Arc<metrics::Metrics>,
     api: api::Api,
     ready: ready::Readiness,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(listen)
@@ -57,11 +59,21 @@ pub async fn start(
             }),
         )
         .merge(api::routes(api));
-    tracing::info!(%addr, "admin listener ready (/metrics, /healthz, /readyz, /api)");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, "admin listener ready (/metrics, /healthz, /readyz, /api)");
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
+        let stop = async move { shutdown.cancelled().await };
+        let served = match tls {
+            Some(config) => match tls::TlsListener::new(listener, config) {
+                Ok(l) => axum::serve(l, app).with_graceful_shutdown(stop).await,
+                Err(e) => Err(e),
+            },
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+        };
         if let Err(e) = served {
             tracing::error!(error = %e, "admin listener failed");
         }

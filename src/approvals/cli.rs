@@ -25,6 +25,9 @@ pub enum CliError {
         /// Why.
         why: String,
     },
+    /// `SQLGATE_ADMIN_CA` names no readable PEM certificate.
+    #[error("SQLGATE_ADMIN_CA: {0}")]
+    BadCa(String),
     /// The API refused (its status and message).
     #[error("{status}: {message}")]
     Refused {
@@ -43,17 +46,31 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of `admin_url` with the token in `SQLGATE_ADMIN_TOKEN`.
+    /// A client of `admin_url` with the token in `SQLGATE_ADMIN_TOKEN`;
+    /// an `https://` listener's certificate is checked against
+    /// `SQLGATE_ADMIN_CA` (a PEM file) when set, else the system's roots.
     pub fn from_env(admin_url: &str) -> Result<Client, CliError> {
         let token = std::env::var("SQLGATE_ADMIN_TOKEN")
             .ok()
             .filter(|t| !t.trim().is_empty())
             .ok_or(CliError::NoToken)?;
-        let agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(std::time::Duration::from_secs(30)))
-            .build()
-            .into();
+            .timeout_global(Some(std::time::Duration::from_secs(30)));
+        if let Some(ca) = std::env::var_os("SQLGATE_ADMIN_CA") {
+            let pem = std::fs::read(&ca)
+                .map_err(|e| CliError::BadCa(format!("{}: {e}", ca.to_string_lossy())))?;
+            let cert = ureq::tls::Certificate::from_pem(&pem)
+                .map_err(|e| CliError::BadCa(format!("{}: {e}", ca.to_string_lossy())))?;
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+                        cert,
+                    ])))
+                    .build(),
+            );
+        }
+        let agent = config.build().into();
         Ok(Client {
             base: admin_url.trim_end_matches('/').to_owned(),
             token: token.trim().to_owned(),

@@ -313,3 +313,47 @@ async fn webhooks_hear_of_each_request_and_retry_a_refused_delivery() {
     );
     assert_eq!(rows(&direct, "held_hook").await, 2);
 }
+
+/// `[admin] tls_cert` / `tls_key`: the admin plane speaks HTTPS only; the
+/// CLI reaches it with the certificate's CA in `SQLGATE_ADMIN_CA`, and a
+/// plain HTTP request gets no answer.
+#[tokio::test]
+async fn the_admin_listener_speaks_https_when_given_a_certificate() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = pg::shared();
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    let ca = cfg.with_tls("admin", &["localhost"]);
+    let gw = cfg.start().await;
+    let port = gw.running.admin_addr.unwrap().port();
+    let cli = |ca: Option<std::path::PathBuf>| {
+        let url = format!("https://localhost:{port}");
+        tokio::task::spawn_blocking(move || {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sqlgate"));
+            c.args(["approvals", "list", "--admin-url", &url])
+                .env("SQLGATE_ADMIN_TOKEN", approvals::token("carol"))
+                .env_remove("SQLGATE_ADMIN_CA");
+            if let Some(ca) = ca {
+                c.env("SQLGATE_ADMIN_CA", ca);
+            }
+            c.output().unwrap()
+        })
+    };
+    let out = cli(Some(ca)).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("requester"));
+    // Without the CA the certificate is not trusted.
+    let out = cli(None).await.unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    // Plain HTTP: no HTTP answer.
+    let mut plain = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: sqlgate\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer).await;
+    assert!(!answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+}
