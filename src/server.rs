@@ -176,6 +176,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             admin: Arc::new(admin.clone()),
             approvals: approvals.clone(),
             live: live.clone(),
+            recording: config
+                .recording
+                .enabled
+                .then(|| Arc::new(config.recording.clone())),
         };
         let ready = crate::admin::ready::Readiness {
             targets: config

@@ -27,6 +27,8 @@ pub struct Api {
     pub approvals: Option<Approvals>,
     /// The sessions open now.
     pub live: Arc<sqlgate_net::live::LiveSessions>,
+    /// Where sessions are recorded (`None`: recording is off).
+    pub recording: Option<Arc<crate::store::config::RecordingConfig>>,
 }
 
 /// A decision's body.
@@ -45,6 +47,8 @@ pub fn routes(api: Api) -> Router {
         .route("/api/approvals/{id}", get(show))
         .route("/api/approvals/{id}/approve", post(approve))
         .route("/api/approvals/{id}/deny", post(deny))
+        .route("/api/sessions", get(super::sessions::recorded))
+        .route("/api/sessions/{id}", get(super::sessions::recorded_one))
         .route("/api/sessions/live", get(super::sessions::live))
         .route(
             "/api/sessions/live/{protocol}/{id}/end",

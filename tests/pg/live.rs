@@ -116,3 +116,46 @@ async fn an_operator_lists_and_ends_a_live_session() {
     }
     assert_eq!(reasons, ["ended by an operator"]);
 }
+
+/// Recorded sessions over the API: listed (filtered by user), and one's
+/// events with the statement as the client sent it; an unknown id is 404.
+#[tokio::test]
+async fn recorded_sessions_are_listed_and_shown_over_the_api() {
+    let server = pg::shared();
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    let gw = cfg.start().await;
+    let agent = crate::support::gateway::connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+    agent.simple_query("SELECT 41 + 1").await.unwrap();
+    // The statement was recorded before it ran: once the writer has
+    // committed what it holds, the session and the statement are there.
+    let rec = gw.running.recorder.clone().unwrap();
+    tokio::task::spawn_blocking(move || rec.flush())
+        .await
+        .unwrap();
+    let token = Some(approvals::token("carol"));
+    let (status, list) = api(&gw, "GET", "/api/sessions?user=agent", token, None).await;
+    assert_eq!(status, 200, "{list}");
+    let sessions = list.as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{list}");
+    assert_eq!(sessions[0]["target"], "app");
+    assert!(sessions[0]["statements"].as_u64() >= Some(1), "{list}");
+    let id = sessions[0]["id"].as_str().unwrap().to_owned();
+    let (_, none) = api(&gw, "GET", "/api/sessions?user=nobody", token, None).await;
+    assert_eq!(none, serde_json::json!([]));
+    let (status, events) = api(&gw, "GET", &format!("/api/sessions/{id}"), token, None).await;
+    assert_eq!(status, 200);
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "statement" && e["event"]["text"] == "SELECT 41 + 1"),
+        "{events}"
+    );
+    assert_eq!(
+        api(&gw, "GET", "/api/sessions/0123", token, None).await.0,
+        404
+    );
+    assert_eq!(api(&gw, "GET", "/api/sessions", None, None).await.0, 401);
+}
