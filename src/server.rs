@@ -170,7 +170,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let mut admin_addr = None;
     if let Some(admin) = &config.admin {
         let metrics = Arc::new(
-            crate::admin::metrics::Metrics::new(recorder.clone()).with_approvals(approvals.clone()),
+            crate::admin::metrics::Metrics::new(recorder.clone())
+                .with_approvals(approvals.clone())
+                .with_sessions(live.clone(), engine.clone()),
         );
         let api = crate::admin::api::Api {
             admin: Arc::new(admin.clone()),

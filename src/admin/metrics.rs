@@ -1,13 +1,16 @@
-//! What `/metrics` reports, read when it is scraped: the recording
-//! store's health and the records it could not take, and statements
-//! held for approval (pending, how they ended, how long they waited). Counters live where
-//! they are counted (the recorder); this module only reads them.
+//! What `/metrics` reports, read when it is scraped: the sessions open
+//! per protocol and target, how the classification cache served texts,
+//! the recording store's health and the records it could not take, and
+//! statements held for approval (pending, how they ended, how long they
+//! waited). Counters live where they are counted (the recorder, the
+//! engine); this module only reads them.
 //!
 //! It must never report a value from a record: counts only.
 
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
 use crate::store::writer::Recorder;
@@ -17,15 +20,31 @@ use crate::store::writer::Recorder;
 pub struct Metrics {
     recorder: Option<Recorder>,
     approvals: Option<crate::approvals::Approvals>,
+    live: Option<std::sync::Arc<sqlgate_net::live::LiveSessions>>,
+    engine: Option<std::sync::Arc<crate::policy::engine::Engine>>,
 }
+
+/// A metric's labels.
+type Labels = Vec<(&'static str, String)>;
 
 impl Metrics {
     /// Metrics of a gateway recording with `recorder` (if at all).
     pub fn new(recorder: Option<Recorder>) -> Self {
         Metrics {
             recorder,
-            approvals: None,
+            ..Default::default()
         }
+    }
+
+    /// And of the sessions open now and the engine's cache.
+    pub fn with_sessions(
+        mut self,
+        live: std::sync::Arc<sqlgate_net::live::LiveSessions>,
+        engine: std::sync::Arc<crate::policy::engine::Engine>,
+    ) -> Self {
+        self.live = Some(live);
+        self.engine = Some(engine);
+        self
     }
 
     /// And of its held statements.
@@ -37,6 +56,35 @@ impl Metrics {
     /// The OpenMetrics text of the current values.
     pub fn render(&self) -> String {
         let mut registry = Registry::with_prefix("sqlgate");
+        if let Some(live) = &self.live {
+            let open: Family<Labels, Gauge> = Family::default();
+            for s in live.list() {
+                open.get_or_create(&vec![
+                    ("protocol", s.protocol.to_owned()),
+                    ("target", s.target),
+                ])
+                .inc();
+            }
+            registry.register("sessions_open", "Client sessions open now", open);
+        }
+        if let Some(engine) = &self.engine {
+            let c = engine.cache_counts();
+            let served: Family<Labels, Counter> = Family::default();
+            for (how, n) in [
+                ("fingerprint", c.by_fingerprint),
+                ("text", c.by_text),
+                ("classified", c.classified),
+            ] {
+                served
+                    .get_or_create(&vec![("by", how.to_owned())])
+                    .inc_by(n);
+            }
+            registry.register(
+                "statement_texts",
+                "Statement texts judged, by how their classification was found: a text of the same fingerprint, the same text, or parsed",
+                served,
+            );
+        }
         let enabled = self.recorder.is_some();
         registry.register(
             "recording_enabled",

@@ -41,6 +41,16 @@ async fn an_operator_lists_and_ends_a_live_session() {
     assert_eq!(sessions[0]["user"], "agent");
     assert_eq!(sessions[0]["target"], "app");
     let id = sessions[0]["id"].as_u64().unwrap();
+    // /metrics counts it, and how its statement was classified.
+    let metrics = approvals::metrics(&gw).await;
+    assert!(
+        metrics.contains("sqlgate_sessions_open{protocol=\"postgres\",target=\"app\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sqlgate_statement_texts_total{by=\"classified\"} "),
+        "{metrics}"
+    );
     // The CLI shows the same.
     let url = format!("http://{}", gw.running.admin_addr.unwrap());
     let listed = tokio::task::spawn_blocking(move || {
