@@ -203,11 +203,6 @@ impl Engine {
         }
     }
 
-    /// Texts served by fingerprint so far.
-    pub fn shape_hits(&self) -> u64 {
-        self.cache_counts().by_fingerprint
-    }
-
     fn count(&self, which: usize) {
         self.counts[which].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }

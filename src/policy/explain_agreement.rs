@@ -84,6 +84,38 @@ pub(crate) fn tests_catalog(
     }
 }
 
+/// The example policy and a masking rule (ssn, email, card; `ci`
+/// exempt), loaded from a directory of its own (`name`).
+#[cfg(test)]
+pub(crate) fn tests_policy(name: &str) -> crate::policy::rules::Policy {
+    const MASKS: &str = r#"
+[[mask]]
+columns = ["*.customers.ssn", "*.customers.email", "*.customers.card"]
+function = "redact"
+except_users = ["ci"]
+"#;
+    let dir = std::env::temp_dir().join(format!("sqlgate-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/agents.toml"),
+        dir.join("agents.toml"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("masks.toml"), MASKS).unwrap();
+    crate::policy::rules::Policy::load(&["*.toml".to_owned()], &dir).unwrap()
+}
+
+/// A read-only agent with masks, an exempt pipeline, an identity no rule
+/// names.
+#[cfg(test)]
+pub(crate) fn tests_identities() -> [(&'static str, Vec<String>); 3] {
+    [
+        ("bot", vec!["agents".to_owned()]),
+        ("ci", vec![]),
+        ("stranger", vec![]),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -92,14 +124,6 @@ mod tests {
     use crate::policy::explain::explain;
     use crate::policy::mask::catalog::CatalogSnapshot;
     use crate::policy::parse::SqlDialect;
-    use crate::policy::rules::Policy;
-
-    const MASKS: &str = r#"
-[[mask]]
-columns = ["*.customers.ssn", "*.customers.email", "*.customers.card"]
-function = "redact"
-except_users = ["ci"]
-"#;
 
     fn statements(dialect: SqlDialect) -> Vec<&'static str> {
         super::corpus_statements(dialect)
@@ -111,19 +135,8 @@ except_users = ["ci"]
 
     #[test]
     fn explain_and_the_live_judge_agree_over_both_corpora() {
-        let dir = tempfile_dir();
-        std::fs::copy(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/agents.toml"),
-            dir.join("agents.toml"),
-        )
-        .unwrap();
-        std::fs::write(dir.join("masks.toml"), MASKS).unwrap();
-        let policy = Policy::load(&["*.toml".to_owned()], &dir).unwrap();
-        let identities: [(&str, Vec<String>); 3] = [
-            ("bot", vec!["agents".to_owned()]),
-            ("ci", vec![]),
-            ("stranger", vec![]),
-        ];
+        let policy = super::tests_policy("explain");
+        let identities = super::tests_identities();
         let mut compared = 0;
         for dialect in [SqlDialect::Postgres, SqlDialect::Mysql] {
             let snapshot = catalog(dialect);
@@ -165,11 +178,5 @@ except_users = ["ci"]
             }
         }
         assert!(compared > 3000, "{compared}");
-    }
-
-    fn tempfile_dir() -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("sqlgate-explain-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
     }
 }

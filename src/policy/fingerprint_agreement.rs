@@ -20,13 +20,6 @@ mod tests {
     use crate::policy::parse::SqlDialect;
     use crate::policy::rules::Policy;
 
-    const MASKS: &str = r#"
-[[mask]]
-columns = ["*.customers.ssn", "*.customers.email", "*.customers.card"]
-function = "redact"
-except_users = ["ci"]
-"#;
-
     /// Values that change decisions when they change: equal and unequal
     /// constants, output positions, truthy strings, LIKE's `%`, settings
     /// and encodings.
@@ -127,23 +120,11 @@ except_users = ["ci"]
     }
 
     fn policy(name: &str) -> Policy {
-        let dir = std::env::temp_dir().join(format!("sqlgate-fp-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/agents.toml"),
-            dir.join("agents.toml"),
-        )
-        .unwrap();
-        std::fs::write(dir.join("masks.toml"), MASKS).unwrap();
-        Policy::load(&["*.toml".to_owned()], &dir).unwrap()
+        super::super::explain_agreement::tests_policy(name)
     }
 
     fn identities() -> [(&'static str, Vec<String>); 3] {
-        [
-            ("bot", vec!["agents".to_owned()]),
-            ("ci", vec![]),
-            ("stranger", vec![]),
-        ]
+        super::super::explain_agreement::tests_identities()
     }
 
     /// Texts an attack review found sharing a fingerprint with a text
@@ -254,9 +235,9 @@ except_users = ["ci"]
                     let primed = engine(64);
                     for (user, groups) in &identities {
                         let _ = session(&primed, user, groups).judge(original.as_bytes());
-                        let before = primed.shape_hits();
+                        let before = primed.cache_counts().by_fingerprint;
                         let cached = session(&primed, user, groups).judge(variant.as_bytes());
-                        shared += primed.shape_hits() - before;
+                        shared += primed.cache_counts().by_fingerprint - before;
                         let fresh = session(&engine(64), user, groups).judge(variant.as_bytes());
                         let (c, f) = (decided(&cached), decided(&fresh));
                         if c != f {

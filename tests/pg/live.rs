@@ -3,8 +3,22 @@
 //! operator), and the session leaves the list.
 
 use crate::support::approvals::{self, api};
-use crate::support::gateway::{TestConfig, AGENT_PW};
+use crate::support::gateway::{Gateway, TestConfig, AGENT_PW};
 use crate::support::pg;
+
+/// The open sessions, as an operator's API call lists them.
+async fn live_sessions(gw: &Gateway) -> serde_json::Value {
+    let (status, live) = api(
+        gw,
+        "GET",
+        "/api/sessions/live",
+        Some(approvals::token("carol")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{live}");
+    live
+}
 
 #[tokio::test]
 async fn an_operator_lists_and_ends_a_live_session() {
@@ -26,15 +40,7 @@ async fn an_operator_lists_and_ends_a_live_session() {
         api(&gw, "GET", "/api/sessions/live", None, None).await.0,
         401
     );
-    let (status, live) = api(
-        &gw,
-        "GET",
-        "/api/sessions/live",
-        Some(approvals::token("carol")),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
+    let live = live_sessions(&gw).await;
     let sessions = live.as_array().unwrap();
     assert_eq!(sessions.len(), 1, "{live}");
     assert_eq!(sessions[0]["protocol"], "postgres");
@@ -98,15 +104,7 @@ async fn an_operator_lists_and_ends_a_live_session() {
         "{db:?}"
     );
     assert!(client.simple_query("SELECT 1").await.is_err());
-    let (_, live) = api(
-        &gw,
-        "GET",
-        "/api/sessions/live",
-        Some(approvals::token("carol")),
-        None,
-    )
-    .await;
-    assert_eq!(live, serde_json::json!([]));
+    assert_eq!(live_sessions(&gw).await, serde_json::json!([]));
     // The recording says why it ended.
     let rec = gw.running.recorder.clone().unwrap();
     tokio::task::spawn_blocking(move || rec.flush())
