@@ -44,6 +44,8 @@ pub struct RawConfig {
     log: Option<crate::logs::RawLog>,
     #[serde(default)]
     notify: Vec<crate::approvals::notify::RawNotify>,
+    #[serde(default)]
+    oidc: Vec<crate::oidc::config::RawOidc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +132,8 @@ pub struct Config {
     pub targets: Vec<Target>,
     /// Gateway users.
     pub users: Vec<User>,
+    /// `[[oidc]]`: identity providers whose tokens are logins.
+    pub oidc: Vec<crate::oidc::config::Provider>,
     /// The risk policy, if `[policy]` is configured.
     pub policy: Option<PolicyConfig>,
     /// `[store]` and `[recording]`.
@@ -467,7 +471,7 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
         .map(|t| t.name.clone())
         .collect();
     let mut user_names = HashSet::new();
-    let users = raw
+    let users: Vec<User> = raw
         .users
         .into_iter()
         .filter_map(|u| {
@@ -605,7 +609,13 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
     let admin = crate::admin::config::parse(raw.admin, base, p);
     let log_format = crate::logs::parse(raw.log, p);
     let notify = crate::approvals::notify::parse(raw.notify, p);
+    let oidc = {
+        let user_names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
+        let target_names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        crate::oidc::config::parse(raw.oidc, &user_names, &target_names, base, p)
+    };
     Config {
+        oidc,
         policy,
         recording,
         admin,

@@ -15,6 +15,7 @@ pub mod config;
 pub mod hooks;
 pub mod logs;
 pub mod masking;
+pub mod oidc;
 pub mod policy;
 pub mod recording;
 pub mod server;

@@ -166,6 +166,15 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     if approvals.is_none() {
         tracing::info!("approvals are off ([[admin.token]] names nobody who could decide): reviewed statements are refused");
     }
+    let providers = Arc::new(crate::oidc::Providers::new(
+        &config.oidc,
+        &config
+            .users
+            .iter()
+            .map(|u| u.name.clone())
+            .collect::<Vec<_>>(),
+    )?);
+    providers.keep_fresh();
     let live = Arc::new(sqlgate_net::live::LiveSessions::default());
     let mut admin_addr = None;
     if let Some(admin) = &config.admin {
@@ -217,7 +226,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         let hooks = Arc::new(
             pg_hooks(config, engine.clone())?
                 .with_recorder(recorder.clone())
-                .with_approvals(approvals.clone()),
+                .with_approvals(approvals.clone())
+                .with_providers(providers.clone()),
         );
         catalog_pools.postgres = hooks.pools();
         let gateway = Gateway::new(
@@ -249,7 +259,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     if let Some(my) = &config.mysql {
         let hooks = mysql_hooks(config, engine.clone())
             .with_recorder(recorder.clone())
-            .with_approvals(approvals.clone());
+            .with_approvals(approvals.clone())
+            .with_providers(providers.clone());
         catalog_pools.mysql = hooks.pools();
         let greeting_pool = config
             .targets

@@ -12,7 +12,7 @@ pub mod config;
 pub mod metrics;
 pub mod ready;
 mod sessions;
-mod tls;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use super::held::{PreparedReviews, Template};
 use super::{POLICY_LOG, STATEMENT_LOG};
 use crate::approvals::{self, Approvals};
-use crate::auth::Users;
 use crate::policy::engine::{Engine, Refusal, SessionPolicy};
 use crate::policy::parse::SqlDialect;
 use crate::store::writer::Recorder;
 use crate::store::SessionStart;
+use sqlgate_net::identity::{Identity, Login};
 
 /// Where a session sits: what it is recorded in, what holds its reviewed
 /// statements, and who it is on the wire.
@@ -55,26 +55,41 @@ pub(super) struct Judge {
     reviews: PreparedReviews,
 }
 
+/// How a session logged in, as its record says: `password`, or `oidc`
+/// with the provider, issuer, subject and the claims that mapped it.
+fn login_record(identity: &Identity) -> String {
+    match &identity.login {
+        Login::Password => "password".to_owned(),
+        Login::Token(t) => {
+            let matched: Vec<String> = t.matched.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(
+                "oidc provider={} iss={} sub={} matched: {}",
+                t.provider,
+                t.issuer,
+                t.subject,
+                matched.join(" ")
+            )
+        }
+    }
+}
+
 impl Judge {
     pub fn new(
         engine: &Arc<Engine>,
-        users: &Users,
         dialect: SqlDialect,
         session: u32,
-        who: (&str, &str),
+        who: (&Identity, &str),
         seat: Seat<'_>,
     ) -> Self {
-        let (user, target) = who;
-        let groups = users
-            .get(user)
-            .map(|u| u.groups.clone())
-            .unwrap_or_default();
+        let (identity, target) = who;
+        let user = identity.user.as_str();
+        let groups = identity.groups.clone();
         let recorder = seat.recorder.map(|recorder| {
             recorder.session(&SessionStart {
                 instance: recorder.instance().to_owned(),
                 user: user.to_owned(),
                 groups: groups.clone(),
-                auth: "password".to_owned(),
+                auth: login_record(identity),
                 client: seat.peer.to_string(),
                 tls: seat.tls,
                 target: target.to_owned(),

@@ -19,6 +19,7 @@ use crate::masking::pg_names;
 use crate::policy::engine::{Engine, Refusal};
 use crate::policy::parse::SqlDialect;
 use crate::store::writer::Recorder;
+use sqlgate_net::identity::{Identity, Verifying};
 
 /// Log target of the per-statement lines, so that they can be switched on
 /// alone: `RUST_LOG=info,sqlgate::statement=debug`.
@@ -59,36 +60,72 @@ impl PgHooks {
         self
     }
 
+    /// Token logins from these identity providers.
+    pub fn with_providers(mut self, providers: Arc<crate::oidc::Providers>) -> Self {
+        self.users = std::mem::take(&mut self.users).with_providers(providers);
+        self
+    }
+
     /// The PostgreSQL targets' pools.
     pub fn pools(&self) -> HashMap<String, Arc<Pool>> {
         self.pools.clone()
     }
 
-    fn targets_of(&self, user: &str) -> Vec<&str> {
-        let Some(u) = self.users.get(user) else {
-            return Vec::new();
-        };
+    fn targets_of(&self, identity: &Identity) -> Vec<&str> {
         let mut names: Vec<&str> = self
             .pools
             .keys()
             .map(String::as_str)
-            .filter(|t| u.may_use(t))
+            .filter(|t| identity.may_use(t))
             .collect();
         names.sort_unstable();
         names
     }
 }
 
+/// A token login refused, on the PostgreSQL wire (28000, the reason).
+fn pg_token_refusal(r: crate::oidc::TokenRefusal) -> ClientError {
+    ClientError::fatal(
+        SqlState::INVALID_AUTHORIZATION,
+        format!("token login failed: {r}"),
+    )
+}
+
+/// A token login refused, on the MySQL wire (1045, the reason).
+fn my_token_refusal(r: crate::oidc::TokenRefusal) -> MyError {
+    MyError::new(1045, b"28000", format!("token login failed: {r}"))
+}
+
 impl Hooks for PgHooks {
     fn user(&self, name: &str) -> Option<UserAuth> {
-        self.users.get(name).map(|u| UserAuth {
-            method: u.auth,
-            secret: u.secret.clone(),
+        if let Some((u, identity)) = self.users.get(name) {
+            return Some(UserAuth {
+                method: u.auth,
+                secret: u.secret.clone(),
+                identity: Some(identity.clone()),
+            });
+        }
+        self.users.providers().has(name).then(|| UserAuth {
+            method: sqlgate_postgres::AuthMethod::Token,
+            // Never checked: the token is.
+            secret: sqlgate_postgres::ScramSecret::mock(name, &[0; 32]),
+            identity: None,
         })
     }
 
-    fn route(&self, user: &str, database: &str) -> Result<Route, ClientError> {
-        let allowed = self.targets_of(user);
+    fn verify_token(&self, provider: &str, token: String) -> Verifying<ClientError> {
+        let (providers, provider) = (self.users.providers().clone(), provider.to_owned());
+        Box::pin(async move {
+            providers
+                .verify(&provider, &token)
+                .await
+                .map_err(pg_token_refusal)
+        })
+    }
+
+    fn route(&self, identity: &Identity, database: &str) -> Result<Route, ClientError> {
+        let user = &identity.user;
+        let allowed = self.targets_of(identity);
         let choices = if allowed.is_empty() {
             "none".to_owned()
         } else {
@@ -119,10 +156,9 @@ impl Hooks for PgHooks {
     fn session(&self, session: &SessionInfo) -> Box<dyn sqlgate_postgres::SessionHooks> {
         Box::new(PgJudge(Judge::new(
             &self.engine,
-            &self.users,
             SqlDialect::Postgres,
             session.id.0,
-            (&session.user, &session.target),
+            (&session.identity, &session.target),
             Seat {
                 recorder: self.recorder.as_ref(),
                 approvals: self.approvals.as_ref(),
@@ -415,6 +451,12 @@ impl MysqlHooks {
         self
     }
 
+    /// Token logins from these identity providers.
+    pub fn with_providers(mut self, providers: Arc<crate::oidc::Providers>) -> Self {
+        self.users = std::mem::take(&mut self.users).with_providers(providers);
+        self
+    }
+
     /// A target's pool.
     pub fn pool(&self, target: &str) -> Option<Arc<sqlgate_mysql::Pool>> {
         self.pools.get(target).cloned()
@@ -428,23 +470,48 @@ impl MysqlHooks {
 
 impl sqlgate_mysql::Hooks for MysqlHooks {
     fn user(&self, name: &str) -> Option<sqlgate_mysql::UserAuth> {
-        let u = self.users.get(name)?;
+        let Some((u, identity)) = self.users.get(name) else {
+            return self
+                .users
+                .providers()
+                .has(name)
+                .then(|| sqlgate_mysql::UserAuth {
+                    method: sqlgate_mysql::AuthMethod::Token,
+                    secret: sqlgate_mysql::auth::MysqlSecret::impossible(),
+                    identity: None,
+                });
+        };
         Some(sqlgate_mysql::UserAuth {
             method: match u.auth {
                 sqlgate_postgres::AuthMethod::Password => sqlgate_mysql::AuthMethod::Cleartext,
-                sqlgate_postgres::AuthMethod::ScramSha256 => sqlgate_mysql::AuthMethod::Scramble,
+                _ => sqlgate_mysql::AuthMethod::Scramble,
             },
             secret: u.mysql_secret.clone()?,
+            identity: Some(identity.clone()),
         })
     }
 
-    fn route(&self, user: &str, database: Option<&str>) -> Result<sqlgate_mysql::Route, MyError> {
-        let u = self.users.get(user);
+    fn verify_token(&self, provider: &str, token: String) -> Verifying<MyError> {
+        let (providers, provider) = (self.users.providers().clone(), provider.to_owned());
+        Box::pin(async move {
+            providers
+                .verify(&provider, &token)
+                .await
+                .map_err(my_token_refusal)
+        })
+    }
+
+    fn route(
+        &self,
+        identity: &Identity,
+        database: Option<&str>,
+    ) -> Result<sqlgate_mysql::Route, MyError> {
+        let user = &identity.user;
         let mut allowed: Vec<&str> = self
             .pools
             .keys()
             .map(String::as_str)
-            .filter(|t| u.is_some_and(|u| u.may_use(t)))
+            .filter(|t| identity.may_use(t))
             .collect();
         allowed.sort_unstable();
         let choices = if allowed.is_empty() {
@@ -452,7 +519,7 @@ impl sqlgate_mysql::Hooks for MysqlHooks {
         } else {
             allowed.join(", ")
         };
-        let default = u.and_then(|u| u.default_target.as_deref());
+        let default = identity.default_target.as_deref();
         let name = match (database, allowed.as_slice(), default) {
             (Some(db), _, _) => db,
             (None, [only], _) => only,
@@ -492,10 +559,9 @@ impl sqlgate_mysql::Hooks for MysqlHooks {
     ) -> Box<dyn sqlgate_mysql::SessionHooks> {
         let mut judge = Judge::new(
             &self.engine,
-            &self.users,
             SqlDialect::Mysql,
             session.id,
-            (&session.user, &session.target),
+            (&session.identity, &session.target),
             Seat {
                 recorder: self.recorder.as_ref(),
                 approvals: self.approvals.as_ref(),

@@ -6,6 +6,7 @@ mod hostile;
 mod masking;
 mod masking_corpus;
 mod metadata;
+mod oidc;
 mod policy;
 mod protocol_fuzz;
 mod recording;

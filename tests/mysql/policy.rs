@@ -169,7 +169,7 @@ impl sqlgate_mysql::Hooks for Misjudging {
     }
     fn route(
         &self,
-        user: &str,
+        user: &sqlgate_net::identity::Identity,
         database: Option<&str>,
     ) -> Result<sqlgate_mysql::Route, sqlgate_mysql::messages::err::ClientError> {
         self.0.route(user, database)

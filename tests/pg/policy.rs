@@ -236,7 +236,7 @@ impl sqlgate_postgres::Hooks for Misjudging {
     }
     fn route(
         &self,
-        user: &str,
+        user: &sqlgate_net::identity::Identity,
         database: &str,
     ) -> Result<sqlgate_postgres::Route, sqlgate_postgres::messages::error_response::ClientError>
     {

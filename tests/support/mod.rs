@@ -7,6 +7,7 @@ pub mod barrage;
 pub mod binary;
 pub mod canary;
 pub mod gateway;
+pub mod issuer;
 pub mod mariadb;
 pub mod panics;
 pub mod pg;

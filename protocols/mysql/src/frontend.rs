@@ -109,7 +109,7 @@ impl std::fmt::Debug for Gateway {
 type Refusal = Option<ClientError>;
 
 struct Authenticated {
-    user: String,
+    identity: Arc<crate::hooks::Identity>,
     nonce: [u8; 20],
     client_caps: u32,
     database: Option<String>,
@@ -161,13 +161,14 @@ impl Gateway {
             Ok(Err((seq, refusal))) => return refuse(&mut client, seq, refusal, peer).await,
             Err(_) => return,
         };
-        let route = match self.hooks.route(&auth.user, auth.database.as_deref()) {
+        let route = match self.hooks.route(&auth.identity, auth.database.as_deref()) {
             Ok(r) => r,
             Err(e) => return refuse(&mut client, auth.seq, Some(e), peer).await,
         };
         let session = SessionInfo {
             id,
-            user: auth.user,
+            user: auth.identity.user.clone(),
+            identity: auth.identity,
             target: route.target,
             peer,
             tls: client.tls,
@@ -221,7 +222,14 @@ impl Gateway {
             pool::release(lease).await;
             return;
         }
-        tracing::info!(session = id, user = %session.user, target_name = %session.target, %peer, tls = session.tls, protocol = "mysql", "session started");
+        match &session.identity.login {
+            sqlgate_net::identity::Login::Password => {
+                tracing::info!(session = id, user = %session.user, target_name = %session.target, %peer, tls = session.tls, protocol = "mysql", login = "password", "session started");
+            }
+            sqlgate_net::identity::Login::Token(t) => {
+                tracing::info!(session = id, user = %session.user, groups = ?session.identity.groups, target_name = %session.target, %peer, tls = session.tls, protocol = "mysql", login = "oidc", provider = %t.provider, issuer = %t.issuer, subject = %t.subject, matched = ?t.matched, "session started");
+            }
+        }
         let thread = lease.conn().thread_id;
         let held = Arc::new(tokio::sync::Notify::new());
         self.kills.register(
@@ -260,6 +268,7 @@ impl Gateway {
             },
             &shutdown,
         );
+        let ending = sqlgate_net::identity::ExpiringEnd::new(&session.identity, &live.end);
         let relay = Relay {
             outcomes,
             traffic,
@@ -280,10 +289,14 @@ impl Gateway {
             pool: &pool,
             masks: Default::default(),
         };
-        let end = relay.run(&live.end, &shutdown).await;
+        let end = relay.run(&ending, &shutdown).await;
         drop(live);
-        // The session's own end, not the gateway's: an operator ended it.
-        let by_operator = matches!(end, RelayEnd::Shutdown) && !shutdown.is_cancelled();
+        // The session's own end, not the gateway's: its token expired, or
+        // an operator ended it.
+        let own_end = matches!(end, RelayEnd::Shutdown) && !shutdown.is_cancelled();
+        let expired = own_end && ending.expired();
+        let by_operator = own_end && !expired;
+        drop(ending);
         self.kills.unregister(id);
         match &end {
             RelayEnd::ClientError(e) => {
@@ -300,6 +313,14 @@ impl Gateway {
                         "the server connection of target '{}' was lost",
                         session.target
                     ),
+                );
+                let _ = packet::write(&mut client.io, 0, &err.payload()).await;
+            }
+            RelayEnd::Shutdown if expired => {
+                let err = ClientError::new(
+                    1045,
+                    b"28000",
+                    "sqlgate: the session's token expired; connect again with a fresh token",
                 );
                 let _ = packet::write(&mut client.io, 0, &err.payload()).await;
             }
@@ -481,6 +502,60 @@ impl Gateway {
             .unwrap_or_else(|| NATIVE.to_vec());
         let mut seq = next;
         let ok = match known.as_ref().map(|u| u.method) {
+            Some(AuthMethod::Token) => {
+                if !client.tls {
+                    return Err((
+                        seq,
+                        Some(ClientError::new(
+                            1045,
+                            b"28000",
+                            format!(
+                                "'{user}' is a token login, which sqlgate accepts only over TLS"
+                            ),
+                        )),
+                    ));
+                }
+                let token = match plugin.as_slice() {
+                    CLEAR => hr.scramble_buf().to_vec(),
+                    SHA2 => {
+                        // Full authentication: over TLS the client sends
+                        // the password (the token) itself.
+                        packet::write(&mut client.io, seq, &[0x01, 0x04])
+                            .await
+                            .map_err(gone)?;
+                        let (s, token) = read(client, reader).await?;
+                        seq = s.wrapping_add(1);
+                        token
+                    }
+                    _ => {
+                        let (s, _) = self.switch(client, reader, seq, SHA2, &scramble).await?;
+                        packet::write(&mut client.io, s, &[0x01, 0x04])
+                            .await
+                            .map_err(gone)?;
+                        let (s, token) = read(client, reader).await?;
+                        seq = s.wrapping_add(1);
+                        token
+                    }
+                };
+                let token = token.strip_suffix(&[0]).unwrap_or(&token);
+                let token = String::from_utf8_lossy(token).into_owned();
+                let identity = self
+                    .hooks
+                    .verify_token(&user, token)
+                    .await
+                    .map_err(|e| (seq, Some(e)))?;
+                return Ok(Authenticated {
+                    identity,
+                    nonce: scramble,
+                    client_caps,
+                    database,
+                    key: ConnKey {
+                        caps: client_caps & SESSION_CAPS & caps,
+                        collation,
+                    },
+                    seq,
+                });
+            }
             Some(AuthMethod::Cleartext) => {
                 if !client.tls {
                     return Err((seq, Some(ClientError::new(1045, b"28000", format!("user '{user}' authenticates with a cleartext password, which sqlgate accepts only over TLS")))));
@@ -509,11 +584,11 @@ impl Gateway {
                 }
             },
         };
-        if !ok || known.is_none() {
+        let Some(identity) = known.and_then(|u| u.identity).filter(|_| ok) else {
             return Err(denied(seq));
-        }
+        };
         Ok(Authenticated {
-            user,
+            identity,
             nonce: scramble,
             client_caps,
             database,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::auth::MysqlSecret;
 use crate::messages::err::ClientError;
 use crate::pool::Pool;
+pub use sqlgate_net::identity::{Identity, Verifying};
 
 /// How a gateway user authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +17,11 @@ pub enum AuthMethod {
     Scramble,
     /// Cleartext password (mysql_clear_password), only over TLS.
     Cleartext,
+    /// An identity provider's token as the password, only over TLS:
+    /// caching_sha2_password's full authentication (what stock clients
+    /// send without options) or mysql_clear_password; validated by
+    /// [`Hooks::verify_token`]. The user name named the provider.
+    Token,
 }
 
 /// A gateway user's credentials.
@@ -25,6 +31,9 @@ pub struct UserAuth {
     pub method: AuthMethod,
     /// The password hashes.
     pub secret: MysqlSecret,
+    /// Who they are once the password checks (`None` for token logins:
+    /// the token says).
+    pub identity: Option<Arc<Identity>>,
 }
 
 /// Where an authenticated session goes.
@@ -44,6 +53,8 @@ pub struct SessionInfo {
     pub id: u32,
     /// The gateway user.
     pub user: String,
+    /// Who it is: groups, targets, how it logged in.
+    pub identity: Arc<Identity>,
     /// The target.
     pub target: String,
     /// The client's address.
@@ -71,8 +82,23 @@ pub trait Hooks: Send + Sync + 'static {
     /// A user's credentials, or `None` when unknown.
     fn user(&self, name: &str) -> Option<UserAuth>;
 
+    /// Validates a token login: `provider` is the user name the client
+    /// sent (naming an identity provider), `token` the password. The
+    /// error is sent to the client as is (a short reason; never the
+    /// token).
+    fn verify_token(&self, provider: &str, token: String) -> Verifying<ClientError> {
+        let _ = (provider, token);
+        Box::pin(async {
+            Err(ClientError::new(
+                1045,
+                b"28000",
+                "token logins are not configured",
+            ))
+        })
+    }
+
     /// The target for a database name (`None`: the client named none).
-    fn route(&self, user: &str, database: Option<&str>) -> Result<Route, ClientError>;
+    fn route(&self, identity: &Identity, database: Option<&str>) -> Result<Route, ClientError>;
 
     /// The engine's side of one session, opened once it is routed (and
     /// again after COM_CHANGE_USER).

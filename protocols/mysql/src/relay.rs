@@ -167,16 +167,21 @@ impl Relay<'_> {
     /// Runs until the client leaves, a side fails, or shutdown at an idle
     /// point.
     ///
-    /// `end` is the session's own token (an operator's end, or the
-    /// gateway's `shutdown`, its parent).
-    pub async fn run(mut self, end: &CancellationToken, shutdown: &CancellationToken) -> RelayEnd {
+    /// `ending` is the session's own end (its token's expiry, an
+    /// operator's end, or the gateway's `shutdown`, its parent).
+    pub async fn run(
+        mut self,
+        ending: &sqlgate_net::identity::ExpiringEnd,
+        shutdown: &CancellationToken,
+    ) -> RelayEnd {
         let thread = self.server.thread_id;
         self.judge.connected(thread, None);
-        let ended = self.serve(end).await;
+        let ended = self.serve(&ending.end).await;
         self.report_traffic();
         let end = ended;
         self.judge.ended(match &end {
             RelayEnd::ClientGone => "client left",
+            RelayEnd::Shutdown if !shutdown.is_cancelled() && ending.expired() => "token expired",
             RelayEnd::Shutdown if !shutdown.is_cancelled() => "ended by an operator",
             RelayEnd::Shutdown => "gateway shutdown",
             RelayEnd::ClientError(_) => "client protocol error",
@@ -725,7 +730,19 @@ impl Relay<'_> {
             self.send(seq, &err.payload()).await?;
             return Ok(false);
         };
-        let known = self.hooks.user(&cu.user);
+        let known = self
+            .hooks
+            .user(&cu.user)
+            .filter(|u| u.method != AuthMethod::Token);
+        if known.is_none() && self.hooks.user(&cu.user).is_some() {
+            let err = ClientError::new(
+                1045,
+                b"28000",
+                "COM_CHANGE_USER cannot start a token login: reconnect with the token",
+            );
+            self.send(seq, &err.payload()).await?;
+            return Ok(false);
+        }
         let secret = known
             .as_ref()
             .map(|u| u.secret.clone())
@@ -762,13 +779,13 @@ impl Relay<'_> {
                 }
             },
         };
-        if !verified || known.is_none() {
+        let Some(identity) = known.and_then(|u| u.identity).filter(|_| verified) else {
             let err = ClientError::access_denied(&cu.user, &self.session.peer.ip().to_string());
             self.send(seq, &err.payload()).await?;
             return Ok(false);
-        }
+        };
         let route = match self.hooks.route(
-            &cu.user,
+            &identity,
             cu.database.as_deref().or(Some(&self.session.target)),
         ) {
             Ok(r) if Arc::ptr_eq(&r.pool, self.pool) => r,
@@ -793,6 +810,7 @@ impl Relay<'_> {
             .map_err(|e| Side::Server(ProtocolError::Io(std::io::Error::other(e.to_string()))))?;
         tracing::info!(session = self.session.id, from = %self.session.user, to = %cu.user, "COM_CHANGE_USER");
         self.session.user = cu.user;
+        self.session.identity = identity;
         self.session.target = route.target;
         self.kills.register(
             self.session.id,

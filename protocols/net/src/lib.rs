@@ -9,6 +9,7 @@
 pub mod accept;
 pub mod budget;
 pub mod hostile;
+pub mod identity;
 pub mod live;
 pub mod outcome;
 pub mod pool;

@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cancel::{CancelRegistry, SessionId};
 use crate::error::ProtocolError;
 use crate::frame::FrameReader;
-use crate::hooks::{AuthMethod, Hooks, SessionHooks, SessionInfo, StatementOrigin};
+use crate::hooks::{
+    AuthMethod, Hooks, Identity, SessionHooks, SessionInfo, StatementOrigin, UserAuth,
+};
 use crate::messages::error_response::{ClientError, SqlState};
 use crate::messages::startup::{self, Startup, StartupPacket};
 use crate::messages::{self, auth, frontend_tag, parameter_status};
@@ -28,8 +30,22 @@ use crate::relay::{self, RelayEnd, RelayLimits};
 use crate::scram::{ScramError, ScramSecret};
 use crate::stream::{ClientStream, MaybeTls};
 
-/// Longest message accepted during authentication.
-const MAX_AUTH_MESSAGE: usize = 8 * 1024;
+/// Logs a session's start: who, how they logged in, where to.
+fn log_start(info: &SessionInfo, tls: bool) {
+    let peer = info.peer;
+    match &info.identity.login {
+        sqlgate_net::identity::Login::Password => {
+            tracing::info!(session = %info.id, user = %info.user, target_name = %info.target, %peer, tls, login = "password", "session started");
+        }
+        sqlgate_net::identity::Login::Token(t) => {
+            tracing::info!(session = %info.id, user = %info.user, groups = ?info.identity.groups, target_name = %info.target, %peer, tls, login = "oidc", provider = %t.provider, issuer = %t.issuer, subject = %t.subject, matched = ?t.matched, "session started");
+        }
+    }
+}
+
+/// Longest message accepted during authentication (tokens of several KB
+/// arrive as passwords).
+const MAX_AUTH_MESSAGE: usize = 64 * 1024;
 /// First byte of a TLS ClientHello: a client doing direct TLS (libpq 17
 /// `sslnegotiation=direct`) instead of sending SSLRequest first.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -132,15 +148,16 @@ impl Gateway {
                 "authentication timed out",
             )))
         });
-        let (user, database) = match auth {
+        let (identity, database) = match auth {
             Ok(ok) => ok,
             Err(refusal) => return refuse(&mut client, refusal, peer).await,
         };
-        let session = match self.hooks.route(&user, &database) {
+        let session = match self.hooks.route(&identity, &database) {
             Ok(route) => {
                 let info = SessionInfo {
                     id: self.session_id(),
-                    user,
+                    user: identity.user.clone(),
+                    identity,
                     target: route.target,
                     peer,
                     tls,
@@ -162,7 +179,7 @@ impl Gateway {
                 .await;
             }
         };
-        tracing::info!(session = %info.id, user = %info.user, target_name = %info.target, %peer, tls, "session started");
+        log_start(&info, tls);
         let mut judge = self.hooks.session(&info);
         let status = match self
             .apply_startup_params(&mut lease, &info, judge.as_mut(), &startup)
@@ -214,6 +231,7 @@ impl Gateway {
             },
             &shutdown,
         );
+        let ending = sqlgate_net::identity::ExpiringEnd::new(&info.identity, &live.end);
         let outcome = relay::run(
             &mut client,
             &mut client_buf,
@@ -222,14 +240,18 @@ impl Gateway {
             judge.as_mut(),
             self.config.limits,
             relay::Signals {
-                shutdown: &live.end,
+                shutdown: &ending.end,
                 cancel: held,
             },
         )
         .await;
         drop(live);
-        // The session's own end, not the gateway's: an operator ended it.
-        let by_operator = matches!(outcome.end, RelayEnd::Shutdown) && !shutdown.is_cancelled();
+        // The session's own end, not the gateway's: its token expired, or
+        // an operator ended it.
+        let own_end = matches!(outcome.end, RelayEnd::Shutdown) && !shutdown.is_cancelled();
+        let expired = own_end && ending.expired();
+        let by_operator = own_end && !expired;
+        drop(ending);
         self.cancels.unregister(info.id);
         judge.ended(match &outcome.end {
             RelayEnd::ClientGone => "client left",
@@ -237,6 +259,7 @@ impl Gateway {
             RelayEnd::Limit(_) => "limit",
             RelayEnd::Desync(_) => "relay desync",
             RelayEnd::ServerGone | RelayEnd::ServerError(_) => "server connection lost",
+            RelayEnd::Shutdown if expired => "token expired",
             RelayEnd::Shutdown if by_operator => "ended by an operator",
             RelayEnd::Shutdown => "gateway shutdown",
             RelayEnd::Refused(_) => "refused: not recorded",
@@ -282,6 +305,13 @@ impl Gateway {
                     )
                 })
             }
+            RelayEnd::Shutdown if expired => Some(
+                ClientError::fatal(
+                    SqlState::INVALID_AUTHORIZATION,
+                    "terminating connection: the session's token expired",
+                )
+                .with_hint("connect again with a fresh token"),
+            ),
             RelayEnd::Shutdown if by_operator => Some(ClientError::fatal(
                 SqlState::ADMIN_SHUTDOWN,
                 "terminating connection: the session was ended by a sqlgate operator",
@@ -359,7 +389,7 @@ impl Gateway {
         client: &mut ClientStream,
         reader: &mut FrameReader,
         startup: &Startup,
-    ) -> Result<(String, String), Refusal> {
+    ) -> Result<(Arc<Identity>, String), Refusal> {
         if startup.major != 3 {
             return Err(Some(ClientError::fatal(
                 SqlState::FEATURE_NOT_SUPPORTED,
@@ -411,15 +441,17 @@ impl Gateway {
             ))
         };
         let known = self.hooks.user(user);
-        match known.as_ref().map(|u| u.method) {
-            Some(AuthMethod::Password) => {
+        let identity = match known.as_ref().map(|u| u.method) {
+            Some(method @ (AuthMethod::Password | AuthMethod::Token)) => {
                 if !client.is_tls() {
+                    let what = if method == AuthMethod::Token {
+                        format!("\"{user}\" is a token login, which sqlgate accepts only over TLS")
+                    } else {
+                        format!("user \"{user}\" authenticates with a cleartext password, which sqlgate accepts only over TLS")
+                    };
                     return Err(Some(
-                        ClientError::fatal(
-                            SqlState::INVALID_AUTHORIZATION,
-                            format!("user \"{user}\" authenticates with a cleartext password, which sqlgate accepts only over TLS"),
-                        )
-                        .with_hint("connect with sslmode=require"),
+                        ClientError::fatal(SqlState::INVALID_AUTHORIZATION, what)
+                            .with_hint("connect with sslmode=require"),
                     ));
                 }
                 let mut buf = BytesMut::new();
@@ -427,27 +459,40 @@ impl Gateway {
                 send(client, &buf).await.map_err(|_| None)?;
                 let body = read_password_message(client, reader).await?;
                 let password = auth::decode_password(&body).map_err(protocol_refusal)?;
-                let secret = &known.as_ref().map(|u| &u.secret);
-                if !secret.is_some_and(|s| s.verify_password(password)) {
-                    return Err(failed());
+                match known {
+                    Some(UserAuth {
+                        method: AuthMethod::Token,
+                        ..
+                    }) => self
+                        .hooks
+                        .verify_token(user, String::from_utf8_lossy(password).into_owned())
+                        .await
+                        .map_err(Some)?,
+                    Some(UserAuth {
+                        secret,
+                        identity: Some(identity),
+                        ..
+                    }) if secret.verify_password(password) => identity,
+                    _ => return Err(failed()),
                 }
             }
             method => {
-                let secret = match (method, known) {
-                    (Some(_), Some(u)) => u.secret,
-                    _ => ScramSecret::mock(user, &self.mock_key),
+                let (secret, identity) = match (method, known) {
+                    (Some(_), Some(u)) => (u.secret, u.identity),
+                    _ => (ScramSecret::mock(user, &self.mock_key), None),
                 };
                 match self.scram(client, reader, &secret).await {
                     Ok(()) => {}
                     Err(ScramFailure::Proof) => return Err(failed()),
                     Err(ScramFailure::Refused(r)) => return Err(r),
                 }
+                identity.ok_or_else(failed)?
             }
-        }
+        };
         let mut buf = BytesMut::new();
         auth::ok(&mut buf);
         send(client, &buf).await.map_err(|_| None)?;
-        Ok((user.to_owned(), database.to_owned()))
+        Ok((identity, database.to_owned()))
     }
 
     async fn scram(

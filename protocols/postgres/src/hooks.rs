@@ -12,15 +12,19 @@ use crate::mask::ResultMask;
 use crate::messages::error_response::ClientError;
 use crate::pool::Pool;
 use crate::scram::ScramSecret;
+pub use sqlgate_net::identity::{Identity, Verifying};
 
 /// How a gateway user proves who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
     /// SCRAM-SHA-256: the password never crosses the wire.
     ScramSha256,
-    /// Cleartext password (for tokens and external checks later); only
-    /// ever accepted over TLS.
+    /// Cleartext password; only ever accepted over TLS.
     Password,
+    /// An identity provider's token as the cleartext password (only over
+    /// TLS), validated by [`Hooks::verify_token`]: the user name named
+    /// the provider.
+    Token,
 }
 
 /// A gateway user's credentials.
@@ -30,6 +34,9 @@ pub struct UserAuth {
     pub method: AuthMethod,
     /// The verifier their password is checked against.
     pub secret: ScramSecret,
+    /// Who they are once the password checks (`None` for token logins:
+    /// the token says).
+    pub identity: Option<Arc<Identity>>,
 }
 
 /// Where an authenticated session goes.
@@ -48,6 +55,8 @@ pub struct SessionInfo {
     pub id: SessionId,
     /// The gateway user.
     pub user: String,
+    /// Who it is: groups, targets, how it logged in.
+    pub identity: Arc<Identity>,
     /// The target.
     pub target: String,
     /// The client's address.
@@ -121,9 +130,23 @@ pub trait Hooks: Send + Sync + 'static {
     /// A gateway user's credentials, or `None` for an unknown user.
     fn user(&self, name: &str) -> Option<UserAuth>;
 
-    /// The target an authenticated user reaches with the database name
-    /// they connected with; the error is sent to the client as is.
-    fn route(&self, user: &str, database: &str) -> Result<Route, ClientError>;
+    /// Validates a token login: `provider` is the user name the client
+    /// sent (naming an identity provider), `token` the password. The
+    /// error is sent to the client as is (a short reason; never the
+    /// token).
+    fn verify_token(&self, provider: &str, token: String) -> Verifying<ClientError> {
+        let _ = (provider, token);
+        Box::pin(async {
+            Err(ClientError::fatal(
+                crate::messages::error_response::SqlState::INVALID_AUTHORIZATION,
+                "token logins are not configured",
+            ))
+        })
+    }
+
+    /// The target an authenticated identity reaches with the database
+    /// name it connected with; the error is sent to the client as is.
+    fn route(&self, identity: &Identity, database: &str) -> Result<Route, ClientError>;
 
     /// The engine's side of one session, opened once it is routed.
     fn session(&self, session: &SessionInfo) -> Box<dyn SessionHooks>;

@@ -1,0 +1,205 @@
+use std::path::Path;
+
+use serde_json::json;
+
+use super::*;
+use crate::config::Config;
+
+/// A configuration with one target `app`, a password user `agent`, and
+/// `oidc` appended (offline: the user's password file is not read).
+fn load(oidc: &str) -> Result<Config, crate::config::ConfigError> {
+    let text = format!(
+        r#"
+[postgres]
+listen = "127.0.0.1:0"
+
+[[target]]
+name = "app"
+kind = "postgres"
+host = "127.0.0.1"
+database = "app"
+user = "app_owner"
+
+[[user]]
+name = "agent"
+scram_verifier = "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVka2V5c3RvcmVka2V5c3RvcmVka2V5c3RvcmU=:c2VydmVya2V5c2VydmVya2V5c2VydmVya2V5c2VydmU="
+targets = ["app"]
+{oidc}"#
+    );
+    Config::parse(Path::new("sqlgate.toml"), &text)
+}
+
+const GOOD: &str = r#"
+[[oidc]]
+name = "github"
+issuer = "https://token.actions.githubusercontent.com"
+audiences = ["sqlgate"]
+targets = ["app"]
+user_claim = "email"
+groups_claim = "groups"
+
+[[oidc.identity]]
+when = { repository_id = "123456", ref = ["refs/heads/main", "refs/heads/release"] }
+user = "ci-migrate"
+groups = ["ci"]
+
+[[oidc.identity]]
+when = { repository_id = 123456, environment = "production" }
+user = "ci-deploy"
+"#;
+
+#[test]
+fn a_provider_block_loads_with_its_defaults() {
+    let c = load(GOOD).unwrap();
+    let p = &c.oidc[0];
+    assert_eq!(p.algorithms, vec![Algorithm::RS256], "RS256 by default");
+    assert_eq!(p.leeway, Duration::from_secs(30));
+    assert!(p.end_at_expiry, "on_expiry = \"end\" by default");
+    assert_eq!(p.identities.len(), 2);
+    assert_eq!(
+        p.identities[1].when,
+        vec![
+            ("environment".to_owned(), vec!["production".to_owned()]),
+            ("repository_id".to_owned(), vec!["123456".to_owned()]),
+        ],
+        "numbers compare as their text"
+    );
+}
+
+#[test]
+fn check_names_file_line_and_key_of_every_problem() {
+    let err = load(
+        r#"
+[[oidc]]
+name = "agent"
+issuer = "http://login.example.com"
+algorithms = ["HS256", "none", "RS256"]
+targets = ["nope"]
+leeway_secs = 3600
+on_expiry = "never"
+"#,
+    )
+    .unwrap_err();
+    let problems = err.problems.join("\n");
+    for want in [
+        "sqlgate.toml:18: oidc \"agent\" name: is also a [[user]]",
+        "sqlgate.toml:19: oidc \"agent\" issuer: must be an https:// URL",
+        "oidc \"agent\" audiences: is required",
+        "oidc \"agent\" algorithms: \"HS256\" is never accepted",
+        "oidc \"agent\" algorithms: \"none\" is never accepted",
+        "oidc \"agent\" targets: no target named \"nope\"",
+        "oidc \"agent\" leeway_secs: must be at most 300",
+        "oidc \"agent\" on_expiry: must be \"end\" or \"keep\"",
+        "oidc \"agent\" identity: needs [[oidc.identity]] rules or user_claim",
+    ] {
+        assert!(problems.contains(want), "{want} in\n{problems}");
+    }
+}
+
+fn provider() -> Provider {
+    load(GOOD).unwrap().oidc.remove(0)
+}
+
+fn claims(v: serde_json::Value) -> Map<String, Value> {
+    let mut c = json!({
+        "iss": "https://token.actions.githubusercontent.com",
+        "sub": "repo:acme/app:ref:refs/heads/main",
+        "exp": 4_000_000_000u64,
+    });
+    c.as_object_mut()
+        .unwrap()
+        .extend(v.as_object().unwrap().clone());
+    c.as_object().unwrap().clone()
+}
+
+#[test]
+fn the_first_rule_whose_claims_all_match_decides_the_identity() {
+    let p = provider();
+    let none = HashSet::new();
+    let id = identity_of(
+        &p,
+        &claims(json!({"repository_id": "123456", "ref": "refs/heads/release"})),
+        &none,
+    )
+    .unwrap();
+    assert_eq!(
+        (id.user.as_str(), id.groups.clone()),
+        ("ci-migrate", vec!["ci".to_owned()])
+    );
+    let Login::Token(t) = &id.login else {
+        panic!("a token login")
+    };
+    assert_eq!(
+        t.matched,
+        vec![
+            ("ref".to_owned(), "refs/heads/release".to_owned()),
+            ("repository_id".to_owned(), "123456".to_owned())
+        ]
+    );
+    assert_eq!(t.subject, "repo:acme/app:ref:refs/heads/main");
+    // A number claim matches the rule's text; an array claim matches by
+    // an element.
+    let id = identity_of(
+        &p,
+        &claims(json!({"repository_id": 123456, "ref": "refs/heads/x", "environment": ["staging", "production"]})),
+        &none,
+    )
+    .unwrap();
+    assert_eq!(id.user, "ci-deploy");
+    // One claim off: no rule; the user claim then decides.
+    let id = identity_of(
+        &p,
+        &claims(
+            json!({"repository_id": "654321", "email": "jane@example.com", "groups": ["dba", 7]}),
+        ),
+        &none,
+    )
+    .unwrap();
+    assert_eq!(
+        (id.user.as_str(), id.groups.clone()),
+        ("jane@example.com", vec!["dba".to_owned()])
+    );
+    assert_eq!(
+        identity_of(&p, &claims(json!({"repository_id": "654321"})), &none),
+        Err(TokenRefusal::NoIdentity)
+    );
+}
+
+#[test]
+fn a_user_claim_never_takes_a_gateway_users_name() {
+    let p = provider();
+    let users: HashSet<String> = ["agent".to_owned()].into();
+    assert_eq!(
+        identity_of(&p, &claims(json!({"email": "agent"})), &users),
+        Err(TokenRefusal::NamesGatewayUser)
+    );
+}
+
+#[test]
+fn sessions_end_at_expiry_unless_the_provider_keeps_them() {
+    let mut p = provider();
+    let c = claims(json!({"repository_id": "123456", "ref": "refs/heads/main"}));
+    let id = identity_of(&p, &c, &HashSet::new()).unwrap();
+    assert_eq!(
+        id.ends_at(),
+        Some(UNIX_EPOCH + Duration::from_secs(4_000_000_000))
+    );
+    p.end_at_expiry = false;
+    assert_eq!(
+        identity_of(&p, &c, &HashSet::new()).unwrap().ends_at(),
+        None
+    );
+}
+
+#[test]
+fn an_unsigned_token_is_an_algorithm_refusal_and_garbage_is_malformed() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let none = format!(
+        "{}.{}.",
+        b64.encode(br#"{"alg":"none"}"#),
+        b64.encode(b"{}")
+    );
+    assert_eq!(unreadable_header(&none), TokenRefusal::Algorithm);
+    assert_eq!(unreadable_header("x.y.z"), TokenRefusal::Malformed);
+}
