@@ -16,6 +16,8 @@ if ! command -v mariadb-install-db >/dev/null || ! command -v mariadbd >/dev/nul
   missing+=(mariadb-server mariadb-client)
 fi
 command -v sysbench >/dev/null || missing+=(sysbench)
+# The tests' OIDC issuer makes its RSA keys with openssl.
+command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null && python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3 python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"

@@ -93,6 +93,31 @@ enum Command {
         #[command(subcommand)]
         command: ApprovalsCommand,
     },
+    /// Get a token from an identity provider for a token login (device
+    /// flow: open the URL shown, enter the code) and print it, for
+    /// `PGPASSWORD=$(sqlgate login ...)`. Cached until a minute before it
+    /// expires.
+    Login {
+        /// The issuer (its discovery document names the endpoints).
+        #[arg(long, env = "SQLGATE_OIDC_ISSUER")]
+        issuer: String,
+        /// The public client registered for sqlgate at the provider (the
+        /// ID token's audience).
+        #[arg(long, env = "SQLGATE_OIDC_CLIENT_ID")]
+        client_id: String,
+        /// Scopes to ask for.
+        #[arg(long, default_value = "openid email profile")]
+        scope: String,
+        /// An `audience` parameter, for providers that take one.
+        #[arg(long)]
+        audience: Option<String>,
+        /// Roots for the issuer's TLS (default: the public web roots).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Ignore a cached token.
+        #[arg(long)]
+        fresh: bool,
+    },
     /// The audit trail: verify that no record was edited, deleted,
     /// reordered or cut.
     Audit {
@@ -454,6 +479,34 @@ fn run() -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Login {
+            issuer,
+            client_id,
+            scope,
+            audience,
+            ca_file,
+            fresh,
+        } => {
+            sqlgate::install_crypto_provider();
+            let req = sqlgate::oidc::login::LoginRequest {
+                issuer,
+                client_id,
+                scope,
+                audience,
+                ca_file,
+                fresh,
+            };
+            match sqlgate::oidc::login::login(&req, &mut std::io::stderr()) {
+                Ok(token) => {
+                    println!("{token}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("sqlgate login: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         Command::Passwd => {
             let mut password = String::new();

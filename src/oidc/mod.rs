@@ -13,6 +13,7 @@
 
 pub mod config;
 mod keys;
+pub mod login;
 mod ring_provider;
 
 use std::collections::{HashMap, HashSet};

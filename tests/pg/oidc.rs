@@ -33,6 +33,15 @@ fn github(issuer: &Issuer, repository_id: &str, git_ref: &str, secs: i64) -> Val
 /// (`settings`: extra lines of its block), the example policy and a
 /// masking rule on `oidc_people.email`.
 async fn gateway(issuer: &Issuer, settings: &str) -> (TestConfig, Gateway, std::path::PathBuf) {
+    gateway_with(issuer, settings, "").await
+}
+
+/// [`gateway`], with more configuration after the `github` block.
+async fn gateway_with(
+    issuer: &Issuer,
+    settings: &str,
+    more: &str,
+) -> (TestConfig, Gateway, std::path::PathBuf) {
     let mut cfg = TestConfig::new(pg::shared());
     let ca = cfg.with_tls("postgres", &["127.0.0.1"]);
     cfg.with_example_policy(
@@ -54,6 +63,7 @@ ca_file = \"{ca}\"
 when = {{ repository_id = \"123456\", ref = \"refs/heads/main\" }}
 user = \"ci-bot\"
 groups = [\"agents\"]
+{more}
 ",
         url = issuer.url,
         ca = issuer.ca.display(),
@@ -432,4 +442,89 @@ async fn a_session_ends_when_its_token_expires_but_never_mid_result() {
     let db = e.as_db_error().unwrap_or_else(|| panic!("{e}"));
     assert_eq!((db.severity(), db.code().code()), ("FATAL", "28000"));
     assert!(db.message().contains("token expired"), "{}", db.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_gets_a_token_with_sqlgate_login_and_psql_logs_in_with_it() {
+    let issuer = Issuer::start(&tempfile::tempdir().unwrap().keep()).await;
+    let corp = format!(
+        "
+[[oidc]]
+name = \"corp\"
+issuer = \"{url}\"
+audiences = [\"sqlgate-cli\"]
+targets = [\"app\"]
+ca_file = \"{ca}\"
+user_claim = \"email\"
+groups_claim = \"groups\"
+",
+        url = issuer.url,
+        ca = issuer.ca.display()
+    );
+    let (_cfg, gw, ca) = gateway_with(&issuer, "", &corp).await;
+    issuer.approve_device_logins(issuer.claims(
+        "sqlgate-cli",
+        "00u1jane",
+        300,
+        json!({"email": "jane@example.com", "groups": ["agents"]}),
+    ));
+    let cache = tempfile::tempdir().unwrap();
+    let login = |issuer_url: String, issuer_ca: std::path::PathBuf, cache: std::path::PathBuf| {
+        Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+            .args(["login", "--client-id", "sqlgate-cli", "--issuer"])
+            .arg(issuer_url)
+            .arg("--ca-file")
+            .arg(issuer_ca)
+            .env("XDG_CACHE_HOME", cache)
+            .output()
+            .unwrap()
+    };
+    let (url, issuer_ca, dir) = (
+        issuer.url.clone(),
+        issuer.ca.clone(),
+        cache.path().to_owned(),
+    );
+    let out = tokio::task::spawn_blocking(move || login(url, issuer_ca, dir))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("/activate") && stderr.contains("WDJB-MJHT"),
+        "{stderr}"
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(issuer.token_polls(), 2, "pending once, then the token");
+    // psql logs in with it, as the person the token names.
+    let port = gw.port();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("psql")
+            .arg(format!(
+                "host=127.0.0.1 port={port} user=corp dbname=app sslmode=verify-full sslrootcert={}",
+                ca.display()
+            ))
+            .args(["-X", "-A", "-t", "-c", "SELECT 'hello ' || 'jane'"])
+            .env("PGPASSWORD", &token)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello jane");
+    // Asked again, the cached token is reused: the issuer is not asked.
+    let (url, issuer_ca, dir) = (
+        issuer.url.clone(),
+        issuer.ca.clone(),
+        cache.path().to_owned(),
+    );
+    let again = tokio::task::spawn_blocking(move || login(url, issuer_ca, dir))
+        .await
+        .unwrap();
+    assert!(again.status.success());
+    assert_eq!(issuer.token_polls(), 2, "served from the cache");
 }

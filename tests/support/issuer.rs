@@ -62,6 +62,10 @@ struct State {
     unpublished: Vec<Arc<SigningKey>>,
     jwks_fetches: u64,
     down: bool,
+    /// The claims of the ID token a device login gets once approved.
+    device_login: Option<Value>,
+    /// Polls of the token endpoint.
+    token_polls: u64,
 }
 
 /// A running issuer.
@@ -244,32 +248,18 @@ impl Issuer {
 
     /// A token of `claims` signed by key `kid` (RS256 or ES256 by its kind).
     pub fn sign(&self, kid: &str, claims: &Value) -> String {
-        let key = self.key(kid);
-        let alg = match *key {
-            SigningKey::Rsa { .. } => "RS256",
-            SigningKey::Ec { .. } => "ES256",
-        };
-        let message = message(&json!({"alg": alg, "typ": "JWT", "kid": kid}), claims);
-        let rng = SystemRandom::new();
-        let sig = match &*key {
-            SigningKey::Rsa { pair, .. } => {
-                let mut sig = vec![0; pair.public().modulus_len()];
-                pair.sign(
-                    &signature::RSA_PKCS1_SHA256,
-                    &rng,
-                    message.as_bytes(),
-                    &mut sig,
-                )
-                .unwrap();
-                sig
-            }
-            SigningKey::Ec { pair, .. } => pair
-                .sign(&rng, message.as_bytes())
-                .unwrap()
-                .as_ref()
-                .to_vec(),
-        };
-        format!("{message}.{}", B64.encode(sig))
+        sign(&self.key(kid), claims)
+    }
+
+    /// Device logins are approved (once the client has polled once) with
+    /// an ID token of these claims.
+    pub fn approve_device_logins(&self, claims: Value) {
+        self.state.lock().unwrap().device_login = Some(claims);
+    }
+
+    /// How many times the token endpoint was polled.
+    pub fn token_polls(&self) -> u64 {
+        self.state.lock().unwrap().token_polls
     }
 
     /// `alg: none`: no signature at all.
@@ -302,6 +292,34 @@ impl Issuer {
     }
 }
 
+fn sign(key: &SigningKey, claims: &Value) -> String {
+    let alg = match key {
+        SigningKey::Rsa { .. } => "RS256",
+        SigningKey::Ec { .. } => "ES256",
+    };
+    let message = message(&json!({"alg": alg, "typ": "JWT", "kid": key.kid()}), claims);
+    let rng = SystemRandom::new();
+    let sig = match key {
+        SigningKey::Rsa { pair, .. } => {
+            let mut sig = vec![0; pair.public().modulus_len()];
+            pair.sign(
+                &signature::RSA_PKCS1_SHA256,
+                &rng,
+                message.as_bytes(),
+                &mut sig,
+            )
+            .unwrap();
+            sig
+        }
+        SigningKey::Ec { pair, .. } => pair
+            .sign(&rng, message.as_bytes())
+            .unwrap()
+            .as_ref()
+            .to_vec(),
+    };
+    format!("{message}.{}", B64.encode(sig))
+}
+
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -323,9 +341,60 @@ fn router(url: String, state: Arc<Mutex<State>>) -> axum::Router {
     let discovery = json!({
         "issuer": url,
         "jwks_uri": format!("{url}/jwks"),
+        "device_authorization_endpoint": format!("{url}/device"),
+        "token_endpoint": format!("{url}/token"),
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
     });
+    let device_url = format!("{url}/activate");
+    let token_state = state.clone();
     axum::Router::new()
+        .route(
+            "/device",
+            axum::routing::post(move |body: String| {
+                let device_url = device_url.clone();
+                async move {
+                    if !body.contains("client_id=sqlgate-cli") || !body.contains("openid") {
+                        return Err(StatusCode::BAD_REQUEST);
+                    }
+                    Ok(axum::Json(json!({
+                        "device_code": "device-1", "user_code": "WDJB-MJHT",
+                        "verification_uri": device_url, "expires_in": 60, "interval": 0,
+                    })))
+                }
+            }),
+        )
+        .route(
+            "/token",
+            axum::routing::post(move |body: String| {
+                let state = token_state.clone();
+                async move {
+                    let mut s = state.lock().unwrap();
+                    s.token_polls += 1;
+                    let grant = body.contains("device_code=device-1")
+                        && body.contains(
+                            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code",
+                        );
+                    match (&s.device_login, s.token_polls, grant) {
+                        (_, _, false) => (
+                            StatusCode::BAD_REQUEST,
+                            axum::Json(json!({"error": "invalid_grant"})),
+                        ),
+                        // The person has not approved yet on the first poll.
+                        (None, _, true) | (Some(_), 1, true) => (
+                            StatusCode::BAD_REQUEST,
+                            axum::Json(json!({"error": "authorization_pending"})),
+                        ),
+                        (Some(claims), _, true) => {
+                            let token = sign(&s.keys[0], claims);
+                            (
+                                StatusCode::OK,
+                                axum::Json(json!({"id_token": token, "token_type": "Bearer"})),
+                            )
+                        }
+                    }
+                }
+            }),
+        )
         .route(
             "/.well-known/openid-configuration",
             get(move || {
