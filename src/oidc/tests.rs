@@ -203,3 +203,29 @@ fn an_unsigned_token_is_an_algorithm_refusal_and_garbage_is_malformed() {
     assert_eq!(unreadable_header(&none), TokenRefusal::Algorithm);
     assert_eq!(unreadable_header("x.y.z"), TokenRefusal::Malformed);
 }
+
+/// The `[[oidc]]` blocks the README and docs/github-actions.md show.
+fn documented_blocks() -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut blocks = Vec::new();
+    for file in ["README.md", "docs/github-actions.md"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for block in text.split("```toml\n").skip(1) {
+            let block = block.split("```").next().unwrap();
+            if block.trim_start().starts_with("[[oidc]]") {
+                blocks.push(block.to_owned());
+            }
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_documented_blocks_pass_check() {
+    let blocks = documented_blocks();
+    assert_eq!(blocks.len(), 2, "README's and the GitHub Actions guide's");
+    for block in blocks {
+        let c = load(&block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        assert!(c.oidc.iter().any(|p| p.name == "github"), "{block}");
+    }
+}
