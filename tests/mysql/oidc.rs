@@ -50,6 +50,7 @@ groups = [\"agents\"]
         ca = issuer.ca.display(),
     ));
     let gw = cfg.start().await;
+    gw.catalog_read().await;
     (cfg, gw, crt)
 }
 

@@ -427,21 +427,30 @@ async fn a_session_ends_when_its_token_expires_but_never_mid_result() {
     let (_cfg, gw, ca) = gateway(&issuer, "leeway_secs = 0").await;
     let token = issuer.token(&github(&issuer, "123456", "refs/heads/main", 2));
     let (client, conn) = login(&gw, &ca, &token).await.expect("logs in");
+    let logged_in = tokio::time::Instant::now();
     // This statement runs across the expiry: it completes, with its row.
-    let row = client
-        .query_one("SELECT 'finished' FROM pg_sleep(3)", &[])
-        .await
-        .expect("the running statement completes");
+    let running = client.query_one("SELECT 'finished' FROM pg_sleep(4)", &[]);
+    // A request pipelined after the expiry, while the session is still
+    // busy, is never forwarded: a client cannot keep an expired session
+    // going by never letting it become idle.
+    let pipelined = async {
+        tokio::time::sleep_until(logged_in + std::time::Duration::from_secs(3)).await;
+        client.simple_query("SELECT 'after expiry'").await
+    };
+    let (row, after) = tokio::join!(running, pipelined);
+    let row = row.expect("the running statement completes");
     assert_eq!(row.get::<_, String>(0), "finished");
-    // Then the session ends, with the reason.
-    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), conn)
-        .await
-        .expect("the session ends")
-        .unwrap();
-    let e = ended.expect_err("ended by the gateway");
+    // The session then ends with the reason, which the client reads as
+    // the answer to its pipelined request.
+    let e = after.expect_err("ran after the expiry");
     let db = e.as_db_error().unwrap_or_else(|| panic!("{e}"));
     assert_eq!((db.severity(), db.code().code()), ("FATAL", "28000"));
     assert!(db.message().contains("token expired"), "{}", db.message());
+    tokio::time::timeout(std::time::Duration::from_secs(10), conn)
+        .await
+        .expect("the session ends")
+        .unwrap()
+        .expect_err("ended by the gateway");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

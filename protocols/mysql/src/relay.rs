@@ -198,10 +198,12 @@ impl Relay<'_> {
         tokio::pin!(cancelled);
         loop {
             // Idle: wait for the next command (or shutdown).
+            // The end comes first: a client that writes its commands ahead
+            // must not keep an ending session going.
             let ready = tokio::select! {
                 biased;
-                r = fill(&mut self.client.io, &mut self.cbuf, HEADER_LEN + 1) => r,
                 _ = &mut cancelled => return RelayEnd::Shutdown,
+                r = fill(&mut self.client.io, &mut self.cbuf, HEADER_LEN + 1) => r,
             };
             match ready {
                 Ok(true) => {}

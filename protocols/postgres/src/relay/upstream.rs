@@ -55,6 +55,11 @@ pub(super) struct Upstream<'a> {
     pub received: u64,
     /// Binds are reported to the hooks (for the recording).
     records_binds: bool,
+    /// The messages forwarded so far end at a request boundary (a Query, a
+    /// Sync, a FunctionCall): once the session is ending, nothing after
+    /// one is forwarded, so that a client pipelining requests cannot keep
+    /// an ending session busy for ever.
+    boundary: bool,
 }
 
 enum Scan {
@@ -77,6 +82,9 @@ enum Scan {
     /// Forward `0..before`, then await the judged statement's wait and
     /// scan again from it.
     Wait(usize),
+    /// Forward `0..n`, then read nothing more: the session is ending and
+    /// the next message would start a new request.
+    Drained(usize),
 }
 
 impl<'a> Upstream<'a> {
@@ -95,6 +103,7 @@ impl<'a> Upstream<'a> {
             shared,
             masking,
             copy_run: false,
+            boundary: true,
             waiting: None,
             resumed: None,
             judged: None,
@@ -159,6 +168,15 @@ impl<'a> Upstream<'a> {
                     };
                     self.resumed = Some(waited.map(|()| masks));
                     continue;
+                }
+                Scan::Drained(n) => {
+                    if let Err(e) = write(wr, &buf[..n]).await {
+                        return RelayEnd::ServerError(e.into());
+                    }
+                    buf.advance(n);
+                    // The relay ends once the server has answered what it
+                    // was sent (its loop watches for that).
+                    return std::future::pending().await;
                 }
                 Scan::Refuse {
                     before,
@@ -226,6 +244,15 @@ impl<'a> Upstream<'a> {
             let Some((tag, total)) = peek_header(&buf[pos..], MAX_MESSAGE)? else {
                 return Ok(Scan::Forward(pos));
             };
+            if self.boundary
+                && starts_request(tag)
+                && self
+                    .shared
+                    .draining
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return Ok(Scan::Drained(pos));
+            }
             if self.shared.model().len() >= MAX_QUEUED {
                 return Ok(Scan::Full(pos));
             }
@@ -259,6 +286,13 @@ impl<'a> Upstream<'a> {
                     buf.reserve(total - (buf.len() - pos));
                     return Ok(Scan::Forward(pos));
                 }
+            }
+            match tag {
+                frontend_tag::QUERY | frontend_tag::SYNC | frontend_tag::FUNCTION_CALL => {
+                    self.boundary = true
+                }
+                b'P' | b'B' | b'E' | b'D' | b'C' => self.boundary = false,
+                _ => {}
             }
             // Flush (never queued, ignored in a copy) does not break a run.
             let copy_run = match tag {
@@ -553,4 +587,21 @@ fn cancelled() -> ClientError {
         "canceling statement due to user request",
     )
     .with_detail("sqlgate: the statement was withdrawn before it ran")
+}
+
+/// Whether a client message begins a request the server will work on
+/// (what an ending session no longer forwards); copy data, Flush and
+/// Terminate do not.
+fn starts_request(tag: u8) -> bool {
+    matches!(
+        tag,
+        frontend_tag::QUERY
+            | frontend_tag::PARSE
+            | frontend_tag::FUNCTION_CALL
+            | b'B'
+            | b'E'
+            | b'D'
+            | b'C'
+            | frontend_tag::SYNC
+    )
 }

@@ -1,0 +1,116 @@
+//! Cost of a login to the gateway: a token login (the issuer's keys
+//! cached: parse, RS256 or ES256 signature, claims, identity rules) against
+//! a SCRAM-SHA-256 login (the gateway's two steps: server-first and the
+//! proof check). The client's share is measured too: SCRAM makes the
+//! client derive its key (4,096 PBKDF2 rounds), a token costs the client
+//! nothing but sending it. The issuer is the tests' real HTTPS issuer
+//! (its keys are fetched once, before measuring).
+
+#[path = "../tests/support/issuer.rs"]
+#[allow(dead_code)]
+mod issuer;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+use sqlgate::oidc::config::{IdentityRule, Provider};
+use sqlgate::oidc::Providers;
+use sqlgate_postgres::ScramSecret;
+
+fn provider(issuer: &issuer::Issuer) -> Provider {
+    Provider {
+        name: "github".to_owned(),
+        issuer: issuer.url.clone(),
+        audiences: vec!["sqlgate".to_owned()],
+        algorithms: vec![
+            jsonwebtoken::Algorithm::RS256,
+            jsonwebtoken::Algorithm::ES256,
+        ],
+        targets: vec!["app".to_owned()],
+        default_target: None,
+        jwks_uri: None,
+        ca_file: Some(issuer.ca.clone()),
+        leeway: Duration::from_secs(30),
+        end_at_expiry: true,
+        refresh: Duration::from_secs(3600),
+        min_refresh: Duration::from_secs(60),
+        keys_max_age: Duration::from_secs(86_400),
+        user_claim: None,
+        groups_claim: None,
+        identities: vec![IdentityRule {
+            when: vec![
+                ("repository_id".to_owned(), vec!["123456".to_owned()]),
+                ("ref".to_owned(), vec!["refs/heads/main".to_owned()]),
+            ],
+            user: "ci-migrate".to_owned(),
+            groups: vec!["ci".to_owned()],
+            targets: vec!["app".to_owned()],
+        }],
+    }
+}
+
+fn logins(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = rt.block_on(issuer::Issuer::start(dir.path()));
+    let providers = Arc::new(Providers::new(&[provider(&issuer)], &[]).unwrap());
+    let claims = issuer.claims(
+        "sqlgate",
+        "repo:acme/app:ref:refs/heads/main",
+        3600,
+        serde_json::json!({"repository_id": "123456", "ref": "refs/heads/main"}),
+    );
+    let rs256 = issuer.token(&claims);
+    let es256 = issuer.sign(&issuer.ec_kid(), &claims);
+    // The first verification fetches the keys; everything after is cached.
+    rt.block_on(providers.verify("github", &rs256)).unwrap();
+
+    let mut g = c.benchmark_group("login");
+    g.bench_function("token RS256, gateway", |b| {
+        b.iter(|| rt.block_on(providers.verify("github", &rs256)).unwrap())
+    });
+    g.bench_function("token ES256, gateway", |b| {
+        b.iter(|| rt.block_on(providers.verify("github", &es256)).unwrap())
+    });
+    let secret = ScramSecret::from_password(b"agent-pw");
+    g.bench_function("SCRAM-SHA-256, gateway", |b| {
+        b.iter_custom(|n| {
+            let mut gateway = Duration::ZERO;
+            for _ in 0..n {
+                let mut client = ScramSha256::new(b"agent-pw", ChannelBinding::unsupported());
+                let t = Instant::now();
+                let (state, server_first) = secret.server_first(client.message()).unwrap();
+                gateway += t.elapsed();
+                client.update(&server_first).unwrap();
+                let t = Instant::now();
+                let server_final = state.finish(client.message()).unwrap();
+                gateway += t.elapsed();
+                client.finish(&server_final).unwrap();
+            }
+            gateway
+        })
+    });
+    g.bench_function("SCRAM-SHA-256, client and gateway", |b| {
+        b.iter(|| {
+            let mut client = ScramSha256::new(b"agent-pw", ChannelBinding::unsupported());
+            let (state, server_first) = secret.server_first(client.message()).unwrap();
+            client.update(&server_first).unwrap();
+            let server_final = state.finish(client.message()).unwrap();
+            client.finish(&server_final).unwrap();
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(4));
+    targets = logins
+}
+criterion_main!(benches);
