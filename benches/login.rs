@@ -39,6 +39,8 @@ fn provider(issuer: &issuer::Issuer) -> Provider {
         keys_max_age: Duration::from_secs(86_400),
         user_claim: None,
         groups_claim: None,
+        groups_allowed: None,
+        require: vec![],
         identities: vec![IdentityRule {
             when: vec![
                 ("repository_id".to_owned(), vec!["123456".to_owned()]),

@@ -56,18 +56,26 @@ pub(super) struct Judge {
 }
 
 /// How a session logged in, as its record says: `password`, or `oidc`
-/// with the provider, issuer, subject and the claims that mapped it.
+/// and a JSON object with the provider, issuer, subject and the claims
+/// that mapped it (JSON: claim values are the issuer's text, which must
+/// not be able to forge fields).
 fn login_record(identity: &Identity) -> String {
     match &identity.login {
         Login::Password => "password".to_owned(),
         Login::Token(t) => {
-            let matched: Vec<String> = t.matched.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let matched: serde_json::Map<String, serde_json::Value> = t
+                .matched
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
             format!(
-                "oidc provider={} iss={} sub={} matched: {}",
-                t.provider,
-                t.issuer,
-                t.subject,
-                matched.join(" ")
+                "oidc {}",
+                serde_json::json!({
+                    "provider": t.provider,
+                    "iss": t.issuer,
+                    "sub": t.subject,
+                    "matched": matched,
+                })
             )
         }
     }

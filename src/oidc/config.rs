@@ -19,8 +19,11 @@
 //! # min_refresh_secs = 60               # an unknown kid refetches at most
 //! #                                     # this often
 //! # keys_max_age_secs = 86400           # keys kept through an outage
+//! # require = { repository_owner = "acme" }   # every token must have these
 //! # user_claim = "email"                # identity from the token itself
+//! #                                     # (email: email_verified must be true)
 //! # groups_claim = "groups"
+//! # groups_allowed = ["dba", "agents"]  # the only groups the claim may give
 //!
 //! [[oidc.identity]]                     # first match wins
 //! when = { repository_id = "123456", ref = "refs/heads/main" }
@@ -64,6 +67,8 @@ pub struct RawOidc {
     keys_max_age_secs: Option<Spanned<u64>>,
     user_claim: Option<Spanned<String>>,
     groups_claim: Option<String>,
+    groups_allowed: Option<Vec<String>>,
+    require: Option<Spanned<BTreeMap<String, toml::Value>>>,
     #[serde(default)]
     identity: Vec<RawIdentity>,
 }
@@ -112,6 +117,11 @@ pub struct Provider {
     pub user_claim: Option<String>,
     /// The claim listing the user's groups (with `user_claim`).
     pub groups_claim: Option<String>,
+    /// The only groups `groups_claim` may give (`None`: any).
+    pub groups_allowed: Option<Vec<String>>,
+    /// Claims every token of this provider must have (on both the rule
+    /// and the user-claim path): `repository_owner`, `tid`, `hd`, ...
+    pub require: Vec<(String, Vec<String>)>,
     /// Claim rules, first match wins.
     pub identities: Vec<IdentityRule>,
 }
@@ -290,10 +300,15 @@ fn provider(
         }
         *m.get_ref()
     });
+    let require = o
+        .require
+        .as_ref()
+        .map(|r| claim_values(r, &block.key("require"), p))
+        .unwrap_or_default();
     let identities: Vec<IdentityRule> = o
         .identity
         .into_iter()
-        .map(|r| identity_rule(r, &block_targets, &block, p))
+        .map(|r| identity_rule(r, &block_targets, &block, users, p))
         .collect();
     if identities.is_empty() && o.user_claim.is_none() {
         p.at(
@@ -321,6 +336,8 @@ fn provider(
         keys_max_age: Duration::from_secs(keys_max_age),
         user_claim: o.user_claim.map(Spanned::into_inner),
         groups_claim: o.groups_claim,
+        groups_allowed: o.groups_allowed,
+        require,
         identities,
     })
 }
@@ -353,6 +370,7 @@ fn identity_rule(
     r: RawIdentity,
     block_targets: &[String],
     block: &Block<'_>,
+    users: &[&str],
     p: &mut Problems,
 ) -> IdentityRule {
     let key = |k: &str| block.key(k);
@@ -365,22 +383,14 @@ fn identity_rule(
     }
     if r.user.get_ref().is_empty() {
         p.at(r.user.span(), &key("identity.user"), "must not be empty");
+    } else if users.contains(&r.user.get_ref().as_str()) {
+        p.at(
+            r.user.span(),
+            &key("identity.user"),
+            "is a [[user]]'s name: token identities never share a password user's rules; name it apart",
+        );
     }
-    let mut when = Vec::new();
-    for (claim, value) in r.when.get_ref() {
-        let values: Option<Vec<String>> = match value {
-            toml::Value::Array(list) => list.iter().map(claim_text).collect(),
-            one => claim_text(one).map(|v| vec![v]),
-        };
-        match values {
-            Some(v) if !v.is_empty() => when.push((claim.clone(), v)),
-            _ => p.at(
-                r.when.span(),
-                &key("identity.when"),
-                format!("claim \"{claim}\": give a string, number or boolean, or a list of them"),
-            ),
-        }
-    }
+    let when = claim_values(&r.when, &key("identity.when"), p);
     let targets = match &r.targets {
         Some(t) => {
             block.check_targets(t, "identity.targets", p);
@@ -394,6 +404,30 @@ fn identity_rule(
         groups: r.groups,
         targets,
     }
+}
+
+/// `claim = value` or `claim = [values]`, as texts.
+fn claim_values(
+    table: &Spanned<BTreeMap<String, toml::Value>>,
+    key: &str,
+    p: &mut Problems,
+) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for (claim, value) in table.get_ref() {
+        let values: Option<Vec<String>> = match value {
+            toml::Value::Array(list) => list.iter().map(claim_text).collect(),
+            one => claim_text(one).map(|v| vec![v]),
+        };
+        match values {
+            Some(v) if !v.is_empty() => out.push((claim.clone(), v)),
+            _ => p.at(
+                table.span(),
+                key,
+                format!("claim \"{claim}\": give a string, number or boolean, or a list of them"),
+            ),
+        }
+    }
+    out
 }
 
 /// A claim value as the text a rule compares it by.

@@ -40,6 +40,8 @@ struct State {
     attempted: Option<Instant>,
     /// How many fetches were tried (for the log and tests).
     fetches: u64,
+    /// Why the last attempt failed (`None`: it did not).
+    failed: Option<String>,
 }
 
 /// Why no key could be used.
@@ -68,6 +70,7 @@ impl Keys {
         let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(FETCH_TIMEOUT))
+            .https_only(true)
             .max_redirects(3);
         if let Some(ca) = &provider.ca_file {
             let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
@@ -103,32 +106,59 @@ impl Keys {
         self.lock().fetches
     }
 
-    /// The key a token signed with `alg` under `kid` is checked with.
-    pub async fn find(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, KeyError> {
-        if let (Some(found), true) = self.cached(kid, alg) {
-            return found;
+    /// The key a token signed with `alg` under `kid` is checked with. A
+    /// key found in a stale cache is used at once (and the cache is
+    /// refreshed in the background): only a token whose key is not cached
+    /// waits for a fetch.
+    pub async fn find(
+        self: &Arc<Self>,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<DecodingKey, KeyError> {
+        match self.cached(kid, alg) {
+            (Some(found), true) => return found,
+            (Some(found), false) => {
+                let keys = self.clone();
+                tokio::spawn(async move {
+                    if let Ok(_one_at_a_time) = keys.refreshing.try_lock() {
+                        if keys.may_fetch() {
+                            let _ = keys.refresh().await;
+                        }
+                    }
+                });
+                return found;
+            }
+            (None, _) => {}
         }
         let _one_at_a_time = self.refreshing.lock().await;
         // Another login may have refreshed while this one waited.
-        let (found, fresh) = self.cached(kid, alg);
-        if let (Some(found), true) = (&found, fresh) {
-            return found.clone();
+        if let (Some(found), _) = self.cached(kid, alg) {
+            return found;
         }
-        let may_fetch = self
-            .lock()
-            .attempted
-            .is_none_or(|a| a.elapsed() >= self.provider.min_refresh);
-        let mut failure = None;
-        if may_fetch {
-            if let Err(e) = self.refresh().await {
-                failure = Some(e);
+        if self.may_fetch() {
+            let _ = self.refresh().await;
+        }
+        match self.cached(kid, alg).0 {
+            Some(found) => found,
+            None => {
+                let state = self.lock();
+                let usable = state
+                    .fetched
+                    .is_some_and(|f| f.elapsed() <= self.provider.keys_max_age);
+                match (&state.failed, usable) {
+                    // No key set to look in, and fetching failed.
+                    (Some(e), false) => Err(KeyError::Unavailable(e.clone())),
+                    _ => Err(KeyError::Unknown),
+                }
             }
         }
-        match (self.cached(kid, alg).0, failure) {
-            (Some(found), _) => found,
-            (None, Some(e)) if self.lock().fetched.is_none() => Err(KeyError::Unavailable(e)),
-            (None, _) => Err(KeyError::Unknown),
-        }
+    }
+
+    /// Whether a fetch may run now (at most one per `min_refresh_secs`).
+    fn may_fetch(&self) -> bool {
+        self.lock()
+            .attempted
+            .is_none_or(|a| a.elapsed() >= self.provider.min_refresh)
     }
 
     /// The cached key, if any (`None`: not there), and whether the cache
@@ -148,7 +178,12 @@ impl Keys {
         let fresh = age <= self.provider.refresh;
         let usable = |k: &&Key| family(alg) == Some(k.key.family());
         let found = match kid {
-            Some(kid) => state.keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
+            // A kid reused across key types: the usable one.
+            Some(kid) => state
+                .keys
+                .iter()
+                .filter(|k| k.kid.as_deref() == Some(kid))
+                .min_by_key(|k| !usable(k)),
             // No kid: only when one key could be meant.
             None => {
                 let mut candidates = state.keys.iter().filter(usable);
@@ -179,30 +214,48 @@ impl Keys {
             .await
             .map_err(|e| format!("key fetch task: {e}"))
             .and_then(|r| r);
+        // A set with no key the gateway can use is a failed fetch: it
+        // never replaces good keys.
+        let fetched = fetched.and_then(|keys| {
+            if keys.is_empty() {
+                Err("the key set has no usable signing key".to_owned())
+            } else {
+                Ok(keys)
+            }
+        });
         match fetched {
             Ok(keys) => {
                 tracing::info!(provider = %self.provider.name, keys = keys.len(), "identity provider keys fetched");
                 let mut state = self.lock();
                 state.keys = Arc::new(keys);
                 state.fetched = Some(Instant::now());
+                state.failed = None;
                 Ok(())
             }
             Err(e) => {
                 tracing::warn!(provider = %self.provider.name, error = %e, "identity provider keys could not be fetched; cached keys stay in use until they age out");
+                self.lock().failed = Some(e.clone());
                 Err(e)
             }
         }
     }
 
     /// Refreshes periodically, forever (spawned once per provider at
-    /// start; the first round warms the cache).
+    /// start; the first round warms the cache). After a failure it tries
+    /// again sooner (every `min_refresh_secs`, at least every 30 s).
     pub async fn keep_fresh(self: Arc<Self>) {
+        let retry = self.provider.min_refresh.max(Duration::from_secs(30));
         loop {
-            {
+            let ok = {
                 let _one_at_a_time = self.refreshing.lock().await;
-                let _ = self.refresh().await;
-            }
-            tokio::time::sleep(self.provider.refresh).await;
+                self.refresh().await.is_ok()
+            };
+            let next = if ok {
+                self.provider.refresh
+            } else {
+                retry.min(self.provider.refresh)
+            };
+            tokio::time::sleep(next).await;
         }
     }
 }

@@ -70,21 +70,30 @@ pub enum TokenRefusal {
     /// A claim the gateway requires is missing or of the wrong type.
     #[error("the token lacks a valid \"{0}\" claim")]
     Claim(String),
+    /// A claim the provider requires of every token is missing or has
+    /// another value.
+    #[error("the token's \"{0}\" claim is not one this gateway accepts")]
+    Required(String),
     /// No identity rule matched and no user claim names one.
     #[error("no identity rule matched the token")]
     NoIdentity,
-    /// A user claim named a gateway user: identities from tokens never
-    /// borrow a password user's name.
-    #[error("the token's user claim names a gateway user")]
+    /// A user claim named a gateway user, a rule's identity or a
+    /// provider: identities from claims never borrow another's name.
+    #[error("the token's user claim names a reserved identity")]
     NamesGatewayUser,
+    /// The user claim is not a name (control characters, over 256 bytes),
+    /// or an email claim is not verified.
+    #[error("the token's user claim is not usable")]
+    UnusableUser,
 }
 
 /// The identity providers of one configuration.
 #[derive(Debug, Default)]
 pub struct Providers {
     by_name: HashMap<String, (Arc<Provider>, Arc<Keys>)>,
-    /// Names of password users, which a user claim must not take.
-    static_users: HashSet<String>,
+    /// Names a user claim must not take: password users', rule users'
+    /// and providers'.
+    reserved: HashSet<String>,
 }
 
 impl Providers {
@@ -98,10 +107,17 @@ impl Providers {
                 .map_err(|e| anyhow::anyhow!("oidc \"{}\" ca_file: {e}", p.name))?;
             by_name.insert(p.name.clone(), (p, Arc::new(keys)));
         }
-        Ok(Providers {
-            by_name,
-            static_users: static_users.iter().cloned().collect(),
-        })
+        let reserved = static_users
+            .iter()
+            .cloned()
+            .chain(providers.iter().map(|p| p.name.clone()))
+            .chain(
+                providers
+                    .iter()
+                    .flat_map(|p| p.identities.iter().map(|r| r.user.clone())),
+            )
+            .collect();
+        Ok(Providers { by_name, reserved })
     }
 
     /// Whether `name` is a token login's user name.
@@ -130,86 +146,138 @@ impl Providers {
         };
         let verified = check(provider, keys, token).await;
         let identity = verified.and_then(|claims| {
-            identity_of(provider, &claims, &self.static_users).inspect_err(|_| {
-                tracing::warn!(provider = %provider.name, subject = ?claims.get("sub"), claims = %claim_summary(&claims), "token login refused: no identity");
-            })
+            identity_of(provider, &claims, &self.reserved)
+                .map_err(|e| Refused::new(e, format!("claims: {}", claim_summary(&claims))))
         });
-        if let Err(e) = &identity {
-            tracing::warn!(provider = %provider.name, reason = %e, "token login refused");
+        identity.map_err(|r| {
+            tracing::warn!(provider = %provider.name, reason = %r.reason, detail = ?r.detail, "token login refused");
+            r.reason
+        })
+    }
+}
+
+/// A refusal with what the log says about it (never the token).
+struct Refused {
+    reason: TokenRefusal,
+    detail: String,
+}
+
+impl Refused {
+    fn new(reason: TokenRefusal, detail: impl Into<String>) -> Self {
+        Refused {
+            reason,
+            detail: detail.into(),
         }
-        identity
     }
 }
 
 /// The claims of a token whose signature and standard claims hold.
 async fn check(
     provider: &Provider,
-    keys: &Keys,
+    keys: &Arc<Keys>,
     token: &str,
-) -> Result<Map<String, Value>, TokenRefusal> {
+) -> Result<Map<String, Value>, Refused> {
     let token = token.trim();
     if token.len() > MAX_TOKEN {
-        return Err(TokenRefusal::TooLong);
+        return Err(Refused::new(
+            TokenRefusal::TooLong,
+            format!("{} bytes", token.len()),
+        ));
     }
-    let header = jsonwebtoken::decode_header(token).map_err(|_| unreadable_header(token))?;
+    let header = jsonwebtoken::decode_header(token)
+        .map_err(|e| Refused::new(unreadable_header(token), format!("header: {e}")))?;
     if !provider.algorithms.contains(&header.alg) {
-        tracing::debug!(provider = %provider.name, alg = ?header.alg, "token algorithm not allowed");
-        return Err(TokenRefusal::Algorithm);
+        return Err(Refused::new(
+            TokenRefusal::Algorithm,
+            format!("alg {:?} is not in the provider's algorithms", header.alg),
+        ));
     }
     // Refused before any key is looked up (so before any fetch): a token
     // of another issuer. Its claims are unverified here, which is fine
     // for refusing, never for accepting.
     let unverified = jsonwebtoken::dangerous::insecure_decode::<Map<String, Value>>(token)
-        .map_err(|_| TokenRefusal::Malformed)?;
+        .map_err(|e| Refused::new(TokenRefusal::Malformed, format!("claims: {e}")))?;
+    // What the log says of a refused token: its header and its
+    // (unverified) standard claims.
+    let about = |what: &str| {
+        let c = &unverified.claims;
+        format!(
+            "{what}; alg {:?} kid {:?} iss {:?} aud {:?} sub {:?} exp {:?} nbf {:?} iat {:?}",
+            header.alg,
+            header.kid,
+            c.get("iss"),
+            c.get("aud"),
+            c.get("sub"),
+            c.get("exp"),
+            c.get("nbf"),
+            c.get("iat")
+        )
+    };
     if unverified.claims.get("iss").and_then(Value::as_str) != Some(provider.issuer.as_str()) {
-        tracing::debug!(provider = %provider.name, iss = ?unverified.claims.get("iss"), "token of another issuer");
-        return Err(TokenRefusal::Issuer);
+        return Err(Refused::new(TokenRefusal::Issuer, about("another issuer")));
     }
     let key = keys
         .find(header.kid.as_deref(), header.alg)
         .await
         .map_err(|e| {
-            tracing::debug!(provider = %provider.name, kid = ?header.kid, error = ?e, "no key for the token");
-            match e {
+            let reason = match &e {
                 KeyError::Unknown => TokenRefusal::UnknownKey,
                 KeyError::AlgorithmMismatch => TokenRefusal::Algorithm,
                 KeyError::Unavailable(_) => TokenRefusal::KeysUnavailable,
-            }
+            };
+            Refused::new(reason, about(&format!("key: {e:?}")))
         })?;
     let validation = validation(provider, header.alg);
-    let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation).map_err(
-        |e| match e.kind() {
-            ErrorKind::ExpiredSignature => TokenRefusal::Expired,
-            ErrorKind::ImmatureSignature => TokenRefusal::NotYetValid,
-            ErrorKind::InvalidAudience => TokenRefusal::Audience,
-            ErrorKind::InvalidIssuer => TokenRefusal::Issuer,
-            ErrorKind::InvalidSignature => TokenRefusal::Signature,
-            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                TokenRefusal::Algorithm
-            }
-            ErrorKind::MissingRequiredClaim(c) => TokenRefusal::Claim(c.clone()),
-            _ => TokenRefusal::Malformed,
-        },
-    )?;
+    let data =
+        jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation).map_err(|e| {
+            let reason = match e.kind() {
+                ErrorKind::ExpiredSignature => TokenRefusal::Expired,
+                ErrorKind::ImmatureSignature => TokenRefusal::NotYetValid,
+                ErrorKind::InvalidAudience => TokenRefusal::Audience,
+                ErrorKind::InvalidIssuer => TokenRefusal::Issuer,
+                ErrorKind::InvalidSignature => TokenRefusal::Signature,
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    TokenRefusal::Algorithm
+                }
+                ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) => {
+                    TokenRefusal::Claim(c.clone())
+                }
+                _ => TokenRefusal::Malformed,
+            };
+            Refused::new(reason, about(&e.to_string()))
+        })?;
     let claims = data.claims;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let claim = |c: &str| Refused::new(TokenRefusal::Claim(c.to_owned()), about("claim"));
     match claims.get("iat") {
         None => {}
         Some(Value::Number(n)) => {
             let iat = n.as_f64().unwrap_or(f64::MAX);
             if iat > (now + provider.leeway.as_secs()) as f64 {
-                return Err(TokenRefusal::IssuedInFuture);
+                return Err(Refused::new(TokenRefusal::IssuedInFuture, about("iat")));
             }
         }
-        Some(_) => return Err(TokenRefusal::Claim("iat".to_owned())),
+        Some(_) => return Err(claim("iat")),
     }
     if !matches!(claims.get("sub"), Some(Value::String(s)) if !s.is_empty()) {
-        return Err(TokenRefusal::Claim("sub".to_owned()));
+        return Err(claim("sub"));
     }
-    if !matches!(claims.get("exp"), Some(Value::Number(_))) {
-        return Err(TokenRefusal::Claim("exp".to_owned()));
+    if expiry(&claims).is_none() {
+        return Err(claim("exp"));
+    }
+    for (c, values) in &provider.require {
+        if claims
+            .get(c)
+            .and_then(|v| matching_value(v, values))
+            .is_none()
+        {
+            return Err(Refused::new(
+                TokenRefusal::Required(c.clone()),
+                about(&format!("required claim {c} = {values:?}")),
+            ));
+        }
     }
     Ok(claims)
 }
@@ -252,13 +320,11 @@ fn validation(provider: &Provider, alg: Algorithm) -> Validation {
 fn identity_of(
     provider: &Provider,
     claims: &Map<String, Value>,
-    static_users: &HashSet<String>,
+    reserved: &HashSet<String>,
 ) -> Result<Arc<Identity>, TokenRefusal> {
     let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
-    let expires = claims
-        .get("exp")
-        .and_then(Value::as_u64)
-        .map_or(UNIX_EPOCH, |s| UNIX_EPOCH + Duration::from_secs(s));
+    // (A token without a usable exp never gets here: `check` refuses it.)
+    let expires = expiry(claims).unwrap_or(UNIX_EPOCH);
     let login = |matched: Vec<(String, String)>| {
         Login::Token(TokenLogin {
             provider: provider.name.clone(),
@@ -303,15 +369,30 @@ fn identity_of(
         Some(Value::String(u)) if !u.is_empty() => u.clone(),
         _ => return Err(TokenRefusal::NoIdentity),
     };
-    if static_users.contains(&user) {
+    if user.len() > 256 || user.chars().any(char::is_control) {
+        return Err(TokenRefusal::UnusableUser);
+    }
+    // An email names a person only once the issuer has verified it.
+    if user_claim == "email" && claims.get("email_verified") != Some(&Value::Bool(true)) {
+        return Err(TokenRefusal::UnusableUser);
+    }
+    if reserved.contains(&user) {
         return Err(TokenRefusal::NamesGatewayUser);
     }
+    let allowed = |g: &String| {
+        !g.chars().any(char::is_control)
+            && provider
+                .groups_allowed
+                .as_ref()
+                .is_none_or(|list| list.contains(g))
+    };
     let groups: Vec<String> = match provider.groups_claim.as_ref().and_then(|g| claims.get(g)) {
         Some(Value::Array(list)) => list
             .iter()
             .filter_map(|g| g.as_str().map(str::to_owned))
+            .filter(allowed)
             .collect(),
-        Some(Value::String(g)) => vec![g.clone()],
+        Some(Value::String(g)) => std::iter::once(g.clone()).filter(allowed).collect(),
         _ => Vec::new(),
     };
     let mut matched = vec![(user_claim.clone(), user.clone())];
@@ -325,6 +406,16 @@ fn identity_of(
         targets: provider.targets.clone(),
         login: login(matched),
     }))
+}
+
+/// A token's `exp` as a time (whole seconds, as jsonwebtoken reads it;
+/// `None` when it is not a number or out of range).
+fn expiry(claims: &Map<String, Value>) -> Option<SystemTime> {
+    let secs = claims.get("exp")?.as_f64()?;
+    if !(0.0..=1e12).contains(&secs) {
+        return None;
+    }
+    UNIX_EPOCH.checked_add(Duration::from_secs(secs as u64))
 }
 
 /// The claim value that one of a rule's values matches (an array claim

@@ -150,7 +150,7 @@ fn the_first_rule_whose_claims_all_match_decides_the_identity() {
     let id = identity_of(
         &p,
         &claims(
-            json!({"repository_id": "654321", "email": "jane@example.com", "groups": ["dba", 7]}),
+            json!({"repository_id": "654321", "email": "jane@example.com", "email_verified": true, "groups": ["dba", 7]}),
         ),
         &none,
     )
@@ -166,12 +166,58 @@ fn the_first_rule_whose_claims_all_match_decides_the_identity() {
 }
 
 #[test]
-fn a_user_claim_never_takes_a_gateway_users_name() {
-    let p = provider();
-    let users: HashSet<String> = ["agent".to_owned()].into();
+fn a_user_claim_never_takes_a_reserved_name_an_unverified_email_or_a_control_character() {
+    let c = load(GOOD).unwrap();
+    let providers = Providers::new(&c.oidc, &["agent".to_owned()]).unwrap();
+    let p = &c.oidc[0];
+    let verified = |email: &str| claims(json!({"email": email, "email_verified": true}));
+    // A password user, a rule's identity, a provider.
+    for name in ["agent", "ci-deploy", "github"] {
+        assert_eq!(
+            identity_of(p, &verified(name), &providers.reserved),
+            Err(TokenRefusal::NamesGatewayUser),
+            "{name}"
+        );
+    }
     assert_eq!(
-        identity_of(&p, &claims(json!({"email": "agent"})), &users),
-        Err(TokenRefusal::NamesGatewayUser)
+        identity_of(
+            p,
+            &claims(json!({"email": "jane@example.com"})),
+            &providers.reserved
+        ),
+        Err(TokenRefusal::UnusableUser),
+        "an email the issuer has not verified"
+    );
+    assert_eq!(
+        identity_of(
+            p,
+            &verified("jane@example.com\nforged"),
+            &providers.reserved
+        ),
+        Err(TokenRefusal::UnusableUser)
+    );
+}
+
+#[test]
+fn groups_from_a_claim_are_limited_to_groups_allowed() {
+    let mut p = provider();
+    p.groups_allowed = Some(vec!["agents".to_owned()]);
+    let id = identity_of(
+        &p,
+        &claims(json!({"email": "jane@example.com", "email_verified": true, "groups": ["dba", "agents"]})),
+        &HashSet::new(),
+    )
+    .unwrap();
+    assert_eq!(id.groups, vec!["agents".to_owned()]);
+}
+
+#[test]
+fn a_rule_identity_may_not_be_a_password_users_name() {
+    let err = load(&GOOD.replace("user = \"ci-deploy\"", "user = \"agent\"")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("identity.user: is a [[user]]'s name"),
+        "{err}"
     );
 }
 

@@ -170,20 +170,25 @@ async fn a_token_logs_in_as_its_mapped_identity_with_its_policy_and_masks() {
     let rec = gw.running.recorder.clone().unwrap();
     let store = cfg.path().join("sqlgate-recordings.db");
     let id = crate::support::recording::ended_session(&rec, &store, "ci-bot").await;
-    let rows = {
+    let start = {
         use sqlgate::store::Store;
         let mut s = sqlgate::store::sqlite::SqliteStore::open(&store).unwrap();
-        format!("{:?}", s.rows(&id).unwrap())
+        let rows = s.rows(&id).unwrap();
+        serde_json::from_str::<Value>(&rows[0].body).unwrap()
     };
-    for want in [
-        "oidc provider=github",
-        &format!("iss={}", issuer.url),
-        "sub=repo:acme/app:ref:refs/heads/main",
-        "repository_id=123456",
-        "agents",
-    ] {
-        assert!(rows.contains(want), "{want} in {rows}");
-    }
+    assert_eq!(start["user"], "ci-bot");
+    assert_eq!(start["groups"], json!(["agents"]));
+    let auth = start["auth"].as_str().unwrap();
+    let login: Value = serde_json::from_str(auth.strip_prefix("oidc ").unwrap()).unwrap();
+    assert_eq!(
+        login,
+        json!({
+            "provider": "github",
+            "iss": issuer.url,
+            "sub": "repo:acme/app:ref:refs/heads/main",
+            "matched": {"ref": "refs/heads/main", "repository_id": "123456"},
+        })
+    );
 }
 
 #[tokio::test]
@@ -219,7 +224,7 @@ async fn psql_logs_in_with_a_long_token_as_its_password() {
 #[tokio::test]
 async fn each_bad_token_is_refused_with_its_reason() {
     let issuer = Issuer::start(&tempfile::tempdir().unwrap().keep()).await;
-    let (_cfg, gw, ca) = gateway(&issuer, "").await;
+    let (_cfg, gw, ca) = gateway(&issuer, "require = { environment = \"production\" }").await;
     let good = github(&issuer, "123456", "refs/heads/main", 300);
     let with = |changes: Value| {
         let mut c = good.clone();
@@ -411,7 +416,7 @@ async fn cached_keys_survive_an_outage_of_the_key_endpoint() {
     // told so.
     let down = Issuer::start(&tempfile::tempdir().unwrap().keep()).await;
     down.set_down(true);
-    let (_cfg, gw, ca) = gateway(&down, "min_refresh_secs = 0").await;
+    let (_cfg, gw, ca) = gateway(&down, "").await;
     let message = refusal(
         &gw,
         &ca,
@@ -475,7 +480,7 @@ groups_claim = \"groups\"
         "sqlgate-cli",
         "00u1jane",
         300,
-        json!({"email": "jane@example.com", "groups": ["agents"]}),
+        json!({"email": "jane@example.com", "email_verified": true, "groups": ["agents"]}),
     ));
     let cache = tempfile::tempdir().unwrap();
     let login = |issuer_url: String, issuer_ca: std::path::PathBuf, cache: std::path::PathBuf| {

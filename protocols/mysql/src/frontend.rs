@@ -227,7 +227,7 @@ impl Gateway {
                 tracing::info!(session = id, user = %session.user, target_name = %session.target, %peer, tls = session.tls, protocol = "mysql", login = "password", "session started");
             }
             sqlgate_net::identity::Login::Token(t) => {
-                tracing::info!(session = id, user = %session.user, groups = ?session.identity.groups, target_name = %session.target, %peer, tls = session.tls, protocol = "mysql", login = "oidc", provider = %t.provider, issuer = %t.issuer, subject = %t.subject, matched = ?t.matched, "session started");
+                tracing::info!(session = id, user = ?session.user, groups = ?session.identity.groups, target_name = %session.target, %peer, tls = session.tls, protocol = "mysql", login = "oidc", provider = %t.provider, issuer = ?t.issuer, subject = ?t.subject, matched = ?t.matched, "session started");
             }
         }
         let thread = lease.conn().thread_id;

@@ -38,7 +38,7 @@ fn log_start(info: &SessionInfo, tls: bool) {
             tracing::info!(session = %info.id, user = %info.user, target_name = %info.target, %peer, tls, login = "password", "session started");
         }
         sqlgate_net::identity::Login::Token(t) => {
-            tracing::info!(session = %info.id, user = %info.user, groups = ?info.identity.groups, target_name = %info.target, %peer, tls, login = "oidc", provider = %t.provider, issuer = %t.issuer, subject = %t.subject, matched = ?t.matched, "session started");
+            tracing::info!(session = %info.id, user = ?info.user, groups = ?info.identity.groups, target_name = %info.target, %peer, tls, login = "oidc", provider = %t.provider, issuer = ?t.issuer, subject = ?t.subject, matched = ?t.matched, "session started");
         }
     }
 }
