@@ -5,6 +5,11 @@
 //! client derive its key (4,096 PBKDF2 rounds), a token costs the client
 //! nothing but sending it. The issuer is the tests' real HTTPS issuer
 //! (its keys are fetched once, before measuring).
+//!
+//! `login_e2e`: whole logins through an in-process gateway over TLS
+//! (connect, TLS, authentication, startup, ReadyForQuery) to the machine's
+//! PostgreSQL at 127.0.0.1:5432 (trust, database `test`), token against
+//! SCRAM, tokio-postgres as the client.
 
 #[path = "../tests/support/issuer.rs"]
 #[allow(dead_code)]
@@ -110,9 +115,113 @@ fn logins(c: &mut Criterion) {
     g.finish();
 }
 
+fn e2e(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    sqlgate::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = rt.block_on(issuer::Issuer::start(&dir.path().join("issuer")));
+    let names = vec!["127.0.0.1".to_owned()];
+    let (crt, key) = sqlgate::certs::self_signed(&dir.path().join("tls"), &names).unwrap();
+    std::fs::write(dir.path().join("agent.pw"), "agent-pw\n").unwrap();
+    let text = format!(
+        r#"
+[postgres]
+listen = "127.0.0.1:0"
+tls_cert = "{crt}"
+tls_key = "{key}"
+
+[recording]
+enabled = false
+
+[[target]]
+name = "test"
+kind = "postgres"
+host = "127.0.0.1"
+port = 5432
+database = "test"
+user = "postgres"
+
+[[user]]
+name = "agent"
+password_file = "agent.pw"
+targets = ["test"]
+
+[[oidc]]
+name = "github"
+issuer = "{iss}"
+audiences = ["sqlgate"]
+targets = ["test"]
+ca_file = "{ca}"
+
+[[oidc.identity]]
+when = {{ repository_id = "123456" }}
+user = "ci-migrate"
+"#,
+        crt = crt.display(),
+        key = key.display(),
+        iss = issuer.url,
+        ca = issuer.ca.display(),
+    );
+    let path = dir.path().join("sqlgate.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = sqlgate::config::Config::load(&path).unwrap();
+    let running = rt.block_on(sqlgate::server::start(&config)).unwrap();
+    let port = running.postgres_addr.unwrap().port();
+    let token = issuer.token(&issuer.claims(
+        "sqlgate",
+        "repo:acme/app:ref:refs/heads/main",
+        3600,
+        serde_json::json!({"repository_id": "123456"}),
+    ));
+    let tls = {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(&crt).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        tokio_postgres_rustls::MakeRustlsConnect::new(
+            rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    };
+    let connect = |user: &str, password: &str| {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host("127.0.0.1")
+            .port(port)
+            .user(user)
+            .password(password)
+            .dbname("test")
+            .ssl_mode(tokio_postgres::config::SslMode::Require);
+        let tls = tls.clone();
+        async move {
+            let (client, conn) = cfg.connect(tls).await.unwrap();
+            let task = tokio::spawn(conn);
+            drop(client);
+            let _ = task.await;
+        }
+    };
+    // Warm: keys fetched, the pool's server connection open.
+    rt.block_on(connect("github", &token));
+    rt.block_on(connect("agent", "agent-pw"));
+    let mut g = c.benchmark_group("login_e2e");
+    g.bench_function("token over TLS", |b| {
+        b.iter(|| rt.block_on(connect("github", &token)))
+    });
+    g.bench_function("SCRAM over TLS", |b| {
+        b.iter(|| rt.block_on(connect("agent", "agent-pw")))
+    });
+    g.finish();
+    running.shutdown.cancel();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(4));
-    targets = logins
+    targets = logins, e2e
 }
 criterion_main!(benches);

@@ -503,6 +503,9 @@ impl Gateway {
         let mut seq = next;
         let ok = match known.as_ref().map(|u| u.method) {
             Some(AuthMethod::Token) => {
+                if !client.tls && plugin.as_slice() == CLEAR {
+                    tracing::warn!(%peer, provider = %user, "a client sent a token over a plain connection (mysql_clear_password): it was refused, but it crossed the network in clear; treat it as exposed");
+                }
                 if !client.tls {
                     return Err((
                         seq,
