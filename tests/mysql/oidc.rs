@@ -206,3 +206,32 @@ async fn a_mysql_session_ends_when_its_token_expires() {
         .await
         .expect_err("the session ended");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pymysql_logs_in_with_a_long_token() {
+    let issuer = Issuer::start(&tempfile::tempdir().unwrap().keep()).await;
+    let (_cfg, gw, crt) = gateway(&issuer, "").await;
+    let mut claims = github(&issuer, "123456", 300);
+    claims["padding"] = Value::String("x".repeat(6000));
+    let token = issuer.token(&claims);
+    let port = gw.mysql_port().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(crate::support::python::interpreter())
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/token_login.py"),
+            )
+            .args(["pymysql", &port, "github", "app"])
+            .arg(&crt)
+            .env("TOKEN", &token)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "in as token");
+}

@@ -542,3 +542,32 @@ groups_claim = \"groups\"
     assert!(again.status.success());
     assert_eq!(issuer.token_polls(), 2, "served from the cache");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg2_logs_in_with_a_long_token() {
+    let issuer = Issuer::start(&tempfile::tempdir().unwrap().keep()).await;
+    let (_cfg, gw, ca) = gateway(&issuer, "").await;
+    let mut claims = github(&issuer, "123456", "refs/heads/main", 300);
+    claims["padding"] = Value::String("x".repeat(6000));
+    let token = issuer.token(&claims);
+    let port = gw.port().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(crate::support::python::interpreter())
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/token_login.py"),
+            )
+            .args(["psycopg2", &port, "github", "app"])
+            .arg(&ca)
+            .env("TOKEN", &token)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "in as token");
+}
