@@ -18,6 +18,10 @@ fi
 command -v sysbench >/dev/null || missing+=(sysbench)
 # The tests' OIDC issuer makes its RSA keys with openssl.
 command -v openssl >/dev/null || missing+=(openssl)
+# JDBC drivers for the token-login tests (tests/tools/TokenLogin.java).
+command -v java >/dev/null || missing+=(default-jdk-headless)
+[ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
+[ -f /usr/share/java/mariadb-java-client.jar ] || missing+=(libmariadb-java)
 command -v python3 >/dev/null && python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3 python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"

@@ -235,3 +235,35 @@ async fn pymysql_logs_in_with_a_long_token() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "in as token");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_connector_j_logs_in_with_a_long_token() {
+    let issuer = Issuer::start(&tempfile::tempdir().unwrap().keep()).await;
+    let (_cfg, gw, crt) = gateway(&issuer, "").await;
+    let mut claims = github(&issuer, "123456", 300);
+    claims["padding"] = Value::String("x".repeat(6000));
+    let token = issuer.token(&claims);
+    let port = gw.mysql_port().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("java")
+            .args(["-cp", "/usr/share/java/mariadb-java-client.jar"])
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/tools/TokenLogin.java"),
+            )
+            .args(["mariadb", &port, "github", "app"])
+            .arg(&crt)
+            .env("TOKEN", &token)
+            .output()
+            .expect("java runs (scripts/test.sh installs it)")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "in as token");
+}

@@ -571,3 +571,35 @@ async fn psycopg2_logs_in_with_a_long_token() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "in as token");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgjdbc_logs_in_with_a_long_token() {
+    let issuer = Issuer::start(&tempfile::tempdir().unwrap().keep()).await;
+    let (_cfg, gw, ca) = gateway(&issuer, "").await;
+    let mut claims = github(&issuer, "123456", "refs/heads/main", 300);
+    claims["padding"] = Value::String("x".repeat(6000));
+    let token = issuer.token(&claims);
+    let port = gw.port().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("java")
+            .args(["-cp", "/usr/share/java/postgresql.jar"])
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/tools/TokenLogin.java"),
+            )
+            .args(["postgresql", &port, "github", "app"])
+            .arg(&ca)
+            .env("TOKEN", &token)
+            .output()
+            .expect("java runs (scripts/test.sh installs it)")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "in as token");
+}
