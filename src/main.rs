@@ -286,10 +286,11 @@ fn run() -> anyhow::Result<ExitCode> {
                     None => "no policy".to_owned(),
                 };
                 println!(
-                    "{}: ok ({} targets, {} users, {policy})",
+                    "{}: ok ({} targets, {} users, {} identity providers, {policy})",
                     config.display(),
                     c.targets.len(),
-                    c.users.len()
+                    c.users.len(),
+                    c.oidc.len()
                 );
                 Ok(ExitCode::SUCCESS)
             }
@@ -321,12 +322,26 @@ fn run() -> anyhow::Result<ExitCode> {
             };
             // A MySQL target's statements reach its database only.
             let database = (dialect == SqlDialect::Mysql).then(|| t.database.clone());
+            // A password user's groups, or a token identity's from its
+            // `[[oidc.identity]]` rule.
             let groups = config
                 .users
                 .iter()
                 .find(|u| u.name == user)
                 .map(|u| u.groups.clone())
-                .with_context(|| format!("no user \"{user}\" in the configuration"))?;
+                .or_else(|| {
+                    config
+                        .oidc
+                        .iter()
+                        .flat_map(|p| &p.identities)
+                        .find(|r| r.user == user)
+                        .map(|r| r.groups.clone())
+                })
+                .with_context(|| {
+                    format!(
+                        "no user \"{user}\" in the configuration ([[user]] or [[oidc.identity]])"
+                    )
+                })?;
             // Masking rules that apply need the target's catalog for the
             // plan: read it with the gateway's credentials.
             let masked = config.policy.as_ref().is_some_and(|p| {

@@ -254,7 +254,7 @@ fn an_unsigned_token_is_an_algorithm_refusal_and_garbage_is_malformed() {
 fn documented_blocks() -> Vec<String> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut blocks = Vec::new();
-    for file in ["README.md", "docs/github-actions.md"] {
+    for file in ["README.md", "docs/github-actions.md", "policies/README.md"] {
         let text = std::fs::read_to_string(root.join(file)).unwrap();
         for block in text.split("```toml\n").skip(1) {
             let block = block.split("```").next().unwrap();
@@ -269,7 +269,11 @@ fn documented_blocks() -> Vec<String> {
 #[test]
 fn the_documented_blocks_pass_check() {
     let blocks = documented_blocks();
-    assert_eq!(blocks.len(), 2, "README's and the GitHub Actions guide's");
+    assert_eq!(
+        blocks.len(),
+        3,
+        "the README's, the GitHub Actions guide's, the policies'"
+    );
     for block in blocks {
         let c = load(&block).unwrap_or_else(|e| panic!("{e}\n{block}"));
         assert!(c.oidc.iter().any(|p| p.name == "github"), "{block}");
