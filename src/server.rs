@@ -176,12 +176,14 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     )?);
     providers.keep_fresh();
     let live = Arc::new(sqlgate_net::live::LiveSessions::default());
+    let counters = crate::admin::counters::Counters::new();
     let mut admin_addr = None;
     if let Some(admin) = &config.admin {
         let metrics = Arc::new(
             crate::admin::metrics::Metrics::new(recorder.clone())
                 .with_approvals(approvals.clone())
-                .with_sessions(live.clone(), engine.clone()),
+                .with_sessions(live.clone(), engine.clone())
+                .with_counters(counters.clone()),
         );
         let api = crate::admin::api::Api {
             admin: Arc::new(admin.clone()),
@@ -227,9 +229,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             pg_hooks(config, engine.clone())?
                 .with_recorder(recorder.clone())
                 .with_approvals(approvals.clone())
-                .with_providers(providers.clone()),
+                .with_providers(providers.clone())
+                .with_counters(counters.clone()),
         );
         catalog_pools.postgres = hooks.pools();
+        for (target, pool) in hooks.pools() {
+            counters.watch_pool(&target, "postgres", Box::new(move || pool.stats()));
+        }
         let gateway = Gateway::new(
             hooks,
             FrontendConfig {
@@ -260,8 +266,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         let hooks = mysql_hooks(config, engine.clone())
             .with_recorder(recorder.clone())
             .with_approvals(approvals.clone())
-            .with_providers(providers.clone());
+            .with_providers(providers.clone())
+            .with_counters(counters.clone());
         catalog_pools.mysql = hooks.pools();
+        for (target, pool) in hooks.pools() {
+            counters.watch_pool(&target, "mysql", Box::new(move || pool.stats()));
+        }
         let greeting_pool = config
             .targets
             .iter()

@@ -1,9 +1,11 @@
 //! What `/metrics` reports, read when it is scraped: the sessions open
-//! per protocol and target, how the classification cache served texts,
-//! the recording store's health and the records it could not take, and
+//! and opened per protocol and target, statements judged by verdict and
+//! tag, refusals by rule, the server pools (size, in use, idle, waiting),
+//! how the classification cache served texts, the recording store's
+//! health, write latency and the records it could not take, and
 //! statements held for approval (pending, how they ended, how long they
-//! waited). Counters live where they are counted (the recorder, the
-//! engine); this module only reads them.
+//! waited). Counters live where they are counted (the sessions'
+//! `Counters`, the recorder, the engine); this module only reads them.
 //!
 //! It must never report a value from a record: counts only.
 
@@ -22,6 +24,7 @@ pub struct Metrics {
     approvals: Option<crate::approvals::Approvals>,
     live: Option<std::sync::Arc<sqlgate_net::live::LiveSessions>>,
     engine: Option<std::sync::Arc<crate::policy::engine::Engine>>,
+    counters: Option<std::sync::Arc<super::counters::Counters>>,
 }
 
 /// A metric's labels.
@@ -48,6 +51,12 @@ impl Metrics {
     }
 
     /// And of its held statements.
+    pub fn with_counters(mut self, counters: std::sync::Arc<super::counters::Counters>) -> Self {
+        self.counters = Some(counters);
+        self
+    }
+
+    /// Reports statements held for approval.
     pub fn with_approvals(mut self, approvals: Option<crate::approvals::Approvals>) -> Self {
         self.approvals = approvals;
         self
@@ -66,6 +75,58 @@ impl Metrics {
                 .inc();
             }
             registry.register("sessions_open", "Client sessions open now", open);
+        }
+        if let Some(c) = &self.counters {
+            registry.register(
+                "sessions",
+                "Client sessions opened (authenticated and routed), by protocol and target",
+                c.sessions.clone(),
+            );
+            registry.register(
+                "statements",
+                "Statements judged and let through (run or held), by verdict and tag (once per tag)",
+                c.statements.clone(),
+            );
+            registry.register(
+                "refusals",
+                "Texts refused, by verdict and the rule that decided ((defaults): no rule; masking, boundary: not the tags)",
+                c.refusals.clone(),
+            );
+            let pools: [(&str, &str, Family<Labels, Gauge>); 4] = [
+                (
+                    "pool_size",
+                    "Server connections a target's pool may lend at once",
+                    Family::default(),
+                ),
+                (
+                    "pool_in_use",
+                    "Server connections lent to sessions now",
+                    Family::default(),
+                ),
+                (
+                    "pool_idle",
+                    "Server connections open and idle now",
+                    Family::default(),
+                ),
+                (
+                    "pool_waiting",
+                    "Sessions waiting for a server connection now",
+                    Family::default(),
+                ),
+            ];
+            for (target, protocol, stats) in c.pools() {
+                let labels = vec![("protocol", protocol.to_owned()), ("target", target)];
+                for ((_, _, family), n) in
+                    pools
+                        .iter()
+                        .zip([stats.size, stats.in_use, stats.idle, stats.waiting])
+                {
+                    family.get_or_create(&labels).set(n as i64);
+                }
+            }
+            for (name, help, family) in pools {
+                registry.register(name, help, family);
+            }
         }
         if let Some(engine) = &self.engine {
             let c = engine.cache_counts();
@@ -112,6 +173,11 @@ impl Metrics {
                 "recording_commits",
                 "Groups of records committed",
                 ConstCounter::new(s.commits),
+            );
+            registry.register(
+                "recording_write_seconds",
+                "How long the store took to take each group of records",
+                r.write_seconds(),
             );
             registry.register(
                 "recording_queued_bytes",

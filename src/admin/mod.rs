@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod config;
+pub mod counters;
 pub mod metrics;
 pub mod ready;
 mod sessions;

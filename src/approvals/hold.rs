@@ -102,6 +102,7 @@ pub fn hold(
             detail: format!("held for approval by rule \"{rule}\""),
             hint,
             position: 1,
+            rule: None,
         })
     });
     Hold { id, wait }

@@ -26,6 +26,8 @@ pub(super) struct Seat<'a> {
     pub estimator: Option<approvals::blast::Estimator>,
     pub peer: std::net::SocketAddr,
     pub tls: bool,
+    /// What `/metrics` counts.
+    pub counters: Option<&'a Arc<crate::admin::counters::Counters>>,
 }
 
 /// One session's statement judge, shared by both protocols.
@@ -53,6 +55,7 @@ pub(super) struct Judge {
     pub notice: Option<approvals::hold::Notice>,
     /// Reviewed prepared statements, held at each execution.
     reviews: PreparedReviews,
+    counters: Option<Arc<crate::admin::counters::Counters>>,
 }
 
 /// How a session logged in, as its record says: `password`, or `oidc`
@@ -91,6 +94,9 @@ impl Judge {
     ) -> Self {
         let (identity, target) = who;
         let user = identity.user.as_str();
+        if let Some(c) = seat.counters {
+            c.session(dialect_protocol(dialect), target);
+        }
         let groups = identity.groups.clone();
         let recorder = seat.recorder.map(|recorder| {
             recorder.session(&SessionStart {
@@ -125,6 +131,7 @@ impl Judge {
             estimator: seat.estimator,
             notice: None,
             reviews: PreparedReviews::default(),
+            counters: seat.counters.cloned(),
         }
     }
 
@@ -529,6 +536,7 @@ impl Judge {
                 detail: "this session started without masking and cannot mask its results".to_owned(),
                 hint: "reconnect".to_owned(),
                 position: 1,
+                rule: None,
             })
         } else {
             let policy = &mut self.policy;
@@ -540,6 +548,26 @@ impl Judge {
         let prepares = matches!(origin_name.as_str(), "parse" | "prepare");
         self.reviews.parsed(None);
         let judged = judged.and_then(|judged| self.hold(sql, &judged, prepares).map(|()| judged));
+        if let Some(c) = &self.counters {
+            match &judged {
+                Ok(judged) => {
+                    for j in judged {
+                        c.statement(
+                            &j.decision.verdict.to_string(),
+                            j.tags.iter().map(crate::policy::tags::Tag::name),
+                        );
+                    }
+                }
+                Err(r) => c.refusal(
+                    &r.verdict.to_string(),
+                    r.rule.as_deref().unwrap_or(match r.by {
+                        crate::policy::engine::RefusedBy::Policy => "(defaults)",
+                        crate::policy::engine::RefusedBy::Masking => "masking",
+                        _ => "boundary",
+                    }),
+                ),
+            }
+        }
         match judged {
             Ok(judged) => {
                 if tracing::enabled!(target: STATEMENT_LOG, tracing::Level::DEBUG) {
@@ -581,6 +609,14 @@ impl Judge {
 /// Reach estimates asked per request, at most.
 const MAX_ESTIMATES: usize = 4;
 
+/// The protocol a dialect is spoken in, as metrics label it.
+fn dialect_protocol(dialect: SqlDialect) -> &'static str {
+    match dialect {
+        SqlDialect::Postgres => "postgres",
+        SqlDialect::Mysql => "mysql",
+    }
+}
+
 /// A refusal of a reviewed statement that cannot be held.
 fn refusal(message: &str, hint: &str) -> Refusal {
     Refusal {
@@ -590,6 +626,7 @@ fn refusal(message: &str, hint: &str) -> Refusal {
         detail: String::new(),
         hint: hint.to_owned(),
         position: 1,
+        rule: None,
     }
 }
 

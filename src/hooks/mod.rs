@@ -33,6 +33,7 @@ pub struct PgHooks {
     engine: Arc<Engine>,
     recorder: Option<Recorder>,
     approvals: Option<crate::approvals::Approvals>,
+    counters: Option<Arc<crate::admin::counters::Counters>>,
 }
 
 impl PgHooks {
@@ -45,6 +46,7 @@ impl PgHooks {
             engine,
             recorder: None,
             approvals: None,
+            counters: None,
         }
     }
 
@@ -57,6 +59,12 @@ impl PgHooks {
     /// Holds statements rules review for approval (without: refused).
     pub fn with_approvals(mut self, approvals: Option<crate::approvals::Approvals>) -> Self {
         self.approvals = approvals;
+        self
+    }
+
+    /// Counts sessions, statements and refusals for `/metrics`.
+    pub fn with_counters(mut self, counters: Arc<crate::admin::counters::Counters>) -> Self {
+        self.counters = Some(counters);
         self
     }
 
@@ -168,6 +176,7 @@ impl Hooks for PgHooks {
                     .map(|p| crate::approvals::blast::Estimator::Postgres(p.clone())),
                 peer: session.peer,
                 tls: session.tls,
+                counters: self.counters.as_ref(),
             },
         )))
     }
@@ -339,6 +348,7 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
                         detail: "where masking rules apply, each result must be tied to its statement".to_owned(),
                         hint: "send the statements one by one".to_owned(),
                         position: 1,
+                        rule: None,
                     });
                 }
                 Ok(judged)
@@ -420,6 +430,7 @@ pub struct MysqlHooks {
     engine: Arc<Engine>,
     recorder: Option<Recorder>,
     approvals: Option<crate::approvals::Approvals>,
+    counters: Option<Arc<crate::admin::counters::Counters>>,
 }
 
 impl MysqlHooks {
@@ -436,6 +447,7 @@ impl MysqlHooks {
             engine,
             recorder: None,
             approvals: None,
+            counters: None,
         }
     }
 
@@ -448,6 +460,12 @@ impl MysqlHooks {
     /// Holds statements rules review for approval (without: refused).
     pub fn with_approvals(mut self, approvals: Option<crate::approvals::Approvals>) -> Self {
         self.approvals = approvals;
+        self
+    }
+
+    /// Counts sessions, statements and refusals for `/metrics`.
+    pub fn with_counters(mut self, counters: Arc<crate::admin::counters::Counters>) -> Self {
+        self.counters = Some(counters);
         self
     }
 
@@ -571,6 +589,7 @@ impl sqlgate_mysql::Hooks for MysqlHooks {
                     .map(|p| crate::approvals::blast::Estimator::Mysql(p.clone())),
                 peer: session.peer,
                 tls: session.tls,
+                counters: self.counters.as_ref(),
             },
         );
         if let Some(pool) = self.pools.get(&session.target) {

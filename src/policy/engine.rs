@@ -327,6 +327,8 @@ pub struct Refusal {
     pub hint: String,
     /// 1-based character position of the statement in the text.
     pub position: usize,
+    /// The rule that decided, when a rule did (for metrics and logs).
+    pub rule: Option<String>,
 }
 
 /// What refused a statement.
@@ -671,6 +673,7 @@ impl SessionPolicy {
             ),
             hint: "connect to the target of that database".to_owned(),
             position: s.start + 1,
+            rule: None,
         }
     }
 
@@ -730,6 +733,7 @@ impl SessionPolicy {
             message,
             hint,
             position: s.start + 1,
+            rule: None,
         };
         let Some(catalog) = self.engine.catalog(&self.target) else {
             self.engine.want_catalog(&self.target);
@@ -1040,6 +1044,10 @@ impl SessionPolicy {
             detail: format!("{which}: {excerpt} [tags: {tag_list}]"),
             hint,
             position: s.start + 1,
+            rule: decision
+                .deciding
+                .as_ref()
+                .and_then(|(_, tv)| tv.rule.clone()),
         }
     }
 }

@@ -99,6 +99,8 @@ pub struct Recorder {
     pub(super) queued: Arc<std::sync::atomic::AtomicUsize>,
     /// Groups committed, and groups the store failed to take.
     counts: Arc<[AtomicU64; 2]>,
+    /// How long the store took for each group (committed or failed).
+    write_seconds: prometheus_client::metrics::histogram::Histogram,
     /// What of results and parameters records keep.
     pub(super) capture: super::config::Capture,
 }
@@ -150,8 +152,12 @@ impl Recorder {
         let healthy = Arc::new(AtomicBool::new(true));
         let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counts = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let write_seconds = prometheus_client::metrics::histogram::Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 14),
+        );
         let writer = Writer {
             counts: counts.clone(),
+            write_seconds: write_seconds.clone(),
             queued: queued.clone(),
             store,
             sessions: HashMap::new(),
@@ -184,6 +190,7 @@ impl Recorder {
             instance: Arc::from(instance),
             queued,
             counts,
+            write_seconds,
             capture: super::config::Capture::default(),
         })
     }
@@ -212,6 +219,11 @@ impl Recorder {
     /// Records dropped because the writer fell too far behind.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// How long the store took for each group of records.
+    pub fn write_seconds(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.write_seconds.clone()
     }
 
     /// The recorder's state, for metrics.
@@ -304,6 +316,8 @@ struct Writer {
     queued: Arc<std::sync::atomic::AtomicUsize>,
     /// Groups committed and failed (shared with the recorder).
     counts: Arc<[AtomicU64; 2]>,
+    /// Store write latency (shared with the recorder).
+    write_seconds: prometheus_client::metrics::histogram::Histogram,
     /// The checkpoint key and how often to sign.
     signer: Option<(Key, Duration)>,
     /// The trail verified when the writer started (else nothing is
@@ -609,7 +623,10 @@ impl Writer {
             .into_iter()
             .map(|(s, (n, r))| (s.to_owned(), n, r))
             .collect();
-        match self.store.append(&rows, &mut links, &counts) {
+        let writing = Instant::now();
+        let appended = self.store.append(&rows, &mut links, &counts);
+        self.write_seconds.observe(writing.elapsed().as_secs_f64());
+        match appended {
             Ok(last) => {
                 // The chain as the store has it (another gateway may have
                 // linked sessions since).

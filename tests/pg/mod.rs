@@ -10,6 +10,7 @@ mod live;
 mod masking;
 mod masking_corpus;
 mod metadata;
+mod metrics;
 mod oidc;
 pub mod policy;
 mod policy_tools;

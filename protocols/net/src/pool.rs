@@ -99,6 +99,21 @@ pub struct Pool<C: Connector> {
     permits: Arc<Semaphore>,
     /// Connections each user holds now.
     held: Arc<Mutex<HashMap<String, usize>>>,
+    /// Sessions waiting for a connection now.
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+/// A pool's state, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Its size (most connections lent at once).
+    pub size: usize,
+    /// Connections lent now.
+    pub in_use: usize,
+    /// Connections open and idle now.
+    pub idle: usize,
+    /// Sessions waiting for a connection now.
+    pub waiting: usize,
 }
 
 impl<C: Connector> std::fmt::Debug for Pool<C> {
@@ -117,9 +132,23 @@ impl<C: Connector> Pool<C> {
             permits: Arc::new(Semaphore::new(config.size)),
             idle: Mutex::new(Vec::new()),
             held: Arc::new(Mutex::new(HashMap::new())),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
             connector,
             config,
         })
+    }
+
+    /// Its state now.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.config.size,
+            in_use: self
+                .config
+                .size
+                .saturating_sub(self.permits.available_permits()),
+            idle: self.idle_count(),
+            waiting: self.waiting.load(std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     /// How this pool connects.
@@ -172,6 +201,7 @@ impl<C: Connector> Pool<C> {
         share: Option<UserSlot>,
     ) -> Result<Lease<C>, PoolError<C::Error>> {
         let started = Instant::now();
+        let waiting = Waiting::new(&self.waiting);
         let permit = tokio::time::timeout(
             self.config.acquire_timeout,
             self.permits.clone().acquire_owned(),
@@ -183,6 +213,7 @@ impl<C: Connector> Pool<C> {
             waited: started.elapsed(),
         })?
         .expect("the pool never closes its semaphore");
+        drop(waiting);
         loop {
             let found = {
                 let mut idle = self.lock_idle();
@@ -306,6 +337,23 @@ impl<C: Connector> Lease<C> {
     }
 }
 
+/// Counts a session as waiting for a connection while it lives (dropped
+/// when the permit comes, or when the wait ends otherwise).
+struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(n: &'a std::sync::atomic::AtomicUsize) -> Self {
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Waiting(n)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -363,6 +411,34 @@ mod tests {
                 per_user: None,
             },
         )
+    }
+
+    #[tokio::test]
+    async fn stats_count_lent_idle_and_waiting() {
+        let p = pool(1);
+        let lent = p.acquire(1).await.unwrap();
+        assert_eq!(
+            p.stats(),
+            PoolStats {
+                size: 1,
+                in_use: 1,
+                idle: 0,
+                waiting: 0
+            }
+        );
+        let waiter = tokio::spawn({
+            let p = p.clone();
+            async move { p.acquire(1).await.map(|_| ()) }
+        });
+        // The waiter registers before it waits: poll until it has.
+        while p.stats().waiting == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(p.stats().waiting, 1);
+        drop(lent);
+        waiter.await.unwrap().unwrap();
+        assert_eq!(p.stats().waiting, 0);
+        assert_eq!(p.stats().in_use, 0);
     }
 
     #[tokio::test]
