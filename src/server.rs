@@ -166,6 +166,16 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     if approvals.is_none() {
         tracing::info!("approvals are off ([[admin.token]] names nobody who could decide): reviewed statements are refused");
     }
+    // With the PostgreSQL store, requests are shared by every gateway
+    // writing to it.
+    let shared = match (&approvals, &config.recording.postgres) {
+        (Some(a), Some(location)) => Some(
+            crate::approvals::shared::Shared::start(location, a, shutdown.clone())
+                .await
+                .context("approvals cannot be shared through the store")?,
+        ),
+        _ => None,
+    };
     let providers = Arc::new(crate::oidc::Providers::new(
         &config.oidc,
         &config
@@ -193,6 +203,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
                 .recording
                 .enabled
                 .then(|| Arc::new(config.recording.clone())),
+            shared: shared.clone(),
         };
         let ready = crate::admin::ready::Readiness {
             targets: config

@@ -3,6 +3,10 @@
 //! Who may decide is the registry's rule (`approvals`), the same for every
 //! way in: the API only says who is asking.
 //!
+//! With the PostgreSQL store, other gateways' requests are listed and
+//! shown too, and a decision about one is handed to the gateway holding it
+//! (`approvals::shared`), which answers as its own API would.
+//!
 //! It must never answer a request without a valid token, nor take the
 //! decider's identity from anything but the token.
 
@@ -29,6 +33,9 @@ pub struct Api {
     pub live: Arc<sqlgate_net::live::LiveSessions>,
     /// Where sessions are recorded (`None`: recording is off).
     pub recording: Option<Arc<crate::store::config::RecordingConfig>>,
+    /// Other gateways' requests, through the PostgreSQL store (`None`:
+    /// this gateway's only).
+    pub shared: Option<Arc<crate::approvals::shared::Shared>>,
 }
 
 /// A decision's body.
@@ -96,42 +103,89 @@ fn caller(api: &Api, headers: &HeaderMap) -> Result<(Identity, Approvals), Refus
 }
 
 async fn list(State(api): State<Api>, headers: HeaderMap) -> Response {
-    match caller(&api, &headers) {
-        Ok((_, approvals)) => Json(approvals.list()).into_response(),
-        Err(e) => e.into_response(),
+    let approvals = match caller(&api, &headers) {
+        Ok((_, approvals)) => approvals,
+        Err(e) => return e.into_response(),
+    };
+    let Some(shared) = api.shared.clone() else {
+        return Json(approvals.list()).into_response();
+    };
+    let mut all: Vec<serde_json::Value> = approvals
+        .list()
+        .into_iter()
+        .filter_map(|v| serde_json::to_value(v).ok())
+        .collect();
+    match tokio::task::spawn_blocking(move || shared.others()).await {
+        Ok(Ok(others)) => all.extend(others),
+        Ok(Err(e)) => return error(StatusCode::BAD_GATEWAY, e.to_string()),
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "listing failed"),
     }
+    let id = |v: &serde_json::Value| v.get("id").and_then(serde_json::Value::as_u64);
+    all.sort_by_key(|v| std::cmp::Reverse(id(v)));
+    Json(all).into_response()
 }
 
 async fn show(State(api): State<Api>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
-    match caller(&api, &headers) {
-        Ok((_, approvals)) => match approvals.get(id) {
-            Some(r) => Json(r).into_response(),
-            None => error(
-                StatusCode::NOT_FOUND,
-                DecisionError::NotFound(id).to_string(),
-            ),
+    let approvals = match caller(&api, &headers) {
+        Ok((_, approvals)) => approvals,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(r) = approvals.get(id) {
+        return Json(r).into_response();
+    }
+    let not_found = || {
+        error(
+            StatusCode::NOT_FOUND,
+            DecisionError::NotFound(id).to_string(),
+        )
+    };
+    match api.shared.clone().filter(|s| s.is_remote(id)) {
+        None => not_found(),
+        Some(shared) => match tokio::task::spawn_blocking(move || shared.other(id)).await {
+            Ok(Ok(Some(view))) => Json(view).into_response(),
+            Ok(Ok(None)) => not_found(),
+            Ok(Err(e)) => error(StatusCode::BAD_GATEWAY, e.to_string()),
+            Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "showing failed"),
         },
-        Err(e) => e.into_response(),
     }
 }
 
-fn decided(r: Result<crate::approvals::RequestView, DecisionError>) -> Response {
-    match r {
-        Ok(view) => Json(view).into_response(),
-        Err(e) => {
-            let status = match &e {
-                DecisionError::NotFound(_) => StatusCode::NOT_FOUND,
-                DecisionError::Decided { .. } | DecisionError::AlreadyApproved(..) => {
-                    StatusCode::CONFLICT
-                }
-                DecisionError::OwnRequest(..) | DecisionError::NotAnApprover { .. } => {
-                    StatusCode::FORBIDDEN
-                }
-                DecisionError::ReasonRequired => StatusCode::BAD_REQUEST,
-            };
-            error(status, e.to_string())
+/// A decision about another gateway's request, handed to that gateway;
+/// `None` when `id` is this gateway's.
+async fn decide_remote(
+    api: &Api,
+    id: u64,
+    who: &Identity,
+    approve: bool,
+    reason: Option<String>,
+) -> Option<Response> {
+    let shared = api.shared.clone().filter(|s| s.is_remote(id))?;
+    let who = who.clone();
+    let asked =
+        tokio::task::spawn_blocking(move || shared.decide(id, &who, approve, reason.as_deref()))
+            .await;
+    Some(match asked {
+        Ok(Ok(answer)) => (
+            StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY),
+            Json(answer.body),
+        )
+            .into_response(),
+        Ok(Err(e @ crate::approvals::shared::SharedError::NoAnswer(_))) => {
+            error(StatusCode::GATEWAY_TIMEOUT, e.to_string())
         }
-    }
+        Ok(Err(e)) => error(StatusCode::BAD_GATEWAY, e.to_string()),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the decision failed"),
+    })
+}
+
+fn decided(r: Result<crate::approvals::RequestView, DecisionError>) -> Response {
+    // One mapping for this gateway's API and for answers to others'.
+    let (status, body) = crate::approvals::shared::outcome(r);
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        Json(body),
+    )
+        .into_response()
 }
 
 async fn approve(
@@ -145,6 +199,9 @@ async fn approve(
         Err(e) => return e.into_response(),
     };
     let reason = body.and_then(|Json(b)| b.reason);
+    if let Some(answer) = decide_remote(&api, id, &who, true, reason.clone()).await {
+        return answer;
+    }
     let r = approvals.approve(id, &who, reason);
     if r.is_ok() {
         tracing::info!(request = id, by = %who.user, "approval given");
@@ -163,6 +220,9 @@ async fn deny(
         Err(e) => return e.into_response(),
     };
     let reason = body.and_then(|Json(b)| b.reason).unwrap_or_default();
+    if let Some(answer) = decide_remote(&api, id, &who, false, Some(reason.clone())).await {
+        return answer;
+    }
     let r = approvals.deny(id, &who, &reason);
     if r.is_ok() {
         tracing::info!(request = id, by = %who.user, "request denied");

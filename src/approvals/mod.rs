@@ -24,6 +24,7 @@ pub mod hold;
 pub mod key;
 pub mod notify;
 pub mod settings;
+pub mod shared;
 
 pub use settings::ReviewSettings;
 
@@ -32,7 +33,7 @@ pub use settings::ReviewSettings;
 const KEEP_DECIDED: usize = 1_000;
 
 /// Who asks or decides: a gateway identity and its groups.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Identity {
     /// The user name.
     pub user: String,
@@ -223,10 +224,16 @@ pub enum Retry {
 const MAX_PENDING_RETRIES_PER_USER: usize = 16;
 const MAX_PENDING_RETRIES: usize = 1024;
 
+/// Where a request's changes go (see [`Approvals::set_publisher`]).
+pub type Publisher = Box<dyn Fn(&RequestView) + Send + Sync>;
+
 /// Every request of this gateway; cheap to clone.
 #[derive(Clone)]
 pub struct Approvals {
     inner: Arc<Mutex<Registry>>,
+    /// Where each change of a request is published (the store shared by
+    /// several gateways), once set.
+    publisher: Arc<std::sync::OnceLock<Publisher>>,
     /// How long requests waited for their end, in seconds (for metrics).
     wait: prometheus_client::metrics::histogram::Histogram,
     /// Webhooks told of each request made and ended.
@@ -237,6 +244,7 @@ impl Default for Approvals {
     fn default() -> Self {
         Approvals {
             inner: Arc::default(),
+            publisher: Arc::default(),
             wait: prometheus_client::metrics::histogram::Histogram::new([
                 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0,
             ]),
@@ -301,9 +309,30 @@ impl Approvals {
     }
 
     fn note(&self, event: notify::Event, view: &RequestView) {
+        self.publish(view);
         if let Some(n) = &self.notifier {
             n.send(event, view.clone());
         }
+    }
+
+    /// Tells the publisher (if any) of a request as it is now.
+    fn publish(&self, view: &RequestView) {
+        if let Some(p) = self.publisher.get() {
+            p(view);
+        }
+    }
+
+    /// Publishes every change of a request from now on (set once; later
+    /// calls are ignored).
+    pub fn set_publisher(&self, publisher: Publisher) {
+        let _ = self.publisher.set(publisher);
+    }
+
+    /// Numbers requests from `base + 1` on (several gateways sharing a
+    /// store each number in a range of their own).
+    pub fn set_id_base(&self, base: u64) {
+        let mut reg = self.registry();
+        reg.next = reg.next.max(base);
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
@@ -475,7 +504,10 @@ impl Approvals {
             self.observe(&view);
             return Ok(view);
         }
-        Ok(r.view.clone())
+        let view = r.view.clone();
+        drop(reg);
+        self.publish(&view);
+        Ok(view)
     }
 
     /// `who` denies request `id` (a reason is required).
@@ -503,14 +535,18 @@ impl Approvals {
 
     /// Statement `index` of request `id` reaches this far.
     pub fn set_reach(&self, id: u64, index: usize, reach: String) {
-        if let Some(s) = self
-            .registry()
-            .requests
-            .get_mut(&id)
-            .and_then(|r| r.view.ask.statements.get_mut(index))
-        {
+        let view = {
+            let mut reg = self.registry();
+            let Some(r) = reg.requests.get_mut(&id) else {
+                return;
+            };
+            let Some(s) = r.view.ask.statements.get_mut(index) else {
+                return;
+            };
             s.reach = Some(reach);
-        }
+            r.view.clone()
+        };
+        self.publish(&view);
     }
 
     /// Ends request `id` as `state` if it is still pending.

@@ -329,19 +329,42 @@ pub enum StoreError {
 pub fn open(config: &config::RecordingConfig) -> Result<Box<dyn Store>, StoreError> {
     match &config.postgres {
         Some(pg) => {
-            let c = pg.connect_config().map_err(StoreError::Backend)?;
-            let tls = match pg.tls {
-                sqlgate_postgres::tls::ServerTls::Disable => None,
-                _ => {
-                    crate::install_crypto_provider();
-                    sqlgate_postgres::tls::client_config(&pg.tls)
-                        .map_err(|e| StoreError::Backend(format!("store.tls: {e}")))?
-                }
-            };
+            let (c, tls) = postgres_settings(pg)?;
             Ok(Box::new(postgres::PostgresStore::connect(&c, tls)?))
         }
         None => Ok(Box::new(sqlite::SqliteStore::open(&config.path)?)),
     }
+}
+
+/// How to reach a PostgreSQL store: its connection settings (password
+/// from its file) and TLS.
+type PostgresSettings = (
+    ::postgres::Config,
+    Option<std::sync::Arc<rustls::ClientConfig>>,
+);
+
+fn postgres_settings(pg: &config::PostgresLocation) -> Result<PostgresSettings, StoreError> {
+    let c = pg.connect_config().map_err(StoreError::Backend)?;
+    let tls = match pg.tls {
+        sqlgate_postgres::tls::ServerTls::Disable => None,
+        _ => {
+            crate::install_crypto_provider();
+            sqlgate_postgres::tls::client_config(&pg.tls)
+                .map_err(|e| StoreError::Backend(format!("store.tls: {e}")))?
+        }
+    };
+    Ok((c, tls))
+}
+
+/// A plain client of a PostgreSQL store, for what shares it beside the
+/// trail (approvals of several gateways), as `application_name`.
+pub fn postgres_client(
+    pg: &config::PostgresLocation,
+    application_name: &str,
+) -> Result<::postgres::Client, StoreError> {
+    let (mut c, tls) = postgres_settings(pg)?;
+    c.application_name(application_name);
+    postgres::connect(&c, tls)
 }
 
 /// Where a configuration's store is, for logs.

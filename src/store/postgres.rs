@@ -68,6 +68,23 @@ CREATE TABLE IF NOT EXISTS sqlgate_audit.checkpoints (
 );
 ";
 
+/// A client of the store (TLS required when configured: the store never
+/// falls back to plain text).
+pub(super) fn connect(
+    config: &postgres::Config,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> Result<Client, StoreError> {
+    match tls {
+        Some(tls) => {
+            let mut config = config.clone();
+            config.ssl_mode(postgres::config::SslMode::Require);
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new((*tls).clone());
+            config.connect(tls).map_err(err)
+        }
+        None => config.connect(NoTls).map_err(err),
+    }
+}
+
 /// A PostgreSQL database holding the trail.
 pub struct PostgresStore {
     client: Client,
@@ -92,17 +109,7 @@ impl PostgresStore {
         config: &postgres::Config,
         tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     ) -> Result<Self, StoreError> {
-        let mut client = match tls {
-            // Required when configured: the store never falls back to
-            // plain text.
-            Some(tls) => {
-                let mut config = config.clone();
-                config.ssl_mode(postgres::config::SslMode::Require);
-                let tls = tokio_postgres_rustls::MakeRustlsConnect::new((*tls).clone());
-                config.connect(tls).map_err(err)?
-            }
-            None => config.connect(NoTls).map_err(err)?,
-        };
+        let mut client = connect(config, tls)?;
         let mut tx = client.transaction().map_err(err)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK])
             .map_err(err)?;

@@ -3,6 +3,7 @@
 
 mod approvals;
 mod approvals_around;
+mod approvals_shared;
 mod auth;
 mod busy;
 mod hostile;

@@ -1,0 +1,418 @@
+//! Approvals shared by several gateways through the PostgreSQL store: a
+//! statement held on gateway A can be listed, shown, approved or denied
+//! through gateway B's API (or CLI), and A's client proceeds within a
+//! second.
+//!
+//! The holding gateway stays the only one that decides its requests (its
+//! registry checks approvers, four eyes and counts, and wakes the held
+//! session); the store carries what the others need:
+//! - `approval_requests`: every request as it is now, published by its
+//!   gateway on each change (one row per request, JSON);
+//! - `approval_decisions`: a decision asked through another gateway,
+//!   which the holding gateway applies (woken by `NOTIFY`, and polling
+//!   every half second in case a notification is lost) and answers in the
+//!   same row, where the asking gateway reads it.
+//!
+//! Request numbers are unique across gateways: each gateway takes an
+//! instance number from a sequence at start and numbers its requests from
+//! `instance × 100,000` on, so a number names its gateway.
+//!
+//! This module must never decide a request of another gateway itself, nor
+//! let a store failure stall a session: publishing runs on a thread of its
+//! own and a lost row only delays what other gateways see.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::{Approvals, DecisionError, Identity, RequestView};
+use crate::store::config::PostgresLocation;
+
+/// Requests a gateway may number before its range ends.
+pub const RANGE: u64 = 100_000;
+/// How long an asking gateway waits for the holding one's answer.
+const ANSWER_WAIT: Duration = Duration::from_secs(5);
+/// How often the holding gateway looks for decisions without a
+/// notification.
+const POLL: Duration = Duration::from_millis(500);
+const DECIDE_CHANNEL: &str = "sqlgate_approval_decide";
+
+const SCHEMA: &str = "
+CREATE SCHEMA IF NOT EXISTS sqlgate_approvals;
+CREATE SEQUENCE IF NOT EXISTS sqlgate_approvals.instances;
+CREATE TABLE IF NOT EXISTS sqlgate_approvals.requests (
+    id bigint PRIMARY KEY,
+    state text NOT NULL,
+    expires_us bigint NOT NULL,
+    view text NOT NULL,
+    updated_us bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sqlgate_approvals.decisions (
+    seq bigserial PRIMARY KEY,
+    request_id bigint NOT NULL,
+    decider text NOT NULL,
+    approve boolean NOT NULL,
+    reason text,
+    status integer,
+    answer text,
+    at_us bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_unanswered
+    ON sqlgate_approvals.decisions (request_id) WHERE status IS NULL;
+";
+
+/// Why a shared operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SharedError {
+    /// The store said no or is unreachable.
+    #[error("approvals store: {0}")]
+    Store(String),
+    /// The holding gateway did not answer in time (it may be down).
+    #[error("the gateway holding request #{0} did not answer")]
+    NoAnswer(u64),
+}
+
+fn store_err(e: impl std::fmt::Display) -> SharedError {
+    SharedError::Store(e.to_string())
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// One gateway's side of the shared approvals.
+pub struct Shared {
+    /// This gateway's instance number (its requests are numbered from
+    /// `instance × RANGE`).
+    instance: u64,
+    location: PostgresLocation,
+    /// The API's connection (listing, showing, asking decisions).
+    client: Mutex<Option<postgres::Client>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // A blocking client's drop runs a runtime of its own: never on an
+        // async worker.
+        let client = self.client.get_mut().map(Option::take).unwrap_or_default();
+        if let Some(client) = client {
+            let _ = std::thread::Builder::new()
+                .name("sqlgate-approvals-close".to_owned())
+                .spawn(move || drop(client));
+        }
+    }
+}
+
+/// What a decision asked through another gateway came to: the HTTP
+/// status and body the holding gateway's API would have answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The status.
+    pub status: u16,
+    /// The body (the request, or `{"error": ...}`).
+    pub body: Value,
+}
+
+impl Shared {
+    /// Joins the store's shared approvals: creates the tables, takes an
+    /// instance number, numbers `approvals`' requests in its range,
+    /// publishes their changes, and applies decisions other gateways ask
+    /// for, until `shutdown`.
+    pub async fn start(
+        location: &PostgresLocation,
+        approvals: &Approvals,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Shared>, SharedError> {
+        // The store's client blocks: off the async workers.
+        let joining = location.clone();
+        let (client, instance) = tokio::task::spawn_blocking(move || {
+            let mut client =
+                crate::store::postgres_client(&joining, "sqlgate-approvals").map_err(store_err)?;
+            client.batch_execute(SCHEMA).map_err(store_err)?;
+            let instance: i64 = client
+                .query_one("SELECT nextval('sqlgate_approvals.instances')", &[])
+                .map_err(store_err)?
+                .get(0);
+            Ok::<_, SharedError>((client, instance as u64))
+        })
+        .await
+        .map_err(store_err)??;
+        approvals.set_id_base(instance * RANGE);
+        let (tx, rx) = mpsc::channel::<(u64, String, i64, String)>();
+        approvals.set_publisher(Box::new(move |view: &RequestView| {
+            if let Ok(json) = serde_json::to_string(view) {
+                let _ = tx.send((view.id, view.state.name().to_owned(), view.expires_us, json));
+            }
+        }));
+        let publishing = location.clone();
+        std::thread::Builder::new()
+            .name("sqlgate-approvals-publish".to_owned())
+            .spawn(move || publish(&publishing, rx))
+            .map_err(store_err)?;
+        let deciding = (location.clone(), approvals.clone());
+        std::thread::Builder::new()
+            .name("sqlgate-approvals-decide".to_owned())
+            .spawn(move || apply_decisions(&deciding.0, &deciding.1, instance, &shutdown))
+            .map_err(store_err)?;
+        tracing::info!(
+            instance,
+            first = instance * RANGE + 1,
+            "approvals shared through the PostgreSQL store"
+        );
+        Ok(Arc::new(Shared {
+            instance,
+            location: location.clone(),
+            client: Mutex::new(Some(client)),
+        }))
+    }
+
+    /// Whether request `id` is held by another gateway.
+    pub fn is_remote(&self, id: u64) -> bool {
+        id / RANGE != self.instance
+    }
+
+    fn with_client<T>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, SharedError> {
+        let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_none_or(postgres::Client::is_closed) {
+            *slot = Some(
+                crate::store::postgres_client(&self.location, "sqlgate-approvals")
+                    .map_err(store_err)?,
+            );
+        }
+        let client = slot.as_mut().expect("connected above");
+        f(client).map_err(|e| {
+            // A broken connection is replaced on the next call.
+            *slot = None;
+            store_err(e)
+        })
+    }
+
+    /// Other gateways' requests, newest first (pending ones past their
+    /// expiry are left out: their gateway may be gone).
+    pub fn others(&self) -> Result<Vec<Value>, SharedError> {
+        let (lo, hi) = self.range();
+        let now = now_us();
+        let rows = self.with_client(|c| {
+            c.query(
+                "SELECT view FROM sqlgate_approvals.requests
+                 WHERE (id <= $1 OR id > $2) AND NOT (state = 'pending' AND expires_us < $3)
+                 ORDER BY id DESC LIMIT 1000",
+                &[&lo, &hi, &now],
+            )
+        })?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| serde_json::from_str(r.get::<_, &str>(0)).ok())
+            .collect())
+    }
+
+    /// Another gateway's request `id`.
+    pub fn other(&self, id: u64) -> Result<Option<Value>, SharedError> {
+        let row = self.with_client(|c| {
+            c.query_opt(
+                "SELECT view FROM sqlgate_approvals.requests WHERE id = $1",
+                &[&(id as i64)],
+            )
+        })?;
+        Ok(row.and_then(|r| serde_json::from_str(r.get::<_, &str>(0)).ok()))
+    }
+
+    /// Asks the gateway holding request `id` to apply `who`'s decision,
+    /// and waits for its answer.
+    pub fn decide(
+        &self,
+        id: u64,
+        who: &Identity,
+        approve: bool,
+        reason: Option<&str>,
+    ) -> Result<Answer, SharedError> {
+        let decider = serde_json::to_string(who).map_err(store_err)?;
+        let seq: i64 = self.with_client(|c| {
+            let seq: i64 = c
+                .query_one(
+                    "INSERT INTO sqlgate_approvals.decisions (request_id, decider, approve, reason, at_us)
+                     VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+                    &[&(id as i64), &decider, &approve, &reason, &now_us()],
+                )?
+                .get(0);
+            c.execute(&format!("NOTIFY {DECIDE_CHANNEL}"), &[])?;
+            Ok(seq)
+        })?;
+        let deadline = Instant::now() + ANSWER_WAIT;
+        loop {
+            let answered = self.with_client(|c| {
+                c.query_opt(
+                    "SELECT status, answer FROM sqlgate_approvals.decisions
+                     WHERE seq = $1 AND status IS NOT NULL",
+                    &[&seq],
+                )
+            })?;
+            if let Some(row) = answered {
+                let status: i32 = row.get(0);
+                let body: Option<&str> = row.get(1);
+                return Ok(Answer {
+                    status: status as u16,
+                    body: body
+                        .and_then(|b| serde_json::from_str(b).ok())
+                        .unwrap_or(Value::Null),
+                });
+            }
+            if Instant::now() > deadline {
+                // Not applied later by itself: withdrawn.
+                let _ = self.with_client(|c| {
+                    c.execute(
+                        "UPDATE sqlgate_approvals.decisions SET status = 504
+                         WHERE seq = $1 AND status IS NULL",
+                        &[&seq],
+                    )
+                });
+                return Err(SharedError::NoAnswer(id));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// This gateway's request numbers: `(lo, hi]`.
+    fn range(&self) -> (i64, i64) {
+        (
+            (self.instance * RANGE) as i64,
+            ((self.instance + 1) * RANGE) as i64,
+        )
+    }
+}
+
+/// Upserts each published request, in order, on a connection of its own
+/// (reconnecting after a failure; a failed row is logged and skipped).
+fn publish(location: &PostgresLocation, rx: mpsc::Receiver<(u64, String, i64, String)>) {
+    let mut client: Option<postgres::Client> = None;
+    for (id, state, expires_us, view) in rx {
+        if client.as_ref().is_none_or(postgres::Client::is_closed) {
+            client = crate::store::postgres_client(location, "sqlgate-approvals")
+                .inspect_err(
+                    |e| tracing::warn!(error = %e, "approvals: cannot reach the store to publish"),
+                )
+                .ok();
+        }
+        let Some(c) = client.as_mut() else { continue };
+        let done = c.execute(
+            "INSERT INTO sqlgate_approvals.requests (id, state, expires_us, view, updated_us)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET state = $2, expires_us = $3, view = $4, updated_us = $5",
+            &[&(id as i64), &state, &expires_us, &view, &now_us()],
+        );
+        if let Err(e) = done {
+            tracing::warn!(request = id, error = %e, "approvals: a request could not be published");
+            client = None;
+        }
+    }
+}
+
+/// Applies the decisions other gateways ask for this gateway's requests,
+/// woken by `NOTIFY` or every [`POLL`], until `shutdown`.
+fn apply_decisions(
+    location: &PostgresLocation,
+    approvals: &Approvals,
+    instance: u64,
+    shutdown: &CancellationToken,
+) {
+    let (lo, hi) = ((instance * RANGE) as i64, ((instance + 1) * RANGE) as i64);
+    let mut client: Option<postgres::Client> = None;
+    while !shutdown.is_cancelled() {
+        if client.as_ref().is_none_or(postgres::Client::is_closed) {
+            client = crate::store::postgres_client(location, "sqlgate-approvals")
+                .and_then(|mut c| {
+                    c.batch_execute(&format!("LISTEN {DECIDE_CHANNEL}"))
+                        .map_err(|e| crate::store::StoreError::Backend(e.to_string()))?;
+                    Ok(c)
+                })
+                .inspect_err(|e| tracing::warn!(error = %e, "approvals: cannot reach the store for decisions"))
+                .ok();
+            if client.is_none() {
+                std::thread::sleep(POLL);
+                continue;
+            }
+        }
+        let Some(c) = client.as_mut() else { continue };
+        if let Err(e) = answer_pending(c, approvals, lo, hi) {
+            tracing::warn!(error = %e, "approvals: decisions could not be applied");
+            client = None;
+            continue;
+        }
+        // Wait for the next notification, or poll.
+        use postgres::fallible_iterator::FallibleIterator;
+        let _ = c.notifications().timeout_iter(POLL).next();
+    }
+}
+
+/// Answers every unanswered decision about this gateway's requests.
+fn answer_pending(
+    c: &mut postgres::Client,
+    approvals: &Approvals,
+    lo: i64,
+    hi: i64,
+) -> Result<(), postgres::Error> {
+    let rows = c.query(
+        "SELECT seq, request_id, decider, approve, reason FROM sqlgate_approvals.decisions
+         WHERE status IS NULL AND request_id > $1 AND request_id <= $2 ORDER BY seq",
+        &[&lo, &hi],
+    )?;
+    for row in rows {
+        let (seq, id): (i64, i64) = (row.get(0), row.get(1));
+        let decider: &str = row.get(2);
+        let approve: bool = row.get(3);
+        let reason: Option<String> = row.get(4);
+        let (status, body) = match serde_json::from_str::<Identity>(decider) {
+            Err(e) => (400, serde_json::json!({ "error": format!("decider: {e}") })),
+            Ok(who) => {
+                let id = id as u64;
+                let r = if approve {
+                    approvals.approve(id, &who, reason)
+                } else {
+                    approvals.deny(id, &who, reason.as_deref().unwrap_or_default())
+                };
+                if r.is_ok() {
+                    tracing::info!(request = id, by = %who.user, approve, "decision taken through another gateway");
+                }
+                outcome(r)
+            }
+        };
+        c.execute(
+            "UPDATE sqlgate_approvals.decisions SET status = $2, answer = $3
+             WHERE seq = $1 AND status IS NULL",
+            &[&seq, &(status as i32), &body.to_string()],
+        )?;
+    }
+    Ok(())
+}
+
+/// A decision's result as the API answers it.
+pub fn outcome(r: Result<RequestView, DecisionError>) -> (u16, Value) {
+    match r {
+        Ok(view) => (200, serde_json::to_value(view).unwrap_or(Value::Null)),
+        Err(e) => {
+            let status = match &e {
+                DecisionError::NotFound(_) => 404,
+                DecisionError::Decided { .. } | DecisionError::AlreadyApproved(..) => 409,
+                DecisionError::OwnRequest(..) | DecisionError::NotAnApprover { .. } => 403,
+                DecisionError::ReasonRequired => 400,
+            };
+            (status, serde_json::json!({ "error": e.to_string() }))
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Approvals shared by two gateways through one PostgreSQL store: a
+//! statement held on gateway A is listed, shown and approved (or denied)
+//! through gateway B's API and CLI, and A's client proceeds; four eyes
+//! and approver groups hold across gateways.
+
+use std::time::{Duration, Instant};
+
+use crate::support::approvals::{self, api, approve, pending, table, token};
+use crate::support::gateway::{connect, Gateway, TestConfig, AGENT_PW};
+use crate::support::pg;
+
+/// Two gateways with approvals on, sharing the store database `db`.
+async fn two_gateways(db: &str) -> (Vec<TestConfig>, Gateway, Gateway) {
+    let server = pg::shared();
+    server.psql("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
+    server.psql("postgres", &format!("CREATE DATABASE {db}"));
+    let configs: Vec<TestConfig> = (0..2)
+        .map(|_| {
+            let mut c = TestConfig::new(server);
+            approvals::configure(&mut c, "");
+            c.secret("store.pw", pg::SUPERUSER_PW);
+            c.toml.push_str(&format!(
+                "\n[store]\nurl = \"postgres://postgres@127.0.0.1:{}/{db}\"\npassword_file = \"store.pw\"\n",
+                server.port
+            ));
+            c
+        })
+        .collect();
+    let a = configs[0].start().await;
+    let b = configs[1].start().await;
+    (configs, a, b)
+}
+
+/// Waits until B's API lists request `id` (published by A).
+async fn listed_on(b: &Gateway, id: u64) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, list) = api(b, "GET", "/api/approvals", Some(token("carol")), None).await;
+        assert_eq!(status, 200, "{list}");
+        if let Some(r) = list
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["id"] == id))
+        {
+            return r.clone();
+        }
+        assert!(Instant::now() < deadline, "#{id} never listed on B: {list}");
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_held_on_one_gateway_is_approved_through_another() {
+    let server = pg::shared();
+    let direct = table(server, "held_shared").await;
+    let (_configs, a, b) = two_gateways(&format!("appr_shared_{}", std::process::id())).await;
+    let client = connect(&a.conn_str("agent", AGENT_PW, "app")).await;
+    let held = tokio::spawn(async move {
+        let r = client
+            .execute("DELETE FROM held_shared WHERE id = 2", &[])
+            .await;
+        (client, r)
+    });
+    let id = pending(&a).await;
+    let listed = listed_on(&b, id).await;
+    assert_eq!(listed["state"]["state"], "pending", "{listed}");
+    assert_eq!(listed["requester"]["user"], "agent", "{listed}");
+    let (status, shown) = api(
+        &b,
+        "GET",
+        &format!("/api/approvals/{id}"),
+        Some(token("carol")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{shown}");
+    assert!(
+        shown
+            .to_string()
+            .contains("DELETE FROM held_shared WHERE id = 2"),
+        "{shown}"
+    );
+    // The rules hold across gateways: no approver, the requester.
+    assert_eq!(approve(&b, id, "carol").await.0, 403);
+    assert_eq!(approve(&b, id, "agent").await.0, 403, "four eyes");
+    // An approver through B: A's client proceeds.
+    let decided_at = Instant::now();
+    let (status, body) = approve(&b, id, "alice").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"]["state"], "approved", "{body}");
+    let (_client, r) = held.await.unwrap();
+    assert_eq!(r.expect("the DELETE runs once approved"), 1);
+    assert!(
+        decided_at.elapsed() < Duration::from_secs(1),
+        "A's client proceeded {:?} after the approval",
+        decided_at.elapsed()
+    );
+    let n: i64 = direct
+        .query_one("SELECT count(*) FROM held_shared", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+    // Decided: a second decision is refused, as on A.
+    assert_eq!(approve(&b, id, "dave").await.0, 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denial_through_another_gateway_reaches_the_held_client_with_its_reason() {
+    let server = pg::shared();
+    let direct = table(server, "held_shared_deny").await;
+    let (_configs, a, b) = two_gateways(&format!("appr_shared_deny_{}", std::process::id())).await;
+    // Ids are the holding gateway's own range: B's are elsewhere.
+    let client = connect(&a.conn_str("agent", AGENT_PW, "app")).await;
+    let held = tokio::spawn(async move {
+        let r = client
+            .execute("UPDATE held_shared_deny SET v = 'z'", &[])
+            .await;
+        (client, r)
+    });
+    let id = pending(&a).await;
+    listed_on(&b, id).await;
+    // The CLI against B's API.
+    let url = format!("http://{}", b.running.admin_addr.unwrap());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sqlgate"))
+            .args([
+                "approvals",
+                "deny",
+                &id.to_string(),
+                "--reason",
+                "not today",
+                "--admin-url",
+                &url,
+            ])
+            .env("SQLGATE_ADMIN_TOKEN", token("dave"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_client, r) = held.await.unwrap();
+    let e = r.unwrap_err();
+    let message = e
+        .as_db_error()
+        .expect("a server error")
+        .message()
+        .to_owned();
+    assert!(
+        message.contains(&format!("request #{id} was denied by dave: not today")),
+        "{message}"
+    );
+    let changed: i64 = direct
+        .query_one("SELECT count(*) FROM held_shared_deny WHERE v = 'z'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(changed, 0);
+    // B shows the outcome.
+    let (_, shown) = api(
+        &b,
+        "GET",
+        &format!("/api/approvals/{id}"),
+        Some(token("carol")),
+        None,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut shown = shown;
+    while shown["state"]["state"] == "pending" {
+        assert!(Instant::now() < deadline, "{shown}");
+        tokio::task::yield_now().await;
+        shown = api(
+            &b,
+            "GET",
+            &format!("/api/approvals/{id}"),
+            Some(token("carol")),
+            None,
+        )
+        .await
+        .1;
+    }
+    assert_eq!(shown["state"]["state"], "denied", "{shown}");
+    assert_eq!(shown["state"]["by"], "dave", "{shown}");
+}
