@@ -243,6 +243,13 @@ impl Shared {
         reason: Option<&str>,
     ) -> Result<Answer, SharedError> {
         let decider = serde_json::to_string(who).map_err(store_err)?;
+        if self.other(id)?.is_none() {
+            // Nobody holds it: never a decision row that nobody answers.
+            return Ok(Answer {
+                status: 404,
+                body: serde_json::json!({ "error": DecisionError::NotFound(id).to_string() }),
+            });
+        }
         let seq: i64 = self.with_client(|c| {
             let seq: i64 = c
                 .query_one(

@@ -102,6 +102,8 @@ async fn a_statement_held_on_one_gateway_is_approved_through_another() {
     assert_eq!(n, 2);
     // Decided: a second decision is refused, as on A.
     assert_eq!(approve(&b, id, "dave").await.0, 409);
+    // A number in A's range that A never made: not found, at once.
+    assert_eq!(approve(&b, id + 500, "dave").await.0, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
