@@ -169,11 +169,24 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     // With the PostgreSQL store, requests are shared by every gateway
     // writing to it.
     let shared = match (&approvals, &config.recording.postgres) {
-        (Some(a), Some(location)) => Some(
-            crate::approvals::shared::Shared::start(location, a, shutdown.clone())
-                .await
-                .context("approvals cannot be shared through the store")?,
-        ),
+        (Some(a), Some(location)) => {
+            let keep_parameters = config.recording.capture.parameters;
+            match crate::approvals::shared::Shared::start(
+                location,
+                a,
+                keep_parameters,
+                shutdown.clone(),
+            )
+            .await
+            {
+                Ok(shared) => Some(shared),
+                Err(e) => {
+                    // Approvals still work, on this gateway only.
+                    tracing::error!(error = %e, "approvals cannot be shared through the store: other gateways will not see this gateway's requests");
+                    None
+                }
+            }
+        }
         _ => None,
     };
     let providers = Arc::new(crate::oidc::Providers::new(

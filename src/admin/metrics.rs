@@ -79,17 +79,17 @@ impl Metrics {
         if let Some(c) = &self.counters {
             registry.register(
                 "sessions",
-                "Client sessions opened (authenticated and routed), by protocol and target",
+                "Client sessions opened (authenticated and routed; a MySQL COM_CHANGE_USER opens another), by protocol and target",
                 c.sessions.clone(),
             );
             registry.register(
                 "statements",
-                "Statements judged and let through (run or held), by verdict and tag (once per tag)",
+                "Statements judged and let through (run, or held for approval), by verdict and tag: a statement counts once per tag (prepared executions are not counted again)",
                 c.statements.clone(),
             );
             registry.register(
                 "refusals",
-                "Texts refused, by verdict and the rule that decided ((defaults): no rule; masking, boundary: not the tags)",
+                "Texts refused by the policy, by verdict and the rule that decided ((defaults): no rule named the tag; (review not held): reviewed where nobody can approve; masking, boundary: not the tags). Held statements later denied or expired count in sqlgate_approvals_*",
                 c.refusals.clone(),
             );
             let pools: [(&str, &str, Family<Labels, Gauge>); 4] = [

@@ -277,6 +277,8 @@ impl std::fmt::Debug for Approvals {
 #[derive(Default)]
 struct Registry {
     next: u64,
+    /// The last number this gateway may give (0: no limit).
+    limit: u64,
     requests: BTreeMap<u64, Request>,
     /// `retry` mode: what each request would run, by who, where and what
     /// (fingerprint and values): an approved one runs once when sent again.
@@ -284,6 +286,21 @@ struct Registry {
     /// Ended requests by state (kept when the requests are forgotten).
     ended: Counts,
 }
+
+impl Registry {
+    /// The next request number, unless this gateway's range is used up.
+    fn allocate(&mut self) -> Option<u64> {
+        if self.limit != 0 && self.next >= self.limit {
+            return None;
+        }
+        self.next += 1;
+        Some(self.next)
+    }
+}
+
+/// What a statement gets when no number is left to hold it under.
+const NUMBERS_USED_UP: &str =
+    "this gateway has used up its approval request numbers: restart it to take a new range";
 
 fn now_us() -> i64 {
     SystemTime::now()
@@ -309,13 +326,14 @@ impl Approvals {
     }
 
     fn note(&self, event: notify::Event, view: &RequestView) {
-        self.publish(view);
         if let Some(n) = &self.notifier {
             n.send(event, view.clone());
         }
     }
 
-    /// Tells the publisher (if any) of a request as it is now.
+    /// Tells the publisher (if any) of a request as it is now. Called
+    /// with the registry locked, so that changes are published in the
+    /// order they were made (the publisher only queues).
     fn publish(&self, view: &RequestView) {
         if let Some(p) = self.publisher.get() {
             p(view);
@@ -328,11 +346,13 @@ impl Approvals {
         let _ = self.publisher.set(publisher);
     }
 
-    /// Numbers requests from `base + 1` on (several gateways sharing a
-    /// store each number in a range of their own).
-    pub fn set_id_base(&self, base: u64) {
+    /// Numbers requests `base + 1 ..= base + range` (several gateways
+    /// sharing a store each number in a range of their own); past it,
+    /// statements are no longer held.
+    pub fn set_id_range(&self, base: u64, range: u64) {
         let mut reg = self.registry();
         reg.next = reg.next.max(base);
+        reg.limit = base.saturating_add(range);
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
@@ -346,8 +366,19 @@ impl Approvals {
         let timeout = ask.review.timeout;
         let created_us = now_us();
         let mut reg = self.registry();
-        reg.next += 1;
-        let id = reg.next;
+        let Some(id) = reg.allocate() else {
+            drop(reg);
+            tracing::error!("{NUMBERS_USED_UP}");
+            let (_, rx) = watch::channel(State::Withdrawn {
+                why: NUMBERS_USED_UP.to_owned(),
+            });
+            return Held {
+                id: 0,
+                rx,
+                timeout,
+                approvals: self.clone(),
+            };
+        };
         let (tx, rx) = watch::channel(State::Pending);
         let view = RequestView {
             id,
@@ -367,6 +398,9 @@ impl Approvals {
         );
         reg.forget_old();
         let made = reg.requests.get(&id).map(|r| r.view.clone());
+        if let Some(v) = &made {
+            self.publish(v);
+        }
         drop(reg);
         if let Some(v) = made {
             self.note(notify::Event::Created, &v);
@@ -420,8 +454,10 @@ impl Approvals {
             return Retry::TooMany;
         }
         let timeout = ask.review.timeout;
-        reg.next += 1;
-        let id = reg.next;
+        let Some(id) = reg.allocate() else {
+            tracing::error!("{NUMBERS_USED_UP}");
+            return Retry::TooMany;
+        };
         let (tx, _) = watch::channel(State::Pending);
         let view = RequestView {
             id,
@@ -442,6 +478,9 @@ impl Approvals {
         reg.retries.insert(key, id);
         reg.forget_old();
         let made = reg.requests.get(&id).map(|r| r.view.clone());
+        if let Some(v) = &made {
+            self.publish(v);
+        }
         drop(reg);
         if let Some(v) = made {
             self.note(notify::Event::Created, &v);
@@ -500,13 +539,14 @@ impl Approvals {
             }
             let view = r.view.clone();
             reg.ended.approved += 1;
+            self.publish(&view);
             drop(reg);
             self.observe(&view);
             return Ok(view);
         }
         let view = r.view.clone();
-        drop(reg);
         self.publish(&view);
+        drop(reg);
         Ok(view)
     }
 
@@ -528,6 +568,7 @@ impl Approvals {
         });
         let view = r.view.clone();
         reg.ended.denied += 1;
+        self.publish(&view);
         drop(reg);
         self.observe(&view);
         Ok(view)
@@ -535,17 +576,15 @@ impl Approvals {
 
     /// Statement `index` of request `id` reaches this far.
     pub fn set_reach(&self, id: u64, index: usize, reach: String) {
-        let view = {
-            let mut reg = self.registry();
-            let Some(r) = reg.requests.get_mut(&id) else {
-                return;
-            };
-            let Some(s) = r.view.ask.statements.get_mut(index) else {
-                return;
-            };
-            s.reach = Some(reach);
-            r.view.clone()
+        let mut reg = self.registry();
+        let Some(r) = reg.requests.get_mut(&id) else {
+            return;
         };
+        let Some(s) = r.view.ask.statements.get_mut(index) else {
+            return;
+        };
+        s.reach = Some(reach);
+        let view = r.view.clone();
         self.publish(&view);
     }
 
@@ -566,6 +605,7 @@ impl Approvals {
         } else {
             reg.ended.withdrawn += 1;
         }
+        self.publish(&view);
         drop(reg);
         self.observe(&view);
     }
@@ -699,6 +739,51 @@ impl Drop for Held {
             State::Withdrawn {
                 why: "the client left or cancelled while it was held".to_owned(),
             },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask() -> Ask {
+        Ask {
+            requester: Identity {
+                user: "agent".to_owned(),
+                groups: Vec::new(),
+            },
+            target: "app".to_owned(),
+            session: "s".to_owned(),
+            client: "127.0.0.1:1".to_owned(),
+            application: None,
+            statements: Vec::new(),
+            rule: "r".to_owned(),
+            review: ReviewSettings::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn numbers_stay_in_their_range_and_changes_are_published_in_order() {
+        let approvals = Approvals::new();
+        approvals.set_id_range(1_000, 2);
+        let published = Arc::new(Mutex::new(Vec::new()));
+        let seen = published.clone();
+        approvals.set_publisher(Box::new(move |v: &RequestView| {
+            seen.lock().unwrap().push((v.id, v.state.name()));
+        }));
+        let first = approvals.hold(ask());
+        let second = approvals.hold(ask());
+        assert_eq!((first.id(), second.id()), (1_001, 1_002));
+        // The range is used up: held no more, never a number of another's.
+        let mut third = approvals.hold(ask());
+        assert!(
+            matches!(third.decided().await, State::Withdrawn { why } if why == NUMBERS_USED_UP)
+        );
+        drop(first);
+        assert_eq!(
+            *published.lock().unwrap(),
+            vec![(1_001, "pending"), (1_002, "pending"), (1_001, "withdrawn")]
         );
     }
 }

@@ -14,14 +14,21 @@
 //!   same row, where the asking gateway reads it.
 //!
 //! Request numbers are unique across gateways: each gateway takes an
-//! instance number from a sequence at start and numbers its requests from
-//! `instance × 100,000` on, so a number names its gateway.
+//! instance number from a sequence at start and numbers its requests
+//! `instance × 1,000,000 + 1 ..= (instance + 1) × 1,000,000`, so a number
+//! names its gateway (past its range a gateway holds nothing more).
+//!
+//! A decision is applied at most once and only if its asker still waits:
+//! the holder claims the row (`status IS NULL` → 102) before applying it,
+//! the asker withdraws it (`status IS NULL` → 504) when it gives up, and
+//! exactly one of the two wins.
 //!
 //! This module must never decide a request of another gateway itself, nor
 //! let a store failure stall a session: publishing runs on a thread of its
-//! own and a lost row only delays what other gateways see.
+//! own (the latest view per request, coalesced), the store's connections
+//! have connect and statement time limits, and a failed listing of other
+//! gateways' requests still lists this gateway's own.
 
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,13 +39,18 @@ use super::{Approvals, DecisionError, Identity, RequestView};
 use crate::store::config::PostgresLocation;
 
 /// Requests a gateway may number before its range ends.
-pub const RANGE: u64 = 100_000;
+pub const RANGE: u64 = 1_000_000;
+/// How long decided requests and decisions are kept in the store.
+const KEEP: Duration = Duration::from_secs(7 * 86_400);
 /// How long an asking gateway waits for the holding one's answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(5);
 /// How often the holding gateway looks for decisions without a
 /// notification.
 const POLL: Duration = Duration::from_millis(500);
 const DECIDE_CHANNEL: &str = "sqlgate_approval_decide";
+
+/// Serializes schema creation among gateways starting at once.
+const SCHEMA_LOCK: i64 = 0x5147_4150_5052;
 
 const SCHEMA: &str = "
 CREATE SCHEMA IF NOT EXISTS sqlgate_approvals;
@@ -53,6 +65,7 @@ CREATE TABLE IF NOT EXISTS sqlgate_approvals.requests (
 CREATE TABLE IF NOT EXISTS sqlgate_approvals.decisions (
     seq bigserial PRIMARY KEY,
     request_id bigint NOT NULL,
+    asker bigint NOT NULL,
     decider text NOT NULL,
     approve boolean NOT NULL,
     reason text,
@@ -70,9 +83,14 @@ pub enum SharedError {
     /// The store said no or is unreachable.
     #[error("approvals store: {0}")]
     Store(String),
-    /// The holding gateway did not answer in time (it may be down).
-    #[error("the gateway holding request #{0} did not answer")]
+    /// The holding gateway did not answer in time (it may be down); the
+    /// decision was withdrawn and never applies.
+    #[error("the gateway holding request #{0} did not answer; the decision was withdrawn")]
     NoAnswer(u64),
+    /// The holding gateway took the decision up but did not confirm its
+    /// outcome in time: `show` tells.
+    #[error("the gateway holding request #{0} took the decision but did not confirm it; show the request")]
+    Unconfirmed(u64),
 }
 
 fn store_err(e: impl std::fmt::Display) -> SharedError {
@@ -116,6 +134,11 @@ impl Drop for Shared {
     }
 }
 
+/// The instance whose range request `id` is in.
+fn owner(id: u64) -> u64 {
+    id.saturating_sub(1) / RANGE
+}
+
 /// What a decision asked through another gateway came to: the HTTP
 /// status and body the holding gateway's API would have answered.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +157,7 @@ impl Shared {
     pub async fn start(
         location: &PostgresLocation,
         approvals: &Approvals,
+        keep_parameters: bool,
         shutdown: CancellationToken,
     ) -> Result<Arc<Shared>, SharedError> {
         // The store's client blocks: off the async workers.
@@ -141,47 +165,54 @@ impl Shared {
         let (client, instance) = tokio::task::spawn_blocking(move || {
             let mut client =
                 crate::store::postgres_client(&joining, "sqlgate-approvals").map_err(store_err)?;
-            client.batch_execute(SCHEMA).map_err(store_err)?;
-            let instance: i64 = client
-                .query_one("SELECT nextval('sqlgate_approvals.instances')", &[])
-                .map_err(store_err)?
-                .get(0);
-            Ok::<_, SharedError>((client, instance as u64))
+            let joined = join(&mut client);
+            match joined {
+                Ok(instance) => Ok((client, instance)),
+                Err(e) => {
+                    drop(client);
+                    Err(e)
+                }
+            }
         })
         .await
         .map_err(store_err)??;
-        approvals.set_id_base(instance * RANGE);
-        let (tx, rx) = mpsc::channel::<(u64, String, i64, String)>();
-        approvals.set_publisher(Box::new(move |view: &RequestView| {
-            if let Ok(json) = serde_json::to_string(view) {
-                let _ = tx.send((view.id, view.state.name().to_owned(), view.expires_us, json));
-            }
-        }));
-        let publishing = location.clone();
+        let base = instance
+            .checked_mul(RANGE)
+            .ok_or_else(|| SharedError::Store("instance numbers are used up".to_owned()))?;
+        // Built first: its Drop closes the client off the async workers,
+        // whatever fails below.
+        let shared = Arc::new(Shared {
+            instance,
+            location: location.clone(),
+            client: Mutex::new(Some(client)),
+        });
+        let queue = Arc::new(Queue::default());
+        let publishing = (location.clone(), queue.clone(), shutdown.clone());
         std::thread::Builder::new()
             .name("sqlgate-approvals-publish".to_owned())
-            .spawn(move || publish(&publishing, rx))
+            .spawn(move || publish(&publishing.0, &publishing.1, &publishing.2))
             .map_err(store_err)?;
         let deciding = (location.clone(), approvals.clone());
         std::thread::Builder::new()
             .name("sqlgate-approvals-decide".to_owned())
             .spawn(move || apply_decisions(&deciding.0, &deciding.1, instance, &shutdown))
             .map_err(store_err)?;
+        approvals.set_id_range(base, RANGE);
+        approvals.set_publisher(Box::new(move |view: &RequestView| {
+            queue.push(view, keep_parameters);
+        }));
         tracing::info!(
             instance,
-            first = instance * RANGE + 1,
+            first = base + 1,
             "approvals shared through the PostgreSQL store"
         );
-        Ok(Arc::new(Shared {
-            instance,
-            location: location.clone(),
-            client: Mutex::new(Some(client)),
-        }))
+        Ok(shared)
     }
 
-    /// Whether request `id` is held by another gateway.
+    /// Whether request `id` is held by another gateway (this gateway's
+    /// numbers are `(instance × RANGE, (instance + 1) × RANGE]`).
     pub fn is_remote(&self, id: u64) -> bool {
-        id / RANGE != self.instance
+        owner(id) != self.instance
     }
 
     fn with_client<T>(
@@ -203,16 +234,19 @@ impl Shared {
         })
     }
 
-    /// Other gateways' requests, newest first (pending ones past their
-    /// expiry are left out: their gateway may be gone).
+    /// Other gateways' requests: every pending one not past its expiry
+    /// (their gateway may be gone), and the 200 decided most recently.
     pub fn others(&self) -> Result<Vec<Value>, SharedError> {
         let (lo, hi) = self.range();
         let now = now_us();
         let rows = self.with_client(|c| {
             c.query(
-                "SELECT view FROM sqlgate_approvals.requests
-                 WHERE (id <= $1 OR id > $2) AND NOT (state = 'pending' AND expires_us < $3)
-                 ORDER BY id DESC LIMIT 1000",
+                "(SELECT view, id FROM sqlgate_approvals.requests
+                  WHERE (id <= $1 OR id > $2) AND state = 'pending' AND expires_us >= $3)
+                 UNION ALL
+                 (SELECT view, id FROM sqlgate_approvals.requests
+                  WHERE (id <= $1 OR id > $2) AND state <> 'pending'
+                  ORDER BY updated_us DESC LIMIT 200)",
                 &[&lo, &hi, &now],
             )
         })?;
@@ -250,49 +284,77 @@ impl Shared {
                 body: serde_json::json!({ "error": DecisionError::NotFound(id).to_string() }),
             });
         }
+        let asker = self.instance as i64;
         let seq: i64 = self.with_client(|c| {
             let seq: i64 = c
                 .query_one(
-                    "INSERT INTO sqlgate_approvals.decisions (request_id, decider, approve, reason, at_us)
-                     VALUES ($1, $2, $3, $4, $5) RETURNING seq",
-                    &[&(id as i64), &decider, &approve, &reason, &now_us()],
+                    "INSERT INTO sqlgate_approvals.decisions (request_id, asker, decider, approve, reason, at_us)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+                    &[&(id as i64), &asker, &decider, &approve, &reason, &now_us()],
                 )?
                 .get(0);
             c.execute(&format!("NOTIFY {DECIDE_CHANNEL}"), &[])?;
             Ok(seq)
         })?;
+        let answered = self.await_answer(id, seq);
+        if answered.is_err() {
+            // Given up (no answer, or the store failed while waiting):
+            // withdrawn unless the holder has taken it up.
+            let _ = self.withdraw(seq);
+        }
+        answered
+    }
+
+    /// Polls decision `seq` until answered: its answer, or why not.
+    fn await_answer(&self, id: u64, seq: i64) -> Result<Answer, SharedError> {
         let deadline = Instant::now() + ANSWER_WAIT;
+        let mut withdrawn_tried = false;
         loop {
-            let answered = self.with_client(|c| {
-                c.query_opt(
-                    "SELECT status, answer FROM sqlgate_approvals.decisions
-                     WHERE seq = $1 AND status IS NOT NULL",
+            let row = self.with_client(|c| {
+                c.query_one(
+                    "SELECT status, answer FROM sqlgate_approvals.decisions WHERE seq = $1",
                     &[&seq],
                 )
             })?;
-            if let Some(row) = answered {
-                let status: i32 = row.get(0);
-                let body: Option<&str> = row.get(1);
-                return Ok(Answer {
-                    status: status as u16,
-                    body: body
-                        .and_then(|b| serde_json::from_str(b).ok())
-                        .unwrap_or(Value::Null),
-                });
+            let status: Option<i32> = row.get(0);
+            match status {
+                Some(102) => {}
+                Some(status) => {
+                    let body: Option<&str> = row.get(1);
+                    return Ok(Answer {
+                        status: status as u16,
+                        body: body
+                            .and_then(|b| serde_json::from_str(b).ok())
+                            .unwrap_or(Value::Null),
+                    });
+                }
+                None if Instant::now() > deadline && !withdrawn_tried => {
+                    withdrawn_tried = true;
+                    if self.withdraw(seq)? {
+                        return Err(SharedError::NoAnswer(id));
+                    }
+                    // Taken up meanwhile: its answer comes.
+                }
+                None => {}
             }
-            if Instant::now() > deadline {
-                // Not applied later by itself: withdrawn.
-                let _ = self.with_client(|c| {
-                    c.execute(
-                        "UPDATE sqlgate_approvals.decisions SET status = 504
-                         WHERE seq = $1 AND status IS NULL",
-                        &[&seq],
-                    )
-                });
-                return Err(SharedError::NoAnswer(id));
+            if Instant::now() > deadline + ANSWER_WAIT {
+                return Err(SharedError::Unconfirmed(id));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Withdraws decision `seq` unless the holder has taken it up; whether
+    /// it was withdrawn.
+    fn withdraw(&self, seq: i64) -> Result<bool, SharedError> {
+        self.with_client(|c| {
+            c.query_opt(
+                "UPDATE sqlgate_approvals.decisions SET status = 504
+                 WHERE seq = $1 AND status IS NULL RETURNING seq",
+                &[&seq],
+            )
+        })
+        .map(|r| r.is_some())
     }
 
     /// This gateway's request numbers: `(lo, hi]`.
@@ -304,11 +366,70 @@ impl Shared {
     }
 }
 
-/// Upserts each published request, in order, on a connection of its own
-/// (reconnecting after a failure; a failed row is logged and skipped).
-fn publish(location: &PostgresLocation, rx: mpsc::Receiver<(u64, String, i64, String)>) {
+/// Requests waiting to be published: the latest view of each (a newer
+/// change replaces an older one not yet written), so the queue is bounded
+/// by the registry's own bounds whatever the store does.
+#[derive(Default)]
+struct Queue {
+    latest: Mutex<std::collections::BTreeMap<u64, RequestView>>,
+    ready: std::sync::Condvar,
+}
+
+impl Queue {
+    /// Queues a request's view (bound values left out unless the
+    /// recording keeps them).
+    fn push(&self, view: &RequestView, keep_parameters: bool) {
+        let mut view = view.clone();
+        if !keep_parameters {
+            for s in &mut view.ask.statements {
+                if s.parameters.take().is_some() {
+                    s.parameters_withheld = true;
+                }
+            }
+        }
+        self.latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(view.id, view);
+        self.ready.notify_one();
+    }
+
+    /// Everything queued, once there is something (or after a second).
+    fn take(&self) -> Vec<RequestView> {
+        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        if latest.is_empty() {
+            latest = self
+                .ready
+                .wait_timeout(latest, Duration::from_secs(1))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        std::mem::take(&mut *latest).into_values().collect()
+    }
+
+    /// Puts back views that could not be written, unless newer ones came.
+    fn put_back(&self, views: Vec<RequestView>) {
+        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        for v in views {
+            latest.entry(v.id).or_insert(v);
+        }
+    }
+}
+
+/// Writes queued views on a connection of its own until `shutdown` (and
+/// what is queued then); a store failure puts them back and retries after
+/// a second.
+fn publish(location: &PostgresLocation, queue: &Queue, shutdown: &CancellationToken) {
     let mut client: Option<postgres::Client> = None;
-    for (id, state, expires_us, view) in rx {
+    loop {
+        let stopping = shutdown.is_cancelled();
+        let views = queue.take();
+        if views.is_empty() {
+            if stopping {
+                return;
+            }
+            continue;
+        }
         if client.as_ref().is_none_or(postgres::Client::is_closed) {
             client = crate::store::postgres_client(location, "sqlgate-approvals")
                 .inspect_err(
@@ -316,18 +437,65 @@ fn publish(location: &PostgresLocation, rx: mpsc::Receiver<(u64, String, i64, St
                 )
                 .ok();
         }
-        let Some(c) = client.as_mut() else { continue };
-        let done = c.execute(
-            "INSERT INTO sqlgate_approvals.requests (id, state, expires_us, view, updated_us)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (id) DO UPDATE SET state = $2, expires_us = $3, view = $4, updated_us = $5",
-            &[&(id as i64), &state, &expires_us, &view, &now_us()],
-        );
-        if let Err(e) = done {
-            tracing::warn!(request = id, error = %e, "approvals: a request could not be published");
-            client = None;
+        let mut failed = Vec::new();
+        match client.as_mut() {
+            None => failed = views,
+            Some(c) => {
+                let mut views = views.into_iter();
+                for view in views.by_ref() {
+                    let Ok(json) = serde_json::to_string(&view) else {
+                        continue;
+                    };
+                    let done = c.execute(
+                        "INSERT INTO sqlgate_approvals.requests (id, state, expires_us, view, updated_us)
+                         VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (id) DO UPDATE SET state = $2, expires_us = $3, view = $4, updated_us = $5",
+                        &[&(view.id as i64), &view.state.name(), &view.expires_us, &json, &now_us()],
+                    );
+                    if let Err(e) = done {
+                        tracing::warn!(request = view.id, error = %e, "approvals: a request could not be published; retried");
+                        failed.push(view);
+                        failed.extend(views.by_ref());
+                        client = None;
+                        break;
+                    }
+                }
+            }
+        }
+        if !failed.is_empty() {
+            queue.put_back(failed);
+            if stopping {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
         }
     }
+}
+
+/// Creates the schema (one gateway at a time), prunes what is older than
+/// [`KEEP`], and takes an instance number.
+fn join(client: &mut postgres::Client) -> Result<u64, SharedError> {
+    let mut tx = client.transaction().map_err(store_err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .map_err(store_err)?;
+    tx.batch_execute(SCHEMA).map_err(store_err)?;
+    let old = now_us() - KEEP.as_micros() as i64;
+    tx.execute(
+        "DELETE FROM sqlgate_approvals.requests WHERE updated_us < $1",
+        &[&old],
+    )
+    .map_err(store_err)?;
+    tx.execute(
+        "DELETE FROM sqlgate_approvals.decisions WHERE at_us < $1",
+        &[&old],
+    )
+    .map_err(store_err)?;
+    let instance: i64 = tx
+        .query_one("SELECT nextval('sqlgate_approvals.instances')", &[])
+        .map_err(store_err)?
+        .get(0);
+    tx.commit().map_err(store_err)?;
+    Ok(instance as u64)
 }
 
 /// Applies the decisions other gateways ask for this gateway's requests,
@@ -375,15 +543,28 @@ fn answer_pending(
     hi: i64,
 ) -> Result<(), postgres::Error> {
     let rows = c.query(
-        "SELECT seq, request_id, decider, approve, reason FROM sqlgate_approvals.decisions
+        "SELECT seq FROM sqlgate_approvals.decisions
          WHERE status IS NULL AND request_id > $1 AND request_id <= $2 ORDER BY seq",
         &[&lo, &hi],
     )?;
     for row in rows {
-        let (seq, id): (i64, i64) = (row.get(0), row.get(1));
-        let decider: &str = row.get(2);
-        let approve: bool = row.get(3);
-        let reason: Option<String> = row.get(4);
+        let seq: i64 = row.get(0);
+        // Claimed first: a decision its asker withdrew never applies, and
+        // one claimed is never applied twice.
+        let Some(row) = c.query_opt(
+            "UPDATE sqlgate_approvals.decisions SET status = 102
+             WHERE seq = $1 AND status IS NULL
+             RETURNING request_id, decider, approve, reason, asker",
+            &[&seq],
+        )?
+        else {
+            continue;
+        };
+        let id: i64 = row.get(0);
+        let decider: &str = row.get(1);
+        let approve: bool = row.get(2);
+        let reason: Option<String> = row.get(3);
+        let asker: i64 = row.get(4);
         let (status, body) = match serde_json::from_str::<Identity>(decider) {
             Err(e) => (400, serde_json::json!({ "error": format!("decider: {e}") })),
             Ok(who) => {
@@ -394,14 +575,13 @@ fn answer_pending(
                     approvals.deny(id, &who, reason.as_deref().unwrap_or_default())
                 };
                 if r.is_ok() {
-                    tracing::info!(request = id, by = %who.user, approve, "decision taken through another gateway");
+                    tracing::info!(request = id, by = %who.user, approve, through_instance = asker, "decision taken through another gateway");
                 }
                 outcome(r)
             }
         };
         c.execute(
-            "UPDATE sqlgate_approvals.decisions SET status = $2, answer = $3
-             WHERE seq = $1 AND status IS NULL",
+            "UPDATE sqlgate_approvals.decisions SET status = $2, answer = $3 WHERE seq = $1",
             &[&seq, &(status as i32), &body.to_string()],
         )?;
     }
@@ -421,5 +601,20 @@ pub fn outcome(r: Result<RequestView, DecisionError>) -> (u16, Value) {
             };
             (status, serde_json::json!({ "error": e.to_string() }))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_number_names_the_instance_whose_range_holds_it() {
+        // Instance 1 numbers 1,000,001 ..= 2,000,000.
+        assert_eq!(owner(RANGE), 0);
+        assert_eq!(owner(RANGE + 1), 1);
+        assert_eq!(owner(2 * RANGE), 1);
+        assert_eq!(owner(2 * RANGE + 1), 2);
+        assert_eq!(owner(0), 0);
     }
 }

@@ -560,9 +560,14 @@ impl Judge {
                 }
                 Err(r) => c.refusal(
                     &r.verdict.to_string(),
-                    r.rule.as_deref().unwrap_or(match r.by {
-                        crate::policy::engine::RefusedBy::Policy => "(defaults)",
-                        crate::policy::engine::RefusedBy::Masking => "masking",
+                    r.rule.as_deref().unwrap_or(match (r.by, r.verdict) {
+                        // Reviewed, but it could not be held.
+                        (
+                            crate::policy::engine::RefusedBy::Policy,
+                            crate::policy::rules::Verdict::Review,
+                        ) => "(review not held)",
+                        (crate::policy::engine::RefusedBy::Policy, _) => "(defaults)",
+                        (crate::policy::engine::RefusedBy::Masking, _) => "masking",
                         _ => "boundary",
                     }),
                 ),

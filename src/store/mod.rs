@@ -363,7 +363,13 @@ pub fn postgres_client(
     application_name: &str,
 ) -> Result<::postgres::Client, StoreError> {
     let (mut c, tls) = postgres_settings(pg)?;
-    c.application_name(application_name);
+    c.application_name(application_name)
+        // A store that stops answering fails these calls in seconds; it
+        // never holds what waits on them.
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .keepalives(true)
+        .keepalives_idle(std::time::Duration::from_secs(30))
+        .options("-c statement_timeout=5000");
     postgres::connect(&c, tls)
 }
 

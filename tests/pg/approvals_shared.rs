@@ -189,3 +189,31 @@ async fn a_denial_through_another_gateway_reaches_the_held_client_with_its_reaso
     assert_eq!(shown["state"]["state"], "denied", "{shown}");
     assert_eq!(shown["state"]["by"], "dave", "{shown}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_the_holding_gateway_never_answers_is_withdrawn() {
+    let server = pg::shared();
+    let _direct = table(server, "held_shared_gone").await;
+    let db = format!("appr_shared_gone_{}", std::process::id());
+    let (_configs, a, b) = two_gateways(&db).await;
+    let client = connect(&a.conn_str("agent", AGENT_PW, "app")).await;
+    let _held = tokio::spawn(async move {
+        let r = client.execute("DELETE FROM held_shared_gone", &[]).await;
+        (client, r)
+    });
+    let id = pending(&a).await;
+    listed_on(&b, id).await;
+    // A stops answering (it shuts down).
+    a.running.shutdown.cancel();
+    let (status, body) = approve(&b, id, "alice").await;
+    assert_eq!(status, 504, "{body}");
+    assert!(body.to_string().contains("withdrawn"), "{body}");
+    assert_eq!(
+        server.psql(
+            &db,
+            "SELECT string_agg(status::text, ',') FROM sqlgate_approvals.decisions"
+        ),
+        "504",
+        "withdrawn, so it never applies later"
+    );
+}
