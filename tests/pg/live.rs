@@ -167,3 +167,70 @@ async fn recorded_sessions_are_listed_and_shown_over_the_api() {
     );
     assert_eq!(api(&gw, "GET", "/api/sessions", None, None).await.0, 401);
 }
+
+/// An ended session runs nothing its client sends after the end, even a
+/// client that pipelines batches ended by Flush (never Sync) so that the
+/// session is never idle: the running statement completes, the next batch
+/// never reaches the server.
+#[tokio::test]
+async fn an_ended_session_runs_nothing_a_pipelining_client_sends_after_the_end() {
+    use bytes::BytesMut;
+    use postgres_protocol::message::frontend;
+    let server = pg::shared();
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    let gw = cfg.start().await;
+    let (mut raw, _) = crate::support::raw::RawClient::connect(
+        gw.addr(),
+        &[("user", "agent"), ("database", "app")],
+        AGENT_PW,
+    )
+    .await
+    .unwrap();
+    let batch = |sql: &str| {
+        let mut out = BytesMut::new();
+        frontend::parse("", sql, std::iter::empty(), &mut out).unwrap();
+        frontend::bind(
+            "",
+            "",
+            std::iter::empty::<i16>(),
+            std::iter::empty::<Option<&[u8]>>(),
+            |_: Option<&[u8]>, _: &mut BytesMut| -> Result<postgres_protocol::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+                Ok(postgres_protocol::IsNull::No)
+            },
+            std::iter::empty::<i16>(),
+            &mut out,
+        )
+        .map_err(|_| ())
+        .unwrap();
+        frontend::execute("", 0, &mut out).unwrap();
+        frontend::flush(&mut out);
+        out
+    };
+    raw.send(&batch("SELECT 'before the end' FROM pg_sleep(1)"))
+        .await;
+    let live = live_sessions(&gw).await;
+    let id = live[0]["id"].as_u64().unwrap();
+    let (status, _) = api(
+        &gw,
+        "POST",
+        &format!("/api/sessions/live/postgres/{id}/end"),
+        Some(approvals::token("carol")),
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // While the first batch still runs, the next one.
+    raw.send(&batch("SELECT 'after the end'")).await;
+    let mut seen = Vec::new();
+    while let Some((tag, body)) = raw.read().await {
+        seen.push((tag, String::from_utf8_lossy(&body).into_owned()));
+    }
+    let text: String = seen
+        .iter()
+        .map(|(t, b)| format!("{}:{b}\n", *t as char))
+        .collect();
+    assert!(text.contains("before the end"), "{text}");
+    assert!(!text.contains("after the end"), "ran after the end: {text}");
+    assert!(text.contains("57P01"), "{text}");
+}

@@ -56,7 +56,7 @@ pub(super) struct Upstream<'a> {
     /// Binds are reported to the hooks (for the recording).
     records_binds: bool,
     /// The messages forwarded so far end at a request boundary (a Query, a
-    /// Sync, a FunctionCall): once the session is ending, nothing after
+    /// Sync, a FunctionCall, a Flush): once the session is ending, nothing after
     /// one is forwarded, so that a client pipelining requests cannot keep
     /// an ending session busy for ever.
     boundary: bool,
@@ -288,9 +288,13 @@ impl<'a> Upstream<'a> {
                 }
             }
             match tag {
-                frontend_tag::QUERY | frontend_tag::SYNC | frontend_tag::FUNCTION_CALL => {
-                    self.boundary = true
-                }
+                // A Flush is a boundary too: the server answers everything
+                // before it, so a client that pipelines batches ended by
+                // Flush (never Sync) is held back as well.
+                frontend_tag::QUERY
+                | frontend_tag::SYNC
+                | frontend_tag::FUNCTION_CALL
+                | frontend_tag::FLUSH => self.boundary = true,
                 b'P' | b'B' | b'E' | b'D' | b'C' => self.boundary = false,
                 _ => {}
             }
