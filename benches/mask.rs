@@ -68,6 +68,7 @@ fn active(function: MaskFunction) -> ActiveMask {
         },
         catalog: None,
         key: HashKey::new(b"bench-key"),
+        cells: Default::default(),
     };
     let fields = vec![
         field("aid", 23, 1),

@@ -29,6 +29,8 @@ pub struct Counters {
     /// (`(defaults)` when none did; `masking` or `boundary` when the
     /// policy's tags did not).
     pub refusals: Family<Labels, Counter>,
+    /// Result cells masked, both protocols.
+    pub masked_cells: Counter,
     pools: Mutex<Vec<(String, &'static str, PoolProbe)>>,
 }
 

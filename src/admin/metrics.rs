@@ -92,6 +92,11 @@ impl Metrics {
                 "Texts refused by the policy, by verdict and the rule that decided ((defaults): no rule named the tag; (review not held): reviewed where nobody can approve; masking, boundary: not the tags). Held statements later denied or expired count in sqlgate_approvals_*",
                 c.refusals.clone(),
             );
+            registry.register(
+                "masked_cells",
+                "Result cells masked before they left the gateway",
+                c.masked_cells.clone(),
+            );
             let pools: [(&str, &str, Family<Labels, Gauge>); 4] = [
                 (
                     "pool_size",

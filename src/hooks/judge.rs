@@ -614,6 +614,17 @@ impl Judge {
 /// Reach estimates asked per request, at most.
 const MAX_ESTIMATES: usize = 4;
 
+impl Judge {
+    /// What counts this session's masked cells (a counter of its own when
+    /// nothing reads them).
+    pub fn masked_cells(&self) -> prometheus_client::metrics::counter::Counter {
+        self.counters
+            .as_ref()
+            .map(|c| c.masked_cells.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// The protocol a dialect is spoken in, as metrics label it.
 fn dialect_protocol(dialect: SqlDialect) -> &'static str {
     match dialect {

@@ -250,6 +250,7 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
                                 masks,
                                 catalog: catalog.clone(),
                                 key: key.clone(),
+                                cells: self.0.masked_cells(),
                             }),
                             effect,
                         })
@@ -319,6 +320,7 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
             masks: self.0.policy.unknown_result(),
             catalog: self.0.policy.catalog(),
             key: self.0.policy.hash_key(),
+            cells: self.0.masked_cells(),
         }))
     }
 }
@@ -333,6 +335,7 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
     ) -> Result<sqlgate_mysql::Masks, MyError> {
         let policy = &self.0.policy;
         let (catalog, key) = (policy.catalog(), policy.hash_key());
+        let cells = self.0.masked_cells();
         let masking = self.0.masking == Some(true);
         self.0
             .judge(origin, sql)
@@ -362,6 +365,7 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
                             masks,
                             catalog: catalog.clone(),
                             key: key.clone(),
+                            cells: cells.clone(),
                         }) as Arc<dyn sqlgate_mysql::mask::ResultMask>
                     })
                     .collect()
@@ -414,6 +418,7 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
             masks: self.0.policy.unknown_result(),
             catalog: self.0.policy.catalog(),
             key: self.0.policy.hash_key(),
+            cells: self.0.masked_cells(),
         }))
     }
 

@@ -20,6 +20,8 @@ pub struct MyResultMask {
     pub catalog: Option<Arc<CatalogSnapshot>>,
     /// The `hash` key.
     pub key: HashKey,
+    /// Counts the cells masked (`/metrics`).
+    pub cells: prometheus_client::metrics::counter::Counter,
 }
 
 impl ResultMask for MyResultMask {
@@ -42,6 +44,7 @@ impl ResultMask for MyResultMask {
             Arc::new(MyCell {
                 function,
                 key: self.key.clone(),
+                cells: self.cells.clone(),
             }) as Arc<dyn CellMask>
         })
     }
@@ -60,6 +63,7 @@ impl ResultMask for MyResultMask {
 struct MyCell {
     function: MaskFunction,
     key: HashKey,
+    cells: prometheus_client::metrics::counter::Counter,
 }
 
 /// String-like types (length-encoded in the binary protocol).
@@ -214,6 +218,7 @@ impl CellMask for MyCell {
     }
 
     fn apply_in_place(&self, _c: &Column, value: &mut [u8]) {
+        self.cells.inc();
         self.function.apply_in_place(value)
     }
 
@@ -228,6 +233,7 @@ impl CellMask for MyCell {
     }
 
     fn text(&self, c: &Column, value: &[u8], out: &mut Vec<u8>) -> bool {
+        self.cells.inc();
         // String-like columns, and the functions that only ever work on
         // text, take the function as it is: on the bytes, without a copy.
         let on_text = matches!(
@@ -250,6 +256,7 @@ impl CellMask for MyCell {
     }
 
     fn binary(&self, c: &Column, value: &[u8], out: &mut Vec<u8>) -> bool {
+        self.cells.inc();
         if textual(c) {
             // The binary form of a string is its text.
             return self.function.apply_bytes(value, &self.key, out);
@@ -366,6 +373,7 @@ mod tests {
             let cell: Arc<dyn CellMask> = Arc::new(MyCell {
                 function,
                 key: key.clone(),
+                cells: Default::default(),
             });
             for (i, &t) in types.iter().enumerate() {
                 for flags in [0, UNSIGNED] {

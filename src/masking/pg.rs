@@ -23,6 +23,8 @@ pub struct PgResultMask {
     pub catalog: Option<Arc<CatalogSnapshot>>,
     /// The `hash` key.
     pub key: HashKey,
+    /// Counts the cells masked (`/metrics`).
+    pub cells: prometheus_client::metrics::counter::Counter,
 }
 
 impl ResultMask for PgResultMask {
@@ -40,6 +42,7 @@ impl ResultMask for PgResultMask {
             Arc::new(PgCell {
                 function,
                 key: self.key.clone(),
+                cells: self.cells.clone(),
             }) as Arc<dyn CellMask>
         })
     }
@@ -54,6 +57,7 @@ impl ResultMask for PgResultMask {
 struct PgCell {
     function: MaskFunction,
     key: HashKey,
+    cells: prometheus_client::metrics::counter::Counter,
 }
 
 /// PostgreSQL type OIDs the masks know.
@@ -174,6 +178,7 @@ impl CellMask for PgCell {
     }
 
     fn apply_in_place(&self, _field: &Field, value: &mut [u8]) {
+        self.cells.inc();
         self.function.apply_in_place(value)
     }
 
@@ -193,6 +198,7 @@ impl CellMask for PgCell {
     }
 
     fn apply(&self, field: &Field, value: &[u8], out: &mut Vec<u8>) -> bool {
+        self.cells.inc();
         let t = field.type_oid;
         match &self.function {
             MaskFunction::Null => false,
@@ -363,6 +369,7 @@ mod tests {
             let cell = PgCell {
                 function,
                 key: key.clone(),
+                cells: Default::default(),
             };
             for (i, &t) in types.iter().enumerate() {
                 for format in [0i16, 1] {

@@ -32,10 +32,35 @@ fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 
 #[tokio::test]
 async fn metrics_parse_and_count_sessions_statements_refusals_and_pools() {
+    let direct = crate::support::gateway::connect(&pg::shared().direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS metrics_people; CREATE TABLE metrics_people (email text);
+             INSERT INTO metrics_people VALUES ('a@example.com'), ('b@example.com');
+             GRANT ALL ON metrics_people TO app_owner;",
+        )
+        .await
+        .unwrap();
     let mut cfg = TestConfig::new(pg::shared());
     approvals::configure(&mut cfg, "");
+    // A masking rule in the same policy file.
+    let rules = cfg.path().join("review.toml");
+    let mut text = std::fs::read_to_string(&rules).unwrap();
+    text.push_str(
+        "\n[[mask]]\ncolumns = [\"public.metrics_people.email\"]\nfunction = \"email\"\n",
+    );
+    std::fs::write(&rules, text).unwrap();
     let gw = cfg.start().await;
+    gw.catalog_has("metrics_people").await;
     let agent = crate::support::gateway::connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+    let masked = agent
+        .simple_query("SELECT email FROM metrics_people")
+        .await
+        .unwrap();
+    assert!(
+        format!("{masked:?}").contains("a***@example.com"),
+        "{masked:?}"
+    );
     agent.simple_query("SELECT 1").await.unwrap();
     agent.simple_query("SELECT 2").await.unwrap();
     // DDL: no rule names it; the defaults deny it.
@@ -50,7 +75,7 @@ async fn metrics_parse_and_count_sessions_statements_refusals_and_pools() {
         Some(1.0)
     );
     assert_eq!(value(&s, "sqlgate_sessions_open", &postgres_app), Some(1.0));
-    // Both SELECTs (and the startup settings, tagged read too).
+    // The SELECTs (and the startup settings, tagged read too).
     assert!(value(
         &s,
         "sqlgate_statements_total",
@@ -69,6 +94,8 @@ async fn metrics_parse_and_count_sessions_statements_refusals_and_pools() {
     assert_eq!(value(&s, "sqlgate_pool_in_use", &postgres_app), Some(1.0));
     assert_eq!(value(&s, "sqlgate_pool_waiting", &postgres_app), Some(0.0));
     assert!(value(&s, "sqlgate_pool_size", &postgres_app).is_some_and(|n| n >= 1.0));
+    // Both cells of the masked column.
+    assert_eq!(value(&s, "sqlgate_masked_cells_total", &[]), Some(2.0));
     // The store's write latency is a histogram.
     assert!(
         s.samples
