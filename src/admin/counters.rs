@@ -18,7 +18,6 @@ pub type Labels = Vec<(&'static str, String)>;
 pub type PoolProbe = Box<dyn Fn() -> sqlgate_net::pool::PoolStats + Send + Sync>;
 
 /// The gateway's live counters.
-#[derive(Default)]
 pub struct Counters {
     /// Sessions opened, by protocol and target.
     pub sessions: Family<Labels, Counter>,
@@ -31,12 +30,31 @@ pub struct Counters {
     pub refusals: Family<Labels, Counter>,
     /// Result cells masked, both protocols.
     pub masked_cells: Counter,
+    /// How long requests took the server (a PostgreSQL Query or Sync
+    /// batch to its ReadyForQuery, a MySQL command to its last packet).
+    pub request_seconds: prometheus_client::metrics::histogram::Histogram,
     pools: Mutex<Vec<(String, &'static str, PoolProbe)>>,
 }
 
 impl std::fmt::Debug for Counters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Counters").finish_non_exhaustive()
+    }
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            sessions: Family::default(),
+            statements: Family::default(),
+            refusals: Family::default(),
+            masked_cells: Counter::default(),
+            // 100 µs to about 100 s.
+            request_seconds: prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.0001, 4.0, 11),
+            ),
+            pools: Mutex::default(),
+        }
     }
 }
 

@@ -93,6 +93,11 @@ impl Metrics {
                 c.refusals.clone(),
             );
             registry.register(
+                "request_seconds",
+                "How long requests took the server, as the relay saw them: a PostgreSQL Query (every statement of its text) or extended-protocol batch to its ReadyForQuery, a MySQL command to its last packet",
+                c.request_seconds.clone(),
+            );
+            registry.register(
                 "masked_cells",
                 "Result cells masked before they left the gateway",
                 c.masked_cells.clone(),

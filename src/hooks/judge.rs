@@ -615,6 +615,14 @@ impl Judge {
 const MAX_ESTIMATES: usize = 4;
 
 impl Judge {
+    /// Where the relay reports each request's server time (`/metrics`).
+    pub fn timings(&self) -> Option<sqlgate_net::outcome::Timings> {
+        let histogram = self.counters.as_ref()?.request_seconds.clone();
+        Some(std::sync::Arc::new(move |took: std::time::Duration| {
+            histogram.observe(took.as_secs_f64())
+        }))
+    }
+
     /// What counts this session's masked cells (a counter of its own when
     /// nothing reads them).
     pub fn masked_cells(&self) -> prometheus_client::metrics::counter::Counter {

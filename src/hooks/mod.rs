@@ -305,6 +305,10 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
         self.0.policy.read_only()
     }
 
+    fn timings(&mut self) -> Option<sqlgate_net::outcome::Timings> {
+        self.0.timings()
+    }
+
     fn masking(&mut self) -> bool {
         let on = self.0.policy.masking();
         self.0.masking = Some(on);
@@ -405,6 +409,10 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
 
     fn read_only(&mut self) -> bool {
         self.0.policy.read_only()
+    }
+
+    fn timings(&mut self) -> Option<sqlgate_net::outcome::Timings> {
+        self.0.timings()
     }
 
     fn masking(&mut self) -> bool {

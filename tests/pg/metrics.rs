@@ -96,6 +96,18 @@ async fn metrics_parse_and_count_sessions_statements_refusals_and_pools() {
     assert!(value(&s, "sqlgate_pool_size", &postgres_app).is_some_and(|n| n >= 1.0));
     // Both cells of the masked column.
     assert_eq!(value(&s, "sqlgate_masked_cells_total", &[]), Some(2.0));
+    // Every request was timed: three SELECTs and the refused CREATE (its
+    // marker is a request too).
+    let requests = s
+        .samples
+        .iter()
+        .find_map(|x| match (&x.value, x.metric.as_str()) {
+            (Value::Histogram(h), "sqlgate_request_seconds") => {
+                h.iter().map(|b| b.count).reduce(f64::max)
+            }
+            _ => None,
+        });
+    assert_eq!(requests, Some(4.0));
     // The store's write latency is a histogram.
     assert!(
         s.samples

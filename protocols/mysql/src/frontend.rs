@@ -288,6 +288,7 @@ impl Gateway {
             held,
             pool: &pool,
             masks: Default::default(),
+            timings: None,
         };
         let end = relay.run(&ending, &shutdown).await;
         drop(live);

@@ -170,6 +170,12 @@ pub trait SessionHooks: Send {
         None
     }
 
+    /// Where each command's server time goes (asked when the relay starts
+    /// and after COM_CHANGE_USER); `None`: commands are not timed.
+    fn timings(&mut self) -> Option<sqlgate_net::outcome::Timings> {
+        None
+    }
+
     /// Whether the server session must be read-only
     /// (`SET SESSION TRANSACTION READ ONLY`): the identity can never write.
     fn read_only(&mut self) -> bool;

@@ -89,6 +89,9 @@ pub struct Relay<'a> {
     pub pool: &'a Arc<Pool>,
     /// Masking state (start with `Default`).
     pub masks: MaskState,
+    /// Where each command's server time goes (the judge's, asked when the
+    /// relay starts and after COM_CHANGE_USER).
+    pub timings: Option<sqlgate_net::outcome::Timings>,
     /// Where statement outcomes go, if anywhere.
     pub outcomes: Option<Arc<dyn sqlgate_net::outcome::OutcomeSink>>,
     /// The client connection's bytes each way (counted by its stream).
@@ -193,6 +196,7 @@ impl Relay<'_> {
     async fn serve(&mut self, shutdown: &CancellationToken) -> RelayEnd {
         let mut sbuf = self.server.reader.take_buffered();
         self.masks = MaskState::of(self.judge.as_mut());
+        self.timings = self.judge.timings();
         // Registered once per session, not once per command.
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
@@ -211,7 +215,11 @@ impl Relay<'_> {
                 Ok(false) => return RelayEnd::ClientError(ProtocolError::Truncated),
                 Err(e) => return RelayEnd::ClientError(e.into()),
             }
+            let started = self.timings.is_some().then(std::time::Instant::now);
             let result = self.command(&mut sbuf).await;
+            if let (Some(timings), Some(started)) = (&self.timings, started) {
+                timings(started.elapsed());
+            }
             match result {
                 Ok(true) => {}
                 Ok(false) => return RelayEnd::ClientGone,
@@ -831,6 +839,7 @@ impl Relay<'_> {
         self.outcomes = self.judge.outcomes();
         self.judge.connected(self.server.thread_id, None);
         self.masks = MaskState::of(self.judge.as_mut());
+        self.timings = self.judge.timings();
         if self.judge.read_only() {
             self.server.set_read_only().await.map_err(|e| {
                 Side::Server(ProtocolError::Io(std::io::Error::other(e.to_string())))

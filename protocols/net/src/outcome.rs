@@ -156,6 +156,11 @@ pub fn shown(value: &[u8]) -> String {
     }
 }
 
+/// Where a relay reports how long each request took the server: from its
+/// last message forwarded (a Query, a Sync, a MySQL command) to the end of
+/// its answer (ReadyForQuery, the command's last packet).
+pub type Timings = std::sync::Arc<dyn Fn(std::time::Duration) + Send + Sync>;
+
 /// Where a session's outcomes go.
 pub trait OutcomeSink: Send + Sync + std::fmt::Debug {
     /// One outcome, in the order the server answered.

@@ -225,6 +225,12 @@ pub trait SessionHooks: Send {
         None
     }
 
+    /// Where each request's server time goes (asked once, when the relay
+    /// starts); `None`: requests are not timed.
+    fn timings(&mut self) -> Option<sqlgate_net::outcome::Timings> {
+        None
+    }
+
     /// Whether the server session must be read-only
     /// (`default_transaction_read_only`): the identity can never write.
     fn read_only(&mut self) -> bool;

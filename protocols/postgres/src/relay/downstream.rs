@@ -34,6 +34,8 @@ pub const MAX_MASKED_ROW: usize = 64 << 20;
 /// Server → client.
 pub(super) struct Downstream<'a> {
     skip: usize,
+    /// Where each request's time to its ReadyForQuery goes.
+    timings: Option<sqlgate_net::outcome::Timings>,
     shared: &'a Shared,
     params: &'a mut Vec<(String, String)>,
     /// The gateway user, shown as `session_authorization`.
@@ -96,6 +98,7 @@ impl<'a> Downstream<'a> {
     ) -> Self {
         Downstream {
             skip: 0,
+            timings: None,
             shared,
             params,
             user,
@@ -116,6 +119,12 @@ impl<'a> Downstream<'a> {
             sent: 0,
             described: Vec::new(),
         }
+    }
+
+    /// Reports each request's time to its ReadyForQuery.
+    pub fn timed(mut self, timings: Option<sqlgate_net::outcome::Timings>) -> Self {
+        self.timings = timings;
+        self
     }
 
     /// Not inside a server message.
@@ -394,6 +403,9 @@ impl<'a> Downstream<'a> {
                 _ => None,
             };
             let answer = model.answer(tag, body)?;
+            if let (Some(timings), Some(took)) = (&self.timings, model.took.take()) {
+                timings(took);
+            }
             if let Some(sink) = &self.sink {
                 // How the client's Parses ended, in the order it sent them.
                 for end in model.take_parses() {

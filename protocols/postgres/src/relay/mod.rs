@@ -101,12 +101,16 @@ pub async fn run(
     } else {
         None
     };
+    let timings = hooks.timings();
+    let mut model = ServerModel::new(masking, unknown);
+    if sink.is_some() {
+        model = model.note_parses();
+    }
+    if timings.is_some() {
+        model = model.timed();
+    }
     let shared = Shared {
-        model: Mutex::new(if sink.is_some() {
-            ServerModel::new(masking, unknown).note_parses()
-        } else {
-            ServerModel::new(masking, unknown)
-        }),
+        model: Mutex::new(model),
         unsynced: AtomicBool::new(false),
         draining: AtomicBool::new(false),
         idle: Notify::new(),
@@ -124,7 +128,7 @@ pub async fn run(
     let (mut client_rd, mut client_wr) = client.split();
     let (mut server_rd, mut server_wr) = stream.split();
     let mut up = Upstream::new(hooks, limits, &shared, masking);
-    let mut down = Downstream::new(&shared, params, user, masking, sink);
+    let mut down = Downstream::new(&shared, params, user, masking, sink).timed(timings);
     let idle = || shared.model().idle();
     let end = {
         let c2s = up.run(&mut client_rd, &mut server_wr, client_buf);

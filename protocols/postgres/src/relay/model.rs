@@ -152,6 +152,11 @@ pub(super) enum Answer {
 #[derive(Debug)]
 pub(super) struct ServerModel {
     queue: VecDeque<Sent>,
+    /// When each request awaiting its ReadyForQuery (a Query, a Sync, a
+    /// FunctionCall) was forwarded, oldest first (only when timed).
+    started: Option<VecDeque<std::time::Instant>>,
+    /// How long the last request that ended took.
+    pub(super) took: Option<std::time::Duration>,
     phase: Phase,
     /// The server discards messages until Sync.
     skipping: bool,
@@ -185,6 +190,8 @@ impl ServerModel {
     pub fn new(masking: bool, unknown: Option<Arc<dyn ResultMask>>) -> Self {
         ServerModel {
             queue: VecDeque::new(),
+            started: None,
+            took: None,
             phase: Phase::Start,
             skipping: false,
             parses: Vec::new(),
@@ -222,6 +229,14 @@ impl ServerModel {
         if self.queue.is_empty() && sent.is_copy() {
             return;
         }
+        if let Some(started) = &mut self.started {
+            if matches!(
+                sent,
+                Sent::Query { .. } | Sent::Sync | Sent::FunctionCall { .. }
+            ) {
+                started.push_back(std::time::Instant::now());
+            }
+        }
         self.weight += sent.weight();
         self.queue.push_back(sent);
     }
@@ -251,6 +266,13 @@ impl ServerModel {
     /// caller must take them after every answer).
     pub fn note_parses(mut self) -> Self {
         self.note_parses = true;
+        self
+    }
+
+    /// Times each request from its forwarding to its ReadyForQuery
+    /// ([`ServerModel::took`]).
+    pub fn timed(mut self) -> Self {
+        self.started = Some(VecDeque::new());
         self
     }
 
@@ -596,6 +618,9 @@ impl ServerModel {
     /// but the cursors declared `WITH HOLD`.
     fn ready(&mut self, body: &[u8]) {
         self.phase = Phase::Start;
+        if let Some(start) = self.started.as_mut().and_then(VecDeque::pop_front) {
+            self.took = Some(start.elapsed());
+        }
         if let Some(&status) = body.first() {
             self.status = status;
             if status == crate::messages::TX_IDLE {
