@@ -267,3 +267,30 @@ async fn mariadb_connector_j_logs_in_with_a_long_token() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "in as token");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_to_a_password_user_outlives_the_login_token() {
+    let issuer = Issuer::start(&tempfile::tempdir().unwrap().keep()).await;
+    let (_cfg, gw, crt) = gateway(&issuer, "leeway_secs = 0").await;
+    let token = issuer.token(&github(&issuer, "123456", 2));
+    let logged_in = tokio::time::Instant::now();
+    let mut conn = mysql_async::Conn::new(opts(&gw, &crt, &token, true))
+        .await
+        .expect("logs in");
+    // Now a password user of the example policy: its session no longer
+    // ends when the token does.
+    conn.change_user(
+        mysql_async::ChangeUserOpts::default()
+            .with_user(Some("bot".into()))
+            .with_pass(Some("bot-pw".into()))
+            .with_db_name(Some("app".into())),
+    )
+    .await
+    .expect("changes to bot");
+    tokio::time::sleep_until(logged_in + std::time::Duration::from_millis(3500)).await;
+    let one: Option<i64> = conn
+        .query_first("SELECT 1")
+        .await
+        .expect("the session outlived the token");
+    assert_eq!(one, Some(1));
+}

@@ -289,6 +289,7 @@ impl Gateway {
             pool: &pool,
             masks: Default::default(),
             timings: None,
+            expiry: ending.disarm_handle(),
         };
         let end = relay.run(&ending, &shutdown).await;
         drop(live);

@@ -92,6 +92,9 @@ pub struct Relay<'a> {
     /// Where each command's server time goes (the judge's, asked when the
     /// relay starts and after COM_CHANGE_USER).
     pub timings: Option<sqlgate_net::outcome::Timings>,
+    /// Stops the login token's expiry (a COM_CHANGE_USER to an identity
+    /// that does not expire).
+    pub expiry: Option<tokio::task::AbortHandle>,
     /// Where statement outcomes go, if anywhere.
     pub outcomes: Option<Arc<dyn sqlgate_net::outcome::OutcomeSink>>,
     /// The client connection's bytes each way (counted by its stream).
@@ -820,6 +823,12 @@ impl Relay<'_> {
             .map_err(|e| Side::Server(ProtocolError::Io(std::io::Error::other(e.to_string()))))?;
         tracing::info!(session = self.session.id, from = %self.session.user, to = %cu.user, "COM_CHANGE_USER");
         self.session.user = cu.user;
+        if identity.ends_at().is_none() {
+            // The token that expired the session is no longer its login.
+            if let Some(timer) = self.expiry.take() {
+                timer.abort();
+            }
+        }
         self.session.identity = identity;
         self.session.target = route.target;
         self.kills.register(

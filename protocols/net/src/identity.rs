@@ -138,6 +138,15 @@ impl ExpiringEnd {
         }
     }
 
+    /// What stops the expiry timer: a session that changes to an identity
+    /// that does not expire (MySQL COM_CHANGE_USER to a password user)
+    /// aborts it. `None`: nothing expires.
+    pub fn disarm_handle(&self) -> Option<tokio::task::AbortHandle> {
+        self.timer
+            .as_ref()
+            .map(tokio::task::JoinHandle::abort_handle)
+    }
+
     /// Whether the credential's expiry (not an operator, not a shutdown)
     /// ended the session.
     pub fn expired(&self) -> bool {
