@@ -5,6 +5,8 @@
 //! listen = "127.0.0.1:9187"   # /metrics, /healthz, /api; absent: none
 //! tls_cert = "admin.crt"      # HTTPS, as the listeners' PEM options
 //! tls_key = "admin.key"
+//! operators = ["dba"]         # groups whose tokens may end live
+//!                             # sessions (absent: every token's)
 //!
 //! [[admin.token]]             # a bearer token of the API, as a person
 //! user = "alice"
@@ -34,6 +36,7 @@ pub struct RawAdmin {
     listen: Option<Spanned<String>>,
     tls_cert: Option<Spanned<String>>,
     tls_key: Option<Spanned<String>>,
+    operators: Option<Spanned<Vec<String>>>,
     #[serde(default, rename = "token")]
     tokens: Vec<Spanned<RawToken>>,
 }
@@ -57,6 +60,9 @@ pub struct Admin {
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// Who may use the API.
     pub tokens: Vec<ApiToken>,
+    /// Groups whose members may end live sessions (`None`: every token
+    /// holder).
+    pub operators: Option<Vec<String>>,
 }
 
 /// One bearer token of the API and the identity it stands for.
@@ -80,6 +86,13 @@ impl std::fmt::Debug for ApiToken {
 }
 
 impl Admin {
+    /// Whether `who` may end other people's live sessions.
+    pub fn may_end_sessions(&self, who: &crate::approvals::Identity) -> bool {
+        self.operators
+            .as_ref()
+            .is_none_or(|groups| who.groups.iter().any(|g| groups.contains(g)))
+    }
+
     /// The identity a bearer token stands for. Every token is compared,
     /// each in time independent of where it differs.
     pub fn identity(&self, token: &str) -> Option<crate::approvals::Identity> {
@@ -152,12 +165,21 @@ pub(crate) fn parse(raw: Option<RawAdmin>, base: &Path, p: &mut Problems) -> Opt
         "admin",
         p,
     );
+    if let Some(o) = raw.operators.as_ref().filter(|o| o.get_ref().is_empty()) {
+        p.at(
+            o.span(),
+            "admin.operators",
+            "names no group: nobody could end a session (remove the key to let every token)",
+        );
+    }
+    let operators = raw.operators.map(Spanned::into_inner);
     let listen = raw.listen?;
     match listen.get_ref().parse() {
         Ok(addr) => Some(Admin {
             listen: addr,
             tls,
             tokens,
+            operators,
         }),
         Err(_) => {
             p.at(

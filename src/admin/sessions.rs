@@ -51,6 +51,16 @@ pub(super) async fn end(
         Ok(w) => w,
         Err(e) => return e.into_response(),
     };
+    if !api.admin.may_end_sessions(&who) {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} may not end sessions (operators: {})",
+                who.user,
+                api.admin.operators.clone().unwrap_or_default().join(", ")
+            ),
+        );
+    }
     if !api.live.end(&protocol, id) {
         return error(
             StatusCode::NOT_FOUND,

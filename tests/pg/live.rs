@@ -234,3 +234,41 @@ async fn an_ended_session_runs_nothing_a_pipelining_client_sends_after_the_end()
     assert!(!text.contains("after the end"), "ran after the end: {text}");
     assert!(text.contains("57P01"), "{text}");
 }
+
+/// With `[admin] operators`, only those groups' tokens end sessions.
+#[tokio::test]
+async fn only_operators_end_sessions_when_operators_are_named() {
+    let server = pg::shared();
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    cfg.section("admin", "operators = [\"dba\"]");
+    let gw = cfg.start().await;
+    let _agent = crate::support::gateway::connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+    let live = live_sessions(&gw).await;
+    let id = live[0]["id"].as_u64().unwrap();
+    let path = format!("/api/sessions/live/postgres/{id}/end");
+    let (status, body) = api(
+        &gw,
+        "POST",
+        &path,
+        Some(approvals::token("carol")),
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_string().contains("operators: dba"), "{body}");
+    assert_eq!(
+        live_sessions(&gw).await.as_array().unwrap().len(),
+        1,
+        "still open"
+    );
+    let (status, _) = api(
+        &gw,
+        "POST",
+        &path,
+        Some(approvals::token("alice")),
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
