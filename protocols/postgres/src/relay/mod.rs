@@ -175,12 +175,18 @@ pub async fn run(
         let m = shared.model();
         (m.idle(), m.status())
     };
+    let unsynced = shared.unsynced.load(Ordering::Relaxed);
     RelayOutcome {
+        // A session ended mid-batch (no Sync since its last extended
+        // message) is not reused: a reset's Sync would commit half of the
+        // client's pipeline, where closing rolls it back as PostgreSQL
+        // does for a client that goes away.
         reusable: matches!(end, RelayEnd::ClientGone | RelayEnd::Shutdown)
             && idle
-            && down.between_messages(),
+            && down.between_messages()
+            && !(matches!(end, RelayEnd::Shutdown) && unsynced),
         status,
-        unsynced: shared.unsynced.load(Ordering::Relaxed),
+        unsynced,
         last_was_error: down.last_tag() == backend_tag::ERROR_RESPONSE,
         end,
     }

@@ -618,8 +618,26 @@ impl ServerModel {
     /// but the cursors declared `WITH HOLD`.
     fn ready(&mut self, body: &[u8]) {
         self.phase = Phase::Start;
-        if let Some(start) = self.started.as_mut().and_then(VecDeque::pop_front) {
-            self.took = Some(start.elapsed());
+        if let Some(started) = self.started.as_mut() {
+            // Requests that left the queue unanswered (discarded after an
+            // error, a Sync inside a COPY) are older than this one: their
+            // starts go first.
+            let pending = self
+                .queue
+                .iter()
+                .filter(|s| {
+                    matches!(
+                        s,
+                        Sent::Query { .. } | Sent::Sync | Sent::FunctionCall { .. }
+                    )
+                })
+                .count();
+            while started.len() > pending + 1 {
+                started.pop_front();
+            }
+            if let Some(start) = started.pop_front() {
+                self.took = Some(start.elapsed());
+            }
         }
         if let Some(&status) = body.first() {
             self.status = status;

@@ -55,10 +55,12 @@ pub(super) struct Upstream<'a> {
     pub received: u64,
     /// Binds are reported to the hooks (for the recording).
     records_binds: bool,
-    /// The messages forwarded so far end at a request boundary (a Query, a
-    /// Sync, a FunctionCall, a Flush): once the session is ending, nothing after
-    /// one is forwarded, so that a client pipelining requests cannot keep
-    /// an ending session busy for ever.
+    /// No extended batch or COPY is open (the last request-ending message
+    /// was a Query, a Sync or a FunctionCall). Once the session is ending,
+    /// nothing that starts new work is forwarded, so that a client
+    /// pipelining requests cannot keep an ending session busy for ever;
+    /// an open batch gets a Flush of the relay's own, so that the server
+    /// answers what it was sent.
     boundary: bool,
 }
 
@@ -82,9 +84,10 @@ enum Scan {
     /// Forward `0..before`, then await the judged statement's wait and
     /// scan again from it.
     Wait(usize),
-    /// Forward `0..n`, then read nothing more: the session is ending and
-    /// the next message would start a new request.
-    Drained(usize),
+    /// Forward `0..n` (then a Flush of the relay's own when `flush`: a
+    /// batch left open is answered), then read nothing more: the session
+    /// is ending and the next message would start new work.
+    Drained { upto: usize, flush: bool },
 }
 
 impl<'a> Upstream<'a> {
@@ -169,8 +172,15 @@ impl<'a> Upstream<'a> {
                     self.resumed = Some(waited.map(|()| masks));
                     continue;
                 }
-                Scan::Drained(n) => {
-                    if let Err(e) = write(wr, &buf[..n]).await {
+                Scan::Drained { upto: n, flush } => {
+                    let sent = async {
+                        wr.write_all(&buf[..n]).await?;
+                        if flush {
+                            wr.write_all(&[frontend_tag::FLUSH, 0, 0, 0, 4]).await?;
+                        }
+                        wr.flush().await
+                    };
+                    if let Err(e) = sent.await {
                         return RelayEnd::ServerError(e.into());
                     }
                     buf.advance(n);
@@ -244,14 +254,20 @@ impl<'a> Upstream<'a> {
             let Some((tag, total)) = peek_header(&buf[pos..], MAX_MESSAGE)? else {
                 return Ok(Scan::Forward(pos));
             };
-            if self.boundary
-                && starts_request(tag)
+            // An ending session forwards nothing that starts new work;
+            // only a Sync that closes a batch already sent (so that the
+            // server answers it and the session can end).
+            if starts_request(tag)
+                && (tag != frontend_tag::SYNC || self.boundary)
                 && self
                     .shared
                     .draining
                     .load(std::sync::atomic::Ordering::Relaxed)
             {
-                return Ok(Scan::Drained(pos));
+                return Ok(Scan::Drained {
+                    upto: pos,
+                    flush: !self.boundary,
+                });
             }
             if self.shared.model().len() >= MAX_QUEUED {
                 return Ok(Scan::Full(pos));
@@ -288,14 +304,12 @@ impl<'a> Upstream<'a> {
                 }
             }
             match tag {
-                // A Flush is a boundary too: the server answers everything
-                // before it, so a client that pipelines batches ended by
-                // Flush (never Sync) is held back as well.
-                frontend_tag::QUERY
-                | frontend_tag::SYNC
-                | frontend_tag::FUNCTION_CALL
-                | frontend_tag::FLUSH => self.boundary = true,
-                b'P' | b'B' | b'E' | b'D' | b'C' => self.boundary = false,
+                frontend_tag::QUERY | frontend_tag::SYNC | frontend_tag::FUNCTION_CALL => {
+                    self.boundary = true
+                }
+                // An extended batch, or a COPY (its closing Sync, when the
+                // copy ran in one, ends the request).
+                b'P' | b'B' | b'E' | b'D' | b'C' | b'c' | b'f' => self.boundary = false,
                 _ => {}
             }
             // Flush (never queued, ignored in a copy) does not break a run.
