@@ -199,3 +199,51 @@ async fn the_mariadb_client_waits_for_the_approval() {
     assert_eq!(n, Some(1));
     direct.query_drop("DROP TABLE app.held_cli").await.unwrap();
 }
+
+/// An operator ends a session whose write waits for approval: the write
+/// is withdrawn at once and never runs, even if approved afterwards.
+#[tokio::test]
+async fn ending_a_session_withdraws_its_held_statement() {
+    let (mut direct, _cfg, gw) = held_table(
+        "DROP TABLE IF EXISTS app.held_end; CREATE TABLE app.held_end (id int primary key); \
+             INSERT INTO app.held_end VALUES (1), (2)",
+    )
+    .await;
+    let mut agent = Conn::new(Opts::from_url(&gw.mysql_url("agent", AGENT_PW, "app")).unwrap())
+        .await
+        .unwrap();
+    let held = tokio::spawn(async move { agent.query_drop("DELETE FROM held_end").await });
+    let id = pending(&gw).await;
+    let (_, live) = api(
+        &gw,
+        "GET",
+        "/api/sessions/live",
+        Some(approvals::token("carol")),
+        None,
+    )
+    .await;
+    let session = live[0]["id"].as_u64().unwrap();
+    let (status, _) = api(
+        &gw,
+        "POST",
+        &format!("/api/sessions/live/mysql/{session}/end"),
+        Some(approvals::token("carol")),
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let e = tokio::time::timeout(std::time::Duration::from_secs(10), held)
+        .await
+        .expect("withdrawn at once, not left waiting")
+        .unwrap()
+        .expect_err("withdrawn");
+    assert!(e.to_string().contains("withdrawn"), "{e}");
+    // Too late to approve: it is withdrawn (or gone with its session).
+    assert_ne!(approve(&gw, id, "alice").await.0, 200);
+    let n: Option<i64> = direct
+        .query_first("SELECT COUNT(*) FROM app.held_end")
+        .await
+        .unwrap();
+    assert_eq!(n, Some(2), "the DELETE never ran");
+    direct.query_drop("DROP TABLE app.held_end").await.unwrap();
+}

@@ -290,6 +290,7 @@ impl Gateway {
             masks: Default::default(),
             timings: None,
             expiry: ending.disarm_handle(),
+            end: None,
         };
         let end = relay.run(&ending, &shutdown).await;
         drop(live);

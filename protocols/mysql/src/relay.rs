@@ -95,6 +95,9 @@ pub struct Relay<'a> {
     /// Stops the login token's expiry (a COM_CHANGE_USER to an identity
     /// that does not expire).
     pub expiry: Option<tokio::task::AbortHandle>,
+    /// The session's end (set when the relay starts): a statement held
+    /// for approval is withdrawn when it fires.
+    pub end: Option<CancellationToken>,
     /// Where statement outcomes go, if anywhere.
     pub outcomes: Option<Arc<dyn sqlgate_net::outcome::OutcomeSink>>,
     /// The client connection's bytes each way (counted by its stream).
@@ -200,6 +203,7 @@ impl Relay<'_> {
         let mut sbuf = self.server.reader.take_buffered();
         self.masks = MaskState::of(self.judge.as_mut());
         self.timings = self.judge.timings();
+        self.end = Some(shutdown.clone());
         // Registered once per session, not once per command.
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
@@ -245,10 +249,20 @@ impl Relay<'_> {
         let mut wait = wait;
         let bound = self.limits.max_statement_len.saturating_add(HEADER_LEN);
         let held = self.held.clone();
+        let end = self.end.clone().unwrap_or_default();
         loop {
             self.cbuf.reserve(1024);
             tokio::select! {
                 r = &mut wait => return Ok(r),
+                // The session is ending (an operator, its token's expiry,
+                // a shutdown): what waits never runs.
+                _ = end.cancelled() => {
+                    return Ok(Err(ClientError::new(
+                        1317,
+                        b"70100",
+                        "Query execution was interrupted (sqlgate: withdrawn, the session is ending)",
+                    )))
+                }
                 _ = held.notified() => {
                     return Ok(Err(ClientError::new(
                         1317,
