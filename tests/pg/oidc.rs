@@ -195,10 +195,7 @@ async fn a_token_logs_in_as_its_mapped_identity_with_its_policy_and_masks() {
 async fn psql_logs_in_with_a_long_token_as_its_password() {
     let issuer = Issuer::start(&tempfile::tempdir().unwrap().keep()).await;
     let (_cfg, gw, ca) = gateway(&issuer, "").await;
-    let mut claims = github(&issuer, "123456", "refs/heads/main", 300);
-    claims["padding"] = Value::String("x".repeat(6000));
-    let token = issuer.token(&claims);
-    assert!(token.len() > 8000, "a token of several KB: {}", token.len());
+    let token = issuer.long_token(&github(&issuer, "123456", "refs/heads/main", 300));
     let port = gw.port();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("psql")
@@ -544,62 +541,13 @@ groups_claim = \"groups\"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn psycopg2_logs_in_with_a_long_token() {
+async fn psycopg2_and_pgjdbc_log_in_with_a_long_token() {
     let issuer = Issuer::start(&tempfile::tempdir().unwrap().keep()).await;
     let (_cfg, gw, ca) = gateway(&issuer, "").await;
-    let mut claims = github(&issuer, "123456", "refs/heads/main", 300);
-    claims["padding"] = Value::String("x".repeat(6000));
-    let token = issuer.token(&claims);
-    let port = gw.port().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(crate::support::python::interpreter())
-            .arg(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/token_login.py"),
-            )
-            .args(["psycopg2", &port, "github", "app"])
-            .arg(&ca)
-            .env("TOKEN", &token)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "in as token");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pgjdbc_logs_in_with_a_long_token() {
-    let issuer = Issuer::start(&tempfile::tempdir().unwrap().keep()).await;
-    let (_cfg, gw, ca) = gateway(&issuer, "").await;
-    let mut claims = github(&issuer, "123456", "refs/heads/main", 300);
-    claims["padding"] = Value::String("x".repeat(6000));
-    let token = issuer.token(&claims);
-    let port = gw.port().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("java")
-            .args(["-cp", "/usr/share/java/postgresql.jar"])
-            .arg(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("tests/tools/TokenLogin.java"),
-            )
-            .args(["postgresql", &port, "github", "app"])
-            .arg(&ca)
-            .env("TOKEN", &token)
-            .output()
-            .expect("java runs (scripts/test.sh installs it)")
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "in as token");
+    let token = issuer.long_token(&github(&issuer, "123456", "refs/heads/main", 300));
+    for driver in ["psycopg2", "postgresql"] {
+        let tool = crate::support::token_tools::token_tool(driver, gw.port(), &ca);
+        let out = crate::support::token_tools::run_with_token(tool, &token).await;
+        assert_eq!(out, "in as token", "{driver}");
+    }
 }

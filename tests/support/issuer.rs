@@ -246,6 +246,16 @@ impl Issuer {
         self.sign(&self.rsa_kid(), claims)
     }
 
+    /// A token of `claims` padded to several KB (as some providers'
+    /// tokens are), signed by the newest RSA key.
+    pub fn long_token(&self, claims: &Value) -> String {
+        let mut claims = claims.clone();
+        claims["padding"] = Value::String("x".repeat(6000));
+        let token = self.token(&claims);
+        assert!(token.len() > 8000, "a token of several KB: {}", token.len());
+        token
+    }
+
     /// A token of `claims` signed by key `kid` (RS256 or ES256 by its kind).
     pub fn sign(&self, kid: &str, claims: &Value) -> String {
         sign(&self.key(kid), claims)

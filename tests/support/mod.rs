@@ -14,6 +14,7 @@ pub mod pg;
 pub mod python;
 pub mod raw;
 pub mod recording;
+pub mod token_tools;
 
 /// A fuzz test's setting from the environment (`SQLGATE_FUZZ_SEED`,
 /// `SQLGATE_FUZZ_SESSIONS`), or its default: fixed in CI, longer outside.

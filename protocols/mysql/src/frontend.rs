@@ -504,6 +504,7 @@ impl Gateway {
             .map(|p| p.as_bytes().to_vec())
             .unwrap_or_else(|| NATIVE.to_vec());
         let mut seq = next;
+        let mut token_identity = None;
         let ok = match known.as_ref().map(|u| u.method) {
             Some(AuthMethod::Token) => {
                 if !client.tls && plugin.as_slice() == CLEAR {
@@ -523,19 +524,15 @@ impl Gateway {
                 }
                 let token = match plugin.as_slice() {
                     CLEAR => hr.scramble_buf().to_vec(),
-                    SHA2 => {
-                        // Full authentication: over TLS the client sends
-                        // the password (the token) itself.
-                        packet::write(&mut client.io, seq, &[0x01, 0x04])
-                            .await
-                            .map_err(gone)?;
-                        let (s, token) = read(client, reader).await?;
-                        seq = s.wrapping_add(1);
-                        token
-                    }
+                    // Full authentication: over TLS the client sends the
+                    // password (the token) itself; a client that began
+                    // with another plugin is switched to it first.
                     _ => {
-                        let (s, _) = self.switch(client, reader, seq, SHA2, &scramble).await?;
-                        packet::write(&mut client.io, s, &[0x01, 0x04])
+                        if plugin.as_slice() != SHA2 {
+                            let (s, _) = self.switch(client, reader, seq, SHA2, &scramble).await?;
+                            seq = s;
+                        }
+                        packet::write(&mut client.io, seq, &[0x01, 0x04])
                             .await
                             .map_err(gone)?;
                         let (s, token) = read(client, reader).await?;
@@ -545,22 +542,13 @@ impl Gateway {
                 };
                 let token = token.strip_suffix(&[0]).unwrap_or(&token);
                 let token = String::from_utf8_lossy(token).into_owned();
-                let identity = self
-                    .hooks
-                    .verify_token(&user, token)
-                    .await
-                    .map_err(|e| (seq, Some(e)))?;
-                return Ok(Authenticated {
-                    identity,
-                    nonce: scramble,
-                    client_caps,
-                    database,
-                    key: ConnKey {
-                        caps: client_caps & SESSION_CAPS & caps,
-                        collation,
-                    },
-                    seq,
-                });
+                token_identity = Some(
+                    self.hooks
+                        .verify_token(&user, token)
+                        .await
+                        .map_err(|e| (seq, Some(e)))?,
+                );
+                true
             }
             Some(AuthMethod::Cleartext) => {
                 if !client.tls {
@@ -590,7 +578,10 @@ impl Gateway {
                 }
             },
         };
-        let Some(identity) = known.and_then(|u| u.identity).filter(|_| ok) else {
+        let Some(identity) = token_identity
+            .or_else(|| known.and_then(|u| u.identity))
+            .filter(|_| ok)
+        else {
             return Err(denied(seq));
         };
         Ok(Authenticated {
