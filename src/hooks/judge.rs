@@ -56,6 +56,31 @@ pub(super) struct Judge {
     /// Reviewed prepared statements, held at each execution.
     reviews: PreparedReviews,
     counters: Option<Arc<crate::admin::counters::Counters>>,
+    /// The session's statement counters by verdict and tag, kept.
+    statement_counters: StatementCounters,
+}
+
+/// One session's handles on `sqlgate_statements_total`'s counters.
+#[derive(Default)]
+struct StatementCounters(
+    std::collections::HashMap<
+        (&'static str, &'static str),
+        prometheus_client::metrics::counter::Counter,
+    >,
+);
+
+impl StatementCounters {
+    fn count(
+        &mut self,
+        counters: &crate::admin::counters::Counters,
+        verdict: &'static str,
+        tag: &'static str,
+    ) {
+        self.0
+            .entry((verdict, tag))
+            .or_insert_with(|| counters.statement_counter(verdict, tag))
+            .inc();
+    }
 }
 
 /// How a session logged in, as its record says: `password`, or `oidc`
@@ -132,6 +157,7 @@ impl Judge {
             notice: None,
             reviews: PreparedReviews::default(),
             counters: seat.counters.cloned(),
+            statement_counters: StatementCounters::default(),
         }
     }
 
@@ -552,10 +578,14 @@ impl Judge {
             match &judged {
                 Ok(judged) => {
                     for j in judged {
-                        c.statement(
-                            &j.decision.verdict.to_string(),
-                            j.tags.iter().map(crate::policy::tags::Tag::name),
-                        );
+                        let verdict = j.decision.verdict.as_str();
+                        let mut tags = j.tags.iter().map(crate::policy::tags::Tag::name).peekable();
+                        if tags.peek().is_none() {
+                            self.statement_counters.count(c, verdict, "none");
+                        }
+                        for tag in tags {
+                            self.statement_counters.count(c, verdict, tag);
+                        }
                     }
                 }
                 Err(r) => c.refusal(
