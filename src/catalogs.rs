@@ -28,8 +28,18 @@ pub struct Pools {
     pub mysql: HashMap<String, Arc<sqlgate_mysql::Pool>>,
 }
 
-/// Serves catalog requests until cancelled.
+/// The first retry of a failed read, doubled per failure up to
+/// [`RETRY_MAX`]: a read fails when the server is down or refuses the
+/// gateway's login, and transiently when DDL drops a view while the query
+/// reads its definition.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves catalog requests until cancelled. A failed read is retried
+/// with a backoff, never dropped: until it succeeds, statements on masked
+/// tables stay refused.
 pub async fn read_catalogs(engine: Arc<Engine>, pools: Pools) {
+    let mut failures: HashMap<String, u32> = HashMap::new();
     loop {
         for target in engine.wanted_catalogs().await {
             let read = if let Some(pool) = pools.postgres.get(&target) {
@@ -42,14 +52,30 @@ pub async fn read_catalogs(engine: Arc<Engine>, pools: Pools) {
             match read {
                 Ok(snapshot) => {
                     tracing::info!(target_name = %target, "catalog read for masking");
+                    failures.remove(&target);
                     engine.set_catalog(&target, snapshot);
                 }
                 Err(e) => {
-                    tracing::warn!(target_name = %target, error = %e, "reading the catalog failed; statements on masked tables stay refused");
+                    let failed = failures.entry(target.clone()).or_default();
+                    *failed = failed.saturating_add(1);
+                    let delay = retry_delay(*failed);
+                    tracing::warn!(target_name = %target, error = %e, retry_in_ms = delay.as_millis() as u64, "reading the catalog failed; statements on masked tables stay refused until it is read");
+                    let engine = engine.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        engine.want_catalog(&target);
+                    });
                 }
             }
         }
     }
+}
+
+/// How long to wait after the `failed`-th failure in a row.
+fn retry_delay(failed: u32) -> std::time::Duration {
+    RETRY_FIRST
+        .saturating_mul(1u32 << failed.saturating_sub(1).min(16))
+        .min(RETRY_MAX)
 }
 
 /// Reads one target's catalog on pools of its own (`sqlgate explain`).
@@ -103,4 +129,17 @@ async fn read_mysql(pool: &Arc<sqlgate_mysql::Pool>) -> anyhow::Result<CatalogSn
     let rows = lease.conn().query_rows(MYSQL_CATALOG_QUERY).await;
     sqlgate_mysql::pool::release(lease).await;
     Ok(CatalogSnapshot::from_mysql_rows(&rows?, &database))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_to_a_ceiling() {
+        assert_eq!(retry_delay(1), RETRY_FIRST);
+        assert_eq!(retry_delay(2), RETRY_FIRST * 2);
+        assert_eq!(retry_delay(8), RETRY_MAX);
+        assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
+    }
 }

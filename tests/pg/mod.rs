@@ -6,6 +6,7 @@ mod approvals_around;
 mod approvals_shared;
 mod auth;
 mod busy;
+mod catalog;
 mod hostile;
 mod live;
 mod masking;

@@ -224,6 +224,22 @@ impl PgServer {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// Waits until the server's log holds `needle` (a condition, polled;
+    /// not a guessed delay).
+    pub async fn wait_for_log(&self, needle: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read_to_string(self.dir.join("log"))
+            .unwrap_or_default()
+            .contains(needle)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never logged {needle}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// A tokio-postgres connection string as the superuser, direct.
     pub fn direct_conn_str(&self, db: &str) -> String {
         format!(
