@@ -12,6 +12,13 @@ use sqlgate::policy::parse::SqlDialect;
 use sqlgate_postgres::ScramSecret;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc, not glibc's malloc: a session's records are allocated on a
+/// relay's worker and freed on the recorder's thread, and glibc's arenas
+/// took a lock (and a futex wake) for each such free; measured in
+/// BENCHMARKS.md ("Recording: the allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "sqlgate",

@@ -14,7 +14,7 @@ use crate::policy::parse::SqlDialect;
 use crate::policy::rules::Verdict;
 use crate::policy::tags::Tag;
 use crate::store::session::SessionRecorder;
-use crate::store::StatementEvent;
+use crate::store::{Kind, StatementEvent};
 
 /// Tag roots of statements that change nothing: recorded in the next
 /// group.
@@ -23,6 +23,7 @@ pub(crate) const HARMLESS: &[&str] = &["read", "tx", "session"];
 /// A wait for a text's durable records (see [`SessionLog::judged`]).
 pub type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Refusal>> + Send>>;
 
+mod definitions;
 mod prepared;
 
 use prepared::{Prepared, PreparedTexts};
@@ -36,6 +37,8 @@ pub struct SessionLog {
     last_prepared: Option<std::sync::Arc<Prepared>>,
     /// Prepared statements by the server's name or id.
     prepared: PreparedTexts,
+    /// Statements' fixed fields recorded so far, by number.
+    definitions: std::sync::Mutex<definitions::Definitions>,
 }
 
 impl SessionLog {
@@ -98,10 +101,10 @@ impl SessionLog {
         }
         let durable = c.durable;
         if !durable {
-            rec.statement(&event);
+            self.record(rec, &event);
             return None;
         }
-        let wait = rec.statement_durable(&event);
+        let wait = self.record_durable(rec, &event);
         let handle = rec.handle();
         Some(Box::pin(async move {
             wait.await.map_err(|e| {
@@ -118,6 +121,70 @@ impl SessionLog {
                 refusal
             })
         }))
+    }
+
+    /// The body of judged statement `j` (text `statement`, recorded as
+    /// sent) when this session has defined its shape, built without the
+    /// whole event (the common case: the same statements with new
+    /// literals).
+    fn known_shape(&self, origin: &str, statement: &str, j: &Judged) -> Option<String> {
+        let masked = j.masks.as_ref().is_some_and(masks_anything);
+        let definitions = self
+            .definitions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let d = definitions.find(origin, &j.statement.fingerprint, |d| {
+            d.verdict == j.decision.verdict.as_str()
+                && d.masked == masked
+                && d.tags
+                    .iter()
+                    .map(String::as_str)
+                    .eq(j.tags.iter().map(|t: Tag| t.name()))
+                && rule_is(d.rule.as_deref(), &j.decision)
+                && (!masked
+                    || Some(&d.masked_columns) == j.masks.as_ref().map(masked_columns).as_ref())
+        })?;
+        serde_json::to_string(&crate::store::Reference {
+            d,
+            text: statement,
+            parameters: None,
+        })
+        .ok()
+    }
+
+    /// The body that records `event`, its definition recorded first when
+    /// it is new (and the event recorded whole when that record could not
+    /// be queued).
+    fn statement_body(&self, rec: &SessionRecorder, event: &StatementEvent) -> String {
+        let mut definitions = self
+            .definitions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (new, body) = definitions.encode(event);
+        if let Some((d, def)) = new {
+            if !rec.send(Kind::Definition, def, false) {
+                definitions.forget(d);
+                return serde_json::to_string(event).unwrap_or_default();
+            }
+        }
+        body
+    }
+
+    /// Records a statement nothing waits for.
+    fn record(&self, rec: &SessionRecorder, event: &StatementEvent) {
+        let body = self.statement_body(rec, event);
+        rec.send(Kind::Statement, body, event.refusal.is_some());
+    }
+
+    /// Records a statement that must be durable before it runs.
+    fn record_durable(
+        &self,
+        rec: &SessionRecorder,
+        event: &StatementEvent,
+    ) -> impl std::future::Future<Output = Result<(), crate::store::StoreError>> + Send + 'static
+    {
+        let body = self.statement_body(rec, event);
+        rec.durable(Kind::Statement, body)
     }
 
     /// Where a held statement's approval is recorded (none when recording
@@ -224,10 +291,25 @@ impl SessionLog {
                     let statement = j.statement.excerpt(&text);
                     let credential = j.tags.iter().any(|t: Tag| t.name().starts_with("dcl."))
                         || names_a_credential(statement);
+                    let durable = j.tags.iter().any(|t: Tag| {
+                        !HARMLESS.contains(&t.name().split('.').next().unwrap_or_default())
+                    });
+                    // A statement of a shape already defined in this
+                    // session: its text and the definition's number.
+                    if !prepares && !credential {
+                        if let Some(body) = self.known_shape(origin, statement, j) {
+                            if durable {
+                                waits.push(rec.durable(Kind::Statement, body));
+                            } else {
+                                rec.send(Kind::Statement, body, false);
+                            }
+                            continue;
+                        }
+                    }
                     let event = StatementEvent {
                         origin: origin.to_owned(),
                         text: recorded_text(dialect, statement, credential),
-                        fingerprint: j.statement.fingerprint.to_string(),
+                        fingerprint: String::from(&*j.statement.fingerprint),
                         // `review`: held for approval (its decision follows).
                         verdict: j.decision.verdict.as_str().to_owned(),
                         tags: j.tags.iter().map(|t| t.name().to_owned()).collect(),
@@ -249,13 +331,11 @@ impl SessionLog {
                             credential: credential || may_bind_a_secret(statement),
                         }));
                     }
-                    let durable = j.tags.iter().any(|t: Tag| {
-                        !HARMLESS.contains(&t.name().split('.').next().unwrap_or_default())
-                    });
                     if durable {
-                        waits.push(rec.statement_durable(&event));
+                        let body = self.statement_body(rec, &event);
+                        waits.push(rec.durable(Kind::Statement, body));
                     } else {
-                        rec.statement(&event);
+                        self.record(rec, &event);
                     }
                 }
                 if waits.is_empty() {
@@ -403,6 +483,24 @@ fn deciding_rule(d: &crate::policy::rules::Decision) -> Option<String> {
     })
 }
 
+/// Whether `recorded` is what [`deciding_rule`] gives for `d`, without
+/// building it.
+fn rule_is(recorded: Option<&str>, d: &crate::policy::rules::Decision) -> bool {
+    match (recorded, d.deciding.as_ref()) {
+        (None, None) => true,
+        (Some(r), Some((_, v))) => match &v.rule {
+            Some(rule) => {
+                r.strip_prefix(rule.as_str())
+                    .and_then(|r| r.strip_prefix(" ("))
+                    .and_then(|r| r.strip_suffix(')'))
+                    == Some(v.entry.as_str())
+            }
+            None => r == v.entry,
+        },
+        _ => false,
+    }
+}
+
 /// The result columns a statement's plan masks, as `column (rule)`.
 fn masked_columns(m: &crate::policy::mask::result::StatementMasks) -> Vec<String> {
     use crate::policy::mask::rules::ColumnPlan;
@@ -460,9 +558,17 @@ fn names_a_credential(text: &str) -> bool {
         "CRYPT",
         "KEYRING_KEY_STORE",
     ];
-    // (Every word above is 5 to 17 bytes long: others are not compared.)
-    text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .any(|w| (5..=17).contains(&w.len()) && WORDS.iter().any(|k| w.eq_ignore_ascii_case(k)))
+    // (Every word above is 5 to 17 bytes long and starts with one of
+    // these letters: others are not compared. Bytes, not chars: no
+    // non-ASCII byte is part of a word either way.)
+    const FIRST: &[u8] = b"PIMSADECK";
+    text.as_bytes()
+        .split(|b| !b.is_ascii_alphanumeric() && *b != b'_')
+        .any(|w| {
+            (5..=17).contains(&w.len())
+                && FIRST.contains(&w[0].to_ascii_uppercase())
+                && WORDS.iter().any(|k| w.eq_ignore_ascii_case(k.as_bytes()))
+        })
 }
 
 /// Whether a prepared statement's parameters may carry a key, password

@@ -160,8 +160,8 @@ pub fn show(store: &mut dyn Store, id: &str) -> Result<Option<String>, StoreErro
                     }
                 }
             }
-            // (events() leaves no Events record whole.)
-            Kind::Events => {}
+            // (events() leaves no Events record whole, and no definition.)
+            Kind::Events | Kind::Definition => {}
             Kind::Connected => {
                 if let Ok(c) = serde_json::from_str::<super::Connected>(&r.body) {
                     let _ = writeln!(
@@ -386,7 +386,7 @@ pub fn replay(
                     writeln!(out, "-- {}", approval_line(&a)).map_err(io)?;
                 }
             }
-            Kind::Connected | Kind::Events => {}
+            Kind::Connected | Kind::Events | Kind::Definition => {}
             Kind::SessionEnd => {
                 let reason = serde_json::from_str::<super::SessionEnd>(&r.body)
                     .map(|e| e.reason)

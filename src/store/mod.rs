@@ -39,6 +39,10 @@ pub enum Kind {
     Approval,
     /// A session ended.
     SessionEnd,
+    /// A statement's fixed fields, numbered in its session, that its
+    /// statements reference (`recording::definitions`); readers get the
+    /// statements whole ([`events`]).
+    Definition,
     /// Several events of one session (statements, outcomes, its server
     /// connection) stored as one record: one line each, `kind`, a tab,
     /// `at_us`, a tab, the event's JSON (see [`events`]).
@@ -55,6 +59,7 @@ impl Kind {
             Kind::Outcome => "outcome",
             Kind::Approval => "approval",
             Kind::SessionEnd => "session_end",
+            Kind::Definition => "definition",
             Kind::Events => "events",
         }
     }
@@ -68,6 +73,7 @@ impl Kind {
             "outcome" => Kind::Outcome,
             "approval" => Kind::Approval,
             "session_end" => Kind::SessionEnd,
+            "definition" => Kind::Definition,
             "events" => Kind::Events,
             _ => return None,
         })
@@ -99,19 +105,24 @@ pub struct SessionStart {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatementEvent {
     /// Where the text came from (query, parse, startup, ...).
+    #[serde(default)]
     pub origin: String,
     /// The statement's text.
     pub text: String,
     /// Its fingerprint (literals out: `policy::fingerprint`).
+    #[serde(default)]
     pub fingerprint: String,
     /// `allow`, `deny` or `review`.
+    #[serde(default)]
     pub verdict: String,
     /// Its tags.
+    #[serde(default)]
     pub tags: Vec<String>,
     /// The refusal's message, when refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
     /// Whether its results are masked for this identity.
+    #[serde(default)]
     pub masked: bool,
     /// An execution's bound parameter values (`None`: NULL), when
     /// recorded (`[recording] parameters`).
@@ -124,6 +135,42 @@ pub struct StatementEvent {
     /// The result columns masked for this identity, as `column (rule)`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub masked_columns: Vec<String>,
+}
+
+/// A statement's fixed fields, numbered within its session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Definition {
+    /// Its number in the session.
+    pub d: u32,
+    /// Where the text came from (query, parse, execute, ...).
+    pub origin: String,
+    /// The fingerprint (literals out).
+    pub fingerprint: String,
+    /// `allow`, `deny` or `review`.
+    pub verdict: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Whether its results are masked for this identity.
+    pub masked: bool,
+    /// The rule (and its entry) that decided the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The result columns masked, as `column (rule)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masked_columns: Vec<String>,
+}
+
+/// A statement that references its definition: its text, and its bound
+/// parameters when recorded.
+#[derive(Debug, Serialize)]
+pub struct Reference<'a> {
+    /// The definition's number.
+    pub d: u32,
+    /// The text as recorded.
+    pub text: &'a str,
+    /// Bound parameter values, when recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<&'a [Option<String>]>,
 }
 
 /// A held statement's approval request, when made and when decided.
@@ -234,17 +281,34 @@ pub struct Event {
 
 /// A session's events, in order, from its records (a line that does not
 /// parse is left out: `audit verify` is what says whether records are
-/// intact).
+/// intact). Statements that reference a definition come out whole, and
+/// definitions themselves are not events.
 pub fn events(rows: &[Row]) -> Vec<Event> {
     let mut out = Vec::with_capacity(rows.len());
+    let mut definitions: std::collections::HashMap<u32, Definition> =
+        std::collections::HashMap::new();
+    let mut push = |record: u64, kind: Kind, at_us: i64, body: &str| match kind {
+        Kind::Definition => {
+            if let Ok(d) = serde_json::from_str::<Definition>(body) {
+                definitions.insert(d.d, d);
+            }
+        }
+        Kind::Statement => out.push(Event {
+            record,
+            kind,
+            at_us,
+            body: whole_statement(body, &definitions),
+        }),
+        _ => out.push(Event {
+            record,
+            kind,
+            at_us,
+            body: body.to_owned(),
+        }),
+    };
     for r in rows {
         if r.kind != Kind::Events {
-            out.push(Event {
-                record: r.seq,
-                kind: r.kind,
-                at_us: r.at_us,
-                body: r.body.clone(),
-            });
+            push(r.seq, r.kind, r.at_us, &r.body);
             continue;
         }
         for line in r.body.lines() {
@@ -256,15 +320,37 @@ pub fn events(rows: &[Row]) -> Vec<Event> {
             let (Some(kind), Ok(at_us)) = (Kind::parse(kind), at.parse()) else {
                 continue;
             };
-            out.push(Event {
-                record: r.seq,
-                kind,
-                at_us,
-                body: body.to_owned(),
-            });
+            push(r.seq, kind, at_us, body);
         }
     }
     out
+}
+
+/// A statement's body with its definition's fields filled in (as it is
+/// when it references none, or one not found).
+fn whole_statement(body: &str, definitions: &std::collections::HashMap<u32, Definition>) -> String {
+    #[derive(Deserialize)]
+    struct Referencing {
+        d: Option<u32>,
+    }
+    let Some(def) = serde_json::from_str::<Referencing>(body)
+        .ok()
+        .and_then(|r| r.d)
+        .and_then(|d| definitions.get(&d))
+    else {
+        return body.to_owned();
+    };
+    let Ok(mut event) = serde_json::from_str::<StatementEvent>(body) else {
+        return body.to_owned();
+    };
+    event.origin = def.origin.clone();
+    event.fingerprint = def.fingerprint.clone();
+    event.verdict = def.verdict.clone();
+    event.tags = def.tags.clone();
+    event.masked = def.masked;
+    event.rule = def.rule.clone();
+    event.masked_columns = def.masked_columns.clone();
+    serde_json::to_string(&event).unwrap_or_else(|_| body.to_owned())
 }
 
 /// Whether events of this kind are stored together in one
@@ -272,7 +358,7 @@ pub fn events(rows: &[Row]) -> Vec<Event> {
 pub fn grouped(kind: Kind) -> bool {
     matches!(
         kind,
-        Kind::Statement | Kind::Outcome | Kind::Connected | Kind::Approval
+        Kind::Statement | Kind::Outcome | Kind::Connected | Kind::Approval | Kind::Definition
     )
 }
 

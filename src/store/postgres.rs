@@ -209,6 +209,7 @@ impl Store for PostgresStore {
                 | Kind::Outcome
                 | Kind::Connected
                 | Kind::Approval
+                | Kind::Definition
                 | Kind::Events => {}
             }
         }

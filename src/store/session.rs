@@ -13,7 +13,7 @@ use super::{Kind, SessionEnd, SessionStart, StatementEvent, StoreError};
 impl Recorder {
     /// Begins a session's records.
     pub fn session(&self, start: &SessionStart) -> SessionRecorder {
-        let id = hex::encode(rand::random::<[u8; 16]>());
+        let id: std::sync::Arc<str> = hex::encode(rand::random::<[u8; 16]>()).into();
         let body = serde_json::to_string(start).unwrap_or_default();
         self.send(&id, Kind::SessionStart, body, false);
         SessionRecorder::new(id, self.clone())
@@ -23,7 +23,7 @@ impl Recorder {
 /// One session's records.
 #[derive(Debug)]
 pub struct SessionRecorder {
-    id: String,
+    id: std::sync::Arc<str>,
     recorder: Recorder,
     ended: bool,
     /// Bytes from and to the client, as the relay reports them.
@@ -31,7 +31,7 @@ pub struct SessionRecorder {
 }
 
 impl SessionRecorder {
-    pub(super) fn new(id: String, recorder: Recorder) -> Self {
+    pub(super) fn new(id: std::sync::Arc<str>, recorder: Recorder) -> Self {
         SessionRecorder {
             id,
             recorder,
@@ -65,13 +65,31 @@ impl SessionRecorder {
         &self,
         event: &StatementEvent,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
-        let body = serde_json::to_string(event).unwrap_or_default();
+        self.durable(
+            Kind::Statement,
+            serde_json::to_string(event).unwrap_or_default(),
+        )
+    }
+
+    /// Records an event nothing waits for (grouped), as its JSON body;
+    /// `false` when it was dropped (the writer is too far behind).
+    pub fn send(&self, kind: Kind, body: String, refused: bool) -> bool {
+        self.recorder.send(&self.id, kind, body, refused)
+    }
+
+    /// Records an event that must be durable before its statement runs,
+    /// as its JSON body (see [`SessionRecorder::statement_durable`]).
+    pub fn durable(
+        &self,
+        kind: Kind,
+        body: String,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
         let bytes = body.len();
         let reserved = self.recorder.reserve(bytes);
         let (done, wait) = tokio::sync::oneshot::channel();
         let msg = Msg::Record {
             session: self.id.clone(),
-            kind: Kind::Statement,
+            kind,
             at_us: now_us(),
             body,
             durable: Some(done),
@@ -143,7 +161,7 @@ impl SessionRecorder {
 /// A session's records from elsewhere than its judge (a relay's task).
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
-    id: String,
+    id: std::sync::Arc<str>,
     recorder: Recorder,
 }
 
@@ -166,7 +184,7 @@ impl SessionHandle {
 /// nothing waits for them).
 #[derive(Debug)]
 struct OutcomeRecorder {
-    id: String,
+    id: std::sync::Arc<str>,
     recorder: Recorder,
     traffic: Arc<[AtomicU64; 2]>,
 }

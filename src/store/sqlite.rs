@@ -176,6 +176,7 @@ impl Store for SqliteStore {
                     | Kind::Outcome
                     | Kind::Connected
                     | Kind::Approval
+                    | Kind::Definition
                     | Kind::Events => {}
                     Kind::SessionEnd => {
                         end.execute(params![r.session, r.at_us]).map_err(err)?;

@@ -20,6 +20,12 @@ use super::chain::{link_hash, row_hash};
 use super::checkpoint::Key;
 use super::{Kind, Link, Row, Store, StoreError};
 
+/// The writer's maps, keyed by session ids: ids are random and made by
+/// the gateway (no client picks one), so a fast hasher without a secret
+/// seed is safe here.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 /// Records waiting for the writer, at most (past it, non-durable records
 /// are dropped and counted: `Recorder::dropped`).
 const QUEUE: usize = 65_536;
@@ -65,7 +71,8 @@ pub(super) type Waiter = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
 
 pub(super) enum Msg {
     Record {
-        session: String,
+        /// The session's id (shared: no copy per record).
+        session: Arc<str>,
         kind: Kind,
         at_us: i64,
         body: String,
@@ -76,7 +83,7 @@ pub(super) enum Msg {
 }
 
 struct Pending {
-    session: String,
+    session: Arc<str>,
     kind: Kind,
     at_us: i64,
     body: String,
@@ -160,8 +167,8 @@ impl Recorder {
             write_seconds: write_seconds.clone(),
             queued: queued.clone(),
             store,
-            sessions: HashMap::new(),
-            open: std::collections::HashSet::new(),
+            sessions: Map::default(),
+            open: Set::default(),
             last_link,
             pending: Vec::new(),
             flush,
@@ -252,7 +259,8 @@ impl Recorder {
         self.queued.load(Ordering::Relaxed) > SAMPLE_BACKOFF_BYTES
     }
 
-    pub(super) fn send(&self, session: &str, kind: Kind, body: String, refused: bool) {
+    /// Queues a record; `false` when it was dropped.
+    pub(super) fn send(&self, session: &Arc<str>, kind: Kind, body: String, refused: bool) -> bool {
         let bytes = body.len();
         // A session's start and end are small and never left out (a lost
         // start would drop the whole session, a lost end its link).
@@ -265,10 +273,10 @@ impl Recorder {
                 dropped = n,
                 "recording: the writer holds too many bytes; a record was dropped"
             );
-            return;
+            return false;
         }
         let msg = Msg::Record {
-            session: session.to_owned(),
+            session: session.clone(),
             kind,
             at_us: now_us(),
             body,
@@ -276,7 +284,7 @@ impl Recorder {
             refused,
         };
         match self.tx.try_send(msg) {
-            Ok(()) => {}
+            Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 self.queued.fetch_sub(bytes, Ordering::Relaxed);
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -284,9 +292,11 @@ impl Recorder {
                     dropped = n,
                     "recording: the writer is too far behind; a record was dropped"
                 );
+                false
             }
             Err(TrySendError::Disconnected(_)) => {
                 self.queued.fetch_sub(bytes, Ordering::Relaxed);
+                false
             }
         }
     }
@@ -304,9 +314,9 @@ impl Recorder {
 struct Writer {
     store: Box<dyn Store>,
     /// Open sessions: next place and last hash (as committed).
-    sessions: HashMap<String, (u64, [u8; 32])>,
+    sessions: Map<String, (u64, [u8; 32])>,
     /// Sessions open as taken (started, not ended), committed or not.
-    open: std::collections::HashSet<String>,
+    open: Set<Arc<str>>,
     last_link: Option<Link>,
     pending: Vec<Pending>,
     flush: Duration,
@@ -554,26 +564,26 @@ impl Writer {
         let mut rows = Vec::new();
         let mut links = Vec::new();
         let mut ended = Vec::new();
-        let mut counts: HashMap<&str, (u64, u64)> = HashMap::new();
+        let mut counts: Map<&str, (u64, u64)> = Map::default();
         // A session's statements, outcomes and connection of this commit
         // go into one record (one insert, one hash), between its start
         // and end records where those are in the commit too.
-        let mut groups: HashMap<&str, (i64, String)> = HashMap::new();
+        let mut groups: Map<&str, (i64, String)> = Map::default();
         for p in &self.pending {
             if p.kind == Kind::Statement {
-                let c = counts.entry(p.session.as_str()).or_default();
+                let c = counts.entry(&p.session).or_default();
                 c.0 += 1;
                 c.1 += p.refused as u64;
             }
             if super::grouped(p.kind) {
                 let (_, body) = groups
-                    .entry(p.session.as_str())
+                    .entry(&p.session)
                     .or_insert_with(|| (p.at_us, String::with_capacity(4096)));
                 use std::fmt::Write as _;
                 let _ = writeln!(body, "{}\t{}\t{}", p.kind.as_str(), p.at_us, p.body);
                 continue;
             }
-            if let Some((at_us, body)) = groups.remove(p.session.as_str()) {
+            if let Some((at_us, body)) = groups.remove(&*p.session) {
                 chain_row(
                     &mut self.sessions,
                     &mut rows,
@@ -598,7 +608,7 @@ impl Writer {
                 };
                 let link = Link {
                     n,
-                    session: p.session.clone(),
+                    session: p.session.to_string(),
                     records: seq + 1,
                     head: hash,
                     prev: prev_link,
@@ -606,7 +616,7 @@ impl Writer {
                 };
                 self.last_link = Some(link.clone());
                 links.push(link);
-                ended.push(p.session.clone());
+                ended.push(p.session.to_string());
             }
         }
         for (session, (at_us, body)) in groups {
@@ -688,7 +698,7 @@ impl Writer {
 
 /// Appends a record to `session`'s chain: its place and hash.
 fn chain_row(
-    sessions: &mut HashMap<String, (u64, [u8; 32])>,
+    sessions: &mut Map<String, (u64, [u8; 32])>,
     rows: &mut Vec<Row>,
     session: &str,
     kind: Kind,
@@ -749,7 +759,7 @@ mod tests {
         assert!(!rec.reserve(MAX_QUEUED_BYTES + 1));
         assert_eq!(rec.queued.load(Ordering::Relaxed), 0);
         rec.queued.store(MAX_QUEUED_BYTES, Ordering::Relaxed);
-        rec.send("x", Kind::Statement, "{}".into(), false);
+        rec.send(&"x".into(), Kind::Statement, "{}".into(), false);
         assert_eq!(rec.dropped(), 1);
         assert!(rec.behind());
     }

@@ -1,0 +1,206 @@
+//! A statement's fixed fields — where it came from, its fingerprint,
+//! verdict, tags, deciding rule and masking — recorded once per session as
+//! a numbered definition, and referenced by number from each statement
+//! that shares them. A client that sends the same statement shape with
+//! new literals (every simple-protocol client) then records its text and
+//! a number per statement, not the same fields again: fewer bytes to
+//! encode, hash and store per read.
+//!
+//! This module must never let a statement reference a definition that is
+//! not in the session's records before it: a definition whose record could
+//! not be queued is forgotten, and its statement is recorded whole.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use crate::store::{Definition, Reference, StatementEvent};
+
+/// Definitions a session keeps, at most (past it, new statement shapes
+/// are recorded whole; memory per session stays bounded).
+const MAX_DEFINITIONS: usize = 512;
+
+/// One session's definitions, found by origin and fingerprint.
+#[derive(Debug, Default)]
+pub struct Definitions {
+    by_shape: HashMap<u64, Vec<Definition>>,
+    count: usize,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Definitions {
+    fn shape(&self, origin: &str, fingerprint: &str) -> u64 {
+        self.hasher.hash_one((origin, fingerprint))
+    }
+
+    /// The number of the definition of this origin and fingerprint whose
+    /// other fields `same` accepts.
+    pub fn find(
+        &self,
+        origin: &str,
+        fingerprint: &str,
+        same: impl Fn(&Definition) -> bool,
+    ) -> Option<u32> {
+        self.by_shape
+            .get(&self.shape(origin, fingerprint))?
+            .iter()
+            .find(|d| d.origin == origin && d.fingerprint == fingerprint && same(d))
+            .map(|d| d.d)
+    }
+
+    /// Numbers a new definition (`d` is set here); `None` when the
+    /// session keeps no more.
+    pub fn add(&mut self, mut def: Definition) -> Option<Definition> {
+        if self.count >= MAX_DEFINITIONS {
+            return None;
+        }
+        def.d = self.count as u32;
+        self.count += 1;
+        let shape = self.shape(&def.origin, &def.fingerprint);
+        self.by_shape.entry(shape).or_default().push(def.clone());
+        Some(def)
+    }
+
+    /// The records of `event`: its definition's body when the definition
+    /// is new (number and JSON), and the statement's body referencing it —
+    /// whole when it is refused or the session keeps no more definitions.
+    pub fn encode(&mut self, event: &StatementEvent) -> (Option<(u32, String)>, String) {
+        let whole = || serde_json::to_string(event).unwrap_or_default();
+        if event.refusal.is_some() {
+            return (None, whole());
+        }
+        let same = |d: &Definition| {
+            d.verdict == event.verdict
+                && d.tags == event.tags
+                && d.masked == event.masked
+                && d.rule == event.rule
+                && d.masked_columns == event.masked_columns
+        };
+        let (new, d) = match self.find(&event.origin, &event.fingerprint, same) {
+            Some(d) => (None, d),
+            None => {
+                let Some(def) = self.add(Definition {
+                    d: 0,
+                    origin: event.origin.clone(),
+                    fingerprint: event.fingerprint.clone(),
+                    verdict: event.verdict.clone(),
+                    tags: event.tags.clone(),
+                    masked: event.masked,
+                    rule: event.rule.clone(),
+                    masked_columns: event.masked_columns.clone(),
+                }) else {
+                    return (None, whole());
+                };
+                let body = serde_json::to_string(&def).unwrap_or_default();
+                (Some((def.d, body)), def.d)
+            }
+        };
+        let reference = Reference {
+            d,
+            text: &event.text,
+            parameters: event.parameters.as_deref(),
+        };
+        (new, serde_json::to_string(&reference).unwrap_or_default())
+    }
+
+    /// Forgets definition `d` (its record could not be queued).
+    pub fn forget(&mut self, d: u32) {
+        for defs in self.by_shape.values_mut() {
+            defs.retain(|x| x.d != d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(origin: &str, fingerprint: &str, verdict: &str) -> Definition {
+        Definition {
+            d: 0,
+            origin: origin.into(),
+            fingerprint: fingerprint.into(),
+            verdict: verdict.into(),
+            tags: vec!["read".into()],
+            masked: false,
+            rule: None,
+            masked_columns: Vec::new(),
+        }
+    }
+
+    fn event(text: &str, verdict: &str) -> StatementEvent {
+        StatementEvent {
+            origin: "query".into(),
+            text: text.into(),
+            fingerprint: "SELECT ? FROM t".into(),
+            verdict: verdict.into(),
+            tags: vec!["read".into()],
+            refusal: None,
+            masked: false,
+            parameters: None,
+            rule: Some("bench (read)".into()),
+            masked_columns: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn statements_of_one_shape_reference_one_definition_and_read_back_whole() {
+        use crate::store::{events, Kind, Row};
+        let mut defs = Definitions::default();
+        let sent = [
+            event("SELECT 1 FROM t", "allow"),
+            event("SELECT 2 FROM t", "allow"),
+            // A policy reload changed the verdict: a new definition.
+            event("SELECT 3 FROM t", "deny"),
+        ];
+        let mut lines = String::new();
+        let mut bodies = Vec::new();
+        for e in &sent {
+            let (new, body) = defs.encode(e);
+            if let Some((_, def)) = new {
+                lines.push_str(&format!("definition\t1\t{def}\n"));
+            }
+            lines.push_str(&format!("statement\t1\t{body}\n"));
+            bodies.push(body);
+        }
+        // The second is its text and a number, nothing else.
+        assert_eq!(bodies[1], r#"{"d":0,"text":"SELECT 2 FROM t"}"#);
+        assert!(bodies[2].starts_with(r#"{"d":1,"#), "{}", bodies[2]);
+        let row = Row {
+            session: "s".into(),
+            seq: 1,
+            kind: Kind::Events,
+            at_us: 1,
+            body: lines,
+            prev: [0; 32],
+            hash: [0; 32],
+        };
+        let read: Vec<StatementEvent> = events(&[row])
+            .iter()
+            .map(|e| {
+                assert_eq!(e.kind, Kind::Statement);
+                serde_json::from_str(&e.body).unwrap()
+            })
+            .collect();
+        assert_eq!(read, sent);
+    }
+
+    #[test]
+    fn found_by_every_field_and_bounded() {
+        let mut defs = Definitions::default();
+        let a = defs.add(def("query", "SELECT ?", "allow")).unwrap();
+        let b = defs.add(def("query", "SELECT ?", "deny")).unwrap();
+        assert_ne!(a.d, b.d);
+        assert_eq!(
+            defs.find("query", "SELECT ?", |d| d.verdict == "deny"),
+            Some(b.d)
+        );
+        assert_eq!(defs.find("parse", "SELECT ?", |_| true), None);
+        defs.forget(b.d);
+        assert_eq!(
+            defs.find("query", "SELECT ?", |d| d.verdict == "deny"),
+            None
+        );
+        while defs.add(def("query", "x", "allow")).is_some() {}
+        assert_eq!(defs.count, MAX_DEFINITIONS);
+    }
+}
