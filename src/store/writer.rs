@@ -183,6 +183,7 @@ impl Recorder {
             started: Instant::now(),
             retain,
             pruned_at: None,
+            spare: Vec::new(),
         };
         let handle = std::thread::Builder::new()
             .name("sqlgate-recorder".to_owned())
@@ -343,7 +344,12 @@ struct Writer {
     /// Sessions ended longer ago than this are pruned (hourly).
     retain: Option<Duration>,
     pruned_at: Option<Instant>,
+    /// Group bodies of the last commit, emptied, for the next.
+    spare: Vec<String>,
 }
+
+/// Bytes of group buffers kept between commits, at most.
+const SPARE_BYTES: usize = 16 << 20;
 
 /// How often retention looks for sessions to prune.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -569,6 +575,9 @@ impl Writer {
         // go into one record (one insert, one hash), between its start
         // and end records where those are in the commit too.
         let mut groups: Map<&str, (i64, String)> = Map::default();
+        // Group bodies reuse the last commit's buffers: fresh ones of a
+        // few hundred KiB each cost page faults every commit.
+        let mut spare = std::mem::take(&mut self.spare);
         for p in &self.pending {
             if p.kind == Kind::Statement {
                 let c = counts.entry(&p.session).or_default();
@@ -576,9 +585,10 @@ impl Writer {
                 c.1 += p.refused as u64;
             }
             if super::grouped(p.kind) {
-                let (_, body) = groups
-                    .entry(&p.session)
-                    .or_insert_with(|| (p.at_us, String::with_capacity(4096)));
+                let (_, body) = groups.entry(&p.session).or_insert_with(|| {
+                    let body = spare.pop().unwrap_or_else(|| String::with_capacity(4096));
+                    (p.at_us, body)
+                });
                 use std::fmt::Write as _;
                 let _ = writeln!(body, "{}\t{}\t{}", p.kind.as_str(), p.at_us, p.body);
                 continue;
@@ -636,6 +646,21 @@ impl Writer {
         let writing = Instant::now();
         let appended = self.store.append(&rows, &mut links, &counts);
         self.write_seconds.observe(writing.elapsed().as_secs_f64());
+        let written = rows.len() as u64;
+        let mut kept = 0;
+        self.spare = rows
+            .into_iter()
+            .filter(|r| r.kind == Kind::Events)
+            .map(|r| {
+                let mut body = r.body;
+                body.clear();
+                body
+            })
+            .take_while(|b| {
+                kept += b.capacity();
+                kept <= SPARE_BYTES
+            })
+            .collect();
         match appended {
             Ok(last) => {
                 // The chain as the store has it (another gateway may have
@@ -645,7 +670,7 @@ impl Writer {
                 }
                 self.commits += 1;
                 self.counts[0].fetch_add(1, Ordering::Relaxed);
-                self.records += rows.len() as u64;
+                self.records += written;
                 if !self.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!("recording: the store takes records again");
                 }
