@@ -272,3 +272,100 @@ async fn only_operators_end_sessions_when_operators_are_named() {
     .await;
     assert_eq!(status, 200);
 }
+
+/// A session ended while its extended-protocol batch is open (its
+/// Execute answered, no Sync yet) leaves its server connection in an
+/// implicit transaction: that connection is closed, never handed to the
+/// next session (a reset's Sync would commit half a pipeline).
+#[tokio::test]
+async fn a_session_ended_mid_batch_is_not_reused() {
+    use bytes::BytesMut;
+    use postgres_protocol::message::frontend;
+    let server = pg::shared();
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    // One server connection: the next session gets it again if it is
+    // handed back.
+    cfg.target_setting("pool_size = 1");
+    let gw = cfg.start().await;
+    let (mut raw, _) = crate::support::raw::RawClient::connect(
+        gw.addr(),
+        &[("user", "agent"), ("database", "app")],
+        AGENT_PW,
+    )
+    .await
+    .unwrap();
+    let mut out = BytesMut::new();
+    frontend::parse(
+        "",
+        "SELECT pg_backend_pid()::text",
+        std::iter::empty(),
+        &mut out,
+    )
+    .unwrap();
+    frontend::bind(
+        "",
+        "",
+        std::iter::empty::<i16>(),
+        std::iter::empty::<Option<&[u8]>>(),
+        |_: Option<&[u8]>,
+         _: &mut BytesMut|
+         -> Result<postgres_protocol::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+            Ok(postgres_protocol::IsNull::No)
+        },
+        std::iter::empty::<i16>(),
+        &mut out,
+    )
+    .map_err(|_| ())
+    .unwrap();
+    frontend::execute("", 0, &mut out).unwrap();
+    frontend::flush(&mut out);
+    raw.send(&out).await;
+    let mut first_pid = None;
+    while let Some((tag, body)) = raw.read().await {
+        if tag == b'D' {
+            // Field count (2), length (4), the value.
+            first_pid = Some(String::from_utf8_lossy(&body[6..]).into_owned());
+        }
+        if tag == b'C' {
+            break;
+        }
+    }
+    let first_pid = first_pid.expect("the batch's row");
+    let live = live_sessions(&gw).await;
+    let id = live[0]["id"].as_u64().unwrap();
+    let (status, _) = api(
+        &gw,
+        "POST",
+        &format!("/api/sessions/live/postgres/{id}/end"),
+        Some(approvals::token("carol")),
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut rest = String::new();
+    while let Some((tag, body)) = raw.read().await {
+        rest.push_str(&format!(
+            "{}:{}\n",
+            tag as char,
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    assert!(rest.contains("57P01"), "{rest}");
+    let next = crate::support::gateway::connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+    let rows = next
+        .simple_query("SELECT pg_backend_pid()::text")
+        .await
+        .unwrap();
+    let next_pid = rows
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .unwrap();
+    assert_ne!(
+        next_pid, first_pid,
+        "the ended session's connection was reused"
+    );
+}
