@@ -369,3 +369,75 @@ async fn a_session_ended_mid_batch_is_not_reused() {
         "the ended session's connection was reused"
     );
 }
+
+/// A statement held for approval, with the session's earlier request
+/// still running when an operator ends the session, never runs even
+/// when it is approved afterwards: the relay checks again, once the wait
+/// is over, that the session is not ending.
+#[tokio::test]
+async fn a_held_statement_approved_after_the_end_never_runs() {
+    use bytes::BytesMut;
+    use postgres_protocol::message::frontend;
+    let server = pg::shared();
+    let direct = approvals::table(server, "live_held").await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS live_held_block; CREATE TABLE live_held_block (x int); \
+             GRANT ALL ON live_held_block TO app_owner",
+        )
+        .await
+        .unwrap();
+    let mut cfg = TestConfig::new(server);
+    approvals::configure(&mut cfg, "");
+    let gw = cfg.start().await;
+    // The first request waits on this lock until the test lets it go.
+    let blocker = crate::support::gateway::connect(&server.direct_conn_str("app")).await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE live_held_block IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let (mut raw, _) = crate::support::raw::RawClient::connect(
+        gw.addr(),
+        &[("user", "agent"), ("database", "app")],
+        AGENT_PW,
+    )
+    .await
+    .unwrap();
+    let mut out = BytesMut::new();
+    frontend::query("SELECT count(*) FROM live_held_block", &mut out).unwrap();
+    frontend::query("DELETE FROM live_held", &mut out).unwrap();
+    raw.send(&out).await;
+    let id = approvals::pending(&gw).await;
+    let live = live_sessions(&gw).await;
+    let session = live[0]["id"].as_u64().unwrap();
+    let (status, _) = api(
+        &gw,
+        "POST",
+        &format!("/api/sessions/live/postgres/{session}/end"),
+        Some(approvals::token("carol")),
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The session is ending but its first request still runs: the held
+    // DELETE is approved now.
+    let (status, body) = approvals::approve(&gw, id, "alice").await;
+    assert_eq!(status, 200, "{body}");
+    blocker.batch_execute("COMMIT").await.unwrap();
+    let mut seen = String::new();
+    while let Some((tag, body)) = raw.read().await {
+        seen.push_str(&format!(
+            "{}:{}\n",
+            tag as char,
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    assert!(seen.contains("57P01"), "{seen}");
+    assert!(!seen.contains("C:DELETE"), "{seen}");
+    let left = direct
+        .query_one("SELECT count(*) FROM live_held", &[])
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(left, 3, "the DELETE ran after the end:\n{seen}");
+}
