@@ -98,6 +98,7 @@ fn run(policies: &mut [SessionPolicy], logs: Option<(&mut [SessionLog], &Recorde
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is taken.
     sqlgate::install_crypto_provider();
+    sqlgate::allocator::return_freed_memory_at_once();
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("bench.db")).unwrap();
     let recorder = Recorder::start(

@@ -7,6 +7,7 @@
 //! later policy) and the binary; the wire protocols live in `protocols/`.
 
 pub mod admin;
+pub mod allocator;
 pub mod approvals;
 pub mod auth;
 pub mod catalogs;

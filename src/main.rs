@@ -15,7 +15,8 @@ use tracing_subscriber::EnvFilter;
 /// mimalloc, not glibc's malloc: a session's records are allocated on a
 /// relay's worker and freed on the recorder's thread, and glibc's arenas
 /// took a lock (and a futex wake) for each such free; measured in
-/// BENCHMARKS.md ("Recording: the allocator").
+/// BENCHMARKS.md. Freed memory returns to the system at once
+/// (`sqlgate::allocator`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -246,6 +247,7 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    sqlgate::allocator::return_freed_memory_at_once();
     match run() {
         Ok(code) => code,
         Err(e) => {

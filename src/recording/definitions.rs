@@ -15,16 +15,22 @@ use std::hash::BuildHasher;
 
 use crate::store::{Definition, Reference, StatementEvent};
 
-/// Definitions a session keeps, at most (past it, new statement shapes
-/// are recorded whole; memory per session stays bounded).
+/// Definitions a session keeps, at most, and their fingerprints' bytes
+/// (past either, new statement shapes are recorded whole; memory per
+/// session stays bounded). A fingerprint longer than
+/// [`MAX_DEFINED_FINGERPRINT`] is never defined: long texts rarely repeat.
 const MAX_DEFINITIONS: usize = 512;
+const MAX_DEFINED_BYTES: usize = 256 << 10;
+const MAX_DEFINED_FINGERPRINT: usize = 4 << 10;
 
 /// One session's definitions, found by origin and fingerprint.
 #[derive(Debug, Default)]
 pub struct Definitions {
     by_shape: HashMap<u64, Vec<Definition>>,
     count: usize,
-    hasher: foldhash::fast::FixedState,
+    bytes: usize,
+    /// Seeded per session: fingerprints are the client's to shape.
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Definitions {
@@ -50,9 +56,14 @@ impl Definitions {
     /// Numbers a new definition (`d` is set here); `None` when the
     /// session keeps no more.
     pub fn add(&mut self, mut def: Definition) -> Option<Definition> {
-        if self.count >= MAX_DEFINITIONS {
+        let bytes = def.fingerprint.len() + def.origin.len();
+        if self.count >= MAX_DEFINITIONS
+            || def.fingerprint.len() > MAX_DEFINED_FINGERPRINT
+            || self.bytes + bytes > MAX_DEFINED_BYTES
+        {
             return None;
         }
+        self.bytes += bytes;
         def.d = self.count as u32;
         self.count += 1;
         let shape = self.shape(&def.origin, &def.fingerprint);
@@ -105,7 +116,10 @@ impl Definitions {
     /// Forgets definition `d` (its record could not be queued).
     pub fn forget(&mut self, d: u32) {
         for defs in self.by_shape.values_mut() {
-            defs.retain(|x| x.d != d);
+            if let Some(i) = defs.iter().position(|x| x.d == d) {
+                let gone = defs.swap_remove(i);
+                self.bytes -= gone.fingerprint.len() + gone.origin.len();
+            }
         }
     }
 }
@@ -182,6 +196,29 @@ mod tests {
             })
             .collect();
         assert_eq!(read, sent);
+        // A reference whose definition is not there says so.
+        let dangling = Row {
+            session: "s".into(),
+            seq: 2,
+            kind: Kind::Events,
+            at_us: 1,
+            body: "statement\t1\t{\"d\":7,\"text\":\"SELECT 9 FROM t\"}\n".into(),
+            prev: [0; 32],
+            hash: [0; 32],
+        };
+        let read: StatementEvent = serde_json::from_str(&events(&[dangling])[0].body).unwrap();
+        assert_eq!(read.text, "SELECT 9 FROM t");
+        assert_eq!(read.verdict, crate::store::MISSING_DEFINITION);
+    }
+
+    #[test]
+    fn long_fingerprints_are_not_defined() {
+        let mut defs = Definitions::default();
+        let mut e = event("SELECT 1 FROM t", "allow");
+        e.fingerprint = "x".repeat(MAX_DEFINED_FINGERPRINT + 1);
+        let (new, body) = defs.encode(&e);
+        assert!(new.is_none());
+        assert_eq!(serde_json::from_str::<StatementEvent>(&body).unwrap(), e);
     }
 
     #[test]

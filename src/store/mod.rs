@@ -326,6 +326,10 @@ pub fn events(rows: &[Row]) -> Vec<Event> {
     out
 }
 
+/// The verdict a statement reads back with when the definition it
+/// references is not in its session's records.
+pub const MISSING_DEFINITION: &str = "unknown (its definition is missing)";
+
 /// A statement's body with its definition's fields filled in (as it is
 /// when it references none, or one not found).
 fn whole_statement(body: &str, definitions: &std::collections::HashMap<u32, Definition>) -> String {
@@ -333,15 +337,20 @@ fn whole_statement(body: &str, definitions: &std::collections::HashMap<u32, Defi
     struct Referencing {
         d: Option<u32>,
     }
-    let Some(def) = serde_json::from_str::<Referencing>(body)
+    let Some(d) = serde_json::from_str::<Referencing>(body)
         .ok()
         .and_then(|r| r.d)
-        .and_then(|d| definitions.get(&d))
     else {
         return body.to_owned();
     };
     let Ok(mut event) = serde_json::from_str::<StatementEvent>(body) else {
         return body.to_owned();
+    };
+    let Some(def) = definitions.get(&d) else {
+        // Never written by the gateway (it keeps definitions it could
+        // not queue from being referenced): said, not left blank.
+        event.verdict = MISSING_DEFINITION.to_owned();
+        return serde_json::to_string(&event).unwrap_or_else(|_| body.to_owned());
     };
     event.origin = def.origin.clone();
     event.fingerprint = def.fingerprint.clone();

@@ -263,9 +263,14 @@ impl Recorder {
     /// Queues a record; `false` when it was dropped.
     pub(super) fn send(&self, session: &Arc<str>, kind: Kind, body: String, refused: bool) -> bool {
         let bytes = body.len();
-        // A session's start and end are small and never left out (a lost
-        // start would drop the whole session, a lost end its link).
-        let always = matches!(kind, Kind::SessionStart | Kind::SessionEnd);
+        // A session's start and end, and its definitions, are small and
+        // never left out for the byte bound (a lost start would drop the
+        // whole session, a lost end its link, a lost definition the fixed
+        // fields of the statements that reference it).
+        let always = matches!(
+            kind,
+            Kind::SessionStart | Kind::SessionEnd | Kind::Definition
+        );
         if always {
             self.queued.fetch_add(bytes, Ordering::Relaxed);
         } else if !self.reserve(bytes) {
@@ -520,7 +525,11 @@ impl Writer {
                     self.open.insert(session.clone());
                 }
                 let open = self.open.contains(&session);
-                if !open || self.pending.len() >= MAX_PENDING {
+                // Definitions are never dropped here: statements already
+                // queued after one reference it (they are few and small:
+                // `recording::definitions` bounds them per session).
+                let full = self.pending.len() >= MAX_PENDING && kind != Kind::Definition;
+                if !open || full {
                     self.queued.fetch_sub(body.len(), Ordering::Relaxed);
                 }
                 if !open {
@@ -532,7 +541,7 @@ impl Writer {
                     }
                     return false;
                 }
-                if self.pending.len() >= MAX_PENDING {
+                if full {
                     tracing::error!("recording: a record was dropped while the store fails");
                     if let Some(w) = durable {
                         let _ = w.send(Err(StoreError::Backend("the store is failing".to_owned())));
@@ -707,13 +716,21 @@ impl Writer {
                     kept.push(p);
                 }
                 if kept.len() > MAX_PENDING {
-                    let excess = kept.len() - MAX_PENDING;
-                    let bytes: usize = kept.drain(..excess).map(|p| p.body.len()).sum();
+                    // The oldest go, but never a definition (statements
+                    // kept after it reference it).
+                    let mut excess = kept.len() - MAX_PENDING;
+                    let (mut bytes, mut dropped) = (0, 0);
+                    kept.retain(|p| {
+                        if excess == 0 || p.kind == Kind::Definition {
+                            return true;
+                        }
+                        excess -= 1;
+                        dropped += 1;
+                        bytes += p.body.len();
+                        false
+                    });
                     self.queued.fetch_sub(bytes, Ordering::Relaxed);
-                    tracing::error!(
-                        dropped = excess,
-                        "recording: records dropped while the store fails"
-                    );
+                    tracing::error!(dropped, "recording: records dropped while the store fails");
                 }
                 self.pending = kept;
             }
