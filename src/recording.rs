@@ -577,30 +577,32 @@ fn masks_anything(m: &crate::policy::mask::result::StatementMasks) -> bool {
             .is_some_and(|p| p.iter().any(|c| *c != ColumnPlan::Clear))
 }
 
+/// The words that mark a text as one that may carry a credential.
+const CREDENTIAL_WORDS: &[&str] = &[
+    "PASSWORD",
+    "IDENTIFIED",
+    "MASTER_PASSWORD",
+    "SOURCE_PASSWORD",
+    "SSLPASSWORD",
+    "PGP_SYM_ENCRYPT",
+    "PGP_SYM_DECRYPT",
+    "PGP_PUB_ENCRYPT",
+    "PGP_PUB_DECRYPT",
+    "AES_ENCRYPT",
+    "AES_DECRYPT",
+    "DES_ENCRYPT",
+    "DES_DECRYPT",
+    "ENCRYPT",
+    "ENCODE",
+    "DECODE",
+    "CRYPT",
+    "KEYRING_KEY_STORE",
+];
+
 /// Whether a text may carry a credential (`PASSWORD 'x'`, `IDENTIFIED BY
 /// 'x'`): such texts are recorded with their literals out, so that no
 /// password, nor a hash of one, reaches the store.
 fn names_a_credential(text: &str) -> bool {
-    const WORDS: &[&str] = &[
-        "PASSWORD",
-        "IDENTIFIED",
-        "MASTER_PASSWORD",
-        "SOURCE_PASSWORD",
-        "SSLPASSWORD",
-        "PGP_SYM_ENCRYPT",
-        "PGP_SYM_DECRYPT",
-        "PGP_PUB_ENCRYPT",
-        "PGP_PUB_DECRYPT",
-        "AES_ENCRYPT",
-        "AES_DECRYPT",
-        "DES_ENCRYPT",
-        "DES_DECRYPT",
-        "ENCRYPT",
-        "ENCODE",
-        "DECODE",
-        "CRYPT",
-        "KEYRING_KEY_STORE",
-    ];
     // One pass over the bytes (it runs for every recorded statement):
     // words are maximal runs of letters, digits and underscores; only
     // those of 5 to 17 bytes (the lengths above) are compared.
@@ -617,7 +619,11 @@ fn names_a_credential(text: &str) -> bool {
             .position(|b| !is_word(b))
             .unwrap_or(bytes.len() - begin);
         let w = &bytes[begin..begin + len];
-        if (5..=17).contains(&len) && WORDS.iter().any(|k| w.eq_ignore_ascii_case(k.as_bytes())) {
+        if (5..=17).contains(&len)
+            && CREDENTIAL_WORDS
+                .iter()
+                .any(|k| w.eq_ignore_ascii_case(k.as_bytes()))
+        {
             return true;
         }
         start = begin + len;
@@ -708,30 +714,7 @@ mod tests {
     fn the_credential_scan_agrees_with_splitting_into_words() {
         fn by_words(text: &str) -> bool {
             text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-                .any(|w| {
-                    [
-                        "PASSWORD",
-                        "IDENTIFIED",
-                        "MASTER_PASSWORD",
-                        "SOURCE_PASSWORD",
-                        "SSLPASSWORD",
-                        "PGP_SYM_ENCRYPT",
-                        "PGP_SYM_DECRYPT",
-                        "PGP_PUB_ENCRYPT",
-                        "PGP_PUB_DECRYPT",
-                        "AES_ENCRYPT",
-                        "AES_DECRYPT",
-                        "DES_ENCRYPT",
-                        "DES_DECRYPT",
-                        "ENCRYPT",
-                        "ENCODE",
-                        "DECODE",
-                        "CRYPT",
-                        "KEYRING_KEY_STORE",
-                    ]
-                    .iter()
-                    .any(|k| w.eq_ignore_ascii_case(k))
-                })
+                .any(|w| CREDENTIAL_WORDS.iter().any(|k| w.eq_ignore_ascii_case(k)))
         }
         let corpus = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),

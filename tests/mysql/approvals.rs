@@ -214,24 +214,7 @@ async fn ending_a_session_withdraws_its_held_statement() {
         .unwrap();
     let held = tokio::spawn(async move { agent.query_drop("DELETE FROM held_end").await });
     let id = pending(&gw).await;
-    let (_, live) = api(
-        &gw,
-        "GET",
-        "/api/sessions/live",
-        Some(approvals::token("carol")),
-        None,
-    )
-    .await;
-    let session = live[0]["id"].as_u64().unwrap();
-    let (status, _) = api(
-        &gw,
-        "POST",
-        &format!("/api/sessions/live/mysql/{session}/end"),
-        Some(approvals::token("carol")),
-        Some(serde_json::json!({})),
-    )
-    .await;
-    assert_eq!(status, 200);
+    assert_eq!(approvals::end_the_live_session(&gw, "mysql").await, 200);
     let e = tokio::time::timeout(std::time::Duration::from_secs(10), held)
         .await
         .expect("withdrawn at once, not left waiting")

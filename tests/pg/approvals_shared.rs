@@ -48,18 +48,25 @@ async fn listed_on(b: &Gateway, id: u64) -> serde_json::Value {
     }
 }
 
+/// The agent's `sql` through `gw`, held for approval, running in a task
+/// of its own: its client and its result once decided.
+async fn held_on(
+    gw: &Gateway,
+    sql: &'static str,
+) -> tokio::task::JoinHandle<(tokio_postgres::Client, Result<u64, tokio_postgres::Error>)> {
+    let client = connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+    tokio::spawn(async move {
+        let r = client.execute(sql, &[]).await;
+        (client, r)
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_held_on_one_gateway_is_approved_through_another() {
     let server = pg::shared();
     let direct = table(server, "held_shared").await;
     let (_configs, a, b) = two_gateways(&format!("appr_shared_{}", std::process::id())).await;
-    let client = connect(&a.conn_str("agent", AGENT_PW, "app")).await;
-    let held = tokio::spawn(async move {
-        let r = client
-            .execute("DELETE FROM held_shared WHERE id = 2", &[])
-            .await;
-        (client, r)
-    });
+    let held = held_on(&a, "DELETE FROM held_shared WHERE id = 2").await;
     let id = pending(&a).await;
     let listed = listed_on(&b, id).await;
     assert_eq!(listed["state"]["state"], "pending", "{listed}");
@@ -112,13 +119,7 @@ async fn a_denial_through_another_gateway_reaches_the_held_client_with_its_reaso
     let direct = table(server, "held_shared_deny").await;
     let (_configs, a, b) = two_gateways(&format!("appr_shared_deny_{}", std::process::id())).await;
     // Ids are the holding gateway's own range: B's are elsewhere.
-    let client = connect(&a.conn_str("agent", AGENT_PW, "app")).await;
-    let held = tokio::spawn(async move {
-        let r = client
-            .execute("UPDATE held_shared_deny SET v = 'z'", &[])
-            .await;
-        (client, r)
-    });
+    let held = held_on(&a, "UPDATE held_shared_deny SET v = 'z'").await;
     let id = pending(&a).await;
     listed_on(&b, id).await;
     // The CLI against B's API.
@@ -196,11 +197,7 @@ async fn a_decision_the_holding_gateway_never_answers_is_withdrawn() {
     let _direct = table(server, "held_shared_gone").await;
     let db = format!("appr_shared_gone_{}", std::process::id());
     let (_configs, a, b) = two_gateways(&db).await;
-    let client = connect(&a.conn_str("agent", AGENT_PW, "app")).await;
-    let _held = tokio::spawn(async move {
-        let r = client.execute("DELETE FROM held_shared_gone", &[]).await;
-        (client, r)
-    });
+    let _held = held_on(&a, "DELETE FROM held_shared_gone").await;
     let id = pending(&a).await;
     listed_on(&b, id).await;
     // A stops answering (it shuts down).

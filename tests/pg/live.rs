@@ -2,22 +2,35 @@
 //! now and ends one; the client learns why (FATAL 57P01 naming the
 //! operator), and the session leaves the list.
 
-use crate::support::approvals::{self, api};
-use crate::support::gateway::{Gateway, TestConfig, AGENT_PW};
+use crate::support::approvals::{self, api, end_the_live_session, live_sessions};
+use crate::support::gateway::{TestConfig, AGENT_PW};
 use crate::support::pg;
 
-/// The open sessions, as an operator's API call lists them.
-async fn live_sessions(gw: &Gateway) -> serde_json::Value {
-    let (status, live) = api(
-        gw,
-        "GET",
-        "/api/sessions/live",
-        Some(approvals::token("carol")),
-        None,
+/// Parse, Bind and Execute of `sql` (unnamed, no parameters), ended by a
+/// Flush: an extended-protocol batch without its Sync.
+fn flushed_batch(sql: &str) -> bytes::BytesMut {
+    use bytes::BytesMut;
+    use postgres_protocol::message::frontend;
+    let mut out = BytesMut::new();
+    frontend::parse("", sql, std::iter::empty(), &mut out).unwrap();
+    frontend::bind(
+        "",
+        "",
+        std::iter::empty::<i16>(),
+        std::iter::empty::<Option<&[u8]>>(),
+        |_: Option<&[u8]>,
+         _: &mut BytesMut|
+         -> Result<postgres_protocol::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+            Ok(postgres_protocol::IsNull::No)
+        },
+        std::iter::empty::<i16>(),
+        &mut out,
     )
-    .await;
-    assert_eq!(status, 200, "{live}");
-    live
+    .map_err(|_| ())
+    .unwrap();
+    frontend::execute("", 0, &mut out).unwrap();
+    frontend::flush(&mut out);
+    out
 }
 
 #[tokio::test]
@@ -174,8 +187,6 @@ async fn recorded_sessions_are_listed_and_shown_over_the_api() {
 /// never reaches the server.
 #[tokio::test]
 async fn an_ended_session_runs_nothing_a_pipelining_client_sends_after_the_end() {
-    use bytes::BytesMut;
-    use postgres_protocol::message::frontend;
     let server = pg::shared();
     let mut cfg = TestConfig::new(server);
     approvals::configure(&mut cfg, "");
@@ -187,41 +198,11 @@ async fn an_ended_session_runs_nothing_a_pipelining_client_sends_after_the_end()
     )
     .await
     .unwrap();
-    let batch = |sql: &str| {
-        let mut out = BytesMut::new();
-        frontend::parse("", sql, std::iter::empty(), &mut out).unwrap();
-        frontend::bind(
-            "",
-            "",
-            std::iter::empty::<i16>(),
-            std::iter::empty::<Option<&[u8]>>(),
-            |_: Option<&[u8]>, _: &mut BytesMut| -> Result<postgres_protocol::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-                Ok(postgres_protocol::IsNull::No)
-            },
-            std::iter::empty::<i16>(),
-            &mut out,
-        )
-        .map_err(|_| ())
-        .unwrap();
-        frontend::execute("", 0, &mut out).unwrap();
-        frontend::flush(&mut out);
-        out
-    };
-    raw.send(&batch("SELECT 'before the end' FROM pg_sleep(1)"))
+    raw.send(&flushed_batch("SELECT 'before the end' FROM pg_sleep(1)"))
         .await;
-    let live = live_sessions(&gw).await;
-    let id = live[0]["id"].as_u64().unwrap();
-    let (status, _) = api(
-        &gw,
-        "POST",
-        &format!("/api/sessions/live/postgres/{id}/end"),
-        Some(approvals::token("carol")),
-        Some(serde_json::json!({})),
-    )
-    .await;
-    assert_eq!(status, 200);
+    assert_eq!(end_the_live_session(&gw, "postgres").await, 200);
     // While the first batch still runs, the next one.
-    raw.send(&batch("SELECT 'after the end'")).await;
+    raw.send(&flushed_batch("SELECT 'after the end'")).await;
     let mut seen = Vec::new();
     while let Some((tag, body)) = raw.read().await {
         seen.push((tag, String::from_utf8_lossy(&body).into_owned()));
@@ -279,8 +260,6 @@ async fn only_operators_end_sessions_when_operators_are_named() {
 /// next session (a reset's Sync would commit half a pipeline).
 #[tokio::test]
 async fn a_session_ended_mid_batch_is_not_reused() {
-    use bytes::BytesMut;
-    use postgres_protocol::message::frontend;
     let server = pg::shared();
     let mut cfg = TestConfig::new(server);
     approvals::configure(&mut cfg, "");
@@ -295,32 +274,8 @@ async fn a_session_ended_mid_batch_is_not_reused() {
     )
     .await
     .unwrap();
-    let mut out = BytesMut::new();
-    frontend::parse(
-        "",
-        "SELECT pg_backend_pid()::text",
-        std::iter::empty(),
-        &mut out,
-    )
-    .unwrap();
-    frontend::bind(
-        "",
-        "",
-        std::iter::empty::<i16>(),
-        std::iter::empty::<Option<&[u8]>>(),
-        |_: Option<&[u8]>,
-         _: &mut BytesMut|
-         -> Result<postgres_protocol::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-            Ok(postgres_protocol::IsNull::No)
-        },
-        std::iter::empty::<i16>(),
-        &mut out,
-    )
-    .map_err(|_| ())
-    .unwrap();
-    frontend::execute("", 0, &mut out).unwrap();
-    frontend::flush(&mut out);
-    raw.send(&out).await;
+    raw.send(&flushed_batch("SELECT pg_backend_pid()::text"))
+        .await;
     let mut first_pid = None;
     while let Some((tag, body)) = raw.read().await {
         if tag == b'D' {
@@ -332,17 +287,7 @@ async fn a_session_ended_mid_batch_is_not_reused() {
         }
     }
     let first_pid = first_pid.expect("the batch's row");
-    let live = live_sessions(&gw).await;
-    let id = live[0]["id"].as_u64().unwrap();
-    let (status, _) = api(
-        &gw,
-        "POST",
-        &format!("/api/sessions/live/postgres/{id}/end"),
-        Some(approvals::token("carol")),
-        Some(serde_json::json!({})),
-    )
-    .await;
-    assert_eq!(status, 200);
+    assert_eq!(end_the_live_session(&gw, "postgres").await, 200);
     let mut rest = String::new();
     while let Some((tag, body)) = raw.read().await {
         rest.push_str(&format!(
@@ -408,17 +353,7 @@ async fn a_held_statement_approved_after_the_end_never_runs() {
     frontend::query("DELETE FROM live_held", &mut out).unwrap();
     raw.send(&out).await;
     let id = approvals::pending(&gw).await;
-    let live = live_sessions(&gw).await;
-    let session = live[0]["id"].as_u64().unwrap();
-    let (status, _) = api(
-        &gw,
-        "POST",
-        &format!("/api/sessions/live/postgres/{session}/end"),
-        Some(approvals::token("carol")),
-        Some(serde_json::json!({})),
-    )
-    .await;
-    assert_eq!(status, 200);
+    assert_eq!(end_the_live_session(&gw, "postgres").await, 200);
     // The session is ending but its first request still runs: the held
     // DELETE is approved now.
     let (status, body) = approvals::approve(&gw, id, "alice").await;

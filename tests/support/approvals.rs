@@ -77,6 +77,29 @@ pub async fn api(
     (status, json)
 }
 
+/// The open sessions, as an operator's API call lists them.
+pub async fn live_sessions(gw: &Gateway) -> serde_json::Value {
+    let (status, live) = api(gw, "GET", "/api/sessions/live", Some(token("carol")), None).await;
+    assert_eq!(status, 200, "{live}");
+    live
+}
+
+/// Ends the only live session (`protocol`: `postgres` or `mysql`) as an
+/// operator; the API's status.
+pub async fn end_the_live_session(gw: &Gateway, protocol: &str) -> u16 {
+    let live = live_sessions(gw).await;
+    let id = live[0]["id"].as_u64().expect("a live session");
+    api(
+        gw,
+        "POST",
+        &format!("/api/sessions/live/{protocol}/{id}/end"),
+        Some(token("carol")),
+        Some(serde_json::json!({})),
+    )
+    .await
+    .0
+}
+
 /// Approves request `id` as `user` (the status and body).
 pub async fn approve(gw: &Gateway, id: u64, user: &str) -> (u16, serde_json::Value) {
     api(
