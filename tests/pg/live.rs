@@ -6,6 +6,32 @@ use crate::support::approvals::{self, api, end_the_live_session, live_sessions};
 use crate::support::gateway::{TestConfig, AGENT_PW};
 use crate::support::pg;
 
+/// A raw-protocol session of the agent through `gw`.
+async fn raw_agent(gw: &crate::support::gateway::Gateway) -> crate::support::raw::RawClient {
+    crate::support::raw::RawClient::connect(
+        gw.addr(),
+        &[("user", "agent"), ("database", "app")],
+        AGENT_PW,
+    )
+    .await
+    .unwrap()
+    .0
+}
+
+/// Every message the session sends until it closes, one `tag:body` line
+/// each.
+async fn read_to_end(raw: &mut crate::support::raw::RawClient) -> String {
+    let mut seen = String::new();
+    while let Some((tag, body)) = raw.read().await {
+        seen.push_str(&format!(
+            "{}:{}\n",
+            tag as char,
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    seen
+}
+
 /// Parse, Bind and Execute of `sql` (unnamed, no parameters), ended by a
 /// Flush: an extended-protocol batch without its Sync.
 fn flushed_batch(sql: &str) -> bytes::BytesMut {
@@ -191,26 +217,13 @@ async fn an_ended_session_runs_nothing_a_pipelining_client_sends_after_the_end()
     let mut cfg = TestConfig::new(server);
     approvals::configure(&mut cfg, "");
     let gw = cfg.start().await;
-    let (mut raw, _) = crate::support::raw::RawClient::connect(
-        gw.addr(),
-        &[("user", "agent"), ("database", "app")],
-        AGENT_PW,
-    )
-    .await
-    .unwrap();
+    let mut raw = raw_agent(&gw).await;
     raw.send(&flushed_batch("SELECT 'before the end' FROM pg_sleep(1)"))
         .await;
     assert_eq!(end_the_live_session(&gw, "postgres").await, 200);
     // While the first batch still runs, the next one.
     raw.send(&flushed_batch("SELECT 'after the end'")).await;
-    let mut seen = Vec::new();
-    while let Some((tag, body)) = raw.read().await {
-        seen.push((tag, String::from_utf8_lossy(&body).into_owned()));
-    }
-    let text: String = seen
-        .iter()
-        .map(|(t, b)| format!("{}:{b}\n", *t as char))
-        .collect();
+    let text = read_to_end(&mut raw).await;
     assert!(text.contains("before the end"), "{text}");
     assert!(!text.contains("after the end"), "ran after the end: {text}");
     assert!(text.contains("57P01"), "{text}");
@@ -267,13 +280,7 @@ async fn a_session_ended_mid_batch_is_not_reused() {
     // handed back.
     cfg.target_setting("pool_size = 1");
     let gw = cfg.start().await;
-    let (mut raw, _) = crate::support::raw::RawClient::connect(
-        gw.addr(),
-        &[("user", "agent"), ("database", "app")],
-        AGENT_PW,
-    )
-    .await
-    .unwrap();
+    let mut raw = raw_agent(&gw).await;
     raw.send(&flushed_batch("SELECT pg_backend_pid()::text"))
         .await;
     let mut first_pid = None;
@@ -288,14 +295,7 @@ async fn a_session_ended_mid_batch_is_not_reused() {
     }
     let first_pid = first_pid.expect("the batch's row");
     assert_eq!(end_the_live_session(&gw, "postgres").await, 200);
-    let mut rest = String::new();
-    while let Some((tag, body)) = raw.read().await {
-        rest.push_str(&format!(
-            "{}:{}\n",
-            tag as char,
-            String::from_utf8_lossy(&body)
-        ));
-    }
+    let rest = read_to_end(&mut raw).await;
     assert!(rest.contains("57P01"), "{rest}");
     let next = crate::support::gateway::connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
     let rows = next
@@ -341,13 +341,7 @@ async fn a_held_statement_approved_after_the_end_never_runs() {
         .batch_execute("BEGIN; LOCK TABLE live_held_block IN ACCESS EXCLUSIVE MODE")
         .await
         .unwrap();
-    let (mut raw, _) = crate::support::raw::RawClient::connect(
-        gw.addr(),
-        &[("user", "agent"), ("database", "app")],
-        AGENT_PW,
-    )
-    .await
-    .unwrap();
+    let mut raw = raw_agent(&gw).await;
     let mut out = BytesMut::new();
     frontend::query("SELECT count(*) FROM live_held_block", &mut out).unwrap();
     frontend::query("DELETE FROM live_held", &mut out).unwrap();
@@ -359,14 +353,7 @@ async fn a_held_statement_approved_after_the_end_never_runs() {
     let (status, body) = approvals::approve(&gw, id, "alice").await;
     assert_eq!(status, 200, "{body}");
     blocker.batch_execute("COMMIT").await.unwrap();
-    let mut seen = String::new();
-    while let Some((tag, body)) = raw.read().await {
-        seen.push_str(&format!(
-            "{}:{}\n",
-            tag as char,
-            String::from_utf8_lossy(&body)
-        ));
-    }
+    let seen = read_to_end(&mut raw).await;
     assert!(seen.contains("57P01"), "{seen}");
     assert!(!seen.contains("C:DELETE"), "{seen}");
     let left = direct
