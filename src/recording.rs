@@ -493,6 +493,7 @@ fn not_recorded(what: &str, why: &str, e: &crate::store::StoreError) -> Refusal 
         hint: "retry when the recording store is back (the gateway's log and /metrics say why it fails)".to_owned(),
         position: 1,
         rule: None,
+        tags: crate::policy::tags::TagSet::EMPTY,
     }
 }
 

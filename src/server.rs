@@ -424,7 +424,7 @@ fn mysql_pools(config: &Config) -> HashMap<String, Arc<sqlgate_mysql::Pool>> {
                 port: t.port,
                 database: t.database.clone(),
                 user: t.user.clone(),
-                password: t.password.as_ref().map(|p| p.expose().to_owned()),
+                password: t.password.clone(),
                 tls: tls::client_config(&t.tls).ok().flatten(),
                 connect_timeout: t.connect_timeout,
             };

@@ -103,6 +103,7 @@ pub fn hold(
             hint,
             position: 1,
             rule: None,
+            tags: crate::policy::tags::TagSet::EMPTY,
         })
     });
     Hold { id, wait }

@@ -16,6 +16,7 @@ use crate::policy::parse::SqlDialect;
 use crate::store::writer::Recorder;
 use crate::store::SessionStart;
 use sqlgate_net::identity::{Identity, Login};
+use sqlgate_net::verdict::{Notice, Ticket, Verdict};
 
 /// Where a session sits: what it is recorded in, what holds its reviewed
 /// statements, and who it is on the wire.
@@ -53,6 +54,10 @@ pub(super) struct Judge {
     estimator: Option<approvals::blast::Estimator>,
     /// What the client is told as its text's hold begins.
     pub notice: Option<approvals::hold::Notice>,
+    /// The last judged text (or execution), though allowed by its rules,
+    /// may not run: a reviewed one that cannot be held, or one in
+    /// `retry` mode that waits for its decision.
+    refused: Option<Refusal>,
     /// Reviewed prepared statements, held at each execution.
     reviews: PreparedReviews,
     counters: Option<Arc<crate::admin::counters::Counters>>,
@@ -155,6 +160,7 @@ impl Judge {
             approvals: seat.approvals.cloned(),
             estimator: seat.estimator,
             notice: None,
+            refused: None,
             reviews: PreparedReviews::default(),
             counters: seat.counters.cloned(),
             statement_counters: StatementCounters::default(),
@@ -312,7 +318,7 @@ impl Judge {
                     "sqlgate: this execution's values could not be read, so an approval cannot be matched to it",
                     "bind fewer or smaller values, or ask for review_mode = \"wait\"",
                 );
-                self.durable = Some(Box::pin(async move { Err(refused) }));
+                self.refused = Some(refused);
                 return;
             }
             let key = approvals::RetryKey {
@@ -392,7 +398,7 @@ impl Judge {
                     "sqlgate: too many requests of this identity wait for approval",
                     "wait for the pending ones to be decided or to expire",
                 );
-                self.durable = Some(Box::pin(async move { Err(refused) }));
+                self.refused = Some(refused);
                 return;
             }
         };
@@ -421,7 +427,7 @@ impl Judge {
                 ),
                 &format!("approve: sqlgate approvals approve {id}"),
             );
-            self.durable = Some(Box::pin(async move { Err(refused) }));
+            self.refused = Some(refused);
         }
     }
 
@@ -520,6 +526,8 @@ impl Judge {
     /// (a Bind too large to read whole) is refused where any prepared
     /// statement is reviewed: it could be that one.
     pub fn executed(&mut self, name: &[u8], parameters: Option<Vec<Option<String>>>) {
+        self.notice = None;
+        self.refused = None;
         let unread = name.starts_with(b"\0");
         let review = self.reviews.get(name).cloned();
         let shown = review.as_ref().and(parameters.clone());
@@ -529,7 +537,7 @@ impl Judge {
                 "sqlgate: an execution too large to read cannot be checked against the statements held for approval",
                 "bind fewer or smaller values",
             );
-            self.durable = Some(Box::pin(async move { Err(refused) }));
+            self.refused = Some(refused);
             return;
         }
         if let Some(t) = review {
@@ -549,6 +557,7 @@ impl Judge {
         sql: &[u8],
     ) -> Result<Vec<crate::policy::engine::Judged>, Refusal> {
         self.notice = None;
+        self.refused = None;
         // A policy reload made masking rules apply to a session whose relay
         // does not follow results: nothing may run until it reconnects.
         let judged = if self.masking_now_applies() {
@@ -563,6 +572,7 @@ impl Judge {
                 hint: "reconnect".to_owned(),
                 position: 1,
                 rule: None,
+                tags: crate::policy::tags::TagSet::EMPTY,
             })
         } else {
             let policy = &mut self.policy;
@@ -671,6 +681,53 @@ fn dialect_protocol(dialect: SqlDialect) -> &'static str {
     }
 }
 
+/// What the relay is told of the text (or execution) just judged:
+/// refused, allowed, or held until its wait ends (its records durable, its
+/// approval).
+pub(super) fn verdict<M>(judge: &mut Judge, judged: Result<M, Refusal>) -> Verdict<M> {
+    let notice = judge.notice.take();
+    let wait = judge.durable.take();
+    match (judged, judge.refused.take()) {
+        (Err(r), _) | (Ok(_), Some(r)) => Verdict::Refuse(neutral(r)),
+        (Ok(m), None) => match wait {
+            None => Verdict::Allow(m),
+            Some(wait) => Verdict::Hold {
+                ticket: Ticket {
+                    notice: notice.map(|n| Notice {
+                        message: n.message,
+                        detail: n.detail,
+                    }),
+                    wait: Box::pin(async move { wait.await.map_err(neutral) }),
+                },
+                then: m,
+            },
+        },
+    }
+}
+
+/// A refusal in the words both protocols share; each protocol crate
+/// alone turns it into its wire's error.
+pub(super) fn neutral(r: Refusal) -> sqlgate_net::verdict::Refusal {
+    use crate::policy::engine::RefusedBy;
+    use sqlgate_net::verdict::RefusalKind;
+    let kind = match (r.by, r.verdict) {
+        (RefusedBy::Policy, crate::policy::rules::Verdict::Review) => RefusalKind::NotApproved,
+        (RefusedBy::Policy, _) => RefusalKind::Denied,
+        (RefusedBy::Reach, _) => RefusalKind::OutOfReach,
+        (RefusedBy::Masking, _) => RefusalKind::Masking,
+        (RefusedBy::Recording, _) => RefusalKind::NotRecorded,
+    };
+    sqlgate_net::verdict::Refusal {
+        kind,
+        rule: r.rule,
+        tags: r.tags.iter().map(|t| t.name().to_owned()).collect(),
+        reason: r.message,
+        detail: r.detail,
+        hint: r.hint,
+        position: r.position,
+    }
+}
+
 /// A refusal of a reviewed statement that cannot be held.
 fn refusal(message: &str, hint: &str) -> Refusal {
     Refusal {
@@ -681,6 +738,7 @@ fn refusal(message: &str, hint: &str) -> Refusal {
         hint: hint.to_owned(),
         position: 1,
         rule: None,
+        tags: crate::policy::tags::TagSet::EMPTY,
     }
 }
 

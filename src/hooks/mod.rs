@@ -20,6 +20,8 @@ use crate::policy::engine::{Engine, Refusal};
 use crate::policy::parse::SqlDialect;
 use crate::store::writer::Recorder;
 use sqlgate_net::identity::{Identity, Verifying};
+use sqlgate_net::session::SessionEnd;
+use sqlgate_net::verdict::Verdict;
 
 /// Log target of the per-statement lines, so that they can be switched on
 /// alone: `RUST_LOG=info,sqlgate::statement=debug`.
@@ -190,50 +192,29 @@ mod judge;
 
 use judge::{Judge, Seat};
 
-/// A refusal on the PostgreSQL wire (42501).
-fn pg_refusal(r: Refusal) -> ClientError {
-    let mut e = ClientError::error(SqlState::INSUFFICIENT_PRIVILEGE, r.message)
-        .with_detail(r.detail)
-        .with_position(r.position);
-    if !r.hint.is_empty() {
-        e = e.with_hint(r.hint);
-    }
-    e
-}
-
-/// A refusal on the MySQL wire: masking refusals are about columns (1142,
-/// as for a table access the server refuses), the rest about commands
-/// (1227).
-fn my_refusal(r: Refusal) -> MyError {
-    let mut text = format!("{} ({})", r.message, r.detail);
-    if !r.hint.is_empty() {
-        text.push_str(": ");
-        text.push_str(&r.hint);
-    }
-    let code = match r.by {
-        crate::policy::engine::RefusedBy::Masking => 1142,
-        _ => 1227,
-    };
-    MyError::new(code, b"42000", text)
-}
-
 struct PgJudge(Judge);
 
 impl sqlgate_postgres::SessionHooks for PgJudge {
-    fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<Masks, ClientError> {
-        let verdict = if origin == StatementOrigin::FunctionCall {
+    fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Verdict<Masks> {
+        let judged = if origin == StatementOrigin::FunctionCall {
             if self.0.masking == Some(true) || self.0.masking_now_applies() {
                 // Its result is one value of a function called by OID:
                 // nothing says where it comes from.
-                return Err(ClientError::error(
-                    SqlState::INSUFFICIENT_PRIVILEGE,
-                    "masking: fastpath function calls are not allowed where masking rules apply",
-                )
-                .with_hint("call the function in a statement"));
+                return Verdict::Refuse(sqlgate_net::verdict::Refusal {
+                    kind: sqlgate_net::verdict::RefusalKind::Masking,
+                    rule: None,
+                    tags: Vec::new(),
+                    reason:
+                        "masking: fastpath function calls are not allowed where masking rules apply"
+                            .to_owned(),
+                    detail: String::new(),
+                    hint: "call the function in a statement".to_owned(),
+                    position: 0,
+                });
             }
-            let verdict = self.0.policy.judge_function_call();
-            self.0.durable = self.0.log.function_call(verdict.as_ref().err());
-            verdict.map(|()| Vec::new())
+            let judged = self.0.policy.judge_function_call();
+            self.0.durable = self.0.log.function_call(judged.as_ref().err());
+            judged.map(|()| Vec::new())
         } else {
             self.0.judge(origin, sql).map(|judged| {
                 if judged.iter().all(|j| j.masks.is_none()) {
@@ -258,22 +239,7 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
                     .collect()
             })
         };
-        verdict.map_err(pg_refusal)
-    }
-
-    fn before_forward(&mut self) -> Option<sqlgate_postgres::hooks::BeforeForward<ClientError>> {
-        let wait = self.0.durable.take()?;
-        Some(Box::pin(async move { wait.await.map_err(pg_refusal) }))
-    }
-
-    fn notice(&mut self) -> Option<sqlgate_postgres::messages::error_response::ClientNotice> {
-        self.0.notice.take().map(
-            |n| sqlgate_postgres::messages::error_response::ClientNotice {
-                message: n.message,
-                detail: Some(n.detail),
-                hint: None,
-            },
-        )
+        judge::verdict(&mut self.0, judged)
     }
 
     fn outcomes(&mut self) -> Option<Arc<dyn sqlgate_net::outcome::OutcomeSink>> {
@@ -288,8 +254,9 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
         self.0.prepared_as(name, false);
     }
 
-    fn bound(&mut self, statement: &[u8], parameters: Option<Vec<Option<String>>>) {
+    fn bound(&mut self, statement: &[u8], parameters: Option<Vec<Option<String>>>) -> Verdict<()> {
         self.0.executed(statement, parameters);
+        judge::verdict(&mut self.0, Ok(()))
     }
 
     fn connected(&mut self, server_id: u32, application: Option<&str>) {
@@ -297,8 +264,8 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
         self.0.log.connected(server_id, application);
     }
 
-    fn ended(&mut self, reason: &str) {
-        self.0.log.ended(reason);
+    fn ended(&mut self, end: SessionEnd) {
+        self.0.log.ended(end.reason());
     }
 
     fn read_only(&mut self) -> bool {
@@ -336,12 +303,13 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
         &mut self,
         origin: sqlgate_mysql::StatementOrigin,
         sql: &[u8],
-    ) -> Result<sqlgate_mysql::Masks, MyError> {
+    ) -> Verdict<sqlgate_mysql::Masks> {
         let policy = &self.0.policy;
         let (catalog, key) = (policy.catalog(), policy.hash_key());
         let cells = self.0.masked_cells();
         let masking = self.0.masking == Some(true);
-        self.0
+        let judged = self
+            .0
             .judge(origin, sql)
             .and_then(|judged| {
                 // MariaDB skips version-gated comments the gateway reads:
@@ -356,6 +324,7 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
                         hint: "send the statements one by one".to_owned(),
                         position: 1,
                         rule: None,
+                        tags: crate::policy::tags::TagSet::EMPTY,
                     });
                 }
                 Ok(judged)
@@ -373,13 +342,8 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
                         }) as Arc<dyn sqlgate_mysql::mask::ResultMask>
                     })
                     .collect()
-            })
-            .map_err(my_refusal)
-    }
-
-    fn before_forward(&mut self) -> Option<sqlgate_mysql::hooks::BeforeForward<MyError>> {
-        let wait = self.0.durable.take()?;
-        Some(Box::pin(async move { wait.await.map_err(my_refusal) }))
+            });
+        judge::verdict(&mut self.0, judged)
     }
 
     fn outcomes(&mut self) -> Option<Arc<dyn sqlgate_net::outcome::OutcomeSink>> {
@@ -394,8 +358,9 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
         self.0.prepared_as(id.to_string().as_bytes(), true);
     }
 
-    fn executed(&mut self, id: u32, parameters: Option<Vec<Option<String>>>) {
+    fn executed(&mut self, id: u32, parameters: Option<Vec<Option<String>>>) -> Verdict<()> {
         self.0.executed(id.to_string().as_bytes(), parameters);
+        judge::verdict(&mut self.0, Ok(()))
     }
 
     fn connected(&mut self, server_id: u32, application: Option<&str>) {
@@ -403,8 +368,8 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
         self.0.log.connected(server_id, application);
     }
 
-    fn ended(&mut self, reason: &str) {
-        self.0.log.ended(reason);
+    fn ended(&mut self, end: SessionEnd) {
+        self.0.log.ended(end.reason());
     }
 
     fn read_only(&mut self) -> bool {

@@ -331,6 +331,8 @@ pub struct Refusal {
     pub position: usize,
     /// The rule that decided, when a rule did (for metrics and logs).
     pub rule: Option<String>,
+    /// The statement's tags, when it was read.
+    pub tags: TagSet,
 }
 
 /// What refused a statement.
@@ -676,6 +678,7 @@ impl SessionPolicy {
             hint: "connect to the target of that database".to_owned(),
             position: s.start + 1,
             rule: None,
+            tags: s.risk.tags,
         }
     }
 
@@ -779,6 +782,7 @@ impl SessionPolicy {
                 .deciding
                 .as_ref()
                 .and_then(|(_, tv)| tv.rule.clone()),
+            tags,
         }
     }
 }

@@ -155,8 +155,8 @@ impl sqlgate_mysql::SessionHooks for AllowAll {
         &mut self,
         _: sqlgate_mysql::StatementOrigin,
         _: &[u8],
-    ) -> Result<sqlgate_mysql::Masks, sqlgate_mysql::messages::err::ClientError> {
-        Ok(Vec::new())
+    ) -> sqlgate_mysql::hooks::Verdict<sqlgate_mysql::Masks> {
+        sqlgate_mysql::hooks::Verdict::Allow(Vec::new())
     }
     fn read_only(&mut self) -> bool {
         self.0.read_only()

@@ -357,3 +357,38 @@ async fn the_admin_listener_speaks_https_when_given_a_certificate() {
     let _ = plain.read_to_end(&mut answer).await;
     assert!(!answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
 }
+
+/// A startup setting a rule reviews cannot wait for its approval during
+/// the login (the client could be told nothing): the login is refused,
+/// the request is withdrawn, and the setting never reaches the server.
+/// Before the verdict seam the hold was ignored there and the setting
+/// ran unapproved.
+#[tokio::test]
+async fn a_reviewed_startup_setting_refuses_the_login_and_never_runs() {
+    let mut cfg = TestConfig::new(pg::shared());
+    approvals::configure(&mut cfg, "");
+    let rules = cfg.path().join("review.toml");
+    let reviewed = std::fs::read_to_string(&rules)
+        .unwrap()
+        .replace("review = [\"write\"]", "review = [\"write\", \"admin\"]");
+    std::fs::write(&rules, reviewed).unwrap();
+    let gw = cfg.start().await;
+    let refused = tokio_postgres::connect(
+        &format!(
+            "{} options='-c no_such_setting_x=1'",
+            gw.conn_str("agent", AGENT_PW, "app")
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .err()
+    .expect("the login is refused");
+    let db = refused.as_db_error().expect("a FATAL from the gateway");
+    assert_eq!((db.severity(), db.code().code()), ("FATAL", "42501"));
+    assert!(db.message().contains("need approval"), "{}", db.message());
+    let requests = gw.running.approvals.clone().unwrap().list();
+    assert_eq!(requests.len(), 1, "one request was made");
+    assert_eq!(approvals::settled(&gw, requests[0].id).await, "withdrawn");
+    // Sessions without the setting log in.
+    connect(&gw.conn_str("agent", AGENT_PW, "app")).await;
+}

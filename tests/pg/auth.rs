@@ -136,7 +136,12 @@ async fn startup_options_are_applied_and_bad_ones_refused() {
     ))
     .await;
     let db = e.as_db_error().unwrap();
-    assert_eq!((db.severity(), db.code().code()), ("FATAL", "42704"));
+    assert_eq!(
+        (db.severity(), db.code().code()),
+        ("FATAL", "42704"),
+        "{}",
+        db.message()
+    );
 }
 
 #[tokio::test]

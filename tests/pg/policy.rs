@@ -221,9 +221,8 @@ impl sqlgate_postgres::SessionHooks for AllowAll {
         &mut self,
         _: sqlgate_postgres::StatementOrigin,
         _: &[u8],
-    ) -> Result<sqlgate_postgres::Masks, sqlgate_postgres::messages::error_response::ClientError>
-    {
-        Ok(Vec::new())
+    ) -> sqlgate_postgres::hooks::Verdict<sqlgate_postgres::Masks> {
+        sqlgate_postgres::hooks::Verdict::Allow(Vec::new())
     }
     fn read_only(&mut self) -> bool {
         self.0.read_only()

@@ -39,8 +39,8 @@ pub struct BackendConfig {
     pub database: String,
     /// Server-side user; never shown to clients.
     pub user: String,
-    /// Server-side password.
-    pub password: Option<String>,
+    /// Server-side password (prints redacted).
+    pub password: Option<sqlgate_net::secret::Secret>,
     /// TLS to the server.
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Limit for connect + TLS + login.
@@ -53,7 +53,7 @@ impl std::fmt::Debug for BackendConfig {
             .field("target", &self.target)
             .field("host", &self.host)
             .field("port", &self.port)
-            .field("password", &"<redacted>")
+            .field("password", &self.password)
             .finish()
     }
 }
@@ -247,7 +247,7 @@ impl BackendConn {
                 tls: true,
             };
         }
-        let password = cfg.password.as_deref().unwrap_or("").as_bytes();
+        let password = cfg.password.as_ref().map_or("", |p| p.expose()).as_bytes();
         let plugin_name = hs
             .auth_plugin_name_ref()
             .unwrap_or(b"mysql_native_password")

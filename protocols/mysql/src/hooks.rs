@@ -2,13 +2,14 @@
 //! in wire terms: users, routing by database name, and every statement
 //! text (each COM_QUERY, each COM_STMT_PREPARE) before it is forwarded.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::auth::MysqlSecret;
 use crate::messages::err::ClientError;
 use crate::pool::Pool;
 pub use sqlgate_net::identity::{Identity, Verifying};
+pub use sqlgate_net::session::SessionEnd;
+pub use sqlgate_net::verdict::{Notice, Refusal, RefusalKind, Ticket, Verdict};
 
 /// How a gateway user authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,31 +38,11 @@ pub struct UserAuth {
 }
 
 /// Where an authenticated session goes.
-#[derive(Debug, Clone)]
-pub struct Route {
-    /// The target's name.
-    pub target: String,
-    /// Its pool.
-    pub pool: Arc<Pool>,
-}
+pub type Route = sqlgate_net::session::Route<Pool>;
 
-/// Who a session is.
-#[derive(Debug, Clone)]
-pub struct SessionInfo {
-    /// The gateway's connection id (what `CONNECTION_ID()`-aware clients
-    /// see in the handshake).
-    pub id: u32,
-    /// The gateway user.
-    pub user: String,
-    /// Who it is: groups, targets, how it logged in.
-    pub identity: Arc<Identity>,
-    /// The target.
-    pub target: String,
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// Whether the client connection is encrypted.
-    pub tls: bool,
-}
+/// Who a session is (its id is the connection id clients see in the
+/// handshake).
+pub type SessionInfo = sqlgate_net::session::SessionInfo<u32>;
 
 /// Where a statement text came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,11 +88,12 @@ pub trait Hooks: Send + Sync + 'static {
 
 /// The engine's side of one session.
 pub trait SessionHooks: Send {
-    /// Every statement text before it is forwarded; an error refuses it
-    /// (the client gets the ERR, the server never sees the command). In a
-    /// masking session the result is one mask per statement of the text
-    /// (empty otherwise).
-    fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<Masks, ClientError>;
+    /// Every statement text before it is forwarded; a refusal refuses it
+    /// (the client gets the ERR, the server never sees the command), a
+    /// hold forwards it once its wait ends well. In a masking session
+    /// what runs follows one mask per statement of the text (none
+    /// otherwise).
+    fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Verdict<Masks>;
 
     /// Whether results of this session may be masked. Asked when the
     /// relay starts and after COM_CHANGE_USER.
@@ -139,15 +121,8 @@ pub trait SessionHooks: Send {
     /// application name, once the session is handed over.
     fn connected(&mut self, _server_id: u32, _application: Option<&str>) {}
 
-    /// The session ended, and why (`client left`, `shutdown`, ...).
-    fn ended(&mut self, _reason: &str) {}
-
-    /// What must complete before the statement just judged is
-    /// forwarded (its record made durable, say); the relay awaits it and
-    /// refuses the statement with its error. `None`: forward at once.
-    fn before_forward(&mut self) -> Option<BeforeForward<crate::messages::err::ClientError>> {
-        None
-    }
+    /// The session ended, and why.
+    fn ended(&mut self, _end: SessionEnd) {}
 
     /// Whether each COM_STMT_EXECUTE is reported to
     /// [`SessionHooks::executed`] (the relay then reads those up to 1 MiB
@@ -161,8 +136,11 @@ pub trait SessionHooks: Send {
     fn prepared_as(&mut self, _id: u32) {}
 
     /// A COM_STMT_EXECUTE of statement `id` with its parameter values
-    /// (`None`: too large to read whole, or undecodable).
-    fn executed(&mut self, _id: u32, _parameters: Option<Vec<Option<String>>>) {}
+    /// (`None`: too large to read whole, or undecodable): whether it may
+    /// run now (one held for approval, or durable before it runs, waits).
+    fn executed(&mut self, _id: u32, _parameters: Option<Vec<Option<String>>>) -> Verdict<()> {
+        Verdict::Allow(())
+    }
 
     /// Where this session's statement outcomes go (asked once, when the
     /// relay starts); `None`: nobody listens.
@@ -180,7 +158,3 @@ pub trait SessionHooks: Send {
     /// (`SET SESSION TRANSACTION READ ONLY`): the identity can never write.
     fn read_only(&mut self) -> bool;
 }
-
-/// A wait the relay awaits before forwarding a judged statement.
-pub type BeforeForward<E> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), E>> + Send>>;

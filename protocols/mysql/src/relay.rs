@@ -25,7 +25,9 @@ use crate::error::ProtocolError;
 use std::sync::Arc;
 
 use crate::auth::MysqlSecret;
-use crate::hooks::{AuthMethod, Hooks, SessionHooks, SessionInfo, StatementOrigin};
+use crate::hooks::{
+    AuthMethod, Hooks, SessionEnd, SessionHooks, SessionInfo, StatementOrigin, Verdict,
+};
 use crate::kill::{self, Kill, KillRegistry};
 use crate::mask::{self, ActiveMask, Column, ResultMask};
 use crate::messages::err::ClientError;
@@ -38,12 +40,7 @@ use std::collections::{HashMap, VecDeque};
 
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Limits of one session's relay.
-#[derive(Debug, Clone, Copy)]
-pub struct RelayLimits {
-    /// Longest COM_QUERY / COM_STMT_PREPARE (held whole for the hook).
-    pub max_statement_len: usize,
-}
+pub use sqlgate_net::session::RelayLimits;
 
 /// Why a relay ended.
 #[derive(Debug)]
@@ -146,12 +143,14 @@ impl Relay<'_> {
         self.report_traffic();
         let end = ended;
         self.judge.ended(match &end {
-            RelayEnd::ClientGone => "client left",
-            RelayEnd::Shutdown if !shutdown.is_cancelled() && ending.expired() => "token expired",
-            RelayEnd::Shutdown if !shutdown.is_cancelled() => "ended by an operator",
-            RelayEnd::Shutdown => "gateway shutdown",
-            RelayEnd::ClientError(_) => "client protocol error",
-            _ => "server connection lost",
+            RelayEnd::ClientGone => SessionEnd::ClientLeft,
+            RelayEnd::Shutdown if !shutdown.is_cancelled() && ending.expired() => {
+                SessionEnd::TokenExpired
+            }
+            RelayEnd::Shutdown if !shutdown.is_cancelled() => SessionEnd::ByOperator,
+            RelayEnd::Shutdown => SessionEnd::GatewayShutdown,
+            RelayEnd::ClientError(_) => SessionEnd::ClientProtocolError,
+            _ => SessionEnd::ServerLost,
         });
         end
     }
@@ -201,16 +200,17 @@ impl Relay<'_> {
     /// to a bound.
     async fn watching_client(
         &mut self,
-        wait: crate::hooks::BeforeForward<ClientError>,
+        ticket: crate::hooks::Ticket,
     ) -> Result<Result<(), ClientError>, Side> {
-        let mut wait = wait;
+        // MySQL has no notice a client shows while it waits.
+        let mut wait = ticket.wait;
         let bound = self.limits.max_statement_len.saturating_add(HEADER_LEN);
         let held = self.held.clone();
         let end = self.end.clone().unwrap_or_default();
         loop {
             self.cbuf.reserve(1024);
             tokio::select! {
-                r = &mut wait => return Ok(r),
+                r = &mut wait => return Ok(r.map_err(ClientError::from)),
                 // The session is ending (an operator, its token's expiry,
                 // a shutdown): what waits never runs.
                 _ = end.cancelled() => {
@@ -267,20 +267,22 @@ impl Relay<'_> {
                     StatementOrigin::Prepare
                 };
                 let masks = match self.judge.statement(origin, &text[1..]) {
-                    Ok(masks) => masks,
-                    Err(err) => {
+                    Verdict::Allow(masks) => masks,
+                    Verdict::Refuse(refusal) => {
+                        let err = ClientError::from(refusal);
                         self.send(seq.wrapping_add(1), &err.payload()).await?;
                         return Ok(true);
+                    }
+                    // What must complete before it runs (its record
+                    // durable, its approval).
+                    Verdict::Hold { ticket, then } => {
+                        if let Err(err) = self.watching_client(ticket).await? {
+                            self.send(seq.wrapping_add(1), &err.payload()).await?;
+                            return Ok(true);
+                        }
+                        then
                     }
                 };
-                // What must complete before it runs (its record durable,
-                // its approval).
-                if let Some(wait) = self.judge.before_forward() {
-                    if let Err(err) = self.watching_client(wait).await? {
-                        self.send(seq.wrapping_add(1), &err.payload()).await?;
-                        return Ok(true);
-                    }
-                }
                 if self.masks.on {
                     plan = if cmd == command::QUERY {
                         (!masks.is_empty()).then(|| MaskPlan::Query(masks.into()))
@@ -376,7 +378,12 @@ impl Relay<'_> {
                     sql.push(b);
                 }
                 sql.push(b'`');
-                if let Err(err) = self.judge.statement(StatementOrigin::InitDb, &sql) {
+                // Never a write: recorded as it runs, never held.
+                if let Some(err) = match self.judge.statement(StatementOrigin::InitDb, &sql) {
+                    Verdict::Allow(_) => None,
+                    Verdict::Refuse(refusal) => Some(ClientError::from(refusal)),
+                    Verdict::Hold { ticket, .. } => self.watching_client(ticket).await?.err(),
+                } {
                     self.send(seq.wrapping_add(1), &err.payload()).await?;
                     return Ok(true);
                 }

@@ -14,4 +14,7 @@ pub mod live;
 pub mod outcome;
 pub mod pool;
 pub mod scrub;
+pub mod secret;
+pub mod session;
 pub mod traffic;
+pub mod verdict;

@@ -23,8 +23,8 @@ use tokio::net::TcpStream;
 use crate::error::ProtocolError;
 use crate::messages::error_response::{ClientError, SqlState};
 use crate::messages::{frontend_tag, TX_IDLE};
-use crate::secret::Secret;
 use crate::stream::{MaybeTls, ServerStream};
+use sqlgate_net::secret::Secret;
 
 /// Where and as whom the gateway connects for one target.
 #[derive(Debug, Clone)]

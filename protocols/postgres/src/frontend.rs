@@ -20,7 +20,7 @@ use crate::cancel::{CancelRegistry, SessionId};
 use crate::error::ProtocolError;
 use crate::frame::FrameReader;
 use crate::hooks::{
-    AuthMethod, Hooks, Identity, SessionHooks, SessionInfo, StatementOrigin, UserAuth,
+    AuthMethod, Hooks, Identity, SessionEnd, SessionHooks, SessionInfo, StatementOrigin, UserAuth,
 };
 use crate::messages::error_response::{ClientError, SqlState};
 use crate::messages::startup::{self, Startup, StartupPacket};
@@ -254,15 +254,15 @@ impl Gateway {
         drop(ending);
         self.cancels.unregister(info.id);
         judge.ended(match &outcome.end {
-            RelayEnd::ClientGone => "client left",
-            RelayEnd::ClientError(_) => "client protocol error",
-            RelayEnd::Limit(_) => "limit",
-            RelayEnd::Desync(_) => "relay desync",
-            RelayEnd::ServerGone | RelayEnd::ServerError(_) => "server connection lost",
-            RelayEnd::Shutdown if expired => "token expired",
-            RelayEnd::Shutdown if by_operator => "ended by an operator",
-            RelayEnd::Shutdown => "gateway shutdown",
-            RelayEnd::Refused(_) => "refused: not recorded",
+            RelayEnd::ClientGone => SessionEnd::ClientLeft,
+            RelayEnd::ClientError(_) => SessionEnd::ClientProtocolError,
+            RelayEnd::Limit(_) => SessionEnd::Limit,
+            RelayEnd::Desync(_) => SessionEnd::Desync,
+            RelayEnd::ServerGone | RelayEnd::ServerError(_) => SessionEnd::ServerLost,
+            RelayEnd::Shutdown if expired => SessionEnd::TokenExpired,
+            RelayEnd::Shutdown if by_operator => SessionEnd::ByOperator,
+            RelayEnd::Shutdown => SessionEnd::GatewayShutdown,
+            RelayEnd::Refused(_) => SessionEnd::NotRecorded,
         });
         let closing = match &outcome.end {
             RelayEnd::ClientGone => None,
@@ -560,13 +560,28 @@ impl Gateway {
         let mut calls: Vec<String> = settings.iter().map(|(k, v)| set(k, v)).collect();
         if !calls.is_empty() {
             let sql = format!("SELECT {}", calls.join(", "));
-            judge
-                .statement(StatementOrigin::Startup, sql.as_bytes())
-                .map_err(|mut e| {
-                    e.severity = crate::messages::error_response::Severity::Fatal;
-                    e.position = None;
-                    Some(e)
-                })?;
+            let refusal = match judge.statement(StatementOrigin::Startup, sql.as_bytes()) {
+                crate::hooks::Verdict::Allow(_) => None,
+                crate::hooks::Verdict::Refuse(r) => Some(ClientError::from(r)),
+                // Its record made durable before it runs.
+                crate::hooks::Verdict::Hold { ticket, .. } if !ticket.asks_a_person() => {
+                    ticket.wait.await.err().map(ClientError::from)
+                }
+                // Nothing can be told to a client still logging in: the
+                // held request is withdrawn as the ticket is dropped.
+                crate::hooks::Verdict::Hold { .. } => Some(
+                    ClientError::error(
+                        SqlState::INSUFFICIENT_PRIVILEGE,
+                        "sqlgate: these startup settings need approval, which cannot wait during a login",
+                    )
+                    .with_hint("connect without them and SET them in the session, where the statement can be held"),
+                ),
+            };
+            if let Some(mut e) = refusal {
+                e.severity = crate::messages::error_response::Severity::Fatal;
+                e.position = None;
+                return Err(Some(e));
+            }
         }
         if judge.read_only() {
             calls.push(set("default_transaction_read_only", "on"));

@@ -4,7 +4,6 @@
 //! forwarded. Everything here is in wire terms; the protocol crate knows
 //! nothing of policies.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::cancel::SessionId;
@@ -13,6 +12,8 @@ use crate::messages::error_response::ClientError;
 use crate::pool::Pool;
 use crate::scram::ScramSecret;
 pub use sqlgate_net::identity::{Identity, Verifying};
+pub use sqlgate_net::session::SessionEnd;
+pub use sqlgate_net::verdict::{Notice, Refusal, RefusalKind, Ticket, Verdict};
 
 /// How a gateway user proves who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,30 +41,11 @@ pub struct UserAuth {
 }
 
 /// Where an authenticated session goes.
-#[derive(Debug, Clone)]
-pub struct Route {
-    /// The target's name.
-    pub target: String,
-    /// Its pool.
-    pub pool: Arc<Pool>,
-}
+pub type Route = sqlgate_net::session::Route<Pool>;
 
-/// Who a session is, for hooks and logs.
-#[derive(Debug, Clone)]
-pub struct SessionInfo {
-    /// The gateway's session id (also the pid clients see).
-    pub id: SessionId,
-    /// The gateway user.
-    pub user: String,
-    /// Who it is: groups, targets, how it logged in.
-    pub identity: Arc<Identity>,
-    /// The target.
-    pub target: String,
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// Whether the client connection is encrypted.
-    pub tls: bool,
-}
+/// Who a session is, for hooks and logs (its id is also the pid clients
+/// see).
+pub type SessionInfo = sqlgate_net::session::SessionInfo<SessionId>;
 
 /// Where a statement text came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,11 +138,12 @@ pub trait Hooks: Send + Sync + 'static {
 /// it is forwarded.
 pub trait SessionHooks: Send {
     /// Every statement text, before it is forwarded. The bytes are the
-    /// client's; they need not be valid UTF-8. An error refuses the whole
-    /// text: it never reaches the server and the client gets the error.
-    /// In a masking session the result is one plan per statement of the
-    /// text (empty otherwise).
-    fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Result<Masks, ClientError>;
+    /// client's; they need not be valid UTF-8. A refusal refuses the
+    /// whole text: it never reaches the server and the client gets the
+    /// error; a hold forwards it once its wait ends well. In a masking
+    /// session what runs follows one plan per statement of the text
+    /// (none otherwise).
+    fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Verdict<Masks>;
 
     /// Whether results of this session may be masked: the relay then
     /// follows which statement each result belongs to. Asked once, when
@@ -189,21 +172,8 @@ pub trait SessionHooks: Send {
     /// application name, once the session is handed over.
     fn connected(&mut self, _server_id: u32, _application: Option<&str>) {}
 
-    /// The session ended, and why (`client left`, `shutdown`, ...).
-    fn ended(&mut self, _reason: &str) {}
-
-    /// What must complete before the statement just judged is
-    /// forwarded (its record made durable, say); the relay awaits it and
-    /// refuses the statement with its error. `None`: forward at once.
-    fn before_forward(&mut self) -> Option<BeforeForward<ClientError>> {
-        None
-    }
-
-    /// A notice for the client as the wait of [`SessionHooks::before_forward`]
-    /// begins (a statement held for approval says so at once).
-    fn notice(&mut self) -> Option<crate::messages::error_response::ClientNotice> {
-        None
-    }
+    /// The session ended, and why.
+    fn ended(&mut self, _end: SessionEnd) {}
 
     /// Whether each Bind is reported to [`SessionHooks::bound`] (the
     /// relay then reads Binds up to 1 MiB whole).
@@ -216,8 +186,16 @@ pub trait SessionHooks: Send {
     fn parsed_as(&mut self, _name: &[u8]) {}
 
     /// A Bind of prepared statement `statement` with its parameter values
-    /// (`None`: too large to read whole, or undecodable).
-    fn bound(&mut self, _statement: &[u8], _parameters: Option<Vec<Option<String>>>) {}
+    /// (`None`: too large to read whole, or undecodable): whether it may
+    /// run now (an execution held for approval, or durable before it
+    /// runs, waits; a refused one fails as the Bind).
+    fn bound(
+        &mut self,
+        _statement: &[u8],
+        _parameters: Option<Vec<Option<String>>>,
+    ) -> Verdict<()> {
+        Verdict::Allow(())
+    }
 
     /// Where this session's statement outcomes go (asked once, when the
     /// relay starts); `None`: nobody listens, nothing is inspected.
@@ -235,7 +213,3 @@ pub trait SessionHooks: Send {
     /// (`default_transaction_read_only`): the identity can never write.
     fn read_only(&mut self) -> bool;
 }
-
-/// A wait the relay awaits before forwarding a judged statement.
-pub type BeforeForward<E> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), E>> + Send>>;

@@ -19,7 +19,7 @@ pub mod messages;
 pub mod pool;
 pub mod relay;
 pub mod scram;
-pub mod secret;
+
 pub mod server;
 pub mod stream;
 pub mod tls;
@@ -32,4 +32,4 @@ pub use hooks::{
 pub use pool::{new_pool, Pool, PoolConfig};
 pub use relay::RelayLimits;
 pub use scram::ScramSecret;
-pub use secret::Secret;
+pub use sqlgate_net::secret::Secret;

@@ -64,6 +64,7 @@ impl SessionPolicy {
             hint,
             position: s.start + 1,
             rule: None,
+            tags,
         };
         let Some(catalog) = self.engine.catalog(&self.target) else {
             self.engine.want_catalog(&self.target);

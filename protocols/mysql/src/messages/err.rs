@@ -55,6 +55,28 @@ impl std::fmt::Display for ClientError {
     }
 }
 
+/// The engine's refusal on this wire: masking refusals are about columns
+/// (1142, as for a column the server refuses), the rest about commands
+/// (1227, as for a missing privilege). MySQL has one message field: the
+/// detail follows in parentheses, the hint after a colon.
+impl From<sqlgate_net::verdict::Refusal> for ClientError {
+    fn from(r: sqlgate_net::verdict::Refusal) -> Self {
+        let mut text = r.reason;
+        if !r.detail.is_empty() {
+            text = format!("{text} ({})", r.detail);
+        }
+        if !r.hint.is_empty() {
+            text.push_str(": ");
+            text.push_str(&r.hint);
+        }
+        let code = match r.kind {
+            sqlgate_net::verdict::RefusalKind::Masking => 1142,
+            _ => 1227,
+        };
+        ClientError::new(code, b"42000", text)
+    }
+}
+
 /// The code, SQLSTATE and message of an ERR payload from a server.
 pub fn decode(payload: &[u8]) -> Option<(u16, String, String)> {
     if payload.first() != Some(&0xff) {

@@ -114,7 +114,7 @@ impl Relay<'_> {
             self.held.clone(),
         );
         self.report_traffic();
-        self.judge.ended("change user");
+        self.judge.ended(SessionEnd::ChangeUser);
         self.params.clear();
         self.last_prepared = None;
         self.judge = self.hooks.session(&self.session);

@@ -27,9 +27,8 @@ impl Relay<'_> {
             if len >= 5 {
                 let id = self.statement_id().await?;
                 let id = self.prepared_id(id);
-                self.judge.executed(id, None);
-                if let Some(wait) = self.judge.before_forward() {
-                    if let Err(err) = self.watching_client(wait).await? {
+                if let Some(ticket) = self.judge.executed(id, None).into_ticket() {
+                    if let Err(err) = self.watching_client(ticket).await? {
                         let seq = self.cbuf[3];
                         self.discard_command().await?;
                         self.send(seq.wrapping_add(1), &err.payload()).await?;
@@ -56,11 +55,11 @@ impl Relay<'_> {
             }
             None => None,
         };
-        self.judge.executed(id, parameters);
         // An execution that can change anything is durable before it is
-        // forwarded; when it cannot be, it is refused here.
-        if let Some(wait) = self.judge.before_forward() {
-            if let Err(err) = self.watching_client(wait).await? {
+        // forwarded (one held for approval waits for it); when it cannot
+        // be, it is refused here.
+        if let Some(ticket) = self.judge.executed(id, parameters).into_ticket() {
+            if let Err(err) = self.watching_client(ticket).await? {
                 let seq = raw.get(3).copied().unwrap_or(0);
                 self.send(seq.wrapping_add(1), &err.payload()).await?;
                 return Ok(None);

@@ -178,6 +178,36 @@ impl ClientNotice {
     }
 }
 
+/// The engine's refusal on this wire: an ERROR with SQLSTATE 42501
+/// (insufficient_privilege), as for a privilege the server refuses, so
+/// that drivers and tools report it as they would the server's own.
+impl From<sqlgate_net::verdict::Refusal> for ClientError {
+    fn from(r: sqlgate_net::verdict::Refusal) -> Self {
+        let mut e = ClientError::error(SqlState::INSUFFICIENT_PRIVILEGE, r.reason);
+        if !r.detail.is_empty() {
+            e = e.with_detail(r.detail);
+        }
+        if !r.hint.is_empty() {
+            e = e.with_hint(r.hint);
+        }
+        if r.position > 0 {
+            e = e.with_position(r.position);
+        }
+        e
+    }
+}
+
+/// The engine's notice of a held statement on this wire.
+impl From<sqlgate_net::verdict::Notice> for ClientNotice {
+    fn from(n: sqlgate_net::verdict::Notice) -> Self {
+        ClientNotice {
+            message: n.message,
+            detail: Some(n.detail),
+            hint: None,
+        }
+    }
+}
+
 /// The primary message ('M' field) of an ErrorResponse body.
 pub fn message_field(body: &[u8]) -> Option<&[u8]> {
     field(body, b'M')

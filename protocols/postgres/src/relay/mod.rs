@@ -8,6 +8,9 @@
 //!   sessions Bind, Describe, Execute and Close for their names), judges
 //!   statements, replaces refused ones by markers (`marker.rs`), and
 //!   queues every message the server will answer in the model.
+//!   `upstream/held.rs`: where a message the judge holds (a `Verdict::
+//!   Hold`: its record becoming durable, its approval) waits, with its
+//!   notice, until its wait ends or the client withdraws it.
 //! - `downstream.rs`: server → client. Places every server message in the
 //!   model, swaps a marker's error for its refusal, and masks results.
 //! - `model.rs`: what the server will do with what it was sent; it

@@ -20,12 +20,7 @@ pub(super) const READ_CHUNK: usize = 64 * 1024;
 /// read (a pipeline deeper than this waits for the server).
 pub(super) const MAX_QUEUED: usize = 16 * 1024;
 
-/// Limits of one session's relay.
-#[derive(Debug, Clone, Copy)]
-pub struct RelayLimits {
-    /// Longest Query or Parse message; these are held whole for the hook.
-    pub max_statement_len: usize,
-}
+pub use sqlgate_net::session::RelayLimits;
 
 /// Why a relay ended.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use super::names::Statement;
 use super::shared::{RelayEnd, RelayLimits, Shared};
 use super::upstream::Upstream;
 use crate::error::ProtocolError;
-use crate::hooks::{SessionHooks, StatementOrigin};
+use crate::hooks::{Refusal, RefusalKind, SessionHooks, StatementOrigin, Verdict};
 use crate::messages::error_response::{ClientError, SqlState};
 
 /// Records statements; refuses those that contain "drop".
@@ -21,16 +21,20 @@ use crate::messages::error_response::{ClientError, SqlState};
 struct Recorder(Mutex<Vec<(StatementOrigin, Vec<u8>)>>);
 
 impl SessionHooks for Recorder {
-    fn statement(
-        &mut self,
-        origin: StatementOrigin,
-        sql: &[u8],
-    ) -> Result<crate::hooks::Masks, ClientError> {
+    fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Verdict<crate::hooks::Masks> {
         self.0.lock().unwrap().push((origin, sql.to_vec()));
         if sql.windows(4).any(|w| w == b"drop") {
-            return Err(ClientError::error(SqlState::INSUFFICIENT_PRIVILEGE, "no"));
+            return Verdict::Refuse(Refusal {
+                kind: RefusalKind::Denied,
+                rule: None,
+                tags: Vec::new(),
+                reason: "no".to_owned(),
+                detail: String::new(),
+                hint: String::new(),
+                position: 0,
+            });
         }
-        Ok(Vec::new())
+        Verdict::Allow(Vec::new())
     }
     fn read_only(&mut self) -> bool {
         false

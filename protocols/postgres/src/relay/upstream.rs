@@ -18,7 +18,7 @@ use super::names::{key, Plan, Statement};
 use super::shared::{write, RelayEnd, RelayLimits, Shared, MAX_QUEUED, READ_CHUNK};
 use crate::error::ProtocolError;
 use crate::frame::{pass_over, peek_header, HEADER_LEN};
-use crate::hooks::{BeforeForward, Masks, SessionHooks, StatementOrigin};
+use crate::hooks::{Masks, SessionHooks, StatementOrigin, Verdict};
 use crate::mask;
 use crate::messages::error_response::ClientError;
 use crate::messages::{frontend_tag, query};
@@ -31,6 +31,8 @@ const MAX_HELD_BIND: usize = 64 << 20;
 /// Longest Bind a recording session reads whole for its parameters (a
 /// longer one is recorded without them).
 const MAX_RECORDED_BIND: usize = 1 << 20;
+
+mod held;
 
 /// Client → server.
 pub(super) struct Upstream<'a> {
@@ -48,7 +50,7 @@ pub(super) struct Upstream<'a> {
     /// A statement judged and waiting (its record becoming durable)
     /// before it is forwarded: its verdict, once the wait is over, for
     /// the scan that meets it again.
-    waiting: Option<BeforeForward<ClientError>>,
+    waiting: Option<sqlgate_net::verdict::Wait>,
     resumed: Option<Result<Masks, ClientError>>,
     judged: Option<Masks>,
     /// Bytes read from the client.
@@ -145,31 +147,9 @@ impl<'a> Upstream<'a> {
                         return RelayEnd::ServerError(e.into());
                     }
                     buf.advance(before);
-                    let wait = self.waiting.take();
-                    let masks = self.judged.take().unwrap_or_default();
-                    let Some(mut wait) = wait else {
-                        self.resumed = Some(Ok(masks));
-                        continue;
-                    };
-                    // The client is read meanwhile (up to a bound): one
-                    // that leaves withdraws what waits (a statement held
-                    // for approval).
-                    let bound = self.limits.max_statement_len.saturating_add(READ_CHUNK);
-                    let cancel = self.shared.cancel.clone();
-                    let waited = loop {
-                        buf.reserve(READ_CHUNK);
-                        tokio::select! {
-                            r = &mut wait => break r,
-                            // A cancel withdraws what waits: dropped here.
-                            _ = cancel.notified() => break Err(cancelled()),
-                            n = rd.read_buf(buf), if buf.len() < bound => match n {
-                                Ok(0) => return RelayEnd::ClientGone,
-                                Ok(n) => self.received += n as u64,
-                                Err(e) => return RelayEnd::ClientError(e.into()),
-                            },
-                        }
-                    };
-                    self.resumed = Some(waited.map(|()| masks));
+                    if let Err(end) = self.hold(rd, buf).await {
+                        return end;
+                    }
                     continue;
                 }
                 Scan::Drained { upto: n, flush } => {
@@ -353,12 +333,13 @@ impl<'a> Upstream<'a> {
                                 });
                             }
                             None => {
-                                self.bound(buf, body, pos, total);
                                 // An execution that can change anything is
-                                // durable before it is forwarded.
-                                if let Some(wait) = self.hooks.before_forward() {
-                                    self.waiting = Some(wait);
-                                    self.notice();
+                                // durable before it is forwarded; a held
+                                // one waits for its approval.
+                                if let Some(ticket) =
+                                    self.bound(buf, body, pos, total).into_ticket()
+                                {
+                                    self.wait_for(ticket);
                                     return Ok(Scan::Wait(pos));
                                 }
                             }
@@ -382,8 +363,8 @@ impl<'a> Upstream<'a> {
     }
 
     /// Reports a Bind to the hooks: its statement and, when it is read
-    /// whole, its parameters.
-    fn bound(&mut self, buf: &[u8], body: &[u8], pos: usize, total: usize) {
+    /// whole, its parameters; whether it may run now.
+    fn bound(&mut self, buf: &[u8], body: &[u8], pos: usize, total: usize) -> Verdict<()> {
         let whole = buf.len() - pos >= total;
         match whole.then(|| mask::bind_parameters(body)).flatten() {
             Some((statement, values)) => self.hooks.bound(&key(&statement), Some(values)),
@@ -397,15 +378,6 @@ impl<'a> Upstream<'a> {
                 let unknown: &[u8] = b"\0(not read)";
                 self.hooks.bound(&key(name.unwrap_or(unknown)), None)
             }
-        }
-    }
-
-    /// Queues the hooks' notice for a wait that begins, if any.
-    fn notice(&mut self) {
-        if let Some(n) = self.hooks.notice() {
-            let mut bytes = BytesMut::new();
-            n.encode(&mut bytes);
-            self.shared.push_notice(bytes);
         }
     }
 
@@ -443,14 +415,14 @@ impl<'a> Upstream<'a> {
                     // more than "a function by OID".
                     _ => self.hooks.statement(StatementOrigin::FunctionCall, b""),
                 };
-                match (verdict, self.hooks.before_forward()) {
-                    (Ok(masks), Some(wait)) => {
-                        self.waiting = Some(wait);
-                        self.notice();
-                        self.judged = Some(masks);
+                match verdict {
+                    Verdict::Allow(masks) => Ok(masks),
+                    Verdict::Refuse(refusal) => Err(ClientError::from(refusal)),
+                    Verdict::Hold { ticket, then } => {
+                        self.wait_for(ticket);
+                        self.judged = Some(then);
                         return Ok(Some(Scan::Wait(pos)));
                     }
-                    (verdict, _) => verdict,
                 }
             }
         };
@@ -595,16 +567,6 @@ fn unnamed(tag: u8, body: &[u8]) -> Sent {
             name: Vec::new(),
         },
     }
-}
-
-/// What a client whose CancelRequest withdrew a waiting statement gets:
-/// what PostgreSQL answers a cancelled statement.
-fn cancelled() -> ClientError {
-    ClientError::error(
-        crate::messages::error_response::SqlState(*b"57014"),
-        "canceling statement due to user request",
-    )
-    .with_detail("sqlgate: the statement was withdrawn before it ran")
 }
 
 /// Whether a client message begins a request the server will work on
