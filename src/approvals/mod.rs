@@ -152,6 +152,10 @@ pub struct RequestView {
     pub created_us: i64,
     /// When it expires if undecided.
     pub expires_us: i64,
+    /// `retry` mode: the hash of what it matches ([`RetryKey::hash`]),
+    /// for gateways sharing the store; never shown.
+    #[serde(skip)]
+    pub retry_key: Option<String>,
 }
 
 /// Why a decision was not taken.
@@ -209,6 +213,20 @@ pub struct RetryKey {
     pub statement: String,
 }
 
+impl RetryKey {
+    /// What gateways sharing the store match on: a SHA-256 of the whole
+    /// key, so that the store never holds the statement's values.
+    pub fn hash(&self) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for part in [&self.user, &self.target, &self.statement] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+}
+
 /// What a `retry` statement meets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Retry {
@@ -231,6 +249,9 @@ pub type Publisher = Box<dyn Fn(&RequestView) + Send + Sync>;
 #[derive(Clone)]
 pub struct Approvals {
     inner: Arc<Mutex<Registry>>,
+    /// The store shared with other gateways, once joined: `retry`
+    /// approvals are claimed there.
+    shared: Arc<std::sync::OnceLock<Arc<shared::Shared>>>,
     /// Where each change of a request is published (the store shared by
     /// several gateways), once set.
     publisher: Arc<std::sync::OnceLock<Publisher>>,
@@ -244,6 +265,7 @@ impl Default for Approvals {
     fn default() -> Self {
         Approvals {
             inner: Arc::default(),
+            shared: Arc::default(),
             publisher: Arc::default(),
             wait: prometheus_client::metrics::histogram::Histogram::new([
                 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0,
@@ -387,6 +409,7 @@ impl Approvals {
             approvals: Vec::new(),
             created_us,
             expires_us: created_us + timeout.as_micros() as i64,
+            retry_key: None,
         };
         reg.requests.insert(
             id,
@@ -466,6 +489,7 @@ impl Approvals {
             approvals: Vec::new(),
             created_us: now,
             expires_us: now + timeout.as_micros() as i64,
+            retry_key: Some(key.hash()),
         };
         reg.requests.insert(
             id,
@@ -494,6 +518,93 @@ impl Approvals {
             });
         }
         Retry::Pending(id)
+    }
+
+    /// Whether approvals are shared with other gateways (through the
+    /// PostgreSQL store).
+    pub fn is_shared(&self) -> bool {
+        self.shared.get().is_some()
+    }
+
+    /// The store shared with other gateways: `retry` approvals are
+    /// claimed there from now on (see [`Approvals::retry_anywhere`]).
+    pub fn set_shared(&self, shared: Arc<shared::Shared>) {
+        let _ = self.shared.set(shared);
+    }
+
+    /// A `retry` statement, where approvals may be shared by several
+    /// gateways: as [`Approvals::retry`], but an approval is used by
+    /// claiming it in the shared store (so that no two gateways run it),
+    /// and one asked and approved on another gateway counts. Without a
+    /// shared store it is [`Approvals::retry`]. A store that cannot be
+    /// reached fails it: an approval is never used unclaimed.
+    pub async fn retry_anywhere(
+        &self,
+        ask: Ask,
+        key: RetryKey,
+    ) -> Result<(Retry, Vec<String>), shared::SharedError> {
+        let Some(shared) = self.shared.get().cloned() else {
+            let retry = self.retry(ask, key);
+            let by = match retry {
+                Retry::Approved(id) => self.approvers(id),
+                _ => Vec::new(),
+            };
+            return Ok((retry, by));
+        };
+        let now = now_us();
+        // This gateway's own approval of it, or its pending request.
+        let own = {
+            let reg = self.registry();
+            match reg.retries.get(&key).and_then(|id| reg.requests.get(id)) {
+                Some(r) if r.view.state == State::Pending => {
+                    return Ok((Retry::Pending(r.view.id), Vec::new()))
+                }
+                Some(r)
+                    if matches!(r.retry, Some((_, until)) if until > now)
+                        && r.view.state == State::Approved =>
+                {
+                    Some(r.view.clone())
+                }
+                _ => None,
+            }
+        };
+        if let Some(view) = own {
+            let claiming = shared.clone();
+            let claimed_view = view.clone();
+            let claimed = tokio::task::spawn_blocking(move || claiming.claim_own(&claimed_view))
+                .await
+                .map_err(|e| shared::SharedError::Store(e.to_string()))??;
+            // Used either way: here now, or on another gateway before.
+            {
+                let mut reg = self.registry();
+                reg.retries.remove(&key);
+                if let Some(r) = reg.requests.get_mut(&view.id) {
+                    r.retry = None;
+                }
+            }
+            if claimed {
+                return Ok((
+                    Retry::Approved(view.id),
+                    view.approvals.iter().map(|a| a.by.clone()).collect(),
+                ));
+            }
+        }
+        let hash = key.hash();
+        let claim = tokio::task::spawn_blocking(move || shared.claim_by_key(&hash))
+            .await
+            .map_err(|e| shared::SharedError::Store(e.to_string()))??;
+        match claim {
+            shared::Claim::Approved { id, by } => Ok((Retry::Approved(id), by)),
+            shared::Claim::Pending(id) => Ok((Retry::Pending(id), Vec::new())),
+            shared::Claim::None => Ok((self.retry(ask, key), Vec::new())),
+        }
+    }
+
+    /// Who approved request `id`.
+    fn approvers(&self, id: u64) -> Vec<String> {
+        self.get(id)
+            .map(|v| v.approvals.iter().map(|a| a.by.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Every request kept, newest first.

@@ -18,6 +18,14 @@
 //! `instance × 1,000,000 + 1 ..= (instance + 1) × 1,000,000`, so a number
 //! names its gateway (past its range a gateway holds nothing more).
 //!
+//! `retry` mode across gateways: the holding gateway publishes each
+//! request's retry key (a SHA-256 of who, where and what, never the values
+//! themselves) with the request; an approval is used by *claiming* its row
+//! (`claimed_by`, set once, by whichever gateway's session sends the
+//! statement again first): the holder claims by number, the others by key.
+//! Two gateways never both run one approval; a retry on another gateway
+//! than the one that asked runs too.
+//!
 //! A decision is applied at most once and only if its asker still waits:
 //! the holder claims the row (`status IS NULL` → 102) before applying it,
 //! the asker withdraws it (`status IS NULL` → 504) when it gives up, and
@@ -75,6 +83,11 @@ CREATE TABLE IF NOT EXISTS sqlgate_approvals.decisions (
 );
 CREATE INDEX IF NOT EXISTS decisions_unanswered
     ON sqlgate_approvals.decisions (request_id) WHERE status IS NULL;
+ALTER TABLE sqlgate_approvals.requests
+    ADD COLUMN IF NOT EXISTS retry_key text,
+    ADD COLUMN IF NOT EXISTS claimed_by bigint;
+CREATE INDEX IF NOT EXISTS requests_unclaimed_retries
+    ON sqlgate_approvals.requests (retry_key) WHERE retry_key IS NOT NULL AND claimed_by IS NULL;
 ";
 
 /// Why a shared operation failed.
@@ -198,6 +211,7 @@ impl Shared {
             .spawn(move || apply_decisions(&deciding.0, &deciding.1, instance, &shutdown))
             .map_err(store_err)?;
         approvals.set_id_range(base, RANGE);
+        approvals.set_shared(shared.clone());
         approvals.set_publisher(Box::new(move |view: &RequestView| {
             queue.push(view, keep_parameters);
         }));
@@ -357,6 +371,74 @@ impl Shared {
         .map(|r| r.is_some())
     }
 
+    /// Claims this gateway's approved `retry` request `view` for one run:
+    /// whether no gateway claimed it before (its row is written here if
+    /// it was not published yet).
+    pub fn claim_own(&self, view: &RequestView) -> Result<bool, SharedError> {
+        let json = serde_json::to_string(view).map_err(store_err)?;
+        let me = self.instance as i64;
+        let row = self.with_client(|c| {
+            c.query_opt(
+                "INSERT INTO sqlgate_approvals.requests
+                     (id, state, expires_us, view, updated_us, retry_key, claimed_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (id) DO UPDATE SET claimed_by = EXCLUDED.claimed_by
+                     WHERE sqlgate_approvals.requests.claimed_by IS NULL
+                 RETURNING id",
+                &[
+                    &(view.id as i64),
+                    &view.state.name(),
+                    &view.expires_us,
+                    &json,
+                    &now_us(),
+                    &view.retry_key,
+                    &me,
+                ],
+            )
+        })?;
+        Ok(row.is_some())
+    }
+
+    /// Claims an approved, unused `retry` request of `key` held by any
+    /// gateway (one only, even when two are approved); else names a
+    /// pending one of it.
+    pub fn claim_by_key(&self, key: &str) -> Result<Claim, SharedError> {
+        let me = self.instance as i64;
+        let now = now_us();
+        self.with_client(|c| {
+            let claimed = c.query_opt(
+                "UPDATE sqlgate_approvals.requests SET claimed_by = $1
+                 WHERE id = (SELECT id FROM sqlgate_approvals.requests
+                             WHERE retry_key = $2 AND claimed_by IS NULL
+                               AND state = 'approved' AND expires_us > $3
+                             ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                   AND claimed_by IS NULL
+                 RETURNING id, view",
+                &[&me, &key, &now],
+            )?;
+            if let Some(row) = claimed {
+                let id: i64 = row.get(0);
+                let view: Value = serde_json::from_str(row.get::<_, &str>(1)).unwrap_or_default();
+                let by = view["approvals"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|a| a["by"].as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                return Ok(Claim::Approved { id: id as u64, by });
+            }
+            let pending = c.query_opt(
+                "SELECT id FROM sqlgate_approvals.requests
+                 WHERE retry_key = $1 AND state = 'pending' AND expires_us > $2
+                 ORDER BY id LIMIT 1",
+                &[&key, &now],
+            )?;
+            Ok(pending.map_or(Claim::None, |r| Claim::Pending(r.get::<_, i64>(0) as u64)))
+        })
+    }
+
     /// This gateway's request numbers: `(lo, hi]`.
     fn range(&self) -> (i64, i64) {
         (
@@ -364,6 +446,22 @@ impl Shared {
             ((self.instance + 1) * RANGE) as i64,
         )
     }
+}
+
+/// What a claim by key found in the shared store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// An approved request, claimed now for one run, and who approved it.
+    Approved {
+        /// Its number.
+        id: u64,
+        /// Its approvers.
+        by: Vec<String>,
+    },
+    /// A request of it waits for its decision.
+    Pending(u64),
+    /// Neither.
+    None,
 }
 
 /// Requests waiting to be published: the latest view of each (a newer
@@ -447,10 +545,10 @@ fn publish(location: &PostgresLocation, queue: &Queue, shutdown: &CancellationTo
                         continue;
                     };
                     let done = c.execute(
-                        "INSERT INTO sqlgate_approvals.requests (id, state, expires_us, view, updated_us)
-                         VALUES ($1, $2, $3, $4, $5)
-                         ON CONFLICT (id) DO UPDATE SET state = $2, expires_us = $3, view = $4, updated_us = $5",
-                        &[&(view.id as i64), &view.state.name(), &view.expires_us, &json, &now_us()],
+                        "INSERT INTO sqlgate_approvals.requests (id, state, expires_us, view, updated_us, retry_key)
+                         VALUES ($1, $2, $3, $4, $5, $6)
+                         ON CONFLICT (id) DO UPDATE SET state = $2, expires_us = $3, view = $4, updated_us = $5, retry_key = $6",
+                        &[&(view.id as i64), &view.state.name(), &view.expires_us, &json, &now_us(), &view.retry_key],
                     );
                     if let Err(e) = done {
                         tracing::warn!(request = view.id, error = %e, "approvals: a request could not be published; retried");

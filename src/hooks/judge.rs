@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use super::held::{PreparedReviews, Template};
 use super::{POLICY_LOG, STATEMENT_LOG};
+
+mod retry;
 use crate::approvals::{self, Approvals};
 use crate::policy::engine::{Engine, Refusal, SessionPolicy};
 use crate::policy::parse::SqlDialect;
@@ -375,60 +377,6 @@ impl Judge {
         );
         self.notice = Some(notice.numbered(hold.id));
         self.durable = Some(hold.wait);
-    }
-
-    /// A reviewed statement in `retry` mode: runs once on an approval of
-    /// the same statement, else is refused naming its request.
-    fn retry(&mut self, approvals: Approvals, ask: approvals::Ask, key: approvals::RetryKey) {
-        let rule = ask.rule.clone();
-        let valid_for = ask.review.valid_for.as_secs();
-        let outcome = approvals.retry(ask, key);
-        let (id, state, by) = match &outcome {
-            approvals::Retry::Approved(id) => (
-                *id,
-                "approved",
-                approvals
-                    .get(*id)
-                    .map(|v| v.approvals.iter().map(|a| a.by.clone()).collect())
-                    .unwrap_or_default(),
-            ),
-            approvals::Retry::Pending(id) => (*id, "pending", Vec::new()),
-            approvals::Retry::TooMany => {
-                let refused = refusal(
-                    "sqlgate: too many requests of this identity wait for approval",
-                    "wait for the pending ones to be decided or to expire",
-                );
-                self.refused = Some(refused);
-                return;
-            }
-        };
-        if let Some(h) = self.log.handle() {
-            h.approval(&crate::store::ApprovalEvent {
-                request: id,
-                state: state.to_owned(),
-                rule: rule.clone(),
-                by,
-                reason: None,
-            });
-        }
-        tracing::info!(
-            target: POLICY_LOG,
-            session = self.session,
-            user = %self.user,
-            target_name = %self.target,
-            request = id,
-            state,
-            "review_mode = retry"
-        );
-        if let approvals::Retry::Pending(id) = outcome {
-            let refused = refusal(
-                &format!(
-                    "sqlgate: held for approval as request #{id} (rule \"{rule}\"): once it is approved, send the same statement again within {valid_for}s"
-                ),
-                &format!("approve: sqlgate approvals approve {id}"),
-            );
-            self.refused = Some(refused);
-        }
     }
 
     /// A judged text: held now, or (a statement being prepared, by the

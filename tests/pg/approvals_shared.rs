@@ -11,13 +11,18 @@ use crate::support::pg;
 
 /// Two gateways with approvals on, sharing the store database `db`.
 async fn two_gateways(db: &str) -> (Vec<TestConfig>, Gateway, Gateway) {
+    two_gateways_with(db, "").await
+}
+
+/// The same, with `rule_extra` in the reviewing rule.
+async fn two_gateways_with(db: &str, rule_extra: &str) -> (Vec<TestConfig>, Gateway, Gateway) {
     let server = pg::shared();
     server.psql("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
     server.psql("postgres", &format!("CREATE DATABASE {db}"));
     let configs: Vec<TestConfig> = (0..2)
         .map(|_| {
             let mut c = TestConfig::new(server);
-            approvals::configure(&mut c, "");
+            approvals::configure(&mut c, rule_extra);
             c.secret("store.pw", pg::SUPERUSER_PW);
             c.toml.push_str(&format!(
                 "\n[store]\nurl = \"postgres://postgres@127.0.0.1:{}/{db}\"\npassword_file = \"store.pw\"\n",
@@ -212,5 +217,112 @@ async fn a_decision_the_holding_gateway_never_answers_is_withdrawn() {
         ),
         "504",
         "withdrawn, so it never applies later"
+    );
+}
+
+/// Waits until B's API shows request `id` in `state` (A publishes it).
+async fn shown_on(b: &Gateway, id: u64, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, shown) = api(
+            b,
+            "GET",
+            &format!("/api/approvals/{id}"),
+            Some(token("carol")),
+            None,
+        )
+        .await;
+        if shown["state"]["state"] == state {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "#{id} never {state} on B: {shown}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// `review_mode = "retry"` across gateways: a statement asked on A and
+/// approved runs when sent again through B, once: A refuses it afterwards
+/// (a new request), and two sends at once through A and B run it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_approved_on_one_gateway_runs_once_on_any() {
+    let server = pg::shared();
+    let direct = table(server, "held_shared_retry").await;
+    let db = format!("appr_shared_retry_{}", std::process::id());
+    let (_configs, a, b) = two_gateways_with(&db, "review_mode = \"retry\"").await;
+    let on_a = connect(&a.conn_str("agent", AGENT_PW, "app")).await;
+    let on_b = connect(&b.conn_str("agent", AGENT_PW, "app")).await;
+    let message = |e: tokio_postgres::Error| e.as_db_error().unwrap().message().to_owned();
+    let first = message(
+        on_a.batch_execute("DELETE FROM held_shared_retry WHERE id = 1")
+            .await
+            .unwrap_err(),
+    );
+    let id = pending(&a).await;
+    assert!(first.contains(&format!("request #{id}")), "{first}");
+    // Asked again through B before a decision (once A has published
+    // it): A's pending request.
+    listed_on(&b, id).await;
+    let pending_on_b = message(
+        on_b.batch_execute("DELETE FROM held_shared_retry WHERE id = 1")
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        pending_on_b.contains(&format!("request #{id}")),
+        "{pending_on_b}"
+    );
+    assert_eq!(approve(&b, id, "alice").await.0, 200);
+    shown_on(&b, id, "approved").await;
+    // Sent again through B: runs.
+    on_b.batch_execute("DELETE FROM held_shared_retry WHERE id = 1")
+        .await
+        .expect("the approval is used through B");
+    assert_eq!(approvals::rows(&direct, "held_shared_retry").await, 2);
+    // Used: through A it asks again.
+    let again = message(
+        on_a.batch_execute("DELETE FROM held_shared_retry WHERE id = 1")
+            .await
+            .unwrap_err(),
+    );
+    assert!(!again.contains(&format!("request #{id} ")), "{again}");
+    // Two sends at once, one through each gateway: one runs.
+    let _ = on_a
+        .batch_execute("DELETE FROM held_shared_retry WHERE id = 2")
+        .await
+        .unwrap_err();
+    let second = a
+        .running
+        .approvals
+        .clone()
+        .unwrap()
+        .list()
+        .into_iter()
+        .find(|r| r.state == sqlgate::approvals::State::Pending && r.id != id)
+        .map(|r| r.id);
+    let second = match second {
+        Some(s) => s,
+        None => pending(&a).await,
+    };
+    let (status, body) = approve(&a, second, "alice").await;
+    assert_eq!(status, 200, "{body}");
+    shown_on(&b, second, "approved").await;
+    let (ra, rb) = tokio::join!(
+        on_a.batch_execute("DELETE FROM held_shared_retry WHERE id = 2"),
+        on_b.batch_execute("DELETE FROM held_shared_retry WHERE id = 2"),
+    );
+    assert_eq!(
+        usize::from(ra.is_ok()) + usize::from(rb.is_ok()),
+        1,
+        "exactly one runs: {ra:?} {rb:?}"
+    );
+    assert_eq!(
+        server.psql(
+            &db,
+            &format!("SELECT count(*) FROM sqlgate_approvals.requests WHERE id IN ({id}, {second}) AND claimed_by IS NOT NULL")
+        ),
+        "2"
     );
 }
