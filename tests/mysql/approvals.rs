@@ -13,13 +13,21 @@ use crate::support::mariadb;
 /// the agent's writes: the direct connection, the config (kept alive for
 /// its files) and the gateway.
 async fn held_table(create: &str) -> (Conn, TestConfig, crate::support::gateway::Gateway) {
+    held_table_with(create, "").await
+}
+
+/// The same, with `rule_extra` in the reviewing rule.
+async fn held_table_with(
+    create: &str,
+    rule_extra: &str,
+) -> (Conn, TestConfig, crate::support::gateway::Gateway) {
     let my = mariadb::shared();
     let mut direct = Conn::new(Opts::from_url(&my.direct_url()).unwrap())
         .await
         .unwrap();
     direct.query_drop(create).await.unwrap();
     let mut cfg = TestConfig::mysql(my);
-    approvals::configure(&mut cfg, "");
+    approvals::configure(&mut cfg, rule_extra);
     let gw = cfg.start().await;
     (direct, cfg, gw)
 }
@@ -229,4 +237,144 @@ async fn ending_a_session_withdraws_its_held_statement() {
         .unwrap();
     assert_eq!(n, Some(2), "the DELETE never ran");
     direct.query_drop("DROP TABLE app.held_end").await.unwrap();
+}
+
+/// `review_mode = "retry"` on the MySQL wire: mysql_async's text query
+/// and prepared execution and the mariadb client are refused at once with
+/// ERR 1227 naming the request; once approved, the same statement (the
+/// same values) runs once; other values make a request of their own.
+#[tokio::test]
+async fn retry_mode_on_mysql_runs_an_approved_statement_once() {
+    let (mut direct, _cfg, gw) = held_table_with(
+        "DROP TABLE IF EXISTS app.held_my_retry; CREATE TABLE app.held_my_retry (id int primary key); \
+             INSERT INTO app.held_my_retry VALUES (1), (2), (3)",
+        "review_mode = \"retry\"",
+    )
+    .await;
+    let mut agent = Conn::new(Opts::from_url(&gw.mysql_url("agent", AGENT_PW, "app")).unwrap())
+        .await
+        .unwrap();
+    let refused = |e: mysql_async::Error| match e {
+        mysql_async::Error::Server(e) => {
+            assert_eq!(e.code, 1227, "{}", e.message);
+            e.message
+        }
+        other => panic!("{other}"),
+    };
+    // Text protocol.
+    let first = refused(
+        agent
+            .query_drop("DELETE FROM held_my_retry WHERE id = 1")
+            .await
+            .unwrap_err(),
+    );
+    let id = pending(&gw).await;
+    assert!(first.contains(&format!("request #{id} ")), "{first}");
+    assert_eq!(approve(&gw, id, "alice").await.0, 200);
+    agent
+        .query_drop("delete from held_my_retry   where id = 1")
+        .await
+        .expect("approved: runs once");
+    assert_eq!(held_rows(&mut direct).await, 2);
+    let used = refused(
+        agent
+            .query_drop("DELETE FROM held_my_retry WHERE id = 1")
+            .await
+            .unwrap_err(),
+    );
+    assert!(!used.contains(&format!("request #{id} ")), "{used}");
+    // A prepared execution: its bound value is part of what is approved.
+    let stmt = agent
+        .prep("DELETE FROM held_my_retry WHERE id = ?")
+        .await
+        .expect("preparing is not held");
+    let first = refused(agent.exec_drop(&stmt, (2,)).await.unwrap_err());
+    let id = approvals_pending_other_than(&gw, id).await;
+    assert!(first.contains(&format!("request #{id} ")), "{first}");
+    assert_eq!(approve(&gw, id, "alice").await.0, 200);
+    let other_value = refused(agent.exec_drop(&stmt, (3,)).await.unwrap_err());
+    assert!(
+        !other_value.contains(&format!("request #{id} ")),
+        "{other_value}"
+    );
+    agent
+        .exec_drop(&stmt, (2,))
+        .await
+        .expect("approved with value 2: runs");
+    assert_eq!(held_rows(&mut direct).await, 1);
+    // The mariadb client: refused naming its request, then runs.
+    let port = gw.mysql_port();
+    let cli = move || {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("mariadb")
+                .args(["--no-defaults", "--host=127.0.0.1", "--user=agent", "-vv"])
+                .arg(format!("--port={port}"))
+                .arg(format!("--password={AGENT_PW}"))
+                .args(["app", "-e", "DELETE FROM held_my_retry WHERE id = 3"])
+                .output()
+                .unwrap()
+        })
+    };
+    let out = cli().await.unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.contains("ERROR 1227") && stderr.contains("held for approval as request #"),
+        "{stderr}"
+    );
+    let id = gw
+        .running
+        .approvals
+        .as_ref()
+        .unwrap()
+        .list()
+        .into_iter()
+        .find(|r| {
+            r.ask.statements[0].text.ends_with("id = 3")
+                && r.state == sqlgate::approvals::State::Pending
+        })
+        .expect("the client's request")
+        .id;
+    assert!(stderr.contains(&format!("request #{id} ")), "{stderr}");
+    assert_eq!(approve(&gw, id, "alice").await.0, 200);
+    let out = cli().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(held_rows(&mut direct).await, 0);
+    direct
+        .query_drop("DROP TABLE app.held_my_retry")
+        .await
+        .unwrap();
+}
+
+/// A pending request other than `seen`.
+async fn approvals_pending_other_than(gw: &crate::support::gateway::Gateway, seen: u64) -> u64 {
+    let registry = gw.running.approvals.clone().expect("approvals are on");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(r) = registry
+            .list()
+            .into_iter()
+            .find(|r| r.id != seen && r.state == sqlgate::approvals::State::Pending)
+        {
+            return r.id;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing else was held"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Rows left in `app.held_my_retry`.
+async fn held_rows(direct: &mut Conn) -> i64 {
+    direct
+        .query_first::<i64, _>("SELECT COUNT(*) FROM app.held_my_retry")
+        .await
+        .unwrap()
+        .unwrap()
 }
