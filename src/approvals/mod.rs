@@ -215,11 +215,18 @@ pub struct RetryKey {
 
 impl RetryKey {
     /// What gateways sharing the store match on: a SHA-256 of the whole
-    /// key, so that the store never holds the statement's values.
-    pub fn hash(&self) -> String {
+    /// key and of the rule that reviews it (its name, approver groups and
+    /// count, so that an approval given under one gateway's rule never
+    /// runs under a stricter one elsewhere). The store holds no values in
+    /// clear, though a reader who can guess them could confirm a guess.
+    pub fn hash(&self, ask: &Ask) -> String {
         use sha2::Digest;
         let mut h = sha2::Sha256::new();
-        for part in [&self.user, &self.target, &self.statement] {
+        let count = ask.review.approvals.to_string();
+        let parts = [&self.user, &self.target, &self.statement, &ask.rule, &count]
+            .into_iter()
+            .chain(&ask.review.approvers);
+        for part in parts {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }
@@ -482,6 +489,7 @@ impl Approvals {
             return Retry::TooMany;
         };
         let (tx, _) = watch::channel(State::Pending);
+        let retry_key = Some(key.hash(&ask));
         let view = RequestView {
             id,
             ask,
@@ -489,7 +497,7 @@ impl Approvals {
             approvals: Vec::new(),
             created_us: now,
             expires_us: now + timeout.as_micros() as i64,
-            retry_key: Some(key.hash()),
+            retry_key,
         };
         reg.requests.insert(
             id,
@@ -571,9 +579,7 @@ impl Approvals {
         if let Some(view) = own {
             let claiming = shared.clone();
             let claimed_view = view.clone();
-            let claimed = tokio::task::spawn_blocking(move || claiming.claim_own(&claimed_view))
-                .await
-                .map_err(|e| shared::SharedError::Store(e.to_string()))??;
+            let claimed = claim_in_time(move || claiming.claim_own(&claimed_view)).await?;
             // Used either way: here now, or on another gateway before.
             {
                 let mut reg = self.registry();
@@ -589,14 +595,27 @@ impl Approvals {
                 ));
             }
         }
-        let hash = key.hash();
-        let claim = tokio::task::spawn_blocking(move || shared.claim_by_key(&hash))
-            .await
-            .map_err(|e| shared::SharedError::Store(e.to_string()))??;
+        let hash = key.hash(&ask);
+        let claiming = shared.clone();
+        let claim = claim_in_time(move || claiming.claim_by_key(&hash)).await?;
         match claim {
             shared::Claim::Approved { id, by } => Ok((Retry::Approved(id), by)),
             shared::Claim::Pending(id) => Ok((Retry::Pending(id), Vec::new())),
-            shared::Claim::None => Ok((self.retry(ask, key), Vec::new())),
+            shared::Claim::None => match self.retry(ask.clone(), key.clone()) {
+                // Approved here meanwhile: used only once claimed.
+                Retry::Approved(id) => {
+                    let Some(view) = self.get(id) else {
+                        return Ok((self.retry(ask, key), Vec::new()));
+                    };
+                    let claimed = claim_in_time(move || shared.claim_own(&view)).await?;
+                    if claimed {
+                        Ok((Retry::Approved(id), self.approvers(id)))
+                    } else {
+                        Ok((self.retry(ask, key), Vec::new()))
+                    }
+                }
+                other => Ok((other, Vec::new())),
+            },
         }
     }
 
@@ -853,6 +872,25 @@ impl Drop for Held {
         );
     }
 }
+
+/// Runs a claim in the shared store off the async workers, bounded in
+/// time: a store that does not answer (a silent network) refuses the
+/// statement rather than stall it.
+async fn claim_in_time<T: Send + 'static>(
+    claim: impl FnOnce() -> Result<T, shared::SharedError> + Send + 'static,
+) -> Result<T, shared::SharedError> {
+    match tokio::time::timeout(CLAIM_WAIT, tokio::task::spawn_blocking(claim)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(shared::SharedError::Store(e.to_string())),
+        Err(_) => Err(shared::SharedError::Store(format!(
+            "no answer within {}s",
+            CLAIM_WAIT.as_secs()
+        ))),
+    }
+}
+
+/// How long a `retry` claim waits for the shared store.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(6);
 
 #[cfg(test)]
 mod tests {

@@ -19,8 +19,8 @@
 //! names its gateway (past its range a gateway holds nothing more).
 //!
 //! `retry` mode across gateways: the holding gateway publishes each
-//! request's retry key (a SHA-256 of who, where and what, never the values
-//! themselves) with the request; an approval is used by *claiming* its row
+//! request's retry key (a SHA-256 of who, where, what and the reviewing
+//! rule; no value in clear) with the request; an approval is used by *claiming* its row
 //! (`claimed_by`, set once, by whichever gateway's session sends the
 //! statement again first): the holder claims by number, the others by key.
 //! Two gateways never both run one approval; a retry on another gateway
@@ -68,7 +68,9 @@ CREATE TABLE IF NOT EXISTS sqlgate_approvals.requests (
     state text NOT NULL,
     expires_us bigint NOT NULL,
     view text NOT NULL,
-    updated_us bigint NOT NULL
+    updated_us bigint NOT NULL,
+    retry_key text,
+    claimed_by bigint
 );
 CREATE TABLE IF NOT EXISTS sqlgate_approvals.decisions (
     seq bigserial PRIMARY KEY,
@@ -83,11 +85,17 @@ CREATE TABLE IF NOT EXISTS sqlgate_approvals.decisions (
 );
 CREATE INDEX IF NOT EXISTS decisions_unanswered
     ON sqlgate_approvals.decisions (request_id) WHERE status IS NULL;
-ALTER TABLE sqlgate_approvals.requests
-    ADD COLUMN IF NOT EXISTS retry_key text,
-    ADD COLUMN IF NOT EXISTS claimed_by bigint;
-CREATE INDEX IF NOT EXISTS requests_unclaimed_retries
-    ON sqlgate_approvals.requests (retry_key) WHERE retry_key IS NOT NULL AND claimed_by IS NULL;
+-- A store made before retry claims were shared: its columns, added once
+-- (an ALTER at every start would lock the table against every gateway).
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = 'sqlgate_approvals' AND table_name = 'requests'
+                     AND column_name = 'claimed_by') THEN
+        ALTER TABLE sqlgate_approvals.requests ADD COLUMN retry_key text, ADD COLUMN claimed_by bigint;
+    END IF;
+END $$;
+CREATE INDEX IF NOT EXISTS requests_retry_key
+    ON sqlgate_approvals.requests (retry_key) WHERE retry_key IS NOT NULL;
 ";
 
 /// Why a shared operation failed.
@@ -375,7 +383,15 @@ impl Shared {
     /// whether no gateway claimed it before (its row is written here if
     /// it was not published yet).
     pub fn claim_own(&self, view: &RequestView) -> Result<bool, SharedError> {
-        let json = serde_json::to_string(view).map_err(store_err)?;
+        // Written here only when not yet published: without its values
+        // (the publisher writes the view as the recording keeps it).
+        let mut shown = view.clone();
+        for s in &mut shown.ask.statements {
+            if s.parameters.take().is_some() {
+                s.parameters_withheld = true;
+            }
+        }
+        let json = serde_json::to_string(&shown).map_err(store_err)?;
         let me = self.instance as i64;
         let row = self.with_client(|c| {
             c.query_opt(
@@ -431,7 +447,8 @@ impl Shared {
             }
             let pending = c.query_opt(
                 "SELECT id FROM sqlgate_approvals.requests
-                 WHERE retry_key = $1 AND state = 'pending' AND expires_us > $2
+                 WHERE retry_key = $1 AND state = 'pending' AND claimed_by IS NULL
+                   AND expires_us > $2
                  ORDER BY id LIMIT 1",
                 &[&key, &now],
             )?;

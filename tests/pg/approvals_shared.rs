@@ -287,7 +287,10 @@ async fn a_retry_approved_on_one_gateway_runs_once_on_any() {
             .await
             .unwrap_err(),
     );
-    assert!(!again.contains(&format!("request #{id} ")), "{again}");
+    assert!(
+        again.contains("held for approval as request #") && !again.contains(&format!("#{id} ")),
+        "a new request: {again}"
+    );
     // Two sends at once, one through each gateway: one runs.
     let _ = on_a
         .batch_execute("DELETE FROM held_shared_retry WHERE id = 2")

@@ -378,7 +378,7 @@ impl Relay<'_> {
                     sql.push(b);
                 }
                 sql.push(b'`');
-                // Never a write: recorded as it runs, never held.
+                // A held one (its record durable first) waits like a query.
                 if let Some(err) = match self.judge.statement(StatementOrigin::InitDb, &sql) {
                     Verdict::Allow(_) => None,
                     Verdict::Refuse(refusal) => Some(ClientError::from(refusal)),

@@ -564,8 +564,15 @@ impl Gateway {
                 crate::hooks::Verdict::Allow(_) => None,
                 crate::hooks::Verdict::Refuse(r) => Some(ClientError::from(r)),
                 // Its record made durable before it runs.
+                // Bounded like the rest of the login.
                 crate::hooks::Verdict::Hold { ticket, .. } if !ticket.asks_a_person() => {
-                    ticket.wait.await.err().map(ClientError::from)
+                    match tokio::time::timeout(self.config.handshake_timeout, ticket.wait).await {
+                        Ok(waited) => waited.err().map(ClientError::from),
+                        Err(_) => Some(ClientError::error(
+                            SqlState::CONNECTION_FAILURE,
+                            "sqlgate: the startup settings could not be recorded in time",
+                        )),
+                    }
                 }
                 // Nothing can be told to a client still logging in: the
                 // held request is withdrawn as the ticket is dropped.
