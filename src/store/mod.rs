@@ -464,6 +464,9 @@ pub fn postgres_client(
         .connect_timeout(std::time::Duration::from_secs(5))
         .keepalives(true)
         .keepalives_idle(std::time::Duration::from_secs(30))
+        // A network that drops packets silently (no reset) fails a call
+        // in seconds too, not after the kernel's minutes of retransmits.
+        .tcp_user_timeout(std::time::Duration::from_secs(10))
         .options("-c statement_timeout=5000");
     postgres::connect(&c, tls)
 }
