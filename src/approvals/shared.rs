@@ -59,6 +59,10 @@ const DECIDE_CHANNEL: &str = "sqlgate_approval_decide";
 
 /// Serializes schema creation among gateways starting at once.
 const SCHEMA_LOCK: i64 = 0x5147_4150_5052;
+/// A running gateway holds the advisory lock (this, its instance number)
+/// on its decisions connection: others see in `pg_locks` whether the
+/// gateway holding a pending request can still decide it.
+const ALIVE_LOCK: i32 = 0x5147_4157;
 
 const SCHEMA: &str = "
 CREATE SCHEMA IF NOT EXISTS sqlgate_approvals;
@@ -445,12 +449,19 @@ impl Shared {
                     .unwrap_or_default();
                 return Ok(Claim::Approved { id: id as u64, by });
             }
+            // Only a request whose gateway still runs (holds its lock) can
+            // be decided: one of a gateway that is gone is asked anew.
             let pending = c.query_opt(
-                "SELECT id FROM sqlgate_approvals.requests
-                 WHERE retry_key = $1 AND state = 'pending' AND claimed_by IS NULL
-                   AND expires_us > $2
-                 ORDER BY id LIMIT 1",
-                &[&key, &now],
+                "SELECT r.id FROM sqlgate_approvals.requests r
+                 WHERE r.retry_key = $1 AND r.state = 'pending' AND r.claimed_by IS NULL
+                   AND r.expires_us > $2
+                   AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+                               WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted
+                                 AND l.database = (SELECT oid FROM pg_catalog.pg_database
+                                                   WHERE datname = pg_catalog.current_database())
+                                 AND l.classid::int8 = $3 AND l.objid::int8 = (r.id - 1) / $4)
+                 ORDER BY r.id LIMIT 1",
+                &[&key, &now, &i64::from(ALIVE_LOCK), &(RANGE as i64)],
             )?;
             Ok(pending.map_or(Claim::None, |r| Claim::Pending(r.get::<_, i64>(0) as u64)))
         })
@@ -627,8 +638,11 @@ fn apply_decisions(
         if client.as_ref().is_none_or(postgres::Client::is_closed) {
             client = crate::store::postgres_client(location, "sqlgate-approvals")
                 .and_then(|mut c| {
-                    c.batch_execute(&format!("LISTEN {DECIDE_CHANNEL}"))
-                        .map_err(|e| crate::store::StoreError::Backend(e.to_string()))?;
+                    c.batch_execute(&format!(
+                        "LISTEN {DECIDE_CHANNEL}; SELECT pg_advisory_lock({ALIVE_LOCK}, {})",
+                        instance as i32
+                    ))
+                    .map_err(|e| crate::store::StoreError::Backend(e.to_string()))?;
                     Ok(c)
                 })
                 .inspect_err(|e| tracing::warn!(error = %e, "approvals: cannot reach the store for decisions"))

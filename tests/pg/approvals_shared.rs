@@ -329,3 +329,46 @@ async fn a_retry_approved_on_one_gateway_runs_once_on_any() {
         "2"
     );
 }
+
+/// A retry whose pending request is held by a gateway that is gone (it
+/// can no longer be decided) makes a new request on the gateway it
+/// reaches, rather than naming the dead one's until it expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_pending_on_a_gateway_that_is_gone_asks_anew() {
+    let server = pg::shared();
+    let _direct = table(server, "held_shared_gone_retry").await;
+    let db = format!("appr_shared_gone_retry_{}", std::process::id());
+    let (_configs, a, b) = two_gateways_with(&db, "review_mode = \"retry\"").await;
+    let on_a = connect(&a.conn_str("agent", AGENT_PW, "app")).await;
+    let on_b = connect(&b.conn_str("agent", AGENT_PW, "app")).await;
+    let message = |e: tokio_postgres::Error| e.as_db_error().unwrap().message().to_owned();
+    let _ = on_a
+        .batch_execute("DELETE FROM held_shared_gone_retry WHERE id = 1")
+        .await
+        .unwrap_err();
+    let id = pending(&a).await;
+    listed_on(&b, id).await;
+    // A stops; its decisions connection (and its lock) goes with it.
+    a.running.shutdown.cancel();
+    let instance = (id - 1) / 1_000_000;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.psql(
+        &db,
+        &format!(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND objid = {instance}"
+        ),
+    ) != "0"
+    {
+        assert!(Instant::now() < deadline, "A's lock stayed");
+        tokio::task::yield_now().await;
+    }
+    let asked = message(
+        on_b.batch_execute("DELETE FROM held_shared_gone_retry WHERE id = 1")
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        asked.contains("held for approval as request #") && !asked.contains(&format!("#{id} ")),
+        "a request of B's own: {asked}"
+    );
+}
