@@ -261,19 +261,25 @@ impl Shared {
     }
 
     /// Other gateways' requests: every pending one not past its expiry
-    /// (their gateway may be gone), and the 200 decided most recently.
+    /// whose gateway still runs (one that is gone can no longer decide
+    /// it), and the 200 decided most recently.
     pub fn others(&self) -> Result<Vec<Value>, SharedError> {
         let (lo, hi) = self.range();
         let now = now_us();
         let rows = self.with_client(|c| {
             c.query(
-                "(SELECT view, id FROM sqlgate_approvals.requests
-                  WHERE (id <= $1 OR id > $2) AND state = 'pending' AND expires_us >= $3)
+                "(SELECT view, id FROM sqlgate_approvals.requests r
+                  WHERE (id <= $1 OR id > $2) AND state = 'pending' AND expires_us >= $3
+                    AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+                                WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted
+                                  AND l.database = (SELECT oid FROM pg_catalog.pg_database
+                                                    WHERE datname = pg_catalog.current_database())
+                                  AND l.classid::int8 = $4 AND l.objid::int8 = (r.id - 1) / $5))
                  UNION ALL
                  (SELECT view, id FROM sqlgate_approvals.requests
                   WHERE (id <= $1 OR id > $2) AND state <> 'pending'
                   ORDER BY updated_us DESC LIMIT 200)",
-                &[&lo, &hi, &now],
+                &[&lo, &hi, &now, &i64::from(ALIVE_LOCK), &(RANGE as i64)],
             )
         })?;
         Ok(rows

@@ -362,6 +362,12 @@ async fn a_retry_pending_on_a_gateway_that_is_gone_asks_anew() {
         assert!(Instant::now() < deadline, "A's lock stayed");
         tokio::task::yield_now().await;
     }
+    // B no longer lists it: nobody can decide it.
+    let (_, list) = api(&b, "GET", "/api/approvals", Some(token("carol")), None).await;
+    assert!(
+        !list.as_array().unwrap().iter().any(|r| r["id"] == id),
+        "{list}"
+    );
     let asked = message(
         on_b.batch_execute("DELETE FROM held_shared_gone_retry WHERE id = 1")
             .await
