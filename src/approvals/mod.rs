@@ -381,6 +381,19 @@ impl Approvals {
                 retry: None,
             },
         );
+        self.announce(reg, id);
+        Held {
+            id,
+            rx,
+            timeout,
+            approvals: self.clone(),
+        }
+    }
+
+    /// A request just made (`id`, in `reg`): what is too old is
+    /// forgotten, the request published, and, once the lock is let go,
+    /// the webhooks told.
+    fn announce(&self, mut reg: std::sync::MutexGuard<'_, Registry>, id: u64) {
         reg.forget_old();
         let made = reg.requests.get(&id).map(|r| r.view.clone());
         if let Some(v) = &made {
@@ -389,12 +402,6 @@ impl Approvals {
         drop(reg);
         if let Some(v) = made {
             self.note(notify::Event::Created, &v);
-        }
-        Held {
-            id,
-            rx,
-            timeout,
-            approvals: self.clone(),
         }
     }
 

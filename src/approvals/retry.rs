@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::{notify, now_us, shared, Approvals, Ask, Request, RequestView, State, NUMBERS_USED_UP};
+use super::{now_us, shared, Approvals, Ask, Request, RequestView, State, NUMBERS_USED_UP};
 
 /// What a `retry` request matches: the identity, the target, and the
 /// statements' fingerprints and literal and bound values.
@@ -127,15 +127,7 @@ impl Approvals {
             },
         );
         reg.retries.insert(key, id);
-        reg.forget_old();
-        let made = reg.requests.get(&id).map(|r| r.view.clone());
-        if let Some(v) = &made {
-            self.publish(v);
-        }
-        drop(reg);
-        if let Some(v) = made {
-            self.note(notify::Event::Created, &v);
-        }
+        self.announce(reg, id);
         // Nobody waits on it: a timer expires it.
         let me = self.clone();
         if tokio::runtime::Handle::try_current().is_ok() {

@@ -289,7 +289,7 @@ async fn retry_mode_on_mysql_runs_an_approved_statement_once() {
         .await
         .expect("preparing is not held");
     let first = refused(agent.exec_drop(&stmt, (2,)).await.unwrap_err());
-    let id = approvals_pending_other_than(&gw, id).await;
+    let id = approvals::pending_other_than(&gw, &[id]).await;
     assert!(first.contains(&format!("request #{id} ")), "{first}");
     assert_eq!(approve(&gw, id, "alice").await.0, 200);
     let other_value = refused(agent.exec_drop(&stmt, (3,)).await.unwrap_err());
@@ -348,26 +348,6 @@ async fn retry_mode_on_mysql_runs_an_approved_statement_once() {
         .query_drop("DROP TABLE app.held_my_retry")
         .await
         .unwrap();
-}
-
-/// A pending request other than `seen`.
-async fn approvals_pending_other_than(gw: &crate::support::gateway::Gateway, seen: u64) -> u64 {
-    let registry = gw.running.approvals.clone().expect("approvals are on");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        if let Some(r) = registry
-            .list()
-            .into_iter()
-            .find(|r| r.id != seen && r.state == sqlgate::approvals::State::Pending)
-        {
-            return r.id;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing else was held"
-        );
-        tokio::task::yield_now().await;
-    }
 }
 
 /// Rows left in `app.held_my_retry`.

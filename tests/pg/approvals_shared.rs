@@ -296,19 +296,7 @@ async fn a_retry_approved_on_one_gateway_runs_once_on_any() {
         .batch_execute("DELETE FROM held_shared_retry WHERE id = 2")
         .await
         .unwrap_err();
-    let second = a
-        .running
-        .approvals
-        .clone()
-        .unwrap()
-        .list()
-        .into_iter()
-        .find(|r| r.state == sqlgate::approvals::State::Pending && r.id != id)
-        .map(|r| r.id);
-    let second = match second {
-        Some(s) => s,
-        None => pending(&a).await,
-    };
+    let second = approvals::pending_other_than(&a, &[id]).await;
     let (status, body) = approve(&a, second, "alice").await;
     assert_eq!(status, 200, "{body}");
     shown_on(&b, second, "approved").await;

@@ -127,17 +127,25 @@ pub async fn deny(gw: &Gateway, id: u64, user: &str, reason: &str) -> (u16, serd
 /// Waits until a request is pending and returns its number (the
 /// registry is watched; no guessed delay).
 pub async fn pending(gw: &Gateway) -> u64 {
+    pending_other_than(gw, &[]).await
+}
+
+/// Waits until a request other than those `seen` is pending; its number.
+pub async fn pending_other_than(gw: &Gateway, seen: &[u64]) -> u64 {
     let approvals = gw.running.approvals.clone().expect("approvals are on");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         if let Some(r) = approvals
             .list()
             .into_iter()
-            .find(|r| r.state == sqlgate::approvals::State::Pending)
+            .find(|r| r.state == sqlgate::approvals::State::Pending && !seen.contains(&r.id))
         {
             return r.id;
         }
-        assert!(std::time::Instant::now() < deadline, "nothing was held");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing (else) was held"
+        );
         tokio::task::yield_now().await;
     }
 }
