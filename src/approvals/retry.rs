@@ -13,8 +13,10 @@ use tokio::sync::watch;
 
 use super::{now_us, shared, Approvals, Ask, Request, RequestView, State, NUMBERS_USED_UP};
 
-/// What a `retry` request matches: the identity, the target, and the
-/// statements' fingerprints and literal and bound values.
+/// What a `retry` request matches: the identity, the target, the
+/// statements' fingerprints and literal and bound values, and the rule
+/// that reviews them (so that an approval given under a rule never runs
+/// under a stricter one: after a reload, or on another gateway).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RetryKey {
     /// The requester.
@@ -23,27 +25,43 @@ pub struct RetryKey {
     pub target: String,
     /// Fingerprints and values of the text (and bound parameters).
     pub statement: String,
+    /// The reviewing rule: its name, approver groups and count.
+    pub rule: String,
 }
 
 impl RetryKey {
+    /// The rule part of a key: what a request's approval depends on.
+    pub fn rule_of(ask: &Ask) -> String {
+        format!(
+            "{}|{}|{}",
+            ask.rule,
+            ask.review.approvals,
+            ask.review.approvers.join(",")
+        )
+    }
+
     /// What gateways sharing the store match on: a SHA-256 of the whole
-    /// key and of the rule that reviews it (its name, approver groups and
-    /// count, so that an approval given under one gateway's rule never
-    /// runs under a stricter one elsewhere). The store holds no values in
-    /// clear, though a reader who can guess them could confirm a guess.
-    pub fn hash(&self, ask: &Ask) -> String {
+    /// key. The store holds no values in clear, though a reader who can
+    /// guess them could confirm a guess.
+    pub fn hash(&self) -> String {
         use sha2::Digest;
         let mut h = sha2::Sha256::new();
-        let count = ask.review.approvals.to_string();
-        let parts = [&self.user, &self.target, &self.statement, &ask.rule, &count]
-            .into_iter()
-            .chain(&ask.review.approvers);
-        for part in parts {
+        for part in [&self.user, &self.target, &self.statement, &self.rule] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }
         hex::encode(h.finalize())
     }
+}
+
+/// What this gateway's registry holds of a key.
+enum Local {
+    /// An approval of it, valid and not yet used (not consumed here).
+    Approved(Box<RequestView>),
+    /// A request of it waits for its decision.
+    Pending(u64),
+    /// Nothing (or nothing that counts any more).
+    None,
 }
 
 /// What a `retry` statement meets.
@@ -62,32 +80,75 @@ const MAX_PENDING_RETRIES_PER_USER: usize = 16;
 const MAX_PENDING_RETRIES: usize = 1024;
 
 impl Approvals {
-    /// A `retry` statement: claims an approval of the same key (once:
-    /// two gateways' sessions, or two of one, cannot both run it), or
-    /// names the pending request of it (made now when there is none; it
-    /// expires after the rule's `review_timeout` undecided).
+    /// A `retry` statement on a gateway that shares nothing: claims an
+    /// approval of the same key (once: two sessions cannot both run it),
+    /// or names the pending request of it (made now when there is none;
+    /// it expires after the rule's `review_timeout` undecided).
     pub fn retry(&self, ask: Ask, key: RetryKey) -> Retry {
-        let now = now_us();
-        let mut reg = self.registry();
-        if let Some(&id) = reg.retries.get(&key) {
-            let found = reg
-                .requests
-                .get(&id)
-                .map(|r| (r.view.state.clone(), r.retry.clone()));
-            match found {
-                Some((State::Approved, Some((_, until)))) if until > now => {
-                    reg.retries.remove(&key);
-                    if let Some(r) = reg.requests.get_mut(&id) {
-                        r.retry = None;
+        // Another session may use or make what is found meanwhile: looked
+        // at again, a few times at most.
+        for _ in 0..4 {
+            match self.local(&key) {
+                Local::Approved(view) => {
+                    if self.consume(&key, view.id) {
+                        return Retry::Approved(view.id);
                     }
-                    return Retry::Approved(id);
                 }
-                Some((State::Pending, _)) => return Retry::Pending(id),
-                // Denied, expired, used or unused too long: asked again.
-                _ => {
-                    reg.retries.remove(&key);
+                Local::Pending(id) => return Retry::Pending(id),
+                Local::None => {
+                    if let Some(r) = self.make_retry(ask.clone(), key.clone()) {
+                        return r;
+                    }
                 }
             }
+        }
+        Retry::TooMany
+    }
+
+    /// What the registry holds of `key` now (stale entries are dropped).
+    fn local(&self, key: &RetryKey) -> Local {
+        let now = now_us();
+        let mut reg = self.registry();
+        let Some(&id) = reg.retries.get(key) else {
+            return Local::None;
+        };
+        match reg.requests.get(&id) {
+            Some(r) if r.view.state == State::Pending => Local::Pending(id),
+            Some(r)
+                if r.view.state == State::Approved
+                    && matches!(r.retry, Some((_, until)) if until > now) =>
+            {
+                Local::Approved(Box::new(r.view.clone()))
+            }
+            // Denied, expired, used or unused too long: asked again.
+            _ => {
+                reg.retries.remove(key);
+                Local::None
+            }
+        }
+    }
+
+    /// Uses this gateway's approval `id` of `key`: whether it was still
+    /// unused (exactly one caller gets `true`).
+    fn consume(&self, key: &RetryKey, id: u64) -> bool {
+        let mut reg = self.registry();
+        if reg.retries.get(key) != Some(&id) {
+            return false;
+        }
+        reg.retries.remove(key);
+        if let Some(r) = reg.requests.get_mut(&id) {
+            r.retry = None;
+        }
+        true
+    }
+
+    /// Makes the pending request of `key`, unless the registry holds one
+    /// (or an approval) of it by now (`None`: look again).
+    fn make_retry(&self, ask: Ask, key: RetryKey) -> Option<Retry> {
+        let now = now_us();
+        let mut reg = self.registry();
+        if reg.retries.contains_key(&key) {
+            return None;
         }
         // Bounded: every distinct statement would be a request (and a
         // timer) of its own.
@@ -100,15 +161,15 @@ impl Approvals {
         if pending.len() >= MAX_PENDING_RETRIES
             || pending.iter().filter(|k| k.user == key.user).count() >= MAX_PENDING_RETRIES_PER_USER
         {
-            return Retry::TooMany;
+            return Some(Retry::TooMany);
         }
         let timeout = ask.review.timeout;
         let Some(id) = reg.allocate() else {
             tracing::error!("{NUMBERS_USED_UP}");
-            return Retry::TooMany;
+            return Some(Retry::TooMany);
         };
         let (tx, _) = watch::channel(State::Pending);
-        let retry_key = Some(key.hash(&ask));
+        let retry_key = Some(key.hash());
         let view = RequestView {
             id,
             ask,
@@ -136,7 +197,7 @@ impl Approvals {
                 me.end(id, State::Expired);
             });
         }
-        Retry::Pending(id)
+        Some(Retry::Pending(id))
     }
 
     /// Whether approvals are shared with other gateways (through the
@@ -170,64 +231,58 @@ impl Approvals {
             };
             return Ok((retry, by));
         };
-        let now = now_us();
-        // This gateway's own approval of it, or its pending request.
-        let own = {
-            let reg = self.registry();
-            match reg.retries.get(&key).and_then(|id| reg.requests.get(id)) {
-                Some(r) if r.view.state == State::Pending => {
-                    return Ok((Retry::Pending(r.view.id), Vec::new()))
-                }
-                Some(r)
-                    if matches!(r.retry, Some((_, until)) if until > now)
-                        && r.view.state == State::Approved =>
-                {
-                    Some(r.view.clone())
-                }
-                _ => None,
-            }
+        let hash = key.hash();
+        let by_key = || {
+            let (shared, hash) = (shared.clone(), hash.clone());
+            claim_in_time(move || shared.claim_by_key(&hash))
         };
-        if let Some(view) = own {
-            let claiming = shared.clone();
-            let claimed_view = view.clone();
-            let claimed = claim_in_time(move || claiming.claim_own(&claimed_view)).await?;
-            // Used either way: here now, or on another gateway before.
-            {
-                let mut reg = self.registry();
-                reg.retries.remove(&key);
-                if let Some(r) = reg.requests.get_mut(&view.id) {
-                    r.retry = None;
-                }
-            }
-            if claimed {
-                return Ok((
-                    Retry::Approved(view.id),
-                    view.approvals.iter().map(|a| a.by.clone()).collect(),
-                ));
-            }
-        }
-        let hash = key.hash(&ask);
-        let claiming = shared.clone();
-        let claim = claim_in_time(move || claiming.claim_by_key(&hash)).await?;
-        match claim {
-            shared::Claim::Approved { id, by } => Ok((Retry::Approved(id), by)),
-            shared::Claim::Pending(id) => Ok((Retry::Pending(id), Vec::new())),
-            shared::Claim::None => match self.retry(ask.clone(), key.clone()) {
-                // Approved here meanwhile: used only once claimed.
-                Retry::Approved(id) => {
-                    let Some(view) = self.get(id) else {
-                        return Ok((self.retry(ask, key), Vec::new()));
-                    };
-                    let claimed = claim_in_time(move || shared.claim_own(&view)).await?;
+        // Another session may use or make what is found meanwhile: looked
+        // at again, a few times at most.
+        for _ in 0..4 {
+            match self.local(&key) {
+                // This gateway's approval: used once claimed in the store
+                // (and kept unused when the store cannot be asked).
+                Local::Approved(view) => {
+                    let (claiming, claimed_view) = (shared.clone(), (*view).clone());
+                    let claimed = claim_in_time(move || claiming.claim_own(&claimed_view)).await?;
+                    // Used either way: here now, or on another gateway
+                    // (the store lets one claim win).
+                    self.consume(&key, view.id);
                     if claimed {
-                        Ok((Retry::Approved(id), self.approvers(id)))
-                    } else {
-                        Ok((self.retry(ask, key), Vec::new()))
+                        return Ok((
+                            Retry::Approved(view.id),
+                            view.approvals.iter().map(|a| a.by.clone()).collect(),
+                        ));
                     }
                 }
-                other => Ok((other, Vec::new())),
-            },
+                // Its request waits here; an approval of it given on
+                // another gateway counts first (and ends this request).
+                Local::Pending(id) => {
+                    return Ok(match by_key().await? {
+                        shared::Claim::Approved { id: other, by } => {
+                            self.end(
+                                id,
+                                State::Withdrawn {
+                                    why: format!("approved as request #{other} on another gateway"),
+                                },
+                            );
+                            (Retry::Approved(other), by)
+                        }
+                        _ => (Retry::Pending(id), Vec::new()),
+                    });
+                }
+                Local::None => match by_key().await? {
+                    shared::Claim::Approved { id, by } => return Ok((Retry::Approved(id), by)),
+                    shared::Claim::Pending(id) => return Ok((Retry::Pending(id), Vec::new())),
+                    shared::Claim::None => {
+                        if let Some(r) = self.make_retry(ask.clone(), key.clone()) {
+                            return Ok((r, Vec::new()));
+                        }
+                    }
+                },
+            }
         }
+        Ok((Retry::TooMany, Vec::new()))
     }
 
     /// Who approved request `id`.
@@ -255,4 +310,6 @@ async fn claim_in_time<T: Send + 'static>(
 }
 
 /// How long a `retry` claim waits for the shared store.
-const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(6);
+/// (Longer than the store's own limits, a 5 s connect and a 5 s
+/// statement, so that a claim's outcome is nearly always seen.)
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(12);

@@ -644,11 +644,21 @@ fn apply_decisions(
         if client.as_ref().is_none_or(postgres::Client::is_closed) {
             client = crate::store::postgres_client(location, "sqlgate-approvals")
                 .and_then(|mut c| {
-                    c.batch_execute(&format!(
-                        "LISTEN {DECIDE_CHANNEL}; SELECT pg_advisory_lock({ALIVE_LOCK}, {})",
-                        instance as i32
-                    ))
-                    .map_err(|e| crate::store::StoreError::Backend(e.to_string()))?;
+                    let backend = |e: postgres::Error| crate::store::StoreError::Backend(e.to_string());
+                    c.batch_execute(&format!("LISTEN {DECIDE_CHANNEL}"))
+                        .map_err(backend)?;
+                    // Never waited for: an older connection of this
+                    // gateway's may hold it still (and says it is alive).
+                    let held: bool = c
+                        .query_one(
+                            "SELECT pg_try_advisory_lock($1, $2)",
+                            &[&ALIVE_LOCK, &(instance as i32)],
+                        )
+                        .map_err(backend)?
+                        .get(0);
+                    if !held {
+                        tracing::warn!(instance, "approvals: an older store connection of this gateway holds its liveness lock");
+                    }
                     Ok(c)
                 })
                 .inspect_err(|e| tracing::warn!(error = %e, "approvals: cannot reach the store for decisions"))

@@ -331,6 +331,7 @@ impl Judge {
                     t.key,
                     approvals::key::values_key(parameters.as_deref().unwrap_or_default())
                 ),
+                rule: approvals::RetryKey::rule_of(&ask),
             };
             self.retry(approvals.clone(), ask, key);
             return;
@@ -531,7 +532,20 @@ impl Judge {
         self.durable = self.log.judged(self.dialect, &origin_name, sql, &judged);
         let prepares = matches!(origin_name.as_str(), "parse" | "prepare");
         self.reviews.parsed(None);
-        let judged = judged.and_then(|judged| self.hold(sql, &judged, prepares).map(|()| judged));
+        // Nothing can be held during a login: no request is made.
+        let judged = if origin_name == "startup" {
+            judged.and_then(|judged| {
+                match judged.iter().any(|j| j.decision.verdict == crate::policy::rules::Verdict::Review) {
+                    true => Err(refusal(
+                        "sqlgate: these startup settings need approval, which cannot wait during a login",
+                        "connect without them and SET them in the session, where the statement can be held",
+                    )),
+                    false => Ok(judged),
+                }
+            })
+        } else {
+            judged.and_then(|judged| self.hold(sql, &judged, prepares).map(|()| judged))
+        };
         if let Some(c) = &self.counters {
             match &judged {
                 Ok(judged) => {

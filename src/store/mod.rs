@@ -467,7 +467,12 @@ pub fn postgres_client(
         // A network that drops packets silently (no reset) fails a call
         // in seconds too, not after the kernel's minutes of retransmits.
         .tcp_user_timeout(std::time::Duration::from_secs(10))
-        .options("-c statement_timeout=5000");
+        // The server notices a gateway gone without a word as soon
+        // (its session, and the locks it holds, end).
+        .options(
+            "-c statement_timeout=5000 -c tcp_keepalives_idle=10 \
+             -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3",
+        );
     postgres::connect(&c, tls)
 }
 

@@ -68,6 +68,22 @@ impl Report {
     }
 }
 
+impl Report {
+    /// Records a retry refused because the shared store could not be
+    /// asked whether it is approved (no request number is known).
+    fn unchecked(&self, why: &str) {
+        if let Some(h) = &self.log {
+            h.approval(&crate::store::ApprovalEvent {
+                request: 0,
+                state: "unchecked".to_owned(),
+                rule: self.rule.clone(),
+                by: Vec::new(),
+                reason: Some(why.to_owned()),
+            });
+        }
+    }
+}
+
 impl Judge {
     /// A reviewed statement in `retry` mode: runs once on an approval of
     /// the same statement, else is refused naming its request.
@@ -108,6 +124,7 @@ impl Judge {
             }
             let (outcome, by) = approvals.retry_anywhere(ask, key).await.map_err(|e| {
                 tracing::warn!(target: POLICY_LOG, error = %e, "review_mode = retry: the shared store could not be asked");
+                report.unchecked(&e.to_string());
                 refusal(
                     &format!("sqlgate: whether this statement is approved could not be checked: {e}"),
                     "send it again when the approvals store is back",
