@@ -695,4 +695,47 @@ mod tests {
             vec![(1_001, "pending"), (1_002, "pending"), (1_001, "withdrawn")]
         );
     }
+
+    fn key(ask: &Ask) -> RetryKey {
+        RetryKey {
+            user: "agent".to_owned(),
+            target: "app".to_owned(),
+            statement: "DELETE FROM t WHERE id = ?|1".to_owned(),
+            rule: RetryKey::rule_of(ask),
+        }
+    }
+
+    /// An approval of a `retry` statement runs it once, and only under
+    /// the rule it was given under: a reload to a stricter rule (more
+    /// approvals, other approvers) asks again.
+    #[tokio::test]
+    async fn a_retry_approval_runs_once_and_only_under_its_rule() {
+        let approvals = Approvals::new();
+        let mut lenient = ask();
+        lenient.review.approvers = vec!["dba".to_owned()];
+        let Retry::Pending(id) = approvals.retry(lenient.clone(), key(&lenient)) else {
+            panic!("a request is made");
+        };
+        let alice = Identity {
+            user: "alice".to_owned(),
+            groups: vec!["dba".to_owned()],
+        };
+        approvals.approve(id, &alice, None).unwrap();
+        let mut strict = lenient.clone();
+        strict.review.approvals = 2;
+        assert_ne!(key(&strict), key(&lenient));
+        assert_ne!(key(&strict).hash(), key(&lenient).hash());
+        assert!(
+            matches!(approvals.retry(strict.clone(), key(&strict)), Retry::Pending(other) if other != id),
+            "a stricter rule asks again"
+        );
+        assert_eq!(
+            approvals.retry(lenient.clone(), key(&lenient)),
+            Retry::Approved(id)
+        );
+        assert!(
+            matches!(approvals.retry(lenient.clone(), key(&lenient)), Retry::Pending(other) if other != id),
+            "used once"
+        );
+    }
 }
