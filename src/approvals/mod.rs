@@ -27,7 +27,7 @@ mod retry;
 pub mod settings;
 pub mod shared;
 
-pub use retry::{Retry, RetryKey};
+pub use retry::{Claim, ClaimError, Claims, Retry, RetryKey};
 
 pub use settings::ReviewSettings;
 
@@ -213,7 +213,7 @@ pub struct Approvals {
     inner: Arc<Mutex<Registry>>,
     /// The store shared with other gateways, once joined: `retry`
     /// approvals are claimed there.
-    shared: Arc<std::sync::OnceLock<Arc<shared::Shared>>>,
+    shared: Arc<std::sync::OnceLock<Arc<dyn retry::Claims>>>,
     /// Where each change of a request is published (the store shared by
     /// several gateways), once set.
     publisher: Arc<std::sync::OnceLock<Publisher>>,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::{now_us, shared, Approvals, Ask, Request, RequestView, State, NUMBERS_USED_UP};
+use super::{now_us, Approvals, Ask, Request, RequestView, State, NUMBERS_USED_UP};
 
 /// What a `retry` request matches: the identity, the target, the
 /// statements' fingerprints and literal and bound values, and the rule
@@ -52,6 +52,39 @@ impl RetryKey {
         }
         hex::encode(h.finalize())
     }
+}
+
+/// Where `retry` approvals are claimed when several gateways share them
+/// (the PostgreSQL store: `shared::Shared`).
+pub trait Claims: Send + Sync {
+    /// Claims this gateway's approved request `view` for one run: whether
+    /// no gateway claimed it before.
+    fn claim_own(&self, view: &RequestView) -> Result<bool, ClaimError>;
+    /// Claims an approved, unused request of the retry key `hash` held by
+    /// any gateway; else names a pending one of it.
+    fn claim_by_key(&self, hash: &str) -> Result<Claim, ClaimError>;
+}
+
+/// Why a claim could not be made (the store said no, is unreachable, or
+/// did not answer in time).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("approvals store: {0}")]
+pub struct ClaimError(pub String);
+
+/// What a claim by key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// An approved request, claimed now for one run, and who approved it.
+    Approved {
+        /// Its number.
+        id: u64,
+        /// Its approvers.
+        by: Vec<String>,
+    },
+    /// A request of it waits for its decision (on a gateway that runs).
+    Pending(u64),
+    /// Neither.
+    None,
 }
 
 /// What this gateway's registry holds of a key.
@@ -208,7 +241,7 @@ impl Approvals {
 
     /// The store shared with other gateways: `retry` approvals are
     /// claimed there from now on (see [`Approvals::retry_anywhere`]).
-    pub fn set_shared(&self, shared: Arc<shared::Shared>) {
+    pub fn set_shared(&self, shared: Arc<dyn Claims>) {
         let _ = self.shared.set(shared);
     }
 
@@ -222,7 +255,7 @@ impl Approvals {
         &self,
         ask: Ask,
         key: RetryKey,
-    ) -> Result<(Retry, Vec<String>), shared::SharedError> {
+    ) -> Result<(Retry, Vec<String>), ClaimError> {
         let Some(shared) = self.shared.get().cloned() else {
             let retry = self.retry(ask, key);
             let by = match retry {
@@ -259,7 +292,7 @@ impl Approvals {
                 // another gateway counts first (and ends this request).
                 Local::Pending(id) => {
                     return Ok(match by_key().await? {
-                        shared::Claim::Approved { id: other, by } => {
+                        Claim::Approved { id: other, by } => {
                             self.end(
                                 id,
                                 State::Withdrawn {
@@ -272,9 +305,9 @@ impl Approvals {
                     });
                 }
                 Local::None => match by_key().await? {
-                    shared::Claim::Approved { id, by } => return Ok((Retry::Approved(id), by)),
-                    shared::Claim::Pending(id) => return Ok((Retry::Pending(id), Vec::new())),
-                    shared::Claim::None => {
+                    Claim::Approved { id, by } => return Ok((Retry::Approved(id), by)),
+                    Claim::Pending(id) => return Ok((Retry::Pending(id), Vec::new())),
+                    Claim::None => {
                         if let Some(r) = self.make_retry(ask.clone(), key.clone()) {
                             return Ok((r, Vec::new()));
                         }
@@ -297,12 +330,12 @@ impl Approvals {
 /// time: a store that does not answer (a silent network) refuses the
 /// statement rather than stall it.
 async fn claim_in_time<T: Send + 'static>(
-    claim: impl FnOnce() -> Result<T, shared::SharedError> + Send + 'static,
-) -> Result<T, shared::SharedError> {
+    claim: impl FnOnce() -> Result<T, ClaimError> + Send + 'static,
+) -> Result<T, ClaimError> {
     match tokio::time::timeout(CLAIM_WAIT, tokio::task::spawn_blocking(claim)).await {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => Err(shared::SharedError::Store(e.to_string())),
-        Err(_) => Err(shared::SharedError::Store(format!(
+        Ok(Err(e)) => Err(ClaimError(e.to_string())),
+        Err(_) => Err(ClaimError(format!(
             "no answer within {}s",
             CLAIM_WAIT.as_secs()
         ))),

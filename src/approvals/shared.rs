@@ -43,7 +43,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{Approvals, DecisionError, Identity, RequestView};
+use super::{Approvals, Claim, ClaimError, Claims, DecisionError, Identity, RequestView};
 use crate::store::config::PostgresLocation;
 
 /// Requests a gateway may number before its range ends.
@@ -392,7 +392,7 @@ impl Shared {
     /// Claims this gateway's approved `retry` request `view` for one run:
     /// whether no gateway claimed it before (its row is written here if
     /// it was not published yet).
-    pub fn claim_own(&self, view: &RequestView) -> Result<bool, SharedError> {
+    fn claim_own_row(&self, view: &RequestView) -> Result<bool, SharedError> {
         // Written here only when not yet published: without its values
         // (the publisher writes the view as the recording keeps it).
         let mut shown = view.clone();
@@ -428,7 +428,7 @@ impl Shared {
     /// Claims an approved, unused `retry` request of `key` held by any
     /// gateway (one only, even when two are approved); else names a
     /// pending one of it.
-    pub fn claim_by_key(&self, key: &str) -> Result<Claim, SharedError> {
+    fn claim_by_key_row(&self, key: &str) -> Result<Claim, SharedError> {
         let me = self.instance as i64;
         let now = now_us();
         self.with_client(|c| {
@@ -482,20 +482,16 @@ impl Shared {
     }
 }
 
-/// What a claim by key found in the shared store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// An approved request, claimed now for one run, and who approved it.
-    Approved {
-        /// Its number.
-        id: u64,
-        /// Its approvers.
-        by: Vec<String>,
-    },
-    /// A request of it waits for its decision.
-    Pending(u64),
-    /// Neither.
-    None,
+impl Claims for Shared {
+    fn claim_own(&self, view: &RequestView) -> Result<bool, ClaimError> {
+        self.claim_own_row(view)
+            .map_err(|e| ClaimError(e.to_string()))
+    }
+
+    fn claim_by_key(&self, hash: &str) -> Result<Claim, ClaimError> {
+        self.claim_by_key_row(hash)
+            .map_err(|e| ClaimError(e.to_string()))
+    }
 }
 
 /// Requests waiting to be published: the latest view of each (a newer
