@@ -220,6 +220,28 @@ async fn a_decision_the_holding_gateway_never_answers_is_withdrawn() {
     );
 }
 
+/// Two gateways in `retry` mode sharing store `db`, and the agent's
+/// connection through each.
+async fn retry_agents(
+    db: &str,
+) -> (
+    Vec<TestConfig>,
+    Gateway,
+    Gateway,
+    tokio_postgres::Client,
+    tokio_postgres::Client,
+) {
+    let (configs, a, b) = two_gateways_with(db, "review_mode = \"retry\"").await;
+    let on_a = connect(&a.conn_str("agent", AGENT_PW, "app")).await;
+    let on_b = connect(&b.conn_str("agent", AGENT_PW, "app")).await;
+    (configs, a, b, on_a, on_b)
+}
+
+/// The message of a statement's refusal.
+fn refusal_message(e: tokio_postgres::Error) -> String {
+    e.as_db_error().expect("a refusal").message().to_owned()
+}
+
 /// Waits until B's API shows request `id` in `state` (A publishes it).
 async fn shown_on(b: &Gateway, id: u64, state: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -251,11 +273,8 @@ async fn a_retry_approved_on_one_gateway_runs_once_on_any() {
     let server = pg::shared();
     let direct = table(server, "held_shared_retry").await;
     let db = format!("appr_shared_retry_{}", std::process::id());
-    let (_configs, a, b) = two_gateways_with(&db, "review_mode = \"retry\"").await;
-    let on_a = connect(&a.conn_str("agent", AGENT_PW, "app")).await;
-    let on_b = connect(&b.conn_str("agent", AGENT_PW, "app")).await;
-    let message = |e: tokio_postgres::Error| e.as_db_error().unwrap().message().to_owned();
-    let first = message(
+    let (_configs, a, b, on_a, on_b) = retry_agents(&db).await;
+    let first = refusal_message(
         on_a.batch_execute("DELETE FROM held_shared_retry WHERE id = 1")
             .await
             .unwrap_err(),
@@ -265,7 +284,7 @@ async fn a_retry_approved_on_one_gateway_runs_once_on_any() {
     // Asked again through B before a decision (once A has published
     // it): A's pending request.
     listed_on(&b, id).await;
-    let pending_on_b = message(
+    let pending_on_b = refusal_message(
         on_b.batch_execute("DELETE FROM held_shared_retry WHERE id = 1")
             .await
             .unwrap_err(),
@@ -282,7 +301,7 @@ async fn a_retry_approved_on_one_gateway_runs_once_on_any() {
         .expect("the approval is used through B");
     assert_eq!(approvals::rows(&direct, "held_shared_retry").await, 2);
     // Used: through A it asks again.
-    let again = message(
+    let again = refusal_message(
         on_a.batch_execute("DELETE FROM held_shared_retry WHERE id = 1")
             .await
             .unwrap_err(),
@@ -326,10 +345,7 @@ async fn a_retry_pending_on_a_gateway_that_is_gone_asks_anew() {
     let server = pg::shared();
     let _direct = table(server, "held_shared_gone_retry").await;
     let db = format!("appr_shared_gone_retry_{}", std::process::id());
-    let (_configs, a, b) = two_gateways_with(&db, "review_mode = \"retry\"").await;
-    let on_a = connect(&a.conn_str("agent", AGENT_PW, "app")).await;
-    let on_b = connect(&b.conn_str("agent", AGENT_PW, "app")).await;
-    let message = |e: tokio_postgres::Error| e.as_db_error().unwrap().message().to_owned();
+    let (_configs, a, b, on_a, on_b) = retry_agents(&db).await;
     let _ = on_a
         .batch_execute("DELETE FROM held_shared_gone_retry WHERE id = 1")
         .await
@@ -356,7 +372,7 @@ async fn a_retry_pending_on_a_gateway_that_is_gone_asks_anew() {
         !list.as_array().unwrap().iter().any(|r| r["id"] == id),
         "{list}"
     );
-    let asked = message(
+    let asked = refusal_message(
         on_b.batch_execute("DELETE FROM held_shared_gone_retry WHERE id = 1")
             .await
             .unwrap_err(),
