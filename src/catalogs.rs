@@ -84,11 +84,11 @@ pub async fn read_target(
     target: &str,
 ) -> anyhow::Result<CatalogSnapshot> {
     let engine = Arc::new(Engine::new(None, 1));
-    let pg = crate::server::pg_hooks(config, engine.clone())?;
+    let pg = crate::pools::pg_hooks(config, engine.clone())?;
     if let Some(pool) = pg.pools().get(target) {
         return read_pg(pool).await;
     }
-    match crate::server::mysql_hooks(config, engine).pool(target) {
+    match crate::pools::mysql_hooks(config, engine).pool(target) {
         Some(pool) => read_mysql(&pool).await,
         None => anyhow::bail!("no target \"{target}\""),
     }

@@ -18,6 +18,7 @@ pub mod logs;
 pub mod masking;
 pub mod oidc;
 pub mod policy;
+pub mod pools;
 pub mod recording;
 pub mod server;
 pub mod store;

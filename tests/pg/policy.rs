@@ -313,7 +313,7 @@ async fn sqlgate_testing_gateway<H: sqlgate_postgres::Hooks>(
 ) -> (u16, tokio_util::sync::CancellationToken) {
     let running = sqlgate::server::start(cfg).await.unwrap();
     // The real gateway's engine and pools, behind the wrapping hooks.
-    let hooks = wrap(sqlgate::server::pg_hooks(cfg, running.engine.clone()).unwrap());
+    let hooks = wrap(sqlgate::pools::pg_hooks(cfg, running.engine.clone()).unwrap());
     running.shutdown.cancel();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
