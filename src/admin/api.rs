@@ -10,8 +10,6 @@
 //! It must never answer a request without a valid token, nor take the
 //! decider's identity from anything but the token.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,24 +17,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::config::Admin;
+pub use super::access::Api;
+use super::access::{authenticated, error, Refused};
 use crate::approvals::{Approvals, DecisionError, Identity};
-
-/// What the API's handlers share.
-#[derive(Clone)]
-pub struct Api {
-    /// Tokens and who they are.
-    pub admin: Arc<Admin>,
-    /// The gateway's approval requests (none: approvals are off).
-    pub approvals: Option<Approvals>,
-    /// The sessions open now.
-    pub live: Arc<sqlgate_net::live::LiveSessions>,
-    /// Where sessions are recorded (`None`: recording is off).
-    pub recording: Option<Arc<crate::store::config::RecordingConfig>>,
-    /// Other gateways' requests, through the PostgreSQL store (`None`:
-    /// this gateway's only).
-    pub shared: Option<Arc<crate::approvals::shared::Shared>>,
-}
 
 /// A decision's body.
 #[derive(Debug, Deserialize, Default)]
@@ -62,32 +45,6 @@ pub fn routes(api: Api) -> Router {
             post(super::sessions::end),
         )
         .with_state(api)
-}
-
-pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
-}
-
-/// Why a caller is turned away.
-pub(super) struct Refused(StatusCode, &'static str);
-
-impl IntoResponse for Refused {
-    fn into_response(self) -> Response {
-        error(self.0, self.1)
-    }
-}
-
-/// Who presents `Authorization: Bearer <token>`.
-pub(super) fn authenticated(api: &Api, headers: &HeaderMap) -> Result<Identity, Refused> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    token.and_then(|t| api.admin.identity(t)).ok_or(Refused(
-        StatusCode::UNAUTHORIZED,
-        "a valid bearer token is required (Authorization: Bearer <token>)",
-    ))
 }
 
 /// The caller, and the approvals it may see.

@@ -7,6 +7,7 @@
 //! It must never serve a secret nor a recorded value: only counts and
 //! states.
 
+mod access;
 pub mod api;
 pub mod config;
 pub mod counters;

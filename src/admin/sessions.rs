@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::api::{authenticated, error, Api};
+use super::access::{authenticated, error, Api};
 
 /// `GET /api/sessions/live`: the open sessions.
 pub(super) async fn live(State(api): State<Api>, headers: HeaderMap) -> Response {
