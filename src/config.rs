@@ -8,7 +8,6 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,13 +16,9 @@ use sqlgate_postgres::tls::ServerTls;
 use sqlgate_postgres::{AuthMethod, ScramSecret, Secret};
 use toml::Spanned;
 
-/// Everything wrong with a configuration file.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .problems.join("\n"))]
-pub struct ConfigError {
-    /// One line per problem: `file:line: key: message`.
-    pub problems: Vec<String>,
-}
+pub(crate) mod check;
+pub(crate) use check::{existing_file, secret, tls_pair, Problems};
+pub use check::{target_listed, ConfigError};
 
 /// The configuration file as written.
 #[derive(Debug, Deserialize)]
@@ -260,63 +255,6 @@ impl User {
     }
 }
 
-/// Whether a list of target names (`"*"`: every target) includes one.
-/// Users, rules and masks all name targets this way.
-pub fn target_listed(targets: &[String], target: &str) -> bool {
-    targets.iter().any(|t| t == "*" || t == target)
-}
-
-/// Collects problems with their positions.
-pub(crate) struct Problems<'a> {
-    file: &'a Path,
-    text: &'a str,
-    list: Vec<String>,
-    /// Secrets that cannot be resolved are not problems (tools that never
-    /// connect: `sqlgate explain`).
-    offline: bool,
-}
-
-impl<'a> Problems<'a> {
-    /// Problems of one file with this text.
-    pub(crate) fn new(file: &'a Path, text: &'a str) -> Self {
-        Problems {
-            file,
-            text,
-            list: Vec::new(),
-            offline: false,
-        }
-    }
-
-    /// The file.
-    pub(crate) fn file(&self) -> &Path {
-        self.file
-    }
-
-    /// The problems found.
-    pub(crate) fn into_list(self) -> Vec<String> {
-        self.list
-    }
-
-    pub(crate) fn line(&self, span: &Range<usize>) -> usize {
-        self.text[..span.start.min(self.text.len())]
-            .bytes()
-            .filter(|&b| b == b'\n')
-            .count()
-            + 1
-    }
-
-    /// Whether secrets are left unresolved (tools that never connect).
-    pub(crate) fn offline(&self) -> bool {
-        self.offline
-    }
-
-    pub(crate) fn at(&mut self, span: Range<usize>, key: &str, message: impl std::fmt::Display) {
-        let line = self.line(&span);
-        self.list
-            .push(format!("{}:{line}: {key}: {message}", self.file.display()));
-    }
-}
-
 impl Config {
     /// Reads, parses and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -342,12 +280,7 @@ impl Config {
     }
 
     fn parse_with(path: &Path, text: &str, offline: bool) -> Result<Config, ConfigError> {
-        let mut p = Problems {
-            file: path,
-            text,
-            list: Vec::new(),
-            offline,
-        };
+        let mut p = Problems::new(path, text).offline_if(offline);
         let raw: RawConfig = match toml::from_str(text) {
             Ok(raw) => raw,
             Err(e) => {
@@ -361,10 +294,11 @@ impl Config {
         };
         let base = path.parent().unwrap_or(Path::new(".")).to_owned();
         let config = validate(raw, &base, path, &mut p);
-        if p.list.is_empty() {
+        let problems = p.into_list();
+        if problems.is_empty() {
             Ok(config)
         } else {
-            Err(ConfigError { problems: p.list })
+            Err(ConfigError { problems })
         }
     }
 
@@ -600,7 +534,7 @@ fn validate(raw: RawConfig, base: &Path, path: &Path, p: &mut Problems) -> Confi
                 hash_key,
             }),
             Err(e) => {
-                p.list.extend(e.problems);
+                p.extend(e.problems);
                 None
             }
         }
@@ -690,107 +624,6 @@ fn listener(l: RawListener, section: &str, base: &Path, p: &mut Problems) -> Lis
         require_tls,
         handshake_timeout: secs(l.handshake_timeout_secs, 15),
         max_statement_bytes: l.max_statement_bytes.unwrap_or(DEFAULT_MAX_STATEMENT),
-    }
-}
-
-/// A listener's `tls_cert` and `tls_key` (PEM files; both or neither).
-pub(crate) fn tls_pair(
-    base: &Path,
-    cert: Option<&Spanned<String>>,
-    key: Option<&Spanned<String>>,
-    section: &str,
-    p: &mut Problems,
-) -> Option<(PathBuf, PathBuf)> {
-    match (cert, key) {
-        (Some(c), Some(k)) => {
-            let cert = existing_file(base, c, &format!("{section}.tls_cert"), p);
-            let key = existing_file(base, k, &format!("{section}.tls_key"), p);
-            Some((cert, key))
-        }
-        (Some(c), None) => {
-            p.at(
-                c.span(),
-                &format!("{section}.tls_cert"),
-                "tls_key is needed as well",
-            );
-            None
-        }
-        (None, Some(k)) => {
-            p.at(
-                k.span(),
-                &format!("{section}.tls_key"),
-                "tls_cert is needed as well",
-            );
-            None
-        }
-        (None, None) => None,
-    }
-}
-
-pub(crate) fn existing_file(
-    base: &Path,
-    value: &Spanned<String>,
-    key: &str,
-    p: &mut Problems,
-) -> PathBuf {
-    let path = base.join(value.get_ref());
-    if !path.is_file() {
-        p.at(
-            value.span(),
-            key,
-            format!("no such file: {}", path.display()),
-        );
-    }
-    path
-}
-
-/// A secret from an environment variable or a file (first line, without
-/// the line break).
-pub(crate) fn secret(
-    base: &Path,
-    env: Option<&Spanned<String>>,
-    file: Option<&Spanned<String>>,
-    key: &str,
-    p: &mut Problems,
-) -> Option<Secret> {
-    match (env, file) {
-        (Some(e), Some(_)) => {
-            let what = key.rsplit(' ').next().unwrap_or("password");
-            p.at(
-                e.span(),
-                key,
-                format!("give {what}_env or {what}_file, not both"),
-            );
-            None
-        }
-        (Some(e), None) => match std::env::var(e.get_ref()) {
-            Ok(v) => Some(Secret::new(v)),
-            Err(_) if p.offline => Some(Secret::new(String::new())),
-            Err(_) => {
-                p.at(
-                    e.span(),
-                    &format!("{key}_env"),
-                    format!("environment variable {} is not set", e.get_ref()),
-                );
-                None
-            }
-        },
-        (None, Some(f)) => {
-            let path = base.join(f.get_ref());
-            match std::fs::read_to_string(&path) {
-                Ok(v) => Some(Secret::new(v.lines().next().unwrap_or("").to_owned())),
-                Err(_) if p.offline => Some(Secret::new(String::new())),
-                Err(err) => {
-                    p.at(
-                        f.span(),
-                        &format!("{key}_file"),
-                        format!("cannot read {}: {err}", path.display()),
-                    );
-                    None
-                }
-            }
-        }
-        (None, None) => None,
     }
 }
 

@@ -12,7 +12,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::Problems;
+use crate::config::check::Problems;
 
 /// `[log]` as written.
 #[derive(Debug, Deserialize, Default)]

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use crate::config::Problems;
+use crate::config::check::Problems;
 
 /// Shortest token accepted (a guessable token is no token).
 const MIN_TOKEN_LEN: usize = 16;
@@ -132,9 +132,13 @@ pub(crate) fn parse(raw: Option<RawAdmin>, base: &Path, p: &mut Problems) -> Opt
             p.at(span, &key, "needs token_env or token_file");
             continue;
         }
-        let Some(secret) =
-            crate::config::secret(base, t.token_env.as_ref(), t.token_file.as_ref(), &key, p)
-        else {
+        let Some(secret) = crate::config::check::secret(
+            base,
+            t.token_env.as_ref(),
+            t.token_file.as_ref(),
+            &key,
+            p,
+        ) else {
             continue;
         };
         let token = secret.expose().trim();
@@ -158,7 +162,7 @@ pub(crate) fn parse(raw: Option<RawAdmin>, base: &Path, p: &mut Problems) -> Opt
             digest: Sha256::digest(token.as_bytes()).into(),
         });
     }
-    let tls = crate::config::tls_pair(
+    let tls = crate::config::check::tls_pair(
         base,
         raw.tls_cert.as_ref(),
         raw.tls_key.as_ref(),

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::RequestView;
-use crate::config::Problems;
+use crate::config::check::Problems;
 
 /// Notes waiting for delivery, at most.
 const QUEUE: usize = 1024;

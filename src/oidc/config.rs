@@ -39,7 +39,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{target_listed, Problems};
+use crate::config::check::{target_listed, Problems};
 
 /// Signature algorithms a provider may allow. HMAC (`HS*`) is never one: a
 /// shared secret would have to be in the gateway and the issuer alike,
@@ -265,7 +265,7 @@ fn provider(
     let ca_file = o
         .ca_file
         .as_ref()
-        .map(|c| crate::config::existing_file(base, c, &key("ca_file"), p));
+        .map(|c| crate::config::check::existing_file(base, c, &key("ca_file"), p));
     let leeway = o.leeway_secs.as_ref().map_or(30, |l| {
         if *l.get_ref() > 300 {
             p.at(l.span(), &key("leeway_secs"), "must be at most 300");

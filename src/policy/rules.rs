@@ -13,7 +13,7 @@ use toml::Spanned;
 use super::mask::functions::MaskFunction;
 use super::mask::rules::{column_pattern, MaskRule, OnUnknown};
 use super::tags::{Tag, TagPattern, TagSet};
-use crate::config::{ConfigError, Problems};
+use crate::config::check::{ConfigError, Problems};
 
 /// What happens to a statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -76,7 +76,7 @@ impl Rule {
     pub fn matches(&self, user: &str, groups: &[String], target: &str) -> bool {
         let who =
             self.users.iter().any(|u| u == user) || self.groups.iter().any(|g| groups.contains(g));
-        who && crate::config::target_listed(&self.targets, target)
+        who && crate::config::check::target_listed(&self.targets, target)
     }
 
     /// The rule's verdict for a tag by its most specific entry, and the

@@ -29,7 +29,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::writer::OnFailure;
-use crate::config::Problems;
+use crate::config::check::Problems;
 
 /// `[store]` as written.
 #[derive(Debug, Deserialize, Default)]
@@ -149,7 +149,7 @@ fn store_tls(store: &RawStore, base: &Path, p: &mut Problems) -> sqlgate_postgre
         Some(("require", _)) => ServerTls::Require,
         Some(("verify-full", span)) => match &store.tls_ca_file {
             Some(ca) => ServerTls::VerifyFull {
-                ca_file: crate::config::existing_file(base, ca, "store.tls_ca_file", p),
+                ca_file: crate::config::check::existing_file(base, ca, "store.tls_ca_file", p),
             },
             None => {
                 p.at(span, "store.tls", "verify-full needs tls_ca_file");

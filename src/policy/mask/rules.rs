@@ -90,7 +90,7 @@ impl MaskRule {
 
     /// Whether the rule masks columns on this target (for anyone).
     pub fn covers_target(&self, target: &str) -> bool {
-        crate::config::target_listed(&self.targets, target)
+        crate::config::check::target_listed(&self.targets, target)
     }
 }
 
