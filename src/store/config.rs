@@ -28,8 +28,17 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::writer::OnFailure;
 use crate::config::check::Problems;
+
+/// What to do with statements that must be durable when the store cannot
+/// take them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Refuse them with a clear error (the default).
+    Refuse,
+    /// Let them run; their records are kept and retried.
+    Continue,
+}
 
 /// `[store]` as written.
 #[derive(Debug, Deserialize, Default)]

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::chain::{link_hash, row_hash};
 use super::checkpoint::Key;
+pub use super::config::OnFailure;
 use super::{Kind, Link, Row, Store, StoreError};
 
 mod retention;
@@ -56,16 +57,6 @@ pub struct RecorderStats {
     pub dropped: u64,
     /// Bytes of records waiting for the store.
     pub queued_bytes: usize,
-}
-
-/// What to do with statements that must be durable when the store cannot
-/// take them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnFailure {
-    /// Refuse them with a clear error (the default).
-    Refuse,
-    /// Let them run; their records are kept and retried.
-    Continue,
 }
 
 /// Who waits for a durable record's commit (a relay's task).
