@@ -8,7 +8,7 @@
 //! *unknown* origin (it may read any table), and callers refuse or redact
 //! it when the statement touches masked columns.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
@@ -20,74 +20,7 @@ use super::metadata;
 use crate::policy::builtins::function_tags;
 use crate::policy::parse::SqlDialect;
 
-/// A column of a base table.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ColumnRef {
-    /// Schema (PostgreSQL) or database (MySQL).
-    pub schema: String,
-    /// Table.
-    pub table: String,
-    /// Column.
-    pub column: String,
-}
-
-impl std::fmt::Display for ColumnRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}.{}", self.schema, self.table, self.column)
-    }
-}
-
-/// Where a value comes from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Lineage {
-    /// The base-table columns it is computed from.
-    pub sources: BTreeSet<ColumnRef>,
-    /// Why part of its origin cannot be known (empty: fully known).
-    pub unknown: Vec<String>,
-    /// Computed by something other than carrying its sources' values
-    /// whole (a function of them, an operator): a `substr` of a
-    /// definition is not a definition (its literals may be cut open).
-    pub transformed: bool,
-}
-
-impl Lineage {
-    fn column(c: ColumnRef) -> Self {
-        Lineage {
-            sources: [c].into_iter().collect(),
-            unknown: Vec::new(),
-            transformed: false,
-        }
-    }
-
-    fn unknown(why: impl Into<String>) -> Self {
-        Lineage {
-            sources: BTreeSet::new(),
-            unknown: vec![why.into()],
-            transformed: false,
-        }
-    }
-
-    fn extend(&mut self, other: &Lineage) {
-        self.transformed |= other.transformed;
-        self.sources.extend(other.sources.iter().cloned());
-        for u in &other.unknown {
-            if !self.unknown.contains(u) {
-                self.unknown.push(u.clone());
-            }
-        }
-    }
-}
-
-/// One output column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputColumn {
-    /// Its name as the client sees it.
-    pub name: String,
-    /// Its origin.
-    pub lineage: Lineage,
-    /// Whether it is a plain reference to one column (no computation).
-    pub plain: bool,
-}
+pub use super::columns::{ColumnRef, Lineage, OutputColumn};
 
 /// A table or view, as the catalog knows it.
 #[derive(Debug, Clone)]

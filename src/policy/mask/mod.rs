@@ -3,6 +3,7 @@
 //! rewritten.
 
 pub mod catalog;
+pub mod columns;
 pub mod functions;
 pub mod guard;
 pub mod lineage;

@@ -1,8 +1,8 @@
 //! `[[mask]]` rules and the masking plan of a statement for an identity:
 //! which output columns are masked by which rule, and why.
 
+use super::columns::{ColumnRef, OutputColumn};
 use super::functions::MaskFunction;
-use super::lineage::{ColumnRef, OutputColumn};
 
 /// What to do with an output column whose origin cannot be known in a
 /// statement that touches masked columns.
@@ -214,7 +214,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::mask::lineage::Lineage;
+    use crate::policy::mask::columns::Lineage;
 
     fn rule(name: &str, cols: &[&str], on_unknown: OnUnknown) -> MaskRule {
         MaskRule {
