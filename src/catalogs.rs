@@ -88,7 +88,7 @@ pub async fn read_target(
     if let Some(pool) = pg.pools().get(target) {
         return read_pg(pool).await;
     }
-    match crate::pools::mysql_hooks(config, engine).pool(target) {
+    match crate::pools::mysql_hooks(config, engine)?.pool(target) {
         Some(pool) => read_mysql(&pool).await,
         None => anyhow::bail!("no target \"{target}\""),
     }

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlgate_postgres::backend::BackendConfig;
-use sqlgate_postgres::{tls, PoolConfig};
+use sqlgate_postgres::tls;
 
 use crate::auth::Users;
-use crate::config::{Config, TargetKind};
+use crate::config::{Config, Target, TargetKind};
 use crate::hooks::{MysqlHooks, PgHooks};
 use crate::policy::engine::Engine;
 
@@ -24,11 +24,7 @@ use crate::policy::engine::Engine;
 /// target, and the policy engine.
 pub fn pg_hooks(config: &Config, engine: Arc<Engine>) -> anyhow::Result<PgHooks> {
     let mut pools = HashMap::new();
-    for t in config
-        .targets
-        .iter()
-        .filter(|t| t.kind == TargetKind::Postgres)
-    {
+    for t in targets(config, TargetKind::Postgres) {
         let backend = BackendConfig {
             target: t.name.clone(),
             host: t.host.clone(),
@@ -36,56 +32,57 @@ pub fn pg_hooks(config: &Config, engine: Arc<Engine>) -> anyhow::Result<PgHooks>
             database: t.database.clone(),
             user: t.user.clone(),
             password: t.password.clone(),
-            tls: tls::client_config(&t.tls).with_context(|| format!("target \"{}\"", t.name))?,
+            tls: server_tls(t)?,
             connect_timeout: t.connect_timeout,
         };
-        let pool = sqlgate_postgres::new_pool(
-            backend,
-            PoolConfig {
-                size: t.pool_size,
-                acquire_timeout: t.acquire_timeout,
-                idle_timeout: t.idle_timeout,
-                reset_timeout: Duration::from_secs(5),
-                per_user: t.max_per_user,
-            },
+        pools.insert(
+            t.name.clone(),
+            sqlgate_postgres::new_pool(backend, pool_config(t)),
         );
-        pools.insert(t.name.clone(), pool);
     }
     Ok(PgHooks::new(Users::new(&config.users), pools, engine))
 }
 
-/// The MySQL listener's hooks.
-pub fn mysql_hooks(config: &Config, engine: Arc<Engine>) -> MysqlHooks {
-    MysqlHooks::new(Users::new(&config.users), mysql_pools(config), engine)
+/// The MySQL listener's hooks: the users, a pool per MySQL target, and
+/// the policy engine.
+pub fn mysql_hooks(config: &Config, engine: Arc<Engine>) -> anyhow::Result<MysqlHooks> {
+    let mut pools = HashMap::new();
+    for t in targets(config, TargetKind::Mysql) {
+        let backend = sqlgate_mysql::backend::BackendConfig {
+            target: t.name.clone(),
+            host: t.host.clone(),
+            port: t.port,
+            database: t.database.clone(),
+            user: t.user.clone(),
+            password: t.password.clone(),
+            tls: server_tls(t)?,
+            connect_timeout: t.connect_timeout,
+        };
+        pools.insert(
+            t.name.clone(),
+            sqlgate_mysql::new_pool(backend, pool_config(t)),
+        );
+    }
+    Ok(MysqlHooks::new(Users::new(&config.users), pools, engine))
 }
 
-fn mysql_pools(config: &Config) -> HashMap<String, Arc<sqlgate_mysql::Pool>> {
-    config
-        .targets
-        .iter()
-        .filter(|t| t.kind == TargetKind::Mysql)
-        .map(|t| {
-            let backend = sqlgate_mysql::backend::BackendConfig {
-                target: t.name.clone(),
-                host: t.host.clone(),
-                port: t.port,
-                database: t.database.clone(),
-                user: t.user.clone(),
-                password: t.password.clone(),
-                tls: tls::client_config(&t.tls).ok().flatten(),
-                connect_timeout: t.connect_timeout,
-            };
-            let pool = sqlgate_mysql::new_pool(
-                backend,
-                sqlgate_mysql::PoolConfig {
-                    size: t.pool_size,
-                    acquire_timeout: t.acquire_timeout,
-                    idle_timeout: t.idle_timeout,
-                    reset_timeout: Duration::from_secs(5),
-                    per_user: t.max_per_user,
-                },
-            );
-            (t.name.clone(), pool)
-        })
-        .collect()
+fn targets(config: &Config, kind: TargetKind) -> impl Iterator<Item = &Target> {
+    config.targets.iter().filter(move |t| t.kind == kind)
+}
+
+/// TLS to a target's server. A configuration that does not load is an
+/// error, never a connection without TLS.
+fn server_tls(t: &Target) -> anyhow::Result<Option<Arc<rustls::ClientConfig>>> {
+    tls::client_config(&t.tls).with_context(|| format!("target \"{}\"", t.name))
+}
+
+/// A target's pool settings (both protocols' pools are the same kind).
+fn pool_config(t: &Target) -> sqlgate_net::pool::PoolConfig {
+    sqlgate_net::pool::PoolConfig {
+        size: t.pool_size,
+        acquire_timeout: t.acquire_timeout,
+        idle_timeout: t.idle_timeout,
+        reset_timeout: Duration::from_secs(5),
+        per_user: t.max_per_user,
+    }
 }

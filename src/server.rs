@@ -283,7 +283,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     }
     let mut mysql_addr = None;
     if let Some(my) = &config.mysql {
-        let hooks = mysql_hooks(config, engine.clone())
+        let hooks = mysql_hooks(config, engine.clone())?
             .with_recorder(recorder.clone())
             .with_approvals(approvals.clone())
             .with_providers(providers.clone())

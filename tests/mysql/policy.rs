@@ -199,7 +199,7 @@ async fn a_write_below_the_classifier_fails_in_a_read_only_session() {
     sqlgate::install_crypto_provider();
     let cfg = sqlgate::config::Config::load(&path).unwrap();
     let running = sqlgate::server::start(&cfg).await.unwrap();
-    let hooks = sqlgate::pools::mysql_hooks(&cfg, running.engine.clone());
+    let hooks = sqlgate::pools::mysql_hooks(&cfg, running.engine.clone()).unwrap();
     running.shutdown.cancel();
     let greeting_pool = hooks.pool("app").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -793,3 +793,21 @@ async fn an_operator_ends_a_live_mysql_session() {
     let (_, live) = api(&gw, "GET", "/api/sessions/live", token, None).await;
     assert_eq!(live, serde_json::json!([]));
 }
+
+/// A MySQL target whose TLS settings do not load (a CA file that holds no
+/// certificate) stops the gateway from starting with an error naming the
+/// target: it never connects to that server without TLS. (Before, the
+/// MySQL pools dropped the error and connected in clear.)
+#[tokio::test]
+async fn a_mysql_target_whose_tls_does_not_load_stops_the_start() {
+    let mut cfg = TestConfig::mysql(mariadb::shared());
+    std::fs::write(cfg.path().join("not-a-ca.pem"), "no certificate here\n").unwrap();
+    cfg.target_setting("tls = \"verify-full\"\ntls_ca_file = \"not-a-ca.pem\"");
+    sqlgate::install_crypto_provider();
+    let config = sqlgate::config::Config::load(&cfg.write()).expect("the file checks");
+    let e = match sqlgate::server::start(&config).await {
+        Ok(_) => panic!("the gateway started with a target whose TLS did not load"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(e.contains("target \"app\""), "{e}");
+}
