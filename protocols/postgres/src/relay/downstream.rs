@@ -160,13 +160,16 @@ impl<'a> Downstream<'a> {
                             Err(busy) => return RelayEnd::Limit(busy.into()),
                         }
                     }
-                    buf.reserve(total.saturating_sub(buf.len()).max(READ_CHUNK));
+                    // Never more than the row: a reserve past the buffer's
+                    // end would double it (a second row's worth, copied).
+                    buf.reserve(total.saturating_sub(buf.len()).max(1));
                 }
                 _ => {
-                    if self.budget.take().is_some() {
+                    if let Some((_, share)) = self.budget.take() {
                         // The held row is gone: so is its memory, before
                         // its share of the budget goes back.
-                        shrink(buf);
+                        release(buf);
+                        drop(share);
                     }
                     buf.reserve(READ_CHUNK)
                 }
@@ -611,13 +614,15 @@ fn execute_fields(described: Option<Vec<Field>>, formats: &[i16], columns: usize
     fields
 }
 
-/// Gives back the memory a large held message left in `buf`.
-pub(crate) fn shrink(buf: &mut BytesMut) {
-    if buf.capacity() > 4 * READ_CHUNK {
-        let mut small = BytesMut::with_capacity(READ_CHUNK.max(buf.len()));
-        small.extend_from_slice(buf);
-        *buf = small;
-    }
+/// Gives back the memory a large held message left in `buf`, always: once
+/// the message is forwarded (`advance`), `capacity()` counts only what is
+/// left after it, not the allocation, which `reserve` would reuse — and
+/// the buffer goes back to the pool with its server connection, where no
+/// budget counts it.
+pub(crate) fn release(buf: &mut BytesMut) {
+    let mut small = BytesMut::with_capacity(READ_CHUNK.max(buf.len()));
+    small.extend_from_slice(buf);
+    *buf = small;
 }
 
 /// A DataRow a masking session holds whole, once it is all in `buf`

@@ -307,3 +307,20 @@ async fn an_earlier_error_in_the_batch_wins_over_a_refusal() {
     assert!(out == server);
     assert!(shared.model().idle());
 }
+
+/// A large held row's buffer, once the row is forwarded, gives its
+/// allocation back: `capacity()` after `advance` says nothing of it, and a
+/// later `reserve` would take the whole row's memory back into use, past
+/// the budget that no longer counts it.
+#[test]
+fn a_forwarded_large_row_leaves_no_large_buffer() {
+    use bytes::Buf;
+    let chunk = super::shared::READ_CHUNK;
+    let total = 8 << 20;
+    let mut buf = BytesMut::with_capacity(total);
+    buf.resize(total, b'D');
+    buf.advance(total);
+    super::downstream::release(&mut buf);
+    buf.reserve(chunk);
+    assert!(buf.capacity() < 4 * chunk, "{}", buf.capacity());
+}
