@@ -101,8 +101,13 @@ impl SessionLog {
             let parameters = parameters
                 .as_deref()
                 .filter(|_| !p.credential && rec.records_parameters());
-            if let Some(body) = self.known_execution(origin, p, parameters) {
-                rec.send(Kind::Statement, body, false);
+            if let Some(d) = self.known_execution(origin, p) {
+                let reference = crate::store::Reference {
+                    d,
+                    text: &p.text,
+                    parameters,
+                };
+                rec.send_json(Kind::Statement, &reference, false);
                 return None;
             }
         }
@@ -139,17 +144,17 @@ impl SessionLog {
         }))
     }
 
-    /// The body of judged statement `j` (text `statement`, recorded as
-    /// sent) when this session has defined its shape, built without the
-    /// whole event (the common case: the same statements with new
-    /// literals).
-    fn known_shape(&self, origin: &str, statement: &str, j: &Judged) -> Option<String> {
+    /// The definition of judged statement `j`'s shape, when this session
+    /// has defined it: the statement is then recorded as its text and
+    /// the definition's number, without building the whole event (the
+    /// common case: the same statements with new literals).
+    fn known_shape(&self, origin: &str, j: &Judged) -> Option<u32> {
         let masked = j.masks.as_ref().is_some_and(masks_anything);
         let definitions = self
             .definitions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let d = definitions.find(origin, &j.statement.fingerprint, |d| {
+        definitions.find(origin, &j.statement.fingerprint, |d| {
             d.verdict == j.decision.verdict.as_str()
                 && d.masked == masked
                 && d.tags
@@ -159,40 +164,23 @@ impl SessionLog {
                 && rule_is(d.rule.as_deref(), &j.decision)
                 && (!masked
                     || Some(&d.masked_columns) == j.masks.as_ref().map(masked_columns).as_ref())
-        })?;
-        serde_json::to_string(&crate::store::Reference {
-            d,
-            text: statement,
-            parameters: None,
         })
-        .ok()
     }
 
-    /// The body of an execution of `p` when this session has defined its
-    /// shape (see [`SessionLog::known_shape`]).
-    fn known_execution(
-        &self,
-        origin: &str,
-        p: &Prepared,
-        parameters: Option<&[Option<String>]>,
-    ) -> Option<String> {
+    /// The definition of an execution of `p`'s shape, when this session
+    /// has defined it (see [`SessionLog::known_shape`]).
+    fn known_execution(&self, origin: &str, p: &Prepared) -> Option<u32> {
         let definitions = self
             .definitions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let d = definitions.find(origin, &p.fingerprint, |d| {
+        definitions.find(origin, &p.fingerprint, |d| {
             d.verdict == Verdict::Allow.as_str()
                 && d.masked == p.masked
                 && d.tags == p.tags
                 && d.rule == p.rule
                 && d.masked_columns == p.masked_columns
-        })?;
-        serde_json::to_string(&crate::store::Reference {
-            d,
-            text: &p.text,
-            parameters,
         })
-        .ok()
     }
 
     /// The body that records `event`, its definition recorded first when
@@ -205,7 +193,7 @@ impl SessionLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (new, body) = definitions.encode(event);
         if let Some((d, def)) = new {
-            if !rec.send(Kind::Definition, def, false) {
+            if !rec.send(Kind::Definition, &def, false) {
                 definitions.forget(d);
                 return serde_json::to_string(event).unwrap_or_default();
             }
@@ -216,7 +204,7 @@ impl SessionLog {
     /// Records a statement nothing waits for.
     fn record(&self, rec: &SessionRecorder, event: &StatementEvent) {
         let body = self.statement_body(rec, event);
-        rec.send(Kind::Statement, body, event.refusal.is_some());
+        rec.send(Kind::Statement, &body, event.refusal.is_some());
     }
 
     /// Records a statement that must be durable before it runs.
@@ -224,10 +212,9 @@ impl SessionLog {
         &self,
         rec: &SessionRecorder,
         event: &StatementEvent,
-    ) -> impl std::future::Future<Output = Result<(), crate::store::StoreError>> + Send + 'static
-    {
+    ) -> crate::store::session::DurableWait {
         let body = self.statement_body(rec, event);
-        rec.durable(Kind::Statement, body)
+        rec.durable(Kind::Statement, &body)
     }
 
     /// Where a held statement's approval is recorded (none when recording
@@ -340,11 +327,16 @@ impl SessionLog {
                     // A statement of a shape already defined in this
                     // session: its text and the definition's number.
                     if !prepares && !credential {
-                        if let Some(body) = self.known_shape(origin, statement, j) {
+                        if let Some(d) = self.known_shape(origin, j) {
+                            let reference = crate::store::Reference {
+                                d,
+                                text: statement,
+                                parameters: None,
+                            };
                             if durable {
-                                waits.push(rec.durable(Kind::Statement, body));
+                                waits.push(rec.durable_json(Kind::Statement, &reference));
                             } else {
-                                rec.send(Kind::Statement, body, false);
+                                rec.send_json(Kind::Statement, &reference, false);
                             }
                             continue;
                         }
@@ -376,7 +368,7 @@ impl SessionLog {
                     }
                     if durable {
                         let body = self.statement_body(rec, &event);
-                        waits.push(rec.durable(Kind::Statement, body));
+                        waits.push(rec.durable(Kind::Statement, &body));
                     } else {
                         self.record(rec, &event);
                     }
@@ -605,8 +597,9 @@ const CREDENTIAL_WORDS: &[&str] = &[
 /// password, nor a hash of one, reaches the store.
 fn names_a_credential(text: &str) -> bool {
     // One pass over the bytes (it runs for every recorded statement):
-    // words are maximal runs of letters, digits and underscores; only
-    // those of 5 to 17 bytes (the lengths above) are compared.
+    // words are maximal runs of letters, digits and underscores; only a
+    // word whose length and first letter some credential word has is
+    // compared (most words of most statements are not).
     let bytes = text.as_bytes();
     let mut start = 0;
     while start < bytes.len() {
@@ -620,7 +613,7 @@ fn names_a_credential(text: &str) -> bool {
             .position(|b| !is_word(b))
             .unwrap_or(bytes.len() - begin);
         let w = &bytes[begin..begin + len];
-        if (5..=17).contains(&len)
+        if may_be_credential_word(w)
             && CREDENTIAL_WORDS
                 .iter()
                 .any(|k| w.eq_ignore_ascii_case(k.as_bytes()))
@@ -630,6 +623,27 @@ fn names_a_credential(text: &str) -> bool {
         start = begin + len;
     }
     false
+}
+
+/// For each word length, the first letters of the credential words of
+/// that length (bit `n`: the `n`th letter of the alphabet).
+const CREDENTIAL_STARTS: [u32; 32] = {
+    let mut table = [0u32; 32];
+    let mut i = 0;
+    while i < CREDENTIAL_WORDS.len() {
+        let w = CREDENTIAL_WORDS[i].as_bytes();
+        table[w.len()] |= 1 << (w[0].to_ascii_lowercase() - b'a');
+        i += 1;
+    }
+    table
+};
+
+/// Whether word `w` has the length and first letter of a credential word.
+fn may_be_credential_word(w: &[u8]) -> bool {
+    let first = w[0].to_ascii_lowercase();
+    w.len() < CREDENTIAL_STARTS.len()
+        && first.is_ascii_lowercase()
+        && CREDENTIAL_STARTS[w.len()] & (1 << (first - b'a')) != 0
 }
 
 /// Whether a prepared statement's parameters may carry a key, password

@@ -1,111 +1,175 @@
 //! One session's side of the recorder: its statements (durable or
 //! grouped), the server connection it got, its outcomes as the relay
-//! reports them, and its end. Records go to the writer (`writer.rs`); a
-//! durable one is acknowledged only once committed. It must never let a
-//! session end unrecorded: dropping it records the end.
+//! reports them, and its end. Events go to the session's mailbox
+//! (`mailbox.rs`), which the writer (`writer.rs`) takes from; a durable
+//! one is acknowledged only once committed. It must never let a session
+//! end unrecorded: dropping it records the end.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::writer::{now_us, Msg, OnFailure, Recorder};
+use serde::Serialize;
+
+use super::mailbox::{Mailbox, Refused};
+use super::writer::{now_us, OnFailure, Recorder, Waiter};
 use super::{Kind, SessionEnd, SessionStart, StatementEvent, StoreError};
+
+/// A wait for a durable record's commit (see
+/// [`SessionRecorder::statement_durable`]).
+pub type DurableWait =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>;
 
 impl Recorder {
     /// Begins a session's records.
     pub fn session(&self, start: &SessionStart) -> SessionRecorder {
-        let id: std::sync::Arc<str> = hex::encode(rand::random::<[u8; 16]>()).into();
+        let id: Arc<str> = hex::encode(rand::random::<[u8; 16]>()).into();
+        let mailbox = Arc::new(Mailbox::new(id, self.signals.clone()));
         let body = serde_json::to_string(start).unwrap_or_default();
-        self.send(&id, Kind::SessionStart, body, false);
-        SessionRecorder::new(id, self.clone())
+        if !self.open(mailbox.clone(), body) {
+            mailbox.refuse_all();
+        }
+        SessionRecorder {
+            events: Events {
+                mailbox,
+                recorder: self.clone(),
+            },
+            ended: false,
+            traffic: Arc::new([AtomicU64::new(0), AtomicU64::new(0)]),
+        }
+    }
+}
+
+/// Where a session's events go: its mailbox, under its recorder's bound.
+#[derive(Debug, Clone)]
+struct Events {
+    mailbox: Arc<Mailbox>,
+    recorder: Recorder,
+}
+
+impl Events {
+    /// Buffers an event `body` writes as JSON; `false` when it was
+    /// dropped (the writer holds too many bytes, or the session ended).
+    fn push(&self, kind: Kind, refused: bool, body: impl FnOnce(&mut Vec<u8>)) -> bool {
+        self.push_waiting(kind, refused, None, body).is_ok()
+    }
+
+    fn push_waiting(
+        &self,
+        kind: Kind,
+        refused: bool,
+        durable: Option<Waiter>,
+        body: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), Option<Waiter>> {
+        let recorder = &self.recorder;
+        // A definition is small and never left out for the byte bound (a
+        // lost one would take the fixed fields of the statements that
+        // reference it).
+        let reserve = |bytes| {
+            if kind == Kind::Definition {
+                recorder.count(bytes);
+                true
+            } else {
+                recorder.reserve(bytes)
+            }
+        };
+        match self
+            .mailbox
+            .push(kind, now_us(), refused, durable, reserve, body)
+        {
+            Ok(()) => Ok(()),
+            Err((Refused::Full, w)) => {
+                recorder.lost("the writer holds too many bytes");
+                Err(w)
+            }
+            Err((Refused::Closed, w)) => {
+                tracing::warn!(session = %self.mailbox.session, kind = kind.as_str(), "recording: a record of a session that is not open was dropped");
+                Err(w)
+            }
+        }
+    }
+
+    fn push_json(&self, kind: Kind, refused: bool, event: &impl Serialize) -> bool {
+        self.push(kind, refused, |out| json(out, event))
+    }
+}
+
+/// Writes `event` as JSON (the event types always serialize; were one not
+/// to, its line would hold `null`).
+fn json(out: &mut Vec<u8>, event: &impl Serialize) {
+    let at = out.len();
+    if serde_json::to_writer(&mut *out, event).is_err() {
+        out.truncate(at);
+        out.extend_from_slice(b"null");
     }
 }
 
 /// One session's records.
 #[derive(Debug)]
 pub struct SessionRecorder {
-    id: std::sync::Arc<str>,
-    recorder: Recorder,
+    events: Events,
     ended: bool,
     /// Bytes from and to the client, as the relay reports them.
     traffic: Arc<[AtomicU64; 2]>,
 }
 
 impl SessionRecorder {
-    pub(super) fn new(id: std::sync::Arc<str>, recorder: Recorder) -> Self {
-        SessionRecorder {
-            id,
-            recorder,
-            ended: false,
-            traffic: Arc::new([AtomicU64::new(0), AtomicU64::new(0)]),
-        }
-    }
-
     /// Whether bound parameter values are recorded.
     pub fn records_parameters(&self) -> bool {
-        self.recorder.records_parameters()
+        self.events.recorder.records_parameters()
     }
 
     /// The session's id in the store.
     pub fn id(&self) -> &str {
-        &self.id
+        &self.events.mailbox.session
     }
 
     /// Records a statement nothing waits for (grouped).
     pub fn statement(&self, event: &StatementEvent) {
-        let body = serde_json::to_string(event).unwrap_or_default();
-        self.recorder
-            .send(&self.id, Kind::Statement, body, event.refusal.is_some());
+        self.events
+            .push_json(Kind::Statement, event.refusal.is_some(), event);
     }
 
     /// Records a statement that must be durable before it runs, without
     /// waiting here: the returned future completes once its group is
     /// committed (an error: it must not run; with `on_failure =
     /// "continue"` it completes `Ok` and the failure is logged).
-    pub fn statement_durable(
-        &self,
-        event: &StatementEvent,
-    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
-        self.durable(
-            Kind::Statement,
-            serde_json::to_string(event).unwrap_or_default(),
-        )
+    pub fn statement_durable(&self, event: &StatementEvent) -> DurableWait {
+        self.durable_json(Kind::Statement, event)
     }
 
     /// Records an event nothing waits for (grouped), as its JSON body;
     /// `false` when it was dropped (the writer is too far behind).
-    pub fn send(&self, kind: Kind, body: String, refused: bool) -> bool {
-        self.recorder.send(&self.id, kind, body, refused)
+    pub fn send(&self, kind: Kind, body: &str, refused: bool) -> bool {
+        self.events
+            .push(kind, refused, |out| out.extend_from_slice(body.as_bytes()))
+    }
+
+    /// Records an event nothing waits for (grouped), written as JSON
+    /// straight into the session's buffer; `false` when it was dropped.
+    pub fn send_json(&self, kind: Kind, event: &impl Serialize, refused: bool) -> bool {
+        self.events.push_json(kind, refused, event)
     }
 
     /// Records an event that must be durable before its statement runs,
     /// as its JSON body (see [`SessionRecorder::statement_durable`]).
-    pub fn durable(
-        &self,
-        kind: Kind,
-        body: String,
-    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
-        let bytes = body.len();
-        let reserved = self.recorder.reserve(bytes);
+    pub fn durable(&self, kind: Kind, body: &str) -> DurableWait {
+        self.durable_with(kind, |out| out.extend_from_slice(body.as_bytes()))
+    }
+
+    /// [`SessionRecorder::durable`] of an event written as JSON.
+    pub fn durable_json(&self, kind: Kind, event: &impl Serialize) -> DurableWait {
+        self.durable_with(kind, |out| json(out, event))
+    }
+
+    fn durable_with(&self, kind: Kind, body: impl FnOnce(&mut Vec<u8>)) -> DurableWait {
         let (done, wait) = tokio::sync::oneshot::channel();
-        let msg = Msg::Record {
-            session: self.id.clone(),
-            kind,
-            at_us: now_us(),
-            body,
-            durable: Some(done),
-            refused: false,
-        };
-        // Never blocks a relay's task: a full queue is a failure now.
-        let sent = reserved && self.recorder.tx.try_send(msg).is_ok();
-        if sent {
-            self.recorder.writer.unpark();
-        } else if reserved {
-            self.recorder
-                .queued
-                .fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
-        }
-        let on_failure = self.recorder.on_failure;
-        async move {
+        // Never blocks a relay's task: a full buffer is a failure now.
+        let sent = self
+            .events
+            .push_waiting(kind, false, Some(done), body)
+            .is_ok();
+        let on_failure = self.events.recorder.on_failure;
+        Box::pin(async move {
             if !sent {
                 return Err(StoreError::Stopped);
             }
@@ -117,30 +181,27 @@ impl SessionRecorder {
                     Ok(())
                 }
             }
-        }
+        })
     }
 
     /// A handle that records refusals later (from a relay's task).
     pub fn handle(&self) -> SessionHandle {
         SessionHandle {
-            id: self.id.clone(),
-            recorder: self.recorder.clone(),
+            events: self.events.clone(),
         }
     }
 
     /// Where the relay reports this session's outcomes.
     pub fn outcome_sink(&self) -> Arc<dyn sqlgate_net::outcome::OutcomeSink> {
         Arc::new(OutcomeRecorder {
-            id: self.id.clone(),
-            recorder: self.recorder.clone(),
+            events: self.events.clone(),
             traffic: self.traffic.clone(),
         })
     }
 
     /// Records the server connection the session got.
     pub fn connected(&self, connected: &super::Connected) {
-        let body = serde_json::to_string(connected).unwrap_or_default();
-        self.recorder.send(&self.id, Kind::Connected, body, false);
+        self.events.push_json(Kind::Connected, false, connected);
     }
 
     /// Records the session's end.
@@ -154,29 +215,33 @@ impl SessionRecorder {
             bytes_out: self.traffic[1].load(Ordering::Relaxed),
         })
         .unwrap_or_default();
-        self.recorder.send(&self.id, Kind::SessionEnd, body, false);
+        let bytes = body.len();
+        self.events.recorder.count(bytes);
+        if !self.events.mailbox.close(now_us(), body) {
+            self.events
+                .recorder
+                .queued
+                .fetch_sub(bytes, Ordering::Relaxed);
+        }
     }
 }
 
 /// A session's records from elsewhere than its judge (a relay's task).
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
-    id: std::sync::Arc<str>,
-    recorder: Recorder,
+    events: Events,
 }
 
 impl SessionHandle {
     /// Records a held statement's approval request or its decision.
     pub fn approval(&self, event: &super::ApprovalEvent) {
-        let body = serde_json::to_string(event).unwrap_or_default();
-        self.recorder.send(&self.id, Kind::Approval, body, false);
+        self.events.push_json(Kind::Approval, false, event);
     }
 
     /// Records a statement nothing waits for.
     pub fn statement(&self, event: &StatementEvent) {
-        let body = serde_json::to_string(event).unwrap_or_default();
-        self.recorder
-            .send(&self.id, Kind::Statement, body, event.refusal.is_some());
+        self.events
+            .push_json(Kind::Statement, event.refusal.is_some(), event);
     }
 }
 
@@ -184,8 +249,7 @@ impl SessionHandle {
 /// nothing waits for them).
 #[derive(Debug)]
 struct OutcomeRecorder {
-    id: std::sync::Arc<str>,
-    recorder: Recorder,
+    events: Events,
     traffic: Arc<[AtomicU64; 2]>,
 }
 
@@ -205,13 +269,13 @@ impl sqlgate_net::outcome::OutcomeSink for OutcomeRecorder {
                 message: None,
                 bytes,
                 // A writer far behind keeps outcomes, not samples.
-                result: sample
-                    .filter(|_| !self.recorder.behind())
-                    .map(|s| super::ResultRows {
+                result: sample.filter(|_| !self.events.recorder.behind()).map(|s| {
+                    super::ResultRows {
                         columns: s.columns,
                         rows: s.rows,
                         truncated: s.truncated,
-                    }),
+                    }
+                }),
             },
             Outcome::Failed {
                 code,
@@ -226,14 +290,14 @@ impl sqlgate_net::outcome::OutcomeSink for OutcomeRecorder {
                 result: None,
             },
         };
-        let body = serde_json::to_string(&event).unwrap_or_default();
-        self.recorder.send(&self.id, Kind::Outcome, body, false);
+        self.events.push_json(Kind::Outcome, false, &event);
     }
 
     fn sample_limits(&self) -> sqlgate_net::outcome::SampleLimits {
+        let capture = &self.events.recorder.capture;
         sqlgate_net::outcome::SampleLimits {
-            rows: self.recorder.capture.rows,
-            bytes: self.recorder.capture.bytes,
+            rows: capture.rows,
+            bytes: capture.bytes,
         }
     }
 

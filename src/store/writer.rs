@@ -1,7 +1,8 @@
-//! The one writer: a thread that owns the store's connection, assigns
-//! each record its place in its session's chain, and commits in groups —
-//! at once when a statement waits to be durable before it is forwarded,
-//! otherwise within `flush_ms`. A group that fails (disk full, store
+//! The one writer: a thread that owns the store's connection, takes each
+//! session's events from its mailbox (`mailbox.rs`) as one record per
+//! session and commit, assigns each record its place in its session's
+//! chain, and commits in groups — at once when a statement waits to be
+//! durable before it is forwarded, otherwise within `flush_ms`. A group that fails (disk full, store
 //! down) is kept and retried; statements that must be durable are refused
 //! meanwhile (`on_failure = "refuse"`) or run unrecorded for now
 //! (`"continue"`), never silently.
@@ -12,13 +13,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::chain::{link_hash, row_hash};
 use super::checkpoint::Key;
 pub use super::config::OnFailure;
+use super::mailbox::{Mailbox, Signals, Taken};
 use super::{Kind, Link, Row, Store, StoreError};
 
 mod retention;
@@ -27,15 +29,10 @@ mod retention;
 /// the gateway (no client picks one), so a fast hasher without a secret
 /// seed is safe here.
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
-/// Records waiting for the writer, at most (past it, non-durable records
-/// are dropped and counted: `Recorder::dropped`).
+/// Session starts and flushes waiting for the writer, at most (past it a
+/// session goes unrecorded, logged and counted: `Recorder::dropped`).
 const QUEUE: usize = 65_536;
-/// Records kept for a retry while the store fails, at most.
-const MAX_PENDING: usize = 200_000;
-/// Records committed in one transaction, at most.
-const BATCH: usize = 4_096;
 /// Bytes of record bodies queued or kept for a retry, at most (records
 /// carry result samples): past it, records nothing waits for are dropped
 /// and counted, and durable ones refused.
@@ -63,39 +60,58 @@ pub struct RecorderStats {
 pub(super) type Waiter = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
 
 pub(super) enum Msg {
-    Record {
-        /// The session's id (shared: no copy per record).
-        session: Arc<str>,
-        kind: Kind,
+    /// A session began: its start record, and where its events wait.
+    Open {
+        mailbox: Arc<Mailbox>,
         at_us: i64,
         body: String,
-        durable: Option<Waiter>,
-        refused: bool,
     },
     Flush(SyncSender<()>),
 }
 
-struct Pending {
-    session: Arc<str>,
-    kind: Kind,
-    at_us: i64,
-    body: String,
-    durable: Option<Waiter>,
-    refused: bool,
+/// What waits for the next commit, in order.
+enum Pending {
+    /// A session's start: a record of its own.
+    Start {
+        session: Arc<str>,
+        at_us: i64,
+        body: String,
+    },
+    /// A session's events as taken from its mailbox: one record.
+    Events { session: Arc<str>, taken: Taken },
+    /// A session's end: a record of its own, and the gateway-wide link.
+    End {
+        session: Arc<str>,
+        at_us: i64,
+        body: String,
+    },
+}
+
+impl Pending {
+    fn bytes(&self) -> usize {
+        match self {
+            Pending::Start { body, .. } | Pending::End { body, .. } => body.len(),
+            Pending::Events { taken, .. } => taken.lines.len(),
+        }
+    }
 }
 
 /// The handle sessions record through; cheap to clone.
 #[derive(Clone)]
 pub struct Recorder {
     pub(super) tx: SyncSender<Msg>,
-    /// The writer: woken only for what cannot wait (a durable record, a
-    /// flush); everything else it collects when its group is due.
-    pub(super) writer: std::thread::Thread,
+    /// Wakes the writer when the last handle is gone (after `tx`, so the
+    /// writer then finds its channel closed, commits and stops).
+    _last: Arc<WakeOnDrop>,
+    /// How sessions wake the writer: only for what cannot wait (a durable
+    /// record, a flush), or when it sleeps with nothing due; everything
+    /// else it collects from the mailboxes when its group is due.
+    pub(super) signals: Arc<Signals>,
     healthy: Arc<AtomicBool>,
     dropped: Arc<AtomicU64>,
     pub(super) on_failure: OnFailure,
     instance: Arc<str>,
-    /// Bytes of bodies queued or held by the writer.
+    /// Bytes of bodies buffered, queued or held by the writer.
     pub(super) queued: Arc<std::sync::atomic::AtomicUsize>,
     /// Groups committed, and groups the store failed to take.
     counts: Arc<[AtomicU64; 2]>,
@@ -103,6 +119,15 @@ pub struct Recorder {
     write_seconds: prometheus_client::metrics::histogram::Histogram,
     /// What of results and parameters records keep.
     pub(super) capture: super::config::Capture,
+}
+
+/// Wakes the writer when dropped.
+struct WakeOnDrop(Arc<Signals>);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        self.0.wake();
+    }
 }
 
 impl std::fmt::Debug for Recorder {
@@ -152,6 +177,7 @@ impl Recorder {
         let healthy = Arc::new(AtomicBool::new(true));
         let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counts = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let signals = Arc::new(Signals::default());
         let write_seconds = prometheus_client::metrics::histogram::Histogram::new(
             prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 14),
         );
@@ -159,9 +185,10 @@ impl Recorder {
             counts: counts.clone(),
             write_seconds: write_seconds.clone(),
             queued: queued.clone(),
+            signals: signals.clone(),
             store,
             sessions: Map::default(),
-            open: Set::default(),
+            mailboxes: Vec::new(),
             last_link,
             pending: Vec::new(),
             flush,
@@ -182,9 +209,11 @@ impl Recorder {
             .name("sqlgate-recorder".to_owned())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
+        signals.set_writer(handle.thread().clone());
         Ok(Recorder {
             tx,
-            writer: handle.thread().clone(),
+            _last: Arc::new(WakeOnDrop(signals.clone())),
+            signals,
             healthy,
             dropped: Arc::new(AtomicU64::new(0)),
             on_failure,
@@ -248,63 +277,46 @@ impl Recorder {
         true
     }
 
+    /// Counts `bytes` as queued, whatever the bound.
+    pub(super) fn count(&self, bytes: usize) {
+        self.queued.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// Whether the writer is so far behind that samples are left out.
     pub(super) fn behind(&self) -> bool {
         self.queued.load(Ordering::Relaxed) > SAMPLE_BACKOFF_BYTES
     }
 
-    /// Queues a record; `false` when it was dropped.
-    pub(super) fn send(&self, session: &Arc<str>, kind: Kind, body: String, refused: bool) -> bool {
+    /// Counts and logs a record that was dropped.
+    pub(super) fn lost(&self, why: &str) {
+        let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::error!(dropped = n, "recording: {why}; a record was dropped");
+    }
+
+    /// Hands the writer a new session's mailbox and start record;
+    /// `false` when it could not be (the session goes unrecorded).
+    pub(super) fn open(&self, mailbox: Arc<Mailbox>, body: String) -> bool {
         let bytes = body.len();
-        // A session's start and end, and its definitions, are small and
-        // never left out for the byte bound (a lost start would drop the
-        // whole session, a lost end its link, a lost definition the fixed
-        // fields of the statements that reference it).
-        let always = matches!(
-            kind,
-            Kind::SessionStart | Kind::SessionEnd | Kind::Definition
-        );
-        if always {
-            self.queued.fetch_add(bytes, Ordering::Relaxed);
-        } else if !self.reserve(bytes) {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::error!(
-                dropped = n,
-                "recording: the writer holds too many bytes; a record was dropped"
-            );
-            return false;
-        }
-        let msg = Msg::Record {
-            session: session.clone(),
-            kind,
+        self.count(bytes);
+        let msg = Msg::Open {
+            mailbox,
             at_us: now_us(),
             body,
-            durable: None,
-            refused,
         };
-        match self.tx.try_send(msg) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                self.queued.fetch_sub(bytes, Ordering::Relaxed);
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::error!(
-                    dropped = n,
-                    "recording: the writer is too far behind; a record was dropped"
-                );
-                false
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                self.queued.fetch_sub(bytes, Ordering::Relaxed);
-                false
-            }
+        if self.tx.try_send(msg).is_err() {
+            self.queued.fetch_sub(bytes, Ordering::Relaxed);
+            self.lost("the writer is too far behind to take a new session");
+            return false;
         }
+        self.signals.wake();
+        true
     }
 
     /// Waits until everything sent before is committed (or failed).
     pub fn flush(&self) {
         let (done, wait) = mpsc::sync_channel(1);
         if self.tx.send(Msg::Flush(done)).is_ok() {
-            self.writer.unpark();
+            self.signals.wake();
             let _ = wait.recv();
         }
     }
@@ -314,8 +326,8 @@ struct Writer {
     store: Box<dyn Store>,
     /// Open sessions: next place and last hash (as committed).
     sessions: Map<String, (u64, [u8; 32])>,
-    /// Sessions open as taken (started, not ended), committed or not.
-    open: Set<Arc<str>>,
+    /// Mailboxes of sessions open as taken (started, end not taken yet).
+    mailboxes: Vec<Arc<Mailbox>>,
     last_link: Option<Link>,
     pending: Vec<Pending>,
     flush: Duration,
@@ -323,6 +335,8 @@ struct Writer {
     healthy: Arc<AtomicBool>,
     /// Bytes of bodies queued or held (shared with the recorder).
     queued: Arc<std::sync::atomic::AtomicUsize>,
+    /// How sessions wake the writer (shared with the recorder).
+    signals: Arc<Signals>,
     /// Groups committed and failed (shared with the recorder).
     counts: Arc<[AtomicU64; 2]>,
     /// Store write latency (shared with the recorder).
@@ -342,36 +356,41 @@ struct Writer {
     /// Sessions ended longer ago than this are pruned (hourly).
     retain: Option<Duration>,
     pruned_at: Option<Instant>,
-    /// Group bodies of the last commit, emptied, for the next.
-    spare: Vec<String>,
+    /// Event buffers of the last commit, emptied, for the next.
+    spare: Vec<Vec<u8>>,
 }
 
-/// Bytes of group buffers kept between commits, at most.
+/// Bytes of event buffers kept between commits, at most.
 const SPARE_BYTES: usize = 16 << 20;
 
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
         let mut deadline: Option<Instant> = None;
         let mut flushes: Vec<SyncSender<()>> = Vec::new();
-        let mut urgent = false;
         loop {
-            let mut stopping = false;
+            // Asleep until a session wakes it (a new session, a flush, a
+            // durable record, the first event buffered while nothing was
+            // due), or until the open group is due.
             match deadline {
-                // Idle: the first record wakes the writer.
-                None => match rx.recv() {
-                    Ok(m) => urgent |= self.take(m, &mut flushes),
-                    Err(_) => stopping = true,
-                },
-                // A group is open: only what cannot wait wakes it early
-                // (senders of durable records and flushes unpark it), so
-                // records that can wait cost no wake-up each.
+                None => std::thread::park(),
                 Some(d) => std::thread::park_timeout(d.saturating_duration_since(Instant::now())),
             }
-            // Everything queued is taken (a failing store must not leave
-            // durable records waiting behind a full group).
+            let mut stopping = false;
             loop {
                 match rx.try_recv() {
-                    Ok(m) => urgent |= self.take(m, &mut flushes),
+                    Ok(Msg::Open {
+                        mailbox,
+                        at_us,
+                        body,
+                    }) => {
+                        self.pending.push(Pending::Start {
+                            session: mailbox.session.clone(),
+                            at_us,
+                            body,
+                        });
+                        self.mailboxes.push(mailbox);
+                    }
+                    Ok(Msg::Flush(done)) => flushes.push(done),
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => {
                         stopping = true;
@@ -379,15 +398,19 @@ impl Writer {
                     }
                 }
             }
-            if !self.pending.is_empty() && deadline.is_none() {
+            let urgent = self.signals.take_urgent() || !flushes.is_empty();
+            if deadline.is_none() && (self.signals.dirty() || !self.pending.is_empty()) {
                 deadline = Some(Instant::now() + self.flush);
             }
             let due = deadline.is_some_and(|d| Instant::now() >= d);
-            urgent |= !flushes.is_empty();
-            if urgent || due || stopping || self.pending.len() >= BATCH {
-                urgent = false;
+            if urgent || due || stopping {
+                self.signals.clear();
+                self.take_mailboxes();
                 self.commit();
-                deadline = (!self.pending.is_empty()).then(|| Instant::now() + self.flush);
+                // Events buffered meanwhile (or a group kept after a
+                // failure) are due a `flush_ms` from now.
+                deadline = (self.signals.dirty() || !self.pending.is_empty())
+                    .then(|| Instant::now() + self.flush);
                 self.checkpoint(stopping || !flushes.is_empty());
                 self.prune();
                 for f in flushes.drain(..) {
@@ -407,66 +430,34 @@ impl Writer {
         }
     }
 
-    /// Takes a message; `true` when it cannot wait for its group.
-    fn take(&mut self, msg: Msg, flushes: &mut Vec<SyncSender<()>>) -> bool {
-        match msg {
-            Msg::Record {
-                session,
-                kind,
-                at_us,
-                body,
-                durable,
-                refused,
-            } => {
-                // A record of a session this writer does not know open
-                // (a stale handle after the session ended): never a
-                // second chain for it.
-                if kind == Kind::SessionStart {
-                    self.open.insert(session.clone());
-                }
-                let open = self.open.contains(&session);
-                // Definitions are never dropped here: statements already
-                // queued after one reference it (they are few and small:
-                // `recording::definitions` bounds them per session).
-                let full = self.pending.len() >= MAX_PENDING && kind != Kind::Definition;
-                if !open || full {
-                    self.queued.fetch_sub(body.len(), Ordering::Relaxed);
-                }
-                if !open {
-                    tracing::warn!(session = %session, kind = kind.as_str(), "recording: a record of a session that is not open was dropped");
-                    if let Some(w) = durable {
-                        let _ = w.send(Err(StoreError::Backend(
-                            "the session's record is closed".to_owned(),
-                        )));
-                    }
-                    return false;
-                }
-                if full {
-                    tracing::error!("recording: a record was dropped while the store fails");
-                    if let Some(w) = durable {
-                        let _ = w.send(Err(StoreError::Backend("the store is failing".to_owned())));
-                    }
-                    return false;
-                }
-                if kind == Kind::SessionEnd {
-                    self.open.remove(&session);
-                }
-                let urgent = durable.is_some();
-                self.pending.push(Pending {
-                    session,
-                    kind,
-                    at_us,
-                    body,
-                    durable,
-                    refused,
+    /// Takes every session's buffered events (and its end, once it ended).
+    fn take_mailboxes(&mut self) {
+        let mut spare = std::mem::take(&mut self.spare);
+        let pending = &mut self.pending;
+        self.mailboxes.retain(|m| {
+            let Some(mut taken) = m.take(&mut spare) else {
+                return true;
+            };
+            let end = taken.end.take();
+            if !taken.lines.is_empty() {
+                pending.push(Pending::Events {
+                    session: m.session.clone(),
+                    taken,
                 });
-                urgent
             }
-            Msg::Flush(done) => {
-                flushes.push(done);
-                true
+            match end {
+                Some((at_us, body)) => {
+                    pending.push(Pending::End {
+                        session: m.session.clone(),
+                        at_us,
+                        body,
+                    });
+                    false
+                }
+                None => true,
             }
-        }
+        });
+        self.spare = spare;
     }
 
     /// Chains and commits what is pending, as one transaction.
@@ -476,77 +467,70 @@ impl Writer {
         }
         let before = self.sessions.clone();
         let last_link = self.last_link.clone();
-        let mut rows = Vec::new();
+        let mut rows = Vec::with_capacity(self.pending.len());
         let mut links = Vec::new();
         let mut ended = Vec::new();
         let mut counts: Map<&str, (u64, u64)> = Map::default();
-        // A session's statements, outcomes and connection of this commit
-        // go into one record (one insert, one hash), between its start
-        // and end records where those are in the commit too.
-        let mut groups: Map<&str, (i64, String)> = Map::default();
-        // Group bodies reuse the last commit's buffers: fresh ones of a
-        // few hundred KiB each cost page faults every commit.
-        let mut spare = std::mem::take(&mut self.spare);
-        for p in &self.pending {
-            if p.kind == Kind::Statement {
-                let c = counts.entry(&p.session).or_default();
-                c.0 += 1;
-                c.1 += p.refused as u64;
-            }
-            if super::grouped(p.kind) {
-                let (_, body) = groups.entry(&p.session).or_insert_with(|| {
-                    let body = spare.pop().unwrap_or_else(|| String::with_capacity(4096));
-                    (p.at_us, body)
-                });
-                use std::fmt::Write as _;
-                let _ = writeln!(body, "{}\t{}\t{}", p.kind.as_str(), p.at_us, p.body);
-                continue;
-            }
-            if let Some((at_us, body)) = groups.remove(&*p.session) {
-                chain_row(
-                    &mut self.sessions,
-                    &mut rows,
-                    &p.session,
-                    Kind::Events,
+        // Bodies move into the rows and back after the append (no copy).
+        for p in &mut self.pending {
+            match p {
+                Pending::Start {
+                    session,
                     at_us,
                     body,
-                );
+                } => {
+                    chain_row(
+                        &mut self.sessions,
+                        &mut rows,
+                        session,
+                        Kind::SessionStart,
+                        *at_us,
+                        std::mem::take(body),
+                    );
+                }
+                Pending::Events { session, taken } => {
+                    let c = counts.entry(session).or_default();
+                    c.0 += taken.statements;
+                    c.1 += taken.refused;
+                    chain_row(
+                        &mut self.sessions,
+                        &mut rows,
+                        session,
+                        Kind::Events,
+                        taken.first_at,
+                        std::mem::take(&mut taken.lines),
+                    );
+                }
+                Pending::End {
+                    session,
+                    at_us,
+                    body,
+                } => {
+                    let (seq, hash) = chain_row(
+                        &mut self.sessions,
+                        &mut rows,
+                        session,
+                        Kind::SessionEnd,
+                        *at_us,
+                        std::mem::take(body),
+                    );
+                    let (n, prev_link) = match &self.last_link {
+                        Some(l) => (l.n + 1, l.hash),
+                        None => (0, [0; 32]),
+                    };
+                    let link = Link {
+                        n,
+                        session: session.to_string(),
+                        records: seq + 1,
+                        head: hash,
+                        prev: prev_link,
+                        hash: link_hash(&prev_link, n, session, seq + 1, &hash),
+                    };
+                    self.last_link = Some(link.clone());
+                    links.push(link);
+                    ended.push(session.to_string());
+                }
             }
-            let (seq, hash) = chain_row(
-                &mut self.sessions,
-                &mut rows,
-                &p.session,
-                p.kind,
-                p.at_us,
-                p.body.clone(),
-            );
-            if p.kind == Kind::SessionEnd {
-                let (n, prev_link) = match &self.last_link {
-                    Some(l) => (l.n + 1, l.hash),
-                    None => (0, [0; 32]),
-                };
-                let link = Link {
-                    n,
-                    session: p.session.to_string(),
-                    records: seq + 1,
-                    head: hash,
-                    prev: prev_link,
-                    hash: link_hash(&prev_link, n, &p.session, seq + 1, &hash),
-                };
-                self.last_link = Some(link.clone());
-                links.push(link);
-                ended.push(p.session.to_string());
-            }
-        }
-        for (session, (at_us, body)) in groups {
-            chain_row(
-                &mut self.sessions,
-                &mut rows,
-                session,
-                Kind::Events,
-                at_us,
-                body,
-            );
         }
         let counts: Vec<(String, u64, u64)> = counts
             .into_iter()
@@ -556,20 +540,12 @@ impl Writer {
         let appended = self.store.append(&rows, &mut links, &counts);
         self.write_seconds.observe(writing.elapsed().as_secs_f64());
         let written = rows.len() as u64;
-        let mut kept = 0;
-        self.spare = rows
-            .into_iter()
-            .filter(|r| r.kind == Kind::Events)
-            .map(|r| {
-                let mut body = r.body;
-                body.clear();
-                body
-            })
-            .take_while(|b| {
-                kept += b.capacity();
-                kept <= SPARE_BYTES
-            })
-            .collect();
+        for (p, row) in self.pending.iter_mut().zip(rows) {
+            match p {
+                Pending::Start { body, .. } | Pending::End { body, .. } => *body = row.body,
+                Pending::Events { taken, .. } => taken.lines = row.body,
+            }
+        }
         match appended {
             Ok(last) => {
                 // The chain as the store has it (another gateway may have
@@ -584,10 +560,21 @@ impl Writer {
                     tracing::info!("recording: the store takes records again");
                 }
                 let mut bytes = 0;
+                let mut kept = self.spare.iter().map(Vec::capacity).sum::<usize>();
                 for p in self.pending.drain(..) {
-                    bytes += p.body.len();
-                    if let Some(w) = p.durable {
-                        let _ = w.send(Ok(()));
+                    bytes += p.bytes();
+                    if let Pending::Events { taken, .. } = p {
+                        for (_, w) in taken.durable {
+                            let _ = w.send(Ok(()));
+                        }
+                        // The buffer is the next commit's: fresh ones of
+                        // a few hundred KiB each cost page faults.
+                        let mut buffer = taken.lines.into_bytes();
+                        buffer.clear();
+                        kept += buffer.capacity();
+                        if kept <= SPARE_BYTES {
+                            self.spare.push(buffer);
+                        }
                     }
                 }
                 self.queued.fetch_sub(bytes, Ordering::Relaxed);
@@ -602,40 +589,70 @@ impl Writer {
                 }
                 self.sessions = before;
                 self.last_link = last_link;
-                let refuse = self.on_failure == OnFailure::Refuse;
-                let mut kept = Vec::with_capacity(self.pending.len());
-                for mut p in self.pending.drain(..) {
-                    if let Some(w) = p.durable.take() {
-                        let _ = w.send(Err(StoreError::Backend(e.to_string())));
-                        if refuse {
-                            // Refused: it never runs, so it is not kept.
-                            self.queued.fetch_sub(p.body.len(), Ordering::Relaxed);
-                            continue;
-                        }
-                    }
-                    kept.push(p);
-                }
-                if kept.len() > MAX_PENDING {
-                    // The oldest go, but never a definition (statements
-                    // kept after it reference it).
-                    let mut excess = kept.len() - MAX_PENDING;
-                    let (mut bytes, mut dropped) = (0, 0);
-                    kept.retain(|p| {
-                        if excess == 0 || p.kind == Kind::Definition {
-                            return true;
-                        }
-                        excess -= 1;
-                        dropped += 1;
-                        bytes += p.body.len();
-                        false
-                    });
-                    self.queued.fetch_sub(bytes, Ordering::Relaxed);
-                    tracing::error!(dropped, "recording: records dropped while the store fails");
-                }
-                self.pending = kept;
+                self.keep_for_retry(&e);
             }
         }
     }
+
+    /// After a failed commit: who waits is told, a refused statement is
+    /// taken out (it never runs), and the rest is kept for the next
+    /// commit, each session's events in one piece.
+    fn keep_for_retry(&mut self, e: &StoreError) {
+        let refuse = self.on_failure == OnFailure::Refuse;
+        let mut kept: Vec<Pending> = Vec::with_capacity(self.pending.len());
+        let mut events_at: Map<Arc<str>, usize> = Map::default();
+        let mut bytes = 0;
+        for p in self.pending.drain(..) {
+            let Pending::Events { session, mut taken } = p else {
+                kept.push(p);
+                continue;
+            };
+            let durable = std::mem::take(&mut taken.durable);
+            let mut cut = Vec::new();
+            for (range, w) in durable {
+                let _ = w.send(Err(StoreError::Backend(e.to_string())));
+                if refuse {
+                    cut.push(range);
+                }
+            }
+            if !cut.is_empty() {
+                let before = taken.lines.len();
+                taken.lines = without(&taken.lines, &cut);
+                bytes += before - taken.lines.len();
+                taken.statements -= cut.len() as u64;
+            }
+            if taken.lines.is_empty() {
+                continue;
+            }
+            match events_at.get(&session) {
+                Some(&i) => {
+                    if let Pending::Events { taken: first, .. } = &mut kept[i] {
+                        first.lines.push_str(&taken.lines);
+                        first.statements += taken.statements;
+                        first.refused += taken.refused;
+                    }
+                }
+                None => {
+                    events_at.insert(session.clone(), kept.len());
+                    kept.push(Pending::Events { session, taken });
+                }
+            }
+        }
+        self.queued.fetch_sub(bytes, Ordering::Relaxed);
+        self.pending = kept;
+    }
+}
+
+/// `lines` without the byte ranges `cut` (ascending, whole lines).
+fn without(lines: &str, cut: &[std::ops::Range<usize>]) -> String {
+    let mut out = String::with_capacity(lines.len());
+    let mut from = 0;
+    for r in cut {
+        out.push_str(&lines[from..r.start]);
+        from = r.end;
+    }
+    out.push_str(&lines[from..]);
+    out
 }
 
 /// Appends a record to `session`'s chain: its place and hash.
