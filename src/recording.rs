@@ -107,7 +107,7 @@ impl SessionLog {
                     text: &p.text,
                     parameters,
                 };
-                rec.send_json(Kind::Statement, &reference, false);
+                rec.reference(&reference);
                 return None;
             }
         }
@@ -334,9 +334,9 @@ impl SessionLog {
                                 parameters: None,
                             };
                             if durable {
-                                waits.push(rec.durable_json(Kind::Statement, &reference));
+                                waits.push(rec.reference_durable(&reference));
                             } else {
-                                rec.send_json(Kind::Statement, &reference, false);
+                                rec.reference(&reference);
                             }
                             continue;
                         }

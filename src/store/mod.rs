@@ -15,6 +15,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+mod encode;
 mod mailbox;
 pub mod postgres;
 pub mod session;

@@ -144,10 +144,20 @@ impl SessionRecorder {
             .push(kind, refused, |out| out.extend_from_slice(body.as_bytes()))
     }
 
-    /// Records an event nothing waits for (grouped), written as JSON
-    /// straight into the session's buffer; `false` when it was dropped.
-    pub fn send_json(&self, kind: Kind, event: &impl Serialize, refused: bool) -> bool {
-        self.events.push_json(kind, refused, event)
+    /// Records a statement that references its definition (grouped);
+    /// `false` when it was dropped.
+    pub fn reference(&self, reference: &super::Reference<'_>) -> bool {
+        self.events.push(Kind::Statement, false, |out| {
+            super::encode::reference(out, reference)
+        })
+    }
+
+    /// Records a statement that references its definition and must be
+    /// durable before it runs (see [`SessionRecorder::statement_durable`]).
+    pub fn reference_durable(&self, reference: &super::Reference<'_>) -> DurableWait {
+        self.durable_with(Kind::Statement, |out| {
+            super::encode::reference(out, reference)
+        })
     }
 
     /// Records an event that must be durable before its statement runs,
@@ -290,7 +300,9 @@ impl sqlgate_net::outcome::OutcomeSink for OutcomeRecorder {
                 result: None,
             },
         };
-        self.events.push_json(Kind::Outcome, false, &event);
+        self.events.push(Kind::Outcome, false, |out| {
+            super::encode::outcome(out, &event)
+        });
     }
 
     fn sample_limits(&self) -> sqlgate_net::outcome::SampleLimits {

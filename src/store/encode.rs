@@ -1,0 +1,197 @@
+//! The JSON of the two events every read records — a statement that
+//! references its definition, and an outcome with its result sample —
+//! written by hand. Why: through `serde_json` each field's key is escaped
+//! byte by byte and every piece is a call of its own; these two events
+//! are most of what a session encodes. The bytes are exactly what
+//! `serde_json` writes for the same event (a test holds them to it), so
+//! readers and stored trails do not change.
+//!
+//! This module must never write anything `serde_json` would not: a new
+//! field of these events must be added here too (the test fails until it
+//! is).
+
+use super::{OutcomeEvent, Reference, ResultRows};
+
+/// Writes `s` as a JSON string, escaped as `serde_json` escapes it.
+fn string(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            0x08 => b'b',
+            0x0C => b'f',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0x00..=0x1F => b'u',
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape == b'u' {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xF)],
+            ]);
+        } else {
+            out.extend_from_slice(&[b'\\', escape]);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+fn number(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn optional(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => string(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// `[v, ...]` of optional strings.
+fn values(out: &mut Vec<u8>, values: &[Option<String>]) {
+    out.push(b'[');
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        optional(out, v.as_deref());
+    }
+    out.push(b']');
+}
+
+/// A statement that references its definition.
+pub(super) fn reference(out: &mut Vec<u8>, r: &Reference<'_>) {
+    out.extend_from_slice(b"{\"d\":");
+    number(out, r.d);
+    out.extend_from_slice(b",\"text\":");
+    string(out, r.text);
+    if let Some(p) = r.parameters {
+        out.extend_from_slice(b",\"parameters\":");
+        values(out, p);
+    }
+    out.push(b'}');
+}
+
+/// What the server made of a statement, with its result sample.
+pub(super) fn outcome(out: &mut Vec<u8>, e: &OutcomeEvent) {
+    out.extend_from_slice(b"{\"tag\":");
+    optional(out, e.tag.as_deref());
+    out.extend_from_slice(b",\"rows\":");
+    number(out, e.rows);
+    if let Some(code) = &e.code {
+        out.extend_from_slice(b",\"code\":");
+        string(out, code);
+    }
+    if let Some(message) = &e.message {
+        out.extend_from_slice(b",\"message\":");
+        string(out, message);
+    }
+    out.extend_from_slice(b",\"bytes\":");
+    number(out, e.bytes);
+    if let Some(result) = &e.result {
+        out.extend_from_slice(b",\"result\":");
+        result_rows(out, result);
+    }
+    out.push(b'}');
+}
+
+fn result_rows(out: &mut Vec<u8>, r: &ResultRows) {
+    out.extend_from_slice(b"{\"columns\":[");
+    for (i, c) in r.columns.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, c);
+    }
+    out.extend_from_slice(b"],\"rows\":[");
+    for (i, row) in r.rows.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        values(out, row);
+    }
+    out.extend_from_slice(b"],\"truncated\":");
+    out.extend_from_slice(if r.truncated { b"true" } else { b"false" });
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    /// A string of every kind of character JSON escapes, and others.
+    fn text(rng: &mut impl Rng) -> String {
+        const PIECES: &[&str] = &[
+            "a", "Z", " ", "\"", "\\", "\n", "\r", "\t", "\u{8}", "\u{c}", "\u{0}", "\u{1f}",
+            "\u{7f}", "é", "→", "𝄞", "'", "/", "SELECT 1", "\u{2028}",
+        ];
+        let n = rng.random_range(0..12);
+        (0..n)
+            .map(|_| PIECES[rng.random_range(0..PIECES.len())])
+            .collect()
+    }
+
+    fn maybe(rng: &mut impl Rng) -> Option<String> {
+        rng.random_bool(0.7).then(|| text(rng))
+    }
+
+    fn values(rng: &mut impl Rng) -> Vec<Option<String>> {
+        (0..rng.random_range(0..4)).map(|_| maybe(rng)).collect()
+    }
+
+    #[test]
+    fn the_hot_events_are_written_as_serde_json_writes_them() {
+        let mut rng = rand::rng();
+        for _ in 0..5_000 {
+            let parameters = values(&mut rng);
+            let t = text(&mut rng);
+            let r = Reference {
+                d: rng.random(),
+                text: &t,
+                parameters: rng.random_bool(0.5).then_some(&parameters[..]),
+            };
+            let mut out = Vec::new();
+            reference(&mut out, &r);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&r).unwrap()
+            );
+            let e = OutcomeEvent {
+                tag: maybe(&mut rng),
+                rows: rng.random(),
+                code: maybe(&mut rng),
+                message: maybe(&mut rng),
+                bytes: rng.random(),
+                result: rng.random_bool(0.6).then(|| ResultRows {
+                    columns: (0..rng.random_range(0..3))
+                        .map(|_| text(&mut rng))
+                        .collect(),
+                    rows: (0..rng.random_range(0..3))
+                        .map(|_| values(&mut rng))
+                        .collect(),
+                    truncated: rng.random(),
+                }),
+            };
+            let mut out = Vec::new();
+            outcome(&mut out, &e);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&e).unwrap()
+            );
+        }
+    }
+}
