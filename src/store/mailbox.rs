@@ -15,8 +15,10 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
-use super::writer::Waiter;
-use super::Kind;
+use super::{Kind, StoreError};
+
+/// Who waits for a durable record's commit (a relay's task).
+pub(super) type Waiter = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
 
 /// Past this many buffered bytes the writer is woken to take them.
 const LARGE: usize = 1 << 20;

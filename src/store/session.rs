@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::mailbox::{Mailbox, Refused};
-use super::writer::{now_us, OnFailure, Recorder, Waiter};
+use super::mailbox::{Mailbox, Refused, Waiter};
+use super::writer::{now_us, OnFailure, Recorder};
 use super::{Kind, SessionEnd, SessionStart, StatementEvent, StoreError};
 
 /// A wait for a durable record's commit (see

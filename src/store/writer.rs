@@ -56,9 +56,6 @@ pub struct RecorderStats {
     pub queued_bytes: usize,
 }
 
-/// Who waits for a durable record's commit (a relay's task).
-pub(super) type Waiter = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
-
 pub(super) enum Msg {
     /// A session began: its start record, and where its events wait.
     Open {

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Instructions per transaction of the gateway, recording off or on, under
+# valgrind's callgrind: counts that this machine's steal time and noisy
+# neighbours do not move (user space only, every thread; SHA-256 runs in
+# valgrind's software path, which hides the CPU's SHA extensions).
+#
+#   bash benches/callgrind_gateway.sh [-b BINARY] [-w off|on] [-m simple|prepared]
+#
+# Needs valgrind and the database recording_e2e.sh makes (sqlgate_bench,
+# pgbench scale 10) on $PGHOST:$PGPORT. pgbench runs 4 clients: 300
+# transactions each to warm up (counters then zeroed), then 1,000 each,
+# counted. Prints one line; the callgrind file stays in bench-results/.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")/.." && pwd)"
+BIN="$HERE/target/release/sqlgate" W=on MODE=simple
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -b) BIN=$2; shift 2;; -w) W=$2; shift 2;; -m) MODE=$2; shift 2;;
+    *) echo "unknown arg $1" >&2; exit 2;;
+  esac
+done
+export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres} PGPASSWORD=${PGPASSWORD:-postgres}
+OUT="$HERE/bench-results/callgrind-$(date +%Y%m%d-%H%M%S)-$W-$MODE"
+mkdir -p "$OUT"
+PORT=6461
+cat >"$OUT/policy.toml" <<TOML
+[[rule]]
+name = "bench"
+users = ["$PGUSER"]
+targets = ["*"]
+allow = ["read", "write", "tx", "session"]
+TOML
+ENABLED=false; [ "$W" = on ] && ENABLED=true
+cat >"$OUT/sqlgate.toml" <<TOML
+[postgres]
+listen = "127.0.0.1:$PORT"
+
+[[target]]
+name = "sqlgate_bench"
+kind = "postgres"
+host = "$PGHOST"
+port = $PGPORT
+database = "sqlgate_bench"
+user = "$PGUSER"
+password_env = "PGPASSWORD"
+pool_size = 20
+
+[[user]]
+name = "$PGUSER"
+password_env = "PGPASSWORD"
+targets = ["sqlgate_bench"]
+
+[policy]
+files = ["policy.toml"]
+
+[recording]
+enabled = $ENABLED
+TOML
+RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
+  "$BIN" serve --config "$OUT/sqlgate.toml" 2>"$OUT/valgrind.log" &
+PID=$!
+trap 'kill -INT $PID 2>/dev/null || true' EXIT
+for _ in $(seq 120); do pg_isready -q -h 127.0.0.1 -p $PORT && break; sleep 1; done
+bench() { pgbench -n -S -M "$MODE" -c 4 -j 1 -t "$1" -h 127.0.0.1 -p $PORT -U "$PGUSER" sqlgate_bench; }
+bench 300 >/dev/null 2>&1
+callgrind_control -z $PID >/dev/null 2>&1
+bench 1000 >"$OUT/pgbench.log" 2>&1
+callgrind_control -d $PID >/dev/null 2>&1
+grep -q 'actually processed: 4000/4000' "$OUT/pgbench.log" || { cat "$OUT/pgbench.log" >&2; exit 1; }
+IR=$(grep -m1 '^summary:\|^totals:' "$OUT/callgrind.out.1" | awk '{print $2}')
+python3 -c "print(f'recording $W, $MODE: {$IR/4000/1000:.1f}k instructions per transaction ($OUT)')"
