@@ -24,6 +24,8 @@ pub(super) type Waiter = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
 const LARGE: usize = 1 << 20;
 /// A session's buffer when it first buffers an event.
 const INITIAL: usize = 4096;
+/// A busy session keeps its buffer up to this size between groups.
+const KEPT: usize = 128 << 10;
 
 /// What sessions tell the writer, and how they wake it.
 #[derive(Debug, Default)]
@@ -229,6 +231,11 @@ impl Mailbox {
         lines.clear();
         lines.extend_from_slice(&inbox.lines);
         inbox.lines.clear();
+        if inbox.lines.capacity() > KEPT {
+            // A buffer that one large event grew is not kept: memory the
+            // byte bound no longer counts.
+            inbox.lines = Vec::new();
+        }
         let taken = Taken {
             // Every line is ASCII around a body that `serde_json` wrote
             // or that was a `&str`: never invalid, kept whole if it were.
@@ -288,6 +295,18 @@ mod tests {
         let t = m.take(&mut pool).unwrap();
         assert_eq!(t.lines, "statement\t7\t{\"a\":3}\n");
         assert_eq!(t.end, Some((9, "{}".to_owned())));
+    }
+
+    #[test]
+    fn a_buffer_one_large_event_grew_is_not_kept() {
+        let m = mailbox();
+        let mut pool = Vec::new();
+        push(&m, &"x".repeat(4 * KEPT)).unwrap();
+        assert!(m.take(&mut pool).is_some());
+        assert_eq!(m.lock().lines.capacity(), 0);
+        push(&m, "{}").unwrap();
+        assert!(m.take(&mut pool).is_some());
+        assert!(m.lock().lines.capacity() > 0, "a small buffer is kept");
     }
 
     #[test]

@@ -61,6 +61,10 @@ impl Events {
         body: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), Option<Waiter>> {
         let recorder = &self.recorder;
+        if kind != Kind::Definition && recorder.full() {
+            recorder.lost("the writer holds too many bytes");
+            return Err(durable);
+        }
         // A definition is small and never left out for the byte bound (a
         // lost one would take the fixed fields of the statements that
         // reference it).
@@ -180,10 +184,11 @@ impl SessionRecorder {
             .is_ok();
         let on_failure = self.events.recorder.on_failure;
         Box::pin(async move {
-            if !sent {
-                return Err(StoreError::Stopped);
-            }
-            match (wait.await.unwrap_or(Err(StoreError::Stopped)), on_failure) {
+            let outcome = match sent {
+                true => wait.await.unwrap_or(Err(StoreError::Stopped)),
+                false => Err(StoreError::Stopped),
+            };
+            match (outcome, on_failure) {
                 (Ok(()), _) => Ok(()),
                 (Err(e), OnFailure::Refuse) => Err(e),
                 (Err(e), OnFailure::Continue) => {

@@ -279,6 +279,12 @@ impl Recorder {
         self.queued.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Whether the bound on bytes is reached (an event is then dropped
+    /// before it is written).
+    pub(super) fn full(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) >= MAX_QUEUED_BYTES
+    }
+
     /// Whether the writer is so far behind that samples are left out.
     pub(super) fn behind(&self) -> bool {
         self.queued.load(Ordering::Relaxed) > SAMPLE_BACKOFF_BYTES
@@ -294,7 +300,12 @@ impl Recorder {
     /// `false` when it could not be (the session goes unrecorded).
     pub(super) fn open(&self, mailbox: Arc<Mailbox>, body: String) -> bool {
         let bytes = body.len();
-        self.count(bytes);
+        // Within the bound like any event: a store down for hours must
+        // not collect the start of every session that comes meanwhile.
+        if !self.reserve(bytes) {
+            self.lost("the writer holds too many bytes to take a new session");
+            return false;
+        }
         let msg = Msg::Open {
             mailbox,
             at_us: now_us(),
@@ -616,7 +627,7 @@ impl Writer {
                 let before = taken.lines.len();
                 taken.lines = without(&taken.lines, &cut);
                 bytes += before - taken.lines.len();
-                taken.statements -= cut.len() as u64;
+                taken.statements = taken.statements.saturating_sub(cut.len() as u64);
             }
             if taken.lines.is_empty() {
                 continue;
@@ -640,15 +651,18 @@ impl Writer {
     }
 }
 
-/// `lines` without the byte ranges `cut` (ascending, whole lines).
+/// `lines` without the byte ranges `cut` (ascending, whole lines; a
+/// range that is not, which the mailbox never makes, is kept).
 fn without(lines: &str, cut: &[std::ops::Range<usize>]) -> String {
     let mut out = String::with_capacity(lines.len());
     let mut from = 0;
     for r in cut {
-        out.push_str(&lines[from..r.start]);
-        from = r.end;
+        if let (Some(kept), true) = (lines.get(from..r.start), lines.get(r.clone()).is_some()) {
+            out.push_str(kept);
+            from = r.end;
+        }
     }
-    out.push_str(&lines[from..]);
+    out.push_str(lines.get(from..).unwrap_or_default());
     out
 }
 

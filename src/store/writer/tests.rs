@@ -47,3 +47,41 @@ fn a_refused_durable_record_is_taken_out_of_the_kept_group() {
     let cut = vec![at("2")..at("3"), at("4")..lines.len()];
     assert_eq!(without(lines, &cut), "statement\t1\ta\nstatement\t3\tc\n");
 }
+
+#[test]
+fn a_range_that_is_not_whole_lines_is_kept_not_a_panic() {
+    let lines = "statement\t1\té\n";
+    let inside = lines.find('é').unwrap() + 1;
+    let cut = inside..lines.len();
+    assert_eq!(without(lines, std::slice::from_ref(&cut)), lines);
+}
+
+#[test]
+fn with_the_bound_reached_a_new_session_goes_unrecorded_and_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("b.db")).unwrap();
+    let rec = Recorder::start(
+        Box::new(store),
+        Duration::from_millis(5),
+        OnFailure::Refuse,
+        "test",
+        None,
+        None,
+    )
+    .unwrap();
+    rec.queued.store(MAX_QUEUED_BYTES, Ordering::Relaxed);
+    let start = crate::store::SessionStart {
+        instance: "test".into(),
+        user: "u".into(),
+        groups: vec![],
+        auth: "scram".into(),
+        client: "127.0.0.1:1".into(),
+        tls: false,
+        target: "t".into(),
+        protocol: "postgres".into(),
+    };
+    let session = rec.session(&start);
+    assert_eq!(rec.dropped(), 1);
+    assert!(!session.send(Kind::Definition, "{}", false), "closed");
+    assert_eq!(rec.queued.load(Ordering::Relaxed), MAX_QUEUED_BYTES);
+}
