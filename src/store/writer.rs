@@ -2,10 +2,10 @@
 //! session's events from its mailbox (`mailbox.rs`) as one record per
 //! session and commit, assigns each record its place in its session's
 //! chain, and commits in groups — at once when a statement waits to be
-//! durable before it is forwarded, otherwise within `flush_ms`. A group that fails (disk full, store
-//! down) is kept and retried; statements that must be durable are refused
-//! meanwhile (`on_failure = "refuse"`) or run unrecorded for now
-//! (`"continue"`), never silently.
+//! durable before it is forwarded, otherwise within `flush_ms`. A group
+//! that fails (disk full, store down) is kept and retried; statements
+//! that must be durable are refused meanwhile (`on_failure = "refuse"`)
+//! or run unrecorded for now (`"continue"`), never silently.
 //!
 //! This module must never let a record into the store without its hash
 //! chained to the record before it, nor acknowledge a durable record
