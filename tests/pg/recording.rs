@@ -537,6 +537,26 @@ async fn a_full_disk_refuses_writes_clearly_and_recording_resumes_when_space_ret
     assert!(scrape(admin)
         .await
         .contains("sqlgate_recording_store_healthy 1"));
+    // What was refused is in the trail as refused, never as run: its
+    // record, kept while the store failed, went with the refusal.
+    let refused_text = format!("INSERT INTO rec_full VALUES ({}, ", refused_at);
+    let recorded = statements(&disk.path().join("rec.db"));
+    let refused: Vec<_> = recorded
+        .iter()
+        .filter(|(_, e)| {
+            e.text.starts_with(&refused_text)
+                || (e.origin.starts_with("execute") && e.text.contains("'prepared'"))
+        })
+        .collect();
+    let shown: Vec<_> = refused
+        .iter()
+        .map(|(_, e)| (&e.origin, &e.verdict, e.refusal.is_some()))
+        .collect();
+    assert!(refused.len() >= 2, "{shown:?}");
+    assert!(
+        refused.iter().all(|(_, e)| e.refusal.is_some()),
+        "a refused statement recorded as run: {shown:?}"
+    );
     drop(agent);
     direct.batch_execute("DROP TABLE rec_full").await.unwrap();
 }

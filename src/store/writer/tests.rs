@@ -1,9 +1,10 @@
 use super::*;
 
-#[test]
-fn queued_bytes_are_bounded_and_given_back_when_committed() {
+/// A recorder over a throwaway SQLite store (the directory lives as long
+/// as the first value).
+fn recorder() -> (tempfile::TempDir, Recorder) {
     let dir = tempfile::tempdir().unwrap();
-    let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("q.db")).unwrap();
+    let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("r.db")).unwrap();
     let rec = Recorder::start(
         Box::new(store),
         Duration::from_millis(5),
@@ -13,7 +14,11 @@ fn queued_bytes_are_bounded_and_given_back_when_committed() {
         None,
     )
     .unwrap();
-    let start = crate::store::SessionStart {
+    (dir, rec)
+}
+
+fn start() -> crate::store::SessionStart {
+    crate::store::SessionStart {
         instance: "test".into(),
         user: "u".into(),
         groups: vec![],
@@ -22,7 +27,13 @@ fn queued_bytes_are_bounded_and_given_back_when_committed() {
         tls: false,
         target: "t".into(),
         protocol: "postgres".into(),
-    };
+    }
+}
+
+#[test]
+fn queued_bytes_are_bounded_and_given_back_when_committed() {
+    let (_dir, rec) = recorder();
+    let start = start();
     let mut session = rec.session(&start);
     assert!(session.send(Kind::Statement, "{}", false));
     session.end("done");
@@ -58,28 +69,9 @@ fn a_range_that_is_not_whole_lines_is_kept_not_a_panic() {
 
 #[test]
 fn with_the_bound_reached_a_new_session_goes_unrecorded_and_is_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("b.db")).unwrap();
-    let rec = Recorder::start(
-        Box::new(store),
-        Duration::from_millis(5),
-        OnFailure::Refuse,
-        "test",
-        None,
-        None,
-    )
-    .unwrap();
+    let (_dir, rec) = recorder();
     rec.queued.store(MAX_QUEUED_BYTES, Ordering::Relaxed);
-    let start = crate::store::SessionStart {
-        instance: "test".into(),
-        user: "u".into(),
-        groups: vec![],
-        auth: "scram".into(),
-        client: "127.0.0.1:1".into(),
-        tls: false,
-        target: "t".into(),
-        protocol: "postgres".into(),
-    };
+    let start = start();
     let session = rec.session(&start);
     assert_eq!(rec.dropped(), 1);
     assert!(!session.send(Kind::Definition, "{}", false), "closed");
