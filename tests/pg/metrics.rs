@@ -68,6 +68,9 @@ async fn metrics_parse_and_count_sessions_statements_refusals_and_pools() {
         .simple_query("CREATE TABLE metrics_never (x int)")
         .await
         .unwrap_err();
+    // The client has the error before the request's ReadyForQuery, where
+    // the gateway times it: a last query, answered whole, comes after it.
+    agent.simple_query("SELECT 3").await.unwrap();
     let s = scrape(&gw).await;
     let postgres_app = [("protocol", "postgres"), ("target", "app")];
     assert_eq!(
@@ -96,7 +99,7 @@ async fn metrics_parse_and_count_sessions_statements_refusals_and_pools() {
     assert!(value(&s, "sqlgate_pool_size", &postgres_app).is_some_and(|n| n >= 1.0));
     // Both cells of the masked column.
     assert_eq!(value(&s, "sqlgate_masked_cells_total", &[]), Some(2.0));
-    // Every request was timed: three SELECTs and the refused CREATE (its
+    // Every request was timed: four SELECTs and the refused CREATE (its
     // marker is a request too).
     let requests = s
         .samples
@@ -107,7 +110,7 @@ async fn metrics_parse_and_count_sessions_statements_refusals_and_pools() {
             }
             _ => None,
         });
-    assert_eq!(requests, Some(4.0));
+    assert_eq!(requests, Some(5.0));
     // The store's write latency is a histogram.
     assert!(
         s.samples
