@@ -69,6 +69,7 @@ impl SessionLog {
                 masked_columns: Vec::new(),
                 masked: false,
                 credential: false,
+                defined: prepared::NOT_DEFINED.into(),
             })
         });
         self.prepared.sent(name, p, confirmed);
@@ -101,7 +102,7 @@ impl SessionLog {
             let parameters = parameters
                 .as_deref()
                 .filter(|_| !p.credential && rec.records_parameters());
-            if let Some(d) = self.known_execution(origin, p) {
+            if let Some(d) = self.known_execution(origin, p, c.unconfirmed) {
                 let reference = crate::store::Reference {
                     d,
                     text: &p.text,
@@ -168,19 +169,29 @@ impl SessionLog {
     }
 
     /// The definition of an execution of `p`'s shape, when this session
-    /// has defined it (see [`SessionLog::known_shape`]).
-    fn known_execution(&self, origin: &str, p: &Prepared) -> Option<u32> {
+    /// has defined it (see [`SessionLog::known_shape`]); remembered in
+    /// `p` for its confirmed executions.
+    fn known_execution(&self, origin: &str, p: &Prepared, unconfirmed: bool) -> Option<u32> {
+        use std::sync::atomic::Ordering;
+        let remembered = p.defined.load(Ordering::Relaxed);
+        if !unconfirmed && remembered != prepared::NOT_DEFINED {
+            return Some(remembered);
+        }
         let definitions = self
             .definitions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        definitions.find(origin, &p.fingerprint, |d| {
+        let d = definitions.find(origin, &p.fingerprint, |d| {
             d.verdict == Verdict::Allow.as_str()
                 && d.masked == p.masked
                 && d.tags == p.tags
                 && d.rule == p.rule
                 && d.masked_columns == p.masked_columns
-        })
+        })?;
+        if !unconfirmed {
+            p.defined.store(d, Ordering::Relaxed);
+        }
+        Some(d)
     }
 
     /// The body that records `event`, its definition recorded first when
@@ -309,7 +320,12 @@ impl SessionLog {
         judged: &Result<Vec<Judged>, Refusal>,
     ) -> Option<Durable> {
         let rec = self.recorder.as_ref()?;
-        let text = String::from_utf8_lossy(sql);
+        // (`from_utf8` checks ASCII a word at a time; the lossy form only
+        // for a text that is not UTF-8.)
+        let text = match std::str::from_utf8(sql) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(sql),
+        };
         let prepares = matches!(origin, "parse" | "prepare");
         match judged {
             Ok(list) => {
@@ -364,6 +380,7 @@ impl SessionLog {
                             masked: event.masked,
                             // Decided once, not at each execution.
                             credential: credential || may_bind_a_secret(statement),
+                            defined: prepared::NOT_DEFINED.into(),
                         }));
                     }
                     if durable {
@@ -601,18 +618,19 @@ fn names_a_credential(text: &str) -> bool {
     // word whose length and first letter some credential word has is
     // compared (most words of most statements are not).
     let bytes = text.as_bytes();
-    let mut start = 0;
-    while start < bytes.len() {
-        let is_word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
-        let Some(offset) = bytes[start..].iter().position(is_word) else {
-            return false;
-        };
-        let begin = start + offset;
-        let len = bytes[begin..]
-            .iter()
-            .position(|b| !is_word(b))
-            .unwrap_or(bytes.len() - begin);
-        let w = &bytes[begin..begin + len];
+    let is_word = |b: u8| WORD_BYTES[usize::from(b)];
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_word(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let begin = i;
+        i += 1;
+        while i < bytes.len() && is_word(bytes[i]) {
+            i += 1;
+        }
+        let w = &bytes[begin..i];
         if may_be_credential_word(w)
             && CREDENTIAL_WORDS
                 .iter()
@@ -620,10 +638,21 @@ fn names_a_credential(text: &str) -> bool {
         {
             return true;
         }
-        start = begin + len;
     }
     false
 }
+
+/// The bytes of words: ASCII letters, digits and `_`.
+const WORD_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'_';
+        b += 1;
+    }
+    table
+};
 
 /// For each word length, the first letters of the credential words of
 /// that length (bit `n`: the `n`th letter of the alphabet).

@@ -31,7 +31,15 @@ pub(super) struct Prepared {
     /// It may carry or bind a credential, key or token: its parameters
     /// are not recorded.
     pub credential: bool,
+    /// The number of the session's definition its confirmed executions
+    /// reference, once found ([`NOT_DEFINED`] until then): its fields
+    /// never change, and a session's definitions are never taken back
+    /// once recorded.
+    pub defined: std::sync::atomic::AtomicU32,
 }
+
+/// [`Prepared::defined`] before its definition is found.
+pub(super) const NOT_DEFINED: u32 = u32::MAX;
 
 impl Prepared {
     /// Whether running it could change anything (a tag outside the
@@ -61,7 +69,8 @@ struct Texts {
     /// Parses forwarded and not yet answered, oldest first (as many as
     /// the relay lets a client queue).
     awaiting: VecDeque<(Vec<u8>, Arc<Prepared>)>,
-    by_name: HashMap<Vec<u8>, Arc<Prepared>>,
+    /// (foldhash, seeded per session: names are the client's to choose.)
+    by_name: HashMap<Vec<u8>, Arc<Prepared>, foldhash::fast::RandomState>,
     /// Names in the order they were prepared (for forgetting the oldest).
     order: VecDeque<Vec<u8>>,
 }
@@ -173,6 +182,7 @@ mod tests {
             masked_columns: Vec::new(),
             masked: false,
             credential: false,
+            defined: NOT_DEFINED.into(),
         })
     }
 

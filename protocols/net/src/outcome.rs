@@ -83,6 +83,31 @@ impl Sampler {
         self.bytes = 0;
     }
 
+    /// A result whose columns have these names starts, as with
+    /// [`Sampler::begin`] (names shown as UTF-8, lossily). One begun with
+    /// the same names and no rows yet is kept as it is, without a copy
+    /// (a portal described just before it runs).
+    pub fn begin_named<'n>(&mut self, names: impl ExactSizeIterator<Item = &'n [u8]> + Clone) {
+        let same = self.current.as_ref().is_some_and(|s| {
+            s.rows.is_empty()
+                && !s.truncated
+                && s.columns.len() == names.len()
+                && s.columns
+                    .iter()
+                    .zip(names.clone())
+                    .all(|(c, n)| c.as_bytes() == n)
+        });
+        if same {
+            self.bytes = 0;
+        } else {
+            self.begin(
+                names
+                    .map(|n| String::from_utf8_lossy(n).into_owned())
+                    .collect(),
+            );
+        }
+    }
+
     /// Whether a result has begun (and not finished).
     pub fn begun(&self) -> bool {
         self.current.is_some()
@@ -205,6 +230,42 @@ mod tests {
         assert!(got.truncated);
         assert!(s.finish().is_none());
         assert!(Sampler::new(SampleLimits { rows: 0, bytes: 10 }).is_none());
+    }
+
+    #[test]
+    fn a_result_begun_by_name_is_the_one_begin_would_start() {
+        let limits = SampleLimits {
+            rows: 5,
+            bytes: 100,
+        };
+        let names: [&[u8]; 2] = [b"a", b"b\xff"];
+        let begin_named = |s: &mut Sampler| s.begin_named(names.iter().copied());
+        let mut by_name = Sampler::new(limits).unwrap();
+        let mut by_begin = Sampler::new(limits).unwrap();
+        // From nothing, from other names, from the same names with a
+        // row already kept: each starts afresh, as `begin` does.
+        for before in [
+            None,
+            Some(vec!["x".to_owned()]),
+            Some(vec!["a".to_owned(), "b\u{fffd}".to_owned()]),
+        ] {
+            for s in [&mut by_name, &mut by_begin] {
+                if let Some(b) = &before {
+                    s.begin(b.clone());
+                    s.row(3, vec![Some("v".into()), None]);
+                }
+            }
+            begin_named(&mut by_name);
+            by_begin.begin(vec!["a".into(), "b\u{fffd}".into()]);
+            assert_eq!(by_name.current, by_begin.current);
+            assert_eq!(by_name.bytes, by_begin.bytes);
+        }
+        // The same names begun again keep the result (no rows yet).
+        begin_named(&mut by_name);
+        by_name.row(3, vec![Some("v".into()), None]);
+        let got = by_name.finish().unwrap();
+        assert_eq!(got.columns, ["a", "b\u{fffd}"]);
+        assert_eq!(got.rows.len(), 1);
     }
 
     #[test]

@@ -74,7 +74,14 @@ pub(super) struct Downstream<'a> {
     /// The column names of the last RowDescription (for the sample of an
     /// Execute without one).
     described: Vec<String>,
+    /// The body they were decoded from, when at most
+    /// [`REMEMBERED_DESCRIPTION`] bytes (clients describe the same
+    /// result again and again: it is decoded once).
+    described_from: Vec<u8>,
 }
+
+/// The longest RowDescription whose column names are remembered.
+const REMEMBERED_DESCRIPTION: usize = 4 << 10;
 
 /// What becomes of a server message.
 enum Rewrite {
@@ -118,6 +125,7 @@ impl<'a> Downstream<'a> {
             reported: false,
             sent: 0,
             described: Vec::new(),
+            described_from: Vec::new(),
         }
     }
 
@@ -486,11 +494,16 @@ impl<'a> Downstream<'a> {
             Answer::Described { mask, rows } => {
                 self.in_rows = rows;
                 if let Some(sampler) = &mut self.sampler {
-                    if let Some(fields) = mask::decode_row_description(body) {
-                        let names: Vec<String> =
-                            fields.iter().map(|f| mask::shown_name(&f.name)).collect();
-                        sampler.begin(names.clone());
-                        self.described = names;
+                    let known = !self.described_from.is_empty() && body == &self.described_from[..];
+                    if known {
+                        sampler.begin(self.described.clone());
+                    } else if let Some(fields) = mask::decode_row_description(body) {
+                        self.described = fields.iter().map(|f| mask::shown_name(&f.name)).collect();
+                        sampler.begin(self.described.clone());
+                        self.described_from.clear();
+                        if body.len() <= REMEMBERED_DESCRIPTION {
+                            self.described_from.extend_from_slice(body);
+                        }
                     }
                 }
                 let Some(mask) = mask else {
@@ -516,8 +529,8 @@ impl<'a> Downstream<'a> {
                     // last description if it has as many (a client that
                     // described the statement when it prepared it).
                     // (the latter when its first row is sampled).
-                    if let Some(f) = &fields {
-                        sampler.begin(f.iter().map(|f| mask::shown_name(&f.name)).collect());
+                    if let Some(f) = fields.get() {
+                        sampler.begin_named(f.iter().map(|f| &f.name[..]));
                     }
                 }
                 let Some(mask) = mask else {
@@ -525,7 +538,7 @@ impl<'a> Downstream<'a> {
                 };
                 let columns = mask::data_row_columns(body)
                     .ok_or_else(|| ProtocolError::malformed("DataRow"))?;
-                self.active = activate(&mask, execute_fields(fields, &formats, columns));
+                self.active = activate(&mask, execute_fields(fields.get(), &formats, columns));
                 self.mask_row(body)?
             }
         })
@@ -594,7 +607,7 @@ fn described(active: &ActiveMask) -> Rewrite {
 /// The columns of an Execute's rows: the statement's, as described to
 /// the relay, in the portal's formats (unknown columns when the
 /// description is missing or disagrees with the rows).
-fn execute_fields(described: Option<Vec<Field>>, formats: &[i16], columns: usize) -> Vec<Field> {
+fn execute_fields(described: Option<&Vec<Field>>, formats: &[i16], columns: usize) -> Vec<Field> {
     let unknown = |_| Field {
         name: Vec::new(),
         table_oid: 0,
@@ -605,7 +618,7 @@ fn execute_fields(described: Option<Vec<Field>>, formats: &[i16], columns: usize
         format: 0,
     };
     let mut fields = match described {
-        Some(f) if f.len() == columns => f,
+        Some(f) if f.len() == columns => f.clone(),
         _ => (0..columns).map(unknown).collect(),
     };
     for (i, f) in fields.iter_mut().enumerate() {

@@ -34,7 +34,7 @@ use bytes::BytesMut;
 use super::names::{plan_of, FieldsSlot, Names, Statement};
 use crate::error::ProtocolError;
 use crate::hooks::Planned;
-use crate::mask::{Field, ResultMask};
+use crate::mask::ResultMask;
 
 /// A message forwarded to the server that the server will answer (or
 /// that changes how it reads others).
@@ -141,7 +141,8 @@ pub(super) enum Answer {
     /// the statement's described columns in the portal's formats.
     ExecuteRows {
         mask: Option<Arc<dyn ResultMask>>,
-        fields: Option<Vec<Field>>,
+        /// (Shared, not copied: most executions only read the names.)
+        fields: FieldsSlot,
         formats: Vec<i16>,
     },
     /// A ReadyForQuery: the batch is over.
@@ -474,7 +475,7 @@ impl ServerModel {
                 let portal = self.names.portal(&name);
                 Answer::ExecuteRows {
                     mask: self.names.resolve(&portal.statement.plan),
-                    fields: portal.statement.fields.get().cloned(),
+                    fields: portal.statement.fields.clone(),
                     formats: portal.formats,
                 }
             }
