@@ -103,9 +103,10 @@ impl SessionLog {
                 .as_deref()
                 .filter(|_| !p.credential && rec.records_parameters());
             if let Some(d) = self.known_execution(origin, p, c.unconfirmed) {
+                // The definition has the text.
                 let reference = crate::store::Reference {
                     d,
-                    text: &p.text,
+                    text: None,
                     parameters,
                 };
                 rec.reference(&reference);
@@ -122,11 +123,13 @@ impl SessionLog {
             event.origin = "execute (unconfirmed)".to_owned();
         }
         let durable = c.durable;
+        // A known prepared text is its definition's.
+        let fixed_text = c.newest.is_some();
         if !durable {
-            self.record(rec, &event);
+            self.record(rec, &event, fixed_text);
             return None;
         }
-        let wait = self.record_durable(rec, &event);
+        let wait = self.record_durable(rec, &event, fixed_text);
         let handle = rec.handle();
         Some(Box::pin(async move {
             wait.await.map_err(|e| {
@@ -162,6 +165,7 @@ impl SessionLog {
                     .iter()
                     .map(String::as_str)
                     .eq(j.tags.iter().map(|t: Tag| t.name()))
+                && d.text.is_none()
                 && rule_is(d.rule.as_deref(), &j.decision)
                 && (!masked
                     || Some(&d.masked_columns) == j.masks.as_ref().map(masked_columns).as_ref())
@@ -187,6 +191,7 @@ impl SessionLog {
                 && d.tags == p.tags
                 && d.rule == p.rule
                 && d.masked_columns == p.masked_columns
+                && d.text.as_deref() == Some(p.text.as_str())
         })?;
         if !unconfirmed {
             p.defined.store(d, Ordering::Relaxed);
@@ -196,13 +201,18 @@ impl SessionLog {
 
     /// The body that records `event`, its definition recorded first when
     /// it is new (and the event recorded whole when that record could not
-    /// be queued).
-    fn statement_body(&self, rec: &SessionRecorder, event: &StatementEvent) -> String {
+    /// be queued). `fixed_text`: see [`definitions::Definitions::encode`].
+    fn statement_body(
+        &self,
+        rec: &SessionRecorder,
+        event: &StatementEvent,
+        fixed_text: bool,
+    ) -> String {
         let mut definitions = self
             .definitions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (new, body) = definitions.encode(event);
+        let (new, body) = definitions.encode(event, fixed_text);
         if let Some((d, def)) = new {
             if !rec.send(Kind::Definition, &def, false) {
                 definitions.forget(d);
@@ -213,8 +223,8 @@ impl SessionLog {
     }
 
     /// Records a statement nothing waits for.
-    fn record(&self, rec: &SessionRecorder, event: &StatementEvent) {
-        let body = self.statement_body(rec, event);
+    fn record(&self, rec: &SessionRecorder, event: &StatementEvent, fixed_text: bool) {
+        let body = self.statement_body(rec, event, fixed_text);
         rec.send(Kind::Statement, &body, event.refusal.is_some());
     }
 
@@ -223,8 +233,9 @@ impl SessionLog {
         &self,
         rec: &SessionRecorder,
         event: &StatementEvent,
+        fixed_text: bool,
     ) -> crate::store::session::DurableWait {
-        let body = self.statement_body(rec, event);
+        let body = self.statement_body(rec, event, fixed_text);
         rec.durable(Kind::Statement, &body)
     }
 
@@ -346,7 +357,7 @@ impl SessionLog {
                         if let Some(d) = self.known_shape(origin, j) {
                             let reference = crate::store::Reference {
                                 d,
-                                text: statement,
+                                text: Some(statement),
                                 parameters: None,
                             };
                             if durable {
@@ -384,10 +395,10 @@ impl SessionLog {
                         }));
                     }
                     if durable {
-                        let body = self.statement_body(rec, &event);
+                        let body = self.statement_body(rec, &event, false);
                         waits.push(rec.durable(Kind::Statement, &body));
                     } else {
-                        self.record(rec, &event);
+                        self.record(rec, &event, false);
                     }
                 }
                 if waits.is_empty() {

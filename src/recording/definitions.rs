@@ -56,9 +56,13 @@ impl Definitions {
     /// Numbers a new definition (`d` is set here); `None` when the
     /// session keeps no more.
     pub fn add(&mut self, mut def: Definition) -> Option<Definition> {
-        let bytes = def.fingerprint.len() + def.origin.len();
+        let bytes = def.size();
         if self.count >= MAX_DEFINITIONS
             || def.fingerprint.len() > MAX_DEFINED_FINGERPRINT
+            || def
+                .text
+                .as_ref()
+                .is_some_and(|t| t.len() > MAX_DEFINED_FINGERPRINT)
             || self.bytes + bytes > MAX_DEFINED_BYTES
         {
             return None;
@@ -74,7 +78,14 @@ impl Definitions {
     /// The records of `event`: its definition's body when the definition
     /// is new (number and JSON), and the statement's body referencing it —
     /// whole when it is refused or the session keeps no more definitions.
-    pub fn encode(&mut self, event: &StatementEvent) -> (Option<(u32, String)>, String) {
+    /// `fixed_text`: every statement of its shape runs this very text
+    /// (an execution of a prepared statement): the definition keeps it,
+    /// the references leave it out.
+    pub fn encode(
+        &mut self,
+        event: &StatementEvent,
+        fixed_text: bool,
+    ) -> (Option<(u32, String)>, String) {
         let whole = || serde_json::to_string(event).unwrap_or_default();
         if event.refusal.is_some() {
             return (None, whole());
@@ -85,6 +96,7 @@ impl Definitions {
                 && d.masked == event.masked
                 && d.rule == event.rule
                 && d.masked_columns == event.masked_columns
+                && d.text.as_deref() == fixed_text.then_some(event.text.as_str())
         };
         let (new, d) = match self.find(&event.origin, &event.fingerprint, same) {
             Some(d) => (None, d),
@@ -98,6 +110,7 @@ impl Definitions {
                     masked: event.masked,
                     rule: event.rule.clone(),
                     masked_columns: event.masked_columns.clone(),
+                    text: fixed_text.then(|| event.text.clone()),
                 }) else {
                     return (None, whole());
                 };
@@ -107,7 +120,7 @@ impl Definitions {
         };
         let reference = Reference {
             d,
-            text: &event.text,
+            text: (!fixed_text).then_some(event.text.as_str()),
             parameters: event.parameters.as_deref(),
         };
         (new, serde_json::to_string(&reference).unwrap_or_default())
@@ -118,9 +131,20 @@ impl Definitions {
         for defs in self.by_shape.values_mut() {
             if let Some(i) = defs.iter().position(|x| x.d == d) {
                 let gone = defs.swap_remove(i);
-                self.bytes -= gone.fingerprint.len() + gone.origin.len();
+                self.bytes -= gone.size();
             }
         }
+    }
+}
+
+/// What a definition's strings take, as [`MAX_DEFINED_BYTES`] counts.
+trait Size {
+    fn size(&self) -> usize;
+}
+
+impl Size for Definition {
+    fn size(&self) -> usize {
+        self.fingerprint.len() + self.origin.len() + self.text.as_ref().map_or(0, String::len)
     }
 }
 
@@ -138,6 +162,7 @@ mod tests {
             masked: false,
             rule: None,
             masked_columns: Vec::new(),
+            text: None,
         }
     }
 
@@ -169,7 +194,7 @@ mod tests {
         let mut lines = String::new();
         let mut bodies = Vec::new();
         for e in &sent {
-            let (new, body) = defs.encode(e);
+            let (new, body) = defs.encode(e, false);
             if let Some((_, def)) = new {
                 lines.push_str(&format!("definition\t1\t{def}\n"));
             }
@@ -212,11 +237,55 @@ mod tests {
     }
 
     #[test]
+    fn executions_reference_a_definition_that_holds_their_text() {
+        use crate::store::{events, Kind, Row};
+        let mut defs = Definitions::default();
+        let execution = |text: &str, parameter: &str| StatementEvent {
+            origin: "execute".into(),
+            parameters: Some(vec![Some(parameter.into())]),
+            ..event(text, "allow")
+        };
+        // Two prepared texts of one fingerprint: two definitions.
+        let sent = [
+            execution("SELECT 1 FROM t WHERE a = $1", "x"),
+            execution("SELECT 1 FROM t WHERE a = $1", "y"),
+            execution("SELECT 2 FROM t WHERE a = $1", "z"),
+        ];
+        let mut lines = String::new();
+        let mut bodies = Vec::new();
+        for e in &sent {
+            let (new, body) = defs.encode(e, true);
+            if let Some((_, def)) = new {
+                lines.push_str(&format!("definition\t1\t{def}\n"));
+            }
+            lines.push_str(&format!("statement\t1\t{body}\n"));
+            bodies.push(body);
+        }
+        // The second is a number and its parameters: no text.
+        assert_eq!(bodies[1], r#"{"d":0,"parameters":["y"]}"#);
+        assert!(bodies[2].starts_with(r#"{"d":1,"#), "{}", bodies[2]);
+        let row = Row {
+            session: "s".into(),
+            seq: 1,
+            kind: Kind::Events,
+            at_us: 1,
+            body: lines,
+            prev: [0; 32],
+            hash: [0; 32],
+        };
+        let read: Vec<StatementEvent> = events(&[row])
+            .iter()
+            .map(|e| serde_json::from_str(&e.body).unwrap())
+            .collect();
+        assert_eq!(read, sent);
+    }
+
+    #[test]
     fn long_fingerprints_are_not_defined() {
         let mut defs = Definitions::default();
         let mut e = event("SELECT 1 FROM t", "allow");
         e.fingerprint = "x".repeat(MAX_DEFINED_FINGERPRINT + 1);
-        let (new, body) = defs.encode(&e);
+        let (new, body) = defs.encode(&e, false);
         assert!(new.is_none());
         assert_eq!(serde_json::from_str::<StatementEvent>(&body).unwrap(), e);
     }

@@ -109,8 +109,10 @@ fn values(out: &mut Vec<u8>, values: &[Option<String>]) {
 pub(super) fn reference(out: &mut Vec<u8>, r: &Reference<'_>) {
     out.extend_from_slice(b"{\"d\":");
     number(out, r.d);
-    out.extend_from_slice(b",\"text\":");
-    string(out, r.text);
+    if let Some(text) = r.text {
+        out.extend_from_slice(b",\"text\":");
+        string(out, text);
+    }
     if let Some(p) = r.parameters {
         out.extend_from_slice(b",\"parameters\":");
         values(out, p);
@@ -156,8 +158,10 @@ fn result_rows(out: &mut Vec<u8>, r: &ResultRows) {
         }
         values(out, row);
     }
-    out.extend_from_slice(b"],\"truncated\":");
-    out.extend_from_slice(if r.truncated { b"true" } else { b"false" });
+    out.push(b']');
+    if r.truncated {
+        out.extend_from_slice(b",\"truncated\":true");
+    }
     out.push(b'}');
 }
 
@@ -212,7 +216,7 @@ mod tests {
             let t = text(&mut rng);
             let r = Reference {
                 d: rng.random(),
-                text: &t,
+                text: rng.random_bool(0.8).then_some(t.as_str()),
                 parameters: rng.random_bool(0.5).then_some(&parameters[..]),
             };
             let mut out = Vec::new();

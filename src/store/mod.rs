@@ -109,7 +109,9 @@ pub struct StatementEvent {
     /// Where the text came from (query, parse, startup, ...).
     #[serde(default)]
     pub origin: String,
-    /// The statement's text.
+    /// The statement's text (a statement that references a definition
+    /// with a text leaves it out: it is the definition's).
+    #[serde(default)]
     pub text: String,
     /// Its fingerprint (literals out: `policy::fingerprint`).
     #[serde(default)]
@@ -160,16 +162,22 @@ pub struct Definition {
     /// The result columns masked, as `column (rule)`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub masked_columns: Vec<String>,
+    /// The text every statement referencing it ran, when that is fixed:
+    /// the executions of one prepared statement (their references then
+    /// leave it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
-/// A statement that references its definition: its text, and its bound
-/// parameters when recorded.
+/// A statement that references its definition: its text (unless the
+/// definition has it), and its bound parameters when recorded.
 #[derive(Debug, Serialize)]
 pub struct Reference<'a> {
     /// The definition's number.
     pub d: u32,
-    /// The text as recorded.
-    pub text: &'a str,
+    /// The text as recorded (`None`: the definition's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<&'a str>,
     /// Bound parameter values, when recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parameters: Option<&'a [Option<String>]>,
@@ -230,7 +238,8 @@ pub struct ResultRows {
     pub columns: Vec<String>,
     /// Values (`None`: NULL; binary values as `\x` and hex).
     pub rows: Vec<Vec<Option<String>>>,
-    /// More rows followed than were kept.
+    /// More rows followed than were kept (written only when so).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
 }
 
@@ -361,6 +370,9 @@ fn whole_statement(body: &str, definitions: &std::collections::HashMap<u32, Defi
     event.masked = def.masked;
     event.rule = def.rule.clone();
     event.masked_columns = def.masked_columns.clone();
+    if let Some(text) = &def.text {
+        event.text = text.clone();
+    }
     serde_json::to_string(&event).unwrap_or_else(|_| body.to_owned())
 }
 
