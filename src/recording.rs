@@ -91,8 +91,17 @@ impl SessionLog {
     ) -> Option<Durable> {
         let rec = self.recorder.as_ref()?;
         let c = self.prepared.candidates(name);
+        // A named statement's executions run its one text, which their
+        // definition then holds; the unnamed statement is most often
+        // parsed anew for each execution, with literals in its text, so
+        // its executions share definitions by fingerprint and carry their
+        // text (a definition per text would use up the session's).
+        let fixed_text = !name.is_empty()
+            && c.newest
+                .as_deref()
+                .is_some_and(|p| definitions::may_hold(&p.text));
         // A read of a known text whose shape this session has defined:
-        // its text and parameters and the definition's number.
+        // its parameters and the definition's number (and its text).
         if let Some(p) = c.newest.as_deref().filter(|_| !c.durable) {
             let origin = if c.unconfirmed {
                 "execute (unconfirmed)"
@@ -102,11 +111,10 @@ impl SessionLog {
             let parameters = parameters
                 .as_deref()
                 .filter(|_| !p.credential && rec.records_parameters());
-            if let Some(d) = self.known_execution(origin, p, c.unconfirmed) {
-                // The definition has the text.
+            if let Some(d) = self.known_execution(origin, p, c.unconfirmed, fixed_text) {
                 let reference = crate::store::Reference {
                     d,
-                    text: None,
+                    text: (!fixed_text).then_some(p.text.as_str()),
                     parameters,
                 };
                 rec.reference(&reference);
@@ -123,8 +131,6 @@ impl SessionLog {
             event.origin = "execute (unconfirmed)".to_owned();
         }
         let durable = c.durable;
-        // A known prepared text is its definition's.
-        let fixed_text = c.newest.is_some();
         if !durable {
             self.record(rec, &event, fixed_text);
             return None;
@@ -174,8 +180,15 @@ impl SessionLog {
 
     /// The definition of an execution of `p`'s shape, when this session
     /// has defined it (see [`SessionLog::known_shape`]); remembered in
-    /// `p` for its confirmed executions.
-    fn known_execution(&self, origin: &str, p: &Prepared, unconfirmed: bool) -> Option<u32> {
+    /// `p` for its confirmed executions. `fixed_text`: the definition
+    /// holds `p`'s text.
+    fn known_execution(
+        &self,
+        origin: &str,
+        p: &Prepared,
+        unconfirmed: bool,
+        fixed_text: bool,
+    ) -> Option<u32> {
         use std::sync::atomic::Ordering;
         let remembered = p.defined.load(Ordering::Relaxed);
         if !unconfirmed && remembered != prepared::NOT_DEFINED {
@@ -191,7 +204,7 @@ impl SessionLog {
                 && d.tags == p.tags
                 && d.rule == p.rule
                 && d.masked_columns == p.masked_columns
-                && d.text.as_deref() == Some(p.text.as_str())
+                && d.text.as_deref() == fixed_text.then_some(p.text.as_str())
         })?;
         if !unconfirmed {
             p.defined.store(d, Ordering::Relaxed);

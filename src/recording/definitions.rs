@@ -87,6 +87,8 @@ impl Definitions {
         fixed_text: bool,
     ) -> (Option<(u32, String)>, String) {
         let whole = || serde_json::to_string(event).unwrap_or_default();
+        // A text too long to define is carried by each reference.
+        let fixed_text = fixed_text && may_hold(&event.text);
         if event.refusal.is_some() {
             return (None, whole());
         }
@@ -135,6 +137,12 @@ impl Definitions {
             }
         }
     }
+}
+
+/// Whether a definition may hold `text` (see
+/// [`Definitions::encode`]'s `fixed_text`).
+pub fn may_hold(text: &str) -> bool {
+    text.len() <= MAX_DEFINED_FINGERPRINT
 }
 
 /// What a definition's strings take, as [`MAX_DEFINED_BYTES`] counts.

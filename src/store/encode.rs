@@ -158,10 +158,8 @@ fn result_rows(out: &mut Vec<u8>, r: &ResultRows) {
         }
         values(out, row);
     }
-    out.push(b']');
-    if r.truncated {
-        out.extend_from_slice(b",\"truncated\":true");
-    }
+    out.extend_from_slice(b"],\"truncated\":");
+    out.extend_from_slice(if r.truncated { b"true" } else { b"false" });
     out.push(b'}');
 }
 

@@ -26,6 +26,13 @@ const LARGE: usize = 1 << 20;
 const INITIAL: usize = 4096;
 /// A busy session keeps its buffer up to this size between groups.
 const KEPT: usize = 128 << 10;
+/// Bytes a session reserves against the recorder's bound at a time, and
+/// uses up event by event: the bound is one counter that every session
+/// shares, and one update of it per event would move its cache line
+/// between the CPUs at every event. What a session has not used goes
+/// back when the writer takes its events (so at most this much per
+/// session that recorded since the last group is reserved unused).
+const CREDIT: usize = 16 << 10;
 
 /// What sessions tell the writer, and how they wake it.
 #[derive(Debug, Default)]
@@ -107,6 +114,8 @@ struct Inbox {
     end: Option<(i64, String)>,
     /// Nothing is taken any more (ended, or never known to the writer).
     closed: bool,
+    /// Bytes reserved against the recorder's bound and not used yet.
+    credit: usize,
 }
 
 /// What the writer takes from a mailbox.
@@ -144,8 +153,10 @@ impl Mailbox {
         self.inbox.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends an event whose JSON `body` writes; `reserve` counts its
-    /// bytes against the recorder's bound (`false`: it does not fit).
+    /// Appends an event whose JSON `body` writes; `reserve` counts bytes
+    /// against the recorder's bound (`false`: they do not fit), asked
+    /// for [`CREDIT`] more than the event needs when the session's credit
+    /// is short, or for exactly what it lacks when that does not fit.
     /// `durable`: who waits for its commit (the writer is woken).
     pub(super) fn push(
         &self,
@@ -153,7 +164,7 @@ impl Mailbox {
         at_us: i64,
         refused: bool,
         durable: Option<Waiter>,
-        reserve: impl FnOnce(usize) -> bool,
+        mut reserve: impl FnMut(usize) -> bool,
         body: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), (Refused, Option<Waiter>)> {
         let mut inbox = self.lock();
@@ -172,9 +183,19 @@ impl Mailbox {
         body(lines);
         lines.push(b'\n');
         let end = lines.len();
-        if !reserve(end - start) {
-            inbox.lines.truncate(start);
-            return Err((Refused::Full, durable));
+        let need = end - start;
+        if inbox.credit >= need {
+            inbox.credit -= need;
+        } else {
+            let short = need - inbox.credit;
+            if reserve(short + CREDIT) {
+                inbox.credit = CREDIT;
+            } else if reserve(short) {
+                inbox.credit = 0;
+            } else {
+                inbox.lines.truncate(start);
+                return Err((Refused::Full, durable));
+            }
         }
         if start == 0 {
             inbox.first_at = at_us;
@@ -218,11 +239,14 @@ impl Mailbox {
     }
 
     /// Takes what is buffered (`None`: nothing), its lines copied into a
-    /// buffer from `pool`. The session keeps its own buffer while it is
-    /// busy (no reallocation, and no fresh pages, each group) and gives
-    /// it up once a group found it idle (an idle session holds none).
-    pub(super) fn take(&self, pool: &mut Vec<Vec<u8>>) -> Option<Taken> {
+    /// buffer from `pool`, and adds the session's unused credit to
+    /// `released` (for the writer to give back to the bound). The session
+    /// keeps its own buffer while it is busy (no reallocation, and no
+    /// fresh pages, each group) and gives it up once a group found it
+    /// idle (an idle session holds none).
+    pub(super) fn take(&self, pool: &mut Vec<Vec<u8>>, released: &mut usize) -> Option<Taken> {
         let mut inbox = self.lock();
+        *released += std::mem::take(&mut inbox.credit);
         if inbox.lines.is_empty() && inbox.end.is_none() {
             inbox.lines = Vec::new();
             return None;
@@ -276,13 +300,60 @@ mod tests {
     }
 
     #[test]
+    fn bytes_are_reserved_a_block_at_a_time_and_what_is_unused_goes_back() {
+        let m = mailbox();
+        let bound = std::cell::Cell::new(CREDIT + 100);
+        let reserved = std::cell::Cell::new(0);
+        let asks = std::cell::Cell::new(0);
+        let push = |body: &str| {
+            m.push(
+                Kind::Statement,
+                7,
+                false,
+                None,
+                |n| {
+                    asks.set(asks.get() + 1);
+                    if n > bound.get() {
+                        return false;
+                    }
+                    bound.set(bound.get() - n);
+                    reserved.set(reserved.get() + n);
+                    true
+                },
+                |out| out.extend_from_slice(body.as_bytes()),
+            )
+            .map_err(|(r, _)| r)
+        };
+        // The first event reserves a block; the next ones use it up
+        // without asking.
+        push("{}").unwrap();
+        push("{}").unwrap();
+        assert_eq!(asks.get(), 1);
+        // Near the bound: no block fits, exactly what is lacking does.
+        let large = "x".repeat(CREDIT);
+        push(&large).unwrap();
+        assert_eq!(asks.get(), 3);
+        // Past it: refused, nothing kept.
+        assert_eq!(push(&large), Err(Refused::Full));
+        let mut released = 0;
+        let t = m.take(&mut Vec::new(), &mut released).unwrap();
+        // What was reserved is what the lines hold plus what went back.
+        assert_eq!(reserved.get(), t.lines.len() + released);
+        assert_eq!(t.lines.matches('\n').count(), 3);
+        // Given back once: a second take releases nothing.
+        let mut again = 0;
+        assert!(m.take(&mut Vec::new(), &mut again).is_none());
+        assert_eq!(again, 0);
+    }
+
+    #[test]
     fn events_come_out_in_order_and_nothing_after_the_end() {
         let m = mailbox();
         let mut pool = Vec::new();
-        assert!(m.take(&mut pool).is_none());
+        assert!(m.take(&mut pool, &mut 0).is_none());
         push(&m, "{\"a\":1}").unwrap();
         push(&m, "{\"a\":2}").unwrap();
-        let t = m.take(&mut pool).unwrap();
+        let t = m.take(&mut pool, &mut 0).unwrap();
         assert_eq!(
             t.lines,
             "statement\t7\t{\"a\":1}\nstatement\t7\t{\"a\":2}\n"
@@ -292,7 +363,7 @@ mod tests {
         assert!(m.close(9, "{}".into()));
         assert!(!m.close(9, "{}".into()));
         assert_eq!(push(&m, "{\"a\":4}"), Err(Refused::Closed));
-        let t = m.take(&mut pool).unwrap();
+        let t = m.take(&mut pool, &mut 0).unwrap();
         assert_eq!(t.lines, "statement\t7\t{\"a\":3}\n");
         assert_eq!(t.end, Some((9, "{}".to_owned())));
     }
@@ -302,10 +373,10 @@ mod tests {
         let m = mailbox();
         let mut pool = Vec::new();
         push(&m, &"x".repeat(4 * KEPT)).unwrap();
-        assert!(m.take(&mut pool).is_some());
+        assert!(m.take(&mut pool, &mut 0).is_some());
         assert_eq!(m.lock().lines.capacity(), 0);
         push(&m, "{}").unwrap();
-        assert!(m.take(&mut pool).is_some());
+        assert!(m.take(&mut pool, &mut 0).is_some());
         assert!(m.lock().lines.capacity() > 0, "a small buffer is kept");
     }
 
@@ -321,6 +392,6 @@ mod tests {
             |out| out.extend_from_slice(b"{}"),
         );
         assert!(matches!(r, Err((Refused::Full, None))));
-        assert!(m.take(&mut Vec::new()).is_none());
+        assert!(m.take(&mut Vec::new(), &mut 0).is_none());
     }
 }

@@ -238,8 +238,8 @@ pub struct ResultRows {
     pub columns: Vec<String>,
     /// Values (`None`: NULL; binary values as `\x` and hex).
     pub rows: Vec<Vec<Option<String>>>,
-    /// More rows followed than were kept (written only when so).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// More rows followed than were kept.
+    #[serde(default)]
     pub truncated: bool,
 }
 

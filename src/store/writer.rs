@@ -442,8 +442,9 @@ impl Writer {
     fn take_mailboxes(&mut self) {
         let mut spare = std::mem::take(&mut self.spare);
         let pending = &mut self.pending;
+        let mut released = 0;
         self.mailboxes.retain(|m| {
-            let Some(mut taken) = m.take(&mut spare) else {
+            let Some(mut taken) = m.take(&mut spare, &mut released) else {
                 return true;
             };
             let end = taken.end.take();
@@ -465,6 +466,7 @@ impl Writer {
                 None => true,
             }
         });
+        self.queued.fetch_sub(released, Ordering::Relaxed);
         self.spare = spare;
     }
 

@@ -797,8 +797,57 @@ async fn an_execution_is_recorded_with_the_text_the_server_prepared() {
         )),
         "{executed:?}"
     );
+    // A named statement's executions reference a definition that holds
+    // its text; the unnamed statement, parsed anew with new literals,
+    // shares a definition by fingerprint and carries its texts.
+    for script in [
+        Script::default().bind("", "s1").execute("", 0).sync(),
+        Script::default()
+            .parse("", "SELECT 'u1' AS what")
+            .bind("", "")
+            .execute("", 0)
+            .sync(),
+        Script::default()
+            .parse("", "SELECT 'u2' AS what")
+            .bind("", "")
+            .execute("", 0)
+            .sync(),
+    ] {
+        let got = exchange(&mut c, script, 1).await;
+        assert!(got.iter().all(|m| m.0 != b'E'));
+    }
     drop(c);
     gw.running.recorder.as_ref().unwrap().flush();
+    let mut lines = Vec::new();
+    let mut raw = SqliteStore::open(&store).unwrap();
+    for id in raw.session_ids().unwrap() {
+        for r in raw.rows(&id).unwrap() {
+            lines.extend(r.body.lines().map(str::to_owned));
+        }
+    }
+    let mut texts_defined: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("definition\t"))
+        .filter_map(|l| {
+            serde_json::from_str::<sqlgate::store::Definition>(l.split_once('\t')?.1).ok()
+        })
+        .filter_map(|d| d.text)
+        .collect();
+    texts_defined.sort();
+    assert_eq!(
+        texts_defined,
+        [
+            "INSERT INTO rec_pipe VALUES (7)",
+            "SELECT 'prepared first' AS what"
+        ]
+    );
+    let compact = lines
+        .iter()
+        .filter(|l| {
+            l.starts_with("statement\t") && l.contains("{\"d\":") && !l.contains("\"text\"")
+        })
+        .count();
+    assert_eq!(compact, 3, "s1's two executions and w's: {lines:#?}");
     let executed: Vec<(String, String)> = statements(&store)
         .into_iter()
         .filter(|(_, e)| e.origin.starts_with("execute"))
@@ -815,6 +864,9 @@ async fn an_execution_is_recorded_with_the_text_the_server_prepared() {
                 "execute (unconfirmed)".to_owned(),
                 "INSERT INTO rec_pipe VALUES (7)".to_owned()
             ),
+            execute("SELECT 'prepared first' AS what"),
+            execute("SELECT 'u1' AS what"),
+            execute("SELECT 'u2' AS what"),
         ]
     );
     direct.batch_execute("DROP TABLE rec_pipe").await.unwrap();

@@ -162,19 +162,28 @@ impl Sampler {
 /// A value as a sample shows it: text as it is, anything else as `\x`
 /// and hex.
 pub fn shown(value: &[u8]) -> String {
+    // Printable ASCII (most values) is text without a look at each of
+    // its characters (samples of wide results are many values).
+    let plain = |v: &[u8]| {
+        v.iter()
+            .all(|&b| matches!(b, 0x20..=0x7e | b'\n' | b'\t' | b'\r'))
+    };
     match std::str::from_utf8(value) {
         Ok(s)
-            if !s
-                .chars()
-                .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') =>
+            if plain(value)
+                || !s
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') =>
         {
             s.to_owned()
         }
         _ => {
             let mut out = String::with_capacity(2 + 2 * value.len());
             out.push_str("\\x");
+            const HEX: &[u8; 16] = b"0123456789abcdef";
             for b in value {
-                out.push_str(&format!("{b:02x}"));
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
             }
             out
         }
@@ -271,6 +280,11 @@ mod tests {
     #[test]
     fn values_that_are_not_text_show_as_hex() {
         assert_eq!(shown(b"hello"), "hello");
+        assert_eq!(shown(b"a\tb\r\nc ~"), "a\tb\r\nc ~");
+        assert_eq!(shown(b"a\x7f"), "\\x617f");
+        assert_eq!(shown(b"a\x1b"), "\\x611b");
+        assert_eq!(shown("é→".as_bytes()), "é→");
+        assert_eq!(shown("a\u{85}".as_bytes()), "\\x61c285");
         assert_eq!(shown(&[0, 0, 0, 1]), "\\x00000001");
         assert_eq!(shown(&[0xff]), "\\xff");
     }
