@@ -854,6 +854,7 @@ async fn an_execution_is_recorded_with_the_text_the_server_prepared() {
         .map(|(_, e)| (e.origin, e.text))
         .collect();
     let execute = |t: &str| ("execute".to_owned(), t.to_owned());
+    let unconfirmed = |t: &str| ("execute (unconfirmed)".to_owned(), t.to_owned());
     assert_eq!(
         executed,
         [
@@ -865,8 +866,9 @@ async fn an_execution_is_recorded_with_the_text_the_server_prepared() {
                 "INSERT INTO rec_pipe VALUES (7)".to_owned()
             ),
             execute("SELECT 'prepared first' AS what"),
-            execute("SELECT 'u1' AS what"),
-            execute("SELECT 'u2' AS what"),
+            // (Bound before their Parse was answered.)
+            unconfirmed("SELECT 'u1' AS what"),
+            unconfirmed("SELECT 'u2' AS what"),
         ]
     );
     direct.batch_execute("DROP TABLE rec_pipe").await.unwrap();
