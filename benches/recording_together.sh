@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# What recording costs, measured so that this machine's noise cancels:
+# two sqlgate instances (recording off, recording on; the same policy
+# judging every statement) driven at the same time by two pgbench runs of
+# the same kind, so that both see the same steal time and neighbours, and
+# each one's CPU per transaction (user + system, from /proc) is taken over
+# the same window. Alternating runs (`recording_e2e.sh`) move by more than
+# 10 % from one 8 s run to the next here; these pairs by a few percent.
+#
+#   bash benches/recording_together.sh [-T SECS] [-r ROUNDS] [-c CLIENTS] [-m "prepared simple"]
+#
+# Needs the database recording_e2e.sh makes (sqlgate_bench, pgbench scale
+# 10) on $PGHOST:$PGPORT and a release build (cargo build --release).
+# Prints one line per run and instance, then per mode the median of the
+# pairs' on/off ratios. Raw output: bench-results/.
+set -euo pipefail
+T=8 R=6 C=16 MODES="prepared simple"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -T) T=$2; shift 2;; -r) R=$2; shift 2;; -c) C=$2; shift 2;; -m) MODES=$2; shift 2;;
+    *) echo "unknown arg $1" >&2; exit 2;;
+  esac
+done
+HERE="$(cd "$(dirname "$0")/.." && pwd)"
+export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres} PGPASSWORD=${PGPASSWORD:-postgres}
+OUT="$HERE/bench-results/together-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT"
+cat >"$OUT/bench-policy.toml" <<TOML
+[[rule]]
+name = "bench"
+users = ["$PGUSER"]
+targets = ["*"]
+allow = ["read", "write", "tx", "session"]
+TOML
+write_config() {  # PORT RECORDING
+cat <<TOML
+[postgres]
+listen = "127.0.0.1:$1"
+
+[[target]]
+name = "sqlgate_bench"
+kind = "postgres"
+host = "$PGHOST"
+port = $PGPORT
+database = "sqlgate_bench"
+user = "$PGUSER"
+password_env = "PGPASSWORD"
+pool_size = 20
+
+[[user]]
+name = "$PGUSER"
+password_env = "PGPASSWORD"
+targets = ["sqlgate_bench"]
+
+[policy]
+files = ["bench-policy.toml"]
+
+[recording]
+enabled = $2
+TOML
+}
+OFF_PORT=6481 ON_PORT=6482
+write_config $OFF_PORT false >"$OUT/sqlgate-off.toml"
+write_config $ON_PORT true >"$OUT/sqlgate-on.toml"
+RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate-off.toml" 2>"$OUT/sqlgate-off.log" &
+OFF_PID=$!
+RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate-on.toml" 2>"$OUT/sqlgate-on.log" &
+ON_PID=$!
+trap 'kill $OFF_PID $ON_PID 2>/dev/null || true' EXIT
+for p in $OFF_PORT $ON_PORT; do
+  for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p $p && break; sleep 0.1; done
+done
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+txns() { awk '/actually processed/ {split($NF, a, "/"); print a[1]}' "$1"; }
+per_txn() { python3 -c "print(round(($2 - $1) * 1e6 / $(getconf CLK_TCK) / $3, 2))"; }
+bench() { pgbench -n -S -M "$1" -c "$C" -j 2 -T "$T" -h 127.0.0.1 -p "$2" -U "$PGUSER" sqlgate_bench; }
+for r in $(seq "$R"); do
+  for m in $MODES; do
+    a0=$(cpu $OFF_PID) b0=$(cpu $ON_PID)
+    bench "$m" $OFF_PORT >"$OUT/off.log" 2>&1 &
+    BG=$!
+    bench "$m" $ON_PORT >"$OUT/on.log" 2>&1
+    wait $BG
+    a1=$(cpu $OFF_PID) b1=$(cpu $ON_PID)
+    echo "$m $r off $(txns "$OUT/off.log") $(per_txn "$a0" "$a1" "$(txns "$OUT/off.log")")"
+    echo "$m $r on $(txns "$OUT/on.log") $(per_txn "$b0" "$b1" "$(txns "$OUT/on.log")")"
+  done
+done | tee "$OUT/runs.txt"
+python3 - "$OUT/runs.txt" <<'PY' | tee "$OUT/summary.txt"
+import collections, statistics, sys
+runs = collections.defaultdict(dict)
+for line in open(sys.argv[1]):
+    mode, r, which, _, us = line.split()
+    runs[(mode, r)][which] = float(us)
+for mode in sorted({m for m, _ in runs}):
+    pairs = [v for (m, _), v in runs.items() if m == mode]
+    ratios = [p["on"] / p["off"] for p in pairs]
+    print(f"{mode}: {len(pairs)} pairs, CPU µs/txn off {statistics.median(p['off'] for p in pairs):.2f}, "
+          f"on {statistics.median(p['on'] for p in pairs):.2f}; on/off per pair "
+          f"{', '.join(f'{x:.3f}' for x in ratios)}; median {statistics.median(ratios):.3f}")
+PY
+echo "results: $OUT"
