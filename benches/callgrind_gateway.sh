@@ -23,39 +23,10 @@ export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postg
 OUT="$HERE/bench-results/callgrind-$(date +%Y%m%d-%H%M%S)-$W-$MODE"
 mkdir -p "$OUT"
 PORT=6461
-cat >"$OUT/policy.toml" <<TOML
-[[rule]]
-name = "bench"
-users = ["$PGUSER"]
-targets = ["*"]
-allow = ["read", "write", "tx", "session"]
-TOML
+. "$HERE/benches/lib/pg_gateway.sh"
+bench_policy "$PGUSER" >"$OUT/policy.toml"
 ENABLED=false; [ "$W" = on ] && ENABLED=true
-cat >"$OUT/sqlgate.toml" <<TOML
-[postgres]
-listen = "127.0.0.1:$PORT"
-
-[[target]]
-name = "sqlgate_bench"
-kind = "postgres"
-host = "$PGHOST"
-port = $PGPORT
-database = "sqlgate_bench"
-user = "$PGUSER"
-password_env = "PGPASSWORD"
-pool_size = 20
-
-[[user]]
-name = "$PGUSER"
-password_env = "PGPASSWORD"
-targets = ["sqlgate_bench"]
-
-[policy]
-files = ["policy.toml"]
-
-[recording]
-enabled = $ENABLED
-TOML
+gateway_config "$PORT" "$ENABLED" sqlgate_bench policy.toml >"$OUT/sqlgate.toml"
 RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
   "$BIN" serve --config "$OUT/sqlgate.toml" 2>"$OUT/valgrind.log" &
 PID=$!

@@ -32,40 +32,9 @@ cargo build --release --quiet
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 bash "$BENCH/pg_bench.sh" -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d "$DB" --init -r 0 -o "$OUT" >/dev/null
 
-write_config() {  # PORT RECORDING
-cat <<TOML
-[postgres]
-listen = "127.0.0.1:$1"
-
-[[target]]
-name = "$DB"
-kind = "postgres"
-host = "$PGHOST"
-port = $PGPORT
-database = "$DB"
-user = "$PGUSER"
-password_env = "PGPASSWORD"
-pool_size = 20
-
-[[user]]
-name = "$PGUSER"
-password_env = "PGPASSWORD"
-targets = ["$DB"]
-
-[policy]
-files = ["bench-policy.toml"]
-
-[recording]
-enabled = $2
-TOML
-}
-cat >"$OUT/bench-policy.toml" <<TOML
-[[rule]]
-name = "bench"
-users = ["$PGUSER"]
-targets = ["*"]
-allow = ["read", "write", "tx", "session"]
-TOML
+. "$HERE/benches/lib/pg_gateway.sh"
+bench_policy "$PGUSER" >"$OUT/bench-policy.toml"
+write_config() { gateway_config "$1" "$2" "$DB" bench-policy.toml; }
 OFF_PORT=6451 ON_PORT=6452
 write_config $OFF_PORT false >"$OUT/sqlgate-off.toml"
 write_config $ON_PORT true >"$OUT/sqlgate-on.toml"

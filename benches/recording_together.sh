@@ -25,40 +25,9 @@ HERE="$(cd "$(dirname "$0")/.." && pwd)"
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres} PGPASSWORD=${PGPASSWORD:-postgres}
 OUT="$HERE/bench-results/together-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
-cat >"$OUT/bench-policy.toml" <<TOML
-[[rule]]
-name = "bench"
-users = ["$PGUSER"]
-targets = ["*"]
-allow = ["read", "write", "tx", "session"]
-TOML
-write_config() {  # PORT RECORDING
-cat <<TOML
-[postgres]
-listen = "127.0.0.1:$1"
-
-[[target]]
-name = "sqlgate_bench"
-kind = "postgres"
-host = "$PGHOST"
-port = $PGPORT
-database = "sqlgate_bench"
-user = "$PGUSER"
-password_env = "PGPASSWORD"
-pool_size = 20
-
-[[user]]
-name = "$PGUSER"
-password_env = "PGPASSWORD"
-targets = ["sqlgate_bench"]
-
-[policy]
-files = ["bench-policy.toml"]
-
-[recording]
-enabled = $2
-TOML
-}
+. "$HERE/benches/lib/pg_gateway.sh"
+bench_policy "$PGUSER" >"$OUT/bench-policy.toml"
+write_config() { gateway_config "$1" "$2" sqlgate_bench bench-policy.toml; }
 OFF_PORT=6481 ON_PORT=6482
 write_config $OFF_PORT false >"$OUT/sqlgate-off.toml"
 write_config $ON_PORT true >"$OUT/sqlgate-on.toml"

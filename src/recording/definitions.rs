@@ -189,6 +189,43 @@ mod tests {
         }
     }
 
+    /// Encodes `sent` as a session would record it: each statement's
+    /// body, and the events a reader gets back from those records.
+    fn record_and_read(
+        defs: &mut Definitions,
+        sent: &[StatementEvent],
+        fixed_text: bool,
+    ) -> (Vec<String>, Vec<StatementEvent>) {
+        use crate::store::{events, Kind, Row};
+        let mut lines = String::new();
+        let mut bodies = Vec::new();
+        for e in sent {
+            let (new, body) = defs.encode(e, fixed_text);
+            if let Some((_, def)) = new {
+                lines.push_str(&format!("definition\t1\t{def}\n"));
+            }
+            lines.push_str(&format!("statement\t1\t{body}\n"));
+            bodies.push(body);
+        }
+        let row = Row {
+            session: "s".into(),
+            seq: 1,
+            kind: Kind::Events,
+            at_us: 1,
+            body: lines,
+            prev: [0; 32],
+            hash: [0; 32],
+        };
+        let read = events(&[row])
+            .iter()
+            .map(|e| {
+                assert_eq!(e.kind, Kind::Statement);
+                serde_json::from_str(&e.body).unwrap()
+            })
+            .collect();
+        (bodies, read)
+    }
+
     #[test]
     fn statements_of_one_shape_reference_one_definition_and_read_back_whole() {
         use crate::store::{events, Kind, Row};
@@ -199,35 +236,10 @@ mod tests {
             // A policy reload changed the verdict: a new definition.
             event("SELECT 3 FROM t", "deny"),
         ];
-        let mut lines = String::new();
-        let mut bodies = Vec::new();
-        for e in &sent {
-            let (new, body) = defs.encode(e, false);
-            if let Some((_, def)) = new {
-                lines.push_str(&format!("definition\t1\t{def}\n"));
-            }
-            lines.push_str(&format!("statement\t1\t{body}\n"));
-            bodies.push(body);
-        }
+        let (bodies, read) = record_and_read(&mut defs, &sent, false);
         // The second is its text and a number, nothing else.
         assert_eq!(bodies[1], r#"{"d":0,"text":"SELECT 2 FROM t"}"#);
         assert!(bodies[2].starts_with(r#"{"d":1,"#), "{}", bodies[2]);
-        let row = Row {
-            session: "s".into(),
-            seq: 1,
-            kind: Kind::Events,
-            at_us: 1,
-            body: lines,
-            prev: [0; 32],
-            hash: [0; 32],
-        };
-        let read: Vec<StatementEvent> = events(&[row])
-            .iter()
-            .map(|e| {
-                assert_eq!(e.kind, Kind::Statement);
-                serde_json::from_str(&e.body).unwrap()
-            })
-            .collect();
         assert_eq!(read, sent);
         // A reference whose definition is not there says so.
         let dangling = Row {
@@ -246,7 +258,6 @@ mod tests {
 
     #[test]
     fn executions_reference_a_definition_that_holds_their_text() {
-        use crate::store::{events, Kind, Row};
         let mut defs = Definitions::default();
         let execution = |text: &str, parameter: &str| StatementEvent {
             origin: "execute".into(),
@@ -259,32 +270,10 @@ mod tests {
             execution("SELECT 1 FROM t WHERE a = $1", "y"),
             execution("SELECT 2 FROM t WHERE a = $1", "z"),
         ];
-        let mut lines = String::new();
-        let mut bodies = Vec::new();
-        for e in &sent {
-            let (new, body) = defs.encode(e, true);
-            if let Some((_, def)) = new {
-                lines.push_str(&format!("definition\t1\t{def}\n"));
-            }
-            lines.push_str(&format!("statement\t1\t{body}\n"));
-            bodies.push(body);
-        }
+        let (bodies, read) = record_and_read(&mut defs, &sent, true);
         // The second is a number and its parameters: no text.
         assert_eq!(bodies[1], r#"{"d":0,"parameters":["y"]}"#);
         assert!(bodies[2].starts_with(r#"{"d":1,"#), "{}", bodies[2]);
-        let row = Row {
-            session: "s".into(),
-            seq: 1,
-            kind: Kind::Events,
-            at_us: 1,
-            body: lines,
-            prev: [0; 32],
-            hash: [0; 32],
-        };
-        let read: Vec<StatementEvent> = events(&[row])
-            .iter()
-            .map(|e| serde_json::from_str(&e.body).unwrap())
-            .collect();
         assert_eq!(read, sent);
     }
 
