@@ -9,7 +9,6 @@
 //! credentials reaches a record.
 
 use crate::policy::engine::{Judged, Refusal, RefusedBy};
-use crate::policy::literals;
 use crate::policy::parse::SqlDialect;
 use crate::policy::rules::Verdict;
 use crate::policy::tags::Tag;
@@ -23,8 +22,13 @@ pub(crate) const HARMLESS: &[&str] = &["read", "tx", "session"];
 /// A wait for a text's durable records (see [`SessionLog::judged`]).
 pub type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Refusal>> + Send>>;
 
+mod credentials;
 mod definitions;
 mod prepared;
+
+pub(crate) use credentials::may_bind_a_secret;
+pub use credentials::{loggable, shown_text};
+use credentials::{names_a_credential, recorded_text};
 
 use prepared::{Prepared, PreparedTexts};
 
@@ -609,210 +613,4 @@ fn masks_anything(m: &crate::policy::mask::result::StatementMasks) -> bool {
         || m.plan
             .as_ref()
             .is_some_and(|p| p.iter().any(|c| *c != ColumnPlan::Clear))
-}
-
-/// The words that mark a text as one that may carry a credential.
-const CREDENTIAL_WORDS: &[&str] = &[
-    "PASSWORD",
-    "IDENTIFIED",
-    "MASTER_PASSWORD",
-    "SOURCE_PASSWORD",
-    "SSLPASSWORD",
-    "PGP_SYM_ENCRYPT",
-    "PGP_SYM_DECRYPT",
-    "PGP_PUB_ENCRYPT",
-    "PGP_PUB_DECRYPT",
-    "AES_ENCRYPT",
-    "AES_DECRYPT",
-    "DES_ENCRYPT",
-    "DES_DECRYPT",
-    "ENCRYPT",
-    "ENCODE",
-    "DECODE",
-    "CRYPT",
-    "KEYRING_KEY_STORE",
-];
-
-/// Whether a text may carry a credential (`PASSWORD 'x'`, `IDENTIFIED BY
-/// 'x'`): such texts are recorded with their literals out, so that no
-/// password, nor a hash of one, reaches the store.
-fn names_a_credential(text: &str) -> bool {
-    // One pass over the bytes (it runs for every recorded statement):
-    // words are maximal runs of letters, digits and underscores; only a
-    // word whose length and first letter some credential word has is
-    // compared (most words of most statements are not).
-    let bytes = text.as_bytes();
-    let is_word = |b: u8| WORD_BYTES[usize::from(b)];
-    let mut i = 0;
-    while i < bytes.len() {
-        if !is_word(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        let begin = i;
-        i += 1;
-        while i < bytes.len() && is_word(bytes[i]) {
-            i += 1;
-        }
-        let w = &bytes[begin..i];
-        if may_be_credential_word(w)
-            && CREDENTIAL_WORDS
-                .iter()
-                .any(|k| w.eq_ignore_ascii_case(k.as_bytes()))
-        {
-            return true;
-        }
-    }
-    false
-}
-
-/// The bytes of words: ASCII letters, digits and `_`.
-const WORD_BYTES: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric() || c == b'_';
-        b += 1;
-    }
-    table
-};
-
-/// For each word length, the first letters of the credential words of
-/// that length (bit `n`: the `n`th letter of the alphabet).
-const CREDENTIAL_STARTS: [u32; 32] = {
-    let mut table = [0u32; 32];
-    let mut i = 0;
-    while i < CREDENTIAL_WORDS.len() {
-        let w = CREDENTIAL_WORDS[i].as_bytes();
-        table[w.len()] |= 1 << (w[0].to_ascii_lowercase() - b'a');
-        i += 1;
-    }
-    table
-};
-
-/// Whether word `w` has the length and first letter of a credential word.
-fn may_be_credential_word(w: &[u8]) -> bool {
-    let first = w[0].to_ascii_lowercase();
-    w.len() < CREDENTIAL_STARTS.len()
-        && first.is_ascii_lowercase()
-        && CREDENTIAL_STARTS[w.len()] & (1 << (first - b'a')) != 0
-}
-
-/// Whether a prepared statement's parameters may carry a key, password
-/// or token (`pgp_sym_decrypt(col, $1)`, `hmac($1, ...)`,
-/// `dblink_connect($1)`, a `password` or `api_key` column): its
-/// executions are recorded without them. Wider than
-/// [`names_a_credential`]: parts of words count.
-pub(crate) fn may_bind_a_secret(text: &str) -> bool {
-    const PARTS: &[&str] = &[
-        "crypt", "pgp_", "hmac", "passw", "secret", "token", "key", "dblink", "auth", "cred",
-        "digest", "sign",
-    ];
-    let lower = text.to_ascii_lowercase();
-    names_a_credential(text) || PARTS.iter().any(|p| lower.contains(p))
-}
-
-/// A text as logs may show it: with its literals out when it may carry a
-/// credential (a log is no place for a password either).
-pub fn loggable(dialect: SqlDialect, text: &str) -> std::borrow::Cow<'_, str> {
-    if names_a_credential(text) {
-        std::borrow::Cow::Owned(literals::scrub_literals(dialect, text))
-    } else {
-        std::borrow::Cow::Borrowed(text)
-    }
-}
-
-/// A statement as records and approvers see it: as sent, or with its
-/// literals replaced when it may carry a credential.
-pub fn shown_text(
-    dialect: SqlDialect,
-    statement: &str,
-    tags: crate::policy::tags::TagSet,
-) -> String {
-    let credential =
-        tags.iter().any(|t: Tag| t.name().starts_with("dcl.")) || names_a_credential(statement);
-    recorded_text(dialect, statement, credential)
-}
-
-/// The text a record keeps: as sent, or with its literals replaced when
-/// it may carry a credential (roles and users are `dcl.*`).
-fn recorded_text(dialect: SqlDialect, text: &str, credential: bool) -> String {
-    if credential {
-        literals::scrub_literals(dialect, text)
-    } else {
-        text.to_owned()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_never_reach_a_record() {
-        for (d, sql) in [
-            (
-                SqlDialect::Postgres,
-                "ALTER USER app WITH PASSWORD 'hunter2'",
-            ),
-            (
-                SqlDialect::Postgres,
-                "CREATE ROLE x LOGIN PASSWORD 'md5abcdef0123'",
-            ),
-            (
-                SqlDialect::Mysql,
-                "CREATE USER 'a'@'%' IDENTIFIED BY 'hunter2'",
-            ),
-            (SqlDialect::Mysql, "SET PASSWORD FOR 'a'@'%' = 'hunter2'"),
-        ] {
-            assert!(names_a_credential(sql), "{sql}");
-            let kept = recorded_text(d, sql, true);
-            assert!(
-                !kept.contains("hunter2") && !kept.contains("md5abc"),
-                "{kept}"
-            );
-        }
-        assert!(!names_a_credential("SELECT email FROM users"));
-    }
-
-    /// The one-pass scan finds exactly the texts a split into words
-    /// finds, over the classification corpus and edge cases.
-    #[test]
-    fn the_credential_scan_agrees_with_splitting_into_words() {
-        fn by_words(text: &str) -> bool {
-            text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-                .any(|w| CREDENTIAL_WORDS.iter().any(|k| w.eq_ignore_ascii_case(k)))
-        }
-        let corpus = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/policy/classify.tsv"
-        ))
-        .unwrap();
-        let mut texts: Vec<String> = corpus.lines().map(str::to_owned).collect();
-        texts.extend(
-            [
-                "password",
-                "xpassword",
-                "password_x",
-                "a.password",
-                "crypt(",
-                "_crypt",
-                "encrypted",
-                "CrYpT",
-                "pgp_sym_encrypt",
-                "master_password=1",
-                "é password é",
-                "passwordpassword",
-                "",
-            ]
-            .map(str::to_owned),
-        );
-        let mut found = 0;
-        for t in &texts {
-            assert_eq!(names_a_credential(t), by_words(t), "{t}");
-            found += by_words(t) as usize;
-        }
-        assert!(found > 5, "{found}");
-    }
 }

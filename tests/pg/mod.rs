@@ -20,6 +20,7 @@ mod pool;
 mod protocol_fuzz;
 mod protocol_state;
 mod recording;
+mod recording_prepared;
 mod reflection;
 mod relay;
 mod tools;
