@@ -493,24 +493,40 @@ impl<'a> Downstream<'a> {
             Answer::Own => Rewrite::Drop,
             Answer::Described { mask, rows } => {
                 self.in_rows = rows;
+                // Decoded once, for the mask (which needs it whole) and
+                // the sample's names alike.
+                let masked = match &mask {
+                    Some(_) => Some(
+                        mask::decode_row_description(body)
+                            .ok_or_else(|| ProtocolError::malformed("RowDescription"))?,
+                    ),
+                    None => None,
+                };
                 if let Some(sampler) = &mut self.sampler {
                     let known = !self.described_from.is_empty() && body == &self.described_from[..];
-                    if known {
-                        sampler.begin(self.described.clone());
-                    } else if let Some(fields) = mask::decode_row_description(body) {
+                    let decoded;
+                    let fields = match (&masked, known) {
+                        (_, true) => None,
+                        (Some(f), false) => Some(f),
+                        (None, false) => {
+                            decoded = mask::decode_row_description(body);
+                            decoded.as_ref()
+                        }
+                    };
+                    if let Some(fields) = fields {
                         self.described = fields.iter().map(|f| mask::shown_name(&f.name)).collect();
-                        sampler.begin(self.described.clone());
                         self.described_from.clear();
                         if body.len() <= REMEMBERED_DESCRIPTION {
                             self.described_from.extend_from_slice(body);
                         }
                     }
+                    if known || fields.is_some() {
+                        sampler.begin(self.described.clone());
+                    }
                 }
-                let Some(mask) = mask else {
+                let (Some(mask), Some(fields)) = (mask, masked) else {
                     return Ok(Rewrite::Keep);
                 };
-                let fields = mask::decode_row_description(body)
-                    .ok_or_else(|| ProtocolError::malformed("RowDescription"))?;
                 let active = activate(&mask, fields);
                 let told = active.as_ref().map_or(Rewrite::Keep, described);
                 if rows {
