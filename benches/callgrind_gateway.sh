@@ -9,7 +9,8 @@
 # Needs valgrind and the database recording_e2e.sh makes (sqlgate_bench,
 # pgbench scale 10) on $PGHOST:$PGPORT. pgbench runs 4 clients: 300
 # transactions each to warm up (counters then zeroed), then 1,000 each,
-# counted. Prints one line; the callgrind file stays in bench-results/.
+# counted. Prints one line (all threads, and the recorder's apart); the
+# callgrind files (one per thread) stay in bench-results/.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$HERE/target/release/sqlgate" W=on MODE=simple
@@ -27,7 +28,7 @@ PORT=6461
 bench_policy "$PGUSER" >"$OUT/policy.toml"
 ENABLED=false; [ "$W" = on ] && ENABLED=true
 gateway_config "$PORT" "$ENABLED" sqlgate_bench policy.toml >"$OUT/sqlgate.toml"
-RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
+RUST_LOG=warn valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$OUT/callgrind.out" \
   "$BIN" serve --config "$OUT/sqlgate.toml" 2>"$OUT/valgrind.log" &
 PID=$!
 trap 'kill -INT $PID 2>/dev/null || true' EXIT
@@ -38,5 +39,19 @@ callgrind_control -z $PID >/dev/null 2>&1
 bench 1000 >"$OUT/pgbench.log" 2>&1
 callgrind_control -d $PID >/dev/null 2>&1
 grep -q 'actually processed: 4000/4000' "$OUT/pgbench.log" || { cat "$OUT/pgbench.log" >&2; exit 1; }
-IR=$(grep -m1 '^summary:\|^totals:' "$OUT/callgrind.out.1" | awk '{print $2}')
-python3 -c "print(f'recording $W, $MODE: {$IR/4000/1000:.1f}k instructions per transaction ($OUT)')"
+# One file per thread: the recorder's thread is the one that runs the
+# writer's loop.
+python3 - "$OUT" "$W" "$MODE" <<'PY'
+import glob, re, sys
+out, w, mode = sys.argv[1:]
+total = writer = 0
+for f in glob.glob(f"{out}/callgrind.out.1-*"):
+    text = open(f, errors="replace").read()
+    ir = int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1))
+    total += ir
+    if "sqlgate::store::writer::Writer::run" in text:
+        writer += ir
+k = lambda n: f"{n / 4000 / 1000:.1f}k"
+print(f"recording {w}, {mode}: {k(total)} instructions per transaction "
+      f"(workers {k(total - writer)}, recorder {k(writer)}) ({out})")
+PY

@@ -78,15 +78,14 @@ fn run(policies: &mut [SessionPolicy], logs: Option<(&mut [SessionLog], &Recorde
                 let judged = policies[s].judge(sql.as_bytes());
                 let wait = logs[s].judged(SqlDialect::Postgres, "query", sql.as_bytes(), &judged);
                 assert!(wait.is_none(), "a read waits for nothing");
-                sinks[s].outcome(Outcome::Done {
-                    tag: "SELECT 1".to_owned(),
+                let value = (i % 5000).to_string();
+                let sample =
+                    ResultSample::new(vec!["abalance".to_owned()], [[Some(&value[..])]], false);
+                sinks[s].outcome(&Outcome::Done {
+                    tag: "SELECT 1".into(),
                     rows: 1,
                     bytes: 70,
-                    sample: Some(ResultSample {
-                        columns: vec!["abalance".to_owned()],
-                        rows: vec![vec![Some((i % 5000).to_string())]],
-                        truncated: false,
-                    }),
+                    sample: Some(std::borrow::Cow::Owned(sample)),
                 });
             }
             recorder.flush();

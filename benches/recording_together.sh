@@ -4,7 +4,7 @@
 # judging every statement) driven at the same time by two pgbench runs of
 # the same kind, so that both see the same steal time and neighbours, and
 # each one's CPU per transaction (user + system, from /proc) is taken over
-# the same window. Alternating runs (`recording_e2e.sh`) move by more than
+# the same window, and the recorder thread's share of the "on" one's. Alternating runs (`recording_e2e.sh`) move by more than
 # 10 % from one 8 s run to the next here; these pairs by a few percent.
 #
 #   bash benches/recording_together.sh [-T SECS] [-r ROUNDS] [-c CLIENTS] [-m "prepared simple"]
@@ -40,26 +40,42 @@ for p in $OFF_PORT $ON_PORT; do
   for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p $p && break; sleep 0.1; done
 done
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The recorder's thread alone (its share of the "on" instance's CPU).
+writer_cpu() {
+  local t
+  for t in /proc/$1/task/*; do
+    [ "$(cat "$t/comm")" = sqlgate-recorde ] && awk '{print $14 + $15}' "$t/stat" && return
+  done
+  echo 0
+}
+# Context switches of all of an instance's threads (each a sleep or a
+# preemption: what costs beyond instructions on two shared cores).
+switches() { cat /proc/$1/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}'; }
 txns() { awk '/actually processed/ {split($NF, a, "/"); print a[1]}' "$1"; }
 per_txn() { python3 -c "print(round(($2 - $1) * 1e6 / $(getconf CLK_TCK) / $3, 2))"; }
 bench() { pgbench -n -S -M "$1" -c "$C" -j 2 -T "$T" -h 127.0.0.1 -p "$2" -U "$PGUSER" sqlgate_bench; }
 for r in $(seq "$R"); do
   for m in $MODES; do
-    a0=$(cpu $OFF_PID) b0=$(cpu $ON_PID)
+    a0=$(cpu $OFF_PID) b0=$(cpu $ON_PID) w0=$(writer_cpu $ON_PID)
+    s0=$(switches $OFF_PID) t0=$(switches $ON_PID)
     bench "$m" $OFF_PORT >"$OUT/off.log" 2>&1 &
     BG=$!
     bench "$m" $ON_PORT >"$OUT/on.log" 2>&1
     wait $BG
-    a1=$(cpu $OFF_PID) b1=$(cpu $ON_PID)
-    echo "$m $r off $(txns "$OUT/off.log") $(per_txn "$a0" "$a1" "$(txns "$OUT/off.log")")"
-    echo "$m $r on $(txns "$OUT/on.log") $(per_txn "$b0" "$b1" "$(txns "$OUT/on.log")")"
+    a1=$(cpu $OFF_PID) b1=$(cpu $ON_PID) w1=$(writer_cpu $ON_PID)
+    s1=$(switches $OFF_PID) t1=$(switches $ON_PID)
+    n_off=$(txns "$OUT/off.log") n_on=$(txns "$OUT/on.log")
+    sw_off=$(python3 -c "print(round(($s1 - $s0) / $n_off, 2))")
+    sw_on=$(python3 -c "print(round(($t1 - $t0) / $n_on, 2))")
+    echo "$m $r off $n_off $(per_txn "$a0" "$a1" "$n_off") switches $sw_off"
+    echo "$m $r on $n_on $(per_txn "$b0" "$b1" "$n_on") switches $sw_on writer $(per_txn "$w0" "$w1" "$n_on")"
   done
 done | tee "$OUT/runs.txt"
 python3 - "$OUT/runs.txt" <<'PY' | tee "$OUT/summary.txt"
 import collections, statistics, sys
 runs = collections.defaultdict(dict)
 for line in open(sys.argv[1]):
-    mode, r, which, _, us = line.split()
+    mode, r, which, _, us = line.split()[:5]
     runs[(mode, r)][which] = float(us)
 for mode in sorted({m for m, _ in runs}):
     pairs = [v for (m, _), v in runs.items() if m == mode]

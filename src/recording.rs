@@ -498,7 +498,7 @@ struct LogSink {
 }
 
 impl sqlgate_net::outcome::OutcomeSink for LogSink {
-    fn outcome(&self, outcome: sqlgate_net::outcome::Outcome) {
+    fn outcome(&self, outcome: &sqlgate_net::outcome::Outcome<'_>) {
         self.inner.outcome(outcome);
     }
 

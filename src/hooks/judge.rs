@@ -479,7 +479,9 @@ impl Judge {
         self.refused = None;
         let unread = name.starts_with(b"\0");
         let review = self.reviews.get(name).cloned();
-        let shown = review.as_ref().and(parameters.clone());
+        // Copied only for a statement held for review (every execution
+        // passes here).
+        let shown = review.as_ref().and_then(|_| parameters.clone());
         self.durable = self.log.executed(name, parameters);
         if unread && self.reviews.any() {
             let refused = refusal(

@@ -1,6 +1,7 @@
 //! The JSON of the two events every read records — a statement that
 //! references its definition, and an outcome with its result sample —
-//! written by hand. Why: through `serde_json` each field's key is escaped
+//! written by hand, the outcome straight from what the relay lends (no
+//! [`super::OutcomeEvent`] is built for it). Why: through `serde_json` each field's key is escaped
 //! byte by byte and every piece is a call of its own; these two events
 //! are most of what a session encodes. The bytes are exactly what
 //! `serde_json` writes for the same event (a test holds them to it), so
@@ -10,7 +11,9 @@
 //! field of these events must be added here too (the test fails until it
 //! is).
 
-use super::{OutcomeEvent, Reference, ResultRows};
+use sqlgate_net::outcome::{Outcome, ResultSample};
+
+use super::Reference;
 
 /// Writes `s` as a JSON string, escaped as `serde_json` escapes it.
 fn string(out: &mut Vec<u8>, s: &str) {
@@ -23,13 +26,14 @@ fn string(out: &mut Vec<u8>, s: &str) {
     while i < bytes.len() {
         // Eight bytes at a time while none of them is escaped (most
         // statements and values have no byte to escape at all).
-        if let Some(chunk) = bytes.get(i..i + 8) {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            if !any_escaped(u64::from_le_bytes(word)) {
-                i += 8;
-                continue;
-            }
+        // The tail (short values most often are one) as a word padded
+        // with a byte never escaped.
+        let n = (bytes.len() - i).min(8);
+        let mut word = [b' '; 8];
+        word[..n].copy_from_slice(&bytes[i..i + n]);
+        if !any_escaped(u64::from_le_bytes(word)) {
+            i += n;
+            continue;
         }
         let b = bytes[i];
         let escape = match b {
@@ -120,30 +124,45 @@ pub(super) fn reference(out: &mut Vec<u8>, r: &Reference<'_>) {
     out.push(b'}');
 }
 
-/// What the server made of a statement, with its result sample.
-pub(super) fn outcome(out: &mut Vec<u8>, e: &OutcomeEvent) {
-    out.extend_from_slice(b"{\"tag\":");
-    optional(out, e.tag.as_deref());
-    out.extend_from_slice(b",\"rows\":");
-    number(out, e.rows);
-    if let Some(code) = &e.code {
-        out.extend_from_slice(b",\"code\":");
-        string(out, code);
-    }
-    if let Some(message) = &e.message {
-        out.extend_from_slice(b",\"message\":");
-        string(out, message);
-    }
-    out.extend_from_slice(b",\"bytes\":");
-    number(out, e.bytes);
-    if let Some(result) = &e.result {
-        out.extend_from_slice(b",\"result\":");
-        result_rows(out, result);
+/// What the server made of a statement, with its result sample unless
+/// `sample` is false: the JSON of the [`super::OutcomeEvent`] it stands
+/// for.
+pub(super) fn outcome(out: &mut Vec<u8>, o: &Outcome<'_>, sample: bool) {
+    match o {
+        Outcome::Done {
+            tag,
+            rows,
+            bytes,
+            sample: kept,
+        } => {
+            out.extend_from_slice(b"{\"tag\":");
+            string(out, tag);
+            out.extend_from_slice(b",\"rows\":");
+            number(out, *rows);
+            out.extend_from_slice(b",\"bytes\":");
+            number(out, *bytes);
+            if let Some(result) = kept.as_deref().filter(|_| sample) {
+                out.extend_from_slice(b",\"result\":");
+                result_rows(out, result);
+            }
+        }
+        Outcome::Failed {
+            code,
+            message,
+            bytes,
+        } => {
+            out.extend_from_slice(b"{\"tag\":null,\"rows\":0,\"code\":");
+            string(out, code);
+            out.extend_from_slice(b",\"message\":");
+            string(out, message);
+            out.extend_from_slice(b",\"bytes\":");
+            number(out, *bytes);
+        }
     }
     out.push(b'}');
 }
 
-fn result_rows(out: &mut Vec<u8>, r: &ResultRows) {
+fn result_rows(out: &mut Vec<u8>, r: &ResultSample) {
     out.extend_from_slice(b"{\"columns\":[");
     for (i, c) in r.columns.iter().enumerate() {
         if i > 0 {
@@ -152,11 +171,18 @@ fn result_rows(out: &mut Vec<u8>, r: &ResultRows) {
         string(out, c);
     }
     out.extend_from_slice(b"],\"rows\":[");
-    for (i, row) in r.rows.iter().enumerate() {
+    for (i, row) in r.rows().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        values(out, row);
+        out.push(b'[');
+        for (j, v) in row.values().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            optional(out, v);
+        }
+        out.push(b']');
     }
     out.extend_from_slice(b"],\"truncated\":");
     out.extend_from_slice(if r.truncated { b"true" } else { b"false" });
@@ -166,6 +192,7 @@ fn result_rows(out: &mut Vec<u8>, r: &ResultRows) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{OutcomeEvent, ResultRows};
     use rand::Rng;
 
     /// A string of every kind of character JSON escapes, and others.
@@ -223,24 +250,56 @@ mod tests {
                 String::from_utf8(out).unwrap(),
                 serde_json::to_string(&r).unwrap()
             );
-            let e = OutcomeEvent {
-                tag: maybe(&mut rng),
-                rows: rng.random(),
-                code: maybe(&mut rng),
-                message: maybe(&mut rng),
-                bytes: rng.random(),
-                result: rng.random_bool(0.6).then(|| ResultRows {
-                    columns: (0..rng.random_range(0..3))
-                        .map(|_| text(&mut rng))
-                        .collect(),
-                    rows: (0..rng.random_range(0..3))
-                        .map(|_| values(&mut rng))
-                        .collect(),
-                    truncated: rng.random(),
-                }),
+            let result = rng.random_bool(0.6).then(|| ResultRows {
+                columns: (0..rng.random_range(0..3))
+                    .map(|_| text(&mut rng))
+                    .collect(),
+                rows: (0..rng.random_range(0..3))
+                    .map(|_| values(&mut rng))
+                    .collect(),
+                truncated: rng.random(),
+            });
+            let keep = rng.random_bool(0.8);
+            let (o, e) = if rng.random_bool(0.8) {
+                let (tag, rows, bytes) = (text(&mut rng), rng.random(), rng.random());
+                let sample = result.as_ref().map(|r| {
+                    let rows = r.rows.iter().map(|row| row.iter().map(|v| v.as_deref()));
+                    ResultSample::new(r.columns.clone(), rows, r.truncated)
+                });
+                let e = OutcomeEvent {
+                    tag: Some(tag.clone()),
+                    rows,
+                    code: None,
+                    message: None,
+                    bytes,
+                    result: result.filter(|_| keep),
+                };
+                let o = Outcome::Done {
+                    tag: tag.into(),
+                    rows,
+                    bytes,
+                    sample: sample.map(std::borrow::Cow::Owned),
+                };
+                (o, e)
+            } else {
+                let (code, message, bytes) = (text(&mut rng), text(&mut rng), rng.random());
+                let e = OutcomeEvent {
+                    tag: None,
+                    rows: 0,
+                    code: Some(code.clone()),
+                    message: Some(message.clone()),
+                    bytes,
+                    result: None,
+                };
+                let o = Outcome::Failed {
+                    code,
+                    message,
+                    bytes,
+                };
+                (o, e)
             };
             let mut out = Vec::new();
-            outcome(&mut out, &e);
+            outcome(&mut out, &o, keep);
             assert_eq!(
                 String::from_utf8(out).unwrap(),
                 serde_json::to_string(&e).unwrap()

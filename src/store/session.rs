@@ -269,44 +269,11 @@ struct OutcomeRecorder {
 }
 
 impl sqlgate_net::outcome::OutcomeSink for OutcomeRecorder {
-    fn outcome(&self, outcome: sqlgate_net::outcome::Outcome) {
-        use sqlgate_net::outcome::Outcome;
-        let event = match outcome {
-            Outcome::Done {
-                tag,
-                rows,
-                bytes,
-                sample,
-            } => super::OutcomeEvent {
-                tag: Some(tag),
-                rows,
-                code: None,
-                message: None,
-                bytes,
-                // A writer far behind keeps outcomes, not samples.
-                result: sample.filter(|_| !self.events.recorder.behind()).map(|s| {
-                    super::ResultRows {
-                        columns: s.columns,
-                        rows: s.rows,
-                        truncated: s.truncated,
-                    }
-                }),
-            },
-            Outcome::Failed {
-                code,
-                message,
-                bytes,
-            } => super::OutcomeEvent {
-                tag: None,
-                rows: 0,
-                code: Some(code),
-                message: Some(message),
-                bytes,
-                result: None,
-            },
-        };
+    fn outcome(&self, outcome: &sqlgate_net::outcome::Outcome<'_>) {
+        // A writer far behind keeps outcomes, not samples.
+        let sample = !self.events.recorder.behind();
         self.events.push(Kind::Outcome, false, |out| {
-            super::encode::outcome(out, &event)
+            super::encode::outcome(out, outcome, sample)
         });
     }
 

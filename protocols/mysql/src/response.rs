@@ -92,7 +92,7 @@ pub struct Response {
     rows: u64,
     /// The outcomes of the statements answered so far (at most
     /// [`MAX_OUTCOMES`]; a text holds at most as many statements).
-    outcomes: Vec<Outcome>,
+    outcomes: Vec<Outcome<'static>>,
     /// Bytes of the response since the last outcome.
     bytes: u64,
     /// The first rows of each result set, when the recording keeps them.
@@ -142,11 +142,11 @@ impl Response {
     }
 
     /// The outcomes seen since the last call.
-    pub fn take_outcomes(&mut self) -> Vec<Outcome> {
+    pub fn take_outcomes(&mut self) -> Vec<Outcome<'static>> {
         std::mem::take(&mut self.outcomes)
     }
 
-    fn outcome(&mut self, mut o: Outcome) {
+    fn outcome(&mut self, mut o: Outcome<'static>) {
         self.rows = 0;
         match &mut o {
             Outcome::Done { bytes, .. } | Outcome::Failed { bytes, .. } => {
@@ -328,7 +328,7 @@ impl Response {
                 self.status = ok::ok_status(p).ok_or(ProtocolError::Malformed("OK"))?;
                 let affected = p.get(1..).and_then(lenenc_int).map_or(0, |(n, _)| n);
                 self.outcome(Outcome::Done {
-                    tag: "OK".to_owned(),
+                    tag: "OK".into(),
                     rows: affected,
                     bytes: 0,
                     sample: None,
@@ -365,10 +365,10 @@ impl Response {
                     let rows = self.rows;
                     let sample = self.tap.as_mut().and_then(Tap::finish);
                     self.outcome(Outcome::Done {
-                        tag: "ROWS".to_owned(),
+                        tag: "ROWS".into(),
                         rows,
                         bytes: 0,
-                        sample,
+                        sample: sample.map(std::borrow::Cow::Owned),
                     });
                     self.after_terminator()
                 }

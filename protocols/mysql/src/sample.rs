@@ -8,7 +8,7 @@
 //! each row as rewritten.
 
 use crate::mask::{self, column_type, Column};
-use sqlgate_net::outcome::{shown, ResultSample, SampleLimits, Sampler};
+use sqlgate_net::outcome::{shown, ResultSample, RowValues, SampleLimits, Sampler};
 
 /// Column flag: the integer is unsigned.
 const UNSIGNED_FLAG: u16 = 0x20;
@@ -38,7 +38,7 @@ impl Tap {
     /// A result set starts.
     pub fn begin(&mut self) {
         self.columns.clear();
-        self.sampler.begin(Vec::new());
+        self.sampler.begin(std::sync::Arc::default());
     }
 
     /// One of its column definitions.
@@ -68,15 +68,20 @@ impl Tap {
 
     /// A row as the client received it.
     pub fn row(&mut self, payload: &[u8]) {
-        let values = if self.binary {
-            binary_values(payload, &self.columns)
-        } else {
-            text_values(payload, self.columns.len())
-        };
-        match values {
-            Some(v) => self.sampler.row(payload.len(), v),
-            None => self.sampler.skipped(),
-        }
+        let (binary, columns) = (self.binary, &self.columns);
+        self.sampler.row(payload.len(), |values| {
+            if binary {
+                for v in binary_values(payload, columns)? {
+                    match v {
+                        Some(v) => values.text(&v),
+                        None => values.null(),
+                    }
+                }
+                Some(())
+            } else {
+                text_values(payload, columns.len(), values)
+            }
+        });
     }
 
     /// A row passed without being kept.
@@ -150,19 +155,19 @@ pub fn parameter_values(
     p.is_empty().then_some((values, fresh))
 }
 
-/// A text-protocol row's values.
-fn text_values(payload: &[u8], columns: usize) -> Option<Vec<Option<String>>> {
+/// A text-protocol row's values, written to `values` (`None`: it does
+/// not decode into `columns` values).
+fn text_values(payload: &[u8], columns: usize, values: &mut RowValues<'_>) -> Option<()> {
     let mut p = payload;
-    let mut values = Vec::with_capacity(columns);
     while !p.is_empty() {
         if p[0] == 0xfb {
-            values.push(None);
+            values.null();
             p = &p[1..];
         } else {
-            values.push(Some(shown(mask::lenenc_str(&mut p)?)));
+            values.shown(mask::lenenc_str(&mut p)?);
         }
     }
-    (values.len() == columns).then_some(values)
+    (values.len() == columns).then_some(())
 }
 
 /// A binary-protocol row's values, decoded by their columns' types.
@@ -278,13 +283,26 @@ mod tests {
         }
     }
 
+    /// A text row as a sample keeps it (`None`: not kept).
+    fn text_row(payload: &[u8], columns: usize) -> Option<Vec<Option<String>>> {
+        let limits = SampleLimits {
+            rows: 1,
+            bytes: 100,
+        };
+        let mut s = Sampler::new(limits).unwrap();
+        s.row(payload.len(), |v| text_values(payload, columns, v));
+        let sample = s.finish()?;
+        let row = sample.rows().next()?;
+        Some(row.values().map(|v| v.map(str::to_owned)).collect())
+    }
+
     #[test]
     fn text_rows_decode_with_nulls() {
         assert_eq!(
-            text_values(b"\x017\xfb\x03abc", 3),
+            text_row(b"\x017\xfb\x03abc", 3),
             Some(vec![Some("7".into()), None, Some("abc".into())])
         );
-        assert_eq!(text_values(b"\x017", 2), None);
+        assert_eq!(text_row(b"\x017", 2), None);
     }
 
     #[test]

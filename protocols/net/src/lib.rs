@@ -13,6 +13,7 @@ pub mod identity;
 pub mod live;
 pub mod outcome;
 pub mod pool;
+pub mod sample;
 pub mod scrub;
 pub mod secret;
 pub mod session;

@@ -238,20 +238,23 @@ pub fn mask_data_row_in_place(body: &mut [u8], active: &ActiveMask) -> bool {
     true
 }
 
-/// A DataRow body's values as a sample shows them (`None`: malformed).
-pub fn data_row_values(body: &[u8]) -> Option<Vec<Option<String>>> {
+/// A DataRow body's values as a sample shows them, written to `values`
+/// (`None`: malformed).
+pub fn data_row_values(
+    body: &[u8],
+    values: &mut sqlgate_net::outcome::RowValues<'_>,
+) -> Option<()> {
     let mut c = Cursor::new(body);
     let n = c.i16()?;
-    let mut values = Vec::with_capacity(n.max(0) as usize);
     for _ in 0..n {
         let len = c.i32()?;
-        values.push(if len < 0 {
-            None
+        if len < 0 {
+            values.null();
         } else {
-            Some(sqlgate_net::outcome::shown(c.bytes(len as usize)?))
-        });
+            values.shown(c.bytes(len as usize)?);
+        }
     }
-    c.is_empty().then_some(values)
+    c.is_empty().then_some(())
 }
 
 /// A column's name as a sample shows it.
@@ -263,12 +266,22 @@ pub fn shown_name(name: &[u8]) -> String {
 /// shows them (text values as they are, binary ones as `\x` and hex
 /// unless they are printable UTF-8;
 /// `None`: NULL). `None` when the body does not decode.
-pub fn bind_parameters(body: &[u8]) -> Option<(Vec<u8>, Vec<Option<String>>)> {
+pub fn bind_parameters(body: &[u8]) -> Option<(&[u8], Vec<Option<String>>)> {
     let mut c = Cursor::new(body);
     c.cstr()?;
-    let statement = c.cstr()?.to_vec();
-    let nf = c.u16()?;
-    let formats = (0..nf).map(|_| c.i16()).collect::<Option<Vec<_>>>()?;
+    let statement = c.cstr()?;
+    let nf = usize::from(c.u16()?);
+    // The format codes, read where they lie (big-endian i16s).
+    let formats = c.bytes(2 * nf)?;
+    let format = |i: usize| {
+        let at = match nf {
+            0 => return 0,
+            1 => 0,
+            _ if i < nf => 2 * i,
+            _ => return 0,
+        };
+        i16::from_be_bytes([formats[at], formats[at + 1]])
+    };
     let np = c.u16()?;
     let mut values = Vec::with_capacity(usize::from(np));
     for i in 0..usize::from(np) {
@@ -278,8 +291,11 @@ pub fn bind_parameters(body: &[u8]) -> Option<(Vec<u8>, Vec<Option<String>>)> {
             continue;
         }
         let v = c.bytes(len as usize)?;
-        values.push(Some(match format_of(&formats, i) {
-            0 => String::from_utf8_lossy(v).into_owned(),
+        values.push(Some(match format(i) {
+            0 => match std::str::from_utf8(v) {
+                Ok(s) => s.to_owned(),
+                Err(_) => String::from_utf8_lossy(v).into_owned(),
+            },
             // Binary: text types are their UTF-8; others show as hex.
             _ => sqlgate_net::outcome::shown(v),
         }));
@@ -501,6 +517,59 @@ mod tests {
         bind.extend_from_slice(&0i16.to_be_bytes());
         let b = decode_bind(&bind).expect("the server decodes it, so must the relay");
         assert_eq!(b.formats, vec![0]);
+    }
+
+    #[test]
+    fn bind_parameters_show_each_value_by_its_format() {
+        let bind = |formats: &[i16], values: &[Option<&[u8]>]| {
+            let mut b = b"\0s1\0".to_vec();
+            b.extend_from_slice(&(formats.len() as u16).to_be_bytes());
+            for f in formats {
+                b.extend_from_slice(&f.to_be_bytes());
+            }
+            b.extend_from_slice(&(values.len() as u16).to_be_bytes());
+            for v in values {
+                match v {
+                    Some(v) => {
+                        b.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                        b.extend_from_slice(v);
+                    }
+                    None => b.extend_from_slice(&(-1i32).to_be_bytes()),
+                }
+            }
+            b.extend_from_slice(&0u16.to_be_bytes());
+            b
+        };
+        let values: [Option<&[u8]>; 3] = [Some(b"42"), None, Some(b"\x00\x01")];
+        let shown = |formats: &[i16]| {
+            bind_parameters(&bind(formats, &values)).map(|(name, v)| (name.to_vec(), v))
+        };
+        let text = |s: &str| Some(s.to_owned());
+        // No codes: all text; one code: all of it; one each; codes
+        // beyond the values' count are the server's error, not ours.
+        assert_eq!(
+            shown(&[]),
+            Some((b"s1".to_vec(), vec![text("42"), None, text("\0\u{1}")]))
+        );
+        assert_eq!(
+            shown(&[1]),
+            Some((b"s1".to_vec(), vec![text("42"), None, text("\\x0001")]))
+        );
+        assert_eq!(
+            shown(&[1, 0, 0]).map(|(_, v)| v),
+            Some(vec![text("42"), None, text("\0\u{1}")])
+        );
+        assert_eq!(
+            shown(&[0, 0, 1]).map(|(_, v)| v),
+            Some(vec![text("42"), None, text("\\x0001")])
+        );
+        // Text that is not UTF-8 shows lossily; a cut body does not decode.
+        assert_eq!(
+            bind_parameters(&bind(&[], &[Some(b"a\xff")])).map(|(_, v)| v),
+            Some(vec![text("a\u{fffd}")])
+        );
+        let whole = bind(&[0], &values);
+        assert!(bind_parameters(&whole[..whole.len() - 6]).is_none());
     }
 
     #[test]

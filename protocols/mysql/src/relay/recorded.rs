@@ -117,7 +117,7 @@ impl Relay<'_> {
                 );
                 *message = String::from_utf8_lossy(&hidden).into_owned();
             }
-            sink.outcome(o);
+            sink.outcome(&o);
         }
     }
 }

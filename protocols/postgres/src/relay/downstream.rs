@@ -73,7 +73,7 @@ pub(super) struct Downstream<'a> {
     sampler: Option<Sampler>,
     /// The column names of the last RowDescription (for the sample of an
     /// Execute without one).
-    described: Vec<String>,
+    described: Arc<Vec<String>>,
     /// The body they were decoded from, when at most
     /// [`REMEMBERED_DESCRIPTION`] bytes (clients describe the same
     /// result again and again: it is decoded once).
@@ -124,7 +124,7 @@ impl<'a> Downstream<'a> {
             bytes: 0,
             reported: false,
             sent: 0,
-            described: Vec::new(),
+            described: Arc::default(),
             described_from: Vec::new(),
         }
     }
@@ -290,12 +290,16 @@ impl<'a> Downstream<'a> {
                         Rewrite::Scratch => self.scratch.get(HEADER_LEN..),
                         Rewrite::With(_) | Rewrite::Drop => None,
                     };
-                    match seen.and_then(mask::data_row_values) {
-                        Some(values) => {
-                            if !sampler.begun() && values.len() == self.described.len() {
+                    match seen {
+                        Some(row) => {
+                            if !sampler.begun()
+                                && mask::data_row_columns(row) == Some(self.described.len())
+                            {
                                 sampler.begin(self.described.clone());
                             }
-                            sampler.row(total - HEADER_LEN, values)
+                            sampler.row(total - HEADER_LEN, |values| {
+                                mask::data_row_values(row, values)
+                            })
                         }
                         None => sampler.skipped(),
                     }
@@ -364,7 +368,7 @@ impl<'a> Downstream<'a> {
 
     /// Hands an outcome to the sink (rows counted for the next one start
     /// again).
-    fn report(&mut self, outcome: Outcome) {
+    fn report(&mut self, outcome: &Outcome<'_>) {
         self.rows = 0;
         self.reported = true;
         if let Some(sink) = &self.sink {
@@ -437,27 +441,33 @@ impl<'a> Downstream<'a> {
         self.active = None;
         self.in_rows = false;
         if tag == b'C' && self.sink.is_some() {
-            let tag = String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(body)).into_owned();
+            let tag = body.strip_suffix(&[0]).unwrap_or(body);
             // `INSERT 0 1`, `UPDATE 3`, `SELECT 5`: the count is the tag's
             // last word; otherwise the rows that passed.
-            let rows = tag
-                .rsplit(' ')
-                .next()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(self.rows);
-            let sample = self.sampler.as_mut().and_then(Sampler::finish);
+            let rows = tag_count(tag).unwrap_or(self.rows);
+            let tag = match std::str::from_utf8(tag) {
+                Ok(t) => std::borrow::Cow::Borrowed(t),
+                Err(_) => String::from_utf8_lossy(tag),
+            };
             let bytes = self.bytes + body.len() as u64 + HEADER_LEN as u64;
-            self.report(Outcome::Done {
-                tag,
-                rows,
-                bytes,
-                sample,
-            });
+            // The sample is lent, not moved: its buffers serve the next
+            // result.
+            let sample = self.sampler.as_mut().and_then(Sampler::finished);
+            if let Some(sink) = &self.sink {
+                sink.outcome(&Outcome::Done {
+                    tag,
+                    rows,
+                    bytes,
+                    sample: sample.map(std::borrow::Cow::Borrowed),
+                });
+            }
+            self.rows = 0;
+            self.reported = true;
         }
         if matches!(answer, Answer::Ready) {
             // A description no rows followed belongs to no later result.
             if let Some(sampler) = &mut self.sampler {
-                sampler.finish();
+                sampler.finished();
             }
         }
         Ok(match answer {
@@ -476,10 +486,10 @@ impl<'a> Downstream<'a> {
                                 .unwrap_or_default()
                         };
                         if let Some(sampler) = &mut self.sampler {
-                            sampler.finish();
+                            sampler.finished();
                         }
                         let bytes = self.bytes + seen.len() as u64 + HEADER_LEN as u64;
-                        self.report(Outcome::Failed {
+                        self.report(&Outcome::Failed {
                             code: field(b'C'),
                             message: field(b'M'),
                             bytes,
@@ -514,7 +524,8 @@ impl<'a> Downstream<'a> {
                         }
                     };
                     if let Some(fields) = fields {
-                        self.described = fields.iter().map(|f| mask::shown_name(&f.name)).collect();
+                        self.described =
+                            Arc::new(fields.iter().map(|f| mask::shown_name(&f.name)).collect());
                         self.described_from.clear();
                         if body.len() <= REMEMBERED_DESCRIPTION {
                             self.described_from.extend_from_slice(body);
@@ -618,6 +629,16 @@ fn described(active: &ActiveMask) -> Rewrite {
     let mut out = BytesMut::new();
     mask::encode_row_description(&mask::client_fields(active), &mut out);
     Rewrite::With(out)
+}
+
+/// The count a command tag ends with (`SELECT 5`, `INSERT 0 1`): its
+/// last word, when that is a number.
+fn tag_count(tag: &[u8]) -> Option<u64> {
+    let last = tag.rsplit(|&b| b == b' ').next()?;
+    if last.is_empty() || last.len() > 19 || !last.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(last.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// The columns of an Execute's rows: the statement's, as described to

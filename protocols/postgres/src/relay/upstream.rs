@@ -367,7 +367,7 @@ impl<'a> Upstream<'a> {
     fn bound(&mut self, buf: &[u8], body: &[u8], pos: usize, total: usize) -> Verdict<()> {
         let whole = buf.len() - pos >= total;
         match whole.then(|| mask::bind_parameters(body)).flatten() {
-            Some((statement, values)) => self.hooks.bound(&key(&statement), Some(values)),
+            Some((statement, values)) => self.hooks.bound(&key(statement), Some(values)),
             None => {
                 // The statement's name leads the body.
                 let name = body.iter().position(|&b| b == 0).and_then(|p| {
