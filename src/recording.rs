@@ -73,6 +73,7 @@ impl SessionLog {
                 masked_columns: Vec::new(),
                 masked: false,
                 credential: false,
+                changes: false,
                 defined: prepared::NOT_DEFINED.into(),
             })
         });
@@ -365,9 +366,7 @@ impl SessionLog {
                     let statement = j.statement.excerpt(&text);
                     let credential = j.tags.iter().any(|t: Tag| t.name().starts_with("dcl."))
                         || names_a_credential(statement);
-                    let durable = j.tags.iter().any(|t: Tag| {
-                        !HARMLESS.contains(&t.name().split('.').next().unwrap_or_default())
-                    });
+                    let durable = prepared::changes_anything(j.tags.iter().map(|t: Tag| t.name()));
                     // A statement of a shape already defined in this
                     // session: its text and the definition's number.
                     if !prepares && !credential {
@@ -408,6 +407,7 @@ impl SessionLog {
                             masked: event.masked,
                             // Decided once, not at each execution.
                             credential: credential || may_bind_a_secret(statement),
+                            changes: durable,
                             defined: prepared::NOT_DEFINED.into(),
                         }));
                     }

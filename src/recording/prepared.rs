@@ -31,6 +31,9 @@ pub(super) struct Prepared {
     /// It may carry or bind a credential, key or token: its parameters
     /// are not recorded.
     pub credential: bool,
+    /// Running it could change anything (a tag outside the harmless
+    /// roots): decided once, read at every execution.
+    pub changes: bool,
     /// The number of the session's definition its confirmed executions
     /// reference, once found ([`NOT_DEFINED`] until then): its fields
     /// never change, and a session's definitions are never taken back
@@ -41,14 +44,11 @@ pub(super) struct Prepared {
 /// [`Prepared::defined`] before its definition is found.
 pub(super) const NOT_DEFINED: u32 = u32::MAX;
 
-impl Prepared {
-    /// Whether running it could change anything (a tag outside the
-    /// harmless roots).
-    pub fn changes(&self) -> bool {
-        self.tags
-            .iter()
-            .any(|t| !super::HARMLESS.contains(&t.split('.').next().unwrap_or_default()))
-    }
+/// Whether a statement of these tags could change anything (a tag
+/// outside the harmless roots).
+pub(super) fn changes_anything<'t>(tags: impl IntoIterator<Item = &'t str>) -> bool {
+    tags.into_iter()
+        .any(|t| !super::HARMLESS.contains(&t.split('.').next().unwrap_or_default()))
 }
 
 /// What an execution of a name may run.
@@ -136,8 +136,8 @@ impl PreparedTexts {
             .collect();
         let newest = pending.last().copied().or(prepared).cloned();
         let durable = newest.is_none()
-            || prepared.is_some_and(|p| p.changes())
-            || pending.iter().any(|p| p.changes());
+            || prepared.is_some_and(|p| p.changes)
+            || pending.iter().any(|p| p.changes);
         Candidates {
             newest,
             unconfirmed: !pending.is_empty(),
@@ -182,6 +182,7 @@ mod tests {
             masked_columns: Vec::new(),
             masked: false,
             credential: false,
+            changes: changes_anything([tag]),
             defined: NOT_DEFINED.into(),
         })
     }

@@ -116,41 +116,6 @@ struct Inbox {
     closed: bool,
     /// Bytes reserved against the recorder's bound and not used yet.
     credit: usize,
-    /// The second of the last event's time, as written.
-    stamp: Stamp,
-}
-
-/// A time in microseconds as its line writes it, the whole seconds kept
-/// from the last one: events come many a second, and their times were a
-/// fifth of what an event costs to buffer.
-#[derive(Debug, Default)]
-struct Stamp {
-    second: i64,
-    digits: Vec<u8>,
-}
-
-impl Stamp {
-    /// Appends `at_us` in decimal (as `itoa` writes it).
-    fn write(&mut self, out: &mut Vec<u8>, at_us: i64) {
-        let (second, micros) = (at_us / 1_000_000, at_us % 1_000_000);
-        if second <= 0 || micros < 0 {
-            out.extend_from_slice(itoa::Buffer::new().format(at_us).as_bytes());
-            return;
-        }
-        if second != self.second || self.digits.is_empty() {
-            self.second = second;
-            self.digits.clear();
-            self.digits
-                .extend_from_slice(itoa::Buffer::new().format(second).as_bytes());
-        }
-        out.extend_from_slice(&self.digits);
-        let micros = micros as u32;
-        let mut six = [b'0'; 6];
-        for (i, d) in six.iter_mut().enumerate() {
-            *d = b'0' + (micros / 10u32.pow(5 - i as u32) % 10) as u8;
-        }
-        out.extend_from_slice(&six);
-    }
 }
 
 /// What the writer takes from a mailbox.
@@ -207,13 +172,13 @@ impl Mailbox {
             return Err((Refused::Closed, durable));
         }
         let start = inbox.lines.len();
-        let Inbox { lines, stamp, .. } = &mut *inbox;
+        let lines = &mut inbox.lines;
         if lines.capacity() == 0 {
             lines.reserve(INITIAL);
         }
         lines.extend_from_slice(kind.as_str().as_bytes());
         lines.push(b'\t');
-        stamp.write(lines, at_us);
+        lines.extend_from_slice(itoa::Buffer::new().format(at_us).as_bytes());
         lines.push(b'\t');
         body(lines);
         lines.push(b'\n');
@@ -317,30 +282,6 @@ impl Mailbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_time_is_written_as_its_decimal_whatever_came_before() {
-        let mut stamp = Stamp::default();
-        let times = [
-            1_765_000_000_123_456,
-            1_765_000_000_999_999,
-            1_765_000_000_000_007,
-            1_765_000_001_000_000,
-            1_765_000_000_500_000,
-            999_999,
-            0,
-            -5,
-            -1_000_001,
-            i64::MAX,
-            i64::MIN,
-            1_000_000,
-        ];
-        for at in times {
-            let mut out = Vec::new();
-            stamp.write(&mut out, at);
-            assert_eq!(String::from_utf8(out).unwrap(), at.to_string());
-        }
-    }
 
     fn mailbox() -> Mailbox {
         Mailbox::new("s".into(), Arc::new(Signals::default()))
