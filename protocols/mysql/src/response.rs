@@ -309,7 +309,7 @@ impl Response {
         self.state = match (self.state, first) {
             (_, Some(0xff)) => {
                 if let Some(tap) = &mut self.tap {
-                    tap.finish();
+                    tap.discard();
                 }
                 let code = p.get(1..3).map_or(0, |c| u16::from_le_bytes([c[0], c[1]]));
                 // `#` and a five-character SQLSTATE precede the message.

@@ -69,7 +69,7 @@ impl Tap {
     /// A row as the client received it.
     pub fn row(&mut self, payload: &[u8]) {
         let (binary, columns) = (self.binary, &self.columns);
-        self.sampler.row(payload.len(), |values| {
+        self.sampler.row(payload.len(), None, |values| {
             if binary {
                 for v in binary_values(payload, columns)? {
                     match v {
@@ -92,6 +92,11 @@ impl Tap {
     /// The result set ended: its sample.
     pub fn finish(&mut self) -> Option<ResultSample> {
         self.sampler.finish()
+    }
+
+    /// The result set ended without a sample to keep (an error).
+    pub fn discard(&mut self) {
+        self.sampler.finished();
     }
 }
 
@@ -290,7 +295,7 @@ mod tests {
             bytes: 100,
         };
         let mut s = Sampler::new(limits).unwrap();
-        s.row(payload.len(), |v| text_values(payload, columns, v));
+        s.row(payload.len(), None, |v| text_values(payload, columns, v));
         let sample = s.finish()?;
         let row = sample.rows().next()?;
         Some(row.values().map(|v| v.map(str::to_owned)).collect())

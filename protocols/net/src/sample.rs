@@ -213,10 +213,17 @@ impl Sampler {
     /// A row the client received, its values (after masking) written by
     /// `values`; `len` as asked of [`Sampler::wants`]. A row `values`
     /// cannot decode (it returns `None`) is taken back and counts as
-    /// skipped. A row before any [`Sampler::begin`] names its columns
-    /// `?column1?`, `?column2?`, ...
-    pub fn row(&mut self, len: usize, values: impl FnOnce(&mut RowValues<'_>) -> Option<()>) {
-        if !self.active {
+    /// skipped. A row before any [`Sampler::begin`] begins a result whose
+    /// columns are `named` if it has as many values, else `?column1?`,
+    /// `?column2?`, ...
+    pub fn row(
+        &mut self,
+        len: usize,
+        named: Option<&Arc<Vec<String>>>,
+        values: impl FnOnce(&mut RowValues<'_>) -> Option<()>,
+    ) {
+        let fresh = !self.active;
+        if fresh {
             self.begin(Arc::default());
         }
         let s = &mut self.current;
@@ -227,9 +234,12 @@ impl Sampler {
             s.truncated = true;
             return;
         }
-        if s.row_ends.is_empty() && s.columns.is_empty() {
+        if fresh {
             let n = s.cells.len() - cells;
-            s.columns = Arc::new((1..=n).map(|i| format!("?column{i}?")).collect());
+            s.columns = match named {
+                Some(c) if c.len() == n => c.clone(),
+                _ => Arc::new((1..=n).map(|i| format!("?column{i}?")).collect()),
+            };
         }
         s.row_ends.push(s.cells.len());
         self.bytes += len;
@@ -322,10 +332,10 @@ mod tests {
         let mut s = Sampler::new(SampleLimits { rows: 2, bytes: 10 }).unwrap();
         s.begin(Arc::new(vec!["a".into()]));
         assert!(s.wants(4));
-        s.row(4, texts(&[Some("abcd")]));
+        s.row(4, None, texts(&[Some("abcd")]));
         assert!(!s.wants(7), "past the byte limit");
         assert!(s.wants(6));
-        s.row(6, texts(&[None]));
+        s.row(6, None, texts(&[None]));
         assert!(!s.wants(0), "past the row limit");
         s.skipped();
         let got = s.finish().unwrap();
@@ -343,11 +353,11 @@ mod tests {
         };
         let mut s = Sampler::new(limits).unwrap();
         s.begin(Arc::new(vec!["a".into(), "b".into()]));
-        s.row(3, texts(&[Some("one"), Some("two")]));
+        s.row(3, None, texts(&[Some("one"), Some("two")]));
         s.skipped();
         assert_eq!(s.finished().map(ResultSample::row_count), Some(1));
         s.begin(Arc::new(vec!["c".into()]));
-        s.row(1, texts(&[Some("x")]));
+        s.row(1, None, texts(&[Some("x")]));
         let got = s.finished().unwrap();
         assert_eq!(
             got,
@@ -363,8 +373,8 @@ mod tests {
             bytes: 100,
         })
         .unwrap();
-        s.row(2, texts(&[Some("ok"), None]));
-        s.row(9, |r| {
+        s.row(2, None, texts(&[Some("ok"), None]));
+        s.row(9, None, |r| {
             r.text("half");
             None
         });
@@ -372,6 +382,32 @@ mod tests {
         assert_eq!(*got.columns, ["?column1?", "?column2?"]);
         assert_eq!(rows(&got), [vec![Some("ok".to_owned()), None]]);
         assert!(got.truncated);
+    }
+
+    #[test]
+    fn a_row_before_any_description_takes_names_only_if_it_decodes_with_as_many() {
+        let limits = SampleLimits {
+            rows: 5,
+            bytes: 100,
+        };
+        let named = Arc::new(vec!["a".to_owned(), "b".to_owned()]);
+        let first = |values: &[Option<&str>]| {
+            let mut s = Sampler::new(limits).unwrap();
+            s.row(1, Some(&named), texts(values));
+            s.finish().unwrap()
+        };
+        assert_eq!(*first(&[Some("1"), None]).columns, ["a", "b"]);
+        assert_eq!(*first(&[Some("1")]).columns, ["?column1?"]);
+        // One that does not decode names nothing: the result is cut.
+        let mut s = Sampler::new(limits).unwrap();
+        s.row(1, Some(&named), |_| None);
+        let got = s.finish().unwrap();
+        assert!(got.columns.is_empty() && got.truncated && got.row_count() == 0);
+        // A result begun with no columns keeps none.
+        let mut s = Sampler::new(limits).unwrap();
+        s.begin(Arc::default());
+        s.row(1, Some(&named), texts(&[Some("1"), None]));
+        assert!(s.finish().unwrap().columns.is_empty());
     }
 
     #[test]
@@ -394,7 +430,7 @@ mod tests {
             for s in [&mut by_name, &mut by_begin] {
                 if let Some(b) = &before {
                     s.begin(Arc::new(b.clone()));
-                    s.row(3, texts(&[Some("v"), None]));
+                    s.row(3, None, texts(&[Some("v"), None]));
                 }
             }
             begin_named(&mut by_name);
@@ -405,7 +441,7 @@ mod tests {
         }
         // The same names begun again keep the result (no rows yet).
         begin_named(&mut by_name);
-        by_name.row(3, texts(&[Some("v"), None]));
+        by_name.row(3, None, texts(&[Some("v"), None]));
         let got = by_name.finish().unwrap();
         assert_eq!(*got.columns, ["a", "b\u{fffd}"]);
         assert_eq!(got.row_count(), 1);

@@ -291,13 +291,10 @@ impl<'a> Downstream<'a> {
                         Rewrite::With(_) | Rewrite::Drop => None,
                     };
                     match seen {
+                        // Before any description: the last one names
+                        // its columns if it has as many.
                         Some(row) => {
-                            if !sampler.begun()
-                                && mask::data_row_columns(row) == Some(self.described.len())
-                            {
-                                sampler.begin(self.described.clone());
-                            }
-                            sampler.row(total - HEADER_LEN, |values| {
+                            sampler.row(total - HEADER_LEN, Some(&self.described), |values| {
                                 mask::data_row_values(row, values)
                             })
                         }
@@ -635,10 +632,7 @@ fn described(active: &ActiveMask) -> Rewrite {
 /// last word, when that is a number.
 fn tag_count(tag: &[u8]) -> Option<u64> {
     let last = tag.rsplit(|&b| b == b' ').next()?;
-    if last.is_empty() || last.len() > 19 || !last.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(last.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
+    std::str::from_utf8(last).ok()?.parse().ok()
 }
 
 /// The columns of an Execute's rows: the statement's, as described to
