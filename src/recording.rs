@@ -14,6 +14,7 @@ use crate::policy::rules::Verdict;
 use crate::policy::tags::Tag;
 use crate::store::session::SessionRecorder;
 use crate::store::{Kind, StatementEvent};
+use sqlgate_net::parameters::Parameters;
 
 /// Tag roots of statements that change nothing: recorded in the next
 /// group.
@@ -89,11 +90,7 @@ impl SessionLog {
     /// wait completes when it is (an error: it must not run). One sent
     /// while a Parse of its name is unanswered is recorded with the newest
     /// text, its origin marked unconfirmed.
-    pub fn executed(
-        &self,
-        name: &[u8],
-        parameters: Option<Vec<Option<String>>>,
-    ) -> Option<Durable> {
+    pub fn executed(&self, name: &[u8], parameters: Option<Parameters<'_>>) -> Option<Durable> {
         let rec = self.recorder.as_ref()?;
         let c = self.prepared.candidates(name);
         // A named statement's executions run its one text, which their
@@ -113,9 +110,7 @@ impl SessionLog {
             } else {
                 "execute"
             };
-            let parameters = parameters
-                .as_deref()
-                .filter(|_| !p.credential && rec.records_parameters());
+            let parameters = parameters.filter(|_| !p.credential && rec.records_parameters());
             if let Some(d) = self.known_execution(origin, p, c.unconfirmed, fixed_text) {
                 let reference = crate::store::Reference {
                     d,
@@ -451,7 +446,7 @@ impl SessionLog {
 fn execution(
     name: &[u8],
     p: Option<&Prepared>,
-    parameters: Option<Vec<Option<String>>>,
+    parameters: Option<Parameters<'_>>,
     with_parameters: bool,
 ) -> StatementEvent {
     match p {
@@ -468,7 +463,7 @@ fn execution(
             parameters: if p.credential || !with_parameters {
                 None
             } else {
-                parameters
+                parameters.map(Parameters::to_vec)
             },
         },
         None => StatementEvent {

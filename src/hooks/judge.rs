@@ -474,14 +474,20 @@ impl Judge {
     /// a rule reviews its text. One whose name the relay could not read
     /// (a Bind too large to read whole) is refused where any prepared
     /// statement is reviewed: it could be that one.
-    pub fn executed(&mut self, name: &[u8], parameters: Option<Vec<Option<String>>>) {
+    pub fn executed(
+        &mut self,
+        name: &[u8],
+        parameters: Option<sqlgate_net::parameters::Parameters<'_>>,
+    ) {
         self.notice = None;
         self.refused = None;
         let unread = name.starts_with(b"\0");
         let review = self.reviews.get(name).cloned();
         // Copied only for a statement held for review (every execution
         // passes here).
-        let shown = review.as_ref().and_then(|_| parameters.clone());
+        let shown = review
+            .as_ref()
+            .and_then(|_| parameters.map(sqlgate_net::parameters::Parameters::to_vec));
         self.durable = self.log.executed(name, parameters);
         if unread && self.reviews.any() {
             let refused = refusal(

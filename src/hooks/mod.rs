@@ -254,7 +254,11 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
         self.0.prepared_as(name, false);
     }
 
-    fn bound(&mut self, statement: &[u8], parameters: Option<Vec<Option<String>>>) -> Verdict<()> {
+    fn bound(
+        &mut self,
+        statement: &[u8],
+        parameters: Option<sqlgate_net::parameters::Parameters<'_>>,
+    ) -> Verdict<()> {
         self.0.executed(statement, parameters);
         judge::verdict(&mut self.0, Ok(()))
     }
@@ -359,7 +363,12 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
     }
 
     fn executed(&mut self, id: u32, parameters: Option<Vec<Option<String>>>) -> Verdict<()> {
-        self.0.executed(id.to_string().as_bytes(), parameters);
+        self.0.executed(
+            id.to_string().as_bytes(),
+            parameters
+                .as_deref()
+                .map(sqlgate_net::parameters::Parameters::Values),
+        );
         judge::verdict(&mut self.0, Ok(()))
     }
 

@@ -26,7 +26,7 @@ const MAX_DEFINED_FINGERPRINT: usize = 4 << 10;
 /// One session's definitions, found by origin and fingerprint.
 #[derive(Debug, Default)]
 pub struct Definitions {
-    by_shape: HashMap<u64, Vec<Definition>>,
+    by_shape: HashMap<u64, Vec<Definition>, foldhash::fast::RandomState>,
     count: usize,
     bytes: usize,
     /// Seeded per session: fingerprints are the client's to shape.
@@ -123,7 +123,10 @@ impl Definitions {
         let reference = Reference {
             d,
             text: (!fixed_text).then_some(event.text.as_str()),
-            parameters: event.parameters.as_deref(),
+            parameters: event
+                .parameters
+                .as_deref()
+                .map(sqlgate_net::parameters::Parameters::Values),
         };
         (new, serde_json::to_string(&reference).unwrap_or_default())
     }

@@ -17,57 +17,74 @@ use super::Reference;
 
 /// Writes `s` as a JSON string, escaped as `serde_json` escapes it.
 fn string(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(s.len() + 2);
-    out.push(b'"');
     let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    // Most statements and values have no byte to escape at all: one
+    // look at each word, one copy.
+    if escapes_nothing(bytes) {
+        out.extend_from_slice(bytes);
+    } else {
+        escaped(out, bytes);
+    }
+    out.push(b'"');
+}
+
+/// Whether no byte of `bytes` is one JSON escapes (never `true` when one
+/// is).
+fn escapes_nothing(bytes: &[u8]) -> bool {
+    if bytes.len() < 8 {
+        return !bytes.iter().any(|&b| must_escape(b));
+    }
+    let word = |at: usize| {
+        let mut word = [0; 8];
+        word.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(word)
+    };
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        if any_escaped(word(at)) {
+            return false;
+        }
+        at += 8;
+    }
+    // The tail as the last eight bytes (some of them seen already).
+    at == bytes.len() || !any_escaped(word(bytes.len() - 8))
+}
+
+fn must_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// `bytes` with each byte JSON escapes escaped.
+fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Eight bytes at a time while none of them is escaped (most
-        // statements and values have no byte to escape at all).
-        // The tail (short values most often are one) as a word padded
-        // with a byte never escaped.
-        let n = (bytes.len() - i).min(8);
-        let mut word = [b' '; 8];
-        word[..n].copy_from_slice(&bytes[i..i + n]);
-        if !any_escaped(u64::from_le_bytes(word)) {
-            i += n;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !must_escape(b) {
             continue;
         }
-        let b = bytes[i];
-        let escape = match b {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            0x08 => b'b',
-            0x0C => b'f',
-            b'\n' => b'n',
-            b'\r' => b'r',
-            b'\t' => b't',
-            0x00..=0x1F => b'u',
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
         out.extend_from_slice(&bytes[start..i]);
-        if escape == b'u' {
-            out.extend_from_slice(&[
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0C => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => out.extend_from_slice(&[
                 b'\\',
                 b'u',
                 b'0',
                 b'0',
                 HEX[usize::from(b >> 4)],
                 HEX[usize::from(b & 0xF)],
-            ]);
-        } else {
-            out.extend_from_slice(&[b'\\', escape]);
+            ]),
         }
-        i += 1;
-        start = i;
+        start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 /// Whether any of the eight bytes of `word` is one JSON escapes: below
@@ -98,14 +115,15 @@ fn optional(out: &mut Vec<u8>, s: Option<&str>) {
 }
 
 /// `[v, ...]` of optional strings.
-fn values(out: &mut Vec<u8>, values: &[Option<String>]) {
+fn values(out: &mut Vec<u8>, values: sqlgate_net::parameters::Parameters<'_>) {
     out.push(b'[');
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
+    let mut first = true;
+    values.each(|v| {
+        if !std::mem::take(&mut first) {
             out.push(b',');
         }
-        optional(out, v.as_deref());
-    }
+        optional(out, v);
+    });
     out.push(b']');
 }
 
@@ -234,6 +252,24 @@ mod tests {
     }
 
     #[test]
+    fn a_text_escapes_nothing_only_when_no_byte_of_it_is_escaped() {
+        for len in 1..20 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    assert_eq!(
+                        escapes_nothing(&bytes),
+                        !must_escape(b),
+                        "{b:#x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+        assert!(escapes_nothing(b""));
+    }
+
+    #[test]
     fn the_hot_events_are_written_as_serde_json_writes_them() {
         let mut rng = rand::rng();
         for _ in 0..5_000 {
@@ -242,7 +278,9 @@ mod tests {
             let r = Reference {
                 d: rng.random(),
                 text: rng.random_bool(0.8).then_some(t.as_str()),
-                parameters: rng.random_bool(0.5).then_some(&parameters[..]),
+                parameters: rng
+                    .random_bool(0.5)
+                    .then_some(sqlgate_net::parameters::Parameters::Values(&parameters)),
             };
             let mut out = Vec::new();
             reference(&mut out, &r);

@@ -179,8 +179,32 @@ pub struct Reference<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<&'a str>,
     /// Bound parameter values, when recorded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parameters: Option<&'a [Option<String>]>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "parameter_values"
+    )]
+    pub parameters: Option<sqlgate_net::parameters::Parameters<'a>>,
+}
+
+/// Parameter values as a JSON array of strings and nulls.
+fn parameter_values<S: serde::Serializer>(
+    parameters: &Option<sqlgate_net::parameters::Parameters<'_>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(None)?;
+    let mut failed = None;
+    if let Some(p) = parameters {
+        p.each(|v| {
+            if failed.is_none() {
+                failed = seq.serialize_element(&v).err();
+            }
+        });
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => seq.end(),
+    }
 }
 
 /// A held statement's approval request, when made and when decided.

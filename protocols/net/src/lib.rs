@@ -12,6 +12,7 @@ pub mod hostile;
 pub mod identity;
 pub mod live;
 pub mod outcome;
+pub mod parameters;
 pub mod pool;
 pub mod sample;
 pub mod scrub;

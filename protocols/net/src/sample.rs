@@ -275,7 +275,7 @@ pub fn shown(value: &[u8]) -> String {
 }
 
 /// [`shown`], appended to `out`.
-fn shown_into(out: &mut String, value: &[u8]) {
+pub fn shown_into(out: &mut String, value: &[u8]) {
     // Printable ASCII (most values) is text without a look at each of
     // its characters (samples of wide results are many values).
     let plain = |v: &[u8]| {

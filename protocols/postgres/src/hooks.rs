@@ -192,7 +192,7 @@ pub trait SessionHooks: Send {
     fn bound(
         &mut self,
         _statement: &[u8],
-        _parameters: Option<Vec<Option<String>>>,
+        _parameters: Option<sqlgate_net::parameters::Parameters<'_>>,
     ) -> Verdict<()> {
         Verdict::Allow(())
     }

@@ -262,45 +262,80 @@ pub fn shown_name(name: &[u8]) -> String {
     String::from_utf8_lossy(name).into_owned()
 }
 
-/// A Bind body's statement name and parameter values as a recording
-/// shows them (text values as they are, binary ones as `\x` and hex
-/// unless they are printable UTF-8;
-/// `None`: NULL). `None` when the body does not decode.
-pub fn bind_parameters(body: &[u8]) -> Option<(&[u8], Vec<Option<String>>)> {
+/// A Bind's statement name and parameter values (`None`: the body does
+/// not decode), the values lent where they lie: text as text (lossily
+/// when it is not UTF-8), other formats as [`sqlgate_net::sample::shown`]
+/// shows bytes.
+pub fn bind_parameters(body: &[u8]) -> Option<(&[u8], BindValues<'_>)> {
     let mut c = Cursor::new(body);
     c.cstr()?;
     let statement = c.cstr()?;
     let nf = usize::from(c.u16()?);
     // The format codes, read where they lie (big-endian i16s).
     let formats = c.bytes(2 * nf)?;
-    let format = |i: usize| {
-        let at = match nf {
+    let values = c.rest();
+    let count = usize::from(c.u16()?);
+    // Every value's length is checked once here: reading them again
+    // cannot fail.
+    for _ in 0..count {
+        let len = c.i32()?;
+        if len >= 0 {
+            c.bytes(len as usize)?;
+        }
+    }
+    Some((statement, BindValues { formats, values }))
+}
+
+/// A Bind's parameter values, read where they lie (see
+/// [`bind_parameters`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BindValues<'a> {
+    /// The format codes (big-endian i16s).
+    formats: &'a [u8],
+    /// The values' count, then each value.
+    values: &'a [u8],
+}
+
+impl BindValues<'_> {
+    /// Value `i`'s format code.
+    fn format(&self, i: usize) -> i16 {
+        let at = match self.formats.len() / 2 {
             0 => return 0,
             1 => 0,
-            _ if i < nf => 2 * i,
+            n if i < n => 2 * i,
             _ => return 0,
         };
-        i16::from_be_bytes([formats[at], formats[at + 1]])
-    };
-    let np = c.u16()?;
-    let mut values = Vec::with_capacity(usize::from(np));
-    for i in 0..usize::from(np) {
-        let len = c.i32()?;
-        if len < 0 {
-            values.push(None);
-            continue;
-        }
-        let v = c.bytes(len as usize)?;
-        values.push(Some(match format(i) {
-            0 => match std::str::from_utf8(v) {
-                Ok(s) => s.to_owned(),
-                Err(_) => String::from_utf8_lossy(v).into_owned(),
-            },
-            // Binary: text types are their UTF-8; others show as hex.
-            _ => sqlgate_net::outcome::shown(v),
-        }));
+        i16::from_be_bytes([self.formats[at], self.formats[at + 1]])
     }
-    Some((statement, values))
+}
+
+impl sqlgate_net::parameters::LentValues for BindValues<'_> {
+    fn each(&self, f: &mut dyn FnMut(Option<&str>)) {
+        let mut c = Cursor::new(self.values);
+        let count = c.u16().map_or(0, usize::from);
+        let mut binary = String::new();
+        for i in 0..count {
+            let Some(len) = c.i32() else { return };
+            if len < 0 {
+                f(None);
+                continue;
+            }
+            let Some(v) = c.bytes(len as usize) else {
+                return;
+            };
+            if self.format(i) == 0 {
+                match std::str::from_utf8(v) {
+                    Ok(text) => f(Some(text)),
+                    Err(_) => f(Some(&String::from_utf8_lossy(v))),
+                }
+            } else {
+                // Binary: text types are their UTF-8; others show as hex.
+                binary.clear();
+                sqlgate_net::sample::shown_into(&mut binary, v);
+                f(Some(&binary));
+            }
+        }
+    }
 }
 
 /// The number of columns of a DataRow body.
@@ -540,9 +575,10 @@ mod tests {
             b.extend_from_slice(&0u16.to_be_bytes());
             b
         };
+        let owned = |v: BindValues<'_>| sqlgate_net::parameters::Parameters::Lent(&v).to_vec();
         let values: [Option<&[u8]>; 3] = [Some(b"42"), None, Some(b"\x00\x01")];
         let shown = |formats: &[i16]| {
-            bind_parameters(&bind(formats, &values)).map(|(name, v)| (name.to_vec(), v))
+            bind_parameters(&bind(formats, &values)).map(|(name, v)| (name.to_vec(), owned(v)))
         };
         let text = |s: &str| Some(s.to_owned());
         // No codes: all text; one code: all of it; one each; codes
@@ -565,7 +601,7 @@ mod tests {
         );
         // Text that is not UTF-8 shows lossily; a cut body does not decode.
         assert_eq!(
-            bind_parameters(&bind(&[], &[Some(b"a\xff")])).map(|(_, v)| v),
+            bind_parameters(&bind(&[], &[Some(b"a\xff")])).map(|(_, v)| owned(v)),
             Some(vec![text("a\u{fffd}")])
         );
         let whole = bind(&[0], &values);

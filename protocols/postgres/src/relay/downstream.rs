@@ -630,9 +630,18 @@ fn described(active: &ActiveMask) -> Rewrite {
 
 /// The count a command tag ends with (`SELECT 5`, `INSERT 0 1`): its
 /// last word, when that is a number.
+/// Read as `str::parse::<u64>` reads it (a leading `+`, no overflow),
+/// without a check of the whole tag's UTF-8.
 fn tag_count(tag: &[u8]) -> Option<u64> {
     let last = tag.rsplit(|&b| b == b' ').next()?;
-    std::str::from_utf8(last).ok()?.parse().ok()
+    let digits = last.strip_prefix(b"+").unwrap_or(last);
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// The columns of an Execute's rows: the statement's, as described to
@@ -699,4 +708,38 @@ fn inspected(
         }));
     }
     Ok((buf.len() - pos >= total).then(|| &buf[pos + HEADER_LEN..pos + total]))
+}
+
+#[cfg(test)]
+mod tag_count_tests {
+    use super::tag_count;
+
+    #[test]
+    fn a_tags_count_reads_as_str_parse_reads_its_last_word() {
+        let words = [
+            "",
+            "0",
+            "1",
+            "+5",
+            "-5",
+            "+",
+            "++5",
+            "5+",
+            "007",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999",
+            "1a",
+            "٣",
+            "1 ",
+            "\u{0}",
+        ];
+        for w in words {
+            for tag in [w.to_owned(), format!("SELECT {w}"), format!("INSERT 0 {w}")] {
+                let expected = tag.rsplit(' ').next().and_then(|l| l.parse::<u64>().ok());
+                assert_eq!(tag_count(tag.as_bytes()), expected, "{tag:?}");
+            }
+        }
+        assert_eq!(tag_count(b"SELECT \xff1"), None);
+    }
 }

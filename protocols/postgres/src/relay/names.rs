@@ -38,7 +38,12 @@ pub(super) enum Plan {
 /// bytes of a name (`NAMEDATALEN - 1`), so longer names that share those
 /// are one name to the server, and must be to the relay.
 pub(super) fn key(name: &[u8]) -> Vec<u8> {
-    name[..name.len().min(63)].to_vec()
+    server_name(name).to_vec()
+}
+
+/// [`key`], borrowed.
+pub(super) fn server_name(name: &[u8]) -> &[u8] {
+    &name[..name.len().min(63)]
 }
 
 /// A prepared statement as the server has it.

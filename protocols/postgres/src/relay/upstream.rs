@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::marker::{bind_marker, marker};
 use super::model::Sent;
-use super::names::{key, Plan, Statement};
+use super::names::{key, server_name, Plan, Statement};
 use super::shared::{write, RelayEnd, RelayLimits, Shared, MAX_QUEUED, READ_CHUNK};
 use crate::error::ProtocolError;
 use crate::frame::{pass_over, peek_header, HEADER_LEN};
@@ -367,7 +367,10 @@ impl<'a> Upstream<'a> {
     fn bound(&mut self, buf: &[u8], body: &[u8], pos: usize, total: usize) -> Verdict<()> {
         let whole = buf.len() - pos >= total;
         match whole.then(|| mask::bind_parameters(body)).flatten() {
-            Some((statement, values)) => self.hooks.bound(&key(statement), Some(values)),
+            Some((statement, values)) => self.hooks.bound(
+                server_name(statement),
+                Some(sqlgate_net::parameters::Parameters::Lent(&values)),
+            ),
             None => {
                 // The statement's name leads the body.
                 let name = body.iter().position(|&b| b == 0).and_then(|p| {
@@ -376,7 +379,7 @@ impl<'a> Upstream<'a> {
                 });
                 // Unread: a name no statement has.
                 let unknown: &[u8] = b"\0(not read)";
-                self.hooks.bound(&key(name.unwrap_or(unknown)), None)
+                self.hooks.bound(server_name(name.unwrap_or(unknown)), None)
             }
         }
     }
