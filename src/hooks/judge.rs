@@ -11,12 +11,15 @@ use std::sync::Arc;
 use super::held::{PreparedReviews, Template};
 use super::{POLICY_LOG, STATEMENT_LOG};
 
+mod origin;
 mod retry;
+
 use crate::approvals::{self, Approvals};
 use crate::policy::engine::{Engine, Refusal, SessionPolicy};
 use crate::policy::parse::SqlDialect;
 use crate::store::writer::Recorder;
 use crate::store::SessionStart;
+pub use origin::TextOrigin;
 use sqlgate_net::identity::{Identity, Login};
 use sqlgate_net::verdict::{Notice, Ticket, Verdict};
 
@@ -73,6 +76,8 @@ struct StatementCounters(
     std::collections::HashMap<
         (&'static str, &'static str),
         prometheus_client::metrics::counter::Counter,
+        // (Keys are the gateway's own names: no client shapes them.)
+        foldhash::fast::FixedState,
     >,
 );
 
@@ -510,7 +515,7 @@ impl Judge {
 
     pub fn judge(
         &mut self,
-        origin: impl std::fmt::Debug,
+        origin: impl TextOrigin,
         sql: &[u8],
     ) -> Result<Vec<crate::policy::engine::Judged>, Refusal> {
         self.notice = None;
@@ -535,10 +540,9 @@ impl Judge {
             let policy = &mut self.policy;
             crate::policy::offload::judge(sql.len(), || policy.judge(sql))
         };
-        // (Named once per text.)
-        let origin_name = format!("{origin:?}").to_lowercase();
-        self.durable = self.log.judged(self.dialect, &origin_name, sql, &judged);
-        let prepares = matches!(origin_name.as_str(), "parse" | "prepare");
+        let origin_name = origin.record_name();
+        self.durable = self.log.judged(self.dialect, origin_name, sql, &judged);
+        let prepares = matches!(origin_name, "parse" | "prepare");
         self.reviews.parsed(None);
         // Nothing can be held during a login: no request is made.
         let judged = if origin_name == "startup" {

@@ -45,10 +45,19 @@ struct Loaded {
 /// value (`StatementRisk::literal_free`) are kept by their whole text.
 struct Classified {
     /// By exact fingerprint.
-    shapes: LruCache<Box<str>, ByShape>,
+    shapes: LruCache<Box<str>, ByShape, CacheHasher>,
     /// By text: inexact fingerprints, and literal-sensitive statements.
-    texts: LruCache<Box<[u8]>, Arc<[StatementRisk]>>,
+    texts: LruCache<Box<[u8]>, Arc<[StatementRisk]>, CacheHasher>,
+    /// Texts served by fingerprint, by text, and classified: counted
+    /// under the cache's lock, which each text takes anyway (a counter of
+    /// their own would move between the CPUs at every statement).
+    counts: [u64; 3],
 }
+
+/// The caches' hasher: seeded per process (texts are the clients' to
+/// shape), and cheaper than SipHash on every statement's text and
+/// fingerprint.
+type CacheHasher = foldhash::fast::RandomState;
 
 /// What a fingerprint's entry says.
 #[derive(Clone)]
@@ -83,7 +92,9 @@ pub struct Engine {
     /// The key of the `hash` masking function.
     hash_key: HashKey,
     /// Texts served by fingerprint, by text, and classified.
-    counts: [std::sync::atomic::AtomicU64; 3],
+    /// The loaded policy's generation, read without the lock (a session
+    /// asks at every text whether its verdict table is current).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// How the classification cache served texts, since start.
@@ -109,15 +120,16 @@ impl Engine {
             })),
             cache: [(); 2].map(|()| {
                 Mutex::new(Classified {
-                    shapes: LruCache::new(cap),
-                    texts: LruCache::new(cap),
+                    shapes: LruCache::with_hasher(cap, CacheHasher::default()),
+                    texts: LruCache::with_hasher(cap, CacheHasher::default()),
+                    counts: [0; 3],
                 })
             }),
             catalogs: RwLock::new(HashMap::new()),
             stale: Mutex::new(HashSet::new()),
             catalog_wanted: tokio::sync::Notify::new(),
             hash_key: HashKey::new(rand::random::<[u8; 32]>().as_slice()),
-            counts: Default::default(),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -185,6 +197,13 @@ impl Engine {
         let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
         let generation = loaded.generation + 1;
         *loaded = Arc::new(Loaded { policy, generation });
+        self.generation
+            .store(generation, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The loaded policy's generation.
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn current(&self) -> Arc<Loaded> {
@@ -196,33 +215,38 @@ impl Engine {
 
     /// How the classification cache served texts so far.
     pub fn cache_counts(&self) -> CacheCounts {
-        let [f, t, c] = &self.counts;
-        let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        CacheCounts {
-            by_fingerprint: get(f),
-            by_text: get(t),
-            classified: get(c),
+        let mut counts = [0; 3];
+        for cache in &self.cache {
+            let cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+            for (sum, n) in counts.iter_mut().zip(cache.counts) {
+                *sum += n;
+            }
         }
-    }
-
-    fn count(&self, which: usize) {
-        self.counts[which].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let [by_fingerprint, by_text, classified] = counts;
+        CacheCounts {
+            by_fingerprint,
+            by_text,
+            classified,
+        }
     }
 
     /// The statements of a text, classified (from the cache when a text
     /// of its fingerprint, or the text itself, was seen).
     pub fn classify(&self, dialect: SqlDialect, sql: &[u8]) -> Arc<[StatementRisk]> {
-        if sql.len() > MAX_CACHED_TEXT {
-            self.count(2);
-            return classify_text(dialect, sql).into();
-        }
         let cache = &self.cache[dialect as usize];
         let lock = || cache.lock().unwrap_or_else(|e| e.into_inner());
+        if sql.len() > MAX_CACHED_TEXT {
+            lock().counts[2] += 1;
+            return classify_text(dialect, sql).into();
+        }
         // The text itself first: repeated texts (prepared statements,
         // BEGIN) need no fingerprint.
-        if let Some(hit) = lock().texts.get(sql) {
-            self.count(1);
-            return hit.clone();
+        {
+            let mut cache = lock();
+            if let Some(hit) = cache.texts.get(sql).cloned() {
+                cache.counts[1] += 1;
+                return hit;
+            }
         }
         let shape = std::str::from_utf8(sql)
             .ok()
@@ -231,17 +255,24 @@ impl Engine {
             .filter(|f| f.exact);
         if let Some(f) = &shape {
             // (Bound first: a guard in the match would live through it.)
-            let found = lock().shapes.get(f.key.as_str()).cloned();
+            let found = {
+                let mut cache = lock();
+                let found = cache.shapes.get(f.key.as_str()).cloned();
+                match &found {
+                    Some(ByShape::Shared(_)) => cache.counts[0] += 1,
+                    Some(ByShape::ByText) => {}
+                    None => cache.counts[2] += 1,
+                }
+                found
+            };
             match found {
                 Some(ByShape::Shared(statements)) => {
                     if let Some(placed) = placed(&statements, f) {
-                        self.count(0);
                         return placed;
                     }
                 }
                 Some(ByShape::ByText) => {}
                 None => {
-                    self.count(2);
                     let classified: Arc<[StatementRisk]> = classify_text(dialect, sql).into();
                     let shared = classified.len() == f.statements.len()
                         && classified.iter().all(|s| s.literal_free);
@@ -257,9 +288,10 @@ impl Engine {
                 }
             }
         }
-        self.count(2);
         let classified: Arc<[StatementRisk]> = classify_text(dialect, sql).into();
-        lock().texts.put(sql.into(), classified.clone());
+        let mut cache = lock();
+        cache.counts[2] += 1;
+        cache.texts.put(sql.into(), classified.clone());
         classified
     }
 
@@ -452,6 +484,13 @@ impl SessionPolicy {
     /// The verdict table under the current policy (rebuilt after a
     /// reload); `None` when no policy is configured.
     fn table(&mut self) -> Option<Arc<Table>> {
+        // The loaded policy is read (a lock and a shared count) only when
+        // it changed.
+        if let Some((generation, table)) = &self.table {
+            if *generation == self.engine.generation() {
+                return Some(table.clone());
+            }
+        }
         let loaded = self.engine.current();
         let policy = loaded.policy.as_ref()?;
         match &self.table {
@@ -488,8 +527,9 @@ impl SessionPolicy {
     /// Judges every statement of a text; all must be allowed for any to
     /// run. Returns each statement's judgement.
     pub fn judge(&mut self, sql: &[u8]) -> Result<Vec<Judged>, Refusal> {
-        let mut judged = Vec::new();
-        for outcome in self.judge_statements(sql, true) {
+        let outcomes = self.judge_statements(sql, true);
+        let mut judged = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
             judged.push(outcome?);
         }
         for j in &judged {
@@ -518,7 +558,10 @@ impl SessionPolicy {
         }
         let mut out = Vec::with_capacity(statements.len());
         // Once per text: statements are judged in time linear in it.
-        let text = String::from_utf8_lossy(sql);
+        let text = match std::str::from_utf8(sql) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(sql),
+        };
         // What this text prepares, visible to its own later EXECUTEs.
         let mut defined: HashMap<&str, TagSet> = HashMap::new();
         for (i, s) in statements.iter().enumerate() {

@@ -266,7 +266,7 @@ async fn a_prepared_write_is_refused_when_its_execution_cannot_be_recorded() {
     .await
     .unwrap();
     let insert = agent.prep("INSERT INTO rec_full VALUES (?)").await.unwrap();
-    std::fs::write(disk.path().join("filler"), vec![0u8; 600 << 10]).unwrap();
+    disk.fill_leaving(400 << 10);
     let pad = "x".repeat(16 << 10);
     let mut refused = None;
     for n in 0..200 {

@@ -470,8 +470,7 @@ async fn a_full_disk_refuses_writes_clearly_and_recording_resumes_when_space_ret
         .prepare("INSERT INTO rec_full VALUES ($1, 'prepared')")
         .await
         .unwrap();
-    let filler = disk.path().join("filler");
-    std::fs::write(&filler, vec![0u8; 600 << 10]).unwrap();
+    let filler = disk.fill_leaving(400 << 10);
     let agent = gw.agent().await;
     let pad = "x".repeat(16 << 10);
     let mut refused_at = None;

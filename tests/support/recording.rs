@@ -49,7 +49,7 @@ impl SmallDisk {
     pub fn mount() -> SmallDisk {
         let dir = tempfile::tempdir().unwrap();
         let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
             .arg(dir.path())
             .status()
             .unwrap();
@@ -62,6 +62,23 @@ impl SmallDisk {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Fills the disk with a file until `room` bytes are left (whatever
+    /// the store's pages and log already take); returns its path.
+    pub fn fill_leaving(&self, room: u64) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 4096];
+        let mut written = 0u64;
+        while file.write_all(&chunk).is_ok() {
+            written += chunk.len() as u64;
+        }
+        let _ = file.flush();
+        assert!(written > room, "the disk had less than {room} bytes free");
+        file.set_len(written - room).unwrap();
+        path
     }
 }
 
