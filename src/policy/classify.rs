@@ -160,13 +160,13 @@ pub(crate) fn lexer_hazard(dialect: SqlDialect, text: &str) -> Option<&'static s
         SqlDialect::Postgres => {
             // Dollar-quote tags may hold any non-ASCII character for the
             // server, only alphanumerics for sqlparser.
-            let mut chars = text.char_indices().peekable();
-            while let Some((_, c)) = chars.next() {
-                if c != '$' {
-                    continue;
-                }
+            // (From each `$`, found a word at a time; a tag's characters
+            // are never `$`, so each is read once.)
+            let mut from = 0;
+            while let Some(i) = text[from..].find('$') {
+                let after = from + i + 1;
                 let mut tag_has_non_ascii = false;
-                while let Some(&(_, n)) = chars.peek() {
+                for n in text[after..].chars() {
                     if n == '$' {
                         if tag_has_non_ascii {
                             return Some("a dollar-quote tag with non-ASCII characters");
@@ -177,8 +177,8 @@ pub(crate) fn lexer_hazard(dialect: SqlDialect, text: &str) -> Option<&'static s
                         break;
                     }
                     tag_has_non_ascii |= !n.is_ascii() && !n.is_alphanumeric();
-                    chars.next();
                 }
+                from = after;
             }
             None
         }

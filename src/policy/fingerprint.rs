@@ -204,8 +204,21 @@ struct Scan<'t> {
 }
 
 fn ident_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+    IDENT_BYTES[usize::from(b)]
 }
+
+/// The bytes of words: ASCII letters, digits, `_`, `$` and every byte of
+/// a non-ASCII character (one look-up per byte of every text judged).
+const IDENT_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+        b += 1;
+    }
+    table
+};
 
 impl Scan<'_> {
     fn peek(&self, ahead: usize) -> Option<u8> {
@@ -227,8 +240,14 @@ impl Scan<'_> {
             let start = (self.chars, self.at);
             match b {
                 b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => {
+                    // The whole run (each byte one character).
                     self.space = true;
-                    self.advance_to(self.at + 1);
+                    let run = self.bytes[self.at..]
+                        .iter()
+                        .take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+                        .count();
+                    self.chars += run;
+                    self.at += run;
                 }
                 b'-' if self.peek(1) == Some(b'-') && self.line_comment_here() => {
                     self.after_operator();
@@ -282,9 +301,10 @@ impl Scan<'_> {
                     self.token(if b == b'?' { "?" } else { "\\" }, Token::Other, start);
                 }
                 b if b.is_ascii() => {
+                    // (An ASCII byte is a character of the text itself.)
+                    let text = self.text;
+                    let s = text.get(self.at..self.at + 1).unwrap_or("?");
                     self.advance_to(self.at + 1);
-                    let c = [b];
-                    let s = std::str::from_utf8(&c).unwrap_or("?");
                     self.token(s, Token::Other, start);
                 }
                 _ => {
@@ -524,7 +544,8 @@ impl Scan<'_> {
         }
         // Sound: the loop stops only before an ASCII byte or at the end.
         let word = &self.text[self.at..i];
-        if !word.is_ascii() {
+        let ascii = word.is_ascii();
+        if !ascii {
             self.exact = false;
         }
         let kind = word_kind(self.dialect, word);
@@ -537,7 +558,13 @@ impl Scan<'_> {
         } else if kind == Word::ClauseEnd && !qualified && self.positional == Some(self.depth) {
             self.positional = None;
         }
-        self.advance_to(i);
+        if ascii {
+            // A character a byte.
+            self.chars += i - self.at;
+            self.at = i;
+        } else {
+            self.advance_to(i);
+        }
         self.token(word, Token::Other, start);
         self.last_word = kind;
         if kind == Word::Values {

@@ -102,3 +102,50 @@ fn unreadable_text_is_unknown() {
     );
     assert!(classify_text(SqlDialect::Postgres, b"  -- nothing\n").is_empty());
 }
+
+/// The dollar-quote hazard as it was first written, a character at a
+/// time: the oracle of the faster search.
+fn dollar_tag_hazard_oracle(text: &str) -> bool {
+    let mut chars = text.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        if c != '$' {
+            continue;
+        }
+        let mut tag_has_non_ascii = false;
+        while let Some(&(_, n)) = chars.peek() {
+            if n == '$' {
+                if tag_has_non_ascii {
+                    return true;
+                }
+                break;
+            }
+            if !(n.is_alphanumeric() || n == '_' || !n.is_ascii()) {
+                break;
+            }
+            tag_has_non_ascii |= !n.is_ascii() && !n.is_alphanumeric();
+            chars.next();
+        }
+    }
+    false
+}
+
+#[test]
+fn a_dollar_tag_with_a_non_ascii_character_is_a_hazard_wherever_it_stands() {
+    use rand::Rng;
+    assert!(lexer_hazard(SqlDialect::Postgres, "select $→$ x $→$").is_some());
+    assert!(lexer_hazard(SqlDialect::Postgres, "select $é$ x $é$").is_none());
+    let pieces = [
+        "$", "a", "_", "1", " ", "é", "→", "\u{a0}", "'", ";", "$$", "$a$",
+    ];
+    let mut rng = rand::rng();
+    for _ in 0..20_000 {
+        let text: String = (0..rng.random_range(0..12))
+            .map(|_| pieces[rng.random_range(0..pieces.len())])
+            .collect();
+        assert_eq!(
+            lexer_hazard(SqlDialect::Postgres, &text).is_some(),
+            dollar_tag_hazard_oracle(&text),
+            "{text:?}"
+        );
+    }
+}
