@@ -160,9 +160,9 @@ impl Relay<'_> {
         self.masks = MaskState::of(self.judge.as_mut());
         self.timings = self.judge.timings();
         self.end = Some(shutdown.clone());
-        // Registered once per session, not once per command.
-        let cancelled = shutdown.cancelled();
-        tokio::pin!(cancelled);
+        // Registered once per session, not once per command; polled at
+        // each command as a flag, not the token's locks.
+        let mut cancelled = sqlgate_net::woken::ShutdownWait::shutdown(shutdown);
         loop {
             // Idle: wait for the next command (or shutdown).
             // The end comes first: a client that writes its commands ahead

@@ -20,3 +20,4 @@ pub mod secret;
 pub mod session;
 pub mod traffic;
 pub mod verdict;
+pub mod woken;

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
+use sqlgate_net::woken::Woken;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::model::{Answer, ParseEnd};
@@ -150,6 +151,11 @@ impl<'a> Downstream<'a> {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
+        // One wait for the gateway's notices, kept from read to read and
+        // polled only when it woke the task (a new one per read took the
+        // notify's lock three times per read).
+        let shared = self.shared;
+        let mut notice = Woken::new(shared.notice.notified());
         loop {
             if let Err(e) = self.forward(wr, buf).await {
                 return e;
@@ -194,7 +200,10 @@ impl<'a> Downstream<'a> {
                 tokio::select! {
                     r = rd.read_buf(buf) => r,
                     // (`read_buf` is cancel-safe: nothing read is lost.)
-                    _ = self.shared.notice.notified() => continue,
+                    _ = &mut notice => {
+                        notice = Woken::new(shared.notice.notified());
+                        continue;
+                    }
                 }
             } else {
                 rd.read_buf(buf).await

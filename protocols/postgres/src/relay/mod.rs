@@ -133,6 +133,8 @@ pub async fn run(
     let mut up = Upstream::new(hooks, limits, &shared, masking);
     let mut down = Downstream::new(&shared, params, user, masking, sink).timed(timings);
     let idle = || shared.model().idle();
+    // Polled at every wake of the session: a flag, not the token's locks.
+    let mut stop = sqlgate_net::woken::ShutdownWait::shutdown(shutdown);
     let end = {
         let c2s = up.run(&mut client_rd, &mut server_wr, client_buf);
         let s2c = down.run(&mut server_rd, &mut client_wr, rbuf);
@@ -141,7 +143,7 @@ pub async fn run(
             tokio::select! {
                 r = &mut c2s => break r,
                 r = &mut s2c => break r,
-                _ = shutdown.cancelled(), if !shared.draining.load(Ordering::Relaxed) => {
+                _ = &mut stop, if !shared.draining.load(Ordering::Relaxed) => {
                     shared.draining.store(true, Ordering::Relaxed);
                     if idle() {
                         break RelayEnd::Shutdown;
