@@ -55,9 +55,10 @@ struct Classified {
 }
 
 /// The caches' hasher: seeded per process (texts are the clients' to
-/// shape), and cheaper than SipHash on every statement's text and
-/// fingerprint.
-type CacheHasher = foldhash::fast::RandomState;
+/// shape; `quality`, foldhash's stronger mix, for that), and cheaper than
+/// SipHash on every statement's text and fingerprint. The caches are
+/// bounded, and their users authenticated.
+type CacheHasher = foldhash::quality::RandomState;
 
 /// What a fingerprint's entry says.
 #[derive(Clone)]
@@ -248,6 +249,7 @@ impl Engine {
                 return hit;
             }
         }
+        let mut misplaced = false;
         let shape = std::str::from_utf8(sql)
             .ok()
             .filter(|text| lexer_hazard(dialect, text).is_none())
@@ -259,6 +261,7 @@ impl Engine {
                 let mut cache = lock();
                 let found = cache.shapes.get(f.key.as_str()).cloned();
                 match &found {
+                    // (Taken back below in the case `placed` refuses.)
                     Some(ByShape::Shared(_)) => cache.counts[0] += 1,
                     Some(ByShape::ByText) => {}
                     None => cache.counts[2] += 1,
@@ -270,6 +273,7 @@ impl Engine {
                     if let Some(placed) = placed(&statements, f) {
                         return placed;
                     }
+                    misplaced = true;
                 }
                 Some(ByShape::ByText) => {}
                 None => {
@@ -291,6 +295,10 @@ impl Engine {
         let classified: Arc<[StatementRisk]> = classify_text(dialect, sql).into();
         let mut cache = lock();
         cache.counts[2] += 1;
+        if misplaced {
+            // Counted as served by its fingerprint above: it was not.
+            cache.counts[0] -= 1;
+        }
         cache.texts.put(sql.into(), classified.clone());
         classified
     }

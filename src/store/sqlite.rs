@@ -87,12 +87,14 @@ impl SqliteStore {
         let page_size: i64 = conn
             .pragma_query_value(None, "page_size", |r| r.get(0))
             .map_err(err)?;
-        conn.pragma_update(
-            None,
-            "wal_autocheckpoint",
-            (WAL_CHECKPOINT_BYTES / page_size.max(512)).max(1),
-        )
-        .map_err(err)?;
+        if page_size == PAGE_SIZE {
+            // SQLite's default is a count of pages (1,000): of these, a
+            // log of 64 MiB. A store made before keeps its default.
+            conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_BYTES / PAGE_SIZE)
+                .map_err(err)?;
+            conn.pragma_update(None, "journal_size_limit", WAL_CHECKPOINT_BYTES)
+                .map_err(err)?;
+        }
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
@@ -501,8 +503,14 @@ mod tests {
                 .pragma_query_value(None, "page_size", |r| r.get(0))
                 .unwrap()
         };
+        let checkpoint = |s: &SqliteStore| -> i64 {
+            s.connection()
+                .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+                .unwrap()
+        };
         let new = SqliteStore::open(&dir.path().join("new.db")).unwrap();
         assert_eq!(page_size(&new), PAGE_SIZE);
+        assert_eq!(checkpoint(&new) * PAGE_SIZE, WAL_CHECKPOINT_BYTES);
         // A store made before: 4 KiB pages, already in WAL mode.
         let old = dir.path().join("old.db");
         let c = Connection::open(&old).unwrap();
@@ -512,6 +520,7 @@ mod tests {
         drop(c);
         let mut old = SqliteStore::open(&old).unwrap();
         assert_eq!(page_size(&old), 4096);
+        assert_eq!(checkpoint(&old), 1000, "SQLite's default");
         let (row, link) = ended("a");
         old.append(&[row], &mut [link], &[]).unwrap();
         assert_eq!(old.session_ids().unwrap(), ["a"]);
