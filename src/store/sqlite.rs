@@ -58,11 +58,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 );
 ";
 
-/// The page size of a new store's file.
-const PAGE_SIZE: i64 = 65536;
-/// The write-ahead log is copied into the file past this size.
-const WAL_CHECKPOINT_BYTES: i64 = 16 << 20;
-
 /// A SQLite file.
 pub struct SqliteStore {
     conn: Connection,
@@ -76,25 +71,8 @@ impl SqliteStore {
     /// Opens (creating) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(err)?;
-        // Before WAL, so that a new file takes it (an existing one keeps
-        // its own). A commit writes each page as two system calls and a
-        // checkpoint copies it again: large pages cut the recorder's
-        // work per record by a third (BENCHMARKS.md).
-        conn.pragma_update(None, "page_size", PAGE_SIZE)
-            .map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
-        let page_size: i64 = conn
-            .pragma_query_value(None, "page_size", |r| r.get(0))
-            .map_err(err)?;
-        if page_size == PAGE_SIZE {
-            // SQLite's default is a count of pages (1,000): of these, a
-            // log of 64 MiB. A store made before keeps its default.
-            conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_BYTES / PAGE_SIZE)
-                .map_err(err)?;
-            conn.pragma_update(None, "journal_size_limit", WAL_CHECKPOINT_BYTES)
-                .map_err(err)?;
-        }
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
@@ -493,36 +471,5 @@ mod tests {
         assert_eq!(reader.session_ids().unwrap(), ["a"]);
         reader.end_snapshot().unwrap();
         assert_eq!(reader.links().unwrap().len(), 2);
-    }
-
-    #[test]
-    fn a_new_store_takes_large_pages_and_an_older_one_keeps_its_own() {
-        let dir = tempfile::tempdir().unwrap();
-        let page_size = |s: &SqliteStore| -> i64 {
-            s.connection()
-                .pragma_query_value(None, "page_size", |r| r.get(0))
-                .unwrap()
-        };
-        let checkpoint = |s: &SqliteStore| -> i64 {
-            s.connection()
-                .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
-                .unwrap()
-        };
-        let new = SqliteStore::open(&dir.path().join("new.db")).unwrap();
-        assert_eq!(page_size(&new), PAGE_SIZE);
-        assert_eq!(checkpoint(&new) * PAGE_SIZE, WAL_CHECKPOINT_BYTES);
-        // A store made before: 4 KiB pages, already in WAL mode.
-        let old = dir.path().join("old.db");
-        let c = Connection::open(&old).unwrap();
-        c.pragma_update(None, "page_size", 4096).unwrap();
-        c.pragma_update(None, "journal_mode", "WAL").unwrap();
-        c.execute_batch("CREATE TABLE before (x)").unwrap();
-        drop(c);
-        let mut old = SqliteStore::open(&old).unwrap();
-        assert_eq!(page_size(&old), 4096);
-        assert_eq!(checkpoint(&old), 1000, "SQLite's default");
-        let (row, link) = ended("a");
-        old.append(&[row], &mut [link], &[]).unwrap();
-        assert_eq!(old.session_ids().unwrap(), ["a"]);
     }
 }
