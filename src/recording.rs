@@ -344,12 +344,7 @@ impl SessionLog {
         judged: &Result<Vec<Judged>, Refusal>,
     ) -> Option<Durable> {
         let rec = self.recorder.as_ref()?;
-        // (`from_utf8` checks ASCII a word at a time; the lossy form only
-        // for a text that is not UTF-8.)
-        let text = match std::str::from_utf8(sql) {
-            Ok(text) => std::borrow::Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(sql),
-        };
+        let text = sqlgate_net::sample::lossy(sql);
         let prepares = matches!(origin, "parse" | "prepare");
         match judged {
             Ok(list) => {

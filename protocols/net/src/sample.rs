@@ -274,6 +274,17 @@ pub fn shown(value: &[u8]) -> String {
     out
 }
 
+/// `bytes` as text, lossily where they are not UTF-8: `from_utf8` checks
+/// ASCII a word at a time, where `String::from_utf8_lossy` walks its
+/// chunks even through valid text (statements, tags and values on every
+/// path).
+pub fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// [`shown`], appended to `out`.
 pub fn shown_into(out: &mut String, value: &[u8]) {
     // Printable ASCII (most values) is text without a look at each of

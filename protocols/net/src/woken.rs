@@ -108,6 +108,30 @@ mod tests {
         Pin::new(wait).poll(&mut Context::from_waker(waker))
     }
 
+    /// A wait that never completes nor wakes, and counts its polls.
+    struct Polls(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Future for Polls {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn the_wrapped_wait_is_polled_only_when_it_woke_the_task() {
+        let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut wait = Woken::new(Polls(polls.clone()));
+        let waker = Waker::from(Arc::new(Count::default()));
+        for _ in 0..5 {
+            assert!(Pin::new(&mut wait)
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+        }
+        assert_eq!(polls.load(Ordering::SeqCst), 1, "the first poll only");
+    }
+
     #[test]
     fn a_cancellation_wakes_the_task_and_completes_the_wait() {
         let token = CancellationToken::new();

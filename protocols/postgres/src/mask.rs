@@ -324,10 +324,7 @@ impl sqlgate_net::parameters::LentValues for BindValues<'_> {
                 return;
             };
             if self.format(i) == 0 {
-                match std::str::from_utf8(v) {
-                    Ok(text) => f(Some(text)),
-                    Err(_) => f(Some(&String::from_utf8_lossy(v))),
-                }
+                f(Some(&sqlgate_net::sample::lossy(v)));
             } else {
                 // Binary: text types are their UTF-8; others show as hex.
                 binary.clear();

@@ -451,10 +451,7 @@ impl<'a> Downstream<'a> {
             // `INSERT 0 1`, `UPDATE 3`, `SELECT 5`: the count is the tag's
             // last word; otherwise the rows that passed.
             let rows = tag_count(tag).unwrap_or(self.rows);
-            let tag = match std::str::from_utf8(tag) {
-                Ok(t) => std::borrow::Cow::Borrowed(t),
-                Err(_) => String::from_utf8_lossy(tag),
-            };
+            let tag = sqlgate_net::sample::lossy(tag);
             let bytes = self.bytes + body.len() as u64 + HEADER_LEN as u64;
             // The sample is lent, not moved: its buffers serve the next
             // result.
