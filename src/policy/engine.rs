@@ -21,6 +21,7 @@ use super::tags::{Tag, TagSet};
 
 mod cache;
 mod masks;
+mod memo;
 
 pub use cache::CacheCounts;
 use cache::Classified;
@@ -168,6 +169,10 @@ impl Engine {
 
 impl Drop for SessionPolicy {
     fn drop(&mut self) {
+        let uncounted = std::mem::take(&mut self.shapes.uncounted);
+        if uncounted > 0 {
+            self.engine.count_by_fingerprint(self.dialect, uncounted);
+        }
         if self.ddl_pending {
             self.engine.want_catalog(&self.target);
         }
@@ -252,6 +257,8 @@ pub struct SessionPolicy {
     /// verdict `review`) instead of refused: the session holds them for
     /// approval.
     holds: bool,
+    /// The shapes this session sent last (`memo.rs`).
+    shapes: memo::ShapeMemo,
 }
 
 /// Distinct search paths one masking session may set.
@@ -281,6 +288,7 @@ impl SessionPolicy {
             read_functions: Arc::new(Vec::new()),
             search_paths: Vec::new(),
             holds: false,
+            shapes: memo::ShapeMemo::default(),
         }
     }
 
@@ -379,7 +387,7 @@ impl SessionPolicy {
     /// first refusal (`stop`), `sqlgate explain` goes on to show every
     /// statement — one judge for both, so they never disagree.
     pub fn judge_statements(&mut self, sql: &[u8], stop: bool) -> Vec<Result<Judged, Refusal>> {
-        let statements = self.engine.classify(self.dialect, sql);
+        let statements = self.classified(sql);
         let table = self.table();
         if std::mem::take(&mut self.ddl_pending) {
             self.engine.want_catalog(&self.target);
@@ -399,6 +407,24 @@ impl SessionPolicy {
             }
         }
         out
+    }
+
+    /// A text's statements, classified: from the shapes this session sent
+    /// last when it is one of them with new literals, else from the
+    /// engine's cache (`cache.rs`).
+    fn classified(&mut self, sql: &[u8]) -> Arc<[StatementRisk]> {
+        if let Some(recalled) = self.shapes.recall(sql) {
+            if self.shapes.count_due() {
+                let n = std::mem::take(&mut self.shapes.uncounted);
+                self.engine.count_by_fingerprint(self.dialect, n);
+            }
+            return recalled;
+        }
+        let (classified, shape) = self.engine.classify_shaped(self.dialect, sql);
+        if let Some(f) = &shape {
+            self.shapes.remember(sql, f, &classified);
+        }
+        classified
     }
 
     /// One statement of a text (`at`: its index and the text's count).

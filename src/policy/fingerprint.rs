@@ -39,6 +39,29 @@ pub struct Fingerprint {
     /// Where each statement of the text is (exact fingerprints only: the
     /// same spans as the classifier's).
     pub statements: Vec<Shape>,
+    /// Where each literal the key holds as a placeholder is, in order.
+    pub literals: Vec<Literal>,
+}
+
+/// A literal that the key holds as a placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Literal {
+    /// Its bytes in the text, quotes included.
+    pub bytes: Range<usize>,
+    /// The same span in characters.
+    pub chars: Range<usize>,
+    pub kind: LiteralKind,
+}
+
+/// What a literal's placeholder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiteralKind {
+    /// Digits.
+    Integer,
+    /// Digits, a point, digits.
+    Decimal,
+    /// A string in single quotes.
+    String,
 }
 
 /// Where one statement of a text is.
@@ -81,6 +104,7 @@ pub fn of(dialect: SqlDialect, text: &str) -> Fingerprint {
         positional: None,
         statement: None,
         statements: Vec::new(),
+        literals: Vec::new(),
     };
     if text.as_bytes().contains(&0) {
         // MySQL's lexer ends a text (and a comment) at a NUL.
@@ -93,6 +117,7 @@ pub fn of(dialect: SqlDialect, text: &str) -> Fingerprint {
         key: s.key,
         exact: s.exact,
         statements: s.statements,
+        literals: s.literals,
     }
 }
 
@@ -201,6 +226,7 @@ struct Scan<'t> {
     /// last token's end in chars.
     statement: Option<(usize, usize, usize)>,
     statements: Vec<Shape>,
+    literals: Vec<Literal>,
 }
 
 fn ident_byte(b: u8) -> bool {
@@ -414,6 +440,9 @@ impl Scan<'_> {
             || (self.at > 0 && matches!(self.bytes[self.at - 1], b'e' | b'E'));
         let end = self.closing(quote, Some(escapes));
         self.advance_to(end);
+        if quote == b'\'' {
+            self.literal(start, LiteralKind::String);
+        }
         self.token(STRING, Token::Literal, start);
     }
 
@@ -531,8 +560,10 @@ impl Scan<'_> {
         if self.positional.is_some() {
             self.token(literal, Token::Other, start);
         } else if literal.contains('.') {
+            self.literal(start, LiteralKind::Decimal);
             self.token(DECIMAL, Token::Literal, start);
         } else {
+            self.literal(start, LiteralKind::Integer);
             self.token(INTEGER, Token::Literal, start);
         }
     }
@@ -627,6 +658,15 @@ impl Scan<'_> {
                 }
             }
         }
+    }
+
+    /// Notes the literal from `start` to here.
+    fn literal(&mut self, start: (usize, usize), kind: LiteralKind) {
+        self.literals.push(Literal {
+            bytes: start.1..self.at,
+            chars: start.0..self.chars,
+            kind,
+        });
     }
 
     /// Appends a token to the key.

@@ -19,7 +19,7 @@ use crate::policy::parse::SqlDialect;
 
 /// Texts longer than this are classified every time: the cache bounds
 /// its memory by entries, and long texts are rarely repeated.
-const MAX_CACHED_TEXT: usize = 4096;
+pub(super) const MAX_CACHED_TEXT: usize = 4096;
 
 /// Classified statement texts (one per dialect: the same text reads
 /// differently in each). A text is looked up by its fingerprint first
@@ -106,11 +106,31 @@ impl Engine {
     /// The statements of a text, classified (from the cache when a text
     /// of its fingerprint, or the text itself, was seen).
     pub fn classify(&self, dialect: SqlDialect, sql: &[u8]) -> Arc<[StatementRisk]> {
+        self.classify_shaped(dialect, sql).0
+    }
+
+    /// Counts `n` texts served by a fingerprint outside the cache (a
+    /// session's own shapes, `memo.rs`).
+    pub(super) fn count_by_fingerprint(&self, dialect: SqlDialect, n: u64) {
+        let mut cache = self.cache[dialect as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cache.counts[0] += n;
+    }
+
+    /// [`Engine::classify`], and the text's fingerprint when the
+    /// classification stands for every text of it (the fingerprint is
+    /// exact and each statement literal-free).
+    pub(super) fn classify_shaped(
+        &self,
+        dialect: SqlDialect,
+        sql: &[u8],
+    ) -> (Arc<[StatementRisk]>, Option<Fingerprint>) {
         let cache = &self.cache[dialect as usize];
         let lock = || cache.lock().unwrap_or_else(|e| e.into_inner());
         if sql.len() > MAX_CACHED_TEXT {
             lock().counts[2] += 1;
-            return classify_text(dialect, sql).into();
+            return (classify_text(dialect, sql).into(), None);
         }
         // The text itself first: repeated texts (prepared statements,
         // BEGIN) need no fingerprint.
@@ -118,7 +138,7 @@ impl Engine {
             let mut cache = lock();
             if let Some(hit) = cache.texts.get(sql).cloned() {
                 cache.counts[1] += 1;
-                return hit;
+                return (hit, None);
             }
         }
         let mut misplaced = false;
@@ -127,7 +147,7 @@ impl Engine {
             .filter(|text| lexer_hazard(dialect, text).is_none())
             .map(|text| fingerprint::of(dialect, text))
             .filter(|f| f.exact);
-        if let Some(f) = &shape {
+        if let Some(f) = shape {
             // (Bound first: a guard in the match would live through it.)
             let found = {
                 let mut cache = lock();
@@ -142,8 +162,8 @@ impl Engine {
             };
             match found {
                 Some(ByShape::Shared(statements)) => {
-                    if let Some(placed) = placed(&statements, f) {
-                        return placed;
+                    if let Some(placed) = placed(&statements, &f) {
+                        return (placed, Some(f));
                     }
                     misplaced = true;
                 }
@@ -160,7 +180,7 @@ impl Engine {
                     };
                     cache.shapes.put(f.key.as_str().into(), entry);
                     cache.texts.put(sql.into(), classified.clone());
-                    return classified;
+                    return (classified, shared.then_some(f));
                 }
             }
         }
@@ -172,14 +192,17 @@ impl Engine {
             cache.counts[0] -= 1;
         }
         cache.texts.put(sql.into(), classified.clone());
-        classified
+        (classified, None)
     }
 }
 
 /// A fingerprint's shared statements at the spans of this text (`None`:
 /// the text has another number of statements, which an exact fingerprint
 /// never allows).
-fn placed(shared: &Arc<[StatementRisk]>, text: &Fingerprint) -> Option<Arc<[StatementRisk]>> {
+pub(super) fn placed(
+    shared: &Arc<[StatementRisk]>,
+    text: &Fingerprint,
+) -> Option<Arc<[StatementRisk]>> {
     if shared.len() != text.statements.len() {
         return None;
     }

@@ -1,0 +1,221 @@
+//! A session's recent statement shapes. Why: clients repeat their
+//! statements with new literals (pgbench, an agent's tool loop, an ORM's
+//! simple-protocol path), and such a text is the same as one the session
+//! sent before except inside its literals. Checking that costs a
+//! comparison of its bytes; fingerprinting it, hashing it twice and
+//! looking it up in the two shared caches (`cache.rs`) cost several
+//! thousand instructions per statement.
+//!
+//! This module must never hand out a classification that a fresh
+//! classification of the text would not give. A text matches a
+//! remembered one only when:
+//! - the remembered classification stood for every text of its exact
+//!   fingerprint (`Engine::classify_shaped`);
+//! - outside the remembered text's literals, the bytes are the same;
+//! - each literal is of the same kind, written so that every reader
+//!   (this scanner, sqlparser, the server) takes it whole and alike:
+//!   digits for digits (a point where the remembered one had it), a
+//!   single-quoted string of plain ASCII — no quote, backslash, `$`,
+//!   comment or control character inside — for a string.
+//!
+//! Such a text has the remembered fingerprint, is as exact and as free of
+//! lexer hazards, and its statements stand where the remembered ones
+//! stood, moved by the literals' change of length.
+
+use std::sync::Arc;
+
+use crate::policy::classify::StatementRisk;
+use crate::policy::fingerprint::{Fingerprint, Literal, LiteralKind};
+
+/// Shapes a session remembers (most clients alternate between a few).
+const REMEMBERED: usize = 8;
+/// Texts longer than this are not remembered (bounded memory per
+/// session; long texts are rarely repeated with new literals).
+const MAX_TEXT: usize = 2048;
+/// A literal longer than this is not taken for a remembered one's (the
+/// scanner calls a number past 18 digits inexact).
+const MAX_NUMBER: usize = 18;
+/// Hits counted in the engine's cache statistics at a time (one lock per
+/// this many statements).
+const COUNT_EVERY: u64 = 64;
+
+/// One remembered text.
+#[derive(Debug)]
+struct Remembered {
+    text: Box<[u8]>,
+    literals: Box<[Literal]>,
+    /// Its classification, at its own spans.
+    classified: Arc<[StatementRisk]>,
+}
+
+/// A session's recent shapes.
+#[derive(Debug, Default)]
+pub(super) struct ShapeMemo {
+    remembered: Vec<Remembered>,
+    /// The entry the next new shape replaces, once all are taken.
+    next: usize,
+    /// Hits not yet counted in the engine's statistics.
+    pub(super) uncounted: u64,
+}
+
+/// How a text's literals differ in length from a remembered text's.
+struct Moved {
+    /// Per literal: its change of length in bytes and in characters.
+    deltas: Vec<(isize, isize)>,
+}
+
+impl ShapeMemo {
+    /// The classification of `text` when it matches a remembered text
+    /// (see the module's doc).
+    pub(super) fn recall(&mut self, text: &[u8]) -> Option<Arc<[StatementRisk]>> {
+        if text.len() > MAX_TEXT {
+            return None;
+        }
+        for r in &self.remembered {
+            let Some(moved) = matches(r, text) else {
+                continue;
+            };
+            self.uncounted += 1;
+            if moved.deltas.iter().all(|&d| d == (0, 0)) {
+                return Some(r.classified.clone());
+            }
+            return Some(shifted(r, &moved));
+        }
+        None
+    }
+
+    /// Remembers `text`, whose classification stands for every text of
+    /// its fingerprint `f`.
+    pub(super) fn remember(
+        &mut self,
+        text: &[u8],
+        f: &Fingerprint,
+        classified: &Arc<[StatementRisk]>,
+    ) {
+        if text.len() > MAX_TEXT || !f.exact {
+            return;
+        }
+        let entry = Remembered {
+            text: text.into(),
+            literals: f.literals.as_slice().into(),
+            classified: classified.clone(),
+        };
+        if self.remembered.len() < REMEMBERED {
+            self.remembered.push(entry);
+        } else {
+            self.remembered[self.next] = entry;
+            self.next = (self.next + 1) % REMEMBERED;
+        }
+    }
+
+    /// Whether enough hits wait to be counted.
+    pub(super) fn count_due(&self) -> bool {
+        self.uncounted >= COUNT_EVERY
+    }
+}
+
+/// Whether `text` is `r`'s text with other literals (and where they end).
+fn matches(r: &Remembered, text: &[u8]) -> Option<Moved> {
+    let old = &*r.text;
+    let mut deltas = Vec::with_capacity(r.literals.len());
+    // Where the next constant piece starts, in the old and the new text.
+    let (mut from_old, mut from_new) = (0, 0);
+    for l in r.literals.iter() {
+        let piece = l.bytes.start - from_old;
+        if text.get(from_new..from_new + piece)? != &old[from_old..l.bytes.start] {
+            return None;
+        }
+        let start = from_new + piece;
+        let len = literal_len(l.kind, &text[start..])?;
+        // (Lengths of texts: far below `isize::MAX`.)
+        deltas.push((
+            len as isize - l.bytes.len() as isize,
+            len as isize - l.chars.len() as isize,
+        ));
+        from_old = l.bytes.end;
+        from_new = start + len;
+    }
+    (text.get(from_new..)? == &old[from_old..]).then_some(Moved { deltas })
+}
+
+/// The length of the literal of `kind` at the start of `rest`, when
+/// every reader takes it as such.
+fn literal_len(kind: LiteralKind, rest: &[u8]) -> Option<usize> {
+    let digits = |from: usize| {
+        rest[from..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    match kind {
+        LiteralKind::Integer => {
+            let n = digits(0);
+            (1..=MAX_NUMBER).contains(&n).then_some(n)
+        }
+        LiteralKind::Decimal => {
+            // Digits, a point, digits: an exact fingerprint's decimals
+            // have digits on both sides.
+            let whole = digits(0);
+            if whole == 0 || rest.get(whole) != Some(&b'.') {
+                return None;
+            }
+            let n = whole + 1 + digits(whole + 1);
+            (n > whole + 1 && n <= MAX_NUMBER).then_some(n)
+        }
+        LiteralKind::String => {
+            if rest.first() != Some(&b'\'') {
+                return None;
+            }
+            let inside = rest[1..].iter().take_while(|&&b| plain(b)).count();
+            // The quote that closes it must follow, and not be doubled.
+            (rest.get(1 + inside) == Some(&b'\'') && rest.get(2 + inside) != Some(&b'\''))
+                .then_some(inside + 2)
+        }
+    }
+}
+
+/// A byte that every reader takes as itself inside a string, and that no
+/// lexer hazard check looks for: printable ASCII but the quotes,
+/// backslash, `$`, `#`, `-`, `*`, `/` and `!`.
+fn plain(b: u8) -> bool {
+    (b' '..=b'~').contains(&b) && !b"'\"\\$#-*/!`".contains(&b)
+}
+
+/// `r`'s classification at the spans of the text that `moved` describes.
+fn shifted(r: &Remembered, moved: &Moved) -> Arc<[StatementRisk]> {
+    // A position after a literal moves by the change of every literal
+    // that ends at or before it (statements start and end at tokens, never
+    // inside a literal).
+    let bytes_at = |p: usize| {
+        let delta: isize = r
+            .literals
+            .iter()
+            .zip(&moved.deltas)
+            .filter(|(l, _)| l.bytes.end <= p)
+            .map(|(_, d)| d.0)
+            .sum();
+        p.saturating_add_signed(delta)
+    };
+    let chars_at = |p: usize| {
+        let delta: isize = r
+            .literals
+            .iter()
+            .zip(&moved.deltas)
+            .filter(|(l, _)| l.chars.end <= p)
+            .map(|(_, d)| d.1)
+            .sum();
+        p.saturating_add_signed(delta)
+    };
+    r.classified
+        .iter()
+        .map(|s| StatementRisk {
+            start: chars_at(s.start),
+            end: chars_at(s.end),
+            bytes: bytes_at(s.bytes.start)..bytes_at(s.bytes.end),
+            ..s.clone()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

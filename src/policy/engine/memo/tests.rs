@@ -1,0 +1,223 @@
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::ShapeMemo;
+use crate::policy::classify::lexer_hazard;
+use crate::policy::engine::cache::placed;
+use crate::policy::engine::Engine;
+use crate::policy::explain_agreement::corpus_statements;
+use crate::policy::fingerprint::{self, LiteralKind};
+use crate::policy::parse::SqlDialect;
+
+/// Texts with literals in several statements and places, beside the
+/// corpora's.
+const MORE: &[&str] = &[
+    "SELECT abalance FROM pgbench_accounts WHERE aid = 51234;",
+    "UPDATE pgbench_accounts SET abalance = abalance + -1234 WHERE aid = 5678;",
+    "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (12, 3, 456789, -4321, CURRENT_TIMESTAMP);",
+    "BEGIN; UPDATE t SET a = 'x y' WHERE id = 7; SELECT 'é', 2.5 FROM t;  COMMIT;",
+    "SELECT * FROM t WHERE name = 'ab' AND n IN (1, 2, 3) ORDER BY 2 LIMIT 10",
+    "SELECT 'a''b', 10 FROM t /* note é */ WHERE x = 'q' -- end\n",
+    "INSERT INTO t VALUES (1, 'a'), (2, 'b'), (1, 'a')",
+];
+
+/// Pieces a variant's literal, or an edit, is made of: digits, points,
+/// quotes, and every byte a lexer or a hazard check treats apart.
+const PIECES: &[&str] = &[
+    "0",
+    "7",
+    "42",
+    "123456789012345678",
+    "1234567890123456789",
+    ".",
+    "'",
+    "''",
+    "a",
+    "Z",
+    " ",
+    "\\",
+    "$",
+    "$$",
+    "#",
+    "--",
+    "-- ",
+    "/*",
+    "*/",
+    "!",
+    "\"",
+    "`",
+    "e",
+    "E",
+    "x",
+    "é",
+    "€",
+    "\0",
+    "\n",
+    ";",
+    "(",
+    ")",
+    ",",
+    "?",
+    "%",
+    "@",
+    ":",
+];
+
+fn piece(rng: &mut StdRng) -> &'static str {
+    PIECES[rng.random_range(0..PIECES.len())]
+}
+
+/// A literal of `kind` (or, at times, of none: anything).
+fn literal(rng: &mut StdRng, kind: LiteralKind) -> String {
+    let digits = |rng: &mut StdRng, n: usize| -> String {
+        (0..n)
+            .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+            .collect()
+    };
+    match (rng.random_range(0..6), kind) {
+        (0, _) => (0..rng.random_range(0..4)).map(|_| piece(rng)).collect(),
+        (_, LiteralKind::Integer) => {
+            let n = rng.random_range(1..22);
+            digits(rng, n)
+        }
+        (_, LiteralKind::Decimal) => {
+            let (a, b) = (rng.random_range(0..10), rng.random_range(0..10));
+            format!("{}.{}", digits(rng, a), digits(rng, b))
+        }
+        (_, LiteralKind::String) => {
+            let inside: String = (0..rng.random_range(0..5))
+                .map(|_| {
+                    if rng.random_bool(0.7) {
+                        "plain text"
+                    } else {
+                        piece(rng)
+                    }
+                })
+                .collect();
+            format!("'{inside}'")
+        }
+    }
+}
+
+/// `text` with each literal replaced, and at times a piece inserted or a
+/// byte removed near a literal's edge.
+fn variant(rng: &mut StdRng, text: &str, literals: &[fingerprint::Literal]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    for l in literals {
+        out.extend_from_slice(&text.as_bytes()[from..l.bytes.start]);
+        if rng.random_bool(0.8) {
+            out.extend_from_slice(literal(rng, l.kind).as_bytes());
+        } else {
+            out.extend_from_slice(&text.as_bytes()[l.bytes.clone()]);
+        }
+        from = l.bytes.end;
+    }
+    out.extend_from_slice(&text.as_bytes()[from..]);
+    if rng.random_bool(0.3) && !literals.is_empty() {
+        // Near an edge of a literal (in the original's positions: the
+        // variant's are close enough to hit edges often).
+        let l = &literals[rng.random_range(0..literals.len())];
+        let edge = if rng.random_bool(0.5) {
+            l.bytes.start
+        } else {
+            l.bytes.end
+        };
+        let at = (edge + rng.random_range(0..5))
+            .saturating_sub(2)
+            .min(out.len());
+        if rng.random_bool(0.5) {
+            let p = piece(rng).as_bytes().to_vec();
+            out.splice(at..at, p);
+        } else if at < out.len() {
+            out.remove(at);
+        }
+    }
+    out
+}
+
+/// The memo's oracle: a text it recalls has the remembered text's exact
+/// fingerprint, no lexer hazard, and the classification the engine's
+/// cache would serve it (the shared entry at its own spans).
+#[test]
+fn a_recalled_shape_is_what_the_cache_would_serve_for_every_variant() {
+    let mut rng = StdRng::seed_from_u64(0x5ba9e);
+    let (mut tried, mut recalled) = (0, 0);
+    for dialect in [SqlDialect::Postgres, SqlDialect::Mysql] {
+        let engine = Arc::new(Engine::new(None, 4096));
+        let mut texts = corpus_statements(dialect);
+        texts.extend_from_slice(MORE);
+        for text in texts {
+            let (classified, shape) = engine.classify_shaped(dialect, text.as_bytes());
+            let Some(f) = shape else { continue };
+            let mut memo = ShapeMemo::default();
+            memo.remember(text.as_bytes(), &f, &classified);
+            for _ in 0..40 {
+                let v = variant(&mut rng, text, &f.literals);
+                tried += 1;
+                let Some(got) = memo.recall(&v) else { continue };
+                recalled += 1;
+                let shown = String::from_utf8_lossy(&v);
+                let v = std::str::from_utf8(&v)
+                    .unwrap_or_else(|_| panic!("{dialect:?}: recalled non-UTF-8 {shown:?}"));
+                assert_eq!(lexer_hazard(dialect, v), None, "{dialect:?}: {v:?}");
+                let fv = fingerprint::of(dialect, v);
+                assert!(fv.exact, "{dialect:?}: recalled an inexact text {v:?}");
+                assert_eq!(fv.key, f.key, "{dialect:?}: {text:?} recalled for {v:?}");
+                let served = placed(&classified, &fv).expect("as many statements");
+                assert_eq!(
+                    *got, *served,
+                    "{dialect:?}: {text:?} then {v:?}: spans or classification differ"
+                );
+            }
+        }
+    }
+    // The memo is exercised: most variants keep their literals' kinds.
+    assert!(recalled * 3 > tried, "{recalled} of {tried} recalled");
+}
+
+#[test]
+fn a_session_judges_its_repeated_shapes_as_a_fresh_session_would() {
+    use crate::policy::engine::SessionPolicy;
+    let engine = Arc::new(Engine::new(None, 64));
+    let mut session = SessionPolicy::new(engine.clone(), SqlDialect::Postgres, "u", &[], "t");
+    let texts = [
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 5;",
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 512345;",
+        "SELECT abalance FROM pgbench_accounts WHERE aid = '5';",
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 5 OR 1 = 1;",
+        "DELETE FROM pgbench_accounts WHERE aid = 12;",
+        "DELETE FROM pgbench_accounts WHERE aid = 12345; DELETE FROM pgbench_accounts",
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 77;",
+    ];
+    for text in texts {
+        let fresh = SessionPolicy::new(
+            Arc::new(Engine::new(None, 64)),
+            SqlDialect::Postgres,
+            "u",
+            &[],
+            "t",
+        )
+        .judge_statements(text.as_bytes(), false);
+        let judged = session.judge_statements(text.as_bytes(), false);
+        let tags = |r: &[Result<super::super::Judged, super::super::Refusal>]| {
+            r.iter()
+                .map(|j| match j {
+                    Ok(j) => format!("{:?} {}..{}", j.tags, j.statement.start, j.statement.end),
+                    Err(e) => e.message.clone(),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(tags(&judged), tags(&fresh), "{text}");
+    }
+    // The repeated selects were recalled, and counted once the session
+    // ended.
+    drop(session);
+    assert!(
+        engine.cache_counts().by_fingerprint >= 2,
+        "{:?}",
+        engine.cache_counts()
+    );
+}
