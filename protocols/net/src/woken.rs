@@ -2,8 +2,9 @@
 //! a session's task polls every branch of its select at every wake — each
 //! message either way — and a `CancellationToken`'s wait takes two locks
 //! per poll (the token's node, then its notify's waiters), a `Notify`'s
-//! one. [`Woken`] polls the wait it wraps only once that wait woke it, and
-//! otherwise looks at one flag.
+//! one, a socket read that is not ready its readiness and its waker's
+//! lock. [`Woken`] polls the wait it wraps only once that wait woke it,
+//! and otherwise looks at one flag.
 //!
 //! This module must never miss a wake: the wrapped wait stays registered
 //! with a waker that raises the flag and wakes the task, and it is polled
@@ -23,6 +24,8 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 pub struct Woken<F> {
     inner: Pin<Box<F>>,
     flag: Arc<Flag>,
+    /// `flag` as the waker `inner` is polled with (made once).
+    waker: Waker,
     /// `inner` has been polled (and so registered) once.
     registered: bool,
 }
@@ -51,9 +54,11 @@ impl Wake for Flag {
 impl<F: Future> Woken<F> {
     /// `inner`, polled when it woke the task.
     pub fn new(inner: F) -> Self {
+        let flag = Arc::<Flag>::default();
         Woken {
             inner: Box::pin(inner),
-            flag: Arc::default(),
+            waker: Waker::from(flag.clone()),
+            flag,
             registered: false,
         }
     }
@@ -77,8 +82,10 @@ impl<F: Future> Future for Woken<F> {
             return Poll::Pending;
         }
         self.registered = true;
-        let waker = Waker::from(self.flag.clone());
-        self.inner.as_mut().poll(&mut Context::from_waker(&waker))
+        let this = &mut *self;
+        this.inner
+            .as_mut()
+            .poll(&mut Context::from_waker(&this.waker))
     }
 }
 

@@ -44,6 +44,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use bytes::BytesMut;
+use sqlgate_net::woken::Woken;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -136,8 +137,13 @@ pub async fn run(
     // Polled at every wake of the session: a flag, not the token's locks.
     let mut stop = sqlgate_net::woken::ShutdownWait::shutdown(shutdown);
     let end = {
-        let c2s = up.run(&mut client_rd, &mut server_wr, client_buf);
-        let s2c = down.run(&mut server_rd, &mut client_wr, rbuf);
+        // Each direction is polled only when it woke the task: a message
+        // one way wakes the session, and polling the other way's read
+        // found it pending (its readiness, its waker's lock) at every
+        // message. Neither direction waits on the other's state without
+        // a wake of its own (sockets, `Notify`s, channels).
+        let c2s = Woken::new(up.run(&mut client_rd, &mut server_wr, client_buf));
+        let s2c = Woken::new(down.run(&mut server_rd, &mut client_wr, rbuf));
         tokio::pin!(c2s, s2c);
         let end = loop {
             tokio::select! {
