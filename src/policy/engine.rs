@@ -478,7 +478,18 @@ impl SessionPolicy {
                 Reading::Parsed(stmt) => Some(stmt.as_ref()),
                 _ => None,
             };
-            if let Some(other) = super::reach::outside(stmt, s.excerpt(text), db) {
+            // A shape this session sent before names the same databases.
+            let outside = match self.shapes.reach(i) {
+                Some(known) => known.clone(),
+                None => {
+                    let outside = super::reach::outside(stmt, s.excerpt(text), db);
+                    if stmt.is_some_and(super::reach::reads_names_alone) {
+                        self.shapes.keep_reach(i, outside.clone());
+                    }
+                    outside
+                }
+            };
+            if let Some(other) = outside {
                 return Err(self.out_of_reach(sql, s, &other));
             }
         }

@@ -44,6 +44,13 @@ pub fn outside(stmt: Option<&Statement>, text: &str, database: &str) -> Option<S
     }
 }
 
+/// Whether [`outside`] reads only the statement's names (its AST, not
+/// its text or its printed form): then texts that differ in literals
+/// alone are outside alike.
+pub fn reads_names_alone(stmt: &Statement) -> bool {
+    matches!(stmt, Statement::Use(_)) || covered(stmt)
+}
+
 /// Statements whose every table name the AST visitor reports.
 fn covered(stmt: &Statement) -> bool {
     match stmt {

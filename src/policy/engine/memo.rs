@@ -46,6 +46,10 @@ struct Remembered {
     literals: Box<[Literal]>,
     /// Its classification, at its own spans.
     classified: Arc<[StatementRisk]>,
+    /// Per statement, once checked: the database outside the session's
+    /// that it names, if any (`policy::reach`; kept only for statements
+    /// whose check reads names alone, which literals never change).
+    reach: Vec<Option<Option<String>>>,
 }
 
 /// A session's recent shapes.
@@ -56,6 +60,8 @@ pub(super) struct ShapeMemo {
     next: usize,
     /// Hits not yet counted in the engine's statistics.
     pub(super) uncounted: u64,
+    /// The entry the text being judged matched or was remembered as.
+    current: Option<usize>,
 }
 
 /// How a text's literals differ in length from a remembered text's.
@@ -68,14 +74,16 @@ impl ShapeMemo {
     /// The classification of `text` when it matches a remembered text
     /// (see the module's doc).
     pub(super) fn recall(&mut self, text: &[u8]) -> Option<Arc<[StatementRisk]>> {
+        self.current = None;
         if text.len() > MAX_TEXT {
             return None;
         }
-        for r in &self.remembered {
+        for (i, r) in self.remembered.iter().enumerate() {
             let Some(moved) = matches(r, text) else {
                 continue;
             };
             self.uncounted += 1;
+            self.current = Some(i);
             if moved.deltas.iter().all(|&d| d == (0, 0)) {
                 return Some(r.classified.clone());
             }
@@ -99,12 +107,33 @@ impl ShapeMemo {
             text: text.into(),
             literals: f.literals.as_slice().into(),
             classified: classified.clone(),
+            reach: vec![None; classified.len()],
         };
         if self.remembered.len() < REMEMBERED {
+            self.current = Some(self.remembered.len());
             self.remembered.push(entry);
         } else {
+            self.current = Some(self.next);
             self.remembered[self.next] = entry;
             self.next = (self.next + 1) % REMEMBERED;
+        }
+    }
+
+    /// Statement `i` of the text being judged: what its reach check
+    /// found, when it was checked for a text of the same shape.
+    pub(super) fn reach(&self, i: usize) -> Option<&Option<String>> {
+        let r = &self.remembered[self.current?];
+        r.reach.get(i)?.as_ref()
+    }
+
+    /// Keeps what statement `i`'s reach check found, for the texts of the
+    /// same shape (its caller: only for a check that read names alone).
+    pub(super) fn keep_reach(&mut self, i: usize, outside: Option<String>) {
+        if let Some(slot) = self
+            .current
+            .and_then(|c| self.remembered[c].reach.get_mut(i))
+        {
+            *slot = Some(outside);
         }
     }
 

@@ -221,3 +221,24 @@ fn a_session_judges_its_repeated_shapes_as_a_fresh_session_would() {
         engine.cache_counts()
     );
 }
+
+#[test]
+fn a_repeated_shape_reaches_what_its_first_text_reached() {
+    use crate::policy::engine::SessionPolicy;
+    let engine = Arc::new(Engine::new(None, 64));
+    let mut session =
+        SessionPolicy::new(engine, SqlDialect::Mysql, "u", &[], "t").confined_to("app");
+    for (text, refused) in [
+        ("SELECT c FROM other.t WHERE id = 1", true),
+        ("SELECT c FROM other.t WHERE id = 22", true),
+        ("SELECT c FROM app.t WHERE id = 3", false),
+        ("SELECT c FROM app.t WHERE id = 44", false),
+        ("SELECT other.f(c) FROM t WHERE id = 5", true),
+        ("SELECT other.f(c) FROM t WHERE id = 66", true),
+        ("USE other", true),
+        ("USE other", true),
+    ] {
+        let judged = session.judge(text.as_bytes());
+        assert_eq!(judged.is_err(), refused, "{text}: {judged:?}");
+    }
+}
