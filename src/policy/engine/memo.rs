@@ -27,11 +27,12 @@ use std::sync::Arc;
 use crate::policy::classify::StatementRisk;
 use crate::policy::fingerprint::{Fingerprint, Literal, LiteralKind};
 
-/// Shapes a session remembers (most clients alternate between a few).
-const REMEMBERED: usize = 8;
-/// Texts longer than this are not remembered (bounded memory per
-/// session; long texts are rarely repeated with new literals).
-const MAX_TEXT: usize = 2048;
+/// Shapes a session remembers (sysbench's read-only mix alternates
+/// between 22, pgbench's TPC-B between 7).
+const REMEMBERED: usize = 16;
+/// Texts longer than this are not remembered (at most 16 KiB of texts
+/// per session; long texts are rarely repeated with new literals).
+const MAX_TEXT: usize = 1024;
 /// A literal longer than this is not taken for a remembered one's (the
 /// scanner calls a number past 18 digits inexact).
 const MAX_NUMBER: usize = 18;
@@ -52,12 +53,12 @@ struct Remembered {
     reach: Vec<Option<Option<String>>>,
 }
 
-/// A session's recent shapes.
+/// A session's recent shapes, the most used first: a shape that matches
+/// moves one place forward, and a new shape takes the last place once
+/// all are taken.
 #[derive(Debug, Default)]
 pub(super) struct ShapeMemo {
     remembered: Vec<Remembered>,
-    /// The entry the next new shape replaces, once all are taken.
-    next: usize,
     /// Hits not yet counted in the engine's statistics.
     pub(super) uncounted: u64,
     /// The entry the text being judged matched or was remembered as.
@@ -78,18 +79,20 @@ impl ShapeMemo {
         if text.len() > MAX_TEXT {
             return None;
         }
-        for (i, r) in self.remembered.iter().enumerate() {
-            let Some(moved) = matches(r, text) else {
-                continue;
-            };
-            self.uncounted += 1;
-            self.current = Some(i);
-            if moved.deltas.iter().all(|&d| d == (0, 0)) {
-                return Some(r.classified.clone());
-            }
-            return Some(shifted(r, &moved));
+        let (i, moved) = self
+            .remembered
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| matches(r, text).map(|m| (i, m)))?;
+        self.uncounted += 1;
+        let at = i.saturating_sub(1);
+        self.remembered.swap(i, at);
+        self.current = Some(at);
+        let r = &self.remembered[at];
+        if moved.deltas.iter().all(|&d| d == (0, 0)) {
+            return Some(r.classified.clone());
         }
-        None
+        Some(shifted(r, &moved))
     }
 
     /// Remembers `text`, whose classification stands for every text of
@@ -109,14 +112,11 @@ impl ShapeMemo {
             classified: classified.clone(),
             reach: vec![None; classified.len()],
         };
-        if self.remembered.len() < REMEMBERED {
-            self.current = Some(self.remembered.len());
-            self.remembered.push(entry);
-        } else {
-            self.current = Some(self.next);
-            self.remembered[self.next] = entry;
-            self.next = (self.next + 1) % REMEMBERED;
+        if self.remembered.len() == REMEMBERED {
+            self.remembered.pop();
         }
+        self.current = Some(self.remembered.len());
+        self.remembered.push(entry);
     }
 
     /// Statement `i` of the text being judged: what its reach check
