@@ -19,7 +19,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    visit_expressions, visit_relations, Expr, ObjectName, SetExpr, Statement, Use,
+    visit_expressions, visit_relations, Expr, ObjectName, Query, SetExpr, Statement, Use, Visit,
+    Visitor,
 };
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
@@ -51,12 +52,37 @@ pub fn reads_names_alone(stmt: &Statement) -> bool {
     matches!(stmt, Statement::Use(_)) || covered(stmt)
 }
 
-/// Statements whose every table name the AST visitor reports.
+/// Statements whose every table name the AST visitor reports: a `TABLE
+/// name` query anywhere in them (`SELECT 1 UNION TABLE other.t`, `FROM
+/// (TABLE other.t) x`) names its table as a plain string the relation
+/// visitor never sees, so such a statement is checked on its tokens.
 fn covered(stmt: &Statement) -> bool {
-    match stmt {
-        Statement::Query(q) => !matches!(q.body.as_ref(), SetExpr::Table(_)),
-        Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => true,
-        _ => false,
+    matches!(
+        stmt,
+        Statement::Query(_) | Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)
+    ) && stmt.visit(&mut TableQueries).is_continue()
+}
+
+/// Breaks at the first `TABLE name` query.
+struct TableQueries;
+
+impl Visitor for TableQueries {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        fn has_table(body: &SetExpr) -> bool {
+            match body {
+                SetExpr::Table(_) => true,
+                SetExpr::SetOperation { left, right, .. } => has_table(left) || has_table(right),
+                // (A nested query is visited on its own.)
+                _ => false,
+            }
+        }
+        if has_table(&query.body) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     }
 }
 
@@ -238,6 +264,10 @@ mod tests {
             ("PREPARE s FROM 'SELECT * FROM other.t'", "other"),
             ("EXECUTE IMMEDIATE 'SELECT * FROM other.t'", "other"),
             ("TABLE other.t", "other"),
+            ("SELECT 1 UNION TABLE other.secret", "other"),
+            ("SELECT * FROM (TABLE other.secret) x", "other"),
+            ("SELECT * FROM t WHERE id IN (TABLE other.ids)", "other"),
+            ("INSERT INTO t TABLE other.secret", "other"),
         ] {
             assert_eq!(reach(sql).as_deref(), Some(db), "{sql}");
         }
