@@ -204,8 +204,8 @@ fn literal_len(kind: LiteralKind, rest: &[u8]) -> Option<usize> {
 }
 
 /// A byte that every reader takes as itself inside a string, and that no
-/// lexer hazard check looks for: printable ASCII but the quotes,
-/// backslash, `$`, `#`, `-`, `*`, `/` and `!`.
+/// lexer hazard check looks for: printable ASCII but the quotes (`'`,
+/// `"`, `` ` ``), backslash, `$`, `#`, `-`, `*`, `/` and `!`.
 fn plain(b: u8) -> bool {
     (b' '..=b'~').contains(&b) && !b"'\"\\$#-*/!`".contains(&b)
 }
@@ -215,26 +215,18 @@ fn shifted(r: &Remembered, moved: &Moved) -> Arc<[StatementRisk]> {
     // A position after a literal moves by the change of every literal
     // that ends at or before it (statements start and end at tokens, never
     // inside a literal).
-    let bytes_at = |p: usize| {
-        let delta: isize = r
+    let at = |p: usize, end: fn(&Literal) -> usize, delta: fn(&(isize, isize)) -> isize| {
+        let moved_by: isize = r
             .literals
             .iter()
             .zip(&moved.deltas)
-            .filter(|(l, _)| l.bytes.end <= p)
-            .map(|(_, d)| d.0)
+            .filter(|(l, _)| end(l) <= p)
+            .map(|(_, d)| delta(d))
             .sum();
-        p.saturating_add_signed(delta)
+        p.saturating_add_signed(moved_by)
     };
-    let chars_at = |p: usize| {
-        let delta: isize = r
-            .literals
-            .iter()
-            .zip(&moved.deltas)
-            .filter(|(l, _)| l.chars.end <= p)
-            .map(|(_, d)| d.1)
-            .sum();
-        p.saturating_add_signed(delta)
-    };
+    let bytes_at = |p| at(p, |l| l.bytes.end, |d| d.0);
+    let chars_at = |p| at(p, |l| l.chars.end, |d| d.1);
     r.classified
         .iter()
         .map(|s| StatementRisk {

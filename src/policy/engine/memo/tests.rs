@@ -242,3 +242,28 @@ fn a_repeated_shape_reaches_what_its_first_text_reached() {
         assert_eq!(judged.is_err(), refused, "{text}: {judged:?}");
     }
 }
+
+/// More shapes than a session remembers, in a shuffled order: each
+/// recall (after moves forward and evictions) keeps its own shape's
+/// classification and reach.
+#[test]
+fn shapes_moved_forward_and_evicted_keep_their_own_findings() {
+    use crate::policy::engine::SessionPolicy;
+    let engine = Arc::new(Engine::new(None, 64));
+    let mut session =
+        SessionPolicy::new(engine, SqlDialect::Mysql, "u", &[], "t").confined_to("app");
+    let mut rng = StdRng::seed_from_u64(0x0e71c7);
+    for _ in 0..2000 {
+        let column = rng.random_range(0..24);
+        let outside = rng.random_bool(0.5);
+        let db = if outside { "other" } else { "app" };
+        let id = rng.random_range(0..1_000_000);
+        let text = format!("SELECT c{column} FROM {db}.t WHERE id = {id}");
+        let judged = session.judge_statements(text.as_bytes(), false);
+        assert_eq!(judged[0].is_err(), outside, "{text}");
+        if let Ok(j) = &judged[0] {
+            assert_eq!(j.statement.bytes, 0..text.len(), "{text}");
+            assert_eq!(j.statement.end, text.len(), "{text}");
+        }
+    }
+}
