@@ -122,8 +122,22 @@ impl Visitor for Walker {
     }
 
     fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
-        // `TABLE name`: a relation the visitor does not report.
-        if let SetExpr::Table(t) = q.body.as_ref() {
+        // `TABLE name`: a relation the visitor does not report, as the
+        // query or a branch of its set operations (`... UNION TABLE
+        // pg_authid`; a nested query is visited on its own).
+        fn tables<'q>(body: &'q SetExpr, found: &mut Vec<&'q sqlparser::ast::Table>) {
+            match body {
+                SetExpr::Table(t) => found.push(t),
+                SetExpr::SetOperation { left, right, .. } => {
+                    tables(left, found);
+                    tables(right, found);
+                }
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        tables(&q.body, &mut found);
+        for t in found {
             let name: Vec<&str> = [t.schema_name.as_deref(), t.table_name.as_deref()]
                 .into_iter()
                 .flatten()
