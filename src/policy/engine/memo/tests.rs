@@ -21,6 +21,11 @@ const MORE: &[&str] = &[
     "SELECT * FROM t WHERE name = 'ab' AND n IN (1, 2, 3) ORDER BY 2 LIMIT 10",
     "SELECT 'a''b', 10 FROM t /* note é */ WHERE x = 'q' -- end\n",
     "INSERT INTO t VALUES (1, 'a'), (2, 'b'), (1, 'a')",
+    "SELECT 1",
+    "SELECT 'x'",
+    "SELECT 'é' AS \"é\", 3 -- x\r\n",
+    "  SELECT 7  ;  SELECT 8.25  ",
+    "SELECT * FROM t WHERE a = 'line one\nline two' ORDER BY 'x', 1",
 ];
 
 /// Pieces a variant's literal, or an edit, is made of: digits, points,
@@ -63,6 +68,35 @@ const PIECES: &[&str] = &[
     "%",
     "@",
     ":",
+    "\t",
+    "\r",
+    "\r\n",
+    "\u{b}",
+    "\u{c}",
+    "\u{7f}",
+    "\u{1a}",
+    "\u{a0}",
+    "\u{2028}",
+    "{",
+    "}",
+    "[",
+    "]",
+    "&",
+    "|",
+    "^",
+    "~",
+    "<",
+    ">",
+    "=",
+    "+",
+    "_",
+    "N",
+    "B",
+    "X",
+    "_utf8",
+    "U&",
+    "1e5",
+    "0x1F",
 ];
 
 fn piece(rng: &mut StdRng) -> &'static str {
@@ -101,8 +135,8 @@ fn literal(rng: &mut StdRng, kind: LiteralKind) -> String {
     }
 }
 
-/// `text` with each literal replaced, and at times a piece inserted or a
-/// byte removed near a literal's edge.
+/// `text` with each literal replaced, and up to two pieces inserted or
+/// bytes removed near literals' edges.
 fn variant(rng: &mut StdRng, text: &str, literals: &[fingerprint::Literal]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut from = 0;
@@ -116,7 +150,10 @@ fn variant(rng: &mut StdRng, text: &str, literals: &[fingerprint::Literal]) -> V
         from = l.bytes.end;
     }
     out.extend_from_slice(&text.as_bytes()[from..]);
-    if rng.random_bool(0.3) && !literals.is_empty() {
+    for _ in 0..rng.random_range(0..3) {
+        if literals.is_empty() {
+            break;
+        }
         // Near an edge of a literal (in the original's positions: the
         // variant's are close enough to hit edges often).
         let l = &literals[rng.random_range(0..literals.len())];
