@@ -77,7 +77,9 @@ impl Classified {
 /// How the classification cache served texts, since start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheCounts {
-    /// Served by a fingerprint another text was classified under.
+    /// Served by a fingerprint another text was classified under, or by
+    /// a shape the session remembered (`memo.rs`; counted 64 at a time
+    /// and when the session ends).
     pub by_fingerprint: u64,
     /// Served by the same text seen before.
     pub by_text: u64,
