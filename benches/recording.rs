@@ -76,7 +76,14 @@ fn run(policies: &mut [SessionPolicy], logs: Option<(&mut [SessionLog], &Recorde
             for (i, sql) in texts.iter().enumerate() {
                 let s = i % SESSIONS;
                 let judged = policies[s].judge(sql.as_bytes());
-                let wait = logs[s].judged(SqlDialect::Postgres, "query", sql.as_bytes(), &judged);
+                let shape = policies[s].shape();
+                let wait = logs[s].judged(
+                    SqlDialect::Postgres,
+                    "query",
+                    sql.as_bytes(),
+                    &judged,
+                    shape,
+                );
                 assert!(wait.is_none(), "a read waits for nothing");
                 let value = (i % 5000).to_string();
                 let sample =

@@ -8,10 +8,10 @@
 //! masked results are recorded masked, and nothing of the gateway's
 //! credentials reaches a record.
 
-use crate::policy::engine::{Judged, Refusal, RefusedBy};
+use crate::policy::engine::{Judged, Refusal, RefusedBy, TextShape};
 use crate::policy::parse::SqlDialect;
 use crate::policy::rules::Verdict;
-use crate::policy::tags::Tag;
+use crate::policy::tags::{Tag, TagSet};
 use crate::store::session::SessionRecorder;
 use crate::store::{Kind, StatementEvent};
 use sqlgate_net::parameters::Parameters;
@@ -20,12 +20,29 @@ use sqlgate_net::parameters::Parameters;
 /// group.
 pub(crate) const HARMLESS: &[&str] = &["read", "tx", "session"];
 
+/// The tags of [`HARMLESS`] roots, and the tags of roles and users
+/// (`dcl.*`, whose statements may carry a password), as sets: a judged
+/// statement's tags are a set, and each test is then one AND.
+struct TagKinds {
+    harmless: TagSet,
+    credential: TagSet,
+}
+
+fn tag_kinds() -> &'static TagKinds {
+    static KINDS: std::sync::LazyLock<TagKinds> = std::sync::LazyLock::new(|| TagKinds {
+        harmless: TagSet::all_where(|t| !prepared::changes_anything([t.name()])),
+        credential: TagSet::all_where(|t| t.name().starts_with("dcl.")),
+    });
+    &KINDS
+}
+
 /// A wait for a text's durable records (see [`SessionLog::judged`]).
 pub type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Refusal>> + Send>>;
 
 mod credentials;
 mod definitions;
 mod prepared;
+mod shapes;
 
 pub(crate) use credentials::may_bind_a_secret;
 pub use credentials::{loggable, shown_text};
@@ -44,6 +61,9 @@ pub struct SessionLog {
     prepared: PreparedTexts,
     /// Statements' fixed fields recorded so far, by number.
     definitions: std::sync::Mutex<definitions::Definitions>,
+    /// What was found once for statements of the session's repeated
+    /// shapes.
+    shapes: shapes::ShapeNotes,
 }
 
 impl SessionLog {
@@ -342,25 +362,73 @@ impl SessionLog {
         origin: &str,
         sql: &[u8],
         judged: &Result<Vec<Judged>, Refusal>,
+        shape: Option<TextShape<'_>>,
     ) -> Option<Durable> {
         let rec = self.recorder.as_ref()?;
         let text = sqlgate_net::sample::lossy(sql);
         let prepares = matches!(origin, "parse" | "prepare");
+        // A shape's literal spans are in the text's bytes: only a text
+        // that was valid UTF-8 is the same string.
+        let shape = shape.filter(|_| !prepares && matches!(text, std::borrow::Cow::Borrowed(_)));
+        let kinds = tag_kinds();
         match judged {
             Ok(list) => {
                 let mut waits = Vec::new();
                 if prepares {
                     self.last_prepared = None;
                 }
-                for j in list {
+                for (i, j) in list.iter().enumerate() {
                     let statement = j.statement.excerpt(&text);
-                    let credential = j.tags.iter().any(|t: Tag| t.name().starts_with("dcl."))
-                        || names_a_credential(statement);
-                    let durable = prepared::changes_anything(j.tags.iter().map(|t: Tag| t.name()));
+                    let dcl = j.tags.meets(kinds.credential);
+                    let durable = !j.tags.within(kinds.harmless);
+                    let masked = j.masks.as_ref().is_some_and(masks_anything);
+                    // A statement of a repeated shape: its words away from
+                    // its literals were scanned once, and its definition
+                    // found once.
+                    let note = shape.and_then(|s| {
+                        let range = &j.statement.bytes;
+                        let inside = if range.start == 0
+                            && s.literals.last().is_none_or(|l| l.end <= range.end)
+                        {
+                            std::borrow::Cow::Borrowed(s.literals)
+                        } else {
+                            std::borrow::Cow::Owned(shapes::within(s.literals, range)?)
+                        };
+                        let at = self.shapes.note(s.id, i, origin, || {
+                            credentials::credential_outside(statement, &inside)
+                        });
+                        let credential = self.shapes.at(at).credential_outside
+                            || credentials::credential_at_literals(statement, &inside);
+                        Some((at, credential))
+                    });
+                    let credential = dcl
+                        || match &note {
+                            Some((_, credential)) => *credential,
+                            None => names_a_credential(statement),
+                        };
+                    let noted = note.map(|(n, _)| n);
                     // A statement of a shape already defined in this
                     // session: its text and the definition's number.
                     if !prepares && !credential {
-                        if let Some(d) = self.known_shape(origin, j) {
+                        let remembered = noted
+                            .and_then(|at| self.shapes.at(at).defined.as_ref())
+                            .filter(|d| {
+                                !masked
+                                    && d.verdict == j.decision.verdict
+                                    && d.tags == j.tags
+                                    && rule_is(d.rule.as_deref(), &j.decision)
+                            })
+                            .map(|d| d.d);
+                        let found = remembered.or_else(|| self.known_shape(origin, j));
+                        if let Some(d) = found {
+                            if let (Some(at), None, false) = (noted, remembered, masked) {
+                                self.shapes.at(at).defined = Some(shapes::Defined {
+                                    d,
+                                    verdict: j.decision.verdict,
+                                    tags: j.tags,
+                                    rule: deciding_rule(&j.decision),
+                                });
+                            }
                             let reference = crate::store::Reference {
                                 d,
                                 text: Some(statement),

@@ -541,7 +541,10 @@ impl Judge {
             crate::policy::offload::judge(sql.len(), || policy.judge(sql))
         };
         let origin_name = origin.record_name();
-        self.durable = self.log.judged(self.dialect, origin_name, sql, &judged);
+        let shape = self.policy.shape();
+        self.durable = self
+            .log
+            .judged(self.dialect, origin_name, sql, &judged, shape);
         let prepares = matches!(origin_name, "parse" | "prepare");
         self.reviews.parsed(None);
         // Nothing can be held during a login: no request is made.

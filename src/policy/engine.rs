@@ -22,6 +22,7 @@ use super::tags::{Tag, TagSet};
 mod cache;
 mod masks;
 mod memo;
+pub use memo::TextShape;
 
 pub use cache::CacheCounts;
 use cache::Classified;
@@ -407,6 +408,13 @@ impl SessionPolicy {
             }
         }
         out
+    }
+
+    /// The shape of the text judged last (`judge`, `judge_statements`),
+    /// when it is one of the session's remembered shapes: texts of one
+    /// shape are the same bytes outside their literals.
+    pub fn shape(&self) -> Option<TextShape<'_>> {
+        self.shapes.current()
     }
 
     /// A text's statements, classified: from the shapes this session sent

@@ -142,6 +142,25 @@ impl TagSet {
         self.0 == 0
     }
 
+    /// Whether the two sets share a tag.
+    pub fn meets(self, other: TagSet) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// Whether every tag of this set is in `other`.
+    pub fn within(self, other: TagSet) -> bool {
+        self.0 & !other.0 == 0
+    }
+
+    /// The tags `keep` takes (one pass over the tree).
+    pub fn all_where(keep: impl Fn(Tag) -> bool) -> TagSet {
+        let mut set = TagSet::EMPTY;
+        for &t in Tag::ALL.iter().filter(|&&t| keep(t)) {
+            set.insert(t);
+        }
+        set
+    }
+
     /// The tags, in the tree's order: its set bits, lowest first (a
     /// tag's bit is its place in [`Tag::ALL`]; a statement has a few
     /// tags of the tree's dozens, and every judged one is iterated).

@@ -7,6 +7,8 @@
 //! through with its literals: a password, or a hash of one, in a record
 //! or a log is a secret that left the gateway.
 
+use std::ops::Range;
+
 use crate::policy::literals;
 use crate::policy::parse::SqlDialect;
 use crate::policy::tags::Tag;
@@ -37,11 +39,51 @@ const CREDENTIAL_WORDS: &[&str] = &[
 /// 'x'`): such texts are recorded with their literals out, so that no
 /// password, nor a hash of one, reaches the store.
 pub(super) fn names_a_credential(text: &str) -> bool {
-    // One pass over the bytes (it runs for every recorded statement):
-    // words are maximal runs of letters, digits and underscores; only a
-    // word whose length and first letter some credential word has is
-    // compared (most words of most statements are not).
+    any_credential_word(text.as_bytes(), |_| true)
+}
+
+/// Whether a credential word is among the words of `text` that touch
+/// none of `literals` (byte ranges of `text`; a word touches a literal
+/// when it overlaps it or ends or starts where it does). Texts that are
+/// the same bytes outside their literals (one shape of a session's,
+/// `policy::engine::TextShape`) have the same such words: this is found
+/// once per shape, and [`credential_at_literals`] per text.
+pub(super) fn credential_outside(text: &str, literals: &[Range<usize>]) -> bool {
+    let touches = |w: &Range<usize>| {
+        literals
+            .iter()
+            .any(|l| w.start <= l.end && l.start <= w.end)
+    };
+    any_credential_word(text.as_bytes(), |w| !touches(&w))
+}
+
+/// Whether a credential word is among the words of `text` that touch one
+/// of `literals` (see [`credential_outside`]: the two together find what
+/// [`names_a_credential`] finds).
+pub(super) fn credential_at_literals(text: &str, literals: &[Range<usize>]) -> bool {
     let bytes = text.as_bytes();
+    let is_word = |b: u8| WORD_BYTES[usize::from(b)];
+    literals.iter().any(|l| {
+        // From the start of the word the literal's first byte is in or
+        // follows, to the end of the word its last byte is in or precedes.
+        let mut from = l.start.min(bytes.len());
+        while from > 0 && is_word(bytes[from - 1]) {
+            from -= 1;
+        }
+        let mut to = l.end.min(bytes.len()).max(from);
+        while to < bytes.len() && is_word(bytes[to]) {
+            to += 1;
+        }
+        any_credential_word(&bytes[from..to], |_| true)
+    })
+}
+
+/// Whether a credential word is among the words of `bytes` (maximal runs
+/// of letters, digits and underscores) that `counts` takes.
+fn any_credential_word(bytes: &[u8], counts: impl Fn(Range<usize>) -> bool) -> bool {
+    // One pass over the bytes (it runs for every recorded statement):
+    // only a word whose length and first letter some credential word has
+    // is compared (most words of most statements are not).
     let is_word = |b: u8| WORD_BYTES[usize::from(b)];
     let mut i = 0;
     while i < bytes.len() {
@@ -59,6 +101,7 @@ pub(super) fn names_a_credential(text: &str) -> bool {
             && CREDENTIAL_WORDS
                 .iter()
                 .any(|k| w.eq_ignore_ascii_case(k.as_bytes()))
+            && counts(begin..i)
         {
             return true;
         }
@@ -214,5 +257,80 @@ mod tests {
             found += by_words(t) as usize;
         }
         assert!(found > 5, "{found}");
+    }
+
+    /// A text of a repeated shape — the same bytes outside its literals —
+    /// is judged by its shape's words away from the literals, found once
+    /// on another text of the shape, and its own words at its literals:
+    /// together they must find what the whole scan finds, whatever the
+    /// literals hold (credential words, their parts, digits and letters
+    /// that join the words beside them).
+    #[test]
+    fn a_shape_scanned_once_and_its_literals_find_what_the_whole_scan_finds() {
+        use rand::Rng;
+        const PIECES: &[&str] = &[
+            "password",
+            "PassWord",
+            "pass",
+            "word",
+            "crypt",
+            "en",
+            "_",
+            "1",
+            "9x",
+            "a",
+            " ",
+            "\'",
+            ".",
+            "é",
+            "identified",
+            "ENCODE",
+            "x_password",
+            "(",
+            ")",
+            "--",
+            "keyring_key_store",
+            "SELECT",
+            "=",
+            "\n",
+        ];
+        fn pieces(rng: &mut impl Rng, at_least: usize) -> String {
+            let n = rng.random_range(at_least..4);
+            (0..n)
+                .map(|_| PIECES[rng.random_range(0..PIECES.len())])
+                .collect()
+        }
+        let mut rng = rand::rng();
+        let mut found = 0;
+        for _ in 0..50_000 {
+            let literals = rng.random_range(0..4);
+            let constants: Vec<String> = (0..=literals).map(|_| pieces(&mut rng, 0)).collect();
+            let text = |rng: &mut rand::rngs::ThreadRng| {
+                let mut text = String::new();
+                let mut spans = Vec::new();
+                for (k, c) in constants.iter().enumerate() {
+                    text.push_str(c);
+                    if k < literals {
+                        let l = pieces(rng, 1);
+                        spans.push(text.len()..text.len() + l.len());
+                        text.push_str(&l);
+                    }
+                }
+                (text, spans)
+            };
+            let (a, a_spans) = text(&mut rng);
+            let (b, b_spans) = text(&mut rng);
+            let outside = credential_outside(&a, &a_spans);
+            assert_eq!(outside, credential_outside(&b, &b_spans), "{a:?} {b:?}");
+            let whole = names_a_credential(&b);
+            assert_eq!(
+                outside || credential_at_literals(&b, &b_spans),
+                whole,
+                "{a:?} {a_spans:?} / {b:?} {b_spans:?}"
+            );
+            found += usize::from(whole && !outside);
+        }
+        // Texts whose only credential words touch their literals.
+        assert!(found > 1_000, "{found}");
     }
 }

@@ -117,6 +117,17 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
         .unwrap();
     assert_eq!(rows.len(), 1);
     ci.simple_query("SELECT 1/0").await.unwrap_err();
+    // A repeated shape is scanned for credential words once away from its
+    // literals: a credential word in a later text's literal, or one beside
+    // the literals of every text of the shape, still takes them out.
+    for text in [
+        "SELECT count(*) FROM rec_notes WHERE note = 'zqplain1'",
+        "SELECT count(*) FROM rec_notes WHERE note = 'password'",
+        "SELECT count(*) FROM rec_notes WHERE note = 'zqkey2' /* password */",
+        "SELECT count(*) FROM rec_notes WHERE note = 'zqkey3' /* password */",
+    ] {
+        ci.simple_query(text).await.unwrap();
+    }
     let bot = connect(&gw.conn_str("bot", "bot-pw", "app")).await;
     bot.simple_query("SELECT count(*) FROM rec_notes; SELECT 1")
         .await
@@ -166,6 +177,16 @@ async fn statements_verdicts_and_refusals_are_recorded_and_writes_before_they_ru
         tokio::task::yield_now().await;
     }
     let seen = statements(&store);
+    assert!(
+        seen.iter()
+            .any(|(_, e)| e.text == "SELECT count(*) FROM rec_notes WHERE note = 'zqplain1'"),
+        "a text without a credential word is recorded as sent"
+    );
+    for (_, e) in &seen {
+        for kept in ["'password'", "zqkey2", "zqkey3"] {
+            assert!(!e.text.contains(kept), "{e:?}");
+        }
+    }
     for text in ["SELECT count(*) FROM rec_notes", "SELECT 1"] {
         assert!(
             seen.iter()

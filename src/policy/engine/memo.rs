@@ -22,6 +22,7 @@
 //! lexer hazards, and its statements stand where the remembered ones
 //! stood, moved by the literals' change of length.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use crate::policy::classify::StatementRisk;
@@ -43,6 +44,9 @@ const COUNT_EVERY: u64 = 64;
 /// One remembered text.
 #[derive(Debug)]
 struct Remembered {
+    /// Its number in the session (never reused): what a session's other
+    /// parts key their own notes on a shape by.
+    id: u64,
     text: Box<[u8]>,
     literals: Box<[Literal]>,
     /// Its classification, at its own spans.
@@ -63,12 +67,29 @@ pub(super) struct ShapeMemo {
     pub(super) uncounted: u64,
     /// The entry the text being judged matched or was remembered as.
     current: Option<usize>,
+    /// Where the literals of the text being judged are (bytes), when it
+    /// has a current entry.
+    spans: Vec<Range<usize>>,
+    /// The number the next remembered text takes.
+    next_id: u64,
 }
 
 /// How a text's literals differ in length from a remembered text's.
 struct Moved {
     /// Per literal: its change of length in bytes and in characters.
     deltas: Vec<(isize, isize)>,
+}
+
+/// The shape of the text just judged, for a session's other parts (the
+/// recording keeps what it found in a shape's constant bytes once).
+#[derive(Debug, Clone, Copy)]
+pub struct TextShape<'m> {
+    /// The remembered text's number: every text of this number is the
+    /// same bytes outside its literals.
+    pub id: u64,
+    /// Where this text's literals are (bytes, in order); every byte
+    /// outside them is the same in every text of the shape.
+    pub literals: &'m [Range<usize>],
 }
 
 impl ShapeMemo {
@@ -79,11 +100,12 @@ impl ShapeMemo {
         if text.len() > MAX_TEXT {
             return None;
         }
+        let spans = &mut self.spans;
         let (i, moved) = self
             .remembered
             .iter()
             .enumerate()
-            .find_map(|(i, r)| matches(r, text).map(|m| (i, m)))?;
+            .find_map(|(i, r)| matches(r, text, spans).map(|m| (i, m)))?;
         self.uncounted += 1;
         let at = i.saturating_sub(1);
         self.remembered.swap(i, at);
@@ -106,7 +128,9 @@ impl ShapeMemo {
         if text.len() > MAX_TEXT || !f.exact {
             return;
         }
+        self.next_id += 1;
         let entry = Remembered {
+            id: self.next_id,
             text: text.into(),
             literals: f.literals.as_slice().into(),
             classified: classified.clone(),
@@ -116,7 +140,19 @@ impl ShapeMemo {
             self.remembered.pop();
         }
         self.current = Some(self.remembered.len());
+        self.spans.clear();
+        self.spans
+            .extend(entry.literals.iter().map(|l| l.bytes.clone()));
         self.remembered.push(entry);
+    }
+
+    /// The shape of the text just judged, when it was recalled or
+    /// remembered.
+    pub(super) fn current(&self) -> Option<TextShape<'_>> {
+        Some(TextShape {
+            id: self.remembered[self.current?].id,
+            literals: &self.spans,
+        })
     }
 
     /// Statement `i` of the text being judged: what its reach check
@@ -143,10 +179,12 @@ impl ShapeMemo {
     }
 }
 
-/// Whether `text` is `r`'s text with other literals (and where they end).
-fn matches(r: &Remembered, text: &[u8]) -> Option<Moved> {
+/// Whether `text` is `r`'s text with other literals (and how they moved;
+/// `spans`: where they are in `text`).
+fn matches(r: &Remembered, text: &[u8], spans: &mut Vec<Range<usize>>) -> Option<Moved> {
     let old = &*r.text;
     let mut deltas = Vec::with_capacity(r.literals.len());
+    spans.clear();
     // Where the next constant piece starts, in the old and the new text.
     let (mut from_old, mut from_new) = (0, 0);
     for l in r.literals.iter() {
@@ -161,6 +199,7 @@ fn matches(r: &Remembered, text: &[u8]) -> Option<Moved> {
             len as isize - l.bytes.len() as isize,
             len as isize - l.chars.len() as isize,
         ));
+        spans.push(start..start + len);
         from_old = l.bytes.end;
         from_new = start + len;
     }
