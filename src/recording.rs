@@ -387,6 +387,9 @@ impl SessionLog {
                     // found once.
                     let note = shape.and_then(|s| {
                         let range = &j.statement.bytes;
+                        // The spans are the text's: only for a statement
+                        // that is exactly its range of the text.
+                        text.get(range.clone())?;
                         let inside = if range.start == 0
                             && s.literals.last().is_none_or(|l| l.end <= range.end)
                         {

@@ -34,7 +34,9 @@ pub(super) struct Note {
 }
 
 /// A definition found for a statement of a shape, and what it was found
-/// for (a policy reload may change the verdict of the same text).
+/// for (a policy reload may change the verdict of the same text). Kept
+/// only for statements that mask nothing: their masked columns are not
+/// compared.
 #[derive(Debug)]
 pub(super) struct Defined {
     pub d: u32,

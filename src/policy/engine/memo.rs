@@ -21,6 +21,11 @@
 //! Such a text has the remembered fingerprint, is as exact and as free of
 //! lexer hazards, and its statements stand where the remembered ones
 //! stood, moved by the literals' change of length.
+//!
+//! The recording relies on the same: it scans a shape's words away from
+//! its literals for credential words once (`recording/shapes.rs`). A
+//! looser match here (case, whitespace, comments) would let a later text
+//! carry a credential word that scan never saw.
 
 use std::ops::Range;
 use std::sync::Arc;
