@@ -7,17 +7,21 @@
 # the same window, and the recorder thread's share of the "on" one's. Alternating runs (`recording_e2e.sh`) move by more than
 # 10 % from one 8 s run to the next here; these pairs by a few percent.
 #
-#   bash benches/recording_together.sh [-T SECS] [-r ROUNDS] [-c CLIENTS] [-m "prepared simple"]
+#   bash benches/recording_together.sh [-T SECS] [-r ROUNDS] [-c CLIENTS] [-m "prepared simple"] [-R TPS]
+#
+# -R: each pgbench holds this rate (pgbench -R), so that both instances
+# run at the same throughput: unthrottled pairs on a busy machine can
+# differ by 4x in TPS, and CPU per transaction falls as batching grows.
 #
 # Needs the database recording_e2e.sh makes (sqlgate_bench, pgbench scale
 # 10) on $PGHOST:$PGPORT and a release build (cargo build --release).
 # Prints one line per run and instance, then per mode the median of the
 # pairs' on/off ratios. Raw output: bench-results/.
 set -euo pipefail
-T=8 R=6 C=16 MODES="prepared simple"
+T=8 R=6 C=16 MODES="prepared simple" RATE=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    -T) T=$2; shift 2;; -r) R=$2; shift 2;; -c) C=$2; shift 2;; -m) MODES=$2; shift 2;;
+    -T) T=$2; shift 2;; -R) RATE=$2; shift 2;; -r) R=$2; shift 2;; -c) C=$2; shift 2;; -m) MODES=$2; shift 2;;
     *) echo "unknown arg $1" >&2; exit 2;;
   esac
 done
@@ -53,7 +57,7 @@ writer_cpu() {
 switches() { cat /proc/$1/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}'; }
 txns() { awk '/actually processed/ {split($NF, a, "/"); print a[1]}' "$1"; }
 per_txn() { python3 -c "print(round(($2 - $1) * 1e6 / $(getconf CLK_TCK) / $3, 2))"; }
-bench() { pgbench -n -S -M "$1" -c "$C" -j 2 -T "$T" -h 127.0.0.1 -p "$2" -U "$PGUSER" sqlgate_bench; }
+bench() { pgbench -n -S -M "$1" -c "$C" -j 2 -T "$T" ${RATE:+-R "$RATE"} -h 127.0.0.1 -p "$2" -U "$PGUSER" sqlgate_bench; }
 for r in $(seq "$R"); do
   for m in $MODES; do
     a0=$(cpu $OFF_PID) b0=$(cpu $ON_PID) w0=$(writer_cpu $ON_PID)
