@@ -390,18 +390,18 @@ impl SessionLog {
                         // The spans are the text's: only for a statement
                         // that is exactly its range of the text.
                         text.get(range.clone())?;
-                        let inside = if range.start == 0
-                            && s.literals.last().is_none_or(|l| l.end <= range.end)
-                        {
-                            std::borrow::Cow::Borrowed(s.literals)
-                        } else {
-                            std::borrow::Cow::Owned(shapes::within(s.literals, range)?)
-                        };
+                        if shapes::straddles(s.literals, range) {
+                            return None;
+                        }
                         let at = self.shapes.note(s.id, i, origin, || {
-                            credentials::credential_outside(statement, &inside)
+                            credentials::credential_outside(statement, range.start, s.literals)
                         });
                         let credential = self.shapes.at(at).credential_outside
-                            || credentials::credential_at_literals(statement, &inside);
+                            || credentials::credential_at_literals(
+                                statement,
+                                range.start,
+                                s.literals,
+                            );
                         Some((at, credential))
                     });
                     let credential = dcl
@@ -424,7 +424,9 @@ impl SessionLog {
                             .map(|d| d.d);
                         let found = remembered.or_else(|| self.known_shape(origin, j));
                         if let Some(d) = found {
-                            if let (Some(at), None, false) = (noted, remembered, masked) {
+                            // Found by its fingerprint: kept for the next
+                            // text of the shape (masked ones are not).
+                            if let Some(at) = noted.filter(|_| remembered.is_none() && !masked) {
                                 self.shapes.at(at).defined = Some(shapes::Defined {
                                     d,
                                     verdict: j.decision.verdict,

@@ -43,39 +43,52 @@ pub(super) fn names_a_credential(text: &str) -> bool {
 }
 
 /// Whether a credential word is among the words of `text` that touch
-/// none of `literals` (byte ranges of `text`; a word touches a literal
-/// when it overlaps it or ends or starts where it does). Texts that are
-/// the same bytes outside their literals (one shape of a session's,
-/// `policy::engine::TextShape`) have the same such words: this is found
-/// once per shape, and [`credential_at_literals`] per text.
-pub(super) fn credential_outside(text: &str, literals: &[Range<usize>]) -> bool {
-    let touches = |w: &Range<usize>| {
-        literals
-            .iter()
-            .any(|l| w.start <= l.end && l.start <= w.end)
-    };
+/// none of `literals` (a word touches a literal when it overlaps it or
+/// ends or starts where it does). `literals` are byte ranges of a whole
+/// text in which `text` starts at byte `at`; those outside `text` are not
+/// its own. Texts that are the same bytes outside their literals (one
+/// shape of a session's, `policy::engine::TextShape`) have the same such
+/// words: this is found once per shape, and [`credential_at_literals`]
+/// per text.
+pub(super) fn credential_outside(text: &str, at: usize, literals: &[Range<usize>]) -> bool {
+    let touches =
+        |w: &Range<usize>| own(text, at, literals).any(|l| w.start <= l.end && l.start <= w.end);
     any_credential_word(text.as_bytes(), |w| !touches(&w))
 }
 
 /// Whether a credential word is among the words of `text` that touch one
-/// of `literals` (see [`credential_outside`]: the two together find what
-/// [`names_a_credential`] finds).
-pub(super) fn credential_at_literals(text: &str, literals: &[Range<usize>]) -> bool {
+/// of `literals` (as in [`credential_outside`]: the two together find
+/// what [`names_a_credential`] finds).
+pub(super) fn credential_at_literals(text: &str, at: usize, literals: &[Range<usize>]) -> bool {
     let bytes = text.as_bytes();
     let is_word = |b: u8| WORD_BYTES[usize::from(b)];
-    literals.iter().any(|l| {
+    own(text, at, literals).any(|l| {
         // From the start of the word the literal's first byte is in or
         // follows, to the end of the word its last byte is in or precedes.
-        let mut from = l.start.min(bytes.len());
+        let mut from = l.start;
         while from > 0 && is_word(bytes[from - 1]) {
             from -= 1;
         }
-        let mut to = l.end.min(bytes.len()).max(from);
+        let mut to = l.end;
         while to < bytes.len() && is_word(bytes[to]) {
             to += 1;
         }
         any_credential_word(&bytes[from..to], |_| true)
     })
+}
+
+/// The literals inside `text` (which starts at byte `at` of the text
+/// `literals` are ranges of), relative to its start.
+fn own<'l>(
+    text: &str,
+    at: usize,
+    literals: &'l [Range<usize>],
+) -> impl Iterator<Item = Range<usize>> + 'l {
+    let end = at + text.len();
+    literals
+        .iter()
+        .filter(move |l| at <= l.start && l.end <= end)
+        .map(move |l| l.start - at..l.end - at)
 }
 
 /// Whether a credential word is among the words of `bytes` (maximal runs
@@ -320,11 +333,20 @@ mod tests {
             };
             let (a, a_spans) = text(&mut rng);
             let (b, b_spans) = text(&mut rng);
-            let outside = credential_outside(&a, &a_spans);
-            assert_eq!(outside, credential_outside(&b, &b_spans), "{a:?} {b:?}");
+            // Each text as a statement at byte `at` of a longer text,
+            // whose literals before it are not its own.
+            let at = rng.random_range(0..3);
+            let in_whole = |spans: &[Range<usize>]| {
+                std::iter::once(0..at)
+                    .chain(spans.iter().map(|l| l.start + at..l.end + at))
+                    .collect::<Vec<_>>()
+            };
+            let (a_spans, b_spans) = (in_whole(&a_spans), in_whole(&b_spans));
+            let outside = credential_outside(&a, at, &a_spans);
+            assert_eq!(outside, credential_outside(&b, at, &b_spans), "{a:?} {b:?}");
             let whole = names_a_credential(&b);
             assert_eq!(
-                outside || credential_at_literals(&b, &b_spans),
+                outside || credential_at_literals(&b, at, &b_spans),
                 whole,
                 "{a:?} {a_spans:?} / {b:?} {b_spans:?}"
             );

@@ -91,21 +91,15 @@ impl ShapeNotes {
     }
 }
 
-/// The literals of `all` (byte ranges of a whole text) inside statement
-/// bytes `statement`, relative to its start; `None` when one straddles
-/// its edge (statements start and end at tokens, so none should).
-pub(super) fn within(all: &[Range<usize>], statement: &Range<usize>) -> Option<Vec<Range<usize>>> {
-    let mut inside = Vec::new();
-    for l in all {
-        if l.end <= statement.start || l.start >= statement.end {
-            continue;
-        }
-        if l.start < statement.start || l.end > statement.end {
-            return None;
-        }
-        inside.push(l.start - statement.start..l.end - statement.start);
-    }
-    Some(inside)
+/// Whether a literal of `all` (byte ranges of a whole text) straddles
+/// the edge of statement bytes `statement` (statements start and end at
+/// tokens, so none should; the recording then scans the statement whole).
+pub(super) fn straddles(all: &[Range<usize>], statement: &Range<usize>) -> bool {
+    all.iter().any(|l| {
+        l.start < statement.end
+            && statement.start < l.end
+            && (l.start < statement.start || l.end > statement.end)
+    })
 }
 
 #[cfg(test)]
@@ -134,14 +128,12 @@ mod tests {
     }
 
     #[test]
-    fn literals_are_taken_relative_to_their_statement() {
+    fn a_literal_across_a_statements_edge_is_found() {
         let all = [2..4, 10..12, 20..25];
-        assert_eq!(
-            within(&all, &(8..20)),
-            Some(all[1..2].iter().map(|l| l.start - 8..l.end - 8).collect())
-        );
-        assert_eq!(within(&all, &(0..30)), Some(all.to_vec()));
-        assert_eq!(within(&all, &(11..30)), None);
-        assert_eq!(within(&all, &(4..10)), Some(vec![]));
+        assert!(!straddles(&all, &(8..20)));
+        assert!(!straddles(&all, &(0..30)));
+        assert!(straddles(&all, &(11..30)));
+        assert!(straddles(&all, &(4..11)));
+        assert!(!straddles(&all, &(4..10)));
     }
 }
