@@ -202,8 +202,10 @@ fn result_rows(out: &mut Vec<u8>, r: &ResultSample) {
         }
         out.push(b']');
     }
-    out.extend_from_slice(b"],\"truncated\":");
-    out.extend_from_slice(if r.truncated { b"true" } else { b"false" });
+    out.push(b']');
+    if r.truncated {
+        out.extend_from_slice(b",\"truncated\":true");
+    }
     out.push(b'}');
 }
 

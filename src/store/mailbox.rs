@@ -101,10 +101,11 @@ pub(super) struct Mailbox {
 
 #[derive(Debug, Default)]
 struct Inbox {
-    /// Events, one line each: `kind`, tab, `at_us`, tab, JSON.
+    /// Events, one line each: `kind`, tab, time, tab, JSON (`line.rs`).
     lines: Vec<u8>,
-    /// When the first of them happened.
+    /// When the first of them happened, and the last.
     first_at: i64,
+    last_at: i64,
     /// Statements among them, and how many of those were refused.
     statements: u64,
     refused: u64,
@@ -172,13 +173,15 @@ impl Mailbox {
             return Err((Refused::Closed, durable));
         }
         let start = inbox.lines.len();
+        // The first line of a piece the writer takes has its time whole.
+        let before = (start > 0).then_some(inbox.last_at);
         let lines = &mut inbox.lines;
         if lines.capacity() == 0 {
             lines.reserve(INITIAL);
         }
         lines.extend_from_slice(kind.as_str().as_bytes());
         lines.push(b'\t');
-        lines.extend_from_slice(itoa::Buffer::new().format(at_us).as_bytes());
+        super::line::write_time(lines, at_us, before);
         lines.push(b'\t');
         body(lines);
         lines.push(b'\n');
@@ -200,6 +203,7 @@ impl Mailbox {
         if start == 0 {
             inbox.first_at = at_us;
         }
+        inbox.last_at = at_us;
         if kind == Kind::Statement {
             inbox.statements += 1;
             inbox.refused += u64::from(refused);
@@ -355,8 +359,8 @@ mod tests {
         push(&m, "{\"a\":2}").unwrap();
         let t = m.take(&mut pool, &mut 0).unwrap();
         assert_eq!(
-            t.lines,
-            "statement\t7\t{\"a\":1}\nstatement\t7\t{\"a\":2}\n"
+            t.lines, "statement\t7\t{\"a\":1}\nstatement\t+0\t{\"a\":2}\n",
+            "the first time whole, the next relative"
         );
         assert_eq!(t.statements, 2);
         push(&m, "{\"a\":3}").unwrap();
@@ -364,7 +368,10 @@ mod tests {
         assert!(!m.close(9, "{}".into()));
         assert_eq!(push(&m, "{\"a\":4}"), Err(Refused::Closed));
         let t = m.take(&mut pool, &mut 0).unwrap();
-        assert_eq!(t.lines, "statement\t7\t{\"a\":3}\n");
+        assert_eq!(
+            t.lines, "statement\t7\t{\"a\":3}\n",
+            "a new piece's first time is whole"
+        );
         assert_eq!(t.end, Some((9, "{}".to_owned())));
     }
 

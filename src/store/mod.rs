@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 mod encode;
+mod line;
 mod mailbox;
 pub mod postgres;
 pub mod session;
@@ -47,7 +48,7 @@ pub enum Kind {
     Definition,
     /// Several events of one session (statements, outcomes, its server
     /// connection) stored as one record: one line each, `kind`, a tab,
-    /// `at_us`, a tab, the event's JSON (see [`events`]).
+    /// its time, a tab, the event's JSON (`line.rs`; see [`events`]).
     Events,
 }
 
@@ -262,8 +263,10 @@ pub struct ResultRows {
     pub columns: Vec<String>,
     /// Values (`None`: NULL; binary values as `\x` and hex).
     pub rows: Vec<Vec<Option<String>>>,
-    /// More rows followed than were kept.
-    #[serde(default)]
+    /// More rows followed than were kept (left out of the JSON when
+    /// not: most samples are whole, and every byte of a read's record
+    /// is written, hashed and synced).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
 }
 
@@ -346,13 +349,12 @@ pub fn events(rows: &[Row]) -> Vec<Event> {
             push(r.seq, r.kind, r.at_us, &r.body);
             continue;
         }
-        for line in r.body.lines() {
-            let mut parts = line.splitn(3, '\t');
-            let (Some(kind), Some(at), Some(body)) = (parts.next(), parts.next(), parts.next())
-            else {
+        let mut times = line::Times::default();
+        for l in r.body.lines() {
+            let Some((kind, at, body)) = line::fields(l) else {
                 continue;
             };
-            let (Some(kind), Ok(at_us)) = (Kind::parse(kind), at.parse()) else {
+            let (Some(kind), Some(at_us)) = (Kind::parse(kind), times.next(at)) else {
                 continue;
             };
             push(r.seq, kind, at_us, body);

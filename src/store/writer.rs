@@ -654,17 +654,46 @@ impl Writer {
 }
 
 /// `lines` without the byte ranges `cut` (ascending, whole lines; a
-/// range that is not, which the mailbox never makes, is kept).
+/// range that is not, which the mailbox never makes, is kept). A line
+/// kept after a cut one gets its time whole: it may have been written
+/// relative to the cut line (`line.rs`).
 fn without(lines: &str, cut: &[std::ops::Range<usize>]) -> String {
+    let whole_lines = |r: &std::ops::Range<usize>| {
+        let bounds = |at: usize| at == 0 || lines.as_bytes().get(at - 1) == Some(&b'\n');
+        r.start < r.end && lines.get(r.clone()).is_some() && bounds(r.start) && bounds(r.end)
+    };
+    let mut cut = cut.iter().filter(|r| whole_lines(r)).peekable();
     let mut out = String::with_capacity(lines.len());
-    let mut from = 0;
-    for r in cut {
-        if let (Some(kept), true) = (lines.get(from..r.start), lines.get(r.clone()).is_some()) {
-            out.push_str(kept);
-            from = r.end;
+    let mut times = super::line::Times::default();
+    let mut after_cut = false;
+    let mut at = 0;
+    for line in lines.split_inclusive('\n') {
+        let range = at..at + line.len();
+        at = range.end;
+        let time = super::line::fields(line).and_then(|(_, t, _)| times.next(t));
+        while cut.next_if(|r| r.end <= range.start).is_some() {}
+        if cut
+            .peek()
+            .is_some_and(|r| r.start <= range.start && range.end <= r.end)
+        {
+            after_cut = true;
+            continue;
         }
+        match super::line::fields(line) {
+            Some((kind, t, body)) if after_cut && t.starts_with('+') => match time {
+                Some(time) => {
+                    out.push_str(kind);
+                    out.push('\t');
+                    out.push_str(itoa::Buffer::new().format(time));
+                    out.push('\t');
+                    out.push_str(body);
+                }
+                None => out.push_str(line),
+            },
+            _ => out.push_str(line),
+        }
+        after_cut = false;
     }
-    out.push_str(lines.get(from..).unwrap_or_default());
     out
 }
 

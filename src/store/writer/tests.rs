@@ -59,6 +59,61 @@ fn a_refused_durable_record_is_taken_out_of_the_kept_group() {
     assert_eq!(without(lines, &cut), "statement\t1\ta\nstatement\t3\tc\n");
 }
 
+/// Lines as the mailbox writes them (the first time whole, the rest
+/// relative), and where each one is.
+fn written(times: &[i64]) -> (String, Vec<std::ops::Range<usize>>) {
+    let mut out = Vec::new();
+    let mut at = Vec::new();
+    let mut before = None;
+    for (i, &t) in times.iter().enumerate() {
+        let start = out.len();
+        out.extend_from_slice(b"statement\t");
+        crate::store::line::write_time(&mut out, t, before);
+        out.extend_from_slice(format!("\t{{\"n\":{i}}}\n").as_bytes());
+        at.push(start..out.len());
+        before = Some(t);
+    }
+    (String::from_utf8(out).unwrap(), at)
+}
+
+/// Each line's JSON and time, as readers read them.
+fn read(lines: &str) -> Vec<(String, Option<i64>)> {
+    let mut times = crate::store::line::Times::default();
+    lines
+        .lines()
+        .map(|l| {
+            let (_, t, body) = crate::store::line::fields(l).unwrap();
+            (body.to_owned(), times.next(t))
+        })
+        .collect()
+}
+
+#[test]
+fn lines_kept_after_cut_ones_keep_their_times() {
+    let times = [
+        1_796_603_885_356_059,
+        1_796_603_885_357_330,
+        1_796_603_885_357_331,
+        1_796_603_885_360_000,
+        1_796_603_885_360_001,
+    ];
+    let (lines, at) = written(&times);
+    assert!(lines.contains("\t+1271\t"), "{lines}");
+    let whole = read(&lines);
+    // Every choice of lines to cut: what is kept reads as it did.
+    for mask in 0u32..(1 << times.len()) {
+        let cut: Vec<_> = (0..times.len())
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| at[i].clone())
+            .collect();
+        let kept: Vec<_> = (0..times.len())
+            .filter(|i| mask & (1 << i) == 0)
+            .map(|i| whole[i].clone())
+            .collect();
+        assert_eq!(read(&without(&lines, &cut)), kept, "cut {mask:#b}");
+    }
+}
+
 #[test]
 fn a_range_that_is_not_whole_lines_is_kept_not_a_panic() {
     let lines = "statement\t1\té\n";
