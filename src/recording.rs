@@ -135,6 +135,7 @@ impl SessionLog {
                 let reference = crate::store::Reference {
                     d,
                     text: (!fixed_text).then_some(p.text.as_str()),
+                    literals: None,
                     parameters,
                 };
                 rec.reference(&reference);
@@ -225,6 +226,7 @@ impl SessionLog {
                 && d.rule == p.rule
                 && d.masked_columns == p.masked_columns
                 && d.text.as_deref() == fixed_text.then_some(p.text.as_str())
+                && d.literals.is_empty()
         })?;
         if !unconfirmed {
             p.defined.store(d, Ordering::Relaxed);
@@ -432,11 +434,32 @@ impl SessionLog {
                                     verdict: j.decision.verdict,
                                     tags: j.tags,
                                     rule: deciding_rule(&j.decision),
+                                    template: None,
                                 });
                             }
+                            // Its literals only, when the shape's template
+                            // fits it.
+                            let range = &j.statement.bytes;
+                            let piece = shape.map(|s| shapes::Piece {
+                                text: statement,
+                                start: range.start,
+                                spans: shapes::within(s.literals, range),
+                            });
+                            let templated =
+                                noted
+                                    .zip(piece)
+                                    .filter(|_| !masked)
+                                    .and_then(|(at, piece)| {
+                                        let defined = self.shapes.at(at).defined.as_mut()?;
+                                        template(defined, &self.definitions, rec, origin, j, &piece)
+                                    });
                             let reference = crate::store::Reference {
-                                d,
-                                text: Some(statement),
+                                d: templated.unwrap_or(d),
+                                text: templated.is_none().then_some(statement),
+                                literals: templated.and(piece).map(|p| crate::store::Literals {
+                                    text: &text,
+                                    spans: p.spans,
+                                }),
                                 parameters: None,
                             };
                             if durable {
@@ -507,6 +530,47 @@ impl SessionLog {
             }
         }
     }
+}
+
+/// The number of the template definition of a shape's statement (its
+/// definition found: `defined`) when the template fits `statement`: made
+/// from this statement, and recorded, when there is none yet.
+fn template(
+    defined: &mut shapes::Defined,
+    definitions: &std::sync::Mutex<definitions::Definitions>,
+    rec: &SessionRecorder,
+    origin: &str,
+    j: &Judged,
+    statement: &shapes::Piece<'_>,
+) -> Option<u32> {
+    if let Some(t) = &defined.template {
+        return t.fits(statement).then_some(t.d);
+    }
+    let mut template = shapes::Template::of(statement)?;
+    let (text, literals) = template.parts();
+    let mut definitions = definitions
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let def = definitions.add(crate::store::Definition {
+        d: 0,
+        origin: origin.to_owned(),
+        fingerprint: String::from(&*j.statement.fingerprint),
+        verdict: j.decision.verdict.as_str().to_owned(),
+        tags: j.tags.iter().map(|t| t.name().to_owned()).collect(),
+        masked: false,
+        rule: defined.rule.clone(),
+        masked_columns: Vec::new(),
+        text: Some(text.to_owned()),
+        literals: literals.iter().map(|l| [l.start, l.end]).collect(),
+    })?;
+    let body = serde_json::to_string(&def).unwrap_or_default();
+    if !rec.send(Kind::Definition, &body, false) {
+        definitions.forget(def.d);
+        return None;
+    }
+    template.d = def.d;
+    defined.template = Some(template);
+    Some(def.d)
 }
 
 /// The record of an execution of prepared statement `name` (`p`: its

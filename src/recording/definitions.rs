@@ -99,6 +99,7 @@ impl Definitions {
                 && d.rule == event.rule
                 && d.masked_columns == event.masked_columns
                 && d.text.as_deref() == fixed_text.then_some(event.text.as_str())
+                && d.literals.is_empty()
         };
         let (new, d) = match self.find(&event.origin, &event.fingerprint, same) {
             Some(d) => (None, d),
@@ -113,6 +114,7 @@ impl Definitions {
                     rule: event.rule.clone(),
                     masked_columns: event.masked_columns.clone(),
                     text: fixed_text.then(|| event.text.clone()),
+                    literals: Vec::new(),
                 }) else {
                     return (None, whole());
                 };
@@ -123,6 +125,7 @@ impl Definitions {
         let reference = Reference {
             d,
             text: (!fixed_text).then_some(event.text.as_str()),
+            literals: None,
             parameters: event
                 .parameters
                 .as_deref()
@@ -155,7 +158,10 @@ trait Size {
 
 impl Size for Definition {
     fn size(&self) -> usize {
-        self.fingerprint.len() + self.origin.len() + self.text.as_ref().map_or(0, String::len)
+        self.fingerprint.len()
+            + self.origin.len()
+            + self.text.as_ref().map_or(0, String::len)
+            + self.literals.len() * std::mem::size_of::<[usize; 2]>()
     }
 }
 
@@ -174,6 +180,7 @@ mod tests {
             rule: None,
             masked_columns: Vec::new(),
             text: None,
+            literals: Vec::new(),
         }
     }
 
@@ -257,6 +264,50 @@ mod tests {
         let read: StatementEvent = serde_json::from_str(&events(&[dangling])[0].body).unwrap();
         assert_eq!(read.text, "SELECT 9 FROM t");
         assert_eq!(read.verdict, crate::store::MISSING_DEFINITION);
+    }
+
+    #[test]
+    fn a_template_statement_reads_back_spliced_and_says_when_its_template_is_missing() {
+        use crate::store::{events, Kind, Row};
+        let template = Definition {
+            text: Some("SELECT a FROM t WHERE a = 1 AND b = 'x'".into()),
+            literals: vec![[26, 27], [36, 39]],
+            ..def("query", "SELECT a FROM t WHERE a = ? AND b = '?'", "allow")
+        };
+        let row = |body: String| Row {
+            session: "s".into(),
+            seq: 0,
+            kind: Kind::Events,
+            at_us: 1,
+            body,
+            prev: [0; 32],
+            hash: [0; 32],
+        };
+        let lines = format!(
+            "definition\t1\t{}\nstatement\t+5\t{}\nstatement\t+5\t{}\nstatement\t+5\t{}\n",
+            serde_json::to_string(&template).unwrap(),
+            r#"{"d":0,"literals":["12345","'it''s é'"]}"#,
+            r#"{"d":0,"literals":["1"]}"#,
+            r#"{"d":3,"literals":["1","'y'"]}"#,
+        );
+        let read: Vec<StatementEvent> = events(&[row(lines)])
+            .iter()
+            .map(|e| serde_json::from_str(&e.body).unwrap())
+            .collect();
+        assert_eq!(
+            read[0].text,
+            "SELECT a FROM t WHERE a = 12345 AND b = 'it''s é'"
+        );
+        assert_eq!(read[0].verdict, "allow");
+        assert_eq!(
+            read[0].fingerprint,
+            "SELECT a FROM t WHERE a = ? AND b = '?'"
+        );
+        // Too few literals, or no template: not a text it never was.
+        for r in &read[1..] {
+            assert_eq!(r.verdict, crate::store::MISSING_DEFINITION);
+            assert!(r.text.starts_with(crate::store::MISSING_TEXT), "{}", r.text);
+        }
     }
 
     #[test]

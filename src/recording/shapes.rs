@@ -44,6 +44,107 @@ pub(super) struct Defined {
     pub tags: TagSet,
     /// The deciding rule, as recorded (`rule (entry)`).
     pub rule: Option<String>,
+    /// The shape's template definition, once one was made (for the
+    /// same verdict, tags and rule: it goes with them).
+    pub template: Option<Template>,
+}
+
+/// A statement's text kept as a template definition: the statements of
+/// its shape record their literals only. Why: their text was most of a
+/// read's record, and the same bytes each time outside its literals.
+#[derive(Debug)]
+pub(super) struct Template {
+    /// The template definition's number.
+    pub d: u32,
+    text: Box<str>,
+    /// Its literals' byte ranges, ascending.
+    spans: Box<[Range<usize>]>,
+}
+
+/// Statements longer than this are not made templates (a note's memory
+/// stays small; long texts rarely repeat).
+pub(super) const MAX_TEMPLATE: usize = 1024;
+
+impl Template {
+    /// A template of `statement` (`None` when it has no literal, is too
+    /// long, or its spans are not ascending ranges within it).
+    pub(super) fn of(statement: &Piece<'_>) -> Option<Template> {
+        if statement.spans.is_empty() || statement.text.len() > MAX_TEMPLATE {
+            return None;
+        }
+        let mut own = Vec::with_capacity(statement.spans.len());
+        let mut from = 0;
+        for s in statement.spans {
+            let s = statement.own(s)?;
+            if s.start < from {
+                return None;
+            }
+            from = s.end;
+            own.push(s);
+        }
+        Some(Template {
+            d: 0,
+            text: statement.text.into(),
+            spans: own.into(),
+        })
+    }
+
+    /// Its text, and its literals' ranges in it (for its definition).
+    pub(super) fn parts(&self) -> (&str, &[Range<usize>]) {
+        (&self.text, &self.spans)
+    }
+
+    /// Whether `statement` is this template with other literals: as
+    /// many, ascending, within it, and every byte between and around
+    /// them the same. Then the template with each of its literals
+    /// replaced by the statement's, in turn, is the statement exactly.
+    pub(super) fn fits(&self, statement: &Piece<'_>) -> bool {
+        if statement.spans.len() != self.spans.len() {
+            return false;
+        }
+        let (text, own_text) = (statement.text.as_bytes(), self.text.as_bytes());
+        let (mut from, mut own_from) = (0, 0);
+        for (s, own) in statement.spans.iter().zip(self.spans.iter()) {
+            let Some(s) = statement.own(s).filter(|s| s.start >= from) else {
+                return false;
+            };
+            if text[from..s.start] != own_text[own_from..own.start] {
+                return false;
+            }
+            from = s.end;
+            own_from = own.end;
+        }
+        text[from..] == own_text[own_from..]
+    }
+}
+
+/// A statement of a text, and its literals.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Piece<'a> {
+    /// The statement.
+    pub text: &'a str,
+    /// Where it starts in the whole text.
+    pub start: usize,
+    /// Its literals: ranges of the whole text, ascending.
+    pub spans: &'a [Range<usize>],
+}
+
+impl Piece<'_> {
+    /// Literal `span` as a range of the statement (`None`: it is not one,
+    /// at character boundaries).
+    fn own(&self, span: &Range<usize>) -> Option<Range<usize>> {
+        let own = span.start.checked_sub(self.start)?..span.end.checked_sub(self.start)?;
+        self.text.get(own.clone())?;
+        Some(own)
+    }
+}
+
+/// The spans of `all` (ascending ranges of a whole text) within statement
+/// bytes `statement` (none straddles its edges: see [`straddles`]).
+pub(super) fn within<'a>(all: &'a [Range<usize>], statement: &Range<usize>) -> &'a [Range<usize>] {
+    let first = all.partition_point(|l| l.start < statement.start);
+    let end = all.partition_point(|l| l.start < statement.end);
+    all.get(first..end).unwrap_or_default()
 }
 
 /// A session's notes, the newest last.
@@ -125,6 +226,102 @@ mod tests {
         assert_eq!(notes.notes.len(), KEPT);
         // The oldest went first.
         assert!(!outside(&mut notes, 1, 0, "query"));
+    }
+
+    /// A text of `gaps` with `literals` between them, and where the
+    /// literals are when the text starts at `start` of a whole text.
+    fn text(gaps: &[&str], literals: &[&str], start: usize) -> (String, Vec<Range<usize>>) {
+        let mut text = String::new();
+        let mut spans = Vec::new();
+        for (i, gap) in gaps.iter().enumerate() {
+            text.push_str(gap);
+            if let Some(l) = literals.get(i) {
+                spans.push(start + text.len()..start + text.len() + l.len());
+                text.push_str(l);
+            }
+        }
+        (text, spans)
+    }
+
+    #[test]
+    fn a_template_fits_exactly_the_texts_it_splices_back_to() {
+        use rand::seq::IndexedRandom;
+        use rand::Rng;
+        const GAPS: &[&str] = &[
+            "",
+            " ",
+            "SELECT a FROM t WHERE a = ",
+            ", ",
+            ") AND b IN (",
+            "é",
+            "'",
+        ];
+        const LITERALS: &[&str] = &["1", "42", "'x'", "'it''s'", "'é→'", "-7", "E'\\n'", ""];
+        let mut rng = rand::rng();
+        for _ in 0..20_000 {
+            let n = rng.random_range(0..4);
+            let gaps: Vec<&str> = (0..=n).map(|_| *GAPS.choose(&mut rng).unwrap()).collect();
+            let lits: Vec<&str> = (0..n)
+                .map(|_| *LITERALS.choose(&mut rng).unwrap())
+                .collect();
+            let start = rng.random_range(0..5);
+            let (first, spans) = text(&gaps, &lits, start);
+            let piece = |text, spans| Piece { text, start, spans };
+            let template = Template::of(&piece(&first, &spans));
+            // No literal: no template; otherwise it fits its own text.
+            assert_eq!(template.is_some(), n > 0);
+            let Some(template) = template else { continue };
+            assert!(template.fits(&piece(&first, &spans)));
+            // Another text: other literals, maybe another gap.
+            let mut other_gaps = gaps.clone();
+            if rng.random_bool(0.3) {
+                let i = rng.random_range(0..other_gaps.len());
+                other_gaps[i] = GAPS.choose(&mut rng).unwrap();
+            }
+            let other_lits: Vec<&str> = (0..n)
+                .map(|_| *LITERALS.choose(&mut rng).unwrap())
+                .collect();
+            let (other, other_spans) = text(&other_gaps, &other_lits, start);
+            let fits = template.fits(&piece(&other, &other_spans));
+            assert_eq!(fits, other_gaps == gaps, "{first:?} / {other:?}");
+            if fits {
+                // What the reader makes of the template and the literals.
+                let (t, own) = template.parts();
+                let own: Vec<[usize; 2]> = own.iter().map(|r| [r.start, r.end]).collect();
+                let literals: Vec<String> = other_lits.iter().map(|l| l.to_string()).collect();
+                assert_eq!(
+                    crate::store::spliced(t, &own, &literals).as_deref(),
+                    Some(other.as_str())
+                );
+            }
+            // Literals that are not the statement's never fit.
+            let mut shifted = other_spans.clone();
+            shifted[0] = shifted[0].start + 1..shifted[0].end + 1;
+            if shifted[0].end <= start + other.len()
+                && other.is_char_boundary(shifted[0].start - start)
+                && other.is_char_boundary(shifted[0].end - start)
+                && fits
+            {
+                let (t, own) = template.parts();
+                let own: Vec<[usize; 2]> = own.iter().map(|r| [r.start, r.end]).collect();
+                let literals: Vec<String> = shifted
+                    .iter()
+                    .map(|r| other[r.start - start..r.end - start].to_string())
+                    .collect();
+                let fits_shifted = template.fits(&piece(&other, &shifted));
+                let spliced = crate::store::spliced(t, &own, &literals);
+                assert!(!fits_shifted || spliced.as_deref() == Some(other.as_str()));
+            }
+            assert!(!template.fits(&piece(&other, &other_spans[..n - 1])));
+        }
+    }
+
+    #[test]
+    fn within_finds_a_statements_own_literals() {
+        let all = [2..4, 10..12, 20..25];
+        assert_eq!(within(&all, &(0..9)), &all[..1]);
+        assert_eq!(within(&all, &(9..30)), &[10..12, 20..25]);
+        assert!(within(&all, &(5..9)).is_empty());
     }
 
     #[test]

@@ -135,6 +135,16 @@ pub(super) fn reference(out: &mut Vec<u8>, r: &Reference<'_>) {
         out.extend_from_slice(b",\"text\":");
         string(out, text);
     }
+    if let Some(literals) = r.literals {
+        out.extend_from_slice(b",\"literals\":[");
+        for (i, literal) in literals.each().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            string(out, literal);
+        }
+        out.push(b']');
+    }
     if let Some(p) = r.parameters {
         out.extend_from_slice(b",\"parameters\":");
         values(out, p);
@@ -277,9 +287,21 @@ mod tests {
         for _ in 0..5_000 {
             let parameters = values(&mut rng);
             let t = text(&mut rng);
+            // Literals: pieces of a text at char boundaries.
+            let whole = text(&mut rng);
+            let mut bounds: Vec<usize> = (0..rng.random_range(0..6))
+                .map(|_| rng.random_range(0..=whole.len()))
+                .filter(|&i| whole.is_char_boundary(i))
+                .collect();
+            bounds.sort_unstable();
+            let spans: Vec<_> = bounds.chunks_exact(2).map(|p| p[0]..p[1]).collect();
             let r = Reference {
                 d: rng.random(),
                 text: rng.random_bool(0.8).then_some(t.as_str()),
+                literals: rng.random_bool(0.5).then_some(crate::store::Literals {
+                    text: &whole,
+                    spans: &spans,
+                }),
                 parameters: rng
                     .random_bool(0.5)
                     .then_some(sqlgate_net::parameters::Parameters::Values(&parameters)),

@@ -168,6 +168,12 @@ pub struct Definition {
     /// leave it out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// Where `text`'s literals are (byte ranges, in order), when it is a
+    /// template: a statement of a session's repeated shape references it
+    /// with its own literals, and its text is the template's with each
+    /// of these ranges replaced by its literal in turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub literals: Vec<[usize; 2]>,
 }
 
 /// A statement that references its definition: its text (unless the
@@ -179,12 +185,59 @@ pub struct Reference<'a> {
     /// The text as recorded (`None`: the definition's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<&'a str>,
+    /// The statement's literals, when its definition is a template.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub literals: Option<Literals<'a>>,
     /// Bound parameter values, when recorded.
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "parameter_values"
     )]
     pub parameters: Option<sqlgate_net::parameters::Parameters<'a>>,
+}
+
+/// A statement's literals: the pieces of `text` at `spans` (ranges of
+/// it, in order), serialized as a JSON array of strings.
+#[derive(Debug, Clone, Copy)]
+pub struct Literals<'a> {
+    pub text: &'a str,
+    pub spans: &'a [std::ops::Range<usize>],
+}
+
+impl Literals<'_> {
+    /// Each literal (a span that is not a range of the text, which the
+    /// recording never makes, reads as empty).
+    pub fn each(&self) -> impl Iterator<Item = &str> {
+        self.spans
+            .iter()
+            .map(|s| self.text.get(s.clone()).unwrap_or_default())
+    }
+}
+
+impl Serialize for Literals<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.each())
+    }
+}
+
+/// `template` with each of its `spans` replaced by the literal of the
+/// same place (`None`: the spans are not ascending ranges of it, or the
+/// counts differ).
+pub fn spliced(template: &str, spans: &[[usize; 2]], literals: &[String]) -> Option<String> {
+    if spans.len() != literals.len() {
+        return None;
+    }
+    let mut out =
+        String::with_capacity(template.len() + literals.iter().map(String::len).sum::<usize>());
+    let mut from = 0;
+    for (&[start, end], literal) in spans.iter().zip(literals) {
+        out.push_str(template.get(from..start)?);
+        template.get(start..end)?;
+        out.push_str(literal);
+        from = end;
+    }
+    out.push_str(template.get(from..)?);
+    Some(out)
 }
 
 /// Parameter values as a JSON array of strings and nulls.
@@ -367,27 +420,49 @@ pub fn events(rows: &[Row]) -> Vec<Event> {
 /// references is not in its session's records.
 pub const MISSING_DEFINITION: &str = "unknown (its definition is missing)";
 
+/// The text a statement reads back with when it references a template
+/// that is not in its session's records (its literals follow).
+pub const MISSING_TEXT: &str = "(text unknown: its template is missing; literals)";
+
 /// A statement's body with its definition's fields filled in (as it is
 /// when it references none, or one not found).
 fn whole_statement(body: &str, definitions: &std::collections::HashMap<u32, Definition>) -> String {
     #[derive(Deserialize)]
     struct Referencing {
         d: Option<u32>,
+        #[serde(default)]
+        literals: Option<Vec<String>>,
     }
-    let Some(d) = serde_json::from_str::<Referencing>(body)
+    let Some((d, literals)) = serde_json::from_str::<Referencing>(body)
         .ok()
-        .and_then(|r| r.d)
+        .and_then(|r| Some((r.d?, r.literals)))
     else {
         return body.to_owned();
     };
     let Ok(mut event) = serde_json::from_str::<StatementEvent>(body) else {
         return body.to_owned();
     };
+    // A template's statement without its template (or not fitting it):
+    // its text cannot be told.
+    let missing = |mut event: StatementEvent| {
+        event.verdict = MISSING_DEFINITION.to_owned();
+        if let Some(literals) = &literals {
+            event.text = format!("{MISSING_TEXT} {literals:?}");
+        }
+        serde_json::to_string(&event).unwrap_or_else(|_| body.to_owned())
+    };
     let Some(def) = definitions.get(&d) else {
         // Never written by the gateway (it keeps definitions it could
         // not queue from being referenced): said, not left blank.
-        event.verdict = MISSING_DEFINITION.to_owned();
-        return serde_json::to_string(&event).unwrap_or_else(|_| body.to_owned());
+        return missing(event);
+    };
+    let text = match (&literals, &def.text) {
+        (Some(literals), Some(template)) => match spliced(template, &def.literals, literals) {
+            Some(text) => Some(text),
+            None => return missing(event),
+        },
+        (Some(_), None) => return missing(event),
+        (None, text) => text.clone(),
     };
     event.origin = def.origin.clone();
     event.fingerprint = def.fingerprint.clone();
@@ -396,8 +471,8 @@ fn whole_statement(body: &str, definitions: &std::collections::HashMap<u32, Defi
     event.masked = def.masked;
     event.rule = def.rule.clone();
     event.masked_columns = def.masked_columns.clone();
-    if let Some(text) = &def.text {
-        event.text = text.clone();
+    if let Some(text) = text {
+        event.text = text;
     }
     serde_json::to_string(&event).unwrap_or_else(|_| body.to_owned())
 }

@@ -21,6 +21,7 @@ mod protocol_fuzz;
 mod protocol_state;
 mod recording;
 mod recording_prepared;
+mod recording_shapes;
 mod reflection;
 mod relay;
 mod tools;

@@ -1,0 +1,92 @@
+//! A session's repeated statement shapes recorded as their literals
+//! against a template (issue 13): what reads back is each text exactly as
+//! the client sent it, through psql-style simple queries with literals of
+//! every kind, several statements a text, and a template that stops
+//! fitting.
+
+use std::time::Duration;
+
+use sqlgate::store::Store;
+
+use crate::support::gateway::{connect, TestConfig};
+use crate::support::pg;
+
+#[tokio::test]
+async fn repeated_shapes_read_back_exactly_as_sent() {
+    let server = pg::shared();
+    let mut config = TestConfig::new(server);
+    config.with_example_policy(&["app"], "");
+    let gw = config.start().await;
+    let store = config.path().join("sqlgate-recordings.db");
+    let ci = connect(&gw.conn_str("ci", "ci-pw", "app")).await;
+    // Each text's statements, as they must read back.
+    let mut sent: Vec<Vec<String>> = Vec::new();
+    for i in 0..30u32 {
+        let texts = [
+            vec![format!("SELECT {i} AS n, 'it''s {i}' AS s")],
+            vec![format!(
+                "SELECT length('é→{}') + {}",
+                "x".repeat(i as usize % 5),
+                i * 1000
+            )],
+            vec![format!("SELECT -{i} WHERE {i} IN ({}, {i}, 7)", i + 1)],
+            vec![format!("SELECT E'a\\n{i}'::text   /* keep */ ,  {i}.5")],
+            // Two statements a text: each recorded on its own.
+            vec![format!("SELECT {i}"), format!("SELECT 'b{i}'")],
+        ];
+        for statements in texts {
+            ci.simple_query(&statements.join("; ")).await.unwrap();
+            sent.push(statements);
+        }
+        // The same shape with other bytes outside its literals: another
+        // shape, never this one's template.
+        let spaced = format!("SELECT  {i} AS n, 'it''s {i}' AS s");
+        ci.simple_query(&spaced).await.unwrap();
+        sent.push(vec![spaced]);
+    }
+    drop(ci);
+    let rec = gw.running.recorder.clone().expect("recording is on");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let recorded = loop {
+        rec.flush();
+        let seen = super::recording::statements(&store);
+        if seen.len() >= sent.iter().map(Vec::len).sum::<usize>() {
+            break seen;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "statements never recorded"
+        );
+        tokio::task::yield_now().await;
+    };
+    let texts: Vec<&str> = recorded
+        .iter()
+        .map(|(_, e)| e.text.trim())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let expected: Vec<String> = sent.into_iter().flatten().collect();
+    // The connection's own setup comes first (its client encoding).
+    let setup = texts.len().saturating_sub(expected.len());
+    assert!(setup <= 1, "{texts:?}");
+    assert_eq!(texts[setup..], expected);
+    for (_, e) in &recorded {
+        assert_eq!(e.verdict, "allow", "{e:?}");
+        assert!(!e.fingerprint.is_empty(), "{e:?}");
+    }
+    // Most of them as their literals against a template.
+    let mut raw = sqlgate::store::sqlite::SqliteStore::open(&store).unwrap();
+    let mut by_literals = 0;
+    for id in raw.session_ids().unwrap() {
+        for row in raw.rows(&id).unwrap() {
+            by_literals += row
+                .body
+                .lines()
+                .filter(|l| l.starts_with("statement\t") && l.contains("\"literals\":["))
+                .count();
+        }
+    }
+    assert!(
+        by_literals >= 150,
+        "the statements of repeated shapes are recorded as their literals ({by_literals})"
+    );
+}
