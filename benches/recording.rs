@@ -80,7 +80,7 @@ fn run(policies: &mut [SessionPolicy], logs: Option<(&mut [SessionLog], &Recorde
                 let wait = logs[s].judged(
                     SqlDialect::Postgres,
                     "query",
-                    sql.as_bytes(),
+                    &std::borrow::Cow::Borrowed(sql.as_str()),
                     &judged,
                     shape,
                 );

@@ -362,12 +362,11 @@ impl SessionLog {
         &mut self,
         dialect: SqlDialect,
         origin: &str,
-        sql: &[u8],
+        text: &std::borrow::Cow<'_, str>,
         judged: &Result<Vec<Judged>, Refusal>,
         shape: Option<TextShape<'_>>,
     ) -> Option<Durable> {
         let rec = self.recorder.as_ref()?;
-        let text = sqlgate_net::sample::lossy(sql);
         let prepares = matches!(origin, "parse" | "prepare");
         // A shape's literal spans are in the text's bytes: only a text
         // that was valid UTF-8 is the same string.
@@ -508,7 +507,7 @@ impl SessionLog {
                     return None;
                 }
                 let handle = rec.handle();
-                let (origin, text) = (origin.to_owned(), text.into_owned());
+                let (origin, text) = (origin.to_owned(), text.to_string());
                 Some(Box::pin(async move {
                     for wait in waits {
                         if let Err(e) = wait.await {

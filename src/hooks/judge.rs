@@ -520,6 +520,8 @@ impl Judge {
     ) -> Result<Vec<crate::policy::engine::Judged>, Refusal> {
         self.notice = None;
         self.refused = None;
+        // Read once, for the policy and the recording.
+        let text = sqlgate_net::sample::lossy(sql);
         // A policy reload made masking rules apply to a session whose relay
         // does not follow results: nothing may run until it reconnects.
         let judged = if self.masking_now_applies() {
@@ -538,13 +540,13 @@ impl Judge {
             })
         } else {
             let policy = &mut self.policy;
-            crate::policy::offload::judge(sql.len(), || policy.judge(sql))
+            crate::policy::offload::judge(sql.len(), || policy.judge_text(sql, &text))
         };
         let origin_name = origin.record_name();
         let shape = self.policy.shape();
         self.durable = self
             .log
-            .judged(self.dialect, origin_name, sql, &judged, shape);
+            .judged(self.dialect, origin_name, &text, &judged, shape);
         let prepares = matches!(origin_name, "parse" | "prepare");
         self.reviews.parsed(None);
         // Nothing can be held during a login: no request is made.

@@ -364,7 +364,13 @@ impl SessionPolicy {
     /// Judges every statement of a text; all must be allowed for any to
     /// run. Returns each statement's judgement.
     pub fn judge(&mut self, sql: &[u8]) -> Result<Vec<Judged>, Refusal> {
-        let outcomes = self.judge_statements(sql, true);
+        self.judge_text(sql, &sqlgate_net::sample::lossy(sql))
+    }
+
+    /// [`SessionPolicy::judge`] of `sql` read as `text` already (the
+    /// relay's hook reads it once for the policy and the recording).
+    pub fn judge_text(&mut self, sql: &[u8], text: &str) -> Result<Vec<Judged>, Refusal> {
+        let outcomes = self.judge_statements_text(sql, text, true);
         let mut judged = Vec::with_capacity(outcomes.len());
         for outcome in outcomes {
             judged.push(outcome?);
@@ -388,19 +394,25 @@ impl SessionPolicy {
     /// first refusal (`stop`), `sqlgate explain` goes on to show every
     /// statement — one judge for both, so they never disagree.
     pub fn judge_statements(&mut self, sql: &[u8], stop: bool) -> Vec<Result<Judged, Refusal>> {
+        self.judge_statements_text(sql, &sqlgate_net::sample::lossy(sql), stop)
+    }
+
+    fn judge_statements_text(
+        &mut self,
+        sql: &[u8],
+        text: &str,
+        stop: bool,
+    ) -> Vec<Result<Judged, Refusal>> {
         let statements = self.classified(sql);
         let table = self.table();
         if std::mem::take(&mut self.ddl_pending) {
             self.engine.want_catalog(&self.target);
         }
         let mut out = Vec::with_capacity(statements.len());
-        // Once per text: statements are judged in time linear in it.
-        let text = sqlgate_net::sample::lossy(sql);
         // What this text prepares, visible to its own later EXECUTEs.
         let mut defined: HashMap<&str, TagSet> = HashMap::new();
         for (i, s) in statements.iter().enumerate() {
-            let outcome =
-                self.judge_one(sql, &text, (i, statements.len()), s, &table, &mut defined);
+            let outcome = self.judge_one(sql, text, (i, statements.len()), s, &table, &mut defined);
             let refused = outcome.is_err();
             out.push(outcome);
             if refused && stop {

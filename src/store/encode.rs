@@ -34,7 +34,11 @@ fn string(out: &mut Vec<u8>, s: &str) {
 /// is).
 fn escapes_nothing(bytes: &[u8]) -> bool {
     if bytes.len() < 8 {
-        return !bytes.iter().any(|&b| must_escape(b));
+        // Short (tags, numbers, names): one word, padded with a byte
+        // that is never escaped.
+        let mut word = [b'a'; 8];
+        word[..bytes.len()].copy_from_slice(bytes);
+        return !any_escaped(u64::from_le_bytes(word));
     }
     let word = |at: usize| {
         let mut word = [0; 8];
