@@ -77,13 +77,7 @@ fn run(policies: &mut [SessionPolicy], logs: Option<(&mut [SessionLog], &Recorde
                 let s = i % SESSIONS;
                 let judged = policies[s].judge(sql.as_bytes());
                 let shape = policies[s].shape();
-                let wait = logs[s].judged(
-                    SqlDialect::Postgres,
-                    "query",
-                    &std::borrow::Cow::Borrowed(sql.as_str()),
-                    &judged,
-                    shape,
-                );
+                let wait = logs[s].judged(SqlDialect::Postgres, "query", sql, &judged, shape);
                 assert!(wait.is_none(), "a read waits for nothing");
                 let value = (i % 5000).to_string();
                 let sample =

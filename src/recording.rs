@@ -362,15 +362,13 @@ impl SessionLog {
         &mut self,
         dialect: SqlDialect,
         origin: &str,
-        text: &std::borrow::Cow<'_, str>,
+        text: &str,
         judged: &Result<Vec<Judged>, Refusal>,
         shape: Option<TextShape<'_>>,
     ) -> Option<Durable> {
         let rec = self.recorder.as_ref()?;
         let prepares = matches!(origin, "parse" | "prepare");
-        // A shape's literal spans are in the text's bytes: only a text
-        // that was valid UTF-8 is the same string.
-        let shape = shape.filter(|_| !prepares && matches!(text, std::borrow::Cow::Borrowed(_)));
+        let shape = shape.filter(|_| !prepares);
         let kinds = tag_kinds();
         match judged {
             Ok(list) => {
@@ -379,7 +377,7 @@ impl SessionLog {
                     self.last_prepared = None;
                 }
                 for (i, j) in list.iter().enumerate() {
-                    let statement = j.statement.excerpt(&text);
+                    let statement = j.statement.excerpt(text);
                     let dcl = j.tags.meets(kinds.credential);
                     let durable = !j.tags.within(kinds.harmless);
                     let masked = j.masks.as_ref().is_some_and(masks_anything);
@@ -456,7 +454,7 @@ impl SessionLog {
                                 d: templated.unwrap_or(d),
                                 text: templated.is_none().then_some(statement),
                                 literals: templated.and(piece).map(|p| crate::store::Literals {
-                                    text: &text,
+                                    text,
                                     spans: p.spans,
                                 }),
                                 parameters: None,
@@ -524,7 +522,7 @@ impl SessionLog {
                 }))
             }
             Err(refusal) => {
-                rec.statement(&refused_event(dialect, origin, &text, refusal));
+                rec.statement(&refused_event(dialect, origin, text, refusal));
                 None
             }
         }

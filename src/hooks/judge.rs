@@ -543,7 +543,12 @@ impl Judge {
             crate::policy::offload::judge(sql.len(), || policy.judge_text(sql, &text))
         };
         let origin_name = origin.record_name();
-        let shape = self.policy.shape();
+        // A shape's literal spans are in the text's bytes: only a text
+        // that was valid UTF-8 is the same string.
+        let shape = self
+            .policy
+            .shape()
+            .filter(|_| matches!(text, std::borrow::Cow::Borrowed(_)));
         self.durable = self
             .log
             .judged(self.dialect, origin_name, &text, &judged, shape);
