@@ -193,6 +193,7 @@ impl SessionLog {
                     .map(String::as_str)
                     .eq(j.tags.iter().map(|t: Tag| t.name()))
                 && d.text.is_none()
+                && d.template.is_none()
                 && rule_is(d.rule.as_deref(), &j.decision)
                 && (!masked
                     || Some(&d.masked_columns) == j.masks.as_ref().map(masked_columns).as_ref())
@@ -226,7 +227,7 @@ impl SessionLog {
                 && d.rule == p.rule
                 && d.masked_columns == p.masked_columns
                 && d.text.as_deref() == fixed_text.then_some(p.text.as_str())
-                && d.literals.is_empty()
+                && d.template.is_none()
         })?;
         if !unconfirmed {
             p.defined.store(d, Ordering::Relaxed);
@@ -447,8 +448,15 @@ impl SessionLog {
                                     .zip(piece)
                                     .filter(|_| !masked)
                                     .and_then(|(at, piece)| {
-                                        let defined = self.shapes.at(at).defined.as_mut()?;
-                                        template(defined, &self.definitions, rec, origin, j, &piece)
+                                        template(
+                                            &mut self.shapes,
+                                            at,
+                                            &self.definitions,
+                                            rec,
+                                            origin,
+                                            j,
+                                            &piece,
+                                        )
                                     });
                             let reference = crate::store::Reference {
                                 d: templated.unwrap_or(d),
@@ -529,20 +537,29 @@ impl SessionLog {
     }
 }
 
-/// The number of the template definition of a shape's statement (its
-/// definition found: `defined`) when the template fits `statement`: made
-/// from this statement, and recorded, when there is none yet.
+/// The number of the template definition of the statement noted at `at`
+/// (its definition found) when the template fits `statement`: made from
+/// this statement, and recorded, when there is none yet and the shape
+/// came again ([`shapes::ShapeNotes::may_make_template`]).
+#[allow(clippy::too_many_arguments)]
 fn template(
-    defined: &mut shapes::Defined,
+    notes: &mut shapes::ShapeNotes,
+    at: usize,
     definitions: &std::sync::Mutex<definitions::Definitions>,
     rec: &SessionRecorder,
     origin: &str,
     j: &Judged,
     statement: &shapes::Piece<'_>,
 ) -> Option<u32> {
+    let may_make = notes.may_make_template(at);
+    let defined = notes.at(at).defined.as_mut()?;
     if let Some(t) = &defined.template {
         return t.fits(statement).then_some(t.d);
     }
+    if !may_make {
+        return None;
+    }
+    let rule = defined.rule.clone();
     let mut template = shapes::Template::of(statement)?;
     let (text, literals) = template.parts();
     let mut definitions = definitions
@@ -555,18 +572,26 @@ fn template(
         verdict: j.decision.verdict.as_str().to_owned(),
         tags: j.tags.iter().map(|t| t.name().to_owned()).collect(),
         masked: false,
-        rule: defined.rule.clone(),
+        rule,
         masked_columns: Vec::new(),
-        text: Some(text.to_owned()),
+        text: None,
+        template: Some(text.to_owned()),
         literals: literals.iter().map(|l| [l.start, l.end]).collect(),
-    })?;
+    });
+    let Some(def) = def else {
+        // The session keeps no more definitions: no more templates.
+        notes.no_more_templates();
+        return None;
+    };
     let body = serde_json::to_string(&def).unwrap_or_default();
     if !rec.send(Kind::Definition, &body, false) {
         definitions.forget(def.d);
         return None;
     }
     template.d = def.d;
-    defined.template = Some(template);
+    if let Some(defined) = notes.at(at).defined.as_mut() {
+        defined.template = Some(template);
+    }
     Some(def.d)
 }
 

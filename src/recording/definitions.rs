@@ -99,7 +99,7 @@ impl Definitions {
                 && d.rule == event.rule
                 && d.masked_columns == event.masked_columns
                 && d.text.as_deref() == fixed_text.then_some(event.text.as_str())
-                && d.literals.is_empty()
+                && d.template.is_none()
         };
         let (new, d) = match self.find(&event.origin, &event.fingerprint, same) {
             Some(d) => (None, d),
@@ -114,6 +114,7 @@ impl Definitions {
                     rule: event.rule.clone(),
                     masked_columns: event.masked_columns.clone(),
                     text: fixed_text.then(|| event.text.clone()),
+                    template: None,
                     literals: Vec::new(),
                 }) else {
                     return (None, whole());
@@ -161,6 +162,7 @@ impl Size for Definition {
         self.fingerprint.len()
             + self.origin.len()
             + self.text.as_ref().map_or(0, String::len)
+            + self.template.as_ref().map_or(0, String::len)
             + self.literals.len() * std::mem::size_of::<[usize; 2]>()
     }
 }
@@ -180,6 +182,7 @@ mod tests {
             rule: None,
             masked_columns: Vec::new(),
             text: None,
+            template: None,
             literals: Vec::new(),
         }
     }
@@ -270,7 +273,7 @@ mod tests {
     fn a_template_statement_reads_back_spliced_and_says_when_its_template_is_missing() {
         use crate::store::{events, Kind, Row};
         let template = Definition {
-            text: Some("SELECT a FROM t WHERE a = 1 AND b = 'x'".into()),
+            template: Some("SELECT a FROM t WHERE a = 1 AND b = 'x'".into()),
             literals: vec![[26, 27], [36, 39]],
             ..def("query", "SELECT a FROM t WHERE a = ? AND b = '?'", "allow")
         };

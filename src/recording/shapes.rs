@@ -17,7 +17,8 @@ use std::ops::Range;
 use crate::policy::rules::Verdict;
 use crate::policy::tags::TagSet;
 
-/// Notes a session keeps (the newest; a shape has one per statement).
+/// Notes a session keeps (the most recently used; a shape has one per
+/// statement).
 const KEPT: usize = 32;
 
 /// One statement of one shape.
@@ -31,6 +32,10 @@ pub(super) struct Note {
     pub credential_outside: bool,
     /// The session's definition its statements referenced last.
     pub defined: Option<Defined>,
+    /// Texts of the shape noted (saturating).
+    seen: u32,
+    /// When it was last used (`ShapeNotes::tick`).
+    used: u64,
 }
 
 /// A definition found for a statement of a shape, and what it was found
@@ -61,15 +66,20 @@ pub(super) struct Template {
     spans: Box<[Range<usize>]>,
 }
 
-/// Statements longer than this are not made templates (a note's memory
-/// stays small; long texts rarely repeat).
+/// Statements longer than this, or with more literals, are not made
+/// templates (a note's memory stays small: 32 notes hold at most 48 KiB
+/// of templates; long texts rarely repeat).
 pub(super) const MAX_TEMPLATE: usize = 1024;
+const MAX_TEMPLATE_LITERALS: usize = 32;
 
 impl Template {
     /// A template of `statement` (`None` when it has no literal, is too
     /// long, or its spans are not ascending ranges within it).
     pub(super) fn of(statement: &Piece<'_>) -> Option<Template> {
-        if statement.spans.is_empty() || statement.text.len() > MAX_TEMPLATE {
+        if statement.spans.is_empty()
+            || statement.spans.len() > MAX_TEMPLATE_LITERALS
+            || statement.text.len() > MAX_TEMPLATE
+        {
             return None;
         }
         let mut own = Vec::with_capacity(statement.spans.len());
@@ -151,6 +161,12 @@ pub(super) fn within<'a>(all: &'a [Range<usize>], statement: &Range<usize>) -> &
 #[derive(Debug, Default)]
 pub(super) struct ShapeNotes {
     notes: Vec<Note>,
+    /// Counts the notes' uses: the least recently used goes when a new
+    /// one needs its place (a shape in use keeps its note, and its
+    /// template, among shapes that come once).
+    tick: u64,
+    /// The session's definitions ran out: no template is made any more.
+    templates_full: bool,
 }
 
 impl ShapeNotes {
@@ -168,22 +184,48 @@ impl ShapeNotes {
             .notes
             .iter()
             .rposition(|n| n.shape == shape && n.statement == statement && *n.origin == *origin);
+        self.tick += 1;
         match found {
-            Some(at) => at,
+            Some(at) => {
+                let note = &mut self.notes[at];
+                note.seen = note.seen.saturating_add(1);
+                note.used = self.tick;
+                at
+            }
             None => {
-                if self.notes.len() == KEPT {
-                    self.notes.remove(0);
-                }
-                self.notes.push(Note {
+                let note = Note {
                     shape,
                     statement,
                     origin: origin.into(),
                     credential_outside: outside(),
                     defined: None,
-                });
-                self.notes.len() - 1
+                    seen: 1,
+                    used: self.tick,
+                };
+                if self.notes.len() < KEPT {
+                    self.notes.push(note);
+                    return self.notes.len() - 1;
+                }
+                let lru = (0..self.notes.len())
+                    .min_by_key(|&i| self.notes[i].used)
+                    .unwrap_or(0);
+                self.notes[lru] = note;
+                lru
             }
         }
+    }
+
+    /// Whether a template may be made for the note at `at`: its shape
+    /// came again (a text the policy did not recall as one of its shapes
+    /// is a new shape each time, and a template made for it would serve
+    /// one statement), and the session's definitions have not run out.
+    pub(super) fn may_make_template(&self, at: usize) -> bool {
+        !self.templates_full && self.notes.get(at).is_some_and(|n| n.seen > 1)
+    }
+
+    /// The session keeps no more definitions.
+    pub(super) fn no_more_templates(&mut self) {
+        self.templates_full = true;
     }
 
     /// The note at `at` (from [`ShapeNotes::note`]).
@@ -224,8 +266,27 @@ mod tests {
             outside(&mut notes, shape, 0, "query");
         }
         assert_eq!(notes.notes.len(), KEPT);
-        // The oldest went first.
+        // The least recently used went first.
         assert!(!outside(&mut notes, 1, 0, "query"));
+        // A note in use stays among notes that come once.
+        let kept = notes.note(500, 0, "query", || true);
+        for shape in 1000..1000 + 3 * KEPT as u64 {
+            outside(&mut notes, shape, 0, "query");
+            assert_eq!(notes.note(500, 0, "query", || false), kept);
+        }
+        assert!(notes.at(kept).credential_outside);
+    }
+
+    #[test]
+    fn a_template_is_made_only_for_a_shape_that_came_again() {
+        let mut notes = ShapeNotes::default();
+        let first = notes.note(7, 0, "query", || false);
+        assert!(!notes.may_make_template(first), "a shape seen once");
+        let again = notes.note(7, 0, "query", || false);
+        assert_eq!(again, first);
+        assert!(notes.may_make_template(again));
+        notes.no_more_templates();
+        assert!(!notes.may_make_template(again), "the definitions ran out");
     }
 
     /// A text of `gaps` with `literals` between them, and where the

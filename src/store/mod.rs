@@ -168,10 +168,14 @@ pub struct Definition {
     /// leave it out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// Where `text`'s literals are (byte ranges, in order), when it is a
-    /// template: a statement of a session's repeated shape references it
-    /// with its own literals, and its text is the template's with each
-    /// of these ranges replaced by its literal in turn.
+    /// A template's text (not `text`: a reader that predates templates
+    /// then shows no text rather than this one): a statement of a
+    /// session's repeated shape references it with its own literals, and
+    /// its text is this with each of `literals`' byte ranges replaced by
+    /// its literal in turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Where the template's literals are (byte ranges, in order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub literals: Vec<[usize; 2]>,
 }
@@ -456,13 +460,13 @@ fn whole_statement(body: &str, definitions: &std::collections::HashMap<u32, Defi
         // not queue from being referenced): said, not left blank.
         return missing(event);
     };
-    let text = match (&literals, &def.text) {
+    let text = match (&literals, &def.template) {
         (Some(literals), Some(template)) => match spliced(template, &def.literals, literals) {
             Some(text) => Some(text),
             None => return missing(event),
         },
         (Some(_), None) => return missing(event),
-        (None, text) => text.clone(),
+        (None, _) => def.text.clone(),
     };
     event.origin = def.origin.clone();
     event.fingerprint = def.fingerprint.clone();

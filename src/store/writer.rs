@@ -628,7 +628,7 @@ impl Writer {
             if !cut.is_empty() {
                 let before = taken.lines.len();
                 taken.lines = without(&taken.lines, &cut);
-                bytes += before - taken.lines.len();
+                bytes += before.saturating_sub(taken.lines.len());
                 taken.statements = taken.statements.saturating_sub(cut.len() as u64);
             }
             if taken.lines.is_empty() {
@@ -690,7 +690,13 @@ fn without(lines: &str, cut: &[std::ops::Range<usize>]) -> String {
                 }
                 None => out.push_str(line),
             },
-            _ => out.push_str(line),
+            Some(_) => out.push_str(line),
+            // Not a line: the next one's time is still read after the
+            // line before it, which may have been cut.
+            None => {
+                out.push_str(line);
+                continue;
+            }
         }
         after_cut = false;
     }

@@ -23,6 +23,11 @@ async fn repeated_shapes_read_back_exactly_as_sent() {
     let mut sent: Vec<Vec<String>> = Vec::new();
     for i in 0..30u32 {
         let texts = [
+            vec![format!("SELECT {i} AS n, 'plain{i}' AS s")],
+            vec![format!(
+                "SELECT * FROM (VALUES ({i}, 'v{i}')) AS v(a, b) WHERE a IN ({i}, {})",
+                i + 2
+            )],
             vec![format!("SELECT {i} AS n, 'it''s {i}' AS s")],
             vec![format!(
                 "SELECT length('é→{}') + {}",
@@ -59,34 +64,44 @@ async fn repeated_shapes_read_back_exactly_as_sent() {
         );
         tokio::task::yield_now().await;
     };
-    let texts: Vec<&str> = recorded
-        .iter()
-        .map(|(_, e)| e.text.trim())
-        .filter(|t| !t.is_empty())
-        .collect();
+    let texts: Vec<&str> = recorded.iter().map(|(_, e)| e.text.as_str()).collect();
     let expected: Vec<String> = sent.into_iter().flatten().collect();
     // The connection's own setup comes first (its client encoding).
     let setup = texts.len().saturating_sub(expected.len());
     assert!(setup <= 1, "{texts:?}");
     assert_eq!(texts[setup..], expected);
-    for (_, e) in &recorded {
+    // Every text of a shape reads back with its first one's fields.
+    let per_round = expected.len() / 30;
+    let ours = &recorded[setup..];
+    for (k, (_, e)) in ours.iter().enumerate() {
+        let (_, first) = &ours[k % per_round];
         assert_eq!(e.verdict, "allow", "{e:?}");
-        assert!(!e.fingerprint.is_empty(), "{e:?}");
+        assert_eq!(
+            (&e.fingerprint, &e.tags, &e.rule, &e.origin),
+            (&first.fingerprint, &first.tags, &first.rule, &first.origin),
+            "{e:?}"
+        );
     }
     // Most of them as their literals against a template.
     let mut raw = sqlgate::store::sqlite::SqliteStore::open(&store).unwrap();
-    let mut by_literals = 0;
+    let (mut by_literals, mut templates) = (0, 0);
     for id in raw.session_ids().unwrap() {
         for row in raw.rows(&id).unwrap() {
-            by_literals += row
-                .body
-                .lines()
-                .filter(|l| l.starts_with("statement\t") && l.contains("\"literals\":["))
-                .count();
+            for l in row.body.lines() {
+                by_literals +=
+                    usize::from(l.starts_with("statement\t") && l.contains("\"literals\":["));
+                templates +=
+                    usize::from(l.starts_with("definition\t") && l.contains("\"template\":"));
+            }
         }
     }
+    // The plain shapes (the first two, and the two statements of one
+    // text) from their third text on.
     assert!(
-        by_literals >= 150,
+        by_literals >= 4 * 28,
         "the statements of repeated shapes are recorded as their literals ({by_literals})"
     );
+    // One template a shape at most: a text the policy does not recall
+    // as its shape (a doubled quote, non-ASCII) gets none.
+    assert!(templates <= per_round, "{templates} templates");
 }
