@@ -540,7 +540,8 @@ impl SessionLog {
 /// The number of the template definition of the statement noted at `at`
 /// (its definition found) when the template fits `statement`: made from
 /// this statement, and recorded, when there is none yet and the shape
-/// came again ([`shapes::ShapeNotes::may_make_template`]).
+/// came again ([`shapes::ShapeNotes::may_make_template`]); one the session
+/// made before for the same fields is used again when it fits.
 #[allow(clippy::too_many_arguments)]
 fn template(
     notes: &mut shapes::ShapeNotes,
@@ -565,11 +566,34 @@ fn template(
     let mut definitions = definitions
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let verdict = j.decision.verdict.as_str();
+    // A template this session made before for the same fields that fits
+    // (its note was let go): the same definition again.
+    let made = definitions.find(origin, &j.statement.fingerprint, |d| {
+        d.template
+            .as_deref()
+            .is_some_and(|t| shapes::fits(t, d.literals.iter().map(|&[a, b]| a..b), statement))
+            && d.verdict == verdict
+            && !d.masked
+            && d.masked_columns.is_empty()
+            && d.rule == rule
+            && d.tags
+                .iter()
+                .map(String::as_str)
+                .eq(j.tags.iter().map(|t: Tag| t.name()))
+    });
+    if let Some(d) = made {
+        template.d = d;
+        if let Some(defined) = notes.at(at).defined.as_mut() {
+            defined.template = Some(template);
+        }
+        return Some(d);
+    }
     let def = definitions.add(crate::store::Definition {
         d: 0,
         origin: origin.to_owned(),
         fingerprint: String::from(&*j.statement.fingerprint),
-        verdict: j.decision.verdict.as_str().to_owned(),
+        verdict: verdict.to_owned(),
         tags: j.tags.iter().map(|t| t.name().to_owned()).collect(),
         masked: false,
         rule,
@@ -589,6 +613,7 @@ fn template(
         return None;
     }
     template.d = def.d;
+    notes.made_template();
     if let Some(defined) = notes.at(at).defined.as_mut() {
         defined.template = Some(template);
     }

@@ -104,28 +104,44 @@ impl Template {
         (&self.text, &self.spans)
     }
 
-    /// Whether `statement` is this template with other literals: as
-    /// many, ascending, within it, and every byte between and around
-    /// them the same. Then the template with each of its literals
-    /// replaced by the statement's, in turn, is the statement exactly.
+    /// Whether `statement` is this template with other literals (see
+    /// [`fits`]).
     pub(super) fn fits(&self, statement: &Piece<'_>) -> bool {
-        if statement.spans.len() != self.spans.len() {
+        fits(&self.text, self.spans.iter().cloned(), statement)
+    }
+}
+
+/// Whether `statement` is `template` (its literals at `spans`, ascending)
+/// with other literals: as many, ascending, within it, and every byte
+/// between and around them the same. Then the template with each of its
+/// literals replaced by the statement's, in turn, is the statement
+/// exactly.
+pub(super) fn fits(
+    template: &str,
+    spans: impl ExactSizeIterator<Item = Range<usize>>,
+    statement: &Piece<'_>,
+) -> bool {
+    if statement.spans.len() != spans.len() {
+        return false;
+    }
+    let (text, own_text) = (statement.text.as_bytes(), template.as_bytes());
+    let (mut from, mut own_from) = (0, 0);
+    for (s, own) in statement.spans.iter().zip(spans) {
+        let Some(s) = statement.own(s).filter(|s| s.start >= from) else {
+            return false;
+        };
+        let (Some(gap), Some(own_gap)) =
+            (text.get(from..s.start), own_text.get(own_from..own.start))
+        else {
+            return false;
+        };
+        if gap != own_gap || own.end < own.start {
             return false;
         }
-        let (text, own_text) = (statement.text.as_bytes(), self.text.as_bytes());
-        let (mut from, mut own_from) = (0, 0);
-        for (s, own) in statement.spans.iter().zip(self.spans.iter()) {
-            let Some(s) = statement.own(s).filter(|s| s.start >= from) else {
-                return false;
-            };
-            if text[from..s.start] != own_text[own_from..own.start] {
-                return false;
-            }
-            from = s.end;
-            own_from = own.end;
-        }
-        text[from..] == own_text[own_from..]
+        from = s.end;
+        own_from = own.end;
     }
+    text.get(from..) == own_text.get(own_from..)
 }
 
 /// A statement of a text, and its literals.
@@ -157,7 +173,7 @@ pub(super) fn within<'a>(all: &'a [Range<usize>], statement: &Range<usize>) -> &
     all.get(first..end).unwrap_or_default()
 }
 
-/// A session's notes, the newest last.
+/// A session's notes.
 #[derive(Debug, Default)]
 pub(super) struct ShapeNotes {
     notes: Vec<Note>,
@@ -165,9 +181,15 @@ pub(super) struct ShapeNotes {
     /// one needs its place (a shape in use keeps its note, and its
     /// template, among shapes that come once).
     tick: u64,
-    /// The session's definitions ran out: no template is made any more.
+    /// Templates this session made; past [`MAX_TEMPLATES`], or once the
+    /// session's definitions ran out, it makes none.
+    templates: usize,
     templates_full: bool,
 }
+
+/// Templates a session makes at most (a quarter of its definitions: its
+/// other statement shapes keep room).
+const MAX_TEMPLATES: usize = 128;
 
 impl ShapeNotes {
     /// Where the note of statement `statement` of shape `shape` sent as
@@ -220,7 +242,14 @@ impl ShapeNotes {
     /// is a new shape each time, and a template made for it would serve
     /// one statement), and the session's definitions have not run out.
     pub(super) fn may_make_template(&self, at: usize) -> bool {
-        !self.templates_full && self.notes.get(at).is_some_and(|n| n.seen > 1)
+        !self.templates_full
+            && self.templates < MAX_TEMPLATES
+            && self.notes.get(at).is_some_and(|n| n.seen > 1)
+    }
+
+    /// A template was made.
+    pub(super) fn made_template(&mut self) {
+        self.templates += 1;
     }
 
     /// The session keeps no more definitions.

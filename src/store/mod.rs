@@ -466,7 +466,9 @@ fn whole_statement(body: &str, definitions: &std::collections::HashMap<u32, Defi
             None => return missing(event),
         },
         (Some(_), None) => return missing(event),
-        (None, _) => def.text.clone(),
+        // A template is never referenced without literals.
+        (None, Some(_)) => return missing(event),
+        (None, None) => def.text.clone(),
     };
     event.origin = def.origin.clone();
     event.fingerprint = def.fingerprint.clone();

@@ -628,7 +628,14 @@ impl Writer {
             if !cut.is_empty() {
                 let before = taken.lines.len();
                 taken.lines = without(&taken.lines, &cut);
-                bytes += before.saturating_sub(taken.lines.len());
+                // A kept line's time written whole may make the lines
+                // longer than they were: counted either way.
+                let after = taken.lines.len();
+                if after > before {
+                    self.queued.fetch_add(after - before, Ordering::Relaxed);
+                } else {
+                    bytes += before - after;
+                }
                 taken.statements = taken.statements.saturating_sub(cut.len() as u64);
             }
             if taken.lines.is_empty() {
