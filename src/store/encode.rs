@@ -118,6 +118,22 @@ fn optional(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
+/// `[x, ...]`: each of `items` as `item` writes it.
+fn list<T>(
+    out: &mut Vec<u8>,
+    items: impl Iterator<Item = T>,
+    mut item: impl FnMut(&mut Vec<u8>, T),
+) {
+    out.push(b'[');
+    for (i, x) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        item(out, x);
+    }
+    out.push(b']');
+}
+
 /// `[v, ...]` of optional strings.
 fn values(out: &mut Vec<u8>, values: sqlgate_net::parameters::Parameters<'_>) {
     out.push(b'[');
@@ -140,14 +156,8 @@ pub(super) fn reference(out: &mut Vec<u8>, r: &Reference<'_>) {
         string(out, text);
     }
     if let Some(literals) = r.literals {
-        out.extend_from_slice(b",\"literals\":[");
-        for (i, literal) in literals.each().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            string(out, literal);
-        }
-        out.push(b']');
+        out.extend_from_slice(b",\"literals\":");
+        list(out, literals.each(), string);
     }
     if let Some(p) = r.parameters {
         out.extend_from_slice(b",\"parameters\":");
@@ -195,28 +205,10 @@ pub(super) fn outcome(out: &mut Vec<u8>, o: &Outcome<'_>, sample: bool) {
 }
 
 fn result_rows(out: &mut Vec<u8>, r: &ResultSample) {
-    out.extend_from_slice(b"{\"columns\":[");
-    for (i, c) in r.columns.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        string(out, c);
-    }
-    out.extend_from_slice(b"],\"rows\":[");
-    for (i, row) in r.rows().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.push(b'[');
-        for (j, v) in row.values().enumerate() {
-            if j > 0 {
-                out.push(b',');
-            }
-            optional(out, v);
-        }
-        out.push(b']');
-    }
-    out.push(b']');
+    out.extend_from_slice(b"{\"columns\":");
+    list(out, r.columns.iter(), |out, c| string(out, c));
+    out.extend_from_slice(b",\"rows\":");
+    list(out, r.rows(), |out, row| list(out, row.values(), optional));
     if r.truncated {
         out.extend_from_slice(b",\"truncated\":true");
     }
