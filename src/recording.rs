@@ -393,23 +393,25 @@ impl SessionLog {
                         if shapes::straddles(s.literals, range) {
                             return None;
                         }
-                        let at = self.shapes.note(s.id, i, origin, || {
-                            credentials::credential_outside(statement, range.start, s.literals)
-                        });
+                        let piece = shapes::Piece {
+                            text: statement,
+                            start: range.start,
+                            spans: shapes::within(s.literals, range),
+                        };
+                        let at = self
+                            .shapes
+                            .note(s.id, i, origin, || credentials::credential_outside(&piece));
                         let credential = self.shapes.at(at).credential_outside
-                            || credentials::credential_at_literals(
-                                statement,
-                                range.start,
-                                s.literals,
-                            );
-                        Some((at, credential))
+                            || credentials::credential_at_literals(&piece);
+                        Some((at, credential, piece))
                     });
                     let credential = dcl
                         || match &note {
-                            Some((_, credential)) => *credential,
+                            Some((_, credential, _)) => *credential,
                             None => names_a_credential(statement),
                         };
-                    let noted = note.map(|(n, _)| n);
+                    let noted = note.as_ref().map(|&(at, _, _)| at);
+                    let piece = note.map(|(_, _, piece)| piece);
                     // A statement of a shape already defined in this
                     // session: its text and the definition's number.
                     if !prepares && !credential {
@@ -437,12 +439,6 @@ impl SessionLog {
                             }
                             // Its literals only, when the shape's template
                             // fits it.
-                            let range = &j.statement.bytes;
-                            let piece = shape.map(|s| shapes::Piece {
-                                text: statement,
-                                start: range.start,
-                                spans: shapes::within(s.literals, range),
-                            });
                             let templated =
                                 noted
                                     .zip(piece)

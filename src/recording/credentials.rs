@@ -13,6 +13,8 @@ use crate::policy::literals;
 use crate::policy::parse::SqlDialect;
 use crate::policy::tags::Tag;
 
+use super::shapes::Piece;
+
 /// The words that mark a text as one that may carry a credential.
 const CREDENTIAL_WORDS: &[&str] = &[
     "PASSWORD",
@@ -50,19 +52,22 @@ pub(super) fn names_a_credential(text: &str) -> bool {
 /// shape of a session's, `policy::engine::TextShape`) have the same such
 /// words: this is found once per shape, and [`credential_at_literals`]
 /// per text.
-pub(super) fn credential_outside(text: &str, at: usize, literals: &[Range<usize>]) -> bool {
-    let touches =
-        |w: &Range<usize>| own(text, at, literals).any(|l| w.start <= l.end && l.start <= w.end);
-    any_credential_word(text.as_bytes(), |w| !touches(&w))
+pub(super) fn credential_outside(statement: &Piece<'_>) -> bool {
+    let touches = |w: &Range<usize>| {
+        statement
+            .literals()
+            .any(|l| w.start <= l.end && l.start <= w.end)
+    };
+    any_credential_word(statement.text.as_bytes(), |w| !touches(&w))
 }
 
 /// Whether a credential word is among the words of `text` that touch one
 /// of `literals` (as in [`credential_outside`]: the two together find
 /// what [`names_a_credential`] finds).
-pub(super) fn credential_at_literals(text: &str, at: usize, literals: &[Range<usize>]) -> bool {
-    let bytes = text.as_bytes();
+pub(super) fn credential_at_literals(statement: &Piece<'_>) -> bool {
+    let bytes = statement.text.as_bytes();
     let is_word = |b: u8| WORD_BYTES[usize::from(b)];
-    own(text, at, literals).any(|l| {
+    statement.literals().any(|l| {
         // From the start of the word the literal's first byte is in or
         // follows, to the end of the word its last byte is in or precedes.
         let mut from = l.start;
@@ -75,20 +80,6 @@ pub(super) fn credential_at_literals(text: &str, at: usize, literals: &[Range<us
         }
         any_credential_word(&bytes[from..to], |_| true)
     })
-}
-
-/// The literals inside `text` (which starts at byte `at` of the text
-/// `literals` are ranges of), relative to its start.
-fn own<'l>(
-    text: &str,
-    at: usize,
-    literals: &'l [Range<usize>],
-) -> impl Iterator<Item = Range<usize>> + 'l {
-    let end = at + text.len();
-    literals
-        .iter()
-        .filter(move |l| at <= l.start && l.end <= end)
-        .map(move |l| l.start - at..l.end - at)
 }
 
 /// Whether a credential word is among the words of `bytes` (maximal runs
@@ -342,11 +333,20 @@ mod tests {
                     .collect::<Vec<_>>()
             };
             let (a_spans, b_spans) = (in_whole(&a_spans), in_whole(&b_spans));
-            let outside = credential_outside(&a, at, &a_spans);
-            assert_eq!(outside, credential_outside(&b, at, &b_spans), "{a:?} {b:?}");
+            let piece = |text, spans| Piece {
+                text,
+                start: at,
+                spans: super::super::shapes::within(spans, &(at..at + text.len())),
+            };
+            let outside = credential_outside(&piece(&a, &a_spans));
+            assert_eq!(
+                outside,
+                credential_outside(&piece(&b, &b_spans)),
+                "{a:?} {b:?}"
+            );
             let whole = names_a_credential(&b);
             assert_eq!(
-                outside || credential_at_literals(&b, at, &b_spans),
+                outside || credential_at_literals(&piece(&b, &b_spans)),
                 whole,
                 "{a:?} {a_spans:?} / {b:?} {b_spans:?}"
             );

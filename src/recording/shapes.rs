@@ -156,6 +156,11 @@ pub(super) struct Piece<'a> {
 }
 
 impl Piece<'_> {
+    /// Its literals, as ranges of the statement.
+    pub(super) fn literals(&self) -> impl Iterator<Item = Range<usize>> + '_ {
+        self.spans.iter().filter_map(|s| self.own(s))
+    }
+
     /// Literal `span` as a range of the statement (`None`: it is not one,
     /// at character boundaries).
     fn own(&self, span: &Range<usize>) -> Option<Range<usize>> {
