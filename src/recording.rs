@@ -110,7 +110,7 @@ impl SessionLog {
     /// wait completes when it is (an error: it must not run). One sent
     /// while a Parse of its name is unanswered is recorded with the newest
     /// text, its origin marked unconfirmed.
-    pub fn executed(&self, name: &[u8], parameters: Option<Parameters<'_>>) -> Option<Durable> {
+    pub fn executed(&mut self, name: &[u8], parameters: Option<Parameters<'_>>) -> Option<Durable> {
         let rec = self.recorder.as_ref()?;
         let c = self.prepared.candidates(name);
         // A named statement's executions run its one text, which their
@@ -305,7 +305,7 @@ impl SessionLog {
 
     /// Where the relay reports outcomes (none when recording is off).
     pub fn outcome_sink(&self) -> Option<std::sync::Arc<dyn sqlgate_net::outcome::OutcomeSink>> {
-        let inner = self.recorder.as_ref()?.outcome_sink();
+        let inner = self.recorder.as_ref()?.outcome_recorder();
         Some(std::sync::Arc::new(LogSink {
             inner,
             prepared: self.prepared.clone(),
@@ -362,7 +362,7 @@ impl SessionLog {
     pub fn judged(
         &mut self,
         dialect: SqlDialect,
-        origin: &str,
+        origin: &'static str,
         text: &str,
         judged: &Result<Vec<Judged>, Refusal>,
         shape: Option<TextShape<'_>>,
@@ -663,7 +663,7 @@ fn execution(
 /// prepared statements to the session's texts.
 #[derive(Debug)]
 struct LogSink {
-    inner: std::sync::Arc<dyn sqlgate_net::outcome::OutcomeSink>,
+    inner: crate::store::session::OutcomeRecorder,
     prepared: PreparedTexts,
 }
 

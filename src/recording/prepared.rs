@@ -12,6 +12,7 @@
 //! unknown run without a durable record.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Prepared statements remembered, at most (past it, the oldest-named
@@ -78,17 +79,49 @@ struct Texts {
 /// A session's prepared statements, shared by its judge (which sees them
 /// sent) and its relay's outcome sink (which sees the server answer).
 #[derive(Debug, Default, Clone)]
-pub(super) struct PreparedTexts(Arc<Mutex<Texts>>);
+pub(super) struct PreparedTexts {
+    shared: Arc<Shared>,
+    /// The last execution's confirmed text, for as long as nothing
+    /// changed: a client that executes the same statement again (every
+    /// prepared read) finds it without the lock and the name's lookup.
+    last: Option<Last>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    texts: Mutex<Texts>,
+    /// Changes made to `texts` (counted under its lock).
+    changes: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct Last {
+    name: Vec<u8>,
+    /// `Shared::changes` when it was looked up.
+    changes: u64,
+    prepared: Arc<Prepared>,
+}
 
 impl PreparedTexts {
     fn texts(&self) -> std::sync::MutexGuard<'_, Texts> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .texts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The texts, to change them: what was looked up before no longer
+    /// stands.
+    fn change(&self) -> std::sync::MutexGuard<'_, Texts> {
+        let t = self.texts();
+        self.shared.changes.fetch_add(1, Ordering::AcqRel);
+        t
     }
 
     /// `p` was sent to be prepared as `name`; `confirmed`: the server has
     /// answered already (MySQL's prepare OK).
     pub fn sent(&self, name: &[u8], p: Arc<Prepared>, confirmed: bool) {
-        let mut t = self.texts();
+        let mut t = self.change();
         if confirmed {
             t.insert(name.to_vec(), p);
         } else {
@@ -99,7 +132,7 @@ impl PreparedTexts {
     /// The server answered the oldest Parse forwarded: prepared (`ok`)
     /// under `name`, or not.
     pub fn answered(&self, name: &[u8], ok: bool) {
-        let mut t = self.texts();
+        let mut t = self.change();
         match t.awaiting.pop_front() {
             Some((sent, p)) if sent == name => {
                 if ok {
@@ -121,26 +154,50 @@ impl PreparedTexts {
 
     /// The server dropped the unnamed statement.
     pub fn unnamed_dropped(&self) {
-        self.texts().by_name.remove(&b""[..]);
+        self.change().by_name.remove(&b""[..]);
     }
 
     /// What an execution of `name` may run.
-    pub fn candidates(&self, name: &[u8]) -> Candidates {
+    pub fn candidates(&mut self, name: &[u8]) -> Candidates {
+        let changes = self.shared.changes.load(Ordering::Acquire);
+        if let Some(last) = self
+            .last
+            .as_ref()
+            .filter(|l| l.changes == changes && l.name == name)
+        {
+            return Candidates {
+                newest: Some(last.prepared.clone()),
+                unconfirmed: false,
+                durable: last.prepared.changes,
+            };
+        }
         let t = self.texts();
+        // Read under the lock: no change is made between the two.
+        let changes = self.shared.changes.load(Ordering::Acquire);
         let prepared = t.by_name.get(name);
-        let pending: Vec<&Arc<Prepared>> = t
-            .awaiting
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, p)| p)
-            .collect();
-        let newest = pending.last().copied().or(prepared).cloned();
-        let durable = newest.is_none()
-            || prepared.is_some_and(|p| p.changes)
-            || pending.iter().any(|p| p.changes);
+        // The Parses of `name` still unanswered, walked without a list
+        // (most executions have none).
+        let mut pending_newest = None;
+        let mut pending_changes = false;
+        for (_, p) in t.awaiting.iter().filter(|(n, _)| n == name) {
+            pending_changes |= p.changes;
+            pending_newest = Some(p);
+        }
+        let unconfirmed = pending_newest.is_some();
+        let newest = pending_newest.or(prepared).cloned();
+        let durable = newest.is_none() || prepared.is_some_and(|p| p.changes) || pending_changes;
+        drop(t);
+        self.last = match (&newest, unconfirmed) {
+            (Some(p), false) => Some(Last {
+                name: name.to_vec(),
+                changes,
+                prepared: p.clone(),
+            }),
+            _ => None,
+        };
         Candidates {
             newest,
-            unconfirmed: !pending.is_empty(),
+            unconfirmed,
             durable,
         }
     }
@@ -189,7 +246,7 @@ mod tests {
 
     #[test]
     fn a_name_takes_a_text_only_when_the_server_prepared_it() {
-        let p = PreparedTexts::default();
+        let mut p = PreparedTexts::default();
         p.sent(
             b"s1",
             text("DELETE FROM t WHERE id = $1", "write.delete"),
@@ -223,6 +280,34 @@ mod tests {
         // MySQL: confirmed at once.
         p.sent(b"7", text("SELECT ?", "read"), true);
         assert!(!p.candidates(b"7").durable);
+    }
+
+    #[test]
+    fn an_execution_finds_what_the_last_change_left() {
+        let mut p = PreparedTexts::default();
+        // The relay's outcome sink changes the texts through its copy.
+        let sink = p.clone();
+        p.sent(b"s", text("SELECT 1", "read"), true);
+        for _ in 0..2 {
+            let c = p.candidates(b"s");
+            assert_eq!(c.newest.unwrap().text, "SELECT 1");
+            assert!(!c.durable && !c.unconfirmed);
+        }
+        sink.sent(b"s", text("DELETE FROM t", "write.delete"), false);
+        let c = p.candidates(b"s");
+        assert!(c.unconfirmed && c.durable, "a Parse of it is unanswered");
+        sink.answered(b"s", true);
+        let c = p.candidates(b"s");
+        assert_eq!(c.newest.unwrap().text, "DELETE FROM t");
+        assert!(c.durable && !c.unconfirmed);
+        assert_eq!(p.candidates(b"s").newest.unwrap().text, "DELETE FROM t");
+        // Another name is looked up, not taken for the last one.
+        assert!(p.candidates(b"t").newest.is_none());
+        // The unnamed statement, dropped by the server.
+        p.sent(b"", text("SELECT 2", "read"), true);
+        assert!(!p.candidates(b"").durable);
+        sink.unnamed_dropped();
+        assert!(p.candidates(b"").durable, "its text is unknown now");
     }
 
     #[test]

@@ -26,7 +26,7 @@ const KEPT: usize = 32;
 pub(super) struct Note {
     shape: u64,
     statement: usize,
-    origin: Box<str>,
+    origin: &'static str,
     /// A credential word is among the statement's words that touch none
     /// of its literals.
     pub credential_outside: bool,
@@ -204,13 +204,13 @@ impl ShapeNotes {
         &mut self,
         shape: u64,
         statement: usize,
-        origin: &str,
+        origin: &'static str,
         outside: impl FnOnce() -> bool,
     ) -> usize {
         let found = self
             .notes
             .iter()
-            .rposition(|n| n.shape == shape && n.statement == statement && *n.origin == *origin);
+            .rposition(|n| n.shape == shape && n.statement == statement && n.origin == origin);
         self.tick += 1;
         match found {
             Some(at) => {
@@ -223,7 +223,7 @@ impl ShapeNotes {
                 let note = Note {
                     shape,
                     statement,
-                    origin: origin.into(),
+                    origin,
                     credential_outside: outside(),
                     defined: None,
                     seen: 1,
@@ -286,7 +286,12 @@ mod tests {
     #[test]
     fn a_note_is_found_only_by_its_shape_statement_and_origin() {
         let mut notes = ShapeNotes::default();
-        fn outside(notes: &mut ShapeNotes, shape: u64, statement: usize, origin: &str) -> bool {
+        fn outside(
+            notes: &mut ShapeNotes,
+            shape: u64,
+            statement: usize,
+            origin: &'static str,
+        ) -> bool {
             let at = notes.note(shape, statement, origin, || false);
             notes.at(at).credential_outside
         }

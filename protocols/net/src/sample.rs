@@ -279,10 +279,27 @@ pub fn shown(value: &[u8]) -> String {
 /// chunks even through valid text (statements, tags and values on every
 /// path).
 pub fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Some(text) = ascii(bytes) {
+        return std::borrow::Cow::Borrowed(text);
+    }
     match std::str::from_utf8(bytes) {
         Ok(text) => std::borrow::Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(bytes),
     }
+}
+
+/// `bytes` as text when every byte is ASCII (`None` otherwise). Why:
+/// `from_utf8` costs some ninety instructions on the short values, tags
+/// and parameters every read carries, where one look at each word finds
+/// them ASCII.
+fn ascii(bytes: &[u8]) -> Option<&str> {
+    if !bytes.is_ascii() {
+        return None;
+    }
+    // SAFETY: every byte is below 0x80 (checked just above), and a
+    // sequence of such bytes is valid UTF-8: each is a one-byte
+    // character, so no byte sequence can be malformed.
+    Some(unsafe { std::str::from_utf8_unchecked(bytes) })
 }
 
 /// [`shown`], appended to `out`.
@@ -293,6 +310,12 @@ pub fn shown_into(out: &mut String, value: &[u8]) {
         v.iter()
             .all(|&b| matches!(b, 0x20..=0x7e | b'\n' | b'\t' | b'\r'))
     };
+    if plain(value) {
+        if let Some(s) = ascii(value) {
+            out.push_str(s);
+            return;
+        }
+    }
     match std::str::from_utf8(value) {
         Ok(s)
             if plain(value)
@@ -468,5 +491,54 @@ mod tests {
         assert_eq!(shown("a\u{85}".as_bytes()), "\\x61c285");
         assert_eq!(shown(&[0, 0, 0, 1]), "\\x00000001");
         assert_eq!(shown(&[0xff]), "\\xff");
+    }
+
+    #[test]
+    fn lossy_text_is_what_the_standard_library_makes_of_any_bytes() {
+        // Pieces that make ASCII, valid multi-byte characters, cut ones
+        // and bytes that are never UTF-8, mixed at every length.
+        let pieces: [&[u8]; 8] = [
+            b"a",
+            b"7 ",
+            b"\x00",
+            b"\x7f",
+            "é".as_bytes(),
+            "→".as_bytes(),
+            &[0xe2, 0x86],
+            &[0xff],
+        ];
+        let mut seed: u64 = 0x5eed;
+        for _ in 0..20_000 {
+            let mut bytes = Vec::new();
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (seed >> 59) as usize;
+            for _ in 0..len {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                // Mostly ASCII, as values are.
+                let at = ((seed >> 60) as usize).saturating_sub(8) % pieces.len();
+                bytes.extend_from_slice(pieces[if seed >> 63 == 0 { 0 } else { at }]);
+            }
+            assert_eq!(lossy(&bytes), String::from_utf8_lossy(&bytes), "{bytes:?}");
+            let mut out = String::new();
+            shown_into(&mut out, &bytes);
+            let expected = match std::str::from_utf8(&bytes) {
+                Ok(s)
+                    if !s
+                        .chars()
+                        .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) =>
+                {
+                    s.to_owned()
+                }
+                _ => format!(
+                    "\\x{}",
+                    bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                ),
+            };
+            assert_eq!(out, expected, "{bytes:?}");
+        }
     }
 }
