@@ -83,7 +83,7 @@ enabled = false
 TOML
 }
 # Two instances: the default runtime (a worker per CPU) and one worker.
-write_config $SG_PORT "" >"$OUT/sqlgate.toml"
+write_config $SG_PORT "worker_threads = $(nproc)" >"$OUT/sqlgate.toml"
 write_config $SG1_PORT "worker_threads = 1" >"$OUT/sqlgate-1w.toml"
 # A third instance judges every statement (reads, writes, transactions
 # allowed for the bench user).

@@ -63,7 +63,7 @@ targets = ["$DB"]
 enabled = false
 TOML
 }
-write_config $SG_PORT "" >"$OUT/sqlgate.toml"
+write_config $SG_PORT "worker_threads = $(nproc)" >"$OUT/sqlgate.toml"
 write_config $SG1_PORT "worker_threads = 1" >"$OUT/sqlgate-1w.toml"
 # A third instance judges every statement: a policy that lets the bench
 # user run pgbench's reads, writes and transactions.

@@ -20,6 +20,7 @@ pub mod oidc;
 pub mod policy;
 pub mod pools;
 pub mod recording;
+pub mod runtime;
 pub mod server;
 pub mod store;
 

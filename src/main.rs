@@ -271,9 +271,23 @@ fn run() -> anyhow::Result<ExitCode> {
             };
             init_logging(config.log_format);
             let mut rt = tokio::runtime::Builder::new_multi_thread();
-            if let Some(n) = config.worker_threads {
-                rt.worker_threads(n);
-            }
+            let workers = match config.worker_threads {
+                Some(n) => n,
+                None => {
+                    let here = config
+                        .targets
+                        .iter()
+                        .any(|t| sqlgate::runtime::is_this_machine(&t.host));
+                    let n = sqlgate::runtime::default_workers(sqlgate::runtime::cpus(), here);
+                    tracing::info!(
+                        workers = n,
+                        database_on_this_machine = here,
+                        "runtime: a worker per CPU, one CPU left to a database on this machine ([gateway] worker_threads sets it)"
+                    );
+                    n
+                }
+            };
+            rt.worker_threads(workers);
             let rt = rt
                 .enable_all()
                 .build()

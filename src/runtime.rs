@@ -1,0 +1,76 @@
+//! How many workers the async runtime gets when `[gateway] worker_threads`
+//! does not say. Why: on a machine the database shares, a second worker
+//! costs CPU per transaction that neither proxy nor server gets back
+//! (fewer events per wake-up, more wake-ups between threads); measured on
+//! two cores at the same transaction rate, one worker cost 6–14 % less
+//! than two, at 2–15 % less peak throughput (BENCHMARKS.md, "At the same
+//! rate as PgBouncer"). A gateway with the machine to itself keeps a
+//! worker per CPU.
+//!
+//! This module must never return zero workers.
+
+use std::net::IpAddr;
+
+/// The default number of workers: one per CPU, but one CPU left to the
+/// database when a target is on this machine (at least one).
+pub fn default_workers(cpus: usize, targets_here: bool) -> usize {
+    let cpus = cpus.max(1);
+    if targets_here {
+        (cpus - 1).max(1)
+    } else {
+        cpus
+    }
+}
+
+/// Whether a target's `host` is this machine: a loopback name or
+/// address, or a socket directory.
+pub fn is_this_machine(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.starts_with('/')
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The CPUs this process may run on.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_on_this_machine_keeps_a_cpu_and_there_is_always_a_worker() {
+        assert_eq!(default_workers(2, true), 1);
+        assert_eq!(default_workers(8, true), 7);
+        assert_eq!(default_workers(1, true), 1);
+        assert_eq!(default_workers(2, false), 2);
+        assert_eq!(default_workers(0, false), 1);
+        assert_eq!(default_workers(0, true), 1);
+    }
+
+    #[test]
+    fn this_machine_is_a_loopback_host_or_a_socket_directory() {
+        for here in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.0.0.2",
+            "::1",
+            "[::1]",
+            "/var/run/postgresql",
+        ] {
+            assert!(is_this_machine(here), "{here}");
+        }
+        for there in [
+            "db.example.com",
+            "10.0.0.5",
+            "::ffff:10.0.0.5",
+            "localhost.example.com",
+            "192.168.1.1",
+        ] {
+            assert!(!is_this_machine(there), "{there}");
+        }
+    }
+}
