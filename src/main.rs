@@ -271,23 +271,29 @@ fn run() -> anyhow::Result<ExitCode> {
             };
             init_logging(config.log_format);
             let mut rt = tokio::runtime::Builder::new_multi_thread();
-            let workers = match config.worker_threads {
-                Some(n) => n,
+            match config.worker_threads {
+                Some(n) => {
+                    rt.worker_threads(n);
+                }
+                // Tokio's own setting, as it reads it.
+                None if std::env::var_os("TOKIO_WORKER_THREADS").is_some() => {}
                 None => {
                     let here = config
                         .targets
                         .iter()
                         .any(|t| sqlgate::runtime::is_this_machine(&t.host));
                     let n = sqlgate::runtime::default_workers(sqlgate::runtime::cpus(), here);
-                    tracing::info!(
-                        workers = n,
-                        database_on_this_machine = here,
-                        "runtime: a worker per CPU, one CPU left to a database on this machine ([gateway] worker_threads sets it)"
-                    );
-                    n
+                    if here {
+                        tracing::info!(workers = n, "runtime: a worker per CPU but one, left to the database on this machine ([gateway] worker_threads sets it)");
+                    } else {
+                        tracing::info!(
+                            workers = n,
+                            "runtime: a worker per CPU ([gateway] worker_threads sets it)"
+                        );
+                    }
+                    rt.worker_threads(n);
                 }
-            };
-            rt.worker_threads(workers);
+            }
             let rt = rt
                 .enable_all()
                 .build()

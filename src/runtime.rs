@@ -22,13 +22,30 @@ pub fn default_workers(cpus: usize, targets_here: bool) -> usize {
     }
 }
 
-/// Whether a target's `host` is this machine: a loopback name or
-/// address, or a socket directory.
+/// Whether a target's `host` is this machine: a loopback name
+/// (`localhost` and its subdomains, RFC 6761) or address (an IPv4 one
+/// mapped into IPv6 too), or the unspecified address (which connects
+/// here). Names that resolve here by other means (the machine's own name
+/// or addresses) are not seen: the gateway then keeps a worker per CPU.
 pub fn is_this_machine(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host.starts_with('/')
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let lower = host.to_ascii_lowercase();
+    if lower == "localhost" || lower.ends_with(".localhost") {
+        return true;
+    }
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Ok(IpAddr::V6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => false,
+    }
 }
 
 /// The CPUs this process may run on.
@@ -51,15 +68,19 @@ mod tests {
     }
 
     #[test]
-    fn this_machine_is_a_loopback_host_or_a_socket_directory() {
+    fn this_machine_is_a_loopback_or_unspecified_host() {
         for here in [
             "localhost",
             "LOCALHOST",
+            "localhost.",
+            "db.localhost",
             "127.0.0.1",
             "127.0.0.2",
+            "0.0.0.0",
             "::1",
             "[::1]",
-            "/var/run/postgresql",
+            "::",
+            "::ffff:127.0.0.1",
         ] {
             assert!(is_this_machine(here), "{here}");
         }
@@ -69,6 +90,9 @@ mod tests {
             "::ffff:10.0.0.5",
             "localhost.example.com",
             "192.168.1.1",
+            "[localhost",
+            "notlocalhost",
+            "/var/run/postgresql",
         ] {
             assert!(!is_this_machine(there), "{there}");
         }

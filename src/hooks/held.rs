@@ -77,11 +77,6 @@ impl PreparedReviews {
 
     /// The review of prepared statement `name`, if one applies.
     pub fn get(&self, name: &[u8]) -> Option<&Template> {
-        // Most sessions review nothing: no hash of the name at each
-        // execution.
-        if self.by_name.is_empty() {
-            return None;
-        }
         self.by_name.get(name)
     }
 
