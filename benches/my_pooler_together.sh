@@ -39,51 +39,10 @@ if ! mariadb -uroot -e "SELECT 1 FROM $DB.sbtest4 LIMIT 1" >/dev/null 2>&1; then
 fi
 SG_PORT=6096 HA_PORT=6097
 export SQLGATE_BENCH_PW="$MYPW"
-cat >"$OUT/sqlgate.toml" <<TOML
-[mysql]
-listen = "127.0.0.1:$SG_PORT"
-
-[[target]]
-name = "$DB"
-kind = "mysql"
-host = "$MYHOST"
-port = $MYPORT
-database = "$DB"
-user = "sqlgate_bench"
-password_env = "SQLGATE_BENCH_PW"
-pool_size = 20
-
-[[user]]
-name = "sqlgate_bench"
-password_env = "SQLGATE_BENCH_PW"
-targets = ["$DB"]
-
-[policy]
-files = ["bench-policy.toml"]
-
-[recording]
-enabled = false
-TOML
-cat >"$OUT/bench-policy.toml" <<TOML
-[[rule]]
-name = "bench"
-users = ["sqlgate_bench"]
-targets = ["*"]
-allow = ["read", "write", "tx", "session"]
-TOML
-cat >"$OUT/haproxy.cfg" <<CFG
-global
-    nbthread 1
-    maxconn 1000
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 1h
-    timeout server 1h
-listen mysql
-    bind 127.0.0.1:$HA_PORT
-    server db $MYHOST:$MYPORT
-CFG
+. "$HERE/benches/lib/my_gateway.sh"
+my_gateway_config $SG_PORT false >"$OUT/sqlgate.toml"
+my_bench_policy >"$OUT/bench-policy.toml"
+haproxy_config $HA_PORT >"$OUT/haproxy.cfg"
 RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate.toml" 2>"$OUT/sqlgate.log" &
 SG_PID=$!
 "$HAPROXY" -f "$OUT/haproxy.cfg" -db >"$OUT/haproxy.log" 2>&1 &

@@ -40,43 +40,11 @@ sysbench oltp_read_write "${COMMON[@]}" --mysql-port="$MYPORT" cleanup >/dev/nul
 sysbench oltp_read_write "${COMMON[@]}" --mysql-port="$MYPORT" prepare >"$OUT/prepare.log" 2>&1
 
 export SQLGATE_BENCH_PW="$MYPW"
-write_config() {  # PORT RECORDING
-cat <<TOML
-[mysql]
-listen = "127.0.0.1:$1"
-
-[[target]]
-name = "$DB"
-kind = "mysql"
-host = "$MYHOST"
-port = $MYPORT
-database = "$DB"
-user = "sqlgate_bench"
-password_env = "SQLGATE_BENCH_PW"
-pool_size = 20
-
-[[user]]
-name = "sqlgate_bench"
-password_env = "SQLGATE_BENCH_PW"
-targets = ["$DB"]
-
-[policy]
-files = ["bench-policy.toml"]
-
-[recording]
-enabled = $2
-TOML
-}
-cat >"$OUT/bench-policy.toml" <<TOML
-[[rule]]
-name = "bench"
-users = ["sqlgate_bench"]
-targets = ["*"]
-allow = ["read", "write", "tx", "session"]
-TOML
+. "$HERE/benches/lib/my_gateway.sh"
+my_bench_policy >"$OUT/bench-policy.toml"
 OFF_PORT=6046 ON_PORT=6047
-write_config $OFF_PORT false >"$OUT/sqlgate-off.toml"
-write_config $ON_PORT true >"$OUT/sqlgate-on.toml"
+my_gateway_config $OFF_PORT false >"$OUT/sqlgate-off.toml"
+my_gateway_config $ON_PORT true >"$OUT/sqlgate-on.toml"
 RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate-off.toml" 2>"$OUT/sqlgate-off.log" &
 OFF_PID=$!
 RUST_LOG=warn,sqlgate::store=info "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate-on.toml" 2>"$OUT/sqlgate-on.log" &
