@@ -109,7 +109,7 @@ pub struct Recorder {
     pub(super) on_failure: OnFailure,
     instance: Arc<str>,
     /// Bytes of bodies buffered, queued or held by the writer.
-    pub(super) queued: Arc<Queued>,
+    pub(super) queued: Arc<std::sync::atomic::AtomicUsize>,
     /// Groups committed, and groups the store failed to take.
     counts: Arc<[AtomicU64; 2]>,
     /// How long the store took for each group (committed or failed).
@@ -132,21 +132,6 @@ impl std::fmt::Debug for Recorder {
         f.debug_struct("Recorder")
             .field("instance", &self.instance)
             .finish_non_exhaustive()
-    }
-}
-
-/// The bytes counter every session reads at each event, alone on its
-/// cache lines: what the allocator placed beside it would otherwise move
-/// it between the CPUs whenever that was written.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub(super) struct Queued(std::sync::atomic::AtomicUsize);
-
-impl std::ops::Deref for Queued {
-    type Target = std::sync::atomic::AtomicUsize;
-
-    fn deref(&self) -> &Self::Target {
-        &self.0
     }
 }
 
@@ -187,7 +172,7 @@ impl Recorder {
         };
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let healthy = Arc::new(AtomicBool::new(true));
-        let queued = Arc::new(Queued::default());
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counts = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let signals = Arc::new(Signals::default());
         let write_seconds = prometheus_client::metrics::histogram::Histogram::new(
@@ -357,7 +342,7 @@ struct Writer {
     on_failure: OnFailure,
     healthy: Arc<AtomicBool>,
     /// Bytes of bodies queued or held (shared with the recorder).
-    queued: Arc<Queued>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     /// How sessions wake the writer (shared with the recorder).
     signals: Arc<Signals>,
     /// Groups committed and failed (shared with the recorder).

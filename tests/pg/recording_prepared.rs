@@ -179,3 +179,79 @@ async fn an_execution_is_recorded_with_the_text_the_server_prepared() {
     );
     direct.batch_execute("DROP TABLE rec_pipe").await.unwrap();
 }
+
+/// A statement executed again and again, then parsed anew under the same
+/// name (the unnamed statement, as most drivers use it): the executions
+/// after the new Parse run the new text, and the recording says so — the
+/// one bound before the Parse was answered as unconfirmed, both durable
+/// before they ran, since the new text writes. (The session keeps the last
+/// execution's text between executions; a Parse must make it look again.)
+#[tokio::test]
+async fn an_execution_after_its_name_was_parsed_again_is_recorded_with_the_new_text() {
+    use super::protocol_state::{exchange, Script};
+    use crate::support::raw::RawClient;
+    let server = pg::shared();
+    let direct = connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(
+            "DROP TABLE IF EXISTS rec_again; CREATE TABLE rec_again (x int); \
+             GRANT ALL ON rec_again TO app_owner",
+        )
+        .await
+        .unwrap();
+    let mut config = TestConfig::new(server);
+    config.with_example_policy(&["app"], "");
+    let gw = config.start().await;
+    let store = config.path().join("sqlgate-recordings.db");
+    let (mut c, _) = RawClient::connect(gw.addr(), &[("user", "ci"), ("database", "app")], "ci-pw")
+        .await
+        .unwrap();
+    let run = |script: Script| script.bind("", "").execute("", 0).sync();
+    let steps = [
+        Script::default().parse("", "SELECT 'again' AS what").sync(),
+        run(Script::default()),
+        run(Script::default()),
+        // Pipelined: bound before the new Parse is answered.
+        run(Script::default().parse("", "INSERT INTO rec_again VALUES (1)")),
+        run(Script::default()),
+    ];
+    for script in steps {
+        let got = exchange(&mut c, script, 1).await;
+        assert!(got.iter().all(|m| m.0 != b'E'), "{got:?}");
+    }
+    let executed = || -> Vec<(String, String)> {
+        statements(&store)
+            .into_iter()
+            .filter(|(_, e)| e.origin.starts_with("execute"))
+            .map(|(_, e)| (e.origin, e.text))
+            .collect()
+    };
+    let execute = |t: &str| ("execute".to_owned(), t.to_owned());
+    let unconfirmed = |t: &str| ("execute (unconfirmed)".to_owned(), t.to_owned());
+    // Durable before they ran: in the store with nothing flushed.
+    let before_flush = executed();
+    for write in [
+        unconfirmed("INSERT INTO rec_again VALUES (1)"),
+        execute("INSERT INTO rec_again VALUES (1)"),
+    ] {
+        assert!(before_flush.contains(&write), "{before_flush:?}");
+    }
+    drop(c);
+    gw.running.recorder.as_ref().unwrap().flush();
+    assert_eq!(
+        executed(),
+        [
+            execute("SELECT 'again' AS what"),
+            execute("SELECT 'again' AS what"),
+            unconfirmed("INSERT INTO rec_again VALUES (1)"),
+            execute("INSERT INTO rec_again VALUES (1)"),
+        ]
+    );
+    // What the server ran: the two inserts.
+    let rows = direct
+        .query_one("SELECT count(*) FROM rec_again", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.get::<_, i64>(0), 2);
+    direct.batch_execute("DROP TABLE rec_again").await.unwrap();
+}

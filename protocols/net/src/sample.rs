@@ -310,18 +310,16 @@ pub fn shown_into(out: &mut String, value: &[u8]) {
         v.iter()
             .all(|&b| matches!(b, 0x20..=0x7e | b'\n' | b'\t' | b'\r'))
     };
-    if plain(value) {
-        if let Some(s) = ascii(value) {
-            out.push_str(s);
-            return;
-        }
+    // (Printable ASCII is ASCII: `ascii` always takes it.)
+    if let Some(s) = ascii(value).filter(|_| plain(value)) {
+        out.push_str(s);
+        return;
     }
     match std::str::from_utf8(value) {
         Ok(s)
-            if plain(value)
-                || !s
-                    .chars()
-                    .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') =>
+            if !s
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') =>
         {
             out.push_str(s)
         }
