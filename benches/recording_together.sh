@@ -7,21 +7,26 @@
 # the same window, and the recorder thread's share of the "on" one's. Alternating runs (`recording_e2e.sh`) move by more than
 # 10 % from one 8 s run to the next here; these pairs by a few percent.
 #
-#   bash benches/recording_together.sh [-T SECS] [-r ROUNDS] [-c CLIENTS] [-m "prepared simple"] [-R TPS]
+#   bash benches/recording_together.sh [-T SECS] [-r ROUNDS] [-c CLIENTS] [-m "prepared simple"] [-R TPS] [-A BIN -B BIN]
 #
 # -R: each pgbench holds this rate (pgbench -R), so that both instances
 # run at the same throughput: unthrottled pairs on a busy machine can
 # differ by 4x in TPS, and CPU per transaction falls as batching grows.
+#
+# -A BIN -B BIN: two builds compared instead, both recording, each with a
+# store of its own ("off" is build A, "on" build B in the output): what
+# a change to the recorder costs, measured side by side (copy the
+# release binary aside before and after the change).
 #
 # Needs the database recording_e2e.sh makes (sqlgate_bench, pgbench scale
 # 10) on $PGHOST:$PGPORT and a release build (cargo build --release).
 # Prints one line per run and instance, then per mode the median of the
 # pairs' on/off ratios. Raw output: bench-results/.
 set -euo pipefail
-T=8 R=6 C=16 MODES="prepared simple" RATE=""
+T=8 R=6 C=16 MODES="prepared simple" RATE="" BIN_A="" BIN_B=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    -T) T=$2; shift 2;; -R) RATE=$2; shift 2;; -r) R=$2; shift 2;; -c) C=$2; shift 2;; -m) MODES=$2; shift 2;;
+    -T) T=$2; shift 2;; -R) RATE=$2; shift 2;; -A) BIN_A=$2; shift 2;; -B) BIN_B=$2; shift 2;; -r) R=$2; shift 2;; -c) C=$2; shift 2;; -m) MODES=$2; shift 2;;
     *) echo "unknown arg $1" >&2; exit 2;;
   esac
 done
@@ -33,11 +38,18 @@ mkdir -p "$OUT"
 bench_policy "$PGUSER" >"$OUT/bench-policy.toml"
 write_config() { gateway_config "$1" "$2" sqlgate_bench bench-policy.toml; }
 OFF_PORT=6481 ON_PORT=6482
-write_config $OFF_PORT false >"$OUT/sqlgate-off.toml"
-write_config $ON_PORT true >"$OUT/sqlgate-on.toml"
-RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate-off.toml" 2>"$OUT/sqlgate-off.log" &
+if [ -n "$BIN_A$BIN_B" ]; then
+  [ -x "$BIN_A" ] && [ -x "$BIN_B" ] || { echo "-A and -B name two executables" >&2; exit 2; }
+  { write_config $OFF_PORT true; printf '\n[store]\npath = "a.db"\n'; } >"$OUT/sqlgate-off.toml"
+  { write_config $ON_PORT true; printf '\n[store]\npath = "b.db"\n'; } >"$OUT/sqlgate-on.toml"
+else
+  BIN_A="$HERE/target/release/sqlgate" BIN_B="$HERE/target/release/sqlgate"
+  write_config $OFF_PORT false >"$OUT/sqlgate-off.toml"
+  write_config $ON_PORT true >"$OUT/sqlgate-on.toml"
+fi
+RUST_LOG=warn "$BIN_A" serve --config "$OUT/sqlgate-off.toml" 2>"$OUT/sqlgate-off.log" &
 OFF_PID=$!
-RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$OUT/sqlgate-on.toml" 2>"$OUT/sqlgate-on.log" &
+RUST_LOG=warn "$BIN_B" serve --config "$OUT/sqlgate-on.toml" 2>"$OUT/sqlgate-on.log" &
 ON_PID=$!
 trap 'kill $OFF_PID $ON_PID 2>/dev/null || true' EXIT
 for p in $OFF_PORT $ON_PORT; do
@@ -60,18 +72,18 @@ per_txn() { python3 -c "print(round(($2 - $1) * 1e6 / $(getconf CLK_TCK) / $3, 2
 bench() { pgbench -n -S -M "$1" -c "$C" -j 2 -T "$T" ${RATE:+-R "$RATE"} -h 127.0.0.1 -p "$2" -U "$PGUSER" sqlgate_bench; }
 for r in $(seq "$R"); do
   for m in $MODES; do
-    a0=$(cpu $OFF_PID) b0=$(cpu $ON_PID) w0=$(writer_cpu $ON_PID)
+    a0=$(cpu $OFF_PID) b0=$(cpu $ON_PID) w0=$(writer_cpu $ON_PID) v0=$(writer_cpu $OFF_PID)
     s0=$(switches $OFF_PID) t0=$(switches $ON_PID)
     bench "$m" $OFF_PORT >"$OUT/off.log" 2>&1 &
     BG=$!
     bench "$m" $ON_PORT >"$OUT/on.log" 2>&1
     wait $BG
-    a1=$(cpu $OFF_PID) b1=$(cpu $ON_PID) w1=$(writer_cpu $ON_PID)
+    a1=$(cpu $OFF_PID) b1=$(cpu $ON_PID) w1=$(writer_cpu $ON_PID) v1=$(writer_cpu $OFF_PID)
     s1=$(switches $OFF_PID) t1=$(switches $ON_PID)
     n_off=$(txns "$OUT/off.log") n_on=$(txns "$OUT/on.log")
     sw_off=$(python3 -c "print(round(($s1 - $s0) / $n_off, 2))")
     sw_on=$(python3 -c "print(round(($t1 - $t0) / $n_on, 2))")
-    echo "$m $r off $n_off $(per_txn "$a0" "$a1" "$n_off") switches $sw_off"
+    echo "$m $r off $n_off $(per_txn "$a0" "$a1" "$n_off") switches $sw_off writer $(per_txn "$v0" "$v1" "$n_off")"
     echo "$m $r on $n_on $(per_txn "$b0" "$b1" "$n_on") switches $sw_on writer $(per_txn "$w0" "$w1" "$n_on")"
   done
 done | tee "$OUT/runs.txt"

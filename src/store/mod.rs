@@ -18,6 +18,7 @@ pub mod config;
 mod encode;
 mod line;
 mod mailbox;
+mod packed;
 pub mod postgres;
 pub mod session;
 pub mod sqlite;

@@ -3,6 +3,9 @@
 //! brief, is not used: its own README calls it beta and points to SQLite
 //! where reliability matters, and its last stable release is years old.
 //!
+//! A long record body is stored compressed (`packed.rs`); the chain
+//! hashes the body as written, so readers see no difference.
+//!
 //! Only the writer thread writes; the CLI reads the same file. This module
 //! must never commit rows without their links' transaction.
 
@@ -159,7 +162,7 @@ impl Store for SqliteStore {
                         r.seq as i64,
                         r.kind.as_str(),
                         r.at_us,
-                        r.body,
+                        super::packed::pack(&r.body),
                         &r.prev[..],
                         &r.hash[..]
                     ])
@@ -259,7 +262,7 @@ impl Store for SqliteStore {
                     seq: r.get::<_, i64>(1)? as u64,
                     kind: Kind::parse(&kind).unwrap_or(Kind::Statement),
                     at_us: r.get(3)?,
-                    body: r.get(4)?,
+                    body: super::packed::unpack(r.get_ref(4)?),
                     prev: hash32(r.get(5)?),
                     hash: hash32(r.get(6)?),
                 })

@@ -90,3 +90,36 @@ impl Drop for SmallDisk {
             .status();
     }
 }
+
+/// Everything a store in `dir` holds, for tests that search it for what
+/// must never be there: the bytes of its files (the WAL included), and
+/// every record's body as read back (long bodies are stored compressed,
+/// where a search of the file's bytes would not see a value).
+pub fn everything_stored(dir: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut db = None;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.to_string_lossy().into_owned();
+        if name.contains("sqlgate-recordings") {
+            bytes.extend(std::fs::read(&p).unwrap());
+            if name.ends_with(".db") {
+                db = Some(p);
+            }
+        }
+    }
+    let mut store = SqliteStore::open(&db.expect("a store")).unwrap();
+    for id in store.session_ids().unwrap() {
+        for row in store.rows(&id).unwrap() {
+            bytes.extend_from_slice(row.body.as_bytes());
+        }
+    }
+    bytes
+}
+
+/// Whether `needle` is anywhere in `haystack`.
+pub fn holds(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
