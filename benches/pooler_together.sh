@@ -15,7 +15,11 @@
 # operating points and minutes apart. Here they carry the same load
 # through the same noise.
 #
-#   bash benches/pooler_together.sh [-T SECS] [-r ROUNDS] [-R "2000 5000"] [-m "simple prepared"]
+#   bash benches/pooler_together.sh [-T SECS] [-r ROUNDS] [-R "2000 5000"] [-m "simple prepared tpcb"] [-P "300 600"]
+#
+# Modes: select-only through the simple or the extended (prepared)
+# protocol, or TPC-B through the simple protocol ("tpcb", at the -P rates:
+# a TPC-B transaction is seven statements and a write).
 #
 # Needs the database recording_e2e.sh or pg_e2e.sh makes (sqlgate_bench,
 # pgbench scale 10) on $PGHOST:$PGPORT, PgBouncer, ../shared/bench and a
@@ -23,10 +27,10 @@
 # instance, then per mode and rate the median of the pairs' sqlgate ÷
 # PgBouncer ratios. Raw output: bench-results/.
 set -euo pipefail
-T=10 R=3 RATES="2000 5000" MODES="simple prepared" C=16
+T=10 R=3 RATES="2000 5000" TPCB_RATES="300 600" MODES="simple prepared" C=16
 while [ $# -gt 0 ]; do
   case "$1" in
-    -T) T=$2; shift 2;; -r) R=$2; shift 2;; -R) RATES=$2; shift 2;; -m) MODES=$2; shift 2;;
+    -T) T=$2; shift 2;; -r) R=$2; shift 2;; -R) RATES=$2; shift 2;; -m) MODES=$2; shift 2;; -P) TPCB_RATES=$2; shift 2;;
     *) echo "unknown arg $1" >&2; exit 2;;
   esac
 done
@@ -55,7 +59,10 @@ done
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 txns() { awk '/actually processed/ {split($NF, a, "/"); print a[1]}' "$1"; }
 per_txn() { python3 -c "print(round(($2 - $1) * 1e6 / $(getconf CLK_TCK) / $3, 2))"; }
-bench() { pgbench -n -S -M "$1" -c "$C" -j 2 -T "$T" -R "$2" -h 127.0.0.1 -p "$3" -U "$PGUSER" sqlgate_bench; }
+# The pgbench arguments of a mode.
+kind() { if [ "$1" = tpcb ]; then echo "-M simple"; else echo "-S -M $1"; fi; }
+# shellcheck disable=SC2046 # kind's words are meant to split
+bench() { pgbench -n $(kind "$1") -c "$C" -j 2 -T "$T" -R "$2" -h 127.0.0.1 -p "$3" -U "$PGUSER" sqlgate_bench; }
 # One pair: PgBouncer and the sqlgate instance LABEL (PID, PORT) at once.
 pair() {
   local m=$1 rate=$2 r=$3 label=$4 pid=$5 port=$6 a0 a1 b0 b1 n_s n_b
@@ -69,12 +76,16 @@ pair() {
   echo "$m $rate $r $label $n_s $(per_txn "$a0" "$a1" "$n_s") pgbouncer $n_b $(per_txn "$b0" "$b1" "$n_b")"
 }
 for m in $MODES; do  # warm both paths
-  pgbench -n -S -M "$m" -c "$C" -j 2 -T 2 -h 127.0.0.1 -p $SG_PORT -U "$PGUSER" sqlgate_bench >/dev/null 2>&1
-  pgbench -n -S -M "$m" -c "$C" -j 2 -T 2 -h 127.0.0.1 -p $SG1_PORT -U "$PGUSER" sqlgate_bench >/dev/null 2>&1
+  # shellcheck disable=SC2046
+  pgbench -n $(kind "$m") -c "$C" -j 2 -T 2 -h 127.0.0.1 -p $SG_PORT -U "$PGUSER" sqlgate_bench >/dev/null 2>&1
+  # shellcheck disable=SC2046
+  pgbench -n $(kind "$m") -c "$C" -j 2 -T 2 -h 127.0.0.1 -p $SG1_PORT -U "$PGUSER" sqlgate_bench >/dev/null 2>&1
 done
 for r in $(seq "$R"); do
   for m in $MODES; do
-    for rate in $RATES; do
+    rates=$RATES
+    [ "$m" = tpcb ] && rates=$TPCB_RATES
+    for rate in $rates; do
       pair "$m" "$rate" "$r" sqlgate "$SG_PID" "$SG_PORT"
       pair "$m" "$rate" "$r" sqlgate-per-cpu "$SG1_PID" "$SG1_PORT"
     done

@@ -282,13 +282,14 @@ pub fn rechain(links: &mut [super::Link], mut last: Option<super::Link>) -> Opti
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::store::sqlite::SqliteStore;
     use crate::store::writer::{OnFailure, Recorder};
     use crate::store::{SessionStart, StatementEvent};
 
-    fn start(user: &str) -> SessionStart {
+    /// A session's start, for tests of the store.
+    pub(in crate::store) fn start(user: &str) -> SessionStart {
         SessionStart {
             instance: "test".into(),
             user: user.into(),
@@ -310,7 +311,8 @@ mod tests {
             .unwrap();
     }
 
-    fn statement(text: &str) -> StatementEvent {
+    /// A statement event, for tests of the store.
+    pub(in crate::store) fn statement(text: &str) -> StatementEvent {
         StatementEvent {
             parameters: None,
             rule: None,

@@ -199,10 +199,11 @@ mod tests {
     /// packed bytes is found as an edited record.
     #[test]
     fn an_edit_inside_a_packed_record_breaks_the_chain() {
+        use crate::store::chain::tests::{start, statement};
         use crate::store::chain::{verify, Break};
         use crate::store::sqlite::SqliteStore;
         use crate::store::writer::{OnFailure, Recorder};
-        use crate::store::{SessionStart, StatementEvent, Store};
+        use crate::store::Store;
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
@@ -215,33 +216,13 @@ mod tests {
             None,
         )
         .unwrap();
-        let mut s = rec.session(&SessionStart {
-            instance: "test".into(),
-            user: "ann".into(),
-            groups: vec![],
-            auth: "password".into(),
-            client: "127.0.0.1:1".into(),
-            tls: false,
-            target: "app".into(),
-            protocol: "postgres".into(),
-        });
+        let mut s = rec.session(&start("ann"));
         for i in 0..40 {
             let text = match i {
                 7 => "SELECT 'zebra-unique-marker'".to_owned(),
                 _ => format!("SELECT abalance FROM accounts WHERE aid = {}", i * 7919),
             };
-            s.statement(&StatementEvent {
-                parameters: None,
-                rule: None,
-                masked_columns: Vec::new(),
-                origin: "query".into(),
-                text: text.clone(),
-                fingerprint: text,
-                verdict: "allow".into(),
-                tags: vec!["read".into()],
-                refusal: None,
-                masked: false,
-            });
+            s.statement(&statement(&text));
         }
         s.end("closed");
         let id = s.id().to_owned();
