@@ -514,6 +514,21 @@ pub(super) mod tests {
             .is_some());
     }
 
+    /// A statement record whose kind column is made unreadable must not
+    /// read back as the statement it was (which would verify).
+    #[test]
+    fn a_statement_given_an_unknown_kind_no_longer_matches_its_hash() {
+        let body = "{\"d\":0,\"text\":\"SELECT 1\"}".to_owned();
+        let hash = row_hash(&[0; 32], "s", 1, Kind::Statement, 5, &body);
+        let (kind, read) = Kind::read("junk", body.clone());
+        assert_ne!(row_hash(&[0; 32], "s", 1, kind, 5, &read), hash);
+        assert!(read.starts_with("(a record of an unknown kind \"junk\")"));
+        assert_eq!(
+            Kind::read("statement", body.clone()),
+            (Kind::Statement, body)
+        );
+    }
+
     #[test]
     fn every_kind_of_tampering_is_found() {
         let exec = |c: &rusqlite::Connection, sql: &str, id: &str| {
@@ -673,6 +688,17 @@ pub(super) mod tests {
                 "delete a whole session",
                 Box::new(|c, ids| exec(c, "DELETE FROM records WHERE session = ?1", &ids[1])),
                 Break::SessionGone,
+            ),
+            (
+                "give a record a kind the store never writes",
+                Box::new(|c, ids| {
+                    exec(
+                        c,
+                        "UPDATE records SET kind = 'junk' WHERE session = ?1 AND seq = 2",
+                        &ids[0],
+                    )
+                }),
+                Break::Edited,
             ),
             (
                 "cut the chain's tail",

@@ -12,10 +12,17 @@
 //! body's length (u32, little-endian), the LZ4 block. An unpacked body is
 //! TEXT, as before.
 //!
+//! What the chain proves is the body as read back (decoded), not the
+//! stored bytes: the same text can be stored packed or not, and a text
+//! body is read leniently (invalid UTF-8 as U+FFFD). Everything that
+//! shows a session reads it through here, so what is shown is what was
+//! hashed.
+//!
 //! This module must never turn a stored body it cannot read into a
-//! panic, an error that hides the rest of the trail, or an allocation the
-//! bytes on disk choose: what does not unpack reads as a text that does
-//! not match its hash, so `audit verify` reports that record as edited.
+//! panic, an error that hides the rest of the trail, or an allocation
+//! the bytes on disk choose beyond [`MOST_SHRUNK`] times their length:
+//! what does not unpack reads as a text that does not match its hash, so
+//! `audit verify` reports that record as edited.
 
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 
@@ -28,6 +35,12 @@ const SHORTEST: usize = 512;
 /// a record is far below it): a larger claim is not believed, nothing
 /// that large is allocated.
 const LONGEST: usize = 256 << 20;
+/// A body packs only when its block is at least this fraction of it, and
+/// a stored block that claims a longer body is not believed: what a
+/// forged row can make a reader allocate is at most this many times its
+/// bytes on disk (LZ4 alone would allow 255), the same order as a text
+/// body's. A legitimate body this repetitive stays text.
+const MOST_SHRUNK: usize = 32;
 const HEADER: usize = 5;
 
 /// `body` as the store writes it: compressed when long and when that
@@ -42,11 +55,12 @@ pub(super) fn pack(body: &str) -> ToSqlOutput<'_> {
     // At most LONGEST, so it fits (checked above).
     out[1..HEADER].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
     match lz4_flex::block::compress_into(bytes, &mut out[HEADER..]) {
-        Ok(n) if HEADER + n < bytes.len() => {
+        Ok(n) if HEADER + n < bytes.len() && n * MOST_SHRUNK >= bytes.len() => {
             out.truncate(HEADER + n);
             ToSqlOutput::Owned(Value::Blob(out))
         }
-        // Incompressible (or the bound was wrong): as text.
+        // Incompressible, or so repetitive that a reader could not tell
+        // it from a forged claim: as text.
         _ => ToSqlOutput::Borrowed(ValueRef::Text(bytes)),
     }
 }
@@ -71,9 +85,9 @@ fn unpacked(b: &[u8]) -> Result<String, &'static str> {
     }
     let (len, block) = rest.split_at_checked(4).ok_or("cut short")?;
     let len = u32::from_le_bytes(len.try_into().map_err(|_| "cut short")?) as usize;
-    // An LZ4 block expands at most 255-fold: a claim beyond that (or
-    // beyond any record) is a lie, and is not allocated.
-    if len > LONGEST || len > block.len().saturating_mul(255) {
+    // No body the writer packs claims more (see MOST_SHRUNK): a claim
+    // beyond that is a lie, and is not allocated.
+    if len > LONGEST || len > block.len().saturating_mul(MOST_SHRUNK) {
         return Err("a length its bytes cannot hold");
     }
     let mut out = vec![0; len];
@@ -144,6 +158,25 @@ mod tests {
             .collect();
         assert_eq!(round(&noise), noise);
         assert_eq!(round(short), short);
+        // So repetitive that LZ4 would shrink it more than MOST_SHRUNK-fold.
+        let repeated = "a".repeat(64 << 10);
+        assert_eq!(stored(&pack(&repeated)), repeated.as_bytes());
+        assert_eq!(round(&repeated), repeated);
+    }
+
+    /// A genuine LZ4 block of a body far more repetitive than any the
+    /// writer packs (a forged row: 1 KiB on disk for 255 KiB read) is not
+    /// believed and not allocated.
+    #[test]
+    fn a_block_claiming_more_than_the_writer_ever_packs_is_not_unpacked() {
+        let body = "a".repeat(255 << 10);
+        let block = lz4_flex::block::compress(body.as_bytes());
+        assert!(block.len() * MOST_SHRUNK < body.len());
+        let forged = [&[LZ4][..], &(body.len() as u32).to_le_bytes(), &block].concat();
+        assert_eq!(
+            unpack(ValueRef::Blob(&forged)),
+            "(unreadable body: a length its bytes cannot hold)"
+        );
     }
 
     #[test]

@@ -297,14 +297,17 @@ impl Store for PostgresStore {
             )
             .map_err(err)?
             .iter()
-            .map(|r| Row {
-                session: r.get(0),
-                seq: r.get::<_, i64>(1) as u64,
-                kind: Kind::parse(r.get(2)).unwrap_or(Kind::Statement),
-                at_us: r.get(3),
-                body: r.get(4),
-                prev: hash32(r.get(5)),
-                hash: hash32(r.get(6)),
+            .map(|r| {
+                let (kind, body) = Kind::read(r.get(2), r.get(4));
+                Row {
+                    session: r.get(0),
+                    seq: r.get::<_, i64>(1) as u64,
+                    kind,
+                    at_us: r.get(3),
+                    body,
+                    prev: hash32(r.get(5)),
+                    hash: hash32(r.get(6)),
+                }
             })
             .collect())
     }

@@ -257,12 +257,13 @@ impl Store for SqliteStore {
         let rows = q
             .query_map([session], |r| {
                 let kind: String = r.get(2)?;
+                let (kind, body) = Kind::read(&kind, super::packed::unpack(r.get_ref(4)?));
                 Ok(Row {
                     session: r.get(0)?,
                     seq: r.get::<_, i64>(1)? as u64,
-                    kind: Kind::parse(&kind).unwrap_or(Kind::Statement),
+                    kind,
                     at_us: r.get(3)?,
-                    body: super::packed::unpack(r.get_ref(4)?),
+                    body,
                     prev: hash32(r.get(5)?),
                     hash: hash32(r.get(6)?),
                 })
