@@ -405,8 +405,8 @@ fn run() -> anyhow::Result<ExitCode> {
                 catalog.as_ref().map(|r| r.as_ref().map_err(Clone::clone)),
             );
             match format {
-                Format::Text => print!("{}", sqlgate::policy::explain::render(&e)),
-                Format::Json => println!("{e:#}"),
+                Format::Text => out(&sqlgate::policy::explain::render(&e)),
+                Format::Json => out(&format!("{e:#}\n")),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -438,7 +438,7 @@ fn run() -> anyhow::Result<ExitCode> {
         }
         Command::Approvals { admin_url, command } => {
             let client = sqlgate::approvals::cli::Client::from_env(&admin_url)?;
-            let out = match command {
+            let text = match command {
                 ApprovalsCommand::List => client.list()?,
                 ApprovalsCommand::Show { id } => client.show(id)?,
                 ApprovalsCommand::Approve { id, reason } => {
@@ -446,7 +446,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 }
                 ApprovalsCommand::Deny { id, reason } => client.deny(id, &reason)?,
             };
-            print!("{out}");
+            out(&text);
             Ok(ExitCode::SUCCESS)
         }
         Command::Sessions {
@@ -481,10 +481,10 @@ fn run() -> anyhow::Result<ExitCode> {
                         until_us: until.map(|s| s * 1_000_000),
                         refused,
                     };
-                    print!("{}", cli::list(store, &filter)?);
+                    out(&cli::list(store, &filter)?);
                 }
                 SessionsCommand::Show { id } => match cli::show(store, &id)? {
-                    Some(text) => print!("{text}"),
+                    Some(text) => out(&text),
                     None => {
                         eprintln!("no session {id}");
                         return Ok(ExitCode::FAILURE);
@@ -500,7 +500,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 }
                 SessionsCommand::Export { ids, all } => {
                     let ids = if all { store.session_ids()? } else { ids };
-                    print!("{}", cli::export(store, &ids)?);
+                    out(&cli::export(store, &ids)?);
                 }
                 // Answered above, through the admin API.
                 SessionsCommand::Live { .. } | SessionsCommand::End { .. } => {}
@@ -517,7 +517,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 .map(|p| sqlgate::store::checkpoint::PublicKey::read(&p))
                 .transpose()?;
             let (text, intact) = sqlgate::store::cli::verify_text(store, public.as_ref())?;
-            print!("{text}");
+            out(&text);
             Ok(if intact {
                 ExitCode::SUCCESS
             } else {
@@ -573,7 +573,7 @@ fn admin_call(
     ) -> Result<String, sqlgate::approvals::cli::CliError>,
 ) -> anyhow::Result<ExitCode> {
     let client = sqlgate::approvals::cli::Client::from_env(admin_url)?;
-    print!("{}", call(&client)?);
+    out(&call(&client)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -655,5 +655,21 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Writes a command's output to stdout. A reader that stops early (`|
+/// head`) is not an error: the rest is dropped and the command ends as
+/// it would have, where `print!` would panic on the closed pipe.
+fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => eprintln!("sqlgate: writing the output: {e}"),
     }
 }

@@ -48,6 +48,31 @@ fn check_validates_every_policy_file() {
     assert!(err.contains("\"admin\" is also in review"), "{err}");
 }
 
+/// A reader that stops early (`sqlgate explain ... | head -1`): the
+/// command ends quietly, never with a panic on the closed pipe.
+#[test]
+fn output_to_a_reader_that_left_ends_quietly() {
+    let mut cfg = TestConfig::new(pg::shared());
+    cfg.with_example_policy(&["app"], "");
+    let path = cfg.write();
+    let (reader, writer) = std::io::pipe().unwrap();
+    // Nobody reads: the first write meets a closed pipe.
+    drop(reader);
+    let sql = "SELECT * FROM orders; DROP TABLE orders";
+    let out = Command::new(BIN)
+        .args([
+            "explain", "--user", "bot", "--target", "app", sql, "--config",
+        ])
+        .arg(&path)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{:?} {err}", out.status);
+}
+
 #[test]
 fn explain_shows_tags_rules_and_verdict_without_a_database() {
     let mut cfg = TestConfig::new(pg::shared());
