@@ -7,8 +7,46 @@ use sqlgate::store::sqlite::SqliteStore;
 use sqlgate::store::Store;
 
 use super::recording::statements;
-use crate::support::gateway::{connect, TestConfig};
+use crate::support::gateway::{connect, Gateway, TestConfig};
 use crate::support::pg;
+use crate::support::raw::RawClient;
+
+/// A gateway recording the example policy's `ci` user, a raw client of
+/// it, and a fresh table `table` the client may write.
+struct Recorded {
+    direct: tokio_postgres::Client,
+    /// Kept: the configuration's directory holds the store.
+    config: TestConfig,
+    gw: Gateway,
+    store: std::path::PathBuf,
+    c: RawClient,
+}
+
+async fn recorded(table: &str) -> Recorded {
+    let server = pg::shared();
+    let direct = connect(&server.direct_conn_str("app")).await;
+    direct
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (x int); \
+             GRANT ALL ON {table} TO app_owner"
+        ))
+        .await
+        .unwrap();
+    let mut config = TestConfig::new(server);
+    config.with_example_policy(&["app"], "");
+    let gw = config.start().await;
+    let store = config.path().join("sqlgate-recordings.db");
+    let (c, _) = RawClient::connect(gw.addr(), &[("user", "ci"), ("database", "app")], "ci-pw")
+        .await
+        .unwrap();
+    Recorded {
+        direct,
+        config,
+        gw,
+        store,
+        c,
+    }
+}
 
 /// An execution is recorded with the text the server prepared under its
 /// name: a second Parse of the name, which the server refuses, does not
@@ -19,23 +57,13 @@ use crate::support::pg;
 #[tokio::test]
 async fn an_execution_is_recorded_with_the_text_the_server_prepared() {
     use super::protocol_state::{exchange, Script};
-    use crate::support::raw::RawClient;
-    let server = pg::shared();
-    let direct = connect(&server.direct_conn_str("app")).await;
-    direct
-        .batch_execute(
-            "DROP TABLE IF EXISTS rec_pipe; CREATE TABLE rec_pipe (x int); \
-             GRANT ALL ON rec_pipe TO app_owner",
-        )
-        .await
-        .unwrap();
-    let mut config = TestConfig::new(server);
-    config.with_example_policy(&["app"], "");
-    let gw = config.start().await;
-    let store = config.path().join("sqlgate-recordings.db");
-    let (mut c, _) = RawClient::connect(gw.addr(), &[("user", "ci"), ("database", "app")], "ci-pw")
-        .await
-        .unwrap();
+    let Recorded {
+        direct,
+        config: _config,
+        gw,
+        store,
+        mut c,
+    } = recorded("rec_pipe").await;
     let steps = [
         (
             Script::default()
@@ -189,23 +217,13 @@ async fn an_execution_is_recorded_with_the_text_the_server_prepared() {
 #[tokio::test]
 async fn an_execution_after_its_name_was_parsed_again_is_recorded_with_the_new_text() {
     use super::protocol_state::{exchange, Script};
-    use crate::support::raw::RawClient;
-    let server = pg::shared();
-    let direct = connect(&server.direct_conn_str("app")).await;
-    direct
-        .batch_execute(
-            "DROP TABLE IF EXISTS rec_again; CREATE TABLE rec_again (x int); \
-             GRANT ALL ON rec_again TO app_owner",
-        )
-        .await
-        .unwrap();
-    let mut config = TestConfig::new(server);
-    config.with_example_policy(&["app"], "");
-    let gw = config.start().await;
-    let store = config.path().join("sqlgate-recordings.db");
-    let (mut c, _) = RawClient::connect(gw.addr(), &[("user", "ci"), ("database", "app")], "ci-pw")
-        .await
-        .unwrap();
+    let Recorded {
+        direct,
+        config: _config,
+        gw,
+        store,
+        mut c,
+    } = recorded("rec_again").await;
     let run = |script: Script| script.bind("", "").execute("", 0).sync();
     let steps = [
         Script::default().parse("", "SELECT 'again' AS what").sync(),
