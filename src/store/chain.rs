@@ -81,6 +81,9 @@ pub enum Break {
     /// The retention anchor's signature is not the key's (a prefix of
     /// the chain was cut by someone else than the gateway).
     Anchor,
+    /// The store holds records that no session's rows include (added,
+    /// or a session's thread of records rewired around them).
+    Stray,
 }
 
 /// The first broken link found.
@@ -170,6 +173,16 @@ fn walk(store: &mut dyn Store, public: Option<&PublicKey>) -> Result<Report, Sto
         }
         heads.insert(session.clone(), (rows.len() as u64, prev, ended));
         report.sessions += 1;
+    }
+    let stored = store.record_count()?;
+    if stored != report.records {
+        // No session to name: `seq` says how many records are astray.
+        report.broken = Some(Finding {
+            session: String::new(),
+            seq: stored.abs_diff(report.records),
+            what: Break::Stray,
+        });
+        return Ok(report);
     }
     // After retention the chain starts past its anchor.
     let anchor = store.anchor()?;
@@ -328,7 +341,7 @@ pub(super) mod tests {
     }
 
     /// A trail of three ended sessions and one open one; the ids.
-    fn trail(path: &std::path::Path) -> Vec<String> {
+    pub(in crate::store) fn trail(path: &std::path::Path) -> Vec<String> {
         let store = SqliteStore::open(path).unwrap();
         let rec = Recorder::start(
             Box::new(store),
@@ -378,7 +391,7 @@ pub(super) mod tests {
         .clone()
     }
 
-    fn public() -> PublicKey {
+    pub(in crate::store) fn public() -> PublicKey {
         key_file();
         PublicKey::read(&key_file().with_file_name("audit.pub")).unwrap()
     }
@@ -699,6 +712,30 @@ pub(super) mod tests {
                     )
                 }),
                 Break::Edited,
+            ),
+            (
+                "add a record that no session's thread reaches",
+                Box::new(|c, ids| {
+                    exec(
+                        c,
+                        "INSERT INTO records (session, seq, kind, at_us, body, prev, hash) \
+                         SELECT session, seq + 100, kind, at_us, body, prev, hash FROM records WHERE session = ?1 AND seq = 0",
+                        &ids[1],
+                    )
+                }),
+                Break::Stray,
+            ),
+            (
+                "rewire a session's thread around a record",
+                Box::new(|c, ids| {
+                    exec(
+                        c,
+                        "UPDATE records SET before = (SELECT before FROM records WHERE session = ?1 AND seq = 1) \
+                         WHERE session = ?1 AND seq = 2",
+                        &ids[1],
+                    )
+                }),
+                Break::Missing,
             ),
             (
                 "cut the chain's tail",

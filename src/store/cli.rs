@@ -264,6 +264,14 @@ pub fn verify_text(
             out.push_str("the trail is intact\n");
             Ok((out, true))
         }
+        Some(f) if f.what == Break::Stray => {
+            let _ = writeln!(
+                out,
+                "BROKEN: {} records belong to no session's records (added, or a session's thread rewired around them)",
+                f.seq
+            );
+            Ok((out, false))
+        }
         Some(f) => {
             let what = match f.what {
                 Break::Edited => "a record's content does not match its hash (edited)",
@@ -281,6 +289,7 @@ pub fn verify_text(
                 }
                 Break::Checkpoint => "a checkpoint's signature does not verify, or the link it signed is no longer the chain's (recomputed or cut)",
                 Break::Anchor => "the retention anchor's signature does not verify (a prefix of the chain was cut)",
+                Break::Stray => "records belong to no session's records",
             };
             let _ = writeln!(out, "BROKEN: session {} at {}: {what}", f.session, f.seq);
             Ok((out, false))

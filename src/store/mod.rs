@@ -641,6 +641,9 @@ pub trait Store: Send + 'static {
     fn rows(&mut self, session: &str) -> Result<Vec<Row>, StoreError>;
     /// Every session with rows.
     fn session_ids(&mut self) -> Result<Vec<String>, StoreError>;
+    /// Records in the store, all sessions' (verify checks that every one
+    /// is among some session's rows).
+    fn record_count(&mut self) -> Result<u64, StoreError>;
     /// The gateway-wide chain, in order.
     fn links(&mut self) -> Result<Vec<Link>, StoreError>;
     /// Appends a signed checkpoint, numbered after the store's last one

@@ -312,6 +312,15 @@ impl Store for PostgresStore {
             .collect())
     }
 
+    fn record_count(&mut self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .client
+            .query_one("SELECT count(*) FROM sqlgate_audit.records", &[])
+            .map_err(err)?
+            .get(0);
+        Ok(n as u64)
+    }
+
     fn session_ids(&mut self) -> Result<Vec<String>, StoreError> {
         Ok(self
             .client

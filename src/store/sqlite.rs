@@ -9,6 +9,7 @@
 //! Only the writer thread writes; the CLI reads the same file. This module
 //! must never commit rows without their links' transaction.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -16,54 +17,14 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::checkpoint::{Anchor, Checkpoint};
 use super::{Kind, Link, Row, SessionSummary, Store, StoreError};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS records (
-    session TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    at_us INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    prev BLOB NOT NULL,
-    hash BLOB NOT NULL,
-    PRIMARY KEY (session, seq)
-);
-CREATE TABLE IF NOT EXISTS links (
-    n INTEGER PRIMARY KEY,
-    session TEXT NOT NULL,
-    records INTEGER NOT NULL,
-    head BLOB NOT NULL,
-    prev BLOB NOT NULL,
-    hash BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    user TEXT NOT NULL,
-    target TEXT NOT NULL,
-    started_us INTEGER NOT NULL,
-    ended_us INTEGER,
-    statements INTEGER NOT NULL DEFAULT 0,
-    refused INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS sessions_started ON sessions (started_us);
-CREATE TABLE IF NOT EXISTS anchor (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    link INTEGER NOT NULL,
-    hash BLOB NOT NULL,
-    cutoff_us INTEGER NOT NULL,
-    signature BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    n INTEGER PRIMARY KEY,
-    link INTEGER NOT NULL,
-    link_hash BLOB NOT NULL,
-    at_us INTEGER NOT NULL,
-    signature BLOB NOT NULL
-);
-";
+mod follow;
+mod schema;
 
 /// A SQLite file.
 pub struct SqliteStore {
     conn: Connection,
+    /// Each recording session's newest record (the next one points at it).
+    newest: follow::Newest,
 }
 
 fn err(e: rusqlite::Error) -> StoreError {
@@ -73,15 +34,18 @@ fn err(e: rusqlite::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(err)?;
+        let mut conn = Connection::open(path).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(SqliteStore { conn })
+        schema::prepare(&mut conn)?;
+        Ok(SqliteStore {
+            conn,
+            newest: follow::Newest::default(),
+        })
     }
 
     /// The connection, for tests that play the attacker.
@@ -136,10 +100,14 @@ impl Store for SqliteStore {
             };
             last = super::chain::rechain(links, after);
         }
+        // Where each session's records went in this transaction, and the
+        // sessions it ends (remembered once it commits).
+        let mut written: HashMap<&str, i64> = HashMap::new();
+        let mut ended: Vec<&str> = Vec::new();
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO records (session, seq, kind, at_us, body, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO records (session, seq, kind, at_us, body, prev, hash, before) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(err)?;
             let mut start = tx
@@ -149,13 +117,17 @@ impl Store for SqliteStore {
                 .map_err(err)?;
             let mut tally = tx
                 .prepare_cached(
-                    "UPDATE sessions SET statements = statements + ?2, refused = refused + ?3 WHERE id = ?1",
+                    "UPDATE sessions SET statements = statements + ?2, refused = refused + ?3, last = coalesce(?4, last) WHERE id = ?1",
                 )
                 .map_err(err)?;
             let mut end = tx
                 .prepare_cached("UPDATE sessions SET ended_us = ?2 WHERE id = ?1")
                 .map_err(err)?;
             for r in rows {
+                let before = match written.get(r.session.as_str()) {
+                    Some(n) => Some(*n),
+                    None => self.newest.of(&tx, &r.session)?,
+                };
                 insert
                     .execute(params![
                         r.session,
@@ -164,9 +136,11 @@ impl Store for SqliteStore {
                         r.at_us,
                         super::packed::pack(&r.body),
                         &r.prev[..],
-                        &r.hash[..]
+                        &r.hash[..],
+                        before
                     ])
                     .map_err(err)?;
+                written.insert(&r.session, tx.last_insert_rowid());
                 match r.kind {
                     Kind::SessionStart => {
                         let s: super::SessionStart = serde_json::from_str(&r.body)
@@ -183,13 +157,31 @@ impl Store for SqliteStore {
                     | Kind::Events => {}
                     Kind::SessionEnd => {
                         end.execute(params![r.session, r.at_us]).map_err(err)?;
+                        ended.push(&r.session);
                     }
                 }
             }
-            // Statements and refusals per session, one update each.
-            for (session, statements, refused) in counts {
+            // Statements, refusals and the newest record per session, one
+            // update each (the rows a commit touches there are few: the
+            // sessions recording now, listed in the order they started).
+            let mut tallies: HashMap<&str, (u64, u64)> = counts
+                .iter()
+                .map(|(s, statements, refused)| (s.as_str(), (*statements, *refused)))
+                .collect();
+            for (session, n) in &written {
+                let (statements, refused) = tallies.remove(session).unwrap_or_default();
                 tally
-                    .execute(params![session, *statements as i64, *refused as i64])
+                    .execute(params![session, statements as i64, refused as i64, n])
+                    .map_err(err)?;
+            }
+            for (session, (statements, refused)) in tallies {
+                tally
+                    .execute(params![
+                        session,
+                        statements as i64,
+                        refused as i64,
+                        None::<i64>
+                    ])
                     .map_err(err)?;
             }
             let mut link = tx
@@ -210,6 +202,7 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().map_err(err)?;
+        self.newest.committed(written, &ended);
         Ok(last)
     }
 
@@ -248,28 +241,14 @@ impl Store for SqliteStore {
     }
 
     fn rows(&mut self, session: &str) -> Result<Vec<Row>, StoreError> {
-        let mut q = self
-            .conn
-            .prepare(
-                "SELECT session, seq, kind, at_us, body, prev, hash FROM records WHERE session = ?1 ORDER BY seq",
-            )
-            .map_err(err)?;
-        let rows = q
-            .query_map([session], |r| {
-                let kind: String = r.get(2)?;
-                let (kind, body) = Kind::read(&kind, super::packed::unpack(r.get_ref(4)?));
-                Ok(Row {
-                    session: r.get(0)?,
-                    seq: r.get::<_, i64>(1)? as u64,
-                    kind,
-                    at_us: r.get(3)?,
-                    body,
-                    prev: hash32(r.get(5)?),
-                    hash: hash32(r.get(6)?),
-                })
-            })
-            .map_err(err)?;
-        rows.collect::<Result<_, _>>().map_err(err)
+        follow::rows(&self.conn, session)
+    }
+
+    fn record_count(&mut self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM records", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(err)
     }
 
     fn session_ids(&mut self) -> Result<Vec<String>, StoreError> {
@@ -318,8 +297,8 @@ impl Store for SqliteStore {
             .conn
             .prepare(
                 "SELECT l.n, l.session, l.records, l.head, l.prev, l.hash, r.at_us \
-                 FROM links l LEFT JOIN records r \
-                 ON r.session = l.session AND r.kind = 'session_end' AND r.hash = l.head \
+                 FROM links l LEFT JOIN sessions s ON s.id = l.session LEFT JOIN records r \
+                 ON r.n = s.last AND r.session = l.session AND r.kind = 'session_end' AND r.hash = l.head \
                  ORDER BY l.n",
             )
             .map_err(err)?;
@@ -338,11 +317,23 @@ impl Store for SqliteStore {
     fn prune(&mut self, anchor: &Anchor) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(err)?;
         let through = anchor.link as i64;
-        tx.execute(
-            "DELETE FROM records WHERE session IN (SELECT session FROM links WHERE n <= ?1)",
-            [through],
-        )
-        .map_err(err)?;
+        {
+            let pruned: Vec<String> = tx
+                .prepare("SELECT session FROM links WHERE n <= ?1")
+                .map_err(err)?
+                .query_map([through], |r| r.get(0))
+                .map_err(err)?
+                .collect::<Result<_, _>>()
+                .map_err(err)?;
+            let mut delete = tx
+                .prepare("DELETE FROM records WHERE n = ?1")
+                .map_err(err)?;
+            for session in &pruned {
+                for n in follow::places(&tx, session)? {
+                    delete.execute([n]).map_err(err)?;
+                }
+            }
+        }
         tx.execute(
             "DELETE FROM sessions WHERE id IN (SELECT session FROM links WHERE n <= ?1)",
             [through],
@@ -431,49 +422,4 @@ fn link_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A link and the one record it covers, for session `s`.
-    fn ended(s: &str) -> (Row, Link) {
-        let hash = super::super::chain::row_hash(&[0; 32], s, 0, Kind::SessionEnd, 1, "{}");
-        let row = Row {
-            session: s.to_owned(),
-            seq: 0,
-            kind: Kind::SessionEnd,
-            at_us: 1,
-            body: "{}".to_owned(),
-            prev: [0; 32],
-            hash,
-        };
-        let link = Link {
-            n: 0,
-            session: s.to_owned(),
-            records: 1,
-            head: hash,
-            prev: [0; 32],
-            hash: [0; 32],
-        };
-        (row, link)
-    }
-
-    #[test]
-    fn a_snapshot_does_not_see_what_another_writer_appends_meanwhile() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        let mut reader = SqliteStore::open(&path).unwrap();
-        let mut writer = SqliteStore::open(&path).unwrap();
-        let (row, link) = ended("a");
-        writer.append(&[row], &mut [link], &[]).unwrap();
-        reader.begin_snapshot().unwrap();
-        assert_eq!(reader.links().unwrap().len(), 1);
-        let (row, link) = ended("b");
-        // Chained after the file's last link, whatever it was given.
-        let last = writer.append(&[row], &mut [link], &[]).unwrap().unwrap();
-        assert_eq!(last.n, 1);
-        assert_eq!(reader.links().unwrap().len(), 1, "inside the snapshot");
-        assert_eq!(reader.session_ids().unwrap(), ["a"]);
-        reader.end_snapshot().unwrap();
-        assert_eq!(reader.links().unwrap().len(), 2);
-    }
-}
+mod tests;
