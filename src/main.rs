@@ -584,7 +584,7 @@ fn open_store(config: &std::path::Path) -> anyhow::Result<Box<dyn sqlgate::store
     if r.postgres.is_none() && !r.path.exists() {
         anyhow::bail!("no recording store at {}", r.path.display());
     }
-    Ok(sqlgate::store::open(r)?)
+    Ok(sqlgate::store::open_to_read(r)?)
 }
 
 fn init_logging(format: sqlgate::logs::Format) {

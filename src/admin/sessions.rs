@@ -96,7 +96,7 @@ async fn with_store<T: Send + 'static>(
         ));
     };
     let read = tokio::task::spawn_blocking(move || {
-        let mut store = crate::store::open(&config)?;
+        let mut store = crate::store::open_to_read(&config)?;
         read(&mut *store)
     })
     .await;

@@ -174,16 +174,6 @@ fn walk(store: &mut dyn Store, public: Option<&PublicKey>) -> Result<Report, Sto
         heads.insert(session.clone(), (rows.len() as u64, prev, ended));
         report.sessions += 1;
     }
-    let stored = store.record_count()?;
-    if stored != report.records {
-        // No session to name: `seq` says how many records are astray.
-        report.broken = Some(Finding {
-            session: String::new(),
-            seq: stored.abs_diff(report.records),
-            what: Break::Stray,
-        });
-        return Ok(report);
-    }
     // After retention the chain starts past its anchor.
     let anchor = store.anchor()?;
     if let (Some(a), Some(public)) = (&anchor, public) {
@@ -240,6 +230,19 @@ fn walk(store: &mut dyn Store, public: Option<&PublicKey>) -> Result<Report, Sto
         return Ok(report);
     }
     report.open = open.into_iter().map(|(s, _)| s).collect();
+    // Last of the records' checks, so that a session's own break is named
+    // first: records its rows do not include (a store that finds a
+    // session's records by a thread of references can lose some).
+    let stored = store.record_count()?;
+    if stored != report.records {
+        // No session to name: `seq` says how many records are astray.
+        report.broken = Some(Finding {
+            session: String::new(),
+            seq: stored.abs_diff(report.records),
+            what: Break::Stray,
+        });
+        return Ok(report);
+    }
     if let Some(public) = public {
         let checkpoints = store.checkpoints()?;
         let first = checkpoints.first().map_or(0, |c| c.n);
@@ -718,8 +721,8 @@ pub(super) mod tests {
                 Box::new(|c, ids| {
                     exec(
                         c,
-                        "INSERT INTO records (session, seq, kind, at_us, body, prev, hash) \
-                         SELECT session, seq + 100, kind, at_us, body, prev, hash FROM records WHERE session = ?1 AND seq = 0",
+                        "INSERT INTO records (session, seq, kind, at_us, body, prev, hash, before) \
+                         SELECT session, seq + 100, kind, at_us, body, prev, hash, 0 FROM records WHERE session = ?1 AND seq = 0",
                         &ids[1],
                     )
                 }),
@@ -736,6 +739,39 @@ pub(super) mod tests {
                     )
                 }),
                 Break::Missing,
+            ),
+            (
+                "point a record's thread at itself",
+                Box::new(|c, ids| {
+                    exec(
+                        c,
+                        "UPDATE records SET before = n WHERE session = ?1 AND seq = 2",
+                        &ids[0],
+                    )
+                }),
+                Break::Missing,
+            ),
+            (
+                "point a session's thread forwards",
+                Box::new(|c, ids| {
+                    exec(
+                        c,
+                        "UPDATE records SET before = n + 1 WHERE session = ?1 AND seq = 1",
+                        &ids[1],
+                    )
+                }),
+                Break::Missing,
+            ),
+            (
+                "point a session's newest record at another session's",
+                Box::new(|c, ids| {
+                    c.execute(
+                        "UPDATE sessions SET last = (SELECT max(n) FROM records WHERE session = ?2) WHERE id = ?1",
+                        [&ids[2], &ids[0]],
+                    )
+                    .unwrap();
+                }),
+                Break::Cut,
             ),
             (
                 "cut the chain's tail",

@@ -558,12 +558,28 @@ pub enum StoreError {
 /// Opens the store a configuration names: PostgreSQL when `[store] url`
 /// is set, else the SQLite file.
 pub fn open(config: &config::RecordingConfig) -> Result<Box<dyn Store>, StoreError> {
+    open_for(config, sqlite::Access::Write)
+}
+
+/// Opens the store for a command that only reads it (the CLI, the admin
+/// API): it never migrates a store a gateway may still be writing.
+pub fn open_to_read(config: &config::RecordingConfig) -> Result<Box<dyn Store>, StoreError> {
+    open_for(config, sqlite::Access::Read)
+}
+
+fn open_for(
+    config: &config::RecordingConfig,
+    access: sqlite::Access,
+) -> Result<Box<dyn Store>, StoreError> {
     match &config.postgres {
         Some(pg) => {
             let (c, tls) = postgres_settings(pg)?;
             Ok(Box::new(postgres::PostgresStore::connect(&c, tls)?))
         }
-        None => Ok(Box::new(sqlite::SqliteStore::open(&config.path)?)),
+        None => Ok(Box::new(sqlite::SqliteStore::open_for(
+            &config.path,
+            access,
+        )?)),
     }
 }
 

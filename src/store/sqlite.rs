@@ -20,6 +20,8 @@ use super::{Kind, Link, Row, SessionSummary, Store, StoreError};
 mod follow;
 mod schema;
 
+pub use schema::Access;
+
 /// A SQLite file.
 pub struct SqliteStore {
     conn: Connection,
@@ -34,6 +36,12 @@ fn err(e: rusqlite::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_for(path, Access::Write)
+    }
+
+    /// Opens (creating) the store at `path` for `access`: the gateway's
+    /// writer migrates a store of the first form, a reader refuses it.
+    pub fn open_for(path: &Path, access: Access) -> Result<Self, StoreError> {
         let mut conn = Connection::open(path).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
@@ -41,7 +49,7 @@ impl SqliteStore {
             .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
-        schema::prepare(&mut conn)?;
+        schema::prepare(&mut conn, access)?;
         Ok(SqliteStore {
             conn,
             newest: follow::Newest::default(),
@@ -101,13 +109,24 @@ impl Store for SqliteStore {
             last = super::chain::rechain(links, after);
         }
         // Where each session's records went in this transaction, and the
-        // sessions it ends (remembered once it commits).
-        let mut written: HashMap<&str, i64> = HashMap::new();
+        // sessions it ends (remembered once it commits). Places are given
+        // here, after the table's last, never picked by SQLite (which
+        // picks at random once the largest place is taken).
+        let mut written: HashMap<&str, follow::Place> = HashMap::new();
         let mut ended: Vec<&str> = Vec::new();
+        let mut next: i64 = tx
+            .query_row("SELECT coalesce(max(n), 0) + 1 FROM records", [], |r| {
+                r.get(0)
+            })
+            .map_err(|_| {
+                StoreError::Backend(
+                    "the store's records are numbered past the largest place (edited)".to_owned(),
+                )
+            })?;
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO records (session, seq, kind, at_us, body, prev, hash, before) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO records (n, session, seq, kind, at_us, body, prev, hash, before) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )
                 .map_err(err)?;
             let mut start = tx
@@ -125,11 +144,22 @@ impl Store for SqliteStore {
                 .map_err(err)?;
             for r in rows {
                 let before = match written.get(r.session.as_str()) {
-                    Some(n) => Some(*n),
+                    Some(p) => Some(*p),
                     None => self.newest.of(&tx, &r.session)?,
                 };
+                // A session's records are stored once each, in order: a
+                // retried group whose commit landed after all, or a
+                // store edited meanwhile, is refused, not stored twice.
+                let follows = before.map_or(0, |p| p.seq + 1);
+                if r.seq != follows {
+                    return Err(StoreError::Backend(format!(
+                        "record {} of session {} does not follow the store's (it holds {follows} records of it)",
+                        r.seq, r.session
+                    )));
+                }
                 insert
                     .execute(params![
+                        next,
                         r.session,
                         r.seq as i64,
                         r.kind.as_str(),
@@ -137,10 +167,22 @@ impl Store for SqliteStore {
                         super::packed::pack(&r.body),
                         &r.prev[..],
                         &r.hash[..],
-                        before
+                        before.map_or(0, |p| p.n)
                     ])
                     .map_err(err)?;
-                written.insert(&r.session, tx.last_insert_rowid());
+                written.insert(
+                    &r.session,
+                    follow::Place {
+                        n: next,
+                        seq: r.seq,
+                    },
+                );
+                next = next.checked_add(1).ok_or_else(|| {
+                    StoreError::Backend(
+                        "the store's records are numbered past the largest place (edited)"
+                            .to_owned(),
+                    )
+                })?;
                 match r.kind {
                     Kind::SessionStart => {
                         let s: super::SessionStart = serde_json::from_str(&r.body)
@@ -162,16 +204,16 @@ impl Store for SqliteStore {
                 }
             }
             // Statements, refusals and the newest record per session, one
-            // update each (the rows a commit touches there are few: the
-            // sessions recording now, listed in the order they started).
+            // update each (few pages: listings are stored in the order
+            // sessions started, so those recording now sit together).
             let mut tallies: HashMap<&str, (u64, u64)> = counts
                 .iter()
                 .map(|(s, statements, refused)| (s.as_str(), (*statements, *refused)))
                 .collect();
-            for (session, n) in &written {
+            for (session, place) in &written {
                 let (statements, refused) = tallies.remove(session).unwrap_or_default();
                 tally
-                    .execute(params![session, statements as i64, refused as i64, n])
+                    .execute(params![session, statements as i64, refused as i64, place.n])
                     .map_err(err)?;
             }
             for (session, (statements, refused)) in tallies {
@@ -315,7 +357,12 @@ impl Store for SqliteStore {
     }
 
     fn prune(&mut self, anchor: &Anchor) -> Result<(), StoreError> {
-        let tx = self.conn.transaction().map_err(err)?;
+        // Immediate: it reads the links before it deletes, and another
+        // gateway on the file must not commit in between.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         let through = anchor.link as i64;
         {
             let pruned: Vec<String> = tx

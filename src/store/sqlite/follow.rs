@@ -1,36 +1,59 @@
 //! A session's records in a commit-ordered table: each names the one
-//! before it (`before`), and `sessions.last` the newest, so a session is
-//! read by following its thread back, one lookup by place per record,
-//! and written without a per-session index that every commit would
-//! touch (`schema.rs` says why).
+//! before it (`before`, 0 for a session's first), and `sessions.last`
+//! the newest, so a session is read by following its thread back, one
+//! lookup by place per record, and written without a per-session index
+//! that every commit would touch (`schema.rs` says why).
 //!
 //! The thread is read from a file anyone with write access can edit, so
-//! this module must never loop on it nor trust it to be whole: a place
-//! that is missing, that names another session's record, or that does
-//! not lead strictly backwards makes it read the session by a scan of
-//! the whole table instead, which finds what the thread lost (verify then
-//! reports the break, as it did when records were keyed by session).
+//! this module must never loop on it nor trust it to be whole: it stops
+//! at a place that is missing, that names another session's record, or
+//! that does not lead strictly backwards, and returns what it reached.
+//! It never falls back to scanning the table (one edit would make every
+//! read a scan): `audit verify` reports the records the thread lost (a
+//! gap in `seq`, or records no session's rows include).
 
 use std::collections::HashMap;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{err, hash32};
 use crate::store::{Kind, Row, StoreError};
 
-/// The newest record of each session this writer is recording, by place.
+/// A place in the thread: a record's `n` and its `seq`.
+#[derive(Clone, Copy)]
+pub(super) struct Place {
+    pub n: i64,
+    pub seq: u64,
+}
+
+/// The newest record of each session this writer is recording.
 #[derive(Default)]
 pub(super) struct Newest {
-    places: HashMap<String, i64>,
+    places: HashMap<String, Place>,
 }
 
 impl Newest {
-    /// The place of `session`'s newest record: remembered, or read from
-    /// its listing (a session this writer did not start has none cached).
-    pub(super) fn of(&self, conn: &Connection, session: &str) -> Result<Option<i64>, StoreError> {
-        match self.places.get(session) {
-            Some(n) => Ok(Some(*n)),
-            None => newest(conn, session),
+    /// `session`'s newest record: remembered, or read from its listing
+    /// (a session this writer did not start has none remembered).
+    pub(super) fn of(&self, conn: &Connection, session: &str) -> Result<Option<Place>, StoreError> {
+        if let Some(p) = self.places.get(session) {
+            return Ok(Some(*p));
+        }
+        let Some(n) = newest(conn, session)? else {
+            return Ok(None);
+        };
+        let seq = conn
+            .prepare_cached("SELECT seq FROM records WHERE n = ?1 AND session = ?2")
+            .map_err(err)?
+            .query_row(params![n, session], |r| r.get::<_, i64>(0))
+            .optional()
+            .map_err(err)?;
+        match seq {
+            Some(seq) => Ok(Some(Place { n, seq: seq as u64 })),
+            None => Err(StoreError::Backend(format!(
+                "session {session}'s newest record ({n}) is not in the store: it was edited"
+            ))),
         }
     }
 
@@ -38,14 +61,14 @@ impl Newest {
     /// ended is forgotten.
     pub(super) fn committed<'a>(
         &mut self,
-        written: impl IntoIterator<Item = (&'a str, i64)>,
+        written: impl IntoIterator<Item = (&'a str, Place)>,
         ended: &[&str],
     ) {
-        for (session, n) in written {
+        for (session, place) in written {
             match self.places.get_mut(session) {
-                Some(place) => *place = n,
+                Some(p) => *p = place,
                 None => {
-                    self.places.insert(session.to_owned(), n);
+                    self.places.insert(session.to_owned(), place);
                 }
             }
         }
@@ -55,7 +78,7 @@ impl Newest {
     }
 }
 
-/// `session`'s records in `seq` order.
+/// `session`'s records that its thread reaches, in `seq` order.
 pub(super) fn rows(conn: &Connection, session: &str) -> Result<Vec<Row>, StoreError> {
     let mut at = newest(conn, session)?;
     let mut rows = Vec::new();
@@ -66,21 +89,16 @@ pub(super) fn rows(conn: &Connection, session: &str) -> Result<Vec<Row>, StoreEr
         .map_err(err)?;
     while let Some(n) = at {
         let found = get
-            .query_row([n], |r| Ok((row_of(r)?, r.get::<_, Option<i64>>(7)?)))
+            .query_row([n], |r| Ok((row_of(r)?, integer(r.get_ref(7)?))))
             .optional()
             .map_err(err)?;
         match found {
-            Some((row, before)) if row.session == session && before.is_none_or(|b| b < n) => {
+            Some((row, before)) if row.session == session => {
                 rows.push(row);
-                at = before;
+                at = back(n, before);
             }
-            _ => return scanned(conn, session),
+            _ => break,
         }
-    }
-    if rows.is_empty() {
-        // No listing, or one without a newest record: whatever the table
-        // holds of it.
-        return scanned(conn, session);
     }
     rows.reverse();
     // As a key on (session, seq) returned them: a reordering shows as
@@ -89,7 +107,8 @@ pub(super) fn rows(conn: &Connection, session: &str) -> Result<Vec<Row>, StoreEr
     Ok(rows)
 }
 
-/// The places of `session`'s records (for pruning it).
+/// The places of `session`'s records that its thread reaches (for
+/// pruning it; records no thread reaches stay, and verify reports them).
 pub(super) fn places(conn: &Connection, session: &str) -> Result<Vec<i64>, StoreError> {
     let mut at = newest(conn, session)?;
     let mut places = Vec::new();
@@ -99,49 +118,45 @@ pub(super) fn places(conn: &Connection, session: &str) -> Result<Vec<i64>, Store
     while let Some(n) = at {
         let found = get
             .query_row(params![n, session], |r| {
-                Ok((r.get::<_, bool>(0)?, r.get::<_, Option<i64>>(1)?))
+                Ok((r.get::<_, bool>(0)?, integer(r.get_ref(1)?)))
             })
             .optional()
             .map_err(err)?;
         match found {
-            Some((true, before)) if before.is_none_or(|b| b < n) => {
+            Some((true, before)) => {
                 places.push(n);
-                at = before;
+                at = back(n, before);
             }
-            _ => return scanned_places(conn, session),
+            _ => break,
         }
     }
-    // Records the thread does not reach (none, unless the file was
-    // edited) stay, and verify counts them as strays.
     Ok(places)
+}
+
+/// Where the thread goes from `n`: strictly backwards, or nowhere (0 is
+/// a session's first record; anything else ends the walk).
+fn back(n: i64, before: Option<i64>) -> Option<i64> {
+    before.filter(|b| *b > 0 && *b < n)
+}
+
+/// An integer column, or `None` for anything else an edit left there.
+fn integer(v: ValueRef<'_>) -> Option<i64> {
+    match v {
+        ValueRef::Integer(i) => Some(i),
+        _ => None,
+    }
 }
 
 /// The place of `session`'s newest record, as its listing says.
 fn newest(conn: &Connection, session: &str) -> Result<Option<i64>, StoreError> {
-    conn.prepare_cached("SELECT last FROM sessions WHERE id = ?1")
-        .map_err(err)?
-        .query_row([session], |r| r.get::<_, Option<i64>>(0))
+    let mut q = conn
+        .prepare_cached("SELECT last FROM sessions WHERE id = ?1")
+        .map_err(err)?;
+    let last = q
+        .query_row([session], |r| Ok(integer(r.get_ref(0)?)))
         .optional()
-        .map(Option::flatten)
-        .map_err(err)
-}
-
-fn scanned(conn: &Connection, session: &str) -> Result<Vec<Row>, StoreError> {
-    let mut q = conn
-        .prepare(
-            "SELECT session, seq, kind, at_us, body, prev, hash FROM records WHERE session = ?1 ORDER BY seq, n",
-        )
         .map_err(err)?;
-    let rows = q.query_map([session], row_of).map_err(err)?;
-    rows.collect::<Result<_, _>>().map_err(err)
-}
-
-fn scanned_places(conn: &Connection, session: &str) -> Result<Vec<i64>, StoreError> {
-    let mut q = conn
-        .prepare("SELECT n FROM records WHERE session = ?1")
-        .map_err(err)?;
-    let places = q.query_map([session], |r| r.get(0)).map_err(err)?;
-    places.collect::<Result<_, _>>().map_err(err)
+    Ok(last.flatten())
 }
 
 fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {

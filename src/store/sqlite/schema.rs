@@ -9,8 +9,14 @@
 //! (`before`), and `sessions.last` names the newest one, updated with the
 //! statement counts a commit already writes there.
 //!
-//! This module must never leave a store half migrated: the migration is
-//! one transaction, and a store of a newer form is refused, not read.
+//! `before` is NOT NULL (0 for a session's first record): a gateway of the
+//! first form still writing to a migrated file fails loudly at its first
+//! insert instead of adding records no thread reaches.
+//!
+//! This module must never leave a store half migrated (the migration is
+//! one transaction), never migrate from a command that only reads (a
+//! gateway of the first form may still be writing: it is the new
+//! gateway's start that migrates), and never read a store of a newer form.
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -31,7 +37,7 @@ CREATE TABLE IF NOT EXISTS records (
     body TEXT NOT NULL,
     prev BLOB NOT NULL,
     hash BLOB NOT NULL,
-    before INTEGER
+    before INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS links (
     n INTEGER PRIMARY KEY,
@@ -75,7 +81,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 const FROM_FORM_0: &str = "
 INSERT INTO records (n, session, seq, kind, at_us, body, prev, hash, before)
     SELECT place, session, seq, kind, at_us, body, prev, hash,
-           CASE WHEN session_before = session THEN place - 1 END
+           CASE WHEN session_before = session THEN place - 1 ELSE 0 END
     FROM (SELECT *,
                  row_number() OVER (ORDER BY session, seq) AS place,
                  lag(session) OVER (ORDER BY session, seq) AS session_before
@@ -87,14 +93,25 @@ UPDATE sessions SET last = newest.n
     WHERE newest.session = sessions.id;
 ";
 
+/// Who opens the store: the gateway's writer brings a store of the
+/// first form to this one; a command that only reads refuses it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Write,
+    Read,
+}
+
 /// Creates the tables, or brings a store of the first form to this one.
-pub(super) fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
+pub(super) fn prepare(conn: &mut Connection, access: Access) -> Result<(), StoreError> {
+    // Read first without the write lock: a store already in this form
+    // (every open but the first) takes no lock from the writer.
+    if form(conn)? == FORM {
+        return Ok(());
+    }
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(err)?;
-    let form: i64 = tx
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(err)?;
+    let form = form(&tx)?;
     if form > FORM {
         return Err(StoreError::Backend(format!(
             "the store is of form {form}, written by a newer sqlgate (this one reads up to {FORM})"
@@ -111,6 +128,11 @@ pub(super) fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
             .map_err(err)?
             .is_some();
         if first_form {
+            if access == Access::Read {
+                return Err(StoreError::Backend(
+                    "the store is of the first form (records keyed by session): start this version's gateway once to bring it to the new form, or read it with the sqlgate that wrote it".to_owned(),
+                ));
+            }
             tracing::info!("recording: the store's records are put in commit order (once)");
             tx.execute_batch("ALTER TABLE records RENAME TO records_form_0")
                 .map_err(err)?;
@@ -122,6 +144,11 @@ pub(super) fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
         tx.pragma_update(None, "user_version", FORM).map_err(err)?;
     }
     tx.commit().map_err(err)
+}
+
+fn form(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)
 }
 
 /// The first form's records table, for the migration's tests.

@@ -47,6 +47,19 @@ fn a_snapshot_does_not_see_what_another_writer_appends_meanwhile() {
     assert_eq!(reader.links().unwrap().len(), 2);
 }
 
+/// Session `s`'s first record, its start.
+fn started(s: &str, user: &str) -> Row {
+    Row {
+        session: s.to_owned(),
+        seq: 0,
+        kind: Kind::SessionStart,
+        at_us: 1,
+        body: serde_json::to_string(&crate::store::chain::tests::start(user)).unwrap(),
+        prev: [0; 32],
+        hash: [0; 32],
+    }
+}
+
 /// Every session's rows, by id.
 fn all_rows(store: &mut SqliteStore) -> Vec<(String, Vec<Row>)> {
     let ids = store.session_ids().unwrap();
@@ -71,37 +84,28 @@ fn a_store_keyed_by_session_is_put_in_commit_order_and_still_verifies() {
     let mut store = SqliteStore::open(&path).unwrap();
     let before = all_rows(&mut store);
     let listed = store.sessions().unwrap();
-    // Back to the first form, as a gateway before this one left it:
-    // records keyed by (session, seq), listings without their newest.
-    store
-        .connection()
-        .execute_batch(&format!(
-            "{}
-             INSERT INTO records_form_0 SELECT session, seq, kind, at_us, body, prev, hash FROM records;
-             DROP TABLE records;
-             ALTER TABLE records_form_0 RENAME TO records;
-             ALTER TABLE sessions DROP COLUMN last;
-             PRAGMA user_version = 0;",
-            schema::FORM_0_RECORDS
-        ))
-        .unwrap();
     drop(store);
+    back_to_form_0(&path);
 
     let mut store = SqliteStore::open(&path).unwrap();
-    let form: i64 = store
-        .connection()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(form, 1);
+    assert_eq!(form(&path), 1);
     assert_eq!(all_rows(&mut store), before);
     assert_eq!(store.sessions().unwrap(), listed);
     let report = verified(&mut store);
     assert_eq!(report.broken, None);
     assert_eq!((report.sessions, report.signed), (4, 1));
-    // And the migrated store takes new records after the old ones.
-    let (row, link) = ended("later");
-    store.append(&[row], &mut [link], &[]).unwrap();
+    // The migrated store takes new records after the old ones.
+    store
+        .append(&[started("later", "eve")], &mut [], &[])
+        .unwrap();
     assert_eq!(store.rows("later").unwrap().len(), 1);
+    // A gateway of the first form still writing to it fails at once
+    // instead of adding records no thread reaches.
+    let old_insert = store.connection().execute(
+        "INSERT INTO records (session, seq, kind, at_us, body, prev, hash) VALUES ('old', 0, 'events', 1, 'x', x'00', x'00')",
+        [],
+    );
+    assert!(old_insert.is_err());
 }
 
 #[test]
@@ -119,33 +123,100 @@ fn a_store_of_a_newer_form_is_refused_not_read() {
     assert!(e.contains("form 2"), "{e}");
 }
 
+/// `path`'s store put back in the first form, as a gateway before this
+/// one left it: records keyed by (session, seq), listings without their
+/// newest.
+fn back_to_form_0(path: &std::path::Path) {
+    Connection::open(path)
+        .unwrap()
+        .execute_batch(&format!(
+            "{}
+             INSERT INTO records_form_0 SELECT session, seq, kind, at_us, body, prev, hash FROM records;
+             DROP TABLE records;
+             ALTER TABLE records_form_0 RENAME TO records;
+             ALTER TABLE sessions DROP COLUMN last;
+             PRAGMA user_version = 0;",
+            schema::FORM_0_RECORDS
+        ))
+        .unwrap();
+}
+
+fn form(path: &std::path::Path) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
 #[test]
-fn a_thread_of_records_that_loops_or_strays_is_read_whole_by_a_scan() {
+fn a_command_that_only_reads_never_migrates_a_store_a_gateway_may_be_writing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
-    let ids = crate::store::chain::tests::trail(&path);
+    crate::store::chain::tests::trail(&path);
+    back_to_form_0(&path);
+    let Err(StoreError::Backend(e)) = SqliteStore::open_for(&path, Access::Read) else {
+        panic!("a reader opened a store of the first form");
+    };
+    assert!(e.contains("first form"), "{e}");
+    assert_eq!(form(&path), 0);
+    // A new file is made in the new form by anyone.
+    let fresh = dir.path().join("new.db");
+    drop(SqliteStore::open_for(&fresh, Access::Read).unwrap());
+    assert_eq!(form(&fresh), 1);
+}
+
+#[test]
+fn a_record_that_does_not_follow_its_sessions_stored_ones_is_refused_not_stored_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    let start = serde_json::to_string(&crate::store::chain::tests::start("ann")).unwrap();
+    let row = |seq, kind, body: &str| Row {
+        session: "s".to_owned(),
+        seq,
+        kind,
+        at_us: 1,
+        body: body.to_owned(),
+        prev: [0; 32],
+        hash: [0; 32],
+    };
+    store
+        .append(&[row(0, Kind::SessionStart, &start)], &mut [], &[])
+        .unwrap();
+    // The same record again (a group retried although it landed), and
+    // one past a gap.
+    for seq in [0, 2] {
+        let Err(StoreError::Backend(e)) =
+            store.append(&[row(seq, Kind::Events, "x")], &mut [], &[])
+        else {
+            panic!("record {seq} stored after record 0");
+        };
+        assert!(e.contains("does not follow"), "{e}");
+    }
+    store
+        .append(&[row(1, Kind::Events, "x")], &mut [], &[])
+        .unwrap();
+    assert_eq!(store.rows("s").unwrap().len(), 2);
+    assert_eq!(store.record_count().unwrap(), 2);
+}
+
+#[test]
+fn a_store_numbered_up_to_the_largest_place_refuses_records_instead_of_scattering_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    crate::store::chain::tests::trail(&path);
     let mut store = SqliteStore::open(&path).unwrap();
-    let before = all_rows(&mut store);
-    let c = store.connection();
-    // A record that points at itself, one that points forwards, and a
-    // session whose newest names another session's record.
-    c.execute(
-        "UPDATE records SET before = n WHERE session = ?1 AND seq = 2",
-        [&ids[0]],
-    )
-    .unwrap();
-    c.execute(
-        "UPDATE records SET before = n + 1 WHERE session = ?1 AND seq = 1",
-        [&ids[1]],
-    )
-    .unwrap();
-    c.execute(
-        "UPDATE sessions SET last = (SELECT max(n) FROM records WHERE session = ?2) WHERE id = ?1",
-        [&ids[2], &ids[0]],
-    )
-    .unwrap();
-    assert_eq!(all_rows(&mut store), before);
-    assert_eq!(verified(&mut store).broken, None);
+    store
+        .connection()
+        .execute(
+            "UPDATE records SET n = 9223372036854775807 WHERE n = (SELECT max(n) FROM records)",
+            [],
+        )
+        .unwrap();
+    let (row, link) = ended("later");
+    let Err(StoreError::Backend(e)) = store.append(&[row], &mut [link], &[]) else {
+        panic!("a record was stored past the largest place");
+    };
+    assert!(e.contains("largest place"), "{e}");
 }
 
 /// WAL frames written so far (checkpoints off).
