@@ -7,7 +7,7 @@
 # the same window, and the recorder thread's share of the "on" one's. Alternating runs (`recording_e2e.sh`) move by more than
 # 10 % from one 8 s run to the next here; these pairs by a few percent.
 #
-#   bash benches/recording_together.sh [-T SECS] [-r ROUNDS] [-c CLIENTS] [-m "prepared simple"] [-R TPS] [-A BIN -B BIN]
+#   bash benches/recording_together.sh [-T SECS] [-r ROUNDS] [-c CLIENTS] [-m "prepared simple tpcb"] [-R TPS] [-A BIN -B BIN]
 #
 # -R: each pgbench holds this rate (pgbench -R), so that both instances
 # run at the same throughput: unthrottled pairs on a busy machine can
@@ -69,7 +69,13 @@ writer_cpu() {
 switches() { cat /proc/$1/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}'; }
 txns() { awk '/actually processed/ {split($NF, a, "/"); print a[1]}' "$1"; }
 per_txn() { python3 -c "print(round(($2 - $1) * 1e6 / $(getconf CLK_TCK) / $3, 2))"; }
-bench() { pgbench -n -S -M "$1" -c "$C" -j 2 -T "$T" ${RATE:+-R "$RATE"} -h 127.0.0.1 -p "$2" -U "$PGUSER" sqlgate_bench; }
+# Modes: prepared, simple (select-only), tpcb (TPC-B through the simple
+# protocol: each write waits for its record's durable commit).
+bench() {
+  local how=(-S -M "$1")
+  [ "$1" = tpcb ] && how=(-M simple)
+  pgbench -n "${how[@]}" -c "$C" -j 2 -T "$T" ${RATE:+-R "$RATE"} -h 127.0.0.1 -p "$2" -U "$PGUSER" sqlgate_bench
+}
 for r in $(seq "$R"); do
   for m in $MODES; do
     a0=$(cpu $OFF_PID) b0=$(cpu $ON_PID) w0=$(writer_cpu $ON_PID) v0=$(writer_cpu $OFF_PID)
