@@ -62,6 +62,14 @@ impl SqliteStore {
     }
 }
 
+/// A record's place would pass the largest SQLite allows: only an edit
+/// of the file numbers records so high.
+fn past_the_largest_place() -> StoreError {
+    StoreError::Backend(
+        "the store's records are numbered past the largest place (edited)".to_owned(),
+    )
+}
+
 fn hash32(v: Vec<u8>) -> [u8; 32] {
     let mut out = [0u8; 32];
     if v.len() == 32 {
@@ -118,11 +126,7 @@ impl Store for SqliteStore {
             .query_row("SELECT coalesce(max(n), 0) + 1 FROM records", [], |r| {
                 r.get(0)
             })
-            .map_err(|_| {
-                StoreError::Backend(
-                    "the store's records are numbered past the largest place (edited)".to_owned(),
-                )
-            })?;
+            .map_err(|_| past_the_largest_place())?;
         {
             let mut insert = tx
                 .prepare_cached(
@@ -177,12 +181,7 @@ impl Store for SqliteStore {
                         seq: r.seq,
                     },
                 );
-                next = next.checked_add(1).ok_or_else(|| {
-                    StoreError::Backend(
-                        "the store's records are numbered past the largest place (edited)"
-                            .to_owned(),
-                    )
-                })?;
+                next = next.checked_add(1).ok_or_else(past_the_largest_place)?;
                 match r.kind {
                     Kind::SessionStart => {
                         let s: super::SessionStart = serde_json::from_str(&r.body)

@@ -150,18 +150,3 @@ fn form(conn: &Connection) -> Result<i64, StoreError> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(err)
 }
-
-/// The first form's records table, for the migration's tests.
-#[cfg(test)]
-pub(super) const FORM_0_RECORDS: &str = "
-CREATE TABLE records_form_0 (
-    session TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    at_us INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    prev BLOB NOT NULL,
-    hash BLOB NOT NULL,
-    PRIMARY KEY (session, seq)
-);
-";

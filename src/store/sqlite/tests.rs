@@ -47,17 +47,32 @@ fn a_snapshot_does_not_see_what_another_writer_appends_meanwhile() {
     assert_eq!(reader.links().unwrap().len(), 2);
 }
 
-/// Session `s`'s first record, its start.
-fn started(s: &str, user: &str) -> Row {
+/// A record of session `s` (its hashes are not checked by `append`).
+fn row(s: &str, seq: u64, kind: Kind, body: &str) -> Row {
     Row {
         session: s.to_owned(),
-        seq: 0,
-        kind: Kind::SessionStart,
+        seq,
+        kind,
         at_us: 1,
-        body: serde_json::to_string(&crate::store::chain::tests::start(user)).unwrap(),
+        body: body.to_owned(),
         prev: [0; 32],
         hash: [0; 32],
     }
+}
+
+/// Session `s`'s first record, its start.
+fn started(s: &str, user: &str) -> Row {
+    let body = serde_json::to_string(&crate::store::chain::tests::start(user)).unwrap();
+    row(s, 0, Kind::SessionStart, &body)
+}
+
+/// A store holding `chain::tests::trail`'s sessions: its directory
+/// (kept for as long as the store is used) and its path.
+fn a_trail() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    crate::store::chain::tests::trail(&path);
+    (dir, path)
 }
 
 /// Every session's rows, by id.
@@ -78,9 +93,7 @@ fn verified(store: &mut SqliteStore) -> crate::store::chain::Report {
 
 #[test]
 fn a_store_keyed_by_session_is_put_in_commit_order_and_still_verifies() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    crate::store::chain::tests::trail(&path);
+    let (_dir, path) = a_trail();
     let mut store = SqliteStore::open(&path).unwrap();
     let before = all_rows(&mut store);
     let listed = store.sessions().unwrap();
@@ -123,6 +136,10 @@ fn a_store_of_a_newer_form_is_refused_not_read() {
     assert!(e.contains("form 2"), "{e}");
 }
 
+/// The first form's records table (types aside, which SQLite does not
+/// enforce): keyed by `(session, seq)`.
+const FORM_0_RECORDS: &str = "CREATE TABLE records_form_0 (session, seq, kind, at_us, body, prev, hash, PRIMARY KEY (session, seq));";
+
 /// `path`'s store put back in the first form, as a gateway before this
 /// one left it: records keyed by (session, seq), listings without their
 /// newest.
@@ -136,7 +153,7 @@ fn back_to_form_0(path: &std::path::Path) {
              ALTER TABLE records_form_0 RENAME TO records;
              ALTER TABLE sessions DROP COLUMN last;
              PRAGMA user_version = 0;",
-            schema::FORM_0_RECORDS
+            FORM_0_RECORDS
         ))
         .unwrap();
 }
@@ -150,9 +167,7 @@ fn form(path: &std::path::Path) -> i64 {
 
 #[test]
 fn a_command_that_only_reads_never_migrates_a_store_a_gateway_may_be_writing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    crate::store::chain::tests::trail(&path);
+    let (dir, path) = a_trail();
     back_to_form_0(&path);
     let Err(StoreError::Backend(e)) = SqliteStore::open_for(&path, Access::Read) else {
         panic!("a reader opened a store of the first form");
@@ -169,31 +184,19 @@ fn a_command_that_only_reads_never_migrates_a_store_a_gateway_may_be_writing() {
 fn a_record_that_does_not_follow_its_sessions_stored_ones_is_refused_not_stored_twice() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
-    let start = serde_json::to_string(&crate::store::chain::tests::start("ann")).unwrap();
-    let row = |seq, kind, body: &str| Row {
-        session: "s".to_owned(),
-        seq,
-        kind,
-        at_us: 1,
-        body: body.to_owned(),
-        prev: [0; 32],
-        hash: [0; 32],
-    };
-    store
-        .append(&[row(0, Kind::SessionStart, &start)], &mut [], &[])
-        .unwrap();
+    store.append(&[started("s", "ann")], &mut [], &[]).unwrap();
     // The same record again (a group retried although it landed), and
     // one past a gap.
     for seq in [0, 2] {
         let Err(StoreError::Backend(e)) =
-            store.append(&[row(seq, Kind::Events, "x")], &mut [], &[])
+            store.append(&[row("s", seq, Kind::Events, "x")], &mut [], &[])
         else {
             panic!("record {seq} stored after record 0");
         };
         assert!(e.contains("does not follow"), "{e}");
     }
     store
-        .append(&[row(1, Kind::Events, "x")], &mut [], &[])
+        .append(&[row("s", 1, Kind::Events, "x")], &mut [], &[])
         .unwrap();
     assert_eq!(store.rows("s").unwrap().len(), 2);
     assert_eq!(store.record_count().unwrap(), 2);
@@ -201,9 +204,7 @@ fn a_record_that_does_not_follow_its_sessions_stored_ones_is_refused_not_stored_
 
 #[test]
 fn a_store_numbered_up_to_the_largest_place_refuses_records_instead_of_scattering_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    crate::store::chain::tests::trail(&path);
+    let (_dir, path) = a_trail();
     let mut store = SqliteStore::open(&path).unwrap();
     store
         .connection()
@@ -234,23 +235,10 @@ fn a_group_commit_of_busy_sessions_writes_their_records_not_an_index_leaf_each()
         .connection()
         .pragma_update(None, "wal_autocheckpoint", 0)
         .unwrap();
-    let start = serde_json::to_string(&crate::store::chain::tests::start("ann")).unwrap();
     let sessions: Vec<String> = (0..16)
         .map(|i| format!("session-{i:02}-{}", "x".repeat(20)))
         .collect();
-    let row = |session: &str, seq: u64, kind, body: String| Row {
-        session: session.to_owned(),
-        seq,
-        kind,
-        at_us: 1,
-        body,
-        prev: [1; 32],
-        hash: [2; 32],
-    };
-    let starts: Vec<Row> = sessions
-        .iter()
-        .map(|s| row(s, 0, Kind::SessionStart, start.clone()))
-        .collect();
+    let starts: Vec<Row> = sessions.iter().map(|s| started(s, "ann")).collect();
     store.append(&starts, &mut [], &[]).unwrap();
     // Each commit: one record of about 1.2 KB per session (what a busy
     // session's 200 ms of reads packs to), and its counts.
@@ -267,7 +255,7 @@ fn a_group_commit_of_busy_sessions_writes_their_records_not_an_index_leaf_each()
                         char::from(b'a' + (noise % 26) as u8)
                     })
                     .collect();
-                row(s, seq, Kind::Events, body)
+                row(s, seq, Kind::Events, &body)
             })
             .collect();
         let counts: Vec<(String, u64, u64)> = sessions.iter().map(|s| (s.clone(), 30, 0)).collect();
