@@ -57,6 +57,9 @@ for pid in $SG_PID $SG1_PID $PGB_PID; do
   kill -0 "$pid" 2>/dev/null || { echo "a proxy did not start: see $OUT/*.log" >&2; exit 1; }
 done
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Context switches of all a process's threads (each sleep in epoll_wait
+# and wake-up is one): how many events each wake-up serves.
+switches() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}'; }
 txns() { awk '/actually processed/ {split($NF, a, "/"); print a[1]}' "$1"; }
 per_txn() { python3 -c "print(round(($2 - $1) * 1e6 / $(getconf CLK_TCK) / $3, 2))"; }
 # The pgbench arguments of a mode.
@@ -65,15 +68,16 @@ kind() { if [ "$1" = tpcb ]; then echo "-M simple"; else echo "-S -M $1"; fi; }
 bench() { pgbench -n $(kind "$1") -c "$C" -j 2 -T "$T" -R "$2" -h 127.0.0.1 -p "$3" -U "$PGUSER" sqlgate_bench; }
 # One pair: PgBouncer and the sqlgate instance LABEL (PID, PORT) at once.
 pair() {
-  local m=$1 rate=$2 r=$3 label=$4 pid=$5 port=$6 a0 a1 b0 b1 n_s n_b
-  a0=$(cpu "$pid") b0=$(cpu "$PGB_PID")
+  local m=$1 rate=$2 r=$3 label=$4 pid=$5 port=$6 a0 a1 b0 b1 n_s n_b w0 w1 v0 v1
+  a0=$(cpu "$pid") b0=$(cpu "$PGB_PID") w0=$(switches "$pid") v0=$(switches "$PGB_PID")
   bench "$m" "$rate" "$PGB_PORT" >"$OUT/pgb.log" 2>&1 &
   local bg=$!
   bench "$m" "$rate" "$port" >"$OUT/sg.log" 2>&1
   wait $bg
-  a1=$(cpu "$pid") b1=$(cpu "$PGB_PID")
+  a1=$(cpu "$pid") b1=$(cpu "$PGB_PID") w1=$(switches "$pid") v1=$(switches "$PGB_PID")
   n_s=$(txns "$OUT/sg.log") n_b=$(txns "$OUT/pgb.log")
-  echo "$m $rate $r $label $n_s $(per_txn "$a0" "$a1" "$n_s") pgbouncer $n_b $(per_txn "$b0" "$b1" "$n_b")"
+  echo "$m $rate $r $label $n_s $(per_txn "$a0" "$a1" "$n_s") pgbouncer $n_b $(per_txn "$b0" "$b1" "$n_b")" \
+    "switches $(python3 -c "print(round(($w1 - $w0) / $n_s, 2), round(($v1 - $v0) / $n_b, 2))")"
 }
 for m in $MODES; do  # warm both paths
   # shellcheck disable=SC2046
@@ -95,7 +99,7 @@ python3 - "$OUT/runs.txt" <<'PY' | tee "$OUT/summary.txt"
 import collections, statistics, sys
 runs = collections.defaultdict(list)
 for line in open(sys.argv[1]):
-    m, rate, _, label, n, us, _, nb, usb = line.split()
+    m, rate, _, label, n, us, _, nb, usb = line.split()[:9]
     runs[(m, int(rate), label)].append((float(us), float(usb), int(n), int(nb)))
 print("| mode | rate (TPS each) | sqlgate instance | CPU µs/txn | PgBouncer CPU µs/txn | sqlgate ÷ PgBouncer per pair | median |")
 print("|---|---|---|---|---|---|---|")

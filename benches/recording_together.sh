@@ -7,7 +7,7 @@
 # the same window, and the recorder thread's share of the "on" one's. Alternating runs (`recording_e2e.sh`) move by more than
 # 10 % from one 8 s run to the next here; these pairs by a few percent.
 #
-#   bash benches/recording_together.sh [-T SECS] [-r ROUNDS] [-c CLIENTS] [-m "prepared simple tpcb"] [-R TPS] [-A BIN -B BIN]
+#   bash benches/recording_together.sh [-T SECS] [-r ROUNDS] [-c CLIENTS] [-m "prepared simple tpcb"] [-R TPS] [-A BIN -B BIN [-w off]]
 #
 # -R: each pgbench holds this rate (pgbench -R), so that both instances
 # run at the same throughput: unthrottled pairs on a busy machine can
@@ -16,17 +16,18 @@
 # -A BIN -B BIN: two builds compared instead, both recording, each with a
 # store of its own ("off" is build A, "on" build B in the output): what
 # a change to the recorder costs, measured side by side (copy the
-# release binary aside before and after the change).
+# release binary aside before and after the change). With `-w off` both
+# builds run without recording: what a change to the relay costs.
 #
 # Needs the database recording_e2e.sh makes (sqlgate_bench, pgbench scale
 # 10) on $PGHOST:$PGPORT and a release build (cargo build --release).
 # Prints one line per run and instance, then per mode the median of the
 # pairs' on/off ratios. Raw output: bench-results/.
 set -euo pipefail
-T=8 R=6 C=16 MODES="prepared simple" RATE="" BIN_A="" BIN_B=""
+T=8 R=6 C=16 MODES="prepared simple" RATE="" BIN_A="" BIN_B="" BOTH_RECORD=true
 while [ $# -gt 0 ]; do
   case "$1" in
-    -T) T=$2; shift 2;; -R) RATE=$2; shift 2;; -A) BIN_A=$2; shift 2;; -B) BIN_B=$2; shift 2;; -r) R=$2; shift 2;; -c) C=$2; shift 2;; -m) MODES=$2; shift 2;;
+    -T) T=$2; shift 2;; -R) RATE=$2; shift 2;; -A) BIN_A=$2; shift 2;; -B) BIN_B=$2; shift 2;; -w) [ "$2" = off ] && BOTH_RECORD=false; shift 2;; -r) R=$2; shift 2;; -c) C=$2; shift 2;; -m) MODES=$2; shift 2;;
     *) echo "unknown arg $1" >&2; exit 2;;
   esac
 done
@@ -40,8 +41,8 @@ write_config() { gateway_config "$1" "$2" sqlgate_bench bench-policy.toml; }
 OFF_PORT=6481 ON_PORT=6482
 if [ -n "$BIN_A$BIN_B" ]; then
   [ -x "$BIN_A" ] && [ -x "$BIN_B" ] || { echo "-A and -B name two executables" >&2; exit 2; }
-  { write_config $OFF_PORT true; printf '\n[store]\npath = "a.db"\n'; } >"$OUT/sqlgate-off.toml"
-  { write_config $ON_PORT true; printf '\n[store]\npath = "b.db"\n'; } >"$OUT/sqlgate-on.toml"
+  { write_config $OFF_PORT $BOTH_RECORD; printf '\n[store]\npath = "a.db"\n'; } >"$OUT/sqlgate-off.toml"
+  { write_config $ON_PORT $BOTH_RECORD; printf '\n[store]\npath = "b.db"\n'; } >"$OUT/sqlgate-on.toml"
 else
   BIN_A="$HERE/target/release/sqlgate" BIN_B="$HERE/target/release/sqlgate"
   write_config $OFF_PORT false >"$OUT/sqlgate-off.toml"

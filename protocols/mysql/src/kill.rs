@@ -150,6 +150,17 @@ impl Kill {
 /// other KILL forms (`KILL QUERY ID`, `KILL USER`), which the gateway
 /// refuses; `None` for anything that is not a KILL.
 pub fn parse(sql: &[u8]) -> Option<Result<Kill, ()>> {
+    // Every query passes here: most are told apart by their first byte,
+    // without a UTF-8 check of the whole text. Text trimming removes
+    // ASCII whitespace and non-ASCII whitespace (whose bytes are all
+    // past 0x7F), so an ASCII byte other than `k` after the ASCII
+    // whitespace starts a first word that is not `KILL`.
+    let first = sql
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'));
+    if first.is_some_and(|b| b.is_ascii() && !b.eq_ignore_ascii_case(&b'k')) {
+        return None;
+    }
     let text = std::str::from_utf8(sql).ok()?;
     let text = text.trim().trim_end_matches(';').trim_end();
     let mut words = text.split_ascii_whitespace();
@@ -200,6 +211,11 @@ mod tests {
         assert_eq!(parse(b"KILL QUERY ID 3"), Some(Err(())));
         assert_eq!(parse(b"KILL USER bob"), Some(Err(())));
         assert_eq!(parse(b"SELECT 1"), None);
+        // Whitespace the text's trimming removes, ASCII or not.
+        assert!(parse(b" \t\x0b\x0c\r\nkill 4").unwrap().is_ok());
+        assert!(parse("\u{a0}\u{2003}Kill 4".as_bytes()).unwrap().is_ok());
+        assert_eq!(parse(b"  select 1"), None);
+        assert_eq!(parse(b""), None);
         assert_eq!(parse(b"killjoy"), None);
         assert_eq!(parse(b"KILL QUERY 5 DROP TABLE t"), Some(Err(())));
     }

@@ -100,6 +100,9 @@ pub struct Response {
     /// A COM_STMT_PREPARE's answer: the statement id and its parameter
     /// count.
     pub prepared: Option<(u32, u16)>,
+    /// Rows are passed by [`Response::pass_rows`] where nothing samples
+    /// them (off only in the tests that hold it to the general walk).
+    rows_fast: bool,
 }
 
 /// Outcomes one response keeps, at most.
@@ -126,6 +129,7 @@ impl Response {
             bytes: 0,
             tap: None,
             prepared: None,
+            rows_fast: true,
         }
     }
 
@@ -208,6 +212,13 @@ impl Response {
                     return Ok(pos);
                 }
             }
+            if self.rows_fast && self.state == State::Rows && self.tap.is_none() && !self.continuing
+            {
+                pos = self.pass_rows(buf, pos);
+                if self.skip > 0 {
+                    return Ok(pos);
+                }
+            }
             let Some((len, _seq)) = header(&buf[pos..]) else {
                 return Ok(pos);
             };
@@ -264,6 +275,35 @@ impl Response {
             self.continuing = len == MAX_FRAGMENT;
             self.skip = HEADER_LEN + len;
         }
+    }
+
+    /// Passes the rows at `pos` without a look at each row's role: a
+    /// result set's rows are most of the packets a gateway forwards, and
+    /// a row is told from what ends the rows by its first byte. Stops
+    /// before the first packet that is not a plain row (an ERR, a
+    /// terminator, a fragment of a long packet, a header or first byte
+    /// not read yet), which the general walk takes; a row cut by the
+    /// buffer's end is passed and the rest of it skipped, as that walk
+    /// does. Only where nothing samples the rows (no tap).
+    fn pass_rows(&mut self, buf: &[u8], mut pos: usize) -> usize {
+        while let Some(h) = buf.get(pos..pos + HEADER_LEN + 1) {
+            let len = h[0] as usize | (h[1] as usize) << 8 | (h[2] as usize) << 16;
+            // An empty packet's "first byte" is the next packet's header.
+            let first = (len > 0).then_some(h[HEADER_LEN]);
+            if len == MAX_FRAGMENT || first == Some(0xff) || self.is_terminator(first, len) {
+                break;
+            }
+            let whole = HEADER_LEN + len;
+            self.bytes += whole as u64;
+            self.rows += 1;
+            let here = whole.min(buf.len() - pos);
+            pos += here;
+            if here < whole {
+                self.skip = whole - here;
+                break;
+            }
+        }
+        pos
     }
 
     /// Whether the tap takes this packet whole: every column definition
@@ -547,6 +587,97 @@ mod tests {
             false,
             &[vec![1], col.clone(), eof(ok::STATUS_CURSOR_EXISTS)],
         );
+    }
+
+    /// What a walk over `bytes` in chunks of `sizes` (cycled) saw: the
+    /// bytes forwarded at each call (or its error), then its end.
+    fn walk(
+        fast: bool,
+        deprecate_eof: bool,
+        bytes: &[u8],
+        sizes: &[usize],
+    ) -> (Vec<Result<usize, String>>, bool, u16, Vec<(u64, u64)>) {
+        let mut r = Response::new(Expect::Results, deprecate_eof);
+        r.rows_fast = fast;
+        let (mut fed, mut forwarded, mut seen) = (0, 0, Vec::new());
+        for size in sizes.iter().cycle() {
+            if r.done() || fed == bytes.len() {
+                break;
+            }
+            fed = (fed + size).min(bytes.len());
+            match r.scan(&bytes[forwarded..fed]) {
+                Ok(n) => {
+                    forwarded += n;
+                    seen.push(Ok(n));
+                }
+                Err(e) => {
+                    seen.push(Err(e.to_string()));
+                    break;
+                }
+            }
+        }
+        let outcomes = r
+            .take_outcomes()
+            .iter()
+            .map(|o| match o {
+                Outcome::Done { rows, bytes, .. } => (*rows, *bytes),
+                Outcome::Failed { bytes, .. } => (u64::MAX, *bytes),
+            })
+            .collect();
+        (seen, r.done(), r.status, outcomes)
+    }
+
+    #[test]
+    fn rows_passed_fast_are_walked_as_the_general_walk_does() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let col = vec![3, b'd', b'e', b'f', 0, 0, 0];
+        for case in 0..3000 {
+            let deprecate_eof = rng.random_bool(0.5);
+            let mut packets = vec![vec![1], col.clone()];
+            if !deprecate_eof {
+                packets.push(eof(0));
+            }
+            for _ in 0..rng.random_range(0..12) {
+                // Rows whose first byte is what ends rows elsewhere: a
+                // NULL (0xfb), a long length (0xfe, 9 bytes or more), an
+                // empty row, and plain ones.
+                let row = match rng.random_range(0..5) {
+                    0 => vec![0xfb],
+                    1 => {
+                        let mut r = vec![0xfe];
+                        r.resize(rng.random_range(9..40), b'x');
+                        r
+                    }
+                    2 => Vec::new(),
+                    _ => row(&vec![b'v'; rng.random_range(0..300)]),
+                };
+                packets.push(row);
+            }
+            packets.push(match rng.random_range(0..4) {
+                0 => vec![0xff, 0x10, 0x04, b'#', b'H', b'Y', b'0', b'0', b'0', b'x'],
+                1 if deprecate_eof => ok_fe(ok::STATUS_MORE_RESULTS),
+                _ if deprecate_eof => ok_fe(2),
+                _ => eof(2),
+            });
+            if case % 500 == 0 {
+                // A row of fragments (16 MiB and more).
+                let mut big = vec![0xfe];
+                big.resize(MAX_FRAGMENT + 10, b'y');
+                packets.insert(packets.len() - 1, big);
+            }
+            let mut bytes = wire(&packets);
+            // More results or what follows the response.
+            bytes.extend_from_slice(&wire(&[vec![1], col.clone(), row(b"z"), eof(0)]));
+            let sizes: Vec<usize> = (0..rng.random_range(1..6))
+                .map(|_| rng.random_range(1..600))
+                .collect();
+            assert_eq!(
+                walk(true, deprecate_eof, &bytes, &sizes),
+                walk(false, deprecate_eof, &bytes, &sizes),
+                "case {case}: {packets:?} in chunks of {sizes:?}"
+            );
+        }
     }
 
     #[test]

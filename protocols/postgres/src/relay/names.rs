@@ -88,6 +88,11 @@ pub(super) struct Names {
     portals: HashMap<Vec<u8>, Portal>,
     /// The mask of results the relay cannot tie to a judged statement.
     unknown: Option<Arc<dyn ResultMask>>,
+    /// The columns slot of every unknown statement in a session that does
+    /// not follow names: only the relay's own Describe fills a slot, and
+    /// such a session sends none, so one empty slot serves them all (an
+    /// allocation less per execution, where every name is unknown).
+    never_filled: FieldsSlot,
 }
 
 impl Names {
@@ -97,6 +102,7 @@ impl Names {
             statements: HashMap::new(),
             portals: HashMap::new(),
             unknown,
+            never_filled: FieldsSlot::default(),
         }
     }
 
@@ -117,7 +123,13 @@ impl Names {
     pub fn unknown_statement(&self) -> Statement {
         Statement {
             plan: self.unknown_plan(),
-            ..Statement::default()
+            fields: match self.masking {
+                // A masking session keeps the statements it follows in
+                // its maps, each with a slot of its own.
+                true => FieldsSlot::default(),
+                false => self.never_filled.clone(),
+            },
+            effect: Effect::default(),
         }
     }
 
