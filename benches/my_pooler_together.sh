@@ -55,6 +55,9 @@ for pid in $SG_PID $HA_PID; do
   kill -0 "$pid" 2>/dev/null || { echo "a proxy did not start: see $OUT/*.log" >&2; exit 1; }
 done
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Context switches of all a process's threads (each sleep in epoll_wait
+# and wake-up is one): how many events each wake-up serves.
+switches() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}'; }
 bench() {  # PORT RATE
   sysbench oltp_read_only "${COMMON[@]}" --mysql-host=127.0.0.1 --mysql-port="$1" \
     --db-ps-mode=disable --threads=16 --time="$T" --rate="$2" --report-interval=0 run
@@ -67,21 +70,22 @@ bench $HA_PORT 100 >/dev/null 2>&1
 wait $WARM
 for r in $(seq "$R"); do
   for rate in $RATES; do
-    a0=$(cpu $SG_PID) b0=$(cpu $HA_PID)
+    a0=$(cpu $SG_PID) b0=$(cpu $HA_PID) w0=$(switches $SG_PID) v0=$(switches $HA_PID)
     bench $HA_PORT "$rate" >"$OUT/ha.log" 2>&1 &
     BG=$!
     bench $SG_PORT "$rate" >"$OUT/sg.log" 2>&1
     wait $BG
-    a1=$(cpu $SG_PID) b1=$(cpu $HA_PID)
+    a1=$(cpu $SG_PID) b1=$(cpu $HA_PID) w1=$(switches $SG_PID) v1=$(switches $HA_PID)
     q_s=$(queries "$OUT/sg.log") q_h=$(queries "$OUT/ha.log")
-    echo "$rate $r sqlgate $q_s $(per_query "$a0" "$a1" "$q_s") haproxy $q_h $(per_query "$b0" "$b1" "$q_h")"
+    echo "$rate $r sqlgate $q_s $(per_query "$a0" "$a1" "$q_s") haproxy $q_h $(per_query "$b0" "$b1" "$q_h")" \
+      "switches $(python3 -c "print(round(($w1 - $w0) / $q_s, 2), round(($v1 - $v0) / $q_h, 2))")"
   done
 done | tee "$OUT/runs.txt"
 python3 - "$OUT/runs.txt" <<'PY' | tee "$OUT/summary.txt"
 import collections, statistics, sys
 runs = collections.defaultdict(list)
 for line in open(sys.argv[1]):
-    rate, _, _, q, us, _, qh, ush = line.split()
+    rate, _, _, q, us, _, qh, ush = line.split()[:8]
     runs[int(rate)].append((float(us), float(ush), int(q), int(qh)))
 print("| rate (txn/s each) | queries (sqlgate, HAProxy) | sqlgate CPU µs/query | HAProxy CPU µs/query | ratio per pair | median |")
 print("|---|---|---|---|---|---|")

@@ -730,7 +730,7 @@ fn deciding_rule(d: &crate::policy::rules::Decision) -> Option<String> {
     let (_, v) = d.deciding.as_ref()?;
     Some(match &v.rule {
         Some(rule) => format!("{rule} ({})", v.entry),
-        None => v.entry.clone(),
+        None => v.entry.to_string(),
     })
 }
 
@@ -741,12 +741,12 @@ fn rule_is(recorded: Option<&str>, d: &crate::policy::rules::Decision) -> bool {
         (None, None) => true,
         (Some(r), Some((_, v))) => match &v.rule {
             Some(rule) => {
-                r.strip_prefix(rule.as_str())
+                r.strip_prefix(&**rule)
                     .and_then(|r| r.strip_prefix(" ("))
                     .and_then(|r| r.strip_suffix(')'))
-                    == Some(v.entry.as_str())
+                    == Some(&*v.entry)
             }
-            None => r == v.entry,
+            None => r == &*v.entry,
         },
         _ => false,
     }

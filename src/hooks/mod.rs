@@ -308,9 +308,6 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
         origin: sqlgate_mysql::StatementOrigin,
         sql: &[u8],
     ) -> Verdict<sqlgate_mysql::Masks> {
-        let policy = &self.0.policy;
-        let (catalog, key) = (policy.catalog(), policy.hash_key());
-        let cells = self.0.masked_cells();
         let masking = self.0.masking == Some(true);
         let judged = self
             .0
@@ -334,6 +331,14 @@ impl sqlgate_mysql::SessionHooks for MyJudge {
                 Ok(judged)
             })
             .map(|judged| {
+                // Most texts mask nothing: no catalog, key or counter is
+                // fetched for them, and no list is built.
+                if judged.iter().all(|j| j.masks.is_none()) {
+                    return Vec::new();
+                }
+                let policy = &self.0.policy;
+                let (catalog, key) = (policy.catalog(), policy.hash_key());
+                let cells = self.0.masked_cells();
                 judged
                     .into_iter()
                     .filter_map(|j| j.masks)

@@ -706,7 +706,7 @@ impl SessionPolicy {
             rule: decision
                 .deciding
                 .as_ref()
-                .and_then(|(_, tv)| tv.rule.clone()),
+                .and_then(|(_, tv)| tv.rule.as_deref().map(str::to_owned)),
             tags,
         }
     }

@@ -81,8 +81,8 @@ pub fn explain(
                         json!({
                             "tag": t.name(),
                             "verdict": tv.verdict.as_str(),
-                            "rule": tv.rule,
-                            "entry": tv.entry,
+                            "rule": tv.rule.as_deref(),
+                            "entry": &*tv.entry,
                         })
                     }
                     None => json!({ "tag": t.name(), "verdict": "allow", "rule": null,

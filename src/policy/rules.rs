@@ -6,6 +6,7 @@
 //! verdict per tag, so judging a statement is a lookup per tag.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -279,8 +280,8 @@ impl Policy {
                     if decided.as_ref().is_none_or(|d| verdict > d.verdict) {
                         decided = Some(TagVerdict {
                             verdict,
-                            rule: Some(rule.name.clone()),
-                            entry: pattern.as_str().to_owned(),
+                            rule: Some(rule.name.as_str().into()),
+                            entry: pattern.as_str().into(),
                         });
                     }
                 }
@@ -288,7 +289,7 @@ impl Policy {
             verdicts.push(decided.unwrap_or(TagVerdict {
                 verdict: self.defaults.unmatched,
                 rule: None,
-                entry: "defaults.unmatched".to_owned(),
+                entry: "defaults.unmatched".into(),
             }));
         }
         Table {
@@ -595,9 +596,10 @@ pub struct TagVerdict {
     /// The verdict.
     pub verdict: Verdict,
     /// The rule that gave it (`None`: the default for unmatched tags).
-    pub rule: Option<String>,
+    /// Shared, not copied: every judged statement's decision holds one.
+    pub rule: Option<Arc<str>>,
     /// The entry that decided (`ddl.drop`), or `defaults.unmatched`.
-    pub entry: String,
+    pub entry: Arc<str>,
 }
 
 /// The decision for statements that read account credentials, whatever
@@ -610,8 +612,8 @@ pub fn secrets_refusal() -> Decision {
             Tag::AdminSecrets,
             TagVerdict {
                 verdict: Verdict::Deny,
-                rule: Some("sqlgate: account credentials never leave the gateway".to_owned()),
-                entry: Tag::AdminSecrets.name().to_owned(),
+                rule: Some("sqlgate: account credentials never leave the gateway".into()),
+                entry: Tag::AdminSecrets.name().into(),
             },
         )),
     }
@@ -698,7 +700,7 @@ impl Table {
                     && tv
                         .rule
                         .as_ref()
-                        .is_some_and(|r| self.reviews.iter().any(|(name, _)| name == r)))
+                        .is_some_and(|r| self.reviews.iter().any(|(name, _)| **name == **r)))
         };
         Tag::ALL
             .iter()

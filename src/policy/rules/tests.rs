@@ -71,7 +71,7 @@ fn the_issue_example_judges_as_written() {
     );
     let drop = ci.decide(set(&[Tag::DdlDrop]), true);
     assert_eq!(drop.verdict, Verdict::Review);
-    assert_eq!(drop.deciding.unwrap().1.entry, "ddl.drop");
+    assert_eq!(&*drop.deciding.unwrap().1.entry, "ddl.drop");
     assert_eq!(
         ci.decide(set(&[Tag::WriteDelete, Tag::WriteUnbounded]), true)
             .verdict,
