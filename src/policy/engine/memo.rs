@@ -75,15 +75,16 @@ pub(super) struct ShapeMemo {
     /// Where the literals of the text being judged are (bytes), when it
     /// has a current entry.
     spans: Vec<Range<usize>>,
+    /// How they moved (kept, like `spans`, so that trying each
+    /// remembered text allocates nothing).
+    deltas: Deltas,
     /// The number the next remembered text takes.
     next_id: u64,
 }
 
-/// How a text's literals differ in length from a remembered text's.
-struct Moved {
-    /// Per literal: its change of length in bytes and in characters.
-    deltas: Vec<(isize, isize)>,
-}
+/// Per literal: its change of length in bytes and in characters, from a
+/// remembered text's to the text being judged.
+type Deltas = Vec<(isize, isize)>;
 
 /// The shape of the text just judged, for a session's other parts (the
 /// recording keeps what it found in a shape's constant bytes once).
@@ -105,21 +106,20 @@ impl ShapeMemo {
         if text.len() > MAX_TEXT {
             return None;
         }
-        let spans = &mut self.spans;
-        let (i, moved) = self
+        let (spans, deltas) = (&mut self.spans, &mut self.deltas);
+        let i = self
             .remembered
             .iter()
-            .enumerate()
-            .find_map(|(i, r)| matches(r, text, spans).map(|m| (i, m)))?;
+            .position(|r| matches(r, text, spans, deltas))?;
         self.uncounted += 1;
         let at = i.saturating_sub(1);
         self.remembered.swap(i, at);
         self.current = Some(at);
         let r = &self.remembered[at];
-        if moved.deltas.iter().all(|&d| d == (0, 0)) {
+        if self.deltas.iter().all(|&d| d == (0, 0)) {
             return Some(r.classified.clone());
         }
-        Some(shifted(r, &moved))
+        Some(shifted(r, &self.deltas))
     }
 
     /// Remembers `text`, whose classification stands for every text of
@@ -184,11 +184,26 @@ impl ShapeMemo {
     }
 }
 
-/// Whether `text` is `r`'s text with other literals (and how they moved;
-/// `spans`: where they are in `text`).
-fn matches(r: &Remembered, text: &[u8], spans: &mut Vec<Range<usize>>) -> Option<Moved> {
+/// Whether `text` is `r`'s text with other literals (`spans`: where they
+/// are in `text`; `deltas`: how they moved).
+fn matches(
+    r: &Remembered,
+    text: &[u8],
+    spans: &mut Vec<Range<usize>>,
+    deltas: &mut Deltas,
+) -> bool {
+    literals_at(r, text, spans, deltas).is_some()
+}
+
+/// [`matches`], with `?` for each way a text can differ.
+fn literals_at(
+    r: &Remembered,
+    text: &[u8],
+    spans: &mut Vec<Range<usize>>,
+    deltas: &mut Deltas,
+) -> Option<()> {
     let old = &*r.text;
-    let mut deltas = Vec::with_capacity(r.literals.len());
+    deltas.clear();
     spans.clear();
     // Where the next constant piece starts, in the old and the new text.
     let (mut from_old, mut from_new) = (0, 0);
@@ -208,7 +223,7 @@ fn matches(r: &Remembered, text: &[u8], spans: &mut Vec<Range<usize>>) -> Option
         from_old = l.bytes.end;
         from_new = start + len;
     }
-    (text.get(from_new..)? == &old[from_old..]).then_some(Moved { deltas })
+    (text.get(from_new..)? == &old[from_old..]).then_some(())
 }
 
 /// The length of the literal of `kind` at the start of `rest`, when
@@ -254,8 +269,9 @@ fn plain(b: u8) -> bool {
     (b' '..=b'~').contains(&b) && !b"'\"\\$#-*/!`".contains(&b)
 }
 
-/// `r`'s classification at the spans of the text that `moved` describes.
-fn shifted(r: &Remembered, moved: &Moved) -> Arc<[StatementRisk]> {
+/// `r`'s classification at the spans of the text whose literals moved
+/// by `deltas`.
+fn shifted(r: &Remembered, deltas: &[(isize, isize)]) -> Arc<[StatementRisk]> {
     // A position after a literal moves by the change of every literal
     // that ends at or before it (statements start and end at tokens, never
     // inside a literal).
@@ -263,7 +279,7 @@ fn shifted(r: &Remembered, moved: &Moved) -> Arc<[StatementRisk]> {
         let moved_by: isize = r
             .literals
             .iter()
-            .zip(&moved.deltas)
+            .zip(deltas)
             .filter(|(l, _)| end(l) <= p)
             .map(|(_, d)| delta(d))
             .sum();
