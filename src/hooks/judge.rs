@@ -17,6 +17,8 @@ mod retry;
 use crate::approvals::{self, Approvals};
 use crate::policy::engine::{Engine, Refusal, SessionPolicy};
 use crate::policy::parse::SqlDialect;
+use crate::policy::rules::Verdict as PolicyVerdict;
+use crate::policy::tags::Tag;
 use crate::store::writer::Recorder;
 use crate::store::SessionStart;
 pub use origin::TextOrigin;
@@ -70,13 +72,15 @@ pub(super) struct Judge {
     statement_counters: StatementCounters,
 }
 
-/// One session's handles on `sqlgate_statements_total`'s counters.
+/// One session's handles on `sqlgate_statements_total`'s counters, by
+/// verdict and tag (`None`: a statement without tags). Keyed by the
+/// enums, not their names: a name's hash costs more than the count.
 #[derive(Default)]
 struct StatementCounters(
     std::collections::HashMap<
-        (&'static str, &'static str),
+        (PolicyVerdict, Option<Tag>),
         prometheus_client::metrics::counter::Counter,
-        // (Keys are the gateway's own names: no client shapes them.)
+        // (Keys are the gateway's own values: no client shapes them.)
         foldhash::fast::FixedState,
     >,
 );
@@ -85,12 +89,14 @@ impl StatementCounters {
     fn count(
         &mut self,
         counters: &crate::admin::counters::Counters,
-        verdict: &'static str,
-        tag: &'static str,
+        verdict: PolicyVerdict,
+        tag: Option<Tag>,
     ) {
         self.0
             .entry((verdict, tag))
-            .or_insert_with(|| counters.statement_counter(verdict, tag))
+            .or_insert_with(|| {
+                counters.statement_counter(verdict.as_str(), tag.map_or("none", Tag::name))
+            })
             .inc();
     }
 }
@@ -572,13 +578,13 @@ impl Judge {
             match &judged {
                 Ok(judged) => {
                     for j in judged {
-                        let verdict = j.decision.verdict.as_str();
-                        let mut tags = j.tags.iter().map(crate::policy::tags::Tag::name).peekable();
+                        let verdict = j.decision.verdict;
+                        let mut tags = j.tags.iter().peekable();
                         if tags.peek().is_none() {
-                            self.statement_counters.count(c, verdict, "none");
+                            self.statement_counters.count(c, verdict, None);
                         }
                         for tag in tags {
-                            self.statement_counters.count(c, verdict, tag);
+                            self.statement_counters.count(c, verdict, Some(tag));
                         }
                     }
                 }

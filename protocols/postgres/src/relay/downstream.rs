@@ -198,6 +198,9 @@ impl<'a> Downstream<'a> {
             }
             let read = if self.skip == 0 {
                 tokio::select! {
+                    // (No random start per read: notices wait for no
+                    // read, they go out at the top of every turn.)
+                    biased;
                     r = rd.read_buf(buf) => r,
                     // (`read_buf` is cancel-safe: nothing read is lost.)
                     _ = &mut notice => {

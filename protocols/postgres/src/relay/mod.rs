@@ -147,6 +147,10 @@ pub async fn run(
         tokio::pin!(c2s, s2c);
         let end = loop {
             tokio::select! {
+                // In order, without drawing a random start at every wake:
+                // the directions return at the session's end only, so the
+                // shutdown's branch is polled at every wake all the same.
+                biased;
                 r = &mut c2s => break r,
                 r = &mut s2c => break r,
                 _ = &mut stop, if !shared.draining.load(Ordering::Relaxed) => {
