@@ -55,6 +55,7 @@ for pid in $SG_PID $HA_PID; do
   kill -0 "$pid" 2>/dev/null || { echo "a proxy did not start: see $OUT/*.log" >&2; exit 1; }
 done
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+user() { awk '{print $14}' "/proc/$1/stat"; }
 # Context switches of all a process's threads (each sleep in epoll_wait
 # and wake-up is one): how many events each wake-up serves.
 switches() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}'; }
@@ -70,15 +71,16 @@ bench $HA_PORT 100 >/dev/null 2>&1
 wait $WARM
 for r in $(seq "$R"); do
   for rate in $RATES; do
-    a0=$(cpu $SG_PID) b0=$(cpu $HA_PID) w0=$(switches $SG_PID) v0=$(switches $HA_PID)
+    a0=$(cpu $SG_PID) b0=$(cpu $HA_PID) w0=$(switches $SG_PID) v0=$(switches $HA_PID) u0=$(user $SG_PID) h0=$(user $HA_PID)
     bench $HA_PORT "$rate" >"$OUT/ha.log" 2>&1 &
     BG=$!
     bench $SG_PORT "$rate" >"$OUT/sg.log" 2>&1
     wait $BG
-    a1=$(cpu $SG_PID) b1=$(cpu $HA_PID) w1=$(switches $SG_PID) v1=$(switches $HA_PID)
+    a1=$(cpu $SG_PID) b1=$(cpu $HA_PID) w1=$(switches $SG_PID) v1=$(switches $HA_PID) u1=$(user $SG_PID) h1=$(user $HA_PID)
     q_s=$(queries "$OUT/sg.log") q_h=$(queries "$OUT/ha.log")
     echo "$rate $r sqlgate $q_s $(per_query "$a0" "$a1" "$q_s") haproxy $q_h $(per_query "$b0" "$b1" "$q_h")" \
-      "switches $(python3 -c "print(round(($w1 - $w0) / $q_s, 2), round(($v1 - $v0) / $q_h, 2))")"
+      "switches $(python3 -c "print(round(($w1 - $w0) / $q_s, 2), round(($v1 - $v0) / $q_h, 2))")" \
+      "user $(per_query "$u0" "$u1" "$q_s") $(per_query "$h0" "$h1" "$q_h")"
   done
 done | tee "$OUT/runs.txt"
 python3 - "$OUT/runs.txt" <<'PY' | tee "$OUT/summary.txt"

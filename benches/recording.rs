@@ -24,7 +24,7 @@ use sqlgate_net::outcome::{Outcome, ResultSample};
 
 /// As the `sqlgate` binary allocates.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: sqlgate::allocator::Allocator = sqlgate::allocator::Allocator;
 
 const SESSIONS: usize = 16;
 const READS: usize = 400_000;

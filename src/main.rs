@@ -18,7 +18,7 @@ use tracing_subscriber::EnvFilter;
 /// BENCHMARKS.md. Freed memory returns to the system at once
 /// (`sqlgate::allocator`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: sqlgate::allocator::Allocator = sqlgate::allocator::Allocator;
 
 #[derive(Parser)]
 #[command(
