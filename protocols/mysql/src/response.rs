@@ -589,14 +589,13 @@ mod tests {
         );
     }
 
-    /// What a walk over `bytes` in chunks of `sizes` (cycled) saw: the
-    /// bytes forwarded at each call (or its error), then its end.
-    fn walk(
-        fast: bool,
-        deprecate_eof: bool,
-        bytes: &[u8],
-        sizes: &[usize],
-    ) -> (Vec<Result<usize, String>>, bool, u16, Vec<(u64, u64)>) {
+    /// What a walk saw: the bytes forwarded at each call (or its error),
+    /// whether the response was done, its status, and its outcomes' rows
+    /// and bytes.
+    type Walked = (Vec<Result<usize, String>>, bool, u16, Vec<(u64, u64)>);
+
+    /// A walk over `bytes` in chunks of `sizes` (cycled).
+    fn walk(fast: bool, deprecate_eof: bool, bytes: &[u8], sizes: &[usize]) -> Walked {
         let mut r = Response::new(Expect::Results, deprecate_eof);
         r.rows_fast = fast;
         let (mut fed, mut forwarded, mut seen) = (0, 0, Vec::new());
