@@ -4,19 +4,21 @@
 # (counts this machine's noise does not move; user space only, every
 # thread).
 #
-#   bash benches/callgrind_mysql.sh [-b BINARY] [-w off|on]
+#   bash benches/callgrind_mysql.sh [-b BINARY] [-w off|on] [-R TPS]
 #
 # sysbench oltp_read_only with --db-ps-mode=disable (the text protocol:
 # every query judged), 4 threads: 100 transactions to warm up (counters
-# then zeroed), then 500, counted. Needs the database my_pooler_together.sh
+# then zeroed), then 500, counted. With -R: 16 threads at that rate for
+# 10 s instead (a wake-up per query or two, as at the low rates of
+# my_pooler_together.sh, where nothing is batched). Needs the database my_pooler_together.sh
 # makes (sqlgate_bench, 4 tables of 10,000 rows) on $MYHOST:$MYPORT.
 # Prints one line; the callgrind files stay in bench-results/.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
-BIN="$HERE/target/release/sqlgate" W=off
+BIN="$HERE/target/release/sqlgate" W=off RATE=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    -b) BIN=$2; shift 2;; -w) W=$2; shift 2;;
+    -b) BIN=$2; shift 2;; -w) W=$2; shift 2;; -R) RATE=$2; shift 2;;
     *) echo "unknown arg $1" >&2; exit 2;;
   esac
 done
@@ -37,9 +39,11 @@ for _ in $(seq 120); do
   mariadb-admin --no-defaults -h127.0.0.1 -P$PORT -usqlgate_bench -p"$MYPW" ping >/dev/null 2>&1 && break; sleep 1
 done
 bench() {
+  local load=(--threads=4 --events="$1" --time=0)
+  [ -n "$RATE" ] && [ "$1" != 100 ] && load=(--threads=16 --rate="$RATE" --time=10)
   sysbench oltp_read_only --db-driver=mysql --mysql-user=sqlgate_bench --mysql-password="$MYPW" \
     --mysql-db="$DB" --tables=4 --table-size=10000 --mysql-host=127.0.0.1 --mysql-port=$PORT \
-    --db-ps-mode=disable --threads=4 --events="$1" --time=0 --report-interval=0 run
+    --db-ps-mode=disable "${load[@]}" --report-interval=0 run
 }
 bench 100 >/dev/null 2>&1
 callgrind_control -z $PID >/dev/null 2>&1
