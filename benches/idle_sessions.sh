@@ -65,7 +65,7 @@ targets = ["idle"]
 [recording]
 enabled = false
 TOML
-RUST_LOG=warn "$HERE/target/release/sqlgate" serve --config "$DIR/sqlgate.toml" 2>"$DIR/sqlgate.log" &
+RUST_LOG=warn "${SQLGATE_BIN:-$HERE/target/release/sqlgate}" serve --config "$DIR/sqlgate.toml" 2>"$DIR/sqlgate.log" &
 SG_PID=$!
 for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p $SG_PORT && break; sleep 0.1; done
 

@@ -34,6 +34,26 @@ pub fn return_freed_memory_at_once() {
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
 }
 
+/// No transparent huge pages for this process's memory from now on.
+/// Why: mimalloc 3 commits its arenas whole where the OS overcommits and
+/// asks the kernel for huge pages on them; with the kernel's THP on
+/// (`always`, or `madvise` as here) a session's first touch of a buffer
+/// then made a 2 MiB page resident, and each idle session held 173 KiB
+/// instead of 41 (`benches/idle_sessions.sh`, 1,000 sessions; the aim is
+/// 64). mimalloc's own switch (`allow_thp`) is read before `main` runs;
+/// the process's flag is checked at every page fault. Failure (an old
+/// kernel) changes nothing but the memory figure, and is logged.
+pub fn no_huge_pages() -> std::io::Result<()> {
+    // SAFETY: prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) passes integers only
+    // and sets a flag of this process's memory map; no memory is read or
+    // written through an argument.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    match rc {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::ffi::c_void;
 

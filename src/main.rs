@@ -270,6 +270,9 @@ fn run() -> anyhow::Result<ExitCode> {
                 }
             };
             init_logging(config.log_format);
+            if let Err(e) = sqlgate::allocator::no_huge_pages() {
+                tracing::warn!(error = %e, "cannot turn transparent huge pages off for this process: idle sessions will hold more memory");
+            }
             let mut rt = tokio::runtime::Builder::new_multi_thread();
             match config.worker_threads {
                 Some(n) => {
