@@ -47,7 +47,10 @@ pub fn no_huge_pages() -> std::io::Result<()> {
     // SAFETY: prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) passes integers only
     // and sets a flag of this process's memory map; no memory is read or
     // written through an argument.
-    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    // (The kernel reads the arguments as unsigned longs: passed as such,
+    // not as the variadic call's default ints.)
+    let (on, unused): (libc::c_ulong, libc::c_ulong) = (1, 0);
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, on, unused, unused, unused) };
     match rc {
         0 => Ok(()),
         _ => Err(std::io::Error::last_os_error()),
