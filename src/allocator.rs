@@ -14,10 +14,20 @@
 //! the right address only, else by allocating more than was asked and
 //! aligning inside it: 2 of 2.2 allocations per transaction took that
 //! way under pgbench (callgrind), at about 140 instructions each.
+//! [`no_huge_pages`] keeps the kernel's transparent huge pages out of the
+//! process's memory (why: on the function).
 //!
 //! This module must never pass mimalloc an option index that is not one
 //! of the bundled mimalloc's, nor ask it for a plain block where a plain
 //! block's alignment is less than the layout's.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::ffi::c_void;
+
+use libmimalloc_sys::{
+    mi_free, mi_malloc, mi_malloc_aligned, mi_realloc, mi_realloc_aligned, mi_zalloc,
+    mi_zalloc_aligned,
+};
 
 /// mimalloc's `mi_option_purge_delay`: its index in `mi_option_e`, the
 /// same in the v2 and v3 headers libmimalloc-sys bundles (which names no
@@ -57,14 +67,6 @@ pub fn no_huge_pages() -> std::io::Result<()> {
     }
 }
 
-use std::alloc::{GlobalAlloc, Layout};
-use std::ffi::c_void;
-
-use libmimalloc_sys::{
-    mi_free, mi_malloc, mi_malloc_aligned, mi_realloc, mi_realloc_aligned, mi_zalloc,
-    mi_zalloc_aligned,
-};
-
 /// The alignment of every mimalloc block of at least this size (its
 /// `MI_MAX_ALIGN_SIZE` on 64-bit targets; `alloc.c` asserts it of every
 /// block it hands out: `block_size < MI_MAX_ALIGN_SIZE ||
@@ -81,6 +83,25 @@ fn plain(layout: &Layout) -> bool {
     layout.align() <= BLOCK_ALIGN && layout.align() <= layout.size()
 }
 
+/// A new block for `layout` (`zeroed`: filled with zeros), plain where a
+/// plain block has the layout's alignment.
+#[inline]
+fn block(layout: Layout, zeroed: bool) -> *mut u8 {
+    let (size, align) = (layout.size(), layout.align());
+    // SAFETY: mimalloc's allocation functions take a size and an
+    // alignment (a power of two, as every Layout's is) and read or write
+    // no memory of the caller's.
+    unsafe {
+        match (plain(&layout), zeroed) {
+            (true, false) => mi_malloc(size),
+            (true, true) => mi_zalloc(size),
+            (false, false) => mi_malloc_aligned(size, align),
+            (false, true) => mi_zalloc_aligned(size, align),
+        }
+    }
+    .cast()
+}
+
 /// mimalloc as the global allocator (see the module's doc).
 pub struct Allocator;
 
@@ -92,27 +113,12 @@ pub struct Allocator;
 unsafe impl GlobalAlloc for Allocator {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as above; mimalloc's allocation functions take sizes
-        // and alignments (powers of two, as every Layout's is) only.
-        unsafe {
-            match plain(&layout) {
-                true => mi_malloc(layout.size()),
-                false => mi_malloc_aligned(layout.size(), layout.align()),
-            }
-        }
-        .cast()
+        block(layout, false)
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as in `alloc`.
-        unsafe {
-            match plain(&layout) {
-                true => mi_zalloc(layout.size()),
-                false => mi_zalloc_aligned(layout.size(), layout.align()),
-            }
-        }
-        .cast()
+        block(layout, true)
     }
 
     #[inline]
@@ -147,6 +153,15 @@ mod tests {
         // options beside it default to 0).
         let value = unsafe { libmimalloc_sys::mi_option_get(super::PURGE_DELAY) };
         assert_eq!(value, 1000);
+    }
+
+    #[test]
+    fn huge_pages_are_off_for_the_process_once_asked() {
+        super::no_huge_pages().unwrap();
+        // SAFETY: PR_GET_THP_DISABLE takes no pointer; it returns the
+        // process's flag.
+        let flag = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+        assert_eq!(flag, 1);
     }
 
     #[test]

@@ -286,10 +286,9 @@ impl Response {
     /// buffer's end is passed and the rest of it skipped, as that walk
     /// does. Only where nothing samples the rows (no tap).
     fn pass_rows(&mut self, buf: &[u8], mut pos: usize) -> usize {
-        while let Some(h) = buf.get(pos..pos + HEADER_LEN + 1) {
-            let len = h[0] as usize | (h[1] as usize) << 8 | (h[2] as usize) << 16;
+        while let (Some((len, _)), Some(&next)) = (header(&buf[pos..]), buf.get(pos + HEADER_LEN)) {
             // An empty packet's "first byte" is the next packet's header.
-            let first = (len > 0).then_some(h[HEADER_LEN]);
+            let first = (len > 0).then_some(next);
             if len == MAX_FRAGMENT || first == Some(0xff) || self.is_terminator(first, len) {
                 break;
             }
