@@ -273,13 +273,10 @@ fn run() -> anyhow::Result<ExitCode> {
             if let Err(e) = sqlgate::allocator::no_huge_pages() {
                 tracing::warn!(error = %e, "cannot turn transparent huge pages off for this process: idle sessions will hold more memory");
             }
-            let mut rt = tokio::runtime::Builder::new_multi_thread();
-            match config.worker_threads {
-                Some(n) => {
-                    rt.worker_threads(n);
-                }
+            let workers = match config.worker_threads {
+                Some(n) => Some(n),
                 // Tokio's own setting, as it reads it.
-                None if std::env::var_os("TOKIO_WORKER_THREADS").is_some() => {}
+                None if std::env::var_os("TOKIO_WORKER_THREADS").is_some() => None,
                 None => {
                     let here = config
                         .targets
@@ -294,10 +291,10 @@ fn run() -> anyhow::Result<ExitCode> {
                             "runtime: a worker per CPU ([gateway] worker_threads sets it)"
                         );
                     }
-                    rt.worker_threads(n);
+                    Some(n)
                 }
-            }
-            let rt = rt
+            };
+            let rt = sqlgate::runtime::builder(workers)
                 .enable_all()
                 .build()
                 .context("cannot start the runtime")?;

@@ -195,6 +195,10 @@ use judge::{Judge, Seat};
 struct PgJudge(Judge);
 
 impl sqlgate_postgres::SessionHooks for PgJudge {
+    fn ahead(&mut self, sql: &[u8]) -> Option<sqlgate_net::ahead::Ahead> {
+        self.0.policy.ahead(sql)
+    }
+
     fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Verdict<Masks> {
         let judged = if origin == StatementOrigin::FunctionCall {
             if self.0.masking == Some(true) || self.0.masking_now_applies() {
@@ -303,6 +307,10 @@ impl sqlgate_postgres::SessionHooks for PgJudge {
 struct MyJudge(Judge);
 
 impl sqlgate_mysql::SessionHooks for MyJudge {
+    fn ahead(&mut self, sql: &[u8]) -> Option<sqlgate_net::ahead::Ahead> {
+        self.0.policy.ahead(sql)
+    }
+
     fn statement(
         &mut self,
         origin: sqlgate_mysql::StatementOrigin,

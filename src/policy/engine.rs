@@ -171,8 +171,8 @@ impl Engine {
 impl Drop for SessionPolicy {
     fn drop(&mut self) {
         let uncounted = std::mem::take(&mut self.shapes.uncounted);
-        if uncounted > 0 {
-            self.engine.count_by_fingerprint(self.dialect, uncounted);
+        if uncounted != [0, 0] {
+            self.engine.count_recalled(self.dialect, uncounted);
         }
         if self.ddl_pending {
             self.engine.want_catalog(&self.target);
@@ -260,6 +260,9 @@ pub struct SessionPolicy {
     holds: bool,
     /// The shapes this session sent last (`memo.rs`).
     shapes: memo::ShapeMemo,
+    /// A long text classified off the runtime's thread, for its judging
+    /// (`policy::offload`).
+    ahead: super::offload::Classified,
 }
 
 /// Distinct search paths one masking session may set.
@@ -290,7 +293,17 @@ impl SessionPolicy {
             search_paths: Vec::new(),
             holds: false,
             shapes: memo::ShapeMemo::default(),
+            ahead: Default::default(),
         }
+    }
+
+    /// A text of [`super::offload::LONG_TEXT`] bytes or more, before it
+    /// is judged: its classification, made on a blocking thread while the
+    /// caller awaits (`None` for a shorter text).
+    pub fn ahead(&self, sql: &[u8]) -> Option<super::offload::Ahead> {
+        (sql.len() >= super::offload::LONG_TEXT).then(|| {
+            super::offload::classify(self.engine.clone(), self.dialect, sql, self.ahead.clone())
+        })
     }
 
     /// Reviewed statements that can be approved are judged, verdict
@@ -433,16 +446,25 @@ impl SessionPolicy {
     /// last when it is one of them with new literals, else from the
     /// engine's cache (`cache.rs`).
     fn classified(&mut self, sql: &[u8]) -> Arc<[StatementRisk]> {
+        if sql.len() >= super::offload::LONG_TEXT {
+            let ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some((_, classified)) = ahead.filter(|(text, _)| **text == *sql) {
+                return classified;
+            }
+        }
         if let Some(recalled) = self.shapes.recall(sql) {
             if self.shapes.count_due() {
                 let n = std::mem::take(&mut self.shapes.uncounted);
-                self.engine.count_by_fingerprint(self.dialect, n);
+                self.engine.count_recalled(self.dialect, n);
             }
             return recalled;
         }
         let (classified, shape) = self.engine.classify_shaped(self.dialect, sql);
-        if let Some(f) = &shape {
-            self.shapes.remember(sql, f, &classified);
+        match &shape {
+            Some(f) => self.shapes.remember(sql, f, &classified),
+            // Its classification is its own: kept for the same bytes
+            // (`BEGIN`, `COMMIT`, a text repeated whole).
+            None => self.shapes.remember_whole(sql, &classified),
         }
         classified
     }

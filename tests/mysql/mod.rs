@@ -1,6 +1,7 @@
 //! The MySQL gateway, through mysql_async and the mariadb client.
 
 mod approvals;
+mod busy;
 mod commands;
 mod hostile;
 mod masking;

@@ -95,6 +95,14 @@ pub trait SessionHooks: Send {
     /// otherwise).
     fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Verdict<Masks>;
 
+    /// A text of [`sqlgate_net::ahead::LONG_TEXT`] bytes or more, before
+    /// [`statement`](Self::statement) is asked about it: what the relay
+    /// awaits first (the text classified off the relay's thread, so that
+    /// judging it stalls no other session). `None`: nothing to await.
+    fn ahead(&mut self, _sql: &[u8]) -> Option<sqlgate_net::ahead::Ahead> {
+        None
+    }
+
     /// Whether results of this session may be masked. Asked when the
     /// relay starts and after COM_CHANGE_USER.
     fn masking(&mut self) -> bool {

@@ -266,6 +266,11 @@ impl Relay<'_> {
                 } else {
                     StatementOrigin::Prepare
                 };
+                if text.len() > sqlgate_net::ahead::LONG_TEXT {
+                    if let Some(ahead) = self.judge.ahead(&text[1..]) {
+                        ahead.await;
+                    }
+                }
                 let masks = match self.judge.statement(origin, &text[1..]) {
                     Verdict::Allow(masks) => masks,
                     Verdict::Refuse(refusal) => {

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod accept;
+pub mod ahead;
 pub mod budget;
 pub mod hostile;
 pub mod identity;

@@ -145,6 +145,14 @@ pub trait SessionHooks: Send {
     /// (none otherwise).
     fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Verdict<Masks>;
 
+    /// A text of [`sqlgate_net::ahead::LONG_TEXT`] bytes or more, before
+    /// [`statement`](Self::statement) is asked about it: what the relay
+    /// awaits first (the text classified off the relay's thread, so that
+    /// judging it stalls no other session). `None`: nothing to await.
+    fn ahead(&mut self, _sql: &[u8]) -> Option<sqlgate_net::ahead::Ahead> {
+        None
+    }
+
     /// Whether results of this session may be masked: the relay then
     /// follows which statement each result belongs to. Asked once, when
     /// the relay starts.

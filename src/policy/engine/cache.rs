@@ -111,13 +111,14 @@ impl Engine {
         self.classify_shaped(dialect, sql).0
     }
 
-    /// Counts `n` texts served by a fingerprint outside the cache (a
-    /// session's own shapes, `memo.rs`).
-    pub(super) fn count_by_fingerprint(&self, dialect: SqlDialect, n: u64) {
+    /// Counts texts served outside the cache by a session's own shapes
+    /// (`memo.rs`): by a shape with literals, and by a text kept whole.
+    pub(super) fn count_recalled(&self, dialect: SqlDialect, [by_fingerprint, by_text]: [u64; 2]) {
         let mut cache = self.cache[dialect as usize]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        cache.counts[0] += n;
+        cache.counts[0] += by_fingerprint;
+        cache.counts[1] += by_text;
     }
 
     /// [`Engine::classify`], and the text's fingerprint when the

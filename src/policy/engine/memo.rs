@@ -22,6 +22,10 @@
 //! lexer hazards, and its statements stand where the remembered ones
 //! stood, moved by the literals' change of length.
 //!
+//! A text whose classification is its own (no literals, as `BEGIN`; or a
+//! classification that depends on its literals' values) is remembered
+//! whole, without literals: only the same bytes match it.
+//!
 //! The recording relies on the same: it scans a shape's words away from
 //! its literals for credential words once (`recording/shapes.rs`). A
 //! looser match here (case, whitespace, comments) would let a later text
@@ -33,10 +37,14 @@ use std::sync::Arc;
 use crate::policy::classify::StatementRisk;
 use crate::policy::fingerprint::{Fingerprint, Literal, LiteralKind};
 
-/// Shapes a session remembers (sysbench's read-only mix alternates
-/// between 22, pgbench's TPC-B between 7).
-const REMEMBERED: usize = 16;
-/// Texts longer than this are not remembered (at most 16 KiB of texts
+/// Shapes a session remembers. sysbench's read-only mix alternates
+/// between 20 with literals, pgbench's TPC-B between 7; with 16, a fifth
+/// of sysbench's texts missed, each miss costing a fingerprint, a shared
+/// cache lookup and a fresh reach check (about 7k instructions). Trying
+/// a shape that does not match compares the bytes before its first
+/// literal, so a text matching none costs about 50 instructions a shape.
+const REMEMBERED: usize = 32;
+/// Texts longer than this are not remembered (at most 32 KiB of texts
 /// per session; long texts are rarely repeated with new literals).
 const MAX_TEXT: usize = 1024;
 /// A literal longer than this is not taken for a remembered one's (the
@@ -68,8 +76,10 @@ struct Remembered {
 #[derive(Debug, Default)]
 pub(super) struct ShapeMemo {
     remembered: Vec<Remembered>,
-    /// Hits not yet counted in the engine's statistics.
-    pub(super) uncounted: u64,
+    /// Hits not yet counted in the engine's statistics: of shapes with
+    /// literals (the engine counts them as served by fingerprint), and of
+    /// texts remembered whole (served by text).
+    pub(super) uncounted: [u64; 2],
     /// The entry the text being judged matched or was remembered as.
     current: Option<usize>,
     /// Where the literals of the text being judged are (bytes), when it
@@ -111,7 +121,7 @@ impl ShapeMemo {
             .remembered
             .iter()
             .position(|r| matches(r, text, spans, deltas))?;
-        self.uncounted += 1;
+        self.uncounted[usize::from(self.remembered[i].literals.is_empty())] += 1;
         let at = i.saturating_sub(1);
         self.remembered.swap(i, at);
         self.current = Some(at);
@@ -130,14 +140,27 @@ impl ShapeMemo {
         f: &Fingerprint,
         classified: &Arc<[StatementRisk]>,
     ) {
-        if text.len() > MAX_TEXT || !f.exact {
+        if f.exact {
+            self.keep(text, &f.literals, classified);
+        }
+    }
+
+    /// Remembers `text` whole, as its own classification: it matches the
+    /// same bytes only (a text without literals, as `BEGIN`, or one whose
+    /// classification does not stand for its fingerprint's other texts).
+    pub(super) fn remember_whole(&mut self, text: &[u8], classified: &Arc<[StatementRisk]>) {
+        self.keep(text, &[], classified);
+    }
+
+    fn keep(&mut self, text: &[u8], literals: &[Literal], classified: &Arc<[StatementRisk]>) {
+        if text.len() > MAX_TEXT {
             return;
         }
         self.next_id += 1;
         let entry = Remembered {
             id: self.next_id,
             text: text.into(),
-            literals: f.literals.as_slice().into(),
+            literals: literals.into(),
             classified: classified.clone(),
             reach: vec![None; classified.len()],
         };
@@ -180,7 +203,7 @@ impl ShapeMemo {
 
     /// Whether enough hits wait to be counted.
     pub(super) fn count_due(&self) -> bool {
-        self.uncounted >= COUNT_EVERY
+        self.uncounted[0] + self.uncounted[1] >= COUNT_EVERY
     }
 }
 

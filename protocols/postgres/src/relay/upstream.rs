@@ -53,6 +53,10 @@ pub(super) struct Upstream<'a> {
     waiting: Option<sqlgate_net::verdict::Wait>,
     resumed: Option<Result<Masks, ClientError>>,
     judged: Option<Masks>,
+    /// What a long text's judging waits for, and whether it has been
+    /// awaited (the scan that meets the text again judges it).
+    ahead: Option<sqlgate_net::ahead::Ahead>,
+    ahead_done: bool,
     /// Bytes read from the client.
     pub received: u64,
     /// Binds are reported to the hooks (for the recording).
@@ -86,6 +90,10 @@ enum Scan {
     /// Forward `0..before`, then await the judged statement's wait and
     /// scan again from it.
     Wait(usize),
+    /// Forward `0..before`, then await what the hooks asked for before
+    /// the long text there is judged ([`Upstream::ahead`]), and scan again
+    /// from it.
+    Ahead(usize),
     /// Forward `0..n` (then a Flush of the relay's own when `flush`: a
     /// batch left open is answered), then read nothing more: the session
     /// is ending and the next message would start new work.
@@ -112,6 +120,8 @@ impl<'a> Upstream<'a> {
             waiting: None,
             resumed: None,
             judged: None,
+            ahead: None,
+            ahead_done: false,
             received: 0,
             records_binds,
         }
@@ -150,6 +160,17 @@ impl<'a> Upstream<'a> {
                     if let Err(end) = self.hold(rd, buf).await {
                         return end;
                     }
+                    continue;
+                }
+                Scan::Ahead(before) => {
+                    if let Err(e) = write(wr, &buf[..before]).await {
+                        return RelayEnd::ServerError(e.into());
+                    }
+                    buf.advance(before);
+                    if let Some(ahead) = self.ahead.take() {
+                        ahead.await;
+                    }
+                    self.ahead_done = true;
                     continue;
                 }
                 Scan::Drained { upto: n, flush } => {
@@ -407,17 +428,22 @@ impl<'a> Upstream<'a> {
             // Met again after its wait: judged already.
             Some(verdict) => verdict,
             None => {
-                let verdict = match tag {
-                    frontend_tag::QUERY => self
-                        .hooks
-                        .statement(StatementOrigin::Query, query::query_text(body)?),
-                    frontend_tag::PARSE => self
-                        .hooks
-                        .statement(StatementOrigin::Parse, query::parse_text(body)?.1),
+                let (origin, sql) = match tag {
+                    frontend_tag::QUERY => (StatementOrigin::Query, query::query_text(body)?),
+                    frontend_tag::PARSE => (StatementOrigin::Parse, query::parse_text(body)?.1),
                     // Judged before its body is read: nothing in it says
                     // more than "a function by OID".
-                    _ => self.hooks.statement(StatementOrigin::FunctionCall, b""),
+                    _ => (StatementOrigin::FunctionCall, &b""[..]),
                 };
+                if sql.len() >= sqlgate_net::ahead::LONG_TEXT
+                    && !std::mem::take(&mut self.ahead_done)
+                {
+                    if let Some(ahead) = self.hooks.ahead(sql) {
+                        self.ahead = Some(ahead);
+                        return Ok(Some(Scan::Ahead(pos)));
+                    }
+                }
+                let verdict = self.hooks.statement(origin, sql);
                 match verdict {
                     Verdict::Allow(masks) => Ok(masks),
                     Verdict::Refuse(refusal) => Err(ClientError::from(refusal)),

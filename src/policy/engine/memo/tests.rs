@@ -306,3 +306,90 @@ fn shapes_moved_forward_and_evicted_keep_their_own_findings() {
         }
     }
 }
+
+/// A session cycling through sysbench's read-only mix (five queries over
+/// four tables, each with new literals) has every text recalled once
+/// each shape was seen: no shape is evicted by the others.
+#[test]
+fn a_session_cycling_through_sysbenchs_read_only_mix_recalls_every_shape() {
+    let engine = Arc::new(Engine::new(None, 64));
+    let dialect = SqlDialect::Mysql;
+    let mut rng = StdRng::seed_from_u64(0x5b);
+    let mut memo = ShapeMemo::default();
+    for round in 0..4 {
+        for table in 1..=4 {
+            let (a, b) = (rng.random_range(1..5000), rng.random_range(5000..10000));
+            for text in [
+                format!("SELECT c FROM sbtest{table} WHERE id={a}"),
+                format!("SELECT c FROM sbtest{table} WHERE id BETWEEN {a} AND {b}"),
+                format!("SELECT SUM(k) FROM sbtest{table} WHERE id BETWEEN {a} AND {b}"),
+                format!("SELECT c FROM sbtest{table} WHERE id BETWEEN {a} AND {b} ORDER BY c"),
+                format!(
+                    "SELECT DISTINCT c FROM sbtest{table} WHERE id BETWEEN {a} AND {b} ORDER BY c"
+                ),
+            ] {
+                let recalled = memo.recall(text.as_bytes()).is_some();
+                if round > 0 {
+                    assert!(recalled, "round {round}: {text} was not recalled");
+                } else if !recalled {
+                    let (classified, shape) = engine.classify_shaped(dialect, text.as_bytes());
+                    let f = shape.expect("an exact shape");
+                    memo.remember(text.as_bytes(), &f, &classified);
+                }
+            }
+        }
+    }
+}
+
+/// Texts without literals (`BEGIN`, `COMMIT`) and texts whose
+/// classification is their own (an always-true condition, an encoding)
+/// are kept whole:
+/// the same bytes are recalled, with the classification a fresh one
+/// gives; any other bytes are not.
+#[test]
+fn texts_kept_whole_are_recalled_for_the_same_bytes_only() {
+    use crate::policy::engine::SessionPolicy;
+    let engine = Arc::new(Engine::new(None, 64));
+    let mut session = SessionPolicy::new(engine.clone(), SqlDialect::Mysql, "u", &[], "t");
+    let texts = [
+        "BEGIN",
+        "DELETE FROM t WHERE 1 = 1",
+        "DELETE FROM t WHERE 1 = 2",
+        "SET NAMES 'latin1'",
+        "SET NAMES 'utf8mb4'",
+        "COMMIT",
+        "ROLLBACK",
+    ];
+    let fresh_engine = Engine::new(None, 64);
+    let mut ids = std::collections::HashMap::new();
+    for round in 0..3 {
+        for text in texts {
+            let fresh = fresh_engine.classify(SqlDialect::Mysql, text.as_bytes());
+            let judged = session.judge_statements(text.as_bytes(), false);
+            let shape = session.shape().expect("a text kept whole has a shape");
+            assert!(shape.literals.is_empty(), "{text}: {:?}", shape.literals);
+            let id = *ids.entry(text).or_insert(shape.id);
+            assert_eq!(
+                shape.id, id,
+                "round {round}: {text} recalled as another text"
+            );
+            let got: Vec<_> = judged
+                .iter()
+                .map(|j| j.as_ref().map(|j| j.tags).map_err(|e| e.message.clone()))
+                .collect();
+            let want: Vec<_> = fresh.iter().map(|s| s.risk.tags).collect();
+            assert_eq!(got.len(), want.len(), "{text}");
+            for (g, w) in got.iter().zip(&want) {
+                if let Ok(g) = g {
+                    assert_eq!(g, w, "round {round}: {text}");
+                }
+            }
+        }
+    }
+    drop(session);
+    // Two rounds of seven texts recalled whole: served by text, not by a
+    // fingerprint.
+    let counts = engine.cache_counts();
+    assert_eq!(counts.by_text, 14, "{counts:?}");
+    assert_eq!(counts.by_fingerprint, 0, "{counts:?}");
+}
