@@ -28,7 +28,7 @@ pub fn default_workers(cpus: usize, targets_here: bool) -> usize {
 /// (its per-batch statistics, a `powf` and two clock reads; its idle
 /// bookkeeping) for nothing a single thread needs. Nothing the gateway
 /// runs needs a worker handed over (`block_in_place`): long texts are
-/// classified on blocking threads (`policy::offload`).
+/// judged on blocking threads (`policy::offload`).
 pub fn builder(workers: Option<usize>) -> tokio::runtime::Builder {
     match workers {
         Some(1) => tokio::runtime::Builder::new_current_thread(),

@@ -41,6 +41,8 @@ pub(super) struct Seat<'a> {
 /// One session's statement judge, shared by both protocols.
 pub(super) struct Judge {
     pub policy: SessionPolicy,
+    /// A long text judged off the runtime's thread (`policy::offload`).
+    ahead: crate::policy::offload::Slot,
     /// What the session's statements are recorded in.
     pub log: crate::recording::SessionLog,
     /// What the relay awaits before forwarding the last judged text: its
@@ -163,6 +165,7 @@ impl Judge {
             dialect,
             policy: SessionPolicy::new(engine.clone(), dialect, user, &groups, target)
                 .holding_reviews(seat.approvals.is_some()),
+            ahead: Default::default(),
             masking: None,
             session,
             user: user.to_owned(),
@@ -513,6 +516,17 @@ impl Judge {
         }
     }
 
+    /// A text of [`crate::policy::offload::LONG_TEXT`] bytes or more,
+    /// before it is judged: its judging on a blocking thread, by a copy
+    /// of this session's state, which [`judge`](Self::judge) then takes.
+    pub fn ahead(&mut self, sql: &[u8]) -> Option<sqlgate_net::ahead::Ahead> {
+        if sql.len() < crate::policy::offload::LONG_TEXT || self.masking_now_applies() {
+            return None;
+        }
+        let copy = self.policy.copy_for_elsewhere();
+        Some(crate::policy::offload::judge(copy, sql, self.ahead.clone()))
+    }
+
     /// The session started without masking and masking rules apply now
     /// (a policy reload): its relay does not follow results.
     pub fn masking_now_applies(&mut self) -> bool {
@@ -545,8 +559,15 @@ impl Judge {
                 tags: crate::policy::tags::TagSet::EMPTY,
             })
         } else {
-            // (A long text was classified off the thread, `ahead`.)
-            self.policy.judge_text(sql, &text)
+            match crate::policy::offload::take(&self.ahead, sql) {
+                // Judged off the runtime's thread (`ahead`), by a copy of
+                // this session's state, which is now its own.
+                Some(done) => {
+                    self.policy.adopt(done.policy);
+                    done.judged
+                }
+                None => self.policy.judge_text(sql, &text),
+            }
         };
         let origin_name = origin.record_name();
         // A shape's literal spans are in the text's bytes: only a text

@@ -196,7 +196,7 @@ struct PgJudge(Judge);
 
 impl sqlgate_postgres::SessionHooks for PgJudge {
     fn ahead(&mut self, sql: &[u8]) -> Option<sqlgate_net::ahead::Ahead> {
-        self.0.policy.ahead(sql)
+        self.0.ahead(sql)
     }
 
     fn statement(&mut self, origin: StatementOrigin, sql: &[u8]) -> Verdict<Masks> {
@@ -308,7 +308,7 @@ struct MyJudge(Judge);
 
 impl sqlgate_mysql::SessionHooks for MyJudge {
     fn ahead(&mut self, sql: &[u8]) -> Option<sqlgate_net::ahead::Ahead> {
-        self.0.policy.ahead(sql)
+        self.0.ahead(sql)
     }
 
     fn statement(

@@ -228,7 +228,7 @@ pub struct Judged {
 }
 
 /// One session's view of the policy.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SessionPolicy {
     engine: Arc<Engine>,
     dialect: SqlDialect,
@@ -260,9 +260,6 @@ pub struct SessionPolicy {
     holds: bool,
     /// The shapes this session sent last (`memo.rs`).
     shapes: memo::ShapeMemo,
-    /// A long text classified off the runtime's thread, for its judging
-    /// (`policy::offload`).
-    ahead: super::offload::Classified,
 }
 
 /// Distinct search paths one masking session may set.
@@ -293,17 +290,29 @@ impl SessionPolicy {
             search_paths: Vec::new(),
             holds: false,
             shapes: memo::ShapeMemo::default(),
-            ahead: Default::default(),
         }
     }
 
-    /// A text of [`super::offload::LONG_TEXT`] bytes or more, before it
-    /// is judged: its classification, made on a blocking thread while the
-    /// caller awaits (`None` for a shorter text).
-    pub fn ahead(&self, sql: &[u8]) -> Option<super::offload::Ahead> {
-        (sql.len() >= super::offload::LONG_TEXT).then(|| {
-            super::offload::classify(self.engine.clone(), self.dialect, sql, self.ahead.clone())
-        })
+    /// A copy of this session's state that judges a text elsewhere (a
+    /// long text, on a blocking thread: `policy::offload`); this one is
+    /// left as it was, for the case the copy never comes back. Hits not
+    /// yet counted stay here: a copy dropped unused counts nothing twice.
+    pub fn copy_for_elsewhere(&self) -> SessionPolicy {
+        let mut copy = self.clone();
+        copy.shapes.uncounted = [0, 0];
+        copy
+    }
+
+    /// Takes the state of a copy that judged this session's next text
+    /// ([`copy_for_elsewhere`](Self::copy_for_elsewhere)) as its own.
+    pub fn adopt(&mut self, mut copy: SessionPolicy) {
+        let [a, b] = std::mem::take(&mut self.shapes.uncounted);
+        copy.shapes.uncounted[0] += a;
+        copy.shapes.uncounted[1] += b;
+        // (What the copy still owes the catalog, it owes; this one's
+        // debt went with the copy.)
+        self.ddl_pending = false;
+        *self = copy;
     }
 
     /// Reviewed statements that can be approved are judged, verdict
@@ -446,12 +455,6 @@ impl SessionPolicy {
     /// last when it is one of them with new literals, else from the
     /// engine's cache (`cache.rs`).
     fn classified(&mut self, sql: &[u8]) -> Arc<[StatementRisk]> {
-        if sql.len() >= super::offload::LONG_TEXT {
-            let ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some((_, classified)) = ahead.filter(|(text, _)| **text == *sql) {
-                return classified;
-            }
-        }
         if let Some(recalled) = self.shapes.recall(sql) {
             if self.shapes.count_due() {
                 let n = std::mem::take(&mut self.shapes.uncounted);

@@ -321,6 +321,12 @@ async fn a_target_reaches_only_its_own_database() {
     ] {
         let message = refusal(via.query_drop(sql).await.unwrap_err());
         assert!(message.contains("outside target"), "{sql}: {message}");
+        // The same as a long text (judged off the runtime's thread), after
+        // a short one the session remembers.
+        assert_eq!(count(&mut via, "SELECT 1").await, 1);
+        let long = format!("{sql} /* {} */", "x".repeat(20 * 1024));
+        let message = refusal(via.query_drop(&long).await.unwrap_err());
+        assert!(message.contains("outside target"), "long {sql}: {message}");
     }
     // COM_INIT_DB is judged as the USE it is.
     let mut raw = super::relay::raw_session(gw.mysql_port()).await;

@@ -236,6 +236,16 @@ impl Relay<'_> {
         }
     }
 
+    /// Before a long text is judged: what the hooks ask to await (its
+    /// judging off the runtime's thread).
+    async fn ahead(&mut self, sql: &[u8]) {
+        if sql.len() >= sqlgate_net::ahead::LONG_TEXT {
+            if let Some(ahead) = self.judge.ahead(sql) {
+                ahead.await;
+            }
+        }
+    }
+
     /// One command and its response; `Ok(false)` on COM_QUIT.
     async fn command(&mut self, sbuf: &mut BytesMut) -> Result<bool, Side> {
         let (len, seq) = header(&self.cbuf).ok_or(Side::Client(ProtocolError::Truncated))?;
@@ -266,11 +276,7 @@ impl Relay<'_> {
                 } else {
                     StatementOrigin::Prepare
                 };
-                if text.len() > sqlgate_net::ahead::LONG_TEXT {
-                    if let Some(ahead) = self.judge.ahead(&text[1..]) {
-                        ahead.await;
-                    }
-                }
+                self.ahead(&text[1..]).await;
                 let masks = match self.judge.statement(origin, &text[1..]) {
                     Verdict::Allow(masks) => masks,
                     Verdict::Refuse(refusal) => {
@@ -383,6 +389,7 @@ impl Relay<'_> {
                     sql.push(b);
                 }
                 sql.push(b'`');
+                self.ahead(&sql).await;
                 // A held one (its record durable first) waits like a query.
                 if let Some(err) = match self.judge.statement(StatementOrigin::InitDb, &sql) {
                     Verdict::Allow(_) => None,

@@ -1,8 +1,8 @@
 //! Work a relay awaits before it asks its hooks about a long statement
 //! text. Why: a text of megabytes takes long enough to parse that, on the
 //! thread that moves every other session's bytes, it would stall them
-//! all; the engine classifies such a text on a blocking thread while the
-//! relay awaits, and then judges it from that classification in place.
+//! all; the engine judges such a text on a blocking thread while the
+//! relay awaits, and its statement hook then answers from that judging.
 //!
 //! This module must never judge: it only names the wait and the length
 //! past which a relay asks for one.

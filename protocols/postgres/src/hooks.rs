@@ -147,7 +147,7 @@ pub trait SessionHooks: Send {
 
     /// A text of [`sqlgate_net::ahead::LONG_TEXT`] bytes or more, before
     /// [`statement`](Self::statement) is asked about it: what the relay
-    /// awaits first (the text classified off the relay's thread, so that
+    /// awaits first (the text judged off the relay's thread, so that
     /// judging it stalls no other session). `None`: nothing to await.
     fn ahead(&mut self, _sql: &[u8]) -> Option<sqlgate_net::ahead::Ahead> {
         None

@@ -78,10 +78,11 @@ impl Classified {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheCounts {
     /// Served by a fingerprint another text was classified under, or by
-    /// a shape the session remembered (`memo.rs`; counted 64 at a time
-    /// and when the session ends).
+    /// a shape with literals the session remembered (`memo.rs`; counted
+    /// 64 at a time and when the session ends).
     pub by_fingerprint: u64,
-    /// Served by the same text seen before.
+    /// Served by the same text seen before (in the cache, or remembered
+    /// by the session, as a text without literals is).
     pub by_text: u64,
     /// Split, parsed and classified.
     pub classified: u64,

@@ -55,7 +55,7 @@ const MAX_NUMBER: usize = 18;
 const COUNT_EVERY: u64 = 64;
 
 /// One remembered text.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Remembered {
     /// Its number in the session (never reused): what a session's other
     /// parts key their own notes on a shape by.
@@ -73,7 +73,7 @@ struct Remembered {
 /// A session's recent shapes, the most used first: a shape that matches
 /// moves one place forward, and a new shape takes the last place once
 /// all are taken.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct ShapeMemo {
     remembered: Vec<Remembered>,
     /// Hits not yet counted in the engine's statistics: of shapes with

@@ -76,3 +76,42 @@ fn a_reload_changes_the_verdicts_of_running_sessions() {
     assert!(s.judge(b"drop table t").is_ok());
     assert!(!s.read_only());
 }
+
+/// A session whose texts are judged by copies of its state elsewhere
+/// (long texts, `policy::offload`), each copy's state then taken back,
+/// judges as a session judging in place: prepared names, shapes and
+/// refusals carry over from one text to the next.
+#[test]
+fn copies_judging_elsewhere_leave_the_state_judging_in_place_leaves() {
+    // (An engine each: what one's cache has seen decides how a text is
+    // remembered.)
+    let (e, f) = (engine(), engine());
+    let mut here = agent(&e);
+    let mut there = agent(&f);
+    for text in [
+        "PREPARE s AS DELETE FROM t",
+        "SELECT 1",
+        "EXECUTE s",
+        "PREPARE r AS SELECT 2",
+        "EXECUTE r",
+        "DEALLOCATE s",
+        "EXECUTE s",
+        "SELECT 3",
+        "DROP TABLE t",
+    ] {
+        let shown = |r: &Result<Vec<Judged>, Refusal>| match r {
+            Ok(j) => format!("{:?}", j.iter().map(|j| j.tags).collect::<Vec<_>>()),
+            Err(e) => e.message.clone(),
+        };
+        let in_place = here.judge(text.as_bytes());
+        let mut copy = there.copy_for_elsewhere();
+        let elsewhere = copy.judge(text.as_bytes());
+        there.adopt(copy);
+        assert_eq!(shown(&elsewhere), shown(&in_place), "{text}");
+        assert_eq!(
+            there.shape().map(|s| s.id),
+            here.shape().map(|s| s.id),
+            "{text}"
+        );
+    }
+}

@@ -304,6 +304,8 @@ impl<'a> Upstream<'a> {
                     return Ok(Scan::Forward(pos));
                 }
             }
+            // (Taken back when the message is met again after a wait.)
+            let (boundary, copy_run_before) = (self.boundary, self.copy_run);
             match tag {
                 frontend_tag::QUERY | frontend_tag::SYNC | frontend_tag::FUNCTION_CALL => {
                     self.boundary = true
@@ -322,6 +324,11 @@ impl<'a> Upstream<'a> {
             match tag {
                 frontend_tag::QUERY | frontend_tag::PARSE | frontend_tag::FUNCTION_CALL => {
                     if let Some(scan) = self.statement(tag, body, pos, total)? {
+                        if matches!(scan, Scan::Wait(_) | Scan::Ahead(_)) {
+                            // Not forwarded yet: while it waits, an ending
+                            // session sees the batch as it was.
+                            (self.boundary, self.copy_run) = (boundary, copy_run_before);
+                        }
                         return Ok(scan);
                     }
                 }
