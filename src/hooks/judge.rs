@@ -523,6 +523,8 @@ impl Judge {
         if sql.len() < crate::policy::offload::LONG_TEXT || self.masking_now_applies() {
             return None;
         }
+        // (Emptied first: a judging that panics leaves no older one.)
+        self.ahead.lock().unwrap_or_else(|e| e.into_inner()).take();
         let copy = self.policy.copy_for_elsewhere();
         Some(crate::policy::offload::judge(copy, sql, self.ahead.clone()))
     }
@@ -542,6 +544,9 @@ impl Judge {
         self.refused = None;
         // Read once, for the policy and the recording.
         let text = sqlgate_net::sample::lossy(sql);
+        // Taken whatever the verdict: a judging left in the slot would
+        // hold its parse trees for the rest of the session.
+        let ahead = crate::policy::offload::take(&self.ahead, sql);
         // A policy reload made masking rules apply to a session whose relay
         // does not follow results: nothing may run until it reconnects.
         let judged = if self.masking_now_applies() {
@@ -559,7 +564,7 @@ impl Judge {
                 tags: crate::policy::tags::TagSet::EMPTY,
             })
         } else {
-            match crate::policy::offload::take(&self.ahead, sql) {
+            match ahead {
                 // Judged off the runtime's thread (`ahead`), by a copy of
                 // this session's state, which is now its own.
                 Some(done) => {

@@ -45,8 +45,9 @@ pub type Slot = Arc<Mutex<Option<JudgedAhead>>>;
 
 /// Judges `sql` with `policy` (a copy of the session's) on a blocking
 /// thread, in its turn among long texts, and leaves the outcome in
-/// `slot`. A judging that panics leaves `slot` empty: the text is then
-/// judged in place, by the session's own state.
+/// `slot` (which its caller empties first). A judging that panics leaves
+/// `slot` empty: the text is then judged in place, by the session's own
+/// state.
 pub fn judge(mut policy: SessionPolicy, sql: &[u8], slot: Slot) -> Ahead {
     let sql: Box<[u8]> = sql.into();
     Box::pin(async move {
@@ -72,7 +73,8 @@ pub fn judge(mut policy: SessionPolicy, sql: &[u8], slot: Slot) -> Ahead {
     })
 }
 
-/// The outcome in `slot` when it is of `sql` (taken either way).
+/// The outcome in `slot` when it is of `sql` (taken either way; a
+/// shorter text never had one asked, and finds none).
 pub fn take(slot: &Slot, sql: &[u8]) -> Option<JudgedAhead> {
     if sql.len() < LONG_TEXT {
         return None;
